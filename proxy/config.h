@@ -1,0 +1,106 @@
+// The configuration of a sluice process: what it listens on, where it forwards, its limits
+// and timeouts. Built once by the loader (proxy/config_loader.h) or the quick-start flags
+// (proxy/cli.h), validated, and then shared read-only as std::shared_ptr<const Config>: every
+// worker reads the snapshot it was given, and a reload publishes a new one.
+#ifndef SLUICE_PROXY_CONFIG_H_
+#define SLUICE_PROXY_CONFIG_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/log.h"
+#include "proxy/cidr.h"
+#include "proxy/path_normalizer.h"
+#include "proxy/socket_address.h"
+
+namespace sluice {
+
+inline constexpr char kDefaultConfigPath[] = "conf/sluice.yaml";
+inline constexpr char kDefaultListenAddress[] = "127.0.0.1:8080";
+
+struct ListenerConfig {
+  std::string name;
+  SocketAddress address;
+  bool proxy_protocol = false;  // expect a PROXY v1/v2 header before HTTP
+  int backlog = 1024;
+};
+
+enum class BalancerKind { kRoundRobin, kLeastOutstanding };
+
+struct PoolConfig {
+  uint32_t max_idle = 64;                          // idle keep-alive connections per endpoint, per worker
+  absl::Duration idle_timeout = absl::Seconds(60); // an idle pooled connection is closed after this
+  uint32_t max_requests = 1000;                    // per upstream connection; 0: unlimited
+};
+
+struct EndpointConfig {
+  std::string text;  // as written, for logs
+  SocketAddress address;
+};
+
+struct ClusterConfig {
+  std::string name;
+  BalancerKind balancer = BalancerKind::kLeastOutstanding;
+  std::vector<EndpointConfig> endpoints;
+  PoolConfig pool;
+  absl::Duration connect_timeout = absl::Seconds(2);
+  absl::Duration response_timeout = absl::Seconds(30);  // request sent -> first response byte
+};
+
+struct RouteConfig {
+  std::string host = "*";         // "*", "example.com" or "*.example.com"; port ignored
+  std::string path_prefix = "/";  // matched on whole segments against the normalized path
+  std::string cluster;
+  size_t cluster_index = 0;  // resolved by validation
+};
+
+struct LimitsConfig {
+  uint32_t max_head_bytes = 64 * 1024;
+  uint32_t max_headers = 100;
+  uint32_t max_target_bytes = 8 * 1024;
+  uint64_t max_request_body_bytes = 0;          // 0: unlimited
+  uint32_t max_requests_per_connection = 0;     // downstream keep-alive; 0: unlimited
+};
+
+struct TimeoutsConfig {
+  absl::Duration head_read = absl::Seconds(10);         // first byte of a head -> end of it
+  absl::Duration downstream_idle = absl::Seconds(60);   // keep-alive wait for the next request
+  absl::Duration body_idle = absl::Seconds(30);         // no body byte in either direction
+  absl::Duration tunnel_idle = absl::Hours(1);          // upgraded connections (WebSocket)
+  absl::Duration drain = absl::Seconds(30);             // SIGTERM: in-flight requests get this long
+};
+
+enum class ForwardedForMode { kOverwrite, kAppend };
+
+struct ProxyOptions {
+  std::string via = "sluice";                 // Via pseudonym; empty: no Via
+  std::string request_id_header = "x-request-id";
+  ForwardedForMode forwarded_for = ForwardedForMode::kOverwrite;
+  CidrSet trusted_proxies;                    // their X-Forwarded-* are kept and appended to
+  PathNormalizerOptions path;
+};
+
+struct Config {
+  std::string source;  // the file it came from, or "command line"
+  int workers = 1;     // resolved: never 0 after loading
+  LogLevel log_level = LogLevel::kInfo;
+  std::string user;    // drop to this user after binding; empty: stay
+  std::vector<ListenerConfig> listeners;
+  std::vector<ClusterConfig> clusters;
+  std::vector<RouteConfig> routes;
+  LimitsConfig limits;
+  TimeoutsConfig timeouts;
+  ProxyOptions proxy;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+// Number of workers to run when the configuration says 0: the CPUs this process may use.
+int DefaultWorkerCount();
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_CONFIG_H_

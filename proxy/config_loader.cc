@@ -1,0 +1,472 @@
+#include "proxy/config_loader.h"
+#include "common/strings.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "common/units.h"
+#include "yaml-cpp/yaml.h"
+
+namespace sluice {
+namespace {
+
+// A YAML node with the key path that leads to it, so every error can say where it is.
+class Field {
+ public:
+  Field(YAML::Node node, std::string path, const std::string* source, int line)
+      : node_(std::move(node)), path_(std::move(path)), source_(source), line_(line) {
+    if (node_.IsDefined() && node_.Mark().line >= 0) line_ = node_.Mark().line + 1;
+  }
+
+  // Re-anchors an error from a value parser (which knows nothing of files) at this key.
+  absl::Status Error(const absl::Status& status) const {
+    return Error(std::string_view(status.message().data(), status.message().size()));
+  }
+  absl::Status Error(std::string_view message) const {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s:%d: %s: %s", *source_, line_, path_.empty() ? "(top level)" : path_, message));
+  }
+
+  bool present() const { return node_.IsDefined() && !node_.IsNull(); }
+  const std::string& path() const { return path_; }
+  int line() const { return line_; }
+
+  Field Child(std::string_view key) const {
+    std::string path = path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+    return Field(node_.IsMap() ? node_[std::string(key)] : YAML::Node(YAML::NodeType::Undefined),
+                 std::move(path), source_, line_);
+  }
+
+  absl::Status ExpectMap(std::initializer_list<std::string_view> allowed) const {
+    if (!node_.IsMap()) return Error("expected a mapping of keys to values");
+    std::string names;
+    for (std::string_view a : allowed) {
+      if (!names.empty()) names += ", ";
+      names += a;
+    }
+    for (const auto& entry : node_) {
+      std::string key = entry.first.as<std::string>("");
+      bool known = false;
+      for (std::string_view a : allowed) known = known || key == a;
+      if (!known) {
+        int line = entry.first.Mark().line + 1;
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s:%d: %s: unknown key \"%s\" (expected one of: %s)", *source_, line,
+            path_.empty() ? "(top level)" : path_, key, names));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<Field>> Sequence() const {
+    if (!node_.IsSequence()) return Error("expected a list");
+    std::vector<Field> items;
+    for (size_t i = 0; i < node_.size(); ++i) {
+      items.emplace_back(node_[i], absl::StrFormat("%s[%d]", path_, i), source_, line_);
+    }
+    return items;
+  }
+
+  absl::StatusOr<std::string> Scalar() const {
+    if (!node_.IsScalar()) return Error("expected a single value");
+    return node_.Scalar();
+  }
+
+  absl::Status Read(std::string* out) const {
+    if (!present()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(*out, Scalar());
+    return absl::OkStatus();
+  }
+
+  absl::Status Read(bool* out) const {
+    if (!present()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::string text, Scalar());
+    if (text == "true" || text == "yes" || text == "on") {
+      *out = true;
+    } else if (text == "false" || text == "no" || text == "off") {
+      *out = false;
+    } else {
+      return Error(absl::StrFormat("expected true or false, got \"%s\"", text));
+    }
+    return absl::OkStatus();
+  }
+
+  template <typename Int>
+  absl::Status ReadInt(Int* out, int64_t min, int64_t max) const {
+    if (!present()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::string text, Scalar());
+    int64_t value = 0;
+    if (!ParseInteger(text, &value)) {
+      return Error(absl::StrFormat("expected an integer, got \"%s\"", text));
+    }
+    if (value < min || value > max) {
+      return Error(absl::StrFormat("must be %d..%d, got %d", min, max, value));
+    }
+    *out = static_cast<Int>(value);
+    return absl::OkStatus();
+  }
+
+  template <typename Int>
+  absl::Status ReadSize(Int* out, uint64_t min, uint64_t max) const {
+    if (!present()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::string text, Scalar());
+    absl::StatusOr<uint64_t> size = ParseByteSize(text);
+    if (!size.ok()) return Error(size.status());
+    if (*size < min || *size > max) {
+      return Error(absl::StrFormat("must be between %d and %d bytes, got %d", min, max, *size));
+    }
+    *out = static_cast<Int>(*size);
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadDuration(absl::Duration* out, absl::Duration min) const {
+    if (!present()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::string text, Scalar());
+    absl::StatusOr<absl::Duration> d = ParseDurationText(text);
+    if (!d.ok()) return Error(d.status());
+    if (*d < min) {
+      return Error(absl::StrFormat("must be at least %s, got %s", absl::FormatDuration(min), text));
+    }
+    *out = *d;
+    return absl::OkStatus();
+  }
+
+  absl::Status ReadAddress(SocketAddress* out) const {
+    ASSIGN_OR_RETURN(std::string text, Scalar());
+    absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(text);
+    if (!addr.ok()) return Error(addr.status());
+    *out = *addr;
+    return absl::OkStatus();
+  }
+
+ private:
+  YAML::Node node_;
+  std::string path_;
+  const std::string* source_;
+  int line_;
+};
+
+bool IsValidHostPattern(std::string_view host) {
+  if (host == "*") return true;
+  std::string_view name = host;
+  if (name.starts_with("*.")) name.remove_prefix(2);
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!IsAsciiAlnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ParseListener(const Field& f, ListenerConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"name", "address", "proxy_protocol", "backlog"}));
+  RETURN_IF_ERROR(f.Child("name").Read(&out->name));
+  Field address = f.Child("address");
+  if (!address.present()) return address.Error("required (for example 0.0.0.0:8080)");
+  RETURN_IF_ERROR(address.ReadAddress(&out->address));
+  if (out->name.empty()) out->name = out->address.ToString();
+  RETURN_IF_ERROR(f.Child("proxy_protocol").Read(&out->proxy_protocol));
+  RETURN_IF_ERROR(f.Child("backlog").ReadInt(&out->backlog, 1, 65535));
+  return absl::OkStatus();
+}
+
+absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap(
+      {"name", "endpoints", "balancer", "pool", "connect_timeout", "response_timeout"}));
+  Field name = f.Child("name");
+  if (!name.present()) return name.Error("required");
+  RETURN_IF_ERROR(name.Read(&out->name));
+  if (out->name.empty()) return name.Error("must not be empty");
+
+  Field endpoints = f.Child("endpoints");
+  if (!endpoints.present()) return endpoints.Error("required: a list of address:port");
+  ASSIGN_OR_RETURN(std::vector<Field> items, endpoints.Sequence());
+  if (items.empty()) return endpoints.Error("needs at least one endpoint");
+  for (const Field& item : items) {
+    EndpointConfig endpoint;
+    RETURN_IF_ERROR(item.Read(&endpoint.text));
+    RETURN_IF_ERROR(item.ReadAddress(&endpoint.address));
+    for (const EndpointConfig& other : out->endpoints) {
+      if (other.address == endpoint.address) {
+        return item.Error(absl::StrFormat("endpoint %s is listed twice", endpoint.text));
+      }
+    }
+    out->endpoints.push_back(std::move(endpoint));
+  }
+
+  Field balancer = f.Child("balancer");
+  if (balancer.present()) {
+    ASSIGN_OR_RETURN(std::string kind, balancer.Scalar());
+    if (kind == "round_robin") {
+      out->balancer = BalancerKind::kRoundRobin;
+    } else if (kind == "least_outstanding") {
+      out->balancer = BalancerKind::kLeastOutstanding;
+    } else {
+      return balancer.Error(absl::StrFormat(
+          "must be round_robin or least_outstanding, got \"%s\"", kind));
+    }
+  }
+
+  Field pool = f.Child("pool");
+  if (pool.present()) {
+    RETURN_IF_ERROR(pool.ExpectMap({"max_idle", "idle_timeout", "max_requests"}));
+    RETURN_IF_ERROR(pool.Child("max_idle").ReadInt(&out->pool.max_idle, 0, 100000));
+    RETURN_IF_ERROR(
+        pool.Child("idle_timeout").ReadDuration(&out->pool.idle_timeout, absl::Milliseconds(1)));
+    RETURN_IF_ERROR(pool.Child("max_requests").ReadInt(&out->pool.max_requests, 0, 1 << 30));
+  }
+  RETURN_IF_ERROR(
+      f.Child("connect_timeout").ReadDuration(&out->connect_timeout, absl::Milliseconds(1)));
+  RETURN_IF_ERROR(
+      f.Child("response_timeout").ReadDuration(&out->response_timeout, absl::Milliseconds(1)));
+  return absl::OkStatus();
+}
+
+absl::Status ParseRoute(const Field& f, const std::vector<ClusterConfig>& clusters,
+                        RouteConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"host", "path_prefix", "cluster"}));
+  Field host = f.Child("host");
+  RETURN_IF_ERROR(host.Read(&out->host));
+  out->host = AsciiLower(out->host);
+  if (!IsValidHostPattern(out->host)) {
+    return host.Error(absl::StrFormat(
+        "must be \"*\", a host name or \"*.\" and a domain, got \"%s\"", out->host));
+  }
+  Field prefix = f.Child("path_prefix");
+  RETURN_IF_ERROR(prefix.Read(&out->path_prefix));
+  if (out->path_prefix.empty() || out->path_prefix.front() != '/') {
+    return prefix.Error(absl::StrFormat("must start with /, got \"%s\"", out->path_prefix));
+  }
+  Field cluster = f.Child("cluster");
+  if (!cluster.present()) return cluster.Error("required");
+  RETURN_IF_ERROR(cluster.Read(&out->cluster));
+  for (size_t i = 0; i < clusters.size(); ++i) {
+    if (clusters[i].name == out->cluster) {
+      out->cluster_index = i;
+      return absl::OkStatus();
+    }
+  }
+  return cluster.Error(absl::StrFormat("no cluster named \"%s\"", out->cluster));
+}
+
+absl::Status ParseProxyOptions(const Field& f, ProxyOptions* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"via", "request_id_header", "forwarded_for", "trusted_proxies",
+                               "merge_slashes", "reject_encoded_slash", "reject_encoded_nul"}));
+  RETURN_IF_ERROR(f.Child("via").Read(&out->via));
+  for (char c : out->via) {
+    if ((c <= 0x20 || c >= 0x7f) || c == ',') {
+      return f.Child("via").Error("must be a single token (letters, digits, -._)");
+    }
+  }
+  Field request_id = f.Child("request_id_header");
+  RETURN_IF_ERROR(request_id.Read(&out->request_id_header));
+  for (char c : out->request_id_header) {
+    if (!IsAsciiAlnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
+      return request_id.Error("must be a header name (letters, digits, - and _)");
+    }
+  }
+  Field xff = f.Child("forwarded_for");
+  if (xff.present()) {
+    ASSIGN_OR_RETURN(std::string mode, xff.Scalar());
+    if (mode == "overwrite") {
+      out->forwarded_for = ForwardedForMode::kOverwrite;
+    } else if (mode == "append") {
+      out->forwarded_for = ForwardedForMode::kAppend;
+    } else {
+      return xff.Error(absl::StrFormat("must be overwrite or append, got \"%s\"", mode));
+    }
+  }
+  Field trusted = f.Child("trusted_proxies");
+  if (trusted.present()) {
+    ASSIGN_OR_RETURN(std::vector<Field> items, trusted.Sequence());
+    for (const Field& item : items) {
+      ASSIGN_OR_RETURN(std::string text, item.Scalar());
+      absl::StatusOr<CidrRange> range = CidrRange::Parse(text);
+      if (!range.ok()) return item.Error(range.status());
+      out->trusted_proxies.Add(*range);
+    }
+  }
+  RETURN_IF_ERROR(f.Child("merge_slashes").Read(&out->path.merge_slashes));
+  RETURN_IF_ERROR(f.Child("reject_encoded_slash").Read(&out->path.reject_encoded_slash));
+  RETURN_IF_ERROR(f.Child("reject_encoded_nul").Read(&out->path.reject_encoded_nul));
+  return absl::OkStatus();
+}
+
+absl::Status ParseLimits(const Field& f, LimitsConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"max_head_bytes", "max_headers", "max_target_bytes",
+                               "max_request_body_bytes", "max_requests_per_connection"}));
+  RETURN_IF_ERROR(f.Child("max_head_bytes").ReadSize(&out->max_head_bytes, 1024, 1 << 20));
+  RETURN_IF_ERROR(f.Child("max_headers").ReadInt(&out->max_headers, 1, 10000));
+  RETURN_IF_ERROR(f.Child("max_target_bytes").ReadSize(&out->max_target_bytes, 64, 1 << 20));
+  RETURN_IF_ERROR(f.Child("max_request_body_bytes")
+                      .ReadSize(&out->max_request_body_bytes, 0, uint64_t{1} << 50));
+  RETURN_IF_ERROR(f.Child("max_requests_per_connection")
+                      .ReadInt(&out->max_requests_per_connection, 0, 1 << 30));
+  if (out->max_target_bytes > out->max_head_bytes) {
+    return f.Child("max_target_bytes").Error("must not exceed max_head_bytes");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out) {
+  RETURN_IF_ERROR(
+      f.ExpectMap({"head_read", "downstream_idle", "body_idle", "tunnel_idle", "drain"}));
+  const absl::Duration ms = absl::Milliseconds(1);
+  RETURN_IF_ERROR(f.Child("head_read").ReadDuration(&out->head_read, ms));
+  RETURN_IF_ERROR(f.Child("downstream_idle").ReadDuration(&out->downstream_idle, ms));
+  RETURN_IF_ERROR(f.Child("body_idle").ReadDuration(&out->body_idle, ms));
+  RETURN_IF_ERROR(f.Child("tunnel_idle").ReadDuration(&out->tunnel_idle, ms));
+  RETURN_IF_ERROR(f.Child("drain").ReadDuration(&out->drain, absl::ZeroDuration()));
+  return absl::OkStatus();
+}
+
+absl::Status ParseTopLevel(const Field& root, Config* config) {
+  RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters",
+                                  "routes", "limits", "timeouts", "proxy"}));
+  config->workers = 0;
+  RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
+  Field log_level = root.Child("log_level");
+  if (log_level.present()) {
+    ASSIGN_OR_RETURN(std::string text, log_level.Scalar());
+    absl::StatusOr<LogLevel> level = ParseLogLevel(text);
+    if (!level.ok()) return log_level.Error(level.status());
+    config->log_level = *level;
+  }
+  RETURN_IF_ERROR(root.Child("user").Read(&config->user));
+
+  Field listeners = root.Child("listeners");
+  if (!listeners.present()) return listeners.Error("required: at least one listener");
+  ASSIGN_OR_RETURN(std::vector<Field> listener_items, listeners.Sequence());
+  if (listener_items.empty()) return listeners.Error("needs at least one listener");
+  for (const Field& item : listener_items) {
+    ListenerConfig listener;
+    RETURN_IF_ERROR(ParseListener(item, &listener));
+    for (const ListenerConfig& other : config->listeners) {
+      if (other.address == listener.address) {
+        return item.Error(absl::StrFormat("address %s is used by listener \"%s\" too",
+                                          listener.address.ToString(), other.name));
+      }
+      if (other.name == listener.name) {
+        return item.Error(absl::StrFormat("listener name \"%s\" is used twice", listener.name));
+      }
+    }
+    config->listeners.push_back(std::move(listener));
+  }
+
+  Field clusters = root.Child("clusters");
+  if (!clusters.present()) return clusters.Error("required: at least one cluster");
+  ASSIGN_OR_RETURN(std::vector<Field> cluster_items, clusters.Sequence());
+  if (cluster_items.empty()) return clusters.Error("needs at least one cluster");
+  for (const Field& item : cluster_items) {
+    ClusterConfig cluster;
+    RETURN_IF_ERROR(ParseCluster(item, &cluster));
+    for (const ClusterConfig& other : config->clusters) {
+      if (other.name == cluster.name) {
+        return item.Error(absl::StrFormat("cluster name \"%s\" is used twice", cluster.name));
+      }
+    }
+    config->clusters.push_back(std::move(cluster));
+  }
+
+  Field routes = root.Child("routes");
+  if (!routes.present()) return routes.Error("required: at least one route");
+  ASSIGN_OR_RETURN(std::vector<Field> route_items, routes.Sequence());
+  if (route_items.empty()) return routes.Error("needs at least one route");
+  for (const Field& item : route_items) {
+    RouteConfig route;
+    RETURN_IF_ERROR(ParseRoute(item, config->clusters, &route));
+    config->routes.push_back(std::move(route));
+  }
+
+  if (Field f = root.Child("limits"); f.present()) RETURN_IF_ERROR(ParseLimits(f, &config->limits));
+  if (Field f = root.Child("timeouts"); f.present()) {
+    RETURN_IF_ERROR(ParseTimeouts(f, &config->timeouts));
+  }
+  if (Field f = root.Child("proxy"); f.present()) RETURN_IF_ERROR(ParseProxyOptions(f, &config->proxy));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int DefaultWorkerCount() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+absl::Status ValidateConfig(Config& config) {
+  auto error = [&](std::string_view key, std::string_view message) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s: %s: %s", config.source, key, message));
+  };
+  if (config.workers < 0 || config.workers > 256) return error("workers", "must be 0..256");
+  if (config.workers == 0) config.workers = DefaultWorkerCount();
+  if (config.listeners.empty()) return error("listeners", "needs at least one listener");
+  if (config.clusters.empty()) return error("clusters", "needs at least one cluster");
+  if (config.routes.empty()) return error("routes", "needs at least one route");
+  for (size_t i = 0; i < config.routes.size(); ++i) {
+    RouteConfig& route = config.routes[i];
+    bool found = false;
+    for (size_t c = 0; c < config.clusters.size(); ++c) {
+      if (config.clusters[c].name == route.cluster) {
+        route.cluster_index = c;
+        found = true;
+      }
+    }
+    if (!found) {
+      return error(absl::StrFormat("routes[%d].cluster", i),
+                   absl::StrFormat("no cluster named \"%s\"", route.cluster));
+    }
+  }
+  for (size_t c = 0; c < config.clusters.size(); ++c) {
+    if (config.clusters[c].endpoints.empty()) {
+      return error(absl::StrFormat("clusters[%d].endpoints", c), "needs at least one endpoint");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ConfigPtr> ParseConfig(std::string_view yaml, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::ParserException& e) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s:%d: YAML syntax error: %s", source, e.mark.line + 1, e.msg));
+  }
+  auto config = std::make_shared<Config>();
+  config->source = source;
+  try {
+    RETURN_IF_ERROR(ParseTopLevel(Field(root, "", &config->source, 1), config.get()));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s:%d: %s", source, e.mark.line + 1, e.msg));
+  }
+  RETURN_IF_ERROR(ValidateConfig(*config));
+  return ConfigPtr(std::move(config));
+}
+
+absl::StatusOr<ConfigPtr> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrFormat("%s: cannot open the configuration file: %s", path, std::strerror(errno)));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseConfig(text.str(), path);
+}
+
+}  // namespace sluice

@@ -1,0 +1,138 @@
+#include "proxy/config_loader.h"
+
+#include "gtest/gtest.h"
+
+namespace sluice {
+namespace {
+
+constexpr char kGood[] = R"(
+workers: 2
+log_level: warn
+listeners:
+  - name: web
+    address: 127.0.0.1:8080
+    proxy_protocol: true
+clusters:
+  - name: app
+    balancer: round_robin
+    endpoints: [127.0.0.1:9000, "[::1]:9001"]
+    pool: {max_idle: 8, idle_timeout: 5s, max_requests: 100}
+    connect_timeout: 250ms
+routes:
+  - host: "*.example.com"
+    path_prefix: /api
+    cluster: app
+  - cluster: app
+limits:
+  max_head_bytes: 32KiB
+  max_request_body_bytes: 1MiB
+timeouts:
+  head_read: 5s
+proxy:
+  via: edge
+  forwarded_for: append
+  trusted_proxies: [10.0.0.0/8]
+  merge_slashes: false
+)";
+
+TEST(ConfigLoaderTest, ParsesEverySection) {
+  auto config = ParseConfig(kGood, "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const Config& c = **config;
+  EXPECT_EQ(c.workers, 2);
+  EXPECT_EQ(c.log_level, LogLevel::kWarning);
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].name, "web");
+  EXPECT_TRUE(c.listeners[0].proxy_protocol);
+  ASSERT_EQ(c.clusters.size(), 1u);
+  EXPECT_EQ(c.clusters[0].balancer, BalancerKind::kRoundRobin);
+  ASSERT_EQ(c.clusters[0].endpoints.size(), 2u);
+  EXPECT_EQ(c.clusters[0].endpoints[1].address.ToString(), "[::1]:9001");
+  EXPECT_EQ(c.clusters[0].pool.max_idle, 8u);
+  EXPECT_EQ(c.clusters[0].pool.idle_timeout, absl::Seconds(5));
+  EXPECT_EQ(c.clusters[0].connect_timeout, absl::Milliseconds(250));
+  ASSERT_EQ(c.routes.size(), 2u);
+  EXPECT_EQ(c.routes[0].host, "*.example.com");
+  EXPECT_EQ(c.routes[1].host, "*");
+  EXPECT_EQ(c.routes[1].path_prefix, "/");
+  EXPECT_EQ(c.limits.max_head_bytes, 32u * 1024);
+  EXPECT_EQ(c.limits.max_request_body_bytes, 1u << 20);
+  EXPECT_EQ(c.timeouts.head_read, absl::Seconds(5));
+  EXPECT_EQ(c.proxy.via, "edge");
+  EXPECT_EQ(c.proxy.forwarded_for, ForwardedForMode::kAppend);
+  EXPECT_FALSE(c.proxy.path.merge_slashes);
+}
+
+TEST(ConfigLoaderTest, WorkersZeroMeansCores) {
+  auto config = ParseConfig(
+      "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+      "routes: [{cluster: a}]\n",
+      "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_GE((*config)->workers, 1);
+}
+
+struct BadConfig {
+  const char* yaml;
+  const char* message;  // must appear in the error
+};
+
+class ConfigLoaderRejects : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(ConfigLoaderRejects, WithFileLineAndKey) {
+  auto config = ParseConfig(GetParam().yaml, "conf/x.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(GetParam().message), std::string::npos)
+      << config.status().message();
+  EXPECT_EQ(config.status().message().rfind("conf/x.yaml:", 0), 0u) << config.status().message();
+}
+
+constexpr char kBase[] =
+    "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+    "routes: [{cluster: a}]\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    Bad, ConfigLoaderRejects,
+    ::testing::Values(
+        BadConfig{"listeners: [\n", "YAML syntax error"},
+        BadConfig{"clusters: []\n", "listeners: required"},
+        BadConfig{"listeners:\n  - address: 127.0.0.1:99999\n", "x.yaml:2: listeners[0].address: invalid port"},
+        BadConfig{"listeners:\n  - address: nowhere\n", "listeners[0].address"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters:\n  - name: a\n    endpoints: []\n",
+                  "x.yaml:4: clusters[0].endpoints: needs at least one endpoint"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters:\n  - name: a\n    endpoints: [127.0.0.1:2]\n"
+                  "    balancer: random\n",
+                  "x.yaml:5: clusters[0].balancer: must be round_robin or least_outstanding"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+                  "routes:\n  - cluster: b\n",
+                  "x.yaml:4: routes[0].cluster: no cluster named \"b\""},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+                  "routes: [{cluster: a, path_prefix: api}]\n",
+                  "routes[0].path_prefix: must start with /"},
+        BadConfig{"workers: 1000\n", "workers: must be 0..256"},
+        BadConfig{"wrokers: 1\n", "unknown key \"wrokers\""},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}, {address: 127.0.0.1:1}]\n", "is used by listener"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+                  "routes: [{cluster: a}]\n"
+                  "timeouts: {head_read: 10}\n",
+                  "x.yaml:4: timeouts.head_read: expected a duration"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+                  "routes: [{cluster: a}]\n"
+                  "limits: {max_head_bytes: 12XB}\n",
+                  "limits.max_head_bytes: unknown size unit"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+                  "routes: [{cluster: a}]\n"
+                  "proxy: {trusted_proxies: [10.0.0.0/33]}\n",
+                  "proxy.trusted_proxies[0]: invalid prefix"},
+        BadConfig{"log_level: loud\n", "log_level: log level must be"}));
+
+TEST(ConfigLoaderTest, MissingFile) {
+  auto config = LoadConfigFile("/nonexistent/sluice.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("/nonexistent/sluice.yaml"), std::string::npos);
+}
+
+TEST(ConfigLoaderTest, BaseIsValid) { EXPECT_TRUE(ParseConfig(kBase, "b.yaml").ok()); }
+
+}  // namespace
+}  // namespace sluice
