@@ -62,6 +62,15 @@ class HeaderMap {
   // Removes every field with this name (case-insensitive) or kind. Returns how many went.
   int Remove(std::string_view name);
   int RemoveKind(HeaderKind kind);
+  // Removes every field for which pred(size_t index) is true, in one pass.
+  template <typename Pred>
+  void RemoveIf(Pred pred) {
+    size_t kept = 0;
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      if (!pred(i)) fields_[kept++] = fields_[i];
+    }
+    fields_.resize(kept);
+  }
 
   // Incremental building for codecs that receive names and values in pieces. A field is
   // begun, its name and value bytes are appended in order, and Finish trims the value's

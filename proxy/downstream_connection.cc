@@ -1,0 +1,259 @@
+#include "proxy/downstream_connection.h"
+
+#include "common/log.h"
+#include "proxy/forwarder.h"
+#include "proxy/proxy_protocol.h"
+#include "proxy/worker.h"
+
+namespace sluice {
+namespace {
+
+// After a graceful close, how long the client may keep sending before the socket closes.
+constexpr absl::Duration kLinger = absl::Seconds(2);
+
+}  // namespace
+
+void DownstreamConnection::Accept(Worker* worker, uv_stream_t* server, bool proxy_protocol) {
+  auto* conn = new DownstreamConnection(worker, proxy_protocol);
+  if (conn->stream_.Init() != 0) {
+    delete conn;
+    return;
+  }
+  if (uv_accept(server, conn->stream_.stream()) != 0) {
+    conn->phase_ = Phase::kClosed;
+    conn->stream_.Close();  // frees conn from the close callback
+    return;
+  }
+  conn->Start();
+}
+
+DownstreamConnection::DownstreamConnection(Worker* worker, bool proxy_protocol)
+    : worker_(worker),
+      context_(worker->context()),
+      snapshot_(worker->snapshot()),
+      stream_(context_, this),
+      timeout_(this),
+      phase_(proxy_protocol ? Phase::kProxyHeader : Phase::kHttp) {}
+
+DownstreamConnection::~DownstreamConnection() {
+  // A stream still open is reset here; its forwarder releases what it holds upstream.
+  codec_.reset();
+}
+
+void DownstreamConnection::Start() {
+  worker_->connections().PushBack(this);
+  uv_tcp_nodelay(stream_.handle(), 1);
+  sockaddr_storage peer;
+  int len = sizeof(peer);
+  if (uv_tcp_getpeername(stream_.handle(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    info_.client = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer));
+  }
+  info_.connection_id = worker_->NextConnectionId();
+  if (stream_.StartReading() != 0) {
+    Abort();
+    return;
+  }
+  const TimeoutsConfig& timeouts = snapshot_->config->timeouts;
+  if (phase_ == Phase::kProxyHeader) {
+    timeout_.Arm(context_->Timeouts(timeouts.head_read));
+  } else {
+    StartHttp(nullptr, 0);
+  }
+  if (worker_->draining()) Drain();
+}
+
+void DownstreamConnection::StartHttp(const char* data, size_t len) {
+  phase_ = Phase::kHttp;
+  const Config& config = *snapshot_->config;
+  Http1ServerCodec::Options options;
+  options.limits = snapshot_->request_limits;
+  options.max_requests = config.limits.max_requests_per_connection;
+  codec_ = std::make_unique<Http1ServerCodec>(context_, static_cast<CodecTransport*>(this),
+                                               static_cast<StreamFactory*>(this),
+                                               static_cast<Http1ServerCodec::Observer*>(this),
+                                               options, info_);
+  OnCodecStateChanged();
+  if (len > 0) codec_->OnData(data, len);
+}
+
+void DownstreamConnection::OnProxyHeaderBytes(const char* data, size_t len) {
+  proxy_header_.append(data, len);
+  ProxyParseResult r = ParseProxyHeader(proxy_header_);
+  switch (r.status) {
+    case ProxyParseResult::Status::kNeedMore:
+      if (proxy_header_.size() > kMaxProxyHeaderBytes) Abort();
+      return;
+    case ProxyParseResult::Status::kError:
+      LOG_INFO("downstream %s: %s", info_.client.ToString(), r.error);
+      Abort();
+      return;
+    case ProxyParseResult::Status::kDone:
+      break;
+  }
+  if (r.header.has_addresses) {
+    info_.client = r.header.source;
+    info_.proxied = true;
+  }
+  std::string rest = proxy_header_.substr(r.consumed);
+  std::string().swap(proxy_header_);
+  timeout_.Disarm();
+  StartHttp(rest.data(), rest.size());
+}
+
+// --- Socket events -----------------------------------------------------------------------
+
+void DownstreamConnection::OnStreamRead(const char* data, size_t len) {
+  switch (phase_) {
+    case Phase::kProxyHeader:
+      OnProxyHeaderBytes(data, len);
+      return;
+    case Phase::kHttp:
+      codec_->OnData(data, len);
+      return;
+    case Phase::kLingering:  // the answer is out; what the client still sends is discarded
+    case Phase::kClosed:
+      return;
+  }
+}
+
+void DownstreamConnection::OnStreamEof() {
+  if (phase_ == Phase::kHttp) {
+    codec_->OnEof();
+    return;
+  }
+  Abort();
+}
+
+void DownstreamConnection::OnStreamError(int error) {
+  LOG_DEBUG("downstream %s: %s", info_.client.ToString(), uv_strerror(error));
+  if (phase_ == Phase::kHttp && codec_) {
+    codec_->OnTransportError();  // resets the stream and calls Abort()
+  }
+  Abort();
+}
+
+void DownstreamConnection::OnStreamDrained() {
+  if (phase_ == Phase::kHttp) {
+    codec_->OnTransportDrained();
+  } else if (phase_ == Phase::kLingering) {
+    timeout_.Arm(context_->Timeouts(kLinger));
+  }
+}
+
+void DownstreamConnection::OnStreamClosed() {
+  worker_node_.Unlink();
+  Worker* worker = worker_;
+  delete this;
+  worker->OnConnectionClosed();
+}
+
+// --- CodecTransport ----------------------------------------------------------------------
+
+void DownstreamConnection::Write(std::string_view a, std::string_view b, std::string_view c) {
+  if (c.empty()) {
+    if (b.empty()) {
+      stream_.Write(a);
+    } else {
+      stream_.Write(a, b);
+    }
+  } else {
+    stream_.Write(a, b, c);
+  }
+}
+
+void DownstreamConnection::PauseReading() {
+  if (phase_ != Phase::kHttp) return;
+  read_paused_ = true;
+  stream_.StopReading();
+}
+
+void DownstreamConnection::ResumeReading() {
+  if (phase_ != Phase::kHttp || !read_paused_) return;
+  read_paused_ = false;
+  stream_.StartReading();
+}
+
+void DownstreamConnection::CloseAfterWrites() {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kLingering) return;
+  phase_ = Phase::kLingering;
+  stream_.ShutdownWrite();
+  // Keep reading (and discarding) so the client's unread bytes do not turn our close into a
+  // reset that destroys the response in flight.
+  if (read_paused_) stream_.StartReading();
+  // Bounded while the last bytes drain; then kLinger once they are out (OnStreamDrained).
+  timeout_.Arm(context_->Timeouts(snapshot_->config->timeouts.body_idle));
+}
+
+void DownstreamConnection::Abort() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  timeout_.Disarm();
+  if (codec_) codec_->OnTransportError();
+  stream_.Close();
+}
+
+void DownstreamConnection::Drain() {
+  switch (phase_) {
+    case Phase::kProxyHeader:
+      Abort();
+      return;
+    case Phase::kHttp:
+      codec_->Drain();
+      return;
+    default:
+      return;
+  }
+}
+
+// --- Streams and timers ------------------------------------------------------------------
+
+std::unique_ptr<ServerStreamHandler> DownstreamConnection::NewStream(ServerStream* stream) {
+  // New requests use the newest configuration, even on an old connection.
+  return std::make_unique<Forwarder>(context_, worker_->snapshot(), stream);
+}
+
+void DownstreamConnection::OnCodecStateChanged() {
+  if (phase_ != Phase::kHttp) return;
+  const TimeoutsConfig& timeouts = snapshot_->config->timeouts;
+  switch (codec_->state()) {
+    case Http1ServerCodec::State::kIdle:
+      head_timer_ = false;
+      timeout_.Arm(context_->Timeouts(timeouts.downstream_idle));
+      return;
+    case Http1ServerCodec::State::kReadingHead:
+      // From the first byte of a head to its end, however slowly the bytes come.
+      if (!head_timer_) {
+        head_timer_ = true;
+        timeout_.Arm(context_->Timeouts(timeouts.head_read));
+      }
+      return;
+    case Http1ServerCodec::State::kActive:
+      head_timer_ = false;
+      timeout_.Disarm();
+      return;
+    case Http1ServerCodec::State::kClosed:
+      return;
+  }
+}
+
+void DownstreamConnection::OnTimeout(Timeout*) {
+  switch (phase_) {
+    case Phase::kHttp:
+      if (head_timer_) {
+        codec_->OnHeadTimeout();
+      } else {
+        codec_->OnIdleTimeout();
+      }
+      return;
+    case Phase::kProxyHeader:
+      LOG_INFO("downstream %s: no PROXY header in time", info_.client.ToString());
+      Abort();
+      return;
+    case Phase::kLingering:
+    case Phase::kClosed:
+      Abort();
+      return;
+  }
+}
+
+}  // namespace sluice

@@ -1,0 +1,84 @@
+// A client connection's life: accepted by a worker's listener, optionally a PROXY protocol
+// header, then an HTTP/1.1 codec whose streams are served by forwarders; timeouts for idle
+// keep-alive (close) and slow heads (408); a graceful close that flushes, half-closes and
+// lingers so the client reads the last response; a drain on shutdown.
+//
+// Owns its socket and codec; frees itself in the socket's close callback. Loop thread only.
+#ifndef SLUICE_PROXY_DOWNSTREAM_CONNECTION_H_
+#define SLUICE_PROXY_DOWNSTREAM_CONNECTION_H_
+
+#include <memory>
+#include <string>
+
+#include "proxy/http1_server_codec.h"
+#include "proxy/intrusive_list.h"
+#include "proxy/tcp_stream.h"
+#include "proxy/timeout_queue.h"
+#include "proxy/worker_snapshot.h"
+
+namespace sluice {
+
+class Worker;
+
+class DownstreamConnection final : private TcpStream::Handler,
+                             private CodecTransport,
+                             private StreamFactory,
+                             private Http1ServerCodec::Observer,
+                             private TimeoutTarget {
+ public:
+  // Accepts one pending connection from `server`. On failure the connection is dropped.
+  static void Accept(Worker* worker, uv_stream_t* server, bool proxy_protocol);
+
+  // Shutdown: finish the exchange in progress, then close. Idle connections close at once.
+  void Drain();
+  // Closes now, whatever is in progress.
+  void Abort() override;
+
+  ListNode worker_node_;  // in the worker's list of open connections
+
+ private:
+  enum class Phase : uint8_t { kProxyHeader, kHttp, kLingering, kClosed };
+
+  DownstreamConnection(Worker* worker, bool proxy_protocol);
+  ~DownstreamConnection() override;
+  void Start();
+
+  // TcpStream::Handler
+  void OnStreamRead(const char* data, size_t len) override;
+  void OnStreamEof() override;
+  void OnStreamError(int error) override;
+  void OnStreamDrained() override;
+  void OnStreamClosed() override;
+  // CodecTransport
+  void Write(std::string_view a, std::string_view b, std::string_view c) override;
+  size_t QueuedBytes() const override { return stream_.queued_bytes(); }
+  void PauseReading() override;
+  void ResumeReading() override;
+  void ShutdownWrite() override { stream_.ShutdownWrite(); }
+  void CloseAfterWrites() override;
+  // StreamFactory
+  std::unique_ptr<ServerStreamHandler> NewStream(ServerStream* stream) override;
+  // Http1ServerCodec::Observer
+  void OnCodecStateChanged() override;
+  // TimeoutTarget
+  void OnTimeout(Timeout* which) override;
+
+  void OnProxyHeaderBytes(const char* data, size_t len);
+  void StartHttp(const char* data, size_t len);
+
+  Worker* worker_;
+  LoopContext* context_;
+  WorkerSnapshotPtr snapshot_;  // settings for this connection's codec and timers
+  TcpStream stream_;
+  std::unique_ptr<Http1ServerCodec> codec_;
+  std::string proxy_header_;  // a PROXY header still incomplete
+  DownstreamInfo info_;
+  Timeout timeout_;
+  Phase phase_ = Phase::kHttp;
+  bool head_timer_ = false;  // timeout_ is the head timeout (not the idle one)
+  bool read_paused_ = false;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_DOWNSTREAM_CONNECTION_H_

@@ -1,0 +1,354 @@
+#include "proxy/forwarder.h"
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "proxy/header_rewriter.h"
+#include "proxy/request_normalizer.h"
+#include "proxy/upstream_endpoint.h"
+
+namespace sluice {
+
+Forwarder::Forwarder(LoopContext* context, WorkerSnapshotPtr snapshot, ServerStream* stream)
+    : context_(context),
+      snapshot_(std::move(snapshot)),
+      stream_(stream),
+      connect_timeout_(this),
+      response_timeout_(this),
+      idle_timeout_(this) {}
+
+Forwarder::~Forwarder() {
+  // Never touches stream_: the codec may already be gone.
+  DropUpstream();
+}
+
+bool Forwarder::Idempotent() const {
+  switch (request_->method) {
+    case HttpMethod::kGet:
+    case HttpMethod::kHead:
+    case HttpMethod::kOptions:
+    case HttpMethod::kTrace:
+    case HttpMethod::kPut:
+    case HttpMethod::kDelete:
+      return true;
+    default:
+      return request_->headers.Get("idempotency-key").has_value() ||
+             request_->headers.Get("x-idempotency-key").has_value();
+  }
+}
+
+// --- Request -----------------------------------------------------------------------------
+
+void Forwarder::OnRequestHead(RequestHeadPtr head) {
+  request_ = std::move(head);
+  const Config& config = *snapshot_->config;
+  RequestVerdict verdict = NormalizeRequest(request_.get(), config.proxy.path);
+  if (!verdict.ok()) {
+    LOG_INFO("downstream %s: %d %s", stream_->downstream().client.ToString(), verdict.status,
+             verdict.reason);
+    RespondLocal(verdict.status, absl::StrFormat("%d %s: %s\n", verdict.status,
+                                                 ReasonPhrase(verdict.status), verdict.reason));
+    return;
+  }
+  const RouteConfig* route = snapshot_->router.Match(request_->host, request_->path);
+  if (!route) {
+    RespondLocal(404, "404 Not Found: no route for this host and path\n");
+    return;
+  }
+  cluster_ = snapshot_->clusters[route->cluster_index].get();
+  // An upgrade request is all head; what follows a 101 is the tunnel, not its body.
+  if (request_->upgrade) request_complete_ = true;
+  PrepareUpstreamRequest(*request_, config.proxy, stream_->downstream(), context_->Random(),
+                         context_->Random());
+  if (request_->has_body()) idle_timeout_.Arm(context_->Timeouts(config.timeouts.body_idle));
+  Dispatch(false);
+}
+
+void Forwarder::Dispatch(bool fresh_connection) {
+  UpstreamEndpoint* previous = endpoint_;
+  if (counted_) {
+    endpoint_->EndRequest();
+    counted_ = false;
+  }
+  endpoint_ = fresh_connection ? previous : cluster_->balancer.Pick(context_->Random());
+  endpoint_->BeginRequest();
+  counted_ = true;
+  upstream_ready_ = false;
+
+  upstream_head_.clear();
+  SerializeUpstreamRequest(*request_, endpoint_->name(), &upstream_head_);
+
+  if (!fresh_connection) {
+    if (UpstreamConnection* pooled = endpoint_->TakeIdle()) {
+      upstream_ = pooled;
+      upstream_->Attach(this);
+      OnUpstreamReady();
+      return;
+    }
+  }
+  int error = 0;
+  upstream_ = endpoint_->Connect(this, &error);
+  if (!upstream_) {
+    Fail(502, "connect failed", uv_strerror(error));
+    return;
+  }
+  connect_timeout_.Arm(context_->Timeouts(cluster_->config.connect_timeout));
+}
+
+void Forwarder::OnUpstreamConnected() {
+  connect_timeout_.Disarm();
+  OnUpstreamReady();
+}
+
+void Forwarder::OnUpstreamReady() {
+  upstream_ready_ = true;
+  upstream_->SendRequestHead(upstream_head_, request_->method, request_->framing,
+                             request_->upgrade);
+  upstream_reused_ = upstream_->reused();
+  if (!replay_.empty()) upstream_->SendBody(replay_);  // a replay: what the last one was sent
+  if (!upstream_reused_) {
+    std::string().swap(replay_);  // a fresh connection is never retried for staleness
+  }
+  if (!pending_body_.empty()) {
+    std::string body;
+    body.swap(pending_body_);
+    SendBodyUpstream(body);
+  }
+  if (request_complete_) {
+    upstream_->EndRequest();
+  } else if (request_->expect_continue && body_sent_ == 0) {
+    stream_->SendContinue();  // the client waits for this before sending its body
+  }
+  if (downstream_paused_ && upstream_->queued_bytes() <= kOutputHighWater) {
+    downstream_paused_ = false;
+    stream_->ResumeRequestBody();
+  }
+  MaybeArmResponseTimeout();
+}
+
+void Forwarder::SendBodyUpstream(std::string_view data) {
+  body_sent_ += data.size();
+  if (upstream_reused_ && replayable_ && !response_started_) {
+    if (replay_.size() + data.size() <= kReplayLimit) {
+      replay_.append(data);
+    } else {
+      replayable_ = false;
+      std::string().swap(replay_);
+    }
+  }
+  upstream_->SendBody(data);
+}
+
+void Forwarder::OnRequestBody(std::string_view data) {
+  if (response_done_ && !tunnel_) return;
+  idle_timeout_.Arm(context_->Timeouts(tunnel_ ? snapshot_->config->timeouts.tunnel_idle
+                                               : snapshot_->config->timeouts.body_idle));
+  if (upstream_ && upstream_ready_) {
+    SendBodyUpstream(data);
+    if (upstream_->queued_bytes() > kOutputHighWater && !downstream_paused_ && stream_) {
+      downstream_paused_ = true;
+      stream_->PauseRequestBody();
+    }
+    return;
+  }
+  // Not connected yet (or between a failed attempt and its replay): hold the bytes.
+  pending_body_.append(data);
+  if (pending_body_.size() > kOutputHighWater && !downstream_paused_ && stream_) {
+    downstream_paused_ = true;
+    stream_->PauseRequestBody();
+  }
+}
+
+void Forwarder::OnRequestEnd() {
+  if (tunnel_) {
+    tunnel_client_done_ = true;
+    if (upstream_) upstream_->ShutdownWrite();
+    return;
+  }
+  request_complete_ = true;
+  if (!response_started_ && !request_->has_body()) idle_timeout_.Disarm();
+  if (upstream_ && upstream_ready_) {
+    upstream_->EndRequest();
+    MaybeArmResponseTimeout();
+  }
+}
+
+void Forwarder::OnUpstreamDrained() {
+  if (downstream_paused_ && stream_) {
+    downstream_paused_ = false;
+    stream_->ResumeRequestBody();
+  }
+}
+
+void Forwarder::MaybeArmResponseTimeout() {
+  // The origin gets its time once it has the whole request; an upload is covered by the body
+  // idle timeout instead.
+  if (request_complete_ && upstream_ready_ && !response_started_ && !tunnel_) {
+    idle_timeout_.Disarm();
+    response_timeout_.Arm(context_->Timeouts(cluster_->config.response_timeout));
+  }
+}
+
+// --- Response ----------------------------------------------------------------------------
+
+void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
+  response_timeout_.Disarm();
+  response_started_ = true;
+  std::string().swap(replay_);
+  if (!stream_) return;
+  const Config& config = *snapshot_->config;
+  if (head->status == 101) {
+    tunnel_ = true;
+    upstream_->StartTunnel();
+    idle_timeout_.Arm(context_->Timeouts(config.timeouts.tunnel_idle));
+  } else {
+    idle_timeout_.Arm(context_->Timeouts(config.timeouts.body_idle));
+  }
+  PrepareDownstreamResponse(*head, config.proxy);
+  stream_->SendResponseHead(*head, false);
+}
+
+void Forwarder::OnUpstreamBody(std::string_view data) {
+  if (!stream_ || response_done_) return;
+  idle_timeout_.Arm(context_->Timeouts(tunnel_ ? snapshot_->config->timeouts.tunnel_idle
+                                               : snapshot_->config->timeouts.body_idle));
+  stream_->SendResponseBody(data, false);
+  if (stream_ && upstream_ && !upstream_paused_ && stream_->OutputFull()) {
+    upstream_paused_ = true;
+    upstream_->PauseReading();
+  }
+}
+
+void Forwarder::OnDownstreamDrained() {
+  if (upstream_paused_ && upstream_) {
+    upstream_paused_ = false;
+    upstream_->ResumeReading();
+  }
+}
+
+void Forwarder::OnUpstreamEnd() {
+  if (!stream_) return;
+  if (tunnel_) {
+    response_done_ = true;
+    stream_->SendResponseBody({}, true);  // half-close toward the client
+    return;
+  }
+  idle_timeout_.Disarm();
+  // Reusable only if the origin has the whole request (it may answer before reading it all).
+  ReleaseUpstream(request_complete_);
+  response_done_ = true;
+  ServerStream* stream = stream_;
+  stream_ = nullptr;  // the exchange is over for this handler; it is deleted later
+  stream->SendResponseBody({}, true);
+}
+
+void Forwarder::OnUpstreamError(UpstreamError error, int detail, const char* reason) {
+  // The connection is closing itself; it is no longer ours.
+  upstream_ = nullptr;
+  connect_timeout_.Disarm();
+  response_timeout_.Disarm();
+  if (!stream_) return;
+  if (error == UpstreamError::kClosedBeforeResponse && upstream_ready_ && !retried_ &&
+      replayable_ && upstream_reused_ && Idempotent()) {
+    LOG_DEBUG("upstream %s: pooled connection was closed (%s); retrying on a new one",
+              endpoint_->name(), reason);
+    retried_ = true;
+    // Body bytes already sent are in replay_; the rest are in pending_body_.
+    Dispatch(true);
+    return;
+  }
+  if (response_started_) {
+    LOG_WARN("upstream %s: %s (%s) after the response began; aborting %s %s%s",
+             endpoint_->name(), UpstreamErrorText(error), reason, request_->method_text,
+             request_->authority, request_->path);
+    response_done_ = true;
+    ServerStream* stream = stream_;
+    stream_ = nullptr;
+    stream->Reset();
+    return;
+  }
+  Fail(502, UpstreamErrorText(error), detail != 0 ? uv_strerror(detail) : reason);
+}
+
+// --- Ends --------------------------------------------------------------------------------
+
+void Forwarder::OnTimeout(Timeout* which) {
+  if (which == &connect_timeout_) {
+    DropUpstream();
+    Fail(504, "connect timed out", "no connection within the connect timeout");
+  } else if (which == &response_timeout_) {
+    DropUpstream();
+    Fail(504, "response timed out", "no response within the response timeout");
+  } else if (which == &idle_timeout_) {
+    DropUpstream();
+    if (!response_started_ && !request_complete_) {
+      // The client stopped sending its body.
+      if (stream_) {
+        LOG_INFO("downstream %s: 408 request body stalled", stream_->downstream().client.ToString());
+        RespondLocal(408, "408 Request Timeout: request body stalled\n");
+      }
+      return;
+    }
+    Fail(504, tunnel_ ? "tunnel idle" : "body stalled", "no data within the idle timeout");
+  }
+}
+
+void Forwarder::OnStreamReset(StreamResetReason reason) {
+  stream_ = nullptr;
+  connect_timeout_.Disarm();
+  response_timeout_.Disarm();
+  idle_timeout_.Disarm();
+  DropUpstream();
+}
+
+void Forwarder::ReleaseUpstream(bool reusable) {
+  if (counted_) {
+    endpoint_->EndRequest();
+    counted_ = false;
+  }
+  if (!upstream_) return;
+  UpstreamConnection* upstream = upstream_;
+  upstream_ = nullptr;
+  if (upstream_paused_) upstream->ResumeReading();
+  if (reusable) {
+    upstream->Release();
+  } else {
+    upstream->Close();
+  }
+}
+
+void Forwarder::DropUpstream() { ReleaseUpstream(false); }
+
+void Forwarder::Fail(int status, const char* what, const char* detail) {
+  if (!stream_) return;
+  if (response_started_ || stream_->response_started()) {
+    response_done_ = true;
+    ServerStream* stream = stream_;
+    stream_ = nullptr;
+    stream->Reset();
+    return;
+  }
+  LOG_WARN("%d %s %s%s upstream %s: %s: %s", status, request_->method_text, request_->authority,
+           request_->path, endpoint_ ? endpoint_->name() : "-", what, detail);
+  DropUpstream();
+  RespondLocal(status, absl::StrFormat("%d %s\n", status, ReasonPhrase(status)));
+}
+
+void Forwarder::RespondLocal(int status, std::string_view body) {
+  if (!stream_) return;
+  connect_timeout_.Disarm();
+  response_timeout_.Disarm();
+  idle_timeout_.Disarm();
+  response_done_ = true;
+  ResponseHeadPtr head = MakeResponseHead();
+  head->status = status;
+  head->headers.Add("Content-Type", "text/plain");
+  head->framing = BodyFraming::kContentLength;
+  head->content_length = body.size();
+  ServerStream* stream = stream_;
+  stream_ = nullptr;  // the exchange is over for this handler; it is deleted later
+  stream->SendResponseHead(*head, false);
+  stream->SendResponseBody(body, true);
+}
+
+}  // namespace sluice

@@ -1,0 +1,92 @@
+// The forwarder: one request's life after its head was parsed. It normalizes and routes the
+// request, picks an endpoint, takes a pooled connection or opens one, streams the request body
+// up and the response down with backpressure both ways, turns upstream failures into 502 and
+// timeouts into 504 (one log line each), and after a 101 relays bytes both ways.
+//
+// A pooled connection the origin had closed is retried once on a fresh connection, when no
+// response byte arrived, the request is idempotent (RFC 9110 section 9.2.2, or it carries an
+// Idempotency-Key) and every byte sent is still at hand (body within the replay buffer).
+//
+// Owned by the downstream codec as the stream's handler; loop thread only.
+#ifndef SLUICE_PROXY_FORWARDER_H_
+#define SLUICE_PROXY_FORWARDER_H_
+
+#include <string>
+
+#include "proxy/http_codec.h"
+#include "proxy/timeout_queue.h"
+#include "proxy/upstream_connection.h"
+#include "proxy/worker_snapshot.h"
+
+namespace sluice {
+
+class Forwarder final : public ServerStreamHandler,
+                  private UpstreamConnection::Handler,
+                  private TimeoutTarget {
+ public:
+  // Body bytes kept to replay a request on a fresh connection.
+  static constexpr size_t kReplayLimit = 64 * 1024;
+
+  Forwarder(LoopContext* context, WorkerSnapshotPtr snapshot, ServerStream* stream);
+  ~Forwarder() override;
+
+  // ServerStreamHandler
+  void OnRequestHead(RequestHeadPtr head) override;
+  void OnRequestBody(std::string_view data) override;
+  void OnRequestEnd() override;
+  void OnDownstreamDrained() override;
+  void OnStreamReset(StreamResetReason reason) override;
+
+ private:
+  // UpstreamConnection::Handler
+  void OnUpstreamConnected() override;
+  void OnUpstreamHead(ResponseHeadPtr head) override;
+  void OnUpstreamBody(std::string_view data) override;
+  void OnUpstreamEnd() override;
+  void OnUpstreamError(UpstreamError error, int detail, const char* reason) override;
+  void OnUpstreamDrained() override;
+  // TimeoutTarget
+  void OnTimeout(Timeout* which) override;
+
+  void Dispatch(bool fresh_connection);
+  void OnUpstreamReady();
+  void SendBodyUpstream(std::string_view data);
+  void MaybeArmResponseTimeout();
+  void ReleaseUpstream(bool reusable);
+  void DropUpstream();
+  // Answers with a short plain-text error (or resets when a response already started).
+  void Fail(int status, const char* what, const char* detail);
+  void RespondLocal(int status, std::string_view body);
+  bool Idempotent() const;
+
+  LoopContext* context_;
+  WorkerSnapshotPtr snapshot_;
+  ServerStream* stream_;  // null once the exchange is over for the client
+  RequestHeadPtr request_;
+  ClusterRuntime* cluster_ = nullptr;
+  UpstreamEndpoint* endpoint_ = nullptr;
+  UpstreamConnection* upstream_ = nullptr;
+  std::string upstream_head_;  // the serialized request head, kept for a replay
+  std::string pending_body_;   // body bytes that arrived before the upstream was ready
+  std::string replay_;         // body bytes sent on a reused connection, for a replay
+  Timeout connect_timeout_;
+  Timeout response_timeout_;
+  Timeout idle_timeout_;
+  uint64_t body_sent_ = 0;
+  bool upstream_ready_ = false;
+  bool upstream_reused_ = false;  // the current connection came from the pool
+  bool counted_ = false;  // endpoint_->BeginRequest() was called
+  bool request_complete_ = false;
+  bool replayable_ = true;
+  bool retried_ = false;
+  bool response_started_ = false;
+  bool response_done_ = false;
+  bool tunnel_ = false;
+  bool tunnel_client_done_ = false;
+  bool upstream_paused_ = false;
+  bool downstream_paused_ = false;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_FORWARDER_H_

@@ -1,0 +1,58 @@
+// A listening socket on one worker. With N workers, every configured address is bound N times
+// with SO_REUSEPORT and the kernel spreads new connections across the workers' sockets
+// (libuv 1.44 has no flag for it: the control thread creates and binds the socket, the worker
+// adopts it with uv_tcp_open).
+#ifndef SLUICE_PROXY_LISTENER_H_
+#define SLUICE_PROXY_LISTENER_H_
+
+#include <uv.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proxy/socket_address.h"
+
+namespace sluice {
+
+class Worker;
+
+// Creates a non-blocking TCP socket bound to `address` with SO_REUSEADDR and SO_REUSEPORT and
+// listening. Control thread. The caller owns the descriptor.
+absl::StatusOr<int> BindListenSocket(const SocketAddress& address, int backlog);
+
+// What the control thread hands a worker for one configured listener.
+struct ListenerSocket {
+  std::string key;  // the address, "127.0.0.1:8080"
+  int fd = -1;      // adopted by the worker (closed with its handle)
+  int backlog = 1024;
+  bool proxy_protocol = false;
+};
+
+class Listener {
+ public:
+  Listener(Worker* worker, const ListenerSocket& socket);
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // Adopts the descriptor and starts accepting. Returns a libuv error code.
+  int Start();
+  void set_proxy_protocol(bool enabled) { proxy_protocol_ = enabled; }
+  // Stops accepting and closes the socket; the listener deletes itself in the close callback.
+  void CloseAndDelete();
+
+ private:
+  ~Listener() = default;
+  void OnConnection(int status);
+
+  uv_tcp_t handle_;
+  Worker* worker_;
+  std::string key_;
+  int fd_;
+  int backlog_;
+  bool proxy_protocol_;
+  bool opened_ = false;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_LISTENER_H_

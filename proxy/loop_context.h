@@ -1,0 +1,96 @@
+// Per-loop services shared by everything that runs on one worker's libuv loop: deferred tasks
+// (work that must run after the current callback returns, but before the loop sleeps again),
+// deferred deletion, timeout queues, the shared read buffer, a scratch buffer and a random
+// source. One per loop; loop thread only. Found from any handle via LoopContext::From(loop).
+#ifndef SLUICE_PROXY_LOOP_CONTEXT_H_
+#define SLUICE_PROXY_LOOP_CONTEXT_H_
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "proxy/intrusive_list.h"
+#include "proxy/timeout_queue.h"
+
+namespace sluice {
+
+// Work queued with LoopContext::Schedule; runs once, FIFO, on the loop thread. Destroying a
+// scheduled task cancels it.
+class DeferredTask {
+ public:
+  virtual void RunDeferred() = 0;
+  bool scheduled() const { return node_.linked(); }
+  void CancelDeferred() { node_.Unlink(); }
+
+ protected:
+  DeferredTask() = default;
+  virtual ~DeferredTask() = default;
+
+ private:
+  friend class LoopContext;
+  ListNode node_;
+};
+
+// Objects handed to LoopContext::DeleteLater.
+class Deletable {
+ public:
+  virtual ~Deletable() = default;
+};
+
+class LoopContext {
+ public:
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+
+  explicit LoopContext(uv_loop_t* loop);
+  LoopContext(const LoopContext&) = delete;
+  LoopContext& operator=(const LoopContext&) = delete;
+  ~LoopContext();
+
+  static LoopContext* From(uv_loop_t* loop) { return static_cast<LoopContext*>(loop->data); }
+  uv_loop_t* loop() const { return loop_; }
+
+  // Runs `task` before the loop next waits for I/O: at the end of the current I/O phase, or
+  // before polling when scheduled from timers or close callbacks. Scheduling twice is a no-op.
+  void Schedule(DeferredTask* task);
+  // Destroys `object` once the current callback chain has unwound (same loop iteration).
+  void DeleteLater(std::unique_ptr<Deletable> object);
+
+  // The queue for timeouts of this duration (at least 1 ms); created on first use.
+  TimeoutQueue* Timeouts(absl::Duration duration);
+
+  // A buffer for reads. Shared by every socket on the loop: a read callback must consume or
+  // copy what it was given before returning.
+  char* read_buffer() { return read_buffer_.get(); }
+  // A reusable string for building output; valid until the next call that uses it.
+  std::string& scratch() { return scratch_; }
+  // Fast, non-cryptographic random numbers (xoshiro256**), seeded from the OS.
+  uint64_t Random();
+
+  // Runs pending deferred work now. For tests and for shutdown.
+  void RunDeferredNow();
+  // Closes the loop's own handles. Call before the last uv_run that lets the loop end.
+  void Close();
+
+ private:
+  void Drain();
+
+  uv_loop_t* loop_;
+  uv_prepare_t prepare_;
+  uv_check_t check_;
+  IntrusiveList<DeferredTask, &DeferredTask::node_> tasks_;
+  std::vector<std::unique_ptr<Deletable>> deletions_;
+  std::map<uint64_t, TimeoutQueue*> timeouts_;
+  std::unique_ptr<char[]> read_buffer_;
+  std::string scratch_;
+  uint64_t rng_[4];
+  bool closed_ = false;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_LOOP_CONTEXT_H_

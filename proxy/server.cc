@@ -1,0 +1,214 @@
+#include "proxy/server.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "proxy/config_loader.h"
+
+namespace sluice {
+
+uint64_t RaiseFileLimit() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  return limit.rlim_cur;
+}
+
+absl::Status DropPrivileges(const std::string& user) {
+  if (user.empty()) return absl::OkStatus();
+  if (geteuid() != 0) {
+    LOG_WARN("user: not running as root; staying uid %d instead of switching to %s", geteuid(),
+             user);
+    return absl::OkStatus();
+  }
+  passwd* pw = getpwnam(user.c_str());
+  if (!pw) return absl::NotFoundError(absl::StrFormat("user: no such user \"%s\"", user));
+  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+      setuid(pw->pw_uid) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrFormat("user: cannot switch to \"%s\": %s", user, std::strerror(errno)));
+  }
+  LOG_INFO("running as user %s", user);
+  return absl::OkStatus();
+}
+
+Server::Server(CommandLine cli, ConfigPtr config) : cli_(std::move(cli)), config_(std::move(config)) {
+  uv_loop_init(&loop_);
+}
+
+Server::~Server() {
+  for (auto& worker : workers_) worker->Join();
+  uv_loop_close(&loop_);
+}
+
+absl::Status Server::BindListeners(const Config& config,
+                                   std::vector<std::vector<ListenerSocket>>* per_worker,
+                                   std::map<std::string, bool>* keep) {
+  per_worker->assign(workers_.empty() ? config.workers : workers_.size(), {});
+  std::vector<int> opened;
+  std::map<std::string, OpenListener> next;
+  for (const ListenerConfig& listener : config.listeners) {
+    std::string key = listener.address.ToString();
+    next[key] = {listener.address, listener.backlog, listener.proxy_protocol};
+    if (listeners_.count(key)) {
+      (*keep)[key] = listener.proxy_protocol;
+      continue;
+    }
+    for (auto& sockets : *per_worker) {
+      absl::StatusOr<int> fd = BindListenSocket(listener.address, listener.backlog);
+      if (!fd.ok()) {
+        for (int f : opened) ::close(f);
+        return absl::Status(fd.status().code(),
+                            absl::StrFormat("listener \"%s\": %s", listener.name,
+                                            std::string(fd.status().message())));
+      }
+      opened.push_back(*fd);
+      sockets.push_back({key, *fd, listener.backlog, listener.proxy_protocol});
+    }
+  }
+  listeners_ = std::move(next);
+  return absl::OkStatus();
+}
+
+int Server::Run() {
+  SetLogThreadName("main");
+  uint64_t files = RaiseFileLimit();
+
+  std::vector<std::vector<ListenerSocket>> sockets;
+  std::map<std::string, bool> keep;
+  if (absl::Status s = BindListeners(*config_, &sockets, &keep); !s.ok()) {
+    LOG_ERROR("%s", std::string(s.message()));
+    return 1;
+  }
+  if (absl::Status s = DropPrivileges(config_->user); !s.ok()) {
+    LOG_ERROR("%s", std::string(s.message()));
+    return 1;
+  }
+
+  uv_async_init(&loop_, &worker_exit_, [](uv_async_t* a) {
+    auto* self = static_cast<Server*>(a->data);
+    if (self->workers_running_.load() == 0) uv_stop(a->loop);
+  });
+  worker_exit_.data = this;
+  uv_signal_init(&loop_, &sighup_);
+  sighup_.data = this;
+  uv_signal_start(&sighup_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->Reload(); },
+                  SIGHUP);
+  uv_signal_init(&loop_, &sigterm_);
+  sigterm_.data = this;
+  uv_signal_start(
+      &sigterm_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->BeginShutdown("SIGTERM"); },
+      SIGTERM);
+  uv_signal_init(&loop_, &sigint_);
+  sigint_.data = this;
+  uv_signal_start(
+      &sigint_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->BeginShutdown("SIGINT"); },
+      SIGINT);
+  uv_timer_init(&loop_, &drain_timer_);
+  drain_timer_.data = this;
+
+  workers_running_ = config_->workers;
+  for (int i = 0; i < config_->workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, [this] { OnWorkerExit(); }));
+    workers_.back()->Start(config_, std::move(sockets[static_cast<size_t>(i)]));
+  }
+  std::string addresses;
+  for (const ListenerConfig& l : config_->listeners) {
+    addresses += (addresses.empty() ? "" : ", ") + l.address.ToString();
+  }
+  LOG_INFO("sluice listening on %s with %d workers (config %s, %d file descriptors)", addresses,
+           config_->workers, config_->source, files);
+
+  uv_run(&loop_, UV_RUN_DEFAULT);
+
+  for (auto& worker : workers_) worker->Join();
+  uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&worker_exit_), nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  LOG_INFO("sluice stopped");
+  return 0;
+}
+
+void Server::OnWorkerExit() {
+  // Worker thread: only the atomic counter and uv_async_send are safe here.
+  workers_running_.fetch_sub(1);
+  uv_async_send(&worker_exit_);
+}
+
+void Server::Reload() {
+  if (shutting_down_) return;
+  if (cli_.config_path.empty()) {
+    LOG_WARN("SIGHUP: started without a configuration file; nothing to reload");
+    return;
+  }
+  absl::StatusOr<ConfigPtr> loaded = ConfigFromCommandLine(cli_);
+  if (!loaded.ok()) {
+    LOG_ERROR("reload refused, keeping the running configuration: %s",
+              std::string(loaded.status().message()));
+    return;
+  }
+  ConfigPtr config = *loaded;
+  if (config->workers != config_->workers) {
+    LOG_WARN("reload: workers changes from %d to %d only after a restart", config_->workers,
+             config->workers);
+    auto adjusted = std::make_shared<Config>(*config);
+    adjusted->workers = config_->workers;
+    config = adjusted;
+  }
+  if (config->user != config_->user) {
+    LOG_WARN("reload: a change of user takes effect only after a restart");
+  }
+  std::vector<std::vector<ListenerSocket>> sockets;
+  std::map<std::string, bool> keep;
+  std::map<std::string, OpenListener> previous = listeners_;
+  if (absl::Status s = BindListeners(*config, &sockets, &keep); !s.ok()) {
+    listeners_ = previous;
+    LOG_ERROR("reload refused, keeping the running configuration: %s", std::string(s.message()));
+    return;
+  }
+  config_ = config;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    auto added = std::make_shared<std::vector<ListenerSocket>>(std::move(sockets[i]));
+    workers_[i]->Post([config, added, keep](Worker* w) {
+      w->ApplyConfig(config, std::move(*added), keep);
+    });
+  }
+  LOG_INFO("configuration reloaded from %s", config_->source);
+}
+
+void Server::BeginShutdown(const char* why) {
+  if (shutting_down_) {
+    LOG_INFO("%s again: closing every connection now", why);
+    for (auto& worker : workers_) worker->Post([](Worker* w) { w->ForceClose(); });
+    return;
+  }
+  shutting_down_ = true;
+  LOG_INFO("%s: draining (up to %s)", why, absl::FormatDuration(config_->timeouts.drain));
+  for (auto& worker : workers_) worker->Post([](Worker* w) { w->BeginDrain(); });
+  uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(config_->timeouts.drain));
+  uv_timer_start(
+      &drain_timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Server*>(t->data);
+        LOG_WARN("drain timeout: closing the remaining connections");
+        for (auto& worker : self->workers_) worker->Post([](Worker* w) { w->ForceClose(); });
+      },
+      ms, 0);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&drain_timer_));
+}
+
+}  // namespace sluice

@@ -1,0 +1,70 @@
+// The sluice process: the control thread and its loop. It opens the listening sockets, starts
+// the workers, and handles signals: SIGHUP re-reads the configuration (a valid one reaches
+// every worker as a new snapshot, an invalid one is refused with its message and the running
+// configuration stays), SIGTERM and SIGINT drain (stop accepting, let exchanges finish up to
+// the drain timeout, exit 0).
+#ifndef SLUICE_PROXY_SERVER_H_
+#define SLUICE_PROXY_SERVER_H_
+
+#include <uv.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "proxy/cli.h"
+#include "proxy/config.h"
+#include "proxy/listener.h"
+#include "proxy/worker.h"
+
+namespace sluice {
+
+class Server {
+ public:
+  Server(CommandLine cli, ConfigPtr config);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  // Runs until drained. Returns the process exit code.
+  int Run();
+
+ private:
+  struct OpenListener {
+    SocketAddress address;
+    int backlog = 0;
+    bool proxy_protocol = false;
+  };
+
+  absl::Status BindListeners(const Config& config,
+                             std::vector<std::vector<ListenerSocket>>* per_worker,
+                             std::map<std::string, bool>* keep);
+  void Reload();
+  void BeginShutdown(const char* why);
+  void OnWorkerExit();
+
+  CommandLine cli_;
+  ConfigPtr config_;
+  uv_loop_t loop_;
+  uv_signal_t sighup_;
+  uv_signal_t sigterm_;
+  uv_signal_t sigint_;
+  uv_timer_t drain_timer_;
+  uv_async_t worker_exit_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::map<std::string, OpenListener> listeners_;  // what the workers listen on, by address
+  std::atomic<int> workers_running_{0};
+  bool shutting_down_ = false;
+};
+
+// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+uint64_t RaiseFileLimit();
+// Switches to `user` (and its group) when running as root. Call after binding.
+absl::Status DropPrivileges(const std::string& user);
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_SERVER_H_

@@ -1,0 +1,108 @@
+// A TCP socket on a worker loop with an output queue: the one place where sluice reads, writes
+// and closes sockets, for downstream and upstream connections alike.
+//
+// Writes are coalesced: Write() appends to the queue and the queue is flushed once, after the
+// current callback chain (LoopContext deferred task), with a single write(2) when the kernel
+// takes it all. That turns "response head, body, end" into one system call. What the kernel
+// does not take is handed to uv_write and reported drained when done.
+//
+// Reads use the loop's shared read buffer: nothing is allocated per idle connection.
+//
+// Lifetime: embedded in its owner (a connection), whose OnStreamClosed() runs from the libuv
+// close callback; that is where the owner frees itself (STYLE.md rule 8). Loop thread only.
+#ifndef SLUICE_PROXY_TCP_STREAM_H_
+#define SLUICE_PROXY_TCP_STREAM_H_
+
+#include <uv.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "proxy/loop_context.h"
+
+namespace sluice {
+
+class TcpStream final : private DeferredTask {
+ public:
+  class Handler {
+   public:
+    // Bytes arrived; valid only during the call.
+    virtual void OnStreamRead(const char* data, size_t len) = 0;
+    // The peer half-closed (FIN). Reading has stopped.
+    virtual void OnStreamEof() = 0;
+    // A read, write or connect failed (libuv error code). The owner should Close().
+    virtual void OnStreamError(int error) = 0;
+    // Every queued byte was handed to the kernel.
+    virtual void OnStreamDrained() = 0;
+    // Connect() finished successfully.
+    virtual void OnStreamConnected() {}
+    // The handle is closed: the owner may free itself (and this stream) now.
+    virtual void OnStreamClosed() = 0;
+
+   protected:
+    virtual ~Handler() = default;
+  };
+
+  TcpStream(LoopContext* context, Handler* handler);
+  TcpStream(const TcpStream&) = delete;
+  TcpStream& operator=(const TcpStream&) = delete;
+  ~TcpStream() override;
+
+  // uv_tcp_init; must succeed before anything else. Returns a libuv error code.
+  int Init();
+  uv_tcp_t* handle() { return &handle_; }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle_); }
+
+  // Non-blocking connect; OnStreamConnected or OnStreamError follows.
+  int Connect(const sockaddr* address);
+
+  int StartReading();
+  void StopReading();
+  bool reading() const { return reading_; }
+
+  // Queues bytes (copied). Ignored once closing or after a write error.
+  void Write(std::string_view data);
+  void Write(std::string_view a, std::string_view b);
+  void Write(std::string_view a, std::string_view b, std::string_view c);
+  // Bytes accepted by Write() and not yet taken by the kernel.
+  size_t queued_bytes() const;
+  // Sends FIN once the queue is empty; reading may go on (half-close).
+  void ShutdownWrite();
+  bool write_shut() const { return shutdown_requested_; }
+
+  // Closes now; queued output is dropped. OnStreamClosed follows from the close callback
+  // (only if Init() succeeded: otherwise there is nothing to close and no callback).
+  void Close();
+  bool closing() const { return closing_; }
+
+ private:
+  struct InFlight;
+
+  void RunDeferred() override;  // flush
+  void ScheduleFlush();
+  void Flush();
+  void StartUvWrite();
+  void MaybeShutdown();
+  void OnRead(ssize_t nread, const uv_buf_t* buf);
+  void OnWriteDone(int status);
+  void ReportError(int error);
+
+  uv_tcp_t handle_;
+  LoopContext* context_;
+  Handler* handler_;
+  std::string out_;                     // bytes not yet given to the kernel or to uv_write
+  std::unique_ptr<InFlight> in_flight_;  // one uv_write at a time, allocated on first need
+  bool initialized_ = false;
+  bool reading_ = false;
+  bool writing_ = false;  // a uv_write is in flight
+  bool shutdown_requested_ = false;
+  bool shutdown_started_ = false;
+  bool closing_ = false;
+  bool failed_ = false;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_TCP_STREAM_H_

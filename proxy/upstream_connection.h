@@ -1,0 +1,130 @@
+// One HTTP/1.1 connection from a worker to an origin endpoint: connects, writes a request
+// (framing its body), parses the response strictly (Http1Parser), and between requests rests
+// in its endpoint's idle pool, still reading so that an origin's close is noticed at once.
+//
+// Ownership: while busy it belongs to one forwarder (its Handler); while idle, to its
+// endpoint's pool. It frees itself in its close callback; Close() and Release() end the
+// holder's use of it. Loop thread only.
+#ifndef SLUICE_PROXY_UPSTREAM_CONNECTION_H_
+#define SLUICE_PROXY_UPSTREAM_CONNECTION_H_
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "proxy/http1_parser.h"
+#include "proxy/intrusive_list.h"
+#include "proxy/loop_context.h"
+#include "proxy/tcp_stream.h"
+#include "proxy/timeout_queue.h"
+
+namespace sluice {
+
+class UpstreamEndpoint;
+
+enum class UpstreamError : uint8_t {
+  kConnectFailed,          // the TCP connect failed
+  kClosedBeforeResponse,   // reset or closed before any response byte
+  kClosedDuringResponse,   // reset or closed after part of the response
+  kBadResponse,            // the origin broke HTTP/1.1 framing or syntax
+};
+
+const char* UpstreamErrorText(UpstreamError error);
+
+class UpstreamConnection final : private TcpStream::Handler,
+                           private Http1Parser::Handler,
+                           private TimeoutTarget {
+ public:
+  class Handler {
+   public:
+    virtual void OnUpstreamConnected() = 0;
+    virtual void OnUpstreamHead(ResponseHeadPtr head) = 0;
+    // Response body bytes, de-framed (raw bytes once tunneling). Valid only during the call.
+    virtual void OnUpstreamBody(std::string_view data) = 0;
+    // The response ended (tunneling: the origin half-closed).
+    virtual void OnUpstreamEnd() = 0;
+    // The connection failed and is closing; the handler must drop its pointer. `detail` is a
+    // libuv error code or 0, `reason` a short text for the log.
+    virtual void OnUpstreamError(UpstreamError error, int detail, const char* reason) = 0;
+    // Queued request bytes were all handed to the kernel.
+    virtual void OnUpstreamDrained() = 0;
+
+   protected:
+    virtual ~Handler() = default;
+  };
+
+  // Starts a connection to the endpoint for `handler`. Returns nullptr (and no callback will
+  // come) if the socket could not even be created; `error` then holds the libuv code.
+  static UpstreamConnection* Connect(LoopContext* context, std::shared_ptr<UpstreamEndpoint> endpoint,
+                                     Handler* handler, int* error);
+
+  // A pooled connection taken by a new holder.
+  void Attach(Handler* handler);
+  // The holder is done. The connection returns to its pool when the exchange ended cleanly
+  // and both sides allow keep-alive, and closes otherwise. No callbacks follow.
+  void Release();
+  // The holder abandons the connection: it closes, no callbacks follow.
+  void Close();
+
+  // Writes a request head (serialized by the caller) and arms the response parser.
+  void SendRequestHead(std::string_view head, HttpMethod method, BodyFraming framing,
+                       bool upgrade);
+  // Request body bytes, framed here as the head announced (chunked or as-is).
+  void SendBody(std::string_view data);
+  void EndRequest();
+  // After a 101: bytes pass through unframed both ways.
+  void StartTunnel();
+  void ShutdownWrite();
+
+  void PauseReading();
+  void ResumeReading();
+  size_t queued_bytes() const { return stream_.queued_bytes(); }
+
+  bool reused() const { return requests_ > 1; }
+  bool response_started() const { return response_started_; }
+  UpstreamEndpoint* endpoint() const { return endpoint_.get(); }
+
+ private:
+  friend class UpstreamEndpoint;
+  enum class State : uint8_t { kConnecting, kBusy, kIdle, kTunnel, kClosed };
+
+  UpstreamConnection(LoopContext* context, std::shared_ptr<UpstreamEndpoint> endpoint,
+                     Handler* handler);
+  ~UpstreamConnection() override;
+
+  // TcpStream::Handler
+  void OnStreamRead(const char* data, size_t len) override;
+  void OnStreamEof() override;
+  void OnStreamError(int error) override;
+  void OnStreamDrained() override;
+  void OnStreamConnected() override;
+  void OnStreamClosed() override;
+  // Http1Parser::Handler
+  void OnHead() override;
+  void OnBody(std::string_view data) override;
+  void OnMessageComplete() override;
+  // TimeoutTarget: idle in the pool too long.
+  void OnTimeout(Timeout* which) override;
+
+  void Fail(UpstreamError error, int detail, const char* reason);
+  void CloseNow();
+
+  LoopContext* context_;
+  std::shared_ptr<UpstreamEndpoint> endpoint_;
+  Handler* handler_;
+  TcpStream stream_;
+  Http1Parser parser_;
+  Timeout idle_timeout_;
+  ListNode pool_node_;  // linked while idle in the endpoint's pool
+  uint32_t requests_ = 0;
+  State state_ = State::kConnecting;
+  BodyFraming request_framing_ = BodyFraming::kNone;
+  bool request_complete_ = false;
+  bool response_started_ = false;
+  bool response_complete_ = false;
+  bool keep_alive_ = false;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_UPSTREAM_CONNECTION_H_

@@ -1,0 +1,163 @@
+#include "proxy/worker.h"
+
+#include <unistd.h>
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+
+namespace sluice {
+
+Worker::Worker(int index, std::function<void()> on_exit)
+    : index_(index), on_exit_(std::move(on_exit)) {}
+
+Worker::~Worker() { Join(); }
+
+void Worker::Start(ConfigPtr config, std::vector<ListenerSocket> listeners) {
+  uv_loop_init(&loop_);
+  context_ = std::make_unique<LoopContext>(&loop_);
+  uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->OnAsync(); });
+  async_.data = this;
+  // The loop is set up before the thread starts, so Post() works from now on.
+  thread_ = std::thread([this, config = std::move(config), listeners = std::move(listeners)]() mutable {
+    Run(std::move(config), std::move(listeners));
+  });
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::Post(std::function<void(Worker*)> task) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (finished_) return;  // the loop is gone; so is anything the task would touch
+  inbox_.push_back(std::move(task));
+  uv_async_send(&async_);
+}
+
+void Worker::OnAsync() {
+  std::vector<std::function<void(Worker*)>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    tasks.swap(inbox_);
+  }
+  for (auto& task : tasks) task(this);
+}
+
+void Worker::Run(ConfigPtr config, std::vector<ListenerSocket> listeners) {
+  SetLogThreadName(absl::StrFormat("w%d", index_));
+  BuildSnapshot(std::move(config));
+  OpenListeners(std::move(listeners));
+  uv_run(&loop_, UV_RUN_DEFAULT);
+
+  // Drained: everything but the loop's own handles is closed. Close those and finish.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    finished_ = true;
+    inbox_.clear();
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  snapshot_.reset();
+  endpoints_.clear();
+  context_->Close();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  context_.reset();
+  if (uv_loop_close(&loop_) != 0) {
+    LOG_WARN("worker %d: handles still open at exit", index_);
+  }
+  if (on_exit_) on_exit_();
+}
+
+void Worker::BuildSnapshot(ConfigPtr config) {
+  auto snapshot = std::make_shared<WorkerSnapshot>(config);
+  snapshot->request_limits.max_head_bytes = config->limits.max_head_bytes;
+  snapshot->request_limits.max_headers = config->limits.max_headers;
+  snapshot->request_limits.max_target_bytes = config->limits.max_target_bytes;
+  snapshot->request_limits.max_body_bytes = config->limits.max_request_body_bytes;
+  Http1Limits response_limits = snapshot->request_limits;
+  response_limits.max_body_bytes = 0;
+
+  // Endpoints (and their idle pools) survive a reload when their cluster and address stay.
+  std::map<std::string, std::shared_ptr<UpstreamEndpoint>> endpoints;
+  for (const ClusterConfig& cluster : config->clusters) {
+    std::vector<std::shared_ptr<UpstreamEndpoint>> members;
+    for (const EndpointConfig& endpoint : cluster.endpoints) {
+      std::string key = cluster.name + "|" + endpoint.address.ToString();
+      auto it = endpoints_.find(key);
+      std::shared_ptr<UpstreamEndpoint> member;
+      if (it != endpoints_.end()) {
+        member = it->second;
+        member->Update(cluster.pool, response_limits);
+      } else {
+        member = std::make_shared<UpstreamEndpoint>(context_.get(), endpoint.address.ToString(),
+                                                    endpoint.address, cluster.pool, response_limits);
+      }
+      endpoints[key] = member;
+      members.push_back(std::move(member));
+    }
+    snapshot->clusters.push_back(std::make_unique<ClusterRuntime>(cluster, std::move(members)));
+  }
+  for (auto& [key, endpoint] : endpoints_) {
+    if (endpoints.find(key) == endpoints.end()) endpoint->Retire();
+  }
+  endpoints_ = std::move(endpoints);
+  snapshot_ = std::move(snapshot);
+}
+
+void Worker::OpenListeners(std::vector<ListenerSocket> sockets) {
+  for (const ListenerSocket& socket : sockets) {
+    auto* listener = new Listener(this, socket);
+    int rc = listener->Start();
+    if (rc != 0) {
+      LOG_ERROR("listener %s: %s", socket.key, uv_strerror(rc));
+      listener->CloseAndDelete();
+      continue;
+    }
+    listeners_[socket.key] = listener;
+  }
+}
+
+void Worker::ApplyConfig(ConfigPtr config, std::vector<ListenerSocket> added,
+                         const std::map<std::string, bool>& keep) {
+  if (draining_) {
+    for (ListenerSocket& socket : added) ::close(socket.fd);
+    return;
+  }
+  BuildSnapshot(std::move(config));
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    auto kept = keep.find(it->first);
+    if (kept == keep.end()) {
+      it->second->CloseAndDelete();
+      it = listeners_.erase(it);
+    } else {
+      it->second->set_proxy_protocol(kept->second);
+      ++it;
+    }
+  }
+  OpenListeners(std::move(added));
+}
+
+void Worker::BeginDrain() {
+  if (draining_) return;
+  draining_ = true;
+  for (auto& [key, listener] : listeners_) listener->CloseAndDelete();
+  listeners_.clear();
+  connections_.ForEach([](DownstreamConnection* c) { c->Drain(); });
+  MaybeFinish();
+}
+
+void Worker::ForceClose() {
+  connections_.ForEach([](DownstreamConnection* c) { c->Abort(); });
+}
+
+void Worker::OnConnectionClosed() {
+  if (draining_) MaybeFinish();
+}
+
+void Worker::MaybeFinish() {
+  if (!draining_ || !connections_.empty()) return;
+  // Idle upstream connections keep the loop alive; close them so uv_run returns.
+  for (auto& [key, endpoint] : endpoints_) endpoint->Retire();
+  uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+}
+
+}  // namespace sluice

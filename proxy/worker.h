@@ -1,0 +1,91 @@
+// A worker: one thread, one libuv loop, its own listeners (SO_REUSEPORT), connections,
+// upstream pools and configuration snapshot. Nothing on the request path is shared with other
+// threads. The control thread talks to a worker only through Post(), which queues a task and
+// wakes the loop (uv_async); the task then runs on the worker's thread.
+#ifndef SLUICE_PROXY_WORKER_H_
+#define SLUICE_PROXY_WORKER_H_
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proxy/config.h"
+#include "proxy/downstream_connection.h"
+#include "proxy/intrusive_list.h"
+#include "proxy/listener.h"
+#include "proxy/loop_context.h"
+#include "proxy/worker_snapshot.h"
+
+namespace sluice {
+
+class Worker {
+ public:
+  // `on_exit` runs on the worker thread when its loop has finished (after a drain).
+  Worker(int index, std::function<void()> on_exit);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // --- Control thread ---
+  // Starts the thread with a first configuration and its listening sockets.
+  void Start(ConfigPtr config, std::vector<ListenerSocket> listeners);
+  // Runs `task` on the worker's loop. Thread-safe.
+  void Post(std::function<void(Worker*)> task);
+  void Join();
+
+  // --- Worker thread ---
+  // A new configuration: new requests use it; sockets for new listeners come with it, and
+  // listeners whose key is not in `keep` or `added` are closed.
+  void ApplyConfig(ConfigPtr config, std::vector<ListenerSocket> added,
+                   const std::map<std::string, bool>& keep);
+  // Stops accepting, lets exchanges in progress finish, then ends the loop.
+  void BeginDrain();
+  // Closes every connection now (the drain timeout passed).
+  void ForceClose();
+
+  int index() const { return index_; }
+  LoopContext* context() { return context_.get(); }
+  const WorkerSnapshotPtr& snapshot() const { return snapshot_; }
+  bool draining() const { return draining_; }
+  uint64_t NextConnectionId() { return ++connection_ids_ * 256 + static_cast<uint64_t>(index_); }
+  IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_>& connections() {
+    return connections_;
+  }
+  void OnConnectionClosed();
+
+ private:
+  void Run(ConfigPtr config, std::vector<ListenerSocket> listeners);
+  void OnAsync();
+  void BuildSnapshot(ConfigPtr config);
+  void OpenListeners(std::vector<ListenerSocket> sockets);
+  void MaybeFinish();
+
+  const int index_;
+  std::function<void()> on_exit_;
+  std::thread thread_;
+  uv_loop_t loop_;
+  std::unique_ptr<LoopContext> context_;
+  uv_async_t async_;
+
+  std::mutex mutex_;  // guards inbox_ only: the control thread's door, never the data path
+  std::vector<std::function<void(Worker*)>> inbox_;
+
+  WorkerSnapshotPtr snapshot_;
+  std::map<std::string, std::shared_ptr<UpstreamEndpoint>> endpoints_;  // "cluster|address"
+  std::map<std::string, Listener*> listeners_;                          // by address
+  IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_> connections_;
+  uint64_t connection_ids_ = 0;
+  bool draining_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_WORKER_H_

@@ -1,0 +1,36 @@
+// What a worker serves requests with: one configuration snapshot plus the worker's own runtime
+// objects built from it (router, clusters with their balancers and endpoints). A reload builds
+// a new snapshot; requests in flight keep the one they started with.
+#ifndef SLUICE_PROXY_WORKER_SNAPSHOT_H_
+#define SLUICE_PROXY_WORKER_SNAPSHOT_H_
+
+#include <memory>
+#include <vector>
+
+#include "proxy/config.h"
+#include "proxy/http1_parser.h"
+#include "proxy/load_balancer.h"
+#include "proxy/router.h"
+
+namespace sluice {
+
+struct ClusterRuntime {
+  ClusterRuntime(const ClusterConfig& c, std::vector<std::shared_ptr<UpstreamEndpoint>> endpoints)
+      : config(c), balancer(c.balancer, std::move(endpoints)) {}
+  const ClusterConfig& config;
+  LoadBalancer balancer;
+};
+
+struct WorkerSnapshot {
+  explicit WorkerSnapshot(ConfigPtr c) : config(std::move(c)), router(config->routes) {}
+  ConfigPtr config;
+  Router router;
+  std::vector<std::unique_ptr<ClusterRuntime>> clusters;  // indexed like config->clusters
+  Http1Limits request_limits;
+};
+
+using WorkerSnapshotPtr = std::shared_ptr<WorkerSnapshot>;
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_WORKER_SNAPSHOT_H_
