@@ -117,6 +117,7 @@ void DownstreamConnection::OnStreamRead(const char* data, size_t len) {
 }
 
 void DownstreamConnection::OnStreamEof() {
+  peer_eof_ = true;
   if (phase_ == Phase::kHttp) {
     codec_->OnEof();
     return;
@@ -136,6 +137,10 @@ void DownstreamConnection::OnStreamDrained() {
   if (phase_ == Phase::kHttp) {
     codec_->OnTransportDrained();
   } else if (phase_ == Phase::kLingering) {
+    if (peer_eof_) {
+      Abort();  // everything is out and the client has finished too
+      return;
+    }
     timeout_.Arm(context_->Timeouts(kLinger));
   }
 }
@@ -176,12 +181,17 @@ void DownstreamConnection::ResumeReading() {
 void DownstreamConnection::CloseAfterWrites() {
   if (phase_ == Phase::kClosed || phase_ == Phase::kLingering) return;
   phase_ = Phase::kLingering;
+  if (peer_eof_ && stream_.queued_bytes() == 0) {
+    Abort();  // nothing to send and nothing more to read
+    return;
+  }
   stream_.ShutdownWrite();
   // Keep reading (and discarding) so the client's unread bytes do not turn our close into a
   // reset that destroys the response in flight.
   if (read_paused_) stream_.StartReading();
   // Bounded while the last bytes drain; then kLinger once they are out (OnStreamDrained).
-  timeout_.Arm(context_->Timeouts(snapshot_->config->timeouts.body_idle));
+  timeout_.Arm(context_->Timeouts(stream_.queued_bytes() == 0 ? kLinger
+                                                              : snapshot_->config->timeouts.body_idle));
 }
 
 void DownstreamConnection::Abort() {

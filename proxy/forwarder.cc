@@ -347,6 +347,7 @@ void Forwarder::RespondLocal(int status, std::string_view body) {
   head->content_length = body.size();
   ServerStream* stream = stream_;
   stream_ = nullptr;  // the exchange is over for this handler; it is deleted later
+  if (status >= 400 && status < 500 && status != 404) stream->CloseAfterResponse();
   stream->SendResponseHead(*head, false);
   stream->SendResponseBody(body, true);
 }

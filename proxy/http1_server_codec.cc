@@ -374,6 +374,11 @@ void Http1ServerCodec::Reset() {
   Close(false);
 }
 
+void Http1ServerCodec::CloseAfterResponse() {
+  if (!stream_open_ || closed_ || response_started_) return;
+  close_after_response_ = true;
+}
+
 void Http1ServerCodec::PauseRequestBody() {
   if (!closed_) transport_->PauseReading();
 }
@@ -390,7 +395,9 @@ void Http1ServerCodec::MaybeFinishStream() {
   if (!stream_open_ || closed_ || !response_complete_) return;
   bool request_done =
       framing_ == Framing::kTunnel ? tunnel_request_ended_ : (request_complete_ || upgrade_refused_);
-  if (request_done) FinishStream();
+  // Answered before the request ended: the rest of it is not read; the connection closes.
+  bool abandon_request = framing_ != Framing::kTunnel && close_after_response_;
+  if (request_done || abandon_request) FinishStream();
 }
 
 void Http1ServerCodec::FinishStream() {

@@ -57,6 +57,7 @@ class Http1ServerCodec final : public ServerStream,
   void SendResponseHead(ResponseHead& head, bool end_stream) override;
   void SendResponseBody(std::string_view data, bool end_stream) override;
   void Reset() override;
+  void CloseAfterResponse() override;
   void PauseRequestBody() override;
   void ResumeRequestBody() override;
   bool OutputFull() const override;

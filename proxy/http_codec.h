@@ -71,6 +71,9 @@ class ServerStream {
   // Abandons the response: the client must not see a complete message (HTTP/1.1 closes the
   // connection; HTTP/2 resets the stream).
   virtual void Reset() = 0;
+  // Asks to close the client connection after this response (a client error: nothing the
+  // client sends next can be trusted). Must come before SendResponseHead. HTTP/2 ignores it.
+  virtual void CloseAfterResponse() = 0;
 
   // Flow control of the request body.
   virtual void PauseRequestBody() = 0;

@@ -1,0 +1,255 @@
+"""Integration test harness: starts the real sluice binary and test origins on loopback.
+
+Every process a test starts is stopped by its PID. Every wait is bounded.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from origin import Origin  # noqa: E402
+
+SLUICE_BIN = os.environ.get("SLUICE_BIN", os.path.join(HERE, "../../build/proxy/sluice"))
+SANITIZED = os.environ.get("SLUICE_SANITIZED") == "1"
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "AddressSanitizer:DEADLYSIGNAL")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError("nothing listens on port %d" % port)
+
+
+class Sluice:
+    """A running sluice process with a YAML config written to a temporary file."""
+
+    def __init__(self, config_text=None, args=None, port=None, workers=1):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="sluice-test-")
+        self.log_path = os.path.join(self.dir, "sluice.log")
+        self.config_path = os.path.join(self.dir, "sluice.yaml")
+        if config_text is not None:
+            self.write_config(config_text.replace("{port}", str(self.port)))
+            self.args = ["--config", self.config_path]
+        else:
+            self.args = list(args or [])
+        if workers is not None and config_text is None and "--workers" not in self.args:
+            self.args += ["--workers", str(workers)]
+        self.proc = None
+
+    def write_config(self, text):
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([SLUICE_BIN] + self.args, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            wait_for_port(self.port, proc=self.proc)
+        return self
+
+    def signal(self, signum):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signum)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, wait for the drain; SIGKILL if it does not exit. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+        return self.proc.returncode
+
+    def log_text(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_for_log(self, pattern, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if re.search(pattern, self.log_text()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def basic_config(origin_ports, extra="", balancer="round_robin", route_extra=""):
+    endpoints = ", ".join("127.0.0.1:%d" % p for p in origin_ports)
+    return """
+workers: 1
+log_level: debug
+listeners:
+  - name: test
+    address: 127.0.0.1:{port}
+clusters:
+  - name: app
+    balancer: %s
+    endpoints: [%s]
+    connect_timeout: 1s
+    response_timeout: 2s
+routes:
+  - cluster: app
+%s
+%s
+""" % (balancer, endpoints, route_extra, extra)
+
+
+class RawClient:
+    """A plain TCP client for byte-exact requests."""
+
+    def __init__(self, port, timeout=5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def read_until(self, marker):
+        while marker not in self.buf:
+            self._fill()
+        i = self.buf.index(marker) + len(marker)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_response(self, head_request=False):
+        """Returns (status, headers dict lower-case -> list, body bytes)."""
+        head = self.read_until(b"\r\n\r\n").decode("latin-1")
+        lines = head.split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            if not line:
+                continue
+            name, value = line.split(":", 1)
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+        if status < 200 and status != 101:
+            return self.read_response(head_request)
+        if head_request or status in (101, 204, 304):
+            return status, headers, b""
+        if "content-length" in headers:
+            body = self.read_exact(int(headers["content-length"][0]))
+        elif headers.get("transfer-encoding", [""])[0].lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.read_until(b"\r\n")[:-2].split(b";")[0], 16)
+                if size == 0:
+                    self.read_until(b"\r\n")
+                    break
+                body += self.read_exact(size)
+                self.read_exact(2)
+        else:
+            body = self.read_all()
+        return status, headers, body
+
+    def read_all(self):
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                self.buf += chunk
+        except ConnectionResetError:
+            pass
+        out, self.buf = self.buf, b""
+        return out
+
+    def closed_by_peer(self, timeout=3.0):
+        """True if the peer closes (EOF or reset) within timeout, after any pending bytes."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+class ProxyTestCase(unittest.TestCase):
+    """Starts origins and a sluice per test; stops them afterwards."""
+
+    def start_origin(self, **kwargs):
+        origin = Origin(**kwargs).start()
+        self.addCleanup(origin.stop)
+        return origin
+
+    def start_sluice(self, config_text=None, args=None, **kwargs):
+        proxy = Sluice(config_text, args, **kwargs)
+        proxy.start()
+        self.addCleanup(self._stop_and_check, proxy)
+        self.sluice = proxy
+        return proxy
+
+    def _stop_and_check(self, proxy):
+        """Every sluice a test starts must drain and exit 0 with nothing from the sanitizers."""
+        code = proxy.stop()
+        log = proxy.log_text()
+        for marker in SANITIZER_MARKERS:
+            self.assertNotIn(marker, log, "sanitizer report in the sluice log:\n" + log[-4000:])
+        self.assertEqual(code, 0, "sluice exited with %s:\n%s" % (code, log[-4000:]))
+
+    def client(self, port, timeout=5.0):
+        c = RawClient(port, timeout)
+        self.addCleanup(c.close)
+        return c
+
+    def curl(self, *args, timeout=20):
+        result = subprocess.run(["curl", "-sS", "--max-time", str(timeout)] + list(args),
+                                stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout + 5)
+        return result
