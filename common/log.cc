@@ -56,10 +56,10 @@ void LogLine(LogLevel level, std::string_view message) {
   clock_gettime(CLOCK_REALTIME, &ts);
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
-  std::string line = absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s ", tm.tm_year + 1900,
-                                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                                     static_cast<int>(ts.tv_nsec / 1000000), t_thread_name,
-                                     LevelName(level));
+  std::string line =
+      absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      static_cast<int>(ts.tv_nsec / 1000000), t_thread_name, LevelName(level));
   line.append(message);
   line.push_back('\n');
   // One write per line: POSIX keeps writes of this size to a pipe or file atomic enough that

@@ -24,11 +24,11 @@ void LogLine(LogLevel level, std::string_view message);
 
 }  // namespace sluice
 
-#define SLUICE_LOG(level, ...)                                               \
-  do {                                                                       \
-    if (::sluice::LogEnabled(::sluice::LogLevel::level)) {                   \
+#define SLUICE_LOG(level, ...)                                                    \
+  do {                                                                            \
+    if (::sluice::LogEnabled(::sluice::LogLevel::level)) {                        \
       ::sluice::LogLine(::sluice::LogLevel::level, absl::StrFormat(__VA_ARGS__)); \
-    }                                                                        \
+    }                                                                             \
   } while (0)
 
 #define LOG_DEBUG(...) SLUICE_LOG(kDebug, __VA_ARGS__)

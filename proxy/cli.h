@@ -15,12 +15,12 @@
 namespace sluice {
 
 struct CommandLine {
-  std::string config_path;         // --config
-  bool check = false;              // --check
-  std::string listen;              // --listen
+  std::string config_path;           // --config
+  bool check = false;                // --check
+  std::string listen;                // --listen
   std::vector<std::string> origins;  // --origin, comma-separated
-  int workers = -1;                // --workers; -1: not given
-  std::string log_level;           // --log-level
+  int workers = -1;                  // --workers; -1: not given
+  std::string log_level;             // --log-level
   bool help = false;
   bool version = false;
 };

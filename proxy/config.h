@@ -31,9 +31,10 @@ struct ListenerConfig {
 enum class BalancerKind { kRoundRobin, kLeastOutstanding };
 
 struct PoolConfig {
-  uint32_t max_idle = 64;                          // idle keep-alive connections per endpoint, per worker
-  absl::Duration idle_timeout = absl::Seconds(60); // an idle pooled connection is closed after this
-  uint32_t max_requests = 1000;                    // per upstream connection; 0: unlimited
+  uint32_t max_idle = 64;  // idle keep-alive connections per endpoint, per worker
+  absl::Duration idle_timeout =
+      absl::Seconds(60);         // an idle pooled connection is closed after this
+  uint32_t max_requests = 1000;  // per upstream connection; 0: unlimited
 };
 
 struct EndpointConfig {
@@ -61,25 +62,25 @@ struct LimitsConfig {
   uint32_t max_head_bytes = 64 * 1024;
   uint32_t max_headers = 100;
   uint32_t max_target_bytes = 8 * 1024;
-  uint64_t max_request_body_bytes = 0;          // 0: unlimited
-  uint32_t max_requests_per_connection = 0;     // downstream keep-alive; 0: unlimited
+  uint64_t max_request_body_bytes = 0;       // 0: unlimited
+  uint32_t max_requests_per_connection = 0;  // downstream keep-alive; 0: unlimited
 };
 
 struct TimeoutsConfig {
-  absl::Duration head_read = absl::Seconds(10);         // first byte of a head -> end of it
-  absl::Duration downstream_idle = absl::Seconds(60);   // keep-alive wait for the next request
-  absl::Duration body_idle = absl::Seconds(30);         // no body byte in either direction
-  absl::Duration tunnel_idle = absl::Hours(1);          // upgraded connections (WebSocket)
-  absl::Duration drain = absl::Seconds(30);             // SIGTERM: in-flight requests get this long
+  absl::Duration head_read = absl::Seconds(10);        // first byte of a head -> end of it
+  absl::Duration downstream_idle = absl::Seconds(60);  // keep-alive wait for the next request
+  absl::Duration body_idle = absl::Seconds(30);        // no body byte in either direction
+  absl::Duration tunnel_idle = absl::Hours(1);         // upgraded connections (WebSocket)
+  absl::Duration drain = absl::Seconds(30);            // SIGTERM: in-flight requests get this long
 };
 
 enum class ForwardedForMode { kOverwrite, kAppend };
 
 struct ProxyOptions {
-  std::string via = "sluice";                 // Via pseudonym; empty: no Via
+  std::string via = "sluice";  // Via pseudonym; empty: no Via
   std::string request_id_header = "x-request-id";
   ForwardedForMode forwarded_for = ForwardedForMode::kOverwrite;
-  CidrSet trusted_proxies;                    // their X-Forwarded-* are kept and appended to
+  CidrSet trusted_proxies;  // their X-Forwarded-* are kept and appended to
   PathNormalizerOptions path;
 };
 
@@ -87,7 +88,7 @@ struct Config {
   std::string source;  // the file it came from, or "command line"
   int workers = 1;     // resolved: never 0 after loading
   LogLevel log_level = LogLevel::kInfo;
-  std::string user;    // drop to this user after binding; empty: stay
+  std::string user;  // drop to this user after binding; empty: stay
   std::vector<ListenerConfig> listeners;
   std::vector<ClusterConfig> clusters;
   std::vector<RouteConfig> routes;

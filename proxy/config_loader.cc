@@ -58,9 +58,9 @@ class Field {
       for (std::string_view a : allowed) known = known || key == a;
       if (!known) {
         int line = entry.first.Mark().line + 1;
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s:%d: %s: unknown key \"%s\" (expected one of: %s)", *source_, line,
-            path_.empty() ? "(top level)" : path_, key, names));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s:%d: %s: unknown key \"%s\" (expected one of: %s)", *source_, line,
+                            path_.empty() ? "(top level)" : path_, key, names));
       }
     }
     return absl::OkStatus();
@@ -211,8 +211,8 @@ absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
     } else if (kind == "least_outstanding") {
       out->balancer = BalancerKind::kLeastOutstanding;
     } else {
-      return balancer.Error(absl::StrFormat(
-          "must be round_robin or least_outstanding, got \"%s\"", kind));
+      return balancer.Error(
+          absl::StrFormat("must be round_robin or least_outstanding, got \"%s\"", kind));
     }
   }
 
@@ -330,8 +330,8 @@ absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out) {
 }
 
 absl::Status ParseTopLevel(const Field& root, Config* config) {
-  RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters",
-                                  "routes", "limits", "timeouts", "proxy"}));
+  RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes",
+                                  "limits", "timeouts", "proxy"}));
   config->workers = 0;
   RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
   Field log_level = root.Child("log_level");
@@ -391,7 +391,8 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   if (Field f = root.Child("timeouts"); f.present()) {
     RETURN_IF_ERROR(ParseTimeouts(f, &config->timeouts));
   }
-  if (Field f = root.Child("proxy"); f.present()) RETURN_IF_ERROR(ParseProxyOptions(f, &config->proxy));
+  if (Field f = root.Child("proxy"); f.present())
+    RETURN_IF_ERROR(ParseProxyOptions(f, &config->proxy));
   return absl::OkStatus();
 }
 
@@ -451,8 +452,7 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view yaml, const std::string& 
   try {
     RETURN_IF_ERROR(ParseTopLevel(Field(root, "", &config->source, 1), config.get()));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s:%d: %s", source, e.mark.line + 1, e.msg));
+    return absl::InvalidArgumentError(absl::StrFormat("%s:%d: %s", source, e.mark.line + 1, e.msg));
   }
   RETURN_IF_ERROR(ValidateConfig(*config));
   return ConfigPtr(std::move(config));

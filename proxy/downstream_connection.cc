@@ -30,7 +30,6 @@ void DownstreamConnection::Accept(Worker* worker, uv_stream_t* server, bool prox
 DownstreamConnection::DownstreamConnection(Worker* worker, bool proxy_protocol)
     : worker_(worker),
       context_(worker->context()),
-      snapshot_(worker->snapshot()),
       stream_(context_, this),
       timeout_(this),
       phase_(proxy_protocol ? Phase::kProxyHeader : Phase::kHttp) {}
@@ -53,7 +52,7 @@ void DownstreamConnection::Start() {
     Abort();
     return;
   }
-  const TimeoutsConfig& timeouts = snapshot_->config->timeouts;
+  const TimeoutsConfig& timeouts = worker_->snapshot()->config->timeouts;
   if (phase_ == Phase::kProxyHeader) {
     timeout_.Arm(context_->Timeouts(timeouts.head_read));
   } else {
@@ -64,14 +63,14 @@ void DownstreamConnection::Start() {
 
 void DownstreamConnection::StartHttp(const char* data, size_t len) {
   phase_ = Phase::kHttp;
-  const Config& config = *snapshot_->config;
+  const WorkerSnapshot& snapshot = *worker_->snapshot();
+  const Config& config = *snapshot.config;
   Http1ServerCodec::Options options;
-  options.limits = snapshot_->request_limits;
+  options.limits = snapshot.request_limits;
   options.max_requests = config.limits.max_requests_per_connection;
-  codec_ = std::make_unique<Http1ServerCodec>(context_, static_cast<CodecTransport*>(this),
-                                               static_cast<StreamFactory*>(this),
-                                               static_cast<Http1ServerCodec::Observer*>(this),
-                                               options, info_);
+  codec_ = std::make_unique<Http1ServerCodec>(
+      context_, static_cast<CodecTransport*>(this), static_cast<StreamFactory*>(this),
+      static_cast<Http1ServerCodec::Observer*>(this), options, &info_);
   OnCodecStateChanged();
   if (len > 0) codec_->OnData(data, len);
 }
@@ -190,8 +189,8 @@ void DownstreamConnection::CloseAfterWrites() {
   // reset that destroys the response in flight.
   if (read_paused_) stream_.StartReading();
   // Bounded while the last bytes drain; then kLinger once they are out (OnStreamDrained).
-  timeout_.Arm(context_->Timeouts(stream_.queued_bytes() == 0 ? kLinger
-                                                              : snapshot_->config->timeouts.body_idle));
+  timeout_.Arm(context_->Timeouts(
+      stream_.queued_bytes() == 0 ? kLinger : worker_->snapshot()->config->timeouts.body_idle));
 }
 
 void DownstreamConnection::Abort() {
@@ -224,7 +223,8 @@ std::unique_ptr<ServerStreamHandler> DownstreamConnection::NewStream(ServerStrea
 
 void DownstreamConnection::OnCodecStateChanged() {
   if (phase_ != Phase::kHttp) return;
-  const TimeoutsConfig& timeouts = snapshot_->config->timeouts;
+  // Connections opened before a reload follow the newest timeouts too.
+  const TimeoutsConfig& timeouts = worker_->snapshot()->config->timeouts;
   switch (codec_->state()) {
     case Http1ServerCodec::State::kIdle:
       head_timer_ = false;

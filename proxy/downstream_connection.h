@@ -21,10 +21,10 @@ namespace sluice {
 class Worker;
 
 class DownstreamConnection final : private TcpStream::Handler,
-                             private CodecTransport,
-                             private StreamFactory,
-                             private Http1ServerCodec::Observer,
-                             private TimeoutTarget {
+                                   private CodecTransport,
+                                   private StreamFactory,
+                                   private Http1ServerCodec::Observer,
+                                   private TimeoutTarget {
  public:
   // Accepts one pending connection from `server`. On failure the connection is dropped.
   static void Accept(Worker* worker, uv_stream_t* server, bool proxy_protocol);
@@ -68,7 +68,6 @@ class DownstreamConnection final : private TcpStream::Handler,
 
   Worker* worker_;
   LoopContext* context_;
-  WorkerSnapshotPtr snapshot_;  // settings for this connection's codec and timers
   TcpStream stream_;
   std::unique_ptr<Http1ServerCodec> codec_;
   std::string proxy_header_;  // a PROXY header still incomplete

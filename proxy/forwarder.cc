@@ -258,9 +258,9 @@ void Forwarder::OnUpstreamError(UpstreamError error, int detail, const char* rea
     return;
   }
   if (response_started_) {
-    LOG_WARN("upstream %s: %s (%s) after the response began; aborting %s %s%s",
-             endpoint_->name(), UpstreamErrorText(error), reason, request_->method_text,
-             request_->authority, request_->path);
+    LOG_WARN("upstream %s: %s (%s) after the response began; aborting %s %s%s", endpoint_->name(),
+             UpstreamErrorText(error), reason, request_->method_text, request_->authority,
+             request_->path);
     response_done_ = true;
     ServerStream* stream = stream_;
     stream_ = nullptr;
@@ -284,7 +284,8 @@ void Forwarder::OnTimeout(Timeout* which) {
     if (!response_started_ && !request_complete_) {
       // The client stopped sending its body.
       if (stream_) {
-        LOG_INFO("downstream %s: 408 request body stalled", stream_->downstream().client.ToString());
+        LOG_INFO("downstream %s: 408 request body stalled",
+                 stream_->downstream().client.ToString());
         RespondLocal(408, "408 Request Timeout: request body stalled\n");
       }
       return;

@@ -21,8 +21,8 @@
 namespace sluice {
 
 class Forwarder final : public ServerStreamHandler,
-                  private UpstreamConnection::Handler,
-                  private TimeoutTarget {
+                        private UpstreamConnection::Handler,
+                        private TimeoutTarget {
  public:
   // Body bytes kept to replay a request on a fresh connection.
   static constexpr size_t kReplayLimit = 64 * 1024;
@@ -75,7 +75,7 @@ class Forwarder final : public ServerStreamHandler,
   uint64_t body_sent_ = 0;
   bool upstream_ready_ = false;
   bool upstream_reused_ = false;  // the current connection came from the pool
-  bool counted_ = false;  // endpoint_->BeginRequest() was called
+  bool counted_ = false;          // endpoint_->BeginRequest() was called
   bool request_complete_ = false;
   bool replayable_ = true;
   bool retried_ = false;

@@ -25,16 +25,17 @@ class HeadScanner {
   };
   enum class Error : uint8_t {
     kNone,
-    kBareCr,            // CR not followed by LF
-    kBareLf,            // LF not preceded by CR
-    kNul,               // a NUL byte
-    kObsFold,           // a field line starting with SP or HTAB
-    kStartLine,         // request line not "method SP target SP version", or a blank/indented start
-    kTooLarge,          // more than max_bytes
-    kTooManyFields,     // more than max_fields lines
+    kBareCr,         // CR not followed by LF
+    kBareLf,         // LF not preceded by CR
+    kNul,            // a NUL byte
+    kObsFold,        // a field line starting with SP or HTAB
+    kStartLine,      // request line not "method SP target SP version", or a blank/indented start
+    kTooLarge,       // more than max_bytes
+    kTooManyFields,  // more than max_fields lines
   };
 
-  HeadScanner(uint32_t max_bytes, uint32_t max_fields) : max_bytes_(max_bytes), max_fields_(max_fields) {}
+  HeadScanner(uint32_t max_bytes, uint32_t max_fields)
+      : max_bytes_(max_bytes), max_fields_(max_fields) {}
 
   void Reset(Kind kind);
   void SetLimits(uint32_t max_bytes, uint32_t max_fields) {
@@ -50,7 +51,9 @@ class HeadScanner {
   bool done() const { return done_; }
   Error error() const { return error_; }
   // True when the error means "too big" (431) rather than "malformed" (400).
-  bool error_is_size() const { return error_ == Error::kTooLarge || error_ == Error::kTooManyFields; }
+  bool error_is_size() const {
+    return error_ == Error::kTooLarge || error_ == Error::kTooManyFields;
+  }
   uint32_t bytes() const { return bytes_; }
   // True once any byte of the block (other than skipped leading empty lines) was seen.
   bool started() const { return started_; }

@@ -1,7 +1,6 @@
 #include "proxy/http1_parser.h"
 #include "common/strings.h"
 
-
 namespace sluice {
 
 // llhttp calls these C functions; each casts `data` and calls one member (STYLE.md, rule 2).
@@ -160,7 +159,7 @@ Http1Parser::Result Http1Parser::Execute(const char* data, size_t len) {
           status = 501;
         }
         FailWith(status, llhttp_get_error_reason(&llhttp_) ? llhttp_get_error_reason(&llhttp_)
-                                                          : llhttp_errno_name(err));
+                                                           : llhttp_errno_name(err));
       }
       phase_ = Phase::kFailed;
       const char* at = llhttp_get_error_pos(&llhttp_);
@@ -437,7 +436,8 @@ int Http1Parser::ValidateResponseHead() {
       return FailWith(502, "upstream used a transfer coding other than chunked");
     }
   }
-  if (facts.content_length_fields > 1) return FailWith(502, "upstream sent duplicate Content-Length");
+  if (facts.content_length_fields > 1)
+    return FailWith(502, "upstream sent duplicate Content-Length");
 
   informational_ = false;
   if (head.status < 200) {
@@ -459,7 +459,8 @@ int Http1Parser::ValidateResponseHead() {
     if (llhttp_.flags & F_CONTENT_LENGTH) head.content_length = llhttp_.content_length;
     if (response_to_ == HttpMethod::kHead) {
       // llhttp would otherwise wait for a body that never comes.
-      head.keep_alive = !(llhttp_.flags & F_CONNECTION_CLOSE) && head.version == HttpVersion::kHttp11;
+      head.keep_alive =
+          !(llhttp_.flags & F_CONNECTION_CLOSE) && head.version == HttpVersion::kHttp11;
       return kSkipBody;
     }
   } else if (llhttp_.flags & F_CHUNKED) {

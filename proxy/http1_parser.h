@@ -56,8 +56,9 @@ class Http1Parser {
   struct Result {
     size_t consumed = 0;
     Outcome outcome = Outcome::kNeedMore;
-    int status = 0;              // kError: the status to answer with (400, 413, 414, 431, 501, 505; 502 for responses)
-    const char* reason = "";     // kError: why, for the log line and the error body
+    int status =
+        0;  // kError: the status to answer with (400, 413, 414, 431, 501, 505; 502 for responses)
+    const char* reason = "";  // kError: why, for the log line and the error body
   };
 
   Http1Parser(Mode mode, const Http1Limits& limits, Handler* handler);
@@ -86,6 +87,7 @@ class Http1Parser {
   bool idle() const { return phase_ == Phase::kHead && !scanner_.started(); }
   uint64_t body_bytes() const { return body_bytes_; }
   void set_limits(const Http1Limits& limits);
+  const Http1Limits& limits() const { return limits_; }
 
  private:
   friend struct Http1ParserCallbacks;

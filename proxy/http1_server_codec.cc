@@ -20,14 +20,14 @@ const char* StreamResetReasonText(StreamResetReason reason) {
 
 Http1ServerCodec::Http1ServerCodec(LoopContext* context, CodecTransport* transport,
                                    StreamFactory* factory, Observer* observer,
-                                   const Options& options, const DownstreamInfo& info)
+                                   const Options& options, const DownstreamInfo* info)
     : context_(context),
       transport_(transport),
       factory_(factory),
       observer_(observer),
-      options_(options),
       info_(info),
-      parser_(Http1Parser::Mode::kRequest, options.limits, this) {}
+      parser_(Http1Parser::Mode::kRequest, options.limits, this),
+      max_requests_(options.max_requests) {}
 
 Http1ServerCodec::~Http1ServerCodec() {
   if (handler_) {
@@ -71,7 +71,7 @@ void Http1ServerCodec::OnData(const char* data, size_t len) {
 void Http1ServerCodec::BufferInput(const char* data, size_t len) {
   pending_input_.append(data, len);
   // A client may pipeline, but not without bound: stop reading until it is our turn.
-  if (pending_input_.size() > options_.limits.max_head_bytes && !reading_paused_for_input_) {
+  if (pending_input_.size() > parser_.limits().max_head_bytes && !reading_paused_for_input_) {
     reading_paused_for_input_ = true;
     transport_->PauseReading();
   }
@@ -86,8 +86,13 @@ void Http1ServerCodec::Consume(const char* data, size_t len) {
     case Http1Parser::Outcome::kMessageComplete:
     case Http1Parser::Outcome::kUpgrade:
       if (closed_) return;
-      parser_paused_ = true;
       if (r.consumed < len) BufferInput(data + r.consumed, len - r.consumed);
+      if (framing_ == Framing::kTunnel) {
+        // The 101 went out from inside the parse: what follows is already tunnel data.
+        if (!pending_input_.empty()) context_->Schedule(this);
+        return;
+      }
+      parser_paused_ = true;
       return;
     case Http1Parser::Outcome::kError:
       if (stream_open_) {
@@ -97,7 +102,7 @@ void Http1ServerCodec::Consume(const char* data, size_t len) {
           return;
         }
       }
-      LOG_INFO("downstream %s: %d %s", info_.client.ToString(), r.status, r.reason);
+      LOG_INFO("downstream %s: %d %s", info_->client.ToString(), r.status, r.reason);
       RespondWithError(r.status, r.reason);
       return;
   }
@@ -121,7 +126,7 @@ void Http1ServerCodec::OnHead() {
   request_has_body_ = head->has_body();
   ++requests_;
   close_after_response_ = !head->keep_alive || draining_ || eof_seen_ ||
-                          (options_.max_requests != 0 && requests_ >= options_.max_requests);
+                          (max_requests_ != 0 && requests_ >= max_requests_);
   handler_ = factory_->NewStream(this);
   ServerStreamHandler* handler = handler_.get();
   handler->OnRequestHead(std::move(head));  // may finish or reset the stream
@@ -186,7 +191,7 @@ void Http1ServerCodec::OnTransportDrained() {
 
 void Http1ServerCodec::OnHeadTimeout() {
   if (closed_ || stream_open_) return;
-  LOG_INFO("downstream %s: 408 request head not received in time", info_.client.ToString());
+  LOG_INFO("downstream %s: 408 request head not received in time", info_->client.ToString());
   RespondWithError(408, "request head not received in time");
 }
 
@@ -393,8 +398,8 @@ bool Http1ServerCodec::OutputFull() const { return transport_->QueuedBytes() > k
 
 void Http1ServerCodec::MaybeFinishStream() {
   if (!stream_open_ || closed_ || !response_complete_) return;
-  bool request_done =
-      framing_ == Framing::kTunnel ? tunnel_request_ended_ : (request_complete_ || upgrade_refused_);
+  bool request_done = framing_ == Framing::kTunnel ? tunnel_request_ended_
+                                                   : (request_complete_ || upgrade_refused_);
   // Answered before the request ended: the rest of it is not read; the connection closes.
   bool abandon_request = framing_ != Framing::kTunnel && close_after_response_;
   if (request_done || abandon_request) FinishStream();

@@ -20,8 +20,8 @@
 namespace sluice {
 
 class Http1ServerCodec final : public ServerStream,
-                         private Http1Parser::Handler,
-                         private DeferredTask {
+                               private Http1Parser::Handler,
+                               private DeferredTask {
  public:
   struct Options {
     Http1Limits limits;
@@ -38,8 +38,9 @@ class Http1ServerCodec final : public ServerStream,
     virtual ~Observer() = default;
   };
 
+  // `info` must outlive the codec (it belongs to the connection).
   Http1ServerCodec(LoopContext* context, CodecTransport* transport, StreamFactory* factory,
-                   Observer* observer, const Options& options, const DownstreamInfo& info);
+                   Observer* observer, const Options& options, const DownstreamInfo* info);
   ~Http1ServerCodec() override;
 
   // From the connection.
@@ -62,7 +63,7 @@ class Http1ServerCodec final : public ServerStream,
   void ResumeRequestBody() override;
   bool OutputFull() const override;
   bool response_started() const override { return response_started_; }
-  const DownstreamInfo& downstream() const override { return info_; }
+  const DownstreamInfo& downstream() const override { return *info_; }
 
  private:
   enum class Framing : uint8_t { kNone, kLength, kChunked, kClose, kTunnel };
@@ -87,13 +88,13 @@ class Http1ServerCodec final : public ServerStream,
   CodecTransport* transport_;
   StreamFactory* factory_;
   Observer* observer_;
-  Options options_;
-  DownstreamInfo info_;
+  const DownstreamInfo* info_;
   Http1Parser parser_;
   std::unique_ptr<ServerStreamHandler> handler_;
   std::string pending_input_;  // bytes after the current message, not parsed yet
   uint64_t body_remaining_ = 0;
   uint32_t requests_ = 0;
+  uint32_t max_requests_;
 
   // The current stream.
   HttpVersion request_version_ = HttpVersion::kHttp11;

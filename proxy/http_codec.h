@@ -30,8 +30,8 @@ const char* StreamResetReasonText(StreamResetReason reason);
 
 // Facts about the downstream connection a stream arrived on.
 struct DownstreamInfo {
-  SocketAddress client;    // the real client: the socket peer, or the PROXY protocol source
-  bool proxied = false;    // `client` came from a PROXY protocol header
+  SocketAddress client;  // the real client: the socket peer, or the PROXY protocol source
+  bool proxied = false;  // `client` came from a PROXY protocol header
   uint64_t connection_id = 0;
   const char* scheme = "http";
 };

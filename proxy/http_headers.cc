@@ -1,7 +1,6 @@
 #include "proxy/http_headers.h"
 #include "common/strings.h"
 
-
 namespace sluice {
 
 HeaderKind ClassifyHeaderName(std::string_view name) {

@@ -7,8 +7,7 @@
 
 namespace sluice {
 
-LoopContext::LoopContext(uv_loop_t* loop)
-    : loop_(loop), read_buffer_(new char[kReadBufferSize]) {
+LoopContext::LoopContext(uv_loop_t* loop) : loop_(loop), read_buffer_(new char[kReadBufferSize]) {
   loop_->data = this;
   // Deferred work runs in two places so it never waits behind a blocking poll: prepare (just
   // before polling: work scheduled by timers and close callbacks) and check (right after the
@@ -24,7 +23,8 @@ LoopContext::LoopContext(uv_loop_t* loop)
 
   if (getrandom(rng_, sizeof(rng_), 0) != static_cast<ssize_t>(sizeof(rng_))) {
     uint64_t seed = static_cast<uint64_t>(time(nullptr)) ^ reinterpret_cast<uintptr_t>(this);
-    for (uint64_t& word : rng_) word = seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    for (uint64_t& word : rng_)
+      word = seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
   }
   if ((rng_[0] | rng_[1] | rng_[2] | rng_[3]) == 0) rng_[0] = 1;
 }

@@ -1,7 +1,6 @@
 #include "proxy/request_normalizer.h"
 #include "common/strings.h"
 
-
 namespace sluice {
 namespace {
 
@@ -11,8 +10,22 @@ bool IsRegNameChar(unsigned char c) {
   // unreserved / pct-encoded / sub-delims (RFC 3986 section 3.2.2).
   if (IsAsciiAlnum(c)) return true;
   switch (c) {
-    case '-': case '.': case '_': case '~': case '%': case '!': case '$': case '&': case '\'':
-    case '(': case ')': case '*': case '+': case ',': case ';': case '=':
+    case '-':
+    case '.':
+    case '_':
+    case '~':
+    case '%':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
       return true;
     default:
       return false;

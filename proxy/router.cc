@@ -1,7 +1,6 @@
 #include "proxy/router.h"
 #include "common/strings.h"
 
-
 namespace sluice {
 
 Router::Router(const std::vector<RouteConfig>& routes) : routes_(routes) {}

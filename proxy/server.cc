@@ -43,7 +43,8 @@ absl::Status DropPrivileges(const std::string& user) {
   return absl::OkStatus();
 }
 
-Server::Server(CommandLine cli, ConfigPtr config) : cli_(std::move(cli)), config_(std::move(config)) {
+Server::Server(CommandLine cli, ConfigPtr config)
+    : cli_(std::move(cli)), config_(std::move(config)) {
   uv_loop_init(&loop_);
 }
 
@@ -103,12 +104,13 @@ int Server::Run() {
   worker_exit_.data = this;
   uv_signal_init(&loop_, &sighup_);
   sighup_.data = this;
-  uv_signal_start(&sighup_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->Reload(); },
-                  SIGHUP);
+  uv_signal_start(
+      &sighup_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->Reload(); }, SIGHUP);
   uv_signal_init(&loop_, &sigterm_);
   sigterm_.data = this;
   uv_signal_start(
-      &sigterm_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->BeginShutdown("SIGTERM"); },
+      &sigterm_,
+      [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->BeginShutdown("SIGTERM"); },
       SIGTERM);
   uv_signal_init(&loop_, &sigint_);
   sigint_.data = this;
@@ -183,9 +185,8 @@ void Server::Reload() {
   config_ = config;
   for (size_t i = 0; i < workers_.size(); ++i) {
     auto added = std::make_shared<std::vector<ListenerSocket>>(std::move(sockets[i]));
-    workers_[i]->Post([config, added, keep](Worker* w) {
-      w->ApplyConfig(config, std::move(*added), keep);
-    });
+    workers_[i]->Post(
+        [config, added, keep](Worker* w) { w->ApplyConfig(config, std::move(*added), keep); });
   }
   LOG_INFO("configuration reloaded from %s", config_->source);
 }

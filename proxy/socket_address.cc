@@ -17,8 +17,7 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
   if (!text.empty() && text.front() == '[') {
     size_t close = text.find(']');
     if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("expected [ipv6]:port, got \"%s\"", text));
+      return absl::InvalidArgumentError(absl::StrFormat("expected [ipv6]:port, got \"%s\"", text));
     }
     host = text.substr(1, close - 1);
     port_text = text.substr(close + 2);
@@ -30,6 +29,10 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
     }
     host = text.substr(0, colon);
     port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("an IPv6 address needs brackets, as in [::1]:8080; got \"%s\"", text));
+    }
   }
   uint32_t port = 0;
   if (port_text.empty() || !ParseInteger(port_text, &port) || port > 65535) {
@@ -37,8 +40,8 @@ absl::StatusOr<SocketAddress> SocketAddress::Parse(std::string_view text) {
   }
   SocketAddress addr;
   std::string host_str(host);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr.storage_);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr.storage_);
+  auto* v4 = &addr.storage_.v4;
+  auto* v6 = &addr.storage_.v6;
   if (inet_pton(AF_INET, host_str.c_str(), &v4->sin_addr) == 1) {
     v4->sin_family = AF_INET;
     v4->sin_port = htons(static_cast<uint16_t>(port));
@@ -65,7 +68,7 @@ SocketAddress SocketAddress::FromSockaddr(const sockaddr* sa) {
 
 SocketAddress SocketAddress::FromIpv4(const uint8_t bytes[4], uint16_t port) {
   SocketAddress addr;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr.storage_);
+  auto* v4 = &addr.storage_.v4;
   v4->sin_family = AF_INET;
   std::memcpy(&v4->sin_addr, bytes, 4);
   v4->sin_port = htons(port);
@@ -74,7 +77,7 @@ SocketAddress SocketAddress::FromIpv4(const uint8_t bytes[4], uint16_t port) {
 
 SocketAddress SocketAddress::FromIpv6(const uint8_t bytes[16], uint16_t port) {
   SocketAddress addr;
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr.storage_);
+  auto* v6 = &addr.storage_.v6;
   v6->sin6_family = AF_INET6;
   std::memcpy(&v6->sin6_addr, bytes, 16);
   v6->sin6_port = htons(port);
@@ -86,19 +89,16 @@ socklen_t SocketAddress::sockaddr_len() const {
 }
 
 uint16_t SocketAddress::port() const {
-  if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
-  if (family() == AF_INET6) {
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
-  }
+  if (family() == AF_INET) return ntohs(storage_.v4.sin_port);
+  if (family() == AF_INET6) return ntohs(storage_.v6.sin6_port);
   return 0;
 }
 
 size_t SocketAddress::FormatIp(char* buf, size_t size) const {
   if (family() == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
-              static_cast<socklen_t>(size));
+    inet_ntop(AF_INET, &storage_.v4.sin_addr, buf, static_cast<socklen_t>(size));
   } else if (family() == AF_INET6) {
-    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage_);
+    const auto* v6 = &storage_.v6;
     if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
       inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], buf, static_cast<socklen_t>(size));
     } else {

@@ -92,7 +92,7 @@ class TcpStream final : private DeferredTask {
   uv_tcp_t handle_;
   LoopContext* context_;
   Handler* handler_;
-  std::string out_;                     // bytes not yet given to the kernel or to uv_write
+  std::string out_;                      // bytes not yet given to the kernel or to uv_write
   std::unique_ptr<InFlight> in_flight_;  // one uv_write at a time, allocated on first need
   bool initialized_ = false;
   bool reading_ = false;

@@ -41,8 +41,7 @@ UpstreamConnection* UpstreamConnection::Connect(LoopContext* context,
 }
 
 UpstreamConnection::UpstreamConnection(LoopContext* context,
-                                       std::shared_ptr<UpstreamEndpoint> endpoint,
-                                       Handler* handler)
+                                       std::shared_ptr<UpstreamEndpoint> endpoint, Handler* handler)
     : context_(context),
       endpoint_(std::move(endpoint)),
       handler_(handler),
@@ -140,7 +139,8 @@ void UpstreamConnection::OnStreamRead(const char* data, size_t len) {
     case Http1Parser::Outcome::kUpgrade:
       // 101: what follows is the tunnel's first bytes.
       state_ = State::kTunnel;
-      if (r.consumed < len && handler_) handler_->OnUpstreamBody({data + r.consumed, len - r.consumed});
+      if (r.consumed < len && handler_)
+        handler_->OnUpstreamBody({data + r.consumed, len - r.consumed});
       return;
     case Http1Parser::Outcome::kError:
       Fail(UpstreamError::kBadResponse, 0, r.reason);

@@ -23,17 +23,17 @@ namespace sluice {
 class UpstreamEndpoint;
 
 enum class UpstreamError : uint8_t {
-  kConnectFailed,          // the TCP connect failed
-  kClosedBeforeResponse,   // reset or closed before any response byte
-  kClosedDuringResponse,   // reset or closed after part of the response
-  kBadResponse,            // the origin broke HTTP/1.1 framing or syntax
+  kConnectFailed,         // the TCP connect failed
+  kClosedBeforeResponse,  // reset or closed before any response byte
+  kClosedDuringResponse,  // reset or closed after part of the response
+  kBadResponse,           // the origin broke HTTP/1.1 framing or syntax
 };
 
 const char* UpstreamErrorText(UpstreamError error);
 
 class UpstreamConnection final : private TcpStream::Handler,
-                           private Http1Parser::Handler,
-                           private TimeoutTarget {
+                                 private Http1Parser::Handler,
+                                 private TimeoutTarget {
  public:
   class Handler {
    public:
@@ -55,8 +55,9 @@ class UpstreamConnection final : private TcpStream::Handler,
 
   // Starts a connection to the endpoint for `handler`. Returns nullptr (and no callback will
   // come) if the socket could not even be created; `error` then holds the libuv code.
-  static UpstreamConnection* Connect(LoopContext* context, std::shared_ptr<UpstreamEndpoint> endpoint,
-                                     Handler* handler, int* error);
+  static UpstreamConnection* Connect(LoopContext* context,
+                                     std::shared_ptr<UpstreamEndpoint> endpoint, Handler* handler,
+                                     int* error);
 
   // A pooled connection taken by a new holder.
   void Attach(Handler* handler);
@@ -67,8 +68,7 @@ class UpstreamConnection final : private TcpStream::Handler,
   void Close();
 
   // Writes a request head (serialized by the caller) and arms the response parser.
-  void SendRequestHead(std::string_view head, HttpMethod method, BodyFraming framing,
-                       bool upgrade);
+  void SendRequestHead(std::string_view head, HttpMethod method, BodyFraming framing, bool upgrade);
   // Request body bytes, framed here as the head announced (chunked or as-is).
   void SendBody(std::string_view data);
   void EndRequest();

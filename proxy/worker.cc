@@ -18,9 +18,10 @@ void Worker::Start(ConfigPtr config, std::vector<ListenerSocket> listeners) {
   uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->OnAsync(); });
   async_.data = this;
   // The loop is set up before the thread starts, so Post() works from now on.
-  thread_ = std::thread([this, config = std::move(config), listeners = std::move(listeners)]() mutable {
-    Run(std::move(config), std::move(listeners));
-  });
+  thread_ =
+      std::thread([this, config = std::move(config), listeners = std::move(listeners)]() mutable {
+        Run(std::move(config), std::move(listeners));
+      });
 }
 
 void Worker::Join() {
@@ -88,8 +89,9 @@ void Worker::BuildSnapshot(ConfigPtr config) {
         member = it->second;
         member->Update(cluster.pool, response_limits);
       } else {
-        member = std::make_shared<UpstreamEndpoint>(context_.get(), endpoint.address.ToString(),
-                                                    endpoint.address, cluster.pool, response_limits);
+        member =
+            std::make_shared<UpstreamEndpoint>(context_.get(), endpoint.address.ToString(),
+                                               endpoint.address, cluster.pool, response_limits);
       }
       endpoints[key] = member;
       members.push_back(std::move(member));

@@ -105,9 +105,10 @@ class Sluice:
         return False
 
     def rss_kib(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
+        """Resident memory from the page tables; VmRSS lags for multi-threaded processes."""
+        with open("/proc/%d/smaps_rollup" % self.proc.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith("Rss:"):
                     return int(line.split()[1])
         return 0
 

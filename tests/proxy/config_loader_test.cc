@@ -96,34 +96,43 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadConfig{"listeners: [\n", "YAML syntax error"},
         BadConfig{"clusters: []\n", "listeners: required"},
-        BadConfig{"listeners:\n  - address: 127.0.0.1:99999\n", "x.yaml:2: listeners[0].address: invalid port"},
+        BadConfig{"listeners:\n  - address: 127.0.0.1:99999\n",
+                  "x.yaml:2: listeners[0].address: invalid port"},
         BadConfig{"listeners:\n  - address: nowhere\n", "listeners[0].address"},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters:\n  - name: a\n    endpoints: []\n",
-                  "x.yaml:4: clusters[0].endpoints: needs at least one endpoint"},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters:\n  - name: a\n    endpoints: [127.0.0.1:2]\n"
+        BadConfig{
+            "listeners: [{address: 127.0.0.1:1}]\nclusters:\n  - name: a\n    endpoints: []\n",
+            "x.yaml:4: clusters[0].endpoints: needs at least one endpoint"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters:\n  - name: a\n    endpoints: "
+                  "[127.0.0.1:2]\n"
                   "    balancer: random\n",
                   "x.yaml:5: clusters[0].balancer: must be round_robin or least_outstanding"},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
-                  "routes:\n  - cluster: b\n",
-                  "x.yaml:4: routes[0].cluster: no cluster named \"b\""},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
-                  "routes: [{cluster: a, path_prefix: api}]\n",
-                  "routes[0].path_prefix: must start with /"},
+        BadConfig{
+            "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+            "routes:\n  - cluster: b\n",
+            "x.yaml:4: routes[0].cluster: no cluster named \"b\""},
+        BadConfig{
+            "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+            "routes: [{cluster: a, path_prefix: api}]\n",
+            "routes[0].path_prefix: must start with /"},
         BadConfig{"workers: 1000\n", "workers: must be 0..256"},
         BadConfig{"wrokers: 1\n", "unknown key \"wrokers\""},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}, {address: 127.0.0.1:1}]\n", "is used by listener"},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
-                  "routes: [{cluster: a}]\n"
-                  "timeouts: {head_read: 10}\n",
-                  "x.yaml:4: timeouts.head_read: expected a duration"},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
-                  "routes: [{cluster: a}]\n"
-                  "limits: {max_head_bytes: 12XB}\n",
-                  "limits.max_head_bytes: unknown size unit"},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
-                  "routes: [{cluster: a}]\n"
-                  "proxy: {trusted_proxies: [10.0.0.0/33]}\n",
-                  "proxy.trusted_proxies[0]: invalid prefix"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}, {address: 127.0.0.1:1}]\n",
+                  "is used by listener"},
+        BadConfig{
+            "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+            "routes: [{cluster: a}]\n"
+            "timeouts: {head_read: 10}\n",
+            "x.yaml:4: timeouts.head_read: expected a duration"},
+        BadConfig{
+            "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+            "routes: [{cluster: a}]\n"
+            "limits: {max_head_bytes: 12XB}\n",
+            "limits.max_head_bytes: unknown size unit"},
+        BadConfig{
+            "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+            "routes: [{cluster: a}]\n"
+            "proxy: {trusted_proxies: [10.0.0.0/33]}\n",
+            "proxy.trusted_proxies[0]: invalid prefix"},
         BadConfig{"log_level: loud\n", "log_level: log level must be"}));
 
 TEST(ConfigLoaderTest, MissingFile) {

@@ -40,14 +40,19 @@ TEST(HeadScannerTest, ByteAtATimeMatchesWholeBuffer) {
 
 TEST(HeadScannerTest, Rejections) {
   EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, "GET / HTTP/1.1\nX: y\r\n\r\n"), Error::kBareLf);
-  EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, "GET / HTTP/1.1\r\nX: y\rZ\r\n\r\n"), Error::kBareCr);
-  EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, "GET / HTTP/1.1\r\nX: y\r\n z\r\n\r\n"), Error::kObsFold);
-  EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, std::string("GET / HTTP/1.1\r\nX: \0\r\n\r\n", 23)), Error::kNul);
+  EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, "GET / HTTP/1.1\r\nX: y\rZ\r\n\r\n"),
+            Error::kBareCr);
+  EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, "GET / HTTP/1.1\r\nX: y\r\n z\r\n\r\n"),
+            Error::kObsFold);
+  EXPECT_EQ(
+      ScanAll(HeadScanner::Kind::kRequest, std::string("GET / HTTP/1.1\r\nX: \0\r\n\r\n", 23)),
+      Error::kNul);
   EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, "GET  / HTTP/1.1\r\n\r\n"), Error::kStartLine);
   EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, "GET / HTTP/1.1 \r\n\r\n"), Error::kStartLine);
   EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, "GET /\tHTTP/1.1\r\n\r\n"), Error::kStartLine);
   EXPECT_EQ(ScanAll(HeadScanner::Kind::kRequest, " GET / HTTP/1.1\r\n\r\n"), Error::kStartLine);
-  EXPECT_EQ(ScanAll(HeadScanner::Kind::kResponse, "\r\nHTTP/1.1 200 OK\r\n\r\n"), Error::kStartLine);
+  EXPECT_EQ(ScanAll(HeadScanner::Kind::kResponse, "\r\nHTTP/1.1 200 OK\r\n\r\n"),
+            Error::kStartLine);
 }
 
 TEST(HeadScannerTest, ResponseReasonMayContainSpaces) {

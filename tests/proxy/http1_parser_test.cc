@@ -56,8 +56,7 @@ class Recorder : public Http1Parser::Handler {
   int completed = 0;
 };
 
-Http1Parser::Result ParseRequest(std::string_view input, Recorder* r = nullptr,
-                                 size_t step = 0) {
+Http1Parser::Result ParseRequest(std::string_view input, Recorder* r = nullptr, size_t step = 0) {
   Recorder local(Http1Parser::Mode::kRequest);
   return (r ? r : &local)->Feed(input, step);
 }
@@ -88,7 +87,8 @@ TEST(Http1ParserTest, EverySplitPointGivesTheSameResult) {
   for (size_t step = 1; step <= input.size(); ++step) {
     Recorder r(Http1Parser::Mode::kRequest);
     auto result = r.Feed(input, step);
-    ASSERT_NE(result.outcome, Http1Parser::Outcome::kError) << "step " << step << ": " << result.reason;
+    ASSERT_NE(result.outcome, Http1Parser::Outcome::kError)
+        << "step " << step << ": " << result.reason;
     ASSERT_EQ(r.requests.size(), 2u) << "step " << step;
     EXPECT_EQ(r.bodies[0], "hello world") << "step " << step;
     EXPECT_EQ(r.requests[0]->framing, BodyFraming::kChunked);
@@ -138,8 +138,9 @@ TEST(Http1ParserTest, Http10WithoutKeepAlive) {
 
 TEST(Http1ParserTest, ConnectionCloseAndListedHeaders) {
   Recorder r(Http1Parser::Mode::kRequest);
-  r.Feed("GET / HTTP/1.1\r\nHost: h\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n"
-         "X-Other: 2\r\n\r\n");
+  r.Feed(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n"
+      "X-Other: 2\r\n\r\n");
   ASSERT_EQ(r.requests.size(), 1u);
   const HeaderMap& h = r.requests[0]->headers;
   EXPECT_FALSE(r.requests[0]->keep_alive);
@@ -149,7 +150,8 @@ TEST(Http1ParserTest, ConnectionCloseAndListedHeaders) {
 
 TEST(Http1ParserTest, ConnectionCannotListFramingOrHost) {
   Recorder r(Http1Parser::Mode::kRequest);
-  r.Feed("GET / HTTP/1.1\r\nHost: h\r\nConnection: host, content-length\r\nContent-Length: 0\r\n\r\n");
+  r.Feed(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: host, content-length\r\nContent-Length: 0\r\n\r\n");
   ASSERT_EQ(r.requests.size(), 1u);
   EXPECT_EQ(r.requests[0]->headers.kind(0), HeaderKind::kHost);
   EXPECT_EQ(r.requests[0]->headers.kind(2), HeaderKind::kContentLength);
@@ -160,7 +162,8 @@ TEST(Http1ParserTest, ExpectContinue) {
   r.Feed("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
   ASSERT_EQ(r.requests.size(), 1u);
   EXPECT_TRUE(r.requests[0]->expect_continue);
-  auto bad = ParseRequest("POST / HTTP/1.1\r\nHost: h\r\nExpect: other\r\nContent-Length: 3\r\n\r\n");
+  auto bad =
+      ParseRequest("POST / HTTP/1.1\r\nHost: h\r\nExpect: other\r\nContent-Length: 3\r\n\r\n");
   EXPECT_EQ(bad.outcome, Http1Parser::Outcome::kError);
   EXPECT_EQ(bad.status, 417);
 }
@@ -225,26 +228,43 @@ INSTANTIATE_TEST_SUITE_P(
     BadInput, Http1ParserRejects,
     ::testing::Values(
         BadInput{"cl_and_te",
-                 "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+                 "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: "
+                 "chunked\r\n\r\n0\r\n\r\n",
+                 400},
         BadInput{"te_and_cl",
-                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", 400},
-        BadInput{"duplicate_cl", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 400},
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+                 "3\r\n\r\n0\r\n\r\n",
+                 400},
+        BadInput{"duplicate_cl",
+                 "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na",
+                 400},
         BadInput{"cl_list", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1, 1\r\n\r\na", 400},
         BadInput{"cl_plus", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\na", 400},
         BadInput{"cl_hex", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x1\r\n\r\na", 400},
         BadInput{"cl_negative", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400},
-        BadInput{"te_not_chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
-        BadInput{"te_chunked_then_gzip", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
-        BadInput{"te_gzip_chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
-        BadInput{"te_two_fields", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-        BadInput{"te_http10", "POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        BadInput{"te_not_chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+                 400},
+        BadInput{"te_chunked_then_gzip",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+        BadInput{"te_gzip_chunked",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+                 501},
+        BadInput{"te_two_fields",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+                 "chunked\r\n\r\n0\r\n\r\n",
+                 400},
+        BadInput{"te_http10",
+                 "POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
         BadInput{"obs_fold", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", 400},
         BadInput{"obs_fold_tab", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n\tb\r\n\r\n", 400},
         BadInput{"bare_lf_request_line", "GET / HTTP/1.1\nHost: h\r\n\r\n", 400},
         BadInput{"bare_lf_field", "GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n", 400},
         BadInput{"bare_lf_end", "GET / HTTP/1.1\r\nHost: h\r\n\n", 400},
         BadInput{"bare_cr", "GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n", 400},
-        BadInput{"ctl_in_value", "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01" "b\r\n\r\n", 400},
+        BadInput{"ctl_in_value",
+                 "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01"
+                 "b\r\n\r\n",
+                 400},
         BadInput{"del_in_value", "GET / HTTP/1.1\r\nHost: h\r\nX: a\x7f\r\n\r\n", 400},
         BadInput{"space_in_name", "GET / HTTP/1.1\r\nHo st: h\r\n\r\n", 400},
         BadInput{"space_before_colon", "GET / HTTP/1.1\r\nHost : h\r\n\r\n", 400},
@@ -258,17 +278,43 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"http12_version", "GET / HTTP/1.2\r\nHost: h\r\n\r\n", 400},
         BadInput{"unknown_method", "FOO / HTTP/1.1\r\nHost: h\r\n\r\n", 501},
         BadInput{"connect", "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 405},
-        BadInput{"chunk_size_junk", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
-        BadInput{"chunk_size_overflow", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n", 400},
-        BadInput{"chunk_size_space", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400},
-        BadInput{"chunk_bare_lf", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", 400},
-        BadInput{"chunk_data_no_crlf", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX0\r\n\r\n", 400},
-        BadInput{"trailer_obs_fold", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\r\n b\r\n\r\n", 400},
-        BadInput{"trailer_bare_lf_end", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n", 400},
-        BadInput{"too_many_headers", "GET / HTTP/1.1\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\nI: 1\r\nJ: 1\r\nK: 1\r\n\r\n", 431},
-        BadInput{"target_too_long", "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: h\r\n\r\n", 414},
-        BadInput{"body_too_large_cl", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n", 413},
-        BadInput{"body_too_large_chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n", 413}),
+        BadInput{"chunk_size_junk",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+        BadInput{"chunk_size_overflow",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+                 "chunked\r\n\r\nfffffffffffffffffff\r\n",
+                 400},
+        BadInput{"chunk_size_space",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5 "
+                 "\r\nhello\r\n0\r\n\r\n",
+                 400},
+        BadInput{
+            "chunk_bare_lf",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+            400},
+        BadInput{
+            "chunk_data_no_crlf",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX0\r\n\r\n",
+            400},
+        BadInput{"trailer_obs_fold",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\r\n "
+                 "b\r\n\r\n",
+                 400},
+        BadInput{"trailer_bare_lf_end",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n", 400},
+        BadInput{"too_many_headers",
+                 "GET / HTTP/1.1\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: "
+                 "1\r\nI: 1\r\nJ: 1\r\nK: 1\r\n\r\n",
+                 431},
+        BadInput{
+            "target_too_long",
+            "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "
+            "HTTP/1.1\r\nHost: h\r\n\r\n",
+            414},
+        BadInput{"body_too_large_cl", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n",
+                 413},
+        BadInput{"body_too_large_chunked",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n", 413}),
     [](const ::testing::TestParamInfo<BadInput>& param_info) { return param_info.param.name; });
 
 TEST(Http1ParserTest, NulInsideTheRequestLine) {
@@ -290,7 +336,8 @@ TEST(Http1ParserTest, HeadOverTheLimitIs431) {
   limits.max_head_bytes = 1024;
   for (size_t step : {size_t{0}, size_t{1}, size_t{100}}) {
     Recorder r(Http1Parser::Mode::kRequest, limits);
-    auto result = r.Feed("GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(1100, 'a') + "\r\n\r\n", step);
+    auto result =
+        r.Feed("GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(1100, 'a') + "\r\n\r\n", step);
     EXPECT_EQ(result.outcome, Http1Parser::Outcome::kError);
     EXPECT_EQ(result.status, 431) << step;
     EXPECT_TRUE(r.requests.empty());
@@ -367,7 +414,8 @@ TEST(Http1ParserResponseTest, HeadResponseHasNoBody) {
 }
 
 TEST(Http1ParserResponseTest, NoContentAndNotModified) {
-  for (const char* input : {"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\n\r\n"}) {
+  for (const char* input :
+       {"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1 304 Not Modified\r\n\r\n"}) {
     ResponseRecorder r;
     r.Feed(input);
     ASSERT_EQ(r.responses.size(), 1u) << input;
@@ -378,15 +426,18 @@ TEST(Http1ParserResponseTest, NoContentAndNotModified) {
 
 TEST(Http1ParserResponseTest, InformationalResponsesAreConsumed) {
   ResponseRecorder r;
-  r.Feed("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-         "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", 7);
+  r.Feed(
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+      "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+      7);
   ASSERT_EQ(r.responses.size(), 1u);
   EXPECT_EQ(r.responses[0]->status, 201);
   EXPECT_EQ(r.completed, 1);
 }
 
 TEST(Http1ParserResponseTest, SwitchingProtocolsOnlyWhenAsked) {
-  std::string input = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nRAW";
+  std::string input =
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nRAW";
   ResponseRecorder asked;
   asked.parser.ExpectResponse(HttpMethod::kGet, true);
   auto result = asked.parser.Execute(input.data(), input.size());

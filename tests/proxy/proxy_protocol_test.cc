@@ -36,10 +36,11 @@ TEST(ProxyProtocolTest, V1NeedsMoreUntilCrlf) {
 }
 
 TEST(ProxyProtocolTest, V1Rejections) {
-  for (const char* bad : {"GET / HTTP/1.1\r\n", "PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n",
-                          "PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n", "PROXY TCP4 ::1 ::1 1 2\r\n",
-                          "PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n", "PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",
-                          "PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n", "PROXY TCP4 1.2.3.4\n"}) {
+  for (const char* bad :
+       {"GET / HTTP/1.1\r\n", "PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n",
+        "PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n", "PROXY TCP4 ::1 ::1 1 2\r\n",
+        "PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n", "PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n", "PROXY TCP4 1.2.3.4\n"}) {
     EXPECT_EQ(ParseProxyHeader(bad).status, Status::kError) << bad;
   }
   EXPECT_EQ(ParseProxyHeader(std::string(200, 'P').insert(0, "PROXY ")).status, Status::kError);
@@ -55,8 +56,8 @@ std::string V2(uint8_t command, uint8_t family, const std::string& body) {
 }
 
 TEST(ProxyProtocolTest, V2Ipv4WithTlvs) {
-  std::string body = {'\xc0', '\x00', '\x02', '\x01', '\xc6', '\x33', '\x64', '\x02',
-                      '\x1f', '\x90', '\x01', '\xbb'};
+  std::string body = {'\xc0', '\x00', '\x02', '\x01', '\xc6', '\x33',
+                      '\x64', '\x02', '\x1f', '\x90', '\x01', '\xbb'};
   body += std::string("\x04\x00\x02hi", 5);  // a TLV, skipped
   std::string header = V2(1, 0x11, body);
   auto r = ParseProxyHeader(header + "GET");

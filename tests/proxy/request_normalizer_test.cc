@@ -47,8 +47,9 @@ TEST(RequestNormalizerTest, AbsoluteFormMustMatchHost) {
   EXPECT_EQ(head->query, "?y");
   EXPECT_EQ(NormalizeRequest(Head("http://evil.com/x", {{"Host", "example.com"}}).get(), {}).status,
             400);
-  EXPECT_EQ(NormalizeRequest(Head("ftp://example.com/x", {{"Host", "example.com"}}).get(), {}).status,
-            400);
+  EXPECT_EQ(
+      NormalizeRequest(Head("ftp://example.com/x", {{"Host", "example.com"}}).get(), {}).status,
+      400);
   EXPECT_EQ(
       NormalizeRequest(Head("http://u@example.com/x", {{"Host", "example.com"}}).get(), {}).status,
       400);

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Side-by-side HTTP/1.1 proxy comparison: sluice against nginx, measured in one run.
+
+Both proxies run one worker pinned to CPU 0 with upstream keep-alive; the origin (nginx, one
+worker) and the load generators run on CPU 1. Every figure is measured for both proxies in
+interleaved rounds, so the ratios are comparable even though absolute numbers drift on a
+shared machine.
+
+Figures:
+  - requests/s, p50 and p99 with wrk, 50 keep-alive connections, a small response;
+  - proxy CPU time (user + system) per request at a fixed offered rate below saturation
+    (wrk with a per-request delay), from /proc/<pid>/stat;
+  - system calls per proxied request (strace -c -f on the proxy while h2load sends exactly
+    N requests);
+  - resident memory per idle keep-alive client connection (10,000 connections that each made
+    one request and then wait).
+
+Usage: bench/http1_compare.py [--sluice build/proxy/sluice] [--duration 10] [--rounds 3]
+       bench/http1_compare.py --quick        (a short smoke run)
+Needs: wrk, h2load (nghttp2-client), nginx, strace, taskset (apt-get install wrk nghttp2-client
+nginx-light strace util-linux).
+"""
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROXY_CPU = "0"
+LOAD_CPU = "1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("port %d" % port)
+
+
+def cpu_seconds(pids):
+    """utime + stime of every thread of these processes, in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def rss_kib(pids):
+    """Resident memory from the page tables (smaps_rollup). VmRSS in /proc/<pid>/status lags
+    behind for multi-threaded processes: threads batch their counter updates."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    total += int(line.split()[1])
+    return total
+
+
+class Nginx:
+    def __init__(self, workdir, name, server_block, cpu, upstream=""):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        affinity = "worker_cpu_affinity %s;" % ("01" if cpu == "0" else "10")
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write("""
+worker_processes 1;
+%s
+worker_rlimit_nofile 30000;
+daemon off;
+master_process on;
+pid %s/nginx.pid;
+error_log %s/error.log warn;
+events { worker_connections 25000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_body_temp_path %s;
+  proxy_temp_path %s;
+  %s
+  server { %s }
+}
+""" % (affinity, self.dir, self.dir, self.dir, self.dir, upstream, server_block))
+        self.proc = subprocess.Popen(["nginx", "-c", self.conf, "-p", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def worker_pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+class Sluice:
+    def __init__(self, binary, port, origin_port, workdir):
+        self.log = open(os.path.join(workdir, "sluice.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", PROXY_CPU, binary, "--listen", "127.0.0.1:%d" % port, "--origin",
+             "127.0.0.1:%d" % origin_port, "--workers", "1", "--log-level", "warn"],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def worker_pids(self):
+        return [self.proc.pid]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+def parse_latency(text, label):
+    m = re.search(r"^\s+%s\s+([\d.]+)(us|ms|s)\s*$" % label, text, re.M)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(port, duration, connections, script=None):
+    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % connections, "-d%ds" % duration,
+           "--latency"]
+    if script:
+        cmd += ["-s", script]
+    cmd.append("http://127.0.0.1:%d/" % port)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors", out)
+    return {"rps": rps, "requests": requests, "p50": parse_latency(out, "50%"),
+            "p99": parse_latency(out, "99%"), "errors": bool(errors)}
+
+
+def cpu_per_request(port, pids, duration, script):
+    before = cpu_seconds(pids)
+    result = wrk(port, duration, 50, script)
+    used = cpu_seconds(pids) - before
+    return used / max(result["requests"], 1) * 1e6, result["rps"]
+
+
+def syscalls_per_request(port, pids, requests):
+    out_path = tempfile.mktemp(prefix="strace-")
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out_path] +
+                              sum((["-p", str(p)] for p in pids), []),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Wait until every thread is traced.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        traced = all(
+            all(open("/proc/%d/task/%s/status" % (p, t)).read().find("TracerPid:\t0") < 0
+                for t in os.listdir("/proc/%d/task" % p)) for p in pids)
+        if traced:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
+    subprocess.run(["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-n", str(requests), "-c", "50",
+                    "http://127.0.0.1:%d/" % port], capture_output=True, timeout=300)
+    time.sleep(0.2)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(30)
+    with open(out_path) as f:
+        text = f.read()
+    os.unlink(out_path)
+    m = re.search(r"^100\.00\s+[\d.]+\s+\d*\s+(\d+)\s+(\d+)?\s*total", text, re.M)
+    total = int(m.group(1)) if m else 0
+    return total / requests, text
+
+
+def idle_rss_per_connection(port, pids, count):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
+    # Warm up allocator pools with the same connection count, then measure a fresh batch.
+    before = rss_kib(pids)
+    sockets = []
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    for i in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(request)
+        sockets.append(s)
+        if len(sockets) % 500 == 0:
+            for t in sockets[-500:]:
+                t.recv(4096)
+    for t in sockets[len(sockets) - len(sockets) % 500:]:
+        t.recv(4096)
+    time.sleep(1.0)
+    after = rss_kib(pids)
+    for s in sockets:
+        s.close()
+    return (after - before) * 1024 / count
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sluice", default=os.path.join(ROOT, "build/proxy/sluice"))
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idle-connections", type=int, default=10000)
+    parser.add_argument("--syscall-requests", type=int, default=50000)
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.rounds, args.idle_connections, args.syscall_requests = 2, 1, 500, 2000
+    for tool in ("wrk", "h2load", "nginx", "strace", "taskset"):
+        if not shutil.which(tool):
+            sys.exit("missing %s: apt-get install wrk nghttp2-client nginx-light strace" % tool)
+    if os.cpu_count() < 2:
+        sys.exit("needs two CPUs: the proxy on one, load and origin on the other")
+
+    work = tempfile.mkdtemp(prefix="sluice-bench-")
+    origin_port, nginx_port, sluice_port = free_port(), free_port(), free_port()
+    delay_script = os.path.join(work, "delay.lua")
+    with open(delay_script, "w") as f:
+        f.write("function delay() return 5 end\n")  # ~50 conns / 5 ms: below saturation
+
+    origin = Nginx(work, "origin", "listen 127.0.0.1:%d; location / { return 200 \"hello world\\n\"; }"
+                   % origin_port, LOAD_CPU)
+    nginx = Nginx(work, "proxy", "listen 127.0.0.1:%d; location / { proxy_pass http://origin; "
+                  "proxy_http_version 1.1; proxy_set_header Connection \"\"; }" % nginx_port,
+                  PROXY_CPU, upstream="upstream origin { server 127.0.0.1:%d; keepalive 64; }"
+                  % origin_port)
+    sluice = Sluice(args.sluice, sluice_port, origin_port, work)
+    try:
+        for port in (origin_port, nginx_port, sluice_port):
+            wait_for_port(port)
+        time.sleep(0.5)
+        proxies = {"nginx": (nginx, nginx_port), "sluice": (sluice, sluice_port)}
+        results = {name: {"rps": [], "p50": [], "p99": [], "cpu_us": [], "rate": []}
+                   for name in ("origin", "nginx", "sluice")}
+
+        for name, (proc, port) in proxies.items():  # warm up pools and caches
+            wrk(port, 1, 50)
+        for r in range(args.rounds):
+            for name, port in (("origin", origin_port), ("nginx", nginx_port),
+                               ("sluice", sluice_port)):
+                res = wrk(port, args.duration, 50)
+                for key in ("rps", "p50", "p99"):
+                    results[name][key].append(res[key])
+                print("round %d %-7s %9.0f req/s  p50 %.3f ms  p99 %.3f ms" %
+                      (r + 1, name, res["rps"], res["p50"], res["p99"]), flush=True)
+            for name, (proc, port) in proxies.items():
+                cpu, rate = cpu_per_request(port, proc.worker_pids(), args.duration, delay_script)
+                results[name]["cpu_us"].append(cpu)
+                results[name]["rate"].append(rate)
+                print("round %d %-7s %6.2f us CPU per request at %.0f req/s" %
+                      (r + 1, name, cpu, rate), flush=True)
+
+        syscalls = {}
+        for name, (proc, port) in proxies.items():
+            syscalls[name], detail = syscalls_per_request(port, proc.worker_pids(),
+                                                          args.syscall_requests)
+            print("%s system calls:\n%s" % (name, detail), flush=True)
+        idle = {}
+        for name, (proc, port) in proxies.items():
+            idle[name] = idle_rss_per_connection(port, proc.worker_pids(), args.idle_connections)
+
+        med = lambda xs: statistics.median(xs) if xs else float("nan")
+        print("\n%-8s %12s %8s %9s %9s %12s %10s %12s %14s" %
+              ("", "req/s", "vs nginx", "p50 ms", "p99 ms", "CPU us/req", "vs nginx",
+               "syscalls/req", "idle B/conn"))
+        for name in ("origin", "nginx", "sluice"):
+            rps = med(results[name]["rps"])
+            ratio = rps / med(results["nginx"]["rps"])
+            cpu = med(results[name]["cpu_us"])
+            cpu_ratio = cpu / med(results["nginx"]["cpu_us"]) if name != "origin" else float("nan")
+            print("%-8s %12.0f %8.2f %9.3f %9.3f %12s %10s %12s %14s" % (
+                name, rps, ratio, med(results[name]["p50"]), med(results[name]["p99"]),
+                "%.2f" % cpu if name != "origin" else "-",
+                "%.2f" % cpu_ratio if name != "origin" else "-",
+                "%.2f" % syscalls[name] if name in syscalls else "-",
+                "%.0f" % idle[name] if name in idle else "-"))
+        print("\n(%d rounds of %ds, wrk -t1 -c50; CPU per request at a fixed offered rate of "
+              "about %.0f req/s; syscalls over %d requests with h2load --h1 -c50; idle memory over "
+              "%d connections)" % (args.rounds, args.duration, med(results["sluice"]["rate"]),
+                                   args.syscall_requests, args.idle_connections))
+    finally:
+        sluice.stop()
+        nginx.stop()
+        origin.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

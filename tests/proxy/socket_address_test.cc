@@ -1,0 +1,35 @@
+#include "proxy/socket_address.h"
+
+#include "gtest/gtest.h"
+
+namespace sluice {
+namespace {
+
+TEST(SocketAddressTest, ParseAndFormat) {
+  auto v4 = SocketAddress::Parse("127.0.0.1:8080");
+  ASSERT_TRUE(v4.ok());
+  EXPECT_EQ(v4->ToString(), "127.0.0.1:8080");
+  EXPECT_EQ(v4->port(), 8080);
+  EXPECT_EQ(v4->family(), AF_INET);
+  auto v6 = SocketAddress::Parse("[::1]:443");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->ToString(), "[::1]:443");
+  EXPECT_EQ(v6->IpString(), "::1");
+  auto mapped = SocketAddress::Parse("[::ffff:10.1.2.3]:1");
+  EXPECT_EQ(mapped->IpString(), "10.1.2.3");
+}
+
+TEST(SocketAddressTest, Errors) {
+  for (const char* bad : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "localhost:80", "[::1:80",
+                          "::1:80", ":80", "1.2.3.4:-1"}) {
+    EXPECT_FALSE(SocketAddress::Parse(bad).ok()) << bad;
+  }
+}
+
+TEST(SocketAddressTest, Equality) {
+  EXPECT_EQ(*SocketAddress::Parse("10.0.0.1:80"), *SocketAddress::Parse("10.0.0.1:80"));
+  EXPECT_FALSE(*SocketAddress::Parse("10.0.0.1:80") == *SocketAddress::Parse("10.0.0.1:81"));
+}
+
+}  // namespace
+}  // namespace sluice
