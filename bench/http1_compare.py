@@ -202,21 +202,24 @@ def syscalls_per_request(port, pids, requests):
 
 
 def idle_rss_per_connection(port, pids, count):
+    """Opens `count` keep-alive connections, each makes one request (one at a time, so the
+    figure is what an idle connection keeps, not a burst's transient upstream connections),
+    then all wait idle while the proxy's resident memory is read."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
-    # Warm up allocator pools with the same connection count, then measure a fresh batch.
     before = rss_kib(pids)
     sockets = []
     request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
-    for i in range(count):
+    for _ in range(count):
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(request)
+        response = b""
+        while b"hello world" not in response:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise RuntimeError("connection closed before the response")
+            response += chunk
         sockets.append(s)
-        if len(sockets) % 500 == 0:
-            for t in sockets[-500:]:
-                t.recv(4096)
-    for t in sockets[len(sockets) - len(sockets) % 500:]:
-        t.recv(4096)
     time.sleep(1.0)
     after = rss_kib(pids)
     for s in sockets:

@@ -71,6 +71,27 @@ Http1Parser::Http1Parser(Mode mode, const Http1Limits& limits, Handler* handler)
                                         : HeadScanner::Kind::kResponse);
 }
 
+void Http1Parser::Reinit(const Http1Limits& limits, Handler* handler) {
+  llhttp_init(&llhttp_, mode_ == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
+              &Http1ParserCallbacks::kSettings);
+  llhttp_.data = this;
+  set_limits(limits);
+  handler_ = handler;
+  request_.reset();
+  response_.reset();
+  body_bytes_ = 0;
+  error_status_ = 0;
+  error_reason_ = "";
+  phase_ = Phase::kHead;
+  response_to_ = HttpMethod::kGet;
+  upgrade_requested_ = false;
+  in_field_ = false;
+  informational_ = false;
+  stopped_ = false;
+  scanner_.Reset(mode_ == Mode::kRequest ? HeadScanner::Kind::kRequest
+                                         : HeadScanner::Kind::kResponse);
+}
+
 void Http1Parser::set_limits(const Http1Limits& limits) {
   limits_ = limits;
   scanner_.SetLimits(limits.max_head_bytes, limits.max_headers);

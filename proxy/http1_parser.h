@@ -65,6 +65,9 @@ class Http1Parser {
   Http1Parser(const Http1Parser&) = delete;
   Http1Parser& operator=(const Http1Parser&) = delete;
 
+  // Makes this parser as good as new, for another message stream (parsers are pooled).
+  void Reinit(const Http1Limits& limits, Handler* handler);
+
   Result Execute(const char* data, size_t len);
   // The peer closed its side. Completes a response read until close; any other unfinished
   // message is an error.

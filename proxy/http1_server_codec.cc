@@ -1,5 +1,7 @@
 #include "proxy/http1_server_codec.h"
 
+#include <vector>
+
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "proxy/http1_serializer.h"
@@ -26,20 +28,62 @@ Http1ServerCodec::Http1ServerCodec(LoopContext* context, CodecTransport* transpo
       factory_(factory),
       observer_(observer),
       info_(info),
-      parser_(Http1Parser::Mode::kRequest, options.limits, this),
+      limits_(options.limits),
       max_requests_(options.max_requests) {}
+
+namespace {
+
+// Parsers of idle connections wait here for the next request on this thread.
+class ParserPool {
+ public:
+  std::unique_ptr<Http1Parser> Take(const Http1Limits& limits, Http1Parser::Handler* handler) {
+    if (free_.empty()) {
+      return std::make_unique<Http1Parser>(Http1Parser::Mode::kRequest, limits, handler);
+    }
+    std::unique_ptr<Http1Parser> parser = std::move(free_.back());
+    free_.pop_back();
+    parser->Reinit(limits, handler);
+    return parser;
+  }
+  void Give(std::unique_ptr<Http1Parser> parser) {
+    // A pooled parser holds no head: heads go back to their own pool now, while it exists.
+    parser->TakeRequest().reset();
+    parser->TakeResponse().reset();
+    if (free_.size() < 1024) free_.push_back(std::move(parser));
+  }
+
+ private:
+  std::vector<std::unique_ptr<Http1Parser>> free_;
+};
+
+ParserPool& Parsers() {
+  thread_local ParserPool pool;
+  return pool;
+}
+
+}  // namespace
 
 Http1ServerCodec::~Http1ServerCodec() {
   if (handler_) {
     handler_->OnStreamReset(StreamResetReason::kDownstreamClosed);
     handler_.reset();
   }
+  if (parser_) Parsers().Give(std::move(parser_));
+}
+
+Http1Parser& Http1ServerCodec::parser() {
+  if (!parser_) parser_ = Parsers().Take(limits_, this);
+  return *parser_;
+}
+
+void Http1ServerCodec::ReleaseParserIfIdle() {
+  if (parser_ && !parser_paused_ && parser_->idle()) Parsers().Give(std::move(parser_));
 }
 
 Http1ServerCodec::State Http1ServerCodec::state() const {
   if (closed_) return State::kClosed;
   if (stream_open_ || parser_paused_) return State::kActive;
-  if (parser_.in_head()) return State::kReadingHead;
+  if (parser_ && parser_->in_head()) return State::kReadingHead;
   return State::kIdle;
 }
 
@@ -71,16 +115,18 @@ void Http1ServerCodec::OnData(const char* data, size_t len) {
 void Http1ServerCodec::BufferInput(const char* data, size_t len) {
   pending_input_.append(data, len);
   // A client may pipeline, but not without bound: stop reading until it is our turn.
-  if (pending_input_.size() > parser_.limits().max_head_bytes && !reading_paused_for_input_) {
+  if (pending_input_.size() > limits_.max_head_bytes && !reading_paused_for_input_) {
     reading_paused_for_input_ = true;
     transport_->PauseReading();
   }
 }
 
 void Http1ServerCodec::Consume(const char* data, size_t len) {
-  Http1Parser::Result r = parser_.Execute(data, len);
+  Http1Parser::Result r = parser().Execute(data, len);
   switch (r.outcome) {
     case Http1Parser::Outcome::kNeedMore:
+      ReleaseParserIfIdle();
+      return;
     case Http1Parser::Outcome::kStopped:
       return;
     case Http1Parser::Outcome::kMessageComplete:
@@ -109,7 +155,7 @@ void Http1ServerCodec::Consume(const char* data, size_t len) {
 }
 
 void Http1ServerCodec::OnHead() {
-  RequestHeadPtr head = parser_.TakeRequest();
+  RequestHeadPtr head = parser_->TakeRequest();
   stream_open_ = true;
   request_complete_ = false;
   response_started_ = false;
@@ -130,12 +176,12 @@ void Http1ServerCodec::OnHead() {
   handler_ = factory_->NewStream(this);
   ServerStreamHandler* handler = handler_.get();
   handler->OnRequestHead(std::move(head));  // may finish or reset the stream
-  if (closed_) parser_.Stop();
+  if (closed_) parser_->Stop();
 }
 
 void Http1ServerCodec::OnBody(std::string_view data) {
   if (closed_) {
-    parser_.Stop();
+    parser_->Stop();
     return;
   }
   if (handler_) handler_->OnRequestBody(data);
@@ -143,7 +189,7 @@ void Http1ServerCodec::OnBody(std::string_view data) {
 
 void Http1ServerCodec::OnMessageComplete() {
   if (closed_) {
-    parser_.Stop();
+    parser_->Stop();
     return;
   }
   request_complete_ = true;
@@ -225,10 +271,10 @@ void Http1ServerCodec::RunDeferred() {
   }
   if (stream_open_ || !parser_paused_) return;
   if (upgrade_refused_) {
-    parser_.ResumeAfterRefusedUpgrade();
+    parser().ResumeAfterRefusedUpgrade();
     upgrade_refused_ = false;
   } else {
-    parser_.ResumeAfterMessage();
+    parser().ResumeAfterMessage();
   }
   parser_paused_ = false;
   if (reading_paused_for_input_) {
@@ -237,7 +283,11 @@ void Http1ServerCodec::RunDeferred() {
   }
   std::string input;
   input.swap(pending_input_);
-  if (!input.empty()) Consume(input.data(), input.size());
+  if (!input.empty()) {
+    Consume(input.data(), input.size());
+  } else {
+    ReleaseParserIfIdle();
+  }
   if (!closed_ && eof_seen_ && !stream_open_ && !parser_paused_) {
     Close(true);  // the client is done sending and every complete request was answered
     return;
@@ -445,7 +495,7 @@ void Http1ServerCodec::RespondWithError(int status, const char* reason) {
 void Http1ServerCodec::Close(bool graceful) {
   if (closed_) return;
   closed_ = true;
-  parser_.Stop();
+  if (parser_) parser_->Stop();
   CancelDeferred();
   if (graceful) {
     transport_->CloseAfterWrites();

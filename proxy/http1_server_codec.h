@@ -76,6 +76,8 @@ class Http1ServerCodec final : public ServerStream,
   void RunDeferred() override;
 
   void Consume(const char* data, size_t len);
+  Http1Parser& parser();
+  void ReleaseParserIfIdle();
   void BufferInput(const char* data, size_t len);
   void MaybeFinishStream();
   void FinishStream();
@@ -89,7 +91,10 @@ class Http1ServerCodec final : public ServerStream,
   StreamFactory* factory_;
   Observer* observer_;
   const DownstreamInfo* info_;
-  Http1Parser parser_;
+  Http1Limits limits_;
+  // Exists only while a request is being parsed or waits for its turn: an idle keep-alive
+  // connection holds no parser (they are pooled per thread).
+  std::unique_ptr<Http1Parser> parser_;
   std::unique_ptr<ServerStreamHandler> handler_;
   std::string pending_input_;  // bytes after the current message, not parsed yet
   uint64_t body_remaining_ = 0;

@@ -70,6 +70,30 @@ TimeoutQueue* LoopContext::Timeouts(absl::Duration duration) {
   return queue;
 }
 
+std::string LoopContext::TakeBuffer() {
+  if (buffers_.empty()) {
+    std::string buffer;
+    buffer.reserve(4096);
+    return buffer;
+  }
+  std::string buffer = std::move(buffers_.back());
+  buffers_.pop_back();
+  return buffer;
+}
+
+void LoopContext::GiveBuffer(std::string&& buffer) {
+  // Enough for the connections active within one loop iteration; a buffer that grew for a
+  // large body is not worth keeping.
+  constexpr size_t kMaxBuffers = 256;
+  constexpr size_t kMaxCapacity = 64 * 1024;
+  if (buffers_.size() >= kMaxBuffers || buffer.capacity() > kMaxCapacity) {
+    std::string().swap(buffer);
+    return;
+  }
+  buffer.clear();
+  buffers_.push_back(std::move(buffer));
+}
+
 uint64_t LoopContext::Random() {
   auto rotl = [](uint64_t x, int k) { return (x << k) | (x >> (64 - k)); };
   uint64_t result = rotl(rng_[1] * 5, 7) * 9;

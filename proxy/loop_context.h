@@ -68,6 +68,10 @@ class LoopContext {
   char* read_buffer() { return read_buffer_.get(); }
   // A reusable string for building output; valid until the next call that uses it.
   std::string& scratch() { return scratch_; }
+  // Output buffers shared by the loop's sockets, so that an idle connection holds none and a
+  // busy one allocates none: take one when bytes must wait, give it back once they are out.
+  std::string TakeBuffer();
+  void GiveBuffer(std::string&& buffer);
   // Fast, non-cryptographic random numbers (xoshiro256**), seeded from the OS.
   uint64_t Random();
 
@@ -87,6 +91,7 @@ class LoopContext {
   std::map<uint64_t, TimeoutQueue*> timeouts_;
   std::unique_ptr<char[]> read_buffer_;
   std::string scratch_;
+  std::vector<std::string> buffers_;
   uint64_t rng_[4];
   bool closed_ = false;
 };

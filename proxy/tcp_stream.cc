@@ -3,17 +3,7 @@
 #include <cassert>
 
 namespace sluice {
-namespace {
-
-// Output buffers that grew past this are released once drained, so an idle connection that
-// once streamed a large body does not keep the memory.
-constexpr size_t kKeepCapacity = 16 * 1024;
-
-void ReleaseIfLarge(std::string& s) {
-  if (s.capacity() > kKeepCapacity) std::string().swap(s);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 struct TcpStream::InFlight {
   uv_write_t request;
@@ -49,6 +39,7 @@ int TcpStream::Connect(const sockaddr* address) {
     } else {
       self->handler_->OnStreamConnected();
     }
+    self->context_->RunDeferredNow();
   });
   if (rc != 0) delete request;
   return rc;
@@ -64,6 +55,9 @@ int TcpStream::StartReading() {
       },
       [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
         static_cast<TcpStream*>(s->data)->OnRead(nread, buf);
+        // Flush what this event produced now, not after every other event of this poll: the
+        // response to one read goes out in one write without waiting behind the others.
+        LoopContext::From(s->loop)->RunDeferredNow();
       });
   if (rc == 0) reading_ = true;
   return rc;
@@ -88,14 +82,27 @@ void TcpStream::OnRead(ssize_t nread, const uv_buf_t* buf) {
   }
 }
 
+void TcpStream::PrepareOut() {
+  // The first byte to wait in the queue gets a pooled buffer (std::string's inline capacity
+  // means it has none of its own).
+  if (out_.empty()) out_ = context_->TakeBuffer();
+}
+
+void TcpStream::ReleaseOut() {
+  context_->GiveBuffer(std::move(out_));
+  out_.clear();
+}
+
 void TcpStream::Write(std::string_view data) {
   if (closing_ || failed_ || shutdown_requested_ || data.empty()) return;
+  PrepareOut();
   out_.append(data);
   ScheduleFlush();
 }
 
 void TcpStream::Write(std::string_view a, std::string_view b) {
   if (closing_ || failed_ || shutdown_requested_) return;
+  PrepareOut();
   out_.reserve(out_.size() + a.size() + b.size());
   out_.append(a);
   out_.append(b);
@@ -104,6 +111,7 @@ void TcpStream::Write(std::string_view a, std::string_view b) {
 
 void TcpStream::Write(std::string_view a, std::string_view b, std::string_view c) {
   if (closing_ || failed_ || shutdown_requested_) return;
+  PrepareOut();
   out_.reserve(out_.size() + a.size() + b.size() + c.size());
   out_.append(a);
   out_.append(b);
@@ -130,8 +138,7 @@ void TcpStream::Flush() {
   uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned int>(out_.size()));
   int n = uv_try_write(stream(), &buf, 1);
   if (n == static_cast<int>(out_.size())) {
-    out_.clear();
-    ReleaseIfLarge(out_);
+    ReleaseOut();
     handler_->OnStreamDrained();
     MaybeShutdown();
     return;
@@ -152,7 +159,9 @@ void TcpStream::StartUvWrite() {
       uv_buf_init(in_flight_->data.data(), static_cast<unsigned int>(in_flight_->data.size()));
   writing_ = true;
   int rc = uv_write(&in_flight_->request, stream(), &buf, 1, [](uv_write_t* req, int status) {
+    LoopContext* context = LoopContext::From(req->handle->loop);
     static_cast<TcpStream*>(req->data)->OnWriteDone(status);
+    if (status != UV_ECANCELED) context->RunDeferredNow();
   });
   if (rc != 0) {
     writing_ = false;
@@ -167,12 +176,13 @@ void TcpStream::OnWriteDone(int status) {
     ReportError(status);
     return;
   }
+  context_->GiveBuffer(std::move(in_flight_->data));
   in_flight_->data.clear();
-  ReleaseIfLarge(in_flight_->data);
   if (!out_.empty()) {
     Flush();
     return;
   }
+  in_flight_.reset();  // idle connections keep no write request around
   handler_->OnStreamDrained();
   MaybeShutdown();
 }

@@ -1,9 +1,10 @@
 // A TCP socket on a worker loop with an output queue: the one place where sluice reads, writes
 // and closes sockets, for downstream and upstream connections alike.
 //
-// Writes are coalesced: Write() appends to the queue and the queue is flushed once, after the
-// current callback chain (LoopContext deferred task), with a single write(2) when the kernel
-// takes it all. That turns "response head, body, end" into one system call. What the kernel
+// Writes are coalesced: Write() appends to the queue and the queue is flushed once, when the
+// libuv callback that produced the writes returns (LoopContext deferred task), with a single
+// write(2) when the kernel takes it all. That turns "response head, body, end" into one system
+// call without holding a response back behind other connections' events. What the kernel
 // does not take is handed to uv_write and reported drained when done.
 //
 // Reads use the loop's shared read buffer: nothing is allocated per idle connection.
@@ -81,6 +82,8 @@ class TcpStream final : private DeferredTask {
   struct InFlight;
 
   void RunDeferred() override;  // flush
+  void PrepareOut();
+  void ReleaseOut();
   void ScheduleFlush();
   void Flush();
   void StartUvWrite();
