@@ -1,18 +1,45 @@
 #include "proxy/head_scanner.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace sluice {
 namespace {
 
-// Bytes that need a closer look inside a line; everything else is counted in bulk.
-struct SpecialTable {
+// Bytes that need a closer look; everything else is counted in bulk. In field lines only CR,
+// LF and NUL matter; in the start line spaces and tabs too.
+struct ByteTable {
   bool special[256] = {};
-  constexpr SpecialTable() {
+  constexpr explicit ByteTable(bool start_line) {
     special[static_cast<unsigned char>('\r')] = true;
     special[static_cast<unsigned char>('\n')] = true;
     special[0] = true;
+    if (start_line) {
+      special[static_cast<unsigned char>(' ')] = true;
+      special[static_cast<unsigned char>('\t')] = true;
+    }
   }
 };
-constexpr SpecialTable kSpecial;
+constexpr ByteTable kFieldSpecial(false);
+constexpr ByteTable kStartLineSpecial(true);
+
+// Length of the prefix of [p, p + n) with no special byte. Eight bytes at a time while no
+// byte is below `below` (every special byte is), then one at a time.
+size_t SkipOrdinary(const char* p, size_t n, uint8_t below, const ByteTable& table) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  const uint64_t subtrahend = kOnes * below;
+  size_t i = 0;
+  while (i + 8 <= n) {
+    uint64_t word;
+    std::memcpy(&word, p + i, 8);
+    // Nonzero when some byte is below `below` (false positives only drop to the slow loop).
+    if ((word - subtrahend) & ~word & kHighs) break;
+    i += 8;
+  }
+  while (i < n && !table.special[static_cast<unsigned char>(p[i])]) ++i;
+  return i;
+}
 
 }  // namespace
 
@@ -80,18 +107,20 @@ size_t HeadScanner::Scan(const char* data, size_t len) {
   if (done_ || error_ != Error::kNone) return 0;
   size_t i = 0;
   while (i < len) {
-    // Fast path: the middle of a field line, where only CR, LF and NUL matter.
-    if (line_length_ > 0 && !after_cr_ && (kind_ == Kind::kTrailers || lines_ > 0)) {
-      size_t start = i;
-      while (i < len && !kSpecial.special[static_cast<unsigned char>(data[i])]) ++i;
-      uint32_t run = static_cast<uint32_t>(i - start);
+    // Fast path: inside a line, skip what cannot end it or break the rules.
+    if (line_length_ > 0 && !after_cr_) {
+      bool start_line = kind_ != Kind::kTrailers && lines_ == 0;
+      size_t run = start_line ? SkipOrdinary(data + i, len - i, 0x21, kStartLineSpecial)
+                              : SkipOrdinary(data + i, len - i, 0x0e, kFieldSpecial);
       if (run > 0) {
         if (bytes_ + run > max_bytes_) {
           error_ = Error::kTooLarge;
-          return start + (max_bytes_ - bytes_);
+          return i + (max_bytes_ - bytes_);
         }
-        bytes_ += run;
-        line_length_ += run;
+        bytes_ += static_cast<uint32_t>(run);
+        line_length_ += static_cast<uint32_t>(run);
+        previous_space_ = false;
+        i += run;
         continue;
       }
     }
