@@ -41,7 +41,7 @@ DownstreamConnection::~DownstreamConnection() {
 
 void DownstreamConnection::Start() {
   worker_->connections().PushBack(this);
-  uv_tcp_nodelay(stream_.handle(), 1);
+  stream_.TuneSocket(static_cast<int>(kOutputHighWater));
   sockaddr_storage peer;
   int len = sizeof(peer);
   if (uv_tcp_getpeername(stream_.handle(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {

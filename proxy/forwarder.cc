@@ -22,6 +22,11 @@ Forwarder::~Forwarder() {
   DropUpstream();
 }
 
+void Forwarder::ArmIdleTimeout() {
+  const TimeoutsConfig& timeouts = snapshot_->config->timeouts;
+  idle_timeout_.Arm(context_->Timeouts(tunnel_ ? timeouts.tunnel_idle : timeouts.body_idle));
+}
+
 bool Forwarder::Idempotent() const {
   switch (request_->method) {
     case HttpMethod::kGet:
@@ -141,8 +146,7 @@ void Forwarder::SendBodyUpstream(std::string_view data) {
 
 void Forwarder::OnRequestBody(std::string_view data) {
   if (response_done_ && !tunnel_) return;
-  idle_timeout_.Arm(context_->Timeouts(tunnel_ ? snapshot_->config->timeouts.tunnel_idle
-                                               : snapshot_->config->timeouts.body_idle));
+  ArmIdleTimeout();
   if (upstream_ && upstream_ready_) {
     SendBodyUpstream(data);
     if (upstream_->queued_bytes() > kOutputHighWater && !downstream_paused_ && stream_) {
@@ -174,6 +178,8 @@ void Forwarder::OnRequestEnd() {
 }
 
 void Forwarder::OnUpstreamDrained() {
+  // The origin took what was queued: progress, so the idle clock restarts.
+  if (idle_timeout_.armed()) ArmIdleTimeout();
   if (downstream_paused_ && stream_) {
     downstream_paused_ = false;
     stream_->ResumeRequestBody();
@@ -210,8 +216,7 @@ void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
 
 void Forwarder::OnUpstreamBody(std::string_view data) {
   if (!stream_ || response_done_) return;
-  idle_timeout_.Arm(context_->Timeouts(tunnel_ ? snapshot_->config->timeouts.tunnel_idle
-                                               : snapshot_->config->timeouts.body_idle));
+  ArmIdleTimeout();
   stream_->SendResponseBody(data, false);
   if (stream_ && upstream_ && !upstream_paused_ && stream_->OutputFull()) {
     upstream_paused_ = true;
@@ -220,6 +225,8 @@ void Forwarder::OnUpstreamBody(std::string_view data) {
 }
 
 void Forwarder::OnDownstreamDrained() {
+  // The client took what was queued (a slow reader is still a reader).
+  if (idle_timeout_.armed()) ArmIdleTimeout();
   if (upstream_paused_ && upstream_) {
     upstream_paused_ = false;
     upstream_->ResumeReading();

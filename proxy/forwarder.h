@@ -58,6 +58,8 @@ class Forwarder final : public ServerStreamHandler,
   void Fail(int status, const char* what, const char* detail);
   void RespondLocal(int status, std::string_view body);
   bool Idempotent() const;
+  // Body bytes moved in either direction (or a queue drained): restart the idle clock.
+  void ArmIdleTimeout();
 
   LoopContext* context_;
   WorkerSnapshotPtr snapshot_;

@@ -1,5 +1,9 @@
 #include "proxy/tcp_stream.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <cassert>
 
 namespace sluice {
@@ -43,6 +47,14 @@ int TcpStream::Connect(const sockaddr* address) {
   });
   if (rc != 0) delete request;
   return rc;
+}
+
+void TcpStream::TuneSocket(int not_sent_low_water) {
+  uv_tcp_nodelay(&handle_, 1);
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&handle_), &fd) == 0) {
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &not_sent_low_water, sizeof(not_sent_low_water));
+  }
 }
 
 int TcpStream::StartReading() {

@@ -59,6 +59,11 @@ class TcpStream final : private DeferredTask {
   // Non-blocking connect; OnStreamConnected or OnStreamError follows.
   int Connect(const sockaddr* address);
 
+  // Socket options for a connected socket: TCP_NODELAY, and TCP_NOTSENT_LOWAT so the kernel
+  // keeps at most this much unsent data. Without the latter a slow reader can sit behind
+  // megabytes of autotuned send buffer, and progress is invisible to the body idle timeout.
+  void TuneSocket(int not_sent_low_water);
+
   int StartReading();
   void StopReading();
   bool reading() const { return reading_; }

@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "proxy/http1_serializer.h"
+#include "proxy/http_codec.h"
 #include "proxy/upstream_endpoint.h"
 
 namespace sluice {
@@ -54,7 +55,7 @@ UpstreamConnection::~UpstreamConnection() = default;
 void UpstreamConnection::OnStreamConnected() {
   if (state_ != State::kConnecting) return;
   state_ = State::kBusy;
-  uv_tcp_nodelay(stream_.handle(), 1);
+  stream_.TuneSocket(static_cast<int>(kOutputHighWater));
   stream_.StartReading();
   if (handler_) handler_->OnUpstreamConnected();
 }

@@ -5,7 +5,7 @@ import socket
 import time
 import unittest
 
-from harness import ProxyTestCase, basic_config, free_port
+from harness import SANITIZED, ProxyTestCase, basic_config, free_port
 
 
 class UpstreamErrors(ProxyTestCase):
@@ -129,3 +129,49 @@ class WebSocket(ProxyTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SlowClients(ProxyTestCase):
+    def setUp(self):
+        self.origin = self.start_origin()
+        self.proxy = self.start_sluice(basic_config(
+            [self.origin.port], extra="timeouts:\n  body_idle: 500ms\n"))
+
+    def small_buffer_client(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.connect(("127.0.0.1", self.proxy.port))
+        self.addCleanup(s.close)
+        return s
+
+    @unittest.skipIf(SANITIZED, "timing-dependent")
+    def test_slow_reader_that_keeps_reading_is_served(self):
+        size = 8 << 20
+        s = self.small_buffer_client()
+        s.sendall(b"GET /bytes?n=%d HTTP/1.1\r\nHost: a\r\n\r\n" % size)
+        got = 0
+        deadline = time.monotonic() + 30
+        s.settimeout(5)
+        while got < size and time.monotonic() < deadline:
+            chunk = s.recv(2 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+            time.sleep(0.02)  # slower than the proxy could send, but never idle for 500ms
+        self.assertGreater(got, size)  # the body plus the response head arrived in full
+
+    def test_reader_that_stops_is_cut_off(self):
+        s = self.small_buffer_client()
+        s.sendall(b"GET /bytes?n=%d HTTP/1.1\r\nHost: a\r\n\r\n" % (512 << 20))
+        time.sleep(2.0)  # read nothing for four idle timeouts
+        s.settimeout(10)
+        got = 0
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except ConnectionResetError:
+            pass
+        self.assertLess(got, 512 << 20)  # the connection ended before the body did
