@@ -26,8 +26,4 @@ UpstreamEndpoint* LoadBalancer::Pick(uint64_t random, const UpstreamEndpoint* ex
   return second->outstanding() < first->outstanding() ? second : first;
 }
 
-std::shared_ptr<UpstreamEndpoint> LoadBalancer::Share(UpstreamEndpoint* endpoint) const {
-  return endpoint->shared_from_this();
-}
-
 }  // namespace sluice

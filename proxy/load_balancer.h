@@ -22,7 +22,6 @@ class LoadBalancer {
   // Picks an endpoint; avoids `exclude` when there is another. `random` is a uniform 64-bit
   // draw (injected so tests are deterministic).
   UpstreamEndpoint* Pick(uint64_t random, const UpstreamEndpoint* exclude = nullptr);
-  std::shared_ptr<UpstreamEndpoint> Share(UpstreamEndpoint* endpoint) const;
 
   const std::vector<std::shared_ptr<UpstreamEndpoint>>& endpoints() const { return endpoints_; }
 

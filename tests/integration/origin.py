@@ -102,6 +102,8 @@ class Handler(socketserver.BaseRequestHandler):
                 path = urllib.parse.urlsplit(target).path
                 self.read_body(req, store=not path.startswith("/sink"))
                 origin._record(req)
+                if origin.drop_reused and self.served > 0:
+                    return  # as if it had closed this idle connection just as the request came
                 self.served += 1
                 if not self.respond(req, path):
                     return
@@ -199,9 +201,10 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 class Origin:
-    def __init__(self, port=0, name="origin", close_after=0, delay=0.0):
+    def __init__(self, port=0, name="origin", close_after=0, delay=0.0, drop_reused=False):
         self.name = name
         self.close_after = close_after
+        self.drop_reused = drop_reused
         self.delay = delay
         self.requests = []
         self.connections = 0

@@ -86,6 +86,37 @@ class UpstreamErrors(ProxyTestCase):
             self.assertEqual((status, body), (200, b"ok /n%d\n" % i))
         self.assertEqual(len(origin.received()), 20)  # each request reached the origin once
 
+    def test_request_on_a_connection_the_origin_just_closed_is_replayed_once(self):
+        # Every request on a reused connection meets a close before any response byte: the
+        # race between an origin's keep-alive timeout and a new request.
+        origin = self.start_origin(drop_reused=True)
+        proxy = self.start_sluice(basic_config([origin.port]))
+        c = self.client(proxy.port)
+        for i in range(5):
+            c.send(b"GET /r%d HTTP/1.1\r\nHost: a\r\n\r\n" % i)
+            self.assertEqual(c.read_response()[2], b"ok /r%d\n" % i)
+        targets = [r.target for r in origin.received()]
+        for i in range(5):  # once on the stale connection at most, once on a fresh one
+            self.assertIn(targets.count("/r%d" % i), (1, 2))
+        self.assertTrue(proxy.wait_for_log("pooled connection was closed .* retrying"))
+
+    def test_post_meeting_a_closed_connection_is_not_replayed(self):
+        origin = self.start_origin(drop_reused=True)
+        proxy = self.start_sluice(basic_config([origin.port]))
+        c = self.client(proxy.port)
+        c.send(b"GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(c.read_response()[0], 200)
+        c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+        self.assertEqual(c.read_response()[0], 502)
+        self.assertEqual([r.target for r in origin.received()].count("/echo"), 1)
+        # With an Idempotency-Key the same request may be replayed.
+        c.send(b"GET /warm2 HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(c.read_response()[0], 200)
+        c.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k1\r\n"
+               b"Content-Length: 2\r\n\r\nhi")
+        status, _, body = c.read_response()
+        self.assertEqual((status, body), (200, b"hi"))
+
     def test_post_on_a_stale_connection_is_not_replayed(self):
         # Non-idempotent requests are never sent twice: either it works or the client sees 502.
         origin = self.start_origin(close_after=1)
