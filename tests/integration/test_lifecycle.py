@@ -59,6 +59,29 @@ class CommandLine(ProxyTestCase):
         self.assertIn(b"cannot listen on 127.0.0.1:%d" % busy, result.stderr)
 
 
+class Privileges(ProxyTestCase):
+    def test_file_limit_is_raised_to_the_hard_limit(self):
+        origin = self.start_origin()
+        proxy = self.start_sluice(basic_config([origin.port]))
+        with open("/proc/%d/limits" % proxy.proc.pid) as f:
+            line = next(l for l in f if l.startswith("Max open files"))
+        soft, hard = line.split()[3:5]
+        self.assertEqual(soft, hard)
+
+    @unittest.skipIf(os.geteuid() != 0, "needs root to switch users")
+    def test_drops_to_the_configured_user_after_binding(self):
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        origin = self.start_origin()
+        proxy = self.start_sluice(basic_config([origin.port], extra="user: nobody\n"))
+        with open("/proc/%d/status" % proxy.proc.pid) as f:
+            uids = next(l for l in f if l.startswith("Uid:")).split()[1:]
+        self.assertEqual(set(int(u) for u in uids), {nobody.pw_uid})
+        c = self.client(proxy.port)
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(c.read_response()[0], 200)
+
+
 class Reload(ProxyTestCase):
     def test_sighup_applies_a_valid_config_and_keeps_connections(self):
         a = self.start_origin(name="a")
