@@ -68,6 +68,13 @@ bool ParseInteger(std::string_view s, Int* out) {
   return ec == std::errc() && end == s.data() + s.size();
 }
 
+// Parses a whole string as a finite decimal number ("0.9", "100", "1e3").
+inline bool ParseDouble(std::string_view s, double* out) {
+  if (s.empty() || s.front() == '+') return false;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && end == s.data() + s.size() && *out == *out && *out - *out == 0;
+}
+
 }  // namespace sluice
 
 #endif  // SLUICE_COMMON_STRINGS_H_

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "proxy/socket_address.h"
+#include "common/socket_address.h"
 
 namespace sluice {
 

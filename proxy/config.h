@@ -7,14 +7,16 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "common/socket_address.h"
+#include "filters/filter_factory.h"
 #include "proxy/cidr.h"
 #include "proxy/path_normalizer.h"
-#include "proxy/socket_address.h"
 
 namespace sluice {
 
@@ -49,13 +51,15 @@ struct ClusterConfig {
   PoolConfig pool;
   absl::Duration connect_timeout = absl::Seconds(2);
   absl::Duration response_timeout = absl::Seconds(30);  // request sent -> first response byte
+  std::optional<ConcurrencyConfig> concurrency;         // adaptive limit for `shed` filters
 };
 
 struct RouteConfig {
   std::string host = "*";         // "*", "example.com" or "*.example.com"; port ignored
   std::string path_prefix = "/";  // matched on whole segments against the normalized path
   std::string cluster;
-  size_t cluster_index = 0;  // resolved by validation
+  size_t cluster_index = 0;         // resolved by validation
+  std::vector<FilterSpec> filters;  // in order
 };
 
 struct LimitsConfig {
@@ -64,6 +68,7 @@ struct LimitsConfig {
   uint32_t max_target_bytes = 8 * 1024;
   uint64_t max_request_body_bytes = 0;       // 0: unlimited
   uint32_t max_requests_per_connection = 0;  // downstream keep-alive; 0: unlimited
+  uint32_t max_connections = 0;  // downstream, per node (each worker allows its share); 0: none
 };
 
 struct TimeoutsConfig {

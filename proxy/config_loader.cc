@@ -13,146 +13,12 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "common/units.h"
+#include "proxy/filter_config_loader.h"
+#include "proxy/yaml_field.h"
 #include "yaml-cpp/yaml.h"
 
 namespace sluice {
 namespace {
-
-// A YAML node with the key path that leads to it, so every error can say where it is.
-class Field {
- public:
-  Field(YAML::Node node, std::string path, const std::string* source, int line)
-      : node_(std::move(node)), path_(std::move(path)), source_(source), line_(line) {
-    if (node_.IsDefined() && node_.Mark().line >= 0) line_ = node_.Mark().line + 1;
-  }
-
-  // Re-anchors an error from a value parser (which knows nothing of files) at this key.
-  absl::Status Error(const absl::Status& status) const {
-    return Error(std::string_view(status.message().data(), status.message().size()));
-  }
-  absl::Status Error(std::string_view message) const {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s:%d: %s: %s", *source_, line_, path_.empty() ? "(top level)" : path_, message));
-  }
-
-  bool present() const { return node_.IsDefined() && !node_.IsNull(); }
-  const std::string& path() const { return path_; }
-  int line() const { return line_; }
-
-  Field Child(std::string_view key) const {
-    std::string path = path_.empty() ? std::string(key) : path_ + "." + std::string(key);
-    return Field(node_.IsMap() ? node_[std::string(key)] : YAML::Node(YAML::NodeType::Undefined),
-                 std::move(path), source_, line_);
-  }
-
-  absl::Status ExpectMap(std::initializer_list<std::string_view> allowed) const {
-    if (!node_.IsMap()) return Error("expected a mapping of keys to values");
-    std::string names;
-    for (std::string_view a : allowed) {
-      if (!names.empty()) names += ", ";
-      names += a;
-    }
-    for (const auto& entry : node_) {
-      std::string key = entry.first.as<std::string>("");
-      bool known = false;
-      for (std::string_view a : allowed) known = known || key == a;
-      if (!known) {
-        int line = entry.first.Mark().line + 1;
-        return absl::InvalidArgumentError(
-            absl::StrFormat("%s:%d: %s: unknown key \"%s\" (expected one of: %s)", *source_, line,
-                            path_.empty() ? "(top level)" : path_, key, names));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<std::vector<Field>> Sequence() const {
-    if (!node_.IsSequence()) return Error("expected a list");
-    std::vector<Field> items;
-    for (size_t i = 0; i < node_.size(); ++i) {
-      items.emplace_back(node_[i], absl::StrFormat("%s[%d]", path_, i), source_, line_);
-    }
-    return items;
-  }
-
-  absl::StatusOr<std::string> Scalar() const {
-    if (!node_.IsScalar()) return Error("expected a single value");
-    return node_.Scalar();
-  }
-
-  absl::Status Read(std::string* out) const {
-    if (!present()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(*out, Scalar());
-    return absl::OkStatus();
-  }
-
-  absl::Status Read(bool* out) const {
-    if (!present()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(std::string text, Scalar());
-    if (text == "true" || text == "yes" || text == "on") {
-      *out = true;
-    } else if (text == "false" || text == "no" || text == "off") {
-      *out = false;
-    } else {
-      return Error(absl::StrFormat("expected true or false, got \"%s\"", text));
-    }
-    return absl::OkStatus();
-  }
-
-  template <typename Int>
-  absl::Status ReadInt(Int* out, int64_t min, int64_t max) const {
-    if (!present()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(std::string text, Scalar());
-    int64_t value = 0;
-    if (!ParseInteger(text, &value)) {
-      return Error(absl::StrFormat("expected an integer, got \"%s\"", text));
-    }
-    if (value < min || value > max) {
-      return Error(absl::StrFormat("must be %d..%d, got %d", min, max, value));
-    }
-    *out = static_cast<Int>(value);
-    return absl::OkStatus();
-  }
-
-  template <typename Int>
-  absl::Status ReadSize(Int* out, uint64_t min, uint64_t max) const {
-    if (!present()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(std::string text, Scalar());
-    absl::StatusOr<uint64_t> size = ParseByteSize(text);
-    if (!size.ok()) return Error(size.status());
-    if (*size < min || *size > max) {
-      return Error(absl::StrFormat("must be between %d and %d bytes, got %d", min, max, *size));
-    }
-    *out = static_cast<Int>(*size);
-    return absl::OkStatus();
-  }
-
-  absl::Status ReadDuration(absl::Duration* out, absl::Duration min) const {
-    if (!present()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(std::string text, Scalar());
-    absl::StatusOr<absl::Duration> d = ParseDurationText(text);
-    if (!d.ok()) return Error(d.status());
-    if (*d < min) {
-      return Error(absl::StrFormat("must be at least %s, got %s", absl::FormatDuration(min), text));
-    }
-    *out = *d;
-    return absl::OkStatus();
-  }
-
-  absl::Status ReadAddress(SocketAddress* out) const {
-    ASSIGN_OR_RETURN(std::string text, Scalar());
-    absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(text);
-    if (!addr.ok()) return Error(addr.status());
-    *out = *addr;
-    return absl::OkStatus();
-  }
-
- private:
-  YAML::Node node_;
-  std::string path_;
-  const std::string* source_;
-  int line_;
-};
 
 bool IsValidHostPattern(std::string_view host) {
   if (host == "*") return true;
@@ -180,8 +46,8 @@ absl::Status ParseListener(const Field& f, ListenerConfig* out) {
 }
 
 absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap(
-      {"name", "endpoints", "balancer", "pool", "connect_timeout", "response_timeout"}));
+  RETURN_IF_ERROR(f.ExpectMap({"name", "endpoints", "balancer", "pool", "connect_timeout",
+                               "response_timeout", "concurrency"}));
   Field name = f.Child("name");
   if (!name.present()) return name.Error("required");
   RETURN_IF_ERROR(name.Read(&out->name));
@@ -228,12 +94,16 @@ absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
       f.Child("connect_timeout").ReadDuration(&out->connect_timeout, absl::Milliseconds(1)));
   RETURN_IF_ERROR(
       f.Child("response_timeout").ReadDuration(&out->response_timeout, absl::Milliseconds(1)));
+  if (Field c = f.Child("concurrency"); c.present()) {
+    out->concurrency.emplace();
+    RETURN_IF_ERROR(ParseConcurrency(c, &*out->concurrency));
+  }
   return absl::OkStatus();
 }
 
 absl::Status ParseRoute(const Field& f, const std::vector<ClusterConfig>& clusters,
                         RouteConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"host", "path_prefix", "cluster"}));
+  RETURN_IF_ERROR(f.ExpectMap({"host", "path_prefix", "cluster", "filters"}));
   Field host = f.Child("host");
   RETURN_IF_ERROR(host.Read(&out->host));
   out->host = AsciiLower(out->host);
@@ -249,13 +119,20 @@ absl::Status ParseRoute(const Field& f, const std::vector<ClusterConfig>& cluste
   Field cluster = f.Child("cluster");
   if (!cluster.present()) return cluster.Error("required");
   RETURN_IF_ERROR(cluster.Read(&out->cluster));
-  for (size_t i = 0; i < clusters.size(); ++i) {
+  bool found = false;
+  for (size_t i = 0; i < clusters.size() && !found; ++i) {
     if (clusters[i].name == out->cluster) {
       out->cluster_index = i;
-      return absl::OkStatus();
+      found = true;
     }
   }
-  return cluster.Error(absl::StrFormat("no cluster named \"%s\"", out->cluster));
+  if (!found) return cluster.Error(absl::StrFormat("no cluster named \"%s\"", out->cluster));
+  if (Field filters = f.Child("filters"); filters.present()) {
+    const ClusterConfig& target = clusters[out->cluster_index];
+    RETURN_IF_ERROR(ParseFilterChain(filters, target.concurrency ? &*target.concurrency : nullptr,
+                                     &out->filters));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ParseProxyOptions(const Field& f, ProxyOptions* out) {
@@ -302,8 +179,9 @@ absl::Status ParseProxyOptions(const Field& f, ProxyOptions* out) {
 }
 
 absl::Status ParseLimits(const Field& f, LimitsConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"max_head_bytes", "max_headers", "max_target_bytes",
-                               "max_request_body_bytes", "max_requests_per_connection"}));
+  RETURN_IF_ERROR(
+      f.ExpectMap({"max_head_bytes", "max_headers", "max_target_bytes", "max_request_body_bytes",
+                   "max_requests_per_connection", "max_connections"}));
   RETURN_IF_ERROR(f.Child("max_head_bytes").ReadSize(&out->max_head_bytes, 1024, 1 << 20));
   RETURN_IF_ERROR(f.Child("max_headers").ReadInt(&out->max_headers, 1, 10000));
   RETURN_IF_ERROR(f.Child("max_target_bytes").ReadSize(&out->max_target_bytes, 64, 1 << 20));
@@ -311,6 +189,7 @@ absl::Status ParseLimits(const Field& f, LimitsConfig* out) {
                       .ReadSize(&out->max_request_body_bytes, 0, uint64_t{1} << 50));
   RETURN_IF_ERROR(f.Child("max_requests_per_connection")
                       .ReadInt(&out->max_requests_per_connection, 0, 1 << 30));
+  RETURN_IF_ERROR(f.Child("max_connections").ReadInt(&out->max_connections, 0, 100000000));
   if (out->max_target_bytes > out->max_head_bytes) {
     return f.Child("max_target_bytes").Error("must not exceed max_head_bytes");
   }

@@ -24,6 +24,14 @@ void DownstreamConnection::Accept(Worker* worker, uv_stream_t* server, bool prox
     conn->stream_.Close();  // frees conn from the close callback
     return;
   }
+  uint32_t cap = worker->snapshot()->max_connections;
+  if (cap != 0 && worker->connection_count() >= cap) {
+    // Over the connection cap: closed at once, before any byte is read or written.
+    worker->CountRefusedConnection();
+    conn->phase_ = Phase::kClosed;
+    conn->stream_.Close();
+    return;
+  }
   conn->Start();
 }
 
@@ -41,6 +49,8 @@ DownstreamConnection::~DownstreamConnection() {
 
 void DownstreamConnection::Start() {
   worker_->connections().PushBack(this);
+  counted_ = true;
+  worker_->OnConnectionOpened();
   stream_.TuneSocket(static_cast<int>(kOutputHighWater));
   sockaddr_storage peer;
   int len = sizeof(peer);
@@ -147,8 +157,9 @@ void DownstreamConnection::OnStreamDrained() {
 void DownstreamConnection::OnStreamClosed() {
   worker_node_.Unlink();
   Worker* worker = worker_;
+  bool counted = counted_;
   delete this;
-  worker->OnConnectionClosed();
+  worker->OnConnectionClosed(counted);
 }
 
 // --- CodecTransport ----------------------------------------------------------------------

@@ -77,6 +77,7 @@ class DownstreamConnection final : private TcpStream::Handler,
   bool head_timer_ = false;  // timeout_ is the head timeout (not the idle one)
   bool read_paused_ = false;
   bool peer_eof_ = false;  // the client half-closed
+  bool counted_ = false;   // in the worker's connection count
 };
 
 }  // namespace sluice

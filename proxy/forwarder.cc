@@ -20,6 +20,7 @@ Forwarder::Forwarder(LoopContext* context, WorkerSnapshotPtr snapshot, ServerStr
 Forwarder::~Forwarder() {
   // Never touches stream_: the codec may already be gone.
   DropUpstream();
+  CompleteFilters();  // a tunnel, or an exchange that ended without a word to this handler
 }
 
 void Forwarder::ArmIdleTimeout() {
@@ -66,7 +67,62 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
   PrepareUpstreamRequest(*request_, config.proxy, stream_->downstream(), context_->Random(),
                          context_->Random());
   if (request_->has_body()) idle_timeout_.Arm(context_->Timeouts(config.timeouts.body_idle));
+
+  size_t route_index = static_cast<size_t>(route - config.routes.data());
+  filter_.head = request_.get();
+  filter_.resume = this;
+  filter_.context.client = stream_->downstream().client;
+  filter_.context.route_index = route_index;
+  filter_.context.cluster_index = route->cluster_index;
+  filter_.context.started_ns = SystemClock().MonotonicNanos();
+  run_.Start(&snapshot_->chains[route_index]);
+  AfterRequestFilters(run_.RunRequestHead(filter_));
+}
+
+void Forwarder::AfterRequestFilters(FilterStatus status) {
+  if (!stream_) return;
+  switch (status) {
+    case FilterStatus::kPause:
+      filters_waiting_ = true;  // body bytes wait in pending_body_ meanwhile
+      return;
+    case FilterStatus::kRespond: {
+      filters_waiting_ = false;
+      outcome_.answered_by_filter = true;
+      FilterReply& reply = filter_.reply;
+      if (reply.status < 200 || reply.status > 599) reply.status = 500;
+      RespondLocal(reply.status, reply.body, &reply.headers);
+      return;
+    }
+    case FilterStatus::kContinue:
+    case FilterStatus::kRetry:
+      filters_waiting_ = false;
+      Dispatch(false);
+      return;
+  }
+}
+
+void Forwarder::Resume(FilterStatus status) {
+  if (!filters_waiting_ || !stream_) return;
+  AfterRequestFilters(run_.Resume(filter_, status));
+}
+
+bool Forwarder::TryRetry() {
+  // Only while the client has seen nothing and every byte sent is at hand to send again.
+  constexpr int kMaxAttempts = 10;
+  if (!stream_ || stream_->response_started() || tunnel_ || !replayable_ ||
+      filter_.context.attempts >= kMaxAttempts) {
+    return false;
+  }
+  DropUpstream();
+  response_started_ = false;
   Dispatch(false);
+  return true;
+}
+
+void Forwarder::CompleteFilters() {
+  if (!run_.active()) return;
+  outcome_.latency_ns = SystemClock().MonotonicNanos() - filter_.context.started_ns;
+  run_.Complete(filter_, outcome_);
 }
 
 void Forwarder::Dispatch(bool fresh_connection) {
@@ -75,8 +131,11 @@ void Forwarder::Dispatch(bool fresh_connection) {
     endpoint_->EndRequest();
     counted_ = false;
   }
-  endpoint_ = fresh_connection ? previous : cluster_->balancer.Pick(context_->Random());
+  endpoint_ = fresh_connection ? previous : cluster_->balancer.Pick(context_->Random(), previous);
   endpoint_->BeginRequest();
+  ++filter_.context.attempts;
+  outcome_.upstream_failed = false;
+  outcome_.timed_out = false;
   counted_ = true;
   upstream_ready_ = false;
 
@@ -94,7 +153,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
   int error = 0;
   upstream_ = endpoint_->Connect(this, &error);
   if (!upstream_) {
-    Fail(502, "connect failed", uv_strerror(error));
+    UpstreamFailed(502, "connect failed", uv_strerror(error));
     return;
   }
   connect_timeout_.Arm(context_->Timeouts(cluster_->config.connect_timeout));
@@ -111,8 +170,10 @@ void Forwarder::OnUpstreamReady() {
                              request_->upgrade);
   upstream_reused_ = upstream_->reused();
   if (!replay_.empty()) upstream_->SendBody(replay_);  // a replay: what the last one was sent
-  if (!upstream_reused_) {
-    std::string().swap(replay_);  // a fresh connection is never retried for staleness
+  if (!KeepReplay()) {
+    // Nothing can retry this attempt: a fresh connection is not stale, and no filter asked.
+    std::string().swap(replay_);
+    if (body_sent_ > 0) replayable_ = false;
   }
   if (!pending_body_.empty()) {
     std::string body;
@@ -133,14 +194,15 @@ void Forwarder::OnUpstreamReady() {
 
 void Forwarder::SendBodyUpstream(std::string_view data) {
   body_sent_ += data.size();
-  if (upstream_reused_ && replayable_ && !response_started_) {
-    if (replay_.size() + data.size() <= kReplayLimit) {
+  if (replayable_) {
+    if (KeepReplay() && replay_.size() + data.size() <= kReplayLimit) {
       replay_.append(data);
     } else {
-      replayable_ = false;
+      replayable_ = false;  // too big (or not kept): this request is sent once
       std::string().swap(replay_);
     }
   }
+  run_.RunRequestBody(filter_, data);
   upstream_->SendBody(data);
 }
 
@@ -200,9 +262,14 @@ void Forwarder::MaybeArmResponseTimeout() {
 void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
   response_timeout_.Disarm();
   response_started_ = true;
-  std::string().swap(replay_);
   if (!stream_) return;
   const Config& config = *snapshot_->config;
+  PrepareDownstreamResponse(*head, config.proxy);
+  if (head->status != 101 && run_.RunResponseHead(filter_, *head) == FilterStatus::kRetry &&
+      TryRetry()) {
+    return;
+  }
+  if (!filter_.context.keep_request_body) std::string().swap(replay_);
   if (head->status == 101) {
     tunnel_ = true;
     upstream_->StartTunnel();
@@ -210,13 +277,14 @@ void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
   } else {
     idle_timeout_.Arm(context_->Timeouts(config.timeouts.body_idle));
   }
-  PrepareDownstreamResponse(*head, config.proxy);
+  outcome_.status = head->status;
   stream_->SendResponseHead(*head, false);
 }
 
 void Forwarder::OnUpstreamBody(std::string_view data) {
   if (!stream_ || response_done_) return;
   ArmIdleTimeout();
+  run_.RunResponseBody(filter_, data);
   stream_->SendResponseBody(data, false);
   if (stream_ && upstream_ && !upstream_paused_ && stream_->OutputFull()) {
     upstream_paused_ = true;
@@ -247,6 +315,7 @@ void Forwarder::OnUpstreamEnd() {
   ServerStream* stream = stream_;
   stream_ = nullptr;  // the exchange is over for this handler; it is deleted later
   stream->SendResponseBody({}, true);
+  CompleteFilters();
 }
 
 void Forwarder::OnUpstreamError(UpstreamError error, int detail, const char* reason) {
@@ -269,23 +338,39 @@ void Forwarder::OnUpstreamError(UpstreamError error, int detail, const char* rea
              UpstreamErrorText(error), reason, request_->method_text, request_->authority,
              request_->path);
     response_done_ = true;
+    outcome_.upstream_failed = true;
+    outcome_.status = 0;
     ServerStream* stream = stream_;
     stream_ = nullptr;
     stream->Reset();
+    CompleteFilters();
     return;
   }
-  Fail(502, UpstreamErrorText(error), detail != 0 ? uv_strerror(detail) : reason);
+  UpstreamFailed(502, UpstreamErrorText(error), detail != 0 ? uv_strerror(detail) : reason);
+}
+
+void Forwarder::UpstreamFailed(int status, const char* what, const char* detail) {
+  DropUpstream();
+  if (status == 504) {
+    outcome_.timed_out = true;
+  } else {
+    outcome_.upstream_failed = true;
+  }
+  if (run_.RunUpstreamError(filter_) == FilterStatus::kRetry && TryRetry()) {
+    LOG_DEBUG("%s %s%s: %s (%s); a filter asked for another attempt", request_->method_text,
+              request_->authority, request_->path, what, detail);
+    return;
+  }
+  Fail(status, what, detail);
 }
 
 // --- Ends --------------------------------------------------------------------------------
 
 void Forwarder::OnTimeout(Timeout* which) {
   if (which == &connect_timeout_) {
-    DropUpstream();
-    Fail(504, "connect timed out", "no connection within the connect timeout");
+    UpstreamFailed(504, "connect timed out", "no connection within the connect timeout");
   } else if (which == &response_timeout_) {
-    DropUpstream();
-    Fail(504, "response timed out", "no response within the response timeout");
+    UpstreamFailed(504, "response timed out", "no response within the response timeout");
   } else if (which == &idle_timeout_) {
     DropUpstream();
     if (!response_started_ && !request_complete_) {
@@ -307,6 +392,8 @@ void Forwarder::OnStreamReset(StreamResetReason reason) {
   response_timeout_.Disarm();
   idle_timeout_.Disarm();
   DropUpstream();
+  outcome_.cancelled = true;
+  CompleteFilters();
 }
 
 void Forwarder::ReleaseUpstream(bool reusable) {
@@ -331,9 +418,11 @@ void Forwarder::Fail(int status, const char* what, const char* detail) {
   if (!stream_) return;
   if (response_started_ || stream_->response_started()) {
     response_done_ = true;
+    outcome_.status = 0;
     ServerStream* stream = stream_;
     stream_ = nullptr;
     stream->Reset();
+    CompleteFilters();
     return;
   }
   LOG_WARN("%d %s %s%s upstream %s: %s: %s", status, request_->method_text, request_->authority,
@@ -342,7 +431,7 @@ void Forwarder::Fail(int status, const char* what, const char* detail) {
   RespondLocal(status, absl::StrFormat("%d %s\n", status, ReasonPhrase(status)));
 }
 
-void Forwarder::RespondLocal(int status, std::string_view body) {
+void Forwarder::RespondLocal(int status, std::string_view body, const HeaderMap* headers) {
   if (!stream_) return;
   connect_timeout_.Disarm();
   response_timeout_.Disarm();
@@ -350,14 +439,25 @@ void Forwarder::RespondLocal(int status, std::string_view body) {
   response_done_ = true;
   ResponseHeadPtr head = MakeResponseHead();
   head->status = status;
-  head->headers.Add("Content-Type", "text/plain");
+  bool has_type = false;
+  if (headers) {
+    for (size_t i = 0; i < headers->size(); ++i) {
+      head->headers.Add(headers->name(i), headers->value(i));
+      has_type = has_type || EqualsIgnoreCase(headers->name(i), "content-type");
+    }
+  }
+  if (!has_type) head->headers.Add("Content-Type", "text/plain");
   head->framing = BodyFraming::kContentLength;
   head->content_length = body.size();
+  outcome_.status = status;
   ServerStream* stream = stream_;
   stream_ = nullptr;  // the exchange is over for this handler; it is deleted later
-  if (status >= 400 && status < 500 && status != 404) stream->CloseAfterResponse();
+  if (status >= 400 && status < 500 && status != 404 && !outcome_.answered_by_filter) {
+    stream->CloseAfterResponse();  // a malformed request: the connection is not trusted
+  }
   stream->SendResponseHead(*head, false);
   stream->SendResponseBody(body, true);
+  CompleteFilters();
 }
 
 }  // namespace sluice

@@ -1,7 +1,8 @@
 // The forwarder: one request's life after its head was parsed. It normalizes and routes the
-// request, picks an endpoint, takes a pooled connection or opens one, streams the request body
-// up and the response down with backpressure both ways, turns upstream failures into 502 and
-// timeouts into 504 (one log line each), and after a 101 relays bytes both ways.
+// request, runs the route's filter chain (filters/filter.h), picks an endpoint, takes a pooled
+// connection or opens one, streams the request body up and the response down with backpressure both
+// ways, turns upstream failures into 502 and timeouts into 504 (one log line each), and after a 101
+// relays bytes both ways.
 //
 // A pooled connection the origin had closed is retried once on a fresh connection, when no
 // response byte arrived, the request is idempotent (RFC 9110 section 9.2.2, or it carries an
@@ -13,6 +14,7 @@
 
 #include <string>
 
+#include "filters/filter_chain.h"
 #include "proxy/http_codec.h"
 #include "proxy/timeout_queue.h"
 #include "proxy/upstream_connection.h"
@@ -22,6 +24,7 @@ namespace sluice {
 
 class Forwarder final : public ServerStreamHandler,
                         private UpstreamConnection::Handler,
+                        private FilterResume,
                         private TimeoutTarget {
  public:
   // Body bytes kept to replay a request on a fresh connection.
@@ -47,6 +50,17 @@ class Forwarder final : public ServerStreamHandler,
   void OnUpstreamDrained() override;
   // TimeoutTarget
   void OnTimeout(Timeout* which) override;
+  // FilterResume: a paused filter is done.
+  void Resume(FilterStatus status) override;
+
+  // Acts on what the request filters decided: forward, answer, or wait.
+  void AfterRequestFilters(FilterStatus status);
+  // A filter asked for another attempt: true if one was started.
+  bool TryRetry();
+  void CompleteFilters();
+  // Upstream failed before the response began: a retry if a filter asks and it is possible,
+  // otherwise `status` (502 or 504) with a log line.
+  void UpstreamFailed(int status, const char* what, const char* detail);
 
   void Dispatch(bool fresh_connection);
   void OnUpstreamReady();
@@ -56,7 +70,8 @@ class Forwarder final : public ServerStreamHandler,
   void DropUpstream();
   // Answers with a short plain-text error (or resets when a response already started).
   void Fail(int status, const char* what, const char* detail);
-  void RespondLocal(int status, std::string_view body);
+  void RespondLocal(int status, std::string_view body, const HeaderMap* headers = nullptr);
+  bool KeepReplay() const { return upstream_reused_ || filter_.context.keep_request_body; }
   bool Idempotent() const;
   // Body bytes moved in either direction (or a queue drained): restart the idle clock.
   void ArmIdleTimeout();
@@ -65,12 +80,15 @@ class Forwarder final : public ServerStreamHandler,
   WorkerSnapshotPtr snapshot_;
   ServerStream* stream_;  // null once the exchange is over for the client
   RequestHeadPtr request_;
+  FilterRequest filter_;  // the request as the route's filters see it
+  FilterRun run_;
+  FilterOutcome outcome_;
   ClusterRuntime* cluster_ = nullptr;
   UpstreamEndpoint* endpoint_ = nullptr;
   UpstreamConnection* upstream_ = nullptr;
   std::string upstream_head_;  // the serialized request head, kept for a replay
   std::string pending_body_;   // body bytes that arrived before the upstream was ready
-  std::string replay_;         // body bytes sent on a reused connection, for a replay
+  std::string replay_;         // every body byte sent so far, while replayable_
   Timeout connect_timeout_;
   Timeout response_timeout_;
   Timeout idle_timeout_;
@@ -79,7 +97,8 @@ class Forwarder final : public ServerStreamHandler,
   bool upstream_reused_ = false;  // the current connection came from the pool
   bool counted_ = false;          // endpoint_->BeginRequest() was called
   bool request_complete_ = false;
-  bool replayable_ = true;
+  bool replayable_ = true;        // replay_ holds the whole body sent so far (or there is none)
+  bool filters_waiting_ = false;  // a filter paused the request
   bool retried_ = false;
   bool response_started_ = false;
   bool response_done_ = false;

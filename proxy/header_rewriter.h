@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/http_message.h"
 #include "proxy/config.h"
 #include "proxy/http_codec.h"
-#include "proxy/http_message.h"
 
 namespace sluice {
 

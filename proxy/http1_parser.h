@@ -16,9 +16,9 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/http_message.h"
 #include "llhttp.h"
 #include "proxy/head_scanner.h"
-#include "proxy/http_message.h"
 
 namespace sluice {
 

@@ -1,6 +1,6 @@
 #include "proxy/http1_serializer.h"
 
-#include "proxy/http_message.h"
+#include "common/http_message.h"
 
 namespace sluice {
 

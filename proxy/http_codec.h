@@ -14,9 +14,9 @@
 #include <memory>
 #include <string_view>
 
-#include "proxy/http_message.h"
+#include "common/http_message.h"
+#include "common/socket_address.h"
 #include "proxy/loop_context.h"
-#include "proxy/socket_address.h"
 
 namespace sluice {
 

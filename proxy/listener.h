@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "proxy/socket_address.h"
+#include "common/socket_address.h"
 
 namespace sluice {
 

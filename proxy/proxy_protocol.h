@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <string_view>
 
-#include "proxy/socket_address.h"
+#include "common/socket_address.h"
 
 namespace sluice {
 

@@ -8,7 +8,7 @@
 
 #include <string_view>
 
-#include "proxy/http_message.h"
+#include "common/http_message.h"
 #include "proxy/path_normalizer.h"
 
 namespace sluice {

@@ -9,11 +9,11 @@
 #include <memory>
 #include <string>
 
+#include "common/socket_address.h"
 #include "proxy/config.h"
 #include "proxy/http1_parser.h"
 #include "proxy/intrusive_list.h"
 #include "proxy/loop_context.h"
-#include "proxy/socket_address.h"
 #include "proxy/upstream_connection.h"
 
 namespace sluice {

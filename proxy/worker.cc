@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 
@@ -102,6 +104,38 @@ void Worker::BuildSnapshot(ConfigPtr config) {
     if (endpoints.find(key) == endpoints.end()) endpoint->Retire();
   }
   endpoints_ = std::move(endpoints);
+
+  for (const ClusterConfig& cluster : config->clusters) {
+    std::shared_ptr<ConcurrencyLimiter> limiter;
+    if (cluster.concurrency) {
+      if (snapshot_) {
+        for (size_t i = 0; i < snapshot_->config->clusters.size(); ++i) {
+          const ClusterConfig& old = snapshot_->config->clusters[i];
+          if (old.name == cluster.name && old.concurrency == cluster.concurrency) {
+            limiter = snapshot_->limiters[i];
+          }
+        }
+      }
+      if (!limiter) {
+        limiter = std::make_shared<ConcurrencyLimiter>(*cluster.concurrency, config->workers,
+                                                       SystemClock());
+      }
+    }
+    snapshot->limiters.push_back(std::move(limiter));
+  }
+  for (const RouteConfig& route : config->routes) {
+    FilterEnvironment env;
+    env.workers = config->workers;
+    env.clock = &SystemClock();
+    env.limiter = snapshot->limiters[route.cluster_index].get();
+    FilterChain chain;
+    for (const FilterSpec& spec : route.filters) chain.Add(CreateFilter(spec, env));
+    snapshot->chains.push_back(std::move(chain));
+  }
+  if (config->limits.max_connections > 0) {
+    snapshot->max_connections = std::max<uint32_t>(
+        1, (config->limits.max_connections + config->workers - 1) / config->workers);
+  }
   snapshot_ = std::move(snapshot);
 }
 
@@ -151,7 +185,8 @@ void Worker::ForceClose() {
   connections_.ForEach([](DownstreamConnection* c) { c->Abort(); });
 }
 
-void Worker::OnConnectionClosed() {
+void Worker::OnConnectionClosed(bool counted) {
+  if (counted && connection_count_ > 0) --connection_count_;
   if (draining_) MaybeFinish();
 }
 

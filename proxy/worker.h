@@ -58,7 +58,11 @@ class Worker {
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_>& connections() {
     return connections_;
   }
-  void OnConnectionClosed();
+  void OnConnectionOpened() { ++connection_count_; }
+  void OnConnectionClosed(bool counted);
+  uint32_t connection_count() const { return connection_count_; }
+  void CountRefusedConnection() { ++refused_connections_; }
+  uint64_t refused_connections() const { return refused_connections_; }
 
  private:
   void Run(ConfigPtr config, std::vector<ListenerSocket> listeners);
@@ -82,6 +86,8 @@ class Worker {
   std::map<std::string, Listener*> listeners_;                          // by address
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_> connections_;
   uint64_t connection_ids_ = 0;
+  uint32_t connection_count_ = 0;
+  uint64_t refused_connections_ = 0;
   bool draining_ = false;
   bool finished_ = false;
 };

@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "filters/concurrency_limiter.h"
+#include "filters/filter_chain.h"
 #include "proxy/config.h"
 #include "proxy/http1_parser.h"
 #include "proxy/load_balancer.h"
@@ -26,7 +28,12 @@ struct WorkerSnapshot {
   ConfigPtr config;
   Router router;
   std::vector<std::unique_ptr<ClusterRuntime>> clusters;  // indexed like config->clusters
+  // Adaptive concurrency limits, indexed like config->clusters (null where none is set). A
+  // reload that keeps a cluster's limit configuration keeps what the limiter learned.
+  std::vector<std::shared_ptr<ConcurrencyLimiter>> limiters;
+  std::vector<FilterChain> chains;  // indexed like config->routes
   Http1Limits request_limits;
+  uint32_t max_connections = 0;  // this worker's share of limits.max_connections; 0: none
 };
 
 using WorkerSnapshotPtr = std::shared_ptr<WorkerSnapshot>;

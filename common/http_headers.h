@@ -4,8 +4,8 @@
 // case they arrived with (HTTP/1.1 forwarding preserves them); lookups ignore case. Each field
 // is classified once when it is added, so proxy logic tests a small enum instead of comparing
 // strings on the hot path.
-#ifndef SLUICE_PROXY_HTTP_HEADERS_H_
-#define SLUICE_PROXY_HTTP_HEADERS_H_
+#ifndef SLUICE_COMMON_HTTP_HEADERS_H_
+#define SLUICE_COMMON_HTTP_HEADERS_H_
 
 #include <cstdint>
 #include <optional>
@@ -129,4 +129,4 @@ void ForEachListElement(std::string_view value, Fn fn) {
 
 }  // namespace sluice
 
-#endif  // SLUICE_PROXY_HTTP_HEADERS_H_
+#endif  // SLUICE_COMMON_HTTP_HEADERS_H_

@@ -1,4 +1,4 @@
-#include "proxy/socket_address.h"
+#include "common/socket_address.h"
 #include "common/strings.h"
 
 #include <arpa/inet.h>

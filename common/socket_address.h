@@ -1,6 +1,6 @@
 // An IPv4 or IPv6 socket address with parsing from and formatting to "host:port" text.
-#ifndef SLUICE_PROXY_SOCKET_ADDRESS_H_
-#define SLUICE_PROXY_SOCKET_ADDRESS_H_
+#ifndef SLUICE_COMMON_SOCKET_ADDRESS_H_
+#define SLUICE_COMMON_SOCKET_ADDRESS_H_
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -47,4 +47,4 @@ class SocketAddress {
 
 }  // namespace sluice
 
-#endif  // SLUICE_PROXY_SOCKET_ADDRESS_H_
+#endif  // SLUICE_COMMON_SOCKET_ADDRESS_H_

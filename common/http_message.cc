@@ -1,4 +1,4 @@
-#include "proxy/http_message.h"
+#include "common/http_message.h"
 
 #include <vector>
 

@@ -4,15 +4,15 @@
 //
 // Heads are recycled through a per-thread pool (MakeRequestHead / MakeResponseHead) so that a
 // warm worker allocates nothing per request for them.
-#ifndef SLUICE_PROXY_HTTP_MESSAGE_H_
-#define SLUICE_PROXY_HTTP_MESSAGE_H_
+#ifndef SLUICE_COMMON_HTTP_MESSAGE_H_
+#define SLUICE_COMMON_HTTP_MESSAGE_H_
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
-#include "proxy/http_headers.h"
+#include "common/http_headers.h"
 
 namespace sluice {
 
@@ -97,4 +97,4 @@ ResponseHeadPtr MakeResponseHead();
 
 }  // namespace sluice
 
-#endif  // SLUICE_PROXY_HTTP_MESSAGE_H_
+#endif  // SLUICE_COMMON_HTTP_MESSAGE_H_

@@ -1,0 +1,268 @@
+#include "proxy/filter_config_loader.h"
+
+#include <set>
+
+#include "common/http_headers.h"
+#include "filters/filter_chain.h"
+
+namespace sluice {
+namespace {
+
+bool IsToken(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!IsAsciiAlnum(c) && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Header names that rules may not touch: framing and hop-by-hop fields belong to the codec,
+// sluice-* fields to sluice.
+absl::Status CheckRuleName(const Field& f, std::string_view name) {
+  if (!IsToken(name)) return f.Error(absl::StrFormat("\"%s\" is not a header name", name));
+  HeaderKind kind = ClassifyHeaderName(name);
+  if (IsHopByHop(kind) || kind == HeaderKind::kContentLength ||
+      kind == HeaderKind::kSluiceInternal) {
+    return f.Error(absl::StrFormat("header rules cannot change \"%s\"", name));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseRules(const Field& f, HeaderRules* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"add", "set", "remove"}));
+  for (const char* op : {"add", "set"}) {
+    Field field = f.Child(op);
+    if (!field.present()) continue;
+    ASSIGN_OR_RETURN(auto entries, field.Entries());
+    for (auto& [name, value_field] : entries) {
+      RETURN_IF_ERROR(CheckRuleName(value_field, name));
+      ASSIGN_OR_RETURN(std::string value, value_field.Scalar());
+      for (char c : value) {
+        if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) {
+          return value_field.Error("header values cannot contain control characters");
+        }
+      }
+      (std::string_view(op) == "add" ? out->add : out->set).emplace_back(name, value);
+    }
+  }
+  Field remove = f.Child("remove");
+  if (remove.present()) {
+    ASSIGN_OR_RETURN(std::vector<Field> items, remove.Sequence());
+    for (const Field& item : items) {
+      ASSIGN_OR_RETURN(std::string name, item.Scalar());
+      RETURN_IF_ERROR(CheckRuleName(item, name));
+      out->remove.push_back(name);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseHeaderRules(const Field& f, HeaderRulesConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"request", "response"}));
+  if (Field r = f.Child("request"); r.present()) RETURN_IF_ERROR(ParseRules(r, &out->request));
+  if (Field r = f.Child("response"); r.present()) RETURN_IF_ERROR(ParseRules(r, &out->response));
+  return absl::OkStatus();
+}
+
+// "100/s", "6000/m", "10/h", or a number per second.
+absl::Status ReadRate(const Field& f, double* per_second) {
+  if (!f.present()) return f.Error("required, for example 100/s");
+  ASSIGN_OR_RETURN(std::string text, f.Scalar());
+  std::string_view number = text;
+  double unit = 1;
+  if (size_t slash = text.find('/'); slash != std::string::npos) {
+    std::string_view per = std::string_view(text).substr(slash + 1);
+    number = std::string_view(text).substr(0, slash);
+    if (per == "s") {
+      unit = 1;
+    } else if (per == "m") {
+      unit = 60;
+    } else if (per == "h") {
+      unit = 3600;
+    } else {
+      return f.Error(absl::StrFormat("rate unit must be /s, /m or /h, got \"%s\"", text));
+    }
+  }
+  double value = 0;
+  if (!ParseDouble(number, &value) || value <= 0) {
+    return f.Error(absl::StrFormat("expected a rate such as 100/s, got \"%s\"", text));
+  }
+  *per_second = value / unit;
+  return absl::OkStatus();
+}
+
+absl::Status ParseRateLimit(const Field& f, RateLimitConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"key", "rate", "burst", "status", "max_keys"}));
+  if (Field key = f.Child("key"); key.present()) {
+    ASSIGN_OR_RETURN(std::string text, key.Scalar());
+    if (text == "client_address") {
+      out->key = RateLimitConfig::Key::kClientAddress;
+    } else if (text == "member") {
+      out->key = RateLimitConfig::Key::kMember;
+    } else if (text == "api_key") {
+      out->key = RateLimitConfig::Key::kApiKey;
+    } else {
+      return key.Error(
+          absl::StrFormat("must be client_address, member or api_key, got \"%s\"", text));
+    }
+  }
+  RETURN_IF_ERROR(ReadRate(f.Child("rate"), &out->rate_per_second));
+  out->burst = out->rate_per_second;
+  RETURN_IF_ERROR(f.Child("burst").ReadDouble(&out->burst, 1, 1e9));
+  RETURN_IF_ERROR(f.Child("status").ReadInt(&out->status, 429, 503));
+  if (out->status != 429 && out->status != 503) {
+    return f.Child("status").Error("must be 429 or 503");
+  }
+  RETURN_IF_ERROR(f.Child("max_keys").ReadInt(&out->max_keys, 16, 100000000));
+  return absl::OkStatus();
+}
+
+absl::Status ParseShed(const Field& f, const ConcurrencyConfig* concurrency, ShedConfig* out) {
+  if (!concurrency) {
+    return f.Error("the route's cluster has no concurrency limit (clusters[].concurrency)");
+  }
+  std::set<std::string> partitions;
+  for (const auto& p : concurrency->partitions) partitions.insert(p.name);
+  if (partitions.empty()) partitions.insert("default");
+  auto check_partition = [&](const Field& field, const std::string& name) -> absl::Status {
+    if (partitions.count(name) == 0) {
+      return field.Error(absl::StrFormat("the cluster has no partition named \"%s\"", name));
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(f.ExpectMap({"partition", "classify", "status", "retry_after"}));
+  if (Field p = f.Child("partition"); p.present()) {
+    RETURN_IF_ERROR(p.Read(&out->partition));
+    RETURN_IF_ERROR(check_partition(p, out->partition));
+  }
+  if (Field classify = f.Child("classify"); classify.present()) {
+    ASSIGN_OR_RETURN(std::vector<Field> items, classify.Sequence());
+    for (const Field& item : items) {
+      RETURN_IF_ERROR(item.ExpectMap({"header", "claim", "value", "partition"}));
+      ShedRule rule;
+      bool has_header = item.Child("header").present();
+      bool has_claim = item.Child("claim").present();
+      if (has_header == has_claim) return item.Error("needs exactly one of header or claim");
+      if (has_header) {
+        rule.source = ShedRule::Source::kHeader;
+        RETURN_IF_ERROR(item.Child("header").Read(&rule.name));
+      } else {
+        rule.source = ShedRule::Source::kClaim;
+        RETURN_IF_ERROR(item.Child("claim").Read(&rule.name));
+        if (rule.name != "tier" && rule.name != "home_region" && rule.name != "member") {
+          return item.Child("claim").Error("must be tier, home_region or member");
+        }
+      }
+      Field value = item.Child("value");
+      if (!value.present()) return value.Error("required");
+      RETURN_IF_ERROR(value.Read(&rule.value));
+      Field partition = item.Child("partition");
+      if (!partition.present()) return partition.Error("required");
+      RETURN_IF_ERROR(partition.Read(&rule.partition));
+      RETURN_IF_ERROR(check_partition(partition, rule.partition));
+      out->classify.push_back(std::move(rule));
+    }
+  }
+  RETURN_IF_ERROR(f.Child("status").ReadInt(&out->status, 429, 503));
+  if (out->status != 429 && out->status != 503) {
+    return f.Child("status").Error("must be 429 or 503");
+  }
+  absl::Duration retry_after = absl::Seconds(out->retry_after_seconds);
+  RETURN_IF_ERROR(f.Child("retry_after").ReadDuration(&retry_after, absl::Seconds(1)));
+  out->retry_after_seconds = absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1)));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseConcurrency(const Field& f, ConcurrencyConfig* out) {
+  RETURN_IF_ERROR(
+      f.ExpectMap({"algorithm", "initial_limit", "min_limit", "max_limit", "window",
+                   "min_window_samples", "aimd_backoff", "aimd_rtt_bound", "partitions"}));
+  if (Field a = f.Child("algorithm"); a.present()) {
+    ASSIGN_OR_RETURN(std::string text, a.Scalar());
+    if (text == "gradient2") {
+      out->algorithm = ConcurrencyConfig::Algorithm::kGradient2;
+    } else if (text == "vegas") {
+      out->algorithm = ConcurrencyConfig::Algorithm::kVegas;
+    } else if (text == "aimd") {
+      out->algorithm = ConcurrencyConfig::Algorithm::kAimd;
+    } else if (text == "fixed") {
+      out->algorithm = ConcurrencyConfig::Algorithm::kFixed;
+    } else {
+      return a.Error(absl::StrFormat("must be gradient2, vegas, aimd or fixed, got \"%s\"", text));
+    }
+  }
+  RETURN_IF_ERROR(f.Child("initial_limit").ReadInt(&out->initial_limit, 1, 1000000));
+  RETURN_IF_ERROR(f.Child("min_limit").ReadInt(&out->min_limit, 1, 1000000));
+  RETURN_IF_ERROR(f.Child("max_limit").ReadInt(&out->max_limit, 1, 1000000));
+  if (out->min_limit > out->max_limit) return f.Child("min_limit").Error("exceeds max_limit");
+  if (out->initial_limit < out->min_limit || out->initial_limit > out->max_limit) {
+    return f.Child("initial_limit").Error("must lie between min_limit and max_limit");
+  }
+  absl::Duration window = absl::Nanoseconds(out->window_ns);
+  RETURN_IF_ERROR(f.Child("window").ReadDuration(&window, absl::Milliseconds(1)));
+  out->window_ns = absl::ToInt64Nanoseconds(window);
+  RETURN_IF_ERROR(f.Child("min_window_samples").ReadInt(&out->min_window_samples, 1, 100000));
+  RETURN_IF_ERROR(f.Child("aimd_backoff").ReadDouble(&out->aimd_backoff, 0.1, 0.99));
+  absl::Duration bound = absl::ZeroDuration();
+  RETURN_IF_ERROR(f.Child("aimd_rtt_bound").ReadDuration(&bound, absl::ZeroDuration()));
+  out->aimd_rtt_bound_ns = absl::ToInt64Nanoseconds(bound);
+  if (Field parts = f.Child("partitions"); parts.present()) {
+    ASSIGN_OR_RETURN(std::vector<Field> items, parts.Sequence());
+    double total = 0;
+    for (const Field& item : items) {
+      RETURN_IF_ERROR(item.ExpectMap({"name", "share"}));
+      ConcurrencyConfig::Partition p;
+      Field name = item.Child("name");
+      if (!name.present()) return name.Error("required");
+      RETURN_IF_ERROR(name.Read(&p.name));
+      for (const auto& other : out->partitions) {
+        if (other.name == p.name) return name.Error("partition names must be unique");
+      }
+      Field share = item.Child("share");
+      if (!share.present()) return share.Error("required (a fraction of the limit, 0..1)");
+      RETURN_IF_ERROR(share.ReadDouble(&p.share, 0.001, 1.0));
+      total += p.share;
+      out->partitions.push_back(std::move(p));
+    }
+    if (total > 1.0001) return parts.Error("shares add up to more than 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseFilterChain(const Field& f, const ConcurrencyConfig* concurrency,
+                              std::vector<FilterSpec>* out) {
+  ASSIGN_OR_RETURN(std::vector<Field> items, f.Sequence());
+  if (items.size() > kMaxFiltersPerChain) {
+    return f.Error(absl::StrFormat("at most %d filters per route", kMaxFiltersPerChain));
+  }
+  for (const Field& item : items) {
+    ASSIGN_OR_RETURN(auto entries, item.Entries());
+    if (entries.size() != 1) {
+      return item.Error("each filter is one key naming it: headers, rate_limit or shed");
+    }
+    auto& [kind, body] = entries[0];
+    // Filled in place: moving a variant of these makes g++ 12 warn falsely.
+    if (kind == "headers") {
+      auto& config =
+          std::get<HeaderRulesConfig>(out->emplace_back(std::in_place_type<HeaderRulesConfig>));
+      RETURN_IF_ERROR(ParseHeaderRules(body, &config));
+    } else if (kind == "rate_limit") {
+      auto& config =
+          std::get<RateLimitConfig>(out->emplace_back(std::in_place_type<RateLimitConfig>));
+      RETURN_IF_ERROR(ParseRateLimit(body, &config));
+    } else if (kind == "shed") {
+      auto& config = std::get<ShedConfig>(out->emplace_back(std::in_place_type<ShedConfig>));
+      RETURN_IF_ERROR(ParseShed(body, concurrency, &config));
+    } else {
+      return item.Error(
+          absl::StrFormat("unknown filter \"%s\" (expected headers, rate_limit or shed)", kind));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sluice

@@ -1,0 +1,23 @@
+// Parsing of the filter chains of routes and the concurrency limits of clusters from YAML,
+// with the same file:line: key errors as the rest of the configuration.
+#ifndef SLUICE_PROXY_FILTER_CONFIG_LOADER_H_
+#define SLUICE_PROXY_FILTER_CONFIG_LOADER_H_
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "filters/filter_factory.h"
+#include "proxy/yaml_field.h"
+
+namespace sluice {
+
+// clusters[].concurrency
+absl::Status ParseConcurrency(const Field& f, ConcurrencyConfig* out);
+
+// routes[].filters. `concurrency` is the route's cluster's limit (nullptr if it has none).
+absl::Status ParseFilterChain(const Field& f, const ConcurrencyConfig* concurrency,
+                              std::vector<FilterSpec>* out);
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_FILTER_CONFIG_LOADER_H_
