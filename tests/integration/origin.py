@@ -127,6 +127,9 @@ class Handler(socketserver.BaseRequestHandler):
         origin = self.server.origin
         if origin.delay:
             time.sleep(origin.delay)
+        if origin.slots is not None:
+            with origin.slots:
+                time.sleep(origin.service_ms / 1000.0)
         if path == "/echo":
             self.simple(200, req.body)
         elif path == "/sink":
@@ -201,7 +204,12 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 class Origin:
-    def __init__(self, port=0, name="origin", close_after=0, delay=0.0, drop_reused=False):
+    def __init__(self, port=0, name="origin", close_after=0, delay=0.0, drop_reused=False,
+                 capacity=0, service_ms=0):
+        # capacity/service_ms: a server that works on `capacity` requests at a time, each for
+        # `service_ms`; the rest queue, so latency grows with load like a real saturated origin.
+        self.slots = threading.Semaphore(capacity) if capacity else None
+        self.service_ms = service_ms
         self.name = name
         self.close_after = close_after
         self.drop_reused = drop_reused

@@ -145,3 +145,91 @@ TEST(ConfigLoaderTest, BaseIsValid) { EXPECT_TRUE(ParseConfig(kBase, "b.yaml").o
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+constexpr char kFilters[] = R"(
+listeners: [{address: 127.0.0.1:1}]
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:2]
+    concurrency:
+      algorithm: vegas
+      initial_limit: 50
+      partitions: [{name: critical, share: 0.9}, {name: bulk, share: 0.1}]
+routes:
+  - cluster: app
+    filters:
+      - headers:
+          request: {add: {X-Edge: sluice}, remove: [X-Debug]}
+          response: {set: {Cache-Control: no-store}}
+      - rate_limit: {key: member, rate: 600/m, burst: 20}
+      - shed:
+          partition: bulk
+          classify: [{header: x-priority, value: critical, partition: critical}]
+          status: 429
+          retry_after: 2s
+)";
+
+TEST(ConfigLoaderFiltersTest, ParsesChainsAndLimits) {
+  auto config = ParseConfig(kFilters, "f.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const ClusterConfig& cluster = (*config)->clusters[0];
+  ASSERT_TRUE(cluster.concurrency.has_value());
+  EXPECT_EQ(cluster.concurrency->algorithm, ConcurrencyConfig::Algorithm::kVegas);
+  EXPECT_EQ(cluster.concurrency->partitions.size(), 2u);
+  const auto& filters = (*config)->routes[0].filters;
+  ASSERT_EQ(filters.size(), 3u);
+  const auto& headers = std::get<HeaderRulesConfig>(filters[0]);
+  EXPECT_EQ(headers.request.add[0].first, "X-Edge");
+  const auto& rate = std::get<RateLimitConfig>(filters[1]);
+  EXPECT_EQ(rate.key, RateLimitConfig::Key::kMember);
+  EXPECT_DOUBLE_EQ(rate.rate_per_second, 10);
+  EXPECT_EQ(rate.burst, 20);
+  const auto& shed = std::get<ShedConfig>(filters[2]);
+  EXPECT_EQ(shed.status, 429);
+  EXPECT_EQ(shed.retry_after_seconds, 2);
+  EXPECT_EQ(shed.classify[0].partition, "critical");
+}
+
+TEST(ConfigLoaderFiltersTest, Errors) {
+  struct Case {
+    std::string from, to, message;
+  };
+  std::vector<Case> cases = {
+      {"rate: 600/m", "rate: 600/d", "routes[0].filters[1].rate_limit.rate: rate unit must be"},
+      {"Cache-Control: no-store", "Content-Length: 5", "header rules cannot change \"Content-Length\""},
+      {"remove: [X-Debug]", "remove: [Connection]", "header rules cannot change \"Connection\""},
+      {"partition: critical}]", "partition: vip}]", "the cluster has no partition named \"vip\""},
+      {"algorithm: vegas", "algorithm: magic", "clusters[0].concurrency.algorithm: must be"},
+      {"share: 0.1}", "share: 0.5}", "shares add up to more than 1"},
+      {"      - headers:", "      - gzip:", "unknown filter \"gzip\""},
+      {"status: 429", "status: 500", "shed.status: must be"},
+  };
+  for (const Case& c : cases) {
+    std::string yaml = kFilters;
+    size_t at = yaml.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    yaml.replace(at, c.from.size(), c.to);
+    auto config = ParseConfig(yaml, "f.yaml");
+    ASSERT_FALSE(config.ok()) << c.to;
+    EXPECT_NE(config.status().message().find(c.message), std::string::npos)
+        << config.status().message();
+    EXPECT_EQ(config.status().message().rfind("f.yaml:", 0), 0u);
+  }
+}
+
+TEST(ConfigLoaderFiltersTest, ShedNeedsAClusterLimit) {
+  std::string yaml = kFilters;
+  size_t start = yaml.find("    concurrency:");
+  size_t end = yaml.find("routes:");
+  yaml.erase(start, end - start);
+  auto config = ParseConfig(yaml, "f.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("has no concurrency limit"), std::string::npos)
+      << config.status().message();
+}
+
+}  // namespace
+}  // namespace sluice
