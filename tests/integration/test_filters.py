@@ -67,6 +67,7 @@ class ConnectionCap(ProxyTestCase):
     def test_connections_over_the_cap_are_closed(self):
         origin = self.start_origin()
         proxy = self.start_sluice(basic_config([origin.port], extra="limits:\n  max_connections: 2\n"))
+        time.sleep(0.3)  # the harness's readiness probe must be closed and uncounted first
         first = self.client(proxy.port)
         second = self.client(proxy.port)
         for c in (first, second):
