@@ -14,7 +14,8 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 
 std::string_view FilterSpecName(const FilterSpec& spec) {
   return std::visit(
-      Overloaded{[](const HeaderRulesConfig&) { return std::string_view("headers"); },
+      Overloaded{[](const AuthConfig&) { return std::string_view("auth"); },
+                 [](const HeaderRulesConfig&) { return std::string_view("headers"); },
                  [](const RateLimitConfig&) { return std::string_view("rate_limit"); },
                  [](const ShedConfig&) { return std::string_view("shed"); }},
       spec);
@@ -23,6 +24,14 @@ std::string_view FilterSpecName(const FilterSpec& spec) {
 std::unique_ptr<Filter> CreateFilter(const FilterSpec& spec, const FilterEnvironment& env) {
   const Clock& clock = env.clock ? *env.clock : SystemClock();
   return std::visit(Overloaded{
+                        [&](const AuthConfig& c) -> std::unique_ptr<Filter> {
+                          KeySlot* slot = nullptr;
+                          if (!c.jwks_file.empty() && env.key_slots) {
+                            slot = env.key_slots->Get(c.jwks_file);
+                            slot->Install(c.jwks);
+                          }
+                          return std::make_unique<AuthFilter>(c, slot, clock);
+                        },
                         [&](const HeaderRulesConfig& c) -> std::unique_ptr<Filter> {
                           return std::make_unique<HeaderRulesFilter>(c);
                         },

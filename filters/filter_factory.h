@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "common/clock.h"
+#include "filters/auth_filter.h"
 #include "filters/concurrency_limiter.h"
 #include "filters/filter.h"
 #include "filters/header_rules_filter.h"
@@ -16,7 +17,7 @@
 
 namespace sluice {
 
-using FilterSpec = std::variant<HeaderRulesConfig, RateLimitConfig, ShedConfig>;
+using FilterSpec = std::variant<AuthConfig, HeaderRulesConfig, RateLimitConfig, ShedConfig>;
 
 std::string_view FilterSpecName(const FilterSpec& spec);
 
@@ -25,6 +26,7 @@ struct FilterEnvironment {
   int workers = 1;
   const Clock* clock = nullptr;
   ConcurrencyLimiter* limiter = nullptr;  // the route's cluster limiter, if it has one
+  KeySlots* key_slots = nullptr;          // the worker's JWKS keys, by file
 };
 
 // Builds a filter. The configuration was validated by the loader; a shed filter on a cluster

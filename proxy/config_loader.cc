@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -31,6 +32,12 @@ bool IsValidHostPattern(std::string_view host) {
     }
   }
   return true;
+}
+
+// The directory of the configuration file, for files it names relative to itself.
+std::string BaseDir(const std::string& source) {
+  size_t slash = source.rfind('/');
+  return slash == std::string::npos ? "." : source.substr(0, slash);
 }
 
 absl::Status ParseListener(const Field& f, ListenerConfig* out) {
@@ -102,7 +109,7 @@ absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
 }
 
 absl::Status ParseRoute(const Field& f, const std::vector<ClusterConfig>& clusters,
-                        RouteConfig* out) {
+                        const std::string& base_dir, RouteConfig* out) {
   RETURN_IF_ERROR(f.ExpectMap({"host", "path_prefix", "cluster", "filters"}));
   Field host = f.Child("host");
   RETURN_IF_ERROR(host.Read(&out->host));
@@ -130,7 +137,7 @@ absl::Status ParseRoute(const Field& f, const std::vector<ClusterConfig>& cluste
   if (Field filters = f.Child("filters"); filters.present()) {
     const ClusterConfig& target = clusters[out->cluster_index];
     RETURN_IF_ERROR(ParseFilterChain(filters, target.concurrency ? &*target.concurrency : nullptr,
-                                     &out->filters));
+                                     base_dir, &out->filters));
   }
   return absl::OkStatus();
 }
@@ -262,7 +269,7 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   if (route_items.empty()) return routes.Error("needs at least one route");
   for (const Field& item : route_items) {
     RouteConfig route;
-    RETURN_IF_ERROR(ParseRoute(item, config->clusters, &route));
+    RETURN_IF_ERROR(ParseRoute(item, config->clusters, BaseDir(config->source), &route));
     config->routes.push_back(std::move(route));
   }
 
@@ -335,6 +342,20 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view yaml, const std::string& 
   }
   RETURN_IF_ERROR(ValidateConfig(*config));
   return ConfigPtr(std::move(config));
+}
+
+std::vector<std::string> JwksFiles(const Config& config) {
+  std::vector<std::string> files;
+  for (const RouteConfig& route : config.routes) {
+    for (const FilterSpec& spec : route.filters) {
+      const auto* auth = std::get_if<AuthConfig>(&spec);
+      if (auth && !auth->jwks_file.empty() &&
+          std::find(files.begin(), files.end(), auth->jwks_file) == files.end()) {
+        files.push_back(auth->jwks_file);
+      }
+    }
+  }
+  return files;
 }
 
 absl::StatusOr<ConfigPtr> LoadConfigFile(const std::string& path) {

@@ -8,6 +8,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "proxy/config.h"
@@ -22,6 +23,9 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view yaml, const std::string& 
 // Cross-field checks shared by the file loader and the quick-start flags; resolves route
 // cluster names and a workers value of 0. `source` prefixes the messages.
 absl::Status ValidateConfig(Config& config);
+
+// The JWKS files that the configuration's auth filters read (to watch them for changes).
+std::vector<std::string> JwksFiles(const Config& config);
 
 }  // namespace sluice
 

@@ -1,5 +1,6 @@
 #include "proxy/filter_config_loader.h"
 
+#include <algorithm>
 #include <set>
 
 #include "common/http_headers.h"
@@ -175,6 +176,85 @@ absl::Status ParseShed(const Field& f, const ConcurrencyConfig* concurrency, She
   return absl::OkStatus();
 }
 
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+absl::Status ParseAuth(const Field& f, const std::string& base_dir, AuthConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"jwks_file", "issuer", "audience", "leeway", "require_exp", "claims",
+                               "api_keys", "api_key_header", "optional", "realm", "cache_size"}));
+  if (Field jwks = f.Child("jwks_file"); jwks.present()) {
+    ASSIGN_OR_RETURN(std::string path, jwks.Scalar());
+    if (!path.empty() && path.front() != '/' && !base_dir.empty()) path = base_dir + "/" + path;
+    absl::StatusOr<std::shared_ptr<const JsonWebKeySet>> keys = JsonWebKeySet::Load(path);
+    if (!keys.ok()) return jwks.Error(keys.status());
+    out->jwks_file = path;
+    out->jwks = *keys;
+  }
+  RETURN_IF_ERROR(f.Child("issuer").Read(&out->policy.issuer));
+  if (Field aud = f.Child("audience"); aud.present()) {
+    if (absl::StatusOr<std::vector<Field>> items = aud.Sequence(); items.ok()) {
+      for (const Field& item : *items) {
+        ASSIGN_OR_RETURN(std::string a, item.Scalar());
+        out->policy.audiences.push_back(a);
+      }
+    } else {
+      ASSIGN_OR_RETURN(std::string a, aud.Scalar());
+      out->policy.audiences.push_back(a);
+    }
+  }
+  absl::Duration leeway = absl::Seconds(out->policy.leeway_seconds);
+  RETURN_IF_ERROR(f.Child("leeway").ReadDuration(&leeway, absl::ZeroDuration()));
+  out->policy.leeway_seconds = absl::ToInt64Seconds(leeway);
+  RETURN_IF_ERROR(f.Child("require_exp").Read(&out->policy.require_exp));
+  if (Field claims = f.Child("claims"); claims.present()) {
+    RETURN_IF_ERROR(claims.ExpectMap({"member", "home_region", "tier"}));
+    RETURN_IF_ERROR(claims.Child("member").Read(&out->policy.member_claim));
+    RETURN_IF_ERROR(claims.Child("home_region").Read(&out->policy.home_region_claim));
+    RETURN_IF_ERROR(claims.Child("tier").Read(&out->policy.tier_claim));
+    if (out->policy.member_claim.empty()) return claims.Child("member").Error("must not be empty");
+  }
+  if (Field keys = f.Child("api_keys"); keys.present()) {
+    ASSIGN_OR_RETURN(std::vector<Field> items, keys.Sequence());
+    for (const Field& item : items) {
+      RETURN_IF_ERROR(item.ExpectMap({"name", "sha256"}));
+      ApiKey key;
+      Field name = item.Child("name");
+      if (!name.present()) return name.Error("required");
+      RETURN_IF_ERROR(name.Read(&key.name));
+      Field hash = item.Child("sha256");
+      ASSIGN_OR_RETURN(std::string hex, hash.Scalar());
+      if (hex.size() != 64) {
+        return hash.Error(
+            "must be the 64 hex digits of the key's SHA-256 (printf %s KEY | sha256sum)");
+      }
+      for (size_t i = 0; i < 32; ++i) {
+        int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return hash.Error("not hexadecimal");
+        key.sha256[i] = static_cast<unsigned char>(hi * 16 + lo);
+      }
+      out->api_keys.push_back(std::move(key));
+    }
+  }
+  if (out->jwks_file.empty() && out->api_keys.empty()) {
+    return f.Error("needs jwks_file, api_keys or both");
+  }
+  RETURN_IF_ERROR(f.Child("api_key_header").Read(&out->api_key_header));
+  if (!IsToken(out->api_key_header)) return f.Child("api_key_header").Error("not a header name");
+  RETURN_IF_ERROR(f.Child("optional").Read(&out->optional));
+  RETURN_IF_ERROR(f.Child("realm").Read(&out->realm));
+  for (char c : out->realm) {
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+      return f.Child("realm").Error("must not contain quotes, backslashes or control characters");
+    }
+  }
+  RETURN_IF_ERROR(f.Child("cache_size").ReadInt(&out->cache_size, 1, 10000000));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ParseConcurrency(const Field& f, ConcurrencyConfig* out) {
@@ -234,7 +314,7 @@ absl::Status ParseConcurrency(const Field& f, ConcurrencyConfig* out) {
 }
 
 absl::Status ParseFilterChain(const Field& f, const ConcurrencyConfig* concurrency,
-                              std::vector<FilterSpec>* out) {
+                              const std::string& base_dir, std::vector<FilterSpec>* out) {
   ASSIGN_OR_RETURN(std::vector<Field> items, f.Sequence());
   if (items.size() > kMaxFiltersPerChain) {
     return f.Error(absl::StrFormat("at most %d filters per route", kMaxFiltersPerChain));
@@ -242,11 +322,14 @@ absl::Status ParseFilterChain(const Field& f, const ConcurrencyConfig* concurren
   for (const Field& item : items) {
     ASSIGN_OR_RETURN(auto entries, item.Entries());
     if (entries.size() != 1) {
-      return item.Error("each filter is one key naming it: headers, rate_limit or shed");
+      return item.Error("each filter is one key naming it: auth, headers, rate_limit or shed");
     }
     auto& [kind, body] = entries[0];
     // Filled in place: moving a variant of these makes g++ 12 warn falsely.
-    if (kind == "headers") {
+    if (kind == "auth") {
+      auto& config = std::get<AuthConfig>(out->emplace_back(std::in_place_type<AuthConfig>));
+      RETURN_IF_ERROR(ParseAuth(body, base_dir, &config));
+    } else if (kind == "headers") {
       auto& config =
           std::get<HeaderRulesConfig>(out->emplace_back(std::in_place_type<HeaderRulesConfig>));
       RETURN_IF_ERROR(ParseHeaderRules(body, &config));
@@ -258,8 +341,8 @@ absl::Status ParseFilterChain(const Field& f, const ConcurrencyConfig* concurren
       auto& config = std::get<ShedConfig>(out->emplace_back(std::in_place_type<ShedConfig>));
       RETURN_IF_ERROR(ParseShed(body, concurrency, &config));
     } else {
-      return item.Error(
-          absl::StrFormat("unknown filter \"%s\" (expected headers, rate_limit or shed)", kind));
+      return item.Error(absl::StrFormat(
+          "unknown filter \"%s\" (expected auth, headers, rate_limit or shed)", kind));
     }
   }
   return absl::OkStatus();

@@ -14,9 +14,10 @@ namespace sluice {
 // clusters[].concurrency
 absl::Status ParseConcurrency(const Field& f, ConcurrencyConfig* out);
 
-// routes[].filters. `concurrency` is the route's cluster's limit (nullptr if it has none).
+// routes[].filters. `concurrency` is the route's cluster's limit (nullptr if it has none);
+// relative file names (JWKS) are resolved against `base_dir`.
 absl::Status ParseFilterChain(const Field& f, const ConcurrencyConfig* concurrency,
-                              std::vector<FilterSpec>* out);
+                              const std::string& base_dir, std::vector<FilterSpec>* out);
 
 }  // namespace sluice
 

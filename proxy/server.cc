@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -132,9 +133,15 @@ int Server::Run() {
   LOG_INFO("sluice listening on %s with %d workers (config %s, %d file descriptors)", addresses,
            config_->workers, config_->source, files);
 
+  WatchKeyFiles();
   uv_run(&loop_, UV_RUN_DEFAULT);
 
   for (auto& worker : workers_) worker->Join();
+  for (auto& [path, watch] : key_watches_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&watch->poll),
+             [](uv_handle_t* h) { delete static_cast<KeyFileWatch*>(h->data); });
+  }
+  key_watches_.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
@@ -188,7 +195,50 @@ void Server::Reload() {
     workers_[i]->Post(
         [config, added, keep](Worker* w) { w->ApplyConfig(config, std::move(*added), keep); });
   }
+  WatchKeyFiles();
   LOG_INFO("configuration reloaded from %s", config_->source);
+}
+
+void Server::WatchKeyFiles() {
+  std::vector<std::string> files = JwksFiles(*config_);
+  for (auto it = key_watches_.begin(); it != key_watches_.end();) {
+    if (std::find(files.begin(), files.end(), it->first) == files.end()) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&it->second->poll),
+               [](uv_handle_t* h) { delete static_cast<KeyFileWatch*>(h->data); });
+      it = key_watches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const std::string& path : files) {
+    if (key_watches_.count(path)) continue;
+    auto* watch = new KeyFileWatch{this, path, {}};
+    uv_fs_poll_init(&loop_, &watch->poll);
+    watch->poll.data = watch;
+    uv_fs_poll_start(
+        &watch->poll,
+        [](uv_fs_poll_t* h, int status, const uv_stat_t*, const uv_stat_t*) {
+          auto* w = static_cast<KeyFileWatch*>(h->data);
+          if (status == 0) w->server->OnKeyFileChanged(w->path);
+        },
+        path.c_str(), 1000);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&watch->poll));
+    key_watches_[path] = watch;
+  }
+}
+
+void Server::OnKeyFileChanged(const std::string& path) {
+  absl::StatusOr<std::shared_ptr<const JsonWebKeySet>> keys = JsonWebKeySet::Load(path);
+  if (!keys.ok()) {
+    LOG_ERROR("keys not reloaded, keeping the ones in force: %s",
+              std::string(keys.status().message()));
+    return;
+  }
+  LOG_INFO("signing keys reloaded from %s (%d keys)", path, (*keys)->size());
+  for (auto& worker : workers_) {
+    std::shared_ptr<const JsonWebKeySet> set = *keys;
+    worker->Post([path, set](Worker* w) { w->UpdateKeys(path, set); });
+  }
 }
 
 void Server::BeginShutdown(const char* why) {

@@ -43,6 +43,9 @@ class Server {
                              std::vector<std::vector<ListenerSocket>>* per_worker,
                              std::map<std::string, bool>* keep);
   void Reload();
+  // Watches the JWKS files of the configuration; a changed file reaches every worker.
+  void WatchKeyFiles();
+  void OnKeyFileChanged(const std::string& path);
   void BeginShutdown(const char* why);
   void OnWorkerExit();
 
@@ -56,6 +59,12 @@ class Server {
   uv_async_t worker_exit_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::map<std::string, OpenListener> listeners_;  // what the workers listen on, by address
+  struct KeyFileWatch {
+    Server* server;
+    std::string path;
+    uv_fs_poll_t poll;
+  };
+  std::map<std::string, KeyFileWatch*> key_watches_;  // closed and freed by their close callback
   std::atomic<int> workers_running_{0};
   bool shutting_down_ = false;
 };

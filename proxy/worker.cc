@@ -128,6 +128,7 @@ void Worker::BuildSnapshot(ConfigPtr config) {
     env.workers = config->workers;
     env.clock = &SystemClock();
     env.limiter = snapshot->limiters[route.cluster_index].get();
+    env.key_slots = &key_slots_;
     FilterChain chain;
     for (const FilterSpec& spec : route.filters) chain.Add(CreateFilter(spec, env));
     snapshot->chains.push_back(std::move(chain));
@@ -170,6 +171,10 @@ void Worker::ApplyConfig(ConfigPtr config, std::vector<ListenerSocket> added,
     }
   }
   OpenListeners(std::move(added));
+}
+
+void Worker::UpdateKeys(const std::string& path, std::shared_ptr<const JsonWebKeySet> keys) {
+  key_slots_.Get(path)->Install(std::move(keys));
 }
 
 void Worker::BeginDrain() {

@@ -45,6 +45,8 @@ class Worker {
   // listeners whose key is not in `keep` or `added` are closed.
   void ApplyConfig(ConfigPtr config, std::vector<ListenerSocket> added,
                    const std::map<std::string, bool>& keep);
+  // A JWKS file changed: new keys for the auth filters that read it.
+  void UpdateKeys(const std::string& path, std::shared_ptr<const JsonWebKeySet> keys);
   // Stops accepting, lets exchanges in progress finish, then ends the loop.
   void BeginDrain();
   // Closes every connection now (the drain timeout passed).
@@ -84,6 +86,7 @@ class Worker {
   WorkerSnapshotPtr snapshot_;
   std::map<std::string, std::shared_ptr<UpstreamEndpoint>> endpoints_;  // "cluster|address"
   std::map<std::string, Listener*> listeners_;                          // by address
+  KeySlots key_slots_;  // JWKS keys in force, by file
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_> connections_;
   uint64_t connection_ids_ = 0;
   uint32_t connection_count_ = 0;

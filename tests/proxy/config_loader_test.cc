@@ -199,7 +199,8 @@ TEST(ConfigLoaderFiltersTest, Errors) {
   };
   std::vector<Case> cases = {
       {"rate: 600/m", "rate: 600/d", "routes[0].filters[1].rate_limit.rate: rate unit must be"},
-      {"Cache-Control: no-store", "Content-Length: 5", "header rules cannot change \"Content-Length\""},
+      {"Cache-Control: no-store", "Content-Length: 5",
+       "header rules cannot change \"Content-Length\""},
       {"remove: [X-Debug]", "remove: [Connection]", "header rules cannot change \"Connection\""},
       {"partition: critical}]", "partition: vip}]", "the cluster has no partition named \"vip\""},
       {"algorithm: vegas", "algorithm: magic", "clusters[0].concurrency.algorithm: must be"},
