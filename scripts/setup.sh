@@ -16,8 +16,9 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 # What building needs, and what only the tests need (Debian package names).
 BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libabsl-dev
-                libyaml-cpp-dev googletest libgtest-dev libbenchmark-dev)
-TEST_PACKAGES=(python3 curl clang-14 libclang-rt-14-dev clang-format-14)
+                libyaml-cpp-dev libssl-dev nlohmann-json3-dev googletest libgtest-dev
+                libbenchmark-dev)
+TEST_PACKAGES=(python3 curl openssl clang-14 libclang-rt-14-dev clang-format-14)
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -68,7 +69,8 @@ run_fuzzers() {
   local work
   work=$(mktemp -d)
   for pair in http1_request:http1_request http1_response:http1_response \
-              http1_server_codec:http1_request proxy_protocol:proxy_protocol path_normalizer:path; do
+              http1_server_codec:http1_request proxy_protocol:proxy_protocol path_normalizer:path \
+              jwt:jwt; do
     local target=${pair%%:*} corpus=${pair##*:}
     mkdir -p "$work/$target"
     cp -r "tests/fuzz/corpus/$corpus/." "$work/$target/"

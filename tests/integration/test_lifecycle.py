@@ -18,7 +18,7 @@ def run_sluice(*args, timeout=10):
 class CommandLine(ProxyTestCase):
     def test_check_accepts_the_shipped_configurations(self):
         root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..")
-        for name in ("conf/sluice.yaml",):
+        for name in ("conf/sluice.yaml", "conf/edge.yaml"):
             result = run_sluice("--check", "--config", os.path.join(root, name))
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertIn(b"is valid", result.stdout)
