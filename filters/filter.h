@@ -62,16 +62,31 @@ struct Identity {
   bool verified() const { return method != Method::kNone; }
 };
 
+// Why the last upstream attempt failed, for OnUpstreamError.
+enum class UpstreamFailure : uint8_t {
+  kNone,
+  kConnect,      // connect refused or failed
+  kReset,        // the connection closed or reset before the response head
+  kTimeout,      // connect or response (per-try) timeout
+  kBadResponse,  // the origin broke HTTP
+  kOverflow,     // a circuit breaker or an empty cluster: nothing was sent
+};
+
 // Values filters attach to a request for later filters and for steering.
 struct FilterContext {
   SocketAddress client;  // the real client (after the PROXY protocol)
   size_t route_index = 0;
   size_t cluster_index = 0;
   Identity identity;
-  int partition = -1;              // the load-shedding partition, once classified
-  int64_t started_ns = 0;          // when the request head arrived (monotonic)
-  int attempts = 0;                // upstream attempts so far
-  bool keep_request_body = false;  // a filter wants retries: buffer the body for a replay
+  int partition = -1;      // the load-shedding partition, once classified
+  int64_t started_ns = 0;  // when the request head arrived (monotonic)
+  int attempts = 0;        // upstream attempts so far
+  UpstreamFailure last_failure = UpstreamFailure::kNone;
+  // Set by a filter that may ask for retries (the retry policy):
+  bool keep_request_body = false;  // buffer the body, up to replay_limit, for a replay
+  uint64_t replay_limit = 64 * 1024;
+  int64_t per_try_timeout_ns = 0;  // response timeout of each attempt; 0: the cluster's
+  int64_t retry_delay_ns = 0;      // wait this long before the attempt a kRetry asks for
 };
 
 // A filter's answer when it returns kRespond.

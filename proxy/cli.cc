@@ -115,11 +115,11 @@ absl::StatusOr<ConfigPtr> ConfigFromCommandLine(const CommandLine& cli) {
   ClusterConfig cluster;
   cluster.name = "origin";
   for (const std::string& origin : cli.origins) {
-    absl::StatusOr<SocketAddress> addr = SocketAddress::Parse(origin);
-    if (!addr.ok()) {
-      return absl::InvalidArgumentError("--origin: " + std::string(addr.status().message()));
+    absl::StatusOr<EndpointConfig> endpoint = ParseEndpoint(origin);
+    if (!endpoint.ok()) {
+      return absl::InvalidArgumentError("--origin: " + std::string(endpoint.status().message()));
     }
-    cluster.endpoints.push_back({origin, *addr});
+    cluster.endpoints.push_back(std::move(*endpoint));
   }
   config->clusters.push_back(std::move(cluster));
   RouteConfig route;

@@ -40,8 +40,44 @@ struct PoolConfig {
 };
 
 struct EndpointConfig {
-  std::string text;  // as written, for logs
-  SocketAddress address;
+  std::string text;       // as written, for logs
+  SocketAddress address;  // when `host` is an IP address
+  std::string host;       // a host name to resolve (address unset), or empty
+  uint16_t port = 0;
+  bool standby = false;  // hot standby: no traffic until the cluster injects its standbys
+};
+
+// Passive outlier detection: an endpoint with this many consecutive failures (connect failures,
+// resets before the response, 5xx) is ejected for base x (times ejected), capped.
+struct OutlierConfig {
+  uint32_t consecutive_failures = 5;  // 0: off
+  absl::Duration base_ejection = absl::Seconds(30);
+  absl::Duration max_ejection = absl::Seconds(300);
+  uint32_t max_ejection_percent = 50;  // at most this share of the cluster ejected at once
+};
+
+// Active health checks, run on the control thread.
+struct HealthCheckConfig {
+  std::string path = "/healthz";
+  std::string host;  // Host header; empty: the endpoint's address
+  absl::Duration interval = absl::Seconds(5);
+  absl::Duration timeout = absl::Seconds(1);
+  uint32_t rise = 2;  // consecutive passes to become healthy
+  uint32_t fall = 3;  // consecutive failures to become unhealthy
+};
+
+// Circuit breakers, per node (each worker enforces its share). 0: no limit.
+struct BreakerConfig {
+  uint32_t max_connections = 0;  // upstream connections open to the cluster
+  uint32_t max_pending = 0;      // requests waiting for a new connection
+  uint32_t max_requests = 0;     // requests in flight
+};
+
+// Retry budget, per node: retries in flight may not exceed `ratio` of the requests in flight,
+// but `min_retries` are always allowed.
+struct RetryBudgetConfig {
+  double ratio = 0.2;
+  uint32_t min_retries = 3;
 };
 
 struct ClusterConfig {
@@ -52,6 +88,14 @@ struct ClusterConfig {
   absl::Duration connect_timeout = absl::Seconds(2);
   absl::Duration response_timeout = absl::Seconds(30);  // request sent -> first response byte
   std::optional<ConcurrencyConfig> concurrency;         // adaptive limit for `shed` filters
+  OutlierConfig outlier;
+  std::optional<HealthCheckConfig> health_check;
+  BreakerConfig breakers;
+  RetryBudgetConfig retry_budget;
+  uint32_t panic_threshold_percent = 50;  // fewer available endpoints than this share: use all
+  bool inject_standby = false;            // standby endpoints take traffic
+  absl::Duration slow_start = absl::ZeroDuration();  // new and injected endpoints ramp up
+  absl::Duration dns_refresh = absl::Seconds(30);    // re-resolution of endpoints by name
 };
 
 struct RouteConfig {

@@ -65,15 +65,25 @@ absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
   ASSIGN_OR_RETURN(std::vector<Field> items, endpoints.Sequence());
   if (items.empty()) return endpoints.Error("needs at least one endpoint");
   for (const Field& item : items) {
+    Field address = item;
     EndpointConfig endpoint;
-    RETURN_IF_ERROR(item.Read(&endpoint.text));
-    RETURN_IF_ERROR(item.ReadAddress(&endpoint.address));
+    if (absl::StatusOr<std::string> text = item.Scalar(); !text.ok()) {
+      // The long form: {address: host:port, standby: true}
+      RETURN_IF_ERROR(item.ExpectMap({"address", "standby"}));
+      address = item.Child("address");
+      if (!address.present()) return address.Error("required");
+      RETURN_IF_ERROR(item.Child("standby").Read(&endpoint.standby));
+    }
+    ASSIGN_OR_RETURN(std::string text, address.Scalar());
+    absl::StatusOr<EndpointConfig> parsed = ParseEndpoint(text);
+    if (!parsed.ok()) return address.Error(parsed.status());
+    parsed->standby = endpoint.standby;
     for (const EndpointConfig& other : out->endpoints) {
-      if (other.address == endpoint.address) {
-        return item.Error(absl::StrFormat("endpoint %s is listed twice", endpoint.text));
+      if (other.text == parsed->text) {
+        return address.Error(absl::StrFormat("endpoint %s is listed twice", parsed->text));
       }
     }
-    out->endpoints.push_back(std::move(endpoint));
+    out->endpoints.push_back(std::move(*parsed));
   }
 
   Field balancer = f.Child("balancer");
@@ -283,6 +293,36 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
 }
 
 }  // namespace
+
+absl::StatusOr<EndpointConfig> ParseEndpoint(std::string_view text) {
+  EndpointConfig endpoint;
+  endpoint.text = std::string(text);
+  if (absl::StatusOr<SocketAddress> address = SocketAddress::Parse(text); address.ok()) {
+    endpoint.address = *address;
+    endpoint.port = address->port();
+    return endpoint;
+  }
+  // host:port with a host name, resolved by the control thread.
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("expected host:port or address:port, got \"%s\"", text));
+  }
+  std::string_view host = text.substr(0, colon);
+  uint32_t port = 0;
+  if (!ParseInteger(text.substr(colon + 1), &port) || port == 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrFormat("invalid port in \"%s\"", text));
+  }
+  for (char c : host) {
+    if (!IsAsciiAlnum(c) && c != '-' && c != '.' && c != '_') {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("\"%s\" is neither an IP address nor a host name", host));
+    }
+  }
+  endpoint.host = std::string(host);
+  endpoint.port = static_cast<uint16_t>(port);
+  return endpoint;
+}
 
 int DefaultWorkerCount() {
   cpu_set_t set;

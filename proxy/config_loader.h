@@ -24,6 +24,9 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view yaml, const std::string& 
 // cluster names and a workers value of 0. `source` prefixes the messages.
 absl::Status ValidateConfig(Config& config);
 
+// "10.0.0.1:80", "[::1]:80" or "origin.internal:80" (a name the control thread resolves).
+absl::StatusOr<EndpointConfig> ParseEndpoint(std::string_view text);
+
 // The JWKS files that the configuration's auth filters read (to watch them for changes).
 std::vector<std::string> JwksFiles(const Config& config);
 

@@ -1,5 +1,7 @@
 #include "proxy/forwarder.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/strings.h"
@@ -15,7 +17,8 @@ Forwarder::Forwarder(LoopContext* context, WorkerSnapshotPtr snapshot, ServerStr
       stream_(stream),
       connect_timeout_(this),
       response_timeout_(this),
-      idle_timeout_(this) {}
+      idle_timeout_(this),
+      retry_timeout_(this) {}
 
 Forwarder::~Forwarder() {
   // Never touches stream_: the codec may already be gone.
@@ -113,27 +116,77 @@ bool Forwarder::TryRetry() {
       filter_.context.attempts >= kMaxAttempts) {
     return false;
   }
+  if (!retry_counted_) {
+    // The budget keeps retries from multiplying an outage: a denied retry is an answer.
+    if (!cluster_->AdmitRetry()) {
+      LOG_DEBUG("%s %s%s: retry budget exhausted for cluster %s", request_->method_text,
+                request_->authority, request_->path, cluster_->config.name);
+      return false;
+    }
+    cluster_->RetryStarted();
+    retry_counted_ = true;
+  }
   DropUpstream();
   response_started_ = false;
-  Dispatch(false);
+  int64_t delay_ns = filter_.context.retry_delay_ns;
+  filter_.context.retry_delay_ns = 0;
+  if (delay_ns > 0) {
+    retry_timeout_.Arm(context_->Timeouts(absl::Nanoseconds(delay_ns)));
+  } else {
+    Dispatch(false);
+  }
   return true;
 }
 
 void Forwarder::CompleteFilters() {
+  ReleaseCluster();
   if (!run_.active()) return;
   outcome_.latency_ns = SystemClock().MonotonicNanos() - filter_.context.started_ns;
   run_.Complete(filter_, outcome_);
 }
 
+void Forwarder::ReleaseCluster() {
+  retry_timeout_.Disarm();
+  if (connecting_) {
+    cluster_->ConnectEnded();
+    connecting_ = false;
+  }
+  if (retry_counted_) {
+    cluster_->RetryEnded();
+    retry_counted_ = false;
+  }
+  if (request_counted_) {
+    cluster_->RequestEnded();
+    request_counted_ = false;
+  }
+}
+
 void Forwarder::Dispatch(bool fresh_connection) {
-  UpstreamEndpoint* previous = endpoint_;
+  if (!request_counted_) {
+    if (const char* full = cluster_->AdmitRequest()) {
+      Fail(503, "overflow", full);
+      return;
+    }
+    cluster_->RequestStarted();
+    request_counted_ = true;
+  }
+  std::shared_ptr<UpstreamEndpoint> previous = endpoint_;
   if (counted_) {
     endpoint_->EndRequest();
     counted_ = false;
   }
-  endpoint_ = fresh_connection ? previous : cluster_->balancer.Pick(context_->Random(), previous);
+  if (!fresh_connection) {
+    UpstreamEndpoint* picked =
+        cluster_->balancer.Pick(context_->Random(), SystemClock().MonotonicNanos(), previous.get());
+    if (!picked) {
+      Fail(503, "no endpoint", "every endpoint of the cluster is a standby");
+      return;
+    }
+    endpoint_ = picked->shared_from_this();
+  }
   endpoint_->BeginRequest();
   ++filter_.context.attempts;
+  filter_.context.last_failure = UpstreamFailure::kNone;
   outcome_.upstream_failed = false;
   outcome_.timed_out = false;
   counted_ = true;
@@ -150,17 +203,27 @@ void Forwarder::Dispatch(bool fresh_connection) {
       return;
     }
   }
+  if (const char* full = cluster_->AdmitConnect()) {
+    Fail(503, "overflow", full);
+    return;
+  }
   int error = 0;
   upstream_ = endpoint_->Connect(this, &error);
   if (!upstream_) {
-    UpstreamFailed(502, "connect failed", uv_strerror(error));
+    UpstreamFailed(502, UpstreamFailure::kConnect, "connect failed", uv_strerror(error));
     return;
   }
+  cluster_->ConnectStarted();
+  connecting_ = true;
   connect_timeout_.Arm(context_->Timeouts(cluster_->config.connect_timeout));
 }
 
 void Forwarder::OnUpstreamConnected() {
   connect_timeout_.Disarm();
+  if (connecting_) {
+    cluster_->ConnectEnded();
+    connecting_ = false;
+  }
   OnUpstreamReady();
 }
 
@@ -195,7 +258,7 @@ void Forwarder::OnUpstreamReady() {
 void Forwarder::SendBodyUpstream(std::string_view data) {
   body_sent_ += data.size();
   if (replayable_) {
-    if (KeepReplay() && replay_.size() + data.size() <= kReplayLimit) {
+    if (KeepReplay() && replay_.size() + data.size() <= ReplayLimit()) {
       replay_.append(data);
     } else {
       replayable_ = false;  // too big (or not kept): this request is sent once
@@ -253,7 +316,11 @@ void Forwarder::MaybeArmResponseTimeout() {
   // idle timeout instead.
   if (request_complete_ && upstream_ready_ && !response_started_ && !tunnel_) {
     idle_timeout_.Disarm();
-    response_timeout_.Arm(context_->Timeouts(cluster_->config.response_timeout));
+    absl::Duration timeout = cluster_->config.response_timeout;
+    if (filter_.context.per_try_timeout_ns > 0) {
+      timeout = std::min(timeout, absl::Nanoseconds(filter_.context.per_try_timeout_ns));
+    }
+    response_timeout_.Arm(context_->Timeouts(timeout));
   }
 }
 
@@ -262,6 +329,7 @@ void Forwarder::MaybeArmResponseTimeout() {
 void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
   response_timeout_.Disarm();
   response_started_ = true;
+  cluster_->ReportOutcome(*endpoint_, head->status >= 500, SystemClock().MonotonicNanos());
   if (!stream_) return;
   const Config& config = *snapshot_->config;
   PrepareDownstreamResponse(*head, config.proxy);
@@ -346,16 +414,30 @@ void Forwarder::OnUpstreamError(UpstreamError error, int detail, const char* rea
     CompleteFilters();
     return;
   }
-  UpstreamFailed(502, UpstreamErrorText(error), detail != 0 ? uv_strerror(detail) : reason);
+  if (connecting_) {
+    cluster_->ConnectEnded();
+    connecting_ = false;
+  }
+  UpstreamFailure kind = error == UpstreamError::kConnectFailed ? UpstreamFailure::kConnect
+                         : error == UpstreamError::kBadResponse ? UpstreamFailure::kBadResponse
+                                                                : UpstreamFailure::kReset;
+  UpstreamFailed(502, kind, UpstreamErrorText(error), detail != 0 ? uv_strerror(detail) : reason);
 }
 
-void Forwarder::UpstreamFailed(int status, const char* what, const char* detail) {
+void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* what,
+                               const char* detail) {
   DropUpstream();
+  if (connecting_) {
+    cluster_->ConnectEnded();
+    connecting_ = false;
+  }
+  if (endpoint_) cluster_->ReportOutcome(*endpoint_, true, SystemClock().MonotonicNanos());
   if (status == 504) {
     outcome_.timed_out = true;
   } else {
     outcome_.upstream_failed = true;
   }
+  filter_.context.last_failure = kind;
   if (run_.RunUpstreamError(filter_) == FilterStatus::kRetry && TryRetry()) {
     LOG_DEBUG("%s %s%s: %s (%s); a filter asked for another attempt", request_->method_text,
               request_->authority, request_->path, what, detail);
@@ -367,10 +449,14 @@ void Forwarder::UpstreamFailed(int status, const char* what, const char* detail)
 // --- Ends --------------------------------------------------------------------------------
 
 void Forwarder::OnTimeout(Timeout* which) {
-  if (which == &connect_timeout_) {
-    UpstreamFailed(504, "connect timed out", "no connection within the connect timeout");
+  if (which == &retry_timeout_) {
+    if (stream_) Dispatch(false);  // the backoff before another attempt is over
+  } else if (which == &connect_timeout_) {
+    UpstreamFailed(504, UpstreamFailure::kTimeout, "connect timed out",
+                   "no connection within the connect timeout");
   } else if (which == &response_timeout_) {
-    UpstreamFailed(504, "response timed out", "no response within the response timeout");
+    UpstreamFailed(504, UpstreamFailure::kTimeout, "response timed out",
+                   "no response within the response timeout");
   } else if (which == &idle_timeout_) {
     DropUpstream();
     if (!response_started_ && !request_complete_) {
@@ -426,7 +512,7 @@ void Forwarder::Fail(int status, const char* what, const char* detail) {
     return;
   }
   LOG_WARN("%d %s %s%s upstream %s: %s: %s", status, request_->method_text, request_->authority,
-           request_->path, endpoint_ ? endpoint_->name() : "-", what, detail);
+           request_->path, endpoint_ ? endpoint_->name() : std::string("-"), what, detail);
   DropUpstream();
   RespondLocal(status, absl::StrFormat("%d %s\n", status, ReasonPhrase(status)));
 }

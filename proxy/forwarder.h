@@ -27,9 +27,6 @@ class Forwarder final : public ServerStreamHandler,
                         private FilterResume,
                         private TimeoutTarget {
  public:
-  // Body bytes kept to replay a request on a fresh connection.
-  static constexpr size_t kReplayLimit = 64 * 1024;
-
   Forwarder(LoopContext* context, WorkerSnapshotPtr snapshot, ServerStream* stream);
   ~Forwarder() override;
 
@@ -60,7 +57,11 @@ class Forwarder final : public ServerStreamHandler,
   void CompleteFilters();
   // Upstream failed before the response began: a retry if a filter asks and it is possible,
   // otherwise `status` (502 or 504) with a log line.
-  void UpstreamFailed(int status, const char* what, const char* detail);
+  void UpstreamFailed(int status, UpstreamFailure kind, const char* what, const char* detail);
+  // Gives back what this request holds in its cluster's accounting (requests, retries,
+  // pending connects). Idempotent.
+  void ReleaseCluster();
+  uint64_t ReplayLimit() const { return filter_.context.replay_limit; }
 
   void Dispatch(bool fresh_connection);
   void OnUpstreamReady();
@@ -84,7 +85,7 @@ class Forwarder final : public ServerStreamHandler,
   FilterRun run_;
   FilterOutcome outcome_;
   ClusterRuntime* cluster_ = nullptr;
-  UpstreamEndpoint* endpoint_ = nullptr;
+  std::shared_ptr<UpstreamEndpoint> endpoint_;  // of the current (or last) attempt
   UpstreamConnection* upstream_ = nullptr;
   std::string upstream_head_;  // the serialized request head, kept for a replay
   std::string pending_body_;   // body bytes that arrived before the upstream was ready
@@ -92,10 +93,14 @@ class Forwarder final : public ServerStreamHandler,
   Timeout connect_timeout_;
   Timeout response_timeout_;
   Timeout idle_timeout_;
+  Timeout retry_timeout_;  // the backoff before another attempt
   uint64_t body_sent_ = 0;
   bool upstream_ready_ = false;
   bool upstream_reused_ = false;  // the current connection came from the pool
   bool counted_ = false;          // endpoint_->BeginRequest() was called
+  bool request_counted_ = false;  // in the cluster's requests in flight
+  bool retry_counted_ = false;    // in the cluster's retries in flight
+  bool connecting_ = false;       // in the cluster's pending connects
   bool request_complete_ = false;
   bool replayable_ = true;        // replay_ holds the whole body sent so far (or there is none)
   bool filters_waiting_ = false;  // a filter paused the request

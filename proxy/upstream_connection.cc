@@ -48,9 +48,11 @@ UpstreamConnection::UpstreamConnection(LoopContext* context,
       handler_(handler),
       stream_(context, this),
       parser_(Http1Parser::Mode::kResponse, endpoint_->response_limits(), this),
-      idle_timeout_(this) {}
+      idle_timeout_(this) {
+  ++endpoint_->connections_;
+}
 
-UpstreamConnection::~UpstreamConnection() = default;
+UpstreamConnection::~UpstreamConnection() { --endpoint_->connections_; }
 
 void UpstreamConnection::OnStreamConnected() {
   if (state_ != State::kConnecting) return;

@@ -1,5 +1,7 @@
 #include "proxy/upstream_endpoint.h"
 
+#include <algorithm>
+
 namespace sluice {
 
 UpstreamEndpoint::UpstreamEndpoint(LoopContext* context, std::string name,
@@ -45,6 +47,22 @@ void UpstreamEndpoint::Update(const PoolConfig& pool, const Http1Limits& respons
     UpstreamConnection* connection = TakeIdle();
     connection->Close();
   }
+}
+
+double UpstreamEndpoint::Weight(int64_t now_ns) const {
+  if (slow_start_ns_ <= 0 || now_ns >= slow_start_begin_ns_ + slow_start_ns_) return 1.0;
+  double progress = static_cast<double>(now_ns - slow_start_begin_ns_) / slow_start_ns_;
+  return 0.1 + 0.9 * std::max(0.0, progress);
+}
+
+void UpstreamEndpoint::StartSlowStart(int64_t now_ns, int64_t window_ns) {
+  slow_start_begin_ns_ = now_ns;
+  slow_start_ns_ = window_ns;
+}
+
+void UpstreamEndpoint::SetStandby(bool standby, int64_t now_ns, int64_t slow_start_ns) {
+  if (standby_ && !standby) StartSlowStart(now_ns, slow_start_ns);
+  standby_ = standby;
 }
 
 void UpstreamEndpoint::Retire() {

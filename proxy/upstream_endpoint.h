@@ -43,6 +43,29 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
     if (outstanding_ > 0) --outstanding_;
   }
 
+  // --- Availability, as this worker sees it ---
+  // A hot standby not yet injected: no traffic, and not counted as capacity.
+  bool standby() const { return standby_; }
+  // The last verdict of the active health checks (healthy until told otherwise).
+  bool healthy() const { return healthy_; }
+  void set_healthy(bool healthy) { healthy_ = healthy; }
+  // Passive outlier detection (proxy/outlier_detector.h).
+  bool ejected(int64_t now_ns) const { return now_ns < ejected_until_ns_; }
+  bool available(int64_t now_ns) const { return !standby_ && healthy_ && !ejected(now_ns); }
+  // Slow start: the share of traffic this endpoint should get relative to a settled one, rising
+  // linearly from 10% to 100% over the window after it joined.
+  double Weight(int64_t now_ns) const;
+  void StartSlowStart(int64_t now_ns, int64_t window_ns);
+  // Joins or leaves the standby pool; joining traffic starts a slow start.
+  void SetStandby(bool standby, int64_t now_ns, int64_t slow_start_ns);
+  // Upstream connections open to this endpoint (busy and idle), for circuit breakers.
+  uint32_t connections() const { return connections_; }
+
+  uint32_t consecutive_failures = 0;
+  uint32_t times_ejected = 0;
+  int64_t ejected_until_ns_ = 0;
+  int64_t last_ejection_end_ns = 0;
+
   // A configuration reload kept this endpoint: adopt its new pool settings.
   void Update(const PoolConfig& pool, const Http1Limits& response_limits);
   // The endpoint left the configuration: close idle connections, pool nothing more. Busy
@@ -66,6 +89,11 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   IntrusiveList<UpstreamConnection, &UpstreamConnection::pool_node_> idle_;
   size_t idle_count_ = 0;
   uint32_t outstanding_ = 0;
+  uint32_t connections_ = 0;
+  int64_t slow_start_begin_ns_ = 0;
+  int64_t slow_start_ns_ = 0;
+  bool standby_ = false;
+  bool healthy_ = true;
   bool retired_ = false;
 };
 

@@ -98,7 +98,8 @@ void Worker::BuildSnapshot(ConfigPtr config) {
       endpoints[key] = member;
       members.push_back(std::move(member));
     }
-    snapshot->clusters.push_back(std::make_unique<ClusterRuntime>(cluster, std::move(members)));
+    snapshot->clusters.push_back(
+        std::make_unique<ClusterRuntime>(cluster, std::move(members), config->workers));
   }
   for (auto& [key, endpoint] : endpoints_) {
     if (endpoints.find(key) == endpoints.end()) endpoint->Retire();

@@ -9,19 +9,13 @@
 
 #include "filters/concurrency_limiter.h"
 #include "filters/filter_chain.h"
+#include "proxy/cluster_runtime.h"
 #include "proxy/config.h"
 #include "proxy/http1_parser.h"
 #include "proxy/load_balancer.h"
 #include "proxy/router.h"
 
 namespace sluice {
-
-struct ClusterRuntime {
-  ClusterRuntime(const ClusterConfig& c, std::vector<std::shared_ptr<UpstreamEndpoint>> endpoints)
-      : config(c), balancer(c.balancer, std::move(endpoints)) {}
-  const ClusterConfig& config;
-  LoadBalancer balancer;
-};
 
 struct WorkerSnapshot {
   explicit WorkerSnapshot(ConfigPtr c) : config(std::move(c)), router(config->routes) {}

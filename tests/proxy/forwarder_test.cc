@@ -187,7 +187,12 @@ class ForwarderTest : public ::testing::Test {
     cluster.name = "app";
     cluster.balancer = BalancerKind::kRoundRobin;
     cluster.connect_timeout = absl::Seconds(2);
-    for (const SocketAddress& a : endpoints) cluster.endpoints.push_back({a.ToString(), a});
+    for (const SocketAddress& a : endpoints) {
+      EndpointConfig endpoint;
+      endpoint.text = a.ToString();
+      endpoint.address = a;
+      cluster.endpoints.push_back(endpoint);
+    }
     config->clusters.push_back(cluster);
     config->routes.push_back(RouteConfig{});
     config->routes[0].cluster = "app";
@@ -199,7 +204,7 @@ class ForwarderTest : public ::testing::Test {
                                                            PoolConfig{}, Http1Limits{}));
     }
     snapshot_->clusters.push_back(
-        std::make_unique<ClusterRuntime>(config_->clusters[0], std::move(members)));
+        std::make_unique<ClusterRuntime>(config_->clusters[0], std::move(members), 1));
     snapshot_->limiters.push_back(nullptr);
     FilterChain chain;
     chain.Add(std::make_unique<ScriptedFilter>(&script_));
