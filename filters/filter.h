@@ -65,11 +65,10 @@ struct Identity {
 // Why the last upstream attempt failed, for OnUpstreamError.
 enum class UpstreamFailure : uint8_t {
   kNone,
-  kConnect,      // connect refused or failed
+  kConnect,      // connect refused, failed or timed out
   kReset,        // the connection closed or reset before the response head
-  kTimeout,      // connect or response (per-try) timeout
+  kTimeout,      // no response head within the (per-try) response timeout
   kBadResponse,  // the origin broke HTTP
-  kOverflow,     // a circuit breaker or an empty cluster: nothing was sent
 };
 
 // Values filters attach to a request for later filters and for steering.

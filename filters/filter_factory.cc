@@ -17,6 +17,7 @@ std::string_view FilterSpecName(const FilterSpec& spec) {
       Overloaded{[](const AuthConfig&) { return std::string_view("auth"); },
                  [](const HeaderRulesConfig&) { return std::string_view("headers"); },
                  [](const RateLimitConfig&) { return std::string_view("rate_limit"); },
+                 [](const RetryConfig&) { return std::string_view("retry"); },
                  [](const ShedConfig&) { return std::string_view("shed"); }},
       spec);
 }
@@ -37,6 +38,9 @@ std::unique_ptr<Filter> CreateFilter(const FilterSpec& spec, const FilterEnviron
                         },
                         [&](const RateLimitConfig& c) -> std::unique_ptr<Filter> {
                           return std::make_unique<RateLimitFilter>(c, env.workers, clock);
+                        },
+                        [&](const RetryConfig& c) -> std::unique_ptr<Filter> {
+                          return std::make_unique<RetryFilter>(c, clock);
                         },
                         [&](const ShedConfig& c) -> std::unique_ptr<Filter> {
                           return std::make_unique<ShedFilter>(c, env.limiter, clock);

@@ -13,11 +13,13 @@
 #include "filters/filter.h"
 #include "filters/header_rules_filter.h"
 #include "filters/rate_limit_filter.h"
+#include "filters/retry_filter.h"
 #include "filters/shed_filter.h"
 
 namespace sluice {
 
-using FilterSpec = std::variant<AuthConfig, HeaderRulesConfig, RateLimitConfig, ShedConfig>;
+using FilterSpec =
+    std::variant<AuthConfig, HeaderRulesConfig, RateLimitConfig, RetryConfig, ShedConfig>;
 
 std::string_view FilterSpecName(const FilterSpec& spec);
 

@@ -21,19 +21,6 @@
 namespace sluice {
 namespace {
 
-bool IsValidHostPattern(std::string_view host) {
-  if (host == "*") return true;
-  std::string_view name = host;
-  if (name.starts_with("*.")) name.remove_prefix(2);
-  if (name.empty()) return false;
-  for (char c : name) {
-    if (!IsAsciiAlnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
-      return false;
-    }
-  }
-  return true;
-}
-
 // The directory of the configuration file, for files it names relative to itself.
 std::string BaseDir(const std::string& source) {
   size_t slash = source.rfind('/');
@@ -52,9 +39,76 @@ absl::Status ParseListener(const Field& f, ListenerConfig* out) {
   return absl::OkStatus();
 }
 
+bool IsValidHostPattern(std::string_view host) {
+  if (host == "*") return true;
+  std::string_view name = host;
+  if (name.starts_with("*.")) name.remove_prefix(2);
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!IsAsciiAlnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ParseResilience(const Field& f, ClusterConfig* out) {
+  const absl::Duration ms = absl::Milliseconds(1);
+  if (Field o = f.Child("outlier_detection"); o.present()) {
+    RETURN_IF_ERROR(o.ExpectMap(
+        {"consecutive_failures", "base_ejection", "max_ejection", "max_ejection_percent"}));
+    OutlierConfig& c = out->outlier;
+    RETURN_IF_ERROR(o.Child("consecutive_failures").ReadInt(&c.consecutive_failures, 0, 1000));
+    RETURN_IF_ERROR(o.Child("base_ejection").ReadDuration(&c.base_ejection, ms));
+    RETURN_IF_ERROR(o.Child("max_ejection").ReadDuration(&c.max_ejection, ms));
+    RETURN_IF_ERROR(o.Child("max_ejection_percent").ReadInt(&c.max_ejection_percent, 0, 100));
+    if (c.max_ejection < c.base_ejection) {
+      return o.Child("max_ejection").Error("must not be below base_ejection");
+    }
+  }
+  if (Field h = f.Child("health_check"); h.present()) {
+    RETURN_IF_ERROR(h.ExpectMap({"path", "host", "interval", "timeout", "rise", "fall"}));
+    HealthCheckConfig& c = out->health_check.emplace();
+    RETURN_IF_ERROR(h.Child("path").Read(&c.path));
+    if (c.path.empty() || c.path.front() != '/') return h.Child("path").Error("must start with /");
+    for (char ch : c.path) {
+      if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f) {
+        return h.Child("path").Error("must not contain spaces or control characters");
+      }
+    }
+    RETURN_IF_ERROR(h.Child("host").Read(&c.host));
+    if (!c.host.empty() && !IsValidHostPattern(c.host))
+      return h.Child("host").Error("not a host name");
+    RETURN_IF_ERROR(h.Child("interval").ReadDuration(&c.interval, ms * 10));
+    RETURN_IF_ERROR(h.Child("timeout").ReadDuration(&c.timeout, ms));
+    RETURN_IF_ERROR(h.Child("rise").ReadInt(&c.rise, 1, 100));
+    RETURN_IF_ERROR(h.Child("fall").ReadInt(&c.fall, 1, 100));
+    if (c.timeout >= c.interval) return h.Child("timeout").Error("must be shorter than interval");
+  }
+  if (Field b = f.Child("circuit_breakers"); b.present()) {
+    RETURN_IF_ERROR(b.ExpectMap({"max_connections", "max_pending", "max_requests"}));
+    RETURN_IF_ERROR(
+        b.Child("max_connections").ReadInt(&out->breakers.max_connections, 0, 10000000));
+    RETURN_IF_ERROR(b.Child("max_pending").ReadInt(&out->breakers.max_pending, 0, 10000000));
+    RETURN_IF_ERROR(b.Child("max_requests").ReadInt(&out->breakers.max_requests, 0, 10000000));
+  }
+  if (Field r = f.Child("retry_budget"); r.present()) {
+    RETURN_IF_ERROR(r.ExpectMap({"ratio", "min_retries"}));
+    RETURN_IF_ERROR(r.Child("ratio").ReadDouble(&out->retry_budget.ratio, 0, 10));
+    RETURN_IF_ERROR(r.Child("min_retries").ReadInt(&out->retry_budget.min_retries, 0, 100000));
+  }
+  RETURN_IF_ERROR(f.Child("panic_threshold").ReadInt(&out->panic_threshold_percent, 0, 100));
+  RETURN_IF_ERROR(f.Child("inject_standby").Read(&out->inject_standby));
+  RETURN_IF_ERROR(f.Child("slow_start").ReadDuration(&out->slow_start, absl::ZeroDuration()));
+  RETURN_IF_ERROR(f.Child("dns_refresh").ReadDuration(&out->dns_refresh, absl::Seconds(1)));
+  return absl::OkStatus();
+}
+
 absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
   RETURN_IF_ERROR(f.ExpectMap({"name", "endpoints", "balancer", "pool", "connect_timeout",
-                               "response_timeout", "concurrency"}));
+                               "response_timeout", "concurrency", "outlier_detection",
+                               "health_check", "circuit_breakers", "retry_budget",
+                               "panic_threshold", "inject_standby", "slow_start", "dns_refresh"}));
   Field name = f.Child("name");
   if (!name.present()) return name.Error("required");
   RETURN_IF_ERROR(name.Read(&out->name));
@@ -115,6 +169,7 @@ absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
     out->concurrency.emplace();
     RETURN_IF_ERROR(ParseConcurrency(c, &*out->concurrency));
   }
+  RETURN_IF_ERROR(ParseResilience(f, out));
   return absl::OkStatus();
 }
 

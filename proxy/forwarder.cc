@@ -452,7 +452,7 @@ void Forwarder::OnTimeout(Timeout* which) {
   if (which == &retry_timeout_) {
     if (stream_) Dispatch(false);  // the backoff before another attempt is over
   } else if (which == &connect_timeout_) {
-    UpstreamFailed(504, UpstreamFailure::kTimeout, "connect timed out",
+    UpstreamFailed(504, UpstreamFailure::kConnect, "connect timed out",
                    "no connection within the connect timeout");
   } else if (which == &response_timeout_) {
     UpstreamFailed(504, UpstreamFailure::kTimeout, "response timed out",

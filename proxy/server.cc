@@ -121,11 +121,37 @@ int Server::Run() {
   uv_timer_init(&loop_, &drain_timer_);
   drain_timer_.data = this;
 
+  control_ = std::make_unique<LoopContext>(&loop_);
+  resolver_ = std::make_unique<Resolver>(
+      &loop_, [this](const std::string& cluster, const std::string& endpoint,
+                     const std::vector<SocketAddress>& addresses) {
+        for (auto& worker : workers_) {
+          worker->Post([cluster, endpoint, addresses](Worker* w) {
+            w->UpdateResolved(cluster, endpoint, addresses);
+          });
+        }
+        if (health_) health_->Configure(*config_, resolver_->Snapshot());
+      });
+  health_ = std::make_unique<HealthChecker>(
+      control_.get(),
+      [this](const std::string& cluster, const SocketAddress& address, bool healthy) {
+        for (auto& worker : workers_) {
+          worker->Post([cluster, address, healthy](Worker* w) {
+            w->UpdateHealth(cluster, address, healthy);
+          });
+        }
+      });
+  // Names are resolved before the workers start, so they start with every address known.
+  resolver_->Configure(*config_);
+  resolver_->ResolveAllNow(absl::Seconds(5));
+
   workers_running_ = config_->workers;
   for (int i = 0; i < config_->workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, [this] { OnWorkerExit(); }));
-    workers_.back()->Start(config_, std::move(sockets[static_cast<size_t>(i)]));
+    workers_.back()->Start(config_, std::move(sockets[static_cast<size_t>(i)]),
+                           resolver_->Snapshot());
   }
+  health_->Configure(*config_, resolver_->Snapshot());
   std::string addresses;
   for (const ListenerConfig& l : config_->listeners) {
     addresses += (addresses.empty() ? "" : ", ") + l.address.ToString();
@@ -137,6 +163,9 @@ int Server::Run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
 
   for (auto& worker : workers_) worker->Join();
+  health_->Stop();
+  resolver_->Stop();
+  control_->Close();
   for (auto& [path, watch] : key_watches_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&watch->poll),
              [](uv_handle_t* h) { delete static_cast<KeyFileWatch*>(h->data); });
@@ -148,6 +177,9 @@ int Server::Run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&worker_exit_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
+  health_.reset();
+  resolver_.reset();
+  control_.reset();
   LOG_INFO("sluice stopped");
   return 0;
 }
@@ -196,6 +228,8 @@ void Server::Reload() {
         [config, added, keep](Worker* w) { w->ApplyConfig(config, std::move(*added), keep); });
   }
   WatchKeyFiles();
+  resolver_->Configure(*config_);
+  health_->Configure(*config_, resolver_->Snapshot());
   LOG_INFO("configuration reloaded from %s", config_->source);
 }
 

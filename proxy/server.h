@@ -17,7 +17,10 @@
 #include "absl/status/status.h"
 #include "proxy/cli.h"
 #include "proxy/config.h"
+#include "proxy/health_checker.h"
 #include "proxy/listener.h"
+#include "proxy/loop_context.h"
+#include "proxy/resolver.h"
 #include "proxy/worker.h"
 
 namespace sluice {
@@ -58,6 +61,9 @@ class Server {
   uv_timer_t drain_timer_;
   uv_async_t worker_exit_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<LoopContext> control_;  // the control loop's services (health check sockets)
+  std::unique_ptr<Resolver> resolver_;
+  std::unique_ptr<HealthChecker> health_;
   std::map<std::string, OpenListener> listeners_;  // what the workers listen on, by address
   struct KeyFileWatch {
     Server* server;

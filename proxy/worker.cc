@@ -14,7 +14,9 @@ Worker::Worker(int index, std::function<void()> on_exit)
 
 Worker::~Worker() { Join(); }
 
-void Worker::Start(ConfigPtr config, std::vector<ListenerSocket> listeners) {
+void Worker::Start(ConfigPtr config, std::vector<ListenerSocket> listeners,
+                   std::map<std::string, std::vector<SocketAddress>> resolved) {
+  resolved_ = std::move(resolved);
   uv_loop_init(&loop_);
   context_ = std::make_unique<LoopContext>(&loop_);
   uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->OnAsync(); });
@@ -79,32 +81,18 @@ void Worker::BuildSnapshot(ConfigPtr config) {
   Http1Limits response_limits = snapshot->request_limits;
   response_limits.max_body_bytes = 0;
 
-  // Endpoints (and their idle pools) survive a reload when their cluster and address stay.
+  // Endpoints (and their idle pools and outlier state) survive a reload when their cluster
+  // and address stay.
   std::map<std::string, std::shared_ptr<UpstreamEndpoint>> endpoints;
   for (const ClusterConfig& cluster : config->clusters) {
-    std::vector<std::shared_ptr<UpstreamEndpoint>> members;
-    for (const EndpointConfig& endpoint : cluster.endpoints) {
-      std::string key = cluster.name + "|" + endpoint.address.ToString();
-      auto it = endpoints_.find(key);
-      std::shared_ptr<UpstreamEndpoint> member;
-      if (it != endpoints_.end()) {
-        member = it->second;
-        member->Update(cluster.pool, response_limits);
-      } else {
-        member =
-            std::make_shared<UpstreamEndpoint>(context_.get(), endpoint.address.ToString(),
-                                               endpoint.address, cluster.pool, response_limits);
-      }
-      endpoints[key] = member;
-      members.push_back(std::move(member));
-    }
-    snapshot->clusters.push_back(
-        std::make_unique<ClusterRuntime>(cluster, std::move(members), config->workers));
+    snapshot->clusters.push_back(std::make_unique<ClusterRuntime>(
+        cluster, Members(cluster, response_limits, &endpoints), config->workers));
   }
   for (auto& [key, endpoint] : endpoints_) {
     if (endpoints.find(key) == endpoints.end()) endpoint->Retire();
   }
   endpoints_ = std::move(endpoints);
+  response_limits_ = response_limits;
 
   for (const ClusterConfig& cluster : config->clusters) {
     std::shared_ptr<ConcurrencyLimiter> limiter;
@@ -139,6 +127,76 @@ void Worker::BuildSnapshot(ConfigPtr config) {
         1, (config->limits.max_connections + config->workers - 1) / config->workers);
   }
   snapshot_ = std::move(snapshot);
+}
+
+std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(
+    const ClusterConfig& cluster, const Http1Limits& response_limits,
+    std::map<std::string, std::shared_ptr<UpstreamEndpoint>>* keep) {
+  const int64_t now = SystemClock().MonotonicNanos();
+  const int64_t slow_start = absl::ToInt64Nanoseconds(cluster.slow_start);
+  const bool initial = !snapshot_;  // at start every endpoint is at full weight at once
+  std::vector<std::shared_ptr<UpstreamEndpoint>> members;
+  for (const EndpointConfig& endpoint : cluster.endpoints) {
+    std::vector<SocketAddress> addresses;
+    if (endpoint.host.empty()) {
+      addresses.push_back(endpoint.address);
+    } else if (auto it = resolved_.find(cluster.name + "|" + endpoint.text);
+               it != resolved_.end()) {
+      addresses = it->second;  // every address of the name
+    }
+    const bool standby = endpoint.standby && !cluster.inject_standby;
+    for (const SocketAddress& address : addresses) {
+      std::string key = cluster.name + "|" + address.ToString();
+      std::shared_ptr<UpstreamEndpoint> member;
+      if (auto it = endpoints_.find(key); it != endpoints_.end()) {
+        member = it->second;
+        member->Update(cluster.pool, response_limits);
+        member->SetStandby(standby, now, slow_start);  // an injected standby ramps up
+      } else {
+        std::string name = endpoint.host.empty() ? address.ToString()
+                                                 : endpoint.host + "(" + address.ToString() + ")";
+        member = std::make_shared<UpstreamEndpoint>(context_.get(), name, address, cluster.pool,
+                                                    response_limits);
+        member->SetStandby(standby, now, 0);
+        if (!initial && !standby && slow_start > 0) member->StartSlowStart(now, slow_start);
+        if (auto h = health_.find(key); h != health_.end()) member->set_healthy(h->second);
+      }
+      (*keep)[key] = member;
+      members.push_back(std::move(member));
+    }
+  }
+  return members;
+}
+
+void Worker::UpdateResolved(const std::string& cluster_name, const std::string& endpoint,
+                            std::vector<SocketAddress> addresses) {
+  resolved_[cluster_name + "|" + endpoint] = std::move(addresses);
+  if (!snapshot_ || draining_) return;
+  for (size_t i = 0; i < snapshot_->config->clusters.size(); ++i) {
+    const ClusterConfig& cluster = snapshot_->config->clusters[i];
+    if (cluster.name != cluster_name) continue;
+    std::map<std::string, std::shared_ptr<UpstreamEndpoint>> kept;
+    auto members = Members(cluster, response_limits_, &kept);
+    const std::string prefix = cluster_name + "|";
+    for (auto it = endpoints_.begin(); it != endpoints_.end();) {
+      if (it->first.rfind(prefix, 0) == 0 && kept.find(it->first) == kept.end()) {
+        it->second->Retire();  // an address the name no longer has
+        it = endpoints_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [key, member] : kept) endpoints_[key] = member;
+    snapshot_->clusters[i]->balancer.SetEndpoints(std::move(members));
+  }
+}
+
+void Worker::UpdateHealth(const std::string& cluster_name, const SocketAddress& address,
+                          bool healthy) {
+  health_[cluster_name + "|" + address.ToString()] = healthy;
+  if (auto it = endpoints_.find(cluster_name + "|" + address.ToString()); it != endpoints_.end()) {
+    it->second->set_healthy(healthy);
+  }
 }
 
 void Worker::OpenListeners(std::vector<ListenerSocket> sockets) {

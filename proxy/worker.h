@@ -34,8 +34,10 @@ class Worker {
   ~Worker();
 
   // --- Control thread ---
-  // Starts the thread with a first configuration and its listening sockets.
-  void Start(ConfigPtr config, std::vector<ListenerSocket> listeners);
+  // Starts the thread with a first configuration, its listening sockets and the addresses the
+  // endpoint names resolved to ("cluster|host:port" -> addresses).
+  void Start(ConfigPtr config, std::vector<ListenerSocket> listeners,
+             std::map<std::string, std::vector<SocketAddress>> resolved = {});
   // Runs `task` on the worker's loop. Thread-safe.
   void Post(std::function<void(Worker*)> task);
   void Join();
@@ -45,6 +47,11 @@ class Worker {
   // listeners whose key is not in `keep` or `added` are closed.
   void ApplyConfig(ConfigPtr config, std::vector<ListenerSocket> added,
                    const std::map<std::string, bool>& keep);
+  // A name (endpoint text "host:port" of a cluster) resolved to these addresses.
+  void UpdateResolved(const std::string& cluster, const std::string& endpoint,
+                      std::vector<SocketAddress> addresses);
+  // The active health checks' verdict on an endpoint changed.
+  void UpdateHealth(const std::string& cluster, const SocketAddress& address, bool healthy);
   // A JWKS file changed: new keys for the auth filters that read it.
   void UpdateKeys(const std::string& path, std::shared_ptr<const JsonWebKeySet> keys);
   // Stops accepting, lets exchanges in progress finish, then ends the loop.
@@ -70,6 +77,11 @@ class Worker {
   void Run(ConfigPtr config, std::vector<ListenerSocket> listeners);
   void OnAsync();
   void BuildSnapshot(ConfigPtr config);
+  // The endpoints of a cluster now: configured addresses and resolved names, reusing existing
+  // endpoints (recorded in `keep`).
+  std::vector<std::shared_ptr<UpstreamEndpoint>> Members(
+      const ClusterConfig& cluster, const Http1Limits& response_limits,
+      std::map<std::string, std::shared_ptr<UpstreamEndpoint>>* keep);
   void OpenListeners(std::vector<ListenerSocket> sockets);
   void MaybeFinish();
 
@@ -86,7 +98,10 @@ class Worker {
   WorkerSnapshotPtr snapshot_;
   std::map<std::string, std::shared_ptr<UpstreamEndpoint>> endpoints_;  // "cluster|address"
   std::map<std::string, Listener*> listeners_;                          // by address
-  KeySlots key_slots_;  // JWKS keys in force, by file
+  KeySlots key_slots_;                                          // JWKS keys in force, by file
+  std::map<std::string, std::vector<SocketAddress>> resolved_;  // "cluster|host:port"
+  std::map<std::string, bool> health_;  // "cluster|address": last active check verdict
+  Http1Limits response_limits_;
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_> connections_;
   uint64_t connection_ids_ = 0;
   uint32_t connection_count_ = 0;
