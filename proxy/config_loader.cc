@@ -119,15 +119,16 @@ absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
   ASSIGN_OR_RETURN(std::vector<Field> items, endpoints.Sequence());
   if (items.empty()) return endpoints.Error("needs at least one endpoint");
   for (const Field& item : items) {
-    Field address = item;
     EndpointConfig endpoint;
+    std::optional<Field> long_form;
     if (absl::StatusOr<std::string> text = item.Scalar(); !text.ok()) {
       // The long form: {address: host:port, standby: true}
       RETURN_IF_ERROR(item.ExpectMap({"address", "standby"}));
-      address = item.Child("address");
-      if (!address.present()) return address.Error("required");
+      long_form.emplace(item.Child("address"));
+      if (!long_form->present()) return long_form->Error("required");
       RETURN_IF_ERROR(item.Child("standby").Read(&endpoint.standby));
     }
+    const Field& address = long_form ? *long_form : item;
     ASSIGN_OR_RETURN(std::string text, address.Scalar());
     absl::StatusOr<EndpointConfig> parsed = ParseEndpoint(text);
     if (!parsed.ok()) return address.Error(parsed.status());

@@ -179,7 +179,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
     UpstreamEndpoint* picked =
         cluster_->balancer.Pick(context_->Random(), SystemClock().MonotonicNanos(), previous.get());
     if (!picked) {
-      Fail(503, "no endpoint", "every endpoint of the cluster is a standby");
+      Fail(503, "no endpoint", "the cluster has no endpoint to use (standbys or unresolved names)");
       return;
     }
     endpoint_ = picked->shared_from_this();

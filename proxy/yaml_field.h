@@ -25,6 +25,12 @@ namespace sluice {
 // A YAML node with the key path that leads to it, so every error can say where it is.
 class Field {
  public:
+  // Not assignable: assigning a YAML::Node writes into the document instead of rebinding.
+  Field(const Field&) = default;
+  Field(Field&&) = default;
+  Field& operator=(const Field&) = delete;
+  Field& operator=(Field&&) = delete;
+
   Field(YAML::Node node, std::string path, const std::string* source, int line)
       : node_(std::move(node)), path_(std::move(path)), source_(source), line_(line) {
     if (node_.IsDefined() && node_.Mark().line >= 0) line_ = node_.Mark().line + 1;

@@ -130,7 +130,10 @@ class Handler(socketserver.BaseRequestHandler):
         if origin.slots is not None:
             with origin.slots:
                 time.sleep(origin.service_ms / 1000.0)
-        if path == "/echo":
+        if path == "/health":
+            status = origin.health_status
+            self.simple(status, b"health %d\n" % status, reason=b"X")
+        elif path == "/echo":
             self.simple(200, req.body)
         elif path == "/sink":
             self.simple(200, str(req.body_length).encode())
@@ -210,6 +213,7 @@ class Origin:
         # `service_ms`; the rest queue, so latency grows with load like a real saturated origin.
         self.slots = threading.Semaphore(capacity) if capacity else None
         self.service_ms = service_ms
+        self.health_status = 200
         self.name = name
         self.close_after = close_after
         self.drop_reused = drop_reused

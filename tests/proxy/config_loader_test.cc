@@ -234,3 +234,92 @@ TEST(ConfigLoaderFiltersTest, ShedNeedsAClusterLimit) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+constexpr char kResilience[] = R"(
+listeners: [{address: 127.0.0.1:1}]
+clusters:
+  - name: app
+    endpoints:
+      - 127.0.0.1:2
+      - {address: origin.internal:8080, standby: true}
+    outlier_detection: {consecutive_failures: 3, base_ejection: 1s, max_ejection: 10s, max_ejection_percent: 40}
+    health_check: {path: /ping, interval: 2s, timeout: 500ms, rise: 1, fall: 2}
+    circuit_breakers: {max_connections: 100, max_pending: 10, max_requests: 50}
+    retry_budget: {ratio: 0.3, min_retries: 5}
+    panic_threshold: 30
+    inject_standby: true
+    slow_start: 20s
+    dns_refresh: 10s
+routes:
+  - cluster: app
+    filters:
+      - retry:
+          attempts: 4
+          on: [connect_failure, gateway_error, 500]
+          methods: any
+          replay_buffer: 16KiB
+          per_try_timeout: 1s
+          backoff: {base: 10ms, max: 100ms}
+)";
+
+TEST(ConfigLoaderResilienceTest, ParsesEverything) {
+  auto config = ParseConfig(kResilience, "r.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const ClusterConfig& c = (*config)->clusters[0];
+  ASSERT_EQ(c.endpoints.size(), 2u);
+  EXPECT_EQ(c.endpoints[1].host, "origin.internal");
+  EXPECT_EQ(c.endpoints[1].port, 8080);
+  EXPECT_TRUE(c.endpoints[1].standby);
+  EXPECT_EQ(c.outlier.consecutive_failures, 3u);
+  EXPECT_EQ(c.outlier.max_ejection_percent, 40u);
+  ASSERT_TRUE(c.health_check.has_value());
+  EXPECT_EQ(c.health_check->path, "/ping");
+  EXPECT_EQ(c.health_check->fall, 2u);
+  EXPECT_EQ(c.breakers.max_pending, 10u);
+  EXPECT_DOUBLE_EQ(c.retry_budget.ratio, 0.3);
+  EXPECT_EQ(c.panic_threshold_percent, 30u);
+  EXPECT_TRUE(c.inject_standby);
+  EXPECT_EQ(c.slow_start, absl::Seconds(20));
+  const auto& retry = std::get<RetryConfig>((*config)->routes[0].filters[0]);
+  EXPECT_EQ(retry.attempts, 4u);
+  EXPECT_TRUE(retry.on_connect_failure);
+  EXPECT_FALSE(retry.on_reset);
+  EXPECT_EQ(retry.status_codes, std::vector<int>{500});
+  EXPECT_TRUE(retry.any_method);
+  EXPECT_EQ(retry.replay_buffer, 16u * 1024);
+  EXPECT_EQ(retry.per_try_timeout_ns, 1000000000);
+  EXPECT_EQ(retry.backoff_max_ns, 100000000);
+}
+
+TEST(ConfigLoaderResilienceTest, Errors) {
+  struct Case {
+    std::string from, to, message;
+  };
+  std::vector<Case> cases = {
+      {"on: [connect_failure, gateway_error, 500]", "on: [sometimes]", "retry.on[0]: must be"},
+      {"methods: any", "methods: some", "methods: must be idempotent or any"},
+      {"attempts: 4", "attempts: 50", "attempts: must be 1..10"},
+      {"path: /ping", "path: ping", "health_check.path: must start with /"},
+      {"timeout: 500ms", "timeout: 5s", "health_check.timeout: must be shorter than interval"},
+      {"max_ejection: 10s", "max_ejection: 100ms", "must not be below base_ejection"},
+      {"127.0.0.1:2", "bad host!:2", "neither an IP address nor a host name"},
+      {"origin.internal:8080", "origin.internal:0", "invalid port"},
+      {"panic_threshold: 30", "panic_threshold: 130", "panic_threshold: must be 0..100"},
+  };
+  for (const Case& c : cases) {
+    std::string yaml = kResilience;
+    size_t at = yaml.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    yaml.replace(at, c.from.size(), c.to);
+    auto config = ParseConfig(yaml, "r.yaml");
+    ASSERT_FALSE(config.ok()) << c.to;
+    EXPECT_NE(config.status().message().find(c.message), std::string::npos)
+        << config.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace sluice
