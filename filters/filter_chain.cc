@@ -47,8 +47,10 @@ FilterStatus FilterRun::Resume(FilterRequest& request, FilterStatus status) {
 FilterStatus FilterRun::RunUpstreamError(FilterRequest& request) {
   if (!chain_ || completed_) return FilterStatus::kContinue;
   for (size_t i = started_; i-- > 0;) {
-    FilterStatus status = chain_->at(i).OnUpstreamError(request, slots_[i]);
-    if (status == FilterStatus::kRetry) return status;
+    if (chain_->at(i).OnUpstreamError(request, slots_[i]) == FilterStatus::kRetry) {
+      retry_at_ = static_cast<uint8_t>(i);
+      return FilterStatus::kRetry;
+    }
   }
   return FilterStatus::kContinue;
 }
@@ -56,10 +58,22 @@ FilterStatus FilterRun::RunUpstreamError(FilterRequest& request) {
 FilterStatus FilterRun::RunResponseHead(FilterRequest& request, ResponseHead& response) {
   if (!chain_ || completed_) return FilterStatus::kContinue;
   for (size_t i = started_; i-- > 0;) {
-    FilterStatus status = chain_->at(i).OnResponseHead(request, response, slots_[i]);
-    if (status == FilterStatus::kRetry) return status;
+    if (chain_->at(i).OnResponseHead(request, response, slots_[i]) == FilterStatus::kRetry) {
+      retry_at_ = static_cast<uint8_t>(i);
+      return FilterStatus::kRetry;
+    }
   }
   return FilterStatus::kContinue;
+}
+
+void FilterRun::FinishUpstreamError(FilterRequest& request) {
+  if (!chain_ || completed_) return;
+  for (size_t i = retry_at_; i-- > 0;) chain_->at(i).OnUpstreamError(request, slots_[i]);
+}
+
+void FilterRun::FinishResponseHead(FilterRequest& request, ResponseHead& response) {
+  if (!chain_ || completed_) return;
+  for (size_t i = retry_at_; i-- > 0;) chain_->at(i).OnResponseHead(request, response, slots_[i]);
 }
 
 void FilterRun::RunRequestBody(FilterRequest& request, std::string_view data) {

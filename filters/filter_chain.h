@@ -42,9 +42,14 @@ class FilterRun {
   FilterStatus RunRequestHead(FilterRequest& request);
   // A paused filter resumed with `status`: kContinue runs the rest, kRespond stops.
   FilterStatus Resume(FilterRequest& request, FilterStatus status);
-  // Reverse order over the filters that ran; the first answer other than kContinue wins.
+  // Reverse order over the filters that ran; a filter answering kRetry stops the walk, so the
+  // filters after it do not see a response (or error) that is about to be discarded.
   FilterStatus RunUpstreamError(FilterRequest& request);
   FilterStatus RunResponseHead(FilterRequest& request, ResponseHead& response);
+  // When the retry asked for cannot happen (budget, attempts, a body not replayable), the
+  // filters the walk skipped still see the error or response that stands; kRetry is ignored.
+  void FinishUpstreamError(FilterRequest& request);
+  void FinishResponseHead(FilterRequest& request, ResponseHead& response);
   void RunRequestBody(FilterRequest& request, std::string_view data);
   void RunResponseBody(FilterRequest& request, std::string_view data);
   // OnComplete for every filter that ran, in reverse order. Once; later calls do nothing.
@@ -56,8 +61,9 @@ class FilterRun {
 
  private:
   const FilterChain* chain_ = nullptr;
-  uint8_t next_ = 0;     // the next filter whose OnRequestHead runs
-  uint8_t started_ = 0;  // filters whose OnRequestHead ran
+  uint8_t next_ = 0;      // the next filter whose OnRequestHead runs
+  uint8_t started_ = 0;   // filters whose OnRequestHead ran
+  uint8_t retry_at_ = 0;  // the filter that answered kRetry in the last reverse walk
   bool paused_ = false;
   bool completed_ = false;
   FilterSlot slots_[kMaxFiltersPerChain];

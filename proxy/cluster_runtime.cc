@@ -18,7 +18,7 @@ ClusterRuntime::ClusterRuntime(const ClusterConfig& c,
                                int workers)
     : config(c),
       balancer(c.balancer, std::move(endpoints), c.panic_threshold_percent),
-      outliers_(c.outlier),
+      outliers_(c.outlier, c.slow_start),
       max_connections_(PerWorker(c.breakers.max_connections, workers)),
       max_pending_(PerWorker(c.breakers.max_pending, workers)),
       max_requests_(PerWorker(c.breakers.max_requests, workers)),

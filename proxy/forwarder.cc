@@ -164,7 +164,7 @@ void Forwarder::ReleaseCluster() {
 void Forwarder::Dispatch(bool fresh_connection) {
   if (!request_counted_) {
     if (const char* full = cluster_->AdmitRequest()) {
-      Fail(503, "overflow", full);
+      Overflow(full);
       return;
     }
     cluster_->RequestStarted();
@@ -204,7 +204,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
     }
   }
   if (const char* full = cluster_->AdmitConnect()) {
-    Fail(503, "overflow", full);
+    Overflow(full);
     return;
   }
   int error = 0;
@@ -333,9 +333,9 @@ void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
   if (!stream_) return;
   const Config& config = *snapshot_->config;
   PrepareDownstreamResponse(*head, config.proxy);
-  if (head->status != 101 && run_.RunResponseHead(filter_, *head) == FilterStatus::kRetry &&
-      TryRetry()) {
-    return;
+  if (head->status != 101 && run_.RunResponseHead(filter_, *head) == FilterStatus::kRetry) {
+    if (TryRetry()) return;
+    run_.FinishResponseHead(filter_, *head);
   }
   if (!filter_.context.keep_request_body) std::string().swap(replay_);
   if (head->status == 101) {
@@ -438,10 +438,13 @@ void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* wha
     outcome_.upstream_failed = true;
   }
   filter_.context.last_failure = kind;
-  if (run_.RunUpstreamError(filter_) == FilterStatus::kRetry && TryRetry()) {
-    LOG_DEBUG("%s %s%s: %s (%s); a filter asked for another attempt", request_->method_text,
-              request_->authority, request_->path, what, detail);
-    return;
+  if (run_.RunUpstreamError(filter_) == FilterStatus::kRetry) {
+    if (TryRetry()) {
+      LOG_DEBUG("%s %s%s: %s (%s); a filter asked for another attempt", request_->method_text,
+                request_->authority, request_->path, what, detail);
+      return;
+    }
+    run_.FinishUpstreamError(filter_);
   }
   Fail(status, what, detail);
 }
@@ -515,6 +518,15 @@ void Forwarder::Fail(int status, const char* what, const char* detail) {
            request_->path, endpoint_ ? endpoint_->name() : std::string("-"), what, detail);
   DropUpstream();
   RespondLocal(status, absl::StrFormat("%d %s\n", status, ReasonPhrase(status)));
+}
+
+void Forwarder::Overflow(const char* why) {
+  // Counted by the cluster; under a storm a warning per request would flood the log.
+  LOG_DEBUG("503 %s %s%s: %s", request_->method_text, request_->authority, request_->path, why);
+  DropUpstream();
+  HeaderMap headers;
+  headers.Add("Retry-After", "1");
+  RespondLocal(503, "503 Service Unavailable\n", &headers);
 }
 
 void Forwarder::RespondLocal(int status, std::string_view body, const HeaderMap* headers) {

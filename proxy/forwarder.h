@@ -71,6 +71,8 @@ class Forwarder final : public ServerStreamHandler,
   void DropUpstream();
   // Answers with a short plain-text error (or resets when a response already started).
   void Fail(int status, const char* what, const char* detail);
+  // A circuit breaker said no: an immediate 503 with Retry-After.
+  void Overflow(const char* why);
   void RespondLocal(int status, std::string_view body, const HeaderMap* headers = nullptr);
   bool KeepReplay() const { return upstream_reused_ || filter_.context.keep_request_body; }
   bool Idempotent() const;

@@ -4,11 +4,12 @@
 
 namespace sluice {
 
-OutlierDetector::OutlierDetector(const OutlierConfig& config)
+OutlierDetector::OutlierDetector(const OutlierConfig& config, absl::Duration slow_start)
     : threshold_(config.consecutive_failures),
       base_ns_(absl::ToInt64Nanoseconds(config.base_ejection)),
       max_ns_(absl::ToInt64Nanoseconds(config.max_ejection)),
-      max_percent_(config.max_ejection_percent) {}
+      max_percent_(config.max_ejection_percent),
+      slow_start_ns_(absl::ToInt64Nanoseconds(slow_start)) {}
 
 void OutlierDetector::OnSuccess(UpstreamEndpoint& endpoint, int64_t now_ns) {
   endpoint.consecutive_failures = 0;
@@ -30,6 +31,8 @@ bool OutlierDetector::OnFailure(UpstreamEndpoint& endpoint,
   int64_t duration = std::min(max_ns_, base_ns_ * static_cast<int64_t>(endpoint.times_ejected));
   endpoint.ejected_until_ns_ = now_ns + duration;
   endpoint.last_ejection_end_ns = endpoint.ejected_until_ns_;
+  // Readmitted with a trickle, not the full share that made it fail.
+  if (slow_start_ns_ > 0) endpoint.StartSlowStart(endpoint.ejected_until_ns_, slow_start_ns_);
   ++ejections_;
   return true;
 }

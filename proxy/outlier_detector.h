@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "proxy/config.h"
 #include "proxy/upstream_endpoint.h"
 
@@ -17,7 +18,9 @@ namespace sluice {
 
 class OutlierDetector {
  public:
-  explicit OutlierDetector(const OutlierConfig& config);
+  // `slow_start`: an endpoint back from an ejection ramps up over this window (0: at once).
+  explicit OutlierDetector(const OutlierConfig& config,
+                           absl::Duration slow_start = absl::ZeroDuration());
 
   void OnSuccess(UpstreamEndpoint& endpoint, int64_t now_ns);
   // True when this failure ejected the endpoint.
@@ -30,6 +33,7 @@ class OutlierDetector {
   int64_t base_ns_;
   int64_t max_ns_;
   uint32_t max_percent_;
+  int64_t slow_start_ns_;
   uint64_t ejections_ = 0;
 };
 

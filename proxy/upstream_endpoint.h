@@ -49,6 +49,11 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   // The last verdict of the active health checks (healthy until told otherwise).
   bool healthy() const { return healthy_; }
   void set_healthy(bool healthy) { healthy_ = healthy; }
+  // A new verdict; passing again after failing starts a slow start of `slow_start_ns`.
+  void SetHealthy(bool healthy, int64_t now_ns, int64_t slow_start_ns) {
+    if (healthy && !healthy_ && slow_start_ns > 0) StartSlowStart(now_ns, slow_start_ns);
+    healthy_ = healthy;
+  }
   // Passive outlier detection (proxy/outlier_detector.h).
   bool ejected(int64_t now_ns) const { return now_ns < ejected_until_ns_; }
   bool available(int64_t now_ns) const { return !standby_ && healthy_ && !ejected(now_ns); }

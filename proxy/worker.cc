@@ -194,9 +194,13 @@ void Worker::UpdateResolved(const std::string& cluster_name, const std::string& 
 void Worker::UpdateHealth(const std::string& cluster_name, const SocketAddress& address,
                           bool healthy) {
   health_[cluster_name + "|" + address.ToString()] = healthy;
-  if (auto it = endpoints_.find(cluster_name + "|" + address.ToString()); it != endpoints_.end()) {
-    it->second->set_healthy(healthy);
+  auto it = endpoints_.find(cluster_name + "|" + address.ToString());
+  if (it == endpoints_.end()) return;
+  int64_t slow_start = 0;
+  for (const ClusterConfig& cluster : snapshot_->config->clusters) {
+    if (cluster.name == cluster_name) slow_start = absl::ToInt64Nanoseconds(cluster.slow_start);
   }
+  it->second->SetHealthy(healthy, SystemClock().MonotonicNanos(), slow_start);
 }
 
 void Worker::OpenListeners(std::vector<ListenerSocket> sockets) {

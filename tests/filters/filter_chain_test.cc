@@ -109,6 +109,29 @@ TEST(FilterChainTest, RetryFromResponseOrErrorWins) {
   EXPECT_EQ(run.RunUpstreamError(request.get()), FilterStatus::kRetry);
 }
 
+TEST(FilterChainTest, ARetryThatCannotHappenStillReachesTheSkippedFilters) {
+  std::vector<std::string> log;
+  FilterChain chain;
+  chain.Add(std::make_unique<Scripted>("a", &log, FilterStatus::kContinue));
+  chain.Add(
+      std::make_unique<Scripted>("retry", &log, FilterStatus::kContinue, FilterStatus::kRetry));
+  chain.Add(std::make_unique<Scripted>("c", &log, FilterStatus::kContinue));
+  TestRequest request;
+  FilterRun run;
+  run.Start(&chain);
+  run.RunRequestHead(request.get());
+  log.clear();
+  ResponseHeadPtr response = MakeResponseHead();
+  EXPECT_EQ(run.RunResponseHead(request.get(), *response), FilterStatus::kRetry);
+  EXPECT_EQ(log, (std::vector<std::string>{"c.response", "retry.response"}));
+  run.FinishResponseHead(request.get(), *response);  // e.g. the retry budget said no
+  EXPECT_EQ(log, (std::vector<std::string>{"c.response", "retry.response", "a.response"}));
+  log.clear();
+  EXPECT_EQ(run.RunUpstreamError(request.get()), FilterStatus::kRetry);
+  run.FinishUpstreamError(request.get());
+  EXPECT_EQ(log, (std::vector<std::string>{"c.error", "retry.error", "a.error"}));
+}
+
 TEST(FilterChainTest, EmptyChainPasses) {
   FilterChain chain;
   TestRequest request;

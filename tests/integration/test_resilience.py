@@ -188,7 +188,9 @@ class Breakers(ProxyTestCase):
         c = self.client(proxy.port)
         started = time.monotonic()
         c.send(b"GET /third HTTP/1.1\r\nHost: a\r\n\r\n")
-        self.assertEqual(c.read_response()[0], 503)
+        status, headers, _ = c.read_response()
+        self.assertEqual(status, 503)
+        self.assertEqual(headers.get("retry-after"), ["1"])
         self.assertLess(time.monotonic() - started, 0.5)
         self.assertTrue(proxy.wait_for_log("circuit breaker: too many requests in flight"))
         for b in busy:

@@ -74,6 +74,19 @@ TEST(LoadBalancerTest, EjectedAndUnhealthyEndpointsAreSkipped) {
   }
 }
 
+TEST(LoadBalancerTest, PassingHealthChecksAgainStartsASlowStart) {
+  TestLoop loop;
+  auto endpoints = Endpoints(loop.context(), 2);
+  endpoints[0]->SetHealthy(false, kNow, 10);
+  EXPECT_FALSE(endpoints[0]->available(kNow));
+  endpoints[0]->SetHealthy(true, kNow + 100, 1000);
+  EXPECT_TRUE(endpoints[0]->available(kNow + 100));
+  EXPECT_DOUBLE_EQ(endpoints[0]->Weight(kNow + 100), 0.1);
+  EXPECT_DOUBLE_EQ(endpoints[0]->Weight(kNow + 1100), 1.0);
+  endpoints[1]->SetHealthy(true, kNow, 1000);  // healthy all along: no ramp
+  EXPECT_DOUBLE_EQ(endpoints[1]->Weight(kNow), 1.0);
+}
+
 TEST(LoadBalancerTest, PanicModeUsesEveryoneWhenTooFewAreLeft) {
   TestLoop loop;
   auto endpoints = Endpoints(loop.context(), 4);

@@ -52,6 +52,21 @@ TEST_F(OutlierDetectorTest, EjectsAfterConsecutiveFailuresForGrowingTimes) {
   EXPECT_EQ(d.ejections(), 3u);
 }
 
+TEST_F(OutlierDetectorTest, ReadmittedEndpointRampsUpBySlowStart) {
+  OutlierDetector d(config_, absl::Seconds(10));
+  int64_t now = 100 * kSecond;
+  for (int i = 0; i < 3; ++i) Fail(d, 0, now);
+  int64_t back = now + 10 * kSecond;
+  ASSERT_TRUE(cluster_[0]->ejected(back - 1));
+  EXPECT_DOUBLE_EQ(cluster_[0]->Weight(back), 0.1);  // a trickle when it returns
+  EXPECT_NEAR(cluster_[0]->Weight(back + 5 * kSecond), 0.55, 1e-9);
+  EXPECT_DOUBLE_EQ(cluster_[0]->Weight(back + 10 * kSecond), 1.0);
+  // Without slow start it is back at full weight at once.
+  OutlierDetector plain(config_);
+  for (int i = 0; i < 3; ++i) Fail(plain, 1, now);
+  EXPECT_DOUBLE_EQ(cluster_[1]->Weight(back), 1.0);
+}
+
 TEST_F(OutlierDetectorTest, NeverEjectsMoreThanTheAllowedShare) {
   OutlierDetector d(config_);
   int64_t now = kSecond;
