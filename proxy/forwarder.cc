@@ -109,14 +109,14 @@ void Forwarder::Resume(FilterStatus status) {
   AfterRequestFilters(run_.Resume(filter_, status));
 }
 
-bool Forwarder::TryRetry() {
+bool Forwarder::TryRetry(bool reached_origin) {
   // Only while the client has seen nothing and every byte sent is at hand to send again.
   constexpr int kMaxAttempts = 10;
   if (!stream_ || stream_->response_started() || tunnel_ || !replayable_ ||
       filter_.context.attempts >= kMaxAttempts) {
     return false;
   }
-  if (!retry_counted_) {
+  if (!retry_counted_ && reached_origin) {
     // The budget keeps retries from multiplying an outage: a denied retry is an answer.
     if (!cluster_->AdmitRetry()) {
       LOG_DEBUG("%s %s%s: retry budget exhausted for cluster %s", request_->method_text,
@@ -334,7 +334,7 @@ void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
   const Config& config = *snapshot_->config;
   PrepareDownstreamResponse(*head, config.proxy);
   if (head->status != 101 && run_.RunResponseHead(filter_, *head) == FilterStatus::kRetry) {
-    if (TryRetry()) return;
+    if (TryRetry(true)) return;
     run_.FinishResponseHead(filter_, *head);
   }
   if (!filter_.context.keep_request_body) std::string().swap(replay_);
@@ -439,7 +439,7 @@ void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* wha
   }
   filter_.context.last_failure = kind;
   if (run_.RunUpstreamError(filter_) == FilterStatus::kRetry) {
-    if (TryRetry()) {
+    if (TryRetry(kind != UpstreamFailure::kConnect)) {
       LOG_DEBUG("%s %s%s: %s (%s); a filter asked for another attempt", request_->method_text,
                 request_->authority, request_->path, what, detail);
       return;

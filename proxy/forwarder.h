@@ -52,8 +52,10 @@ class Forwarder final : public ServerStreamHandler,
 
   // Acts on what the request filters decided: forward, answer, or wait.
   void AfterRequestFilters(FilterStatus status);
-  // A filter asked for another attempt: true if one was started.
-  bool TryRetry();
+  // A filter asked for another attempt: true if one was started. `reached_origin` is false
+  // when the failed attempt never got a connection: such a retry adds no work for the
+  // origins, so the retry budget does not limit it (attempts still do).
+  bool TryRetry(bool reached_origin);
   void CompleteFilters();
   // Upstream failed before the response began: a retry if a filter asks and it is possible,
   // otherwise `status` (502 or 504) with a log line.

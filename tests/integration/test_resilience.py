@@ -84,7 +84,8 @@ class DeadOrigins(ProxyTestCase):
         errors = [s for s in results if s != 200]
         print("\n%d GETs while an origin died: %d errors" % (len(results), len(errors)))
         self.assertGreater(len(results), 100)
-        self.assertEqual(errors, [])
+        why = [line for line in proxy.log_text().splitlines() if " warn " in line]
+        self.assertEqual(errors, [], "\n".join(why[-20:]))
         self.assertGreater(len(b.received()), 0)  # b did serve before it died
 
     def test_black_holed_endpoint_is_ejected_then_readmitted(self):

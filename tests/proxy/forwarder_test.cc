@@ -181,10 +181,11 @@ class ScriptedFilter : public Filter {
 class ForwarderTest : public ::testing::Test {
  protected:
   // A cluster of the given origins (round robin) behind one route with the scripted filter.
-  void Build(std::vector<SocketAddress> endpoints) {
+  void Build(std::vector<SocketAddress> endpoints, RetryBudgetConfig budget = {}) {
     auto config = std::make_shared<Config>();
     ClusterConfig cluster;
     cluster.name = "app";
+    cluster.retry_budget = budget;
     cluster.balancer = BalancerKind::kRoundRobin;
     cluster.connect_timeout = absl::Seconds(2);
     for (const SocketAddress& a : endpoints) {
@@ -323,6 +324,43 @@ TEST_F(ForwarderTest, NoRetryForABodyThatWasNotKept) {
   EXPECT_EQ(stream_.status, 502);
   EXPECT_TRUE(healthy.received().empty());
   EXPECT_TRUE(script_.last_outcome.upstream_failed);
+}
+
+// A loopback port that refuses connections: bound, then closed.
+SocketAddress RefusingAddress() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  socklen_t len = sizeof(sin);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
+  close(fd);
+  return *SocketAddress::Parse("127.0.0.1:" + std::to_string(ntohs(sin.sin_port)));
+}
+
+TEST_F(ForwarderTest, AnExhaustedBudgetLetsTheFailedAnswerStand) {
+  ThreadOrigin failing(503);
+  ThreadOrigin healthy(200);
+  script_.retry_on_503 = true;
+  Build({failing.address(), healthy.address()}, RetryBudgetConfig{0.0, 0});
+  Send("GET");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 503);
+  EXPECT_TRUE(healthy.received().empty());
+  EXPECT_EQ(snapshot_->clusters[0]->budget_denials(), 1u);
+}
+
+TEST_F(ForwarderTest, AConnectFailureIsRetriedOutsideTheBudget) {
+  // The request never reached an origin: another endpoint adds no work, so no budget needed.
+  ThreadOrigin healthy(200);
+  script_.retry_on_error = true;
+  Build({RefusingAddress(), healthy.address()}, RetryBudgetConfig{0.0, 0});
+  Send("GET");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 200);
+  EXPECT_EQ(healthy.received().size(), 1u);
+  EXPECT_EQ(snapshot_->clusters[0]->budget_denials(), 0u);
 }
 
 }  // namespace
