@@ -17,6 +17,7 @@
 #include "filters/filter_factory.h"
 #include "proxy/cidr.h"
 #include "proxy/path_normalizer.h"
+#include "proxy/steering_config.h"
 
 namespace sluice {
 
@@ -144,6 +145,7 @@ struct Config {
   LimitsConfig limits;
   TimeoutsConfig timeouts;
   ProxyOptions proxy;
+  SteeringConfig steering;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

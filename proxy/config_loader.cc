@@ -15,6 +15,7 @@
 #include "common/status_macros.h"
 #include "common/units.h"
 #include "proxy/filter_config_loader.h"
+#include "proxy/steering_config_loader.h"
 #include "proxy/yaml_field.h"
 #include "yaml-cpp/yaml.h"
 
@@ -283,7 +284,7 @@ absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out) {
 
 absl::Status ParseTopLevel(const Field& root, Config* config) {
   RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes",
-                                  "limits", "timeouts", "proxy"}));
+                                  "limits", "timeouts", "proxy", "steering"}));
   config->workers = 0;
   RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
   Field log_level = root.Child("log_level");
@@ -327,6 +328,10 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
       }
     }
     config->clusters.push_back(std::move(cluster));
+  }
+
+  if (Field f = root.Child("steering"); f.present()) {
+    RETURN_IF_ERROR(ParseSteering(f, BaseDir(config->source), config));
   }
 
   Field routes = root.Child("routes");

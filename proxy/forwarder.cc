@@ -51,6 +51,7 @@ bool Forwarder::Idempotent() const {
 void Forwarder::OnRequestHead(RequestHeadPtr head) {
   request_ = std::move(head);
   const Config& config = *snapshot_->config;
+  steering_ = snapshot_->steering;  // one table for the whole request
   RequestVerdict verdict = NormalizeRequest(request_.get(), config.proxy.path);
   if (!verdict.ok()) {
     LOG_INFO("downstream %s: %d %s", stream_->downstream().client.ToString(), verdict.status,
@@ -64,11 +65,12 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
     RespondLocal(404, "404 Not Found: no route for this host and path\n");
     return;
   }
-  cluster_ = snapshot_->clusters[route->cluster_index].get();
+  cluster_ = local_cluster_ = snapshot_->clusters[route->cluster_index].get();
   // An upgrade request is all head; what follows a 101 is the tunnel, not its body.
   if (request_->upgrade) request_complete_ = true;
+  if (steering_) CheckHopMarker();
   PrepareUpstreamRequest(*request_, config.proxy, stream_->downstream(), context_->Random(),
-                         context_->Random());
+                         context_->Random(), tunneled_in_);
   if (request_->has_body()) idle_timeout_.Arm(context_->Timeouts(config.timeouts.body_idle));
 
   size_t route_index = static_cast<size_t>(route - config.routes.data());
@@ -99,6 +101,7 @@ void Forwarder::AfterRequestFilters(FilterStatus status) {
     case FilterStatus::kContinue:
     case FilterStatus::kRetry:
       filters_waiting_ = false;
+      if (steering_) Steer();
       Dispatch(false);
       return;
   }
@@ -109,23 +112,29 @@ void Forwarder::Resume(FilterStatus status) {
   AfterRequestFilters(run_.Resume(filter_, status));
 }
 
-bool Forwarder::TryRetry(bool reached_origin) {
+bool Forwarder::CanAttemptAgain() const {
   // Only while the client has seen nothing and every byte sent is at hand to send again.
   constexpr int kMaxAttempts = 10;
-  if (!stream_ || stream_->response_started() || tunnel_ || !replayable_ ||
-      filter_.context.attempts >= kMaxAttempts) {
+  return stream_ && !stream_->response_started() && !tunnel_ && replayable_ &&
+         filter_.context.attempts < kMaxAttempts;
+}
+
+bool Forwarder::AdmitRetry(bool reached_origin) {
+  if (retry_counted_ || !reached_origin) return true;
+  // The budget keeps retries from multiplying an outage: a denied retry is an answer.
+  if (!cluster_->AdmitRetry()) {
+    LOG_DEBUG("%s %s%s: retry budget exhausted for cluster %s", request_->method_text,
+              request_->authority, request_->path, cluster_->config.name);
     return false;
   }
-  if (!retry_counted_ && reached_origin) {
-    // The budget keeps retries from multiplying an outage: a denied retry is an answer.
-    if (!cluster_->AdmitRetry()) {
-      LOG_DEBUG("%s %s%s: retry budget exhausted for cluster %s", request_->method_text,
-                request_->authority, request_->path, cluster_->config.name);
-      return false;
-    }
-    cluster_->RetryStarted();
-    retry_counted_ = true;
-  }
+  cluster_->RetryStarted();
+  retry_counted_ = true;
+  retry_cluster_ = cluster_;
+  return true;
+}
+
+bool Forwarder::TryRetry(bool reached_origin) {
+  if (!CanAttemptAgain() || !AdmitRetry(reached_origin)) return false;
   DropUpstream();
   response_started_ = false;
   int64_t delay_ns = filter_.context.retry_delay_ns;
@@ -152,7 +161,7 @@ void Forwarder::ReleaseCluster() {
     connecting_ = false;
   }
   if (retry_counted_) {
-    cluster_->RetryEnded();
+    retry_cluster_->RetryEnded();
     retry_counted_ = false;
   }
   if (request_counted_) {
@@ -179,6 +188,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
     UpstreamEndpoint* picked =
         cluster_->balancer.Pick(context_->Random(), SystemClock().MonotonicNanos(), previous.get());
     if (!picked) {
+      if (peer_region_ >= 0 && TryTunnelFallback(UpstreamFailure::kConnect)) return;
       Fail(503, "no endpoint", "the cluster has no endpoint to use (standbys or unresolved names)");
       return;
     }
@@ -194,6 +204,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
 
   upstream_head_.clear();
   SerializeUpstreamRequest(*request_, endpoint_->name(), &upstream_head_);
+  if (peer_region_ >= 0) AppendHopMarker();
 
   if (!fresh_connection) {
     if (UpstreamConnection* pooled = endpoint_->TakeIdle()) {
@@ -332,10 +343,18 @@ void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
   cluster_->ReportOutcome(*endpoint_, head->status >= 500, SystemClock().MonotonicNanos());
   if (!stream_) return;
   const Config& config = *snapshot_->config;
+  std::string_view peer_says;
+  if (peer_region_ >= 0) peer_says = head->headers.Get("sluice-region").value_or("");
+  std::string peer_region(peer_says);  // the header storage is rewritten below
   PrepareDownstreamResponse(*head, config.proxy);
+  if (steering_) AddRegionHeader(*head, peer_region);
   if (head->status != 101 && run_.RunResponseHead(filter_, *head) == FilterStatus::kRetry) {
     if (TryRetry(true)) return;
     run_.FinishResponseHead(filter_, *head);
+  }
+  if ((head->status == 502 || head->status == 503 || head->status == 504) && peer_region_ < 0 &&
+      TryFailover(true)) {
+    return;
   }
   if (!filter_.context.keep_request_body) std::string().swap(replay_);
   if (head->status == 101) {
@@ -446,6 +465,12 @@ void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* wha
     }
     run_.FinishUpstreamError(filter_);
   }
+  if (peer_region_ >= 0 ? TryTunnelFallback(kind)
+                        : TryFailover(kind != UpstreamFailure::kConnect)) {
+    LOG_DEBUG("%s %s%s: %s (%s); steered elsewhere", request_->method_text, request_->authority,
+              request_->path, what, detail);
+    return;
+  }
   Fail(status, what, detail);
 }
 
@@ -545,6 +570,7 @@ void Forwarder::RespondLocal(int status, std::string_view body, const HeaderMap*
     }
   }
   if (!has_type) head->headers.Add("Content-Type", "text/plain");
+  if (steering_) AddRegionHeader(head->headers);
   head->framing = BodyFraming::kContentLength;
   head->content_length = body.size();
   outcome_.status = status;

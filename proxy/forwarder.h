@@ -8,6 +8,12 @@
 // response byte arrived, the request is idempotent (RFC 9110 section 9.2.2, or it carries an
 // Idempotency-Key) and every byte sent is still at hand (body within the replay buffer).
 //
+// With steering configured, the steering decision (steering/decision.h) picks the region after
+// the request filters: the route's cluster locally, or the peer region's sluice through a
+// tunnel (its "region:<name>" cluster, with a signed sluice-hop marker). A tunnel that fails
+// falls back to the next savior or to local; a request the local region fails goes once to a
+// savior (Isthmus). Every response then says which region served it (sluice-region).
+//
 // Owned by the downstream codec as the stream's handler; loop thread only.
 #ifndef SLUICE_PROXY_FORWARDER_H_
 #define SLUICE_PROXY_FORWARDER_H_
@@ -16,6 +22,7 @@
 
 #include "filters/filter_chain.h"
 #include "proxy/http_codec.h"
+#include "proxy/steering_inputs.h"
 #include "proxy/timeout_queue.h"
 #include "proxy/upstream_connection.h"
 #include "proxy/worker_snapshot.h"
@@ -56,6 +63,31 @@ class Forwarder final : public ServerStreamHandler,
   // when the failed attempt never got a connection: such a retry adds no work for the
   // origins, so the retry budget does not limit it (attempts still do).
   bool TryRetry(bool reached_origin);
+  // Whether another attempt is possible at all: the client has seen nothing, the body sent so
+  // far is at hand, and the attempts are not used up.
+  bool CanAttemptAgain() const;
+  // Counts a retry against the budget of the cluster that failed (once per request). False
+  // when the budget says no.
+  bool AdmitRetry(bool reached_origin);
+
+  // --- Steering (proxy/forwarder_steering.cc) ---
+  // Verifies a sluice-hop marker before the request's sluice-* fields are dropped.
+  void CheckHopMarker();
+  // After the request filters: local, a tunnel to a peer region, or (Isthmus) a savior when
+  // the local cluster has no endpoint available.
+  void Steer();
+  // The region the current attempt tunneled to failed: the next savior, or local.
+  bool TryTunnelFallback(UpstreamFailure kind);
+  // Isthmus: the local region failed this request; once, through a tunnel to a savior.
+  bool TryFailover(bool reached_origin);
+  // Another attempt in `region` (-1 or the local region: the route's cluster), now.
+  bool Redispatch(bool reached_origin, int region);
+  void UseRegion(int region);
+  uint64_t UnreachableRegions() const;
+  void AppendHopMarker();
+  // sluice-region on a response: the peer's own when it came through a tunnel.
+  void AddRegionHeader(ResponseHead& head, std::string_view peer_says);
+  void AddRegionHeader(HeaderMap& headers);
   void CompleteFilters();
   // Upstream failed before the response began: a retry if a filter asks and it is possible,
   // otherwise `status` (502 or 504) with a log line.
@@ -88,7 +120,9 @@ class Forwarder final : public ServerStreamHandler,
   FilterRequest filter_;  // the request as the route's filters see it
   FilterRun run_;
   FilterOutcome outcome_;
-  ClusterRuntime* cluster_ = nullptr;
+  ClusterRuntime* cluster_ = nullptr;           // of the current attempt
+  ClusterRuntime* local_cluster_ = nullptr;     // the route's cluster
+  ClusterRuntime* retry_cluster_ = nullptr;     // where retry_counted_ counts
   std::shared_ptr<UpstreamEndpoint> endpoint_;  // of the current (or last) attempt
   UpstreamConnection* upstream_ = nullptr;
   std::string upstream_head_;  // the serialized request head, kept for a replay
@@ -115,6 +149,15 @@ class Forwarder final : public ServerStreamHandler,
   bool tunnel_client_done_ = false;
   bool upstream_paused_ = false;
   bool downstream_paused_ = false;
+
+  // Steering: null table when steering is off.
+  SteeringTablePtr steering_;
+  MemberRequest member_;
+  MemberIdBuffer member_buffer_;
+  int peer_region_ = -1;         // the region the current attempt tunnels to; -1: local
+  uint64_t failed_regions_ = 0;  // regions whose tunnel failed this request
+  bool tunneled_in_ = false;     // a verified hop marker: served here, never tunneled again
+  bool failed_over_ = false;     // the Isthmus attempt was made
 };
 
 }  // namespace sluice

@@ -23,8 +23,8 @@ std::string FormatRequestId(uint64_t hi, uint64_t lo) {
 
 void PrepareUpstreamRequest(RequestHead& head, const ProxyOptions& options,
                             const DownstreamInfo& downstream, uint64_t random_hi,
-                            uint64_t random_lo) {
-  const bool trusted = options.trusted_proxies.Contains(downstream.client);
+                            uint64_t random_lo, bool trusted_peer) {
+  const bool trusted = trusted_peer || options.trusted_proxies.Contains(downstream.client);
   const bool append_xff = trusted || options.forwarded_for == ForwardedForMode::kAppend;
 
   // Collect what survives of the old X-Forwarded-For before removing the fields.

@@ -17,9 +17,11 @@ namespace sluice {
 
 // Rewrites a client's request head in place into the head to send upstream. `random_hi/lo`
 // seed the request id when one is generated.
+// `trusted_peer`: the request came from a peer region's sluice through a verified tunnel, so
+// its X-Forwarded-For and X-Forwarded-Proto are kept as from a trusted proxy.
 void PrepareUpstreamRequest(RequestHead& head, const ProxyOptions& options,
                             const DownstreamInfo& downstream, uint64_t random_hi,
-                            uint64_t random_lo);
+                            uint64_t random_lo, bool trusted_peer = false);
 
 // Serializes the prepared head for an HTTP/1.1 origin: origin-form target, the framing of the
 // body as it will be sent (`framing`), "Connection: upgrade" for an upgrade. `default_host`

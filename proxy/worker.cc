@@ -126,7 +126,15 @@ void Worker::BuildSnapshot(ConfigPtr config) {
     snapshot->max_connections = std::max<uint32_t>(
         1, (config->limits.max_connections + config->workers - 1) / config->workers);
   }
+  if (config->steering.enabled) {
+    snapshot->steering = config->steering.table;
+    snapshot->steering_stats = &steering_stats_;
+  }
   snapshot_ = std::move(snapshot);
+}
+
+void Worker::SetSteeringTable(SteeringTablePtr table) {
+  if (snapshot_ && snapshot_->steering) snapshot_->steering = std::move(table);
 }
 
 std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(

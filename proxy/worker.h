@@ -54,6 +54,10 @@ class Worker {
   void UpdateHealth(const std::string& cluster, const SocketAddress& address, bool healthy);
   // A JWKS file changed: new keys for the auth filters that read it.
   void UpdateKeys(const std::string& path, std::shared_ptr<const JsonWebKeySet> keys);
+  // A new steering table (the control thread's, or the configuration's on a reload): requests
+  // that start from now on use it.
+  void SetSteeringTable(SteeringTablePtr table);
+  const SteeringStats& steering_stats() const { return steering_stats_; }
   // Stops accepting, lets exchanges in progress finish, then ends the loop.
   void BeginDrain();
   // Closes every connection now (the drain timeout passed).
@@ -101,6 +105,7 @@ class Worker {
   KeySlots key_slots_;                                          // JWKS keys in force, by file
   std::map<std::string, std::vector<SocketAddress>> resolved_;  // "cluster|host:port"
   std::map<std::string, bool> health_;  // "cluster|address": last active check verdict
+  SteeringStats steering_stats_;
   Http1Limits response_limits_;
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_> connections_;
   uint64_t connection_ids_ = 0;

@@ -17,6 +17,17 @@
 
 namespace sluice {
 
+// A worker's steering counters (summed by /metrics later). Owned by the worker, so they
+// survive reloads; loop thread only.
+struct SteeringStats {
+  uint64_t served_local = 0;
+  uint64_t tunneled_out[kMaxRegions] = {};  // by region index
+  uint64_t tunneled_in = 0;
+  uint64_t hop_rejected[5] = {};  // by HopVerdict
+  uint64_t fallbacks = 0;         // a tunnel failed: next savior or local
+  uint64_t failovers = 0;         // Isthmus: the local region failed a request
+};
+
 struct WorkerSnapshot {
   explicit WorkerSnapshot(ConfigPtr c) : config(std::move(c)), router(config->routes) {}
   ConfigPtr config;
@@ -28,6 +39,8 @@ struct WorkerSnapshot {
   std::vector<FilterChain> chains;  // indexed like config->routes
   Http1Limits request_limits;
   uint32_t max_connections = 0;  // this worker's share of limits.max_connections; 0: none
+  SteeringTablePtr steering;     // null when steering is off
+  SteeringStats* steering_stats = nullptr;
 };
 
 using WorkerSnapshotPtr = std::shared_ptr<WorkerSnapshot>;

@@ -46,6 +46,7 @@ class Field {
   }
 
   bool present() const { return node_.IsDefined() && !node_.IsNull(); }
+  bool IsScalar() const { return node_.IsScalar(); }
   const std::string& path() const { return path_; }
   int line() const { return line_; }
 

@@ -1,0 +1,100 @@
+#include "steering/decision.h"
+
+#include <cmath>
+
+namespace sluice {
+namespace {
+
+// u in (0, 1) from the top 53 bits: never 0 (log would be -inf) and never 1 (log would be 0).
+double RendezvousScore(uint64_t hash, uint32_t weight) {
+  double u = (static_cast<double>(hash >> 11) + 0.5) * 0x1.0p-53;
+  return static_cast<double>(weight) / -std::log(u);
+}
+
+bool Skipped(const SteeringTable& table, int candidate, int from, uint64_t skip) {
+  return candidate == from || (skip & RegionBit(candidate)) != 0 || table.evacuating(candidate) ||
+         !table.region(candidate).healthy;
+}
+
+}  // namespace
+
+const char* SteeringReasonName(SteeringReason reason) {
+  switch (reason) {
+    case SteeringReason::kLocal:
+      return "local";
+    case SteeringReason::kTunneledIn:
+      return "tunneled_in";
+    case SteeringReason::kHome:
+      return "home";
+    case SteeringReason::kEvacuated:
+      return "evacuated";
+    case SteeringReason::kStayed:
+      return "stayed";
+    case SteeringReason::kUnreachable:
+      return "unreachable";
+  }
+  return "unknown";
+}
+
+uint32_t MemberBucket(const SteeringTable& table, int region, std::string_view member) {
+  return static_cast<uint32_t>(SipHash24(table.region(region).bucket_key, member) % kBasisPoints);
+}
+
+int PickSavior(const SteeringTable& table, int region, std::string_view member, int cohort,
+               uint64_t skip) {
+  int best = -1;
+  double best_score = 0;
+  for (const SaviorWeight& s : table.SaviorsFor(region, cohort)) {
+    if (Skipped(table, s.region, region, skip)) continue;
+    double score = RendezvousScore(SipHash24(table.region(s.region).savior_key, member), s.weight);
+    if (best < 0 || score > best_score) {
+      best = s.region;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+int PickFailoverRegion(const SteeringTable& table, std::string_view member, int cohort,
+                       uint64_t skip) {
+  const int local = table.local();
+  if (!table.SaviorsFor(local, cohort).empty()) {
+    int savior = PickSavior(table, local, member, cohort, skip);
+    if (savior >= 0) return savior;
+  }
+  int best = -1;
+  double best_score = 0;
+  for (int r = 0; r < table.region_count(); ++r) {
+    if (Skipped(table, r, local, skip)) continue;
+    double score = RendezvousScore(SipHash24(table.region(r).savior_key, member), 1);
+    if (best < 0 || score > best_score) {
+      best = r;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request) {
+  const int local = table.local();
+  if (request.tunneled_in) return {local, false, SteeringReason::kTunneledIn};
+  int target = local;
+  SteeringReason reason = SteeringReason::kLocal;
+  if (table.misrouted() == MisroutedMode::kProxyHome && request.home >= 0 &&
+      request.home < table.region_count() && request.home != local) {
+    target = request.home;
+    reason = SteeringReason::kHome;
+  }
+  const RegionRow& row = table.region(target);
+  if (row.evacuated_bp > 0 && MemberBucket(table, target, request.member) < row.evacuated_bp) {
+    int savior = PickSavior(table, target, request.member, request.cohort, request.unreachable);
+    if (savior >= 0) return {savior, savior != local, SteeringReason::kEvacuated};
+    reason = SteeringReason::kStayed;
+  }
+  if (target != local && (request.unreachable & RegionBit(target)) != 0) {
+    return {local, false, SteeringReason::kUnreachable};
+  }
+  return {target, target != local, reason};
+}
+
+}  // namespace sluice

@@ -1,0 +1,29 @@
+// SipHash-2-4 (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012): a keyed
+// 64-bit hash that is the same on every machine, process and version. Steering hashes member
+// ids with it, so a member gets the same answer on every node that has the same table; never
+// absl::Hash or std::hash, which are seeded per process.
+#ifndef SLUICE_STEERING_SIPHASH_H_
+#define SLUICE_STEERING_SIPHASH_H_
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace sluice {
+
+// The 128-bit key as two little-endian 64-bit words (bytes 0..7 and 8..15).
+struct SipKey {
+  uint64_t k0 = 0;
+  uint64_t k1 = 0;
+
+  static SipKey FromBytes(const std::array<uint8_t, 16>& bytes);
+  // The first 16 bytes of SHA-256(domain || 0x00 || salt): how steering turns a configured
+  // salt into keys, with a different domain for each use so the hashes are independent.
+  static SipKey Derive(std::string_view domain, std::string_view salt);
+};
+
+uint64_t SipHash24(const SipKey& key, std::string_view data);
+
+}  // namespace sluice
+
+#endif  // SLUICE_STEERING_SIPHASH_H_
