@@ -1,28 +1,12 @@
 // Cost of a full filter chain per request once warm: auth (a cached HS256 token), shed, rate
 // limit and header rules, request and response side, plus completion. Also counts heap
 // allocations: the target is none per request.
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <string>
 
+#include "bench/allocation_counter.h"
 #include "benchmark/benchmark.h"
 #include "filters/filter_chain.h"
 #include "filters/filter_factory.h"
-
-namespace {
-std::atomic<uint64_t> g_allocations{0};
-}  // namespace
-
-// Counting allocator for this benchmark binary (the replaced operators pair malloc and free).
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace sluice {
 namespace {
@@ -77,7 +61,7 @@ void BM_FullFilterChain(benchmark::State& state) {
   uint64_t allocations_before = 0;
   int64_t warm = 0;
   for (auto _ : state) {
-    if (warm++ == 100) allocations_before = g_allocations.load();
+    if (warm++ == 100) allocations_before = AllocationCount();
     head->headers.Clear();
     head->headers.Add("Host", "www.example.com");
     head->headers.Add("Authorization", authorization);
@@ -93,7 +77,7 @@ void BM_FullFilterChain(benchmark::State& state) {
     run.RunResponseHead(request, *response);
     run.Complete(request, outcome);
   }
-  uint64_t allocations = g_allocations.load() - allocations_before;
+  uint64_t allocations = AllocationCount() - allocations_before;
   state.counters["allocs_per_request"] =
       benchmark::Counter(static_cast<double>(allocations) / std::max<int64_t>(1, warm - 100));
 }

@@ -9,9 +9,13 @@
 namespace sluice {
 namespace {
 
-std::string_view QueryWithoutMark(std::string_view query) {
+// The request line as SerializeUpstreamRequest writes it: an empty path is "/".
+HopRequestLine LineOf(const RequestHead& request) {
+  std::string_view path = request.path;
+  if (path.empty()) path = "/";
+  std::string_view query = request.query;
   if (!query.empty() && query.front() == '?') query.remove_prefix(1);
-  return query;
+  return HopRequestLine{request.method_text, path, query};
 }
 
 }  // namespace
@@ -33,8 +37,7 @@ void Forwarder::CheckHopMarker() {
   HopVerdict verdict = HopVerdict::kMalformed;
   HopMarker marker;
   if (count == 1 && !config.signer->empty()) {
-    HopRequestLine line{request_->method_text, request_->path.empty() ? "/" : request_->path,
-                        QueryWithoutMark(request_->query)};
+    HopRequestLine line = LineOf(*request_);
     verdict =
         config.signer->Verify(value, table.region(table.local()).name, SystemClock().UnixSeconds(),
                               config.max_skew_seconds, line, &marker);
@@ -182,8 +185,7 @@ void Forwarder::AppendHopMarker() {
   if (!config.proxy.request_id_header.empty()) {
     id = request_->headers.Get(config.proxy.request_id_header).value_or("-");
   }
-  HopRequestLine line{request_->method_text, request_->path.empty() ? "/" : request_->path,
-                      QueryWithoutMark(request_->query)};
+  HopRequestLine line = LineOf(*request_);
   std::string marker = config.steering.signer->Sign(table.region(table.local()).name,
                                                     table.region(peer_region_).name,
                                                     SystemClock().UnixSeconds(), id, line);

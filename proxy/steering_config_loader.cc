@@ -86,6 +86,41 @@ absl::Status ParseRegion(const std::string& name, const Field& f, RegionSpec* sp
   return absl::OkStatus();
 }
 
+// Savior rows name regions and cohorts: checked once all are known, so that the message points
+// at the line that names the wrong one.
+absl::Status CheckReferences(const Field& region_field, const RegionSpec& region,
+                             const SteeringSpec& spec) {
+  auto is_region = [&](const std::string& name) {
+    return std::any_of(spec.regions.begin(), spec.regions.end(),
+                       [&](const RegionSpec& r) { return r.name == name; });
+  };
+  auto check_row = [&](const Field& row) -> absl::Status {
+    ASSIGN_OR_RETURN(auto entries, row.Entries());
+    for (const auto& [name, weight] : entries) {
+      if (!is_region(name)) return weight.Error("not one of steering.regions");
+      if (name == region.name) return weight.Error("a region cannot be its own savior");
+    }
+    return absl::OkStatus();
+  };
+  if (Field s = region_field.Child("saviors"); s.present()) RETURN_IF_ERROR(check_row(s));
+  if (Field c = region_field.Child("cohorts"); c.present()) {
+    ASSIGN_OR_RETURN(auto cohorts, c.Entries());
+    for (const auto& [cohort, row] : cohorts) {
+      if (std::find(spec.cohorts.begin(), spec.cohorts.end(), cohort) == spec.cohorts.end()) {
+        return row.Error("not a cohort named by steering.cohorts rules");
+      }
+      RETURN_IF_ERROR(check_row(row));
+    }
+  }
+  bool any_weight = false;
+  for (const auto& [name, weight] : region.saviors) any_weight = any_weight || weight > 0;
+  if (region.evacuated_bp > 0 && !any_weight) {
+    return region_field.Child("evacuate")
+        .Error("an evacuating region needs saviors: at least one with a weight above 0");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseMemberIdSources(const Field& f, std::vector<MemberIdSource>* out) {
   ASSIGN_OR_RETURN(std::vector<Field> items, f.Sequence());
   for (const Field& item : items) {
@@ -342,8 +377,18 @@ absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* 
   }
   out.signer = std::make_shared<HopSigner>(std::move(keys));
 
+  if (std::none_of(spec.regions.begin(), spec.regions.end(),
+                   [&](const RegionSpec& r) { return r.name == spec.local_region; })) {
+    return local.Error(absl::StrFormat("\"%s\" is not one of steering.regions", spec.local_region));
+  }
+  for (size_t i = 0; i < spec.regions.size(); ++i) {
+    RETURN_IF_ERROR(CheckReferences(region_entries[i].second, spec.regions[i], spec));
+  }
   absl::StatusOr<SteeringTablePtr> table = BuildSteeringTable(spec, 1);
-  if (!table.ok()) return f.Error(table.status());
+  if (!table.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s:%d: %s", config->source, f.line(),
+                                                      std::string(table.status().message())));
+  }
   out.table = *table;
 
   for (const ClusterConfig& cluster : config->clusters) {

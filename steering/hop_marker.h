@@ -16,6 +16,7 @@
 #define SLUICE_STEERING_HOP_MARKER_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,11 +58,17 @@ bool ParseHopMarker(std::string_view value, HopMarker* out);
 // ','. Anything else travels as "-".
 std::string_view HopRequestId(std::string_view request_id);
 
+struct HmacState;  // a keyed HMAC-SHA256 context, copied for each MAC
+
+// Signs and verifies markers. Immutable after construction, so one signer serves every worker.
 class HopSigner {
  public:
   // `keys`: the first signs, every one verifies. Each must be at least 32 bytes (checked by
   // the configuration).
-  explicit HopSigner(std::vector<std::string> keys) : keys_(std::move(keys)) {}
+  explicit HopSigner(std::vector<std::string> keys);
+  ~HopSigner();
+  HopSigner(const HopSigner&) = delete;
+  HopSigner& operator=(const HopSigner&) = delete;
 
   std::string Sign(std::string_view from, std::string_view to, int64_t now_seconds,
                    std::string_view request_id, const HopRequestLine& line) const;
@@ -73,7 +80,11 @@ class HopSigner {
   bool empty() const { return keys_.empty(); }
 
  private:
+  void Mac(size_t key, std::string_view from, std::string_view to, std::string_view ts,
+           std::string_view id, const HopRequestLine& line, unsigned char out[32]) const;
+
   std::vector<std::string> keys_;
+  std::vector<std::unique_ptr<HmacState>> states_;  // by key; null: one-shot HMAC instead
 };
 
 }  // namespace sluice

@@ -1,0 +1,195 @@
+#include "proxy/steering_config_loader.h"
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "proxy/config_loader.h"
+
+namespace sluice {
+namespace {
+
+constexpr char kRegions[] = R"(
+listeners: [{address: 127.0.0.1:1}]
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:2]
+routes:
+  - cluster: app
+steering:
+  local_region: us-east-1
+  misrouted: serve_local
+  member_id: [claim, {cookie: member}, {header: X-Member-Id}]
+  home_region: [claim, {header: x-home-region}, map]
+  home_region_map:
+    salt: homes
+    prefixes: {"eu-": eu-west-1, "eu-us-": us-east-1}
+    hash_ranges:
+      - {from: 0%, to: 50%, region: us-east-1}
+      - {from: 50%, to: 100%, region: us-west-2}
+  cohorts:
+    - {header: x-client-country, values: {BR: latam, AR: latam}}
+    - {claim: tier, values: {gold: vip}}
+  tunnel:
+    key_file: KEYFILE
+    max_skew: 10s
+    connect_timeout: 300ms
+  failover: false
+  replay_buffer: 16KiB
+  regions:
+    us-east-1:
+      tunnel: [127.0.0.1:8081]
+      evacuate: 25%
+      saviors: {eu-west-1: 70, us-west-2: 30}
+      cohorts: {latam: {us-west-2: 100}}
+    us-west-2:
+      tunnel: [127.0.0.1:8082, 127.0.0.1:8092]
+      salt: west-salt
+    eu-west-1:
+      tunnel: [edge.eu.internal:8083]
+)";
+
+class SteeringConfigLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir();
+    key_file_ = dir_ + "/steering-test.key";
+    std::ofstream(key_file_) << std::string(64, 'a') << "\n";
+    short_key_file_ = dir_ + "/steering-short.key";
+    std::ofstream(short_key_file_) << "tooshort\n";
+  }
+
+  std::string Yaml(std::string_view text = kRegions) const {
+    std::string yaml(text);
+    yaml.replace(yaml.find("KEYFILE"), 7, key_file_);
+    return yaml;
+  }
+
+  absl::StatusOr<ConfigPtr> Parse(const std::string& yaml) const {
+    return ParseConfig(yaml, dir_ + "/steering.yaml");
+  }
+
+  std::string dir_, key_file_, short_key_file_;
+};
+
+TEST_F(SteeringConfigLoaderTest, ParsesEverything) {
+  auto config = Parse(Yaml());
+  ASSERT_TRUE(config.ok()) << config.status();
+  const SteeringConfig& s = (*config)->steering;
+  ASSERT_TRUE(s.enabled);
+  const SteeringTable& table = *s.table;
+  EXPECT_EQ(table.region(table.local()).name, "us-east-1");
+  EXPECT_EQ(table.misrouted(), MisroutedMode::kServeLocal);
+  EXPECT_EQ(table.region(0).evacuated_bp, 2500u);
+  ASSERT_EQ(table.cohorts(), (std::vector<std::string>{"latam", "vip"}));
+  EXPECT_EQ(table.SaviorsFor(0, 0).size(), 1u);
+  ASSERT_EQ(s.member_id.size(), 3u);
+  EXPECT_EQ(s.member_id[2].kind, MemberIdSource::Kind::kHeader);
+  EXPECT_EQ(s.member_id[2].name, "x-member-id");  // lower-cased once, here
+  ASSERT_EQ(s.home_region.size(), 3u);
+  EXPECT_EQ(s.home_region[2].kind, HomeRegionSource::Kind::kMap);
+  ASSERT_EQ(s.home_map.prefixes.size(), 2u);
+  EXPECT_EQ(s.home_map.prefixes[0].first, "eu-us-");  // longest first
+  EXPECT_EQ(s.home_map.ranges.size(), 2u);
+  ASSERT_EQ(s.cohort_rules.size(), 2u);
+  EXPECT_EQ(s.cohort_rules[1].kind, CohortRule::Kind::kClaimTier);
+  EXPECT_EQ(s.max_skew_seconds, 10);
+  EXPECT_FALSE(s.failover);
+  EXPECT_EQ(s.replay_buffer, 16u * 1024);
+  // One tunnel cluster per peer region, none for the local one.
+  const Config& c = **config;
+  ASSERT_EQ(s.tunnel_cluster, (std::vector<int>{-1, 1, 2}));
+  EXPECT_EQ(c.clusters[1].name, "region:us-west-2");
+  EXPECT_EQ(c.clusters[1].endpoints.size(), 2u);
+  EXPECT_EQ(c.clusters[1].connect_timeout, absl::Milliseconds(300));
+  EXPECT_EQ(c.clusters[2].endpoints[0].host, "edge.eu.internal");
+  // The signer signs with the file's key, without its trailing newline.
+  HopSigner expected({std::string(64, 'a')});
+  HopRequestLine line{"GET", "/", ""};
+  EXPECT_EQ(s.signer->Sign("us-east-1", "eu-west-1", 1, "r", line),
+            expected.Sign("us-east-1", "eu-west-1", 1, "r", line));
+}
+
+TEST_F(SteeringConfigLoaderTest, WithoutASteeringSectionEverythingIsLocal) {
+  auto config = Parse(
+      "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: app, endpoints: "
+      "[127.0.0.1:2]}]\nroutes: [{cluster: app}]\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE((*config)->steering.enabled);
+  EXPECT_EQ((*config)->steering.table, nullptr);
+}
+
+TEST_F(SteeringConfigLoaderTest, Errors) {
+  struct Case {
+    std::string from, to, message;
+  };
+  const std::vector<Case> cases = {
+      {"eu-west-1: 70", "eu-west-1: 140",
+       "steering.regions.us-east-1.saviors.eu-west-1: must be 0..100, got 140"},
+      {"eu-west-1: 70", "mars-1: 70",
+       "steering.regions.us-east-1.saviors.mars-1: not one of steering.regions"},
+      {"evacuate: 25%", "evacuate: 25", "evacuate: expected a fraction such as 25%"},
+      {"evacuate: 25%", "evacuate: 125%", "evacuate: expected a fraction"},
+      {"local_region: us-east-1", "local_region: ap-south-1",
+       "steering.local_region: \"ap-south-1\" is not one of steering.regions"},
+      {"misrouted: serve_local", "misrouted: sometimes", "must be proxy_home or serve_local"},
+      {"member_id: [claim,", "member_id: [subject,", "expected claim, {cookie: NAME}"},
+      {"{header: X-Member-Id}", "{header: \"X Member\"}", "is not a header or cookie name"},
+      {"home_region: [claim, {header: x-home-region}, map]", "home_region: [claim]",
+       "home_region_map: set, but steering.home_region does not list map"},
+      {"to: 50%, region: us-east-1", "to: 60%, region: us-east-1", "overlaps an earlier range"},
+      {"\"eu-\": eu-west-1", "\"eu-\": eu-north-1", "\"eu-north-1\" is not one of"},
+      {"{claim: tier,", "{claim: sub,", "must be tier or home_region"},
+      {"latam: {us-west-2: 100}", "vip2: {us-west-2: 100}", "cohorts.vip2: not a cohort"},
+      {"tunnel: [edge.eu.internal:8083]", "salt: x",
+       "steering.regions.eu-west-1.tunnel: required for a peer region"},
+      {"max_skew: 10s", "max_skew: 0s", "max_skew: must be at least 1s"},
+      {"us-west-2:\n      tunnel", "US West:\n      tunnel", "a region name is"},
+      {"failover: false", "failover: maybe", "expected true or false"},
+      {"  regions:", "  regionz:", "unknown key \"regionz\""},
+  };
+  for (const Case& c : cases) {
+    std::string yaml = Yaml();
+    size_t at = yaml.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    yaml.replace(at, c.from.size(), c.to);
+    auto config = Parse(yaml);
+    ASSERT_FALSE(config.ok()) << c.to;
+    EXPECT_NE(config.status().message().find(c.message), std::string::npos)
+        << c.to << " -> " << config.status().message();
+  }
+}
+
+TEST_F(SteeringConfigLoaderTest, TheTunnelKeyMustBeReadableAndLongEnough) {
+  std::string yaml = Yaml();
+  yaml.replace(yaml.find(key_file_), key_file_.size(), short_key_file_);
+  auto config = Parse(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("needs at least 32"), std::string::npos)
+      << config.status().message();
+  yaml = Yaml();
+  yaml.replace(yaml.find(key_file_), key_file_.size(), dir_ + "/missing.key");
+  config = Parse(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("cannot read"), std::string::npos);
+  yaml = Yaml();
+  yaml.replace(yaml.find("    key_file: " + key_file_ + "\n"), 14 + key_file_.size(), "");
+  config = Parse(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("tunnel.key_file"), std::string::npos)
+      << config.status().message();
+}
+
+TEST_F(SteeringConfigLoaderTest, ClusterNamesCannotTakeTheTunnelPrefix) {
+  std::string yaml = Yaml();
+  yaml.replace(yaml.find("  - name: app"), 13, "  - name: region:app");
+  yaml.replace(yaml.find("  - cluster: app"), 16, "  - cluster: region:app");
+  auto config = Parse(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("are the tunnels to peer regions"), std::string::npos)
+      << config.status().message();
+}
+
+}  // namespace
+}  // namespace sluice
