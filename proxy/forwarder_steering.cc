@@ -85,7 +85,7 @@ void Forwarder::Steer() {
     // Isthmus before the first attempt: nothing local can serve it.
     int savior = PickFailoverRegion(table, member_.member, member_.cohort, member_.unreachable);
     if (savior >= 0) {
-      decision = SteeringDecision{savior, true, SteeringReason::kEvacuated};
+      decision = SteeringDecision{savior, true, SteeringReason::kFailover};
       failed_over_ = true;
       if (stats) ++stats->failovers;
       LOG_DEBUG("%s %s%s: no endpoint of cluster %s is available; to %s", request_->method_text,
@@ -96,6 +96,8 @@ void Forwarder::Steer() {
   if (decision.tunnel) {
     UseRegion(decision.region);
     if (stats) ++stats->tunneled_out[decision.region];
+    LOG_DEBUG("%s %s%s: to %s (%s)", request_->method_text, request_->authority, request_->path,
+              table.region(decision.region).name, SteeringReasonName(decision.reason));
   } else if (stats) {
     ++stats->served_local;
   }

@@ -347,6 +347,12 @@ absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* 
   ClusterConfig tunnel_defaults;
   tunnel_defaults.balancer = BalancerKind::kLeastOutstanding;
   tunnel_defaults.connect_timeout = absl::Seconds(1);
+  // A region is one target: every sluice of it may be ejected, and then it is unreachable
+  // (steering skips it) until one is readmitted.
+  tunnel_defaults.outlier.consecutive_failures = 3;
+  tunnel_defaults.outlier.base_ejection = absl::Seconds(10);
+  tunnel_defaults.outlier.max_ejection = absl::Seconds(60);
+  tunnel_defaults.outlier.max_ejection_percent = 100;
   Field tunnel = f.Child("tunnel");
   std::vector<std::string> keys;
   if (tunnel.present()) {

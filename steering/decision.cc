@@ -32,6 +32,8 @@ const char* SteeringReasonName(SteeringReason reason) {
       return "stayed";
     case SteeringReason::kUnreachable:
       return "unreachable";
+    case SteeringReason::kFailover:
+      return "failover";
   }
   return "unknown";
 }

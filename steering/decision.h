@@ -36,6 +36,7 @@ enum class SteeringReason : uint8_t {
   kEvacuated,    // its region is evacuating this member to a savior (may be the local region)
   kStayed,       // its region is evacuating it but no savior can take it
   kUnreachable,  // its home region cannot be reached from here: served locally
+  kFailover,     // (not from Decide) the local region cannot serve it: a savior does (Isthmus)
 };
 
 const char* SteeringReasonName(SteeringReason reason);

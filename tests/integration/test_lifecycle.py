@@ -18,7 +18,8 @@ def run_sluice(*args, timeout=10):
 class CommandLine(ProxyTestCase):
     def test_check_accepts_the_shipped_configurations(self):
         root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..")
-        for name in ("conf/sluice.yaml", "conf/edge.yaml"):
+        for name in ("conf/sluice.yaml", "conf/edge.yaml", "conf/regions/us-east-1.yaml",
+                     "conf/regions/us-west-2.yaml", "conf/regions/eu-west-1.yaml"):
             result = run_sluice("--check", "--config", os.path.join(root, name))
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertIn(b"is valid", result.stdout)

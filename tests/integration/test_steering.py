@@ -6,12 +6,14 @@ of the documented decision, so every assertion is "exactly these members, exactl
 import http.client
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import ProxyTestCase, free_port
+from harness import SLUICE_BIN, ProxyTestCase, free_port
 import steering_model
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
@@ -223,6 +225,24 @@ class Steering(Regions):
         status, headers, _ = request(self.ports[WEST], member="w-1",
                                      headers={"x-home-region": WEST})
         self.assertEqual(headers.get("sluice-region"), EU)
+
+
+class Demo(unittest.TestCase):
+    def test_the_three_region_demo_runs_and_steers_as_documented(self):
+        ports = (8081, 8082, 8083, 9081, 9082, 9083)
+        for port in ports:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    self.skipTest("port %d is taken: the demo uses fixed ports" % port)
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..")
+        result = subprocess.run([os.path.join(root, "conf/regions/demo.sh"), "--check"],
+                                stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                                env=dict(os.environ, SLUICE_BIN=SLUICE_BIN))
+        self.assertEqual(result.returncode, 0, result.stdout.decode() + result.stderr.decode())
+        self.assertIn(b"demo check passed", result.stdout)
+        for port in ports:  # everything it started is gone
+            with socket.socket() as s:
+                self.assertNotEqual(s.connect_ex(("127.0.0.1", port)), 0, port)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,9 @@ TEST_F(SteeringConfigLoaderTest, ParsesEverything) {
   EXPECT_EQ(c.clusters[1].endpoints.size(), 2u);
   EXPECT_EQ(c.clusters[1].connect_timeout, absl::Milliseconds(300));
   EXPECT_EQ(c.clusters[2].endpoints[0].host, "edge.eu.internal");
+  // A region may be ejected whole: then steering skips it as unreachable.
+  EXPECT_EQ(c.clusters[1].outlier.max_ejection_percent, 100u);
+  EXPECT_EQ(c.clusters[1].outlier.consecutive_failures, 3u);
   // The signer signs with the file's key, without its trailing newline.
   HopSigner expected({std::string(64, 'a')});
   HopRequestLine line{"GET", "/", ""};

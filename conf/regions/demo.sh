@@ -1,0 +1,72 @@
+#!/bin/sh
+# The three-region demo on loopback: an origin and a sluice per region (us-east-1 on 8081,
+# us-west-2 on 8082, eu-west-1 on 8083; origins on 9081-9083). Every process is stopped by its
+# PID when the script ends.
+#
+#   conf/regions/demo.sh           start everything, show a few requests, wait for Ctrl-C
+#   conf/regions/demo.sh --check   start, check what the requests show, stop (used by tests)
+#
+# SLUICE_BIN overrides the binary (default build/proxy/sluice).
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SLUICE_BIN=${SLUICE_BIN:-$ROOT/build/proxy/sluice}
+MODE=${1:-run}
+LOGS=$(mktemp -d)
+PIDS=""
+
+stop_all() {
+  for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
+  for pid in $PIDS; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_all EXIT INT TERM
+
+wait_port() {
+  i=0
+  until curl -s -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt 100 ]; then echo "nothing answers on port $1; logs in $LOGS" >&2; exit 1; fi
+    sleep 0.05
+  done
+}
+
+for spec in us-east-1:9081:8081 us-west-2:9082:8082 eu-west-1:9083:8083; do
+  region=${spec%%:*}; rest=${spec#*:}; origin_port=${rest%%:*}; sluice_port=${rest#*:}
+  python3 "$HERE/origin.py" --region "$region" --port "$origin_port" 2>"$LOGS/origin-$region.log" &
+  PIDS="$PIDS $!"
+  "$SLUICE_BIN" --config "$HERE/$region.yaml" 2>"$LOGS/sluice-$region.log" &
+  PIDS="$PIDS $!"
+done
+for port in 9081 9082 9083 8081 8082 8083; do wait_port $port; done
+
+# region_of PORT MEMBER [HEADER...]: the sluice-region that answered.
+region_of() {
+  port=$1; member=$2; shift 2
+  curl -s -o /dev/null -D - -H "x-member-id: $member" "$@" "http://127.0.0.1:$port/" |
+    tr -d '\r' | sed -n 's/^sluice-region: //p'
+}
+
+show() {
+  printf '%-46s -> %s\n' "$1" "$(region_of "$2" "$3" ${4:+-H "$4"})"
+}
+
+echo "us-east-1 evacuates 25% of its members (eu-west-1 70, us-west-2 30; latam cohort to us-west-2):"
+for m in alice bob carol dave erin frank grace heidi; do show "member $m at us-east-1" 8081 "$m"; done
+show "member alice from BR at us-east-1" 8081 alice "x-client-country: BR"
+show "member bob, home eu-west-1, at us-east-1" 8081 bob "x-home-region: eu-west-1"
+show "member alice, home us-east-1, at us-west-2" 8082 alice "x-home-region: us-east-1"
+
+if [ "$MODE" = "--check" ]; then
+  # The answers the documented decision gives (tests/integration/steering_model.py).
+  test "$(region_of 8081 alice)" = eu-west-1
+  test "$(region_of 8081 bob)" = us-east-1
+  test "$(region_of 8081 alice -H 'x-client-country: BR')" = us-west-2
+  test "$(region_of 8081 bob -H 'x-home-region: eu-west-1')" = eu-west-1
+  test "$(region_of 8082 alice -H 'x-home-region: us-east-1')" = eu-west-1
+  test "$(region_of 8082 bob -H 'x-home-region: us-east-1')" = us-east-1
+  echo "demo check passed"
+  exit 0
+fi
+echo
+echo "Try: curl -si -H 'x-member-id: alice' http://127.0.0.1:8081/   (logs in $LOGS; Ctrl-C stops)"
+while :; do sleep 3600; done
