@@ -68,7 +68,8 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
   cluster_ = local_cluster_ = snapshot_->clusters[route->cluster_index].get();
   // An upgrade request is all head; what follows a 101 is the tunnel, not its body.
   if (request_->upgrade) request_complete_ = true;
-  if (steering_) CheckHopMarker();
+  filter_.context.client = stream_->downstream().client;
+  if (steering_) CheckHopMarker();  // may put the real client of a tunneled request there
   PrepareUpstreamRequest(*request_, config.proxy, stream_->downstream(), context_->Random(),
                          context_->Random(), tunneled_in_);
   if (request_->has_body()) idle_timeout_.Arm(context_->Timeouts(config.timeouts.body_idle));
@@ -76,7 +77,6 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
   size_t route_index = static_cast<size_t>(route - config.routes.data());
   filter_.head = request_.get();
   filter_.resume = this;
-  filter_.context.client = stream_->downstream().client;
   filter_.context.route_index = route_index;
   filter_.context.cluster_index = route->cluster_index;
   filter_.context.started_ns = SystemClock().MonotonicNanos();

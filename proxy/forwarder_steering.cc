@@ -50,6 +50,9 @@ void Forwarder::CheckHopMarker() {
   if (verdict == HopVerdict::kValid) {
     tunneled_in_ = true;
     if (stats) ++stats->tunneled_in;
+    // Filters (rate limits by client address, say) see the real client, not the peer sluice.
+    SocketAddress client;
+    if (TunneledClient(request_->headers, &client)) filter_.context.client = client;
     return;
   }
   if (stats) ++stats->hop_rejected[static_cast<int>(verdict)];

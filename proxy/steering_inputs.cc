@@ -1,5 +1,7 @@
 #include "proxy/steering_inputs.h"
 
+#include <arpa/inet.h>
+
 #include "common/strings.h"
 
 namespace sluice {
@@ -36,6 +38,28 @@ std::string_view FindCookie(const HeaderMap& headers, std::string_view name) {
     }
   }
   return {};
+}
+
+bool TunneledClient(const HeaderMap& headers, SocketAddress* out) {
+  std::string_view last;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    if (headers.kind(i) != HeaderKind::kXForwardedFor) continue;
+    ForEachListElement(headers.value(i), [&](std::string_view element) { last = element; });
+  }
+  if (last.empty() || last.size() >= 64) return false;
+  char text[64];
+  last.copy(text, last.size());
+  text[last.size()] = '\0';
+  uint8_t bytes[16];
+  if (inet_pton(AF_INET, text, bytes) == 1) {
+    *out = SocketAddress::FromIpv4(bytes, 0);
+    return true;
+  }
+  if (inet_pton(AF_INET6, text, bytes) == 1) {
+    *out = SocketAddress::FromIpv6(bytes, 0);
+    return true;
+  }
+  return false;
 }
 
 int MapHomeRegion(const HomeRegionMap& map, std::string_view member) {

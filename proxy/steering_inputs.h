@@ -29,6 +29,10 @@ void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table
 // The value of cookie `name` in the request's Cookie fields; empty if none.
 std::string_view FindCookie(const HeaderMap& headers, std::string_view name);
 
+// The client a peer region's sluice forwarded for: the last element of X-Forwarded-For (the
+// address that sluice appended). False when there is none or it is not an IP address.
+bool TunneledClient(const HeaderMap& headers, SocketAddress* out);
+
 // The home region of `member` by the map (prefix first, then hash range); -1 if none.
 int MapHomeRegion(const HomeRegionMap& map, std::string_view member);
 

@@ -133,10 +133,6 @@ void Worker::BuildSnapshot(ConfigPtr config) {
   snapshot_ = std::move(snapshot);
 }
 
-void Worker::SetSteeringTable(SteeringTablePtr table) {
-  if (snapshot_ && snapshot_->steering) snapshot_->steering = std::move(table);
-}
-
 std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(
     const ClusterConfig& cluster, const Http1Limits& response_limits,
     std::map<std::string, std::shared_ptr<UpstreamEndpoint>>* keep) {

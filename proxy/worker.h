@@ -54,9 +54,6 @@ class Worker {
   void UpdateHealth(const std::string& cluster, const SocketAddress& address, bool healthy);
   // A JWKS file changed: new keys for the auth filters that read it.
   void UpdateKeys(const std::string& path, std::shared_ptr<const JsonWebKeySet> keys);
-  // A new steering table (the control thread's, or the configuration's on a reload): requests
-  // that start from now on use it.
-  void SetSteeringTable(SteeringTablePtr table);
   const SteeringStats& steering_stats() const { return steering_stats_; }
   // Stops accepting, lets exchanges in progress finish, then ends the loop.
   void BeginDrain();

@@ -98,6 +98,20 @@ TEST_F(SteeringInputsTest, HomeRegionMapByHashRange) {
   EXPECT_NEAR(mapped / 10000.0, 0.1, 0.02);  // outside every range: unknown
 }
 
+TEST_F(SteeringInputsTest, TheTunneledClientIsTheLastForwardedAddress) {
+  SocketAddress client;
+  EXPECT_FALSE(TunneledClient(head_->headers, &client));
+  head_->headers.Add("X-Forwarded-For", "203.0.113.9, 198.51.100.4");
+  head_->headers.Add("X-Forwarded-For", "192.0.2.44");
+  ASSERT_TRUE(TunneledClient(head_->headers, &client));
+  EXPECT_EQ(client.ToString(), "192.0.2.44:0");
+  head_->headers.Set("X-Forwarded-For", "2001:db8::7");
+  ASSERT_TRUE(TunneledClient(head_->headers, &client));
+  EXPECT_EQ(client.ToString(), "[2001:db8::7]:0");
+  head_->headers.Set("X-Forwarded-For", "unknown");
+  EXPECT_FALSE(TunneledClient(head_->headers, &client));
+}
+
 TEST_F(SteeringInputsTest, Cohorts) {
   EXPECT_EQ(Read().cohort, -1);
   head_->headers.Add("X-Client-Country", "br");
