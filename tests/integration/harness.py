@@ -5,6 +5,7 @@ Every process a test starts is stopped by its PID. Every wait is bounded.
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -232,6 +233,9 @@ class ProxyTestCase(unittest.TestCase):
 
     def start_sluice(self, config_text=None, args=None, **kwargs):
         proxy = Sluice(config_text, args, **kwargs)
+        # Cleanups run last-in first-out: the process stops (and its log is
+        # checked) before its directory goes.
+        self.addCleanup(shutil.rmtree, proxy.dir, True)
         proxy.start()
         self.addCleanup(self._stop_and_check, proxy)
         self.sluice = proxy

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -86,6 +87,10 @@ class Auth(ProxyTestCase):
         cls.keys = Keys(cls.dir, "k1")
         cls.other = Keys(cls.dir, "k9")  # never published
         cls.jwks_path = os.path.join(cls.dir, "jwks.json")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, True)
 
     def setUp(self):
         with open(self.jwks_path, "w") as f:

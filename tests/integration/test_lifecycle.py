@@ -1,6 +1,7 @@
 """The process: command line, --check, SIGHUP reload (valid and invalid), SIGTERM drain."""
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -26,6 +27,7 @@ class CommandLine(ProxyTestCase):
 
     def test_check_names_file_line_and_key(self):
         proxy = Sluice(basic_config([1]).replace("balancer: round_robin", "balancer: random"))
+        self.addCleanup(shutil.rmtree, proxy.dir, True)
         result = run_sluice("--check", "--config", proxy.config_path)
         self.assertEqual(result.returncode, 1)
         self.assertRegex(result.stderr.decode(),

@@ -1,5 +1,10 @@
 #include "proxy/steering_config_loader.h"
 
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -53,12 +58,18 @@ steering:
 class SteeringConfigLoaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir();
+    // ctest runs every test in its own process, in parallel: each gets its
+    // own directory so no test reads a key file another is rewriting.
+    std::string pattern = ::testing::TempDir() + "/sluice-steering-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
+    dir_ = pattern;
     key_file_ = dir_ + "/steering-test.key";
     std::ofstream(key_file_) << std::string(64, 'a') << "\n";
     short_key_file_ = dir_ + "/steering-short.key";
     std::ofstream(short_key_file_) << "tooshort\n";
   }
+
+  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string Yaml(std::string_view text = kRegions) const {
     std::string yaml(text);
