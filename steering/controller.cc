@@ -1,0 +1,416 @@
+#include "steering/controller.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace sluice {
+namespace {
+
+// Finished plans kept for GET /v1/plans and the state file.
+constexpr size_t kFinishedPlansKept = 20;
+
+std::string FormatSaviors(const std::map<std::string, uint32_t>& saviors) {
+  return absl::StrJoin(saviors, ",", [](std::string* out, const auto& s) {
+    absl::StrAppend(out, s.first, "=", s.second);
+  });
+}
+
+std::string Percent(uint32_t bp) { return FormatBasisPoints(bp); }
+
+}  // namespace
+
+const char* RampPlanKindName(RampPlan::Kind kind) {
+  return kind == RampPlan::Kind::kEvacuate ? "evacuate" : "restore";
+}
+
+const char* RampPlanStateName(RampPlan::State state) {
+  switch (state) {
+    case RampPlan::State::kRunning:
+      return "running";
+    case RampPlan::State::kHolding:
+      return "holding";
+    case RampPlan::State::kDone:
+      return "done";
+    case RampPlan::State::kAborted:
+      return "aborted";
+  }
+  return "unknown";
+}
+
+std::vector<uint32_t> DefaultRampBasisPoints() { return {100, 500, 1000, 2500, 5000, 10000}; }
+
+ControllerState Controller::StateFromSpec(const SteeringSpec& spec) {
+  ControllerState state;
+  state.regions = spec.regions;
+  return state;
+}
+
+absl::StatusOr<Controller> Controller::Create(SteeringSpec base, ControllerState state,
+                                              GateLimits limits) {
+  // The saved values win over the configuration's; regions the configuration no longer has
+  // are dropped (their tunnels are gone), regions it added start from the configuration.
+  for (const RegionSpec& saved : state.regions) {
+    for (RegionSpec& region : base.regions) {
+      if (region.name != saved.name) continue;
+      region.evacuated_bp = saved.evacuated_bp;
+      region.healthy = saved.healthy;
+      region.saviors = saved.saviors;
+      region.cohort_saviors = saved.cohort_saviors;
+    }
+  }
+  std::vector<RampPlan> plans;
+  for (RampPlan& plan : state.plans) {
+    bool known = std::any_of(base.regions.begin(), base.regions.end(),
+                             [&](const RegionSpec& r) { return r.name == plan.region; });
+    if (known || !plan.active()) plans.push_back(std::move(plan));
+  }
+  state.plans = std::move(plans);
+  if (state.version == 0) state.version = 1;
+  auto table = BuildSteeringTable(base, state.version);
+  if (!table.ok()) return table.status();
+  state.regions = base.regions;
+  Controller controller(std::move(base), std::move(state), limits);
+  controller.table_ = *std::move(table);
+  return controller;
+}
+
+RegionSpec* Controller::FindRegion(SteeringSpec* spec, const std::string& name) {
+  for (RegionSpec& region : spec->regions) {
+    if (region.name == name) return &region;
+  }
+  return nullptr;
+}
+
+const RampPlan* Controller::FindPlan(uint64_t id) const {
+  for (const RampPlan& plan : state_.plans) {
+    if (plan.id == id) return &plan;
+  }
+  return nullptr;
+}
+
+const RampPlan* Controller::ActivePlanFor(const std::string& region) const {
+  for (const RampPlan& plan : state_.plans) {
+    if (plan.active() && plan.region == region) return &plan;
+  }
+  return nullptr;
+}
+
+absl::Status Controller::Commit(SteeringSpec next, const std::string& actor,
+                                const std::string& action, absl::Time now) {
+  uint64_t before = state_.version;
+  auto table = BuildSteeringTable(next, before + 1);
+  if (!table.ok()) return table.status();
+  spec_ = std::move(next);
+  state_.regions = spec_.regions;
+  state_.version = before + 1;
+  table_ = *std::move(table);
+  Record(actor, action, now, before);
+  return absl::OkStatus();
+}
+
+void Controller::Record(const std::string& actor, const std::string& action, absl::Time now,
+                        uint64_t before) {
+  events_.push_back({now, actor, action, before, state_.version});
+}
+
+std::vector<ControllerEvent> Controller::TakeEvents() {
+  std::vector<ControllerEvent> events;
+  events.swap(events_);
+  return events;
+}
+
+absl::Status Controller::SetRegion(const RegionChange& change, const std::string& actor,
+                                   absl::Time now) {
+  SteeringSpec next = spec_;
+  RegionSpec* region = FindRegion(&next, change.region);
+  if (!region) {
+    return absl::NotFoundError(absl::StrFormat("region: no region named \"%s\"", change.region));
+  }
+  if (change.expected_version != 0 && change.expected_version != state_.version) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "version: the table is at version %d, the change was made against version %d; read it "
+        "again and retry",
+        state_.version, change.expected_version));
+  }
+  const RampPlan* active = ActivePlanFor(change.region);
+  if (active && !change.force) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("region %s has an active plan (%d, %s); abort it first or force the change",
+                        change.region, active->id, RampPlanKindName(active->kind)));
+  }
+  std::string action = "set " + change.region;
+  if (change.has_fraction) {
+    if (change.evacuated_bp > kBasisPoints) {
+      return absl::InvalidArgumentError("fraction: must be 0..100%");
+    }
+    region->evacuated_bp = change.evacuated_bp;
+    absl::StrAppend(&action, " fraction ", Percent(change.evacuated_bp));
+  }
+  if (change.has_saviors) {
+    region->saviors = change.saviors;
+    absl::StrAppend(&action, " saviors {", FormatSaviors(change.saviors), "}");
+  }
+  if (change.has_healthy) {
+    region->healthy = change.healthy;
+    absl::StrAppend(&action, change.healthy ? " healthy" : " unhealthy");
+  }
+  // Check before aborting anything, so a refused change leaves the plan running.
+  if (absl::Status valid = BuildSteeringTable(next, state_.version + 1).status(); !valid.ok()) {
+    return absl::InvalidArgumentError(valid.message());
+  }
+  if (active) AbortPlan(active->id, actor, now).IgnoreError();
+  return Commit(std::move(next), actor, action, now);
+}
+
+absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const std::string& actor,
+                                               absl::Time now) {
+  const RegionSpec* region = nullptr;
+  for (const RegionSpec& r : spec_.regions) {
+    if (r.name == request.region) region = &r;
+  }
+  if (!region) {
+    return absl::NotFoundError(absl::StrFormat("region: no region named \"%s\"", request.region));
+  }
+  if (request.hold < absl::ZeroDuration() || request.hold > absl::Hours(24)) {
+    return absl::InvalidArgumentError("hold: must be 0s..24h");
+  }
+  const RampPlan* active = ActivePlanFor(request.region);
+  if (active && !request.force) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "region %s has an active plan (%d, %s); abort it first or force the new one",
+        request.region, active->id, RampPlanKindName(active->kind)));
+  }
+
+  RampPlan plan;
+  plan.kind = request.kind;
+  plan.region = request.region;
+  plan.hold = request.hold;
+  plan.actor = actor;
+  plan.created = now;
+  plan.next_at = now;
+  uint32_t current = region->evacuated_bp;
+  plan.start_bp = current;
+  std::vector<uint32_t> steps = request.steps_bp;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i] > kBasisPoints) return absl::InvalidArgumentError("ramp: steps must be 0..100%");
+    bool ordered = i == 0 || (request.kind == RampPlan::Kind::kEvacuate ? steps[i] > steps[i - 1]
+                                                                        : steps[i] < steps[i - 1]);
+    if (!ordered) {
+      return absl::InvalidArgumentError(request.kind == RampPlan::Kind::kEvacuate
+                                            ? "ramp: the steps of an evacuation must increase"
+                                            : "ramp: the steps of a restore must decrease");
+    }
+  }
+  if (request.kind == RampPlan::Kind::kEvacuate) {
+    if (steps.empty()) steps = DefaultRampBasisPoints();
+    plan.saviors = request.saviors.empty() ? region->saviors : request.saviors;
+    if (plan.saviors.empty()) {
+      return absl::InvalidArgumentError("saviors: an evacuation needs at least one savior");
+    }
+    // Steps at or below where the region already is are done.
+    for (uint32_t s : steps) {
+      if (s > current) plan.steps_bp.push_back(s);
+    }
+    if (plan.steps_bp.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("ramp: %s is already evacuated %s; no step is above that", request.region,
+                          Percent(current)));
+    }
+    // Would the last step make a valid table? Checked now so the ramp cannot fail halfway.
+    SteeringSpec probe = spec_;
+    RegionSpec* target = FindRegion(&probe, request.region);
+    target->saviors = plan.saviors;
+    target->evacuated_bp = plan.steps_bp.back();
+    if (absl::Status valid = BuildSteeringTable(probe, 1).status(); !valid.ok()) {
+      return absl::InvalidArgumentError(valid.message());
+    }
+  } else {
+    if (steps.empty()) {
+      std::vector<uint32_t> ramp = DefaultRampBasisPoints();
+      steps.assign(ramp.rbegin(), ramp.rend());
+      steps.push_back(0);
+    }
+    for (uint32_t s : steps) {
+      if (s < current) plan.steps_bp.push_back(s);
+    }
+    if (plan.steps_bp.empty() || plan.steps_bp.back() != 0) plan.steps_bp.push_back(0);
+    if (current == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("region %s is not evacuated; nothing to restore", request.region));
+    }
+  }
+  if (active) AbortPlan(active->id, actor, now).IgnoreError();
+  plan.id = state_.next_plan_id++;
+  Record(
+      actor,
+      absl::StrFormat(
+          "plan %d: %s %s%s, ramp %s, hold %s", plan.id, RampPlanKindName(plan.kind), plan.region,
+          plan.kind == RampPlan::Kind::kEvacuate ? " to {" + FormatSaviors(plan.saviors) + "}"
+                                                 : std::string(),
+          absl::StrJoin(plan.steps_bp, ",",
+                        [](std::string* out, uint32_t bp) { out->append(Percent(bp)); }),
+          absl::FormatDuration(plan.hold)),
+      now, state_.version);
+  state_.plans.insert(state_.plans.begin(), std::move(plan));
+  return state_.plans.front().id;
+}
+
+absl::Status Controller::AbortPlan(uint64_t id, const std::string& actor, absl::Time now) {
+  for (RampPlan& plan : state_.plans) {
+    if (plan.id != id) continue;
+    if (!plan.active()) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("plan %d is already %s", id, RampPlanStateName(plan.state)));
+    }
+    uint32_t bp = 0;
+    for (const RegionSpec& r : spec_.regions) {
+      if (r.name == plan.region) bp = r.evacuated_bp;
+    }
+    std::string action =
+        absl::StrFormat("plan %d aborted: %s stays at %s", id, plan.region, Percent(bp));
+    Finish(&plan, RampPlan::State::kAborted, now);  // reorders the plans
+    Record(actor, action, now, state_.version);
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrFormat("plan: no plan %d", id));
+}
+
+void Controller::Finish(RampPlan* plan, RampPlan::State state, absl::Time now) {
+  plan->state = state;
+  plan->finished = now;
+  plan->next_at = absl::InfiniteFuture();
+  TrimHistory();
+}
+
+void Controller::TrimHistory() {
+  // Active plans first (newest first among them), then finished ones by recency.
+  std::stable_sort(state_.plans.begin(), state_.plans.end(),
+                   [](const RampPlan& a, const RampPlan& b) { return a.active() && !b.active(); });
+  size_t finished = 0;
+  for (size_t i = 0; i < state_.plans.size(); ++i) {
+    if (!state_.plans[i].active() && ++finished > kFinishedPlansKept) {
+      state_.plans.resize(i);
+      break;
+    }
+  }
+}
+
+absl::Time Controller::NextDue() const {
+  absl::Time due = absl::InfiniteFuture();
+  for (const RampPlan& plan : state_.plans) {
+    if (plan.active()) due = std::min(due, plan.next_at);
+  }
+  return due;
+}
+
+bool Controller::Tick(absl::Time now, const HealthGate& gate) {
+  uint64_t before = state_.version;
+  // Advance() may reorder plans (Finish sorts and trims them): look each one up by id.
+  std::vector<uint64_t> due;
+  for (const RampPlan& plan : state_.plans) {
+    if (plan.active() && plan.next_at <= now) due.push_back(plan.id);
+  }
+  for (uint64_t id : due) {
+    for (RampPlan& plan : state_.plans) {
+      if (plan.id == id) {
+        Advance(&plan, now, gate);
+        break;
+      }
+    }
+  }
+  return state_.version != before;
+}
+
+void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate) {
+  const size_t next = static_cast<size_t>(plan->step + 1);
+  const uint64_t id = plan->id;
+  if (next >= plan->steps_bp.size()) {
+    Finish(plan, RampPlan::State::kDone, now);
+    return;
+  }
+  // The gate: the regions that take more traffic with the next step must be healthy.
+  std::vector<std::string> takers;
+  if (plan->kind == RampPlan::Kind::kEvacuate) {
+    for (const auto& [savior, weight] : plan->saviors) {
+      if (weight > 0) takers.push_back(savior);
+    }
+  } else {
+    takers.push_back(plan->region);
+  }
+  std::string why;
+  for (const std::string& region : takers) {
+    RegionHealth h = gate ? gate(region) : RegionHealth{};
+    if (!h.reachable) {
+      why = absl::StrFormat("%s unreachable (%s)", region, h.detail);
+    } else if (h.error_rate > limits_.max_error_rate) {
+      why = absl::StrFormat("%s error rate %.2f%% > %.2f%%", region, h.error_rate * 100,
+                            limits_.max_error_rate * 100);
+    } else if (h.shed_rate > limits_.max_shed_rate) {
+      why = absl::StrFormat("%s shed rate %.2f%% > %.2f%%", region, h.shed_rate * 100,
+                            limits_.max_shed_rate * 100);
+    } else if (h.p99 > limits_.max_p99) {
+      why = absl::StrFormat("%s p99 %s > %s", region, absl::FormatDuration(h.p99),
+                            absl::FormatDuration(limits_.max_p99));
+    }
+    if (!why.empty()) break;
+  }
+
+  SteeringSpec next_spec = spec_;
+  RegionSpec* region = FindRegion(&next_spec, plan->region);
+  if (!region) {
+    std::string action = absl::StrFormat("plan %d aborted: region %s is gone", id, plan->region);
+    Finish(plan, RampPlan::State::kAborted, now);
+    Record("controller", action, now, state_.version);
+    return;
+  }
+  if (!why.empty()) {
+    bool first = plan->state != RampPlan::State::kHolding;
+    plan->state = RampPlan::State::kHolding;
+    plan->gate_message = why;
+    ++plan->gate_failures;
+    plan->next_at = now + limits_.recheck;
+    if (plan->gate_failures >= limits_.rollback_after && plan->step >= 0) {
+      // Step back: to the previous step, or to where the region was before the first one.
+      uint32_t back =
+          plan->step > 0 ? plan->steps_bp[static_cast<size_t>(plan->step - 1)] : plan->start_bp;
+      region->evacuated_bp = back;
+      plan->gate_failures = 0;
+      plan->next_at = now + plan->hold;
+      std::string action =
+          absl::StrFormat("plan %d: gate failed %d times (%s): %s rolled back to %s", id,
+                          limits_.rollback_after, why, plan->region, Percent(back));
+      --plan->step;
+      if (!Commit(std::move(next_spec), "controller", action, now).ok()) {
+        Finish(plan, RampPlan::State::kAborted, now);
+      }
+    } else if (first) {
+      Record("controller", absl::StrFormat("plan %d holds: %s", id, why), now, state_.version);
+    }
+    return;
+  }
+
+  uint32_t bp = plan->steps_bp[next];
+  region->evacuated_bp = bp;
+  if (plan->kind == RampPlan::Kind::kEvacuate) region->saviors = plan->saviors;
+  std::string action = absl::StrFormat("plan %d step %d/%d: %s %s", id, next + 1,
+                                       plan->steps_bp.size(), plan->region, Percent(bp));
+  if (absl::Status s = Commit(std::move(next_spec), "controller", action, now); !s.ok()) {
+    Finish(plan, RampPlan::State::kAborted, now);
+    Record("controller", absl::StrFormat("plan %d aborted: %s", id, s.message()), now,
+           state_.version);
+    return;
+  }
+  plan->step = static_cast<int>(next);
+  plan->state = RampPlan::State::kRunning;
+  plan->gate_failures = 0;
+  plan->gate_message.clear();
+  plan->next_at = now + plan->hold;
+  if (next + 1 == plan->steps_bp.size()) {
+    Finish(plan, RampPlan::State::kDone, now);
+    Record("controller", absl::StrFormat("plan %d done", id), now, state_.version);
+  }
+}
+
+}  // namespace sluice

@@ -1,0 +1,175 @@
+// The steering controller (DESIGN.md, "The controller"): owns the steering state of one node
+// (the table's spec and version, and the plans that ramp evacuations) and changes it on
+// request: set a region's fraction directly, start a ramp (evacuate REGION to SAVIORS through
+// steps with a hold each), abort a ramp where it stands, restore a region (ramp back to 0).
+//
+// Ramps advance in Tick(): before each step the controller asks a gate for the health of the
+// regions that will take more traffic (the saviors of an evacuation, the region itself for a
+// restore). A failing gate holds the ramp and re-checks every `recheck`; after
+// `rollback_after` failed checks in a row the ramp rolls back one step. Every change bumps
+// the version and is returned as an Event (for the log, the audit trail and publishing).
+//
+// Pure logic: no threads, no I/O, and time is an argument, so tests run without sleeping.
+// proxy/ runs it on the control loop, persists State after every change and posts each new
+// table to the workers. Not thread-safe.
+#ifndef SLUICE_STEERING_CONTROLLER_H_
+#define SLUICE_STEERING_CONTROLLER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "steering/steering_table.h"
+
+namespace sluice {
+
+struct RampPlan {
+  enum class Kind : uint8_t { kEvacuate, kRestore };
+  enum class State : uint8_t { kRunning, kHolding, kDone, kAborted };
+
+  uint64_t id = 0;
+  Kind kind = Kind::kEvacuate;
+  State state = State::kRunning;
+  std::string region;
+  std::map<std::string, uint32_t> saviors;    // evacuate: the savior weights it sets
+  std::vector<uint32_t> steps_bp;             // fractions in order (restore: down to 0)
+  uint32_t start_bp = 0;                      // the region's fraction when the plan started
+  absl::Duration hold = absl::Seconds(10);    // after each step, before the next
+  int step = -1;                              // index of the last step taken; -1: none yet
+  absl::Time next_at = absl::InfinitePast();  // when the next step (or gate re-check) is due
+  uint32_t gate_failures = 0;                 // failed checks in a row
+  std::string gate_message;                   // why the gate holds ("" when it does not)
+  std::string actor;                          // who started it
+  absl::Time created = absl::UnixEpoch();
+  absl::Time finished = absl::InfinitePast();  // done or aborted
+
+  bool active() const { return state == State::kRunning || state == State::kHolding; }
+};
+
+const char* RampPlanKindName(RampPlan::Kind kind);
+const char* RampPlanStateName(RampPlan::State state);
+
+// The gate thresholds over the last window of a region's traffic.
+struct GateLimits {
+  double max_error_rate = 0.05;  // 5xx and failed tunnels / requests
+  double max_shed_rate = 0.05;   // shed and rate-limited / requests
+  absl::Duration max_p99 = absl::Seconds(2);
+  absl::Duration recheck = absl::Seconds(5);  // how often a holding gate is checked again
+  uint32_t rollback_after = 3;                // failed checks in a row before a step back
+};
+
+// A region's health as the gate sees it.
+struct RegionHealth {
+  bool reachable = true;  // its /v1/health answered recently
+  uint64_t requests = 0;  // in the window
+  double error_rate = 0;  // 0..1
+  double shed_rate = 0;   // 0..1
+  absl::Duration p99 = absl::ZeroDuration();
+  std::string detail;  // why it is unreachable, when it is
+};
+
+// Answers the health of a region by name, as of now.
+using HealthGate = std::function<RegionHealth(const std::string& region)>;
+
+// Everything that persists: the per-region steering values and the plans.
+struct ControllerState {
+  uint64_t version = 1;
+  uint64_t next_plan_id = 1;
+  std::vector<RegionSpec> regions;  // evacuated_bp, healthy, saviors, cohort_saviors by name
+  std::vector<RampPlan> plans;      // active ones, then the most recent finished ones
+};
+
+// A direct change of one region (PUT /v1/steering/regions/{region}). Unset fields keep their
+// value.
+struct RegionChange {
+  std::string region;
+  bool has_fraction = false;
+  uint32_t evacuated_bp = 0;
+  bool has_saviors = false;
+  std::map<std::string, uint32_t> saviors;
+  bool has_healthy = false;
+  bool healthy = true;
+  uint64_t expected_version = 0;  // 0: any; otherwise a stale version is refused
+  bool force = false;             // abort an active plan on the region first
+};
+
+struct PlanRequest {
+  RampPlan::Kind kind = RampPlan::Kind::kEvacuate;
+  std::string region;
+  std::map<std::string, uint32_t> saviors;  // evacuate: required unless the region has some
+  std::vector<uint32_t> steps_bp;           // empty: the default ramp
+  absl::Duration hold = absl::Seconds(10);
+  bool force = false;  // replace an active plan on the same region
+};
+
+// One change, for the log and the audit trail.
+struct ControllerEvent {
+  absl::Time time;
+  std::string actor;   // "controller" for ramp steps
+  std::string action;  // "set us-east-1 25%", "plan 3 step 2/6: us-east-1 10%", ...
+  uint64_t version_before = 0;
+  uint64_t version_after = 0;  // equal to version_before when the table did not change
+};
+
+// The default ramp: 1, 5, 10, 25, 50, 100 %.
+std::vector<uint32_t> DefaultRampBasisPoints();
+
+class Controller {
+ public:
+  // `base` is the configuration's spec (region names, salts, local region, cohorts); `state`
+  // overrides the values it carries. Fails when the combination does not make a valid table.
+  static absl::StatusOr<Controller> Create(SteeringSpec base, ControllerState state,
+                                           GateLimits limits);
+  // The state a configuration's spec stands for, before anything was changed.
+  static ControllerState StateFromSpec(const SteeringSpec& spec);
+
+  // Status codes: InvalidArgument (bad values: 400), NotFound (no such region or plan: 404),
+  // FailedPrecondition (an active plan is in the way, or the version is stale: 409).
+  absl::Status SetRegion(const RegionChange& change, const std::string& actor, absl::Time now);
+  absl::StatusOr<uint64_t> StartPlan(const PlanRequest& request, const std::string& actor,
+                                     absl::Time now);
+  absl::Status AbortPlan(uint64_t id, const std::string& actor, absl::Time now);
+
+  // Takes every step that is due, asking `gate` first. Returns true when the table changed.
+  bool Tick(absl::Time now, const HealthGate& gate);
+  // When Tick next has something to do; InfiniteFuture when no plan is active.
+  absl::Time NextDue() const;
+
+  const SteeringTablePtr& table() const { return table_; }
+  const ControllerState& state() const { return state_; }
+  const SteeringSpec& spec() const { return spec_; }
+  const GateLimits& limits() const { return limits_; }
+  const RampPlan* FindPlan(uint64_t id) const;
+  const RampPlan* ActivePlanFor(const std::string& region) const;
+  // Events since the last call, oldest first.
+  std::vector<ControllerEvent> TakeEvents();
+
+ private:
+  Controller(SteeringSpec spec, ControllerState state, GateLimits limits)
+      : spec_(std::move(spec)), state_(std::move(state)), limits_(limits) {}
+  // Builds the table for `next` with version + 1; on success the spec, state and table move on
+  // and an event is recorded. On failure nothing changes.
+  absl::Status Commit(SteeringSpec next, const std::string& actor, const std::string& action,
+                      absl::Time now);
+  void Record(const std::string& actor, const std::string& action, absl::Time now, uint64_t before);
+  RegionSpec* FindRegion(SteeringSpec* spec, const std::string& name);
+  void Advance(RampPlan* plan, absl::Time now, const HealthGate& gate);
+  // Ends a plan. Reorders the plans: `plan` must not be used afterwards.
+  void Finish(RampPlan* plan, RampPlan::State state, absl::Time now);
+  void TrimHistory();
+
+  SteeringSpec spec_;
+  ControllerState state_;
+  GateLimits limits_;
+  SteeringTablePtr table_;
+  std::vector<ControllerEvent> events_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_STEERING_CONTROLLER_H_

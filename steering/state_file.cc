@@ -1,0 +1,262 @@
+#include "steering/state_file.h"
+
+#include <limits>
+
+#include "absl/strings/str_format.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+
+json TimeToJson(absl::Time t) {
+  if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return nullptr;
+  return absl::ToUnixMillis(t);
+}
+
+absl::Status FieldError(const std::string& field, std::string_view what) {
+  return absl::InvalidArgumentError(absl::StrFormat("%s: %s", field, what));
+}
+
+absl::StatusOr<uint64_t> Unsigned(const json& j, const std::string& field, uint64_t max) {
+  if (!j.is_number_unsigned() && !(j.is_number_integer() && j.get<int64_t>() >= 0)) {
+    return FieldError(field, absl::StrFormat("must be an integer 0..%d", max));
+  }
+  uint64_t v = j.get<uint64_t>();
+  if (v > max) return FieldError(field, absl::StrFormat("must be an integer 0..%d", max));
+  return v;
+}
+
+absl::StatusOr<std::string> String(const json& j, const std::string& field) {
+  if (!j.is_string()) return FieldError(field, "must be a string");
+  return j.get<std::string>();
+}
+
+// Null: `fallback`.
+absl::StatusOr<absl::Time> TimeFromJson(const json& j, const std::string& field,
+                                        absl::Time fallback) {
+  if (j.is_null()) return fallback;
+  if (!j.is_number_integer()) return FieldError(field, "must be Unix milliseconds or null");
+  return absl::FromUnixMillis(j.get<int64_t>());
+}
+
+const json& Member(const json& object, const char* key) {
+  static const json kNull;
+  auto it = object.find(key);
+  return it == object.end() ? kNull : *it;
+}
+
+absl::StatusOr<RegionSpec> RegionFromJson(const std::string& name, const json& j,
+                                          const std::string& field) {
+  if (!j.is_object()) return FieldError(field, "must be an object");
+  RegionSpec region;
+  region.name = name;
+  auto bp = BasisPointsFromJson(Member(j, "evacuated_bp"), field + ".evacuated_bp");
+  if (!bp.ok()) return bp.status();
+  region.evacuated_bp = *bp;
+  const json& healthy = Member(j, "healthy");
+  if (!healthy.is_boolean()) return FieldError(field + ".healthy", "must be true or false");
+  region.healthy = healthy.get<bool>();
+  auto saviors = SaviorWeightsFromJson(Member(j, "saviors"), field + ".saviors");
+  if (!saviors.ok()) return saviors.status();
+  region.saviors = *std::move(saviors);
+  const json& cohorts = Member(j, "cohort_saviors");
+  if (!cohorts.is_object()) return FieldError(field + ".cohort_saviors", "must be an object");
+  for (const auto& [cohort, row] : cohorts.items()) {
+    auto weights = SaviorWeightsFromJson(row, field + ".cohort_saviors." + cohort);
+    if (!weights.ok()) return weights.status();
+    region.cohort_saviors[cohort] = *std::move(weights);
+  }
+  return region;
+}
+
+absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
+  if (!j.is_object()) return FieldError(field, "must be an object");
+  RampPlan plan;
+  auto id = Unsigned(Member(j, "id"), field + ".id", std::numeric_limits<uint32_t>::max());
+  if (!id.ok()) return id.status();
+  if (*id == 0) return FieldError(field + ".id", "must be positive");
+  plan.id = *id;
+  auto kind = String(Member(j, "kind"), field + ".kind");
+  if (!kind.ok()) return kind.status();
+  if (*kind == "evacuate") {
+    plan.kind = RampPlan::Kind::kEvacuate;
+  } else if (*kind == "restore") {
+    plan.kind = RampPlan::Kind::kRestore;
+  } else {
+    return FieldError(field + ".kind", "must be evacuate or restore");
+  }
+  auto state = String(Member(j, "state"), field + ".state");
+  if (!state.ok()) return state.status();
+  bool known = false;
+  for (RampPlan::State s : {RampPlan::State::kRunning, RampPlan::State::kHolding,
+                            RampPlan::State::kDone, RampPlan::State::kAborted}) {
+    if (*state == RampPlanStateName(s)) {
+      plan.state = s;
+      known = true;
+    }
+  }
+  if (!known) return FieldError(field + ".state", "must be running, holding, done or aborted");
+  auto region = String(Member(j, "region"), field + ".region");
+  if (!region.ok()) return region.status();
+  if (!ValidRegionName(*region)) return FieldError(field + ".region", "not a region name");
+  plan.region = *region;
+  auto saviors = SaviorWeightsFromJson(Member(j, "saviors"), field + ".saviors");
+  if (!saviors.ok()) return saviors.status();
+  plan.saviors = *std::move(saviors);
+  const json& steps = Member(j, "steps_bp");
+  if (!steps.is_array() || steps.empty() || steps.size() > 100) {
+    return FieldError(field + ".steps_bp", "must be a list of 1..100 fractions");
+  }
+  for (size_t i = 0; i < steps.size(); ++i) {
+    auto bp = BasisPointsFromJson(steps[i], absl::StrFormat("%s.steps_bp[%d]", field, i));
+    if (!bp.ok()) return bp.status();
+    plan.steps_bp.push_back(*bp);
+  }
+  auto start = BasisPointsFromJson(Member(j, "start_bp"), field + ".start_bp");
+  if (!start.ok()) return start.status();
+  plan.start_bp = *start;
+  auto hold = Unsigned(Member(j, "hold_ms"), field + ".hold_ms", 86400000);
+  if (!hold.ok()) return hold.status();
+  plan.hold = absl::Milliseconds(static_cast<int64_t>(*hold));
+  const json& step = Member(j, "step");
+  if (!step.is_number_integer() || step.get<int64_t>() < -1 ||
+      step.get<int64_t>() >= static_cast<int64_t>(plan.steps_bp.size())) {
+    return FieldError(field + ".step", "must be -1 or the index of one of steps_bp");
+  }
+  plan.step = static_cast<int>(step.get<int64_t>());
+  auto next = TimeFromJson(Member(j, "next_at_ms"), field + ".next_at_ms",
+                           plan.active() ? absl::InfinitePast() : absl::InfiniteFuture());
+  if (!next.ok()) return next.status();
+  plan.next_at = *next;
+  auto failures = Unsigned(Member(j, "gate_failures"), field + ".gate_failures", 1000000);
+  if (!failures.ok()) return failures.status();
+  plan.gate_failures = static_cast<uint32_t>(*failures);
+  auto message = String(Member(j, "gate_message"), field + ".gate_message");
+  if (!message.ok()) return message.status();
+  plan.gate_message = *message;
+  auto actor = String(Member(j, "actor"), field + ".actor");
+  if (!actor.ok()) return actor.status();
+  plan.actor = *actor;
+  auto created = TimeFromJson(Member(j, "created_ms"), field + ".created_ms", absl::UnixEpoch());
+  if (!created.ok()) return created.status();
+  plan.created = *created;
+  auto finished =
+      TimeFromJson(Member(j, "finished_ms"), field + ".finished_ms", absl::InfinitePast());
+  if (!finished.ok()) return finished.status();
+  plan.finished = *finished;
+  return plan;
+}
+
+}  // namespace
+
+absl::StatusOr<uint32_t> BasisPointsFromJson(const json& j, const std::string& field) {
+  if (!j.is_number_integer() || j.get<int64_t>() < 0 || j.get<int64_t>() > kBasisPoints) {
+    return FieldError(field, "must be an integer 0..10000 (basis points)");
+  }
+  return static_cast<uint32_t>(j.get<int64_t>());
+}
+
+absl::StatusOr<std::map<std::string, uint32_t>> SaviorWeightsFromJson(const json& j,
+                                                                      const std::string& field) {
+  if (!j.is_object()) return FieldError(field, "must be an object of region: weight");
+  std::map<std::string, uint32_t> weights;
+  for (const auto& [name, weight] : j.items()) {
+    if (!ValidRegionName(name)) {
+      return FieldError(field, absl::StrFormat("\"%s\" is not a region name", name));
+    }
+    if (!weight.is_number_integer() || weight.get<int64_t>() < 0 ||
+        weight.get<int64_t>() > kMaxSaviorWeight) {
+      return FieldError(field + "." + name, "weight must be an integer 0..100");
+    }
+    weights[name] = static_cast<uint32_t>(weight.get<int64_t>());
+  }
+  return weights;
+}
+
+json RegionSpecToJson(const RegionSpec& region) {
+  json cohorts = json::object();
+  for (const auto& [cohort, row] : region.cohort_saviors) cohorts[cohort] = row;
+  return json{{"evacuated_bp", region.evacuated_bp},
+              {"healthy", region.healthy},
+              {"saviors", region.saviors.empty() ? json::object() : json(region.saviors)},
+              {"cohort_saviors", cohorts}};
+}
+
+json RampPlanToJson(const RampPlan& plan) {
+  return json{{"id", plan.id},
+              {"kind", RampPlanKindName(plan.kind)},
+              {"state", RampPlanStateName(plan.state)},
+              {"region", plan.region},
+              {"saviors", plan.saviors.empty() ? json::object() : json(plan.saviors)},
+              {"steps_bp", plan.steps_bp},
+              {"start_bp", plan.start_bp},
+              {"hold_ms", absl::ToInt64Milliseconds(plan.hold)},
+              {"step", plan.step},
+              {"next_at_ms", TimeToJson(plan.next_at)},
+              {"gate_failures", plan.gate_failures},
+              {"gate_message", plan.gate_message},
+              {"actor", plan.actor},
+              {"created_ms", TimeToJson(plan.created)},
+              {"finished_ms", TimeToJson(plan.finished)}};
+}
+
+std::string EncodeControllerState(const ControllerState& state) {
+  json regions = json::object();
+  for (const RegionSpec& region : state.regions) regions[region.name] = RegionSpecToJson(region);
+  json plans = json::array();
+  for (const RampPlan& plan : state.plans) plans.push_back(RampPlanToJson(plan));
+  json out{{"format", kStateFormat},
+           {"version", state.version},
+           {"next_plan_id", state.next_plan_id},
+           {"regions", regions},
+           {"plans", plans}};
+  return out.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+absl::StatusOr<ControllerState> DecodeControllerState(std::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("not a JSON object");
+  const json& format = Member(j, "format");
+  if (!format.is_string() || format.get<std::string>() != kStateFormat) {
+    return FieldError("format", absl::StrFormat("must be \"%s\"", kStateFormat));
+  }
+  ControllerState state;
+  auto version = Unsigned(Member(j, "version"), "version", std::numeric_limits<int64_t>::max());
+  if (!version.ok()) return version.status();
+  if (*version == 0) return FieldError("version", "must be positive");
+  state.version = *version;
+  auto next_id =
+      Unsigned(Member(j, "next_plan_id"), "next_plan_id", std::numeric_limits<uint32_t>::max());
+  if (!next_id.ok()) return next_id.status();
+  state.next_plan_id = *next_id;
+  const json& regions = Member(j, "regions");
+  if (!regions.is_object() || regions.size() > kMaxRegions) {
+    return FieldError("regions",
+                      absl::StrFormat("must be an object of at most %d regions", kMaxRegions));
+  }
+  for (const auto& [name, value] : regions.items()) {
+    if (!ValidRegionName(name)) {
+      return FieldError("regions", absl::StrFormat("\"%s\" is not a region name", name));
+    }
+    auto region = RegionFromJson(name, value, "regions." + name);
+    if (!region.ok()) return region.status();
+    state.regions.push_back(*std::move(region));
+  }
+  const json& plans = Member(j, "plans");
+  if (!plans.is_array() || plans.size() > 1000) {
+    return FieldError("plans", "must be a list of at most 1000 plans");
+  }
+  for (size_t i = 0; i < plans.size(); ++i) {
+    auto plan = PlanFromJson(plans[i], absl::StrFormat("plans[%d]", i));
+    if (!plan.ok()) return plan.status();
+    if (plan->id >= state.next_plan_id) {
+      return FieldError(absl::StrFormat("plans[%d].id", i), "must be below next_plan_id");
+    }
+    state.plans.push_back(*std::move(plan));
+  }
+  return state;
+}
+
+}  // namespace sluice

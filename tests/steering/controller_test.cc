@@ -1,0 +1,341 @@
+#include "steering/controller.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "steering/state_file.h"
+
+namespace sluice {
+namespace {
+
+const absl::Time kStart = absl::FromUnixSeconds(1800000000);
+
+SteeringSpec Spec() {
+  SteeringSpec spec;
+  spec.local_region = "us-east-1";
+  RegionSpec east;
+  east.name = "us-east-1";
+  east.saviors = {{"eu-west-1", 70}, {"us-west-2", 30}};
+  RegionSpec west;
+  west.name = "us-west-2";
+  RegionSpec eu;
+  eu.name = "eu-west-1";
+  spec.regions = {east, west, eu};
+  return spec;
+}
+
+Controller Make(ControllerState state = Controller::StateFromSpec(Spec()), GateLimits limits = {}) {
+  auto c = Controller::Create(Spec(), std::move(state), limits);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return *std::move(c);
+}
+
+uint32_t Fraction(const Controller& c, const std::string& region) {
+  const SteeringTable& t = *c.table();
+  return t.region(t.FindRegion(region)).evacuated_bp;
+}
+
+// A gate that reports every region healthy except those in `sick`.
+struct FakeGate {
+  std::map<std::string, RegionHealth> sick;
+  std::vector<std::string> asked;
+  HealthGate Get() {
+    return [this](const std::string& region) {
+      asked.push_back(region);
+      auto it = sick.find(region);
+      return it == sick.end() ? RegionHealth{} : it->second;
+    };
+  }
+};
+
+PlanRequest Evacuate(std::vector<uint32_t> steps = {}, absl::Duration hold = absl::Seconds(10)) {
+  PlanRequest r;
+  r.region = "us-east-1";
+  r.saviors = {{"eu-west-1", 70}, {"us-west-2", 30}};
+  r.steps_bp = std::move(steps);
+  r.hold = hold;
+  return r;
+}
+
+TEST(ControllerTest, TheDefaultRampTakesEachStepAfterItsHold) {
+  Controller c = Make();
+  FakeGate gate;
+  auto id = c.StartPlan(Evacuate(), "alice", kStart);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(c.NextDue(), kStart);
+  std::vector<uint32_t> seen;
+  absl::Time now = kStart;
+  // Each step is due exactly `hold` after the one before: one tick a second for 60 s.
+  for (int s = 0; s <= 60; ++s, now += absl::Seconds(1)) {
+    if (c.Tick(now, gate.Get())) seen.push_back(Fraction(c, "us-east-1"));
+  }
+  EXPECT_EQ(seen, (std::vector<uint32_t>{100, 500, 1000, 2500, 5000, 10000}));
+  const RampPlan* plan = c.FindPlan(*id);
+  ASSERT_NE(plan, nullptr);
+  EXPECT_EQ(plan->state, RampPlan::State::kDone);
+  EXPECT_EQ(plan->finished, kStart + absl::Seconds(50));
+  EXPECT_EQ(c.NextDue(), absl::InfiniteFuture());
+  EXPECT_EQ(c.table()->version(), 7u);  // six steps on top of version 1
+  // Only the saviors with weight were asked, once per step.
+  EXPECT_EQ(gate.asked.size(), 12u);
+}
+
+TEST(ControllerTest, EveryTransitionIsAnEventWithVersions) {
+  Controller c = Make();
+  FakeGate gate;
+  ASSERT_TRUE(c.StartPlan(Evacuate({2500, 10000}, absl::Seconds(5)), "alice", kStart).ok());
+  c.Tick(kStart, gate.Get());
+  c.Tick(kStart + absl::Seconds(5), gate.Get());
+  std::vector<ControllerEvent> events = c.TakeEvents();
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].actor, "alice");
+  EXPECT_EQ(events[0].version_before, events[0].version_after);
+  EXPECT_EQ(events[1].action, "plan 1 step 1/2: us-east-1 25%");
+  EXPECT_EQ(events[1].version_before, 1u);
+  EXPECT_EQ(events[1].version_after, 2u);
+  EXPECT_EQ(events[1].actor, "controller");
+  EXPECT_EQ(events[3].action, "plan 1 done");
+  EXPECT_TRUE(c.TakeEvents().empty());
+}
+
+TEST(ControllerTest, AFailingGateHoldsThenRollsBackOneStep) {
+  GateLimits limits;
+  limits.recheck = absl::Seconds(5);
+  limits.rollback_after = 3;
+  Controller c = Make(Controller::StateFromSpec(Spec()), limits);
+  FakeGate gate;
+  auto id = c.StartPlan(Evacuate({1000, 2500, 5000}, absl::Seconds(10)), "alice", kStart);
+  ASSERT_TRUE(id.ok());
+  c.Tick(kStart, gate.Get());
+  c.Tick(kStart + absl::Seconds(10), gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 2500u);
+
+  RegionHealth bad;
+  bad.requests = 1000;
+  bad.error_rate = 0.2;
+  gate.sick["eu-west-1"] = bad;
+  absl::Time now = kStart + absl::Seconds(20);
+  EXPECT_FALSE(c.Tick(now, gate.Get()));
+  const RampPlan* plan = c.FindPlan(*id);
+  EXPECT_EQ(plan->state, RampPlan::State::kHolding);
+  EXPECT_NE(plan->gate_message.find("eu-west-1 error rate 20.00%"), std::string::npos)
+      << plan->gate_message;
+  EXPECT_EQ(c.NextDue(), now + absl::Seconds(5));
+  EXPECT_FALSE(c.Tick(now + absl::Seconds(4), gate.Get()));  // not due yet
+  EXPECT_FALSE(c.Tick(now + absl::Seconds(5), gate.Get()));
+  EXPECT_EQ(Fraction(c, "us-east-1"), 2500u);
+  EXPECT_TRUE(c.Tick(now + absl::Seconds(10), gate.Get()));  // third failure: step back
+  EXPECT_EQ(Fraction(c, "us-east-1"), 1000u);
+  plan = c.FindPlan(*id);
+  EXPECT_EQ(plan->step, 0);
+  EXPECT_EQ(plan->state, RampPlan::State::kHolding);
+
+  // The savior recovers: the ramp climbs again after the hold.
+  gate.sick.clear();
+  EXPECT_FALSE(c.Tick(now + absl::Seconds(15), gate.Get()));
+  EXPECT_TRUE(c.Tick(now + absl::Seconds(20), gate.Get()));
+  EXPECT_EQ(Fraction(c, "us-east-1"), 2500u);
+  EXPECT_EQ(c.FindPlan(*id)->state, RampPlan::State::kRunning);
+  EXPECT_TRUE(c.FindPlan(*id)->gate_message.empty());
+}
+
+TEST(ControllerTest, RollingBackTheFirstStepReturnsToWhereTheRegionWas) {
+  GateLimits limits;
+  limits.rollback_after = 1;
+  Controller c = Make(Controller::StateFromSpec(Spec()), limits);
+  RegionChange set;
+  set.region = "us-east-1";
+  set.has_fraction = true;
+  set.evacuated_bp = 300;
+  ASSERT_TRUE(c.SetRegion(set, "bob", kStart).ok());
+  FakeGate gate;
+  ASSERT_TRUE(c.StartPlan(Evacuate({100, 500, 1000}), "alice", kStart).ok());
+  c.Tick(kStart, gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 500u);  // 1% is below where it stood: skipped
+  gate.sick["us-west-2"].p99 = absl::Seconds(9);
+  EXPECT_TRUE(c.Tick(kStart + absl::Seconds(10), gate.Get()));
+  EXPECT_EQ(Fraction(c, "us-east-1"), 300u);
+}
+
+TEST(ControllerTest, AnUnreachableSaviorHoldsTheRamp) {
+  Controller c = Make();
+  FakeGate gate;
+  gate.sick["us-west-2"].reachable = false;
+  gate.sick["us-west-2"].detail = "connection refused";
+  auto id = c.StartPlan(Evacuate(), "alice", kStart);
+  EXPECT_FALSE(c.Tick(kStart, gate.Get()));
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
+  EXPECT_EQ(c.FindPlan(*id)->gate_message, "us-west-2 unreachable (connection refused)");
+}
+
+TEST(ControllerTest, AbortStopsWhereItIsAndRestoreRampsDown) {
+  Controller c = Make();
+  FakeGate gate;
+  auto id = c.StartPlan(Evacuate(), "alice", kStart);
+  for (int s = 0; s <= 20; ++s) c.Tick(kStart + absl::Seconds(s), gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 1000u);
+  ASSERT_TRUE(c.AbortPlan(*id, "bob", kStart + absl::Seconds(21)).ok());
+  EXPECT_EQ(c.FindPlan(*id)->state, RampPlan::State::kAborted);
+  for (int s = 21; s <= 60; ++s) c.Tick(kStart + absl::Seconds(s), gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 1000u);
+  EXPECT_EQ(c.AbortPlan(*id, "bob", kStart).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(c.AbortPlan(99, "bob", kStart).code(), absl::StatusCode::kNotFound);
+
+  PlanRequest restore;
+  restore.kind = RampPlan::Kind::kRestore;
+  restore.region = "us-east-1";
+  restore.hold = absl::Seconds(1);
+  auto rid = c.StartPlan(restore, "carol", kStart + absl::Seconds(60));
+  ASSERT_TRUE(rid.ok()) << rid.status();
+  EXPECT_EQ(c.FindPlan(*rid)->steps_bp, (std::vector<uint32_t>{500, 100, 0}));
+  std::vector<uint32_t> seen;
+  for (int s = 60; s <= 70; ++s) {
+    if (c.Tick(kStart + absl::Seconds(s), gate.Get())) seen.push_back(Fraction(c, "us-east-1"));
+  }
+  EXPECT_EQ(seen, (std::vector<uint32_t>{500, 100, 0}));
+  // A restore asks the region that takes its traffic back.
+  EXPECT_EQ(gate.asked.back(), "us-east-1");
+  restore.hold = absl::Seconds(1);
+  EXPECT_EQ(c.StartPlan(restore, "carol", kStart).status().code(),
+            absl::StatusCode::kInvalidArgument);  // nothing to restore
+}
+
+TEST(ControllerTest, DirectChangesAreRefusedDuringAPlanUnlessForced) {
+  Controller c = Make();
+  FakeGate gate;
+  auto id = c.StartPlan(Evacuate(), "alice", kStart);
+  c.Tick(kStart, gate.Get());
+  RegionChange set;
+  set.region = "us-east-1";
+  set.has_fraction = true;
+  set.evacuated_bp = 10000;
+  absl::Status refused = c.SetRegion(set, "bob", kStart);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("active plan"), std::string::npos);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 100u);
+  // Another region is free to change.
+  RegionChange other;
+  other.region = "us-west-2";
+  other.has_healthy = true;
+  other.healthy = false;
+  EXPECT_TRUE(c.SetRegion(other, "bob", kStart).ok());
+  set.force = true;
+  ASSERT_TRUE(c.SetRegion(set, "bob", kStart).ok());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 10000u);
+  EXPECT_EQ(c.FindPlan(*id)->state, RampPlan::State::kAborted);
+  // A second plan on a region with an active one is refused too.
+  c.StartPlan(PlanRequest{RampPlan::Kind::kRestore, "us-east-1", {}, {}, absl::Seconds(1)}, "a",
+              kStart)
+      .IgnoreError();
+  EXPECT_EQ(c.StartPlan(Evacuate(), "alice", kStart).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ControllerTest, AStaleVersionIsRefusedAndNothingIsHalfApplied) {
+  Controller c = Make();
+  RegionChange set;
+  set.region = "us-east-1";
+  set.has_fraction = true;
+  set.evacuated_bp = 2500;
+  set.expected_version = 1;
+  ASSERT_TRUE(c.SetRegion(set, "bob", kStart).ok());
+  EXPECT_EQ(c.state().version, 2u);
+  set.evacuated_bp = 5000;
+  EXPECT_EQ(c.SetRegion(set, "bob", kStart).code(), absl::StatusCode::kFailedPrecondition);
+  // A bad savior in the same change as a good fraction: neither is applied.
+  RegionChange bad;
+  bad.region = "us-east-1";
+  bad.has_fraction = true;
+  bad.evacuated_bp = 7500;
+  bad.has_saviors = true;
+  bad.saviors = {{"mars-1", 100}};
+  absl::Status s = c.SetRegion(bad, "bob", kStart);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("mars-1"), std::string::npos) << s;
+  EXPECT_EQ(Fraction(c, "us-east-1"), 2500u);
+  EXPECT_EQ(c.state().version, 2u);
+  bad.region = "mars-1";
+  EXPECT_EQ(c.SetRegion(bad, "bob", kStart).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ControllerTest, BadPlansAreRefused) {
+  Controller c = Make();
+  EXPECT_EQ(c.StartPlan(Evacuate({500, 100}), "a", kStart).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.StartPlan(Evacuate({500, 20000}), "a", kStart).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  PlanRequest no_saviors = Evacuate();
+  no_saviors.region = "us-west-2";
+  no_saviors.saviors.clear();
+  EXPECT_EQ(c.StartPlan(no_saviors, "a", kStart).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  PlanRequest self = Evacuate();
+  self.saviors = {{"us-east-1", 100}};
+  EXPECT_EQ(c.StartPlan(self, "a", kStart).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(c.state().plans.empty());
+}
+
+TEST(ControllerTest, ARestartInTheMiddleOfARampResumesWhereItWas) {
+  Controller before = Make();
+  FakeGate gate;
+  auto id = before.StartPlan(Evacuate(), "alice", kStart);
+  for (int s = 0; s <= 25; ++s) before.Tick(kStart + absl::Seconds(s), gate.Get());
+  EXPECT_EQ(Fraction(before, "us-east-1"), 1000u);
+
+  // The state goes through the file format, as across a restart.
+  auto decoded = DecodeControllerState(EncodeControllerState(before.state()));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  Controller after = Make(*decoded);
+  EXPECT_EQ(after.table()->version(), before.table()->version());
+  EXPECT_EQ(Fraction(after, "us-east-1"), 1000u);
+  EXPECT_EQ(after.NextDue(), kStart + absl::Seconds(30));
+  std::vector<uint32_t> seen;
+  for (int s = 26; s <= 60; ++s) {
+    if (after.Tick(kStart + absl::Seconds(s), gate.Get())) {
+      seen.push_back(Fraction(after, "us-east-1"));
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<uint32_t>{2500, 5000, 10000}));
+  EXPECT_EQ(after.FindPlan(*id)->state, RampPlan::State::kDone);
+}
+
+TEST(ControllerTest, SavedValuesWinOverTheConfigurationAndUnknownRegionsAreDropped) {
+  ControllerState state = Controller::StateFromSpec(Spec());
+  state.version = 41;
+  state.regions[0].evacuated_bp = 5000;
+  RegionSpec gone;
+  gone.name = "ap-south-1";
+  gone.evacuated_bp = 10000;
+  state.regions.push_back(gone);
+  Controller c = Make(state);
+  EXPECT_EQ(c.table()->version(), 41u);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 5000u);
+  EXPECT_EQ(c.table()->FindRegion("ap-south-1"), -1);
+  // A saved savior the configuration no longer has makes the state unusable: refused.
+  state.regions[0].saviors = {{"ap-south-1", 100}};
+  EXPECT_FALSE(Controller::Create(Spec(), state, {}).ok());
+}
+
+TEST(ControllerTest, FinishedPlansAreKeptUpToALimit) {
+  Controller c = Make();
+  FakeGate gate;
+  absl::Time now = kStart;
+  for (int i = 0; i < 30; ++i) {
+    auto id = c.StartPlan(Evacuate({100}), "a", now);
+    ASSERT_TRUE(id.ok()) << id.status();
+    c.Tick(now, gate.Get());
+    RegionChange back;
+    back.region = "us-east-1";
+    back.has_fraction = true;
+    back.evacuated_bp = 0;
+    ASSERT_TRUE(c.SetRegion(back, "a", now).ok());
+    now += absl::Seconds(1);
+  }
+  EXPECT_EQ(c.state().plans.size(), 20u);
+  EXPECT_EQ(c.state().plans.front().id, 30u);
+}
+
+}  // namespace
+}  // namespace sluice
