@@ -59,6 +59,14 @@ inline std::string_view StripWhitespace(std::string_view s) {
   return s;
 }
 
+// The value of one hexadecimal digit, or -1.
+inline int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // Parses a whole string as a decimal integer (optional leading '-' for signed types).
 template <typename Int>
 bool ParseInteger(std::string_view s, Int* out) {

@@ -13,6 +13,7 @@ void FilterRun::Start(const FilterChain* chain) {
   started_ = 0;
   paused_ = false;
   completed_ = false;
+  responder_ = -1;
   for (FilterSlot& slot : slots_) slot = FilterSlot{};
 }
 
@@ -29,6 +30,7 @@ FilterStatus FilterRun::RunRequestHead(FilterRequest& request) {
         paused_ = true;
         return FilterStatus::kPause;
       case FilterStatus::kRespond:
+        responder_ = static_cast<int8_t>(i);
         return FilterStatus::kRespond;
       case FilterStatus::kRetry:
         continue;  // meaningless before anything went upstream
@@ -40,7 +42,10 @@ FilterStatus FilterRun::RunRequestHead(FilterRequest& request) {
 FilterStatus FilterRun::Resume(FilterRequest& request, FilterStatus status) {
   if (!paused_) return FilterStatus::kContinue;
   paused_ = false;
-  if (status == FilterStatus::kRespond) return FilterStatus::kRespond;
+  if (status == FilterStatus::kRespond) {
+    responder_ = static_cast<int8_t>(started_ - 1);
+    return FilterStatus::kRespond;
+  }
   return RunRequestHead(request);
 }
 

@@ -55,6 +55,8 @@ class FilterRun {
   // OnComplete for every filter that ran, in reverse order. Once; later calls do nothing.
   void Complete(FilterRequest& request, const FilterOutcome& outcome);
 
+  // The filter (index in the chain) that answered the request itself; -1: none did.
+  int responder() const { return responder_; }
   bool paused() const { return paused_; }
   bool completed() const { return completed_; }
   bool active() const { return chain_ != nullptr && !completed_; }
@@ -64,6 +66,7 @@ class FilterRun {
   uint8_t next_ = 0;      // the next filter whose OnRequestHead runs
   uint8_t started_ = 0;   // filters whose OnRequestHead ran
   uint8_t retry_at_ = 0;  // the filter that answered kRetry in the last reverse walk
+  int8_t responder_ = -1;
   bool paused_ = false;
   bool completed_ = false;
   FilterSlot slots_[kMaxFiltersPerChain];

@@ -1,5 +1,7 @@
 #include "proxy/cli.h"
 
+#include "proxy/admin_config_loader.h"
+
 #include <algorithm>
 #include "common/strings.h"
 
@@ -21,8 +23,9 @@ std::string UsageText() {
       "  --origin LIST      quick start: forward everything to these endpoints\n"
       "  --workers N        worker threads (default: one per CPU)\n"
       "  --log-level LEVEL  debug, info, warn or error\n"
+      "  --admin ADDRESS    the admin listener (default %s; off: none)\n"
       "  --version          print the version\n",
-      kDefaultConfigPath, kDefaultListenAddress);
+      kDefaultConfigPath, kDefaultListenAddress, kDefaultAdminAddress);
 }
 
 absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
@@ -66,6 +69,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
       }
     } else if (arg == "--log-level") {
       ASSIGN_OR_RETURN(cli.log_level, take_value());
+    } else if (arg == "--admin") {
+      ASSIGN_OR_RETURN(cli.admin, take_value());
+      AdminConfig probe;
+      RETURN_IF_ERROR(ApplyAdminFlag(cli.admin, &probe));
     } else if (arg == "--help" || arg == "-h") {
       cli.help = true;
     } else if (arg == "--version") {
@@ -92,12 +99,13 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
 absl::StatusOr<ConfigPtr> ConfigFromCommandLine(const CommandLine& cli) {
   if (!cli.config_path.empty()) {
     ASSIGN_OR_RETURN(ConfigPtr loaded, LoadConfigFile(cli.config_path));
-    if (cli.workers < 0 && cli.log_level.empty()) return loaded;
+    if (cli.workers < 0 && cli.log_level.empty() && cli.admin.empty()) return loaded;
     auto config = std::make_shared<Config>(*loaded);
     if (cli.workers >= 0) config->workers = cli.workers == 0 ? DefaultWorkerCount() : cli.workers;
     if (!cli.log_level.empty()) {
       ASSIGN_OR_RETURN(config->log_level, ParseLogLevel(cli.log_level));
     }
+    if (!cli.admin.empty()) RETURN_IF_ERROR(ApplyAdminFlag(cli.admin, &config->admin));
     return ConfigPtr(std::move(config));
   }
 
@@ -123,12 +131,15 @@ absl::StatusOr<ConfigPtr> ConfigFromCommandLine(const CommandLine& cli) {
   }
   config->clusters.push_back(std::move(cluster));
   RouteConfig route;
+  route.name = "/";
   route.cluster = "origin";
   config->routes.push_back(route);
   config->workers = cli.workers < 0 ? 0 : cli.workers;
   if (!cli.log_level.empty()) {
     ASSIGN_OR_RETURN(config->log_level, ParseLogLevel(cli.log_level));
   }
+  config->admin = DefaultAdminConfig();
+  if (!cli.admin.empty()) RETURN_IF_ERROR(ApplyAdminFlag(cli.admin, &config->admin));
   RETURN_IF_ERROR(ValidateConfig(*config));
   return ConfigPtr(std::move(config));
 }

@@ -3,6 +3,7 @@
 //   sluice --check --config FILE    validate it and exit (0 valid, 1 invalid)
 //   sluice --listen ADDR --origin ADDR[,ADDR...] [--workers N]
 //                                   quick start: one route to one cluster, all defaults
+//   --admin ADDRESS|off             the admin listener (default 127.0.0.1:9901)
 #ifndef SLUICE_PROXY_CLI_H_
 #define SLUICE_PROXY_CLI_H_
 
@@ -21,6 +22,7 @@ struct CommandLine {
   std::vector<std::string> origins;  // --origin, comma-separated
   int workers = -1;                  // --workers; -1: not given
   std::string log_level;             // --log-level
+  std::string admin;                 // --admin ADDRESS or off
   bool help = false;
   bool version = false;
 };

@@ -61,7 +61,7 @@ bool ClusterRuntime::AdmitRetry() {
 
 void ClusterRuntime::ReportOutcome(UpstreamEndpoint& endpoint, bool failed, int64_t now_ns) {
   if (failed) {
-    outliers_.OnFailure(endpoint, balancer.endpoints(), now_ns);
+    if (outliers_.OnFailure(endpoint, balancer.endpoints(), now_ns) && cell) cell->ejections.Add();
   } else {
     outliers_.OnSuccess(endpoint, now_ns);
   }

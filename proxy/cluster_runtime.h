@@ -10,6 +10,7 @@
 
 #include "proxy/config.h"
 #include "proxy/load_balancer.h"
+#include "proxy/metrics.h"
 #include "proxy/outlier_detector.h"
 
 namespace sluice {
@@ -21,6 +22,8 @@ class ClusterRuntime {
 
   const ClusterConfig& config;
   LoadBalancer balancer;
+  size_t index = 0;             // in the snapshot's clusters
+  ClusterCell* cell = nullptr;  // the worker's metrics for this cluster; null in unit tests
 
   // Circuit breakers: nullptr when admitted, else why not (for the log line).
   const char* AdmitRequest();

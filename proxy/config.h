@@ -18,6 +18,7 @@
 #include "proxy/cidr.h"
 #include "proxy/path_normalizer.h"
 #include "proxy/steering_config.h"
+#include "steering/controller.h"
 
 namespace sluice {
 
@@ -100,6 +101,7 @@ struct ClusterConfig {
 };
 
 struct RouteConfig {
+  std::string name;               // for metrics and logs; default: host (unless "*") + prefix
   std::string host = "*";         // "*", "example.com" or "*.example.com"; port ignored
   std::string path_prefix = "/";  // matched on whole segments against the normalized path
   std::string cluster;
@@ -134,6 +136,42 @@ struct ProxyOptions {
   PathNormalizerOptions path;
 };
 
+// What counts as a stream start (the business signal of a region's health): a request whose
+// route, method and path prefix match (empty: any) and whose status is in [status_min,
+// status_max].
+struct StreamStartRule {
+  std::string route;
+  std::string method;
+  std::string path_prefix;
+  int status_min = 200;
+  int status_max = 299;
+};
+
+inline constexpr char kDefaultAdminAddress[] = "127.0.0.1:9901";
+
+// A bearer token of the admin API: its name (the actor in the audit log), its role, and the
+// SHA-256 of the token (the token itself is not kept).
+struct AdminToken {
+  std::string name;
+  bool admin = false;  // false: read (GET only)
+  std::string sha256;  // 32 bytes
+};
+
+struct AdminConfig {
+  bool enabled = true;
+  SocketAddress address;  // default kDefaultAdminAddress
+  std::vector<AdminToken> tokens;
+};
+
+// The steering controller (steering/controller.h) as this node runs it.
+struct ControllerConfig {
+  std::string state_file;  // empty: changes live until the process exits
+  std::string audit_log;   // empty: audit records go to the log only
+  GateLimits gates;
+  absl::Duration gate_window = absl::Seconds(30);     // the traffic the gates look at
+  absl::Duration health_interval = absl::Seconds(2);  // each peer region's /v1/health
+};
+
 struct Config {
   std::string source;  // the file it came from, or "command line"
   int workers = 1;     // resolved: never 0 after loading
@@ -146,6 +184,9 @@ struct Config {
   TimeoutsConfig timeouts;
   ProxyOptions proxy;
   SteeringConfig steering;
+  std::vector<StreamStartRule> stream_starts;  // none: nothing is counted as a start
+  AdminConfig admin;
+  ControllerConfig controller;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "common/units.h"
+#include "proxy/admin_config_loader.h"
 #include "proxy/filter_config_loader.h"
 #include "proxy/steering_config_loader.h"
 #include "proxy/yaml_field.h"
@@ -177,7 +178,7 @@ absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
 
 absl::Status ParseRoute(const Field& f, const std::vector<ClusterConfig>& clusters,
                         const std::string& base_dir, RouteConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"host", "path_prefix", "cluster", "filters"}));
+  RETURN_IF_ERROR(f.ExpectMap({"name", "host", "path_prefix", "cluster", "filters"}));
   Field host = f.Child("host");
   RETURN_IF_ERROR(host.Read(&out->host));
   out->host = AsciiLower(out->host);
@@ -190,6 +191,10 @@ absl::Status ParseRoute(const Field& f, const std::vector<ClusterConfig>& cluste
   if (out->path_prefix.empty() || out->path_prefix.front() != '/') {
     return prefix.Error(absl::StrFormat("must start with /, got \"%s\"", out->path_prefix));
   }
+  Field name = f.Child("name");
+  RETURN_IF_ERROR(name.Read(&out->name));
+  if (out->name.empty())
+    out->name = out->host == "*" ? out->path_prefix : out->host + out->path_prefix;
   Field cluster = f.Child("cluster");
   if (!cluster.present()) return cluster.Error("required");
   RETURN_IF_ERROR(cluster.Read(&out->cluster));
@@ -283,8 +288,9 @@ absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out) {
 }
 
 absl::Status ParseTopLevel(const Field& root, Config* config) {
-  RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes",
-                                  "limits", "timeouts", "proxy", "steering"}));
+  RETURN_IF_ERROR(
+      root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes", "limits",
+                      "timeouts", "proxy", "steering", "admin", "controller", "metrics"}));
   config->workers = 0;
   RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
   Field log_level = root.Child("log_level");
@@ -350,6 +356,16 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   }
   if (Field f = root.Child("proxy"); f.present())
     RETURN_IF_ERROR(ParseProxyOptions(f, &config->proxy));
+  config->admin = DefaultAdminConfig();
+  if (Field f = root.Child("admin"); f.present()) {
+    RETURN_IF_ERROR(ParseAdmin(f, BaseDir(config->source), &config->admin));
+  }
+  if (Field f = root.Child("controller"); f.present()) {
+    RETURN_IF_ERROR(ParseController(f, BaseDir(config->source), &config->controller));
+  }
+  if (Field f = root.Child("metrics"); f.present()) {
+    RETURN_IF_ERROR(ParseMetrics(f, *config, &config->stream_starts));
+  }
   return absl::OkStatus();
 }
 

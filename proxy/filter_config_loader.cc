@@ -176,13 +176,6 @@ absl::Status ParseShed(const Field& f, const ConcurrencyConfig* concurrency, She
   return absl::OkStatus();
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 absl::Status ParseAuth(const Field& f, const std::string& base_dir, AuthConfig* out) {
   RETURN_IF_ERROR(f.ExpectMap({"jwks_file", "issuer", "audience", "leeway", "require_exp", "claims",
                                "api_keys", "api_key_header", "optional", "realm", "cache_size"}));

@@ -50,8 +50,10 @@ bool Forwarder::Idempotent() const {
 
 void Forwarder::OnRequestHead(RequestHeadPtr head) {
   request_ = std::move(head);
+  filter_.context.started_ns = SystemClock().MonotonicNanos();
   const Config& config = *snapshot_->config;
   steering_ = snapshot_->steering;  // one table for the whole request
+  decision_label_ = steering_ ? static_cast<uint8_t>(SteeringReason::kLocal) : kDecisionOff;
   RequestVerdict verdict = NormalizeRequest(request_.get(), config.proxy.path);
   if (!verdict.ok()) {
     LOG_INFO("downstream %s: %d %s", stream_->downstream().client.ToString(), verdict.status,
@@ -66,6 +68,7 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
     return;
   }
   cluster_ = local_cluster_ = snapshot_->clusters[route->cluster_index].get();
+  route_ = static_cast<int>(route - config.routes.data());
   // An upgrade request is all head; what follows a 101 is the tunnel, not its body.
   if (request_->upgrade) request_complete_ = true;
   filter_.context.client = stream_->downstream().client;
@@ -79,7 +82,6 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
   filter_.resume = this;
   filter_.context.route_index = route_index;
   filter_.context.cluster_index = route->cluster_index;
-  filter_.context.started_ns = SystemClock().MonotonicNanos();
   run_.Start(&snapshot_->chains[route_index]);
   AfterRequestFilters(run_.RunRequestHead(filter_));
 }
@@ -135,6 +137,7 @@ bool Forwarder::AdmitRetry(bool reached_origin) {
 
 bool Forwarder::TryRetry(bool reached_origin) {
   if (!CanAttemptAgain() || !AdmitRetry(reached_origin)) return false;
+  RecordRetry();
   DropUpstream();
   response_started_ = false;
   int64_t delay_ns = filter_.context.retry_delay_ns;
@@ -148,6 +151,7 @@ bool Forwarder::TryRetry(bool reached_origin) {
 }
 
 void Forwarder::CompleteFilters() {
+  RecordExchange();
   ReleaseCluster();
   if (!run_.active()) return;
   outcome_.latency_ns = SystemClock().MonotonicNanos() - filter_.context.started_ns;
@@ -195,6 +199,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
     endpoint_ = picked->shared_from_this();
   }
   endpoint_->BeginRequest();
+  attempt_started_ns_ = SystemClock().MonotonicNanos();
   ++filter_.context.attempts;
   filter_.context.last_failure = UpstreamFailure::kNone;
   outcome_.upstream_failed = false;
@@ -282,6 +287,7 @@ void Forwarder::SendBodyUpstream(std::string_view data) {
 
 void Forwarder::OnRequestBody(std::string_view data) {
   if (response_done_ && !tunnel_) return;
+  bytes_in_ += data.size();
   ArmIdleTimeout();
   if (upstream_ && upstream_ready_) {
     SendBodyUpstream(data);
@@ -340,6 +346,7 @@ void Forwarder::MaybeArmResponseTimeout() {
 void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
   response_timeout_.Disarm();
   response_started_ = true;
+  RecordUpstreamHead(head->status);
   cluster_->ReportOutcome(*endpoint_, head->status >= 500, SystemClock().MonotonicNanos());
   if (!stream_) return;
   const Config& config = *snapshot_->config;
@@ -372,6 +379,7 @@ void Forwarder::OnUpstreamBody(std::string_view data) {
   if (!stream_ || response_done_) return;
   ArmIdleTimeout();
   run_.RunResponseBody(filter_, data);
+  bytes_out_ += data.size();
   stream_->SendResponseBody(data, false);
   if (stream_ && upstream_ && !upstream_paused_ && stream_->OutputFull()) {
     upstream_paused_ = true;
@@ -451,6 +459,7 @@ void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* wha
     connecting_ = false;
   }
   if (endpoint_) cluster_->ReportOutcome(*endpoint_, true, SystemClock().MonotonicNanos());
+  RecordUpstreamFailure(kind);
   if (status == 504) {
     outcome_.timed_out = true;
   } else {
@@ -579,6 +588,7 @@ void Forwarder::RespondLocal(int status, std::string_view body, const HeaderMap*
   if (status >= 400 && status < 500 && status != 404 && !outcome_.answered_by_filter) {
     stream->CloseAfterResponse();  // a malformed request: the connection is not trusted
   }
+  bytes_out_ += body.size();
   stream->SendResponseHead(*head, false);
   stream->SendResponseBody(body, true);
   CompleteFilters();

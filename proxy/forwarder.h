@@ -150,6 +150,20 @@ class Forwarder final : public ServerStreamHandler,
   bool upstream_paused_ = false;
   bool downstream_paused_ = false;
 
+  // --- Metrics and the access log (proxy/forwarder_metrics.cc) ---
+  // Once per exchange, when it ends: the worker's counters (and later the access log).
+  void RecordExchange();
+  void RecordUpstreamHead(int status);
+  void RecordUpstreamFailure(UpstreamFailure kind);
+  void RecordRetry();
+
+  int route_ = -1;              // index of the matched route; -1: none
+  uint8_t decision_label_ = 0;  // metrics.h DecisionLabel index; set with the request head
+  int64_t attempt_started_ns_ = 0;
+  uint64_t bytes_in_ = 0;   // request body bytes from the client
+  uint64_t bytes_out_ = 0;  // response body bytes to the client
+  bool recorded_ = false;
+
   // Steering: null table when steering is off.
   SteeringTablePtr steering_;
   MemberRequest member_;

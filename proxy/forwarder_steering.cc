@@ -46,9 +46,10 @@ void Forwarder::CheckHopMarker() {
       if (from < 0 || from == table.local()) verdict = HopVerdict::kUnknownFrom;
     }
   }
-  SteeringStats* stats = snapshot_->steering_stats;
+  SteeringStats* stats = snapshot_->metrics ? &snapshot_->metrics->steering : nullptr;
   if (verdict == HopVerdict::kValid) {
     tunneled_in_ = true;
+    decision_label_ = static_cast<uint8_t>(SteeringReason::kTunneledIn);
     if (stats) ++stats->tunneled_in;
     // Filters (rate limits by client address, say) see the real client, not the peer sluice.
     SocketAddress client;
@@ -77,18 +78,20 @@ uint64_t Forwarder::UnreachableRegions() const {
 void Forwarder::Steer() {
   const SteeringConfig& config = snapshot_->config->steering;
   const SteeringTable& table = *steering_;
-  SteeringStats* stats = snapshot_->steering_stats;
+  SteeringStats* stats = snapshot_->metrics ? &snapshot_->metrics->steering : nullptr;
   ReadSteeringInputs(config, table, *request_, filter_.context.identity, filter_.context.client,
                      &member_buffer_, &member_);
   member_.tunneled_in = tunneled_in_;
   member_.unreachable = UnreachableRegions();
   SteeringDecision decision = Decide(table, member_);
+  decision_label_ = static_cast<uint8_t>(decision.reason);
   if (!decision.tunnel && !tunneled_in_ && config.failover &&
       local_cluster_->balancer.AvailableCount(SystemClock().MonotonicNanos()) == 0) {
     // Isthmus before the first attempt: nothing local can serve it.
     int savior = PickFailoverRegion(table, member_.member, member_.cohort, member_.unreachable);
     if (savior >= 0) {
       decision = SteeringDecision{savior, true, SteeringReason::kFailover};
+      decision_label_ = static_cast<uint8_t>(SteeringReason::kFailover);
       failed_over_ = true;
       if (stats) ++stats->failovers;
       LOG_DEBUG("%s %s%s: no endpoint of cluster %s is available; to %s", request_->method_text,
@@ -161,7 +164,7 @@ bool Forwarder::TryTunnelFallback(UpstreamFailure kind) {
     member_.unreachable = UnreachableRegions();
     next = Decide(table, member_).region;  // the next savior, or local
   }
-  if (snapshot_->steering_stats) ++snapshot_->steering_stats->fallbacks;
+  if (snapshot_->metrics) ++snapshot_->metrics->steering.fallbacks;
   LOG_DEBUG("%s %s%s: tunnel to %s failed; %s instead", request_->method_text, request_->authority,
             request_->path, table.region(failed).name,
             next == table.local() ? "local" : table.region(next).name);
@@ -177,7 +180,8 @@ bool Forwarder::TryFailover(bool reached_origin) {
   if (savior < 0) return false;
   if (!Redispatch(reached_origin, savior)) return false;
   failed_over_ = true;
-  if (snapshot_->steering_stats) ++snapshot_->steering_stats->failovers;
+  decision_label_ = static_cast<uint8_t>(SteeringReason::kFailover);
+  if (snapshot_->metrics) ++snapshot_->metrics->steering.failovers;
   LOG_DEBUG("%s %s%s: the local region failed it; once more through %s", request_->method_text,
             request_->authority, request_->path, table.region(savior).name);
   return true;

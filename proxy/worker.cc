@@ -127,10 +127,50 @@ void Worker::BuildSnapshot(ConfigPtr config) {
         1, (config->limits.max_connections + config->workers - 1) / config->workers);
   }
   if (config->steering.enabled) {
-    snapshot->steering = config->steering.table;
-    snapshot->steering_stats = &steering_stats_;
+    snapshot->steering = steering_table_ ? steering_table_ : config->steering.table;
   }
+  ResolveMetricCells(snapshot.get());
   snapshot_ = std::move(snapshot);
+}
+
+void Worker::ResolveMetricCells(WorkerSnapshot* snapshot) {
+  const Config& config = *snapshot->config;
+  snapshot->metrics = &metrics_;
+  const size_t clusters = config.clusters.size();
+  snapshot->exchange_cells.assign((config.routes.size() + 1) * clusters, nullptr);
+  for (size_t r = 0; r <= config.routes.size(); ++r) {
+    const std::string route = r < config.routes.size() ? config.routes[r].name : "none";
+    snapshot->route_cells.push_back(metrics_.Route(route));
+    for (size_t c = 0; c < clusters; ++c) {
+      snapshot->exchange_cells[r * clusters + c] =
+          metrics_.Exchange(route, r < config.routes.size() ? config.clusters[c].name : "none");
+    }
+    if (r == config.routes.size()) break;
+    std::vector<RejectCell*> rejects;
+    for (const FilterSpec& filter : config.routes[r].filters) {
+      rejects.push_back(metrics_.Reject(route, std::string(FilterSpecName(filter))));
+    }
+    snapshot->reject_cells.push_back(std::move(rejects));
+  }
+  for (size_t c = 0; c < clusters; ++c) {
+    snapshot->cluster_cells.push_back(metrics_.Cluster(config.clusters[c].name));
+    snapshot->clusters[c]->index = c;
+    snapshot->clusters[c]->cell = snapshot->cluster_cells.back();
+  }
+  if (snapshot->steering) {
+    for (int i = 0; i < snapshot->steering->region_count(); ++i) {
+      snapshot->region_cells.push_back(metrics_.Region(snapshot->steering->region(i).name));
+    }
+  } else {
+    snapshot->region_cells.push_back(metrics_.Region("local"));
+  }
+}
+
+void Worker::SetSteeringTable(SteeringTablePtr table) {
+  steering_table_ = std::move(table);
+  if (snapshot_ && snapshot_->config->steering.enabled && steering_table_) {
+    snapshot_->steering = steering_table_;
+  }
 }
 
 std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(
@@ -259,6 +299,7 @@ void Worker::ForceClose() {
 
 void Worker::OnConnectionClosed(bool counted) {
   if (counted && connection_count_ > 0) --connection_count_;
+  metrics_.connections_open.Set(connection_count_);
   if (draining_) MaybeFinish();
 }
 

@@ -54,7 +54,11 @@ class Worker {
   void UpdateHealth(const std::string& cluster, const SocketAddress& address, bool healthy);
   // A JWKS file changed: new keys for the auth filters that read it.
   void UpdateKeys(const std::string& path, std::shared_ptr<const JsonWebKeySet> keys);
-  const SteeringStats& steering_stats() const { return steering_stats_; }
+  // The controller published a new steering table: new requests use it (and so do snapshots
+  // built by later reloads, until the next one). Null: the configuration's own table.
+  void SetSteeringTable(SteeringTablePtr table);
+  // Read from the control thread at scrape time (its counters are single-writer atomics).
+  const WorkerMetrics& metrics() const { return metrics_; }
   // Stops accepting, lets exchanges in progress finish, then ends the loop.
   void BeginDrain();
   // Closes every connection now (the drain timeout passed).
@@ -68,7 +72,11 @@ class Worker {
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_>& connections() {
     return connections_;
   }
-  void OnConnectionOpened() { ++connection_count_; }
+  void OnConnectionOpened() {
+    ++connection_count_;
+    metrics_.connections_open.Set(connection_count_);
+    metrics_.connections_total.Add();
+  }
   void OnConnectionClosed(bool counted);
   uint32_t connection_count() const { return connection_count_; }
   void CountRefusedConnection() { ++refused_connections_; }
@@ -78,6 +86,7 @@ class Worker {
   void Run(ConfigPtr config, std::vector<ListenerSocket> listeners);
   void OnAsync();
   void BuildSnapshot(ConfigPtr config);
+  void ResolveMetricCells(WorkerSnapshot* snapshot);
   // The endpoints of a cluster now: configured addresses and resolved names, reusing existing
   // endpoints (recorded in `keep`).
   std::vector<std::shared_ptr<UpstreamEndpoint>> Members(
@@ -102,7 +111,8 @@ class Worker {
   KeySlots key_slots_;                                          // JWKS keys in force, by file
   std::map<std::string, std::vector<SocketAddress>> resolved_;  // "cluster|host:port"
   std::map<std::string, bool> health_;  // "cluster|address": last active check verdict
-  SteeringStats steering_stats_;
+  SteeringTablePtr steering_table_;     // from the controller; null: the configuration's
+  WorkerMetrics metrics_;
   Http1Limits response_limits_;
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_> connections_;
   uint64_t connection_ids_ = 0;

@@ -13,20 +13,10 @@
 #include "proxy/config.h"
 #include "proxy/http1_parser.h"
 #include "proxy/load_balancer.h"
+#include "proxy/metrics.h"
 #include "proxy/router.h"
 
 namespace sluice {
-
-// A worker's steering counters (summed by /metrics later). Owned by the worker, so they
-// survive reloads; loop thread only.
-struct SteeringStats {
-  uint64_t served_local = 0;
-  uint64_t tunneled_out[kMaxRegions] = {};  // by region index
-  uint64_t tunneled_in = 0;
-  uint64_t hop_rejected[5] = {};  // by HopVerdict
-  uint64_t fallbacks = 0;         // a tunnel failed: next savior or local
-  uint64_t failovers = 0;         // Isthmus: the local region failed a request
-};
 
 struct WorkerSnapshot {
   explicit WorkerSnapshot(ConfigPtr c) : config(std::move(c)), router(config->routes) {}
@@ -40,7 +30,17 @@ struct WorkerSnapshot {
   Http1Limits request_limits;
   uint32_t max_connections = 0;  // this worker's share of limits.max_connections; 0: none
   SteeringTablePtr steering;     // null when steering is off
-  SteeringStats* steering_stats = nullptr;
+
+  // The worker's metric cells for this configuration (proxy/metrics.h), by index.
+  WorkerMetrics* metrics = nullptr;
+  std::vector<ExchangeCell*> exchange_cells;  // [route * clusters + cluster]; last row: no route
+  std::vector<RouteCell*> route_cells;        // by route; last: no route
+  std::vector<ClusterCell*> cluster_cells;    // by cluster
+  std::vector<std::vector<RejectCell*>> reject_cells;  // by route, then filter in its chain
+  std::vector<RegionCell*> region_cells;               // by region index of the table
+  ExchangeCell* exchange(size_t route, size_t cluster) const {
+    return exchange_cells[route * clusters.size() + cluster];
+  }
 };
 
 using WorkerSnapshotPtr = std::shared_ptr<WorkerSnapshot>;
