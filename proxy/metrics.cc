@@ -261,11 +261,6 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
   for (const auto& [region, ok] : node.region_healthy) healthy.Add({{"region", region}}, ok);
   FamilyBuilder plans("sluice_steering_active_plans", "Ramps in progress.", MetricType::Gauge);
   plans.Add({}, static_cast<double>(node.active_plans));
-  FamilyBuilder ejected("sluice_ejected_endpoints", "Endpoints ejected now, by cluster.",
-                        MetricType::Gauge);
-  for (const auto& [cluster, n] : node.ejected_endpoints) {
-    ejected.Add({{"cluster", cluster}}, static_cast<double>(n));
-  }
   FamilyBuilder ready("sluice_ready", "1 when the node is ready for traffic.", MetricType::Gauge);
   ready.Add({}, node.ready ? 1 : 0);
   FamilyBuilder start("sluice_start_time_seconds", "Start time of the process (Unix seconds).",
@@ -294,7 +289,6 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
                            &fraction,
                            &healthy,
                            &plans,
-                           &ejected,
                            &ready,
                            &start}) {
     families.push_back(b->Take());

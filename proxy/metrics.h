@@ -150,7 +150,6 @@ struct NodeGauges {
   std::vector<std::pair<std::string, uint32_t>> evacuated_bp;  // by region
   std::vector<std::pair<std::string, bool>> region_healthy;
   uint64_t active_plans = 0;
-  std::vector<std::pair<std::string, uint64_t>> ejected_endpoints;  // by cluster, now
   bool ready = false;
   double start_time_seconds = 0;
 };

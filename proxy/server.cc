@@ -86,6 +86,7 @@ absl::Status Server::BindListeners(const Config& config,
 int Server::Run() {
   SetLogThreadName("main");
   uint64_t files = RaiseFileLimit();
+  control_ = std::make_unique<LoopContext>(&loop_);
 
   std::vector<std::vector<ListenerSocket>> sockets;
   std::map<std::string, bool> keep;
@@ -93,7 +94,23 @@ int Server::Run() {
     LOG_ERROR("%s", std::string(s.message()));
     return 1;
   }
+  if (config_->admin.enabled) {
+    admin_api_ = std::make_unique<AdminApi>(static_cast<AdminBackend*>(this));
+    admin_api_->SetTokens(config_->admin.tokens);
+    admin_server_ = std::make_unique<AdminServer>(control_.get(), admin_api_.get());
+    if (absl::Status s = admin_server_->Start(config_->admin.address); !s.ok()) {
+      LOG_ERROR("%s", std::string(s.message()));
+      return 1;
+    }
+  }
   if (absl::Status s = DropPrivileges(config_->user); !s.ok()) {
+    LOG_ERROR("%s", std::string(s.message()));
+    return 1;
+  }
+  // After dropping privileges: the state and audit files belong to the user sluice runs as.
+  steering_ = std::make_unique<SteeringControl>(
+      &loop_, [this](SteeringTablePtr table) { PublishSteeringTable(std::move(table)); });
+  if (absl::Status s = steering_->Start(*config_); !s.ok()) {
     LOG_ERROR("%s", std::string(s.message()));
     return 1;
   }
@@ -121,7 +138,6 @@ int Server::Run() {
   uv_timer_init(&loop_, &drain_timer_);
   drain_timer_.data = this;
 
-  control_ = std::make_unique<LoopContext>(&loop_);
   resolver_ = std::make_unique<Resolver>(
       &loop_, [this](const std::string& cluster, const std::string& endpoint,
                      const std::vector<SocketAddress>& addresses) {
@@ -148,6 +164,7 @@ int Server::Run() {
   workers_running_ = config_->workers;
   for (int i = 0; i < config_->workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, [this] { OnWorkerExit(); }));
+    workers_.back()->SetSteeringTable(steering_->table());
     workers_.back()->Start(config_, std::move(sockets[static_cast<size_t>(i)]),
                            resolver_->Snapshot());
   }
@@ -158,11 +175,18 @@ int Server::Run() {
   }
   LOG_INFO("sluice listening on %s with %d workers (config %s, %d file descriptors)", addresses,
            config_->workers, config_->source, files);
+  if (admin_server_) {
+    LOG_INFO("admin API on %s (%d tokens)", admin_server_->address().ToString(),
+             config_->admin.tokens.size());
+  }
+  started_ = true;
 
   WatchKeyFiles();
   uv_run(&loop_, UV_RUN_DEFAULT);
 
   for (auto& worker : workers_) worker->Join();
+  if (admin_server_) admin_server_->Stop();
+  steering_->Stop();
   health_->Stop();
   resolver_->Stop();
   control_->Close();
@@ -177,6 +201,7 @@ int Server::Run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&worker_exit_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
+  admin_server_.reset();
   health_.reset();
   resolver_.reset();
   control_.reset();
@@ -213,6 +238,13 @@ void Server::Reload() {
   if (config->user != config_->user) {
     LOG_WARN("reload: a change of user takes effect only after a restart");
   }
+  if (absl::Status s = steering_->CheckReconfigure(*config); !s.ok()) {
+    LOG_ERROR(
+        "reload refused, keeping the running configuration: the steering state does not "
+        "fit it: %s",
+        std::string(s.message()));
+    return;
+  }
   std::vector<std::vector<ListenerSocket>> sockets;
   std::map<std::string, bool> keep;
   std::map<std::string, OpenListener> previous = listeners_;
@@ -221,11 +253,21 @@ void Server::Reload() {
     LOG_ERROR("reload refused, keeping the running configuration: %s", std::string(s.message()));
     return;
   }
+  if (config->admin.enabled != config_->admin.enabled ||
+      (config->admin.enabled && config->admin.address != config_->admin.address)) {
+    LOG_WARN("reload: a change of the admin address takes effect only after a restart");
+  }
+  if (admin_api_) admin_api_->SetTokens(config->admin.tokens);
   config_ = config;
+  steering_->Reconfigure(*config_);
+  SteeringTablePtr table = steering_->table();
   for (size_t i = 0; i < workers_.size(); ++i) {
     auto added = std::make_shared<std::vector<ListenerSocket>>(std::move(sockets[i]));
-    workers_[i]->Post(
-        [config, added, keep](Worker* w) { w->ApplyConfig(config, std::move(*added), keep); });
+    // One task: no request sees the new configuration with the old table.
+    workers_[i]->Post([config, added, keep, table](Worker* w) {
+      w->SetSteeringTable(table);
+      w->ApplyConfig(config, std::move(*added), keep);
+    });
   }
   WatchKeyFiles();
   resolver_->Configure(*config_);
@@ -294,6 +336,72 @@ void Server::BeginShutdown(const char* why) {
       },
       ms, 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(&drain_timer_));
+}
+
+void Server::PublishSteeringTable(SteeringTablePtr table) {
+  for (auto& worker : workers_) {
+    worker->Post([table](Worker* w) { w->SetSteeringTable(table); });
+  }
+}
+
+std::string Server::RenderMetrics() {
+  std::vector<const WorkerMetrics*> metrics;
+  for (const auto& worker : workers_) metrics.push_back(&worker->metrics());
+  NodeGauges node;
+  std::vector<std::string> region_names;
+  if (const Controller* c = steering_ ? steering_->controller() : nullptr) {
+    node.table_version = c->state().version;
+    for (const RegionSpec& region : c->spec().regions) {
+      node.evacuated_bp.emplace_back(region.name, region.evacuated_bp);
+      node.region_healthy.emplace_back(region.name, region.healthy);
+      region_names.push_back(region.name);
+    }
+    for (const RampPlan& plan : c->state().plans) node.active_plans += plan.active() ? 1 : 0;
+  }
+  std::string why;
+  node.ready = Ready(&why);
+  node.start_time_seconds = absl::ToDoubleSeconds(start_time_ - absl::UnixEpoch());
+  return sluice::RenderMetrics(metrics, node, region_names);
+}
+
+bool Server::Ready(std::string* why) const {
+  if (shutting_down_) {
+    *why = "draining";
+    return false;
+  }
+  if (!started_) {
+    *why = "starting";
+    return false;
+  }
+  return true;
+}
+
+nlohmann::json Server::Health() {
+  std::string why;
+  bool ready = Ready(&why);
+  const Controller* c = steering_ ? steering_->controller() : nullptr;
+  return nlohmann::json{{"ready", ready},
+                        {"region", c ? c->spec().local_region : ""},
+                        {"version", c ? c->state().version : 0}};
+}
+
+absl::Status Server::InjectStandby(const std::string& cluster, const std::string& actor) {
+  const ClusterConfig* found = nullptr;
+  for (const ClusterConfig& c : config_->clusters) {
+    if (c.name == cluster) found = &c;
+  }
+  if (!found) return absl::NotFoundError(absl::StrFormat("no cluster named \"%s\"", cluster));
+  bool has_standby = false;
+  for (const EndpointConfig& e : found->endpoints) has_standby = has_standby || e.standby;
+  if (!has_standby) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("cluster %s has no standby endpoints", cluster));
+  }
+  LOG_INFO("cluster %s: standby endpoints injected (by %s)", cluster, actor);
+  for (auto& worker : workers_) {
+    worker->Post([cluster](Worker* w) { w->InjectStandby(cluster); });
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace sluice

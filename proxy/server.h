@@ -15,17 +15,20 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "proxy/admin_api.h"
+#include "proxy/admin_server.h"
 #include "proxy/cli.h"
 #include "proxy/config.h"
 #include "proxy/health_checker.h"
 #include "proxy/listener.h"
 #include "proxy/loop_context.h"
 #include "proxy/resolver.h"
+#include "proxy/steering_control.h"
 #include "proxy/worker.h"
 
 namespace sluice {
 
-class Server {
+class Server final : private AdminBackend {
  public:
   Server(CommandLine cli, ConfigPtr config);
   Server(const Server&) = delete;
@@ -51,6 +54,14 @@ class Server {
   void OnKeyFileChanged(const std::string& path);
   void BeginShutdown(const char* why);
   void OnWorkerExit();
+  void PublishSteeringTable(SteeringTablePtr table);
+
+  // AdminBackend
+  std::string RenderMetrics() override;
+  bool Ready(std::string* why) const override;
+  nlohmann::json Health() override;
+  SteeringControl* steering() override { return steering_.get(); }
+  absl::Status InjectStandby(const std::string& cluster, const std::string& actor) override;
 
   CommandLine cli_;
   ConfigPtr config_;
@@ -64,6 +75,11 @@ class Server {
   std::unique_ptr<LoopContext> control_;  // the control loop's services (health check sockets)
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<HealthChecker> health_;
+  std::unique_ptr<SteeringControl> steering_;
+  std::unique_ptr<AdminApi> admin_api_;
+  std::unique_ptr<AdminServer> admin_server_;
+  absl::Time start_time_ = absl::Now();
+  bool started_ = false;                           // the workers run
   std::map<std::string, OpenListener> listeners_;  // what the workers listen on, by address
   struct KeyFileWatch {
     Server* server;

@@ -166,6 +166,11 @@ void Worker::ResolveMetricCells(WorkerSnapshot* snapshot) {
   }
 }
 
+void Worker::InjectStandby(const std::string& cluster) {
+  if (!injected_.insert(cluster).second || !snapshot_) return;
+  BuildSnapshot(snapshot_->config);  // the standbys join their cluster's balancer
+}
+
 void Worker::SetSteeringTable(SteeringTablePtr table) {
   steering_table_ = std::move(table);
   if (snapshot_ && snapshot_->config->steering.enabled && steering_table_) {
@@ -188,7 +193,8 @@ std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(
                it != resolved_.end()) {
       addresses = it->second;  // every address of the name
     }
-    const bool standby = endpoint.standby && !cluster.inject_standby;
+    const bool standby =
+        endpoint.standby && !cluster.inject_standby && !injected_.count(cluster.name);
     for (const SocketAddress& address : addresses) {
       std::string key = cluster.name + "|" + address.ToString();
       std::shared_ptr<UpstreamEndpoint> member;

@@ -57,6 +57,9 @@ class Worker {
   // The controller published a new steering table: new requests use it (and so do snapshots
   // built by later reloads, until the next one). Null: the configuration's own table.
   void SetSteeringTable(SteeringTablePtr table);
+  // The admin API injected a cluster's standby endpoints: they take traffic from now on (with
+  // the cluster's slow start), across reloads.
+  void InjectStandby(const std::string& cluster);
   // Read from the control thread at scrape time (its counters are single-writer atomics).
   const WorkerMetrics& metrics() const { return metrics_; }
   // Stops accepting, lets exchanges in progress finish, then ends the loop.
@@ -112,6 +115,7 @@ class Worker {
   std::map<std::string, std::vector<SocketAddress>> resolved_;  // "cluster|host:port"
   std::map<std::string, bool> health_;  // "cluster|address": last active check verdict
   SteeringTablePtr steering_table_;     // from the controller; null: the configuration's
+  std::set<std::string> injected_;      // clusters whose standbys were injected at run time
   WorkerMetrics metrics_;
   Http1Limits response_limits_;
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_> connections_;

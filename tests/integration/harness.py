@@ -59,6 +59,11 @@ class Sluice:
             self.args = list(args or [])
         if workers is not None and config_text is None and "--workers" not in self.args:
             self.args += ["--workers", str(workers)]
+        # Every sluice gets its own admin port: tests run in parallel, and 9901 is the default.
+        self.admin_port = None
+        if "--admin" not in self.args:
+            self.admin_port = free_port()
+            self.args += ["--admin", "127.0.0.1:%d" % self.admin_port]
         self.proc = None
 
     def write_config(self, text):

@@ -1,0 +1,282 @@
+#include "proxy/steering_control.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "steering/state_file.h"
+
+namespace sluice {
+namespace {
+
+absl::Status Errno(const std::string& what) {
+  return absl::InternalError(absl::StrFormat("%s: %s", what, std::strerror(errno)));
+}
+
+// Writes all of `data` or fails.
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// A ramp step that could not be saved is tried again this much later.
+constexpr uint64_t kRetryAfterFailedSaveMs = 1000;
+
+}  // namespace
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  if (dir.empty()) dir = "/";
+  std::string tmp = absl::StrFormat("%s.tmp.%d", path, getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno("cannot create " + tmp);
+  if (!WriteAll(fd, contents) || ::fsync(fd) != 0) {
+    absl::Status s = Errno("cannot write " + tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  if (::close(fd) != 0) {
+    absl::Status s = Errno("cannot write " + tmp);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    absl::Status s = Errno("cannot rename " + tmp + " to " + path);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  // The rename is durable only once the directory entry is.
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return Errno("cannot open " + dir);
+  int synced = ::fsync(dir_fd);
+  ::close(dir_fd);
+  if (synced != 0) return Errno("cannot sync " + dir);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ControllerState> LoadStateFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return absl::NotFoundError(path + ": no saved state");
+    return absl::InvalidArgumentError(
+        absl::StrFormat("steering state %s: cannot read it: %s", path, std::strerror(errno)));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  absl::StatusOr<ControllerState> state = DecodeControllerState(text.str());
+  if (!state.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "steering state %s is damaged (%s); it was left as it is. Repair it, or move it away "
+        "to start from the configuration's table",
+        path, state.status().message()));
+  }
+  return state;
+}
+
+SteeringControl::SteeringControl(uv_loop_t* loop, Publish publish)
+    : loop_(loop), publish_(std::move(publish)) {}
+
+SteeringControl::~SteeringControl() { Stop(); }
+
+absl::Status SteeringControl::Start(const Config& config) {
+  state_file_ = config.controller.state_file;
+  audit_log_ = config.controller.audit_log;
+  if (!audit_log_.empty()) {
+    audit_fd_ = ::open(audit_log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (audit_fd_ < 0) {
+      return absl::InvalidArgumentError(absl::StrFormat("controller.audit_log: cannot open %s: %s",
+                                                        audit_log_, std::strerror(errno)));
+    }
+  }
+  if (!config.steering.enabled) return absl::OkStatus();
+  ControllerState state = Controller::StateFromSpec(config.steering.spec);
+  bool restored = false;
+  if (!state_file_.empty()) {
+    absl::StatusOr<ControllerState> saved = LoadStateFile(state_file_);
+    if (saved.ok()) {
+      state = *std::move(saved);
+      restored = true;
+    } else if (!absl::IsNotFound(saved.status())) {
+      return saved.status();
+    }
+  }
+  absl::StatusOr<Controller> controller =
+      Controller::Create(config.steering.spec, std::move(state), config.controller.gates);
+  if (!controller.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("steering state %s does not fit the configuration: %s", state_file_,
+                        controller.status().message()));
+  }
+  controller_ = *std::move(controller);
+  if (restored) {
+    size_t active = 0;
+    for (const RampPlan& plan : controller_->state().plans) active += plan.active() ? 1 : 0;
+    LOG_INFO("steering state restored from %s: table version %d, %d active plans", state_file_,
+             controller_->state().version, active);
+  } else if (state_file_.empty()) {
+    LOG_WARN("controller.state_file is not set: steering changes last until sluice exits");
+  } else {
+    // The first start with a state file: write it, so that a file that cannot be written is
+    // found now and not in the middle of an evacuation.
+    if (absl::Status s =
+            WriteFileAtomically(state_file_, EncodeControllerState(controller_->state()));
+        !s.ok()) {
+      return absl::InvalidArgumentError("controller.state_file: " + std::string(s.message()));
+    }
+  }
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
+  Reschedule();
+  return absl::OkStatus();
+}
+
+absl::Status SteeringControl::CheckReconfigure(const Config& config) const {
+  if (!config.steering.enabled || !controller_) return absl::OkStatus();
+  return Controller::Create(config.steering.spec, controller_->state(), config.controller.gates)
+      .status();
+}
+
+void SteeringControl::Reconfigure(const Config& config) {
+  if (!config.steering.enabled) {
+    if (controller_) LOG_WARN("reload: steering is no longer configured; every request is local");
+    controller_.reset();
+    return;
+  }
+  ControllerState state =
+      controller_ ? controller_->state() : Controller::StateFromSpec(config.steering.spec);
+  absl::StatusOr<Controller> next =
+      Controller::Create(config.steering.spec, std::move(state), config.controller.gates);
+  if (!next.ok()) {
+    LOG_ERROR("reload: steering kept as it was: %s", std::string(next.status().message()));
+    return;
+  }
+  bool was = controller_.has_value();
+  controller_ = *std::move(next);
+  if (!was && !timer_) {
+    timer_ = new uv_timer_t;
+    uv_timer_init(loop_, timer_);
+    timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
+  }
+  Reschedule();
+}
+
+void SteeringControl::Stop() {
+  if (timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    timer_ = nullptr;
+  }
+  if (audit_fd_ >= 0) {
+    ::close(audit_fd_);
+    audit_fd_ = -1;
+  }
+}
+
+absl::Status SteeringControl::Adopt(Controller next) {
+  // Saved even without events: a holding ramp's failed gate checks are state too.
+  std::vector<ControllerEvent> events = next.TakeEvents();
+  if (!state_file_.empty()) {
+    if (absl::Status s = WriteFileAtomically(state_file_, EncodeControllerState(next.state()));
+        !s.ok()) {
+      LOG_ERROR("steering change not made, the state cannot be saved: %s",
+                std::string(s.message()));
+      return absl::InternalError("the steering state cannot be saved: " + std::string(s.message()));
+    }
+  }
+  bool table_changed = next.table() != controller_->table();
+  controller_ = std::move(next);
+  for (const ControllerEvent& event : events) Audit(event);
+  if (table_changed) publish_(controller_->table());
+  Reschedule();
+  return absl::OkStatus();
+}
+
+void SteeringControl::Audit(const ControllerEvent& event) {
+  LOG_INFO("steering: %s (by %s, table version %d -> %d)", event.action, event.actor,
+           event.version_before, event.version_after);
+  if (audit_fd_ < 0) return;
+  nlohmann::json line{
+      {"time", absl::FormatTime(absl::RFC3339_full, event.time, absl::UTCTimeZone())},
+      {"actor", event.actor},
+      {"action", event.action},
+      {"version_before", event.version_before},
+      {"version_after", event.version_after}};
+  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (!WriteAll(audit_fd_, text)) {
+    LOG_ERROR("audit log %s: %s", audit_log_, std::strerror(errno));
+  }
+}
+
+absl::Status SteeringControl::SetRegion(const RegionChange& change, const std::string& actor) {
+  if (!controller_) return absl::NotFoundError("steering is not configured");
+  Controller next = *controller_;
+  if (absl::Status s = next.SetRegion(change, actor, absl::Now()); !s.ok()) return s;
+  return Adopt(std::move(next));
+}
+
+absl::StatusOr<uint64_t> SteeringControl::StartPlan(const PlanRequest& request,
+                                                    const std::string& actor) {
+  if (!controller_) return absl::NotFoundError("steering is not configured");
+  Controller next = *controller_;
+  absl::StatusOr<uint64_t> id = next.StartPlan(request, actor, absl::Now());
+  if (!id.ok()) return id.status();
+  if (absl::Status s = Adopt(std::move(next)); !s.ok()) return s;
+  // The first step is due now: take it without waiting for the timer.
+  OnTimer();
+  return id;
+}
+
+absl::Status SteeringControl::AbortPlan(uint64_t id, const std::string& actor) {
+  if (!controller_) return absl::NotFoundError("steering is not configured");
+  Controller next = *controller_;
+  if (absl::Status s = next.AbortPlan(id, actor, absl::Now()); !s.ok()) return s;
+  return Adopt(std::move(next));
+}
+
+void SteeringControl::Reschedule() {
+  if (!timer_ || !controller_) return;
+  absl::Time due = controller_->NextDue();
+  if (due == absl::InfiniteFuture()) {
+    uv_timer_stop(timer_);
+    return;
+  }
+  int64_t ms = absl::ToInt64Milliseconds(due - absl::Now());
+  uv_timer_start(
+      timer_, [](uv_timer_t* t) { static_cast<SteeringControl*>(t->data)->OnTimer(); },
+      static_cast<uint64_t>(std::max<int64_t>(ms, 0)), 0);
+}
+
+void SteeringControl::OnTimer() {
+  if (!controller_) return;
+  if (controller_->NextDue() > absl::Now()) {
+    Reschedule();
+    return;
+  }
+  Controller next = *controller_;
+  next.Tick(absl::Now(), gate_);
+  if (!Adopt(std::move(next)).ok() && timer_) {
+    uv_timer_start(
+        timer_, [](uv_timer_t* t) { static_cast<SteeringControl*>(t->data)->OnTimer(); },
+        kRetryAfterFailedSaveMs, 0);
+    return;
+  }
+  Reschedule();
+}
+
+}  // namespace sluice

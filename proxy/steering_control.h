@@ -1,0 +1,89 @@
+// The steering controller as this node runs it, on the control thread's loop: the Controller
+// (steering/controller.h) plus what it must not know about: the clock, a timer for the ramps,
+// the state file (written atomically after every change, read at start), the audit log, and
+// publishing each new table to the workers.
+//
+// Every change goes through the same path: the controller changes a copy, the copy is saved,
+// and only then is it adopted, audited and published. A change that cannot be saved is
+// refused (an API change gets the error, a ramp step is tried again later), so what the
+// workers serve with is always what a restart would load.
+//
+// Control thread only.
+#ifndef SLUICE_PROXY_STEERING_CONTROL_H_
+#define SLUICE_PROXY_STEERING_CONTROL_H_
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proxy/config.h"
+#include "steering/controller.h"
+
+namespace sluice {
+
+// Writes `contents` to `path` so that a crash leaves either the old file or the new one: a
+// temporary file in the same directory, fsync, rename over `path`, fsync of the directory.
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+
+// Reads the state file: NotFound when there is none (a first start), InvalidArgument with the
+// path and what is wrong when it cannot be used.
+absl::StatusOr<ControllerState> LoadStateFile(const std::string& path);
+
+class SteeringControl {
+ public:
+  using Publish = std::function<void(SteeringTablePtr)>;
+
+  SteeringControl(uv_loop_t* loop, Publish publish);
+  SteeringControl(const SteeringControl&) = delete;
+  SteeringControl& operator=(const SteeringControl&) = delete;
+  ~SteeringControl();
+
+  // Builds the controller from the configuration and the saved state (which wins). Fails,
+  // and sluice refuses to start, when the state file is unreadable or corrupt: serving an
+  // older table than the one saved could send traffic back into an evacuated region.
+  absl::Status Start(const Config& config);
+  // A reloaded configuration: the controller is rebuilt on it, keeping its state. On failure
+  // nothing changes and the reload must be refused.
+  absl::Status CheckReconfigure(const Config& config) const;
+  void Reconfigure(const Config& config);
+  void Stop();
+
+  bool enabled() const { return controller_.has_value(); }
+  // The table the workers should serve with; null when steering is off.
+  SteeringTablePtr table() const { return controller_ ? controller_->table() : nullptr; }
+  const Controller* controller() const { return controller_ ? &*controller_ : nullptr; }
+
+  // The gate's view of each region's health (null: every region passes).
+  void SetHealthGate(HealthGate gate) { gate_ = std::move(gate); }
+
+  // The admin API. Errors carry the status codes documented on Controller, plus Internal when
+  // the state file cannot be written (nothing changed then).
+  absl::Status SetRegion(const RegionChange& change, const std::string& actor);
+  absl::StatusOr<uint64_t> StartPlan(const PlanRequest& request, const std::string& actor);
+  absl::Status AbortPlan(uint64_t id, const std::string& actor);
+
+ private:
+  // Saves `next` and adopts it; audits and publishes what changed.
+  absl::Status Adopt(Controller next);
+  void Audit(const ControllerEvent& event);
+  void Reschedule();
+  void OnTimer();
+
+  uv_loop_t* loop_;
+  Publish publish_;
+  std::optional<Controller> controller_;
+  std::string state_file_;
+  std::string audit_log_;
+  int audit_fd_ = -1;
+  HealthGate gate_;
+  uv_timer_t* timer_ = nullptr;  // freed by its close callback
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_STEERING_CONTROL_H_
