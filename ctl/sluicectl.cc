@@ -1,0 +1,570 @@
+#include "ctl/sluicectl.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/strings.h"
+#include "common/units.h"
+#include "ctl/admin_client.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+constexpr char kUsage[] =
+    "usage: sluicectl [--admin URL]... [--admins FILE] [--token T | --token-file F] [--json]\n"
+    "                 [--timeout 5s] COMMAND\n"
+    "\n"
+    "commands:\n"
+    "  status                                       table, plans and gates of every endpoint\n"
+    "  evacuate REGION --to A=70,B=30 [--ramp 1,5,10,25,50,100] [--hold 10s] [--force]\n"
+    "  abort PLAN                                   stop a ramp where it stands\n"
+    "  restore REGION [--ramp 50,10,0] [--hold 10s] [--force]   ramp back to 0\n"
+    "  set REGION [--fraction 25] [--to A=70,B=30] [--healthy yes|no] [--version N] [--force]\n"
+    "  inject CLUSTER                               hot standbys take traffic\n"
+    "  watch [--interval 1s] [--count N] [--until-done]   the ramps as they go\n"
+    "\n"
+    "  --admin URL     an admin endpoint (repeatable; default http://127.0.0.1:9901)\n"
+    "  --admins FILE   lines of \"NAME URL\": one endpoint per region\n"
+    "  --token T       the bearer token (or --token-file F, or SLUICE_ADMIN_TOKEN)\n"
+    "  --json          machine-readable output\n";
+
+struct Options {
+  std::vector<AdminEndpoint> endpoints;
+  std::string token;
+  bool json = false;
+  absl::Duration timeout = absl::Seconds(5);
+  std::string command;
+  std::vector<std::string> args;             // positional arguments after the command
+  std::map<std::string, std::string> flags;  // command flags: --to, --ramp, ...
+};
+
+struct UsageError {
+  std::string message;
+};
+
+std::string Trim(std::string s) { return std::string(StripWhitespace(s)); }
+
+// "A=70,B=30" -> {"A": 70, "B": 30}.
+bool ParseWeights(const std::string& text, json* out, std::string* error) {
+  *out = json::object();
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t eq = item.find('=');
+    int weight = 0;
+    if (eq == std::string::npos || eq == 0 || !ParseInteger(item.substr(eq + 1), &weight)) {
+      *error = absl::StrFormat("--to: \"%s\" is not REGION=WEIGHT", item);
+      return false;
+    }
+    (*out)[item.substr(0, eq)] = weight;
+  }
+  if (out->empty()) {
+    *error = "--to: needs REGION=WEIGHT[,REGION=WEIGHT...]";
+    return false;
+  }
+  return true;
+}
+
+// "1,5,25" -> ["1%", "5%", "25%"] (the API checks the values).
+json ParseRamp(const std::string& text) {
+  json steps = json::array();
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    item = Trim(item);
+    if (!item.empty() && item.back() != '%' && !item.ends_with("bp")) item += "%";
+    steps.push_back(item);
+  }
+  return steps;
+}
+
+std::string FractionText(const json& value) {
+  std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+  if (!text.empty() && text.back() != '%' && !text.ends_with("bp")) text += "%";
+  return text;
+}
+
+std::string Weights(const json& weights) {
+  if (!weights.is_object() || weights.empty()) return "-";
+  std::vector<std::string> parts;
+  for (const auto& [name, w] : weights.items()) parts.push_back(name + "=" + w.dump());
+  return absl::StrJoin(parts, ",");
+}
+
+std::string Percent(const json& bp) {
+  if (!bp.is_number()) return "?";
+  double p = bp.get<double>() / 100;
+  return absl::StrFormat("%g%%", p);
+}
+
+class Ctl {
+ public:
+  Ctl(Options options, std::ostream& out, std::ostream& err)
+      : o_(std::move(options)), out_(out), err_(err) {}
+
+  int Run() {
+    const std::string& c = o_.command;
+    if (c == "status") return Status();
+    if (c == "watch") return Watch();
+    if (c == "evacuate") return Evacuate();
+    if (c == "restore") return Restore();
+    if (c == "abort") return Abort();
+    if (c == "set") return Set();
+    if (c == "inject") return Inject();
+    throw UsageError{absl::StrFormat("unknown command \"%s\"", c)};
+  }
+
+ private:
+  struct Reply {
+    bool ok = false;
+    int status = 0;
+    json body;
+    std::string error;
+  };
+
+  Reply Call(const AdminEndpoint& e, const char* method, const std::string& path,
+             const json& body = nullptr) {
+    Reply r;
+    std::string text = body.is_null() ? std::string() : body.dump();
+    absl::StatusOr<HttpReply> reply = AdminRequest(e, method, path, o_.token, text, o_.timeout);
+    if (!reply.ok()) {
+      r.error = std::string(reply.status().message());
+      return r;
+    }
+    r.status = reply->status;
+    r.body = json::parse(reply->body, nullptr, false);
+    if (r.body.is_discarded()) r.body = json{{"error", Trim(reply->body)}};
+    r.ok = reply->status >= 200 && reply->status < 300;
+    if (!r.ok) {
+      std::string message = r.body.contains("error") && r.body["error"].is_string()
+                                ? r.body["error"].get<std::string>()
+                                : reply->body;
+      r.error = absl::StrFormat("%d %s", reply->status, message);
+    }
+    return r;
+  }
+
+  // Runs one change on every endpoint and reports each.
+  int Change(const char* method, const std::string& path, const json& body,
+             const std::function<std::string(const json&)>& describe) {
+    int code = kExitOk;
+    json results = json::array();
+    for (const AdminEndpoint& e : o_.endpoints) {
+      Reply r = Call(e, method, path, body);
+      if (!r.ok) code = kExitFailed;
+      if (o_.json) {
+        results.push_back(json{{"endpoint", e.name},
+                               {"ok", r.ok},
+                               {"status", r.status},
+                               {"reply", r.body.is_discarded() ? json(nullptr) : r.body},
+                               {"error", r.error}});
+      } else if (r.ok) {
+        out_ << e.name << ": " << describe(r.body) << "\n";
+      } else {
+        err_ << e.name << ": " << r.error << "\n";
+      }
+    }
+    if (o_.json) out_ << json{{"results", results}}.dump(2) << "\n";
+    return code;
+  }
+
+  std::string Flag(const std::string& name, const std::string& fallback = "") const {
+    auto it = o_.flags.find(name);
+    return it == o_.flags.end() ? fallback : it->second;
+  }
+  bool Has(const std::string& name) const { return o_.flags.count(name) > 0; }
+  const std::string& Arg(const char* what) const {
+    if (o_.args.size() != 1) throw UsageError{absl::StrFormat("%s needs %s", o_.command, what)};
+    return o_.args[0];
+  }
+  void Allow(std::initializer_list<const char*> allowed) const {
+    for (const auto& [name, value] : o_.flags) {
+      bool ok = false;
+      for (const char* a : allowed) ok = ok || name == a;
+      if (!ok) throw UsageError{absl::StrFormat("%s does not take --%s", o_.command, name)};
+    }
+  }
+
+  static std::string DescribePlan(const json& reply) {
+    const json& p = reply.value("plan", json::object());
+    std::vector<std::string> steps;
+    for (const json& s : p.value("steps_bp", json::array())) steps.push_back(Percent(s));
+    return absl::StrFormat(
+        "plan %s started: %s %s%s, ramp %s, hold %gs (table version %s)",
+        p.value("id", json(0)).dump(), p.value("kind", ""), p.value("region", ""),
+        p.value("kind", "") == "evacuate" ? " to " + Weights(p.value("saviors", json::object()))
+                                          : std::string(),
+        absl::StrJoin(steps, ","), p.value("hold_ms", 0) / 1000.0,
+        reply.value("version", json(0)).dump());
+  }
+
+  int Evacuate() {
+    Allow({"to", "ramp", "hold", "force"});
+    json body{{"kind", "evacuate"}, {"region", Arg("a REGION")}};
+    if (!Has("to")) throw UsageError{"evacuate needs --to REGION=WEIGHT[,...]"};
+    std::string error;
+    json saviors;
+    if (!ParseWeights(Flag("to"), &saviors, &error)) throw UsageError{error};
+    body["saviors"] = saviors;
+    if (Has("ramp")) body["ramp"] = ParseRamp(Flag("ramp"));
+    if (Has("hold")) body["hold"] = Flag("hold");
+    if (Has("force")) body["force"] = true;
+    return Change("POST", "/v1/plans", body, DescribePlan);
+  }
+
+  int Restore() {
+    Allow({"ramp", "hold", "force"});
+    json body{{"kind", "restore"}, {"region", Arg("a REGION")}};
+    if (Has("ramp")) body["ramp"] = ParseRamp(Flag("ramp"));
+    if (Has("hold")) body["hold"] = Flag("hold");
+    if (Has("force")) body["force"] = true;
+    return Change("POST", "/v1/plans", body, DescribePlan);
+  }
+
+  int Abort() {
+    Allow({});
+    const std::string& plan = Arg("a PLAN id");
+    return Change("DELETE", "/v1/plans/" + plan, nullptr, [](const json& reply) {
+      const json& p = reply.value("plan", json::object());
+      return absl::StrFormat("plan %s %s", p.value("id", json(0)).dump(), p.value("state", ""));
+    });
+  }
+
+  int Set() {
+    Allow({"fraction", "to", "healthy", "version", "force"});
+    const std::string& region = Arg("a REGION");
+    json body = json::object();
+    if (Has("fraction")) body["fraction"] = FractionText(Flag("fraction"));
+    if (Has("to")) {
+      std::string error;
+      json saviors;
+      if (!ParseWeights(Flag("to"), &saviors, &error)) throw UsageError{error};
+      body["saviors"] = saviors;
+    }
+    if (Has("healthy")) {
+      std::string h = Flag("healthy");
+      if (h != "yes" && h != "no" && h != "true" && h != "false") {
+        throw UsageError{"--healthy: yes or no"};
+      }
+      body["healthy"] = h == "yes" || h == "true";
+    }
+    if (Has("version")) {
+      uint64_t version = 0;
+      if (!ParseInteger(Flag("version"), &version)) throw UsageError{"--version: a number"};
+      body["version"] = version;
+    }
+    if (Has("force")) body["force"] = true;
+    if (body.empty()) throw UsageError{"set needs --fraction, --to or --healthy"};
+    return Change("PUT", "/v1/steering/regions/" + region, body, [&](const json& reply) {
+      const json& r = reply["regions"].value(region, json::object());
+      return absl::StrFormat("%s evacuated %s to %s (table version %s)", region,
+                             r.value("fraction", "?"), Weights(r.value("saviors", json())),
+                             reply.value("version", json(0)).dump());
+    });
+  }
+
+  int Inject() {
+    Allow({});
+    const std::string& cluster = Arg("a CLUSTER");
+    return Change("POST", "/v1/clusters/" + cluster + "/standby:inject", nullptr,
+                  [&](const json&) { return "standby endpoints of " + cluster + " injected"; });
+  }
+
+  // GET /v1/steering and /v1/plans from one endpoint.
+  struct View {
+    Reply steering;
+    Reply plans;
+  };
+  View Fetch(const AdminEndpoint& e) {
+    View v;
+    v.steering = Call(e, "GET", "/v1/steering");
+    if (v.steering.ok) v.plans = Call(e, "GET", "/v1/plans");
+    return v;
+  }
+
+  static std::string Bar(double fraction, int width) {
+    int filled = static_cast<int>(fraction * width + 0.5);
+    return "[" + std::string(static_cast<size_t>(filled), '#') +
+           std::string(static_cast<size_t>(width - filled), '.') + "]";
+  }
+
+  // Renders one endpoint's view as text. Returns the number of active plans.
+  int Render(const AdminEndpoint& e, const View& v, bool bars, std::ostream& out) {
+    if (!v.steering.ok || !v.plans.ok) {
+      out << e.name << ": " << (v.steering.ok ? v.plans.error : v.steering.error) << "\n";
+      return 0;
+    }
+    const json& s = v.steering.body;
+    if (!s.value("enabled", false)) {
+      out << e.name << ": steering is not configured\n";
+      return 0;
+    }
+    std::map<uint64_t, json> plans;
+    int active = 0;
+    for (const json& p : v.plans.body.value("plans", json::array())) {
+      plans[p.value("id", uint64_t{0})] = p;
+      std::string state = p.value("state", "");
+      active += state == "running" || state == "holding";
+    }
+    std::string where = e.name == e.url ? e.url : absl::StrFormat("%s (%s)", e.name, e.url);
+    out << absl::StrFormat("%s: local region %s, table version %s\n", where,
+                           s.value("local_region", ""), s.value("version", json(0)).dump());
+    const json& regions = s.value("regions", json::object());
+    std::vector<std::string> order;
+    for (const json& name : s.value("region_order", json::array())) {
+      order.push_back(name.get<std::string>());
+    }
+    if (!bars) {
+      out << absl::StrFormat("  %-14s %-10s %-8s %-32s %s\n", "REGION", "EVACUATED", "HEALTHY",
+                             "SAVIORS", "PLAN");
+    }
+    for (const std::string& name : order) {
+      const json& r = regions.value(name, json::object());
+      const json& plan_id = r.value("active_plan", json());
+      std::string plan = "-";
+      if (plan_id.is_number()) {
+        const json& p = plans[plan_id.get<uint64_t>()];
+        plan = absl::StrFormat("%s %s, step %d/%d %s", plan_id.dump(), p.value("kind", ""),
+                               p.value("step", -1) + 1, p.value("steps_bp", json::array()).size(),
+                               p.value("state", ""));
+      }
+      if (bars) {
+        double fraction = r.value("evacuated_bp", 0) / 10000.0;
+        out << absl::StrFormat("  %-14s %s %6s  %s\n", name, Bar(fraction, 30),
+                               r.value("fraction", ""), plan);
+        if (plan_id.is_number()) {
+          const json& p = plans[plan_id.get<uint64_t>()];
+          std::string gate = p.value("gate_message", "");
+          out << "  " << std::string(14, ' ')
+              << " gates: " << (gate.empty() ? std::string("passing") : "holding: " + gate) << "\n";
+        }
+      } else {
+        out << absl::StrFormat("  %-14s %-10s %-8s %-32s %s\n", name, r.value("fraction", ""),
+                               r.value("healthy", true) ? "yes" : "no",
+                               Weights(r.value("saviors", json())), plan);
+      }
+    }
+    if (!bars) {
+      bool header = false;
+      for (const auto& [id, p] : plans) {
+        if (!header) {
+          out << absl::StrFormat("  %-5s %-9s %-12s %-8s %-6s %s\n", "PLAN", "KIND", "REGION",
+                                 "STATE", "STEP", "GATE");
+          header = true;
+        }
+        out << absl::StrFormat("  %-5d %-9s %-12s %-8s %d/%-4d %s\n", id, p.value("kind", ""),
+                               p.value("region", ""), p.value("state", ""), p.value("step", -1) + 1,
+                               p.value("steps_bp", json::array()).size(),
+                               p.value("gate_message", ""));
+      }
+    }
+    return active;
+  }
+
+  json JsonView(const AdminEndpoint& e, const View& v) {
+    json j{{"endpoint", e.name}, {"url", e.url}, {"ok", v.steering.ok && v.plans.ok}};
+    if (v.steering.ok && v.plans.ok) {
+      j["steering"] = v.steering.body;
+      j["plans"] = v.plans.body.value("plans", json::array());
+    } else {
+      j["error"] = v.steering.ok ? v.plans.error : v.steering.error;
+    }
+    return j;
+  }
+
+  int Status() {
+    Allow({});
+    if (!o_.args.empty()) throw UsageError{"status takes no arguments"};
+    int code = kExitOk;
+    json all = json::array();
+    for (const AdminEndpoint& e : o_.endpoints) {
+      View v = Fetch(e);
+      if (!v.steering.ok || !v.plans.ok) code = kExitFailed;
+      if (o_.json) {
+        all.push_back(JsonView(e, v));
+      } else {
+        Render(e, v, false, (v.steering.ok && v.plans.ok) ? out_ : err_);
+      }
+    }
+    if (o_.json) out_ << json{{"endpoints", all}}.dump(2) << "\n";
+    return code;
+  }
+
+  int Watch() {
+    Allow({"interval", "count", "until-done"});
+    absl::Duration interval = absl::Seconds(1);
+    if (Has("interval")) {
+      absl::StatusOr<absl::Duration> d = ParseDurationText(Flag("interval"));
+      if (!d.ok() || *d < absl::Milliseconds(50)) throw UsageError{"--interval: at least 50ms"};
+      interval = *d;
+    }
+    int64_t count = -1;
+    if (Has("count") && (!ParseInteger(Flag("count"), &count) || count <= 0)) {
+      throw UsageError{"--count: a positive number"};
+    }
+    const bool until_done = Has("until-done");
+    const bool tty = !o_.json && ::isatty(STDOUT_FILENO) && &out_ == &std::cout;
+    int code = kExitOk;
+    for (int64_t frame = 0; count < 0 || frame < count; ++frame) {
+      if (frame > 0) std::this_thread::sleep_for(absl::ToChronoMilliseconds(interval));
+      std::ostringstream text;
+      json frames = json::array();
+      int active = 0;
+      code = kExitOk;
+      for (const AdminEndpoint& e : o_.endpoints) {
+        View v = Fetch(e);
+        if (!v.steering.ok || !v.plans.ok) code = kExitFailed;
+        if (o_.json) {
+          frames.push_back(JsonView(e, v));
+          for (const json& p : frames.back().value("plans", json::array())) {
+            std::string state = p.value("state", "");
+            active += state == "running" || state == "holding";
+          }
+        } else {
+          active += Render(e, v, true, text);
+        }
+      }
+      if (o_.json) {
+        out_ << json{{"time",
+                      absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone())},
+                     {"endpoints", frames}}
+                    .dump()
+             << "\n";
+      } else {
+        if (tty) out_ << "\033[H\033[2J";
+        out_ << absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()) << "\n"
+             << text.str();
+        if (!tty) out_ << "\n";
+      }
+      out_.flush();
+      if (until_done && active == 0 && code == kExitOk) break;
+    }
+    return code;
+  }
+
+  Options o_;
+  std::ostream& out_;
+  std::ostream& err_;
+};
+
+// "NAME URL" per line; # starts a comment.
+void ReadAdminsFile(const std::string& path, std::vector<AdminEndpoint>* out) {
+  std::ifstream in(path);
+  if (!in) throw UsageError{absl::StrFormat("--admins: cannot read %s", path)};
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (size_t hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::stringstream words(line);
+    std::string name, url, extra;
+    if (!(words >> name)) continue;
+    if (!(words >> url) || (words >> extra)) {
+      throw UsageError{absl::StrFormat("%s:%d: expected \"NAME URL\"", path, number)};
+    }
+    absl::StatusOr<AdminEndpoint> e = ParseAdminUrl(url);
+    if (!e.ok()) throw UsageError{absl::StrFormat("%s:%d: %s", path, number, e.status().message())};
+    e->name = name;
+    out->push_back(*e);
+  }
+  if (out->empty()) throw UsageError{absl::StrFormat("--admins: %s names no endpoint", path)};
+}
+
+Options Parse(int argc, const char* const* argv) {
+  Options o;
+  std::string token_file;
+  bool token_given = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool inline_value = false;
+    if (size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+      inline_value = true;
+    }
+    auto take = [&]() -> std::string {
+      if (inline_value) return value;
+      if (i + 1 >= argc) throw UsageError{arg + " needs a value"};
+      return argv[++i];
+    };
+    if (arg == "--admin") {
+      absl::StatusOr<AdminEndpoint> e = ParseAdminUrl(take());
+      if (!e.ok()) throw UsageError{std::string(e.status().message())};
+      o.endpoints.push_back(*e);
+    } else if (arg == "--admins") {
+      ReadAdminsFile(take(), &o.endpoints);
+    } else if (arg == "--token") {
+      o.token = take();
+      token_given = true;
+    } else if (arg == "--token-file") {
+      token_file = take();
+    } else if (arg == "--json") {
+      o.json = true;
+    } else if (arg == "--timeout") {
+      absl::StatusOr<absl::Duration> d = ParseDurationText(take());
+      if (!d.ok() || *d <= absl::ZeroDuration()) throw UsageError{"--timeout: a duration (5s)"};
+      o.timeout = *d;
+    } else if (arg == "--help" || arg == "-h") {
+      throw UsageError{""};
+    } else if (arg.starts_with("--")) {
+      if (o.command.empty()) throw UsageError{absl::StrFormat("unknown option %s", arg)};
+      // Command flags; --force and --until-done take no value.
+      std::string name = arg.substr(2);
+      o.flags[name] = (name == "force" || name == "until-done") ? "" : take();
+    } else if (o.command.empty()) {
+      o.command = arg;
+    } else {
+      o.args.push_back(arg);
+    }
+  }
+  if (o.command.empty()) throw UsageError{"a command is needed"};
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) throw UsageError{absl::StrFormat("--token-file: cannot read %s", token_file)};
+    std::stringstream text;
+    text << in.rdbuf();
+    o.token = Trim(text.str());
+  } else if (!token_given) {
+    if (const char* env = std::getenv("SLUICE_ADMIN_TOKEN")) o.token = Trim(env);
+  }
+  if (o.endpoints.empty()) o.endpoints.push_back(*ParseAdminUrl("http://127.0.0.1:9901"));
+  return o;
+}
+
+}  // namespace
+
+int RunSluicectl(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  try {
+    Options options = Parse(argc, argv);
+    return Ctl(std::move(options), out, err).Run();
+  } catch (const UsageError& e) {
+    if (e.message.empty()) {  // --help
+      out << kUsage;
+      return kExitOk;
+    }
+    err << "sluicectl: " << e.message << "\n\n" << kUsage;
+    return kExitUsage;
+  } catch (const nlohmann::json::exception& e) {
+    err << "sluicectl: the admin API answered something unexpected: " << e.what() << "\n";
+    return kExitFailed;
+  }
+}
+
+}  // namespace sluice
