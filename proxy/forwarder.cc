@@ -73,6 +73,20 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
   if (request_->upgrade) request_complete_ = true;
   filter_.context.client = stream_->downstream().client;
   if (steering_) CheckHopMarker();  // may put the real client of a tunneled request there
+  if (tunneled_in_ && request_->method == HttpMethod::kGet && request_->path == "/v1/health") {
+    // A peer region's controller polls this node's view (proxy/region_health.h); never
+    // forwarded to an origin.
+    std::shared_ptr<const std::string> doc =
+        snapshot_->node_health ? *snapshot_->node_health : nullptr;
+    HeaderMap headers;
+    headers.Add("Content-Type", "application/json");
+    if (doc) {
+      RespondLocal(200, *doc, &headers);
+    } else {
+      RespondLocal(503, "{\"error\": \"starting\", \"ready\": false}\n", &headers);
+    }
+    return;
+  }
   PrepareUpstreamRequest(*request_, config.proxy, stream_->downstream(), context_->Random(),
                          context_->Random(), tunneled_in_);
   if (request_->has_body()) idle_timeout_.Arm(context_->Timeouts(config.timeouts.body_idle));

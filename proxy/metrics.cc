@@ -78,9 +78,6 @@ class FamilyBuilder {
 
 }  // namespace
 
-const double LatencyHistogram::kUpperBounds[kBounds] = {
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-
 void LatencyHistogram::Observe(int64_t nanos) {
   double seconds = static_cast<double>(nanos) / 1e9;
   int i = 0;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "steering/decision.h"
+#include "steering/health_window.h"
 #include "steering/steering_table.h"
 
 namespace sluice {
@@ -38,11 +39,11 @@ class MetricCounter {
   std::atomic<uint64_t> value_{0};
 };
 
-// Latency in fixed buckets (seconds): 1 ms .. 10 s, then +Inf.
+// Latency in fixed buckets (seconds): 1 ms .. 10 s, then +Inf (steering/health_window.h).
 class LatencyHistogram {
  public:
-  static constexpr int kBounds = 13;
-  static const double kUpperBounds[kBounds];
+  static constexpr int kBounds = kLatencyBounds;
+  static constexpr const double* kUpperBounds = kLatencyUpperBounds;
 
   void Observe(int64_t nanos);
   uint64_t bucket(int i) const { return buckets_[i].value(); }  // 0..kBounds (the last: +Inf)

@@ -114,6 +114,11 @@ int Server::Run() {
     LOG_ERROR("%s", std::string(s.message()));
     return 1;
   }
+  region_health_ = std::make_unique<RegionHealthMonitor>(
+      control_.get(), [this] { return SampleTraffic(); }, [this] { PublishHealthDocument(); });
+  region_health_->Configure(*config_);
+  steering_->SetHealthGate(
+      [this](const std::string& region) { return region_health_->Gate(region); });
 
   uv_async_init(&loop_, &worker_exit_, [](uv_async_t* a) {
     auto* self = static_cast<Server*>(a->data);
@@ -165,6 +170,8 @@ int Server::Run() {
   for (int i = 0; i < config_->workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, [this] { OnWorkerExit(); }));
     workers_.back()->SetSteeringTable(steering_->table());
+    workers_.back()->SetNodeHealth(std::make_shared<const std::string>(
+        Health().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
     workers_.back()->Start(config_, std::move(sockets[static_cast<size_t>(i)]),
                            resolver_->Snapshot());
   }
@@ -186,6 +193,7 @@ int Server::Run() {
 
   for (auto& worker : workers_) worker->Join();
   if (admin_server_) admin_server_->Stop();
+  region_health_->Stop();
   steering_->Stop();
   health_->Stop();
   resolver_->Stop();
@@ -202,6 +210,7 @@ int Server::Run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&worker_exit_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   admin_server_.reset();
+  region_health_.reset();
   health_.reset();
   resolver_.reset();
   control_.reset();
@@ -260,6 +269,7 @@ void Server::Reload() {
   if (admin_api_) admin_api_->SetTokens(config->admin.tokens);
   config_ = config;
   steering_->Reconfigure(*config_);
+  region_health_->Configure(*config_);
   SteeringTablePtr table = steering_->table();
   for (size_t i = 0; i < workers_.size(); ++i) {
     auto added = std::make_shared<std::vector<ListenerSocket>>(std::move(sockets[i]));
@@ -378,11 +388,62 @@ bool Server::Ready(std::string* why) const {
 
 nlohmann::json Server::Health() {
   std::string why;
-  bool ready = Ready(&why);
+  nlohmann::json doc = region_health_ ? region_health_->Health() : nlohmann::json::object();
+  doc["ready"] = Ready(&why);
   const Controller* c = steering_ ? steering_->controller() : nullptr;
-  return nlohmann::json{{"ready", ready},
-                        {"region", c ? c->spec().local_region : ""},
-                        {"version", c ? c->state().version : 0}};
+  doc["version"] = c ? c->state().version : 0;
+  return doc;
+}
+
+void Server::PublishHealthDocument() {
+  auto doc = std::make_shared<const std::string>(
+      Health().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  for (auto& worker : workers_) {
+    worker->Post([doc](Worker* w) { w->SetNodeHealth(doc); });
+  }
+}
+
+NodeTraffic Server::SampleTraffic() const {
+  NodeTraffic t;
+  constexpr std::string_view kTunnelPrefix = "region:";
+  auto add_latency = [](TrafficTotals* totals, const LatencyHistogram& h) {
+    for (int i = 0; i <= LatencyHistogram::kBounds; ++i) totals->latency[i] += h.bucket(i);
+  };
+  for (const auto& worker : workers_) {
+    worker->metrics().Visit([&](const auto& exchanges, const auto& routes, const auto& clusters,
+                                const auto& rejects, const auto& regions) {
+      for (const auto& [key, cell] : exchanges) {
+        if (key.second.starts_with(kTunnelPrefix) || key.first == "none") continue;
+        for (int c = 0; c < kStatusClasses; ++c) {
+          for (int d = 0; d < kDecisionLabels; ++d)
+            t.local.requests += cell->requests[c][d].value();
+        }
+      }
+      for (const auto& [name, cell] : clusters) {
+        uint64_t failures = 0;
+        for (int f = 1; f < 5; ++f) failures += cell->failures[f].value();
+        uint64_t errors = cell->responses[4].value() + failures;
+        if (name.starts_with(kTunnelPrefix)) {
+          TrafficTotals& tunnel = t.tunnels[name.substr(kTunnelPrefix.size())];
+          for (int c = 0; c < kStatusClasses; ++c) tunnel.requests += cell->responses[c].value();
+          tunnel.requests += failures;
+          tunnel.errors += errors;
+          add_latency(&tunnel, cell->latency);
+        } else {
+          t.local.errors += errors;
+          add_latency(&t.local, cell->latency);
+        }
+      }
+      for (const auto& [key, cell] : rejects) {
+        if (key.second == "shed" || key.second == "rate_limit") {
+          t.local.sheds += cell->requests.value();
+        }
+      }
+      for (const auto& [name, cell] : regions) t.starts[name] += cell->stream_starts.value();
+      (void)routes;
+    });
+  }
+  return t;
 }
 
 absl::Status Server::InjectStandby(const std::string& cluster, const std::string& actor) {

@@ -22,6 +22,7 @@
 #include "proxy/health_checker.h"
 #include "proxy/listener.h"
 #include "proxy/loop_context.h"
+#include "proxy/region_health.h"
 #include "proxy/resolver.h"
 #include "proxy/steering_control.h"
 #include "proxy/worker.h"
@@ -55,6 +56,9 @@ class Server final : private AdminBackend {
   void BeginShutdown(const char* why);
   void OnWorkerExit();
   void PublishSteeringTable(SteeringTablePtr table);
+  // This node's traffic counters summed over the workers, for the health windows.
+  NodeTraffic SampleTraffic() const;
+  void PublishHealthDocument();
 
   // AdminBackend
   std::string RenderMetrics() override;
@@ -76,6 +80,7 @@ class Server final : private AdminBackend {
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<HealthChecker> health_;
   std::unique_ptr<SteeringControl> steering_;
+  std::unique_ptr<RegionHealthMonitor> region_health_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
   absl::Time start_time_ = absl::Now();

@@ -130,6 +130,7 @@ void Worker::BuildSnapshot(ConfigPtr config) {
     snapshot->steering = steering_table_ ? steering_table_ : config->steering.table;
   }
   ResolveMetricCells(snapshot.get());
+  snapshot->node_health = &node_health_;
   snapshot_ = std::move(snapshot);
 }
 

@@ -30,6 +30,8 @@ struct WorkerSnapshot {
   Http1Limits request_limits;
   uint32_t max_connections = 0;  // this worker's share of limits.max_connections; 0: none
   SteeringTablePtr steering;     // null when steering is off
+  // The node's health document (GET /v1/health), answered to verified peers; the worker's.
+  const std::shared_ptr<const std::string>* node_health = nullptr;
 
   // The worker's metric cells for this configuration (proxy/metrics.h), by index.
   WorkerMetrics* metrics = nullptr;
