@@ -20,6 +20,7 @@ sys.path.insert(0, HERE)
 from origin import Origin  # noqa: E402
 
 SLUICE_BIN = os.environ.get("SLUICE_BIN", os.path.join(HERE, "../../build/proxy/sluice"))
+SLUICECTL_BIN = os.environ.get("SLUICECTL_BIN", os.path.join(HERE, "../../build/ctl/sluicectl"))
 SANITIZED = os.environ.get("SLUICE_SANITIZED") == "1"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "AddressSanitizer:DEADLYSIGNAL")

@@ -1,0 +1,375 @@
+"""The control plane end to end: the admin API with real tokens, /metrics scraped and parsed,
+sluicectl driving ramps against running sluices, the state file across restarts, health gates
+fed by a peer region's /v1/health, and standby injection.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import SANITIZED, SLUICE_BIN, SLUICECTL_BIN, ProxyTestCase, Sluice, free_port
+
+EAST, WEST = "us-east-1", "us-west-2"
+ADMIN_TOKEN = "a" * 48
+READ_TOKEN = "r" * 48
+KEY = "k" * 64
+
+
+def call(port, method, path, token=None, body=None):
+    """One admin request: (status, parsed JSON or text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        headers = {}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        data = None
+        if body is not None:
+            data = body if isinstance(body, str) else json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        text = response.read().decode()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, text
+    finally:
+        conn.close()
+
+
+def get(port, path, method="GET", body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers={"x-member-id": "m"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format 0.0.4 -> ({(name, frozenset(labels)): value}, {family: type})."""
+    samples, types = {}, {}
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind
+            continue
+        if line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        if not m:
+            raise AssertionError("not a sample line: %r" % line)
+        labels = frozenset(LABEL.findall(m.group(3) or ""))
+        samples[(m.group(1), labels)] = float(m.group(4))
+    return samples, types
+
+
+class ControlPlane(ProxyTestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sluice-admin-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        for name, text in (("admin.token", ADMIN_TOKEN), ("read.token", READ_TOKEN),
+                           ("tunnel.key", KEY)):
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text + "\n")
+        self.state = os.path.join(self.dir, "state.json")
+        self.audit = os.path.join(self.dir, "audit.jsonl")
+        self.ports = {EAST: free_port(), WEST: free_port()}
+        self.admin_ports = {EAST: free_port(), WEST: free_port()}
+        self.origin = self.start_origin(name="east-origin")
+
+    def config(self, local, origin_port, spare=None):
+        extra_cluster = extra_route = ""
+        if spare:
+            extra_cluster = ("  - name: spare\n    endpoints: [127.0.0.1:%d, "
+                             "{address: 127.0.0.1:%d, standby: true}]" % (origin_port, spare))
+            extra_route = "  - name: spare\n    path_prefix: /spare\n    cluster: spare\n"
+        return """
+workers: 1
+listeners: [{address: 127.0.0.1:%(port)d}]
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:%(origin)d]
+    connect_timeout: 500ms
+%(extra)s
+routes:
+%(extra_route)s  - name: play
+    path_prefix: /play
+    cluster: app
+  - cluster: app
+steering:
+  local_region: %(local)s
+  member_id: [{header: x-member-id}]
+  tunnel: {key_file: %(dir)s/tunnel.key, connect_timeout: 300ms}
+  regions:
+    us-east-1:
+      tunnel: [127.0.0.1:%(east)d]
+      saviors: {us-west-2: 100}
+    us-west-2:
+      tunnel: [127.0.0.1:%(west)d]
+admin:
+  tokens:
+    - {name: ops, role: admin, token_file: %(dir)s/admin.token}
+    - {name: dash, role: read, token_file: %(dir)s/read.token}
+controller:
+  state_file: %(dir)s/%(local)s-state.json
+  audit_log: %(dir)s/%(local)s-audit.jsonl
+  gates: {recheck: 200ms, health_interval: 200ms, rollback_after: 100}
+metrics:
+  stream_starts: [{method: POST, path_prefix: /play, status: 2xx}]
+""" % {"port": self.ports[local], "origin": origin_port, "extra": extra_cluster, "extra_route": extra_route, "local": local,
+       "dir": self.dir, "east": self.ports[EAST], "west": self.ports[WEST]}
+
+    def start_region(self, local, origin_port=None, spare=None):
+        proxy = Sluice(self.config(local, origin_port or self.origin.port, spare),
+                       port=self.ports[local])
+        proxy.args += ["--admin", "127.0.0.1:%d" % self.admin_ports[local]]
+        proxy.admin_port = self.admin_ports[local]
+        self.addCleanup(shutil.rmtree, proxy.dir, True)
+        proxy.start()
+        self.addCleanup(self._stop_and_check, proxy)
+        return proxy
+
+    def sluicectl(self, *args, token=ADMIN_TOKEN, region=EAST, timeout=30):
+        argv = [SLUICECTL_BIN, "--admin", "http://127.0.0.1:%d" % self.admin_ports[region]]
+        if token:
+            argv += ["--token", token]
+        result = subprocess.run(argv + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                                timeout=timeout)
+        return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+    def steering(self, region=EAST):
+        status, body = call(self.admin_ports[region], "GET", "/v1/steering", READ_TOKEN)
+        self.assertEqual(status, 200, body)
+        return body
+
+    def wait_for(self, predicate, timeout=15.0, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        self.fail("timed out waiting for " + what)
+
+
+class AdminApi(ControlPlane):
+    def test_tokens_roles_and_errors(self):
+        east = self.start_region(EAST)
+        port = east.admin_port
+        self.assertEqual(call(port, "GET", "/healthz"), (200, "ok\n"))
+        self.assertEqual(call(port, "GET", "/readyz"), (200, "ready\n"))
+        self.assertEqual(call(port, "GET", "/v1/steering")[0], 401)
+        self.assertEqual(call(port, "GET", "/v1/steering", "x" * 48)[0], 401)
+        status, body = call(port, "PUT", "/v1/steering/regions/us-east-1", READ_TOKEN,
+                            {"fraction": 10})
+        self.assertEqual((status, body["error"]), (403, 'token "dash" may only read'))
+        status, body = call(port, "PUT", "/v1/steering/regions/us-east-1", ADMIN_TOKEN, "{bad")
+        self.assertEqual((status, body["error"]), (400, "the body is not valid JSON"))
+        status, body = call(port, "PUT", "/v1/steering/regions/us-east-1", ADMIN_TOKEN,
+                            {"fraction": 10, "saviors": {"us-west-2": 1000}})
+        self.assertEqual(status, 400)
+        self.assertIn("saviors.us-west-2", body["error"])
+        status, body = call(port, "PUT", "/v1/steering/regions/us-east-1", ADMIN_TOKEN,
+                            {"fraction": 10, "version": 1})
+        self.assertEqual((status, body["version"]), (200, 2), body)
+        status, body = call(port, "PUT", "/v1/steering/regions/us-east-1", ADMIN_TOKEN,
+                            {"fraction": 20, "version": 1})
+        self.assertEqual(status, 409)
+        self.assertIn("version 2", body["error"])
+        self.assertEqual(call(port, "PUT", "/v1/steering/regions/mars-1", ADMIN_TOKEN,
+                              {"fraction": 1})[0], 404)
+        self.assertEqual(self.steering()["regions"][EAST]["fraction"], "10%")
+        # A body over the limit is refused without being read whole.
+        raw = self.client(port)
+        raw.send(b"POST /v1/plans HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n"
+                 b"Content-Length: 2097152\r\n\r\n" % ADMIN_TOKEN.encode())
+        self.assertEqual(raw.read_response()[0], 413)
+        # The audit trail names who did what.
+        with open(os.path.join(self.dir, "us-east-1-audit.jsonl")) as f:
+            records = [json.loads(line) for line in f]
+        self.assertEqual(len(records), 1)
+        self.assertEqual(records[0]["actor"], "ops")
+        self.assertEqual((records[0]["version_before"], records[0]["version_after"]), (1, 2))
+
+    def test_metrics_scrape(self):
+        east = self.start_region(EAST)
+        for _ in range(20):
+            self.assertEqual(get(east.port, "/x"), 200)
+        for _ in range(5):
+            self.assertEqual(get(east.port, "/play/1", method="POST", body=b"{}"), 200)
+        status, text = call(east.admin_port, "GET", "/metrics")
+        self.assertEqual(status, 200)
+        samples, types = parse_metrics(text)
+        for family, kind in types.items():
+            self.assertTrue(family.startswith("sluice_"), family)
+            if kind == "counter":
+                self.assertTrue(family.endswith("_total"), family)
+            if kind == "histogram":
+                self.assertTrue(family.endswith("_seconds"), family)
+
+        def value(name, **labels):
+            return samples.get((name, frozenset(labels.items())))
+
+        self.assertEqual(value("sluice_requests_total", route="/", cluster="app", code="2xx",
+                               decision="local"), 20)
+        self.assertEqual(value("sluice_requests_total", route="play", cluster="app", code="2xx",
+                               decision="local"), 5)
+        self.assertEqual(value("sluice_request_duration_seconds_count", route="/"), 20)
+        self.assertEqual(value("sluice_request_duration_seconds_bucket", route="/", le="+Inf"), 20)
+        self.assertEqual(value("sluice_upstream_responses_total", cluster="app", code="2xx"), 25)
+        self.assertEqual(value("sluice_stream_starts_total", region=EAST), 5)
+        self.assertEqual(value("sluice_steering_table_version"), 1)
+        self.assertEqual(value("sluice_steering_evacuated_ratio", region=EAST), 0)
+        self.assertEqual(value("sluice_ready"), 1)
+        self.assertGreaterEqual(value("sluice_downstream_connections_total"), 25)
+
+    def test_a_damaged_state_file_stops_the_start_and_is_kept(self):
+        path = os.path.join(self.dir, "us-east-1-state.json")
+        with open(path, "w") as f:
+            f.write('{"format": "sluice-steering-state/1", "version": ')
+        result = subprocess.run(
+            [SLUICE_BIN, "--config", self.write_config(EAST), "--admin",
+             "127.0.0.1:%d" % self.admin_ports[EAST]],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(b"is damaged", result.stderr)
+        self.assertIn(path.encode(), result.stderr)
+        with open(path) as f:
+            self.assertEqual(f.read(), '{"format": "sluice-steering-state/1", "version": ')
+
+    def write_config(self, local):
+        path = os.path.join(self.dir, local + ".yaml")
+        with open(path, "w") as f:
+            f.write(self.config(local, self.origin.port))
+        return path
+
+    def test_standby_injection(self):
+        standby = self.start_origin(name="standby")
+        east = self.start_region(EAST, spare=standby.port)
+        for _ in range(10):
+            self.assertEqual(get(east.port, "/spare/x"), 200)
+        self.assertEqual(len(standby.received()), 0)
+        code, out, err = self.sluicectl("inject", "spare")
+        self.assertEqual(code, 0, err)
+        self.assertIn("standby endpoints of spare injected", out)
+        self.wait_for(lambda: get(east.port, "/spare/x") == 200 and standby.received(),
+                      what="the standby to take traffic")
+        code, _, err = self.sluicectl("inject", "nope")
+        self.assertEqual(code, 1)
+        self.assertIn('404 no cluster named "nope"', err)
+
+
+class Ramps(ControlPlane):
+    def test_sluicectl_ramps_an_evacuation_through_the_gates(self):
+        west_origin = self.start_origin(name="west-origin")
+        self.start_region(WEST, west_origin.port)
+        east = self.start_region(EAST)
+        # The gate needs us-west-2's own report first.
+        self.wait_for(lambda: call(east.admin_port, "GET", "/v1/health", READ_TOKEN)[1]
+                      ["peers"][WEST]["reachable"], what="us-west-2's health")
+        code, out, err = self.sluicectl("evacuate", EAST, "--to", "us-west-2=100", "--ramp",
+                                        "10,50,100", "--hold", "300ms")
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r"plan 1 started: evacuate us-east-1 to us-west-2=100, "
+                              r"ramp 10%,50%,100%")
+        code, out, err = self.sluicectl("watch", "--interval", "100ms", "--count", "100",
+                                        "--until-done")
+        self.assertEqual(code, 0, err)
+        self.assertIn("100%", out)
+        body = self.steering()
+        self.assertEqual((body["regions"][EAST]["evacuated_bp"], body["version"]), (10000, 4))
+        # Every member of us-east-1 now lands in us-west-2.
+        for i in range(20):
+            conn = http.client.HTTPConnection("127.0.0.1", east.port, timeout=10)
+            conn.request("GET", "/x", headers={"x-member-id": "m%d" % i})
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            self.assertEqual((response.status, response.getheader("sluice-region")), (200, WEST))
+        code, out, err = self.sluicectl("status", "--json")
+        self.assertEqual(code, 0, err)
+        plans = json.loads(out)["endpoints"][0]["plans"]
+        self.assertEqual([(p["id"], p["state"]) for p in plans], [(1, "done")])
+        # The restore ramps back down.
+        code, out, err = self.sluicectl("restore", EAST, "--ramp", "50,0", "--hold", "200ms")
+        self.assertEqual(code, 0, err)
+        self.wait_for(lambda: self.steering()["regions"][EAST]["evacuated_bp"] == 0,
+                      what="the restore")
+
+    def test_an_unreachable_savior_holds_the_ramp(self):
+        east = self.start_region(EAST)  # us-west-2 is not running
+        code, out, err = self.sluicectl("evacuate", EAST, "--to", "us-west-2=100", "--hold", "0s")
+        self.assertEqual(code, 0, err)
+        status = self.wait_for(
+            lambda: (lambda p: p if p["state"] == "holding" else None)(
+                call(east.admin_port, "GET", "/v1/plans/1", READ_TOKEN)[1]["plan"]),
+            what="the gate to hold")
+        self.assertIn("us-west-2 unreachable", status["gate_message"])
+        self.assertEqual(self.steering()["regions"][EAST]["evacuated_bp"], 0)
+        code, out, _ = self.sluicectl("status")
+        self.assertIn("us-west-2 unreachable", out)
+        # A direct change is refused while the plan runs, unless forced.
+        code, _, err = self.sluicectl("set", EAST, "--fraction", "5")
+        self.assertEqual(code, 1)
+        self.assertIn("409", err)
+        code, out, err = self.sluicectl("abort", "1")
+        self.assertEqual((code, out.strip()), (0, "http://127.0.0.1:%d: plan 1 aborted"
+                                               % self.admin_ports[EAST]))
+        code, out, err = self.sluicectl("set", EAST, "--fraction", "5")
+        self.assertEqual(code, 0, err)
+        self.assertIn("evacuated 5%", out)
+
+    def test_a_restart_in_the_middle_of_a_ramp_resumes_it(self):
+        west_origin = self.start_origin(name="west-origin")
+        self.start_region(WEST, west_origin.port)
+        east = self.start_region(EAST)
+        self.wait_for(lambda: call(east.admin_port, "GET", "/v1/health", READ_TOKEN)[1]
+                      ["peers"][WEST]["reachable"], what="us-west-2's health")
+        code, _, err = self.sluicectl("evacuate", EAST, "--to", "us-west-2=100", "--ramp",
+                                      "10,20,30", "--hold", "2s")
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.steering()["regions"][EAST]["evacuated_bp"], 1000)
+        self.assertEqual(east.stop(), 0)
+        with open(os.path.join(self.dir, "us-east-1-state.json")) as f:
+            saved = json.load(f)
+        self.assertEqual((saved["plans"][0]["state"], saved["plans"][0]["step"]), ("running", 0))
+        east.start()
+        self.assertEqual(self.steering()["regions"][EAST]["evacuated_bp"], 1000)
+        self.assertTrue(east.wait_for_log("steering state restored"), east.log_text())
+        self.wait_for(lambda: self.steering()["regions"][EAST]["evacuated_bp"] == 3000,
+                      timeout=20, what="the ramp to finish after the restart")
+        self.assertEqual(self.steering()["version"], 4)
+
+    def test_sluicectl_usage_and_connection_errors(self):
+        self.start_region(EAST)
+        code, _, err = self.sluicectl("status", token="wrong" * 8)
+        self.assertEqual(code, 1)
+        self.assertIn("401", err)
+        code, _, err = self.sluicectl("evacuate", EAST)
+        self.assertEqual(code, 2)
+        self.assertIn("--to", err)
+        code, _, err = self.sluicectl("frobnicate")
+        self.assertEqual(code, 2)
+        result = subprocess.run([SLUICECTL_BIN, "--admin", "http://127.0.0.1:%d" % free_port(),
+                                 "--timeout", "2s", "status"], capture_output=True, timeout=20)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(b"refused", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
