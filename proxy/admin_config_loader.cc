@@ -183,6 +183,18 @@ absl::Status ParseController(const Field& f, const std::string& base_dir, Contro
   return absl::OkStatus();
 }
 
+absl::Status ParseAccessLog(const Field& f, const std::string& base_dir, AccessLogConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"path", "sample"}));
+  Field path = f.Child("path");
+  if (!path.present()) return path.Error("required: stdout or a file");
+  RETURN_IF_ERROR(path.Read(&out->path));
+  if (out->path.empty()) return path.Error("required: stdout or a file");
+  if (out->path != "stdout") out->path = ResolvePath(out->path, base_dir);
+  RETURN_IF_ERROR(f.Child("sample").ReadDouble(&out->sample, 0, 1));
+  out->enabled = true;
+  return absl::OkStatus();
+}
+
 absl::Status ParseMetrics(const Field& f, const Config& config, std::vector<StreamStartRule>* out) {
   RETURN_IF_ERROR(f.ExpectMap({"stream_starts"}));
   Field starts = f.Child("stream_starts");

@@ -20,6 +20,8 @@ absl::Status ParseAdmin(const Field& f, const std::string& base_dir, AdminConfig
 absl::Status ParseController(const Field& f, const std::string& base_dir, ControllerConfig* out);
 absl::Status ParseMetrics(const Field& f, const Config& config, std::vector<StreamStartRule>* out);
 
+absl::Status ParseAccessLog(const Field& f, const std::string& base_dir, AccessLogConfig* out);
+
 // "--admin ADDRESS" or "--admin off" on the command line.
 absl::Status ApplyAdminFlag(const std::string& value, AdminConfig* out);
 

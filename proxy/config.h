@@ -172,6 +172,13 @@ struct ControllerConfig {
   absl::Duration health_interval = absl::Seconds(2);  // each peer region's /v1/health
 };
 
+// One JSON line per request (proxy/access_log.h).
+struct AccessLogConfig {
+  bool enabled = false;
+  std::string path;     // "stdout" or a file
+  double sample = 1.0;  // share of non-5xx exchanges logged; 5xx and status-less ones always
+};
+
 struct Config {
   std::string source;  // the file it came from, or "command line"
   int workers = 1;     // resolved: never 0 after loading
@@ -187,6 +194,7 @@ struct Config {
   std::vector<StreamStartRule> stream_starts;  // none: nothing is counted as a start
   AdminConfig admin;
   ControllerConfig controller;
+  AccessLogConfig access_log;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

@@ -288,9 +288,9 @@ absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out) {
 }
 
 absl::Status ParseTopLevel(const Field& root, Config* config) {
-  RETURN_IF_ERROR(
-      root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes", "limits",
-                      "timeouts", "proxy", "steering", "admin", "controller", "metrics"}));
+  RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes",
+                                  "limits", "timeouts", "proxy", "steering", "admin", "controller",
+                                  "metrics", "access_log"}));
   config->workers = 0;
   RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
   Field log_level = root.Child("log_level");
@@ -362,6 +362,9 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   }
   if (Field f = root.Child("controller"); f.present()) {
     RETURN_IF_ERROR(ParseController(f, BaseDir(config->source), &config->controller));
+  }
+  if (Field f = root.Child("access_log"); f.present()) {
+    RETURN_IF_ERROR(ParseAccessLog(f, BaseDir(config->source), &config->access_log));
   }
   if (Field f = root.Child("metrics"); f.present()) {
     RETURN_IF_ERROR(ParseMetrics(f, *config, &config->stream_starts));

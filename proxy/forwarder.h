@@ -156,6 +156,7 @@ class Forwarder final : public ServerStreamHandler,
   void RecordUpstreamHead(int status);
   void RecordUpstreamFailure(UpstreamFailure kind);
   void RecordRetry();
+  void WriteAccessLog(size_t route);
 
   int route_ = -1;              // index of the matched route; -1: none
   uint8_t decision_label_ = 0;  // metrics.h DecisionLabel index; set with the request head

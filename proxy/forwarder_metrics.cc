@@ -1,6 +1,7 @@
 // The metrics part of one request's forwarding (see proxy/forwarder.h): the worker's
 // counters for the exchange, its upstream attempts and its retries. Each is a relaxed add to
 // a cell the snapshot resolved by index: no lookup, no lock, no allocation per request.
+#include "absl/time/clock.h"
 #include "common/clock.h"
 #include "proxy/forwarder.h"
 
@@ -45,6 +46,7 @@ void Forwarder::RecordExchange() {
       rejects[static_cast<size_t>(run_.responder())]->requests.Add();
     }
   }
+  if (s.access_log && s.access_log->Sampled(status)) WriteAccessLog(route);
   // A stream start is counted where the request entered, for the region that served it.
   if (!tunneled_in_ && route_ >= 0 && status != 0) {
     for (const StreamStartRule& rule : config.stream_starts) {
@@ -60,6 +62,44 @@ void Forwarder::RecordExchange() {
       break;
     }
   }
+}
+
+void Forwarder::WriteAccessLog(size_t route) {
+  const WorkerSnapshot& s = *snapshot_;
+  const Config& config = *s.config;
+  AccessLogRecord r;
+  r.unix_micros = absl::ToUnixMicros(absl::Now());
+  if (!config.proxy.request_id_header.empty()) {
+    r.request_id = request_->headers.Get(config.proxy.request_id_header).value_or("");
+  }
+  std::string client = filter_.context.client.ToString();
+  r.client = client;
+  r.method = request_->method_text;
+  r.host = request_->host;
+  r.path = request_->path;
+  r.status = outcome_.status;
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.duration_us = (SystemClock().MonotonicNanos() - filter_.context.started_ns) / 1000;
+  const bool routed = route_ >= 0;
+  if (routed) r.route = config.routes[route].name;
+  std::string endpoint;
+  if (routed && cluster_) {
+    r.cluster = cluster_->config.name;
+    if (endpoint_ && filter_.context.attempts > 0) {
+      endpoint = endpoint_->name();
+      r.endpoint = endpoint;
+    }
+  }
+  r.decision = DecisionLabel(decision_label_);
+  if (steering_) {
+    r.region = steering_->region(peer_region_ >= 0 ? peer_region_ : steering_->local()).name;
+  }
+  r.retries = filter_.context.attempts > 1 ? filter_.context.attempts - 1 : 0;
+  if (routed && outcome_.answered_by_filter && run_.responder() >= 0) {
+    r.rejected = s.chains[route].at(static_cast<size_t>(run_.responder())).name();
+  }
+  s.access_log->Append(r);
 }
 
 }  // namespace sluice

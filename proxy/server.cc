@@ -114,6 +114,10 @@ int Server::Run() {
     LOG_ERROR("%s", std::string(s.message()));
     return 1;
   }
+  if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) {
+    LOG_ERROR("%s", std::string(s.message()));
+    return 1;
+  }
   region_health_ = std::make_unique<RegionHealthMonitor>(
       control_.get(), [this] { return SampleTraffic(); }, [this] { PublishHealthDocument(); });
   region_health_->Configure(*config_);
@@ -140,6 +144,15 @@ int Server::Run() {
   uv_signal_start(
       &sigint_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->BeginShutdown("SIGINT"); },
       SIGINT);
+  uv_signal_init(&loop_, &sigusr1_);
+  sigusr1_.data = this;
+  uv_signal_start(
+      &sigusr1_,
+      [](uv_signal_t* h, int) {
+        auto* self = static_cast<Server*>(h->data);
+        if (self->access_log_) self->access_log_->Reopen();
+      },
+      SIGUSR1);
   uv_timer_init(&loop_, &drain_timer_);
   drain_timer_.data = this;
 
@@ -170,6 +183,7 @@ int Server::Run() {
   for (int i = 0; i < config_->workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, [this] { OnWorkerExit(); }));
     workers_.back()->SetSteeringTable(steering_->table());
+    workers_.back()->SetAccessLog(access_log_, config_->access_log.sample);
     workers_.back()->SetNodeHealth(std::make_shared<const std::string>(
         Health().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
     workers_.back()->Start(config_, std::move(sockets[static_cast<size_t>(i)]),
@@ -206,10 +220,12 @@ int Server::Run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigusr1_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&worker_exit_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   admin_server_.reset();
+  access_log_.reset();  // the workers are gone: it writes what is queued and stops
   region_health_.reset();
   health_.reset();
   resolver_.reset();
@@ -270,6 +286,9 @@ void Server::Reload() {
   config_ = config;
   steering_->Reconfigure(*config_);
   region_health_->Configure(*config_);
+  if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) {
+    LOG_ERROR("reload: %s; the access log stays as it was", std::string(s.message()));
+  }
   SteeringTablePtr table = steering_->table();
   for (size_t i = 0; i < workers_.size(); ++i) {
     auto added = std::make_shared<std::vector<ListenerSocket>>(std::move(sockets[i]));
@@ -346,6 +365,26 @@ void Server::BeginShutdown(const char* why) {
       },
       ms, 0);
   uv_unref(reinterpret_cast<uv_handle_t*>(&drain_timer_));
+}
+
+absl::Status Server::ConfigureAccessLog(const Config& config) {
+  std::shared_ptr<AccessLogSink> sink;
+  if (config.access_log.enabled) {
+    if (access_log_ && access_log_->path() == config.access_log.path) {
+      sink = access_log_;
+    } else {
+      absl::StatusOr<std::unique_ptr<AccessLogSink>> opened =
+          AccessLogSink::Open(config.access_log.path);
+      if (!opened.ok()) return opened.status();
+      sink = *std::move(opened);
+    }
+  }
+  access_log_ = sink;
+  double sample = config.access_log.sample;
+  for (auto& worker : workers_) {
+    worker->Post([sink, sample](Worker* w) { w->SetAccessLog(sink, sample); });
+  }
+  return absl::OkStatus();
 }
 
 void Server::PublishSteeringTable(SteeringTablePtr table) {

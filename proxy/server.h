@@ -56,6 +56,9 @@ class Server final : private AdminBackend {
   void BeginShutdown(const char* why);
   void OnWorkerExit();
   void PublishSteeringTable(SteeringTablePtr table);
+  // Opens the access log a configuration asks for (keeping the open one when the path is the
+  // same) and hands it to the workers.
+  absl::Status ConfigureAccessLog(const Config& config);
   // This node's traffic counters summed over the workers, for the health windows.
   NodeTraffic SampleTraffic() const;
   void PublishHealthDocument();
@@ -73,6 +76,7 @@ class Server final : private AdminBackend {
   uv_signal_t sighup_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
+  uv_signal_t sigusr1_;  // reopen the access log
   uv_timer_t drain_timer_;
   uv_async_t worker_exit_;
   std::vector<std::unique_ptr<Worker>> workers_;
@@ -83,6 +87,7 @@ class Server final : private AdminBackend {
   std::unique_ptr<RegionHealthMonitor> region_health_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
+  std::shared_ptr<AccessLogSink> access_log_;
   absl::Time start_time_ = absl::Now();
   bool started_ = false;                           // the workers run
   std::map<std::string, OpenListener> listeners_;  // what the workers listen on, by address

@@ -19,6 +19,8 @@ void Worker::Start(ConfigPtr config, std::vector<ListenerSocket> listeners,
   resolved_ = std::move(resolved);
   uv_loop_init(&loop_);
   context_ = std::make_unique<LoopContext>(&loop_);
+  access_log_ = std::make_unique<AccessLogBuffer>(context_.get());
+  access_log_->Configure(access_sink_, access_sample_);
   uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->OnAsync(); });
   async_.data = this;
   // The loop is set up before the thread starts, so Post() works from now on.
@@ -61,10 +63,12 @@ void Worker::Run(ConfigPtr config, std::vector<ListenerSocket> listeners) {
     inbox_.clear();
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  access_log_->Flush();
   snapshot_.reset();
   endpoints_.clear();
   context_->Close();
   uv_run(&loop_, UV_RUN_DEFAULT);
+  access_log_.reset();
   context_.reset();
   if (uv_loop_close(&loop_) != 0) {
     LOG_WARN("worker %d: handles still open at exit", index_);
@@ -131,6 +135,7 @@ void Worker::BuildSnapshot(ConfigPtr config) {
   }
   ResolveMetricCells(snapshot.get());
   snapshot->node_health = &node_health_;
+  snapshot->access_log = access_log_.get();
   snapshot_ = std::move(snapshot);
 }
 
@@ -165,6 +170,12 @@ void Worker::ResolveMetricCells(WorkerSnapshot* snapshot) {
   } else {
     snapshot->region_cells.push_back(metrics_.Region("local"));
   }
+}
+
+void Worker::SetAccessLog(std::shared_ptr<AccessLogSink> sink, double sample) {
+  access_sink_ = std::move(sink);
+  access_sample_ = sample;
+  if (access_log_) access_log_->Configure(access_sink_, access_sample_);
 }
 
 void Worker::InjectStandby(const std::string& cluster) {

@@ -60,6 +60,8 @@ class Worker {
   // The admin API injected a cluster's standby endpoints: they take traffic from now on (with
   // the cluster's slow start), across reloads.
   void InjectStandby(const std::string& cluster);
+  // Where this worker's access log lines go (null: nowhere). Before Start(), or posted.
+  void SetAccessLog(std::shared_ptr<AccessLogSink> sink, double sample);
   // The node's newest health document, for peer regions' /v1/health polls.
   void SetNodeHealth(std::shared_ptr<const std::string> doc) { node_health_ = std::move(doc); }
   // Read from the control thread at scrape time (its counters are single-writer atomics).
@@ -117,9 +119,11 @@ class Worker {
   std::map<std::string, std::vector<SocketAddress>> resolved_;  // "cluster|host:port"
   std::map<std::string, bool> health_;  // "cluster|address": last active check verdict
   SteeringTablePtr steering_table_;     // from the controller; null: the configuration's
-  std::set<std::string> injected_;
-  std::shared_ptr<const std::string>
-      node_health_;  // clusters whose standbys were injected at run time
+  std::set<std::string> injected_;      // clusters whose standbys were injected at run time
+  std::shared_ptr<const std::string> node_health_;  // for peers' /v1/health
+  std::shared_ptr<AccessLogSink> access_sink_;
+  double access_sample_ = 1.0;
+  std::unique_ptr<AccessLogBuffer> access_log_;  // lives with the loop
   WorkerMetrics metrics_;
   Http1Limits response_limits_;
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_> connections_;

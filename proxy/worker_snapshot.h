@@ -9,6 +9,7 @@
 
 #include "filters/concurrency_limiter.h"
 #include "filters/filter_chain.h"
+#include "proxy/access_log.h"
 #include "proxy/cluster_runtime.h"
 #include "proxy/config.h"
 #include "proxy/http1_parser.h"
@@ -28,8 +29,9 @@ struct WorkerSnapshot {
   std::vector<std::shared_ptr<ConcurrencyLimiter>> limiters;
   std::vector<FilterChain> chains;  // indexed like config->routes
   Http1Limits request_limits;
-  uint32_t max_connections = 0;  // this worker's share of limits.max_connections; 0: none
-  SteeringTablePtr steering;     // null when steering is off
+  uint32_t max_connections = 0;           // this worker's share of limits.max_connections; 0: none
+  SteeringTablePtr steering;              // null when steering is off
+  AccessLogBuffer* access_log = nullptr;  // the worker's; disabled when logging is off
   // The node's health document (GET /v1/health), answered to verified peers; the worker's.
   const std::shared_ptr<const std::string>* node_health = nullptr;
 

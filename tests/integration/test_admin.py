@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -369,6 +370,91 @@ class Ramps(ControlPlane):
                                  "--timeout", "2s", "status"], capture_output=True, timeout=20)
         self.assertEqual(result.returncode, 1)
         self.assertIn(b"refused", result.stderr)
+
+
+class AccessLog(ProxyTestCase):
+    def read_lines(self, path, count, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = [json.loads(line) for line in f if line.strip()]
+                if len(lines) >= count:
+                    return lines
+            time.sleep(0.05)
+        self.fail("%d lines in %s, expected %d" % (len(lines), path, count))
+
+    def test_one_json_line_per_request_and_reopen_on_sigusr1(self):
+        origin = self.start_origin()
+        work = tempfile.mkdtemp(prefix="sluice-access-")
+        self.addCleanup(shutil.rmtree, work, True)
+        path = os.path.join(work, "access.jsonl")
+        proxy = self.start_sluice("""
+workers: 2
+listeners: [{address: 127.0.0.1:{port}}]
+clusters: [{name: app, endpoints: [127.0.0.1:%d]}]
+routes:
+  - {name: api, path_prefix: /api, cluster: app}
+access_log: {path: %s}
+""" % (origin.port, path))
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        for i in range(10):
+            conn.request("POST", "/api/items/%d?token=SECRET" % i, body=b"12345",
+                         headers={"x-request-id": "req-%d" % i,
+                                  "Authorization": "Bearer SECRET"})
+            response = conn.getresponse()
+            response.read()
+            self.assertEqual(response.status, 200)
+        conn.request("GET", "/nowhere")
+        conn.getresponse().read()
+        conn.close()
+        lines = self.read_lines(path, 11)
+        first = [l for l in lines if l["request_id"] == "req-0"][0]
+        self.assertEqual((first["method"], first["path"], first["status"], first["route"],
+                          first["cluster"], first["bytes_in"], first["decision"]),
+                         ("POST", "/api/items/0", 200, "api", "app", 5, "off"))
+        self.assertEqual(first["endpoint"], "127.0.0.1:%d" % origin.port)
+        self.assertRegex(first["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertGreater(first["duration_ms"], 0)
+        self.assertEqual(len([l for l in lines if l["status"] == 404 and l["route"] == ""]), 1)
+        with open(path) as f:
+            self.assertNotIn("SECRET", f.read())
+        # Log rotation: rename, SIGUSR1, and new lines go to a new file.
+        os.rename(path, path + ".1")
+        proxy.signal(signal.SIGUSR1)
+        self.assertTrue(proxy.wait_for_log("access log reopened"), proxy.log_text())
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        conn.request("GET", "/api/after")
+        conn.getresponse().read()
+        conn.close()
+        after = self.read_lines(path, 1)
+        self.assertEqual(after[0]["path"], "/api/after")
+
+    def test_sampling_keeps_every_error(self):
+        origin = self.start_origin()
+        work = tempfile.mkdtemp(prefix="sluice-access-")
+        self.addCleanup(shutil.rmtree, work, True)
+        path = os.path.join(work, "access.jsonl")
+        proxy = self.start_sluice("""
+workers: 1
+listeners: [{address: 127.0.0.1:{port}}]
+clusters:
+  - {name: app, endpoints: [127.0.0.1:%d]}
+  - {name: dead, endpoints: [127.0.0.1:%d], connect_timeout: 200ms}
+routes:
+  - {path_prefix: /dead, cluster: dead}
+  - {cluster: app}
+access_log: {path: %s, sample: 0}
+""" % (origin.port, free_port(), path))
+        for i in range(20):
+            self.assertEqual(get(proxy.port, "/ok"), 200)
+        for i in range(3):
+            self.assertEqual(get(proxy.port, "/dead"), 502)
+        lines = self.read_lines(path, 3)
+        time.sleep(0.5)
+        lines = self.read_lines(path, 3)
+        self.assertEqual([l["status"] for l in lines], [502, 502, 502])
 
 
 if __name__ == "__main__":
