@@ -25,18 +25,22 @@ constexpr size_t kMaxQueuedBytes = 64 * 1024 * 1024;
 void AppendJsonString(std::string_view s, std::string* out) {
   static const char kHex[] = "0123456789abcdef";
   out->push_back('"');
-  for (unsigned char c : s) {
+  size_t run = 0;  // start of the bytes that need no escaping, appended in one go
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') continue;
+    out->append(s.data() + run, i - run);
+    run = i + 1;
     if (c == '"' || c == '\\') {
       out->push_back('\\');
       out->push_back(static_cast<char>(c));
-    } else if (c < 0x20 || c >= 0x7f) {
+    } else {
       out->append("\\u00");
       out->push_back(kHex[c >> 4]);
       out->push_back(kHex[c & 15]);
-    } else {
-      out->push_back(static_cast<char>(c));
     }
   }
+  out->append(s.data() + run, s.size() - run);
   out->push_back('"');
 }
 
@@ -52,6 +56,13 @@ void Field(const char* name, int64_t value, std::string* out) {
   absl::StrAppend(out, ",\"", name, "\":", value);
 }
 
+// ".007": a fraction in thousandths.
+void AppendThousandths(int n, std::string* out) {
+  char digits[4] = {'.', static_cast<char>('0' + n / 100), static_cast<char>('0' + n / 10 % 10),
+                    static_cast<char>('0' + n % 10)};
+  out->append(digits, 4);
+}
+
 int OpenPath(const std::string& path) {
   if (path == "stdout") return ::dup(STDOUT_FILENO);
   return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -60,9 +71,18 @@ int OpenPath(const std::string& path) {
 }  // namespace
 
 void AppendAccessLogLine(const AccessLogRecord& r, std::string* out) {
-  absl::Time t = absl::FromUnixMicros(r.unix_micros);
-  out->append("{\"time\":");
-  AppendJsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()), out);
+  // The date and time to the second change once a second: formatted then, reused until.
+  thread_local int64_t cached_second = -1;
+  thread_local std::string cached_text;
+  int64_t second = r.unix_micros >= 0 ? r.unix_micros / 1000000 : -1;
+  if (second != cached_second) {
+    cached_second = second;
+    cached_text =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second), absl::UTCTimeZone());
+  }
+  out->append("{\"time\":\"").append(cached_text);
+  AppendThousandths(static_cast<int>((r.unix_micros % 1000000) / 1000), out);
+  out->append("Z\"");
   Field("request_id", r.request_id, out);
   Field("client", r.client, out);
   Field("method", r.method, out);
@@ -71,7 +91,9 @@ void AppendAccessLogLine(const AccessLogRecord& r, std::string* out) {
   Field("status", r.status, out);
   Field("bytes_in", static_cast<int64_t>(r.bytes_in), out);
   Field("bytes_out", static_cast<int64_t>(r.bytes_out), out);
-  absl::StrAppend(out, ",\"duration_ms\":", absl::StrFormat("%.3f", r.duration_us / 1000.0));
+  int64_t us = r.duration_us > 0 ? r.duration_us : 0;
+  absl::StrAppend(out, ",\"duration_ms\":", us / 1000);
+  AppendThousandths(static_cast<int>(us % 1000), out);
   Field("route", r.route, out);
   Field("cluster", r.cluster, out);
   Field("endpoint", r.endpoint, out);
