@@ -6,11 +6,13 @@
 #   conf/regions/demo.sh           start everything, show a few requests, wait for Ctrl-C
 #   conf/regions/demo.sh --check   start, check what the requests show, stop (used by tests)
 #
-# SLUICE_BIN overrides the binary (default build/proxy/sluice).
+# SLUICE_BIN and SLUICECTL_BIN override the binaries (default build/proxy/sluice and
+# build/ctl/sluicectl).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 SLUICE_BIN=${SLUICE_BIN:-$ROOT/build/proxy/sluice}
+SLUICECTL_BIN=${SLUICECTL_BIN:-$ROOT/build/ctl/sluicectl}
 MODE=${1:-run}
 LOGS=$(mktemp -d)
 PIDS=""
@@ -64,9 +66,13 @@ if [ "$MODE" = "--check" ]; then
   test "$(region_of 8081 bob -H 'x-home-region: eu-west-1')" = eu-west-1
   test "$(region_of 8082 alice -H 'x-home-region: us-east-1')" = eu-west-1
   test "$(region_of 8082 bob -H 'x-home-region: us-east-1')" = us-east-1
+  # Every region's admin API answers sluicectl, with the same table.
+  "$SLUICECTL_BIN" --admins "$HERE/admins" --token-file "$HERE/admin.token" status >"$LOGS/status"
+  test "$(grep -c 'table version 1' "$LOGS/status")" = 3
   echo "demo check passed"
   exit 0
 fi
 echo
 echo "Try: curl -si -H 'x-member-id: alice' http://127.0.0.1:8081/   (logs in $LOGS; Ctrl-C stops)"
+echo "     $SLUICECTL_BIN --admins $HERE/admins --token-file $HERE/admin.token status"
 while :; do sleep 3600; done

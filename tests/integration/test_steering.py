@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from harness import SLUICE_BIN, ProxyTestCase, free_port
+from harness import SLUICE_BIN, SLUICECTL_BIN, ProxyTestCase, free_port
 import steering_model
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
@@ -237,7 +237,8 @@ class Demo(unittest.TestCase):
         root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..")
         result = subprocess.run([os.path.join(root, "conf/regions/demo.sh"), "--check"],
                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
-                                env=dict(os.environ, SLUICE_BIN=SLUICE_BIN))
+                                env=dict(os.environ, SLUICE_BIN=SLUICE_BIN,
+                                         SLUICECTL_BIN=SLUICECTL_BIN))
         self.assertEqual(result.returncode, 0, result.stdout.decode() + result.stderr.decode())
         self.assertIn(b"demo check passed", result.stdout)
         for port in ports:  # everything it started is gone
