@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
 #include "common/strings.h"

@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include "absl/status/statusor.h"
 #include "proxy/config.h"
 #include "proxy/steering_control.h"

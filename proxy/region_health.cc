@@ -1,6 +1,7 @@
 #include "proxy/region_health.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
 #include "common/clock.h"

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include <nlohmann/json_fwd.hpp>
 #include "proxy/config.h"
 #include "proxy/control_http_client.h"
 #include "proxy/loop_context.h"

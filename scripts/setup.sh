@@ -7,12 +7,12 @@
 #                            every test: format check, unit, integration, sanitizers, fuzzers
 #   scripts/setup.sh build   install what is missing and build (build/)
 #
-# Environment: FUZZ_SECONDS (default 30) bounds each fuzzer; JOBS (default: CPUs) for make.
+# Environment: FUZZ_SECONDS (default 20) bounds each fuzzer; JOBS (default: CPUs) for make.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-$(nproc)}
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 
 # What building needs, and what only the tests need (Debian package names).
 BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libabsl-dev

@@ -1,6 +1,7 @@
 #include "steering/state_file.h"
 
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
 

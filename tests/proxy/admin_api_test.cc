@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "filters/auth_filter.h"
