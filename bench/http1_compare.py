@@ -123,11 +123,11 @@ http {
 
 
 class Sluice:
-    def __init__(self, binary, port, origin_port, workdir):
-        self.log = open(os.path.join(workdir, "sluice.log"), "wb")
+    def __init__(self, binary, port, origin_port, workdir, name="sluice", extra=()):
+        self.log = open(os.path.join(workdir, name + ".log"), "wb")
         self.proc = subprocess.Popen(
             ["taskset", "-c", PROXY_CPU, binary, "--listen", "127.0.0.1:%d" % port, "--origin",
-             "127.0.0.1:%d" % origin_port, "--workers", "1", "--log-level", "warn"],
+             "127.0.0.1:%d" % origin_port, "--workers", "1", "--log-level", "warn"] + list(extra),
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def worker_pids(self):
@@ -230,6 +230,8 @@ def idle_rss_per_connection(port, pids, count):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sluice", default=os.path.join(ROOT, "build/proxy/sluice"))
+    parser.add_argument("--baseline", help="another sluice binary (an older build, say) measured "
+                        "side by side as a 'baseline' row; it runs with its default flags")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-connections", type=int, default=10000)
@@ -256,20 +258,30 @@ def main():
                   "proxy_http_version 1.1; proxy_set_header Connection \"\"; }" % nginx_port,
                   PROXY_CPU, upstream="upstream origin { server 127.0.0.1:%d; keepalive 64; }"
                   % origin_port)
-    sluice = Sluice(args.sluice, sluice_port, origin_port, work)
+    # The admin listener on a free port, so a baseline sluice can keep the default one.
+    sluice = Sluice(args.sluice, sluice_port, origin_port, work,
+                    extra=["--admin", "127.0.0.1:%d" % free_port()])
+    baseline = baseline_port = None
+    if args.baseline:
+        baseline_port = free_port()
+        baseline = Sluice(args.baseline, baseline_port, origin_port, work, name="baseline")
+    rows = ["origin", "nginx", "sluice"] + (["baseline"] if baseline else [])
     try:
-        for port in (origin_port, nginx_port, sluice_port):
-            wait_for_port(port)
+        for port in (origin_port, nginx_port, sluice_port, baseline_port):
+            if port:
+                wait_for_port(port)
         time.sleep(0.5)
         proxies = {"nginx": (nginx, nginx_port), "sluice": (sluice, sluice_port)}
+        if baseline:
+            proxies["baseline"] = (baseline, baseline_port)
         results = {name: {"rps": [], "p50": [], "p99": [], "cpu_us": [], "rate": []}
-                   for name in ("origin", "nginx", "sluice")}
+                   for name in rows}
 
         for name, (proc, port) in proxies.items():  # warm up pools and caches
             wrk(port, 1, 50)
         for r in range(args.rounds):
-            for name, port in (("origin", origin_port), ("nginx", nginx_port),
-                               ("sluice", sluice_port)):
+            for name, port in [("origin", origin_port)] + [(n, p) for n, (_, p) in
+                                                           proxies.items()]:
                 res = wrk(port, args.duration, 50)
                 for key in ("rps", "p50", "p99"):
                     results[name][key].append(res[key])
@@ -295,7 +307,7 @@ def main():
         print("\n%-8s %12s %8s %9s %9s %12s %10s %12s %14s" %
               ("", "req/s", "vs nginx", "p50 ms", "p99 ms", "CPU us/req", "vs nginx",
                "syscalls/req", "idle B/conn"))
-        for name in ("origin", "nginx", "sluice"):
+        for name in rows:
             rps = med(results[name]["rps"])
             ratio = rps / med(results["nginx"]["rps"])
             cpu = med(results[name]["cpu_us"])
@@ -311,6 +323,8 @@ def main():
               "%d connections)" % (args.rounds, args.duration, med(results["sluice"]["rate"]),
                                    args.syscall_requests, args.idle_connections))
     finally:
+        if baseline:
+            baseline.stop()
         sluice.stop()
         nginx.stop()
         origin.stop()
