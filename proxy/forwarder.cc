@@ -62,20 +62,11 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
                                                  ReasonPhrase(verdict.status), verdict.reason));
     return;
   }
-  const RouteConfig* route = snapshot_->router.Match(request_->host, request_->path);
-  if (!route) {
-    RespondLocal(404, "404 Not Found: no route for this host and path\n");
-    return;
-  }
-  cluster_ = local_cluster_ = snapshot_->clusters[route->cluster_index].get();
-  route_ = static_cast<int>(route - config.routes.data());
-  // An upgrade request is all head; what follows a 101 is the tunnel, not its body.
-  if (request_->upgrade) request_complete_ = true;
   filter_.context.client = stream_->downstream().client;
   if (steering_) CheckHopMarker();  // may put the real client of a tunneled request there
   if (tunneled_in_ && request_->method == HttpMethod::kGet && request_->path == "/v1/health") {
-    // A peer region's controller polls this node's view (proxy/region_health.h); never
-    // forwarded to an origin.
+    // A peer region's controller polls this node's view (proxy/region_health.h): answered
+    // whatever the routes say, and never forwarded to an origin.
     std::shared_ptr<const std::string> doc =
         snapshot_->node_health ? *snapshot_->node_health : nullptr;
     HeaderMap headers;
@@ -87,6 +78,15 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
     }
     return;
   }
+  const RouteConfig* route = snapshot_->router.Match(request_->host, request_->path);
+  if (!route) {
+    RespondLocal(404, "404 Not Found: no route for this host and path\n");
+    return;
+  }
+  cluster_ = local_cluster_ = snapshot_->clusters[route->cluster_index].get();
+  route_ = static_cast<int>(route - config.routes.data());
+  // An upgrade request is all head; what follows a 101 is the tunnel, not its body.
+  if (request_->upgrade) request_complete_ = true;
   PrepareUpstreamRequest(*request_, config.proxy, stream_->downstream(), context_->Random(),
                          context_->Random(), tunneled_in_);
   if (request_->has_body()) idle_timeout_.Arm(context_->Timeouts(config.timeouts.body_idle));

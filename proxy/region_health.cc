@@ -47,7 +47,8 @@ RegionHealthMonitor::RegionHealthMonitor(LoopContext* context, Sampler sampler,
 
 RegionHealthMonitor::~RegionHealthMonitor() { Stop(); }
 
-void RegionHealthMonitor::Configure(const Config& config) {
+void RegionHealthMonitor::Configure(
+    const Config& config, const std::map<std::string, std::vector<SocketAddress>>& resolved) {
   if (config.controller.gate_window != window_ || !sample_timer_) {
     window_ = config.controller.gate_window;
     local_ = TrafficWindow(window_);
@@ -67,8 +68,13 @@ void RegionHealthMonitor::Configure(const Config& config) {
       int cluster = steering.tunnel_cluster[r];
       if (name == local_region_ || cluster < 0) continue;
       Peer peer;
-      for (const EndpointConfig& e : config.clusters[static_cast<size_t>(cluster)].endpoints) {
-        if (e.host.empty()) peer.endpoints.push_back(e.address);  // names: not polled (yet)
+      const ClusterConfig& tunnel = config.clusters[static_cast<size_t>(cluster)];
+      for (const EndpointConfig& e : tunnel.endpoints) {
+        if (e.host.empty()) {
+          peer.endpoints.push_back(e.address);
+        } else if (auto it = resolved.find(tunnel.name + "|" + e.text); it != resolved.end()) {
+          peer.endpoints.insert(peer.endpoints.end(), it->second.begin(), it->second.end());
+        }
       }
       if (auto it = peers_.find(name); it != peers_.end()) {
         // Keep what is known; an exchange in flight reports to the new entry by name.

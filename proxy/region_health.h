@@ -49,8 +49,10 @@ class RegionHealthMonitor {
   RegionHealthMonitor& operator=(const RegionHealthMonitor&) = delete;
   ~RegionHealthMonitor();
 
-  // (Re)reads the regions, their tunnel endpoints, the window and the poll interval.
-  void Configure(const Config& config);
+  // (Re)reads the regions, their tunnel endpoints (`resolved`: the addresses of those named
+  // by host, "cluster|host:port"), the window and the poll interval.
+  void Configure(const Config& config,
+                 const std::map<std::string, std::vector<SocketAddress>>& resolved);
   void Stop();
 
   // The gate's answer for `region` (the local region: its own window).

@@ -121,7 +121,6 @@ int Server::Run() {
   }
   region_health_ = std::make_unique<RegionHealthMonitor>(
       control_.get(), [this] { return SampleTraffic(); }, [this] { PublishHealthDocument(); });
-  region_health_->Configure(*config_);
   steering_->SetHealthGate(
       [this](const std::string& region) { return region_health_->Gate(region); });
 
@@ -166,6 +165,7 @@ int Server::Run() {
           });
         }
         if (health_) health_->Configure(*config_, resolver_->Snapshot());
+        if (region_health_) region_health_->Configure(*config_, resolver_->Snapshot());
       });
   health_ = std::make_unique<HealthChecker>(
       control_.get(),
@@ -179,6 +179,7 @@ int Server::Run() {
   // Names are resolved before the workers start, so they start with every address known.
   resolver_->Configure(*config_);
   resolver_->ResolveAllNow(absl::Seconds(5));
+  region_health_->Configure(*config_, resolver_->Snapshot());
 
   workers_running_ = config_->workers;
   for (int i = 0; i < config_->workers; ++i) {
@@ -286,7 +287,7 @@ void Server::Reload() {
   if (admin_api_) admin_api_->SetTokens(config->admin.tokens);
   config_ = config;
   steering_->Reconfigure(*config_);
-  region_health_->Configure(*config_);
+  region_health_->Configure(*config_, resolver_->Snapshot());
   if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) {
     LOG_ERROR("reload: %s; the access log stays as it was", std::string(s.message()));
   }

@@ -135,8 +135,11 @@ metrics:
 """ % {"port": self.ports[local], "origin": origin_port, "extra": extra_cluster, "extra_route": extra_route, "local": local,
        "dir": self.dir, "east": self.ports[EAST], "west": self.ports[WEST]}
 
-    def start_region(self, local, origin_port=None, spare=None):
-        proxy = Sluice(self.config(local, origin_port or self.origin.port, spare),
+    def start_region(self, local, origin_port=None, spare=None, edit=None):
+        text = self.config(local, origin_port or self.origin.port, spare)
+        if edit:
+            text = edit(text)
+        proxy = Sluice(text,
                        port=self.ports[local])
         proxy.args += ["--admin", "127.0.0.1:%d" % self.admin_ports[local]]
         proxy.admin_port = self.admin_ports[local]
@@ -355,6 +358,22 @@ class Ramps(ControlPlane):
         self.wait_for(lambda: self.steering()["regions"][EAST]["evacuated_bp"] == 3000,
                       timeout=20, what="the ramp to finish after the restart")
         self.assertEqual(self.steering()["version"], 4)
+
+    def test_peers_by_host_name_and_without_a_catch_all_route_are_polled(self):
+        west_origin = self.start_origin(name="west-origin")
+        # us-west-2 routes only /play: its /v1/health answer must not depend on a route.
+        def replaced(text, old, new):
+            self.assertIn(old, text)
+            return text.replace(old, new)
+
+        self.start_region(WEST, west_origin.port,
+                          edit=lambda t: replaced(t, "  - cluster: app\nsteering", "steering"))
+        # us-east-1 knows us-west-2's tunnel by name.
+        east = self.start_region(EAST, edit=lambda t: replaced(
+            t, "tunnel: [127.0.0.1:%d]" % self.ports[WEST], "tunnel: [localhost:%d]" % self.ports[WEST]))
+        self.wait_for(lambda: call(east.admin_port, "GET", "/v1/health", READ_TOKEN)[1]
+                      ["peers"][WEST]["reachable"], what="us-west-2's health by name")
+        self.assertEqual(west_origin.received(), [])  # the polls never reached an origin
 
     def test_sluicectl_usage_and_connection_errors(self):
         self.start_region(EAST)
