@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "common/strings.h"
 #include "filters/auth_filter.h"
 #include "steering/steering_table.h"
 
@@ -17,13 +18,6 @@ namespace {
 // Tokens shorter than this are refused: a bearer token is the only thing between the network
 // and the steering table.
 constexpr size_t kMinTokenBytes = 16;
-
-std::string Trimmed(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
-    text.pop_back();
-  }
-  return text;
-}
 
 std::string Sha256String(std::string_view token) {
   std::array<unsigned char, 32> digest = Sha256(token);
@@ -60,7 +54,8 @@ absl::Status ParseToken(const Field& item, const std::string& base_dir, AdminTok
     if (!in) return file.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));
     std::stringstream text;
     text << in.rdbuf();
-    token = Trimmed(text.str());
+    std::string raw = text.str();
+    token = std::string(StripWhitespace(raw));
     if (token.size() < kMinTokenBytes) {
       return file.Error(absl::StrFormat(
           "%s holds %d bytes; a token needs at least %d (openssl rand -hex 32 > FILE)", path,
@@ -70,7 +65,7 @@ absl::Status ParseToken(const Field& item, const std::string& base_dir, AdminTok
     ASSIGN_OR_RETURN(std::string variable, env.Scalar());
     const char* value = std::getenv(variable.c_str());
     if (!value) return env.Error(absl::StrFormat("the environment has no %s", variable));
-    token = Trimmed(value);
+    token = std::string(StripWhitespace(value));
     if (token.size() < kMinTokenBytes) {
       return env.Error(absl::StrFormat("%s holds %d bytes; a token needs at least %d", variable,
                                        token.size(), kMinTokenBytes));
