@@ -77,6 +77,21 @@ HttpMethod ClassifyMethod(std::string_view m) {
   return HttpMethod::kOther;
 }
 
+bool RequestHead::idempotent() const {
+  switch (method) {
+    case HttpMethod::kGet:
+    case HttpMethod::kHead:
+    case HttpMethod::kOptions:
+    case HttpMethod::kTrace:
+    case HttpMethod::kPut:
+    case HttpMethod::kDelete:
+      return true;
+    default:
+      return headers.Get("idempotency-key").has_value() ||
+             headers.Get("x-idempotency-key").has_value();
+  }
+}
+
 void RequestHead::Clear() {
   version = HttpVersion::kHttp11;
   method = HttpMethod::kGet;

@@ -63,6 +63,8 @@ struct RequestHead {
   std::string query;      // "?..." or empty
 
   bool has_body() const { return framing != BodyFraming::kNone; }
+  // Safe to send again (RFC 9110 section 9.2.2), or marked so by an Idempotency-Key.
+  bool idempotent() const;
   void Clear();
 };
 

@@ -3,24 +3,6 @@
 #include <algorithm>
 
 namespace sluice {
-namespace {
-
-bool Idempotent(const RequestHead& head) {
-  switch (head.method) {
-    case HttpMethod::kGet:
-    case HttpMethod::kHead:
-    case HttpMethod::kOptions:
-    case HttpMethod::kTrace:
-    case HttpMethod::kPut:
-    case HttpMethod::kDelete:
-      return true;
-    default:
-      return head.headers.Get("idempotency-key").has_value() ||
-             head.headers.Get("x-idempotency-key").has_value();
-  }
-}
-
-}  // namespace
 
 RetryFilter::RetryFilter(const RetryConfig& config, const Clock& clock)
     : config_(config),
@@ -39,7 +21,7 @@ int64_t RetryFilter::Backoff(int attempts) {
 }
 
 FilterStatus RetryFilter::OnRequestHead(FilterRequest& request, FilterSlot& slot) {
-  slot.flag = config_.any_method || Idempotent(*request.head);
+  slot.flag = config_.any_method || request.head->idempotent();
   if (!slot.flag) return FilterStatus::kContinue;
   FilterContext& context = request.context;
   context.keep_request_body = true;

@@ -31,20 +31,7 @@ void Forwarder::ArmIdleTimeout() {
   idle_timeout_.Arm(context_->Timeouts(tunnel_ ? timeouts.tunnel_idle : timeouts.body_idle));
 }
 
-bool Forwarder::Idempotent() const {
-  switch (request_->method) {
-    case HttpMethod::kGet:
-    case HttpMethod::kHead:
-    case HttpMethod::kOptions:
-    case HttpMethod::kTrace:
-    case HttpMethod::kPut:
-    case HttpMethod::kDelete:
-      return true;
-    default:
-      return request_->headers.Get("idempotency-key").has_value() ||
-             request_->headers.Get("x-idempotency-key").has_value();
-  }
-}
+bool Forwarder::Idempotent() const { return request_->idempotent(); }
 
 // --- Request -----------------------------------------------------------------------------
 
