@@ -16,15 +16,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-int Base64UrlValue(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
 struct BnDeleter {
   void operator()(BIGNUM* bn) const { BN_free(bn); }
 };
@@ -140,26 +131,6 @@ const char* JwtAlgorithmName(JwtAlgorithm algorithm) {
       return "ES256";
   }
   return "?";
-}
-
-bool DecodeBase64Url(std::string_view in, std::string* out) {
-  out->clear();
-  if (in.size() % 4 == 1) return false;
-  out->reserve(in.size() * 3 / 4);
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v = Base64UrlValue(c);
-    if (v < 0) return false;
-    buffer = (buffer << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((buffer >> bits) & 0xff));
-    }
-  }
-  // Leftover bits must be zero padding (canonical encoding only).
-  return (buffer & ((1u << bits) - 1)) == 0;
 }
 
 absl::StatusOr<std::shared_ptr<const JsonWebKeySet>> JsonWebKeySet::Parse(std::string_view text) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/base64.h"
 
 namespace sluice {
 
@@ -46,9 +47,6 @@ class JsonWebKeySet {
   std::vector<JsonWebKey> keys_;
   uint64_t version_ = 0;
 };
-
-// Base64url without padding (RFC 7515 section 2); false on any other character.
-bool DecodeBase64Url(std::string_view in, std::string* out);
 
 }  // namespace sluice
 

@@ -238,8 +238,18 @@ AdminResponse AdminApi::Steering() {
   }
   json order = json::array();
   for (const RegionSpec& region : c->spec().regions) order.push_back(region.name);
+  json fleet = backend_->FleetStatus();
+  json fleet_summary = json{{"enabled", false}};
+  if (fleet.value("enabled", false)) {
+    fleet_summary = json{{"enabled", true},
+                         {"connected", fleet["connected"]},
+                         {"leader", fleet["leader"]},
+                         {"revision", fleet["revision"]}};
+  }
+  if (!steering->fleet_error().empty()) fleet_summary["error"] = steering->fleet_error();
   return Json(
       200, json{{"enabled", true},
+                {"fleet", fleet_summary},
                 {"local_region", c->spec().local_region},
                 {"version", c->state().version},
                 {"misrouted",
@@ -257,7 +267,7 @@ AdminResponse AdminApi::Plans() {
   return Json(200, json{{"version", c ? c->state().version : 0}, {"plans", plans}});
 }
 
-AdminResponse AdminApi::Handle(const AdminRequest& request) {
+void AdminApi::Handle(const AdminRequest& request, Reply reply) {
   const std::string& method = request.method;
   const std::string& path = request.path;
   // Open to load balancers and Prometheus.
@@ -265,29 +275,30 @@ AdminResponse AdminApi::Handle(const AdminRequest& request) {
     if (method != "GET" && method != "HEAD") {
       AdminResponse r = Error(405, "only GET");
       r.headers.emplace_back("Allow", "GET, HEAD");
-      return r;
+      return reply(r);
     }
-    if (path == "/healthz") return Text(200, "ok\n");
+    if (path == "/healthz") return reply(Text(200, "ok\n"));
     if (path == "/readyz") {
       std::string why;
-      return backend_->Ready(&why) ? Text(200, "ready\n") : Text(503, "not ready: " + why + "\n");
+      return reply(backend_->Ready(&why) ? Text(200, "ready\n")
+                                         : Text(503, "not ready: " + why + "\n"));
     }
     AdminResponse r = Text(200, backend_->RenderMetrics());
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    return r;
+    return reply(r);
   }
   std::vector<std::string_view> seg = Segments(path);
-  if (seg.empty() || seg[0] != "v1") return Error(404, "no such endpoint");
+  if (seg.empty() || seg[0] != "v1") return reply(Error(404, "no such endpoint"));
 
   const AdminToken* token = Authenticate(request.authorization);
   if (!token) {
     AdminResponse r = Error(401, "a valid bearer token is required");
     r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sluice-admin\"");
-    return r;
+    return reply(r);
   }
   const bool reading = method == "GET" || method == "HEAD";
   if (!reading && !token->admin) {
-    return Error(403, absl::StrFormat("token \"%s\" may only read", token->name));
+    return reply(Error(403, absl::StrFormat("token \"%s\" may only read", token->name)));
   }
   const std::string& actor = token->name;
   SteeringControl* steering = backend_->steering();
@@ -298,56 +309,68 @@ AdminResponse AdminApi::Handle(const AdminRequest& request) {
   };
 
   if (seg.size() == 2 && seg[1] == "steering") {
-    if (!reading) return method_not_allowed("GET");
-    return Steering();
+    if (!reading) return reply(method_not_allowed("GET"));
+    return reply(Steering());
   }
   if (seg.size() == 4 && seg[1] == "steering" && seg[2] == "regions") {
-    if (method != "PUT") return method_not_allowed("PUT");
+    if (method != "PUT") return reply(method_not_allowed("PUT"));
     absl::StatusOr<RegionChange> change = ParseRegionChangeBody(seg[3], request.body);
-    if (!change.ok()) return Error(change.status());
-    if (absl::Status s = steering->SetRegion(*change, actor); !s.ok()) return Error(s);
-    return Steering();
+    if (!change.ok()) return reply(Error(change.status()));
+    steering->SetRegion(*change, actor, [this, reply](const absl::Status& s) {
+      reply(s.ok() ? Steering() : Error(s));
+    });
+    return;
   }
   if (seg.size() == 2 && seg[1] == "plans") {
-    if (reading) return Plans();
-    if (method != "POST") return method_not_allowed("GET, POST");
+    if (reading) return reply(Plans());
+    if (method != "POST") return reply(method_not_allowed("GET, POST"));
     absl::StatusOr<PlanRequest> plan = ParsePlanBody(request.body);
-    if (!plan.ok()) return Error(plan.status());
-    absl::StatusOr<uint64_t> id = steering->StartPlan(*plan, actor);
-    if (!id.ok()) return Error(id.status());
-    const RampPlan* started = steering->controller()->FindPlan(*id);
-    AdminResponse r = Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
-                                     {"version", steering->controller()->state().version}});
-    r.headers.emplace_back("Location", absl::StrFormat("/v1/plans/%d", *id));
-    return r;
+    if (!plan.ok()) return reply(Error(plan.status()));
+    steering->StartPlan(*plan, actor, [steering, reply](const absl::StatusOr<uint64_t>& id) {
+      if (!id.ok()) return reply(Error(id.status()));
+      const RampPlan* started = steering->controller()->FindPlan(*id);
+      AdminResponse r =
+          Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
+                         {"version", steering->controller()->state().version}});
+      r.headers.emplace_back("Location", absl::StrFormat("/v1/plans/%d", *id));
+      reply(r);
+    });
+    return;
   }
   if (seg.size() == 3 && seg[1] == "plans") {
     absl::StatusOr<uint64_t> id = PlanId(seg[2]);
-    if (!id.ok()) return Error(id.status());
-    const Controller* c = steering->controller();
-    if (!c) return Error(404, "steering is not configured");
+    if (!id.ok()) return reply(Error(id.status()));
+    if (!steering->controller()) return reply(Error(404, "steering is not configured"));
+    auto answer = [steering, id = *id, reply](const absl::Status& s) {
+      if (!s.ok()) return reply(Error(s));
+      const RampPlan* plan = steering->controller()->FindPlan(id);
+      if (!plan) return reply(Error(404, absl::StrFormat("no plan %d", id)));
+      reply(Json(200, json{{"plan", RampPlanToJson(*plan)},
+                           {"version", steering->controller()->state().version}}));
+    };
     if (method == "DELETE") {
-      if (absl::Status s = steering->AbortPlan(*id, actor); !s.ok()) return Error(s);
-    } else if (!reading) {
-      return method_not_allowed("GET, DELETE");
+      steering->AbortPlan(*id, actor, answer);
+      return;
     }
-    const RampPlan* plan = steering->controller()->FindPlan(*id);
-    if (!plan) return Error(404, absl::StrFormat("no plan %d", *id));
-    return Json(200, json{{"plan", RampPlanToJson(*plan)},
-                          {"version", steering->controller()->state().version}});
+    if (!reading) return reply(method_not_allowed("GET, DELETE"));
+    return answer(absl::OkStatus());
   }
   if (seg.size() == 4 && seg[1] == "clusters" && seg[3] == "standby:inject") {
-    if (method != "POST") return method_not_allowed("POST");
+    if (method != "POST") return reply(method_not_allowed("POST"));
     if (absl::Status s = backend_->InjectStandby(std::string(seg[2]), actor); !s.ok()) {
-      return Error(s);
+      return reply(Error(s));
     }
-    return Json(200, json{{"cluster", seg[2]}, {"standby", "injected"}});
+    return reply(Json(200, json{{"cluster", seg[2]}, {"standby", "injected"}}));
   }
   if (seg.size() == 2 && seg[1] == "health") {
-    if (!reading) return method_not_allowed("GET");
-    return Json(200, backend_->Health());
+    if (!reading) return reply(method_not_allowed("GET"));
+    return reply(Json(200, backend_->Health()));
   }
-  return Error(404, "no such endpoint");
+  if (seg.size() == 2 && seg[1] == "fleet") {
+    if (!reading) return reply(method_not_allowed("GET"));
+    return reply(Json(200, backend_->FleetStatus()));
+  }
+  return reply(Error(404, "no such endpoint"));
 }
 
 }  // namespace sluice

@@ -2,7 +2,7 @@
 // carries the bytes). Runs on the control thread.
 //
 //   GET    /healthz, /readyz, /metrics                      no token
-//   GET    /v1/steering, /v1/plans, /v1/plans/{id}, /v1/health      read or admin token
+//   GET    /v1/steering, /v1/plans, /v1/plans/{id}, /v1/health, /v1/fleet   read or admin token
 //   PUT    /v1/steering/regions/{region}                    admin token
 //   POST   /v1/plans                                        admin token
 //   DELETE /v1/plans/{id}                                   admin token
@@ -11,10 +11,12 @@
 // Tokens are bearer tokens compared by SHA-256 in constant time. Answers are JSON; errors are
 // {"error": "...", "status": N} with 400 (a bad body, naming the field), 401 (no valid token),
 // 403 (a read token that tries to change something), 404, 405, 409 (an active plan is in the
-// way, or a stale table version), 500 (the state cannot be saved: nothing changed).
+// way, or a stale table version), 500 (the state cannot be saved: nothing changed), 503 (the
+// fleet's store is unreachable: nothing changed).
 #ifndef SLUICE_PROXY_ADMIN_API_H_
 #define SLUICE_PROXY_ADMIN_API_H_
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -52,6 +54,8 @@ class AdminBackend {
   virtual nlohmann::json Health() = 0;
   virtual SteeringControl* steering() = 0;
   virtual absl::Status InjectStandby(const std::string& cluster, const std::string& actor) = 0;
+  // The fleet's state (GET /v1/fleet); {"enabled": false} without one.
+  virtual nlohmann::json FleetStatus() = 0;
 
  protected:
   virtual ~AdminBackend() = default;
@@ -61,7 +65,10 @@ class AdminApi {
  public:
   explicit AdminApi(AdminBackend* backend) : backend_(backend) {}
   void SetTokens(std::vector<AdminToken> tokens) { tokens_ = std::move(tokens); }
-  AdminResponse Handle(const AdminRequest& request);
+  using Reply = std::function<void(AdminResponse)>;
+  // Answers through `reply`: at once, or once the fleet's store has taken a change. `reply`
+  // runs exactly once.
+  void Handle(const AdminRequest& request, Reply reply);
 
  private:
   // The token's entry, or null.

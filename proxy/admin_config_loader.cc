@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "filters/auth_filter.h"
+#include "proxy/etcd_client.h"
 #include "steering/steering_table.h"
 
 namespace sluice {
@@ -175,6 +176,74 @@ absl::Status ParseController(const Field& f, const std::string& base_dir, Contro
       return g.Child("window").Error("must be at most 1h");
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Config& config,
+                        FleetConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"etcd", "prefix", "node", "lease_ttl", "publish_interval"}));
+  if (!config.steering.enabled) {
+    return f.Error("needs a steering: section (the fleet shares its steering table)");
+  }
+  Field etcd = f.Child("etcd");
+  if (!etcd.present()) return etcd.Error("required: where the fleet's etcd is");
+  RETURN_IF_ERROR(etcd.ExpectMap({"endpoints", "username", "password_file", "timeout"}));
+  Field endpoints = etcd.Child("endpoints");
+  if (!endpoints.present()) return endpoints.Error("required: a list of http://ADDRESS:PORT");
+  ASSIGN_OR_RETURN(std::vector<Field> items, endpoints.Sequence());
+  if (items.empty() || items.size() > 16) return endpoints.Error("must list 1..16 endpoints");
+  for (const Field& item : items) {
+    ASSIGN_OR_RETURN(std::string url, item.Scalar());
+    if (absl::StatusOr<EtcdEndpoint> e = ParseEtcdEndpoint(url); !e.ok()) {
+      return item.Error(std::string(e.status().message()));
+    }
+    out->etcd_endpoints.push_back(std::move(url));
+  }
+  RETURN_IF_ERROR(etcd.Child("username").Read(&out->etcd_username));
+  Field password = etcd.Child("password_file");
+  if (password.present() != !out->etcd_username.empty()) {
+    return (password.present() ? password : etcd.Child("username"))
+        .Error("username and password_file go together");
+  }
+  if (password.present()) {
+    ASSIGN_OR_RETURN(std::string path, password.Scalar());
+    path = ResolvePath(path, base_dir);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      return password.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string raw = text.str();
+    out->etcd_password = std::string(StripWhitespace(raw));
+    if (out->etcd_password.empty()) return password.Error(path + " is empty");
+  }
+  RETURN_IF_ERROR(etcd.Child("timeout").ReadDuration(&out->etcd_timeout, absl::Milliseconds(100)));
+  Field prefix = f.Child("prefix");
+  RETURN_IF_ERROR(prefix.Read(&out->prefix));
+  if (out->prefix.empty() || out->prefix[0] != '/' || out->prefix.back() != '/' ||
+      out->prefix.size() > 200) {
+    return prefix.Error("must start and end with / (for example /sluice/)");
+  }
+  Field node = f.Child("node");
+  RETURN_IF_ERROR(node.Read(&out->node));
+  if (out->node.size() > 128) return node.Error("must be at most 128 characters");
+  for (char c : out->node) {
+    if (!IsAsciiAlnum(c) && c != '-' && c != '_' && c != '.' && c != ':') {
+      return node.Error("letters, digits, '-', '_', '.' and ':' only");
+    }
+  }
+  Field ttl = f.Child("lease_ttl");
+  RETURN_IF_ERROR(ttl.ReadDuration(&out->lease_ttl, absl::Seconds(2)));
+  if (out->lease_ttl > absl::Minutes(5) || out->lease_ttl % absl::Seconds(1) != absl::ZeroDuration()) {
+    return ttl.Error("must be whole seconds, 2s..5m (etcd leases count seconds)");
+  }
+  Field publish = f.Child("publish_interval");
+  RETURN_IF_ERROR(publish.ReadDuration(&out->publish_interval, absl::Milliseconds(100)));
+  if (out->publish_interval * 2 > out->lease_ttl) {
+    return publish.Error("must be at most half of lease_ttl, or the lease expires between renewals");
+  }
+  out->enabled = true;
   return absl::OkStatus();
 }
 

@@ -20,6 +20,10 @@ absl::Status ParseAdmin(const Field& f, const std::string& base_dir, AdminConfig
 absl::Status ParseController(const Field& f, const std::string& base_dir, ControllerConfig* out);
 absl::Status ParseMetrics(const Field& f, const Config& config, std::vector<StreamStartRule>* out);
 
+// `fleet:` needs `steering:` (it shares the steering table) and comes after it.
+absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Config& config,
+                        FleetConfig* out);
+
 absl::Status ParseAccessLog(const Field& f, const std::string& base_dir, AccessLogConfig* out);
 
 // "--admin ADDRESS" or "--admin off" on the command line.

@@ -1,5 +1,7 @@
 #include "proxy/admin_server.h"
 
+#include <memory>
+
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "proxy/http1_server_codec.h"
@@ -19,6 +21,7 @@ constexpr absl::Duration kIdleTimeout = absl::Seconds(60);
 class AdminExchange final : public ServerStreamHandler {
  public:
   AdminExchange(AdminApi* api, ServerStream* stream) : api_(api), stream_(stream) {}
+  ~AdminExchange() override { *alive_ = false; }
 
   void OnRequestHead(RequestHeadPtr head) override {
     request_.method = head->method_text;
@@ -51,8 +54,13 @@ class AdminExchange final : public ServerStreamHandler {
 
  private:
   void Finish() {
-    if (done_) return;
-    Answer(api_->Handle(request_));
+    if (done_ || asked_) return;
+    asked_ = true;
+    // A change may wait for the fleet's store; the connection may be gone by then.
+    std::shared_ptr<bool> alive = alive_;
+    api_->Handle(request_, [this, alive](const AdminResponse& r) {
+      if (*alive) Answer(r);
+    });
   }
   void Answer(const AdminResponse& r) {
     if (done_ || !stream_) return;
@@ -80,6 +88,8 @@ class AdminExchange final : public ServerStreamHandler {
   AdminRequest request_;
   bool head_only_ = false;
   bool done_ = false;
+  bool asked_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 class AdminConnection final : private TcpStream::Handler,

@@ -172,6 +172,19 @@ struct ControllerConfig {
   absl::Duration health_interval = absl::Seconds(2);  // each peer region's /v1/health
 };
 
+// The fleet (proxy/fleet.h): one steering table for every node, kept in etcd.
+struct FleetConfig {
+  bool enabled = false;                     // off: the node's own controller is the authority
+  std::vector<std::string> etcd_endpoints;  // "http://127.0.0.1:2379"; tried in turn
+  std::string etcd_username;                // empty: etcd without authentication
+  std::string etcd_password;                // read from etcd.password_file
+  absl::Duration etcd_timeout = absl::Seconds(2);  // per call and endpoint
+  std::string prefix = "/sluice/";                 // every key the fleet uses starts with it
+  std::string node;                                // this node's name; unique in the fleet
+  absl::Duration lease_ttl = absl::Seconds(5);     // a dead node's view and leadership expire
+  absl::Duration publish_interval = absl::Seconds(1);  // this node's view, and keep-alives
+};
+
 // One JSON line per request (proxy/access_log.h).
 struct AccessLogConfig {
   bool enabled = false;
@@ -194,6 +207,7 @@ struct Config {
   std::vector<StreamStartRule> stream_starts;  // none: nothing is counted as a start
   AdminConfig admin;
   ControllerConfig controller;
+  FleetConfig fleet;
   AccessLogConfig access_log;
 };
 

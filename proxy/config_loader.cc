@@ -290,7 +290,7 @@ absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out) {
 absl::Status ParseTopLevel(const Field& root, Config* config) {
   RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes",
                                   "limits", "timeouts", "proxy", "steering", "admin", "controller",
-                                  "metrics", "access_log"}));
+                                  "metrics", "access_log", "fleet"}));
   config->workers = 0;
   RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
   Field log_level = root.Child("log_level");
@@ -368,6 +368,9 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   }
   if (Field f = root.Child("metrics"); f.present()) {
     RETURN_IF_ERROR(ParseMetrics(f, *config, &config->stream_starts));
+  }
+  if (Field f = root.Child("fleet"); f.present()) {
+    RETURN_IF_ERROR(ParseFleet(f, BaseDir(config->source), *config, &config->fleet));
   }
   return absl::OkStatus();
 }

@@ -1,26 +1,31 @@
 #include "proxy/control_http_client.h"
 
-#include "common/strings.h"
+#include "proxy/http1_parser.h"
 #include "proxy/tcp_stream.h"
 #include "proxy/timeout_queue.h"
 
 namespace sluice {
 
 class ControlHttpRequest final : private TcpStream::Handler,
+                                 private Http1Parser::Handler,
                                  private TimeoutTarget,
                                  private DeferredTask {
  public:
-  ControlHttpRequest(LoopContext* context, std::string request, size_t max_reply,
+  ControlHttpRequest(LoopContext* context, std::string request, ControlHttpOptions options,
                      ControlHttpCallback callback)
       : context_(context),
         stream_(context, this),
+        parser_(Http1Parser::Mode::kResponse, Limits(options.max_reply), this),
         timeout_(this),
         request_(std::move(request)),
-        max_reply_(max_reply),
-        callback_(std::move(callback)) {}
+        options_(std::move(options)),
+        callback_(std::move(callback)) {
+    // The requests sent here are never HEAD and never ask for an upgrade.
+    parser_.ExpectResponse(HttpMethod::kGet, false);
+  }
 
-  void Start(const SocketAddress& address, absl::Duration timeout) {
-    timeout_.Arm(context_->Timeouts(timeout));
+  void Start(const SocketAddress& address) {
+    timeout_.Arm(context_->Timeouts(options_.timeout));
     if (stream_.Init() != 0) {
       // No handle was opened: report from a deferred task, then free without a close callback.
       no_handle_ = true;
@@ -32,37 +37,73 @@ class ControlHttpRequest final : private TcpStream::Handler,
 
   void Cancel() {
     callback_ = nullptr;
+    options_.on_body = nullptr;
     Finish(false, "cancelled");
   }
 
  private:
   ~ControlHttpRequest() override = default;
 
+  static Http1Limits Limits(size_t max_reply) {
+    Http1Limits limits;
+    limits.max_head_bytes = static_cast<uint32_t>(std::min<size_t>(max_reply, 64 * 1024));
+    return limits;
+  }
+
+  bool streamed() const { return static_cast<bool>(options_.on_body); }
+
+  // TcpStream::Handler
   void OnStreamConnected() override {
     stream_.StartReading();
     stream_.Write(request_);
+    request_.clear();
+    request_.shrink_to_fit();
   }
   void OnStreamRead(const char* data, size_t len) override {
-    reply_.append(data, len);
-    if (reply_.size() > max_reply_) Finish(false, "reply too large");
+    if (finished_) return;
+    Http1Parser::Result r = parser_.Execute(data, len);
+    Outcome(r);
   }
-  void OnStreamEof() override { Parse(); }
+  void OnStreamEof() override {
+    if (finished_) return;
+    Outcome(parser_.Finish());
+    if (!finished_) Finish(false, "the connection closed before the reply ended");
+  }
   void OnStreamError(int error) override { Finish(false, uv_strerror(error)); }
   void OnStreamDrained() override {}
   void OnStreamClosed() override { delete this; }
   void OnTimeout(Timeout*) override { Finish(false, "timed out"); }
 
-  void Parse() {
-    size_t head_end = reply_.find("\r\n\r\n");
-    int status = 0;
-    if (head_end == std::string::npos || reply_.size() < 12 || reply_.compare(0, 7, "HTTP/1.") ||
-        !ParseInteger(std::string_view(reply_).substr(9, 3), &status)) {
-      Finish(false, "not an HTTP reply");
+  // Http1Parser::Handler
+  void OnHead() override {
+    ResponseHeadPtr head = parser_.TakeResponse();
+    result_.status = head->status;
+    deliver_ = streamed() && head->status >= 200 && head->status < 300;
+    // A stream lives as long as the server keeps it open.
+    if (deliver_) timeout_.Disarm();
+  }
+  void OnBody(std::string_view data) override {
+    if (finished_) return;
+    if (deliver_) {
+      auto on_body = options_.on_body;  // the callback may cancel this request
+      on_body(result_.status, data);
       return;
     }
-    result_.status = status;
-    result_.body = reply_.substr(head_end + 4);
-    Finish(true, "");
+    if (result_.body.size() + data.size() > options_.max_reply) {
+      parser_.Stop();
+      Finish(false, "reply too large");
+      return;
+    }
+    result_.body.append(data);
+  }
+  void OnMessageComplete() override { Finish(true, ""); }
+
+  void Outcome(const Http1Parser::Result& r) {
+    if (r.outcome == Http1Parser::Outcome::kError) {
+      Finish(false, r.reason && *r.reason ? r.reason : "not an HTTP reply");
+    } else if (r.outcome == Http1Parser::Outcome::kUpgrade) {
+      Finish(false, "an unexpected upgrade");
+    }
   }
 
   void Finish(bool ok, const char* error) {
@@ -76,6 +117,7 @@ class ControlHttpRequest final : private TcpStream::Handler,
   }
 
   void RunDeferred() override {
+    options_.on_body = nullptr;
     if (callback_) {
       ControlHttpCallback callback = std::move(callback_);
       callback_ = nullptr;
@@ -90,21 +132,23 @@ class ControlHttpRequest final : private TcpStream::Handler,
 
   LoopContext* context_;
   TcpStream stream_;
+  Http1Parser parser_;
   Timeout timeout_;
   std::string request_;
-  size_t max_reply_;
+  ControlHttpOptions options_;
   ControlHttpCallback callback_;
-  std::string reply_;
   ControlHttpReply result_;
+  bool deliver_ = false;
   bool finished_ = false;
   bool no_handle_ = false;
 };
 
 ControlHttpRequest* StartControlHttpRequest(LoopContext* context, const SocketAddress& address,
-                                            std::string request, absl::Duration timeout,
-                                            size_t max_reply, ControlHttpCallback callback) {
-  auto* r = new ControlHttpRequest(context, std::move(request), max_reply, std::move(callback));
-  r->Start(address, timeout);
+                                            std::string request, ControlHttpOptions options,
+                                            ControlHttpCallback callback) {
+  auto* r =
+      new ControlHttpRequest(context, std::move(request), std::move(options), std::move(callback));
+  r->Start(address);
   return r;
 }
 

@@ -264,6 +264,32 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
                       MetricType::Gauge);
   start.Add({}, node.start_time_seconds);
 
+  FamilyBuilder fleet_connected("sluice_fleet_connected",
+                                "1 while the steering store (etcd) answers.", MetricType::Gauge);
+  FamilyBuilder fleet_leader("sluice_fleet_leader",
+                             "1 while this node holds the fleet's controller lease.",
+                             MetricType::Gauge);
+  FamilyBuilder fleet_revision("sluice_fleet_revision",
+                               "The store revision this node has seen.", MetricType::Gauge);
+  FamilyBuilder fleet_since_sync("sluice_fleet_seconds_since_sync",
+                                 "Seconds since the store last answered this node.",
+                                 MetricType::Gauge);
+  FamilyBuilder fleet_nodes("sluice_fleet_nodes", "Nodes whose view is in the store.",
+                            MetricType::Gauge);
+  FamilyBuilder fleet_writes("sluice_fleet_writes_total",
+                             "Steering writes to the store by outcome.", MetricType::Counter);
+  if (node.fleet) {
+    fleet_connected.Add({}, node.fleet_connected);
+    fleet_leader.Add({}, node.fleet_leader);
+    fleet_revision.Add({}, static_cast<double>(node.fleet_revision));
+    fleet_since_sync.Add({}, node.fleet_seconds_since_sync);
+    fleet_nodes.Add({}, static_cast<double>(node.fleet_nodes));
+    const char* outcomes[] = {"written", "conflict", "unavailable"};
+    for (int i = 0; i < 3; ++i) {
+      fleet_writes.Add({{"outcome", outcomes[i]}}, static_cast<double>(node.fleet_writes[i]));
+    }
+  }
+
   std::vector<MetricFamily> families;
   for (FamilyBuilder* b : {&requests,
                            &latency,
@@ -289,6 +315,12 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
                            &ready,
                            &start}) {
     families.push_back(b->Take());
+  }
+  if (node.fleet) {
+    for (FamilyBuilder* b : {&fleet_connected, &fleet_leader, &fleet_revision, &fleet_since_sync,
+                             &fleet_nodes, &fleet_writes}) {
+      families.push_back(b->Take());
+    }
   }
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);

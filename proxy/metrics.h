@@ -153,6 +153,14 @@ struct NodeGauges {
   uint64_t active_plans = 0;
   bool ready = false;
   double start_time_seconds = 0;
+  // The fleet (proxy/fleet.h); rendered only when it is configured.
+  bool fleet = false;
+  bool fleet_connected = false;
+  bool fleet_leader = false;
+  int64_t fleet_revision = 0;
+  double fleet_seconds_since_sync = 0;
+  uint64_t fleet_nodes = 0;
+  uint64_t fleet_writes[3] = {};  // written, lost a race, store unreachable
 };
 
 // Prometheus text format (version 0.0.4) for the sum of `workers` plus `node`. Names start

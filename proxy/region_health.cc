@@ -12,10 +12,6 @@ namespace {
 
 constexpr uint64_t kSampleEveryMs = 1000;
 constexpr size_t kMaxHealthReply = 256 * 1024;
-// Below this many tunneled requests in the window, this node's own view of a savior says
-// nothing (a single failure out of three is not a 33% error rate).
-constexpr uint64_t kMinTunnelRequests = 20;
-
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
 nlohmann::json SummaryJson(const TrafficSummary& s) {
@@ -244,6 +240,18 @@ RegionHealth RegionHealthMonitor::Gate(const std::string& region) const {
     }
   }
   return h;
+}
+
+void RegionHealthMonitor::FillView(NodeView* view) const {
+  view->region = local_region_;
+  view->window = window_;
+  view->local = local_.Summary().Totals();
+  view->tunnels.clear();
+  for (const auto& [region, window] : tunnels_) view->tunnels[region] = window.Summary().Totals();
+  view->starts_per_second.clear();
+  for (const auto& [region, window] : starts_) {
+    view->starts_per_second[region] = window.Summary().starts_per_second;
+  }
 }
 
 nlohmann::json RegionHealthMonitor::Health() const {

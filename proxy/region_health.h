@@ -27,9 +27,14 @@
 #include "proxy/control_http_client.h"
 #include "proxy/loop_context.h"
 #include "steering/controller.h"
+#include "steering/fleet_view.h"
 #include "steering/health_window.h"
 
 namespace sluice {
+
+// Below this many tunneled requests in the window, a view of a savior through tunnels says
+// nothing (a single failure out of three is not a 33% error rate).
+inline constexpr uint64_t kMinTunnelRequests = 20;
 
 // Cumulative counters of this node at one instant.
 struct NodeTraffic {
@@ -59,6 +64,8 @@ class RegionHealthMonitor {
   RegionHealth Gate(const std::string& region) const;
   // This node's view for GET /v1/health (the caller adds readiness and the table version).
   nlohmann::json Health() const;
+  // The traffic part of this node's view for the fleet (steering/fleet_view.h).
+  void FillView(NodeView* view) const;
 
  private:
   struct Peer {

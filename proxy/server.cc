@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "proxy/config_loader.h"
+#include "steering/state_file.h"
 
 namespace sluice {
 
@@ -121,8 +122,13 @@ int Server::Run() {
   }
   region_health_ = std::make_unique<RegionHealthMonitor>(
       control_.get(), [this] { return SampleTraffic(); }, [this] { PublishHealthDocument(); });
-  steering_->SetHealthGate(
-      [this](const std::string& region) { return region_health_->Gate(region); });
+  steering_->SetHealthGate([this](const std::string& region) {
+    // The fleet's sum where the region's nodes publish their views; this node's own otherwise.
+    if (fleet_) {
+      if (std::optional<RegionHealth> h = fleet_->RegionGate(region)) return *h;
+    }
+    return region_health_->Gate(region);
+  });
 
   uv_async_init(&loop_, &worker_exit_, [](uv_async_t* a) {
     auto* self = static_cast<Server*>(a->data);
@@ -203,6 +209,7 @@ int Server::Run() {
              config_->admin.tokens.size());
   }
   started_ = true;
+  StartFleet();
 
   WatchKeyFiles();
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -210,6 +217,7 @@ int Server::Run() {
   for (auto& worker : workers_) worker->Join();
   if (admin_server_) admin_server_->Stop();
   region_health_->Stop();
+  if (fleet_) fleet_->Stop();
   steering_->Stop();
   health_->Stop();
   resolver_->Stop();
@@ -228,6 +236,7 @@ int Server::Run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   admin_server_.reset();
   access_log_.reset();  // the workers are gone: it writes what is queued and stops
+  fleet_.reset();
   region_health_.reset();
   health_.reset();
   resolver_.reset();
@@ -285,6 +294,12 @@ void Server::Reload() {
     LOG_WARN("reload: a change of the admin address takes effect only after a restart");
   }
   if (admin_api_) admin_api_->SetTokens(config->admin.tokens);
+  if (config->fleet.enabled != config_->fleet.enabled ||
+      config->fleet.etcd_endpoints != config_->fleet.etcd_endpoints ||
+      config->fleet.prefix != config_->fleet.prefix || config->fleet.node != config_->fleet.node ||
+      config->fleet.lease_ttl != config_->fleet.lease_ttl) {
+    LOG_WARN("reload: a change of the fleet section takes effect only after a restart");
+  }
   config_ = config;
   steering_->Reconfigure(*config_);
   region_health_->Configure(*config_, resolver_->Snapshot());
@@ -356,6 +371,7 @@ void Server::BeginShutdown(const char* why) {
   }
   shutting_down_ = true;
   LOG_INFO("%s: draining (up to %s)", why, absl::FormatDuration(config_->timeouts.drain));
+  if (fleet_) fleet_->Leave();
   for (auto& worker : workers_) worker->Post([](Worker* w) { w->BeginDrain(); });
   uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(config_->timeouts.drain));
   uv_timer_start(
@@ -412,6 +428,20 @@ std::string Server::RenderMetrics() {
   std::string why;
   node.ready = Ready(&why);
   node.start_time_seconds = absl::ToDoubleSeconds(start_time_ - absl::UnixEpoch());
+  if (fleet_) {
+    node.fleet = true;
+    node.fleet_connected = fleet_->connected();
+    node.fleet_leader = fleet_->leader();
+    node.fleet_revision = fleet_->revision();
+    node.fleet_seconds_since_sync =
+        fleet_->last_sync() == absl::InfinitePast()
+            ? absl::ToDoubleSeconds(absl::Now() - start_time_)
+            : absl::ToDoubleSeconds(absl::Now() - fleet_->last_sync());
+    node.fleet_nodes = fleet_->node_count();
+    for (int i = 0; i < 3; ++i) {
+      node.fleet_writes[i] = fleet_->writes(static_cast<Fleet::WriteOutcome>(i));
+    }
+  }
   return sluice::RenderMetrics(metrics, node, region_names);
 }
 
@@ -434,6 +464,41 @@ nlohmann::json Server::Health() {
   const Controller* c = steering_ ? steering_->controller() : nullptr;
   doc["version"] = c ? c->state().version : 0;
   return doc;
+}
+
+nlohmann::json Server::FleetStatus() {
+  if (!fleet_) return nlohmann::json{{"enabled", false}};
+  return fleet_->Status();
+}
+
+void Server::StartFleet() {
+  const FleetConfig& fc = config_->fleet;
+  if (!fc.enabled || !steering_->enabled()) return;
+  std::string node = fc.node.empty()
+                         ? DefaultFleetNodeName(*config_, admin_server_
+                                                              ? admin_server_->address().port()
+                                                              : 0)
+                         : fc.node;
+  Fleet::Hooks hooks;
+  hooks.on_state = [this](ControllerState state, int64_t revision) {
+    steering_->AdoptFromFleet(std::move(state), revision);
+  };
+  hooks.on_leadership = [this](bool leader) { steering_->OnLeadership(leader); };
+  hooks.view = [this] {
+    NodeView view;
+    region_health_->FillView(&view);
+    if (admin_server_) view.admin = admin_server_->address().ToString();
+    const Controller* c = steering_->controller();
+    view.version = c ? c->state().version : 0;
+    return view;
+  };
+  hooks.initial_state = [this] {
+    const Controller* c = steering_->controller();
+    return c ? EncodeControllerState(c->state()) : std::string();
+  };
+  fleet_ = std::make_unique<Fleet>(control_.get(), fc, node, std::move(hooks));
+  steering_->SetFleet(fleet_.get());
+  fleet_->Start();
 }
 
 void Server::PublishHealthDocument() {

@@ -22,6 +22,7 @@
 #include "proxy/health_checker.h"
 #include "proxy/listener.h"
 #include "proxy/loop_context.h"
+#include "proxy/fleet.h"
 #include "proxy/region_health.h"
 #include "proxy/resolver.h"
 #include "proxy/steering_control.h"
@@ -69,6 +70,9 @@ class Server final : private AdminBackend {
   nlohmann::json Health() override;
   SteeringControl* steering() override { return steering_.get(); }
   absl::Status InjectStandby(const std::string& cluster, const std::string& actor) override;
+  nlohmann::json FleetStatus() override;
+  // Joins the fleet the configuration names (if any).
+  void StartFleet();
 
   CommandLine cli_;
   ConfigPtr config_;
@@ -85,6 +89,7 @@ class Server final : private AdminBackend {
   std::unique_ptr<HealthChecker> health_;
   std::unique_ptr<SteeringControl> steering_;
   std::unique_ptr<RegionHealthMonitor> region_health_;
+  std::unique_ptr<Fleet> fleet_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
   std::shared_ptr<AccessLogSink> access_log_;

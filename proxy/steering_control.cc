@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "proxy/fleet.h"
 #include "steering/state_file.h"
 
 namespace sluice {
@@ -31,8 +32,10 @@ bool WriteAll(int fd, std::string_view data) {
   return true;
 }
 
-// A ramp step that could not be saved is tried again this much later.
+// A ramp step that could not be saved (or written to the store) is tried again this much later.
 constexpr uint64_t kRetryAfterFailedSaveMs = 1000;
+// A change that lost the compare-and-swap is made again on the newer state this many times.
+constexpr int kWriteAttempts = 5;
 
 }  // namespace
 
@@ -103,6 +106,8 @@ absl::Status SteeringControl::Start(const Config& config) {
     }
   }
   if (!config.steering.enabled) return absl::OkStatus();
+  spec_ = config.steering.spec;
+  limits_ = config.controller.gates;
   ControllerState state = Controller::StateFromSpec(config.steering.spec);
   bool restored = false;
   if (!state_file_.empty()) {
@@ -168,6 +173,8 @@ void SteeringControl::Reconfigure(const Config& config) {
   }
   bool was = controller_.has_value();
   controller_ = *std::move(next);
+  spec_ = config.steering.spec;
+  limits_ = config.controller.gates;
   if (!was && !timer_) {
     timer_ = new uv_timer_t;
     uv_timer_init(loop_, timer_);
@@ -224,34 +231,131 @@ void SteeringControl::Audit(const ControllerEvent& event) {
   }
 }
 
-absl::Status SteeringControl::SetRegion(const RegionChange& change, const std::string& actor) {
-  if (!controller_) return absl::NotFoundError("steering is not configured");
-  Controller next = *controller_;
-  if (absl::Status s = next.SetRegion(change, actor, absl::Now()); !s.ok()) return s;
-  return Adopt(std::move(next));
+void SteeringControl::AdoptStored(Controller next, int64_t revision, const char* source) {
+  if (revision <= adopted_revision_) {  // a newer state is already in force
+    Reschedule();
+    return;
+  }
+  if (!state_file_.empty()) {
+    if (absl::Status s = WriteFileAtomically(state_file_, EncodeControllerState(next.state()));
+        !s.ok()) {
+      // The store holds it: only the local last-known-good copy is behind.
+      LOG_ERROR("steering state %s not saved: %s", state_file_, std::string(s.message()));
+    }
+  }
+  bool table_changed = next.table() != controller_->table();
+  uint64_t before = controller_->state().version;
+  controller_ = std::move(next);
+  adopted_revision_ = revision;
+  if (table_changed || before != controller_->state().version) {
+    LOG_INFO("steering: table version %d %s (etcd revision %d)", controller_->state().version,
+             source, revision);
+  }
+  if (table_changed) publish_(controller_->table());
+  Reschedule();
 }
 
-absl::StatusOr<uint64_t> SteeringControl::StartPlan(const PlanRequest& request,
-                                                    const std::string& actor) {
-  if (!controller_) return absl::NotFoundError("steering is not configured");
-  Controller next = *controller_;
-  absl::StatusOr<uint64_t> id = next.StartPlan(request, actor, absl::Now());
-  if (!id.ok()) return id.status();
-  if (absl::Status s = Adopt(std::move(next)); !s.ok()) return s;
-  // The first step is due now: take it without waiting for the timer.
-  OnTimer();
-  return id;
+void SteeringControl::AdoptFromFleet(ControllerState state, int64_t revision) {
+  if (!controller_ || revision <= adopted_revision_) return;
+  absl::StatusOr<Controller> next = Controller::Create(spec_, std::move(state), limits_);
+  if (!next.ok()) {
+    fleet_error_ = absl::StrFormat(
+        "the fleet's steering state at etcd revision %d does not fit this node's configuration "
+        "(%s); serving with table version %d",
+        revision, next.status().message(), controller_->state().version);
+    LOG_ERROR("%s", fleet_error_);
+    return;
+  }
+  fleet_error_.clear();
+  next->TakeEvents();
+  AdoptStored(*std::move(next), revision, "from the fleet");
 }
 
-absl::Status SteeringControl::AbortPlan(uint64_t id, const std::string& actor) {
-  if (!controller_) return absl::NotFoundError("steering is not configured");
+void SteeringControl::OnLeadership(bool leader) {
+  if (leader) {
+    // Plans continue from the step the store has: the first due step is taken now.
+    OnTimer();
+  } else if (timer_) {
+    uv_timer_stop(timer_);
+  }
+}
+
+void SteeringControl::Apply(Change change, Done done, int attempts_left) {
+  if (!controller_) {
+    done(absl::NotFoundError("steering is not configured"));
+    return;
+  }
   Controller next = *controller_;
-  if (absl::Status s = next.AbortPlan(id, actor, absl::Now()); !s.ok()) return s;
-  return Adopt(std::move(next));
+  if (absl::Status s = change(&next, absl::Now()); !s.ok()) {
+    done(s);
+    return;
+  }
+  if (!fleet_) {
+    done(Adopt(std::move(next)));
+    return;
+  }
+  std::vector<ControllerEvent> events = next.TakeEvents();
+  ControllerState state = next.state();
+  fleet_->Write(
+      state, /*as_leader=*/false,
+      [this, next = std::move(next), events = std::move(events), change = std::move(change),
+       done = std::move(done), attempts_left](const absl::Status& s, int64_t revision) mutable {
+        if (s.ok()) {
+          for (const ControllerEvent& event : events) Audit(event);
+          AdoptStored(std::move(next), revision, "written to the fleet");
+          done(absl::OkStatus());
+          return;
+        }
+        if (absl::IsAborted(s) && attempts_left > 1) {
+          // Another node wrote first; its state is in force now: make the change on it.
+          Apply(std::move(change), std::move(done), attempts_left - 1);
+          return;
+        }
+        done(s);
+      });
+}
+
+void SteeringControl::SetRegion(const RegionChange& change, const std::string& actor, Done done) {
+  Apply([change, actor](Controller* next,
+                        absl::Time now) { return next->SetRegion(change, actor, now); },
+        std::move(done), kWriteAttempts);
+}
+
+void SteeringControl::StartPlan(const PlanRequest& request, const std::string& actor,
+                                PlanDone done) {
+  auto id = std::make_shared<uint64_t>(0);
+  Apply(
+      [request, actor, id](Controller* next, absl::Time now) {
+        absl::StatusOr<uint64_t> started = next->StartPlan(request, actor, now);
+        if (!started.ok()) return started.status();
+        *id = *started;
+        return absl::OkStatus();
+      },
+      [this, id, done = std::move(done)](const absl::Status& s) {
+        if (!s.ok()) {
+          done(s);
+          return;
+        }
+        // The first step is due now: take it without waiting for the timer (with a fleet,
+        // only the leader does, and it learns of the plan from the store if it is another).
+        OnTimer();
+        done(*id);
+      },
+      kWriteAttempts);
+}
+
+void SteeringControl::AbortPlan(uint64_t id, const std::string& actor, Done done) {
+  Apply([id, actor](Controller* next, absl::Time now) { return next->AbortPlan(id, actor, now); },
+        std::move(done), kWriteAttempts);
 }
 
 void SteeringControl::Reschedule() {
   if (!timer_ || !controller_) return;
+  if (fleet_ && (!fleet_->leader() || leader_write_)) {
+    // Only the leader advances ramps; a write in flight reschedules when it is answered.
+    if (!leader_write_) uv_timer_stop(timer_);
+    return;
+  }
   absl::Time due = controller_->NextDue();
   if (due == absl::InfiniteFuture()) {
     uv_timer_stop(timer_);
@@ -265,6 +369,10 @@ void SteeringControl::Reschedule() {
 
 void SteeringControl::OnTimer() {
   if (!controller_) return;
+  if (fleet_) {
+    OnTimerFleet();
+    return;
+  }
   if (controller_->NextDue() > absl::Now()) {
     Reschedule();
     return;
@@ -278,6 +386,49 @@ void SteeringControl::OnTimer() {
     return;
   }
   Reschedule();
+}
+
+void SteeringControl::OnTimerFleet() {
+  if (!fleet_->leader() || leader_write_) return;
+  if (controller_->NextDue() > absl::Now()) {
+    Reschedule();
+    return;
+  }
+  Controller next = *controller_;
+  next.Tick(absl::Now(), gate_);
+  if (EncodeControllerState(next.state()) == EncodeControllerState(controller_->state())) {
+    Reschedule();
+    return;
+  }
+  std::vector<ControllerEvent> events = next.TakeEvents();
+  ControllerState state = next.state();
+  leader_write_ = true;
+  fleet_->Write(state, /*as_leader=*/true,
+                [this, next = std::move(next), events = std::move(events)](
+                    const absl::Status& s, int64_t revision) mutable {
+                  leader_write_ = false;
+                  if (s.ok()) {
+                    for (const ControllerEvent& event : events) Audit(event);
+                    AdoptStored(std::move(next), revision, "written to the fleet");
+                    return;
+                  }
+                  if (absl::IsAborted(s)) {
+                    // The newer state is in force: look at its plans again.
+                    Reschedule();
+                    return;
+                  }
+                  if (absl::IsUnavailable(s)) {
+                    // The ramp pauses until the store is back: never a step without it.
+                    LOG_WARN("steering: ramp step not taken: %s", std::string(s.message()));
+                    if (timer_) {
+                      uv_timer_start(
+                          timer_,
+                          [](uv_timer_t* t) { static_cast<SteeringControl*>(t->data)->OnTimer(); },
+                          kRetryAfterFailedSaveMs, 0);
+                    }
+                  }
+                  // FailedPrecondition: no longer the leader; the new one continues.
+                });
 }
 
 }  // namespace sluice

@@ -8,6 +8,12 @@
 // refused (an API change gets the error, a ramp step is tried again later), so what the
 // workers serve with is always what a restart would load.
 //
+// With a fleet (proxy/fleet.h) the store is the authority instead: a change is written to etcd
+// first (a compare-and-swap on the state's revision, tried again on the newer state when
+// another write came first) and adopted only once written; states written by other nodes
+// arrive from the fleet's watch and are adopted the same way (saved locally as the
+// last-known-good copy, then published). Only the fleet's leader advances ramps.
+//
 // Control thread only.
 #ifndef SLUICE_PROXY_STEERING_CONTROL_H_
 #define SLUICE_PROXY_STEERING_CONTROL_H_
@@ -34,9 +40,13 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 // path and what is wrong when it cannot be used.
 absl::StatusOr<ControllerState> LoadStateFile(const std::string& path);
 
+class Fleet;
+
 class SteeringControl {
  public:
   using Publish = std::function<void(SteeringTablePtr)>;
+  using Done = std::function<void(const absl::Status&)>;
+  using PlanDone = std::function<void(const absl::StatusOr<uint64_t>&)>;
 
   SteeringControl(uv_loop_t* loop, Publish publish);
   SteeringControl(const SteeringControl&) = delete;
@@ -61,18 +71,38 @@ class SteeringControl {
   // The gate's view of each region's health (null: every region passes).
   void SetHealthGate(HealthGate gate) { gate_ = std::move(gate); }
 
-  // The admin API. Errors carry the status codes documented on Controller, plus Internal when
-  // the state file cannot be written (nothing changed then).
-  absl::Status SetRegion(const RegionChange& change, const std::string& actor);
-  absl::StatusOr<uint64_t> StartPlan(const PlanRequest& request, const std::string& actor);
-  absl::Status AbortPlan(uint64_t id, const std::string& actor);
+  // The fleet this node belongs to (null: this node's controller is the authority). Set once,
+  // after Start().
+  void SetFleet(Fleet* fleet) { fleet_ = fleet; }
+  // From the fleet: a newer state at `revision`, and changes of leadership.
+  void AdoptFromFleet(ControllerState state, int64_t revision);
+  void OnLeadership(bool leader);
+  // Why the last state from the fleet was not adopted ("" when it was).
+  const std::string& fleet_error() const { return fleet_error_; }
+
+  // The admin API. `done` runs once, at once without a fleet, once the store answered with
+  // one. Errors carry the status codes documented on Controller, plus Internal when the state
+  // file cannot be written, Unavailable without the store, and Aborted when other writers kept
+  // changing the table (nothing changed in each case).
+  void SetRegion(const RegionChange& change, const std::string& actor, Done done);
+  void StartPlan(const PlanRequest& request, const std::string& actor, PlanDone done);
+  void AbortPlan(uint64_t id, const std::string& actor, Done done);
 
  private:
+  // A change to make on a copy of the controller.
+  using Change = std::function<absl::Status(Controller* next, absl::Time now)>;
+  // Applies `change` to a copy and adopts it: directly (saved first) without a fleet, written
+  // to the store first with one.
+  void Apply(Change change, Done done, int attempts_left);
   // Saves `next` and adopts it; audits and publishes what changed.
   absl::Status Adopt(Controller next);
+  // Adopts a controller whose state the store holds at `revision` (saving is best effort:
+  // the store has it).
+  void AdoptStored(Controller next, int64_t revision, const char* source);
   void Audit(const ControllerEvent& event);
   void Reschedule();
   void OnTimer();
+  void OnTimerFleet();
 
   uv_loop_t* loop_;
   Publish publish_;
@@ -82,6 +112,12 @@ class SteeringControl {
   int audit_fd_ = -1;
   HealthGate gate_;
   uv_timer_t* timer_ = nullptr;  // freed by its close callback
+  SteeringSpec spec_;            // the configuration's, for states from the fleet
+  GateLimits limits_;
+  Fleet* fleet_ = nullptr;
+  int64_t adopted_revision_ = 0;  // the store revision of the state in force
+  bool leader_write_ = false;     // a ramp step is being written
+  std::string fleet_error_;
 };
 
 }  // namespace sluice

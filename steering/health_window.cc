@@ -31,6 +31,16 @@ absl::Duration Percentile99(const uint64_t (&buckets)[kLatencyBounds + 1]) {
   return absl::Seconds(2 * kLatencyUpperBounds[kLatencyBounds - 1]);
 }
 
+TrafficTotals TrafficSummary::Totals() const {
+  TrafficTotals t;
+  t.requests = requests;
+  t.errors = errors;
+  t.sheds = sheds;
+  t.starts = starts;
+  for (int i = 0; i <= kLatencyBounds; ++i) t.latency[i] = latency[i];
+  return t;
+}
+
 TrafficSummary TrafficWindow::Summary() const {
   TrafficSummary s;
   if (samples_.size() < 2) return s;
@@ -45,9 +55,8 @@ TrafficSummary TrafficWindow::Summary() const {
   s.errors = delta(a.errors, b.errors);
   s.sheds = delta(a.sheds, b.sheds);
   s.starts = delta(a.starts, b.starts);
-  uint64_t buckets[kLatencyBounds + 1];
-  for (int i = 0; i <= kLatencyBounds; ++i) buckets[i] = delta(a.latency[i], b.latency[i]);
-  s.p99 = Percentile99(buckets);
+  for (int i = 0; i <= kLatencyBounds; ++i) s.latency[i] = delta(a.latency[i], b.latency[i]);
+  s.p99 = Percentile99(s.latency);
   if (s.requests > 0) {
     s.error_rate = static_cast<double>(s.errors) / static_cast<double>(s.requests);
     s.shed_rate = static_cast<double>(s.sheds) / static_cast<double>(s.requests);

@@ -38,6 +38,10 @@ struct TrafficSummary {
   double shed_rate = 0;
   double starts_per_second = 0;
   absl::Duration p99;  // upper bound of the bucket holding the 99th percentile; 0: no traffic
+  uint64_t latency[kLatencyBounds + 1] = {};  // counts per bucket over the span
+
+  // The counts over the span, as totals (what a node tells the fleet).
+  TrafficTotals Totals() const;
 };
 
 class TrafficWindow {

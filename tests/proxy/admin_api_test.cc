@@ -37,6 +37,7 @@ class FakeBackend : public AdminBackend {
     injected.push_back(cluster + " by " + actor);
     return absl::OkStatus();
   }
+  json FleetStatus() override { return json{{"enabled", false}}; }
 
   bool ready = true;
   std::vector<SteeringTablePtr> published;
@@ -78,7 +79,18 @@ class AdminApiTest : public ::testing::Test {
     r.path = path;
     if (!token.empty()) r.authorization = "Bearer " + token;
     r.body = body;
-    return api_->Handle(r);
+    return Handle(r);
+  }
+  // Without a fleet every answer is immediate.
+  AdminResponse Handle(const AdminRequest& r) {
+    int calls = 0;
+    AdminResponse out;
+    api_->Handle(r, [&](const AdminResponse& response) {
+      ++calls;
+      out = response;
+    });
+    EXPECT_EQ(calls, 1);
+    return out;
   }
   static json Body(const AdminResponse& r) { return json::parse(r.body); }
 
@@ -109,7 +121,7 @@ TEST_F(AdminApiTest, TokensAndRoles) {
   basic.method = "GET";
   basic.path = "/v1/steering";
   basic.authorization = std::string("Basic ") + kAdminToken;
-  EXPECT_EQ(api_->Handle(basic).status, 401);
+  EXPECT_EQ(Handle(basic).status, 401);
   EXPECT_EQ(Call("GET", "/v1/steering", kReadToken).status, 200);
   AdminResponse forbidden =
       Call("PUT", "/v1/steering/regions/us-east-1", kReadToken, R"({"fraction": 5})");

@@ -1,0 +1,287 @@
+#include "proxy/etcd_client.h"
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/strings.h"
+
+namespace sluice {
+namespace {
+
+// Unary replies are small: a range of the whole prefix is the largest.
+constexpr size_t kMaxReply = 64 * 1024 * 1024;
+
+template <typename T, typename Parse>
+std::function<void(absl::StatusOr<std::string>)> Parsed(EtcdClient::Done<T> done, Parse parse) {
+  return [done = std::move(done), parse](absl::StatusOr<std::string> body) {
+    if (!body.ok()) {
+      done(body.status());
+      return;
+    }
+    done(parse(*body));
+  };
+}
+
+}  // namespace
+
+absl::StatusOr<EtcdEndpoint> ParseEtcdEndpoint(std::string_view url) {
+  constexpr std::string_view kHttp = "http://";
+  if (StartsWithIgnoreCase(url, "https://")) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: TLS to etcd is not supported yet; use http:// on loopback or a private network",
+        url));
+  }
+  if (!StartsWithIgnoreCase(url, kHttp)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: must be http://ADDRESS:PORT (for example http://127.0.0.1:2379)", url));
+  }
+  std::string_view rest = url.substr(kHttp.size());
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  std::string text(rest);
+  if (StartsWithIgnoreCase(rest, "localhost:")) text = "127.0.0.1" + text.substr(9);
+  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(text);
+  if (!address.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: must be http://ADDRESS:PORT with an IP address or localhost (%s)", url,
+        address.status().message()));
+  }
+  return EtcdEndpoint{std::string(url), *address};
+}
+
+EtcdClient::EtcdClient(LoopContext* context, EtcdClientOptions options)
+    : context_(context), options_(std::move(options)) {}
+
+EtcdClient::~EtcdClient() { CancelAll(); }
+
+void EtcdClient::CancelAll() {
+  std::map<uint64_t, Call> calls;
+  calls.swap(calls_);
+  for (auto& [id, call] : calls) {
+    if (call.request) CancelControlHttpRequest(call.request);
+  }
+  std::map<uint64_t, WatchState> watches;
+  watches.swap(watches_);
+  for (auto& [id, watch] : watches) {
+    if (watch.request) CancelControlHttpRequest(watch.request);
+  }
+}
+
+std::string EtcdClient::Request(const std::string& path, const std::string& body,
+                                bool with_token) const {
+  std::string authorization;
+  if (with_token && !token_.empty()) authorization = "Authorization: " + token_ + "\r\n";
+  return absl::StrFormat(
+      "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice\r\nContent-Type: application/json\r\n"
+      "Content-Length: %d\r\n%sConnection: close\r\n\r\n%s",
+      path, options_.endpoints[current_].address.ToString(), body.size(), authorization, body);
+}
+
+void EtcdClient::NextEndpoint(size_t failed) {
+  // Several calls may fail on the same endpoint: move on once, not once per call.
+  if (failed == current_ && options_.endpoints.size() > 1) {
+    current_ = (current_ + 1) % options_.endpoints.size();
+    LOG_INFO("etcd: trying %s next", endpoint());
+  }
+}
+
+void EtcdClient::Unary(std::string path, std::string body,
+                       std::function<void(absl::StatusOr<std::string>)> done) {
+  uint64_t id = next_id_++;
+  Call& call = calls_[id];
+  call.path = std::move(path);
+  call.body = std::move(body);
+  call.done = std::move(done);
+  Send(id);
+}
+
+void EtcdClient::Send(uint64_t id) {
+  Call& call = calls_.at(id);
+  if (!options_.username.empty() && token_.empty()) {
+    Authenticate(id);
+    return;
+  }
+  size_t endpoint = current_;
+  ++call.attempts;
+  call.request = StartControlHttpRequest(
+      context_, options_.endpoints[endpoint].address, Request(call.path, call.body, true),
+      options_.timeout, kMaxReply,
+      [this, id, endpoint](const ControlHttpReply& reply) { OnReply(id, endpoint, reply); });
+}
+
+void EtcdClient::Authenticate(uint64_t id) {
+  Call& call = calls_.at(id);
+  size_t endpoint = current_;
+  ++call.attempts;
+  call.request = StartControlHttpRequest(
+      context_, options_.endpoints[endpoint].address,
+      Request("/v3/auth/authenticate", EtcdAuthBody(options_.username, options_.password), false),
+      options_.timeout, kMaxReply, [this, id, endpoint](const ControlHttpReply& reply) {
+        auto it = calls_.find(id);
+        if (it == calls_.end()) return;
+        it->second.request = nullptr;
+        if (reply.ok && reply.status == 200) {
+          absl::StatusOr<std::string> token = ParseEtcdAuthReply(reply.body);
+          if (!token.ok()) {
+            Fail(id, token.status());
+            return;
+          }
+          token_ = *std::move(token);
+          // The authentication and the call it was for count as one attempt.
+          --it->second.attempts;
+          Send(id);
+          return;
+        }
+        if (reply.ok && reply.status < 500) {
+          // Wrong credentials: no other endpoint will think otherwise.
+          absl::Status s = EtcdErrorStatus(reply.status, reply.body);
+          Fail(id, absl::UnauthenticatedError(absl::StrFormat(
+                       "etcd refused user \"%s\": %s", options_.username, s.message())));
+          return;
+        }
+        // Unreachable: treat like any failed attempt.
+        ControlHttpReply failed = reply;
+        OnReply(id, endpoint, failed);
+      });
+}
+
+void EtcdClient::OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& reply) {
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  Call& call = it->second;
+  call.request = nullptr;
+  absl::Status error;
+  if (!reply.ok) {
+    error = absl::UnavailableError(reply.error);
+  } else if (reply.status == 200) {
+    auto done = std::move(call.done);
+    std::string body = reply.body;
+    calls_.erase(it);
+    done(std::move(body));
+    return;
+  } else {
+    error = EtcdErrorStatus(reply.status, reply.body);
+  }
+  if (absl::IsUnauthenticated(error) && !options_.username.empty() && !call.reauthenticated) {
+    // The token expired (etcd's simple tokens live five minutes by default): get a new one.
+    call.reauthenticated = true;
+    token_.clear();
+    Send(id);
+    return;
+  }
+  if (!absl::IsUnavailable(error)) {
+    Fail(id, error);
+    return;
+  }
+  call.errors += absl::StrFormat("%s%s: %s", call.errors.empty() ? "" : "; ",
+                                 options_.endpoints[endpoint].url, error.message());
+  NextEndpoint(endpoint);
+  if (call.attempts < options_.endpoints.size()) {
+    Send(id);
+    return;
+  }
+  Fail(id, absl::UnavailableError("etcd unreachable: " + call.errors));
+}
+
+void EtcdClient::Fail(uint64_t id, absl::Status status) {
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  auto done = std::move(it->second.done);
+  calls_.erase(it);
+  done(std::move(status));
+}
+
+void EtcdClient::Range(const std::string& key, const std::string& range_end,
+                       Done<EtcdRangeResult> done) {
+  Unary("/v3/kv/range", EtcdRangeBody(key, range_end),
+        Parsed<EtcdRangeResult>(std::move(done), ParseEtcdRangeReply));
+}
+
+void EtcdClient::Put(const std::string& key, const std::string& value, int64_t lease,
+                     Done<int64_t> done) {
+  Unary("/v3/kv/put", EtcdPutBody(key, value, lease),
+        Parsed<int64_t>(std::move(done), ParseEtcdPutReply));
+}
+
+void EtcdClient::Txn(const EtcdTxn& txn, Done<EtcdTxnResult> done) {
+  Unary("/v3/kv/txn", EtcdTxnBody(txn), Parsed<EtcdTxnResult>(std::move(done), ParseEtcdTxnReply));
+}
+
+void EtcdClient::LeaseGrant(absl::Duration ttl, Done<EtcdLease> done) {
+  Unary("/v3/lease/grant", EtcdLeaseGrantBody(absl::ToInt64Seconds(ttl)),
+        Parsed<EtcdLease>(std::move(done), ParseEtcdLeaseGrantReply));
+}
+
+void EtcdClient::LeaseKeepAlive(int64_t id, Done<EtcdLease> done) {
+  Unary("/v3/lease/keepalive", EtcdLeaseIdBody(id),
+        Parsed<EtcdLease>(std::move(done), ParseEtcdKeepAliveReply));
+}
+
+void EtcdClient::LeaseRevoke(int64_t id, Done<bool> done) {
+  Unary("/v3/lease/revoke", EtcdLeaseIdBody(id),
+        Parsed<bool>(std::move(done), [](std::string_view body) -> absl::StatusOr<bool> {
+          absl::Status s = ParseEtcdRevokeReply(body);
+          if (!s.ok()) return s;
+          return true;
+        }));
+}
+
+uint64_t EtcdClient::Watch(const std::string& key, const std::string& range_end,
+                           int64_t start_revision, OnWatchMessage on_message,
+                           OnWatchEnd on_end) {
+  uint64_t id = next_id_++;
+  WatchState& watch = watches_[id];
+  watch.on_message = std::move(on_message);
+  watch.on_end = std::move(on_end);
+  size_t endpoint = current_;
+  ControlHttpOptions options;
+  options.timeout = options_.timeout;
+  options.max_reply = kMaxReply;
+  options.on_body = [this, id](int, std::string_view data) {
+    auto it = watches_.find(id);
+    if (it == watches_.end()) return;
+    std::shared_ptr<EtcdWatchDecoder> decoder = it->second.decoder;
+    absl::Status s = decoder->Feed(data, [this, id](const EtcdWatchMessage& m) {
+      auto w = watches_.find(id);
+      if (w != watches_.end()) w->second.on_message(m);
+    });
+    if (!s.ok()) EndWatch(id, s);
+  };
+  watch.request = StartControlHttpRequest(
+      context_, options_.endpoints[endpoint].address,
+      Request("/v3/watch", EtcdWatchBody(key, range_end, start_revision), true),
+      std::move(options), [this, id, endpoint](const ControlHttpReply& reply) {
+        auto it = watches_.find(id);
+        if (it == watches_.end()) return;
+        it->second.request = nullptr;
+        absl::Status status;
+        if (!reply.ok) {
+          NextEndpoint(endpoint);
+          status = absl::UnavailableError(
+              absl::StrFormat("%s: %s", options_.endpoints[endpoint].url, reply.error));
+        } else if (reply.status != 200) {
+          status = EtcdErrorStatus(reply.status, reply.body);
+          if (absl::IsUnauthenticated(status)) token_.clear();
+        } else {
+          status = absl::UnavailableError("etcd ended the watch");
+        }
+        EndWatch(id, status);
+      });
+  return id;
+}
+
+void EtcdClient::EndWatch(uint64_t id, absl::Status status) {
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  if (it->second.request) CancelControlHttpRequest(it->second.request);
+  OnWatchEnd on_end = std::move(it->second.on_end);
+  watches_.erase(it);
+  on_end(status);
+}
+
+void EtcdClient::CancelWatch(uint64_t id) {
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  if (it->second.request) CancelControlHttpRequest(it->second.request);
+  watches_.erase(it);
+}
+
+}  // namespace sluice

@@ -1,0 +1,118 @@
+// An etcd v3 client on the control loop, over etcd's JSON gateway and sluice's own HTTP client
+// (proxy/control_http_client.h): no gRPC. Unary calls (range, txn, put, lease grant,
+// keep-alive and revoke) go to the current endpoint and fail over to the next one when it
+// cannot be reached, times out or answers 5xx; a watch is one long-lived streamed reply.
+// With a username, the client authenticates first and sends etcd's token with every call,
+// authenticating again once when etcd says the token expired.
+//
+// Endpoints are "http://ADDRESS:PORT" with an IP address or "localhost". TLS to etcd is not
+// supported yet (see the README); keep etcd on loopback or a private network.
+//
+// Callbacks run on the loop, never from inside the call that started them, and never after
+// CancelAll() or the client's destruction. Control thread only.
+#ifndef SLUICE_PROXY_ETCD_CLIENT_H_
+#define SLUICE_PROXY_ETCD_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/socket_address.h"
+#include "proxy/control_http_client.h"
+#include "proxy/etcd_protocol.h"
+#include "proxy/loop_context.h"
+
+namespace sluice {
+
+struct EtcdEndpoint {
+  std::string url;  // as configured
+  SocketAddress address;
+};
+
+// "http://127.0.0.1:2379", "http://[::1]:2379", "http://localhost:2379".
+absl::StatusOr<EtcdEndpoint> ParseEtcdEndpoint(std::string_view url);
+
+struct EtcdClientOptions {
+  std::vector<EtcdEndpoint> endpoints;
+  std::string username;  // empty: no authentication
+  std::string password;
+  absl::Duration timeout = absl::Seconds(2);  // per attempt
+};
+
+class EtcdClient {
+ public:
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T>)>;
+  using OnWatchMessage = std::function<void(const EtcdWatchMessage&)>;
+  using OnWatchEnd = std::function<void(const absl::Status&)>;
+
+  EtcdClient(LoopContext* context, EtcdClientOptions options);
+  EtcdClient(const EtcdClient&) = delete;
+  EtcdClient& operator=(const EtcdClient&) = delete;
+  ~EtcdClient();
+
+  void Range(const std::string& key, const std::string& range_end, Done<EtcdRangeResult> done);
+  void Put(const std::string& key, const std::string& value, int64_t lease, Done<int64_t> done);
+  void Txn(const EtcdTxn& txn, Done<EtcdTxnResult> done);
+  void LeaseGrant(absl::Duration ttl, Done<EtcdLease> done);
+  void LeaseKeepAlive(int64_t id, Done<EtcdLease> done);
+  void LeaseRevoke(int64_t id, Done<bool> done);
+
+  // Streams the changes of [key, range_end) from `start_revision` on. `on_end` runs once when
+  // the stream ends for any reason (never after CancelWatch). Returns the watch's id.
+  uint64_t Watch(const std::string& key, const std::string& range_end, int64_t start_revision,
+                 OnWatchMessage on_message, OnWatchEnd on_end);
+  void CancelWatch(uint64_t id);
+
+  // Abandons every call and watch: no callback runs afterwards.
+  void CancelAll();
+
+  // The endpoint the next call goes to.
+  const std::string& endpoint() const { return options_.endpoints[current_].url; }
+
+ private:
+  struct Call {
+    std::string path;
+    std::string body;
+    std::function<void(absl::StatusOr<std::string>)> done;
+    size_t attempts = 0;
+    bool reauthenticated = false;
+    std::string errors;  // one per failed endpoint, for the final message
+    ControlHttpRequest* request = nullptr;
+  };
+  struct WatchState {
+    ControlHttpRequest* request = nullptr;
+    // Shared, so that a message handler may cancel the watch while the decoder is feeding it.
+    std::shared_ptr<EtcdWatchDecoder> decoder = std::make_shared<EtcdWatchDecoder>();
+    OnWatchMessage on_message;
+    OnWatchEnd on_end;
+  };
+
+  // POSTs `body` to `path`; `done` gets the body of a 200 reply or the error.
+  void Unary(std::string path, std::string body,
+             std::function<void(absl::StatusOr<std::string>)> done);
+  void Send(uint64_t id);
+  void OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& reply);
+  void Fail(uint64_t id, absl::Status status);
+  void Authenticate(uint64_t id);
+  std::string Request(const std::string& path, const std::string& body, bool with_token) const;
+  void NextEndpoint(size_t failed);
+  void EndWatch(uint64_t id, absl::Status status);
+
+  LoopContext* context_;
+  EtcdClientOptions options_;
+  size_t current_ = 0;
+  std::string token_;  // from /v3/auth/authenticate
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, Call> calls_;
+  std::map<uint64_t, WatchState> watches_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_ETCD_CLIENT_H_

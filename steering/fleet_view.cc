@@ -1,0 +1,185 @@
+#include "steering/fleet_view.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_format.h"
+#include "steering/steering_table.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+
+
+json TotalsJson(const TrafficTotals& t) {
+  json latency = json::array();
+  for (uint64_t count : t.latency) latency.push_back(count);
+  return json{{"requests", t.requests},
+              {"errors", t.errors},
+              {"sheds", t.sheds},
+              {"starts", t.starts},
+              {"latency", latency}};
+}
+
+absl::Status Counter(const json& j, const char* key, const std::string& where, uint64_t* out) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number_unsigned()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s.%s: must be a non-negative integer", where, key));
+  }
+  *out = it->get<uint64_t>();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrafficTotals> TotalsFromJson(const json& j, const std::string& where) {
+  if (!j.is_object()) return absl::InvalidArgumentError(where + ": must be an object");
+  TrafficTotals t;
+  absl::Status s = Counter(j, "requests", where, &t.requests);
+  if (s.ok()) s = Counter(j, "errors", where, &t.errors);
+  if (s.ok()) s = Counter(j, "sheds", where, &t.sheds);
+  if (s.ok()) s = Counter(j, "starts", where, &t.starts);
+  if (!s.ok()) return s;
+  auto latency = j.find("latency");
+  if (latency == j.end() || !latency->is_array() || latency->size() != kLatencyBounds + 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s.latency: must list %d bucket counts", where, kLatencyBounds + 1));
+  }
+  for (size_t i = 0; i <= kLatencyBounds; ++i) {
+    if (!(*latency)[i].is_number_unsigned()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s.latency[%d]: must be a non-negative integer", where, i));
+    }
+    t.latency[i] = (*latency)[i].get<uint64_t>();
+  }
+  if (t.errors > t.requests || t.sheds > t.requests) {
+    return absl::InvalidArgumentError(where + ": more errors or sheds than requests");
+  }
+  return t;
+}
+
+absl::Status StringField(const json& j, const char* key, bool required, std::string* out) {
+  auto it = j.find(key);
+  if (it == j.end() && !required) return absl::OkStatus();
+  if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().size() > 256) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s: must be a string", key));
+  }
+  *out = it->get<std::string>();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string EncodeNodeView(const NodeView& view) {
+  json tunnels = json::object();
+  for (const auto& [region, totals] : view.tunnels) tunnels[region] = TotalsJson(totals);
+  json starts = json::object();
+  for (const auto& [region, rate] : view.starts_per_second) starts[region] = rate;
+  json j{{"format", kNodeViewFormat},
+         {"node", view.node},
+         {"region", view.region},
+         {"admin", view.admin},
+         {"version", view.version},
+         {"revision", view.revision},
+         {"updated_ms", absl::ToUnixMillis(view.updated)},
+         {"window_ms", absl::ToInt64Milliseconds(view.window)},
+         {"local", TotalsJson(view.local)},
+         {"tunnels", tunnels},
+         {"starts_per_second", starts}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+absl::StatusOr<NodeView> DecodeNodeView(std::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("a node view must be a JSON object");
+  }
+  auto format = j.find("format");
+  if (format == j.end() || !format->is_string() || format->get<std::string>() != kNodeViewFormat) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("format: must be \"%s\"", kNodeViewFormat));
+  }
+  NodeView view;
+  absl::Status s = StringField(j, "node", true, &view.node);
+  if (s.ok()) s = StringField(j, "region", true, &view.region);
+  if (s.ok()) s = StringField(j, "admin", false, &view.admin);
+  if (!s.ok()) return s;
+  if (view.node.empty()) return absl::InvalidArgumentError("node: must not be empty");
+  if (!view.region.empty() && !ValidRegionName(view.region)) {
+    return absl::InvalidArgumentError("region: must be a region name");
+  }
+  uint64_t version = 0, updated_ms = 0, window_ms = 0, revision = 0;
+  s = Counter(j, "version", "view", &version);
+  if (s.ok()) s = Counter(j, "revision", "view", &revision);
+  if (s.ok()) s = Counter(j, "updated_ms", "view", &updated_ms);
+  if (s.ok()) s = Counter(j, "window_ms", "view", &window_ms);
+  if (!s.ok()) return s;
+  if (revision > static_cast<uint64_t>(INT64_MAX) || updated_ms > (uint64_t{1} << 50) ||
+      window_ms > 86400000) {
+    return absl::InvalidArgumentError("view: revision, updated_ms or window_ms out of range");
+  }
+  view.version = version;
+  view.revision = static_cast<int64_t>(revision);
+  view.updated = absl::FromUnixMillis(static_cast<int64_t>(updated_ms));
+  view.window = absl::Milliseconds(static_cast<int64_t>(window_ms));
+  auto local = j.find("local");
+  if (local == j.end()) return absl::InvalidArgumentError("local: missing");
+  absl::StatusOr<TrafficTotals> totals = TotalsFromJson(*local, "local");
+  if (!totals.ok()) return totals.status();
+  view.local = *totals;
+  auto tunnels = j.find("tunnels");
+  if (tunnels == j.end() || !tunnels->is_object() || tunnels->size() > static_cast<size_t>(kMaxRegions)) {
+    return absl::InvalidArgumentError("tunnels: must be an object of at most 64 regions");
+  }
+  for (const auto& [region, value] : tunnels->items()) {
+    if (!ValidRegionName(region)) {
+      return absl::InvalidArgumentError(absl::StrFormat("tunnels.%s: not a region name", region));
+    }
+    absl::StatusOr<TrafficTotals> t = TotalsFromJson(value, "tunnels." + region);
+    if (!t.ok()) return t.status();
+    view.tunnels[region] = *t;
+  }
+  auto starts = j.find("starts_per_second");
+  if (starts == j.end() || !starts->is_object() || starts->size() > static_cast<size_t>(kMaxRegions)) {
+    return absl::InvalidArgumentError(
+        "starts_per_second: must be an object of at most 64 regions");
+  }
+  for (const auto& [region, value] : starts->items()) {
+    if (!ValidRegionName(region) || !value.is_number() || value.get<double>() < 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "starts_per_second.%s: must be a region name with a non-negative number", region));
+    }
+    view.starts_per_second[region] = value.get<double>();
+  }
+  return view;
+}
+
+std::optional<RegionHealth> FleetRegionHealth(const std::vector<NodeView>& views,
+                                              const std::string& region,
+                                              uint64_t min_tunnel_requests) {
+  TrafficTotals own;
+  TrafficTotals tunneled;
+  size_t nodes = 0;
+  for (const NodeView& view : views) {
+    if (view.region == region) {
+      own += view.local;
+      ++nodes;
+    }
+    if (auto t = view.tunnels.find(region); t != view.tunnels.end()) tunneled += t->second;
+  }
+  if (nodes == 0) return std::nullopt;
+  RegionHealth h;
+  h.requests = own.requests;
+  if (own.requests > 0) {
+    h.error_rate = static_cast<double>(own.errors) / static_cast<double>(own.requests);
+    h.shed_rate = static_cast<double>(own.sheds) / static_cast<double>(own.requests);
+  }
+  h.p99 = Percentile99(own.latency);
+  if (tunneled.requests >= min_tunnel_requests && tunneled.requests > 0) {
+    double rate = static_cast<double>(tunneled.errors) / static_cast<double>(tunneled.requests);
+    h.error_rate = std::max(h.error_rate, rate);
+    h.p99 = std::max(h.p99, Percentile99(tunneled.latency));
+  }
+  return h;
+}
+
+}  // namespace sluice
