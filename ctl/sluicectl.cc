@@ -31,7 +31,8 @@ constexpr char kUsage[] =
     "                 [--timeout 5s] COMMAND\n"
     "\n"
     "commands:\n"
-    "  status                                       table, plans and gates of every endpoint\n"
+    "  status                                       table, plans, gates and fleet of every "
+    "endpoint\n"
     "  evacuate REGION --to A=70,B=30 [--ramp 1,5,10,25,50,100] [--hold 10s] [--force]\n"
     "  abort PLAN                                   stop a ramp where it stands\n"
     "  restore REGION [--ramp 50,10,0] [--hold 10s] [--force]   ramp back to 0\n"
@@ -290,12 +291,55 @@ class Ctl {
   struct View {
     Reply steering;
     Reply plans;
+    Reply fleet;  // fetched only when the node is in a fleet
   };
-  View Fetch(const AdminEndpoint& e) {
+  View Fetch(const AdminEndpoint& e, bool with_fleet = false) {
     View v;
     v.steering = Call(e, "GET", "/v1/steering");
     if (v.steering.ok) v.plans = Call(e, "GET", "/v1/plans");
+    if (with_fleet && v.steering.ok &&
+        v.steering.body.value("fleet", json::object()).value("enabled", false)) {
+      v.fleet = Call(e, "GET", "/v1/fleet");
+    }
     return v;
+  }
+
+  // The fleet as one node sees it: the store, the leader, and every node's last seen version.
+  static void RenderFleet(const Reply& reply, std::ostream& out) {
+    if (!reply.ok) {
+      out << "  fleet: " << reply.error << "\n";
+      return;
+    }
+    const json& f = reply.body;
+    const json& leader = f.value("leader", json());
+    std::string leader_text = "none";
+    if (leader.is_object()) {
+      leader_text = absl::StrFormat("%s (%s, admin %s)", leader.value("node", ""),
+                                    leader.value("region", ""), leader.value("admin", ""));
+    }
+    const json& since = f.value("seconds_since_sync", json());
+    std::string sync = since.is_number() ? absl::StrFormat("%.1fs ago", since.get<double>())
+                                         : std::string("never");
+    if (f.value("connected", false)) {
+      out << absl::StrFormat("  fleet: node %s, etcd %s revision %s, leader %s\n",
+                             f.value("node", ""), f.value("etcd", ""),
+                             f.value("revision", json(0)).dump(), leader_text);
+    } else {
+      out << absl::StrFormat(
+          "  fleet: node %s NOT CONNECTED to etcd %s (%s); last sync %s, revision %s; changes "
+          "are refused and ramps pause until it is back\n",
+          f.value("node", ""), f.value("etcd", ""), f.value("error", ""), sync,
+          f.value("revision", json(0)).dump());
+    }
+    out << absl::StrFormat("  %-28s %-12s %-8s %-9s %-10s %s\n", "NODE", "REGION", "VERSION",
+                           "REVISION", "SEEN", "ADMIN");
+    for (const json& n : f.value("nodes", json::array())) {
+      out << absl::StrFormat("  %-28s %-12s %-8s %-9s %-10s %s%s\n", n.value("node", ""),
+                             n.value("region", ""), n.value("version", json(0)).dump(),
+                             n.value("revision", json(0)).dump(),
+                             absl::StrFormat("%.1fs ago", n.value("age_seconds", 0.0)),
+                             n.value("admin", ""), n.value("leader", false) ? "  (leader)" : "");
+    }
   }
 
   static std::string Bar(double fraction, int width) {
@@ -382,6 +426,7 @@ class Ctl {
     if (v.steering.ok && v.plans.ok) {
       j["steering"] = v.steering.body;
       j["plans"] = v.plans.body.value("plans", json::array());
+      if (v.fleet.ok) j["fleet"] = v.fleet.body;
     } else {
       j["error"] = v.steering.ok ? v.plans.error : v.steering.error;
     }
@@ -394,12 +439,14 @@ class Ctl {
     int code = kExitOk;
     json all = json::array();
     for (const AdminEndpoint& e : o_.endpoints) {
-      View v = Fetch(e);
+      View v = Fetch(e, /*with_fleet=*/true);
       if (!v.steering.ok || !v.plans.ok) code = kExitFailed;
       if (o_.json) {
         all.push_back(JsonView(e, v));
       } else {
-        Render(e, v, false, (v.steering.ok && v.plans.ok) ? out_ : err_);
+        std::ostream& out = (v.steering.ok && v.plans.ok) ? out_ : err_;
+        Render(e, v, false, out);
+        if (v.fleet.ok || !v.fleet.error.empty()) RenderFleet(v.fleet, out);
       }
     }
     if (o_.json) out_ << json{{"endpoints", all}}.dump(2) << "\n";

@@ -329,9 +329,8 @@ void AdminApi::Handle(const AdminRequest& request, Reply reply) {
     steering->StartPlan(*plan, actor, [steering, reply](const absl::StatusOr<uint64_t>& id) {
       if (!id.ok()) return reply(Error(id.status()));
       const RampPlan* started = steering->controller()->FindPlan(*id);
-      AdminResponse r =
-          Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
-                         {"version", steering->controller()->state().version}});
+      AdminResponse r = Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
+                                       {"version", steering->controller()->state().version}});
       r.headers.emplace_back("Location", absl::StrFormat("/v1/plans/%d", *id));
       reply(r);
     });

@@ -235,13 +235,15 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
   }
   Field ttl = f.Child("lease_ttl");
   RETURN_IF_ERROR(ttl.ReadDuration(&out->lease_ttl, absl::Seconds(2)));
-  if (out->lease_ttl > absl::Minutes(5) || out->lease_ttl % absl::Seconds(1) != absl::ZeroDuration()) {
+  if (out->lease_ttl > absl::Minutes(5) ||
+      out->lease_ttl % absl::Seconds(1) != absl::ZeroDuration()) {
     return ttl.Error("must be whole seconds, 2s..5m (etcd leases count seconds)");
   }
   Field publish = f.Child("publish_interval");
   RETURN_IF_ERROR(publish.ReadDuration(&out->publish_interval, absl::Milliseconds(100)));
   if (out->publish_interval * 2 > out->lease_ttl) {
-    return publish.Error("must be at most half of lease_ttl, or the lease expires between renewals");
+    return publish.Error(
+        "must be at most half of lease_ttl, or the lease expires between renewals");
   }
   out->enabled = true;
   return absl::OkStatus();

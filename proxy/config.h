@@ -178,10 +178,10 @@ struct FleetConfig {
   std::vector<std::string> etcd_endpoints;  // "http://127.0.0.1:2379"; tried in turn
   std::string etcd_username;                // empty: etcd without authentication
   std::string etcd_password;                // read from etcd.password_file
-  absl::Duration etcd_timeout = absl::Seconds(2);  // per call and endpoint
-  std::string prefix = "/sluice/";                 // every key the fleet uses starts with it
-  std::string node;                                // this node's name; unique in the fleet
-  absl::Duration lease_ttl = absl::Seconds(5);     // a dead node's view and leadership expire
+  absl::Duration etcd_timeout = absl::Seconds(2);      // per call and endpoint
+  std::string prefix = "/sluice/";                     // every key the fleet uses starts with it
+  std::string node;                                    // this node's name; unique in the fleet
+  absl::Duration lease_ttl = absl::Seconds(5);         // a dead node's view and leadership expire
   absl::Duration publish_interval = absl::Seconds(1);  // this node's view, and keep-alives
 };
 

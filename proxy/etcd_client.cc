@@ -27,12 +27,11 @@ absl::StatusOr<EtcdEndpoint> ParseEtcdEndpoint(std::string_view url) {
   constexpr std::string_view kHttp = "http://";
   if (StartsWithIgnoreCase(url, "https://")) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: TLS to etcd is not supported yet; use http:// on loopback or a private network",
-        url));
+        "%s: TLS to etcd is not supported yet; use http:// on loopback or a private network", url));
   }
   if (!StartsWithIgnoreCase(url, kHttp)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: must be http://ADDRESS:PORT (for example http://127.0.0.1:2379)", url));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: must be http://ADDRESS:PORT (for example http://127.0.0.1:2379)", url));
   }
   std::string_view rest = url.substr(kHttp.size());
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
@@ -40,9 +39,9 @@ absl::StatusOr<EtcdEndpoint> ParseEtcdEndpoint(std::string_view url) {
   if (StartsWithIgnoreCase(rest, "localhost:")) text = "127.0.0.1" + text.substr(9);
   absl::StatusOr<SocketAddress> address = SocketAddress::Parse(text);
   if (!address.ok()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: must be http://ADDRESS:PORT with an IP address or localhost (%s)", url,
-        address.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: must be http://ADDRESS:PORT with an IP address or localhost (%s)", url,
+                        address.status().message()));
   }
   return EtcdEndpoint{std::string(url), *address};
 }
@@ -133,8 +132,8 @@ void EtcdClient::Authenticate(uint64_t id) {
         if (reply.ok && reply.status < 500) {
           // Wrong credentials: no other endpoint will think otherwise.
           absl::Status s = EtcdErrorStatus(reply.status, reply.body);
-          Fail(id, absl::UnauthenticatedError(absl::StrFormat(
-                       "etcd refused user \"%s\": %s", options_.username, s.message())));
+          Fail(id, absl::UnauthenticatedError(absl::StrFormat("etcd refused user \"%s\": %s",
+                                                              options_.username, s.message())));
           return;
         }
         // Unreachable: treat like any failed attempt.
@@ -225,8 +224,7 @@ void EtcdClient::LeaseRevoke(int64_t id, Done<bool> done) {
 }
 
 uint64_t EtcdClient::Watch(const std::string& key, const std::string& range_end,
-                           int64_t start_revision, OnWatchMessage on_message,
-                           OnWatchEnd on_end) {
+                           int64_t start_revision, OnWatchMessage on_message, OnWatchEnd on_end) {
   uint64_t id = next_id_++;
   WatchState& watch = watches_[id];
   watch.on_message = std::move(on_message);
@@ -247,8 +245,8 @@ uint64_t EtcdClient::Watch(const std::string& key, const std::string& range_end,
   };
   watch.request = StartControlHttpRequest(
       context_, options_.endpoints[endpoint].address,
-      Request("/v3/watch", EtcdWatchBody(key, range_end, start_revision), true),
-      std::move(options), [this, id, endpoint](const ControlHttpReply& reply) {
+      Request("/v3/watch", EtcdWatchBody(key, range_end, start_revision), true), std::move(options),
+      [this, id, endpoint](const ControlHttpReply& reply) {
         auto it = watches_.find(id);
         if (it == watches_.end()) return;
         it->second.request = nullptr;

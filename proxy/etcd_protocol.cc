@@ -241,8 +241,8 @@ absl::StatusOr<EtcdTxnResult> ParseEtcdTxnReply(std::string_view body) {
 absl::StatusOr<EtcdLease> ParseEtcdLeaseGrantReply(std::string_view body) {
   absl::StatusOr<json> j = ParseJson(body);
   if (!j.ok()) return j.status();
-  if (auto error = j->find("error"); error != j->end() && error->is_string() &&
-                                     !error->get_ref<const std::string&>().empty()) {
+  if (auto error = j->find("error");
+      error != j->end() && error->is_string() && !error->get_ref<const std::string&>().empty()) {
     return absl::UnavailableError("etcd: " + error->get<std::string>());
   }
   absl::StatusOr<EtcdLease> lease = LeaseFrom(*j);
@@ -258,10 +258,10 @@ absl::StatusOr<EtcdLease> ParseEtcdKeepAliveReply(std::string_view body) {
   if (!j.ok()) return j.status();
   if (const json* error = ObjectField(*j, "error")) {
     auto message = error->find("message");
-    return absl::UnavailableError(
-        "etcd keep-alive: " +
-        (message != error->end() && message->is_string() ? message->get<std::string>()
-                                                         : std::string("failed")));
+    return absl::UnavailableError("etcd keep-alive: " +
+                                  (message != error->end() && message->is_string()
+                                       ? message->get<std::string>()
+                                       : std::string("failed")));
   }
   const json* result = ObjectField(*j, "result");
   if (!result) return absl::InternalError("etcd reply: a keep-alive without a result");
@@ -303,7 +303,7 @@ absl::Status EtcdErrorStatus(int http_status, std::string_view body) {
   if (message.empty()) message = absl::StrFormat("HTTP %d", http_status);
   message = "etcd: " + message;
   switch (code) {
-    case 3:  // INVALID_ARGUMENT
+    case 3:   // INVALID_ARGUMENT
     case 11:  // OUT_OF_RANGE (a compacted revision)
       return absl::InvalidArgumentError(message);
     case 5:  // NOT_FOUND

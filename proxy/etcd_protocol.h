@@ -89,8 +89,7 @@ struct EtcdWatchMessage {
 std::string EtcdRangeBody(std::string_view key, std::string_view range_end);
 std::string EtcdPutBody(std::string_view key, std::string_view value, int64_t lease);
 std::string EtcdTxnBody(const EtcdTxn& txn);
-std::string EtcdWatchBody(std::string_view key, std::string_view range_end,
-                          int64_t start_revision);
+std::string EtcdWatchBody(std::string_view key, std::string_view range_end, int64_t start_revision);
 std::string EtcdLeaseGrantBody(int64_t ttl_seconds);
 std::string EtcdLeaseIdBody(int64_t id);
 std::string EtcdAuthBody(std::string_view user, std::string_view password);

@@ -156,7 +156,20 @@ void Fleet::KeepAlive() {
       return;
     }
     lease_expiry_ = sent + absl::Seconds(lease->ttl_seconds);
+    MaybeReclaim();
   });
+}
+
+void Fleet::MaybeReclaim() {
+  if (leader_create_revision_ != 0 || !leader_present_ || leaving_ || !connected_ ||
+      leader_node_ != node_ || leader_lease_ != lease_ || lease_ == 0 ||
+      absl::Now() >= lease_expiry_ - kLeaseMargin) {
+    return;
+  }
+  leader_create_revision_ = leader_key_revision_;
+  LOG_INFO("fleet: node %s advances the fleet's ramps again (its leader key outlived the outage)",
+           node_);
+  if (hooks_.on_leadership) hooks_.on_leadership(true);
 }
 
 void Fleet::LoseLease(const std::string& why) {
@@ -254,6 +267,7 @@ void Fleet::Resync() {
     }
     connected_ = true;
     last_error_.clear();
+    MaybeReclaim();
     StartWatch(result->revision + 1);
     Publish();
     if (!leader_present_) Campaign();
@@ -311,6 +325,8 @@ void Fleet::Apply(const EtcdKeyValue& kv) {
     json value = json::parse(kv.value, nullptr, false);
     leader_present_ = true;
     leader_node_ = leader_region_ = leader_admin_ = "";
+    leader_lease_ = 0;
+    leader_key_revision_ = kv.create_revision;
     if (value.is_object()) {
       auto text = [&](const char* key) {
         auto it = value.find(key);
@@ -319,10 +335,14 @@ void Fleet::Apply(const EtcdKeyValue& kv) {
       leader_node_ = text("node");
       leader_region_ = text("region");
       leader_admin_ = text("admin");
+      if (auto lease = value.find("lease"); lease != value.end() && lease->is_number_integer()) {
+        leader_lease_ = lease->get<int64_t>();
+      }
     }
     if (leader_create_revision_ != 0 && kv.create_revision != leader_create_revision_) {
       StepDown("another node holds the leader key");
     }
+    MaybeReclaim();
     return;
   }
   if (kv.key.compare(0, nodes_prefix_.size(), nodes_prefix_) == 0) {
@@ -403,6 +423,8 @@ void Fleet::Campaign() {
     }
     if (lease != lease_ || leaving_) return;  // the key dies with the old lease
     leader_create_revision_ = result->revision;
+    leader_key_revision_ = result->revision;
+    leader_lease_ = lease;
     leader_present_ = true;
     leader_node_ = node_;
     leader_region_ = self.region;

@@ -102,6 +102,9 @@ class Fleet {
   void Campaign();
   void Publish();
   void StepDown(const std::string& why);
+  // Leads again when the leader key is still this node's, under its live lease (after etcd
+  // came back before the lease expired).
+  void MaybeReclaim();
   void LoseLease(const std::string& why);
   // Any key of the prefix, from a range or a watch event.
   void Apply(const EtcdKeyValue& kv);
@@ -125,9 +128,9 @@ class Fleet {
   uint64_t watch_ = 0;  // 0: none
   std::string last_error_ = "not connected yet";
   absl::Time last_sync_ = absl::InfinitePast();
-  int64_t revision_ = 0;            // the newest store revision seen
-  int64_t state_revision_ = 0;      // the state key's mod revision this node has
-  bool state_missing_ = false;      // someone deleted the state key
+  int64_t revision_ = 0;        // the newest store revision seen
+  int64_t state_revision_ = 0;  // the state key's mod revision this node has
+  bool state_missing_ = false;  // someone deleted the state key
 
   int64_t lease_ = 0;  // 0: none
   absl::Time lease_expiry_ = absl::InfinitePast();
@@ -142,6 +145,8 @@ class Fleet {
   std::string leader_node_;
   std::string leader_region_;
   std::string leader_admin_;
+  int64_t leader_lease_ = 0;         // the lease the leader key is bound to
+  int64_t leader_key_revision_ = 0;  // its create revision
 
   std::map<std::string, NodeView> views_;  // by node
   uint64_t writes_[3] = {};

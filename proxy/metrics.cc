@@ -269,8 +269,8 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
   FamilyBuilder fleet_leader("sluice_fleet_leader",
                              "1 while this node holds the fleet's controller lease.",
                              MetricType::Gauge);
-  FamilyBuilder fleet_revision("sluice_fleet_revision",
-                               "The store revision this node has seen.", MetricType::Gauge);
+  FamilyBuilder fleet_revision("sluice_fleet_revision", "The store revision this node has seen.",
+                               MetricType::Gauge);
   FamilyBuilder fleet_since_sync("sluice_fleet_seconds_since_sync",
                                  "Seconds since the store last answered this node.",
                                  MetricType::Gauge);

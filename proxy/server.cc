@@ -433,10 +433,9 @@ std::string Server::RenderMetrics() {
     node.fleet_connected = fleet_->connected();
     node.fleet_leader = fleet_->leader();
     node.fleet_revision = fleet_->revision();
-    node.fleet_seconds_since_sync =
-        fleet_->last_sync() == absl::InfinitePast()
-            ? absl::ToDoubleSeconds(absl::Now() - start_time_)
-            : absl::ToDoubleSeconds(absl::Now() - fleet_->last_sync());
+    node.fleet_seconds_since_sync = fleet_->last_sync() == absl::InfinitePast()
+                                        ? absl::ToDoubleSeconds(absl::Now() - start_time_)
+                                        : absl::ToDoubleSeconds(absl::Now() - fleet_->last_sync());
     node.fleet_nodes = fleet_->node_count();
     for (int i = 0; i < 3; ++i) {
       node.fleet_writes[i] = fleet_->writes(static_cast<Fleet::WriteOutcome>(i));
@@ -474,11 +473,10 @@ nlohmann::json Server::FleetStatus() {
 void Server::StartFleet() {
   const FleetConfig& fc = config_->fleet;
   if (!fc.enabled || !steering_->enabled()) return;
-  std::string node = fc.node.empty()
-                         ? DefaultFleetNodeName(*config_, admin_server_
-                                                              ? admin_server_->address().port()
-                                                              : 0)
-                         : fc.node;
+  std::string node =
+      fc.node.empty()
+          ? DefaultFleetNodeName(*config_, admin_server_ ? admin_server_->address().port() : 0)
+          : fc.node;
   Fleet::Hooks hooks;
   hooks.on_state = [this](ControllerState state, int64_t revision) {
     steering_->AdoptFromFleet(std::move(state), revision);

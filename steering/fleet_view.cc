@@ -10,7 +10,6 @@ namespace {
 
 using nlohmann::json;
 
-
 json TotalsJson(const TrafficTotals& t) {
   json latency = json::array();
   for (uint64_t count : t.latency) latency.push_back(count);
@@ -95,8 +94,7 @@ absl::StatusOr<NodeView> DecodeNodeView(std::string_view text) {
   }
   auto format = j.find("format");
   if (format == j.end() || !format->is_string() || format->get<std::string>() != kNodeViewFormat) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("format: must be \"%s\"", kNodeViewFormat));
+    return absl::InvalidArgumentError(absl::StrFormat("format: must be \"%s\"", kNodeViewFormat));
   }
   NodeView view;
   absl::Status s = StringField(j, "node", true, &view.node);
@@ -127,7 +125,8 @@ absl::StatusOr<NodeView> DecodeNodeView(std::string_view text) {
   if (!totals.ok()) return totals.status();
   view.local = *totals;
   auto tunnels = j.find("tunnels");
-  if (tunnels == j.end() || !tunnels->is_object() || tunnels->size() > static_cast<size_t>(kMaxRegions)) {
+  if (tunnels == j.end() || !tunnels->is_object() ||
+      tunnels->size() > static_cast<size_t>(kMaxRegions)) {
     return absl::InvalidArgumentError("tunnels: must be an object of at most 64 regions");
   }
   for (const auto& [region, value] : tunnels->items()) {
@@ -139,9 +138,9 @@ absl::StatusOr<NodeView> DecodeNodeView(std::string_view text) {
     view.tunnels[region] = *t;
   }
   auto starts = j.find("starts_per_second");
-  if (starts == j.end() || !starts->is_object() || starts->size() > static_cast<size_t>(kMaxRegions)) {
-    return absl::InvalidArgumentError(
-        "starts_per_second: must be an object of at most 64 regions");
+  if (starts == j.end() || !starts->is_object() ||
+      starts->size() > static_cast<size_t>(kMaxRegions)) {
+    return absl::InvalidArgumentError("starts_per_second: must be an object of at most 64 regions");
   }
   for (const auto& [region, value] : starts->items()) {
     if (!ValidRegionName(region) || !value.is_number() || value.get<double>() < 0) {

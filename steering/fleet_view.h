@@ -26,15 +26,15 @@ namespace sluice {
 inline constexpr char kNodeViewFormat[] = "sluice-node-view/1";
 
 struct NodeView {
-  std::string node;    // its name in the fleet
-  std::string region;  // its local region
-  std::string admin;   // its admin API address ("" when it has none)
-  uint64_t version = 0;    // the table version it serves with
-  int64_t revision = 0;    // the store revision it has seen
+  std::string node;      // its name in the fleet
+  std::string region;    // its local region
+  std::string admin;     // its admin API address ("" when it has none)
+  uint64_t version = 0;  // the table version it serves with
+  int64_t revision = 0;  // the store revision it has seen
   absl::Time updated = absl::UnixEpoch();
-  absl::Duration window = absl::Seconds(30);      // what the counts cover
-  TrafficTotals local;                            // its region's origins, over the window
-  std::map<std::string, TrafficTotals> tunnels;   // by savior region, over the window
+  absl::Duration window = absl::Seconds(30);        // what the counts cover
+  TrafficTotals local;                              // its region's origins, over the window
+  std::map<std::string, TrafficTotals> tunnels;     // by savior region, over the window
   std::map<std::string, double> starts_per_second;  // by serving region
 };
 

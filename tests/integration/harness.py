@@ -264,3 +264,90 @@ class ProxyTestCase(unittest.TestCase):
         result = subprocess.run(["curl", "-sS", "--max-time", str(timeout)] + list(args),
                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout + 5)
         return result
+
+
+ETCD_BIN = os.environ.get("ETCD_BIN", shutil.which("etcd") or "/usr/bin/etcd")
+
+
+class Etcd:
+    """One etcd member on loopback (Debian's etcd-server), with its data in a temporary
+    directory; stopped by its PID. restart() keeps the data and the ports."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="sluice-etcd-")
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.client_port
+        self.proc = None
+        self.log = None
+
+    def start(self):
+        if not os.path.exists(ETCD_BIN):
+            raise AssertionError("etcd is not installed (apt-get install etcd-server; "
+                                 "scripts/setup.sh test does it)")
+        peer = "http://127.0.0.1:%d" % self.peer_port
+        self.log = open(os.path.join(self.dir, "etcd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [ETCD_BIN, "--name", "test", "--data-dir", os.path.join(self.dir, "data"),
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+             "--initial-cluster", "test=" + peer, "--log-level", "warn"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("etcd exited with %s" % self.proc.returncode)
+            try:
+                if self.call("/v3/kv/range", {"key": "AA=="}) is not None:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError("etcd did not answer on %s" % self.url)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, True)
+
+    def call(self, path, body):
+        """One JSON gateway call; the parsed reply."""
+        import http.client
+        import json
+        conn = http.client.HTTPConnection("127.0.0.1", self.client_port, timeout=5)
+        try:
+            conn.request("POST", path, body=json.dumps(body))
+            response = conn.getresponse()
+            return json.loads(response.read().decode())
+        finally:
+            conn.close()
+
+    def history(self, key):
+        """Every value `key` had, oldest first: [(mod_revision, value)]."""
+        import base64
+        encoded = base64.b64encode(key.encode()).decode()
+        head = int(self.call("/v3/kv/range", {"key": encoded})["header"]["revision"])
+        values, seen = [], set()
+        for revision in range(1, head + 1):
+            reply = self.call("/v3/kv/range", {"key": encoded, "revision": str(revision)})
+            for kv in reply.get("kvs", []):
+                mod = int(kv["mod_revision"])
+                if mod not in seen:
+                    seen.add(mod)
+                    values.append((mod, base64.b64decode(kv.get("value", "")).decode()))
+        return values

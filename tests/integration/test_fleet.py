@@ -1,0 +1,374 @@
+"""The fleet end to end: three sluice nodes (one per region) sharing one steering table in a real
+etcd on loopback, started and stopped by the test.
+
+- a change through any node reaches every node within 1 s (the propagation time is printed);
+- the leader is killed mid-ramp: another node takes over within the lease TTL and the ramp goes
+  on from its step, none skipped or repeated (checked in etcd's own history of the state key);
+- etcd is stopped under traffic: requests keep flowing on the last table, changes get 503, the
+  ramp pauses, and everything resumes once etcd is back;
+- two writers race with the same table version: exactly one wins.
+"""
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+from harness import SANITIZED, SLUICECTL_BIN, Etcd, ProxyTestCase, Sluice, free_port
+from test_admin import call, parse_metrics
+
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+ADMIN_TOKEN = "f" * 48
+KEY = "k" * 64
+LEASE_TTL = 2  # seconds
+
+
+class FleetTestCase(ProxyTestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sluice-fleet-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        for name, text in (("admin.token", ADMIN_TOKEN), ("tunnel.key", KEY)):
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text + "\n")
+        self.etcd = Etcd().start()
+        self.addCleanup(self.etcd.cleanup)
+        self.origin = self.start_origin(name="origin")
+        self.ports = {r: free_port() for r in REGIONS}
+        self.admin_ports = {r: free_port() for r in REGIONS}
+        self.nodes = {}
+
+    def config(self, local):
+        regions = "".join("    %s:\n      tunnel: [127.0.0.1:%d]\n" % (r, self.ports[r])
+                          for r in REGIONS)
+        return """
+workers: 1
+listeners: [{address: 127.0.0.1:%(port)d}]
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:%(origin)d]
+    connect_timeout: 500ms
+routes:
+  - cluster: app
+steering:
+  local_region: %(local)s
+  member_id: [{header: x-member-id}]
+  tunnel: {key_file: %(dir)s/tunnel.key, connect_timeout: 300ms}
+  regions:
+%(regions)s
+admin:
+  tokens:
+    - {name: ops-%(local)s, role: admin, token_file: %(dir)s/admin.token}
+controller:
+  state_file: %(dir)s/%(local)s-state.json
+  audit_log: %(dir)s/%(local)s-audit.jsonl
+  gates: {recheck: 200ms, health_interval: 200ms, rollback_after: 1000}
+fleet:
+  etcd:
+    endpoints: [%(etcd)s]
+    timeout: 1s
+  prefix: /sluice/test/
+  node: node-%(local)s
+  lease_ttl: %(ttl)ds
+  publish_interval: 500ms
+""" % {"port": self.ports[local], "origin": self.origin.port, "local": local, "dir": self.dir,
+       "regions": regions, "etcd": self.etcd.url, "ttl": LEASE_TTL}
+
+    def start_node(self, local):
+        proxy = Sluice(self.config(local), port=self.ports[local])
+        proxy.args += ["--admin", "127.0.0.1:%d" % self.admin_ports[local]]
+        proxy.admin_port = self.admin_ports[local]
+        self.addCleanup(shutil.rmtree, proxy.dir, True)
+        proxy.start()
+        self.addCleanup(self.stop_node, proxy)
+        self.nodes[local] = proxy
+        return proxy
+
+    def stop_node(self, proxy):
+        if getattr(proxy, "killed", False):
+            proxy.stop()
+            return
+        self._stop_and_check(proxy)
+
+    def start_fleet(self):
+        for region in REGIONS:
+            self.start_node(region)
+        # Every node in sync and one leader.
+        self.wait_for(lambda: all(self.fleet(r).get("connected") for r in REGIONS),
+                      what="every node connected to etcd")
+        self.wait_for(lambda: self.leader() is not None, what="a leader")
+        self.wait_for(lambda: all(len(self.fleet(r)["nodes"]) == 3 for r in REGIONS),
+                      what="every node's view published")
+
+    def api(self, region, method, path, body=None):
+        return call(self.admin_ports[region], method, path, ADMIN_TOKEN, body)
+
+    def fleet(self, region):
+        status, body = self.api(region, "GET", "/v1/fleet")
+        self.assertEqual(status, 200, body)
+        return body
+
+    def steering(self, region):
+        status, body = self.api(region, "GET", "/v1/steering")
+        self.assertEqual(status, 200, body)
+        return body
+
+    def leader(self):
+        """The region whose node says it leads (None when none does)."""
+        leading = []
+        for region, proxy in self.nodes.items():
+            if getattr(proxy, "killed", False):
+                continue
+            if self.fleet(region).get("this_node_leads"):
+                leading.append(region)
+        self.assertLessEqual(len(leading), 1, "two nodes lead at once: %s" % leading)
+        return leading[0] if leading else None
+
+    def metrics(self, region):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_ports[region],
+                                    timeout=5) as r:
+            return parse_metrics(r.read().decode())[0]
+
+    def wait_for(self, predicate, timeout=20.0, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        logs = "".join("\n--- %s\n%s" % (r, p.log_text()[-3000:]) for r, p in self.nodes.items())
+        self.fail("timed out waiting for %s%s" % (what, logs))
+
+    def plan_steps(self, history):
+        """The step of the first plan in each stored state, with repeats of one step (a holding
+        ramp's rewrites) folded."""
+        steps = []
+        for _, text in history:
+            state = json.loads(text)
+            if not state.get("plans"):
+                continue
+            step = state["plans"][0]["step"]
+            if not steps or steps[-1] != step:
+                steps.append(step)
+        return steps
+
+
+class Propagation(FleetTestCase):
+    def test_three_nodes_see_a_change_within_a_second(self):
+        self.start_fleet()
+        delays = []
+        for i in range(12):
+            writer = REGIONS[i % 3]
+            version = self.steering(writer)["version"]
+            started = time.monotonic()
+            status, body = self.api(writer, "PUT", "/v1/steering/regions/us-east-1",
+                                    {"fraction": (i + 1) * 5, "saviors": {"eu-west-1": 100}})
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["version"], version + 1)
+            # Every other node serves the new version.
+            waiting = {r for r in REGIONS if r != writer}
+            deadline = started + 5
+            while waiting and time.monotonic() < deadline:
+                for region in list(waiting):
+                    if self.steering(region)["version"] == version + 1:
+                        delays.append(time.monotonic() - started)
+                        waiting.discard(region)
+                time.sleep(0.005)
+            self.assertFalse(waiting, "nodes that never saw version %d" % (version + 1))
+        print("\nfleet propagation over 3 nodes (%d changes, admin PUT to the node serving it): "
+              "median %.1f ms, max %.1f ms" % (len(delays), statistics.median(delays) * 1000,
+                                               max(delays) * 1000))
+        if not SANITIZED:
+            self.assertLess(max(delays), 1.0, delays)
+        # Every node keeps the last-known-good copy and says it serves the same table.
+        final = self.steering(REGIONS[0])["version"]
+        for region in REGIONS:
+            with open(os.path.join(self.dir, "%s-state.json" % region)) as f:
+                self.assertEqual(json.load(f)["version"], final)
+        self.wait_for(lambda: all(n["version"] == final for n in self.fleet(REGIONS[1])["nodes"]),
+                      what="every node's view at version %d" % final)
+        # sluicectl status from any node: the leader, the revision, every node's version.
+        result = subprocess.run(
+            [SLUICECTL_BIN, "--admin", "http://127.0.0.1:%d" % self.admin_ports["eu-west-1"],
+             "--token", ADMIN_TOKEN, "status"],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        out = result.stdout.decode()
+        self.assertEqual(result.returncode, 0, result.stderr.decode())
+        leader = self.leader()
+        self.assertRegex(out, r"fleet: node node-eu-west-1, etcd \S+ revision \d+, leader "
+                              r"node-%s" % leader)
+        for region in REGIONS:
+            self.assertRegex(out, r"node-%s +%s +%d " % (region, region, final))
+        samples = self.metrics("us-west-2")
+        self.assertEqual(samples[("sluice_fleet_connected", frozenset())], 1)
+        self.assertEqual(samples[("sluice_fleet_nodes", frozenset())], 3)
+        self.assertGreaterEqual(
+            samples[("sluice_fleet_writes_total", frozenset({("outcome", "written")}))], 4)
+
+    def test_two_writers_race_and_exactly_one_wins(self):
+        self.start_fleet()
+        for round_ in range(8):
+            version = self.steering("us-east-1")["version"]
+            self.wait_for(lambda: self.steering("us-west-2")["version"] == version,
+                          what="both writers at version %d" % version)
+            results = {}
+            barrier = threading.Barrier(2)
+
+            def write(region, fraction):
+                barrier.wait()
+                results[region] = self.api(region, "PUT", "/v1/steering/regions/eu-west-1",
+                                           {"fraction": fraction, "version": version,
+                                            "saviors": {"us-east-1": 100}})
+
+            threads = [threading.Thread(target=write, args=("us-east-1", 10 + round_)),
+                       threading.Thread(target=write, args=("us-west-2", 50 + round_))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            statuses = sorted(status for status, _ in results.values())
+            self.assertEqual(statuses, [200, 409], results)
+            winner = [r for r, (status, _) in results.items() if status == 200][0]
+            expected = "%d%%" % ((10 if winner == "us-east-1" else 50) + round_)
+            self.wait_for(lambda: all(
+                self.steering(r)["regions"]["eu-west-1"]["fraction"] == expected
+                for r in REGIONS), what="every node at the winner's %s" % expected)
+            self.assertEqual(self.steering("eu-west-1")["version"], version + 1)
+        # Without a version both changes are made, one after the other: none is lost.
+        version = self.steering("us-east-1")["version"]
+        results = []
+        threads = [threading.Thread(target=lambda r=r: results.append(
+            self.api(r, "PUT", "/v1/steering/regions/us-west-2", {"healthy": r == "us-east-1"})))
+            for r in ("us-east-1", "eu-west-1")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(sorted(s for s, _ in results), [200, 200], results)
+        self.wait_for(lambda: self.steering("us-west-2")["version"] == version + 2,
+                      what="both changes stored")
+
+
+class Leadership(FleetTestCase):
+    def test_leader_killed_mid_ramp_another_continues_from_its_step(self):
+        self.start_fleet()
+        leader = self.leader()
+        # The plan is started through a node that does not lead.
+        other, evacuated = [r for r in REGIONS if r != leader]
+        savior = other  # a region that stays up: the gates ask about it before each step
+        ramp = [5, 10, 20, 30, 40, 50, 60, 70, 80, 100]
+        status, body = self.api(other, "POST", "/v1/plans",
+                                {"kind": "evacuate", "region": evacuated,
+                                 "saviors": {savior: 100}, "ramp": ramp, "hold": "700ms"})
+        self.assertEqual(status, 201, body)
+        plan_id = body["plan"]["id"]
+        self.wait_for(lambda: self.api(other, "GET", "/v1/plans/%d" % plan_id)[1]["plan"]["step"]
+                      >= 2, what="the ramp at its third step")
+        proxy = self.nodes[leader]
+        proxy.killed = True
+        os.kill(proxy.proc.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        new_leader = self.wait_for(self.leader, timeout=LEASE_TTL + 5, what="a new leader")
+        took_over = time.monotonic() - killed_at
+        print("\nleader %s killed: %s took over after %.2f s (lease TTL %d s)"
+              % (leader, new_leader, took_over, LEASE_TTL))
+        self.assertNotEqual(new_leader, leader)
+        if not SANITIZED:
+            self.assertLess(took_over, LEASE_TTL + 1.5)
+        self.wait_for(lambda: self.api(other, "GET", "/v1/plans/%d" % plan_id)[1]["plan"]["state"]
+                      == "done", timeout=30, what="the ramp done")
+        for region in REGIONS:
+            if region != leader:
+                self.assertEqual(self.steering(region)["regions"][evacuated]["fraction"], "100%")
+        # etcd's history of the state: every step once, in order, by whichever leader took it.
+        history = self.etcd.history("/sluice/test/state")
+        self.assertEqual(self.plan_steps(history), list(range(-1, len(ramp))), history[-1])
+        fractions = []
+        for _, text in history:
+            bp = json.loads(text)["regions"][evacuated]["evacuated_bp"]
+            if not fractions or fractions[-1] != bp:
+                fractions.append(bp)
+        self.assertEqual(fractions, [0] + [p * 100 for p in ramp])
+        # The dead node's view expired with its lease.
+        self.wait_for(lambda: len(self.fleet(other)["nodes"]) == 2, timeout=LEASE_TTL + 5,
+                      what="the dead node's view gone")
+
+
+class StoreLost(FleetTestCase):
+    def test_etcd_stopped_under_traffic(self):
+        self.start_fleet()
+        ramp = [10, 20, 30, 40, 50, 60]
+        status, body = self.api("us-east-1", "POST", "/v1/plans",
+                                {"kind": "evacuate", "region": "eu-west-1",
+                                 "saviors": {"us-east-1": 100}, "ramp": ramp, "hold": "1s"})
+        self.assertEqual(status, 201, body)
+        plan_id = body["plan"]["id"]
+
+        def step():
+            return self.api("us-west-2", "GET", "/v1/plans/%d" % plan_id)[1]["plan"]["step"]
+
+        counts = {"ok": 0, "failed": 0}
+        errors = []
+        stop = threading.Event()
+
+        def traffic():
+            i = 0
+            deadline = time.monotonic() + 120
+            while not stop.is_set() and time.monotonic() < deadline:
+                region = REGIONS[i % 3]
+                i += 1
+                try:
+                    req = urllib.request.Request(
+                        "http://127.0.0.1:%d/item" % self.ports[region],
+                        headers={"x-member-id": "member-%d" % (i % 50)})
+                    with urllib.request.urlopen(req, timeout=5) as r:
+                        r.read()
+                        counts["ok" if r.status == 200 else "failed"] += 1
+                except Exception as e:  # noqa: BLE001: every failure is counted
+                    counts["failed"] += 1
+                    errors.append(repr(e))
+                time.sleep(0.005)
+
+        loader = threading.Thread(target=traffic)
+        loader.start()
+        try:
+            self.wait_for(lambda: step() >= 1, what="the ramp under way")
+            self.etcd.stop()
+            stopped_at = time.monotonic()
+            # Every node notices and says so in its metrics.
+            self.wait_for(lambda: all(
+                self.metrics(r)[("sluice_fleet_connected", frozenset())] == 0 for r in REGIONS),
+                timeout=10, what="connected 0 everywhere")
+            paused_at = step()
+            status, body = self.api("us-west-2", "PUT", "/v1/steering/regions/us-east-1",
+                                    {"fraction": 1, "saviors": {"eu-west-1": 100}})
+            self.assertEqual(status, 503, body)
+            self.assertIn("unreachable", body["error"])
+            # The ramp holds (hold is 1 s: three would have passed).
+            time.sleep(3)
+            self.assertEqual(step(), paused_at)
+            self.assertFalse(any(self.fleet(r)["this_node_leads"] for r in REGIONS))
+            self.assertGreater(
+                self.metrics("eu-west-1")[("sluice_fleet_seconds_since_sync", frozenset())], 2)
+            served_while_down = counts["ok"]
+            print("\netcd down for %.1f s: ramp paused at step %d" %
+                  (time.monotonic() - stopped_at, paused_at))
+            self.etcd.start()
+            self.wait_for(lambda: all(self.fleet(r)["connected"] for r in REGIONS), timeout=20,
+                          what="every node back in sync")
+            self.wait_for(lambda: self.api("us-west-2", "GET", "/v1/plans/%d" % plan_id)[1]
+                          ["plan"]["state"] == "done", timeout=30, what="the ramp done")
+        finally:
+            stop.set()
+            loader.join(30)
+        self.assertEqual(counts["failed"], 0, errors[:5])
+        self.assertGreater(served_while_down, 0)
+        history = self.etcd.history("/sluice/test/state")
+        self.assertEqual(self.plan_steps(history), list(range(-1, len(ramp))))
+        for region in REGIONS:
+            self.assertEqual(self.steering(region)["regions"]["eu-west-1"]["fraction"], "60%")
