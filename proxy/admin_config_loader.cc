@@ -187,7 +187,8 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
   }
   Field etcd = f.Child("etcd");
   if (!etcd.present()) return etcd.Error("required: where the fleet's etcd is");
-  RETURN_IF_ERROR(etcd.ExpectMap({"endpoints", "username", "password_file", "timeout"}));
+  RETURN_IF_ERROR(etcd.ExpectMap(
+      {"endpoints", "username", "password_file", "timeout", "ca_file", "cert_file", "key_file"}));
   Field endpoints = etcd.Child("endpoints");
   if (!endpoints.present()) return endpoints.Error("required: a list of http://ADDRESS:PORT");
   ASSIGN_OR_RETURN(std::vector<Field> items, endpoints.Sequence());
@@ -219,6 +220,26 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
     if (out->etcd_password.empty()) return password.Error(path + " is empty");
   }
   RETURN_IF_ERROR(etcd.Child("timeout").ReadDuration(&out->etcd_timeout, absl::Milliseconds(100)));
+  bool https = false;
+  for (const std::string& url : out->etcd_endpoints)
+    https = https || StartsWithIgnoreCase(url, "https://");
+  ClientTlsFiles& tls = out->etcd_tls;
+  RETURN_IF_ERROR(etcd.Child("ca_file").Read(&tls.ca_file));
+  RETURN_IF_ERROR(etcd.Child("cert_file").Read(&tls.cert_file));
+  RETURN_IF_ERROR(etcd.Child("key_file").Read(&tls.key_file));
+  for (std::string* path : {&tls.ca_file, &tls.cert_file, &tls.key_file}) {
+    *path = ResolvePath(*path, base_dir);
+  }
+  bool files = !tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty();
+  if (files && !https) {
+    return etcd.Error("ca_file, cert_file and key_file are for https:// endpoints");
+  }
+  if (https) {
+    // Loaded now so that a bad file stops the start with its name, then again by the fleet.
+    if (absl::StatusOr<ClientTlsContext> context = MakeClientTlsContext(tls); !context.ok()) {
+      return etcd.Error(std::string(context.status().message()));
+    }
+  }
   Field prefix = f.Child("prefix");
   RETURN_IF_ERROR(prefix.Read(&out->prefix));
   if (out->prefix.empty() || out->prefix[0] != '/' || out->prefix.back() != '/' ||

@@ -16,6 +16,7 @@
 #include "common/socket_address.h"
 #include "filters/filter_factory.h"
 #include "proxy/cidr.h"
+#include "proxy/client_tls.h"
 #include "proxy/path_normalizer.h"
 #include "proxy/steering_config.h"
 #include "steering/controller.h"
@@ -179,6 +180,7 @@ struct FleetConfig {
   std::string etcd_username;                // empty: etcd without authentication
   std::string etcd_password;                // read from etcd.password_file
   absl::Duration etcd_timeout = absl::Seconds(2);      // per call and endpoint
+  ClientTlsFiles etcd_tls;                             // for https:// endpoints
   std::string prefix = "/sluice/";                     // every key the fleet uses starts with it
   std::string node;                                    // this node's name; unique in the fleet
   absl::Duration lease_ttl = absl::Seconds(5);         // a dead node's view and leadership expire

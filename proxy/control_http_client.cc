@@ -1,5 +1,7 @@
 #include "proxy/control_http_client.h"
 
+#include <memory>
+
 #include "proxy/http1_parser.h"
 #include "proxy/tcp_stream.h"
 #include "proxy/timeout_queue.h"
@@ -55,12 +57,34 @@ class ControlHttpRequest final : private TcpStream::Handler,
   // TcpStream::Handler
   void OnStreamConnected() override {
     stream_.StartReading();
-    stream_.Write(request_);
+    if (options_.tls) {
+      tls_ = std::make_unique<ClientTlsSession>(options_.tls, options_.server_name);
+      // Queued until the handshake is done.
+      if (!tls_->Write(request_) || !tls_->Start()) {
+        Finish(false, tls_->error().c_str());
+        return;
+      }
+      stream_.Write(tls_->TakeOutput());
+    } else {
+      stream_.Write(request_);
+    }
     request_.clear();
     request_.shrink_to_fit();
   }
   void OnStreamRead(const char* data, size_t len) override {
     if (finished_) return;
+    if (tls_) {
+      std::string plaintext;
+      bool ok = tls_->Read(std::string_view(data, len), &plaintext);
+      if (std::string out = tls_->TakeOutput(); !out.empty()) stream_.Write(out);
+      if (!ok) {
+        Finish(false, tls_->error().c_str());
+        return;
+      }
+      if (plaintext.empty()) return;
+      Outcome(parser_.Execute(plaintext.data(), plaintext.size()));
+      return;
+    }
     Http1Parser::Result r = parser_.Execute(data, len);
     Outcome(r);
   }
@@ -133,6 +157,7 @@ class ControlHttpRequest final : private TcpStream::Handler,
   LoopContext* context_;
   TcpStream stream_;
   Http1Parser parser_;
+  std::unique_ptr<ClientTlsSession> tls_;
   Timeout timeout_;
   std::string request_;
   ControlHttpOptions options_;

@@ -1,7 +1,7 @@
-// HTTP/1.1 requests from the control loop (peer regions' /v1/health, etcd's JSON gateway):
-// connect, send the request bytes as given (they must say Connection: close), parse the reply
-// with the strict response parser (Content-Length, chunked or close-delimited), and either
-// report the whole body once or, for a stream such as an etcd watch, hand body bytes over as
+// HTTP/1.1 requests from the control loop (peer regions' /v1/health, etcd's JSON gateway),
+// over TCP or TLS: connect, send the request bytes as given (they must say Connection: close),
+// parse the reply with the strict response parser (Content-Length, chunked or close-delimited), and
+// either report the whole body once or, for a stream such as an etcd watch, hand body bytes over as
 // they arrive. Frees itself after reporting. Control thread only.
 #ifndef SLUICE_PROXY_CONTROL_HTTP_CLIENT_H_
 #define SLUICE_PROXY_CONTROL_HTTP_CLIENT_H_
@@ -12,6 +12,7 @@
 
 #include "absl/time/time.h"
 #include "common/socket_address.h"
+#include "proxy/client_tls.h"
 #include "proxy/loop_context.h"
 
 namespace sluice {
@@ -33,6 +34,9 @@ struct ControlHttpOptions {
   // said 2xx; the body of any other status is collected for the final reply instead. The
   // final callback then reports how the stream ended.
   std::function<void(int status, std::string_view data)> on_body;
+  // Set: TLS over the connection, the server's certificate checked against `server_name`.
+  ClientTlsContext tls;
+  std::string server_name;
 };
 
 // Starts the exchange. `callback` runs exactly once, on the loop, never from inside this call.

@@ -24,26 +24,33 @@ std::function<void(absl::StatusOr<std::string>)> Parsed(EtcdClient::Done<T> done
 }  // namespace
 
 absl::StatusOr<EtcdEndpoint> ParseEtcdEndpoint(std::string_view url) {
-  constexpr std::string_view kHttp = "http://";
-  if (StartsWithIgnoreCase(url, "https://")) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: TLS to etcd is not supported yet; use http:// on loopback or a private network", url));
+  bool tls = StartsWithIgnoreCase(url, "https://");
+  if (!tls && !StartsWithIgnoreCase(url, "http://")) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: must be http://ADDRESS:PORT or https://ADDRESS:PORT (for example "
+                        "http://127.0.0.1:2379)",
+                        url));
   }
-  if (!StartsWithIgnoreCase(url, kHttp)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: must be http://ADDRESS:PORT (for example http://127.0.0.1:2379)", url));
-  }
-  std::string_view rest = url.substr(kHttp.size());
+  std::string_view rest = url.substr(tls ? 8 : 7);
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   std::string text(rest);
-  if (StartsWithIgnoreCase(rest, "localhost:")) text = "127.0.0.1" + text.substr(9);
+  bool localhost = StartsWithIgnoreCase(rest, "localhost:");
+  if (localhost) text = "127.0.0.1" + text.substr(9);
   absl::StatusOr<SocketAddress> address = SocketAddress::Parse(text);
   if (!address.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("%s: must be http://ADDRESS:PORT with an IP address or localhost (%s)", url,
-                        address.status().message()));
+        absl::StrFormat("%s: must be http(s)://ADDRESS:PORT with an IP address or localhost (%s)",
+                        url, address.status().message()));
   }
-  return EtcdEndpoint{std::string(url), *address};
+  EtcdEndpoint endpoint;
+  endpoint.url = std::string(url);
+  endpoint.address = *address;
+  endpoint.tls = tls;
+  endpoint.host = localhost ? "localhost" : text.substr(0, text.rfind(':'));
+  if (endpoint.host.size() > 2 && endpoint.host.front() == '[') {
+    endpoint.host = endpoint.host.substr(1, endpoint.host.size() - 2);
+  }
+  return endpoint;
 }
 
 EtcdClient::EtcdClient(LoopContext* context, EtcdClientOptions options)
@@ -62,6 +69,17 @@ void EtcdClient::CancelAll() {
   for (auto& [id, watch] : watches) {
     if (watch.request) CancelControlHttpRequest(watch.request);
   }
+}
+
+ControlHttpOptions EtcdClient::Options(size_t endpoint) const {
+  ControlHttpOptions options;
+  options.timeout = options_.timeout;
+  options.max_reply = kMaxReply;
+  if (options_.endpoints[endpoint].tls) {
+    options.tls = options_.tls;
+    options.server_name = options_.endpoints[endpoint].host;
+  }
+  return options;
 }
 
 std::string EtcdClient::Request(const std::string& path, const std::string& body,
@@ -102,7 +120,7 @@ void EtcdClient::Send(uint64_t id) {
   ++call.attempts;
   call.request = StartControlHttpRequest(
       context_, options_.endpoints[endpoint].address, Request(call.path, call.body, true),
-      options_.timeout, kMaxReply,
+      Options(endpoint),
       [this, id, endpoint](const ControlHttpReply& reply) { OnReply(id, endpoint, reply); });
 }
 
@@ -113,7 +131,7 @@ void EtcdClient::Authenticate(uint64_t id) {
   call.request = StartControlHttpRequest(
       context_, options_.endpoints[endpoint].address,
       Request("/v3/auth/authenticate", EtcdAuthBody(options_.username, options_.password), false),
-      options_.timeout, kMaxReply, [this, id, endpoint](const ControlHttpReply& reply) {
+      Options(endpoint), [this, id, endpoint](const ControlHttpReply& reply) {
         auto it = calls_.find(id);
         if (it == calls_.end()) return;
         it->second.request = nullptr;
@@ -230,9 +248,7 @@ uint64_t EtcdClient::Watch(const std::string& key, const std::string& range_end,
   watch.on_message = std::move(on_message);
   watch.on_end = std::move(on_end);
   size_t endpoint = current_;
-  ControlHttpOptions options;
-  options.timeout = options_.timeout;
-  options.max_reply = kMaxReply;
+  ControlHttpOptions options = Options(endpoint);
   options.on_body = [this, id](int, std::string_view data) {
     auto it = watches_.find(id);
     if (it == watches_.end()) return;

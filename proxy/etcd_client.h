@@ -5,8 +5,9 @@
 // With a username, the client authenticates first and sends etcd's token with every call,
 // authenticating again once when etcd says the token expired.
 //
-// Endpoints are "http://ADDRESS:PORT" with an IP address or "localhost". TLS to etcd is not
-// supported yet (see the README); keep etcd on loopback or a private network.
+// Endpoints are "http://ADDRESS:PORT" or "https://ADDRESS:PORT" with an IP address or
+// "localhost"; https verifies etcd's certificate against a CA bundle and may present a client
+// certificate (etcd's --client-cert-auth).
 //
 // Callbacks run on the loop, never from inside the call that started them, and never after
 // CancelAll() or the client's destruction. Control thread only.
@@ -23,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/socket_address.h"
+#include "proxy/client_tls.h"
 #include "proxy/control_http_client.h"
 #include "proxy/etcd_protocol.h"
 #include "proxy/loop_context.h"
@@ -32,9 +34,11 @@ namespace sluice {
 struct EtcdEndpoint {
   std::string url;  // as configured
   SocketAddress address;
+  bool tls = false;  // https://
+  std::string host;  // as in the URL: what the server's certificate must name
 };
 
-// "http://127.0.0.1:2379", "http://[::1]:2379", "http://localhost:2379".
+// "http://127.0.0.1:2379", "https://[::1]:2379", "https://localhost:2379".
 absl::StatusOr<EtcdEndpoint> ParseEtcdEndpoint(std::string_view url);
 
 struct EtcdClientOptions {
@@ -42,6 +46,7 @@ struct EtcdClientOptions {
   std::string username;  // empty: no authentication
   std::string password;
   absl::Duration timeout = absl::Seconds(2);  // per attempt
+  ClientTlsContext tls;                       // for https:// endpoints
 };
 
 class EtcdClient {
@@ -100,6 +105,7 @@ class EtcdClient {
   void OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& reply);
   void Fail(uint64_t id, absl::Status status);
   void Authenticate(uint64_t id);
+  ControlHttpOptions Options(size_t endpoint) const;
   std::string Request(const std::string& path, const std::string& body, bool with_token) const;
   void NextEndpoint(size_t failed);
   void EndWatch(uint64_t id, absl::Status status);

@@ -59,12 +59,29 @@ Fleet::Fleet(LoopContext* context, FleetConfig config, std::string node, Hooks h
   options.username = config_.etcd_username;
   options.password = config_.etcd_password;
   options.timeout = config_.etcd_timeout;
+  bool https = false;
+  for (const EtcdEndpoint& e : options.endpoints) https = https || e.tls;
+  if (https) {
+    absl::StatusOr<ClientTlsContext> tls = MakeClientTlsContext(config_.etcd_tls);
+    if (tls.ok()) {
+      options.tls = *std::move(tls);
+    } else {
+      tls_error_ = "etcd TLS: " + std::string(tls.status().message());
+    }
+  }
   etcd_ = std::make_unique<EtcdClient>(context_, std::move(options));
 }
 
 Fleet::~Fleet() { Stop(); }
 
 void Fleet::Start() {
+  if (!tls_error_.empty()) {
+    // The files were readable when the configuration was loaded; not any more.
+    last_error_ = tls_error_;
+    LOG_ERROR("fleet: %s; this node stays out of the fleet and serves with its own table",
+              tls_error_);
+    return;
+  }
   timer_ = new uv_timer_t;
   uv_timer_init(context_->loop(), timer_);
   timer_->data = this;

@@ -121,6 +121,7 @@ class Fleet {
   std::string leader_key_;
   std::string nodes_prefix_;
   std::unique_ptr<EtcdClient> etcd_;
+  std::string tls_error_;
   uv_timer_t* timer_ = nullptr;  // freed by its close callback
 
   bool connected_ = false;

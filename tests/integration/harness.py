@@ -273,13 +273,42 @@ class Etcd:
     """One etcd member on loopback (Debian's etcd-server), with its data in a temporary
     directory; stopped by its PID. restart() keeps the data and the ports."""
 
-    def __init__(self):
+    def __init__(self, tls=False):
         self.dir = tempfile.mkdtemp(prefix="sluice-etcd-")
         self.client_port = free_port()
         self.peer_port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.client_port
+        self.tls = tls
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.client_port)
         self.proc = None
         self.log = None
+        self.token = None  # set once authentication is on
+        if tls:
+            self.make_certificates()
+
+    def make_certificates(self):
+        """A CA, etcd's certificate (127.0.0.1 and localhost; etcd's gateway also presents it
+        as a client to etcd's own gRPC port) and a client certificate for sluice, all ECDSA
+        P-256, with the openssl command line."""
+        def run(*args):
+            subprocess.run(["openssl"] + list(args), cwd=self.dir, check=True,
+                           stdin=subprocess.DEVNULL, capture_output=True)
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=sluice test CA")
+        for name, extension in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                            "extendedKeyUsage=serverAuth,clientAuth"),
+                                ("client", "extendedKeyUsage=clientAuth")):
+            with open(os.path.join(self.dir, name + ".ext"), "w") as f:
+                f.write(extension + "\n")
+            run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", name + ".key", "-out", name + ".csr",
+                # etcd 3.4's gateway refuses a client certificate with a CommonName once
+                # authentication is on: sluice's carries an organization only.
+                "-subj", "/CN=" + name if name == "server" else "/O=sluice edge")
+            run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", name + ".ext")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
 
     def start(self):
         if not os.path.exists(ETCD_BIN):
@@ -291,16 +320,18 @@ class Etcd:
             [ETCD_BIN, "--name", "test", "--data-dir", os.path.join(self.dir, "data"),
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", "test=" + peer, "--log-level", "warn"],
+             "--initial-cluster", "test=" + peer, "--log-level", "warn"] +
+            (["--cert-file", self.path("server.pem"), "--key-file", self.path("server.key"),
+              "--trusted-ca-file", self.path("ca.pem"), "--client-cert-auth"] if self.tls else []),
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("etcd exited with %s" % self.proc.returncode)
             try:
-                if self.call("/v3/kv/range", {"key": "AA=="}) is not None:
+                if self.call("/v3/maintenance/status", {}) is not None:
                     return self
-            except OSError:
+            except (OSError, ValueError):
                 pass
             time.sleep(0.05)
         raise TimeoutError("etcd did not answer on %s" % self.url)
@@ -329,13 +360,44 @@ class Etcd:
         """One JSON gateway call; the parsed reply."""
         import http.client
         import json
-        conn = http.client.HTTPConnection("127.0.0.1", self.client_port, timeout=5)
+        if self.tls:
+            import ssl
+            context = ssl.create_default_context(cafile=self.path("ca.pem"))
+            context.load_cert_chain(self.path("client.pem"), self.path("client.key"))
+            conn = http.client.HTTPSConnection("127.0.0.1", self.client_port, timeout=5,
+                                               context=context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.client_port, timeout=5)
         try:
-            conn.request("POST", path, body=json.dumps(body))
+            headers = {"Authorization": self.token} if self.token else {}
+            conn.request("POST", path, body=json.dumps(body), headers=headers)
             response = conn.getresponse()
             return json.loads(response.read().decode())
         finally:
             conn.close()
+
+    def enable_auth(self, user, password, prefix):
+        """etcd's authentication on, with `user` allowed to read and write `prefix` only."""
+        import base64
+
+        def b64(text):
+            return base64.b64encode(text.encode()).decode()
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        for path, body in (("/v3/auth/user/add", {"name": "root", "password": "root-pw"}),
+                           ("/v3/auth/role/add", {"name": "root"}),
+                           ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
+                           ("/v3/auth/user/add", {"name": user, "password": password}),
+                           ("/v3/auth/role/add", {"name": "edge"}),
+                           ("/v3/auth/role/grant", {"name": "edge", "perm": {
+                               "permType": "READWRITE", "key": b64(prefix),
+                               "range_end": b64(end)}}),
+                           ("/v3/auth/user/grant", {"user": user, "role": "edge"}),
+                           ("/v3/auth/enable", {})):
+            reply = self.call(path, body)
+            if "error" in reply:
+                raise AssertionError("%s: %s" % (path, reply))
+        self.token = self.call("/v3/auth/authenticate",
+                               {"name": "root", "password": "root-pw"})["token"]
 
     def history(self, key):
         """Every value `key` had, oldest first: [(mod_revision, value)]."""

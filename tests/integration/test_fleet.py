@@ -30,18 +30,21 @@ LEASE_TTL = 2  # seconds
 
 
 class FleetTestCase(ProxyTestCase):
+    ETCD_TLS = False
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="sluice-fleet-")
         self.addCleanup(shutil.rmtree, self.dir, True)
         for name, text in (("admin.token", ADMIN_TOKEN), ("tunnel.key", KEY)):
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text + "\n")
-        self.etcd = Etcd().start()
+        self.etcd = Etcd(tls=self.ETCD_TLS).start()
         self.addCleanup(self.etcd.cleanup)
         self.origin = self.start_origin(name="origin")
         self.ports = {r: free_port() for r in REGIONS}
         self.admin_ports = {r: free_port() for r in REGIONS}
         self.nodes = {}
+        self.etcd_extra = ""  # more keys of fleet.etcd
 
     def config(self, local):
         regions = "".join("    %s:\n      tunnel: [127.0.0.1:%d]\n" % (r, self.ports[r])
@@ -72,12 +75,13 @@ fleet:
   etcd:
     endpoints: [%(etcd)s]
     timeout: 1s
-  prefix: /sluice/test/
+%(etcd_extra)s  prefix: /sluice/test/
   node: node-%(local)s
   lease_ttl: %(ttl)ds
   publish_interval: 500ms
 """ % {"port": self.ports[local], "origin": self.origin.port, "local": local, "dir": self.dir,
-       "regions": regions, "etcd": self.etcd.url, "ttl": LEASE_TTL}
+       "regions": regions, "etcd": self.etcd.url, "ttl": LEASE_TTL,
+       "etcd_extra": self.etcd_extra}
 
     def start_node(self, local):
         proxy = Sluice(self.config(local), port=self.ports[local])
@@ -372,3 +376,62 @@ class StoreLost(FleetTestCase):
         self.assertEqual(self.plan_steps(history), list(range(-1, len(ramp))))
         for region in REGIONS:
             self.assertEqual(self.steering(region)["regions"]["eu-west-1"]["fraction"], "60%")
+
+
+class Security(FleetTestCase):
+    """etcd over TLS with client certificates and with authentication on: the nodes verify
+    etcd's certificate, present their own, and log in with a user that may touch only the
+    fleet's prefix."""
+    ETCD_TLS = True
+
+    def test_tls_client_certificates_and_a_password(self):
+        with open(os.path.join(self.dir, "etcd.password"), "w") as f:
+            f.write("edge-password\n")
+        self.etcd.enable_auth("sluice", "edge-password", "/sluice/test/")
+        self.etcd_extra = ("    ca_file: %s\n    cert_file: %s\n    key_file: %s\n"
+                           "    username: sluice\n    password_file: %s/etcd.password\n"
+                           % (self.etcd.path("ca.pem"), self.etcd.path("client.pem"),
+                              self.etcd.path("client.key"), self.dir))
+        self.start_fleet()
+        status, body = self.api("us-west-2", "PUT", "/v1/steering/regions/us-east-1",
+                                {"fraction": 30, "saviors": {"eu-west-1": 100}})
+        self.assertEqual(status, 200, body)
+        self.wait_for(lambda: all(self.steering(r)["regions"]["us-east-1"]["fraction"] == "30%"
+                                  for r in REGIONS), what="the change everywhere")
+        history = self.etcd.history("/sluice/test/state")
+        self.assertEqual(json.loads(history[-1][1])["regions"]["us-east-1"]["evacuated_bp"], 3000)
+
+    def test_refusals_are_clear(self):
+        # A wrong password: etcd's answer in the fleet status, and the node serves on.
+        with open(os.path.join(self.dir, "etcd.password"), "w") as f:
+            f.write("wrong\n")
+        self.etcd.enable_auth("sluice", "edge-password", "/sluice/test/")
+        tls = "    ca_file: %s\n    cert_file: %s\n    key_file: %s\n" % (
+            self.etcd.path("ca.pem"), self.etcd.path("client.pem"), self.etcd.path("client.key"))
+        self.etcd_extra = tls + "    username: sluice\n    password_file: %s/etcd.password\n" % (
+            self.dir)
+        self.start_node("us-east-1")
+        self.wait_for(lambda: "refused user" in self.fleet("us-east-1").get("error", ""),
+                      what="the authentication error")
+        self.assertIn("authentication failed", self.fleet("us-east-1")["error"])
+        # Without a client certificate etcd ends the handshake; with a CA that did not sign
+        # etcd's certificate the node does.
+        other_ca = Etcd(tls=True)
+        self.addCleanup(shutil.rmtree, other_ca.dir, True)
+        self.etcd_extra = "    ca_file: %s\n" % self.etcd.path("ca.pem")
+        self.start_node("us-west-2")
+        self.etcd_extra = "    ca_file: %s\n    cert_file: %s\n    key_file: %s\n" % (
+            other_ca.path("ca.pem"), self.etcd.path("client.pem"), self.etcd.path("client.key"))
+        self.start_node("eu-west-1")
+        self.wait_for(lambda: "TLS" in self.fleet("us-west-2").get("error", ""),
+                      what="the refused handshake")
+        self.wait_for(lambda: "certificate" in self.fleet("eu-west-1").get("error", ""),
+                      what="the unverified certificate")
+        for region in REGIONS:
+            self.assertFalse(self.fleet(region)["connected"])
+            self.assertEqual(self.api(region, "PUT", "/v1/steering/regions/us-east-1",
+                                      {"fraction": 10, "saviors": {"eu-west-1": 100}})[0], 503)
+            self.assertEqual(
+                subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                "http://127.0.0.1:%d/" % self.ports[region]],
+                               capture_output=True, timeout=10).stdout.decode(), "200")

@@ -207,3 +207,75 @@ TEST_F(SteeringConfigLoaderTest, ClusterNamesCannotTakeTheTunnelPrefix) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// fleet: lives beside steering: (proxy/admin_config_loader.cc) and needs it.
+TEST_F(SteeringConfigLoaderTest, ParsesTheFleet) {
+  std::ofstream(dir_ + "/etcd.password") << "s3cret\n";
+  auto config = Parse(Yaml() + R"(
+fleet:
+  etcd:
+    endpoints: [http://127.0.0.1:2379, "http://[::1]:2379", http://localhost:2379/]
+    username: sluice
+    password_file: etcd.password
+    timeout: 500ms
+  prefix: /edge/prod/
+  node: use1-a
+  lease_ttl: 4s
+  publish_interval: 2s
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const FleetConfig& f = (*config)->fleet;
+  EXPECT_TRUE(f.enabled);
+  EXPECT_EQ(f.etcd_endpoints.size(), 3u);
+  EXPECT_EQ(f.etcd_username, "sluice");
+  EXPECT_EQ(f.etcd_password, "s3cret");
+  EXPECT_EQ(f.etcd_timeout, absl::Milliseconds(500));
+  EXPECT_EQ(f.prefix, "/edge/prod/");
+  EXPECT_EQ(f.node, "use1-a");
+  EXPECT_EQ(f.lease_ttl, absl::Seconds(4));
+  EXPECT_EQ(f.publish_interval, absl::Seconds(2));
+  EXPECT_FALSE((*Parse(Yaml()))->fleet.enabled);
+}
+
+TEST_F(SteeringConfigLoaderTest, FleetErrors) {
+  auto error = [&](const std::string& fleet, const std::string& base = "") {
+    auto config = Parse((base.empty() ? Yaml() : base) + "fleet:\n" + fleet);
+    return config.ok() ? std::string("accepted") : std::string(config.status().message());
+  };
+  const std::string etcd = "  etcd: {endpoints: [http://127.0.0.1:2379]}\n";
+  EXPECT_NE(error(etcd,
+                  "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: "
+                  "[127.0.0.1:2]}]\nroutes: [{cluster: a}]\n")
+                .find("needs a steering: section"),
+            std::string::npos);
+  EXPECT_NE(error("  prefix: /x/\n").find("fleet.etcd: required"), std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [https://127.0.0.1:2379], ca_file: /nonexistent/ca}\n")
+                .find("ca_file /nonexistent/ca"),
+            std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [http://127.0.0.1:2379], ca_file: ca.pem}\n")
+                .find("for https:// endpoints"),
+            std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [etcd.internal:2379]}\n").find("https://ADDRESS:PORT"),
+            std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: []}\n").find("1..16"), std::string::npos);
+  EXPECT_NE(error(etcd + "  prefix: sluice\n").find("must start and end with /"),
+            std::string::npos);
+  EXPECT_NE(error(etcd + "  lease_ttl: 2500ms\n").find("whole seconds"), std::string::npos);
+  EXPECT_NE(error(etcd + "  lease_ttl: 2s\n  publish_interval: 1500ms\n").find("half"),
+            std::string::npos);
+  EXPECT_NE(error(etcd + "  node: a b\n").find("fleet.node"), std::string::npos);
+  EXPECT_NE(
+      error("  etcd: {endpoints: [http://127.0.0.1:2379], username: u}\n").find("go together"),
+      std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [http://127.0.0.1:2379], username: u, password_file: "
+                  "/nonexistent/pw}\n")
+                .find("cannot read /nonexistent/pw"),
+            std::string::npos);
+  EXPECT_NE(error(etcd + "  leader: me\n").find("unknown"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice

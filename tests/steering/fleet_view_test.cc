@@ -1,0 +1,103 @@
+#include "steering/fleet_view.h"
+
+#include "gtest/gtest.h"
+
+namespace sluice {
+namespace {
+
+NodeView View(const std::string& node, const std::string& region, uint64_t requests,
+              uint64_t errors, uint64_t fast, uint64_t slow) {
+  NodeView v;
+  v.node = node;
+  v.region = region;
+  v.admin = "127.0.0.1:9901";
+  v.version = 7;
+  v.revision = 42;
+  v.updated = absl::FromUnixMillis(1800000000123);
+  v.local.requests = requests;
+  v.local.errors = errors;
+  v.local.latency[3] = fast;   // <= 10 ms
+  v.local.latency[10] = slow;  // <= 2.5 s
+  return v;
+}
+
+TEST(FleetViewTest, RoundTrips) {
+  NodeView v = View("us-east-1-a", "us-east-1", 1000, 10, 990, 10);
+  v.local.sheds = 3;
+  v.local.starts = 120;
+  v.tunnels["eu-west-1"].requests = 50;
+  v.tunnels["eu-west-1"].errors = 1;
+  v.starts_per_second["us-east-1"] = 4.5;
+  absl::StatusOr<NodeView> back = DecodeNodeView(EncodeNodeView(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->node, v.node);
+  EXPECT_EQ(back->region, v.region);
+  EXPECT_EQ(back->admin, v.admin);
+  EXPECT_EQ(back->version, 7u);
+  EXPECT_EQ(back->revision, 42);
+  EXPECT_EQ(back->updated, v.updated);
+  EXPECT_EQ(back->local.requests, 1000u);
+  EXPECT_EQ(back->local.sheds, 3u);
+  EXPECT_EQ(back->local.latency[10], 10u);
+  EXPECT_EQ(back->tunnels.at("eu-west-1").errors, 1u);
+  EXPECT_DOUBLE_EQ(back->starts_per_second.at("us-east-1"), 4.5);
+}
+
+TEST(FleetViewTest, RejectsDamagedViewsNamingTheField) {
+  std::string good = EncodeNodeView(View("n", "us-east-1", 10, 1, 10, 0));
+  EXPECT_TRUE(DecodeNodeView(good).ok());
+  auto error = [](const std::string& text) {
+    absl::StatusOr<NodeView> v = DecodeNodeView(text);
+    return v.ok() ? std::string("accepted") : std::string(v.status().message());
+  };
+  EXPECT_EQ(error("[]"), "a node view must be a JSON object");
+  std::string other = good;
+  other.replace(other.find("sluice-node-view/1"), 18, "sluice-node-view/9");
+  EXPECT_NE(error(other).find("format"), std::string::npos);
+  std::string negative = good;
+  negative.replace(negative.find("\"requests\":10"), 13, "\"requests\":-1");
+  EXPECT_NE(error(negative).find("local.requests"), std::string::npos) << error(negative);
+  std::string more_errors = good;
+  more_errors.replace(more_errors.find("\"errors\":1"), 10, "\"errors\":11");
+  EXPECT_NE(error(more_errors).find("more errors"), std::string::npos);
+  std::string short_latency = good;
+  short_latency.replace(short_latency.find("[0,0,0,10"), 9, "[0,0,10");
+  EXPECT_NE(error(short_latency).find("local.latency"), std::string::npos);
+  std::string bad_region = good;
+  bad_region.replace(bad_region.find("us-east-1"), 9, "US EAST!!");
+  EXPECT_NE(error(bad_region).find("region"), std::string::npos);
+}
+
+TEST(FleetViewTest, SumsTheNodesOfARegion) {
+  std::vector<NodeView> views = {
+      View("a", "us-east-1", 1000, 10, 1000, 0),
+      View("b", "us-east-1", 1000, 90, 970, 30),  // its slow tail is the region's p99
+      View("c", "eu-west-1", 5000, 0, 5000, 0),
+  };
+  std::optional<RegionHealth> east = FleetRegionHealth(views, "us-east-1", 20);
+  ASSERT_TRUE(east.has_value());
+  EXPECT_EQ(east->requests, 2000u);
+  EXPECT_DOUBLE_EQ(east->error_rate, 0.05);
+  EXPECT_EQ(east->p99, absl::Milliseconds(2500));
+  std::optional<RegionHealth> eu = FleetRegionHealth(views, "eu-west-1", 20);
+  ASSERT_TRUE(eu.has_value());
+  EXPECT_EQ(eu->p99, absl::Milliseconds(10));
+  EXPECT_FALSE(FleetRegionHealth(views, "us-west-2", 20).has_value());
+}
+
+TEST(FleetViewTest, TunnelsIntoARegionCountOnceThereAreEnough) {
+  std::vector<NodeView> views = {View("c", "eu-west-1", 1000, 0, 1000, 0),
+                                 View("a", "us-east-1", 0, 0, 0, 0),
+                                 View("b", "us-west-2", 0, 0, 0, 0)};
+  views[1].tunnels["eu-west-1"].requests = 10;
+  views[1].tunnels["eu-west-1"].errors = 5;
+  // 10 tunneled requests say nothing yet.
+  EXPECT_DOUBLE_EQ(FleetRegionHealth(views, "eu-west-1", 20)->error_rate, 0);
+  // 30 over two nodes do: 15 of them failed.
+  views[2].tunnels["eu-west-1"].requests = 20;
+  views[2].tunnels["eu-west-1"].errors = 10;
+  EXPECT_DOUBLE_EQ(FleetRegionHealth(views, "eu-west-1", 20)->error_rate, 0.5);
+}
+
+}  // namespace
+}  // namespace sluice
