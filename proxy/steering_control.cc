@@ -285,6 +285,11 @@ void SteeringControl::Apply(Change change, Done done, int attempts_left) {
     done(absl::NotFoundError("steering is not configured"));
     return;
   }
+  if (fleet_ && !fleet_error_.empty()) {
+    // A change made on this node's older state would overwrite the fleet's newer one.
+    done(absl::FailedPreconditionError(fleet_error_));
+    return;
+  }
   Controller next = *controller_;
   if (absl::Status s = change(&next, absl::Now()); !s.ok()) {
     done(s);
@@ -389,7 +394,8 @@ void SteeringControl::OnTimer() {
 }
 
 void SteeringControl::OnTimerFleet() {
-  if (!fleet_->leader() || leader_write_) return;
+  // A leader that cannot use the fleet's state takes no step on its own older one.
+  if (!fleet_->leader() || leader_write_ || !fleet_error_.empty()) return;
   if (controller_->NextDue() > absl::Now()) {
     Reschedule();
     return;

@@ -1,18 +1,20 @@
 #!/bin/sh
-# The three-region demo on loopback: an origin and a sluice per region (us-east-1 on 8081,
+# The three-region demo on loopback: one etcd shared by the three regions (127.0.0.1:2379, its
+# data in a temporary directory), and an origin and a sluice per region (us-east-1 on 8081,
 # us-west-2 on 8082, eu-west-1 on 8083; origins on 9081-9083). Every process is stopped by its
 # PID when the script ends.
 #
 #   conf/regions/demo.sh           start everything, show a few requests, wait for Ctrl-C
 #   conf/regions/demo.sh --check   start, check what the requests show, stop (used by tests)
 #
-# SLUICE_BIN and SLUICECTL_BIN override the binaries (default build/proxy/sluice and
-# build/ctl/sluicectl).
+# SLUICE_BIN, SLUICECTL_BIN and ETCD_BIN override the binaries (default build/proxy/sluice,
+# build/ctl/sluicectl and Debian's etcd from the etcd-server package).
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 SLUICE_BIN=${SLUICE_BIN:-$ROOT/build/proxy/sluice}
 SLUICECTL_BIN=${SLUICECTL_BIN:-$ROOT/build/ctl/sluicectl}
+ETCD_BIN=${ETCD_BIN:-$(command -v etcd || echo /usr/bin/etcd)}
 MODE=${1:-run}
 LOGS=$(mktemp -d)
 PIDS=""
@@ -20,6 +22,8 @@ PIDS=""
 stop_all() {
   for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
   for pid in $PIDS; do wait "$pid" 2>/dev/null || true; done
+  # A passed check leaves nothing behind; otherwise the logs (and etcd's data) stay for a look.
+  if [ "${PASSED:-0}" = 1 ]; then rm -rf "$LOGS"; fi
 }
 trap stop_all EXIT INT TERM
 
@@ -31,6 +35,26 @@ wait_port() {
     sleep 0.05
   done
 }
+
+if [ ! -x "$ETCD_BIN" ]; then
+  echo "etcd is not installed: apt-get install etcd-server (the demo keeps its table in etcd)" >&2
+  exit 1
+fi
+if curl -s -o /dev/null http://127.0.0.1:2379/version 2>/dev/null; then
+  echo "something already answers on 127.0.0.1:2379; stop it first (the demo starts its own etcd)" >&2
+  exit 1
+fi
+"$ETCD_BIN" --name demo --data-dir "$LOGS/etcd" --log-level warn \
+  --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+  --initial-cluster demo=http://127.0.0.1:2380 2>"$LOGS/etcd.log" &
+PIDS="$PIDS $!"
+i=0
+until curl -s -o /dev/null http://127.0.0.1:2379/version 2>/dev/null; do
+  i=$((i + 1))
+  if [ $i -gt 200 ]; then echo "etcd did not start; its log is $LOGS/etcd.log" >&2; exit 1; fi
+  sleep 0.05
+done
 
 for spec in us-east-1:9081:8081 us-west-2:9082:8082 eu-west-1:9083:8083; do
   region=${spec%%:*}; rest=${spec#*:}; origin_port=${rest%%:*}; sluice_port=${rest#*:}
@@ -66,10 +90,22 @@ if [ "$MODE" = "--check" ]; then
   test "$(region_of 8081 bob -H 'x-home-region: eu-west-1')" = eu-west-1
   test "$(region_of 8082 alice -H 'x-home-region: us-east-1')" = eu-west-1
   test "$(region_of 8082 bob -H 'x-home-region: us-east-1')" = us-east-1
-  # Every region's admin API answers sluicectl, with the same table.
+  # Every region's admin API answers sluicectl, with the same table from etcd and one leader.
   "$SLUICECTL_BIN" --admins "$HERE/admins" --token-file "$HERE/admin.token" status >"$LOGS/status"
   test "$(grep -c 'table version 1' "$LOGS/status")" = 3
+  test "$(grep -c 'fleet: node .*, leader .*-a (' "$LOGS/status")" = 3
+  # A change through one region reaches the others through etcd.
+  "$SLUICECTL_BIN" --admin http://127.0.0.1:9912 --token-file "$HERE/admin.token" \
+    set eu-west-1 --fraction 10 >/dev/null
+  i=0
+  until [ "$("$SLUICECTL_BIN" --admins "$HERE/admins" --token-file "$HERE/admin.token" status |
+             grep -c 'table version 2')" = 3 ]; do
+    i=$((i + 1))
+    if [ $i -gt 100 ]; then echo "the change did not reach every region" >&2; exit 1; fi
+    sleep 0.05
+  done
   echo "demo check passed"
+  PASSED=1
   exit 0
 fi
 echo

@@ -45,6 +45,9 @@ class FleetTestCase(ProxyTestCase):
         self.admin_ports = {r: free_port() for r in REGIONS}
         self.nodes = {}
         self.etcd_extra = ""  # more keys of fleet.etcd
+        # us-east-1 lists an endpoint where nothing listens first: it fails over to the next.
+        self.dead_endpoint = "%s://127.0.0.1:%d" % ("https" if self.ETCD_TLS else "http",
+                                                    free_port())
 
     def config(self, local):
         regions = "".join("    %s:\n      tunnel: [127.0.0.1:%d]\n" % (r, self.ports[r])
@@ -80,7 +83,9 @@ fleet:
   lease_ttl: %(ttl)ds
   publish_interval: 500ms
 """ % {"port": self.ports[local], "origin": self.origin.port, "local": local, "dir": self.dir,
-       "regions": regions, "etcd": self.etcd.url, "ttl": LEASE_TTL,
+       "regions": regions, "ttl": LEASE_TTL,
+       "etcd": (self.dead_endpoint + ", " + self.etcd.url) if local == "us-east-1"
+       else self.etcd.url,
        "etcd_extra": self.etcd_extra}
 
     def start_node(self, local):
@@ -189,6 +194,8 @@ class Propagation(FleetTestCase):
                                                max(delays) * 1000))
         if not SANITIZED:
             self.assertLess(max(delays), 1.0, delays)
+        # The node whose first endpoint is dead went on to the next one.
+        self.assertEqual(self.fleet("us-east-1")["etcd"], self.etcd.url)
         # Every node keeps the last-known-good copy and says it serves the same table.
         final = self.steering(REGIONS[0])["version"]
         for region in REGIONS:
