@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -162,13 +163,45 @@ class Ctl {
   }
 
   // Runs one change on every endpoint and reports each.
+  // The node name of `e` when it belongs to a fleet, and the names of every node of it.
+  bool FleetOf(const AdminEndpoint& e, std::string* node, std::set<std::string>* members) {
+    Reply r = Call(e, "GET", "/v1/fleet");
+    if (!r.ok || !r.body.is_object() || !r.body.value("enabled", false)) return false;
+    *node = r.body.value("node", "");
+    for (const json& n : r.body.value("nodes", json::array())) members->insert(n.value("node", ""));
+    members->insert(*node);
+    return true;
+  }
+
+  // `fleet_wide`: a change of the steering state, which a fleet shares (standby injection is
+  // per node).
   int Change(const char* method, const std::string& path, const json& body,
-             const std::function<std::string(const json&)>& describe) {
+             const std::function<std::string(const json&)>& describe, bool fleet_wide = true) {
     int code = kExitOk;
     json results = json::array();
+    // Nodes of one fleet share the table: a change made through one of them is not made again
+    // through the others (it would be refused, or made twice).
+    std::set<std::string> changed_fleet;
+    std::string changed_through;
     for (const AdminEndpoint& e : o_.endpoints) {
+      std::string node;
+      std::set<std::string> members;
+      bool in_fleet = fleet_wide && o_.endpoints.size() > 1 && FleetOf(e, &node, &members);
+      if (in_fleet && changed_fleet.count(node)) {
+        if (o_.json) {
+          results.push_back(
+              json{{"endpoint", e.name}, {"ok", true}, {"same_fleet_as", changed_through}});
+        } else {
+          out_ << e.name << ": same fleet as " << changed_through << ", changed there\n";
+        }
+        continue;
+      }
       Reply r = Call(e, method, path, body);
       if (!r.ok) code = kExitFailed;
+      if (r.ok && in_fleet) {
+        changed_fleet = members;
+        changed_through = e.name;
+      }
       if (o_.json) {
         results.push_back(json{{"endpoint", e.name},
                                {"ok", r.ok},
@@ -283,8 +316,10 @@ class Ctl {
   int Inject() {
     Allow({});
     const std::string& cluster = Arg("a CLUSTER");
-    return Change("POST", "/v1/clusters/" + cluster + "/standby:inject", nullptr,
-                  [&](const json&) { return "standby endpoints of " + cluster + " injected"; });
+    return Change(
+        "POST", "/v1/clusters/" + cluster + "/standby:inject", nullptr,
+        [&](const json&) { return "standby endpoints of " + cluster + " injected"; },
+        /*fleet_wide=*/false);
   }
 
   // GET /v1/steering and /v1/plans from one endpoint.

@@ -221,6 +221,26 @@ class Propagation(FleetTestCase):
         self.assertGreaterEqual(
             samples[("sluice_fleet_writes_total", frozenset({("outcome", "written")}))], 4)
 
+    def test_sluicectl_changes_a_fleet_once_through_any_node(self):
+        self.start_fleet()
+        version = self.steering("us-east-1")["version"]
+        argv = [SLUICECTL_BIN, "--token", ADMIN_TOKEN]
+        for region in ("eu-west-1", "us-east-1", "us-west-2"):
+            argv += ["--admin", "http://127.0.0.1:%d" % self.admin_ports[region]]
+        result = subprocess.run(argv + ["evacuate", "us-west-2", "--to", "us-east-1=100",
+                                        "--ramp", "5,10", "--hold", "0s"],
+                                stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        out = result.stdout.decode()
+        self.assertEqual(result.returncode, 0, out + result.stderr.decode())
+        self.assertEqual(out.count("same fleet as http://127.0.0.1:%d, changed there"
+                                   % self.admin_ports["eu-west-1"]), 2, out)
+        self.wait_for(lambda: all(self.steering(r)["regions"]["us-west-2"]["fraction"] == "10%"
+                                  for r in REGIONS), what="the ramp done everywhere")
+        status, plans = self.api("us-east-1", "GET", "/v1/plans")
+        self.assertEqual(len(plans["plans"]), 1, plans)
+        # One plan (starting it leaves the table as it is), two steps: two versions.
+        self.assertEqual(self.steering("us-west-2")["version"], version + 2)
+
     def test_two_writers_race_and_exactly_one_wins(self):
         self.start_fleet()
         for round_ in range(8):
