@@ -3,9 +3,13 @@
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "proxy/loop_context.h"
 
 namespace sluice {
 namespace {
+
+// A host name is looked up again at least this often.
+constexpr absl::Duration kResolveEvery = absl::Seconds(30);
 
 // Unary replies are small: a range of the whole prefix is the largest.
 constexpr size_t kMaxReply = 64 * 1024 * 1024;
@@ -27,36 +31,127 @@ absl::StatusOr<EtcdEndpoint> ParseEtcdEndpoint(std::string_view url) {
   bool tls = StartsWithIgnoreCase(url, "https://");
   if (!tls && !StartsWithIgnoreCase(url, "http://")) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("%s: must be http://ADDRESS:PORT or https://ADDRESS:PORT (for example "
+        absl::StrFormat("%s: must be http://HOST:PORT or https://HOST:PORT (for example "
                         "http://127.0.0.1:2379)",
                         url));
   }
   std::string_view rest = url.substr(tls ? 8 : 7);
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  std::string text(rest);
-  bool localhost = StartsWithIgnoreCase(rest, "localhost:");
-  if (localhost) text = "127.0.0.1" + text.substr(9);
-  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(text);
-  if (!address.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: must be http(s)://ADDRESS:PORT with an IP address or localhost (%s)",
-                        url, address.status().message()));
-  }
   EtcdEndpoint endpoint;
   endpoint.url = std::string(url);
-  endpoint.address = *address;
   endpoint.tls = tls;
-  endpoint.host = localhost ? "localhost" : text.substr(0, text.rfind(':'));
-  if (endpoint.host.size() > 2 && endpoint.host.front() == '[') {
-    endpoint.host = endpoint.host.substr(1, endpoint.host.size() - 2);
+  if (absl::StatusOr<SocketAddress> address = SocketAddress::Parse(rest); address.ok()) {
+    endpoint.address = *address;
+    endpoint.port = address->port();
+    endpoint.host = std::string(rest.substr(0, rest.rfind(':')));
+    if (endpoint.host.size() > 2 && endpoint.host.front() == '[') {
+      endpoint.host = endpoint.host.substr(1, endpoint.host.size() - 2);
+    }
+    return endpoint;
   }
+  size_t colon = rest.rfind(':');
+  uint32_t port = 0;
+  std::string_view host = colon == std::string_view::npos ? rest : rest.substr(0, colon);
+  bool valid = colon != std::string_view::npos && !host.empty() && host.size() <= 253 &&
+               ParseInteger(rest.substr(colon + 1), &port) && port > 0 && port <= 65535;
+  for (char c : host) valid = valid && (IsAsciiAlnum(c) || c == '-' || c == '.' || c == '_');
+  if (!valid) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: must be http(s)://HOST:PORT with an IP address or a host name", url));
+  }
+  endpoint.host = std::string(host);
+  endpoint.port = static_cast<uint16_t>(port);
+  endpoint.named = true;
   return endpoint;
 }
 
 EtcdClient::EtcdClient(LoopContext* context, EtcdClientOptions options)
-    : context_(context), options_(std::move(options)) {}
+    : context_(context), options_(std::move(options)), resolved_(options_.endpoints.size()) {}
 
-EtcdClient::~EtcdClient() { CancelAll(); }
+EtcdClient::~EtcdClient() {
+  *alive_ = false;
+  CancelAll();
+}
+
+void EtcdClient::Address(size_t endpoint, std::function<void(absl::StatusOr<SocketAddress>)> done) {
+  const EtcdEndpoint& e = options_.endpoints[endpoint];
+  if (!e.named) {
+    done(e.address);
+    return;
+  }
+  Resolved& r = resolved_[endpoint];
+  if (r.next < r.addresses.size() && absl::Now() - r.at < kResolveEvery) {
+    done(r.addresses[r.next]);
+    return;
+  }
+  struct Request {
+    uv_getaddrinfo_t req;
+    std::weak_ptr<bool> alive;
+    EtcdClient* client;
+    size_t endpoint;
+    std::function<void(absl::StatusOr<SocketAddress>)> done;
+  };
+  auto* request = new Request{{}, alive_, this, endpoint, std::move(done)};
+  request->req.data = request;
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  std::string port = absl::StrFormat("%d", e.port);
+  int rc = uv_getaddrinfo(
+      context_->loop(), &request->req,
+      [](uv_getaddrinfo_t* req, int status, addrinfo* result) {
+        std::unique_ptr<Request> lookup(static_cast<Request*>(req->data));
+        std::shared_ptr<bool> alive = lookup->alive.lock();
+        if (!alive || !*alive) {
+          uv_freeaddrinfo(result);
+          return;
+        }
+        EtcdClient* client = lookup->client;
+        const EtcdEndpoint& named = client->options_.endpoints[lookup->endpoint];
+        std::vector<SocketAddress> addresses;
+        for (addrinfo* ai = status == 0 ? result : nullptr; ai; ai = ai->ai_next) {
+          if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) {
+            addresses.push_back(SocketAddress::FromSockaddr(ai->ai_addr));
+          }
+        }
+        uv_freeaddrinfo(result);
+        if (addresses.empty()) {
+          lookup->done(absl::UnavailableError(
+              absl::StrFormat("cannot resolve %s: %s", named.host,
+                              status == 0 ? "no address" : uv_strerror(status))));
+          return;
+        }
+        Resolved& resolved = client->resolved_[lookup->endpoint];
+        resolved.addresses = std::move(addresses);
+        resolved.next = 0;
+        resolved.at = absl::Now();
+        lookup->done(resolved.addresses[0]);
+      },
+      e.host.c_str(), port.c_str(), &hints);
+  if (rc != 0) {
+    // Reported from a deferred task: never from inside the call that started the request.
+    struct Later final : DeferredTask {
+      std::unique_ptr<Request> request;
+      absl::Status status;
+      void RunDeferred() override {
+        std::unique_ptr<Later> self(this);
+        std::shared_ptr<bool> alive = request->alive.lock();
+        if (alive && *alive) request->done(status);
+      }
+    };
+    auto* later = new Later;
+    later->request.reset(request);
+    later->status =
+        absl::UnavailableError(absl::StrFormat("cannot resolve %s: %s", e.host, uv_strerror(rc)));
+    context_->Schedule(later);
+  }
+}
+
+void EtcdClient::AddressFailed(size_t endpoint) {
+  Resolved& r = resolved_[endpoint];
+  // The name's next address; once every one failed, resolve it again.
+  if (++r.next >= r.addresses.size()) r.at = absl::InfinitePast();
+}
 
 void EtcdClient::CancelAll() {
   std::map<uint64_t, Call> calls;
@@ -84,12 +179,14 @@ ControlHttpOptions EtcdClient::Options(size_t endpoint) const {
 
 std::string EtcdClient::Request(const std::string& path, const std::string& body,
                                 bool with_token) const {
+  const EtcdEndpoint& e = options_.endpoints[current_];
+  std::string authority = e.named ? absl::StrFormat("%s:%d", e.host, e.port) : e.address.ToString();
   std::string authorization;
   if (with_token && !token_.empty()) authorization = "Authorization: " + token_ + "\r\n";
   return absl::StrFormat(
       "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice\r\nContent-Type: application/json\r\n"
       "Content-Length: %d\r\n%sConnection: close\r\n\r\n%s",
-      path, options_.endpoints[current_].address.ToString(), body.size(), authorization, body);
+      path, authority, body.size(), authorization, body);
 }
 
 void EtcdClient::NextEndpoint(size_t failed) {
@@ -118,46 +215,64 @@ void EtcdClient::Send(uint64_t id) {
   }
   size_t endpoint = current_;
   ++call.attempts;
-  call.request = StartControlHttpRequest(
-      context_, options_.endpoints[endpoint].address, Request(call.path, call.body, true),
-      Options(endpoint),
-      [this, id, endpoint](const ControlHttpReply& reply) { OnReply(id, endpoint, reply); });
+  Address(endpoint, [this, id, endpoint](absl::StatusOr<SocketAddress> address) {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) return;
+    if (!address.ok()) {
+      ControlHttpReply failed;
+      failed.error = std::string(address.status().message());
+      OnReply(id, endpoint, failed);
+      return;
+    }
+    it->second.request = StartControlHttpRequest(
+        context_, *address, Request(it->second.path, it->second.body, true), Options(endpoint),
+        [this, id, endpoint](const ControlHttpReply& reply) { OnReply(id, endpoint, reply); });
+  });
 }
 
 void EtcdClient::Authenticate(uint64_t id) {
-  Call& call = calls_.at(id);
   size_t endpoint = current_;
-  ++call.attempts;
-  call.request = StartControlHttpRequest(
-      context_, options_.endpoints[endpoint].address,
-      Request("/v3/auth/authenticate", EtcdAuthBody(options_.username, options_.password), false),
-      Options(endpoint), [this, id, endpoint](const ControlHttpReply& reply) {
-        auto it = calls_.find(id);
-        if (it == calls_.end()) return;
-        it->second.request = nullptr;
-        if (reply.ok && reply.status == 200) {
-          absl::StatusOr<std::string> token = ParseEtcdAuthReply(reply.body);
-          if (!token.ok()) {
-            Fail(id, token.status());
+  ++calls_.at(id).attempts;
+  Address(endpoint, [this, id, endpoint](absl::StatusOr<SocketAddress> address) {
+    auto call = calls_.find(id);
+    if (call == calls_.end()) return;
+    if (!address.ok()) {
+      ControlHttpReply failed;
+      failed.error = std::string(address.status().message());
+      OnReply(id, endpoint, failed);
+      return;
+    }
+    call->second.request = StartControlHttpRequest(
+        context_, *address,
+        Request("/v3/auth/authenticate", EtcdAuthBody(options_.username, options_.password), false),
+        Options(endpoint), [this, id, endpoint](const ControlHttpReply& reply) {
+          auto it = calls_.find(id);
+          if (it == calls_.end()) return;
+          it->second.request = nullptr;
+          if (reply.ok && reply.status == 200) {
+            absl::StatusOr<std::string> token = ParseEtcdAuthReply(reply.body);
+            if (!token.ok()) {
+              Fail(id, token.status());
+              return;
+            }
+            token_ = *std::move(token);
+            // The authentication and the call it was for count as one attempt.
+            --it->second.attempts;
+            Send(id);
             return;
           }
-          token_ = *std::move(token);
-          // The authentication and the call it was for count as one attempt.
-          --it->second.attempts;
-          Send(id);
-          return;
-        }
-        if (reply.ok && reply.status < 500) {
-          // Wrong credentials: no other endpoint will think otherwise.
-          absl::Status s = EtcdErrorStatus(reply.status, reply.body);
-          Fail(id, absl::UnauthenticatedError(absl::StrFormat("etcd refused user \"%s\": %s",
-                                                              options_.username, s.message())));
-          return;
-        }
-        // Unreachable: treat like any failed attempt.
-        ControlHttpReply failed = reply;
-        OnReply(id, endpoint, failed);
-      });
+          if (reply.ok && reply.status < 500) {
+            // Wrong credentials: no other endpoint will think otherwise.
+            absl::Status s = EtcdErrorStatus(reply.status, reply.body);
+            Fail(id, absl::UnauthenticatedError(absl::StrFormat("etcd refused user \"%s\": %s",
+                                                                options_.username, s.message())));
+            return;
+          }
+          // Unreachable: treat like any failed attempt.
+          ControlHttpReply failed = reply;
+          OnReply(id, endpoint, failed);
+        });
+  });
 }
 
 void EtcdClient::OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& reply) {
@@ -168,6 +283,14 @@ void EtcdClient::OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& r
   absl::Status error;
   if (!reply.ok) {
     error = absl::UnavailableError(reply.error);
+    AddressFailed(endpoint);
+    const Resolved& r = resolved_[endpoint];
+    if (options_.endpoints[endpoint].named && r.next < r.addresses.size() && endpoint == current_) {
+      // The same name's next address before the next endpoint.
+      --call.attempts;
+      Send(id);
+      return;
+    }
   } else if (reply.status == 200) {
     auto done = std::move(call.done);
     std::string body = reply.body;
@@ -259,26 +382,36 @@ uint64_t EtcdClient::Watch(const std::string& key, const std::string& range_end,
     });
     if (!s.ok()) EndWatch(id, s);
   };
-  watch.request = StartControlHttpRequest(
-      context_, options_.endpoints[endpoint].address,
-      Request("/v3/watch", EtcdWatchBody(key, range_end, start_revision), true), std::move(options),
-      [this, id, endpoint](const ControlHttpReply& reply) {
-        auto it = watches_.find(id);
-        if (it == watches_.end()) return;
-        it->second.request = nullptr;
-        absl::Status status;
-        if (!reply.ok) {
-          NextEndpoint(endpoint);
-          status = absl::UnavailableError(
-              absl::StrFormat("%s: %s", options_.endpoints[endpoint].url, reply.error));
-        } else if (reply.status != 200) {
-          status = EtcdErrorStatus(reply.status, reply.body);
-          if (absl::IsUnauthenticated(status)) token_.clear();
-        } else {
-          status = absl::UnavailableError("etcd ended the watch");
-        }
-        EndWatch(id, status);
-      });
+  std::string request = Request("/v3/watch", EtcdWatchBody(key, range_end, start_revision), true);
+  Address(endpoint, [this, id, endpoint, request = std::move(request),
+                     options = std::move(options)](absl::StatusOr<SocketAddress> address) mutable {
+    if (!watches_.count(id)) return;
+    if (!address.ok()) {
+      NextEndpoint(endpoint);
+      EndWatch(id, address.status());
+      return;
+    }
+    watches_[id].request =
+        StartControlHttpRequest(context_, *address, std::move(request), std::move(options),
+                                [this, id, endpoint](const ControlHttpReply& reply) {
+                                  auto it = watches_.find(id);
+                                  if (it == watches_.end()) return;
+                                  it->second.request = nullptr;
+                                  absl::Status status;
+                                  if (!reply.ok) {
+                                    AddressFailed(endpoint);
+                                    NextEndpoint(endpoint);
+                                    status = absl::UnavailableError(absl::StrFormat(
+                                        "%s: %s", options_.endpoints[endpoint].url, reply.error));
+                                  } else if (reply.status != 200) {
+                                    status = EtcdErrorStatus(reply.status, reply.body);
+                                    if (absl::IsUnauthenticated(status)) token_.clear();
+                                  } else {
+                                    status = absl::UnavailableError("etcd ended the watch");
+                                  }
+                                  EndWatch(id, status);
+                                });
+  });
   return id;
 }
 

@@ -5,9 +5,11 @@
 // With a username, the client authenticates first and sends etcd's token with every call,
 // authenticating again once when etcd says the token expired.
 //
-// Endpoints are "http://ADDRESS:PORT" or "https://ADDRESS:PORT" with an IP address or
-// "localhost"; https verifies etcd's certificate against a CA bundle and may present a client
-// certificate (etcd's --client-cert-auth).
+// Endpoints are "http://HOST:PORT" or "https://HOST:PORT" with an IP address or a host name;
+// a name is resolved when the client first connects to it, again after a connection to its
+// address failed (its other addresses are tried in turn) and at least every 30 s. https
+// verifies etcd's certificate against a CA bundle and may present a client certificate
+// (etcd's --client-cert-auth).
 //
 // Callbacks run on the loop, never from inside the call that started them, and never after
 // CancelAll() or the client's destruction. Control thread only.
@@ -32,13 +34,15 @@
 namespace sluice {
 
 struct EtcdEndpoint {
-  std::string url;  // as configured
-  SocketAddress address;
-  bool tls = false;  // https://
-  std::string host;  // as in the URL: what the server's certificate must name
+  std::string url;        // as configured
+  SocketAddress address;  // an IP address in the URL
+  bool tls = false;       // https://
+  std::string host;       // as in the URL: what the server's certificate must name
+  uint16_t port = 0;
+  bool named = false;  // a host name: resolved off the loop (uv_getaddrinfo) before connecting
 };
 
-// "http://127.0.0.1:2379", "https://[::1]:2379", "https://localhost:2379".
+// "http://127.0.0.1:2379", "https://[::1]:2379", "https://etcd-1.internal:2379".
 absl::StatusOr<EtcdEndpoint> ParseEtcdEndpoint(std::string_view url);
 
 struct EtcdClientOptions {
@@ -109,6 +113,11 @@ class EtcdClient {
   std::string Request(const std::string& path, const std::string& body, bool with_token) const;
   void NextEndpoint(size_t failed);
   void EndWatch(uint64_t id, absl::Status status);
+  // The address to connect to for `endpoint`: at once for an IP address or a fresh name,
+  // after resolving otherwise. `done` does not run once the client is gone.
+  void Address(size_t endpoint, std::function<void(absl::StatusOr<SocketAddress>)> done);
+  // A connection to `endpoint` failed: a name's next address next time.
+  void AddressFailed(size_t endpoint);
 
   LoopContext* context_;
   EtcdClientOptions options_;
@@ -117,6 +126,14 @@ class EtcdClient {
   uint64_t next_id_ = 1;
   std::map<uint64_t, Call> calls_;
   std::map<uint64_t, WatchState> watches_;
+  struct Resolved {
+    std::vector<SocketAddress> addresses;
+    size_t next = 0;
+    absl::Time at = absl::InfinitePast();
+  };
+  std::vector<Resolved> resolved_;  // by endpoint
+  // Outlives the client in resolutions still running in libuv's thread pool.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace sluice

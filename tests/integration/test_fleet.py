@@ -45,7 +45,8 @@ class FleetTestCase(ProxyTestCase):
         self.admin_ports = {r: free_port() for r in REGIONS}
         self.nodes = {}
         self.etcd_extra = ""  # more keys of fleet.etcd
-        # us-east-1 lists an endpoint where nothing listens first: it fails over to the next.
+        # us-east-1 lists an endpoint where nothing listens first: it fails over to the next;
+        # eu-west-1 names etcd by host name (localhost, resolved by sluice).
         self.dead_endpoint = "%s://127.0.0.1:%d" % ("https" if self.ETCD_TLS else "http",
                                                     free_port())
 
@@ -85,6 +86,7 @@ fleet:
 """ % {"port": self.ports[local], "origin": self.origin.port, "local": local, "dir": self.dir,
        "regions": regions, "ttl": LEASE_TTL,
        "etcd": (self.dead_endpoint + ", " + self.etcd.url) if local == "us-east-1"
+       else self.etcd.url.replace("127.0.0.1", "localhost") if local == "eu-west-1"
        else self.etcd.url,
        "etcd_extra": self.etcd_extra}
 

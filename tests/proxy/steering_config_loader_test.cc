@@ -214,10 +214,18 @@ namespace {
 // fleet: lives beside steering: (proxy/admin_config_loader.cc) and needs it.
 TEST_F(SteeringConfigLoaderTest, ParsesTheFleet) {
   std::ofstream(dir_ + "/etcd.password") << "s3cret\n";
+  // Any certificate will do as a CA bundle: its loading is what is checked.
+  ASSERT_EQ(
+      std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                   "-keyout " +
+                   dir_ + "/ca.key -out " + dir_ + "/ca.pem -days 1 -subj /CN=test 2>/dev/null")
+                      .c_str()),
+      0);
   auto config = Parse(Yaml() + R"(
 fleet:
   etcd:
-    endpoints: [http://127.0.0.1:2379, "http://[::1]:2379", http://localhost:2379/]
+    endpoints: [http://127.0.0.1:2379, "http://[::1]:2379", https://etcd-1.internal:2379/]
+    ca_file: ca.pem
     username: sluice
     password_file: etcd.password
     timeout: 500ms
@@ -230,6 +238,7 @@ fleet:
   const FleetConfig& f = (*config)->fleet;
   EXPECT_TRUE(f.enabled);
   EXPECT_EQ(f.etcd_endpoints.size(), 3u);
+  EXPECT_EQ(f.etcd_tls.ca_file, dir_ + "/ca.pem");
   EXPECT_EQ(f.etcd_username, "sluice");
   EXPECT_EQ(f.etcd_password, "s3cret");
   EXPECT_EQ(f.etcd_timeout, absl::Milliseconds(500));
@@ -258,9 +267,12 @@ TEST_F(SteeringConfigLoaderTest, FleetErrors) {
   EXPECT_NE(error("  etcd: {endpoints: [http://127.0.0.1:2379], ca_file: ca.pem}\n")
                 .find("for https:// endpoints"),
             std::string::npos);
-  EXPECT_NE(error("  etcd: {endpoints: [etcd.internal:2379]}\n").find("https://ADDRESS:PORT"),
+  EXPECT_NE(error("  etcd: {endpoints: [etcd.internal:2379]}\n").find("https://HOST:PORT"),
             std::string::npos);
   EXPECT_NE(error("  etcd: {endpoints: []}\n").find("1..16"), std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [\"http://etcd one:2379\"]}\n").find("HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [http://etcd:0]}\n").find("HOST:PORT"), std::string::npos);
   EXPECT_NE(error(etcd + "  prefix: sluice\n").find("must start and end with /"),
             std::string::npos);
   EXPECT_NE(error(etcd + "  lease_ttl: 2500ms\n").find("whole seconds"), std::string::npos);
