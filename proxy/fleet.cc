@@ -114,6 +114,32 @@ void Fleet::Stop() {
   watch_ = 0;
 }
 
+void Fleet::SetEligible(bool eligible) {
+  if (eligible_ == eligible) return;
+  eligible_ = eligible;
+  if (eligible) {
+    if (connected_ && !leader_present_) Campaign();
+    return;
+  }
+  int64_t mine = leader_create_revision_;
+  StepDown("it cannot use the fleet's steering state");
+  if (mine == 0 || !connected_) return;
+  // Only our own key goes: compare its create revision.
+  EtcdTxn txn;
+  EtcdCompare ours;
+  ours.key = leader_key_;
+  ours.target = EtcdCompare::Target::kCreateRevision;
+  ours.revision = mine;
+  txn.compare.push_back(ours);
+  EtcdOp del;
+  del.kind = EtcdOp::Kind::kDelete;
+  del.key = leader_key_;
+  txn.success.push_back(del);
+  etcd_->Txn(txn, [this](absl::StatusOr<EtcdTxnResult> result) {
+    if (!result.ok()) Disconnected(result.status());
+  });
+}
+
 bool Fleet::leader() const {
   return leader_create_revision_ != 0 && lease_ != 0 && absl::Now() < lease_expiry_ - kLeaseMargin;
 }
@@ -178,7 +204,7 @@ void Fleet::KeepAlive() {
 }
 
 void Fleet::MaybeReclaim() {
-  if (leader_create_revision_ != 0 || !leader_present_ || leaving_ || !connected_ ||
+  if (leader_create_revision_ != 0 || !leader_present_ || leaving_ || !connected_ || !eligible_ ||
       leader_node_ != node_ || leader_lease_ != lease_ || lease_ == 0 ||
       absl::Now() >= lease_expiry_ - kLeaseMargin) {
     return;
@@ -399,7 +425,7 @@ void Fleet::ApplyDeleted(const EtcdKeyValue& kv) {
 }
 
 void Fleet::Campaign() {
-  if (campaigning_ || lease_ == 0 || leaving_ || !connected_ ||
+  if (campaigning_ || lease_ == 0 || leaving_ || !connected_ || !eligible_ ||
       absl::Now() >= lease_expiry_ - kLeaseMargin) {
     return;
   }

@@ -79,6 +79,11 @@ class Fleet {
 
   void Write(const ControllerState& next, bool as_leader, WriteDone done);
 
+  // A node that cannot use the fleet's state (it does not fit its configuration) must not
+  // lead: it resigns (deleting its leader key, so another node takes over at once) and stops
+  // campaigning until it can again.
+  void SetEligible(bool eligible);
+
   bool connected() const { return connected_; }
   // Holds the leader key under a lease that cannot have expired yet.
   bool leader() const;
@@ -140,6 +145,7 @@ class Fleet {
   bool publishing_ = false;
   bool campaigning_ = false;
   bool leaving_ = false;
+  bool eligible_ = true;
 
   int64_t leader_create_revision_ = 0;  // of our leader key; 0: not leading
   bool leader_present_ = false;         // a leader key exists (ours or another node's)

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -257,17 +258,37 @@ void SteeringControl::AdoptStored(Controller next, int64_t revision, const char*
 
 void SteeringControl::AdoptFromFleet(ControllerState state, int64_t revision) {
   if (!controller_ || revision <= adopted_revision_) return;
+  // Regions of the fleet's table that this node's configuration lacks: it can serve the rest
+  // (it could not tunnel there anyway), but a change or a ramp step written from its copy
+  // would drop them from every node's table.
+  std::string missing;
+  for (const RegionSpec& region : state.regions) {
+    bool known = std::any_of(spec_.regions.begin(), spec_.regions.end(),
+                             [&](const RegionSpec& r) { return r.name == region.name; });
+    if (!known) missing += (missing.empty() ? "" : ", ") + region.name;
+  }
   absl::StatusOr<Controller> next = Controller::Create(spec_, std::move(state), limits_);
   if (!next.ok()) {
     fleet_error_ = absl::StrFormat(
         "the fleet's steering state at etcd revision %d does not fit this node's configuration "
-        "(%s); serving with table version %d",
+        "(%s); serving with table version %d, making no changes and not leading",
         revision, next.status().message(), controller_->state().version);
     LOG_ERROR("%s", fleet_error_);
+    if (fleet_) fleet_->SetEligible(false);
     return;
   }
-  fleet_error_.clear();
   next->TakeEvents();
+  if (missing.empty()) {
+    fleet_error_.clear();
+  } else {
+    fleet_error_ = absl::StrFormat(
+        "the fleet's table has regions this node's configuration lacks (%s): it serves the "
+        "rest, but makes no changes and does not lead; change the table through a node that "
+        "has them, and add them here",
+        missing);
+    LOG_ERROR("%s", fleet_error_);
+  }
+  if (fleet_) fleet_->SetEligible(fleet_error_.empty());
   AdoptStored(*std::move(next), revision, "from the fleet");
 }
 

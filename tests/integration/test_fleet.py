@@ -50,9 +50,9 @@ class FleetTestCase(ProxyTestCase):
         self.dead_endpoint = "%s://127.0.0.1:%d" % ("https" if self.ETCD_TLS else "http",
                                                     free_port())
 
-    def config(self, local):
+    def config(self, local, regions=REGIONS):
         regions = "".join("    %s:\n      tunnel: [127.0.0.1:%d]\n" % (r, self.ports[r])
-                          for r in REGIONS)
+                          for r in regions)
         return """
 workers: 1
 listeners: [{address: 127.0.0.1:%(port)d}]
@@ -90,8 +90,8 @@ fleet:
        else self.etcd.url,
        "etcd_extra": self.etcd_extra}
 
-    def start_node(self, local):
-        proxy = Sluice(self.config(local), port=self.ports[local])
+    def start_node(self, local, regions=REGIONS):
+        proxy = Sluice(self.config(local, regions), port=self.ports[local])
         proxy.args += ["--admin", "127.0.0.1:%d" % self.admin_ports[local]]
         proxy.admin_port = self.admin_ports[local]
         self.addCleanup(shutil.rmtree, proxy.dir, True)
@@ -464,3 +464,33 @@ class Security(FleetTestCase):
                 subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                                 "http://127.0.0.1:%d/" % self.ports[region]],
                                capture_output=True, timeout=10).stdout.decode(), "200")
+
+
+class Misfit(FleetTestCase):
+    def test_a_node_missing_a_region_serves_but_never_writes_or_leads(self):
+        for region in ("us-west-2", "eu-west-1"):
+            self.start_node(region)
+        self.wait_for(lambda: self.leader() is not None, what="a leader")
+        # us-east-1's configuration does not know eu-west-1.
+        self.start_node("us-east-1", regions=("us-east-1", "us-west-2"))
+        self.wait_for(lambda: "lacks (eu-west-1)" in
+                      self.steering("us-east-1")["fleet"].get("error", ""),
+                      what="the misfit reported")
+        status, body = self.api("us-east-1", "PUT", "/v1/steering/regions/us-west-2",
+                                {"fraction": 5, "saviors": {"us-east-1": 100}})
+        self.assertEqual(status, 409, body)
+        self.assertIn("lacks (eu-west-1)", body["error"])
+        # It still takes the fleet's changes to the regions it knows.
+        status, body = self.api("us-west-2", "PUT", "/v1/steering/regions/us-east-1",
+                                {"fraction": 20, "saviors": {"us-west-2": 100}})
+        self.assertEqual(status, 200, body)
+        self.wait_for(lambda: self.steering("us-east-1")["regions"]["us-east-1"]["fraction"]
+                      == "20%", what="the change on the misfit")
+        # With the others gone it does not take the lead, and the stored table keeps eu-west-1.
+        for region in ("us-west-2", "eu-west-1"):
+            self.assertEqual(self.nodes[region].stop(), 0)
+            self.nodes[region].killed = True
+        time.sleep(2 * LEASE_TTL + 0.5)
+        self.assertFalse(self.fleet("us-east-1")["this_node_leads"])
+        history = self.etcd.history("/sluice/test/state")
+        self.assertIn("eu-west-1", json.loads(history[-1][1])["regions"])
