@@ -15,12 +15,13 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.request
 
-from harness import SANITIZED, SLUICECTL_BIN, Etcd, ProxyTestCase, Sluice, free_port
+from harness import SANITIZED, SLUICE_BIN, SLUICECTL_BIN, Etcd, ProxyTestCase, Sluice, free_port
 from test_admin import call, parse_metrics
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
@@ -494,3 +495,17 @@ class Misfit(FleetTestCase):
         self.assertFalse(self.fleet("us-east-1")["this_node_leads"])
         history = self.etcd.history("/sluice/test/state")
         self.assertIn("eu-west-1", json.loads(history[-1][1])["regions"])
+
+
+class Bench(ProxyTestCase):
+    def test_the_propagation_benchmark_runs(self):
+        """bench/fleet_propagation.py on a tiny run: it starts, measures and cleans up."""
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "../../bench/fleet_propagation.py")
+        result = subprocess.run([sys.executable, script, "--changes", "3"],
+                                stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
+                                env=dict(os.environ, SLUICE_BIN=SLUICE_BIN))
+        out = result.stdout.decode()
+        self.assertEqual(result.returncode, 0, out + result.stderr.decode())
+        self.assertRegex(out, r"3 changes through 3 nodes in turn, 6 measurements")
+        self.assertRegex(out, r"p50 [\d.]+ ms  p90 [\d.]+ ms  p99 [\d.]+ ms  max [\d.]+ ms")
