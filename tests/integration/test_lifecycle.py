@@ -48,7 +48,8 @@ class CommandLine(ProxyTestCase):
         c = self.client(proxy.port)
         c.send(b"GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
         self.assertEqual(c.read_response()[2], b"ok /quick\n")
-        self.assertIn("with 2 workers", proxy.log_text())
+        # The workers answer before the main thread has logged that they started.
+        self.assertTrue(proxy.wait_for_log("with 2 workers"), proxy.log_text())
 
     def test_listen_conflict_is_reported(self):
         busy = free_port()
