@@ -28,9 +28,9 @@ TEST(EtcdEndpointTest, AddressesAndNames) {
 }
 
 TEST(EtcdEndpointTest, Refusals) {
-  for (const char* bad : {"127.0.0.1:2379", "ftp://127.0.0.1:2379", "http://etcd", "http://:2379",
-                          "http://etcd:0", "http://etcd:65536", "http://et cd:2379",
-                          "http://etcd:2379/v3", "http://"}) {
+  for (const char* bad :
+       {"127.0.0.1:2379", "ftp://127.0.0.1:2379", "http://etcd", "http://:2379", "http://etcd:0",
+        "http://etcd:65536", "http://et cd:2379", "http://etcd:2379/v3", "http://"}) {
     absl::StatusOr<EtcdEndpoint> e = ParseEtcdEndpoint(bad);
     EXPECT_FALSE(e.ok()) << bad;
     if (!e.ok()) {
