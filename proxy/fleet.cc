@@ -82,13 +82,8 @@ void Fleet::Start() {
               tls_error_);
     return;
   }
-  timer_ = new uv_timer_t;
-  uv_timer_init(context_->loop(), timer_);
-  timer_->data = this;
-  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
   uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(config_.publish_interval));
-  uv_timer_start(
-      timer_, [](uv_timer_t* t) { static_cast<Fleet*>(t->data)->OnTick(); }, 0, ms);
+  timer_.Start(context_->loop(), 0, ms, [this] { OnTick(); });
   LOG_INFO("fleet: node %s, etcd %s, prefix %s, lease %ds", node_, etcd_->endpoint(),
            config_.prefix, absl::ToInt64Seconds(config_.lease_ttl));
 }
@@ -105,11 +100,7 @@ void Fleet::Leave() {
 }
 
 void Fleet::Stop() {
-  if (timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    timer_ = nullptr;
-  }
+  timer_.Close();
   etcd_->CancelAll();
   watch_ = 0;
 }

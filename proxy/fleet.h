@@ -38,6 +38,7 @@
 #include "proxy/config.h"
 #include "proxy/etcd_client.h"
 #include "proxy/loop_context.h"
+#include "proxy/loop_timer.h"
 #include "steering/controller.h"
 #include "steering/fleet_view.h"
 
@@ -127,7 +128,7 @@ class Fleet {
   std::string nodes_prefix_;
   std::unique_ptr<EtcdClient> etcd_;
   std::string tls_error_;
-  uv_timer_t* timer_ = nullptr;  // freed by its close callback
+  LoopTimer timer_;
 
   bool connected_ = false;
   bool resyncing_ = false;

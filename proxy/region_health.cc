@@ -20,21 +20,6 @@ nlohmann::json SummaryJson(const TrafficSummary& s) {
                         {"shed_rate", s.shed_rate}, {"p99_ms", Ms(s.p99)}};
 }
 
-uv_timer_t* NewTimer(uv_loop_t* loop, void* data) {
-  auto* t = new uv_timer_t;
-  uv_timer_init(loop, t);
-  t->data = data;
-  uv_unref(reinterpret_cast<uv_handle_t*>(t));
-  return t;
-}
-
-void CloseTimer(uv_timer_t** t) {
-  if (!*t) return;
-  uv_close(reinterpret_cast<uv_handle_t*>(*t),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-  *t = nullptr;
-}
-
 }  // namespace
 
 RegionHealthMonitor::RegionHealthMonitor(LoopContext* context, Sampler sampler,
@@ -45,7 +30,7 @@ RegionHealthMonitor::~RegionHealthMonitor() { Stop(); }
 
 void RegionHealthMonitor::Configure(
     const Config& config, const std::map<std::string, std::vector<SocketAddress>>& resolved) {
-  if (config.controller.gate_window != window_ || !sample_timer_) {
+  if (config.controller.gate_window != window_ || !sample_timer_.active()) {
     window_ = config.controller.gate_window;
     local_ = TrafficWindow(window_);
     tunnels_.clear();
@@ -92,26 +77,19 @@ void RegionHealthMonitor::Configure(
   }
   peers_ = std::move(peers);
 
-  if (!sample_timer_) {
-    sample_timer_ = NewTimer(context_->loop(), this);
-    uv_timer_start(
-        sample_timer_,
-        [](uv_timer_t* t) { static_cast<RegionHealthMonitor*>(t->data)->OnSample(); }, 0,
-        kSampleEveryMs);
+  if (!sample_timer_.active()) {
+    sample_timer_.Start(context_->loop(), 0, kSampleEveryMs, [this] { OnSample(); });
   }
-  CloseTimer(&poll_timer_);
+  poll_timer_.Stop();
   if (!peers_.empty() && signer_ && !signer_->empty()) {
-    poll_timer_ = NewTimer(context_->loop(), this);
     uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(interval_));
-    uv_timer_start(
-        poll_timer_, [](uv_timer_t* t) { static_cast<RegionHealthMonitor*>(t->data)->OnPoll(); }, 0,
-        ms);
+    poll_timer_.Start(context_->loop(), 0, ms, [this] { OnPoll(); });
   }
 }
 
 void RegionHealthMonitor::Stop() {
-  CloseTimer(&sample_timer_);
-  CloseTimer(&poll_timer_);
+  sample_timer_.Close();
+  poll_timer_.Close();
   for (auto& [name, peer] : peers_) {
     if (peer.request) CancelControlHttpRequest(peer.request);
     peer.request = nullptr;

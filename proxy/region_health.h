@@ -26,6 +26,7 @@
 #include "proxy/config.h"
 #include "proxy/control_http_client.h"
 #include "proxy/loop_context.h"
+#include "proxy/loop_timer.h"
 #include "steering/controller.h"
 #include "steering/fleet_view.h"
 #include "steering/health_window.h"
@@ -89,8 +90,8 @@ class RegionHealthMonitor {
   LoopContext* context_;
   Sampler sampler_;
   OnSampled on_sampled_;
-  uv_timer_t* sample_timer_ = nullptr;  // freed by their close callbacks
-  uv_timer_t* poll_timer_ = nullptr;
+  LoopTimer sample_timer_;
+  LoopTimer poll_timer_;
   absl::Duration window_ = absl::Seconds(30);
   absl::Duration interval_ = absl::Seconds(2);
   std::string local_region_;

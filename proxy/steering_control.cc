@@ -144,10 +144,7 @@ absl::Status SteeringControl::Start(const Config& config) {
       return absl::InvalidArgumentError("controller.state_file: " + std::string(s.message()));
     }
   }
-  timer_ = new uv_timer_t;
-  uv_timer_init(loop_, timer_);
-  timer_->data = this;
-  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
+  timing_ = true;
   Reschedule();
   return absl::OkStatus();
 }
@@ -176,21 +173,13 @@ void SteeringControl::Reconfigure(const Config& config) {
   controller_ = *std::move(next);
   spec_ = config.steering.spec;
   limits_ = config.controller.gates;
-  if (!was && !timer_) {
-    timer_ = new uv_timer_t;
-    uv_timer_init(loop_, timer_);
-    timer_->data = this;
-    uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
-  }
+  if (!was) timing_ = true;
   Reschedule();
 }
 
 void SteeringControl::Stop() {
-  if (timer_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(timer_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    timer_ = nullptr;
-  }
+  timer_.Close();
+  timing_ = false;
   if (audit_fd_ >= 0) {
     ::close(audit_fd_);
     audit_fd_ = -1;
@@ -296,8 +285,8 @@ void SteeringControl::OnLeadership(bool leader) {
   if (leader) {
     // Plans continue from the step the store has: the first due step is taken now.
     OnTimer();
-  } else if (timer_) {
-    uv_timer_stop(timer_);
+  } else {
+    timer_.Stop();
   }
 }
 
@@ -376,21 +365,19 @@ void SteeringControl::AbortPlan(uint64_t id, const std::string& actor, Done done
 }
 
 void SteeringControl::Reschedule() {
-  if (!timer_ || !controller_) return;
+  if (!timing_ || !controller_) return;
   if (fleet_ && (!fleet_->leader() || leader_write_)) {
     // Only the leader advances ramps; a write in flight reschedules when it is answered.
-    if (!leader_write_) uv_timer_stop(timer_);
+    if (!leader_write_) timer_.Stop();
     return;
   }
   absl::Time due = controller_->NextDue();
   if (due == absl::InfiniteFuture()) {
-    uv_timer_stop(timer_);
+    timer_.Stop();
     return;
   }
   int64_t ms = absl::ToInt64Milliseconds(due - absl::Now());
-  uv_timer_start(
-      timer_, [](uv_timer_t* t) { static_cast<SteeringControl*>(t->data)->OnTimer(); },
-      static_cast<uint64_t>(std::max<int64_t>(ms, 0)), 0);
+  timer_.Start(loop_, static_cast<uint64_t>(std::max<int64_t>(ms, 0)), 0, [this] { OnTimer(); });
 }
 
 void SteeringControl::OnTimer() {
@@ -405,10 +392,8 @@ void SteeringControl::OnTimer() {
   }
   Controller next = *controller_;
   next.Tick(absl::Now(), gate_);
-  if (!Adopt(std::move(next)).ok() && timer_) {
-    uv_timer_start(
-        timer_, [](uv_timer_t* t) { static_cast<SteeringControl*>(t->data)->OnTimer(); },
-        kRetryAfterFailedSaveMs, 0);
+  if (!Adopt(std::move(next)).ok() && timing_) {
+    timer_.Start(loop_, kRetryAfterFailedSaveMs, 0, [this] { OnTimer(); });
     return;
   }
   Reschedule();
@@ -447,11 +432,8 @@ void SteeringControl::OnTimerFleet() {
                   if (absl::IsUnavailable(s)) {
                     // The ramp pauses until the store is back: never a step without it.
                     LOG_WARN("steering: ramp step not taken: %s", std::string(s.message()));
-                    if (timer_) {
-                      uv_timer_start(
-                          timer_,
-                          [](uv_timer_t* t) { static_cast<SteeringControl*>(t->data)->OnTimer(); },
-                          kRetryAfterFailedSaveMs, 0);
+                    if (timing_) {
+                      timer_.Start(loop_, kRetryAfterFailedSaveMs, 0, [this] { OnTimer(); });
                     }
                   }
                   // FailedPrecondition: no longer the leader; the new one continues.

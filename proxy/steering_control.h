@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "proxy/config.h"
+#include "proxy/loop_timer.h"
 #include "steering/controller.h"
 
 namespace sluice {
@@ -111,8 +112,9 @@ class SteeringControl {
   std::string audit_log_;
   int audit_fd_ = -1;
   HealthGate gate_;
-  uv_timer_t* timer_ = nullptr;  // freed by its close callback
-  SteeringSpec spec_;            // the configuration's, for states from the fleet
+  LoopTimer timer_;      // the next ramp step or gate check
+  bool timing_ = false;  // between Start (or a reload that enabled steering) and Stop
+  SteeringSpec spec_;    // the configuration's, for states from the fleet
   GateLimits limits_;
   Fleet* fleet_ = nullptr;
   int64_t adopted_revision_ = 0;  // the store revision of the state in force
