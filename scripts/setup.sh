@@ -20,7 +20,7 @@ BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libabsl-
                 libbenchmark-dev)
 TEST_PACKAGES=(python3 curl openssl etcd-server clang-14 libclang-rt-14-dev clang-format-14)
 
-log() { printf '\n== %s\n' "$*"; }
+log() { printf '\n== %s (at %ds)\n' "$*" "$SECONDS"; }
 
 install_packages() {
   local missing=()
