@@ -18,6 +18,7 @@
 #include "proxy/cidr.h"
 #include "proxy/client_tls.h"
 #include "proxy/path_normalizer.h"
+#include "proxy/server_tls.h"
 #include "proxy/steering_config.h"
 #include "steering/controller.h"
 
@@ -31,6 +32,30 @@ struct ListenerConfig {
   SocketAddress address;
   bool proxy_protocol = false;  // expect a PROXY v1/v2 header before HTTP
   int backlog = 1024;
+  // HTTP/2: offered by ALPN over TLS; over cleartext, accepted with prior knowledge (h2c).
+  bool http2 = true;
+  std::optional<ListenerTlsConfig> tls;                 // TLS termination
+  std::shared_ptr<const ServerTlsContext> tls_context;  // built from `tls` by the loader
+};
+
+// HTTP/2 downstream, for every listener that speaks it.
+struct Http2Config {
+  uint32_t max_concurrent_streams = 100;
+  uint32_t initial_stream_window = 256 * 1024;       // bytes a client may send ahead per stream
+  uint32_t initial_connection_window = 1024 * 1024;  // ... and per connection
+  // Streams the client resets before their response began, within 10 s, before the
+  // connection is closed (CVE-2023-44487 "rapid reset"); nghttp2's own rate limit applies too.
+  uint32_t max_early_resets = 200;
+  // PING, SETTINGS and PRIORITY frames per connection within 10 s before it is closed.
+  uint32_t max_control_frames = 1000;
+  uint32_t max_continuations = 8;  // CONTINUATION frames per header block (nghttp2 option)
+};
+
+// TLS toward a cluster's endpoints.
+struct UpstreamTlsConfig {
+  ClientTlsFiles files;      // ca_file (empty: the system's bundle), client cert and key
+  std::string server_name;   // SNI and the name to verify; empty: the endpoint's host or address
+  ClientTlsContext context;  // built by the loader
 };
 
 enum class BalancerKind { kRoundRobin, kLeastOutstanding };
@@ -99,6 +124,7 @@ struct ClusterConfig {
   bool inject_standby = false;            // standby endpoints take traffic
   absl::Duration slow_start = absl::ZeroDuration();  // new and injected endpoints ramp up
   absl::Duration dns_refresh = absl::Seconds(30);    // re-resolution of endpoints by name
+  std::optional<UpstreamTlsConfig> tls;              // TLS to the endpoints
 };
 
 struct RouteConfig {
@@ -204,6 +230,7 @@ struct Config {
   std::vector<RouteConfig> routes;
   LimitsConfig limits;
   TimeoutsConfig timeouts;
+  Http2Config http2;
   ProxyOptions proxy;
   SteeringConfig steering;
   std::vector<StreamStartRule> stream_starts;  // none: nothing is counted as a start

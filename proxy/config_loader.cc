@@ -1,4 +1,5 @@
 #include "proxy/config_loader.h"
+
 #include "common/strings.h"
 
 #include <sched.h>
@@ -17,6 +18,7 @@
 #include "proxy/admin_config_loader.h"
 #include "proxy/filter_config_loader.h"
 #include "proxy/steering_config_loader.h"
+#include "proxy/tls_config_loader.h"
 #include "proxy/yaml_field.h"
 #include "yaml-cpp/yaml.h"
 
@@ -29,8 +31,8 @@ std::string BaseDir(const std::string& source) {
   return slash == std::string::npos ? "." : source.substr(0, slash);
 }
 
-absl::Status ParseListener(const Field& f, ListenerConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"name", "address", "proxy_protocol", "backlog"}));
+absl::Status ParseListener(const Field& f, const std::string& base_dir, ListenerConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"name", "address", "proxy_protocol", "backlog", "http2", "tls"}));
   RETURN_IF_ERROR(f.Child("name").Read(&out->name));
   Field address = f.Child("address");
   if (!address.present()) return address.Error("required (for example 0.0.0.0:8080)");
@@ -38,6 +40,10 @@ absl::Status ParseListener(const Field& f, ListenerConfig* out) {
   if (out->name.empty()) out->name = out->address.ToString();
   RETURN_IF_ERROR(f.Child("proxy_protocol").Read(&out->proxy_protocol));
   RETURN_IF_ERROR(f.Child("backlog").ReadInt(&out->backlog, 1, 65535));
+  RETURN_IF_ERROR(f.Child("http2").Read(&out->http2));
+  if (Field tls = f.Child("tls"); tls.present()) {
+    RETURN_IF_ERROR(ParseListenerTls(tls, base_dir, out));
+  }
   return absl::OkStatus();
 }
 
@@ -106,11 +112,11 @@ absl::Status ParseResilience(const Field& f, ClusterConfig* out) {
   return absl::OkStatus();
 }
 
-absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"name", "endpoints", "balancer", "pool", "connect_timeout",
-                               "response_timeout", "concurrency", "outlier_detection",
-                               "health_check", "circuit_breakers", "retry_budget",
-                               "panic_threshold", "inject_standby", "slow_start", "dns_refresh"}));
+absl::Status ParseCluster(const Field& f, const std::string& base_dir, ClusterConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap(
+      {"name", "endpoints", "balancer", "pool", "connect_timeout", "response_timeout",
+       "concurrency", "outlier_detection", "health_check", "circuit_breakers", "retry_budget",
+       "panic_threshold", "inject_standby", "slow_start", "dns_refresh", "tls"}));
   Field name = f.Child("name");
   if (!name.present()) return name.Error("required");
   RETURN_IF_ERROR(name.Read(&out->name));
@@ -173,6 +179,9 @@ absl::Status ParseCluster(const Field& f, ClusterConfig* out) {
     RETURN_IF_ERROR(ParseConcurrency(c, &*out->concurrency));
   }
   RETURN_IF_ERROR(ParseResilience(f, out));
+  if (Field tls = f.Child("tls"); tls.present()) {
+    RETURN_IF_ERROR(ParseUpstreamTls(tls, base_dir, &out->tls.emplace()));
+  }
   return absl::OkStatus();
 }
 
@@ -290,7 +299,7 @@ absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out) {
 absl::Status ParseTopLevel(const Field& root, Config* config) {
   RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes",
                                   "limits", "timeouts", "proxy", "steering", "admin", "controller",
-                                  "metrics", "access_log", "fleet"}));
+                                  "metrics", "access_log", "fleet", "http2"}));
   config->workers = 0;
   RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
   Field log_level = root.Child("log_level");
@@ -308,7 +317,7 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   if (listener_items.empty()) return listeners.Error("needs at least one listener");
   for (const Field& item : listener_items) {
     ListenerConfig listener;
-    RETURN_IF_ERROR(ParseListener(item, &listener));
+    RETURN_IF_ERROR(ParseListener(item, BaseDir(config->source), &listener));
     for (const ListenerConfig& other : config->listeners) {
       if (other.address == listener.address) {
         return item.Error(absl::StrFormat("address %s is used by listener \"%s\" too",
@@ -327,7 +336,7 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   if (cluster_items.empty()) return clusters.Error("needs at least one cluster");
   for (const Field& item : cluster_items) {
     ClusterConfig cluster;
-    RETURN_IF_ERROR(ParseCluster(item, &cluster));
+    RETURN_IF_ERROR(ParseCluster(item, BaseDir(config->source), &cluster));
     for (const ClusterConfig& other : config->clusters) {
       if (other.name == cluster.name) {
         return item.Error(absl::StrFormat("cluster name \"%s\" is used twice", cluster.name));
@@ -351,6 +360,7 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   }
 
   if (Field f = root.Child("limits"); f.present()) RETURN_IF_ERROR(ParseLimits(f, &config->limits));
+  if (Field f = root.Child("http2"); f.present()) RETURN_IF_ERROR(ParseHttp2(f, &config->http2));
   if (Field f = root.Child("timeouts"); f.present()) {
     RETURN_IF_ERROR(ParseTimeouts(f, &config->timeouts));
   }

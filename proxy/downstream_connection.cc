@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "proxy/forwarder.h"
+#include "proxy/http2_server_codec.h"
 #include "proxy/proxy_protocol.h"
 #include "proxy/worker.h"
 
@@ -13,8 +14,9 @@ constexpr absl::Duration kLinger = absl::Seconds(2);
 
 }  // namespace
 
-void DownstreamConnection::Accept(Worker* worker, uv_stream_t* server, bool proxy_protocol) {
-  auto* conn = new DownstreamConnection(worker, proxy_protocol);
+void DownstreamConnection::Accept(Worker* worker, uv_stream_t* server,
+                                  const ListenerOptions& options) {
+  auto* conn = new DownstreamConnection(worker, options);
   if (conn->stream_.Init() != 0) {
     delete conn;
     return;
@@ -32,15 +34,27 @@ void DownstreamConnection::Accept(Worker* worker, uv_stream_t* server, bool prox
     conn->stream_.Close();
     return;
   }
+  if (options.tls) {
+    SSL* ssl = options.tls->NewSession();
+    if (!ssl) {
+      conn->phase_ = Phase::kClosed;
+      conn->stream_.Close();
+      return;
+    }
+    conn->stream_.StartTls(ssl);
+    conn->tls_ = true;
+    conn->info_.scheme = "https";
+  }
   conn->Start();
 }
 
-DownstreamConnection::DownstreamConnection(Worker* worker, bool proxy_protocol)
+DownstreamConnection::DownstreamConnection(Worker* worker, const ListenerOptions& options)
     : worker_(worker),
       context_(worker->context()),
       stream_(context_, this),
       timeout_(this),
-      phase_(proxy_protocol ? Phase::kProxyHeader : Phase::kHttp) {}
+      phase_(options.proxy_protocol ? Phase::kProxyHeader : Phase::kHttp),
+      http2_(options.http2) {}
 
 DownstreamConnection::~DownstreamConnection() {
   // A stream still open is reset here; its forwarder releases what it holds upstream.
@@ -66,23 +80,71 @@ void DownstreamConnection::Start() {
   if (phase_ == Phase::kProxyHeader) {
     timeout_.Arm(context_->Timeouts(timeouts.head_read));
   } else {
-    StartHttp(nullptr, 0);
+    StartSession(nullptr, 0);
   }
   if (worker_->draining()) Drain();
 }
 
-void DownstreamConnection::StartHttp(const char* data, size_t len) {
+void DownstreamConnection::StartSession(const char* data, size_t len) {
+  if (tls_) {
+    // The handshake is bounded like a request head. Bytes that came with the PROXY header
+    // cannot be fed back into TLS here; a client sends nothing before our handshake reply.
+    phase_ = Phase::kHandshake;
+    timeout_.Arm(context_->Timeouts(worker_->snapshot()->config->timeouts.head_read));
+    if (len > 0) Abort();
+    return;
+  }
+  if (http2_) {
+    phase_ = Phase::kSniff;
+    timeout_.Arm(context_->Timeouts(worker_->snapshot()->config->timeouts.downstream_idle));
+    if (len > 0) OnSniffBytes(data, len);
+    return;
+  }
+  StartHttp(false, data, len);
+}
+
+void DownstreamConnection::OnSniffBytes(const char* data, size_t len) {
+  // Decided by the first bytes: the preface is not a valid HTTP/1.1 request line.
+  proxy_header_.append(data, len);
+  const size_t n = std::min(proxy_header_.size(), kHttp2Preface.size());
+  const bool prefix = std::string_view(proxy_header_).substr(0, n) == kHttp2Preface.substr(0, n);
+  if (prefix && n < kHttp2Preface.size()) return;  // not enough to tell yet
+  std::string input;
+  input.swap(proxy_header_);
+  timeout_.Disarm();
+  StartHttp(prefix, input.data(), input.size());
+}
+
+void DownstreamConnection::OnTlsEstablished() {
+  if (phase_ != Phase::kHandshake) return;
+  timeout_.Disarm();
+  const bool h2 = http2_ && stream_.alpn() == "h2";
+  worker_->mutable_metrics().tls_handshakes[h2][SSL_session_reused(stream_.ssl()) ? 1 : 0].Add();
+  StartHttp(h2, nullptr, 0);
+}
+
+void DownstreamConnection::StartHttp(bool http2, const char* data, size_t len) {
   phase_ = Phase::kHttp;
   const WorkerSnapshot& snapshot = *worker_->snapshot();
   const Config& config = *snapshot.config;
-  Http1ServerCodec::Options options;
-  options.limits = snapshot.request_limits;
-  options.max_requests = config.limits.max_requests_per_connection;
-  codec_ = std::make_unique<Http1ServerCodec>(
-      context_, static_cast<CodecTransport*>(this), static_cast<StreamFactory*>(this),
-      static_cast<Http1ServerCodec::Observer*>(this), options, &info_);
+  if (http2) {
+    worker_->mutable_metrics().http2_connections.Add();
+    Http2ServerCodec::Options options;
+    options.http2 = config.http2;
+    options.limits = snapshot.request_limits;
+    codec_ = std::make_unique<Http2ServerCodec>(context_, static_cast<CodecTransport*>(this),
+                                                static_cast<StreamFactory*>(this),
+                                                static_cast<CodecObserver*>(this), options, &info_);
+  } else {
+    Http1ServerCodec::Options options;
+    options.limits = snapshot.request_limits;
+    options.max_requests = config.limits.max_requests_per_connection;
+    codec_ = std::make_unique<Http1ServerCodec>(context_, static_cast<CodecTransport*>(this),
+                                                static_cast<StreamFactory*>(this),
+                                                static_cast<CodecObserver*>(this), options, &info_);
+  }
   OnCodecStateChanged();
-  if (len > 0) codec_->OnData(data, len);
+  if (len > 0 && phase_ == Phase::kHttp) codec_->OnData(data, len);
 }
 
 void DownstreamConnection::OnProxyHeaderBytes(const char* data, size_t len) {
@@ -106,7 +168,7 @@ void DownstreamConnection::OnProxyHeaderBytes(const char* data, size_t len) {
   std::string rest = proxy_header_.substr(r.consumed);
   std::string().swap(proxy_header_);
   timeout_.Disarm();
-  StartHttp(rest.data(), rest.size());
+  StartSession(rest.data(), rest.size());
 }
 
 // --- Socket events -----------------------------------------------------------------------
@@ -116,9 +178,13 @@ void DownstreamConnection::OnStreamRead(const char* data, size_t len) {
     case Phase::kProxyHeader:
       OnProxyHeaderBytes(data, len);
       return;
+    case Phase::kSniff:
+      OnSniffBytes(data, len);
+      return;
     case Phase::kHttp:
       codec_->OnData(data, len);
       return;
+    case Phase::kHandshake:  // TLS records are consumed by the stream until it is done
     case Phase::kLingering:  // the answer is out; what the client still sends is discarded
     case Phase::kClosed:
       return;
@@ -135,7 +201,12 @@ void DownstreamConnection::OnStreamEof() {
 }
 
 void DownstreamConnection::OnStreamError(int error) {
-  LOG_DEBUG("downstream %s: %s", info_.client.ToString(), uv_strerror(error));
+  if (!stream_.tls_error().empty()) {
+    LOG_DEBUG("downstream %s: %s", info_.client.ToString(), stream_.tls_error());
+    if (phase_ == Phase::kHandshake) worker_->mutable_metrics().tls_handshake_failures.Add();
+  } else {
+    LOG_DEBUG("downstream %s: %s", info_.client.ToString(), uv_strerror(error));
+  }
   if (phase_ == Phase::kHttp && codec_) {
     codec_->OnTransportError();  // resets the stream and calls Abort()
   }
@@ -215,6 +286,8 @@ void DownstreamConnection::Abort() {
 void DownstreamConnection::Drain() {
   switch (phase_) {
     case Phase::kProxyHeader:
+    case Phase::kHandshake:
+    case Phase::kSniff:
       Abort();
       return;
     case Phase::kHttp:
@@ -237,22 +310,22 @@ void DownstreamConnection::OnCodecStateChanged() {
   // Connections opened before a reload follow the newest timeouts too.
   const TimeoutsConfig& timeouts = worker_->snapshot()->config->timeouts;
   switch (codec_->state()) {
-    case Http1ServerCodec::State::kIdle:
+    case CodecState::kIdle:
       head_timer_ = false;
       timeout_.Arm(context_->Timeouts(timeouts.downstream_idle));
       return;
-    case Http1ServerCodec::State::kReadingHead:
+    case CodecState::kReadingHead:
       // From the first byte of a head to its end, however slowly the bytes come.
       if (!head_timer_) {
         head_timer_ = true;
         timeout_.Arm(context_->Timeouts(timeouts.head_read));
       }
       return;
-    case Http1ServerCodec::State::kActive:
+    case CodecState::kActive:
       head_timer_ = false;
       timeout_.Disarm();
       return;
-    case Http1ServerCodec::State::kClosed:
+    case CodecState::kClosed:
       return;
   }
 }
@@ -268,6 +341,13 @@ void DownstreamConnection::OnTimeout(Timeout*) {
       return;
     case Phase::kProxyHeader:
       LOG_INFO("downstream %s: no PROXY header in time", info_.client.ToString());
+      Abort();
+      return;
+    case Phase::kHandshake:
+      LOG_DEBUG("downstream %s: no TLS handshake in time", info_.client.ToString());
+      Abort();
+      return;
+    case Phase::kSniff:  // an idle cleartext connection that never sent a byte
       Abort();
       return;
     case Phase::kLingering:

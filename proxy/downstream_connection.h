@@ -1,7 +1,9 @@
 // A client connection's life: accepted by a worker's listener, optionally a PROXY protocol
-// header, then an HTTP/1.1 codec whose streams are served by forwarders; timeouts for idle
-// keep-alive (close) and slow heads (408); a graceful close that flushes, half-closes and
-// lingers so the client reads the last response; a drain on shutdown.
+// header, optionally a TLS handshake (ALPN picks the protocol), then a codec whose streams are
+// served by forwarders: HTTP/2 when ALPN said h2 or a cleartext client opened with the h2c
+// preface, HTTP/1.1 otherwise. Timeouts for idle keep-alive (close), slow heads (408) and slow
+// handshakes; a graceful close that flushes, half-closes and lingers so the client reads the
+// last response; a drain on shutdown.
 //
 // Owns its socket and codec; frees itself in the socket's close callback. Loop thread only.
 #ifndef SLUICE_PROXY_DOWNSTREAM_CONNECTION_H_
@@ -12,6 +14,7 @@
 
 #include "proxy/http1_server_codec.h"
 #include "proxy/intrusive_list.h"
+#include "proxy/listener.h"
 #include "proxy/tcp_stream.h"
 #include "proxy/timeout_queue.h"
 #include "proxy/worker_snapshot.h"
@@ -23,11 +26,11 @@ class Worker;
 class DownstreamConnection final : private TcpStream::Handler,
                                    private CodecTransport,
                                    private StreamFactory,
-                                   private Http1ServerCodec::Observer,
+                                   private CodecObserver,
                                    private TimeoutTarget {
  public:
   // Accepts one pending connection from `server`. On failure the connection is dropped.
-  static void Accept(Worker* worker, uv_stream_t* server, bool proxy_protocol);
+  static void Accept(Worker* worker, uv_stream_t* server, const ListenerOptions& options);
 
   // Shutdown: finish the exchange in progress, then close. Idle connections close at once.
   void Drain();
@@ -37,9 +40,16 @@ class DownstreamConnection final : private TcpStream::Handler,
   ListNode worker_node_;  // in the worker's list of open connections
 
  private:
-  enum class Phase : uint8_t { kProxyHeader, kHttp, kLingering, kClosed };
+  enum class Phase : uint8_t {
+    kProxyHeader,  // waiting for the PROXY protocol header
+    kHandshake,    // TLS handshake in progress
+    kSniff,        // cleartext: HTTP/1.1, or the HTTP/2 preface (h2c with prior knowledge)?
+    kHttp,
+    kLingering,
+    kClosed,
+  };
 
-  DownstreamConnection(Worker* worker, bool proxy_protocol);
+  DownstreamConnection(Worker* worker, const ListenerOptions& options);
   ~DownstreamConnection() override;
   void Start();
 
@@ -49,6 +59,7 @@ class DownstreamConnection final : private TcpStream::Handler,
   void OnStreamError(int error) override;
   void OnStreamDrained() override;
   void OnStreamClosed() override;
+  void OnTlsEstablished() override;
   // CodecTransport
   void Write(std::string_view a, std::string_view b, std::string_view c) override;
   size_t QueuedBytes() const override { return stream_.queued_bytes(); }
@@ -58,22 +69,27 @@ class DownstreamConnection final : private TcpStream::Handler,
   void CloseAfterWrites() override;
   // StreamFactory
   std::unique_ptr<ServerStreamHandler> NewStream(ServerStream* stream) override;
-  // Http1ServerCodec::Observer
+  // CodecObserver
   void OnCodecStateChanged() override;
   // TimeoutTarget
   void OnTimeout(Timeout* which) override;
 
   void OnProxyHeaderBytes(const char* data, size_t len);
-  void StartHttp(const char* data, size_t len);
+  // After the PROXY header (if any): the TLS handshake, or the protocol sniff.
+  void StartSession(const char* data, size_t len);
+  void OnSniffBytes(const char* data, size_t len);
+  void StartHttp(bool http2, const char* data, size_t len);
 
   Worker* worker_;
   LoopContext* context_;
   TcpStream stream_;
-  std::unique_ptr<Http1ServerCodec> codec_;
-  std::string proxy_header_;  // a PROXY header still incomplete
+  std::unique_ptr<ServerCodec> codec_;
+  std::string proxy_header_;  // a PROXY header (or an h2c preface) still incomplete
   DownstreamInfo info_;
   Timeout timeout_;
   Phase phase_ = Phase::kHttp;
+  bool tls_ = false;
+  bool http2_ = true;        // the listener speaks HTTP/2
   bool head_timer_ = false;  // timeout_ is the head timeout (not the idle one)
   bool read_paused_ = false;
   bool peer_eof_ = false;  // the client half-closed

@@ -19,7 +19,8 @@
 
 namespace sluice {
 
-class Http1ServerCodec final : public ServerStream,
+class Http1ServerCodec final : public ServerCodec,
+                               public ServerStream,
                                private Http1Parser::Handler,
                                private DeferredTask {
  public:
@@ -27,16 +28,8 @@ class Http1ServerCodec final : public ServerStream,
     Http1Limits limits;
     uint32_t max_requests = 0;  // per connection; 0: unlimited
   };
-  enum class State { kIdle, kReadingHead, kActive, kClosed };
-
-  // Notified when the codec's State may have changed (for the connection's timers).
-  class Observer {
-   public:
-    virtual void OnCodecStateChanged() = 0;
-
-   protected:
-    virtual ~Observer() = default;
-  };
+  using State = CodecState;
+  using Observer = CodecObserver;
 
   // `info` must outlive the codec (it belongs to the connection).
   Http1ServerCodec(LoopContext* context, CodecTransport* transport, StreamFactory* factory,
@@ -44,14 +37,14 @@ class Http1ServerCodec final : public ServerStream,
   ~Http1ServerCodec() override;
 
   // From the connection.
-  void OnData(const char* data, size_t len);
-  void OnEof();
-  void OnTransportError();
-  void OnTransportDrained();
-  void OnHeadTimeout();  // answers 408 and closes
-  void OnIdleTimeout();  // closes
-  void Drain();          // finish the current exchange, then close
-  State state() const;
+  void OnData(const char* data, size_t len) override;
+  void OnEof() override;
+  void OnTransportError() override;
+  void OnTransportDrained() override;
+  void OnHeadTimeout() override;  // answers 408 and closes
+  void OnIdleTimeout() override;  // closes
+  void Drain() override;          // finish the current exchange, then close
+  State state() const override;
 
   // ServerStream.
   void SendContinue() override;

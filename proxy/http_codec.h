@@ -99,6 +99,36 @@ class StreamFactory {
   virtual ~StreamFactory() = default;
 };
 
+// A connection's codec as the connection drives it: bytes in, transport events, timers.
+enum class CodecState : uint8_t {
+  kIdle,         // no exchange in progress: the idle timeout applies
+  kReadingHead,  // a request head is arriving: the head timeout applies
+  kActive,       // exchanges in progress: their own timeouts apply
+  kClosed,
+};
+
+// Told when the codec's CodecState may have changed (for the connection's timers).
+class CodecObserver {
+ public:
+  virtual void OnCodecStateChanged() = 0;
+
+ protected:
+  virtual ~CodecObserver() = default;
+};
+
+class ServerCodec {
+ public:
+  virtual ~ServerCodec() = default;
+  virtual void OnData(const char* data, size_t len) = 0;
+  virtual void OnEof() = 0;               // the client half-closed
+  virtual void OnTransportError() = 0;    // the socket failed: reset every stream
+  virtual void OnTransportDrained() = 0;  // output queue below the high-water mark
+  virtual void OnHeadTimeout() = 0;       // a head took too long
+  virtual void OnIdleTimeout() = 0;       // idle too long: close
+  virtual void Drain() = 0;               // finish what is in progress, then close
+  virtual CodecState state() const = 0;
+};
+
 // What a codec needs from the connection beneath it.
 class CodecTransport {
  public:

@@ -49,7 +49,7 @@ Listener::Listener(Worker* worker, const ListenerSocket& socket)
       key_(socket.key),
       fd_(socket.fd),
       backlog_(socket.backlog),
-      proxy_protocol_(socket.proxy_protocol) {
+      options_(socket.options) {
   handle_.data = this;
 }
 
@@ -76,7 +76,7 @@ void Listener::OnConnection(int status) {
     LOG_WARN("listener %s: accept failed: %s", key_, uv_strerror(status));
     return;
   }
-  DownstreamConnection::Accept(worker_, reinterpret_cast<uv_stream_t*>(&handle_), proxy_protocol_);
+  DownstreamConnection::Accept(worker_, reinterpret_cast<uv_stream_t*>(&handle_), options_);
 }
 
 void Listener::CloseAndDelete() {

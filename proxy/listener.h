@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/socket_address.h"
+#include "proxy/server_tls.h"
 
 namespace sluice {
 
@@ -20,12 +21,19 @@ class Worker;
 // listening. Control thread. The caller owns the descriptor.
 absl::StatusOr<int> BindListenSocket(const SocketAddress& address, int backlog);
 
+// How a listener's connections start; a reload may change it for new connections.
+struct ListenerOptions {
+  bool proxy_protocol = false;
+  bool http2 = true;                            // h2 by ALPN, or h2c with prior knowledge
+  std::shared_ptr<const ServerTlsContext> tls;  // null: cleartext
+};
+
 // What the control thread hands a worker for one configured listener.
 struct ListenerSocket {
   std::string key;  // the address, "127.0.0.1:8080"
   int fd = -1;      // adopted by the worker (closed with its handle)
   int backlog = 1024;
-  bool proxy_protocol = false;
+  ListenerOptions options;
 };
 
 class Listener {
@@ -36,7 +44,7 @@ class Listener {
 
   // Adopts the descriptor and starts accepting. Returns a libuv error code.
   int Start();
-  void set_proxy_protocol(bool enabled) { proxy_protocol_ = enabled; }
+  void set_options(ListenerOptions options) { options_ = std::move(options); }
   // Stops accepting and closes the socket; the listener deletes itself in the close callback.
   void CloseAndDelete();
 
@@ -49,7 +57,7 @@ class Listener {
   std::string key_;
   int fd_;
   int backlog_;
-  bool proxy_protocol_;
+  ListenerOptions options_;
   bool opened_ = false;
 };
 

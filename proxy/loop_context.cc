@@ -70,6 +70,11 @@ TimeoutQueue* LoopContext::Timeouts(absl::Duration duration) {
   return queue;
 }
 
+char* LoopContext::tls_buffer() {
+  if (!tls_buffer_) tls_buffer_.reset(new char[kTlsBufferSize]);
+  return tls_buffer_.get();
+}
+
 std::string LoopContext::TakeBuffer() {
   if (buffers_.empty()) {
     std::string buffer;

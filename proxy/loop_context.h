@@ -66,6 +66,10 @@ class LoopContext {
   // A buffer for reads. Shared by every socket on the loop: a read callback must consume or
   // copy what it was given before returning.
   char* read_buffer() { return read_buffer_.get(); }
+  // Where TLS streams decrypt one read into (kTlsBufferSize: a full read buffer of ciphertext
+  // plus a record OpenSSL may hold back); allocated on first use.
+  static constexpr size_t kTlsBufferSize = kReadBufferSize + 20 * 1024;
+  char* tls_buffer();
   // A reusable string for building output; valid until the next call that uses it.
   std::string& scratch() { return scratch_; }
   // Output buffers shared by the loop's sockets, so that an idle connection holds none and a
@@ -90,6 +94,7 @@ class LoopContext {
   std::vector<std::unique_ptr<Deletable>> deletions_;
   std::map<uint64_t, TimeoutQueue*> timeouts_;
   std::unique_ptr<char[]> read_buffer_;
+  std::unique_ptr<char[]> tls_buffer_;
   std::string scratch_;
   std::vector<std::string> buffers_;
   uint64_t rng_[4];

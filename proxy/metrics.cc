@@ -160,6 +160,17 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
                      MetricType::Gauge);
   FamilyBuilder accepted("sluice_downstream_connections_total", "Downstream connections accepted.",
                          MetricType::Counter);
+  FamilyBuilder handshakes("sluice_tls_handshakes_total",
+                           "Downstream TLS handshakes, by negotiated protocol and resumption.",
+                           MetricType::Counter);
+  FamilyBuilder handshake_failures("sluice_tls_handshake_failures_total",
+                                   "Downstream TLS handshakes that failed.", MetricType::Counter);
+  FamilyBuilder h2_connections("sluice_http2_connections_total",
+                               "Downstream HTTP/2 connections (h2 and h2c).", MetricType::Counter);
+  FamilyBuilder h2_shed("sluice_http2_connections_shed_total",
+                        "Downstream HTTP/2 connections closed for abuse (rapid reset, floods) "
+                        "or protocol errors.",
+                        MetricType::Counter);
   FamilyBuilder steered("sluice_steering_requests_total",
                         "Steering outcomes: served locally, tunneled out by region, tunneled "
                         "in.",
@@ -225,6 +236,16 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
     });
     open.Add({}, static_cast<double>(w->connections_open.value()));
     accepted.Add({}, static_cast<double>(w->connections_total.value()));
+    for (int h2 = 0; h2 < 2; ++h2) {
+      for (int resumed = 0; resumed < 2; ++resumed) {
+        handshakes.Add(
+            {{"protocol", h2 ? "h2" : "http/1.1"}, {"resumed", resumed ? "true" : "false"}},
+            static_cast<double>(w->tls_handshakes[h2][resumed].value()));
+      }
+    }
+    handshake_failures.Add({}, static_cast<double>(w->tls_handshake_failures.value()));
+    h2_connections.Add({}, static_cast<double>(w->http2_connections.value()));
+    h2_shed.Add({}, static_cast<double>(w->http2_shed.value()));
     const SteeringStats& s = w->steering;
     steered.Add({{"outcome", "local"}, {"region", ""}},
                 static_cast<double>(s.served_local.value()));
@@ -304,6 +325,10 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
                            &starts,
                            &open,
                            &accepted,
+                           &handshakes,
+                           &handshake_failures,
+                           &h2_connections,
+                           &h2_shed,
                            &steered,
                            &hop_rejected,
                            &fallbacks,

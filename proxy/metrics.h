@@ -121,6 +121,10 @@ class WorkerMetrics {
 
   MetricCounter connections_open;  // gauge
   MetricCounter connections_total;
+  MetricCounter tls_handshakes[2][2];  // [ALPN h2][resumed]
+  MetricCounter tls_handshake_failures;
+  MetricCounter http2_connections;  // h2 and h2c
+  MetricCounter http2_shed;         // closed for abuse or protocol errors
   SteeringStats steering;
 
   // Scrape: calls `f` with the mutex held. Control thread.

@@ -58,15 +58,16 @@ Server::~Server() {
 
 absl::Status Server::BindListeners(const Config& config,
                                    std::vector<std::vector<ListenerSocket>>* per_worker,
-                                   std::map<std::string, bool>* keep) {
+                                   std::map<std::string, ListenerOptions>* keep) {
   per_worker->assign(workers_.empty() ? config.workers : workers_.size(), {});
   std::vector<int> opened;
   std::map<std::string, OpenListener> next;
   for (const ListenerConfig& listener : config.listeners) {
     std::string key = listener.address.ToString();
-    next[key] = {listener.address, listener.backlog, listener.proxy_protocol};
+    next[key] = {listener.address, listener.backlog};
+    ListenerOptions options{listener.proxy_protocol, listener.http2, listener.tls_context};
     if (listeners_.count(key)) {
-      (*keep)[key] = listener.proxy_protocol;
+      (*keep)[key] = options;
       continue;
     }
     for (auto& sockets : *per_worker) {
@@ -78,7 +79,7 @@ absl::Status Server::BindListeners(const Config& config,
                                             std::string(fd.status().message())));
       }
       opened.push_back(*fd);
-      sockets.push_back({key, *fd, listener.backlog, listener.proxy_protocol});
+      sockets.push_back({key, *fd, listener.backlog, options});
     }
   }
   listeners_ = std::move(next);
@@ -91,7 +92,7 @@ int Server::Run() {
   control_ = std::make_unique<LoopContext>(&loop_);
 
   std::vector<std::vector<ListenerSocket>> sockets;
-  std::map<std::string, bool> keep;
+  std::map<std::string, ListenerOptions> keep;
   if (absl::Status s = BindListeners(*config_, &sockets, &keep); !s.ok()) {
     LOG_ERROR("%s", std::string(s.message()));
     return 1;
@@ -282,7 +283,7 @@ void Server::Reload() {
     return;
   }
   std::vector<std::vector<ListenerSocket>> sockets;
-  std::map<std::string, bool> keep;
+  std::map<std::string, ListenerOptions> keep;
   std::map<std::string, OpenListener> previous = listeners_;
   if (absl::Status s = BindListeners(*config, &sockets, &keep); !s.ok()) {
     listeners_ = previous;

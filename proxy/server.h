@@ -44,12 +44,11 @@ class Server final : private AdminBackend {
   struct OpenListener {
     SocketAddress address;
     int backlog = 0;
-    bool proxy_protocol = false;
   };
 
   absl::Status BindListeners(const Config& config,
                              std::vector<std::vector<ListenerSocket>>* per_worker,
-                             std::map<std::string, bool>* keep);
+                             std::map<std::string, ListenerOptions>* keep);
   void Reload();
   // Watches the JWKS files of the configuration; a changed file reaches every worker.
   void WatchKeyFiles();

@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "proxy/config_loader.h"
+#include "proxy/tls_config_loader.h"
 
 namespace sluice {
 namespace {
@@ -356,8 +357,11 @@ absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* 
   Field tunnel = f.Child("tunnel");
   std::vector<std::string> keys;
   if (tunnel.present()) {
-    RETURN_IF_ERROR(tunnel.ExpectMap(
-        {"key_file", "previous_key_file", "max_skew", "connect_timeout", "response_timeout"}));
+    RETURN_IF_ERROR(tunnel.ExpectMap({"key_file", "previous_key_file", "max_skew",
+                                      "connect_timeout", "response_timeout", "tls"}));
+    if (Field t = tunnel.Child("tls"); t.present()) {
+      RETURN_IF_ERROR(ParseUpstreamTls(t, base_dir, &tunnel_defaults.tls.emplace()));
+    }
     if (Field k = tunnel.Child("key_file"); k.present()) {
       ASSIGN_OR_RETURN(std::string key, ReadKeyFile(k, base_dir));
       keys.push_back(std::move(key));

@@ -2,16 +2,73 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <sys/socket.h>
 
 #include <cassert>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
 
 namespace sluice {
-namespace {}  // namespace
 
 struct TcpStream::InFlight {
   uv_write_t request;
   std::string data;
+};
+
+struct TcpStream::Tls {
+  SSL* ssl = nullptr;
+  const char* in = nullptr;  // ciphertext of the current read not yet taken by OpenSSL
+  size_t in_len = 0;
+  std::string plain_out;  // plaintext waiting for the handshake or for the next flush
+  std::string error;
+  bool established = false;
+  bool notify_sent = false;  // our close_notify is queued
+  ~Tls() {
+    if (ssl) SSL_free(ssl);
+  }
+};
+
+// The network side of a TLS stream's SSL object: reads take from the current read's buffer,
+// writes append to the stream's output queue.
+struct TlsBio {
+  static BIO_METHOD* Method() {
+    static BIO_METHOD* method = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sluice-stream");
+      BIO_meth_set_write(m, &TlsBio::Write);
+      BIO_meth_set_read(m, &TlsBio::Read);
+      BIO_meth_set_ctrl(m, &TlsBio::Ctrl);
+      BIO_meth_set_create(m, [](BIO* b) {
+        BIO_set_init(b, 1);
+        return 1;
+      });
+      return m;
+    }();
+    return method;
+  }
+  static int Write(BIO* b, const char* data, int len) {
+    auto* stream = static_cast<TcpStream*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    stream->PrepareOut();
+    stream->out_.append(data, static_cast<size_t>(len));
+    return len;
+  }
+  static int Read(BIO* b, char* data, int len) {
+    auto* stream = static_cast<TcpStream*>(BIO_get_data(b));
+    TcpStream::Tls& tls = *stream->tls_;
+    BIO_clear_retry_flags(b);
+    if (tls.in_len == 0) {
+      BIO_set_retry_read(b);
+      return -1;
+    }
+    size_t n = std::min(tls.in_len, static_cast<size_t>(len));
+    std::memcpy(data, tls.in, n);
+    tls.in += n;
+    tls.in_len -= n;
+    return static_cast<int>(n);
+  }
+  static long Ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
 };
 
 TcpStream::TcpStream(LoopContext* context, Handler* handler)
@@ -23,6 +80,138 @@ TcpStream::~TcpStream() {
   // Only destroyed from OnStreamClosed (or never initialized): libuv is done with the handle.
   assert(!initialized_ || closing_);
 }
+
+void TcpStream::StartTls(SSL* ssl) {
+  tls_ = std::make_unique<Tls>();
+  tls_->ssl = ssl;
+  BIO* bio = BIO_new(TlsBio::Method());
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl, bio, bio);  // one reference, owned by ssl
+}
+
+SSL* TcpStream::ssl() const { return tls_ ? tls_->ssl : nullptr; }
+bool TcpStream::tls_established() const { return tls_ && tls_->established; }
+
+const std::string& TcpStream::tls_error() const {
+  static const std::string kNone;
+  return tls_ ? tls_->error : kNone;
+}
+
+std::string_view TcpStream::alpn() const {
+  if (!tls_) return {};
+  const unsigned char* data = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(tls_->ssl, &data, &len);
+  return std::string_view(reinterpret_cast<const char*>(data), len);
+}
+
+void TcpStream::FailTls(int ret, const char* what) {
+  int code = SSL_get_error(tls_->ssl, ret);
+  long verify = SSL_get_verify_result(tls_->ssl);
+  if (code == SSL_ERROR_SYSCALL || code == SSL_ERROR_SSL) {
+    unsigned long e = ERR_peek_last_error();
+    char buffer[256];
+    ERR_error_string_n(e, buffer, sizeof(buffer));
+    tls_->error = absl::StrFormat("TLS %s: %s", what, e != 0 ? buffer : "connection closed");
+    if (verify != X509_V_OK && !tls_->established) {
+      tls_->error += absl::StrFormat(" (certificate: %s)", X509_verify_cert_error_string(verify));
+    }
+  } else {
+    tls_->error = absl::StrFormat("TLS %s: error %d", what, code);
+  }
+  ERR_clear_error();
+  ReportError(UV_EPROTO);
+}
+
+bool TcpStream::AdvanceHandshake() {
+  ERR_clear_error();
+  int ret = SSL_do_handshake(tls_->ssl);
+  if (HasOutput()) ScheduleFlush();
+  if (ret == 1) {
+    tls_->established = true;
+    return true;
+  }
+  int code = SSL_get_error(tls_->ssl, ret);
+  if (code != SSL_ERROR_WANT_READ && code != SSL_ERROR_WANT_WRITE) FailTls(ret, "handshake");
+  return false;
+}
+
+void TcpStream::OnTlsRead(const char* data, size_t len) {
+  Tls& tls = *tls_;
+  tls.in = data;
+  tls.in_len = len;
+  if (!tls.established) {
+    if (!AdvanceHandshake()) return;
+    if (SSL_is_server(tls.ssl)) {
+      handler_->OnTlsEstablished();
+    } else {
+      handler_->OnStreamConnected();
+    }
+    if (closing_ || failed_) return;
+    ScheduleFlush();  // plaintext written before the handshake finished
+  }
+  // Everything this read decrypts to reaches the handler in one call, like a plain read.
+  char* plain = context_->tls_buffer();
+  size_t have = 0;
+  bool peer_closed = false;
+  for (;;) {
+    size_t n = 0;
+    ERR_clear_error();
+    int ret = SSL_read_ex(tls.ssl, plain + have, LoopContext::kTlsBufferSize - have, &n);
+    if (ret == 1) {
+      have += n;
+      if (have == LoopContext::kTlsBufferSize) {
+        handler_->OnStreamRead(plain, have);
+        if (closing_ || failed_) return;
+        have = 0;
+      }
+      continue;
+    }
+    int code = SSL_get_error(tls.ssl, ret);
+    if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) break;
+    if (code == SSL_ERROR_ZERO_RETURN) {  // close_notify: the end of the peer's data
+      peer_closed = true;
+      break;
+    }
+    if (have > 0) handler_->OnStreamRead(plain, have);
+    if (!closing_ && !failed_) FailTls(ret, "read");
+    return;
+  }
+  if (HasOutput()) ScheduleFlush();  // post-handshake messages (tickets, key updates)
+  if (have > 0) {
+    handler_->OnStreamRead(plain, have);
+    if (closing_ || failed_) return;
+  }
+  if (peer_closed && reading_) {
+    StopReading();
+    handler_->OnStreamEof();
+  }
+}
+
+void TcpStream::EncryptPending() {
+  Tls& tls = *tls_;
+  if (!tls.established) return;
+  if (!tls.plain_out.empty()) {
+    ERR_clear_error();
+    size_t written = 0;
+    int ret = SSL_write_ex(tls.ssl, tls.plain_out.data(), tls.plain_out.size(), &written);
+    if (ret != 1) {
+      FailTls(ret, "write");
+      return;
+    }
+    // SSL_MODE_ENABLE_PARTIAL_WRITE is off: everything was taken.
+    context_->GiveBuffer(std::move(tls.plain_out));
+    tls.plain_out.clear();
+  }
+  if (shutdown_requested_ && !tls.notify_sent) {
+    tls.notify_sent = true;
+    ERR_clear_error();
+    SSL_shutdown(tls.ssl);  // queues close_notify; the peer's is not awaited
+    ERR_clear_error();
+  }
+}
+
+bool TcpStream::HasOutput() const { return !out_.empty(); }
 
 int TcpStream::Init() {
   int rc = uv_tcp_init(context_->loop(), &handle_);
@@ -40,6 +229,13 @@ int TcpStream::Connect(const sockaddr* address) {
     if (status == UV_ECANCELED || self->closing_) return;
     if (status < 0) {
       self->ReportError(status);
+    } else if (self->tls_) {
+      // The handshake first; OnStreamConnected when it is done.
+      if (self->StartReading() != 0) {
+        self->ReportError(UV_EIO);
+      } else {
+        self->AdvanceHandshake();
+      }
     } else {
       self->handler_->OnStreamConnected();
     }
@@ -84,6 +280,10 @@ void TcpStream::StopReading() {
 void TcpStream::OnRead(ssize_t nread, const uv_buf_t* buf) {
   if (closing_) return;
   if (nread > 0) {
+    if (tls_) {
+      OnTlsRead(buf->base, static_cast<size_t>(nread));
+      return;
+    }
     handler_->OnStreamRead(buf->base, static_cast<size_t>(nread));
   } else if (nread == UV_EOF) {
     StopReading();
@@ -107,6 +307,13 @@ void TcpStream::ReleaseOut() {
 
 void TcpStream::Write(std::string_view data) {
   if (closing_ || failed_ || shutdown_requested_ || data.empty()) return;
+  if (tls_) {
+    std::string& plain = tls_->plain_out;
+    if (plain.empty()) plain = context_->TakeBuffer();
+    plain.append(data);
+    ScheduleFlush();
+    return;
+  }
   PrepareOut();
   out_.append(data);
   ScheduleFlush();
@@ -114,6 +321,11 @@ void TcpStream::Write(std::string_view data) {
 
 void TcpStream::Write(std::string_view a, std::string_view b) {
   if (closing_ || failed_ || shutdown_requested_) return;
+  if (tls_) {
+    Write(a);
+    Write(b);
+    return;
+  }
   PrepareOut();
   out_.reserve(out_.size() + a.size() + b.size());
   out_.append(a);
@@ -123,6 +335,12 @@ void TcpStream::Write(std::string_view a, std::string_view b) {
 
 void TcpStream::Write(std::string_view a, std::string_view b, std::string_view c) {
   if (closing_ || failed_ || shutdown_requested_) return;
+  if (tls_) {
+    Write(a);
+    Write(b);
+    Write(c);
+    return;
+  }
   PrepareOut();
   out_.reserve(out_.size() + a.size() + b.size() + c.size());
   out_.append(a);
@@ -132,17 +350,24 @@ void TcpStream::Write(std::string_view a, std::string_view b, std::string_view c
 }
 
 size_t TcpStream::queued_bytes() const {
-  return out_.size() + (writing_ ? in_flight_->data.size() : 0);
+  return out_.size() + (writing_ ? in_flight_->data.size() : 0) +
+         (tls_ ? tls_->plain_out.size() : 0);
 }
 
 void TcpStream::ScheduleFlush() {
-  if (!writing_) context_->Schedule(this);
+  // TLS: plaintext is encrypted at flush time even while a write is in flight.
+  if (!writing_ || tls_) context_->Schedule(this);
 }
 
 void TcpStream::RunDeferred() { Flush(); }
 
 void TcpStream::Flush() {
-  if (closing_ || failed_ || writing_) return;
+  if (closing_ || failed_) return;
+  if (tls_) {
+    EncryptPending();
+    if (failed_) return;
+  }
+  if (writing_) return;
   if (out_.empty()) {
     MaybeShutdown();
     return;
@@ -190,7 +415,7 @@ void TcpStream::OnWriteDone(int status) {
   }
   context_->GiveBuffer(std::move(in_flight_->data));
   in_flight_->data.clear();
-  if (!out_.empty()) {
+  if (!out_.empty() || (tls_ && !tls_->plain_out.empty())) {
     Flush();
     return;
   }
@@ -207,6 +432,10 @@ void TcpStream::ShutdownWrite() {
 
 void TcpStream::MaybeShutdown() {
   if (!shutdown_requested_ || shutdown_started_ || writing_ || !out_.empty() || closing_) return;
+  if (tls_ && tls_->established && !tls_->notify_sent) {
+    ScheduleFlush();  // close_notify first
+    return;
+  }
   shutdown_started_ = true;
   auto* request = new uv_shutdown_t;
   request->data = this;

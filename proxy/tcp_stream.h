@@ -9,11 +9,19 @@
 //
 // Reads use the loop's shared read buffer: nothing is allocated per idle connection.
 //
+// TLS (StartTls): the same stream carries an OpenSSL session whose network side is a custom
+// BIO: ciphertext goes straight into the output queue and is read straight from the loop's read
+// buffer, so TLS adds no copy of its own. Plaintext written in one callback is encrypted at
+// flush time, so a response head and its body travel in one record. The handler sees only
+// plaintext; a client stream reports OnStreamConnected once the handshake is done, a server
+// stream OnTlsEstablished.
+//
 // Lifetime: embedded in its owner (a connection), whose OnStreamClosed() runs from the libuv
 // close callback; that is where the owner frees itself (STYLE.md rule 8). Loop thread only.
 #ifndef SLUICE_PROXY_TCP_STREAM_H_
 #define SLUICE_PROXY_TCP_STREAM_H_
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include <cstddef>
@@ -37,8 +45,10 @@ class TcpStream final : private DeferredTask {
     virtual void OnStreamError(int error) = 0;
     // Every queued byte was handed to the kernel.
     virtual void OnStreamDrained() = 0;
-    // Connect() finished successfully.
+    // Connect() finished successfully (with TLS: the handshake too).
     virtual void OnStreamConnected() {}
+    // A server-side TLS handshake finished (ALPN and SNI are known now).
+    virtual void OnTlsEstablished() {}
     // The handle is closed: the owner may free itself (and this stream) now.
     virtual void OnStreamClosed() = 0;
 
@@ -78,6 +88,17 @@ class TcpStream final : private DeferredTask {
   void ShutdownWrite();
   bool write_shut() const { return shutdown_requested_; }
 
+  // Runs TLS over this stream from now on; takes ownership of `ssl`, which the caller set up
+  // for its role (SSL_set_accept_state or SSL_set_connect_state, SNI, verification). Call
+  // before Connect() (client) or before the first read (server).
+  void StartTls(SSL* ssl);
+  SSL* ssl() const;
+  bool tls_established() const;
+  // Why the TLS session failed (after OnStreamError), or empty.
+  const std::string& tls_error() const;
+  // The protocol the peers agreed on by ALPN ("h2", "http/1.1"), or empty.
+  std::string_view alpn() const;
+
   // Closes now; queued output is dropped. OnStreamClosed follows from the close callback
   // (only if Init() succeeded: otherwise there is nothing to close and no callback).
   void Close();
@@ -85,6 +106,8 @@ class TcpStream final : private DeferredTask {
 
  private:
   struct InFlight;
+  struct Tls;
+  friend struct TlsBio;
 
   void RunDeferred() override;  // flush
   void PrepareOut();
@@ -96,12 +119,18 @@ class TcpStream final : private DeferredTask {
   void OnRead(ssize_t nread, const uv_buf_t* buf);
   void OnWriteDone(int status);
   void ReportError(int error);
+  void OnTlsRead(const char* data, size_t len);
+  bool AdvanceHandshake();
+  void EncryptPending();
+  void FailTls(int ret, const char* what);
+  bool HasOutput() const;
 
   uv_tcp_t handle_;
   LoopContext* context_;
   Handler* handler_;
   std::string out_;                      // bytes not yet given to the kernel or to uv_write
   std::unique_ptr<InFlight> in_flight_;  // one uv_write at a time, allocated on first need
+  std::unique_ptr<Tls> tls_;             // only on TLS connections
   bool initialized_ = false;
   bool reading_ = false;
   bool writing_ = false;  // a uv_write is in flight

@@ -279,7 +279,7 @@ void Worker::OpenListeners(std::vector<ListenerSocket> sockets) {
 }
 
 void Worker::ApplyConfig(ConfigPtr config, std::vector<ListenerSocket> added,
-                         const std::map<std::string, bool>& keep) {
+                         const std::map<std::string, ListenerOptions>& keep) {
   if (draining_) {
     for (ListenerSocket& socket : added) ::close(socket.fd);
     return;
@@ -291,7 +291,7 @@ void Worker::ApplyConfig(ConfigPtr config, std::vector<ListenerSocket> added,
       it->second->CloseAndDelete();
       it = listeners_.erase(it);
     } else {
-      it->second->set_proxy_protocol(kept->second);
+      it->second->set_options(kept->second);
       ++it;
     }
   }

@@ -46,7 +46,7 @@ class Worker {
   // A new configuration: new requests use it; sockets for new listeners come with it, and
   // listeners whose key is not in `keep` or `added` are closed.
   void ApplyConfig(ConfigPtr config, std::vector<ListenerSocket> added,
-                   const std::map<std::string, bool>& keep);
+                   const std::map<std::string, ListenerOptions>& keep);
   // A name (endpoint text "host:port" of a cluster) resolved to these addresses.
   void UpdateResolved(const std::string& cluster, const std::string& endpoint,
                       std::vector<SocketAddress> addresses);
@@ -66,6 +66,7 @@ class Worker {
   void SetNodeHealth(std::shared_ptr<const std::string> doc) { node_health_ = std::move(doc); }
   // Read from the control thread at scrape time (its counters are single-writer atomics).
   const WorkerMetrics& metrics() const { return metrics_; }
+  WorkerMetrics& mutable_metrics() { return metrics_; }
   // Stops accepting, lets exchanges in progress finish, then ends the loop.
   void BeginDrain();
   // Closes every connection now (the drain timeout passed).

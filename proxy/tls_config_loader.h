@@ -1,0 +1,31 @@
+// The TLS and HTTP/2 parts of the configuration: listener TLS (certificates, versions,
+// tickets, client certificates), TLS toward a cluster's endpoints, and the HTTP/2 limits.
+// Files are loaded while parsing, so a bad certificate stops a start or a reload with its
+// name. Control thread only.
+#ifndef SLUICE_PROXY_TLS_CONFIG_LOADER_H_
+#define SLUICE_PROXY_TLS_CONFIG_LOADER_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "proxy/config.h"
+#include "proxy/yaml_field.h"
+
+namespace sluice {
+
+// `listener.tls`; builds listener.tls_context too (needs listener.name and http2 set).
+absl::Status ParseListenerTls(const Field& f, const std::string& base_dir,
+                              ListenerConfig* listener);
+// A cluster's (or the tunnels') `tls`.
+absl::Status ParseUpstreamTls(const Field& f, const std::string& base_dir, UpstreamTlsConfig* out);
+absl::Status ParseHttp2(const Field& f, Http2Config* out);
+// Rebuilds every listener's TLS context from its files (a certificate file changed).
+absl::Status RebuildTlsContexts(Config* config);
+// Every certificate, key, OCSP and CA file the listeners read.
+std::vector<std::string> TlsFiles(const Config& config);
+// A relative path in the configuration is relative to the configuration file's directory.
+std::string ResolveConfigPath(const std::string& path, const std::string& base_dir);
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_TLS_CONFIG_LOADER_H_
