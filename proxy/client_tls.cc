@@ -65,9 +65,24 @@ absl::StatusOr<ClientTlsContext> MakeClientTlsContext(const ClientTlsFiles& file
   return context;
 }
 
+SSL* NewClientSsl(SSL_CTX* context, const std::string& server_name) {
+  SSL* ssl = SSL_new(context);
+  if (!ssl) return nullptr;
+  SSL_set_connect_state(ssl);
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  if (IsIpAddress(server_name)) {
+    X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str());
+  } else {
+    SSL_set_tlsext_host_name(ssl, server_name.c_str());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), 0);
+  }
+  return ssl;
+}
+
 ClientTlsSession::ClientTlsSession(ClientTlsContext context, const std::string& server_name)
     : context_(std::move(context)) {
-  ssl_ = SSL_new(context_.get());
+  ssl_ = NewClientSsl(context_.get(), server_name);
   network_in_ = BIO_new(BIO_s_mem());
   network_out_ = BIO_new(BIO_s_mem());
   if (!ssl_ || !network_in_ || !network_out_) {
@@ -79,15 +94,6 @@ ClientTlsSession::ClientTlsSession(ClientTlsContext context, const std::string& 
   }
   BIO_set_mem_eof_return(network_in_, -1);  // an empty input means "more later", not EOF
   SSL_set_bio(ssl_, network_in_, network_out_);
-  SSL_set_connect_state(ssl_);
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
-  if (IsIpAddress(server_name)) {
-    X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str());
-  } else {
-    SSL_set_tlsext_host_name(ssl_, server_name.c_str());
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), 0);
-  }
 }
 
 ClientTlsSession::~ClientTlsSession() {

@@ -26,6 +26,11 @@ using ClientTlsContext = std::shared_ptr<SSL_CTX>;
 // Loads the files; the error names the file and what is wrong with it.
 absl::StatusOr<ClientTlsContext> MakeClientTlsContext(const ClientTlsFiles& files);
 
+// A client-side SSL for one connection: connect state, SNI (unless `server_name` is an IP
+// address) and the name or address the server's certificate must carry. Null when out of
+// memory.
+SSL* NewClientSsl(SSL_CTX* context, const std::string& server_name);
+
 class ClientTlsSession {
  public:
   // `server_name` is sent as SNI (unless it is an IP address) and is what the server's

@@ -449,7 +449,9 @@ void Forwarder::OnUpstreamError(UpstreamError error, int detail, const char* rea
   UpstreamFailure kind = error == UpstreamError::kConnectFailed ? UpstreamFailure::kConnect
                          : error == UpstreamError::kBadResponse ? UpstreamFailure::kBadResponse
                                                                 : UpstreamFailure::kReset;
-  UpstreamFailed(502, kind, UpstreamErrorText(error), detail != 0 ? uv_strerror(detail) : reason);
+  // `reason` says more than the code when there is one (a TLS verification failure, say).
+  UpstreamFailed(502, kind, UpstreamErrorText(error),
+                 reason && *reason ? reason : uv_strerror(detail));
 }
 
 void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* what,

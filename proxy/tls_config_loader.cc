@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 
 #include "absl/strings/str_format.h"
+#include "proxy/upstream_endpoint.h"
 
 namespace sluice {
 namespace {
@@ -86,7 +87,7 @@ absl::Status ParseUpstreamTls(const Field& f, const std::string& base_dir, Upstr
   static const unsigned char kAlpn[] = "\x08http/1.1";
   SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof(kAlpn) - 1);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  UpstreamEndpoint::EnableSessionCache(ctx);
   out->context = *context;
   return absl::OkStatus();
 }

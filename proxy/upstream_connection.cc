@@ -31,6 +31,18 @@ UpstreamConnection* UpstreamConnection::Connect(LoopContext* context,
     delete conn;  // nothing was handed to libuv
     return nullptr;
   }
+  if (const ClientTlsContext& tls = conn->endpoint_->tls()) {
+    SSL* ssl = NewClientSsl(tls.get(), conn->endpoint_->tls_name());
+    if (!ssl) {
+      *error = UV_ENOMEM;
+      conn->handler_ = nullptr;
+      conn->CloseNow();
+      return nullptr;
+    }
+    SSL_set_app_data(ssl, conn->endpoint_.get());  // for the session cache
+    if (SSL_SESSION* session = conn->endpoint_->tls_session()) SSL_set_session(ssl, session);
+    conn->stream_.StartTls(ssl);  // OnStreamConnected once the handshake is done
+  }
   rc = conn->stream_.Connect(conn->endpoint_->address().sockaddr_ptr());
   if (rc != 0) {
     *error = rc;
@@ -205,7 +217,8 @@ void UpstreamConnection::OnStreamError(int error) {
   UpstreamError kind = state_ == State::kConnecting ? UpstreamError::kConnectFailed
                        : response_started_          ? UpstreamError::kClosedDuringResponse
                                                     : UpstreamError::kClosedBeforeResponse;
-  Fail(kind, error, uv_strerror(error));
+  const std::string& tls_error = stream_.tls_error();
+  Fail(kind, error, tls_error.empty() ? uv_strerror(error) : tls_error.c_str());
 }
 
 void UpstreamConnection::OnStreamDrained() {

@@ -14,6 +14,22 @@ UpstreamEndpoint::UpstreamEndpoint(LoopContext* context, std::string name,
       response_limits_(response_limits),
       idle_timeouts_(context->Timeouts(pool.idle_timeout)) {}
 
+UpstreamEndpoint::~UpstreamEndpoint() {
+  if (tls_session_) SSL_SESSION_free(tls_session_);
+}
+
+void UpstreamEndpoint::EnableSessionCache(SSL_CTX* context) {
+  SSL_CTX_set_session_cache_mode(context,
+                                 SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(context, [](SSL* ssl, SSL_SESSION* session) -> int {
+    auto* endpoint = static_cast<UpstreamEndpoint*>(SSL_get_app_data(ssl));
+    if (!endpoint || !SSL_SESSION_is_resumable(session)) return 0;
+    if (endpoint->tls_session_) SSL_SESSION_free(endpoint->tls_session_);
+    endpoint->tls_session_ = session;
+    return 1;  // the endpoint holds the reference now
+  });
+}
+
 UpstreamConnection* UpstreamEndpoint::TakeIdle() {
   // Most recently used first: it is the least likely to have been closed by the origin.
   UpstreamConnection* connection = idle_.PopBack();
@@ -37,6 +53,16 @@ void UpstreamEndpoint::OnConnectionClosed(UpstreamConnection* connection) {
     connection->pool_node_.Unlink();
     --idle_count_;
   }
+}
+
+void UpstreamEndpoint::SetTls(ClientTlsContext context, std::string server_name) {
+  if (context != tls_ || server_name != tls_name_) {
+    // A session belongs to the context and name it was made for.
+    if (tls_session_) SSL_SESSION_free(tls_session_);
+    tls_session_ = nullptr;
+  }
+  tls_ = std::move(context);
+  tls_name_ = std::move(server_name);
 }
 
 void UpstreamEndpoint::Update(const PoolConfig& pool, const Http1Limits& response_limits) {

@@ -14,6 +14,7 @@
 #include "proxy/http1_parser.h"
 #include "proxy/intrusive_list.h"
 #include "proxy/loop_context.h"
+#include "proxy/client_tls.h"
 #include "proxy/upstream_connection.h"
 
 namespace sluice {
@@ -22,6 +23,7 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
  public:
   UpstreamEndpoint(LoopContext* context, std::string name, const SocketAddress& address,
                    const PoolConfig& pool, const Http1Limits& response_limits);
+  ~UpstreamEndpoint();
   UpstreamEndpoint(const UpstreamEndpoint&) = delete;
   UpstreamEndpoint& operator=(const UpstreamEndpoint&) = delete;
 
@@ -71,6 +73,17 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   int64_t ejected_until_ns_ = 0;
   int64_t last_ejection_end_ns = 0;
 
+  // TLS toward this endpoint (null context: cleartext); `server_name` is sent as SNI and is
+  // what the certificate must name. New connections use what was set last.
+  void SetTls(ClientTlsContext context, std::string server_name);
+  const ClientTlsContext& tls() const { return tls_; }
+  const std::string& tls_name() const { return tls_name_; }
+  // TLS resumption: the newest session ticket the endpoint gave this worker, offered by the
+  // next connection so it skips the certificate exchange. Installed on a client context with
+  // EnableSessionCache; connections carry their endpoint as the SSL's app data.
+  SSL_SESSION* tls_session() const { return tls_session_; }
+  static void EnableSessionCache(SSL_CTX* context);
+
   // A configuration reload kept this endpoint: adopt its new pool settings.
   void Update(const PoolConfig& pool, const Http1Limits& response_limits);
   // The endpoint left the configuration: close idle connections, pool nothing more. Busy
@@ -90,6 +103,9 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   SocketAddress address_;
   PoolConfig pool_;
   Http1Limits response_limits_;
+  ClientTlsContext tls_;
+  std::string tls_name_;
+  SSL_SESSION* tls_session_ = nullptr;  // owned
   TimeoutQueue* idle_timeouts_;
   IntrusiveList<UpstreamConnection, &UpstreamConnection::pool_node_> idle_;
   size_t idle_count_ = 0;

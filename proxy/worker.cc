@@ -190,6 +190,23 @@ void Worker::SetSteeringTable(SteeringTablePtr table) {
   }
 }
 
+namespace {
+
+// TLS settings of a cluster applied to one of its endpoints: the configured server name, or
+// the endpoint's host name, or its address.
+void SetEndpointTls(const ClusterConfig& cluster, const EndpointConfig& endpoint,
+                    const SocketAddress& address, UpstreamEndpoint* member) {
+  if (!cluster.tls) {
+    member->SetTls(nullptr, {});
+    return;
+  }
+  std::string name = cluster.tls->server_name;
+  if (name.empty()) name = endpoint.host.empty() ? address.IpString() : endpoint.host;
+  member->SetTls(cluster.tls->context, std::move(name));
+}
+
+}  // namespace
+
 std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(
     const ClusterConfig& cluster, const Http1Limits& response_limits,
     std::map<std::string, std::shared_ptr<UpstreamEndpoint>>* keep) {
@@ -213,12 +230,14 @@ std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(
       if (auto it = endpoints_.find(key); it != endpoints_.end()) {
         member = it->second;
         member->Update(cluster.pool, response_limits);
+        SetEndpointTls(cluster, endpoint, address, member.get());
         member->SetStandby(standby, now, slow_start);  // an injected standby ramps up
       } else {
         std::string name = endpoint.host.empty() ? address.ToString()
                                                  : endpoint.host + "(" + address.ToString() + ")";
         member = std::make_shared<UpstreamEndpoint>(context_.get(), name, address, cluster.pool,
                                                     response_limits);
+        SetEndpointTls(cluster, endpoint, address, member.get());
         member->SetStandby(standby, now, 0);
         if (!initial && !standby && slow_start > 0) member->StartSlowStart(now, slow_start);
         if (auto h = health_.find(key); h != health_.end()) member->set_healthy(h->second);
