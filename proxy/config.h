@@ -63,8 +63,9 @@ enum class BalancerKind { kRoundRobin, kLeastOutstanding };
 struct PoolConfig {
   uint32_t max_idle = 64;  // idle keep-alive connections per endpoint, per worker
   absl::Duration idle_timeout =
-      absl::Seconds(60);         // an idle pooled connection is closed after this
-  uint32_t max_requests = 1000;  // per upstream connection; 0: unlimited
+      absl::Seconds(60);           // an idle pooled connection is closed after this
+  uint32_t max_requests = 1000;    // per upstream connection; 0: unlimited
+  uint32_t http2_connections = 2;  // HTTP/2: connections per endpoint, per worker
 };
 
 struct EndpointConfig {
@@ -125,6 +126,7 @@ struct ClusterConfig {
   absl::Duration slow_start = absl::ZeroDuration();  // new and injected endpoints ramp up
   absl::Duration dns_refresh = absl::Seconds(30);    // re-resolution of endpoints by name
   std::optional<UpstreamTlsConfig> tls;              // TLS to the endpoints
+  bool http2 = false;  // HTTP/2 to the endpoints (h2 by ALPN over TLS, prior knowledge in clear)
 };
 
 struct RouteConfig {

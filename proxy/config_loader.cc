@@ -116,7 +116,7 @@ absl::Status ParseCluster(const Field& f, const std::string& base_dir, ClusterCo
   RETURN_IF_ERROR(f.ExpectMap(
       {"name", "endpoints", "balancer", "pool", "connect_timeout", "response_timeout",
        "concurrency", "outlier_detection", "health_check", "circuit_breakers", "retry_budget",
-       "panic_threshold", "inject_standby", "slow_start", "dns_refresh", "tls"}));
+       "panic_threshold", "inject_standby", "slow_start", "dns_refresh", "tls", "http2"}));
   Field name = f.Child("name");
   if (!name.present()) return name.Error("required");
   RETURN_IF_ERROR(name.Read(&out->name));
@@ -164,7 +164,9 @@ absl::Status ParseCluster(const Field& f, const std::string& base_dir, ClusterCo
 
   Field pool = f.Child("pool");
   if (pool.present()) {
-    RETURN_IF_ERROR(pool.ExpectMap({"max_idle", "idle_timeout", "max_requests"}));
+    RETURN_IF_ERROR(
+        pool.ExpectMap({"max_idle", "idle_timeout", "max_requests", "http2_connections"}));
+    RETURN_IF_ERROR(pool.Child("http2_connections").ReadInt(&out->pool.http2_connections, 1, 64));
     RETURN_IF_ERROR(pool.Child("max_idle").ReadInt(&out->pool.max_idle, 0, 100000));
     RETURN_IF_ERROR(
         pool.Child("idle_timeout").ReadDuration(&out->pool.idle_timeout, absl::Milliseconds(1)));
@@ -182,6 +184,7 @@ absl::Status ParseCluster(const Field& f, const std::string& base_dir, ClusterCo
   if (Field tls = f.Child("tls"); tls.present()) {
     RETURN_IF_ERROR(ParseUpstreamTls(tls, base_dir, &out->tls.emplace()));
   }
+  RETURN_IF_ERROR(f.Child("http2").Read(&out->http2));
   return absl::OkStatus();
 }
 

@@ -214,11 +214,29 @@ void Forwarder::Dispatch(bool fresh_connection) {
 
   if (!fresh_connection) {
     if (UpstreamConnection* pooled = endpoint_->TakeIdle()) {
+      pooled->Attach(this);
       upstream_ = pooled;
-      upstream_->Attach(this);
       OnUpstreamReady();
       return;
     }
+  }
+  if (endpoint_->http2()) {
+    // Multiplexed: a stream on an open HTTP/2 connection, or on one that is connecting.
+    bool ready = false;
+    int error = 0;
+    upstream_ = endpoint_->OpenHttp2Stream(this, &ready, &error);
+    if (!upstream_) {
+      UpstreamFailed(502, UpstreamFailure::kConnect, "connect failed", uv_strerror(error));
+      return;
+    }
+    if (ready) {
+      OnUpstreamReady();
+      return;
+    }
+    cluster_->ConnectStarted();
+    connecting_ = true;
+    connect_timeout_.Arm(context_->Timeouts(cluster_->config.connect_timeout));
+    return;
   }
   if (const char* full = cluster_->AdmitConnect()) {
     Overflow(full);
@@ -410,8 +428,14 @@ void Forwarder::OnUpstreamEnd() {
   response_done_ = true;
   ServerStream* stream = stream_;
   stream_ = nullptr;  // the exchange is over for this handler; it is deleted later
-  stream->SendResponseBody({}, true);
+  if (!trailers_sent_) stream->SendResponseBody({}, true);
   CompleteFilters();
+}
+
+void Forwarder::OnUpstreamTrailers(const HeaderMap& trailers) {
+  if (!stream_ || response_done_ || tunnel_) return;
+  trailers_sent_ = true;
+  stream_->SendResponseTrailers(trailers);  // ends the response; OnUpstreamEnd follows
 }
 
 void Forwarder::OnUpstreamError(UpstreamError error, int detail, const char* reason) {
@@ -420,6 +444,17 @@ void Forwarder::OnUpstreamError(UpstreamError error, int detail, const char* rea
   connect_timeout_.Disarm();
   response_timeout_.Disarm();
   if (!stream_) return;
+  if (error == UpstreamError::kHttp2Refused && !retried_) {
+    // Nothing reached the origin; the endpoint speaks HTTP/1.1 from now on.
+    LOG_DEBUG("upstream %s: %s; sending over HTTP/1.1", endpoint_->name(), reason);
+    retried_ = true;
+    if (connecting_) {
+      cluster_->ConnectEnded();
+      connecting_ = false;
+    }
+    Dispatch(true);
+    return;
+  }
   if (error == UpstreamError::kClosedBeforeResponse && upstream_ready_ && !retried_ &&
       replayable_ && upstream_reused_ && Idempotent()) {
     LOG_DEBUG("upstream %s: pooled connection was closed (%s); retrying on a new one",
@@ -528,7 +563,7 @@ void Forwarder::ReleaseUpstream(bool reusable) {
     counted_ = false;
   }
   if (!upstream_) return;
-  UpstreamConnection* upstream = upstream_;
+  UpstreamStream* upstream = upstream_;
   upstream_ = nullptr;
   if (upstream_paused_) upstream->ResumeReading();
   if (reusable) {

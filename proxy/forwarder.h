@@ -30,7 +30,7 @@
 namespace sluice {
 
 class Forwarder final : public ServerStreamHandler,
-                        private UpstreamConnection::Handler,
+                        private UpstreamStream::Handler,
                         private FilterResume,
                         private TimeoutTarget {
  public:
@@ -45,10 +45,11 @@ class Forwarder final : public ServerStreamHandler,
   void OnStreamReset(StreamResetReason reason) override;
 
  private:
-  // UpstreamConnection::Handler
+  // UpstreamStream::Handler
   void OnUpstreamConnected() override;
   void OnUpstreamHead(ResponseHeadPtr head) override;
   void OnUpstreamBody(std::string_view data) override;
+  void OnUpstreamTrailers(const HeaderMap& trailers) override;
   void OnUpstreamEnd() override;
   void OnUpstreamError(UpstreamError error, int detail, const char* reason) override;
   void OnUpstreamDrained() override;
@@ -124,7 +125,7 @@ class Forwarder final : public ServerStreamHandler,
   ClusterRuntime* local_cluster_ = nullptr;     // the route's cluster
   ClusterRuntime* retry_cluster_ = nullptr;     // where retry_counted_ counts
   std::shared_ptr<UpstreamEndpoint> endpoint_;  // of the current (or last) attempt
-  UpstreamConnection* upstream_ = nullptr;
+  UpstreamStream* upstream_ = nullptr;
   std::string upstream_head_;  // the serialized request head, kept for a replay
   std::string pending_body_;   // body bytes that arrived before the upstream was ready
   std::string replay_;         // every body byte sent so far, while replayable_
@@ -146,6 +147,7 @@ class Forwarder final : public ServerStreamHandler,
   bool response_started_ = false;
   bool response_done_ = false;
   bool tunnel_ = false;
+  bool trailers_sent_ = false;  // the response ended with trailers
   bool tunnel_client_done_ = false;
   bool upstream_paused_ = false;
   bool downstream_paused_ = false;

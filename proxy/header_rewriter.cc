@@ -68,7 +68,9 @@ void PrepareUpstreamRequest(RequestHead& head, const ProxyOptions& options,
   head.headers.Add("X-Forwarded-For", forwarded_for);
   if (!has_proto) head.headers.Add("X-Forwarded-Proto", downstream.scheme);
   if (!options.via.empty()) {
-    std::string via = head.version == HttpVersion::kHttp10 ? "1.0 " : "1.1 ";
+    std::string via = head.version == HttpVersion::kHttp10  ? "1.0 "
+                      : head.version == HttpVersion::kHttp2 ? "2 "
+                                                            : "1.1 ";
     via.append(options.via);
     head.headers.Add("Via", via);
   }
@@ -118,7 +120,9 @@ void PrepareDownstreamResponse(ResponseHead& head, const ProxyOptions& options) 
     }
   });
   if (!options.via.empty()) {
-    std::string via = head.version == HttpVersion::kHttp10 ? "1.0 " : "1.1 ";
+    std::string via = head.version == HttpVersion::kHttp10  ? "1.0 "
+                      : head.version == HttpVersion::kHttp2 ? "2 "
+                                                            : "1.1 ";
     via.append(options.via);
     head.headers.Add("Via", via);
   }

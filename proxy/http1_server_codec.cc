@@ -378,6 +378,29 @@ void Http1ServerCodec::SendResponseHead(ResponseHead& head, bool end_stream) {
   }
 }
 
+void Http1ServerCodec::SendResponseTrailers(const HeaderMap& trailers) {
+  if (!stream_open_ || closed_ || !response_started_ || response_complete_) return;
+  if (framing_ != Framing::kChunked) {
+    SendResponseBody({}, true);  // nowhere to put them
+    return;
+  }
+  std::string& out = context_->scratch();
+  out.assign("0\r\n");
+  for (size_t i = 0; i < trailers.size(); ++i) {
+    // Framing and routing fields never belong in a trailer section (RFC 9110 section 6.5.1).
+    HeaderKind kind = trailers.kind(i);
+    if (kind == HeaderKind::kContentLength || kind == HeaderKind::kTransferEncoding ||
+        kind == HeaderKind::kHost || IsHopByHop(kind)) {
+      continue;
+    }
+    AppendField(&out, trailers.name(i), trailers.value(i));
+  }
+  out.append("\r\n");
+  transport_->Write(out);
+  response_complete_ = true;
+  MaybeFinishStream();
+}
+
 void Http1ServerCodec::SendResponseBody(std::string_view data, bool end_stream) {
   if (!stream_open_ || closed_ || !response_started_ || response_complete_) return;
   switch (framing_) {

@@ -50,6 +50,7 @@ class Http1ServerCodec final : public ServerCodec,
   void SendContinue() override;
   void SendResponseHead(ResponseHead& head, bool end_stream) override;
   void SendResponseBody(std::string_view data, bool end_stream) override;
+  void SendResponseTrailers(const HeaderMap& trailers) override;
   void Reset() override;
   void CloseAfterResponse() override;
   void PauseRequestBody() override;

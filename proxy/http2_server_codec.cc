@@ -101,6 +101,22 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
     codec_->ScheduleSend();
   }
 
+  void SendResponseTrailers(const HeaderMap& trailers) override {
+    if (!open() || !response_started_ || out_eof_) return;
+    for (size_t i = 0; i < trailers.size(); ++i) {
+      HeaderKind kind = trailers.kind(i);
+      if (kind == HeaderKind::kContentLength || kind == HeaderKind::kTransferEncoding ||
+          kind == HeaderKind::kHost || IsHopByHop(kind)) {
+        continue;
+      }
+      std::string name(trailers.name(i));
+      for (char& c : name) c = AsciiToLower(c);
+      trailers_.emplace_back(std::move(name), std::string(trailers.value(i)));
+    }
+    has_trailers_ = !trailers_.empty();
+    SendResponseBody({}, true);
+  }
+
   void Reset() override {
     if (!open()) return;
     handler_reset_ = true;
@@ -149,6 +165,14 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
     }
     if (self->out_offset_ == self->out_.size() && self->out_eof_) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (self->has_trailers_) {
+        // The trailers carry END_STREAM instead of this DATA frame.
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        std::vector<nghttp2_nv> nva;
+        for (const auto& [name, value] : self->trailers_) nva.push_back(Nv(name, value));
+        nghttp2_submit_trailer(self->codec_->session_, self->id_, nva.data(), nva.size());
+        self->has_trailers_ = false;
+      }
     } else if (n == 0) {
       self->deferred_ = true;
       return NGHTTP2_ERR_DEFERRED;
@@ -165,7 +189,9 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   std::unique_ptr<ServerStreamHandler> handler_;
   std::string out_;  // response body bytes not yet framed
   size_t out_offset_ = 0;
-  std::string cookies_;      // RFC 9113 section 8.2.3: joined into one field for HTTP/1.1
+  std::string cookies_;  // RFC 9113 section 8.2.3: joined into one field for HTTP/1.1
+  std::vector<std::pair<std::string, std::string>> trailers_;  // to send after the body
+  bool has_trailers_ = false;
   uint64_t head_bytes_ = 0;  // RFC 7541 sizes: name + value + 32 per field
   uint64_t body_received_ = 0;
   size_t unconsumed_ = 0;  // DATA bytes received while paused: acknowledged on resume

@@ -68,6 +68,9 @@ class ServerStream {
   // gone. `end_stream`: there is no body.
   virtual void SendResponseHead(ResponseHead& head, bool end_stream) = 0;
   virtual void SendResponseBody(std::string_view data, bool end_stream) = 0;
+  // Ends the response with trailer fields (gRPC's status, say): HTTP/2 sends them; HTTP/1.1
+  // sends them in a chunked response and drops them otherwise.
+  virtual void SendResponseTrailers(const HeaderMap& trailers) = 0;
   // Abandons the response: the client must not see a complete message (HTTP/1.1 closes the
   // connection; HTTP/2 resets the stream).
   virtual void Reset() = 0;

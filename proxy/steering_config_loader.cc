@@ -354,11 +354,19 @@ absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* 
   tunnel_defaults.outlier.base_ejection = absl::Seconds(10);
   tunnel_defaults.outlier.max_ejection = absl::Seconds(60);
   tunnel_defaults.outlier.max_ejection_percent = 100;
+  // A few long-lived HTTP/2 connections per peer sluice (and worker), multiplexed; a peer
+  // that speaks only HTTP/1.1 is used over HTTP/1.1.
+  tunnel_defaults.http2 = true;
+  tunnel_defaults.pool.max_requests = 0;
   Field tunnel = f.Child("tunnel");
   std::vector<std::string> keys;
   if (tunnel.present()) {
-    RETURN_IF_ERROR(tunnel.ExpectMap({"key_file", "previous_key_file", "max_skew",
-                                      "connect_timeout", "response_timeout", "tls"}));
+    RETURN_IF_ERROR(
+        tunnel.ExpectMap({"key_file", "previous_key_file", "max_skew", "connect_timeout",
+                          "response_timeout", "tls", "http2", "connections"}));
+    RETURN_IF_ERROR(tunnel.Child("http2").Read(&tunnel_defaults.http2));
+    RETURN_IF_ERROR(
+        tunnel.Child("connections").ReadInt(&tunnel_defaults.pool.http2_connections, 1, 64));
     if (Field t = tunnel.Child("tls"); t.present()) {
       RETURN_IF_ERROR(ParseUpstreamTls(t, base_dir, &tunnel_defaults.tls.emplace()));
     }

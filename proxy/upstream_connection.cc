@@ -17,6 +17,8 @@ const char* UpstreamErrorText(UpstreamError error) {
       return "connection closed during the response";
     case UpstreamError::kBadResponse:
       return "invalid response";
+    case UpstreamError::kHttp2Refused:
+      return "HTTP/2 refused";
   }
   return "?";
 }
@@ -31,16 +33,14 @@ UpstreamConnection* UpstreamConnection::Connect(LoopContext* context,
     delete conn;  // nothing was handed to libuv
     return nullptr;
   }
-  if (const ClientTlsContext& tls = conn->endpoint_->tls()) {
-    SSL* ssl = NewClientSsl(tls.get(), conn->endpoint_->tls_name());
+  if (conn->endpoint_->tls()) {
+    SSL* ssl = conn->endpoint_->NewTlsSession(/*offer_h2=*/false);
     if (!ssl) {
       *error = UV_ENOMEM;
       conn->handler_ = nullptr;
       conn->CloseNow();
       return nullptr;
     }
-    SSL_set_app_data(ssl, conn->endpoint_.get());  // for the session cache
-    if (SSL_SESSION* session = conn->endpoint_->tls_session()) SSL_set_session(ssl, session);
     conn->stream_.StartTls(ssl);  // OnStreamConnected once the handshake is done
   }
   rc = conn->stream_.Connect(conn->endpoint_->address().sockaddr_ptr());

@@ -1,5 +1,7 @@
 #include "proxy/upstream_endpoint.h"
 
+#include "proxy/http2_upstream.h"
+
 #include <algorithm>
 
 namespace sluice {
@@ -19,8 +21,7 @@ UpstreamEndpoint::~UpstreamEndpoint() {
 }
 
 void UpstreamEndpoint::EnableSessionCache(SSL_CTX* context) {
-  SSL_CTX_set_session_cache_mode(context,
-                                 SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_set_session_cache_mode(context, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(context, [](SSL* ssl, SSL_SESSION* session) -> int {
     auto* endpoint = static_cast<UpstreamEndpoint*>(SSL_get_app_data(ssl));
     if (!endpoint || !SSL_SESSION_is_resumable(session)) return 0;
@@ -94,6 +95,50 @@ void UpstreamEndpoint::SetStandby(bool standby, int64_t now_ns, int64_t slow_sta
 void UpstreamEndpoint::Retire() {
   retired_ = true;
   while (UpstreamConnection* connection = TakeIdle()) connection->Close();
+  std::vector<Http2UpstreamSession*> sessions = sessions_;
+  for (Http2UpstreamSession* session : sessions) session->Retire();
+}
+
+SSL* UpstreamEndpoint::NewTlsSession(bool offer_h2) {
+  SSL* ssl = NewClientSsl(tls_.get(), tls_name_);
+  if (!ssl) return nullptr;
+  SSL_set_app_data(ssl, this);  // for the session cache
+  if (tls_session_) SSL_set_session(ssl, tls_session_);
+  if (offer_h2) {
+    static const unsigned char kAlpn[] = "\x02h2\x08http/1.1";
+    SSL_set_alpn_protos(ssl, kAlpn, sizeof(kAlpn) - 1);
+  }
+  return ssl;
+}
+
+UpstreamStream* UpstreamEndpoint::OpenHttp2Stream(UpstreamStream::Handler* handler, bool* ready,
+                                                  int* error) {
+  Http2UpstreamSession* best = nullptr;
+  for (Http2UpstreamSession* session : sessions_) {
+    if (!session->accepting()) continue;
+    if (!best || session->active_streams() < best->active_streams()) best = session;
+  }
+  // Another connection only when the least busy one is past a stream budget of its own.
+  constexpr size_t kStreamsPerConnection = 100;
+  size_t open = 0;
+  for (Http2UpstreamSession* session : sessions_) open += session->accepting() ? 1 : 0;
+  if (!best || (best->active_streams() >= kStreamsPerConnection &&
+                open < std::max<uint32_t>(1, pool_.http2_connections))) {
+    Http2UpstreamSession* fresh =
+        Http2UpstreamSession::Connect(context_, shared_from_this(), error);
+    if (fresh) best = fresh;
+    if (!best) return nullptr;
+  }
+  return best->OpenStream(handler, ready);
+}
+
+void UpstreamEndpoint::RemoveSession(Http2UpstreamSession* session) {
+  for (size_t i = 0; i < sessions_.size(); ++i) {
+    if (sessions_[i] == session) {
+      sessions_.erase(sessions_.begin() + static_cast<long>(i));
+      return;
+    }
+  }
 }
 
 }  // namespace sluice

@@ -10,14 +10,16 @@
 #include <string>
 
 #include "common/socket_address.h"
+#include "proxy/client_tls.h"
 #include "proxy/config.h"
 #include "proxy/http1_parser.h"
 #include "proxy/intrusive_list.h"
 #include "proxy/loop_context.h"
-#include "proxy/client_tls.h"
 #include "proxy/upstream_connection.h"
 
 namespace sluice {
+
+class Http2UpstreamSession;
 
 class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
  public:
@@ -84,6 +86,21 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   SSL_SESSION* tls_session() const { return tls_session_; }
   static void EnableSessionCache(SSL_CTX* context);
 
+  // A client SSL for a new connection: SNI and verification name, the cached session, and
+  // ALPN h2 + http/1.1 when `offer_h2` (HTTP/1.1 connections offer what the context says).
+  SSL* NewTlsSession(bool offer_h2);
+
+  // HTTP/2 to this endpoint: configured, and not refused by the endpoint itself.
+  bool http2() const { return http2_ && !http2_refused_; }
+  void SetHttp2(bool enabled) { http2_ = enabled; }
+  // The endpoint answered h2 with HTTP/1.1: HTTP/1.1 until the configuration changes.
+  void RefuseHttp2() { http2_refused_ = true; }
+  // A stream on the least busy HTTP/2 connection, opening a connection when every one is
+  // busy (up to pool.http2_connections). `*ready`: send now; otherwise wait for the connect.
+  // Null (with a libuv error) when no connection could be started.
+  UpstreamStream* OpenHttp2Stream(UpstreamStream::Handler* handler, bool* ready, int* error);
+  size_t http2_sessions() const { return sessions_.size(); }
+
   // A configuration reload kept this endpoint: adopt its new pool settings.
   void Update(const PoolConfig& pool, const Http1Limits& response_limits);
   // The endpoint left the configuration: close idle connections, pool nothing more. Busy
@@ -94,6 +111,9 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
 
  private:
   friend class UpstreamConnection;
+  friend class Http2UpstreamSession;
+  void AddSession(Http2UpstreamSession* session) { sessions_.push_back(session); }
+  void RemoveSession(Http2UpstreamSession* session);
   // Called by a connection that finished cleanly; false when it must close instead.
   bool AddIdle(UpstreamConnection* connection);
   void OnConnectionClosed(UpstreamConnection* connection);
@@ -105,7 +125,10 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   Http1Limits response_limits_;
   ClientTlsContext tls_;
   std::string tls_name_;
-  SSL_SESSION* tls_session_ = nullptr;  // owned
+  SSL_SESSION* tls_session_ = nullptr;           // owned
+  std::vector<Http2UpstreamSession*> sessions_;  // HTTP/2 connections (they free themselves)
+  bool http2_ = false;
+  bool http2_refused_ = false;
   TimeoutQueue* idle_timeouts_;
   IntrusiveList<UpstreamConnection, &UpstreamConnection::pool_node_> idle_;
   size_t idle_count_ = 0;

@@ -196,6 +196,7 @@ namespace {
 // the endpoint's host name, or its address.
 void SetEndpointTls(const ClusterConfig& cluster, const EndpointConfig& endpoint,
                     const SocketAddress& address, UpstreamEndpoint* member) {
+  member->SetHttp2(cluster.http2);
   if (!cluster.tls) {
     member->SetTls(nullptr, {});
     return;

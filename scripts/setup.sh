@@ -17,8 +17,9 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 # What building needs, and what only the tests need (Debian package names).
 BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libabsl-dev
                 libyaml-cpp-dev libssl-dev nlohmann-json3-dev googletest libgtest-dev
-                libbenchmark-dev)
-TEST_PACKAGES=(python3 curl openssl etcd-server clang-14 libclang-rt-14-dev clang-format-14)
+                libbenchmark-dev libnghttp2-dev prometheus-cpp-dev)
+TEST_PACKAGES=(python3 curl openssl etcd-server nghttp2-client nghttp2-server clang-14 libclang-rt-14-dev
+               clang-format-14)
 
 log() { printf '\n== %s (at %ds)\n' "$*" "$SECONDS"; }
 

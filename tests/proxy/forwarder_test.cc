@@ -113,6 +113,12 @@ class FakeStream : public ServerStream {
     body.append(data);
     ended = ended || end_stream;
   }
+  void SendResponseTrailers(const HeaderMap& fields) override {
+    for (size_t i = 0; i < fields.size(); ++i) {
+      trailers.emplace_back(std::string(fields.name(i)), std::string(fields.value(i)));
+    }
+    ended = true;
+  }
   void Reset() override { reset = true; }
   void CloseAfterResponse() override {}
   void PauseRequestBody() override {}
@@ -125,6 +131,7 @@ class FakeStream : public ServerStream {
   int status = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> trailers;
   bool started = false;
   bool ended = false;
   bool reset = false;
