@@ -132,9 +132,11 @@ void DownstreamConnection::StartHttp(bool http2, const char* data, size_t len) {
     Http2ServerCodec::Options options;
     options.http2 = config.http2;
     options.limits = snapshot.request_limits;
-    codec_ = std::make_unique<Http2ServerCodec>(context_, static_cast<CodecTransport*>(this),
-                                                static_cast<StreamFactory*>(this),
-                                                static_cast<CodecObserver*>(this), options, &info_);
+    auto codec = std::make_unique<Http2ServerCodec>(
+        context_, static_cast<CodecTransport*>(this), static_cast<StreamFactory*>(this),
+        static_cast<CodecObserver*>(this), options, &info_);
+    http2_codec_ = codec.get();
+    codec_ = std::move(codec);
   } else {
     Http1ServerCodec::Options options;
     options.limits = snapshot.request_limits;
@@ -226,6 +228,9 @@ void DownstreamConnection::OnStreamDrained() {
 }
 
 void DownstreamConnection::OnStreamClosed() {
+  if (http2_codec_ && !http2_codec_->close_reason().empty()) {
+    worker_->mutable_metrics().http2_shed.Add();  // abuse or a protocol error ended it
+  }
   worker_node_.Unlink();
   Worker* worker = worker_;
   bool counted = counted_;

@@ -21,6 +21,7 @@
 
 namespace sluice {
 
+class Http2ServerCodec;
 class Worker;
 
 class DownstreamConnection final : private TcpStream::Handler,
@@ -84,7 +85,8 @@ class DownstreamConnection final : private TcpStream::Handler,
   LoopContext* context_;
   TcpStream stream_;
   std::unique_ptr<ServerCodec> codec_;
-  std::string proxy_header_;  // a PROXY header (or an h2c preface) still incomplete
+  Http2ServerCodec* http2_codec_ = nullptr;  // codec_, when it is HTTP/2
+  std::string proxy_header_;                 // a PROXY header (or an h2c preface) still incomplete
   DownstreamInfo info_;
   Timeout timeout_;
   Phase phase_ = Phase::kHttp;

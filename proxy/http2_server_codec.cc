@@ -543,7 +543,11 @@ void Http2ServerCodec::OnData(const char* data, size_t len) {
     LOG_INFO("downstream %s: http2: %s", info_->client.ToString(),
              nghttp2_strerror(static_cast<int>(rv)));
     if (close_reason_.empty()) close_reason_ = nghttp2_strerror(static_cast<int>(rv));
-    // nghttp2 queued a GOAWAY for protocol errors; send it, then close.
+    // Tell the client why before closing (a no-op if nghttp2 queued a GOAWAY already).
+    nghttp2_session_terminate_session(
+        session_, rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                      ? NGHTTP2_ENHANCE_YOUR_CALM
+                      : NGHTTP2_PROTOCOL_ERROR);
     RunDeferred();
     Close(true);
     return;

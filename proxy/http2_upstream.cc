@@ -12,6 +12,8 @@ namespace {
 
 constexpr uint32_t kStreamWindow = 256 * 1024;          // response bytes ahead, per stream
 constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;  // ... and per connection
+// A connection whose server sends no SETTINGS within this is given up.
+constexpr absl::Duration kPrefaceTimeout = absl::Seconds(10);
 
 nghttp2_nv Nv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
@@ -77,6 +79,10 @@ struct Http2UpstreamStream::Callbacks {
 
   static int OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
     auto* owner = static_cast<Http2UpstreamSession*>(user);
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+      if (!owner->ready_) owner->OnPreface();
+      return 0;
+    }
     if (frame->hd.type == NGHTTP2_GOAWAY) {
       owner->draining_ = true;  // streams past its last id are refused and closed by nghttp2
       return 0;
@@ -370,7 +376,7 @@ Http2UpstreamStream* Http2UpstreamSession::OpenStream(UpstreamStream::Handler* h
   auto* stream = new Http2UpstreamStream(this, handler);
   streams_.push_back(stream);
   ++active_;
-  idle_timeout_.Disarm();
+  if (ready_) idle_timeout_.Disarm();
   *ready = ready_;
   return stream;
 }
@@ -412,13 +418,22 @@ void Http2UpstreamSession::StartSession() {
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  // Ready once the server's preface (its SETTINGS) arrives: a server that is not speaking
+  // HTTP/2 is found out before any request is given to it.
+  idle_timeout_.Arm(context_->Timeouts(kPrefaceTimeout));
+  ScheduleSend();
+}
+
+void Http2UpstreamSession::OnPreface() {
   ready_ = true;
+  idle_timeout_.Disarm();
   // The streams that waited for the connection send their requests now.
   std::vector<Http2UpstreamStream*> waiting = streams_;
   for (Http2UpstreamStream* stream : waiting) {
     if (closing_) break;
     if (stream->handler_ && stream->id_ < 0) stream->handler_->OnUpstreamConnected();
   }
+  MaybeIdle();
   ScheduleSend();
 }
 
@@ -526,7 +541,7 @@ void Http2UpstreamSession::StreamDone(Http2UpstreamStream* stream) {
 }
 
 void Http2UpstreamSession::MaybeIdle() {
-  if (closing_ || active_ > 0) return;
+  if (closing_ || active_ > 0 || !ready_) return;
   if (draining_ && streams_.empty()) {
     if (session_) {
       nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, nullptr, 0);
@@ -545,6 +560,10 @@ void Http2UpstreamSession::MaybeIdle() {
 }
 
 void Http2UpstreamSession::OnTimeout(Timeout*) {
+  if (!ready_ && !closing_) {
+    FailAll(UpstreamError::kConnectFailed, "no HTTP/2 preface from the endpoint in time");
+    return;
+  }
   if (active_ > 0 && !closing_) return;
   if (!closing_) {
     draining_ = true;

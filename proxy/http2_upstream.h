@@ -123,6 +123,7 @@ class Http2UpstreamSession final : private TcpStream::Handler,
   void OnTimeout(Timeout* which) override;
 
   void StartSession();
+  void OnPreface();  // the server's first SETTINGS: streams may go
   void ScheduleSend() { context_->Schedule(this); }
   // The connection is gone or unusable: every stream fails with `error`, then it closes.
   void FailAll(UpstreamError error, const char* reason);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "proxy/config_loader.h"
+#include "proxy/tls_config_loader.h"
 #include "steering/state_file.h"
 
 namespace sluice {
@@ -324,6 +325,9 @@ void Server::Reload() {
 
 void Server::WatchKeyFiles() {
   std::vector<std::string> files = JwksFiles(*config_);
+  for (std::string& file : TlsFiles(*config_)) {
+    if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(file);
+  }
   for (auto it = key_watches_.begin(); it != key_watches_.end();) {
     if (std::find(files.begin(), files.end(), it->first) == files.end()) {
       uv_close(reinterpret_cast<uv_handle_t*>(&it->second->poll),
@@ -342,12 +346,46 @@ void Server::WatchKeyFiles() {
         &watch->poll,
         [](uv_fs_poll_t* h, int status, const uv_stat_t*, const uv_stat_t*) {
           auto* w = static_cast<KeyFileWatch*>(h->data);
-          if (status == 0) w->server->OnKeyFileChanged(w->path);
+          if (status == 0) w->server->OnWatchedFileChanged(w->path);
         },
         path.c_str(), 1000);
     uv_unref(reinterpret_cast<uv_handle_t*>(&watch->poll));
     key_watches_[path] = watch;
   }
+}
+
+void Server::OnWatchedFileChanged(const std::string& path) {
+  std::vector<std::string> tls = TlsFiles(*config_);
+  if (std::find(tls.begin(), tls.end(), path) != tls.end()) ReloadCertificates(path);
+  std::vector<std::string> jwks = JwksFiles(*config_);
+  if (std::find(jwks.begin(), jwks.end(), path) != jwks.end()) OnKeyFileChanged(path);
+}
+
+void Server::ReloadCertificates(const std::string& changed) {
+  if (shutting_down_) return;
+  auto config = std::make_shared<Config>(*config_);
+  if (absl::Status s = RebuildTlsContexts(config.get()); !s.ok()) {
+    // A certificate and its key are rarely replaced at the same instant: the next change
+    // (the key arriving) tries again.
+    LOG_ERROR("%s changed, but the certificates do not load; keeping the ones in use: %s", changed,
+              std::string(s.message()));
+    return;
+  }
+  config_ = config;
+  std::map<std::string, ListenerOptions> keep;
+  for (const ListenerConfig& listener : config_->listeners) {
+    keep[listener.address.ToString()] = {listener.proxy_protocol, listener.http2,
+                                         listener.tls_context};
+  }
+  SteeringTablePtr table = steering_->table();
+  for (auto& worker : workers_) {
+    // New connections handshake with the new certificates; open ones keep theirs.
+    worker->Post([config, keep, table](Worker* w) {
+      w->SetSteeringTable(table);
+      w->ApplyConfig(config, {}, keep);
+    });
+  }
+  LOG_INFO("certificates reloaded (%s changed)", changed);
 }
 
 void Server::OnKeyFileChanged(const std::string& path) {

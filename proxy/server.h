@@ -50,9 +50,13 @@ class Server final : private AdminBackend {
                              std::vector<std::vector<ListenerSocket>>* per_worker,
                              std::map<std::string, ListenerOptions>* keep);
   void Reload();
-  // Watches the JWKS files of the configuration; a changed file reaches every worker.
+  // Watches the JWKS and TLS files of the configuration; a changed file reaches every worker.
   void WatchKeyFiles();
   void OnKeyFileChanged(const std::string& path);
+  // A watched file changed: JWKS keys, or a listener's certificate, key, OCSP response or
+  // client CA (the TLS contexts are rebuilt; connections already open keep theirs).
+  void OnWatchedFileChanged(const std::string& path);
+  void ReloadCertificates(const std::string& changed);
   void BeginShutdown(const char* why);
   void OnWorkerExit();
   void PublishSteeringTable(SteeringTablePtr table);

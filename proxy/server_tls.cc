@@ -125,15 +125,31 @@ bool TicketKeyRing::Find(const unsigned char name[16], Key* key, bool* old) {
 
 // --- The context -----------------------------------------------------------------------------
 
-struct ServerTlsContext::Certificate {
-  SSL_CTX* ctx = nullptr;
-  std::vector<std::string> names;
-  std::string ocsp;  // DER response, stapled when a client asks
-  TicketKeyRing* tickets = nullptr;
-  bool http2 = true;
-  ~Certificate() {
-    if (ctx) SSL_CTX_free(ctx);
+struct ServerTlsContext::SniTable {
+  absl::flat_hash_map<std::string, SSL_CTX*> exact;     // "www.example.com"
+  absl::flat_hash_map<std::string, SSL_CTX*> wildcard;  // "example.com" for *.example.com
+  std::vector<SSL_CTX*> others;                         // a reference to each non-default context
+  ~SniTable() {
+    for (SSL_CTX* ctx : others) SSL_CTX_free(ctx);
   }
+  SSL_CTX* Pick(std::string_view server_name) const {
+    std::string name = absl::AsciiStrToLower(std::string(server_name));
+    if (auto it = exact.find(name); it != exact.end()) return it->second;
+    size_t dot = name.find('.');
+    if (dot != std::string::npos) {
+      if (auto it = wildcard.find(name.substr(dot + 1)); it != wildcard.end()) return it->second;
+    }
+    return nullptr;
+  }
+};
+
+struct ServerTlsContext::Certificate {
+  std::string ocsp;  // DER response, stapled when a client asks
+  std::shared_ptr<TicketKeyRing> tickets;
+  bool http2 = true;
+  // The default certificate's: where SNI finds the others. Holding it here (and the other
+  // contexts in it) keeps every certificate alive while a session of the listener is.
+  std::unique_ptr<SniTable> sni;
 };
 
 namespace {
@@ -200,8 +216,20 @@ int OnStatusRequest(SSL* ssl, void*) {
   return SSL_TLSEXT_ERR_OK;
 }
 
+int CertificateIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(
+      0, nullptr, nullptr, nullptr, [](void*, void* data, CRYPTO_EX_DATA*, int, long, void*) {
+        delete static_cast<ServerTlsContext::Certificate*>(data);
+      });
+  return index;
+}
+
+ServerTlsContext::Certificate* CertificateOf(SSL_CTX* ctx) {
+  return static_cast<ServerTlsContext::Certificate*>(SSL_CTX_get_ex_data(ctx, CertificateIndex()));
+}
+
 ServerTlsContext::Certificate* CertificateOf(SSL* ssl) {
-  return static_cast<ServerTlsContext::Certificate*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  return CertificateOf(SSL_get_SSL_CTX(ssl));
 }
 
 // Checks that a DER OCSP response parses and says "successful".
@@ -224,7 +252,9 @@ absl::Status CheckOcspResponse(const std::string& der, const std::string& path) 
 
 }  // namespace
 
-ServerTlsContext::~ServerTlsContext() = default;
+ServerTlsContext::~ServerTlsContext() {
+  for (SSL_CTX* ctx : contexts_) SSL_CTX_free(ctx);
+}
 
 std::vector<std::string> ServerTlsContext::Files(const ListenerTlsConfig& config) {
   std::vector<std::string> files;
@@ -243,20 +273,21 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::Create
     return absl::InvalidArgumentError("needs at least one certificate");
   }
   std::shared_ptr<ServerTlsContext> context(new ServerTlsContext());
-  context->http2_ = http2;
+  std::shared_ptr<TicketKeyRing> tickets;
   if (config.session_tickets) {
-    context->tickets_ = TicketKeyRing::ForListener(listener, config.ticket_key_rotation);
+    tickets = TicketKeyRing::ForListener(listener, config.ticket_key_rotation);
   }
+  auto sni = std::make_unique<SniTable>();
   ERR_clear_error();
   for (size_t i = 0; i < config.certificates.size(); ++i) {
     const TlsCertificateConfig& files = config.certificates[i];
-    auto cert = std::make_unique<Certificate>();
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) return absl::InternalError("TLS: " + OpenSslErrors());
+    context->contexts_.push_back(ctx);  // freed with the context, whatever happens below
+    auto* cert = new Certificate();
+    SSL_CTX_set_ex_data(ctx, CertificateIndex(), cert);  // owned by ctx from here on
     cert->http2 = http2;
-    cert->tickets = context->tickets_.get();
-    cert->ctx = SSL_CTX_new(TLS_server_method());
-    if (!cert->ctx) return absl::InternalError("TLS: " + OpenSslErrors());
-    SSL_CTX* ctx = cert->ctx;
-    SSL_CTX_set_app_data(ctx, cert.get());
+    cert->tickets = tickets;
     SSL_CTX_set_min_proto_version(ctx,
                                   config.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
     // No compression (CRIME), no renegotiation (a client could make us do handshakes at
@@ -286,7 +317,7 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::Create
       return absl::InvalidArgumentError(absl::StrFormat(
           "key_file %s does not belong to cert_file %s", files.key_file, files.cert_file));
     }
-    cert->names = CertificateNames(SSL_CTX_get0_certificate(ctx));
+    std::vector<std::string> names = CertificateNames(SSL_CTX_get0_certificate(ctx));
     if (!files.ocsp_file.empty()) {
       ASSIGN_OR_RETURN(cert->ocsp, ReadFile(files.ocsp_file));
       RETURN_IF_ERROR(CheckOcspResponse(cert->ocsp, files.ocsp_file));
@@ -311,53 +342,46 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::Create
         return absl::InvalidArgumentError(
             absl::StrFormat("client_ca_file %s: %s", config.client_ca_file, OpenSslErrors()));
       }
-      STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(config.client_ca_file.c_str());
-      if (names) SSL_CTX_set_client_CA_list(ctx, names);
+      STACK_OF(X509_NAME)* ca_names = SSL_load_client_CA_file(config.client_ca_file.c_str());
+      if (ca_names) SSL_CTX_set_client_CA_list(ctx, ca_names);
       SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
     }
-    for (const std::string& name : cert->names) {
+    for (const std::string& name : names) {
       if (name.starts_with("*.")) {
-        context->wildcard_.try_emplace(name.substr(2), ctx);
+        sni->wildcard.try_emplace(name.substr(2), ctx);
       } else {
-        context->exact_.try_emplace(name, ctx);
+        sni->exact.try_emplace(name, ctx);
       }
     }
-    context->certificates_.push_back(std::move(cert));
+    if (i > 0) {
+      SSL_CTX_up_ref(ctx);
+      sni->others.push_back(ctx);
+    }
+    context->names_.push_back(std::move(names));
   }
-  SSL_CTX_set_tlsext_servername_callback(context->certificates_[0]->ctx, OnServerName);
-  SSL_CTX_set_tlsext_servername_arg(context->certificates_[0]->ctx, context.get());
+  SSL_CTX* primary = context->contexts_[0];
+  if (config.certificates.size() > 1) {
+    SSL_CTX_set_tlsext_servername_callback(primary, OnServerName);
+    CertificateOf(primary)->sni = std::move(sni);
+  }
   return std::shared_ptr<const ServerTlsContext>(std::move(context));
 }
 
-SSL_CTX* ServerTlsContext::Pick(std::string_view server_name) const {
-  std::string name = absl::AsciiStrToLower(std::string(server_name));
-  if (auto it = exact_.find(name); it != exact_.end()) return it->second;
-  size_t dot = name.find('.');
-  if (dot != std::string::npos) {
-    if (auto it = wildcard_.find(name.substr(dot + 1)); it != wildcard_.end()) return it->second;
-  }
-  return certificates_[0]->ctx;
-}
-
-int ServerTlsContext::OnServerName(SSL* ssl, int*, void* arg) {
-  const auto* self = static_cast<const ServerTlsContext*>(arg);
+int ServerTlsContext::OnServerName(SSL* ssl, int*, void*) {
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-  if (!name || self->certificates_.size() == 1) return SSL_TLSEXT_ERR_OK;
-  SSL_CTX* ctx = self->Pick(name);
-  if (ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
+  Certificate* primary = CertificateOf(ssl);
+  if (!name || !primary || !primary->sni) return SSL_TLSEXT_ERR_OK;
+  SSL_CTX* ctx = primary->sni->Pick(name);
+  if (ctx && ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
   return SSL_TLSEXT_ERR_OK;
 }
 
 SSL* ServerTlsContext::NewSession() const {
-  SSL* ssl = SSL_new(certificates_[0]->ctx);
+  SSL* ssl = SSL_new(contexts_[0]);
   if (ssl) SSL_set_accept_state(ssl);
   return ssl;
 }
 
-std::vector<std::vector<std::string>> ServerTlsContext::names() const {
-  std::vector<std::vector<std::string>> out;
-  for (const auto& cert : certificates_) out.push_back(cert->names);
-  return out;
-}
+std::vector<std::vector<std::string>> ServerTlsContext::names() const { return names_; }
 
 }  // namespace sluice

@@ -96,20 +96,19 @@ class ServerTlsContext {
   // Every file the context was built from (watched for changes).
   static std::vector<std::string> Files(const ListenerTlsConfig& config);
 
-  // One certificate's OpenSSL context and what its callbacks need (defined in the .cc).
+  // What one certificate's callbacks need. Owned by its OpenSSL context (ex_data), so it
+  // lives exactly as long as the context: connections that started under an older
+  // configuration keep what they use (defined in the .cc).
   struct Certificate;
+  struct SniTable;
 
  private:
   ServerTlsContext() = default;
 
   static int OnServerName(SSL* ssl, int* alert, void* arg);
-  SSL_CTX* Pick(std::string_view server_name) const;
 
-  std::vector<std::unique_ptr<Certificate>> certificates_;
-  absl::flat_hash_map<std::string, SSL_CTX*> exact_;     // "www.example.com"
-  absl::flat_hash_map<std::string, SSL_CTX*> wildcard_;  // "example.com" for *.example.com
-  std::shared_ptr<TicketKeyRing> tickets_;
-  bool http2_ = true;
+  std::vector<SSL_CTX*> contexts_;  // one reference each; [0] is the default certificate's
+  std::vector<std::vector<std::string>> names_;
 };
 
 }  // namespace sluice

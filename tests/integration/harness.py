@@ -413,3 +413,80 @@ class Etcd:
                     seen.add(mod)
                     values.append((mod, base64.b64decode(kv.get("value", "")).decode()))
         return values
+
+
+class Pki:
+    """Certificates made with the openssl command line, ECDSA P-256, in a temporary directory:
+    a CA, leaf certificates it signs (server names as SAN DNS or IP entries), OCSP responses."""
+
+    def __init__(self, directory=None):
+        self.dir = directory or tempfile.mkdtemp(prefix="sluice-pki-")
+        self.cas = {}
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def run(self, *args, stdin=None):
+        return subprocess.run(["openssl"] + list(args), cwd=self.dir, check=True,
+                              input=stdin, capture_output=True)
+
+    def ca(self, name="ca"):
+        self.run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", name + ".key", "-out", name + ".crt", "-days", "2",
+                 "-subj", "/CN=sluice test %s" % name)
+        with open(self.path(name + ".index"), "w"):
+            pass
+        return self.path(name + ".crt")
+
+    def leaf(self, name, sans=("IP:127.0.0.1", "DNS:localhost"), ca="ca", usage="serverAuth",
+             cn=None):
+        """Returns (cert, key) paths. sans: subjectAltName entries ("DNS:x", "IP:y")."""
+        with open(self.path(name + ".ext"), "w") as f:
+            if sans:
+                f.write("subjectAltName=%s\n" % ",".join(sans))
+            f.write("extendedKeyUsage=%s\n" % usage)
+        self.run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=%s" % (cn or name))
+        self.run("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
+                 "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext")
+        return self.path(name + ".crt"), self.path(name + ".key")
+
+    def ocsp_response(self, name, ca="ca"):
+        """A signed 'good' OCSP response for the leaf `name`, as DER; returns its path."""
+        self.run("ocsp", "-issuer", ca + ".crt", "-cert", name + ".crt", "-reqout", name + ".oreq",
+                 "-no_nonce")
+        self.run("ocsp", "-index", ca + ".index", "-rsigner", ca + ".crt", "-rkey", ca + ".key",
+                 "-CA", ca + ".crt", "-reqin", name + ".oreq", "-respout", name + ".ocsp",
+                 "-ndays", "1")
+        return self.path(name + ".ocsp")
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, True)
+
+
+def s_client(port, *args, stdin=b"", timeout=10):
+    """openssl s_client against 127.0.0.1:port; returns (exit code, stdout + stderr text)."""
+    result = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port] + list(args),
+                            input=stdin, capture_output=True, timeout=timeout)
+    return result.returncode, (result.stdout + result.stderr).decode("utf-8", "replace")
+
+
+def metric(admin_port, selector):
+    """The sum of a metric's samples from the admin endpoint. `selector` is a name, optionally
+    with labels that must all match: 'sluice_x_total{protocol="h2"}'."""
+    import urllib.request
+    name, _, wanted = selector.partition("{")
+    wanted = [w for w in wanted.rstrip("}").split(",") if w]
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=5).read()
+    total = 0.0
+    for line in text.decode().splitlines():
+        if line.startswith("#"):
+            continue
+        sample, _, value = line.rpartition(" ")
+        sample_name, _, labels = sample.partition("{")
+        if sample_name != name:
+            continue
+        have = labels.rstrip("}").split(",")
+        if all(w in have for w in wanted):
+            total += float(value)
+    return total
