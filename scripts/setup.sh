@@ -72,7 +72,7 @@ run_fuzzers() {
   for pair in http1_request:http1_request http1_response:http1_response \
               http1_server_codec:http1_request proxy_protocol:proxy_protocol path_normalizer:path \
               jwt:jwt hop_marker:hop_marker state_file:state_file admin_body:admin_body \
-              etcd_reply:etcd_reply; do
+              etcd_reply:etcd_reply http2_server_codec:http2_frames; do
     local target=${pair%%:*} corpus=${pair##*:}
     mkdir -p "$work/$target"
     cp -r "tests/fuzz/corpus/$corpus/." "$work/$target/"

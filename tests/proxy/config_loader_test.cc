@@ -133,7 +133,43 @@ INSTANTIATE_TEST_SUITE_P(
             "routes: [{cluster: a}]\n"
             "proxy: {trusted_proxies: [10.0.0.0/33]}\n",
             "proxy.trusted_proxies[0]: invalid prefix"},
-        BadConfig{"log_level: loud\n", "log_level: log level must be"}));
+        BadConfig{"log_level: loud\n", "log_level: log level must be"},
+        BadConfig{"listeners:\n  - address: 127.0.0.1:1\n    tls: {min_version: \"1.2\"}\n",
+                  "x.yaml:3: listeners[0].tls: needs a certificate"},
+        BadConfig{"listeners:\n  - address: 127.0.0.1:1\n    tls:\n      cert_file: /no/such.crt\n"
+                  "      key_file: /no/such.key\n",
+                  "listeners[0].tls: cert_file /no/such.crt"},
+        BadConfig{"listeners:\n  - address: 127.0.0.1:1\n    tls:\n      cert_file: a\n"
+                  "      key_file: b\n      min_version: \"1.1\"\n",
+                  "listeners[0].tls.min_version: must be \"1.2\" or \"1.3\""},
+        BadConfig{"listeners:\n  - address: 127.0.0.1:1\n    tls: {cert_file: a, key_file: b, "
+                  "certificates: []}\n",
+                  "either certificates (a list) or cert_file and key_file"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters:\n  - name: a\n    endpoints: "
+                  "[127.0.0.1:2]\n    tls: {ca_file: /no/ca.pem}\n",
+                  "x.yaml:5: clusters[0].tls: ca_file /no/ca.pem"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nhttp2: {max_concurrent_streams: 0}\n",
+                  "http2.max_concurrent_streams: must be 1..10000"},
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nhttp2: {initial_stream_window: 1k}\n",
+                  "http2.initial_stream_window"}));
+
+TEST(ConfigLoaderTest, Http2AndUpstreamTlsSettings) {
+  auto config = ParseConfig(
+      "listeners: [{address: 127.0.0.1:1, http2: false}]\n"
+      "clusters:\n  - name: a\n    endpoints: [127.0.0.1:2]\n    http2: true\n"
+      "    pool: {http2_connections: 3}\n"
+      "routes: [{cluster: a}]\n"
+      "http2: {max_concurrent_streams: 50, initial_stream_window: 1MiB, max_early_resets: 10}\n",
+      "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE((*config)->listeners[0].http2);
+  EXPECT_FALSE((*config)->listeners[0].tls_context);
+  EXPECT_TRUE((*config)->clusters[0].http2);
+  EXPECT_EQ((*config)->clusters[0].pool.http2_connections, 3u);
+  EXPECT_EQ((*config)->http2.max_concurrent_streams, 50u);
+  EXPECT_EQ((*config)->http2.initial_stream_window, 1u << 20);
+  EXPECT_EQ((*config)->http2.max_early_resets, 10u);
+}
 
 TEST(ConfigLoaderTest, MissingFile) {
   auto config = LoadConfigFile("/nonexistent/sluice.yaml");
