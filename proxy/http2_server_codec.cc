@@ -47,7 +47,10 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
     if (!open() || response_started_) return;
     response_started_ = true;
     char status[4];
-    absl::SNPrintF(status, sizeof(status), "%03d", head.status);
+    const int code = head.status >= 100 && head.status <= 999 ? head.status : 500;
+    status[0] = static_cast<char>('0' + code / 100);
+    status[1] = static_cast<char>('0' + code / 10 % 10);
+    status[2] = static_cast<char>('0' + code % 10);
     // Field names go out in lower case (RFC 9113 section 8.2.2); nghttp2 copies what it is
     // given, so the names can live in a scratch buffer until the call returns.
     std::string& names = codec_->context_->scratch();
@@ -66,8 +69,13 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
     }
     char length[24];
     if (head.framing == BodyFraming::kContentLength) {
-      int n = absl::SNPrintF(length, sizeof(length), "%d", head.content_length);
-      nva.push_back(Nv("content-length", std::string_view(length, static_cast<size_t>(n))));
+      size_t n = 0;
+      uint64_t value = head.content_length;
+      do {
+        length[sizeof(length) - 1 - n++] = static_cast<char>('0' + value % 10);
+        value /= 10;
+      } while (value != 0);
+      nva.push_back(Nv("content-length", std::string_view(length + sizeof(length) - n, n)));
     }
     nghttp2_data_provider provider;
     provider.source.ptr = this;

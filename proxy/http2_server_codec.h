@@ -78,7 +78,7 @@ class Http2ServerCodec final : public ServerCodec, private DeferredTask {
   void RespondError(Stream* stream, int status, const char* reason);
   // Tells the stream's handler the exchange is over for it and lets it go.
   void DetachHandler(Stream* stream, StreamResetReason reason);
-  void ScheduleSend() { context_->Schedule(this); }
+  void ScheduleSend() { context_->ScheduleLate(this); }
   // The client misbehaved: GOAWAY with `error`, flush, close.
   void Shed(uint32_t error, const char* why);
   void Close(bool graceful);

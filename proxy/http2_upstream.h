@@ -124,7 +124,7 @@ class Http2UpstreamSession final : private TcpStream::Handler,
 
   void StartSession();
   void OnPreface();  // the server's first SETTINGS: streams may go
-  void ScheduleSend() { context_->Schedule(this); }
+  void ScheduleSend() { context_->ScheduleLate(this); }
   // The connection is gone or unusable: every stream fails with `error`, then it closes.
   void FailAll(UpstreamError error, const char* reason);
   void StreamDone(Http2UpstreamStream* stream);

@@ -14,11 +14,12 @@ LoopContext::LoopContext(uv_loop_t* loop) : loop_(loop), read_buffer_(new char[k
   // I/O callbacks).
   uv_prepare_init(loop_, &prepare_);
   prepare_.data = this;
-  uv_prepare_start(&prepare_, [](uv_prepare_t* h) { static_cast<LoopContext*>(h->data)->Drain(); });
+  uv_prepare_start(&prepare_,
+                   [](uv_prepare_t* h) { static_cast<LoopContext*>(h->data)->Drain(true); });
   uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
   uv_check_init(loop_, &check_);
   check_.data = this;
-  uv_check_start(&check_, [](uv_check_t* h) { static_cast<LoopContext*>(h->data)->Drain(); });
+  uv_check_start(&check_, [](uv_check_t* h) { static_cast<LoopContext*>(h->data)->Drain(true); });
   uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
 
   if (getrandom(rng_, sizeof(rng_), 0) != static_cast<ssize_t>(sizeof(rng_))) {
@@ -33,6 +34,8 @@ LoopContext::~LoopContext() {
   // Tasks still scheduled belong to objects that are gone or never ran; drop the links.
   while (tasks_.PopFront() != nullptr) {
   }
+  while (late_.PopFront() != nullptr) {
+  }
   deletions_.clear();
 }
 
@@ -40,17 +43,24 @@ void LoopContext::Schedule(DeferredTask* task) {
   if (!task->scheduled()) tasks_.PushBack(task);
 }
 
+void LoopContext::ScheduleLate(DeferredTask* task) {
+  if (!task->scheduled()) late_.PushBack(task);
+}
+
 void LoopContext::DeleteLater(std::unique_ptr<Deletable> object) {
   deletions_.push_back(std::move(object));
 }
 
-void LoopContext::Drain() {
+void LoopContext::Drain(bool late) {
   // Tasks may schedule more tasks (a resumed parser writes, which schedules a flush); run
   // until quiet, but bounded so a task that keeps rescheduling cannot starve the poll.
   for (int round = 0; round < 64; ++round) {
-    if (tasks_.empty() && deletions_.empty()) return;
+    if (tasks_.empty() && deletions_.empty() && (!late || late_.empty())) return;
     IntrusiveList<DeferredTask, &DeferredTask::node_> batch;
     while (DeferredTask* t = tasks_.PopFront()) batch.PushBack(t);
+    if (late && tasks_.empty()) {
+      while (DeferredTask* t = late_.PopFront()) batch.PushBack(t);
+    }
     while (DeferredTask* t = batch.PopFront()) t->RunDeferred();
     std::vector<std::unique_ptr<Deletable>> dead;
     dead.swap(deletions_);
@@ -58,7 +68,9 @@ void LoopContext::Drain() {
   }
 }
 
-void LoopContext::RunDeferredNow() { Drain(); }
+void LoopContext::RunDeferredNow() { Drain(true); }
+
+void LoopContext::RunAfterCallback() { Drain(false); }
 
 TimeoutQueue* LoopContext::Timeouts(absl::Duration duration) {
   uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(duration));
@@ -115,7 +127,7 @@ uint64_t LoopContext::Random() {
 void LoopContext::Close() {
   if (closed_) return;
   closed_ = true;
-  Drain();
+  Drain(true);
   for (auto& [ms, queue] : timeouts_) queue->CloseAndDelete();
   timeouts_.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);

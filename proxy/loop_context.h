@@ -57,6 +57,10 @@ class LoopContext {
   // Runs `task` before the loop next waits for I/O: at the end of the current I/O phase, or
   // before polling when scheduled from timers or close callbacks. Scheduling twice is a no-op.
   void Schedule(DeferredTask* task);
+  // Like Schedule, but runs only once the loop's I/O callbacks of this iteration are done
+  // (not from RunAfterCallback): a multiplexed connection's output is written once per
+  // iteration, with every stream's bytes of that iteration in it, instead of once per event.
+  void ScheduleLate(DeferredTask* task);
   // Destroys `object` once the current callback chain has unwound (same loop iteration).
   void DeleteLater(std::unique_ptr<Deletable> object);
 
@@ -79,18 +83,21 @@ class LoopContext {
   // Fast, non-cryptographic random numbers (xoshiro256**), seeded from the OS.
   uint64_t Random();
 
-  // Runs pending deferred work now. For tests and for shutdown.
+  // Runs pending deferred work now, late tasks included. For tests and for shutdown.
   void RunDeferredNow();
+  // What an I/O callback runs before returning: pending work except the late tasks.
+  void RunAfterCallback();
   // Closes the loop's own handles. Call before the last uv_run that lets the loop end.
   void Close();
 
  private:
-  void Drain();
+  void Drain(bool late);
 
   uv_loop_t* loop_;
   uv_prepare_t prepare_;
   uv_check_t check_;
   IntrusiveList<DeferredTask, &DeferredTask::node_> tasks_;
+  IntrusiveList<DeferredTask, &DeferredTask::node_> late_;
   std::vector<std::unique_ptr<Deletable>> deletions_;
   std::map<uint64_t, TimeoutQueue*> timeouts_;
   std::unique_ptr<char[]> read_buffer_;

@@ -239,7 +239,7 @@ int TcpStream::Connect(const sockaddr* address) {
     } else {
       self->handler_->OnStreamConnected();
     }
-    self->context_->RunDeferredNow();
+    self->context_->RunAfterCallback();
   });
   if (rc != 0) delete request;
   return rc;
@@ -265,7 +265,7 @@ int TcpStream::StartReading() {
         static_cast<TcpStream*>(s->data)->OnRead(nread, buf);
         // Flush what this event produced now, not after every other event of this poll: the
         // response to one read goes out in one write without waiting behind the others.
-        LoopContext::From(s->loop)->RunDeferredNow();
+        LoopContext::From(s->loop)->RunAfterCallback();
       });
   if (rc == 0) reading_ = true;
   return rc;
@@ -398,7 +398,7 @@ void TcpStream::StartUvWrite() {
   int rc = uv_write(&in_flight_->request, stream(), &buf, 1, [](uv_write_t* req, int status) {
     LoopContext* context = LoopContext::From(req->handle->loop);
     static_cast<TcpStream*>(req->data)->OnWriteDone(status);
-    if (status != UV_ECANCELED) context->RunDeferredNow();
+    if (status != UV_ECANCELED) context->RunAfterCallback();
   });
   if (rc != 0) {
     writing_ = false;
