@@ -505,7 +505,10 @@ void Http2UpstreamSession::OnStreamError(int error) {
 }
 
 void Http2UpstreamSession::FailAll(UpstreamError error, const char* reason) {
-  if (closing_) return;
+  if (closing_) {
+    CloseNow();  // after our GOAWAY: the peer closed or failed; nothing is left to fail
+    return;
+  }
   closing_ = true;
   draining_ = true;
   std::vector<Http2UpstreamStream*> streams;
@@ -579,6 +582,7 @@ void Http2UpstreamSession::Retire() {
 }
 
 void Http2UpstreamSession::CloseNow() {
+  if (stream_.closing()) return;
   closing_ = true;
   idle_timeout_.Disarm();
   CancelDeferred();

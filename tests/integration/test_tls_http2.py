@@ -398,6 +398,39 @@ routes:
         self.assertEqual(self.https("https://localhost:%d/" % self.tls_port).stdout, b"200 2")
 
 
+class Example(ProxyTestCase):
+    def test_conf_tls_edge_yaml_works_with_its_certificate_script(self):
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../..")
+        work = tempfile.mkdtemp(prefix="sluice-tls-example-")
+        self.addCleanup(shutil.rmtree, work, True)
+        subprocess.run([os.path.join(root, "conf/tls/make-certs.sh"), os.path.join(work, "tls")],
+                       check=True, capture_output=True, timeout=60)
+        origin = self.start_origin()
+        ports = {p: free_port() for p in ("8443", "8444", "8080")}
+        with open(os.path.join(root, "conf/tls-edge.yaml")) as f:
+            text = f.read().replace("127.0.0.1:9000", "127.0.0.1:%d" % origin.port)
+        for old, new in ports.items():
+            text = text.replace("127.0.0.1:%s" % old, "127.0.0.1:%d" % new)
+        text = text.replace("tls/", os.path.join(work, "tls") + "/").replace("workers: 0",
+                                                                            "workers: 1")
+        proxy = self.start_sluice(text, port=ports["8443"])
+        ca = os.path.join(work, "tls/ca.pem")
+        r = self.curl("--cacert", ca, "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                      "https://localhost:%d/" % ports["8443"])
+        self.assertEqual(r.stdout, b"200 2")
+        wait_for_port(ports["8444"], proc=proxy.proc)
+        r = self.curl("--cacert", ca, "https://localhost:%d/" % ports["8444"])
+        self.assertNotEqual(r.returncode, 0)  # no client certificate
+        r = self.curl("--cacert", ca, "--cert", os.path.join(work, "tls/client.pem"), "--key",
+                      os.path.join(work, "tls/client.key"), "-o", "/dev/null", "-w",
+                      "%{http_code}", "https://localhost:%d/" % ports["8444"])
+        self.assertEqual(r.stdout, b"200")
+        _, out = s_client(ports["8443"], "-status", "-servername", "localhost")
+        self.assertIn("OCSP Response Status: successful", out)
+        _, out = s_client(ports["8443"], "-servername", "api.example.test")
+        self.assertIn("CN = example.test", out)
+
+
 class UpstreamHttp2(ProxyTestCase):
     def test_grpc_style_trailers_pass_end_to_end(self):
         work = tempfile.mkdtemp(prefix="sluice-nghttpd-")

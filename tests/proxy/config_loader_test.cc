@@ -148,9 +148,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters:\n  - name: a\n    endpoints: "
                   "[127.0.0.1:2]\n    tls: {ca_file: /no/ca.pem}\n",
                   "x.yaml:5: clusters[0].tls: ca_file /no/ca.pem"},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nhttp2: {max_concurrent_streams: 0}\n",
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: "
+                  "[127.0.0.1:2]}]\nroutes: [{cluster: a}]\nhttp2: {max_concurrent_streams: 0}\n",
                   "http2.max_concurrent_streams: must be 1..10000"},
-        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nhttp2: {initial_stream_window: 1k}\n",
+        BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: "
+                  "[127.0.0.1:2]}]\nroutes: [{cluster: a}]\nhttp2: {initial_stream_window: 1k}\n",
                   "http2.initial_stream_window"}));
 
 TEST(ConfigLoaderTest, Http2AndUpstreamTlsSettings) {
