@@ -165,6 +165,7 @@ void DownstreamConnection::OnProxyHeaderBytes(const char* data, size_t len) {
   }
   if (r.header.has_addresses) {
     info_.client = r.header.source;
+    info_.InvalidateClientIp();
     info_.proxied = true;
   }
   std::string rest = proxy_header_.substr(r.consumed);

@@ -61,10 +61,8 @@ void PrepareUpstreamRequest(RequestHead& head, const ProxyOptions& options,
     }
   });
 
-  char ip[64];
-  size_t ip_len = downstream.client.FormatIp(ip, sizeof(ip));
   if (!forwarded_for.empty()) forwarded_for.append(", ");
-  forwarded_for.append(ip, ip_len);
+  forwarded_for.append(downstream.ClientIp());
   head.headers.Add("X-Forwarded-For", forwarded_for);
   if (!has_proto) head.headers.Add("X-Forwarded-Proto", downstream.scheme);
   if (!options.via.empty()) {

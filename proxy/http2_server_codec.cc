@@ -53,7 +53,7 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
     status[2] = static_cast<char>('0' + code % 10);
     // Field names go out in lower case (RFC 9113 section 8.2.2); nghttp2 copies what it is
     // given, so the names can live in a scratch buffer until the call returns.
-    std::string& names = codec_->context_->scratch();
+    std::string& names = codec_->names_;
     names.clear();
     size_t need = 0;
     for (size_t i = 0; i < head.headers.size(); ++i) need += head.headers.name(i).size();
@@ -146,8 +146,10 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   }
 
   bool OutputFull() const override {
-    return out_.size() - out_offset_ >= kOutputHighWater ||
-           codec_->transport_->QueuedBytes() >= kOutputHighWater;
+    const bool full = out_.size() - out_offset_ >= kOutputHighWater ||
+                      codec_->transport_->QueuedBytes() >= kOutputHighWater;
+    if (full) waiting_for_socket_ = true;  // told to stop: OnDownstreamDrained will follow
+    return full;
   }
   bool response_started() const override { return response_started_; }
   const DownstreamInfo& downstream() const override { return *codec_->info_; }
@@ -218,6 +220,7 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   bool deferred_ = false;
   bool paused_ = false;
   bool handler_reset_ = false;  // the handler reset it: no OnStreamReset back
+  mutable bool waiting_for_socket_ = false;  // OutputFull() said yes since the last drain
   bool peer_reset_ = false;     // the client sent RST_STREAM
   bool closed_ = false;
 };
@@ -600,9 +603,13 @@ void Http2ServerCodec::RunDeferred() {
 void Http2ServerCodec::OnTransportDrained() {
   if (closed_) return;
   ScheduleSend();
-  // The socket took everything: every stream that waited on it may go on.
-  std::vector<Stream*> open(streams_.begin(), streams_.end());
-  for (Stream* stream : open) {
+  // The socket took everything: the streams that were told to wait may go on.
+  std::vector<Stream*> waiting;
+  for (Stream* stream : streams_) {
+    if (stream->waiting_for_socket_) waiting.push_back(stream);
+  }
+  for (Stream* stream : waiting) {
+    stream->waiting_for_socket_ = false;
     if (stream->open() && stream->handler_ && !stream->OutputFull()) {
       stream->handler_->OnDownstreamDrained();
     }

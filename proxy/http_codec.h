@@ -34,6 +34,18 @@ struct DownstreamInfo {
   bool proxied = false;  // `client` came from a PROXY protocol header
   uint64_t connection_id = 0;
   const char* scheme = "http";
+
+  // The client's address as text ("192.0.2.1", "2001:db8::1"), formatted once per
+  // connection rather than once per request. Call InvalidateClientIp() after changing client.
+  std::string_view ClientIp() const {
+    if (ip_len_ == 0) ip_len_ = static_cast<uint8_t>(client.FormatIp(ip_, sizeof(ip_)));
+    return std::string_view(ip_, ip_len_);
+  }
+  void InvalidateClientIp() { ip_len_ = 0; }
+
+ private:
+  mutable char ip_[48] = {};
+  mutable uint8_t ip_len_ = 0;
 };
 
 // Events of one stream, delivered by the codec. Implemented by the forwarder. The codec owns
