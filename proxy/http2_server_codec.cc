@@ -219,9 +219,9 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   bool out_eof_ = false;
   bool deferred_ = false;
   bool paused_ = false;
-  bool handler_reset_ = false;  // the handler reset it: no OnStreamReset back
+  bool handler_reset_ = false;               // the handler reset it: no OnStreamReset back
   mutable bool waiting_for_socket_ = false;  // OutputFull() said yes since the last drain
-  bool peer_reset_ = false;     // the client sent RST_STREAM
+  bool peer_reset_ = false;                  // the client sent RST_STREAM
   bool closed_ = false;
 };
 

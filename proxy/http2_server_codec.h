@@ -98,8 +98,8 @@ class Http2ServerCodec final : public ServerCodec, private DeferredTask {
   absl::flat_hash_set<Stream*> streams_;  // open streams (owned; freed via DeleteLater)
   std::vector<Stream*> drained_;
   std::vector<nghttp2_nv> nva_;  // reused to submit response heads ...
-  std::string names_;            // ... and their lower-cased field names  // streams whose output fell
-                                 // below the mark during a send
+  std::string names_;  // ... and their lower-cased field names  // streams whose output fell
+                       // below the mark during a send
   Counters counters_;
   std::string close_reason_;
   int64_t window_start_ns_ = 0;  // the 10-second window of the abuse counts
