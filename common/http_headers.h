@@ -44,6 +44,13 @@ HeaderKind ClassifyHeaderName(std::string_view name);
 // it proxies an upgrade.
 bool IsHopByHop(HeaderKind kind);
 
+// False for fields that never belong in a trailer section: framing, routing and hop-by-hop
+// fields (RFC 9110 section 6.5.1).
+inline bool AllowedInTrailers(HeaderKind kind) {
+  return kind != HeaderKind::kContentLength && kind != HeaderKind::kTransferEncoding &&
+         kind != HeaderKind::kHost && !IsHopByHop(kind);
+}
+
 class HeaderMap {
  public:
   struct Field {

@@ -50,7 +50,7 @@ absl::Status ParseToken(const Field& item, const std::string& base_dir, AdminTok
   std::string token;
   if (file.present()) {
     ASSIGN_OR_RETURN(std::string path, file.Scalar());
-    if (!path.empty() && path[0] != '/') path = base_dir + "/" + path;
+    path = ResolveConfigPath(path, base_dir);
     std::ifstream in(path, std::ios::binary);
     if (!in) return file.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));
     std::stringstream text;
@@ -98,11 +98,6 @@ absl::Status ReadRate(const Field& f, double* out) {
   }
   *out = static_cast<double>(bp) / kBasisPoints;
   return absl::OkStatus();
-}
-
-std::string ResolvePath(const std::string& path, const std::string& base_dir) {
-  if (path.empty() || path[0] == '/') return path;
-  return base_dir + "/" + path;
 }
 
 }  // namespace
@@ -157,9 +152,9 @@ absl::Status ParseAdmin(const Field& f, const std::string& base_dir, AdminConfig
 absl::Status ParseController(const Field& f, const std::string& base_dir, ControllerConfig* out) {
   RETURN_IF_ERROR(f.ExpectMap({"state_file", "audit_log", "gates"}));
   RETURN_IF_ERROR(f.Child("state_file").Read(&out->state_file));
-  out->state_file = ResolvePath(out->state_file, base_dir);
+  out->state_file = ResolveConfigPath(out->state_file, base_dir);
   RETURN_IF_ERROR(f.Child("audit_log").Read(&out->audit_log));
-  out->audit_log = ResolvePath(out->audit_log, base_dir);
+  out->audit_log = ResolveConfigPath(out->audit_log, base_dir);
   if (Field g = f.Child("gates"); g.present()) {
     RETURN_IF_ERROR(g.ExpectMap({"window", "max_error_rate", "max_shed_rate", "max_p99", "recheck",
                                  "rollback_after", "health_interval"}));
@@ -208,7 +203,7 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
   }
   if (password.present()) {
     ASSIGN_OR_RETURN(std::string path, password.Scalar());
-    path = ResolvePath(path, base_dir);
+    path = ResolveConfigPath(path, base_dir);
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       return password.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));
@@ -228,7 +223,7 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
   RETURN_IF_ERROR(etcd.Child("cert_file").Read(&tls.cert_file));
   RETURN_IF_ERROR(etcd.Child("key_file").Read(&tls.key_file));
   for (std::string* path : {&tls.ca_file, &tls.cert_file, &tls.key_file}) {
-    *path = ResolvePath(*path, base_dir);
+    *path = ResolveConfigPath(*path, base_dir);
   }
   bool files = !tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty();
   if (files && !https) {
@@ -276,7 +271,7 @@ absl::Status ParseAccessLog(const Field& f, const std::string& base_dir, AccessL
   if (!path.present()) return path.Error("required: stdout or a file");
   RETURN_IF_ERROR(path.Read(&out->path));
   if (out->path.empty()) return path.Error("required: stdout or a file");
-  if (out->path != "stdout") out->path = ResolvePath(out->path, base_dir);
+  if (out->path != "stdout") out->path = ResolveConfigPath(out->path, base_dir);
   RETURN_IF_ERROR(f.Child("sample").ReadDouble(&out->sample, 0, 1));
   out->enabled = true;
   return absl::OkStatus();

@@ -9,18 +9,6 @@
 namespace sluice {
 namespace {
 
-std::string OpenSslError() {
-  unsigned long code = ERR_get_error();
-  std::string text;
-  while (code != 0) {
-    char buffer[256];
-    ERR_error_string_n(code, buffer, sizeof(buffer));
-    text += (text.empty() ? "" : "; ") + std::string(buffer);
-    code = ERR_get_error();
-  }
-  return text.empty() ? std::string("unknown error") : text;
-}
-
 bool IsIpAddress(const std::string& name) {
   unsigned char buffer[16];
   return inet_pton(AF_INET, name.c_str(), buffer) == 1 ||
@@ -32,18 +20,18 @@ bool IsIpAddress(const std::string& name) {
 absl::StatusOr<ClientTlsContext> MakeClientTlsContext(const ClientTlsFiles& files) {
   ERR_clear_error();
   ClientTlsContext context(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
-  if (!context) return absl::InternalError("TLS: " + OpenSslError());
+  if (!context) return absl::InternalError("TLS: " + OpenSslErrors());
   SSL_CTX* ctx = context.get();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   if (files.ca_file.empty()) {
     if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
       return absl::InvalidArgumentError("TLS: cannot load the system's CA bundle: " +
-                                        OpenSslError());
+                                        OpenSslErrors());
     }
   } else if (SSL_CTX_load_verify_locations(ctx, files.ca_file.c_str(), nullptr) != 1) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("ca_file %s: %s", files.ca_file, OpenSslError()));
+        absl::StrFormat("ca_file %s: %s", files.ca_file, OpenSslErrors()));
   }
   if (files.cert_file.empty() != files.key_file.empty()) {
     return absl::InvalidArgumentError("cert_file and key_file go together");
@@ -51,11 +39,11 @@ absl::StatusOr<ClientTlsContext> MakeClientTlsContext(const ClientTlsFiles& file
   if (!files.cert_file.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx, files.cert_file.c_str()) != 1) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("cert_file %s: %s", files.cert_file, OpenSslError()));
+          absl::StrFormat("cert_file %s: %s", files.cert_file, OpenSslErrors()));
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, files.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("key_file %s: %s", files.key_file, OpenSslError()));
+          absl::StrFormat("key_file %s: %s", files.key_file, OpenSslErrors()));
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
       return absl::InvalidArgumentError(absl::StrFormat(
@@ -63,6 +51,17 @@ absl::StatusOr<ClientTlsContext> MakeClientTlsContext(const ClientTlsFiles& file
     }
   }
   return context;
+}
+
+std::string OpenSslErrors() {
+  std::string text;
+  for (unsigned long code = ERR_get_error(); code != 0; code = ERR_get_error()) {
+    char buffer[256];
+    ERR_error_string_n(code, buffer, sizeof(buffer));
+    if (!text.empty()) text += "; ";
+    text += buffer;
+  }
+  return text.empty() ? std::string("unknown error") : text;
 }
 
 SSL* NewClientSsl(SSL_CTX* context, const std::string& server_name) {
@@ -110,7 +109,7 @@ bool ClientTlsSession::Fail(int ret, const char* what) {
   } else if (code == SSL_ERROR_ZERO_RETURN) {
     error_ = absl::StrFormat("TLS %s: the server closed the session", what);
   } else {
-    error_ = absl::StrFormat("TLS %s: %s", what, OpenSslError());
+    error_ = absl::StrFormat("TLS %s: %s", what, OpenSslErrors());
   }
   return false;
 }

@@ -26,6 +26,10 @@ using ClientTlsContext = std::shared_ptr<SSL_CTX>;
 // Loads the files; the error names the file and what is wrong with it.
 absl::StatusOr<ClientTlsContext> MakeClientTlsContext(const ClientTlsFiles& files);
 
+// OpenSSL's error queue as text ("error:0A000086:SSL routines::certificate verify failed;
+// ..."), emptying it; "unknown error" when it is empty.
+std::string OpenSslErrors();
+
 // A client-side SSL for one connection: connect state, SNI (unless `server_name` is an IP
 // address) and the name or address the server's certificate must carry. Null when out of
 // memory.

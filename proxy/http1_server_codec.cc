@@ -387,12 +387,7 @@ void Http1ServerCodec::SendResponseTrailers(const HeaderMap& trailers) {
   std::string& out = context_->scratch();
   out.assign("0\r\n");
   for (size_t i = 0; i < trailers.size(); ++i) {
-    // Framing and routing fields never belong in a trailer section (RFC 9110 section 6.5.1).
-    HeaderKind kind = trailers.kind(i);
-    if (kind == HeaderKind::kContentLength || kind == HeaderKind::kTransferEncoding ||
-        kind == HeaderKind::kHost || IsHopByHop(kind)) {
-      continue;
-    }
+    if (!AllowedInTrailers(trailers.kind(i))) continue;
     AppendField(&out, trailers.name(i), trailers.value(i));
   }
   out.append("\r\n");

@@ -7,21 +7,12 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "proxy/http1_serializer.h"
+#include "proxy/http2_fields.h"
 
 namespace sluice {
 namespace {
 
 constexpr int64_t kAbuseWindowNs = 10'000'000'000;  // 10 s
-
-nghttp2_nv Nv(std::string_view name, std::string_view value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-std::string_view View(const uint8_t* data, size_t len) {
-  return std::string_view(reinterpret_cast<const char*>(data), len);
-}
 
 }  // namespace
 
@@ -29,7 +20,8 @@ std::string_view View(const uint8_t* data, size_t len) {
 // wait for the client's window.
 class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
  public:
-  Stream(Http2ServerCodec* codec, int32_t id) : codec_(codec), id_(id), head_(MakeRequestHead()) {
+  Stream(Http2ServerCodec* codec, int32_t id)
+      : codec_(codec), id_(id), head_(MakeRequestHead()), out_(codec->context_) {
     head_->version = HttpVersion::kHttp2;
   }
   ~Stream() override { handler_.reset(); }
@@ -38,7 +30,7 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   void SendContinue() override {
     if (!open() || response_started_ || continue_sent_ || !expect_continue_) return;
     continue_sent_ = true;
-    nghttp2_nv nv = Nv(":status", "100");
+    nghttp2_nv nv = Http2Field(":status", "100");
     nghttp2_submit_headers(codec_->session_, NGHTTP2_FLAG_NONE, id_, nullptr, &nv, 1, nullptr);
     codec_->ScheduleSend();
   }
@@ -60,12 +52,13 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
     names.reserve(need + 32);
     std::vector<nghttp2_nv>& nva = codec_->nva_;
     nva.clear();
-    nva.push_back(Nv(":status", std::string_view(status, 3)));
+    nva.push_back(Http2Field(":status", std::string_view(status, 3)));
     for (size_t i = 0; i < head.headers.size(); ++i) {
       std::string_view name = head.headers.name(i);
       size_t start = names.size();
       for (char c : name) names.push_back(AsciiToLower(c));
-      nva.push_back(Nv(std::string_view(names.data() + start, name.size()), head.headers.value(i)));
+      nva.push_back(
+          Http2Field(std::string_view(names.data() + start, name.size()), head.headers.value(i)));
     }
     char length[24];
     if (head.framing == BodyFraming::kContentLength) {
@@ -75,12 +68,12 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
         length[sizeof(length) - 1 - n++] = static_cast<char>('0' + value % 10);
         value /= 10;
       } while (value != 0);
-      nva.push_back(Nv("content-length", std::string_view(length + sizeof(length) - n, n)));
+      nva.push_back(Http2Field("content-length", std::string_view(length + sizeof(length) - n, n)));
     }
     nghttp2_data_provider provider;
     provider.source.ptr = this;
     provider.read_callback = &Stream::ReadBody;
-    out_eof_ = end_stream;
+    if (end_stream) out_.End();
     int rv = nghttp2_submit_response(codec_->session_, id_, nva.data(), nva.size(),
                                      end_stream ? nullptr : &provider);
     if (rv != 0) {
@@ -93,30 +86,20 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   }
 
   void SendResponseBody(std::string_view data, bool end_stream) override {
-    if (!open() || !response_started_ || out_eof_) return;
-    if (!data.empty()) {
-      if (out_.empty()) out_ = codec_->context_->TakeBuffer();
-      out_.append(data);
-    }
+    if (!open() || !response_started_ || out_.ended()) return;
+    out_.Append(data);
     if (end_stream) {
-      out_eof_ = true;
+      out_.End();
       response_complete_ = true;
     }
-    if (deferred_) {
-      deferred_ = false;
-      nghttp2_session_resume_data(codec_->session_, id_);
-    }
+    out_.Resume(codec_->session_, id_);
     codec_->ScheduleSend();
   }
 
   void SendResponseTrailers(const HeaderMap& trailers) override {
-    if (!open() || !response_started_ || out_eof_) return;
+    if (!open() || !response_started_ || out_.ended()) return;
     for (size_t i = 0; i < trailers.size(); ++i) {
-      HeaderKind kind = trailers.kind(i);
-      if (kind == HeaderKind::kContentLength || kind == HeaderKind::kTransferEncoding ||
-          kind == HeaderKind::kHost || IsHopByHop(kind)) {
-        continue;
-      }
+      if (!AllowedInTrailers(trailers.kind(i))) continue;
       std::string name(trailers.name(i));
       for (char& c : name) c = AsciiToLower(c);
       trailers_.emplace_back(std::move(name), std::string(trailers.value(i)));
@@ -146,8 +129,8 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   }
 
   bool OutputFull() const override {
-    const bool full = out_.size() - out_offset_ >= kOutputHighWater ||
-                      codec_->transport_->QueuedBytes() >= kOutputHighWater;
+    const bool full =
+        out_.size() >= kOutputHighWater || codec_->transport_->QueuedBytes() >= kOutputHighWater;
     if (full) waiting_for_socket_ = true;  // told to stop: OnDownstreamDrained will follow
     return full;
   }
@@ -161,44 +144,27 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   static ssize_t ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
                           uint32_t* data_flags, nghttp2_data_source* source, void*) {
     auto* self = static_cast<Stream*>(source->ptr);
-    const bool was_full = self->out_.size() - self->out_offset_ >= kOutputHighWater;
-    size_t available = self->out_.size() - self->out_offset_;
-    size_t n = std::min(available, length);
-    if (n > 0) {
-      std::memcpy(buf, self->out_.data() + self->out_offset_, n);
-      self->out_offset_ += n;
-      if (self->out_offset_ == self->out_.size()) {
-        self->codec_->context_->GiveBuffer(std::move(self->out_));
-        self->out_.clear();
-        self->out_offset_ = 0;
-      }
-    }
-    if (self->out_offset_ == self->out_.size() && self->out_eof_) {
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    const bool was_full = self->out_.size() >= kOutputHighWater;
+    ssize_t n = self->out_.Read(buf, length, data_flags);
+    if (*data_flags & NGHTTP2_DATA_FLAG_EOF) {
       if (self->has_trailers_) {
         // The trailers carry END_STREAM instead of this DATA frame.
         *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         std::vector<nghttp2_nv> nva;
-        for (const auto& [name, value] : self->trailers_) nva.push_back(Nv(name, value));
+        for (const auto& [name, value] : self->trailers_) nva.push_back(Http2Field(name, value));
         nghttp2_submit_trailer(self->codec_->session_, self->id_, nva.data(), nva.size());
         self->has_trailers_ = false;
       }
-    } else if (n == 0) {
-      self->deferred_ = true;
-      return NGHTTP2_ERR_DEFERRED;
     }
-    if (was_full && self->out_.size() - self->out_offset_ < kOutputHighWater) {
-      self->codec_->drained_.push_back(self);
-    }
-    return static_cast<ssize_t>(n);
+    if (was_full && self->out_.size() < kOutputHighWater) self->codec_->drained_.push_back(self);
+    return n;
   }
 
   Http2ServerCodec* codec_;
   int32_t id_;
   RequestHeadPtr head_;  // being received; moved to the handler with OnRequestHead
   std::unique_ptr<ServerStreamHandler> handler_;
-  std::string out_;  // response body bytes not yet framed
-  size_t out_offset_ = 0;
+  PendingBody out_;      // response body bytes not yet framed
   std::string cookies_;  // RFC 9113 section 8.2.3: joined into one field for HTTP/1.1
   std::vector<std::pair<std::string, std::string>> trailers_;  // to send after the body
   bool has_trailers_ = false;
@@ -216,8 +182,6 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   bool continue_sent_ = false;
   bool response_started_ = false;
   bool response_complete_ = false;  // the handler ended the response
-  bool out_eof_ = false;
-  bool deferred_ = false;
   bool paused_ = false;
   bool handler_reset_ = false;               // the handler reset it: no OnStreamReset back
   mutable bool waiting_for_socket_ = false;  // OutputFull() said yes since the last drain
@@ -267,8 +231,8 @@ struct Http2ServerCodec::Callbacks {
       stream->error_reason_ = "request header fields too large";
       return 0;
     }
-    std::string_view n = View(name, namelen);
-    std::string_view v = View(value, valuelen);
+    std::string_view n = Http2Bytes(name, namelen);
+    std::string_view v = Http2Bytes(value, valuelen);
     RequestHead& head = *stream->head_;
     if (!n.empty() && n[0] == ':') {
       // nghttp2 has checked the pseudo-headers (known, once each, before the fields).
@@ -356,7 +320,7 @@ struct Http2ServerCodec::Callbacks {
     } else {
       nghttp2_session_consume(session, id, len);
     }
-    stream->handler_->OnRequestBody(View(data, len));
+    stream->handler_->OnRequestBody(Http2Bytes(data, len));
     return 0;
   }
 
@@ -534,8 +498,7 @@ void Http2ServerCodec::CloseStream(Stream* stream, uint32_t error_code) {
   }
   if (!closed_) nghttp2_session_set_stream_user_data(session_, stream->id_, nullptr);
   if (stream->handler_ && !stream->handler_reset_ &&
-      !(stream->response_complete_ && error_code == NGHTTP2_NO_ERROR &&
-        stream->out_offset_ == stream->out_.size())) {
+      !(stream->response_complete_ && error_code == NGHTTP2_NO_ERROR && stream->out_.size() == 0)) {
     // The client (or the connection) ended it before the response was out.
     stream->handler_->OnStreamReset(StreamResetReason::kDownstreamClosed);
   }

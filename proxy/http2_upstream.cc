@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "common/strings.h"
+#include "proxy/http2_fields.h"
 #include "proxy/http_codec.h"
 #include "proxy/upstream_endpoint.h"
 
@@ -14,16 +15,6 @@ constexpr uint32_t kStreamWindow = 256 * 1024;          // response bytes ahead,
 constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;  // ... and per connection
 // A connection whose server sends no SETTINGS within this is given up.
 constexpr absl::Duration kPrefaceTimeout = absl::Seconds(10);
-
-nghttp2_nv Nv(std::string_view name, std::string_view value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-std::string_view View(const uint8_t* data, size_t len) {
-  return std::string_view(reinterpret_cast<const char*>(data), len);
-}
 
 // Fields that describe one HTTP/1.1 connection and must not appear in HTTP/2 (RFC 9113
 // section 8.2.2); "te" may stay only as "trailers".
@@ -59,8 +50,8 @@ struct Http2UpstreamStream::Callbacks {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     Http2UpstreamStream* stream = StreamOf(session, frame->hd.stream_id);
     if (!stream) return 0;
-    std::string_view n = View(name, namelen);
-    std::string_view v = View(value, valuelen);
+    std::string_view n = Http2Bytes(name, namelen);
+    std::string_view v = Http2Bytes(value, valuelen);
     if (stream->head_delivered_) {
       stream->trailers_.Add(n, v);
       return 0;
@@ -136,7 +127,7 @@ struct Http2UpstreamStream::Callbacks {
     } else {
       nghttp2_session_consume(session, id, len);
     }
-    stream->handler_->OnUpstreamBody(View(data, len));
+    stream->handler_->OnUpstreamBody(Http2Bytes(data, len));
     return 0;
   }
 
@@ -161,7 +152,7 @@ struct Http2UpstreamStream::Callbacks {
 // --- The stream ------------------------------------------------------------------------------
 
 Http2UpstreamStream::Http2UpstreamStream(Http2UpstreamSession* session, Handler* handler)
-    : session_(session), handler_(handler) {}
+    : session_(session), handler_(handler), out_(session->context_) {}
 
 Http2UpstreamStream::~Http2UpstreamStream() = default;
 
@@ -236,19 +227,19 @@ void Http2UpstreamStream::SendRequestHead(std::string_view head, HttpMethod, Bod
     std::string_view lower(names.data() + start, name.size());
     if (lower == "host") authority = value;
     if (ConnectionSpecific(lower, value)) continue;
-    fields.push_back(Nv(lower, value));
+    fields.push_back(Http2Field(lower, value));
   }
-  nva.push_back(Nv(":method", method));
-  nva.push_back(Nv(":scheme", session_->endpoint_->tls() ? "https" : "http"));
-  nva.push_back(Nv(":authority", authority));
-  nva.push_back(Nv(":path", target));
+  nva.push_back(Http2Field(":method", method));
+  nva.push_back(Http2Field(":scheme", session_->endpoint_->tls() ? "https" : "http"));
+  nva.push_back(Http2Field(":authority", authority));
+  nva.push_back(Http2Field(":path", target));
   nva.insert(nva.end(), fields.begin(), fields.end());
 
   nghttp2_data_provider provider;
   provider.source.ptr = this;
   provider.read_callback = &Http2UpstreamStream::ReadBody;
   const bool body = framing != BodyFraming::kNone;
-  out_eof_ = !body;
+  if (!body) out_.End();
   int32_t id = nghttp2_submit_request(session_->session_, nullptr, nva.data(), nva.size(),
                                       body ? &provider : nullptr, this);
   if (id < 0) {
@@ -265,48 +256,23 @@ void Http2UpstreamStream::SendRequestHead(std::string_view head, HttpMethod, Bod
 }
 
 void Http2UpstreamStream::SendBody(std::string_view data) {
-  if (!handler_ || out_eof_ || data.empty()) return;
-  if (out_.empty()) out_ = session_->context_->TakeBuffer();
-  out_.append(data);
+  if (!handler_ || out_.ended() || data.empty()) return;
+  out_.Append(data);
   if (queued_bytes() >= kOutputHighWater) want_drain_ = true;
-  if (deferred_ && id_ >= 0) {
-    deferred_ = false;
-    nghttp2_session_resume_data(session_->session_, id_);
-  }
+  out_.Resume(session_->session_, id_);
   session_->ScheduleSend();
 }
 
 void Http2UpstreamStream::EndRequest() {
-  if (!handler_ || out_eof_) return;
-  out_eof_ = true;
-  if (deferred_ && id_ >= 0) {
-    deferred_ = false;
-    nghttp2_session_resume_data(session_->session_, id_);
-  }
+  if (!handler_ || out_.ended()) return;
+  out_.End();
+  out_.Resume(session_->session_, id_);
   session_->ScheduleSend();
 }
 
 ssize_t Http2UpstreamStream::ReadBody(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
                                       uint32_t* flags, nghttp2_data_source* source, void*) {
-  auto* self = static_cast<Http2UpstreamStream*>(source->ptr);
-  size_t available = self->out_.size() - self->out_offset_;
-  size_t n = std::min(available, length);
-  if (n > 0) {
-    std::memcpy(buf, self->out_.data() + self->out_offset_, n);
-    self->out_offset_ += n;
-    if (self->out_offset_ == self->out_.size()) {
-      self->session_->context_->GiveBuffer(std::move(self->out_));
-      self->out_.clear();
-      self->out_offset_ = 0;
-    }
-  }
-  if (self->out_offset_ == self->out_.size() && self->out_eof_) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-  } else if (n == 0) {
-    self->deferred_ = true;
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  return static_cast<ssize_t>(n);
+  return static_cast<Http2UpstreamStream*>(source->ptr)->out_.Read(buf, length, flags);
 }
 
 void Http2UpstreamStream::PauseReading() { paused_ = true; }
@@ -322,7 +288,7 @@ void Http2UpstreamStream::ResumeReading() {
 }
 
 size_t Http2UpstreamStream::queued_bytes() const {
-  return out_.size() - out_offset_ + session_->stream_.queued_bytes();
+  return out_.size() + session_->stream_.queued_bytes();
 }
 
 // --- The session -----------------------------------------------------------------------------

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/http2_fields.h"
 #include "proxy/loop_context.h"
 #include "proxy/tcp_stream.h"
 #include "proxy/timeout_queue.h"
@@ -72,12 +73,9 @@ class Http2UpstreamStream final : public UpstreamStream, public Deletable {
   int32_t id_ = -1;  // assigned when the request is submitted
   ResponseHeadPtr response_;
   HeaderMap trailers_;
-  std::string out_;  // request body bytes waiting for the peer's window
-  size_t out_offset_ = 0;
+  PendingBody out_;        // request body bytes waiting for the peer's window
   size_t unconsumed_ = 0;  // response DATA taken while paused: acknowledged on resume
   bool reused_ = false;
-  bool out_eof_ = false;
-  bool deferred_ = false;
   bool paused_ = false;
   bool head_delivered_ = false;
   bool ended_ = false;       // the response ended (or the stream failed)

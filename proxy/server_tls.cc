@@ -15,20 +15,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "proxy/client_tls.h"
 
 namespace sluice {
 namespace {
-
-std::string OpenSslErrors() {
-  std::string text;
-  for (unsigned long code = ERR_get_error(); code != 0; code = ERR_get_error()) {
-    char buffer[256];
-    ERR_error_string_n(code, buffer, sizeof(buffer));
-    if (!text.empty()) text += "; ";
-    text += buffer;
-  }
-  return text.empty() ? std::string("unknown error") : text;
-}
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -263,7 +263,7 @@ absl::Status ParseCohortRules(const Field& f, std::vector<std::string>* names,
 
 absl::StatusOr<std::string> ReadKeyFile(const Field& f, const std::string& base_dir) {
   ASSIGN_OR_RETURN(std::string path, f.Scalar());
-  if (!path.empty() && path[0] != '/') path = base_dir + "/" + path;
+  path = ResolveConfigPath(path, base_dir);
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return f.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));

@@ -23,11 +23,6 @@ absl::Status ParseCertificate(const Field& f, const std::string& base_dir,
 
 }  // namespace
 
-std::string ResolveConfigPath(const std::string& path, const std::string& base_dir) {
-  if (path.empty() || path[0] == '/') return path;
-  return base_dir + "/" + path;
-}
-
 absl::Status ParseListenerTls(const Field& f, const std::string& base_dir,
                               ListenerConfig* listener) {
   RETURN_IF_ERROR(

@@ -23,8 +23,6 @@ absl::Status ParseHttp2(const Field& f, Http2Config* out);
 absl::Status RebuildTlsContexts(Config* config);
 // Every certificate, key, OCSP and CA file the listeners read.
 std::vector<std::string> TlsFiles(const Config& config);
-// A relative path in the configuration is relative to the configuration file's directory.
-std::string ResolveConfigPath(const std::string& path, const std::string& base_dir);
 
 }  // namespace sluice
 

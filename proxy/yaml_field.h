@@ -22,6 +22,12 @@
 
 namespace sluice {
 
+// A relative path in the configuration is relative to the configuration file's directory.
+inline std::string ResolveConfigPath(const std::string& path, const std::string& base_dir) {
+  if (path.empty() || path[0] == '/') return path;
+  return base_dir + "/" + path;
+}
+
 // A YAML node with the key path that leads to it, so every error can say where it is.
 class Field {
  public:
