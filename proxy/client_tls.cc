@@ -37,20 +37,27 @@ absl::StatusOr<ClientTlsContext> MakeClientTlsContext(const ClientTlsFiles& file
     return absl::InvalidArgumentError("cert_file and key_file go together");
   }
   if (!files.cert_file.empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ctx, files.cert_file.c_str()) != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("cert_file %s: %s", files.cert_file, OpenSslErrors()));
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, files.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("key_file %s: %s", files.key_file, OpenSslErrors()));
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "key_file %s does not belong to cert_file %s", files.key_file, files.cert_file));
-    }
+    if (absl::Status s = UseCertificate(ctx, files.cert_file, files.key_file); !s.ok()) return s;
   }
   return context;
+}
+
+absl::Status UseCertificate(SSL_CTX* ctx, const std::string& cert_file,
+                            const std::string& key_file) {
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file.c_str()) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("cert_file %s: %s", cert_file, OpenSslErrors()));
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("key_file %s: %s", key_file, OpenSslErrors()));
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError(
+        absl::StrFormat("key_file %s does not belong to cert_file %s", key_file, cert_file));
+  }
+  return absl::OkStatus();
 }
 
 std::string OpenSslErrors() {

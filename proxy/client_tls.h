@@ -30,6 +30,10 @@ absl::StatusOr<ClientTlsContext> MakeClientTlsContext(const ClientTlsFiles& file
 // ..."), emptying it; "unknown error" when it is empty.
 std::string OpenSslErrors();
 
+// Loads a PEM certificate chain and its private key into `ctx`; the error names the file.
+absl::Status UseCertificate(SSL_CTX* ctx, const std::string& cert_file,
+                            const std::string& key_file);
+
 // A client-side SSL for one connection: connect state, SNI (unless `server_name` is an IP
 // address) and the name or address the server's certificate must carry. Null when out of
 // memory.

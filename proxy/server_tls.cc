@@ -294,19 +294,7 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::Create
       return absl::InvalidArgumentError(
           absl::StrFormat("ciphersuites \"%s\": %s", config.ciphersuites, OpenSslErrors()));
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, files.cert_file.c_str()) != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("cert_file %s: %s", files.cert_file, OpenSslErrors()));
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, files.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("key_file %s: %s", files.key_file, OpenSslErrors()));
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-      ERR_clear_error();
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "key_file %s does not belong to cert_file %s", files.key_file, files.cert_file));
-    }
+    RETURN_IF_ERROR(UseCertificate(ctx, files.cert_file, files.key_file));
     std::vector<std::string> names = CertificateNames(SSL_CTX_get0_certificate(ctx));
     if (!files.ocsp_file.empty()) {
       ASSIGN_OR_RETURN(cert->ocsp, ReadFile(files.ocsp_file));
