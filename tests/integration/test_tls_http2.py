@@ -352,6 +352,8 @@ routes:
         self.assertEqual(frames[0][0], 7)
         self.assertIn((1, 4, stream), frames)
         self.assertEqual((frames[-1][0], frames[-1][1] & 1, frames[-1][2]), (0, 1, stream))
+        # The drain ends the process by itself; the cleanup must not signal it again.
+        self.assertEqual(proxy.proc.wait(15), 0)
 
     def test_certificate_reload_on_file_change_under_load(self):
         proxy = self.start()
