@@ -98,10 +98,12 @@ def h2load(args, timeout):
     m = re.search(r"finished in ([\d.]+)(ms|s), ([\d.]+) req/s", out)
     done = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded", out)
     mean = re.search(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     elapsed = float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
     mean_ms = float(mean.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[mean.group(2)]
     return {"rps": float(m.group(3)), "elapsed": elapsed, "succeeded": int(done.group(3)),
-            "total": int(done.group(1)), "mean_ms": mean_ms}
+            "total": int(done.group(1)), "mean_ms": mean_ms,
+            "4xx": int(codes.group(3)), "5xx": int(codes.group(4))}
 
 
 def throughput(port, duration):

@@ -152,9 +152,10 @@ def parse_latency(text, label):
     return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(port, duration, connections, script=None):
+def wrk(port, duration, connections, script=None, extra=()):
+    """`extra`: more wrk arguments, e.g. ["-H", "Authorization: Bearer ..."]."""
     cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c%d" % connections, "-d%ds" % duration,
-           "--latency"]
+           "--latency"] + list(extra)
     if script:
         cmd += ["-s", script]
     cmd.append("http://127.0.0.1:%d/" % port)
@@ -173,7 +174,7 @@ def cpu_per_request(port, pids, duration, script):
     return used / max(result["requests"], 1) * 1e6, result["rps"]
 
 
-def syscalls_per_request(port, pids, requests):
+def syscalls_per_request(port, pids, requests, extra=()):
     out_path = tempfile.mktemp(prefix="strace-")
     tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out_path] +
                               sum((["-p", str(p)] for p in pids), []),
@@ -188,8 +189,8 @@ def syscalls_per_request(port, pids, requests):
             break
         time.sleep(0.05)
     time.sleep(0.2)
-    subprocess.run(["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-n", str(requests), "-c", "50",
-                    "http://127.0.0.1:%d/" % port], capture_output=True, timeout=300)
+    subprocess.run(["taskset", "-c", LOAD_CPU, "h2load", "--h1", "-n", str(requests), "-c", "50"] +
+                   list(extra) + ["http://127.0.0.1:%d/" % port], capture_output=True, timeout=300)
     time.sleep(0.2)
     tracer.send_signal(signal.SIGINT)
     tracer.wait(30)
@@ -197,11 +198,12 @@ def syscalls_per_request(port, pids, requests):
         text = f.read()
     os.unlink(out_path)
     m = re.search(r"^100\.00\s+[\d.]+\s+\d*\s+(\d+)\s+(\d+)?\s*total", text, re.M)
-    total = int(m.group(1)) if m else 0
-    return total / requests, text
+    if not m:  # strace could not attach (no ptrace here) or saw nothing
+        raise ValueError("strace counted nothing: %s" % text.strip()[:200])
+    return int(m.group(1)) / requests, text
 
 
-def idle_rss_per_connection(port, pids, count):
+def idle_rss_per_connection(port, pids, count, extra=()):
     """Opens `count` keep-alive connections, each makes one request (one at a time, so the
     figure is what an idle connection keeps, not a burst's transient upstream connections),
     then all wait idle while the proxy's resident memory is read."""
@@ -209,7 +211,8 @@ def idle_rss_per_connection(port, pids, count):
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
     before = rss_kib(pids)
     sockets = []
-    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    fields = "".join("%s\r\n" % h for h in list(extra)[1::2])  # ["-H", "Name: value", ...]
+    request = ("GET / HTTP/1.1\r\nHost: bench\r\n%s\r\n" % fields).encode()
     for _ in range(count):
         s = socket.create_connection(("127.0.0.1", port))
         s.sendall(request)

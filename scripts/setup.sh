@@ -19,7 +19,8 @@ BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libabsl-
                 libyaml-cpp-dev libssl-dev nlohmann-json3-dev googletest libgtest-dev
                 libbenchmark-dev libnghttp2-dev prometheus-cpp-dev)
 TEST_PACKAGES=(python3 python3-h2 curl openssl etcd-server nghttp2-client nghttp2-server clang-14
-               libclang-rt-14-dev clang-format-14)
+               libclang-rt-14-dev clang-format-14 nginx-light haproxy nghttp2-proxy wrk strace
+               gnuplot-nox)
 
 log() { printf '\n== %s (at %ds)\n' "$*" "$SECONDS"; }
 

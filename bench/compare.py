@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""Side by side, one run: sluice against nginx, HAProxy and nghttpx, plus the origin alone.
+
+One fast origin (nginx, one worker) and the load generators share CPU 1; each proxy runs one
+worker (or thread) pinned to CPU 0, keeps its connections to the origin alive, and listens on
+a cleartext port (HTTP/1.1) and a TLS port (HTTP/2 by ALPN, one ECDSA P-256 certificate made
+here). sluice appears twice: with its defaults, and "sluice-full" with the whole filter chain
+(JWT auth with an HS256 token, adaptive shedding, a rate limit, header rules) and steering (two
+regions, every member served locally, so each request pays for the decision). Rows are
+measured in interleaved rounds, so ratios compare like with like on a shared machine.
+
+Table:
+  - HTTP/1.1, wrk -t1 -c50, 12-byte response: requests/s, p50, p99, vs nginx, vs the origin;
+  - proxy CPU time per request at a fixed offered rate below saturation;
+  - system calls per request (strace -c -f while h2load --h1 sends N requests);
+  - resident memory per idle keep-alive connection (10,000 connections, one request each);
+  - HTTP/2 over TLS, h2load 50 connections x 10 streams: requests/s, mean, vs nginx.
+
+Usage: bench/compare.py [--sluice build/proxy/sluice] [--duration 10] [--rounds 3]
+       bench/compare.py --quick          (a short smoke run; what the test suite runs)
+       bench/compare.py --install        (apt-get install what is missing first; root)
+Needs: wrk, h2load (nghttp2-client), nginx (nginx-light), haproxy, nghttpx (nghttp2-proxy),
+strace, openssl, taskset; loopback only, every process stopped by its PID.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from http1_compare import (LOAD_CPU, PROXY_CPU, ROOT, Nginx, cpu_seconds,  # noqa: E402
+                           free_port, idle_rss_per_connection, syscalls_per_request,
+                           wait_for_port, wrk)
+from h2_compare import Process, h2load, make_certificate  # noqa: E402
+
+PACKAGES = {"wrk": "wrk", "h2load": "nghttp2-client", "nginx": "nginx-light",
+            "haproxy": "haproxy", "nghttpx": "nghttp2-proxy", "strace": "strace",
+            "openssl": "openssl", "taskset": "util-linux"}
+PROXIES = ["nginx", "haproxy", "nghttpx", "sluice", "sluice-full"]
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256_token(secret, claims):
+    header = b64url(json.dumps({"alg": "HS256", "kid": "bench"}).encode())
+    payload = b64url(json.dumps(claims).encode())
+    mac = hmac.new(secret, ("%s.%s" % (header, payload)).encode(), hashlib.sha256).digest()
+    return "%s.%s.%s" % (header, payload, b64url(mac))
+
+
+def sluice_config(work, name, port, tls_port, origin_port, cert, key, full):
+    """sluice's configuration; `full` adds the filter chain and steering."""
+    filters, steering, clusters = "", "", ""
+    if full:
+        secret = b"sluice-bench-secret-0123456789abcdef"
+        with open(os.path.join(work, "jwks.json"), "w") as f:
+            json.dump({"keys": [{"kty": "oct", "kid": "bench", "alg": "HS256",
+                                 "k": b64url(secret)}]}, f)
+        with open(os.path.join(work, "tunnel.key"), "w") as f:
+            f.write("ab" * 32 + "\n")
+        filters = """
+    filters:
+      - auth: {jwks_file: jwks.json, issuer: bench, claims: {member: sub, tier: tier}}
+      - shed:
+          partition: bulk
+          classify: [{claim: tier, value: gold, partition: critical}]
+      - rate_limit: {key: member, rate: 1000000/s, burst: 1000000}
+      - headers:
+          request: {set: {X-Edge: sluice}, remove: [X-Debug]}
+          response: {set: {Cache-Control: no-store}}"""
+        clusters = """
+    concurrency:
+      algorithm: gradient2
+      initial_limit: 1000
+      min_limit: 1000           # computed per request, never below the offered concurrency
+      max_limit: 5000
+      partitions: [{name: critical, share: 0.9}, {name: bulk, share: 0.1}]"""
+        steering = """
+steering:
+  local_region: us-east-1
+  member_id: [claim]
+  tunnel: {key_file: tunnel.key}
+  regions:
+    us-east-1: {tunnel: [127.0.0.1:%d]}
+    us-west-2: {tunnel: [127.0.0.1:%d]}
+controller: {gates: {health_interval: 60s}}
+""" % (port, free_port())
+    path, admin_port = os.path.join(work, name + ".yaml"), free_port()
+    with open(path, "w") as f:
+        f.write("""
+workers: 1
+log_level: warn
+admin: {address: 127.0.0.1:%d}
+limits: {max_connections: 0}
+listeners:
+  - {name: plain, address: 127.0.0.1:%d}
+  - name: tls
+    address: 127.0.0.1:%d
+    tls: {cert_file: %s, key_file: %s}
+clusters:
+  - name: origin
+    endpoints: [127.0.0.1:%d]
+    pool: {max_idle: 1024, max_requests: 0}%s
+routes:
+  - cluster: origin%s
+%s""" % (admin_port, port, tls_port, cert, key, origin_port, clusters, filters, steering))
+    return path, admin_port
+
+
+def sluice_counters(admin_port):
+    """What sluice-full's chain and steering did, from its /metrics: rejections by filter and
+    steering decisions by outcome (so a table row is known to have paid for both)."""
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=5).read()
+    counts = {}
+    for line in text.decode().splitlines():
+        m = re.match(r'(sluice_rejected_requests_total|sluice_steering_requests_total)\{(.*)\} '
+                     r'([\d.e+]+)$', line)
+        if m:
+            key = "%s{%s}" % (m.group(1).replace("sluice_", "").replace("_total", ""), m.group(2))
+            counts[key] = counts.get(key, 0) + float(m.group(3))
+    return counts
+
+
+def fd_limit():
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def haproxy_maxconn():
+    # HAProxy reserves two sockets per connection (client and server) under its descriptor limit,
+    # which cannot exceed the hard limit this process was given.
+    return fd_limit() // 2 - 50
+
+
+def start_haproxy(work, port, tls_port, origin_port, cert, key):
+    pem = os.path.join(work, "haproxy.pem")
+    with open(pem, "w") as out:
+        for part in (cert, key):
+            with open(part) as f:
+                out.write(f.read())
+    cfg = os.path.join(work, "haproxy.cfg")
+    with open(cfg, "w") as f:
+        f.write("""
+global
+  nbthread 1
+  maxconn %d
+  ulimit-n %d
+  tune.ssl.default-dh-param 2048
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-keep-alive 300s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:%d
+  bind 127.0.0.1:%d ssl crt %s alpn h2,http/1.1
+  default_backend be
+backend be
+  server origin 127.0.0.1:%d
+""" % (haproxy_maxconn(), fd_limit(), port, tls_port, pem, origin_port))
+    return Process(["haproxy", "-db", "-f", cfg], os.path.join(work, "haproxy.log"))
+
+
+def start_nghttpx(work, port, tls_port, origin_port, cert, key):
+    return Process(["nghttpx", "--frontend=127.0.0.1,%d;no-tls" % port,
+                    "--frontend=127.0.0.1,%d" % tls_port, "--backend=127.0.0.1,%d" % origin_port,
+                    "--workers=1", "--log-level=WARN", "--rlimit-nofile=%d" % fd_limit(),
+                    "--backend-keep-alive-timeout=300s", "--frontend-keep-alive-timeout=300s",
+                    "--errorlog-file=/dev/stderr", "--accesslog-file=/dev/null",
+                    "--conf=/dev/null", key, cert], os.path.join(work, "nghttpx.log"))
+
+
+def install_missing():
+    missing = sorted({PACKAGES[t] for t in PACKAGES if not shutil.which(t)})
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit("missing %s; run as root with --install, or apt-get install them" %
+                 " ".join(missing))
+    policy = "/usr/sbin/policy-rc.d"
+    created = not os.path.exists(policy)
+    if created:  # keep Debian from starting the nginx and haproxy services it installs
+        with open(policy, "w") as f:
+            f.write("#!/bin/sh\nexit 101\n")
+        os.chmod(policy, 0o755)
+    try:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-q"] + missing, check=True, env=env,
+                       stdin=subprocess.DEVNULL)
+    finally:
+        if created:
+            os.unlink(policy)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sluice", default=os.path.join(ROOT, "build/proxy/sluice"))
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idle-connections", type=int, default=10000)
+    parser.add_argument("--syscall-requests", type=int, default=50000)
+    parser.add_argument("--install", action="store_true", help="apt-get install what is missing")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.rounds, args.idle_connections, args.syscall_requests = 1, 1, 200, 2000
+    if args.install:
+        install_missing()
+    for tool, package in PACKAGES.items():
+        if not shutil.which(tool):
+            sys.exit("missing %s (apt-get install %s, or run with --install)" % (tool, package))
+    if os.cpu_count() < 2:
+        sys.exit("needs two CPUs: the proxies on one, load and origin on the other")
+
+    work = tempfile.mkdtemp(prefix="sluice-compare-")
+    cert, key = make_certificate(work)
+    origin_port = free_port()
+    plain = {name: free_port() for name in PROXIES}
+    tls = {name: free_port() for name in PROXIES}
+    token = hs256_token(b"sluice-bench-secret-0123456789abcdef",
+                        {"sub": "member-42", "iss": "bench", "tier": "gold",
+                         "exp": int(time.time()) + 86400})
+    auth = ["-H", "Authorization: Bearer " + token]
+    delay_script = os.path.join(work, "delay.lua")
+    with open(delay_script, "w") as f:
+        f.write("function delay() return 5 end\n")  # ~50 connections / 5 ms: below saturation
+
+    origin = Nginx(work, "origin", "listen 127.0.0.1:%d; location / { return 200 \"hello world\\n\"; }"
+                   % origin_port, LOAD_CPU)
+    procs, admin = {}, {}
+    try:
+        procs["nginx"] = Nginx(
+            work, "proxy", "listen 127.0.0.1:%d; listen 127.0.0.1:%d ssl http2; "
+            "ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.2 TLSv1.3; "
+            "location / { proxy_pass http://origin; "
+            "proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
+            % (plain["nginx"], tls["nginx"], cert, key), PROXY_CPU,
+            upstream="upstream origin { server 127.0.0.1:%d; keepalive 1024; }" % origin_port)
+        procs["haproxy"] = start_haproxy(work, plain["haproxy"], tls["haproxy"], origin_port,
+                                         cert, key)
+        procs["nghttpx"] = start_nghttpx(work, plain["nghttpx"], tls["nghttpx"], origin_port,
+                                         cert, key)
+        for name, full in (("sluice", False), ("sluice-full", True)):
+            config, admin[name] = sluice_config(work, name, plain[name], tls[name], origin_port, cert, key, full)
+            procs[name] = Process([args.sluice, "--config", config],
+                                  os.path.join(work, name + ".log"))
+        wait_for_port(origin_port)
+        for name in PROXIES:
+            for port in (plain[name], tls[name]):
+                try:
+                    wait_for_port(port)
+                except TimeoutError:
+                    sys.exit("%s does not listen on %d; its log is in %s" % (name, port, work))
+        # Every row gets the same request (the bearer token too), so each proxy parses and
+        # forwards the same bytes; only sluice-full verifies the token.
+        rows = ["origin"] + PROXIES
+        headers = {name: auth for name in rows}
+        ports = dict(plain, origin=origin_port)
+        results = {name: {"rps": [], "p50": [], "p99": [], "cpu": [], "rate": [], "h2": [],
+                          "h2_mean": []} for name in rows}
+        for name in PROXIES:  # warm pools and caches; a refusal shows here, not in a table
+            w = wrk(plain[name], 1, 50, extra=headers[name])
+            if w["errors"]:
+                sys.exit("%s answered errors during warm-up (see %s)" % (name, work))
+        for r in range(args.rounds):
+            for name in rows:
+                w = wrk(ports[name], args.duration, 50, extra=headers[name])
+                for k in ("rps", "p50", "p99"):
+                    results[name][k].append(w[k])
+                print("round %d %-12s h1 %9.0f req/s  p50 %.3f ms  p99 %.3f ms%s" % (
+                    r + 1, name, w["rps"], w["p50"], w["p99"], "  ERRORS" if w["errors"] else ""),
+                    flush=True)
+            for name in PROXIES:
+                pids = procs[name].worker_pids()
+                before = cpu_seconds(pids)
+                w = wrk(plain[name], args.duration, 50, script=delay_script, extra=headers[name])
+                cpu = (cpu_seconds(pids) - before) / max(w["requests"], 1) * 1e6
+                results[name]["cpu"].append(cpu)
+                results[name]["rate"].append(w["rps"])
+                h = h2load(["-c", "50", "-m", "10", "-D", str(args.duration)] + headers[name] +
+                           ["https://127.0.0.1:%d/" % tls[name]], args.duration + 60)
+                results[name]["h2"].append(h["rps"])
+                results[name]["h2_mean"].append(h["mean_ms"])
+                print("round %d %-12s %.2f us CPU/req at %.0f req/s; h2 over TLS %.0f req/s%s" % (
+                    r + 1, name, cpu, w["rps"], h["rps"],
+                    "" if h["succeeded"] == h["total"] else "  FAILED %d (4xx %d, 5xx %d)" %
+                    (h["total"] - h["succeeded"], h["4xx"], h["5xx"])), flush=True)
+        syscalls, idle, idle_count = {}, {}, {}
+        for name in PROXIES:
+            try:
+                syscalls[name], _ = syscalls_per_request(plain[name], procs[name].worker_pids(),
+                                                         args.syscall_requests,
+                                                         extra=headers[name])
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError) as e:
+                # strace needs ptrace, which some containers do not allow
+                print("system calls of %s not counted: %s" % (name, e), flush=True)
+            idle_count[name] = args.idle_connections
+            if name == "haproxy":
+                idle_count[name] = min(idle_count[name], haproxy_maxconn() - 100)
+            idle[name] = idle_rss_per_connection(plain[name], procs[name].worker_pids(),
+                                                 idle_count[name], extra=headers[name])
+        counters = sluice_counters(admin["sluice-full"])
+    finally:
+        for proc in procs.values():
+            proc.stop()
+        origin.stop()
+
+    med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731
+    nginx_rps, origin_rps = med(results["nginx"]["rps"]), med(results["origin"]["rps"])
+    nginx_cpu, nginx_h2 = med(results["nginx"]["cpu"]), med(results["nginx"]["h2"])
+    print("\n| | h1 req/s | vs nginx | vs origin | p50 ms | p99 ms | CPU us/req | vs nginx | "
+          "syscalls/req | idle B/conn | h2+TLS req/s | vs nginx | h2 mean ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in rows:
+        r = results[name]
+        proxy = name != "origin"
+        cell = lambda fmt, v: (fmt % v) if proxy else "-"  # noqa: E731
+        print("| %s | %.0f | %.2f | %.2f | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, med(r["rps"]), med(r["rps"]) / nginx_rps, med(r["rps"]) / origin_rps,
+            med(r["p50"]), med(r["p99"]), cell("%.2f", med(r["cpu"])),
+            cell("%.2f", med(r["cpu"]) / nginx_cpu), cell("%s", "%.2f" % syscalls[name] if name in syscalls else "n/a"),
+            cell("%.0f", idle.get(name, 0)), cell("%.0f", med(r["h2"])),
+            cell("%.2f", med(r["h2"]) / nginx_h2), cell("%.3f", med(r["h2_mean"]))))
+    print("\n(%d rounds of %d s; CPU per request at about %.0f req/s offered; system calls over "
+          "%d requests; idle memory over %d connections)" % (
+              args.rounds, args.duration, med(results["sluice"]["rate"]), args.syscall_requests,
+              args.idle_connections))
+    print("sluice-full counted: %s" % ", ".join(
+        "%s %d" % (k, v) for k, v in sorted(counters.items())))
+    if idle_count.get("haproxy", 0) < args.idle_connections:
+        print("(HAProxy's idle figure over %d connections: it reserves two descriptors per "
+              "connection under the hard limit of %d)" % (idle_count["haproxy"], fd_limit()))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,504 @@
+// sluice_drill_load: the clients of the failover drill (bench/drill.py).
+//
+// An open-loop load at a fixed rate: requests are scheduled on a clock, not when earlier ones
+// return, so a stalled region shows as latency and timeouts instead of as less load. Each
+// request is for one member out of many; a member always enters through the same region (as if
+// DNS sent it to its nearest edge). A share of the requests are POST "starts", the rest GETs.
+// Nothing is retried here: what is counted is what a client would have seen.
+//
+//   sluice_drill_load --entry us-east-1=127.0.0.1:8081 --entry us-west-2=127.0.0.1:8082 ...
+//                     [--rate 15000] [--duration 60] [--members 200000] [--post-percent 20]
+//                     [--connections 64] [--timeout 10] [--seed 1]
+//
+// Output on stdout, CSV lines tagged by their first field, flushed once a second:
+//   c,SECOND,ENTRY,METHOD,OUTCOME,SERVED,COUNT   requests that ended in that second
+//   l,SECOND,P50_MS,P99_MS,MAX_MS                latency of the successful ones
+//   s,SECOND,ISSUED,IN_FLIGHT,QUEUED,CONNECTIONS
+// OUTCOME is ok (2xx or 3xx), http_4xx, http_5xx, reset (the connection broke before a whole
+// response), timeout, or connect (no connection could be made for it); SERVED is the
+// sluice-region response header ("-" when there was none). Exit status 0 once every scheduled
+// request is accounted for, 2 on bad arguments.
+#include <llhttp.h>
+#include <strings.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace {
+
+enum class Outcome { kOk, kHttp4xx, kHttp5xx, kReset, kTimeout, kConnect };
+constexpr const char* kOutcomeNames[] = {"ok",    "http_4xx", "http_5xx",
+                                         "reset", "timeout",  "connect"};
+
+struct Entry {
+  std::string name;
+  sockaddr_storage address{};
+};
+
+struct Options {
+  std::vector<Entry> entries;
+  double rate = 1000;
+  double duration = 10;
+  uint64_t members = 200000;
+  double post_share = 0.2;
+  size_t connections = 64;
+  double timeout = 10;
+  uint64_t seed = 1;
+};
+
+struct Request {
+  uint64_t member = 0;
+  bool post = false;
+  uint64_t scheduled_ns = 0;
+};
+
+class Drill;
+
+// One keep-alive HTTP/1.1 client connection; one request at a time.
+struct Connection {
+  Drill* drill = nullptr;
+  size_t entry = 0;
+  uv_tcp_t tcp{};
+  uv_connect_t connect{};
+  uv_write_t write{};
+  llhttp_t parser{};
+  enum class State { kConnecting, kIdle, kBusy, kClosed } state = State::kConnecting;
+  Request request;
+  std::string bytes;       // the request on the wire; lives until the write completes
+  std::string field;       // the header name being read
+  bool in_value = false;   // the last callback was a header value
+  bool in_region = false;  // ... of sluice-region
+  std::string served;
+  int status = 0;
+  bool complete = false;
+  bool keep_alive = true;
+  char buffer[16384];
+};
+
+uint64_t NowNs() { return uv_hrtime(); }
+
+class Drill {
+ public:
+  Drill(const Options& options, uv_loop_t* loop)
+      : options_(options),
+        loop_(loop),
+        pending_(options.entries.size()),
+        open_(options.entries.size()) {
+    llhttp_settings_init(&settings_);
+    settings_.on_header_field = &Drill::OnHeaderField;
+    settings_.on_header_value = &Drill::OnHeaderValue;
+    settings_.on_headers_complete = &Drill::OnHeadersComplete;
+    settings_.on_message_complete = &Drill::OnMessageComplete;
+    random_ = options.seed * 0x9E3779B97F4A7C15ULL + 1;
+  }
+
+  void Start() {
+    start_ns_ = NowNs();
+    uv_timer_init(loop_, &tick_);
+    tick_.data = this;
+    uv_timer_start(
+        &tick_, [](uv_timer_t* t) { static_cast<Drill*>(t->data)->Tick(); }, 1, 1);
+    uv_timer_init(loop_, &report_);
+    report_.data = this;
+    uv_timer_start(
+        &report_, [](uv_timer_t* t) { static_cast<Drill*>(t->data)->Report(false); }, 1000, 1000);
+  }
+
+  bool accounted() const { return issued_ == ended_; }
+
+ private:
+  uint64_t Random() {  // splitmix64
+    uint64_t z = (random_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+
+  int Second(uint64_t now) const { return static_cast<int>((now - start_ns_) / 1000000000ULL); }
+
+  void Tick() {
+    uint64_t now = NowNs();
+    double elapsed = static_cast<double>(now - start_ns_) / 1e9;
+    bool issuing = elapsed < options_.duration;
+    if (issuing) {
+      uint64_t due = static_cast<uint64_t>(options_.rate * elapsed);
+      for (; issued_ < due; ++issued_) {
+        Request r;
+        r.member = Random() % options_.members;
+        r.post = static_cast<double>(Random() % 1000000) < options_.post_share * 1e6;
+        // The intended time: a late tick does not make the load burstier or its latency smaller.
+        r.scheduled_ns =
+            start_ns_ + static_cast<uint64_t>(static_cast<double>(issued_) / options_.rate * 1e9);
+        pending_[r.member % pending_.size()].push_back(r);
+      }
+    }
+    uint64_t deadline_ns = static_cast<uint64_t>(options_.timeout * 1e9);
+    for (size_t e = 0; e < pending_.size(); ++e) {
+      // Requests that waited for a connection past their deadline time out where they are.
+      while (!pending_[e].empty() && now - pending_[e].front().scheduled_ns > deadline_ns) {
+        Count(now, e, pending_[e].front(), Outcome::kTimeout, "-");
+        pending_[e].pop_front();
+      }
+      Dispatch(e);
+    }
+    for (auto& per_entry : open_) {
+      for (Connection* c : per_entry) {
+        if (c->state == Connection::State::kBusy && now - c->request.scheduled_ns > deadline_ns) {
+          Count(now, c->entry, c->request, Outcome::kTimeout, "-");
+          Close(c);
+        }
+      }
+    }
+    Sweep();
+    if (!issuing && accounted()) Finish();
+  }
+
+  // Sends queued requests on idle connections, opening more (up to the cap) when none is idle.
+  void Dispatch(size_t e) {
+    std::deque<Request>& queue = pending_[e];
+    size_t connecting = 0;
+    for (Connection* c : open_[e]) {
+      if (queue.empty()) return;
+      if (c->state == Connection::State::kIdle) {
+        Send(c, queue.front());
+        queue.pop_front();
+      } else if (c->state == Connection::State::kConnecting) {
+        ++connecting;
+      }
+    }
+    while (queue.size() > connecting && open_[e].size() < options_.connections) {
+      Open(e);
+      ++connecting;
+    }
+  }
+
+  void Open(size_t e) {
+    auto* c = new Connection;
+    c->drill = this;
+    c->entry = e;
+    uv_tcp_init(loop_, &c->tcp);
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->tcp.data = c;
+    c->connect.data = c;
+    llhttp_init(&c->parser, HTTP_RESPONSE, &settings_);
+    c->parser.data = c;
+    open_[e].push_back(c);
+    int rc = uv_tcp_connect(&c->connect, &c->tcp,
+                            reinterpret_cast<const sockaddr*>(&options_.entries[e].address),
+                            &Drill::OnConnect);
+    if (rc != 0) ConnectFailed(c);
+  }
+
+  static void OnConnect(uv_connect_t* request, int status) {
+    auto* c = static_cast<Connection*>(request->data);
+    if (c->state == Connection::State::kClosed) return;
+    Drill* self = c->drill;
+    if (status != 0) {
+      self->ConnectFailed(c);
+      return;
+    }
+    c->state = Connection::State::kIdle;
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&c->tcp),
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* conn = static_cast<Connection*>(h->data);
+          *buf = uv_buf_init(conn->buffer, sizeof(conn->buffer));
+        },
+        &Drill::OnRead);
+    self->Dispatch(c->entry);
+  }
+
+  // A connection that could not be made fails the oldest request waiting for one, so a region
+  // that refuses connections shows at once rather than as timeouts later.
+  void ConnectFailed(Connection* c) {
+    std::deque<Request>& queue = pending_[c->entry];
+    if (!queue.empty()) {
+      Count(NowNs(), c->entry, queue.front(), Outcome::kConnect, "-");
+      queue.pop_front();
+    }
+    Close(c);
+  }
+
+  void Send(Connection* c, const Request& r) {
+    c->state = Connection::State::kBusy;
+    c->request = r;
+    c->served.clear();
+    c->field.clear();
+    c->in_value = false;
+    c->in_region = false;
+    c->status = 0;
+    c->complete = false;
+    char head[256];
+    int n;
+    if (r.post) {
+      char body[64];
+      int body_length = snprintf(body, sizeof(body), "{\"title\":%llu}",
+                                 static_cast<unsigned long long>(r.member % 5000));
+      n = snprintf(head, sizeof(head),
+                   "POST /start HTTP/1.1\r\nHost: drill\r\nx-member-id: m%llu\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                   static_cast<unsigned long long>(r.member), body_length, body);
+    } else {
+      n = snprintf(head, sizeof(head),
+                   "GET /catalog/%llu HTTP/1.1\r\nHost: drill\r\nx-member-id: m%llu\r\n\r\n",
+                   static_cast<unsigned long long>(r.member % 5000),
+                   static_cast<unsigned long long>(r.member));
+    }
+    c->bytes.assign(head, static_cast<size_t>(n));
+    uv_buf_t buf = uv_buf_init(c->bytes.data(), static_cast<unsigned>(c->bytes.size()));
+    c->write.data = c;
+    int rc = uv_write(&c->write, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
+                      [](uv_write_t* w, int status) {
+                        auto* conn = static_cast<Connection*>(w->data);
+                        if (status != 0 && conn->state == Connection::State::kBusy) {
+                          conn->drill->Broken(conn);
+                        }
+                      });
+    if (rc != 0) Broken(c);
+  }
+
+  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* c = static_cast<Connection*>(stream->data);
+    Drill* self = c->drill;
+    if (c->state == Connection::State::kClosed) return;
+    if (nread < 0) {
+      if (c->state == Connection::State::kBusy) {
+        self->Broken(c);
+      } else {
+        self->Close(c);
+      }
+      return;
+    }
+    if (nread == 0) return;
+    if (c->state != Connection::State::kBusy) {  // bytes nobody asked for
+      self->Close(c);
+      return;
+    }
+    llhttp_errno_t error = llhttp_execute(&c->parser, buf->base, static_cast<size_t>(nread));
+    if (error != HPE_OK) {
+      self->Broken(c);
+      return;
+    }
+    if (!c->complete) return;
+    uint64_t now = NowNs();
+    Outcome outcome = c->status < 400   ? Outcome::kOk
+                      : c->status < 500 ? Outcome::kHttp4xx
+                                        : Outcome::kHttp5xx;
+    self->Count(now, c->entry, c->request, outcome, c->served.empty() ? "-" : c->served);
+    if (outcome == Outcome::kOk) {
+      self->latencies_ms_[self->Second(now)].push_back(
+          static_cast<double>(now - c->request.scheduled_ns) / 1e6);
+    }
+    if (!c->keep_alive) {
+      self->Close(c);
+      return;
+    }
+    c->state = Connection::State::kIdle;
+    self->Dispatch(c->entry);
+  }
+
+  // The connection broke with a request on it: the request failed as a client sees it.
+  void Broken(Connection* c) {
+    Count(NowNs(), c->entry, c->request, Outcome::kReset, c->served.empty() ? "-" : c->served);
+    Close(c);
+  }
+
+  // A header name may arrive in pieces, and so may its value; a name after a value is new.
+  static int OnHeaderField(llhttp_t* p, const char* at, size_t length) {
+    auto* c = static_cast<Connection*>(p->data);
+    if (c->in_value) {
+      c->field.clear();
+      c->in_value = false;
+    }
+    if (c->field.size() < 64) c->field.append(at, length);
+    return 0;
+  }
+
+  static int OnHeaderValue(llhttp_t* p, const char* at, size_t length) {
+    auto* c = static_cast<Connection*>(p->data);
+    if (!c->in_value) {
+      c->in_value = true;
+      c->in_region =
+          c->field.size() == 13 && strncasecmp(c->field.data(), "sluice-region", 13) == 0;
+    }
+    if (c->in_region && c->served.size() < 64) c->served.append(at, length);
+    return 0;
+  }
+
+  static int OnHeadersComplete(llhttp_t* p) {
+    auto* c = static_cast<Connection*>(p->data);
+    c->status = p->status_code;
+    c->field.clear();
+    c->in_value = false;
+    c->in_region = false;
+    return 0;
+  }
+
+  static int OnMessageComplete(llhttp_t* p) {
+    auto* c = static_cast<Connection*>(p->data);
+    c->complete = true;
+    c->keep_alive = llhttp_should_keep_alive(p) != 0;
+    return 0;
+  }
+
+  void Close(Connection* c) {
+    if (c->state == Connection::State::kClosed) return;
+    c->state = Connection::State::kClosed;
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp),
+             [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+  }
+
+  // Forgets closed connections (their memory goes in the close callback).
+  void Sweep() {
+    for (auto& per_entry : open_) {
+      per_entry.erase(
+          std::remove_if(per_entry.begin(), per_entry.end(),
+                         [](Connection* c) { return c->state == Connection::State::kClosed; }),
+          per_entry.end());
+    }
+  }
+
+  void Count(uint64_t now, size_t entry, const Request& r, Outcome outcome,
+             const std::string& served) {
+    ++counts_[{Second(now), entry, r.post, static_cast<int>(outcome), served}];
+    ++ended_;
+  }
+
+  // Everything that ended since the last report, each under its own second; the state line is
+  // for the second that just ended.
+  void Report(bool final) {
+    int second = Second(NowNs()) - (final ? 0 : 1);
+    for (const auto& [key, count] : counts_) {
+      const auto& [s, entry, post, outcome, served] = key;
+      printf("c,%d,%s,%s,%s,%s,%llu\n", s, options_.entries[entry].name.c_str(),
+             post ? "POST" : "GET", kOutcomeNames[outcome], served.c_str(),
+             static_cast<unsigned long long>(count));
+    }
+    counts_.clear();
+    for (auto& [s, values] : latencies_ms_) {
+      std::sort(values.begin(), values.end());
+      auto at = [&values](double q) {
+        return values[std::min(values.size() - 1, static_cast<size_t>(q * values.size()))];
+      };
+      printf("l,%d,%.3f,%.3f,%.3f\n", s, at(0.5), at(0.99), values.back());
+    }
+    latencies_ms_.clear();
+    size_t queued = 0, connections = 0;
+    for (const auto& q : pending_) queued += q.size();
+    for (const auto& per_entry : open_) connections += per_entry.size();
+    printf("s,%d,%llu,%llu,%zu,%zu\n", second, static_cast<unsigned long long>(issued_),
+           static_cast<unsigned long long>(issued_ - ended_ - queued), queued, connections);
+    fflush(stdout);
+  }
+
+  void Finish() {
+    Report(true);
+    uv_timer_stop(&tick_);
+    uv_timer_stop(&report_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&report_), nullptr);
+    for (auto& per_entry : open_) {
+      for (Connection* c : per_entry) Close(c);
+      per_entry.clear();
+    }
+  }
+
+  Options options_;
+  uv_loop_t* loop_;
+  llhttp_settings_t settings_{};
+  uv_timer_t tick_{};
+  uv_timer_t report_{};
+  uint64_t start_ns_ = 0;
+  uint64_t random_ = 0;
+  uint64_t issued_ = 0;
+  uint64_t ended_ = 0;
+  std::vector<std::deque<Request>> pending_;
+  std::vector<std::vector<Connection*>> open_;
+  std::map<std::tuple<int, size_t, bool, int, std::string>, uint64_t> counts_;
+  std::map<int, std::vector<double>> latencies_ms_;  // by the second they ended in
+};
+
+[[noreturn]] void Usage(const char* error) {
+  fprintf(stderr,
+          "sluice_drill_load: %s\nusage: sluice_drill_load --entry NAME=IP:PORT [--entry ...] "
+          "[--rate N] [--duration S] [--members N] [--post-percent P] [--connections N] "
+          "[--timeout S] [--seed N]\n",
+          error);
+  exit(2);
+}
+
+double Number(const char* flag, const char* text, double min, double max) {
+  char* end = nullptr;
+  errno = 0;
+  double value = strtod(text, &end);
+  if (errno != 0 || end == text || *end != '\0' || value < min || value > max) {
+    std::string message = std::string(flag) + ": not a number in range: " + text;
+    Usage(message.c_str());
+  }
+  return value;
+}
+
+Options Parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (i + 1 >= argc) Usage(("missing value for " + flag).c_str());
+    const char* value = argv[++i];
+    if (flag == "--entry") {
+      const char* eq = strchr(value, '=');
+      const char* colon = eq ? strrchr(eq, ':') : nullptr;
+      if (!eq || !colon || eq == value) Usage("--entry wants NAME=IP:PORT");
+      Entry e;
+      e.name.assign(value, static_cast<size_t>(eq - value));
+      std::string ip(eq + 1, static_cast<size_t>(colon - eq - 1));
+      int port = static_cast<int>(Number("--entry port", colon + 1, 1, 65535));
+      if (uv_ip4_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in*>(&e.address)) != 0 &&
+          uv_ip6_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in6*>(&e.address)) != 0) {
+        Usage(("--entry: not an IP address: " + ip).c_str());
+      }
+      o.entries.push_back(e);
+    } else if (flag == "--rate") {
+      o.rate = Number("--rate", value, 1, 1e7);
+    } else if (flag == "--duration") {
+      o.duration = Number("--duration", value, 0.1, 86400);
+    } else if (flag == "--members") {
+      o.members = static_cast<uint64_t>(Number("--members", value, 1, 1e12));
+    } else if (flag == "--post-percent") {
+      o.post_share = Number("--post-percent", value, 0, 100) / 100;
+    } else if (flag == "--connections") {
+      o.connections = static_cast<size_t>(Number("--connections", value, 1, 100000));
+    } else if (flag == "--timeout") {
+      o.timeout = Number("--timeout", value, 0.01, 3600);
+    } else if (flag == "--seed") {
+      o.seed = static_cast<uint64_t>(Number("--seed", value, 0, 1e18));
+    } else {
+      Usage(("unknown flag " + flag).c_str());
+    }
+  }
+  if (o.entries.empty()) Usage("at least one --entry");
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options = Parse(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  Drill drill(options, &loop);
+  drill.Start();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return drill.accounted() ? 0 : 1;
+}

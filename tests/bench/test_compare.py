@@ -1,0 +1,45 @@
+"""bench/compare.py starts every proxy, drives each, and prints a table that parses: a tiny run
+(--quick), so the suite knows the harness works; the figures themselves come from full runs."""
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SLUICE_BIN = os.environ.get("SLUICE_BIN", os.path.join(ROOT, "build/proxy/sluice"))
+PROXIES = ("nginx", "haproxy", "nghttpx", "sluice", "sluice-full")
+
+
+class CompareSmoke(unittest.TestCase):
+    def test_quick_run_prints_a_full_table(self):
+        result = subprocess.run([sys.executable, os.path.join(ROOT, "bench/compare.py"),
+                                 "--quick", "--sluice", SLUICE_BIN],
+                                capture_output=True, text=True, timeout=400,
+                                stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
+        rows = {}
+        for line in result.stdout.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 13 and cells[0] in PROXIES + ("origin",):
+                rows[cells[0]] = cells
+        self.assertEqual(set(rows), set(PROXIES) | {"origin"}, result.stdout)
+        for name in PROXIES:
+            rps, vs_nginx, p99, cpu, h2 = (rows[name][1], rows[name][2], rows[name][5],
+                                           rows[name][6], rows[name][10])
+            self.assertGreater(float(rps), 0, name)
+            self.assertGreater(float(vs_nginx), 0, name)
+            self.assertGreater(float(p99), 0, name)
+            self.assertGreater(float(cpu), 0, name)
+            self.assertGreater(float(h2), 0, name)
+        # Every request went through the chain and the steering decision; none was refused.
+        counted = re.search(r"^sluice-full counted: (.*)$", result.stdout, re.M).group(1)
+        self.assertRegex(counted, r'steering_requests\{outcome="local",region=""\} [1-9]')
+        for line in re.findall(r'rejected_requests\{[^}]*\} \d+', counted):
+            self.assertTrue(line.endswith(" 0"), line)
+        self.assertNotIn("FAILED", result.stdout)
+        self.assertNotIn("ERRORS", result.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
