@@ -37,7 +37,7 @@ bool Forwarder::Idempotent() const { return request_->idempotent(); }
 
 void Forwarder::OnRequestHead(RequestHeadPtr head) {
   request_ = std::move(head);
-  filter_.context.started_ns = SystemClock().MonotonicNanos();
+  filter_.context.started_ns = context_->clock().MonotonicNanos();
   const Config& config = *snapshot_->config;
   steering_ = snapshot_->steering;  // one table for the whole request
   decision_label_ = steering_ ? static_cast<uint8_t>(SteeringReason::kLocal) : kDecisionOff;
@@ -155,7 +155,7 @@ void Forwarder::CompleteFilters() {
   RecordExchange();
   ReleaseCluster();
   if (!run_.active()) return;
-  outcome_.latency_ns = SystemClock().MonotonicNanos() - filter_.context.started_ns;
+  outcome_.latency_ns = context_->clock().MonotonicNanos() - filter_.context.started_ns;
   run_.Complete(filter_, outcome_);
 }
 
@@ -190,8 +190,8 @@ void Forwarder::Dispatch(bool fresh_connection) {
     counted_ = false;
   }
   if (!fresh_connection) {
-    UpstreamEndpoint* picked =
-        cluster_->balancer.Pick(context_->Random(), SystemClock().MonotonicNanos(), previous.get());
+    UpstreamEndpoint* picked = cluster_->balancer.Pick(
+        context_->Random(), context_->clock().MonotonicNanos(), previous.get());
     if (!picked) {
       if (peer_region_ >= 0 && TryTunnelFallback(UpstreamFailure::kConnect)) return;
       Fail(503, "no endpoint", "the cluster has no endpoint to use (standbys or unresolved names)");
@@ -200,7 +200,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
     endpoint_ = picked->shared_from_this();
   }
   endpoint_->BeginRequest();
-  attempt_started_ns_ = SystemClock().MonotonicNanos();
+  attempt_started_ns_ = context_->clock().MonotonicNanos();
   ++filter_.context.attempts;
   filter_.context.last_failure = UpstreamFailure::kNone;
   outcome_.upstream_failed = false;
@@ -366,7 +366,7 @@ void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
   response_timeout_.Disarm();
   response_started_ = true;
   RecordUpstreamHead(head->status);
-  cluster_->ReportOutcome(*endpoint_, head->status >= 500, SystemClock().MonotonicNanos());
+  cluster_->ReportOutcome(*endpoint_, head->status >= 500, context_->clock().MonotonicNanos());
   if (!stream_) return;
   const Config& config = *snapshot_->config;
   std::string_view peer_says;
@@ -496,7 +496,7 @@ void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* wha
     cluster_->ConnectEnded();
     connecting_ = false;
   }
-  if (endpoint_) cluster_->ReportOutcome(*endpoint_, true, SystemClock().MonotonicNanos());
+  if (endpoint_) cluster_->ReportOutcome(*endpoint_, true, context_->clock().MonotonicNanos());
   RecordUpstreamFailure(kind);
   if (status == 504) {
     outcome_.timed_out = true;

@@ -10,7 +10,7 @@ namespace sluice {
 void Forwarder::RecordUpstreamHead(int status) {
   ClusterCell* cell = cluster_ ? cluster_->cell : nullptr;
   if (!cell) return;
-  cell->latency.Observe(SystemClock().MonotonicNanos() - attempt_started_ns_);
+  cell->latency.Observe(context_->clock().MonotonicNanos() - attempt_started_ns_);
   cell->responses[StatusClassIndex(status)].Add();
 }
 
@@ -37,7 +37,7 @@ void Forwarder::RecordExchange() {
     s.exchange(route, cluster)->requests[StatusClassIndex(status)][decision_label_].Add();
   }
   RouteCell* route_cell = s.route_cells[route];
-  route_cell->latency.Observe(SystemClock().MonotonicNanos() - filter_.context.started_ns);
+  route_cell->latency.Observe(context_->clock().MonotonicNanos() - filter_.context.started_ns);
   route_cell->bytes_in.Add(bytes_in_);
   route_cell->bytes_out.Add(bytes_out_);
   if (route_ >= 0 && outcome_.answered_by_filter && run_.responder() >= 0) {
@@ -80,7 +80,7 @@ void Forwarder::WriteAccessLog(size_t route) {
   r.status = outcome_.status;
   r.bytes_in = bytes_in_;
   r.bytes_out = bytes_out_;
-  r.duration_us = (SystemClock().MonotonicNanos() - filter_.context.started_ns) / 1000;
+  r.duration_us = (context_->clock().MonotonicNanos() - filter_.context.started_ns) / 1000;
   const bool routed = route_ >= 0;
   if (routed) r.route = config.routes[route].name;
   std::string endpoint;

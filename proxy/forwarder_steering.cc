@@ -65,10 +65,10 @@ uint64_t Forwarder::UnreachableRegions() const {
   // A peer region whose tunnel endpoints are all ejected cannot take anyone just now.
   uint64_t mask = failed_regions_;
   const std::vector<int>& tunnels = snapshot_->config->steering.tunnel_cluster;
-  const int64_t now = SystemClock().MonotonicNanos();
+  const int64_t now = context_->clock().MonotonicNanos();
   for (size_t r = 0; r < tunnels.size(); ++r) {
     if (tunnels[r] >= 0 &&
-        snapshot_->clusters[static_cast<size_t>(tunnels[r])]->balancer.AvailableCount(now) == 0) {
+        !snapshot_->clusters[static_cast<size_t>(tunnels[r])]->balancer.AnyAvailable(now)) {
       mask |= RegionBit(static_cast<int>(r));
     }
   }
@@ -86,7 +86,7 @@ void Forwarder::Steer() {
   SteeringDecision decision = Decide(table, member_);
   decision_label_ = static_cast<uint8_t>(decision.reason);
   if (!decision.tunnel && !tunneled_in_ && config.failover &&
-      local_cluster_->balancer.AvailableCount(SystemClock().MonotonicNanos()) == 0) {
+      !local_cluster_->balancer.AnyAvailable(context_->clock().MonotonicNanos())) {
     // Isthmus before the first attempt: nothing local can serve it.
     int savior = PickFailoverRegion(table, member_.member, member_.cohort, member_.unreachable);
     if (savior >= 0) {

@@ -5,20 +5,24 @@
 
 namespace sluice {
 
-std::string FormatRequestId(uint64_t hi, uint64_t lo) {
+void FormatRequestId(uint64_t hi, uint64_t lo, char out[kRequestIdLength]) {
   // Version 4, variant 1 (RFC 9562 section 5.4).
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(36, '-');
   int pos = 0;
   for (int i = 0; i < 32; ++i) {
-    if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
+    if (pos == 8 || pos == 13 || pos == 18 || pos == 23) out[pos++] = '-';
     uint64_t word = i < 16 ? hi : lo;
     int shift = 60 - 4 * (i % 16);
     out[pos++] = kHex[(word >> shift) & 15];
   }
-  return out;
+}
+
+std::string FormatRequestId(uint64_t hi, uint64_t lo) {
+  char id[kRequestIdLength];
+  FormatRequestId(hi, lo, id);
+  return std::string(id, sizeof(id));
 }
 
 void PrepareUpstreamRequest(RequestHead& head, const ProxyOptions& options,
@@ -73,7 +77,9 @@ void PrepareUpstreamRequest(RequestHead& head, const ProxyOptions& options,
     head.headers.Add("Via", via);
   }
   if (!has_request_id && !options.request_id_header.empty()) {
-    head.headers.Add(options.request_id_header, FormatRequestId(random_hi, random_lo));
+    char id[kRequestIdLength];  // formatted in place: no string to allocate per request
+    FormatRequestId(random_hi, random_lo, id);
+    head.headers.Add(options.request_id_header, std::string_view(id, sizeof(id)));
   }
 }
 

@@ -33,7 +33,10 @@ void SerializeUpstreamRequest(const RequestHead& head, std::string_view default_
 // codec adds its own framing fields, so Content-Length goes unless the response has no body.
 void PrepareDownstreamResponse(ResponseHead& head, const ProxyOptions& options);
 
-// A random (version 4) UUID: "3f2a...-....-4...-....-............".
+// A random (version 4) UUID: "3f2a...-....-4...-....-............", written into `out`
+// (exactly kRequestIdLength bytes, no terminator), or returned as a string.
+inline constexpr size_t kRequestIdLength = 36;
+void FormatRequestId(uint64_t hi, uint64_t lo, char out[kRequestIdLength]);
 std::string FormatRequestId(uint64_t hi, uint64_t lo);
 
 }  // namespace sluice

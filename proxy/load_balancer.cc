@@ -16,10 +16,11 @@ void LoadBalancer::SetEndpoints(std::vector<std::shared_ptr<UpstreamEndpoint>> e
   candidates_.reserve(endpoints_.size());
 }
 
-size_t LoadBalancer::AvailableCount(int64_t now_ns) const {
-  size_t n = 0;
-  for (const auto& e : endpoints_) n += e->available(now_ns) ? 1 : 0;
-  return n;
+bool LoadBalancer::AnyAvailable(int64_t now_ns) const {
+  for (const auto& e : endpoints_) {
+    if (e->available(now_ns)) return true;
+  }
+  return false;
 }
 
 UpstreamEndpoint* LoadBalancer::Pick(uint64_t random, int64_t now_ns,

@@ -34,8 +34,9 @@ class LoadBalancer {
   // The membership changed (a name resolved to other addresses).
   void SetEndpoints(std::vector<std::shared_ptr<UpstreamEndpoint>> endpoints);
   const std::vector<std::shared_ptr<UpstreamEndpoint>>& endpoints() const { return endpoints_; }
-  // Endpoints that are available now (not standby, healthy, not ejected), panic or not.
-  size_t AvailableCount(int64_t now_ns) const;
+  // True when some endpoint is available now (not standby, healthy, not ejected). Asked per
+  // request by steering, so it stops at the first.
+  bool AnyAvailable(int64_t now_ns) const;
   // True when the last Pick had to ignore availability.
   bool panicking() const { return panic_; }
 

@@ -14,12 +14,21 @@ LoopContext::LoopContext(uv_loop_t* loop) : loop_(loop), read_buffer_(new char[k
   // I/O callbacks).
   uv_prepare_init(loop_, &prepare_);
   prepare_.data = this;
-  uv_prepare_start(&prepare_,
-                   [](uv_prepare_t* h) { static_cast<LoopContext*>(h->data)->Drain(true); });
+  // The clock's cached reading is dropped after the tasks before a poll (the poll may wait) and
+  // before the tasks after the I/O callbacks.
+  uv_prepare_start(&prepare_, [](uv_prepare_t* h) {
+    auto* self = static_cast<LoopContext*>(h->data);
+    self->Drain(true);
+    self->clock_.Invalidate();
+  });
   uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
   uv_check_init(loop_, &check_);
   check_.data = this;
-  uv_check_start(&check_, [](uv_check_t* h) { static_cast<LoopContext*>(h->data)->Drain(true); });
+  uv_check_start(&check_, [](uv_check_t* h) {
+    auto* self = static_cast<LoopContext*>(h->data);
+    self->clock_.Invalidate();
+    self->Drain(true);
+  });
   uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
 
   if (getrandom(rng_, sizeof(rng_), 0) != static_cast<ssize_t>(sizeof(rng_))) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "proxy/intrusive_list.h"
 #include "proxy/timeout_queue.h"
 
@@ -34,6 +35,30 @@ class DeferredTask {
  private:
   friend class LoopContext;
   ListNode node_;
+};
+
+// Time as a loop's callbacks see it: the monotonic clock is read once per batch of callbacks
+// (the I/O callbacks after one poll, the tasks before it) instead of at every use, which on the
+// request path was a dozen reads per request. A value is never older than the batch it is read
+// in, so it is the time the batch's events were dispatched, at least as exact for a latency as a
+// read taken later in the batch. Wall-clock seconds are read as they are asked for. Loop thread
+// only.
+class LoopClock : public Clock {
+ public:
+  int64_t MonotonicNanos() const override {
+    if (!valid_) {
+      now_ = SystemClock().MonotonicNanos();
+      valid_ = true;
+    }
+    return now_;
+  }
+  int64_t UnixSeconds() const override { return SystemClock().UnixSeconds(); }
+  // The next read takes a fresh value: called where the loop may have waited.
+  void Invalidate() { valid_ = false; }
+
+ private:
+  mutable int64_t now_ = 0;
+  mutable bool valid_ = false;
 };
 
 // Objects handed to LoopContext::DeleteLater.
@@ -80,6 +105,8 @@ class LoopContext {
   // busy one allocates none: take one when bytes must wait, give it back once they are out.
   std::string TakeBuffer();
   void GiveBuffer(std::string&& buffer);
+  // The loop's clock (see LoopClock); lives as long as the context.
+  const Clock& clock() const { return clock_; }
   // Fast, non-cryptographic random numbers (xoshiro256**), seeded from the OS.
   uint64_t Random();
 
@@ -96,6 +123,7 @@ class LoopContext {
   uv_loop_t* loop_;
   uv_prepare_t prepare_;
   uv_check_t check_;
+  LoopClock clock_;
   IntrusiveList<DeferredTask, &DeferredTask::node_> tasks_;
   IntrusiveList<DeferredTask, &DeferredTask::node_> late_;
   std::vector<std::unique_ptr<Deletable>> deletions_;

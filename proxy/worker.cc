@@ -111,7 +111,7 @@ void Worker::BuildSnapshot(ConfigPtr config) {
       }
       if (!limiter) {
         limiter = std::make_shared<ConcurrencyLimiter>(*cluster.concurrency, config->workers,
-                                                       SystemClock());
+                                                       context_->clock());
       }
     }
     snapshot->limiters.push_back(std::move(limiter));
@@ -119,7 +119,7 @@ void Worker::BuildSnapshot(ConfigPtr config) {
   for (const RouteConfig& route : config->routes) {
     FilterEnvironment env;
     env.workers = config->workers;
-    env.clock = &SystemClock();
+    env.clock = &context_->clock();
     env.limiter = snapshot->limiters[route.cluster_index].get();
     env.key_slots = &key_slots_;
     FilterChain chain;

@@ -74,6 +74,19 @@ TEST(LoadBalancerTest, EjectedAndUnhealthyEndpointsAreSkipped) {
   }
 }
 
+TEST(LoadBalancerTest, AnyAvailableUntilTheLastGoes) {
+  TestLoop loop;
+  auto endpoints = Endpoints(loop.context(), 3);
+  LoadBalancer lb(BalancerKind::kRoundRobin, endpoints);
+  EXPECT_TRUE(lb.AnyAvailable(kNow));
+  endpoints[0]->ejected_until_ns_ = kNow + 1;
+  endpoints[1]->set_healthy(false);
+  EXPECT_TRUE(lb.AnyAvailable(kNow));
+  endpoints[2]->set_healthy(false);
+  EXPECT_FALSE(lb.AnyAvailable(kNow));
+  EXPECT_TRUE(lb.AnyAvailable(kNow + 1));  // the ejection ran out
+}
+
 TEST(LoadBalancerTest, PassingHealthChecksAgainStartsASlowStart) {
   TestLoop loop;
   auto endpoints = Endpoints(loop.context(), 2);

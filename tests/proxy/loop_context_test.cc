@@ -69,6 +69,41 @@ TEST(LoopContextTest, DeleteLaterWaitsForTheCallbackToUnwind) {
   EXPECT_TRUE(gone);
 }
 
+TEST(LoopContextTest, ClockIsReadOncePerBatchAndFreshAfterAWait) {
+  TestLoop loop;
+  const Clock& clock = loop.context()->clock();
+  int64_t first = clock.MonotonicNanos();
+  EXPECT_EQ(clock.MonotonicNanos(), first);  // same batch: the same reading
+  struct Probe {
+    const Clock* clock;
+    int64_t seen[2] = {0, 0};
+  } probe{&clock};
+  uv_timer_t timer;
+  uv_timer_init(loop.loop(), &timer);
+  uv_update_time(loop.loop());  // the timer is due 5 ms after `first` at the earliest
+  timer.data = &probe;
+  uv_timer_start(
+      &timer,
+      [](uv_timer_t* t) {
+        auto* p = static_cast<Probe*>(t->data);
+        p->seen[0] = p->clock->MonotonicNanos();
+        p->seen[1] = p->clock->MonotonicNanos();
+      },
+      5, 0);
+  // Waits in the loop's poll for the timer.
+  ASSERT_TRUE(loop.RunUntil([&] { return probe.seen[0] != 0; }));
+  // The callback after the wait read the clock anew, once: libuv's millisecond loop time makes
+  // the 5 ms at least 4; the margin allows for a reading taken before the timer's callback.
+  EXPECT_GE(probe.seen[0] - first, 2000000);
+  EXPECT_EQ(probe.seen[1], probe.seen[0]);
+  bool closed = false;
+  timer.data = &closed;
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer),
+           [](uv_handle_t* h) { *static_cast<bool*>(h->data) = true; });
+  ASSERT_TRUE(loop.RunUntil([&] { return closed; }));
+  EXPECT_GE(clock.MonotonicNanos(), probe.seen[0]);
+}
+
 TEST(LoopContextTest, RandomLooksRandom) {
   TestLoop loop;
   uint64_t a = loop.context()->Random();
