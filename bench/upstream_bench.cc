@@ -15,6 +15,7 @@
 #include "proxy/loop_context.h"
 #include "proxy/upstream_connection.h"
 #include "proxy/upstream_endpoint.h"
+#include "tests/proxy/tiny_origin.h"
 
 namespace sluice {
 namespace {
@@ -47,78 +48,23 @@ void BM_PickEndpoint(benchmark::State& state) {
 }
 BENCHMARK(BM_PickEndpoint);
 
-// Answers every read with an empty 200 (keep-alive).
-struct TinyOrigin {
-  uv_tcp_t server;
-  std::vector<std::unique_ptr<uv_tcp_t>> peers;
-  static void OnConnection(uv_stream_t* s, int status) {
-    if (status != 0) return;
-    auto* self = static_cast<TinyOrigin*>(s->data);
-    auto peer = std::make_unique<uv_tcp_t>();
-    uv_tcp_init(s->loop, peer.get());
-    if (uv_accept(s, reinterpret_cast<uv_stream_t*>(peer.get())) != 0) return;
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(peer.get()),
-        [](uv_handle_t*, size_t, uv_buf_t* buf) {
-          static char buffer[4096];
-          *buf = uv_buf_init(buffer, sizeof(buffer));
-        },
-        [](uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
-          if (nread <= 0) return;
-          static char reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-          uv_buf_t out = uv_buf_init(reply, sizeof(reply) - 1);
-          uv_try_write(stream, &out, 1);
-        });
-    self->peers.push_back(std::move(peer));
-  }
-};
-
-// One exchange on a fresh connection, then back to the pool.
-struct Exchange : UpstreamStream::Handler {
-  UpstreamConnection* connection = nullptr;
-  bool done = false;
-  void OnUpstreamConnected() override {
-    connection->SendRequestHead("GET / HTTP/1.1\r\nHost: origin\r\n\r\n", HttpMethod::kGet,
-                                BodyFraming::kNone, false);
-    connection->EndRequest();
-  }
-  void OnUpstreamHead(ResponseHeadPtr) override {}
-  void OnUpstreamBody(std::string_view) override {}
-  void OnUpstreamTrailers(const HeaderMap&) override {}
-  void OnUpstreamEnd() override {
-    connection->Release();
-    done = true;
-  }
-  void OnUpstreamError(UpstreamError, int, const char*) override { done = true; }
-  void OnUpstreamDrained() override {}
-};
-
 void BM_PooledConnectionCheckout(benchmark::State& state) {
   constexpr int kConnections = 16;
   uv_loop_t loop;
   uv_loop_init(&loop);
   {
     LoopContext context(&loop);
-    TinyOrigin origin;
-    uv_tcp_init(&loop, &origin.server);
-    origin.server.data = &origin;
-    SocketAddress listen = *SocketAddress::Parse("127.0.0.1:0");
-    uv_tcp_bind(&origin.server, listen.sockaddr_ptr(), 0);
-    uv_listen(reinterpret_cast<uv_stream_t*>(&origin.server), 64, &TinyOrigin::OnConnection);
-    sockaddr_storage bound;
-    int len = sizeof(bound);
-    uv_tcp_getsockname(&origin.server, reinterpret_cast<sockaddr*>(&bound), &len);
-    auto endpoint = std::make_shared<UpstreamEndpoint>(
-        &context, "origin", SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&bound)),
-        PoolConfig{}, Http1Limits{});
-    std::vector<Exchange> exchanges(kConnections);
-    for (Exchange& e : exchanges) {
+    TinyOrigin origin(&loop);
+    auto endpoint = std::make_shared<UpstreamEndpoint>(&context, "origin", origin.address(),
+                                                       PoolConfig{}, Http1Limits{});
+    std::vector<OneExchange> exchanges(kConnections);
+    for (OneExchange& e : exchanges) {
       int error = 0;
       e.connection = endpoint->Connect(&e, &error);
     }
     // Every exchange ends (pooled, or with an error), so this loop ends.
     auto all_done = [&] {
-      for (const Exchange& e : exchanges) {
+      for (const OneExchange& e : exchanges) {
         if (e.connection != nullptr && !e.done) return false;
       }
       return true;
@@ -127,7 +73,7 @@ void BM_PooledConnectionCheckout(benchmark::State& state) {
     if (endpoint->idle_count() < kConnections) {
       state.SkipWithError("the pool did not fill");
     } else {
-      Exchange holder;
+      OneExchange holder;
       uint64_t allocations_before = AllocationCount();
       int64_t rounds = 0;
       for (auto _ : state) {
@@ -142,8 +88,7 @@ void BM_PooledConnectionCheckout(benchmark::State& state) {
                              static_cast<double>(std::max<int64_t>(1, rounds)));
     }
     endpoint->Retire();
-    for (auto& peer : origin.peers) uv_close(reinterpret_cast<uv_handle_t*>(peer.get()), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&origin.server), nullptr);
+    origin.Close();
     endpoint.reset();
     context.Close();
     uv_run(&loop, UV_RUN_DEFAULT);

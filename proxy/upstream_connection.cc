@@ -76,7 +76,7 @@ void UpstreamConnection::OnStreamConnected() {
 
 void UpstreamConnection::Attach(Handler* handler) {
   idle_timeout_.Disarm();
-  pool_node_.Unlink();
+  endpoint_->RemoveIdle(this);  // already out when it came from TakeIdle
   handler_ = handler;
   state_ = State::kBusy;
 }
@@ -261,8 +261,9 @@ void UpstreamConnection::CloseNow() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   idle_timeout_.Disarm();
-  pool_node_.Unlink();
-  endpoint_->OnConnectionClosed(this);
+  // The endpoint unlinks it and counts it out of the pool; unlinking it here first would
+  // leave the endpoint counting a closed connection as idle.
+  endpoint_->RemoveIdle(this);
   stream_.Close();
 }
 

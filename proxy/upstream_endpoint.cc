@@ -49,7 +49,7 @@ bool UpstreamEndpoint::AddIdle(UpstreamConnection* connection) {
   return true;
 }
 
-void UpstreamEndpoint::OnConnectionClosed(UpstreamConnection* connection) {
+void UpstreamEndpoint::RemoveIdle(UpstreamConnection* connection) {
   if (connection->pool_node_.linked()) {
     connection->pool_node_.Unlink();
     --idle_count_;

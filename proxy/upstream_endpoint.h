@@ -116,7 +116,9 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   void RemoveSession(Http2UpstreamSession* session);
   // Called by a connection that finished cleanly; false when it must close instead.
   bool AddIdle(UpstreamConnection* connection);
-  void OnConnectionClosed(UpstreamConnection* connection);
+  // Takes a connection out of the idle pool (and its count) if it is there: when it closes
+  // or is attached to a request.
+  void RemoveIdle(UpstreamConnection* connection);
 
   LoopContext* context_;
   std::string name_;
