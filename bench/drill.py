@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -107,13 +108,24 @@ http {
         return [int(p) for p in out.stdout.split()] + [self.proc.pid]
 
     def kill(self):
-        """SIGKILL to the worker and the master: connections reset, the port refuses."""
-        for pid in self.pids():
+        """SIGKILL to the master, then to its worker: connections reset, the port refuses. The
+        master goes first: a master that outlived its worker would fork a new one (which, once
+        the master is gone too, serves on as an orphan)."""
+        workers = self.pids()[:-1]
+        for pid in [self.proc.pid] + workers:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.proc.wait(5)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:  # a drill against a live origin proves nothing
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            except OSError:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("origin on port %d still accepts after SIGKILL" % self.port)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -437,7 +449,7 @@ def report(args, timeline, events, evac_started, full_at, ramp_budget, work):
     print("served by: %s; retried attempts (sluice): %d; failovers to a savior: %d" % (
         ", ".join("%s %d" % kv for kv in sorted(served.items())), retries, failovers))
     ramp_took = None if full_at is None or evac_started is None else full_at - evac_started
-    print("evacuation: %s" % ("never reached 100%%" if ramp_took is None else
+    print("evacuation: %s" % ("never reached 100%" if ramp_took is None else
                                "100%% on every node %.1f s after sluicectl (ramp %s, hold %s; "
                                "budget %.1f s)" % (ramp_took, args.ramp, args.hold, ramp_budget)))
 
