@@ -26,6 +26,9 @@ class DrillSmoke(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stdout[-4000:] + result.stderr[-3000:])
         self.assertIn("targets met", result.stdout)
         self.assertRegex(result.stdout, r"us-east-1 origins killed")
+        # Between the kill and the ramp, us-east-1's own requests found its origins dead and
+        # were failed over (a drill whose origins outlived the kill shows none).
+        self.assertRegex(result.stdout, r"failovers to a savior: [1-9]")
         with open(os.path.join(out, "drill.csv")) as f:
             rows = list(csv.DictReader(f))
         self.assertGreaterEqual(len(rows), 6)
