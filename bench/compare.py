@@ -123,12 +123,14 @@ routes:
 
 
 def sluice_counters(admin_port):
-    """What sluice-full's chain and steering did, from its /metrics: rejections by filter and
-    steering decisions by outcome (so a table row is known to have paid for both)."""
+    """What sluice-full's chain and steering did, from its /metrics: rejections by filter,
+    steering decisions by outcome (so a table row is known to have paid for both) and upstream
+    connections opened (so the row is known to have kept its origin connections alive)."""
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=5).read()
     counts = {}
     for line in text.decode().splitlines():
-        m = re.match(r'(sluice_rejected_requests_total|sluice_steering_requests_total)\{(.*)\} '
+        m = re.match(r'(sluice_rejected_requests_total|sluice_steering_requests_total|'
+                     r'sluice_upstream_connections_total)\{(.*)\} '
                      r'([\d.e+]+)$', line)
         if m:
             key = "%s{%s}" % (m.group(1).replace("sluice_", "").replace("_total", ""), m.group(2))

@@ -223,12 +223,14 @@ void Forwarder::Dispatch(bool fresh_connection) {
   if (endpoint_->http2()) {
     // Multiplexed: a stream on an open HTTP/2 connection, or on one that is connecting.
     bool ready = false;
+    bool opened = false;
     int error = 0;
-    upstream_ = endpoint_->OpenHttp2Stream(this, &ready, &error);
+    upstream_ = endpoint_->OpenHttp2Stream(this, &ready, &opened, &error);
     if (!upstream_) {
       UpstreamFailed(502, UpstreamFailure::kConnect, "connect failed", uv_strerror(error));
       return;
     }
+    if (opened && cluster_->cell) cluster_->cell->connections.Add();
     if (ready) {
       OnUpstreamReady();
       return;
@@ -248,6 +250,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
     UpstreamFailed(502, UpstreamFailure::kConnect, "connect failed", uv_strerror(error));
     return;
   }
+  if (cluster_->cell) cluster_->cell->connections.Add();
   cluster_->ConnectStarted();
   connecting_ = true;
   connect_timeout_.Arm(context_->Timeouts(cluster_->config.connect_timeout));

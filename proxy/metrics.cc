@@ -149,6 +149,10 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
                         MetricType::Counter);
   FamilyBuilder ejections("sluice_ejections_total",
                           "Endpoints ejected by passive outlier detection.", MetricType::Counter);
+  FamilyBuilder upstream_connections(
+      "sluice_upstream_connections_total",
+      "Upstream connections opened, by cluster: with keep-alive working, far fewer than requests.",
+      MetricType::Counter);
   FamilyBuilder rejected("sluice_rejected_requests_total",
                          "Requests a filter answered itself (auth, shed, rate_limit, ...).",
                          MetricType::Counter);
@@ -225,6 +229,8 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
           }
         }
         ejections.Add({{"cluster", cluster}}, static_cast<double>(cell->ejections.value()));
+        upstream_connections.Add({{"cluster", cluster}},
+                                 static_cast<double>(cell->connections.value()));
       }
       for (const auto& [key, cell] : reject_cells) {
         rejected.Add({{"route", key.first}, {"filter", key.second}},
@@ -321,6 +327,7 @@ std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, cons
                            &upstream_failures,
                            &retries,
                            &ejections,
+                           &upstream_connections,
                            &rejected,
                            &starts,
                            &open,

@@ -84,6 +84,7 @@ struct ClusterCell {
   MetricCounter failures[5];  // by UpstreamFailure (kNone unused)
   MetricCounter retries[5];   // by the UpstreamFailure that caused them; kNone: a status code
   MetricCounter ejections;
+  MetricCounter connections;  // upstream connections opened (HTTP/1.1 and HTTP/2)
 };
 // Labels for UpstreamFailure values; kNone reads "status" (a retry asked for by a status).
 inline constexpr const char* kFailureLabels[5] = {"status", "connect", "reset", "timeout",

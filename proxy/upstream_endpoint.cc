@@ -112,7 +112,8 @@ SSL* UpstreamEndpoint::NewTlsSession(bool offer_h2) {
 }
 
 UpstreamStream* UpstreamEndpoint::OpenHttp2Stream(UpstreamStream::Handler* handler, bool* ready,
-                                                  int* error) {
+                                                  bool* opened, int* error) {
+  *opened = false;
   Http2UpstreamSession* best = nullptr;
   for (Http2UpstreamSession* session : sessions_) {
     if (!session->accepting()) continue;
@@ -126,7 +127,10 @@ UpstreamStream* UpstreamEndpoint::OpenHttp2Stream(UpstreamStream::Handler* handl
                 open < std::max<uint32_t>(1, pool_.http2_connections))) {
     Http2UpstreamSession* fresh =
         Http2UpstreamSession::Connect(context_, shared_from_this(), error);
-    if (fresh) best = fresh;
+    if (fresh) {
+      best = fresh;
+      *opened = true;
+    }
     if (!best) return nullptr;
   }
   return best->OpenStream(handler, ready);

@@ -98,7 +98,9 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   // A stream on the least busy HTTP/2 connection, opening a connection when every one is
   // busy (up to pool.http2_connections). `*ready`: send now; otherwise wait for the connect.
   // Null (with a libuv error) when no connection could be started.
-  UpstreamStream* OpenHttp2Stream(UpstreamStream::Handler* handler, bool* ready, int* error);
+  // `*opened` tells whether a new connection was started for it.
+  UpstreamStream* OpenHttp2Stream(UpstreamStream::Handler* handler, bool* ready, bool* opened,
+                                  int* error);
   size_t http2_sessions() const { return sessions_.size(); }
 
   // A configuration reload kept this endpoint: adopt its new pool settings.

@@ -37,6 +37,12 @@ class CompareSmoke(unittest.TestCase):
         self.assertRegex(counted, r'steering_requests\{outcome="local",region=""\} [1-9]')
         for line in re.findall(r'rejected_requests\{[^}]*\} \d+', counted):
             self.assertTrue(line.endswith(" 0"), line)
+        # Upstream keep-alive held: far fewer origin connections than requests.
+        requests = int(re.search(r'steering_requests\{outcome="local",region=""\} (\d+)',
+                                 counted).group(1))
+        opened = int(re.search(r'upstream_connections\{cluster="origin"\} (\d+)', counted).group(1))
+        self.assertGreaterEqual(opened, 1, counted)
+        self.assertLess(opened, requests / 10, counted)
         self.assertNotIn("FAILED", result.stdout)
         self.assertNotIn("ERRORS", result.stdout)
 

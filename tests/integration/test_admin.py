@@ -236,6 +236,9 @@ class AdminApi(ControlPlane):
         self.assertEqual(value("sluice_request_duration_seconds_count", route="/"), 20)
         self.assertEqual(value("sluice_request_duration_seconds_bucket", route="/", le="+Inf"), 20)
         self.assertEqual(value("sluice_upstream_responses_total", cluster="app", code="2xx"), 25)
+        # One request at a time: the one worker reuses its pooled connection to the origin.
+        opened = value("sluice_upstream_connections_total", cluster="app")
+        self.assertEqual(opened, 1, text)
         self.assertEqual(value("sluice_stream_starts_total", region=EAST), 5)
         self.assertEqual(value("sluice_steering_table_version"), 1)
         self.assertEqual(value("sluice_steering_evacuated_ratio", region=EAST), 0)

@@ -19,6 +19,8 @@ TEST(MetricsTest, WorkersAreSummedPerSeries) {
   a.Route("/")->latency.Observe(2'000'000);                    // 2 ms
   b.Route("/")->latency.Observe(300'000'000);                  // 300 ms
   a.Cluster("app")->retries[1].Add(2);                         // after connect failures
+  a.Cluster("app")->connections.Add(3);
+  b.Cluster("app")->connections.Add(1);
   a.Reject("/", "shed")->requests.Add(5);
   b.Region("eu-west-1")->stream_starts.Add(9);
   a.connections_open.Set(2);
@@ -44,6 +46,7 @@ TEST(MetricsTest, WorkersAreSummedPerSeries) {
   EXPECT_TRUE(Has(text, "sluice_request_duration_seconds_bucket{route=\"/\",le=\"+Inf\"} 2"));
   EXPECT_TRUE(Has(text, "sluice_request_duration_seconds_count{route=\"/\"} 2"));
   EXPECT_TRUE(Has(text, "sluice_retries_total{cluster=\"app\",reason=\"connect\"} 2"));
+  EXPECT_TRUE(Has(text, "sluice_upstream_connections_total{cluster=\"app\"} 4"));
   EXPECT_TRUE(Has(text, "sluice_rejected_requests_total{route=\"/\",filter=\"shed\"} 5"));
   EXPECT_TRUE(Has(text, "sluice_stream_starts_total{region=\"eu-west-1\"} 9"));
   EXPECT_TRUE(Has(text, "sluice_downstream_connections 5"));
