@@ -75,8 +75,7 @@ void UpstreamConnection::OnStreamConnected() {
 }
 
 void UpstreamConnection::Attach(Handler* handler) {
-  idle_timeout_.Disarm();
-  endpoint_->RemoveIdle(this);  // already out when it came from TakeIdle
+  idle_timeout_.Disarm();  // TakeIdle took it out of the pool already
   handler_ = handler;
   state_ = State::kBusy;
 }

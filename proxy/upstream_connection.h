@@ -96,7 +96,8 @@ class UpstreamConnection final : public UpstreamStream,
                                      std::shared_ptr<UpstreamEndpoint> endpoint, Handler* handler,
                                      int* error);
 
-  // A pooled connection taken by a new holder.
+  // A pooled connection, just taken out of its pool with UpstreamEndpoint::TakeIdle, for a new
+  // holder.
   void Attach(Handler* handler);
   // The holder is done. The connection returns to its pool when the exchange ended cleanly
   // and both sides allow keep-alive, and closes otherwise. No callbacks follow.
