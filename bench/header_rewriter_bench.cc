@@ -3,7 +3,7 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "proxy/header_rewriter.h"
+#include "proxy/forward/header_rewriter.h"
 
 namespace sluice {
 namespace {

@@ -3,8 +3,8 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "proxy/http1_parser.h"
-#include "proxy/request_normalizer.h"
+#include "proxy/forward/request_normalizer.h"
+#include "proxy/http/http1_parser.h"
 
 namespace sluice {
 namespace {

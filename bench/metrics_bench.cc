@@ -5,8 +5,8 @@
 
 #include "bench/allocation_counter.h"
 #include "benchmark/benchmark.h"
-#include "proxy/access_log.h"
-#include "proxy/metrics.h"
+#include "proxy/observe/access_log.h"
+#include "proxy/observe/metrics.h"
 
 namespace sluice {
 namespace {

@@ -2,7 +2,7 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "proxy/path_normalizer.h"
+#include "proxy/http/path_normalizer.h"
 
 namespace sluice {
 namespace {

@@ -11,10 +11,10 @@
 #include "bench/allocation_counter.h"
 #include "benchmark/benchmark.h"
 #include "common/clock.h"
-#include "proxy/load_balancer.h"
-#include "proxy/loop_context.h"
-#include "proxy/upstream_connection.h"
-#include "proxy/upstream_endpoint.h"
+#include "proxy/event/loop_context.h"
+#include "proxy/upstream/load_balancer.h"
+#include "proxy/upstream/upstream_connection.h"
+#include "proxy/upstream/upstream_endpoint.h"
 #include "tests/proxy/tiny_origin.h"
 
 namespace sluice {

@@ -56,7 +56,7 @@ struct RequestHead {
   bool expect_continue = false;  // Expect: 100-continue with a body to come
   bool upgrade = false;          // a protocol upgrade (WebSocket, ...) is requested
 
-  // Filled by request normalization (proxy/request_normalizer.h) before routing.
+  // Filled by request normalization (proxy/forward/request_normalizer.h) before routing.
   std::string authority;  // Host as sent (host[:port])
   std::string host;       // lower-case host without port, for route matching
   std::string path;       // normalized path used for matching and forwarding

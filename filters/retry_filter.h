@@ -12,7 +12,7 @@
 // 503 or 504 from the origin), and any listed status code. Only idempotent methods (RFC 9110:
 // GET, HEAD, OPTIONS, TRACE, PUT, DELETE) or requests with an Idempotency-Key are retried
 // unless `methods: any`. Never once a response byte went to the client (the forwarder checks).
-// The cluster's retry budget may still say no (proxy/cluster_runtime.h).
+// The cluster's retry budget may still say no (proxy/upstream/cluster_runtime.h).
 #ifndef SLUICE_FILTERS_RETRY_FILTER_H_
 #define SLUICE_FILTERS_RETRY_FILTER_H_
 

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "common/log.h"
-#include "proxy/cli.h"
+#include "proxy/config/cli.h"
 #include "proxy/server.h"
 
 int main(int argc, char** argv) {

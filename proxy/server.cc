@@ -12,8 +12,9 @@
 
 #include "absl/strings/str_format.h"
 #include "common/log.h"
-#include "proxy/config_loader.h"
-#include "proxy/tls_config_loader.h"
+#include "proxy/config/config_loader.h"
+#include "proxy/config/tls_config_loader.h"
+#include "proxy/net/listen_socket.h"
 #include "steering/state_file.h"
 
 namespace sluice {

@@ -15,18 +15,18 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "proxy/admin_api.h"
-#include "proxy/admin_server.h"
-#include "proxy/cli.h"
-#include "proxy/config.h"
-#include "proxy/fleet.h"
-#include "proxy/health_checker.h"
-#include "proxy/listener.h"
-#include "proxy/loop_context.h"
-#include "proxy/region_health.h"
-#include "proxy/resolver.h"
-#include "proxy/steering_control.h"
-#include "proxy/worker.h"
+#include "proxy/admin/admin_api.h"
+#include "proxy/admin/admin_server.h"
+#include "proxy/config/cli.h"
+#include "proxy/config/config.h"
+#include "proxy/control/health_checker.h"
+#include "proxy/control/region_health.h"
+#include "proxy/control/resolver.h"
+#include "proxy/control/steering_control.h"
+#include "proxy/event/loop_context.h"
+#include "proxy/fleet/fleet.h"
+#include "proxy/worker/listener.h"
+#include "proxy/worker/worker.h"
 
 namespace sluice {
 

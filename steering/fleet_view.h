@@ -25,6 +25,10 @@ namespace sluice {
 
 inline constexpr char kNodeViewFormat[] = "sluice-node-view/1";
 
+// Below this many tunneled requests in the window, a view of a savior through tunnels says
+// nothing (a single failure out of three is not a 33% error rate).
+inline constexpr uint64_t kMinTunnelRequests = 20;
+
 struct NodeView {
   std::string node;      // its name in the fleet
   std::string region;    // its local region

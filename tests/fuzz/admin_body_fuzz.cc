@@ -1,10 +1,10 @@
-// Fuzzes the admin API's request bodies (proxy/admin_api.h): PUT /v1/steering/regions/{region}
-// and POST /v1/plans. Invariants: no crash, no sanitizer report, every refusal names what is
-// wrong, and what is accepted is in range.
+// Fuzzes the admin API's request bodies (proxy/admin/admin_api.h): PUT
+// /v1/steering/regions/{region} and POST /v1/plans. Invariants: no crash, no sanitizer report,
+// every refusal names what is wrong, and what is accepted is in range.
 #include <cstdlib>
 #include <string>
 
-#include "proxy/admin_api.h"
+#include "proxy/admin/admin_api.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view body(reinterpret_cast<const char*>(data), size);

@@ -1,4 +1,4 @@
-// Fuzzes what sluice reads from etcd (proxy/etcd_protocol.h) and from the other nodes through
+// Fuzzes what sluice reads from etcd (proxy/fleet/etcd_protocol.h) and from the other nodes through
 // it (steering/fleet_view.h): unary replies, a watch stream fed in pieces, and node views.
 // The first byte picks the parser; for the watch stream it also sets the chunk size.
 // Invariants: no crash, no sanitizer report; every refusal says why; a node view that decodes
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "proxy/etcd_protocol.h"
+#include "proxy/fleet/etcd_protocol.h"
 #include "steering/fleet_view.h"
 
 namespace {

@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "proxy/http1_parser.h"
-#include "proxy/request_normalizer.h"
+#include "proxy/forward/request_normalizer.h"
+#include "proxy/http/http1_parser.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace sluice {

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "proxy/http1_parser.h"
+#include "proxy/http/http1_parser.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace sluice {

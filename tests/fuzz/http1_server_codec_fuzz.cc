@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "proxy/http1_server_codec.h"
+#include "proxy/http/http1_server_codec.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace sluice {

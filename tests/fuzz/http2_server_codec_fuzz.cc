@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "proxy/http2_server_codec.h"
+#include "proxy/http/http2_server_codec.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace sluice {

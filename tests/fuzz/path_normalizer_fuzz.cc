@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/path_normalizer.h"
+#include "proxy/http/path_normalizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "proxy/proxy_protocol.h"
+#include "proxy/net/proxy_protocol.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);

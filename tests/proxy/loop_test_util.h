@@ -8,7 +8,7 @@
 #include <functional>
 #include <memory>
 
-#include "proxy/loop_context.h"
+#include "proxy/event/loop_context.h"
 
 namespace sluice {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/socket_address.h"
-#include "proxy/upstream_connection.h"
+#include "proxy/upstream/upstream_connection.h"
 
 namespace sluice {
 

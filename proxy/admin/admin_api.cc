@@ -1,0 +1,375 @@
+#include "proxy/admin/admin_api.h"
+
+#include <openssl/crypto.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_format.h"
+#include "common/strings.h"
+#include "common/units.h"
+#include "filters/auth_filter.h"
+#include "steering/state_file.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+
+std::string Dump(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+AdminResponse Json(int status, const json& body) {
+  AdminResponse r;
+  r.status = status;
+  r.body = Dump(body);
+  return r;
+}
+
+AdminResponse Error(int status, std::string_view message) {
+  return Json(status, json{{"error", message}, {"status", status}});
+}
+
+int HttpStatusOf(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return 400;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kAlreadyExists:
+      return 409;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+AdminResponse Error(const absl::Status& s) {
+  return Error(HttpStatusOf(s), std::string(s.message()));
+}
+
+AdminResponse Text(int status, std::string body) {
+  AdminResponse r;
+  r.status = status;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = std::move(body);
+  return r;
+}
+
+std::vector<std::string_view> Segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    size_t slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
+  }
+  return out;
+}
+
+absl::StatusOr<json> ParseObject(std::string_view body,
+                                 std::initializer_list<std::string_view> allowed) {
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("the body is not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("the body must be a JSON object");
+  for (const auto& [key, value] : j.items()) {
+    bool known = false;
+    for (std::string_view a : allowed) known = known || key == a;
+    if (!known) return absl::InvalidArgumentError(absl::StrFormat("%s: unknown field", key));
+  }
+  return j;
+}
+
+absl::Status BoolField(const json& j, const char* key, bool* out, bool* present = nullptr) {
+  auto it = j.find(key);
+  if (present) *present = it != j.end();
+  if (it == j.end()) return absl::OkStatus();
+  if (!it->is_boolean()) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s: must be true or false", key));
+  }
+  *out = it->get<bool>();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> PlanId(std::string_view text) {
+  uint64_t id = 0;
+  if (!ParseInteger(text, &id) || id == 0) {
+    return absl::NotFoundError(absl::StrFormat("no plan \"%s\"", text));
+  }
+  return id;
+}
+
+}  // namespace
+
+absl::StatusOr<uint32_t> FractionFromJson(const json& j, const std::string& field) {
+  uint32_t bp = 0;
+  if (j.is_string()) {
+    if (ParseBasisPoints(j.get<std::string>(), &bp)) return bp;
+  } else if (j.is_number()) {
+    double percent = j.get<double>();
+    double scaled = percent * 100;
+    if (percent >= 0 && percent <= 100 && std::fabs(scaled - std::round(scaled)) < 1e-6) {
+      return static_cast<uint32_t>(std::lround(scaled));
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "%s: must be a percentage 0..100 with at most two decimals (25, \"25%%\" or \"2500bp\")",
+      field));
+}
+
+absl::StatusOr<RegionChange> ParseRegionChangeBody(std::string_view region, std::string_view body) {
+  absl::StatusOr<json> j =
+      ParseObject(body, {"fraction", "saviors", "healthy", "version", "force"});
+  if (!j.ok()) return j.status();
+  RegionChange change;
+  change.region = std::string(region);
+  if (auto it = j->find("fraction"); it != j->end()) {
+    absl::StatusOr<uint32_t> bp = FractionFromJson(*it, "fraction");
+    if (!bp.ok()) return bp.status();
+    change.has_fraction = true;
+    change.evacuated_bp = *bp;
+  }
+  if (auto it = j->find("saviors"); it != j->end()) {
+    auto saviors = SaviorWeightsFromJson(*it, "saviors");
+    if (!saviors.ok()) return saviors.status();
+    change.has_saviors = true;
+    change.saviors = *std::move(saviors);
+  }
+  if (absl::Status s = BoolField(*j, "healthy", &change.healthy, &change.has_healthy); !s.ok()) {
+    return s;
+  }
+  if (auto it = j->find("version"); it != j->end()) {
+    if (!it->is_number_unsigned() || it->get<uint64_t>() == 0) {
+      return absl::InvalidArgumentError(
+          "version: must be the table version the change was made against (a positive integer)");
+    }
+    change.expected_version = it->get<uint64_t>();
+  }
+  if (absl::Status s = BoolField(*j, "force", &change.force); !s.ok()) return s;
+  if (!change.has_fraction && !change.has_saviors && !change.has_healthy) {
+    return absl::InvalidArgumentError(
+        "the body changes nothing: give fraction, saviors or healthy");
+  }
+  return change;
+}
+
+absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body) {
+  absl::StatusOr<json> j =
+      ParseObject(body, {"kind", "region", "saviors", "ramp", "hold", "force"});
+  if (!j.ok()) return j.status();
+  PlanRequest plan;
+  auto kind = j->find("kind");
+  if (kind == j->end() || !kind->is_string() ||
+      (kind->get<std::string>() != "evacuate" && kind->get<std::string>() != "restore")) {
+    return absl::InvalidArgumentError("kind: must be \"evacuate\" or \"restore\"");
+  }
+  plan.kind =
+      kind->get<std::string>() == "evacuate" ? RampPlan::Kind::kEvacuate : RampPlan::Kind::kRestore;
+  auto region = j->find("region");
+  if (region == j->end() || !region->is_string() || !ValidRegionName(region->get<std::string>())) {
+    return absl::InvalidArgumentError("region: must be a region name");
+  }
+  plan.region = region->get<std::string>();
+  if (auto it = j->find("saviors"); it != j->end()) {
+    if (plan.kind == RampPlan::Kind::kRestore) {
+      return absl::InvalidArgumentError("saviors: a restore has none");
+    }
+    auto saviors = SaviorWeightsFromJson(*it, "saviors");
+    if (!saviors.ok()) return saviors.status();
+    plan.saviors = *std::move(saviors);
+  }
+  if (auto it = j->find("ramp"); it != j->end()) {
+    if (!it->is_array() || it->empty() || it->size() > 100) {
+      return absl::InvalidArgumentError("ramp: must be a list of 1..100 percentages");
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      absl::StatusOr<uint32_t> bp = FractionFromJson((*it)[i], absl::StrFormat("ramp[%d]", i));
+      if (!bp.ok()) return bp.status();
+      plan.steps_bp.push_back(*bp);
+    }
+  }
+  if (auto it = j->find("hold"); it != j->end()) {
+    absl::StatusOr<absl::Duration> hold = absl::InvalidArgumentError("");
+    if (it->is_string()) hold = ParseDurationText(it->get<std::string>());
+    if (it->is_number_unsigned()) hold = absl::Seconds(it->get<uint64_t>() % 100000);
+    if (!hold.ok() || *hold < absl::ZeroDuration() || *hold > absl::Hours(24)) {
+      return absl::InvalidArgumentError("hold: must be a duration 0s..24h (\"10s\", \"2m\")");
+    }
+    plan.hold = *hold;
+  }
+  if (absl::Status s = BoolField(*j, "force", &plan.force); !s.ok()) return s;
+  return plan;
+}
+
+const AdminToken* AdminApi::Authenticate(std::string_view authorization) const {
+  if (authorization.size() <= 7 || !StartsWithIgnoreCase(authorization, "bearer ")) return nullptr;
+  std::string_view token = StripWhitespace(authorization.substr(7));
+  if (token.empty()) return nullptr;
+  std::array<unsigned char, 32> digest = Sha256(token);
+  const AdminToken* found = nullptr;
+  // Every token is compared, so the time taken does not say which one came close.
+  for (const AdminToken& candidate : tokens_) {
+    if (candidate.sha256.size() == digest.size() &&
+        CRYPTO_memcmp(candidate.sha256.data(), digest.data(), digest.size()) == 0) {
+      found = &candidate;
+    }
+  }
+  return found;
+}
+
+AdminResponse AdminApi::Steering() {
+  SteeringControl* steering = backend_->steering();
+  const Controller* c = steering->controller();
+  if (!c) return Json(200, json{{"enabled", false}});
+  json regions = json::object();
+  for (const RegionSpec& region : c->spec().regions) {
+    json r = RegionSpecToJson(region);
+    r["fraction"] = FormatBasisPoints(region.evacuated_bp);
+    const RampPlan* plan = c->ActivePlanFor(region.name);
+    r["active_plan"] = plan ? json(plan->id) : json(nullptr);
+    regions[region.name] = r;
+  }
+  json order = json::array();
+  for (const RegionSpec& region : c->spec().regions) order.push_back(region.name);
+  json fleet = backend_->FleetStatus();
+  json fleet_summary = json{{"enabled", false}};
+  if (fleet.value("enabled", false)) {
+    fleet_summary = json{{"enabled", true},
+                         {"connected", fleet["connected"]},
+                         {"leader", fleet["leader"]},
+                         {"revision", fleet["revision"]}};
+  }
+  if (!steering->fleet_error().empty()) fleet_summary["error"] = steering->fleet_error();
+  return Json(
+      200, json{{"enabled", true},
+                {"fleet", fleet_summary},
+                {"local_region", c->spec().local_region},
+                {"version", c->state().version},
+                {"misrouted",
+                 c->spec().misrouted == MisroutedMode::kProxyHome ? "proxy_home" : "serve_local"},
+                {"region_order", order},
+                {"regions", regions}});
+}
+
+AdminResponse AdminApi::Plans() {
+  const Controller* c = backend_->steering()->controller();
+  json plans = json::array();
+  if (c) {
+    for (const RampPlan& plan : c->state().plans) plans.push_back(RampPlanToJson(plan));
+  }
+  return Json(200, json{{"version", c ? c->state().version : 0}, {"plans", plans}});
+}
+
+void AdminApi::Handle(const AdminRequest& request, Reply reply) {
+  const std::string& method = request.method;
+  const std::string& path = request.path;
+  // Open to load balancers and Prometheus.
+  if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+    if (method != "GET" && method != "HEAD") {
+      AdminResponse r = Error(405, "only GET");
+      r.headers.emplace_back("Allow", "GET, HEAD");
+      return reply(r);
+    }
+    if (path == "/healthz") return reply(Text(200, "ok\n"));
+    if (path == "/readyz") {
+      std::string why;
+      return reply(backend_->Ready(&why) ? Text(200, "ready\n")
+                                         : Text(503, "not ready: " + why + "\n"));
+    }
+    AdminResponse r = Text(200, backend_->RenderMetrics());
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return reply(r);
+  }
+  std::vector<std::string_view> seg = Segments(path);
+  if (seg.empty() || seg[0] != "v1") return reply(Error(404, "no such endpoint"));
+
+  const AdminToken* token = Authenticate(request.authorization);
+  if (!token) {
+    AdminResponse r = Error(401, "a valid bearer token is required");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sluice-admin\"");
+    return reply(r);
+  }
+  const bool reading = method == "GET" || method == "HEAD";
+  if (!reading && !token->admin) {
+    return reply(Error(403, absl::StrFormat("token \"%s\" may only read", token->name)));
+  }
+  const std::string& actor = token->name;
+  SteeringControl* steering = backend_->steering();
+  auto method_not_allowed = [](const char* allow) {
+    AdminResponse r = Error(405, absl::StrFormat("allowed: %s", allow));
+    r.headers.emplace_back("Allow", allow);
+    return r;
+  };
+
+  if (seg.size() == 2 && seg[1] == "steering") {
+    if (!reading) return reply(method_not_allowed("GET"));
+    return reply(Steering());
+  }
+  if (seg.size() == 4 && seg[1] == "steering" && seg[2] == "regions") {
+    if (method != "PUT") return reply(method_not_allowed("PUT"));
+    absl::StatusOr<RegionChange> change = ParseRegionChangeBody(seg[3], request.body);
+    if (!change.ok()) return reply(Error(change.status()));
+    steering->SetRegion(*change, actor, [this, reply](const absl::Status& s) {
+      reply(s.ok() ? Steering() : Error(s));
+    });
+    return;
+  }
+  if (seg.size() == 2 && seg[1] == "plans") {
+    if (reading) return reply(Plans());
+    if (method != "POST") return reply(method_not_allowed("GET, POST"));
+    absl::StatusOr<PlanRequest> plan = ParsePlanBody(request.body);
+    if (!plan.ok()) return reply(Error(plan.status()));
+    steering->StartPlan(*plan, actor, [steering, reply](const absl::StatusOr<uint64_t>& id) {
+      if (!id.ok()) return reply(Error(id.status()));
+      const RampPlan* started = steering->controller()->FindPlan(*id);
+      AdminResponse r = Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
+                                       {"version", steering->controller()->state().version}});
+      r.headers.emplace_back("Location", absl::StrFormat("/v1/plans/%d", *id));
+      reply(r);
+    });
+    return;
+  }
+  if (seg.size() == 3 && seg[1] == "plans") {
+    absl::StatusOr<uint64_t> id = PlanId(seg[2]);
+    if (!id.ok()) return reply(Error(id.status()));
+    if (!steering->controller()) return reply(Error(404, "steering is not configured"));
+    auto answer = [steering, id = *id, reply](const absl::Status& s) {
+      if (!s.ok()) return reply(Error(s));
+      const RampPlan* plan = steering->controller()->FindPlan(id);
+      if (!plan) return reply(Error(404, absl::StrFormat("no plan %d", id)));
+      reply(Json(200, json{{"plan", RampPlanToJson(*plan)},
+                           {"version", steering->controller()->state().version}}));
+    };
+    if (method == "DELETE") {
+      steering->AbortPlan(*id, actor, answer);
+      return;
+    }
+    if (!reading) return reply(method_not_allowed("GET, DELETE"));
+    return answer(absl::OkStatus());
+  }
+  if (seg.size() == 4 && seg[1] == "clusters" && seg[3] == "standby:inject") {
+    if (method != "POST") return reply(method_not_allowed("POST"));
+    if (absl::Status s = backend_->InjectStandby(std::string(seg[2]), actor); !s.ok()) {
+      return reply(Error(s));
+    }
+    return reply(Json(200, json{{"cluster", seg[2]}, {"standby", "injected"}}));
+  }
+  if (seg.size() == 2 && seg[1] == "health") {
+    if (!reading) return reply(method_not_allowed("GET"));
+    return reply(Json(200, backend_->Health()));
+  }
+  if (seg.size() == 2 && seg[1] == "fleet") {
+    if (!reading) return reply(method_not_allowed("GET"));
+    return reply(Json(200, backend_->FleetStatus()));
+  }
+  return reply(Error(404, "no such endpoint"));
+}
+
+}  // namespace sluice

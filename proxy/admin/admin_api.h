@@ -1,0 +1,92 @@
+// The admin API: what each admin request means, independent of sockets (proxy/admin/admin_server.h
+// carries the bytes). Runs on the control thread.
+//
+//   GET    /healthz, /readyz, /metrics                      no token
+//   GET    /v1/steering, /v1/plans, /v1/plans/{id}, /v1/health, /v1/fleet   read or admin token
+//   PUT    /v1/steering/regions/{region}                    admin token
+//   POST   /v1/plans                                        admin token
+//   DELETE /v1/plans/{id}                                   admin token
+//   POST   /v1/clusters/{cluster}/standby:inject            admin token
+//
+// Tokens are bearer tokens compared by SHA-256 in constant time. Answers are JSON; errors are
+// {"error": "...", "status": N} with 400 (a bad body, naming the field), 401 (no valid token),
+// 403 (a read token that tries to change something), 404, 405, 409 (an active plan is in the
+// way, or a stale table version), 500 (the state cannot be saved: nothing changed), 503 (the
+// fleet's store is unreachable: nothing changed).
+#ifndef SLUICE_PROXY_ADMIN_ADMIN_API_H_
+#define SLUICE_PROXY_ADMIN_ADMIN_API_H_
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+#include "absl/status/statusor.h"
+#include "proxy/config/config.h"
+#include "proxy/control/steering_control.h"
+#include "steering/controller.h"
+
+namespace sluice {
+
+struct AdminRequest {
+  std::string method;
+  std::string path;  // without the query
+  std::string authorization;
+  std::string body;
+};
+
+struct AdminResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// What the API needs from the process.
+class AdminBackend {
+ public:
+  virtual std::string RenderMetrics() = 0;
+  // Ready for traffic: configuration loaded and not draining; otherwise why not.
+  virtual bool Ready(std::string* why) const = 0;
+  // This node's view of the regions (GET /v1/health).
+  virtual nlohmann::json Health() = 0;
+  virtual SteeringControl* steering() = 0;
+  virtual absl::Status InjectStandby(const std::string& cluster, const std::string& actor) = 0;
+  // The fleet's state (GET /v1/fleet); {"enabled": false} without one.
+  virtual nlohmann::json FleetStatus() = 0;
+
+ protected:
+  virtual ~AdminBackend() = default;
+};
+
+class AdminApi {
+ public:
+  explicit AdminApi(AdminBackend* backend) : backend_(backend) {}
+  void SetTokens(std::vector<AdminToken> tokens) { tokens_ = std::move(tokens); }
+  using Reply = std::function<void(AdminResponse)>;
+  // Answers through `reply`: at once, or once the fleet's store has taken a change. `reply`
+  // runs exactly once.
+  void Handle(const AdminRequest& request, Reply reply);
+
+ private:
+  // The token's entry, or null.
+  const AdminToken* Authenticate(std::string_view authorization) const;
+  AdminResponse Steering();
+  AdminResponse Plans();
+
+  AdminBackend* backend_;
+  std::vector<AdminToken> tokens_;
+};
+
+// The bodies of PUT /v1/steering/regions/{region} and POST /v1/plans. Messages name the field.
+absl::StatusOr<RegionChange> ParseRegionChangeBody(std::string_view region, std::string_view body);
+absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body);
+
+// "25%", "0.5%", "2500bp", or a JSON number of percent (25, 0.5).
+absl::StatusOr<uint32_t> FractionFromJson(const nlohmann::json& j, const std::string& field);
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_ADMIN_ADMIN_API_H_

@@ -1,0 +1,275 @@
+#include "proxy/admin/admin_server.h"
+
+#include <memory>
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "proxy/event/timeout_queue.h"
+#include "proxy/http/http1_server_codec.h"
+#include "proxy/net/listen_socket.h"
+#include "proxy/net/tcp_stream.h"
+
+namespace sluice {
+namespace {
+
+constexpr absl::Duration kHeadTimeout = absl::Seconds(10);
+constexpr absl::Duration kIdleTimeout = absl::Seconds(60);
+
+}  // namespace
+
+// One admin request: reads the body whole, asks the API, answers. Owned by the codec.
+class AdminExchange final : public ServerStreamHandler {
+ public:
+  AdminExchange(AdminApi* api, ServerStream* stream) : api_(api), stream_(stream) {}
+  ~AdminExchange() override { *alive_ = false; }
+
+  void OnRequestHead(RequestHeadPtr head) override {
+    request_.method = head->method_text;
+    request_.path = head->target;
+    if (size_t q = request_.path.find('?'); q != std::string::npos) request_.path.resize(q);
+    request_.authorization = std::string(head->headers.Get("authorization").value_or(""));
+    head_only_ = head->method_text == "HEAD";
+    if (head->has_body() && head->content_length > kMaxAdminBody &&
+        head->framing == BodyFraming::kContentLength) {
+      Answer(AdminResponse{413, "application/json", "{\"error\": \"body too large\"}\n", {}});
+      return;
+    }
+    stream_->SendContinue();
+    if (!head->has_body()) Finish();
+  }
+  void OnRequestBody(std::string_view data) override {
+    if (done_) return;
+    if (request_.body.size() + data.size() > kMaxAdminBody) {
+      Answer(AdminResponse{413, "application/json", "{\"error\": \"body too large\"}\n", {}});
+      return;
+    }
+    request_.body.append(data);
+  }
+  void OnRequestEnd() override { Finish(); }
+  void OnDownstreamDrained() override {}
+  void OnStreamReset(StreamResetReason) override {
+    done_ = true;
+    stream_ = nullptr;
+  }
+
+ private:
+  void Finish() {
+    if (done_ || asked_) return;
+    asked_ = true;
+    // A change may wait for the fleet's store; the connection may be gone by then.
+    std::shared_ptr<bool> alive = alive_;
+    api_->Handle(request_, [this, alive](const AdminResponse& r) {
+      if (*alive) Answer(r);
+    });
+  }
+  void Answer(const AdminResponse& r) {
+    if (done_ || !stream_) return;
+    done_ = true;
+    ResponseHeadPtr head = MakeResponseHead();
+    head->status = r.status;
+    head->headers.Add("Content-Type", r.content_type);
+    head->headers.Add("Cache-Control", "no-store");
+    for (const auto& [name, value] : r.headers) head->headers.Add(name, value);
+    head->framing = BodyFraming::kContentLength;
+    head->content_length = r.body.size();
+    ServerStream* stream = stream_;
+    stream_ = nullptr;
+    if (r.status == 413) stream->CloseAfterResponse();
+    if (head_only_) {
+      stream->SendResponseHead(*head, true);
+      return;
+    }
+    stream->SendResponseHead(*head, false);
+    stream->SendResponseBody(r.body, true);
+  }
+
+  AdminApi* api_;
+  ServerStream* stream_;
+  AdminRequest request_;
+  bool head_only_ = false;
+  bool done_ = false;
+  bool asked_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+class AdminConnection final : private TcpStream::Handler,
+                              private CodecTransport,
+                              private StreamFactory,
+                              private Http1ServerCodec::Observer,
+                              private TimeoutTarget {
+ public:
+  static void Accept(AdminServer* server, uv_stream_t* listener) {
+    auto* conn = new AdminConnection(server);
+    if (conn->stream_.Init() != 0) {
+      delete conn;
+      return;
+    }
+    if (uv_accept(listener, conn->stream_.stream()) != 0) {
+      conn->closed_ = true;
+      conn->stream_.Close();
+      return;
+    }
+    server->Opened(conn);
+    sockaddr_storage peer;
+    int len = sizeof(peer);
+    if (uv_tcp_getpeername(conn->stream_.handle(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+      conn->info_.client = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer));
+    }
+    Http1ServerCodec::Options options;
+    options.limits.max_body_bytes = kMaxAdminBody;
+    conn->codec_ = std::make_unique<Http1ServerCodec>(
+        server->context(), static_cast<CodecTransport*>(conn), static_cast<StreamFactory*>(conn),
+        static_cast<Http1ServerCodec::Observer*>(conn), options, &conn->info_);
+    conn->OnCodecStateChanged();
+    if (conn->stream_.StartReading() != 0) conn->Abort();
+  }
+
+  void Abort() override {
+    if (closed_) return;
+    closed_ = true;
+    timeout_.Disarm();
+    if (codec_) codec_->OnTransportError();
+    stream_.Close();
+  }
+
+ private:
+  explicit AdminConnection(AdminServer* server)
+      : server_(server), stream_(server->context(), this), timeout_(this) {
+    info_.scheme = "http";
+  }
+  ~AdminConnection() override { codec_.reset(); }
+
+  // TcpStream::Handler
+  void OnStreamRead(const char* data, size_t len) override {
+    if (!closed_ && !lingering_) codec_->OnData(data, len);
+  }
+  void OnStreamEof() override {
+    if (lingering_ || closed_) {
+      Abort();
+      return;
+    }
+    codec_->OnEof();
+  }
+  void OnStreamError(int) override { Abort(); }
+  void OnStreamDrained() override {
+    if (lingering_) {
+      Abort();
+      return;
+    }
+    if (codec_) codec_->OnTransportDrained();
+  }
+  void OnStreamClosed() override {
+    server_->Closed(this);
+    delete this;
+  }
+  // CodecTransport
+  void Write(std::string_view a, std::string_view b, std::string_view c) override {
+    stream_.Write(a, b, c);
+  }
+  size_t QueuedBytes() const override { return stream_.queued_bytes(); }
+  void PauseReading() override { stream_.StopReading(); }
+  void ResumeReading() override { stream_.StartReading(); }
+  void ShutdownWrite() override { stream_.ShutdownWrite(); }
+  void CloseAfterWrites() override {
+    if (closed_ || lingering_) return;
+    lingering_ = true;
+    if (stream_.queued_bytes() == 0) {
+      Abort();
+      return;
+    }
+    timeout_.Arm(server_->context()->Timeouts(kHeadTimeout));
+  }
+  // StreamFactory
+  std::unique_ptr<ServerStreamHandler> NewStream(ServerStream* stream) override {
+    return std::make_unique<AdminExchange>(server_->api(), stream);
+  }
+  // Http1ServerCodec::Observer
+  void OnCodecStateChanged() override {
+    if (closed_ || lingering_) return;
+    switch (codec_->state()) {
+      case Http1ServerCodec::State::kIdle:
+        head_timer_ = false;
+        timeout_.Arm(server_->context()->Timeouts(kIdleTimeout));
+        return;
+      case Http1ServerCodec::State::kReadingHead:
+        if (!head_timer_) {
+          head_timer_ = true;
+          timeout_.Arm(server_->context()->Timeouts(kHeadTimeout));
+        }
+        return;
+      case Http1ServerCodec::State::kActive:
+        head_timer_ = false;
+        timeout_.Disarm();
+        return;
+      case Http1ServerCodec::State::kClosed:
+        return;
+    }
+  }
+  // TimeoutTarget
+  void OnTimeout(Timeout*) override {
+    if (!closed_ && !lingering_ && head_timer_) {
+      codec_->OnHeadTimeout();
+      return;
+    }
+    Abort();
+  }
+
+  AdminServer* server_;
+  TcpStream stream_;
+  Timeout timeout_;
+  DownstreamInfo info_;
+  std::unique_ptr<Http1ServerCodec> codec_;
+  bool head_timer_ = false;
+  bool lingering_ = false;
+  bool closed_ = false;
+};
+
+AdminServer::AdminServer(LoopContext* context, AdminApi* api) : context_(context), api_(api) {}
+
+AdminServer::~AdminServer() { Stop(); }
+
+absl::Status AdminServer::Start(const SocketAddress& address) {
+  absl::StatusOr<int> fd = BindListenSocket(address, 128);
+  if (!fd.ok()) {
+    return absl::Status(
+        fd.status().code(),
+        absl::StrFormat("admin listener %s: %s", address.ToString(), fd.status().message()));
+  }
+  listener_ = new uv_tcp_t;
+  uv_tcp_init(context_->loop(), listener_);
+  listener_->data = this;
+  int rc = uv_tcp_open(listener_, *fd);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, [](uv_stream_t* s, int status) {
+      if (status == 0) static_cast<AdminServer*>(s->data)->OnConnection();
+    });
+  }
+  if (rc != 0) {
+    Stop();
+    return absl::InternalError(
+        absl::StrFormat("admin listener %s: %s", address.ToString(), uv_strerror(rc)));
+  }
+  sockaddr_storage bound;
+  int len = sizeof(bound);
+  address_ = address;
+  if (uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
+    address_ = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&bound));
+  }
+  return absl::OkStatus();
+}
+
+void AdminServer::OnConnection() {
+  AdminConnection::Accept(this, reinterpret_cast<uv_stream_t*>(listener_));
+}
+
+void AdminServer::Stop() {
+  if (listener_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(listener_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    listener_ = nullptr;
+  }
+  std::set<AdminConnection*> open = connections_;
+  for (AdminConnection* c : open) c->Abort();
+}
+
+}  // namespace sluice

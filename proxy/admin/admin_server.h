@@ -1,0 +1,54 @@
+// The admin listener: HTTP/1.1 on the control thread's loop (default 127.0.0.1:9901), with the
+// same strict codec as the traffic listeners. Each request's body is read whole (at most
+// kMaxAdminBody; more is a 413) and handed to the AdminApi, whose answer goes back as is.
+// Idle connections close after a while and a slow head gets a 408. Control thread only.
+#ifndef SLUICE_PROXY_ADMIN_ADMIN_SERVER_H_
+#define SLUICE_PROXY_ADMIN_ADMIN_SERVER_H_
+
+#include <uv.h>
+
+#include <set>
+
+#include "absl/status/status.h"
+#include "common/socket_address.h"
+#include "proxy/admin/admin_api.h"
+#include "proxy/event/loop_context.h"
+
+namespace sluice {
+
+inline constexpr size_t kMaxAdminBody = 1024 * 1024;
+
+class AdminConnection;
+
+class AdminServer {
+ public:
+  AdminServer(LoopContext* context, AdminApi* api);
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+  ~AdminServer();
+
+  // Binds and listens. The address actually bound (port 0 picks one) is in address().
+  absl::Status Start(const SocketAddress& address);
+  // Stops listening and closes every connection.
+  void Stop();
+  const SocketAddress& address() const { return address_; }
+
+  AdminApi* api() { return api_; }
+  LoopContext* context() { return context_; }
+  // From the connections themselves.
+  void Opened(AdminConnection* c) { connections_.insert(c); }
+  void Closed(AdminConnection* c) { connections_.erase(c); }
+
+ private:
+  void OnConnection();
+
+  LoopContext* context_;
+  AdminApi* api_;
+  uv_tcp_t* listener_ = nullptr;  // freed by its close callback
+  SocketAddress address_;
+  std::set<AdminConnection*> connections_;  // open ones; each frees itself when closed
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_ADMIN_ADMIN_SERVER_H_

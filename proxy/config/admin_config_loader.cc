@@ -1,0 +1,331 @@
+#include "proxy/config/admin_config_loader.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
+#include "filters/auth_filter.h"
+#include "proxy/http/url.h"
+#include "steering/steering_table.h"
+
+namespace sluice {
+namespace {
+
+// Tokens shorter than this are refused: a bearer token is the only thing between the network
+// and the steering table.
+constexpr size_t kMinTokenBytes = 16;
+
+std::string Sha256String(std::string_view token) {
+  std::array<unsigned char, 32> digest = Sha256(token);
+  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
+
+absl::Status ParseToken(const Field& item, const std::string& base_dir, AdminToken* out) {
+  RETURN_IF_ERROR(item.ExpectMap({"name", "role", "token_file", "token_env", "sha256"}));
+  Field name = item.Child("name");
+  if (!name.present()) return name.Error("required (it is the actor in the audit log)");
+  RETURN_IF_ERROR(name.Read(&out->name));
+  for (char c : out->name) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '"' || c == '\\') {
+      return name.Error("letters, digits and punctuation only (no spaces or quotes)");
+    }
+  }
+  if (out->name.empty() || out->name.size() > 64) return name.Error("must be 1..64 characters");
+  Field role = item.Child("role");
+  std::string role_text = "read";
+  RETURN_IF_ERROR(role.Read(&role_text));
+  if (role_text != "read" && role_text != "admin") {
+    return role.Error(absl::StrFormat("must be read or admin, got \"%s\"", role_text));
+  }
+  out->admin = role_text == "admin";
+
+  Field file = item.Child("token_file"), env = item.Child("token_env"), hash = item.Child("sha256");
+  int sources = file.present() + env.present() + hash.present();
+  if (sources != 1) return item.Error("needs exactly one of token_file, token_env, sha256");
+  std::string token;
+  if (file.present()) {
+    ASSIGN_OR_RETURN(std::string path, file.Scalar());
+    path = ResolveConfigPath(path, base_dir);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return file.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string raw = text.str();
+    token = std::string(StripWhitespace(raw));
+    if (token.size() < kMinTokenBytes) {
+      return file.Error(absl::StrFormat(
+          "%s holds %d bytes; a token needs at least %d (openssl rand -hex 32 > FILE)", path,
+          token.size(), kMinTokenBytes));
+    }
+  } else if (env.present()) {
+    ASSIGN_OR_RETURN(std::string variable, env.Scalar());
+    const char* value = std::getenv(variable.c_str());
+    if (!value) return env.Error(absl::StrFormat("the environment has no %s", variable));
+    token = std::string(StripWhitespace(value));
+    if (token.size() < kMinTokenBytes) {
+      return env.Error(absl::StrFormat("%s holds %d bytes; a token needs at least %d", variable,
+                                       token.size(), kMinTokenBytes));
+    }
+  } else {
+    ASSIGN_OR_RETURN(std::string hex, hash.Scalar());
+    if (hex.size() != 64) {
+      return hash.Error(
+          "must be the 64 hex digits of the token's SHA-256 (printf %s TOKEN | sha256sum)");
+    }
+    out->sha256.resize(32);
+    for (size_t i = 0; i < 32; ++i) {
+      int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
+      if (hi < 0 || lo < 0) return hash.Error("not hexadecimal");
+      out->sha256[i] = static_cast<char>(hi * 16 + lo);
+    }
+    return absl::OkStatus();
+  }
+  out->sha256 = Sha256String(token);
+  return absl::OkStatus();
+}
+
+absl::Status ReadRate(const Field& f, double* out) {
+  if (!f.present()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::string text, f.Scalar());
+  uint32_t bp = 0;
+  if (!ParseBasisPoints(text, &bp)) {
+    return f.Error(absl::StrFormat("must be a percentage such as 5%% or 0.5%%, got \"%s\"", text));
+  }
+  *out = static_cast<double>(bp) / kBasisPoints;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+AdminConfig DefaultAdminConfig() {
+  AdminConfig admin;
+  admin.address = *SocketAddress::Parse(kDefaultAdminAddress);
+  return admin;
+}
+
+absl::Status ApplyAdminFlag(const std::string& value, AdminConfig* out) {
+  if (value == "off") {
+    out->enabled = false;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(value);
+  if (!address.ok()) {
+    return absl::InvalidArgumentError("--admin: " + std::string(address.status().message()));
+  }
+  out->enabled = true;
+  out->address = *address;
+  return absl::OkStatus();
+}
+
+absl::Status ParseAdmin(const Field& f, const std::string& base_dir, AdminConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"address", "tokens"}));
+  if (Field address = f.Child("address"); address.present()) {
+    ASSIGN_OR_RETURN(std::string text, address.Scalar());
+    if (text == "off") {
+      out->enabled = false;
+    } else {
+      RETURN_IF_ERROR(address.ReadAddress(&out->address));
+    }
+  }
+  if (Field tokens = f.Child("tokens"); tokens.present()) {
+    ASSIGN_OR_RETURN(std::vector<Field> items, tokens.Sequence());
+    for (const Field& item : items) {
+      AdminToken token;
+      RETURN_IF_ERROR(ParseToken(item, base_dir, &token));
+      for (const AdminToken& other : out->tokens) {
+        if (other.name == token.name) {
+          return item.Child("name").Error(
+              absl::StrFormat("token \"%s\" is listed twice", token.name));
+        }
+      }
+      out->tokens.push_back(std::move(token));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseController(const Field& f, const std::string& base_dir, ControllerConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"state_file", "audit_log", "gates"}));
+  RETURN_IF_ERROR(f.Child("state_file").Read(&out->state_file));
+  out->state_file = ResolveConfigPath(out->state_file, base_dir);
+  RETURN_IF_ERROR(f.Child("audit_log").Read(&out->audit_log));
+  out->audit_log = ResolveConfigPath(out->audit_log, base_dir);
+  if (Field g = f.Child("gates"); g.present()) {
+    RETURN_IF_ERROR(g.ExpectMap({"window", "max_error_rate", "max_shed_rate", "max_p99", "recheck",
+                                 "rollback_after", "health_interval"}));
+    GateLimits& limits = out->gates;
+    RETURN_IF_ERROR(g.Child("window").ReadDuration(&out->gate_window, absl::Seconds(1)));
+    RETURN_IF_ERROR(ReadRate(g.Child("max_error_rate"), &limits.max_error_rate));
+    RETURN_IF_ERROR(ReadRate(g.Child("max_shed_rate"), &limits.max_shed_rate));
+    RETURN_IF_ERROR(g.Child("max_p99").ReadDuration(&limits.max_p99, absl::Milliseconds(1)));
+    RETURN_IF_ERROR(g.Child("recheck").ReadDuration(&limits.recheck, absl::Milliseconds(100)));
+    RETURN_IF_ERROR(g.Child("rollback_after").ReadInt(&limits.rollback_after, 1, 1000));
+    RETURN_IF_ERROR(
+        g.Child("health_interval").ReadDuration(&out->health_interval, absl::Milliseconds(100)));
+    if (out->gate_window > absl::Hours(1)) {
+      return g.Child("window").Error("must be at most 1h");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Config& config,
+                        FleetConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"etcd", "prefix", "node", "lease_ttl", "publish_interval"}));
+  if (!config.steering.enabled) {
+    return f.Error("needs a steering: section (the fleet shares its steering table)");
+  }
+  Field etcd = f.Child("etcd");
+  if (!etcd.present()) return etcd.Error("required: where the fleet's etcd is");
+  RETURN_IF_ERROR(etcd.ExpectMap(
+      {"endpoints", "username", "password_file", "timeout", "ca_file", "cert_file", "key_file"}));
+  Field endpoints = etcd.Child("endpoints");
+  if (!endpoints.present()) return endpoints.Error("required: a list of http://ADDRESS:PORT");
+  ASSIGN_OR_RETURN(std::vector<Field> items, endpoints.Sequence());
+  if (items.empty() || items.size() > 16) return endpoints.Error("must list 1..16 endpoints");
+  for (const Field& item : items) {
+    ASSIGN_OR_RETURN(std::string url, item.Scalar());
+    if (absl::StatusOr<HttpOrigin> e = ParseHttpOrigin(url); !e.ok()) {
+      return item.Error(std::string(e.status().message()));
+    }
+    out->etcd_endpoints.push_back(std::move(url));
+  }
+  RETURN_IF_ERROR(etcd.Child("username").Read(&out->etcd_username));
+  Field password = etcd.Child("password_file");
+  if (password.present() != !out->etcd_username.empty()) {
+    return (password.present() ? password : etcd.Child("username"))
+        .Error("username and password_file go together");
+  }
+  if (password.present()) {
+    ASSIGN_OR_RETURN(std::string path, password.Scalar());
+    path = ResolveConfigPath(path, base_dir);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      return password.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string raw = text.str();
+    out->etcd_password = std::string(StripWhitespace(raw));
+    if (out->etcd_password.empty()) return password.Error(path + " is empty");
+  }
+  RETURN_IF_ERROR(etcd.Child("timeout").ReadDuration(&out->etcd_timeout, absl::Milliseconds(100)));
+  bool https = false;
+  for (const std::string& url : out->etcd_endpoints)
+    https = https || StartsWithIgnoreCase(url, "https://");
+  ClientTlsFiles& tls = out->etcd_tls;
+  RETURN_IF_ERROR(etcd.Child("ca_file").Read(&tls.ca_file));
+  RETURN_IF_ERROR(etcd.Child("cert_file").Read(&tls.cert_file));
+  RETURN_IF_ERROR(etcd.Child("key_file").Read(&tls.key_file));
+  for (std::string* path : {&tls.ca_file, &tls.cert_file, &tls.key_file}) {
+    *path = ResolveConfigPath(*path, base_dir);
+  }
+  bool files = !tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty();
+  if (files && !https) {
+    return etcd.Error("ca_file, cert_file and key_file are for https:// endpoints");
+  }
+  if (https) {
+    // Loaded now so that a bad file stops the start with its name, then again by the fleet.
+    if (absl::StatusOr<ClientTlsContext> context = MakeClientTlsContext(tls); !context.ok()) {
+      return etcd.Error(std::string(context.status().message()));
+    }
+  }
+  Field prefix = f.Child("prefix");
+  RETURN_IF_ERROR(prefix.Read(&out->prefix));
+  if (out->prefix.empty() || out->prefix[0] != '/' || out->prefix.back() != '/' ||
+      out->prefix.size() > 200) {
+    return prefix.Error("must start and end with / (for example /sluice/)");
+  }
+  Field node = f.Child("node");
+  RETURN_IF_ERROR(node.Read(&out->node));
+  if (out->node.size() > 128) return node.Error("must be at most 128 characters");
+  for (char c : out->node) {
+    if (!IsAsciiAlnum(c) && c != '-' && c != '_' && c != '.' && c != ':') {
+      return node.Error("letters, digits, '-', '_', '.' and ':' only");
+    }
+  }
+  Field ttl = f.Child("lease_ttl");
+  RETURN_IF_ERROR(ttl.ReadDuration(&out->lease_ttl, absl::Seconds(2)));
+  if (out->lease_ttl > absl::Minutes(5) ||
+      out->lease_ttl % absl::Seconds(1) != absl::ZeroDuration()) {
+    return ttl.Error("must be whole seconds, 2s..5m (etcd leases count seconds)");
+  }
+  Field publish = f.Child("publish_interval");
+  RETURN_IF_ERROR(publish.ReadDuration(&out->publish_interval, absl::Milliseconds(100)));
+  if (out->publish_interval * 2 > out->lease_ttl) {
+    return publish.Error(
+        "must be at most half of lease_ttl, or the lease expires between renewals");
+  }
+  out->enabled = true;
+  return absl::OkStatus();
+}
+
+absl::Status ParseAccessLog(const Field& f, const std::string& base_dir, AccessLogConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"path", "sample"}));
+  Field path = f.Child("path");
+  if (!path.present()) return path.Error("required: stdout or a file");
+  RETURN_IF_ERROR(path.Read(&out->path));
+  if (out->path.empty()) return path.Error("required: stdout or a file");
+  if (out->path != "stdout") out->path = ResolveConfigPath(out->path, base_dir);
+  RETURN_IF_ERROR(f.Child("sample").ReadDouble(&out->sample, 0, 1));
+  out->enabled = true;
+  return absl::OkStatus();
+}
+
+absl::Status ParseMetrics(const Field& f, const Config& config, std::vector<StreamStartRule>* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"stream_starts"}));
+  Field starts = f.Child("stream_starts");
+  if (!starts.present()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<Field> items, starts.Sequence());
+  for (const Field& item : items) {
+    RETURN_IF_ERROR(item.ExpectMap({"route", "method", "path_prefix", "status"}));
+    StreamStartRule rule;
+    Field route = item.Child("route");
+    RETURN_IF_ERROR(route.Read(&rule.route));
+    if (!rule.route.empty()) {
+      bool known = false;
+      for (const RouteConfig& r : config.routes) known = known || r.name == rule.route;
+      if (!known) return route.Error(absl::StrFormat("no route named \"%s\"", rule.route));
+    }
+    RETURN_IF_ERROR(item.Child("method").Read(&rule.method));
+    for (char& c : rule.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    Field prefix = item.Child("path_prefix");
+    RETURN_IF_ERROR(prefix.Read(&rule.path_prefix));
+    if (!rule.path_prefix.empty() && rule.path_prefix[0] != '/') {
+      return prefix.Error("must start with /");
+    }
+    Field status = item.Child("status");
+    if (status.present()) {
+      ASSIGN_OR_RETURN(std::string text, status.Scalar());
+      // "2xx", "200" or "200-204".
+      int lo = 0, hi = 0;
+      if (text.size() == 3 && text[0] >= '1' && text[0] <= '5' && text.substr(1) == "xx") {
+        lo = (text[0] - '0') * 100;
+        hi = lo + 99;
+      } else if (size_t dash = text.find('-'); dash != std::string::npos) {
+        if (!ParseInteger(text.substr(0, dash), &lo) || !ParseInteger(text.substr(dash + 1), &hi)) {
+          lo = hi = 0;
+        }
+      } else if (!ParseInteger(text, &lo)) {
+        lo = 0;
+      } else {
+        hi = lo;
+      }
+      if (lo < 100 || hi > 599 || lo > hi) {
+        return status.Error(absl::StrFormat(
+            "must be a class (2xx), a status (200) or a range (200-299), got \"%s\"", text));
+      }
+      rule.status_min = lo;
+      rule.status_max = hi;
+    }
+    out->push_back(std::move(rule));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sluice

@@ -1,0 +1,240 @@
+// The configuration of a sluice process: what it listens on, where it forwards, its limits
+// and timeouts. Built once by the loader (proxy/config/config_loader.h) or the quick-start flags
+// (proxy/config/cli.h), validated, and then shared read-only as std::shared_ptr<const Config>:
+// every worker reads the snapshot it was given, and a reload publishes a new one.
+#ifndef SLUICE_PROXY_CONFIG_CONFIG_H_
+#define SLUICE_PROXY_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/log.h"
+#include "common/socket_address.h"
+#include "filters/filter_factory.h"
+#include "proxy/config/steering_config.h"
+#include "proxy/http/http2_settings.h"
+#include "proxy/http/path_normalizer.h"
+#include "proxy/net/cidr.h"
+#include "proxy/tls/client_tls.h"
+#include "proxy/tls/server_tls.h"
+#include "steering/controller.h"
+
+namespace sluice {
+
+inline constexpr char kDefaultConfigPath[] = "conf/sluice.yaml";
+inline constexpr char kDefaultListenAddress[] = "127.0.0.1:8080";
+
+struct ListenerConfig {
+  std::string name;
+  SocketAddress address;
+  bool proxy_protocol = false;  // expect a PROXY v1/v2 header before HTTP
+  int backlog = 1024;
+  // HTTP/2: offered by ALPN over TLS; over cleartext, accepted with prior knowledge (h2c).
+  bool http2 = true;
+  std::optional<ListenerTlsConfig> tls;                 // TLS termination
+  std::shared_ptr<const ServerTlsContext> tls_context;  // built from `tls` by the loader
+};
+
+// TLS toward a cluster's endpoints.
+struct UpstreamTlsConfig {
+  ClientTlsFiles files;      // ca_file (empty: the system's bundle), client cert and key
+  std::string server_name;   // SNI and the name to verify; empty: the endpoint's host or address
+  ClientTlsContext context;  // built by the loader
+};
+
+enum class BalancerKind { kRoundRobin, kLeastOutstanding };
+
+struct PoolConfig {
+  uint32_t max_idle = 64;  // idle keep-alive connections per endpoint, per worker
+  absl::Duration idle_timeout =
+      absl::Seconds(60);           // an idle pooled connection is closed after this
+  uint32_t max_requests = 1000;    // per upstream connection; 0: unlimited
+  uint32_t http2_connections = 2;  // HTTP/2: connections per endpoint, per worker
+};
+
+struct EndpointConfig {
+  std::string text;       // as written, for logs
+  SocketAddress address;  // when `host` is an IP address
+  std::string host;       // a host name to resolve (address unset), or empty
+  uint16_t port = 0;
+  bool standby = false;  // hot standby: no traffic until the cluster injects its standbys
+};
+
+// Passive outlier detection: an endpoint with this many consecutive failures (connect failures,
+// resets before the response, 5xx) is ejected for base x (times ejected), capped.
+struct OutlierConfig {
+  uint32_t consecutive_failures = 5;  // 0: off
+  absl::Duration base_ejection = absl::Seconds(30);
+  absl::Duration max_ejection = absl::Seconds(300);
+  uint32_t max_ejection_percent = 50;  // at most this share of the cluster ejected at once
+};
+
+// Active health checks, run on the control thread.
+struct HealthCheckConfig {
+  std::string path = "/healthz";
+  std::string host;  // Host header; empty: the endpoint's address
+  absl::Duration interval = absl::Seconds(5);
+  absl::Duration timeout = absl::Seconds(1);
+  uint32_t rise = 2;  // consecutive passes to become healthy
+  uint32_t fall = 3;  // consecutive failures to become unhealthy
+};
+
+// Circuit breakers, per node (each worker enforces its share). 0: no limit.
+struct BreakerConfig {
+  uint32_t max_connections = 0;  // upstream connections open to the cluster
+  uint32_t max_pending = 0;      // requests waiting for a new connection
+  uint32_t max_requests = 0;     // requests in flight
+};
+
+// Retry budget, per node: retries in flight may not exceed `ratio` of the requests in flight,
+// but `min_retries` are always allowed.
+struct RetryBudgetConfig {
+  double ratio = 0.2;
+  uint32_t min_retries = 3;
+};
+
+struct ClusterConfig {
+  std::string name;
+  BalancerKind balancer = BalancerKind::kLeastOutstanding;
+  std::vector<EndpointConfig> endpoints;
+  PoolConfig pool;
+  absl::Duration connect_timeout = absl::Seconds(2);
+  absl::Duration response_timeout = absl::Seconds(30);  // request sent -> first response byte
+  std::optional<ConcurrencyConfig> concurrency;         // adaptive limit for `shed` filters
+  OutlierConfig outlier;
+  std::optional<HealthCheckConfig> health_check;
+  BreakerConfig breakers;
+  RetryBudgetConfig retry_budget;
+  uint32_t panic_threshold_percent = 50;  // fewer available endpoints than this share: use all
+  bool inject_standby = false;            // standby endpoints take traffic
+  absl::Duration slow_start = absl::ZeroDuration();  // new and injected endpoints ramp up
+  absl::Duration dns_refresh = absl::Seconds(30);    // re-resolution of endpoints by name
+  std::optional<UpstreamTlsConfig> tls;              // TLS to the endpoints
+  bool http2 = false;  // HTTP/2 to the endpoints (h2 by ALPN over TLS, prior knowledge in clear)
+};
+
+struct RouteConfig {
+  std::string name;               // for metrics and logs; default: host (unless "*") + prefix
+  std::string host = "*";         // "*", "example.com" or "*.example.com"; port ignored
+  std::string path_prefix = "/";  // matched on whole segments against the normalized path
+  std::string cluster;
+  size_t cluster_index = 0;         // resolved by validation
+  std::vector<FilterSpec> filters;  // in order
+};
+
+struct LimitsConfig {
+  uint32_t max_head_bytes = 64 * 1024;
+  uint32_t max_headers = 100;
+  uint32_t max_target_bytes = 8 * 1024;
+  uint64_t max_request_body_bytes = 0;       // 0: unlimited
+  uint32_t max_requests_per_connection = 0;  // downstream keep-alive; 0: unlimited
+  uint32_t max_connections = 0;  // downstream, per node (each worker allows its share); 0: none
+};
+
+struct TimeoutsConfig {
+  absl::Duration head_read = absl::Seconds(10);        // first byte of a head -> end of it
+  absl::Duration downstream_idle = absl::Seconds(60);  // keep-alive wait for the next request
+  absl::Duration body_idle = absl::Seconds(30);        // no body byte in either direction
+  absl::Duration tunnel_idle = absl::Hours(1);         // upgraded connections (WebSocket)
+  absl::Duration drain = absl::Seconds(30);            // SIGTERM: in-flight requests get this long
+};
+
+enum class ForwardedForMode { kOverwrite, kAppend };
+
+struct ProxyOptions {
+  std::string via = "sluice";  // Via pseudonym; empty: no Via
+  std::string request_id_header = "x-request-id";
+  ForwardedForMode forwarded_for = ForwardedForMode::kOverwrite;
+  CidrSet trusted_proxies;  // their X-Forwarded-* are kept and appended to
+  PathNormalizerOptions path;
+};
+
+// What counts as a stream start (the business signal of a region's health): a request whose
+// route, method and path prefix match (empty: any) and whose status is in [status_min,
+// status_max].
+struct StreamStartRule {
+  std::string route;
+  std::string method;
+  std::string path_prefix;
+  int status_min = 200;
+  int status_max = 299;
+};
+
+inline constexpr char kDefaultAdminAddress[] = "127.0.0.1:9901";
+
+// A bearer token of the admin API: its name (the actor in the audit log), its role, and the
+// SHA-256 of the token (the token itself is not kept).
+struct AdminToken {
+  std::string name;
+  bool admin = false;  // false: read (GET only)
+  std::string sha256;  // 32 bytes
+};
+
+struct AdminConfig {
+  bool enabled = true;
+  SocketAddress address;  // default kDefaultAdminAddress
+  std::vector<AdminToken> tokens;
+};
+
+// The steering controller (steering/controller.h) as this node runs it.
+struct ControllerConfig {
+  std::string state_file;  // empty: changes live until the process exits
+  std::string audit_log;   // empty: audit records go to the log only
+  GateLimits gates;
+  absl::Duration gate_window = absl::Seconds(30);     // the traffic the gates look at
+  absl::Duration health_interval = absl::Seconds(2);  // each peer region's /v1/health
+};
+
+// The fleet (proxy/fleet/fleet.h): one steering table for every node, kept in etcd.
+struct FleetConfig {
+  bool enabled = false;                     // off: the node's own controller is the authority
+  std::vector<std::string> etcd_endpoints;  // "http://127.0.0.1:2379"; tried in turn
+  std::string etcd_username;                // empty: etcd without authentication
+  std::string etcd_password;                // read from etcd.password_file
+  absl::Duration etcd_timeout = absl::Seconds(2);      // per call and endpoint
+  ClientTlsFiles etcd_tls;                             // for https:// endpoints
+  std::string prefix = "/sluice/";                     // every key the fleet uses starts with it
+  std::string node;                                    // this node's name; unique in the fleet
+  absl::Duration lease_ttl = absl::Seconds(5);         // a dead node's view and leadership expire
+  absl::Duration publish_interval = absl::Seconds(1);  // this node's view, and keep-alives
+};
+
+// One JSON line per request (proxy/observe/access_log.h).
+struct AccessLogConfig {
+  bool enabled = false;
+  std::string path;     // "stdout" or a file
+  double sample = 1.0;  // share of non-5xx exchanges logged; 5xx and status-less ones always
+};
+
+struct Config {
+  std::string source;  // the file it came from, or "command line"
+  int workers = 1;     // resolved: never 0 after loading
+  LogLevel log_level = LogLevel::kInfo;
+  std::string user;  // drop to this user after binding; empty: stay
+  std::vector<ListenerConfig> listeners;
+  std::vector<ClusterConfig> clusters;
+  std::vector<RouteConfig> routes;
+  LimitsConfig limits;
+  TimeoutsConfig timeouts;
+  Http2Settings http2;
+  ProxyOptions proxy;
+  SteeringConfig steering;
+  std::vector<StreamStartRule> stream_starts;  // none: nothing is counted as a start
+  AdminConfig admin;
+  ControllerConfig controller;
+  FleetConfig fleet;
+  AccessLogConfig access_log;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+// Number of workers to run when the configuration says 0: the CPUs this process may use.
+int DefaultWorkerCount();
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_CONFIG_CONFIG_H_

@@ -1,0 +1,46 @@
+// Active health checks, on the control thread's loop: for each endpoint of a cluster with a
+// health_check, an HTTP GET of the configured path every interval; a 2xx within the timeout is
+// a pass. After `rise` passes in a row an unhealthy endpoint becomes healthy, after `fall`
+// failures a healthy one unhealthy; each change is reported (the server posts it to every
+// worker). Endpoints start healthy. Never touches a worker loop. Control thread only.
+#ifndef SLUICE_PROXY_CONTROL_HEALTH_CHECKER_H_
+#define SLUICE_PROXY_CONTROL_HEALTH_CHECKER_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "proxy/config/config.h"
+#include "proxy/event/loop_context.h"
+
+namespace sluice {
+
+class HealthChecker {
+ public:
+  using Report =
+      std::function<void(const std::string& cluster, const SocketAddress& address, bool healthy)>;
+
+  HealthChecker(LoopContext* context, Report report);
+  HealthChecker(const HealthChecker&) = delete;
+  HealthChecker& operator=(const HealthChecker&) = delete;
+  ~HealthChecker();
+
+  // Checks the clusters of `config` that have a health_check, against their current addresses
+  // (`resolved` gives those of endpoints named by host). Targets that stay keep their state.
+  void Configure(const Config& config,
+                 const std::map<std::string, std::vector<SocketAddress>>& resolved);
+  void Stop();
+
+  struct Target;
+  class Probe;
+
+ private:
+  LoopContext* context_;
+  Report report_;
+  std::map<std::string, Target*> targets_;  // "cluster|address"; freed by their timer's close
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_CONTROL_HEALTH_CHECKER_H_

@@ -1,0 +1,266 @@
+#include "proxy/control/region_health.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_format.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+namespace sluice {
+namespace {
+
+constexpr uint64_t kSampleEveryMs = 1000;
+constexpr size_t kMaxHealthReply = 256 * 1024;
+double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
+
+nlohmann::json SummaryJson(const TrafficSummary& s) {
+  return nlohmann::json{{"requests", s.requests},   {"errors", s.errors},
+                        {"sheds", s.sheds},         {"error_rate", s.error_rate},
+                        {"shed_rate", s.shed_rate}, {"p99_ms", Ms(s.p99)}};
+}
+
+}  // namespace
+
+RegionHealthMonitor::RegionHealthMonitor(LoopContext* context, Sampler sampler,
+                                         OnSampled on_sampled)
+    : context_(context), sampler_(std::move(sampler)), on_sampled_(std::move(on_sampled)) {}
+
+RegionHealthMonitor::~RegionHealthMonitor() { Stop(); }
+
+void RegionHealthMonitor::Configure(
+    const Config& config, const std::map<std::string, std::vector<SocketAddress>>& resolved) {
+  if (config.controller.gate_window != window_ || !sample_timer_.active()) {
+    window_ = config.controller.gate_window;
+    local_ = TrafficWindow(window_);
+    tunnels_.clear();
+    starts_.clear();
+  }
+  interval_ = config.controller.health_interval;
+  request_id_header_ = config.proxy.request_id_header;
+  const SteeringConfig& steering = config.steering;
+  signer_ = steering.enabled ? steering.signer : nullptr;
+  local_region_ = steering.enabled ? steering.spec.local_region : "";
+
+  std::map<std::string, Peer> peers;
+  if (steering.enabled) {
+    for (size_t r = 0; r < steering.spec.regions.size(); ++r) {
+      const std::string& name = steering.spec.regions[r].name;
+      int cluster = steering.tunnel_cluster[r];
+      if (name == local_region_ || cluster < 0) continue;
+      Peer peer;
+      const ClusterConfig& tunnel = config.clusters[static_cast<size_t>(cluster)];
+      for (const EndpointConfig& e : tunnel.endpoints) {
+        if (e.host.empty()) {
+          peer.endpoints.push_back(e.address);
+        } else if (auto it = resolved.find(tunnel.name + "|" + e.text); it != resolved.end()) {
+          peer.endpoints.insert(peer.endpoints.end(), it->second.begin(), it->second.end());
+        }
+      }
+      if (auto it = peers_.find(name); it != peers_.end()) {
+        // Keep what is known; an exchange in flight reports to the new entry by name.
+        Peer& old = it->second;
+        peer.request = old.request;
+        peer.last_ok = old.last_ok;
+        peer.last_error = old.last_error;
+        peer.error_rate = old.error_rate;
+        peer.shed_rate = old.shed_rate;
+        peer.p99 = old.p99;
+        peer.requests = old.requests;
+        old.request = nullptr;
+      }
+      peers[name] = std::move(peer);
+    }
+  }
+  for (auto& [name, peer] : peers_) {
+    if (peer.request) CancelControlHttpRequest(peer.request);
+  }
+  peers_ = std::move(peers);
+
+  if (!sample_timer_.active()) {
+    sample_timer_.Start(context_->loop(), 0, kSampleEveryMs, [this] { OnSample(); });
+  }
+  poll_timer_.Stop();
+  if (!peers_.empty() && signer_ && !signer_->empty()) {
+    uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(interval_));
+    poll_timer_.Start(context_->loop(), 0, ms, [this] { OnPoll(); });
+  }
+}
+
+void RegionHealthMonitor::Stop() {
+  sample_timer_.Close();
+  poll_timer_.Close();
+  for (auto& [name, peer] : peers_) {
+    if (peer.request) CancelControlHttpRequest(peer.request);
+    peer.request = nullptr;
+  }
+}
+
+void RegionHealthMonitor::OnSample() {
+  absl::Time now = absl::Now();
+  NodeTraffic traffic = sampler_();
+  local_.Add(now, traffic.local);
+  for (const auto& [region, totals] : traffic.tunnels) {
+    tunnels_.try_emplace(region, window_).first->second.Add(now, totals);
+  }
+  for (const auto& [region, count] : traffic.starts) {
+    TrafficTotals t;
+    t.starts = count;
+    starts_.try_emplace(region, window_).first->second.Add(now, t);
+  }
+  if (on_sampled_) on_sampled_();
+}
+
+void RegionHealthMonitor::OnPoll() {
+  for (auto& [region, peer] : peers_) PollPeer(region, &peer);
+}
+
+void RegionHealthMonitor::PollPeer(const std::string& region, Peer* peer) {
+  if (peer->request || peer->endpoints.empty()) return;  // the last poll is still out
+  const SocketAddress& address = peer->endpoints[peer->next++ % peer->endpoints.size()];
+  HopRequestLine line{"GET", "/v1/health", ""};
+  std::string marker = signer_->Sign(local_region_, region, SystemClock().UnixSeconds(), "-", line);
+  std::string request = absl::StrFormat(
+      "GET /v1/health HTTP/1.1\r\nHost: %s\r\nsluice-hop: %s\r\nUser-Agent: sluice-health\r\n"
+      "Connection: close\r\n\r\n",
+      address.ToString(), marker);
+  // The poll must finish well before the next one is due.
+  absl::Duration timeout = std::min(interval_, absl::Seconds(5));
+  peer->request = StartControlHttpRequest(
+      context_, address, std::move(request), timeout, kMaxHealthReply,
+      [this, region](const ControlHttpReply& reply) { OnPeerReply(region, reply); });
+}
+
+void RegionHealthMonitor::OnPeerReply(const std::string& region, const ControlHttpReply& reply) {
+  auto it = peers_.find(region);
+  if (it == peers_.end()) return;
+  Peer& peer = it->second;
+  peer.request = nullptr;
+  std::string error;
+  nlohmann::json doc;
+  if (!reply.ok) {
+    error = reply.error;
+  } else if (reply.status != 200) {
+    error = absl::StrFormat("/v1/health answered %d", reply.status);
+  } else {
+    doc = nlohmann::json::parse(reply.body, nullptr, false);
+    const nlohmann::json* local = nullptr;
+    if (!doc.is_discarded() && doc.is_object()) {
+      auto l = doc.find("local");
+      if (l != doc.end() && l->is_object()) local = &*l;
+    }
+    auto number = [&](const char* key, double* out) {
+      auto f = local->find(key);
+      if (f == local->end() || !f->is_number()) return false;
+      *out = f->get<double>();
+      return *out >= 0;
+    };
+    double error_rate = 0, shed_rate = 0, p99_ms = 0, requests = 0;
+    if (!local || !number("error_rate", &error_rate) || !number("shed_rate", &shed_rate) ||
+        !number("p99_ms", &p99_ms) || !number("requests", &requests)) {
+      error = "/v1/health answered something else than a health document";
+    } else if (auto ready = doc.find("ready");
+               ready != doc.end() && ready->is_boolean() && !ready->get<bool>()) {
+      error = "not ready (draining or starting)";
+    } else {
+      peer.error_rate = error_rate;
+      peer.shed_rate = shed_rate;
+      peer.p99 = absl::Milliseconds(p99_ms);
+      peer.requests = static_cast<uint64_t>(requests);
+    }
+  }
+  if (error.empty()) {
+    if (!PeerReachable(peer)) LOG_INFO("region %s answers its health checks", region);
+    peer.last_ok = absl::Now();
+    peer.last_error.clear();
+  } else {
+    if (peer.last_error != error) LOG_INFO("region %s health: %s", region, error);
+    peer.last_error = error;
+  }
+}
+
+bool RegionHealthMonitor::PeerReachable(const Peer& peer) const {
+  return absl::Now() - peer.last_ok <= 3 * interval_;
+}
+
+RegionHealth RegionHealthMonitor::Gate(const std::string& region) const {
+  RegionHealth h;
+  if (region == local_region_ || local_region_.empty()) {
+    TrafficSummary s = local_.Summary();
+    h.requests = s.requests;
+    h.error_rate = s.error_rate;
+    h.shed_rate = s.shed_rate;
+    h.p99 = s.p99;
+    return h;
+  }
+  auto peer = peers_.find(region);
+  if (peer == peers_.end()) {
+    h.reachable = false;
+    h.detail = "not a peer region of this node";
+    return h;
+  }
+  const Peer& p = peer->second;
+  if (!PeerReachable(p)) {
+    h.reachable = false;
+    h.detail = p.last_error.empty() ? "no answer lately" : p.last_error;
+    return h;
+  }
+  h.requests = p.requests;
+  h.error_rate = p.error_rate;
+  h.shed_rate = p.shed_rate;
+  h.p99 = p.p99;
+  // What this node saw of the traffic it tunnels there counts too: the worse of the two.
+  if (auto t = tunnels_.find(region); t != tunnels_.end()) {
+    TrafficSummary s = t->second.Summary();
+    if (s.requests >= kMinTunnelRequests) {
+      h.error_rate = std::max(h.error_rate, s.error_rate);
+      h.p99 = std::max(h.p99, s.p99);
+    }
+  }
+  return h;
+}
+
+void RegionHealthMonitor::FillView(NodeView* view) const {
+  view->region = local_region_;
+  view->window = window_;
+  view->local = local_.Summary().Totals();
+  view->tunnels.clear();
+  for (const auto& [region, window] : tunnels_) view->tunnels[region] = window.Summary().Totals();
+  view->starts_per_second.clear();
+  for (const auto& [region, window] : starts_) {
+    view->starts_per_second[region] = window.Summary().starts_per_second;
+  }
+}
+
+nlohmann::json RegionHealthMonitor::Health() const {
+  TrafficSummary local = local_.Summary();
+  nlohmann::json j = SummaryJson(local);
+  nlohmann::json tunnels = nlohmann::json::object();
+  for (const auto& [region, window] : tunnels_) tunnels[region] = SummaryJson(window.Summary());
+  nlohmann::json starts = nlohmann::json::object();
+  for (const auto& [region, window] : starts_) {
+    starts[region] = window.Summary().starts_per_second;
+  }
+  nlohmann::json peers = nlohmann::json::object();
+  for (const auto& [region, p] : peers_) {
+    bool reachable = PeerReachable(p);
+    nlohmann::json entry{{"reachable", reachable}};
+    if (reachable) {
+      entry["error_rate"] = p.error_rate;
+      entry["shed_rate"] = p.shed_rate;
+      entry["p99_ms"] = Ms(p.p99);
+      entry["requests"] = p.requests;
+    } else {
+      entry["error"] = p.last_error;
+    }
+    peers[region] = entry;
+  }
+  return nlohmann::json{{"region", local_region_},
+                        {"window_seconds", absl::ToDoubleSeconds(window_)},
+                        {"local", j},
+                        {"tunnels", tunnels},
+                        {"peers", peers},
+                        {"stream_starts_per_second", starts}};
+}
+
+}  // namespace sluice

@@ -1,0 +1,104 @@
+// This node's view of every region's health, on the control loop: what the controller's gates
+// ask before each ramp step, and what GET /v1/health answers.
+//
+// Two sources, combined per region:
+//  - this node's own traffic, sampled every second from the workers' counters into sliding
+//    windows (steering/health_window.h): the local region's origins, and the tunnels to each
+//    peer region (the requests this node sends a savior are its own view of that savior);
+//  - each peer region's own report: its sluice's /v1/health, polled through that region's
+//    tunnel endpoints with a signed hop marker (a peer answers /v1/health only to a verified
+//    marker, on its traffic listener).
+// A peer whose report has not arrived within three poll intervals is unreachable.
+//
+// Control thread only.
+#ifndef SLUICE_PROXY_CONTROL_REGION_HEALTH_H_
+#define SLUICE_PROXY_CONTROL_REGION_HEALTH_H_
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+#include "proxy/config/config.h"
+#include "proxy/event/loop_context.h"
+#include "proxy/event/loop_timer.h"
+#include "proxy/http/control_http_client.h"
+#include "steering/controller.h"
+#include "steering/fleet_view.h"
+#include "steering/health_window.h"
+
+namespace sluice {
+
+// Cumulative counters of this node at one instant.
+struct NodeTraffic {
+  TrafficTotals local;                           // the local region's origins
+  std::map<std::string, TrafficTotals> tunnels;  // by peer region
+  std::map<std::string, uint64_t> starts;        // stream starts by serving region
+};
+
+class RegionHealthMonitor {
+ public:
+  using Sampler = std::function<NodeTraffic()>;
+  // Runs after every sample (for the health document the workers answer peers with).
+  using OnSampled = std::function<void()>;
+
+  RegionHealthMonitor(LoopContext* context, Sampler sampler, OnSampled on_sampled);
+  RegionHealthMonitor(const RegionHealthMonitor&) = delete;
+  RegionHealthMonitor& operator=(const RegionHealthMonitor&) = delete;
+  ~RegionHealthMonitor();
+
+  // (Re)reads the regions, their tunnel endpoints (`resolved`: the addresses of those named
+  // by host, "cluster|host:port"), the window and the poll interval.
+  void Configure(const Config& config,
+                 const std::map<std::string, std::vector<SocketAddress>>& resolved);
+  void Stop();
+
+  // The gate's answer for `region` (the local region: its own window).
+  RegionHealth Gate(const std::string& region) const;
+  // This node's view for GET /v1/health (the caller adds readiness and the table version).
+  nlohmann::json Health() const;
+  // The traffic part of this node's view for the fleet (steering/fleet_view.h).
+  void FillView(NodeView* view) const;
+
+ private:
+  struct Peer {
+    std::vector<SocketAddress> endpoints;
+    size_t next = 0;  // endpoint of the next poll (they take turns)
+    ControlHttpRequest* request = nullptr;
+    absl::Time last_ok = absl::InfinitePast();
+    std::string last_error = "no answer yet";
+    double error_rate = 0;
+    double shed_rate = 0;
+    absl::Duration p99;
+    uint64_t requests = 0;
+  };
+
+  void OnSample();
+  void OnPoll();
+  void PollPeer(const std::string& region, Peer* peer);
+  void OnPeerReply(const std::string& region, const ControlHttpReply& reply);
+  bool PeerReachable(const Peer& peer) const;
+
+  LoopContext* context_;
+  Sampler sampler_;
+  OnSampled on_sampled_;
+  LoopTimer sample_timer_;
+  LoopTimer poll_timer_;
+  absl::Duration window_ = absl::Seconds(30);
+  absl::Duration interval_ = absl::Seconds(2);
+  std::string local_region_;
+  std::shared_ptr<const HopSigner> signer_;
+  std::string request_id_header_;
+  TrafficWindow local_{absl::Seconds(30)};
+  std::map<std::string, TrafficWindow> tunnels_;
+  std::map<std::string, TrafficWindow> starts_;
+  std::map<std::string, Peer> peers_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_CONTROL_REGION_HEALTH_H_

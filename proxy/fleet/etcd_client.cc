@@ -1,0 +1,396 @@
+#include "proxy/fleet/etcd_client.h"
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "proxy/event/loop_context.h"
+
+namespace sluice {
+namespace {
+
+// A host name is looked up again at least this often.
+constexpr absl::Duration kResolveEvery = absl::Seconds(30);
+
+// Unary replies are small: a range of the whole prefix is the largest.
+constexpr size_t kMaxReply = 64 * 1024 * 1024;
+
+template <typename T, typename Parse>
+std::function<void(absl::StatusOr<std::string>)> Parsed(EtcdClient::Done<T> done, Parse parse) {
+  return [done = std::move(done), parse](absl::StatusOr<std::string> body) {
+    if (!body.ok()) {
+      done(body.status());
+      return;
+    }
+    done(parse(*body));
+  };
+}
+
+}  // namespace
+
+EtcdClient::EtcdClient(LoopContext* context, EtcdClientOptions options)
+    : context_(context), options_(std::move(options)), resolved_(options_.endpoints.size()) {}
+
+EtcdClient::~EtcdClient() {
+  *alive_ = false;
+  CancelAll();
+}
+
+void EtcdClient::Address(size_t endpoint, std::function<void(absl::StatusOr<SocketAddress>)> done) {
+  const HttpOrigin& e = options_.endpoints[endpoint];
+  if (!e.named) {
+    done(e.address);
+    return;
+  }
+  Resolved& r = resolved_[endpoint];
+  if (r.next < r.addresses.size() && absl::Now() - r.at < kResolveEvery) {
+    done(r.addresses[r.next]);
+    return;
+  }
+  struct Request {
+    uv_getaddrinfo_t req;
+    std::weak_ptr<bool> alive;
+    EtcdClient* client;
+    size_t endpoint;
+    std::function<void(absl::StatusOr<SocketAddress>)> done;
+  };
+  auto* request = new Request{{}, alive_, this, endpoint, std::move(done)};
+  request->req.data = request;
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  std::string port = absl::StrFormat("%d", e.port);
+  int rc = uv_getaddrinfo(
+      context_->loop(), &request->req,
+      [](uv_getaddrinfo_t* req, int status, addrinfo* result) {
+        std::unique_ptr<Request> lookup(static_cast<Request*>(req->data));
+        std::shared_ptr<bool> alive = lookup->alive.lock();
+        if (!alive || !*alive) {
+          uv_freeaddrinfo(result);
+          return;
+        }
+        EtcdClient* client = lookup->client;
+        const HttpOrigin& named = client->options_.endpoints[lookup->endpoint];
+        std::vector<SocketAddress> addresses;
+        for (addrinfo* ai = status == 0 ? result : nullptr; ai; ai = ai->ai_next) {
+          if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) {
+            addresses.push_back(SocketAddress::FromSockaddr(ai->ai_addr));
+          }
+        }
+        uv_freeaddrinfo(result);
+        if (addresses.empty()) {
+          lookup->done(absl::UnavailableError(
+              absl::StrFormat("cannot resolve %s: %s", named.host,
+                              status == 0 ? "no address" : uv_strerror(status))));
+          return;
+        }
+        Resolved& resolved = client->resolved_[lookup->endpoint];
+        resolved.addresses = std::move(addresses);
+        resolved.next = 0;
+        resolved.at = absl::Now();
+        lookup->done(resolved.addresses[0]);
+      },
+      e.host.c_str(), port.c_str(), &hints);
+  if (rc != 0) {
+    // Reported from a deferred task: never from inside the call that started the request.
+    struct Later final : DeferredTask {
+      std::unique_ptr<Request> request;
+      absl::Status status;
+      void RunDeferred() override {
+        std::unique_ptr<Later> self(this);
+        std::shared_ptr<bool> alive = request->alive.lock();
+        if (alive && *alive) request->done(status);
+      }
+    };
+    auto* later = new Later;
+    later->request.reset(request);
+    later->status =
+        absl::UnavailableError(absl::StrFormat("cannot resolve %s: %s", e.host, uv_strerror(rc)));
+    context_->Schedule(later);
+  }
+}
+
+void EtcdClient::AddressFailed(size_t endpoint) {
+  Resolved& r = resolved_[endpoint];
+  // The name's next address; once every one failed, resolve it again.
+  if (++r.next >= r.addresses.size()) r.at = absl::InfinitePast();
+}
+
+void EtcdClient::CancelAll() {
+  std::map<uint64_t, Call> calls;
+  calls.swap(calls_);
+  for (auto& [id, call] : calls) {
+    if (call.request) CancelControlHttpRequest(call.request);
+  }
+  std::map<uint64_t, WatchState> watches;
+  watches.swap(watches_);
+  for (auto& [id, watch] : watches) {
+    if (watch.request) CancelControlHttpRequest(watch.request);
+  }
+}
+
+ControlHttpOptions EtcdClient::Options(size_t endpoint) const {
+  ControlHttpOptions options;
+  options.timeout = options_.timeout;
+  options.max_reply = kMaxReply;
+  if (options_.endpoints[endpoint].tls) {
+    options.tls = options_.tls;
+    options.server_name = options_.endpoints[endpoint].host;
+  }
+  return options;
+}
+
+std::string EtcdClient::Request(const std::string& path, const std::string& body,
+                                bool with_token) const {
+  const HttpOrigin& e = options_.endpoints[current_];
+  std::string authority = e.named ? absl::StrFormat("%s:%d", e.host, e.port) : e.address.ToString();
+  std::string authorization;
+  if (with_token && !token_.empty()) authorization = "Authorization: " + token_ + "\r\n";
+  return absl::StrFormat(
+      "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice\r\nContent-Type: application/json\r\n"
+      "Content-Length: %d\r\n%sConnection: close\r\n\r\n%s",
+      path, authority, body.size(), authorization, body);
+}
+
+void EtcdClient::NextEndpoint(size_t failed) {
+  // Several calls may fail on the same endpoint: move on once, not once per call.
+  if (failed == current_ && options_.endpoints.size() > 1) {
+    current_ = (current_ + 1) % options_.endpoints.size();
+    LOG_INFO("etcd: trying %s next", endpoint());
+  }
+}
+
+void EtcdClient::Unary(std::string path, std::string body,
+                       std::function<void(absl::StatusOr<std::string>)> done) {
+  uint64_t id = next_id_++;
+  Call& call = calls_[id];
+  call.path = std::move(path);
+  call.body = std::move(body);
+  call.done = std::move(done);
+  Send(id);
+}
+
+void EtcdClient::Send(uint64_t id) {
+  Call& call = calls_.at(id);
+  if (!options_.username.empty() && token_.empty()) {
+    Authenticate(id);
+    return;
+  }
+  size_t endpoint = current_;
+  ++call.attempts;
+  Address(endpoint, [this, id, endpoint](absl::StatusOr<SocketAddress> address) {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) return;
+    if (!address.ok()) {
+      ControlHttpReply failed;
+      failed.error = std::string(address.status().message());
+      OnReply(id, endpoint, failed);
+      return;
+    }
+    it->second.request = StartControlHttpRequest(
+        context_, *address, Request(it->second.path, it->second.body, true), Options(endpoint),
+        [this, id, endpoint](const ControlHttpReply& reply) { OnReply(id, endpoint, reply); });
+  });
+}
+
+void EtcdClient::Authenticate(uint64_t id) {
+  size_t endpoint = current_;
+  ++calls_.at(id).attempts;
+  Address(endpoint, [this, id, endpoint](absl::StatusOr<SocketAddress> address) {
+    auto call = calls_.find(id);
+    if (call == calls_.end()) return;
+    if (!address.ok()) {
+      ControlHttpReply failed;
+      failed.error = std::string(address.status().message());
+      OnReply(id, endpoint, failed);
+      return;
+    }
+    call->second.request = StartControlHttpRequest(
+        context_, *address,
+        Request("/v3/auth/authenticate", EtcdAuthBody(options_.username, options_.password), false),
+        Options(endpoint), [this, id, endpoint](const ControlHttpReply& reply) {
+          auto it = calls_.find(id);
+          if (it == calls_.end()) return;
+          it->second.request = nullptr;
+          if (reply.ok && reply.status == 200) {
+            absl::StatusOr<std::string> token = ParseEtcdAuthReply(reply.body);
+            if (!token.ok()) {
+              Fail(id, token.status());
+              return;
+            }
+            token_ = *std::move(token);
+            // The authentication and the call it was for count as one attempt.
+            --it->second.attempts;
+            Send(id);
+            return;
+          }
+          if (reply.ok && reply.status < 500) {
+            // Wrong credentials: no other endpoint will think otherwise.
+            absl::Status s = EtcdErrorStatus(reply.status, reply.body);
+            Fail(id, absl::UnauthenticatedError(absl::StrFormat("etcd refused user \"%s\": %s",
+                                                                options_.username, s.message())));
+            return;
+          }
+          // Unreachable: treat like any failed attempt.
+          ControlHttpReply failed = reply;
+          OnReply(id, endpoint, failed);
+        });
+  });
+}
+
+void EtcdClient::OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& reply) {
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  Call& call = it->second;
+  call.request = nullptr;
+  absl::Status error;
+  if (!reply.ok) {
+    error = absl::UnavailableError(reply.error);
+    AddressFailed(endpoint);
+    const Resolved& r = resolved_[endpoint];
+    if (options_.endpoints[endpoint].named && r.next < r.addresses.size() && endpoint == current_) {
+      // The same name's next address before the next endpoint.
+      --call.attempts;
+      Send(id);
+      return;
+    }
+  } else if (reply.status == 200) {
+    auto done = std::move(call.done);
+    std::string body = reply.body;
+    calls_.erase(it);
+    done(std::move(body));
+    return;
+  } else {
+    error = EtcdErrorStatus(reply.status, reply.body);
+  }
+  if (absl::IsUnauthenticated(error) && !options_.username.empty() && !call.reauthenticated) {
+    // The token expired (etcd's simple tokens live five minutes by default): get a new one.
+    call.reauthenticated = true;
+    token_.clear();
+    Send(id);
+    return;
+  }
+  if (!absl::IsUnavailable(error)) {
+    Fail(id, error);
+    return;
+  }
+  call.errors += absl::StrFormat("%s%s: %s", call.errors.empty() ? "" : "; ",
+                                 options_.endpoints[endpoint].url, error.message());
+  NextEndpoint(endpoint);
+  if (call.attempts < options_.endpoints.size()) {
+    Send(id);
+    return;
+  }
+  Fail(id, absl::UnavailableError("etcd unreachable: " + call.errors));
+}
+
+void EtcdClient::Fail(uint64_t id, absl::Status status) {
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  auto done = std::move(it->second.done);
+  calls_.erase(it);
+  done(std::move(status));
+}
+
+void EtcdClient::Range(const std::string& key, const std::string& range_end,
+                       Done<EtcdRangeResult> done) {
+  Unary("/v3/kv/range", EtcdRangeBody(key, range_end),
+        Parsed<EtcdRangeResult>(std::move(done), ParseEtcdRangeReply));
+}
+
+void EtcdClient::Put(const std::string& key, const std::string& value, int64_t lease,
+                     Done<int64_t> done) {
+  Unary("/v3/kv/put", EtcdPutBody(key, value, lease),
+        Parsed<int64_t>(std::move(done), ParseEtcdPutReply));
+}
+
+void EtcdClient::Txn(const EtcdTxn& txn, Done<EtcdTxnResult> done) {
+  Unary("/v3/kv/txn", EtcdTxnBody(txn), Parsed<EtcdTxnResult>(std::move(done), ParseEtcdTxnReply));
+}
+
+void EtcdClient::LeaseGrant(absl::Duration ttl, Done<EtcdLease> done) {
+  Unary("/v3/lease/grant", EtcdLeaseGrantBody(absl::ToInt64Seconds(ttl)),
+        Parsed<EtcdLease>(std::move(done), ParseEtcdLeaseGrantReply));
+}
+
+void EtcdClient::LeaseKeepAlive(int64_t id, Done<EtcdLease> done) {
+  Unary("/v3/lease/keepalive", EtcdLeaseIdBody(id),
+        Parsed<EtcdLease>(std::move(done), ParseEtcdKeepAliveReply));
+}
+
+void EtcdClient::LeaseRevoke(int64_t id, Done<bool> done) {
+  Unary("/v3/lease/revoke", EtcdLeaseIdBody(id),
+        Parsed<bool>(std::move(done), [](std::string_view body) -> absl::StatusOr<bool> {
+          absl::Status s = ParseEtcdRevokeReply(body);
+          if (!s.ok()) return s;
+          return true;
+        }));
+}
+
+uint64_t EtcdClient::Watch(const std::string& key, const std::string& range_end,
+                           int64_t start_revision, OnWatchMessage on_message, OnWatchEnd on_end) {
+  uint64_t id = next_id_++;
+  WatchState& watch = watches_[id];
+  watch.on_message = std::move(on_message);
+  watch.on_end = std::move(on_end);
+  size_t endpoint = current_;
+  ControlHttpOptions options = Options(endpoint);
+  options.on_body = [this, id](int, std::string_view data) {
+    auto it = watches_.find(id);
+    if (it == watches_.end()) return;
+    std::shared_ptr<EtcdWatchDecoder> decoder = it->second.decoder;
+    absl::Status s = decoder->Feed(data, [this, id](const EtcdWatchMessage& m) {
+      auto w = watches_.find(id);
+      if (w != watches_.end()) w->second.on_message(m);
+    });
+    if (!s.ok()) EndWatch(id, s);
+  };
+  std::string request = Request("/v3/watch", EtcdWatchBody(key, range_end, start_revision), true);
+  Address(endpoint, [this, id, endpoint, request = std::move(request),
+                     options = std::move(options)](absl::StatusOr<SocketAddress> address) mutable {
+    if (!watches_.count(id)) return;
+    if (!address.ok()) {
+      NextEndpoint(endpoint);
+      EndWatch(id, address.status());
+      return;
+    }
+    watches_[id].request =
+        StartControlHttpRequest(context_, *address, std::move(request), std::move(options),
+                                [this, id, endpoint](const ControlHttpReply& reply) {
+                                  auto it = watches_.find(id);
+                                  if (it == watches_.end()) return;
+                                  it->second.request = nullptr;
+                                  absl::Status status;
+                                  if (!reply.ok) {
+                                    AddressFailed(endpoint);
+                                    NextEndpoint(endpoint);
+                                    status = absl::UnavailableError(absl::StrFormat(
+                                        "%s: %s", options_.endpoints[endpoint].url, reply.error));
+                                  } else if (reply.status != 200) {
+                                    status = EtcdErrorStatus(reply.status, reply.body);
+                                    if (absl::IsUnauthenticated(status)) token_.clear();
+                                  } else {
+                                    status = absl::UnavailableError("etcd ended the watch");
+                                  }
+                                  EndWatch(id, status);
+                                });
+  });
+  return id;
+}
+
+void EtcdClient::EndWatch(uint64_t id, absl::Status status) {
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  if (it->second.request) CancelControlHttpRequest(it->second.request);
+  OnWatchEnd on_end = std::move(it->second.on_end);
+  watches_.erase(it);
+  on_end(status);
+}
+
+void EtcdClient::CancelWatch(uint64_t id) {
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  if (it->second.request) CancelControlHttpRequest(it->second.request);
+  watches_.erase(it);
+}
+
+}  // namespace sluice

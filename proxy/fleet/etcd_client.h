@@ -1,0 +1,130 @@
+// An etcd v3 client on the control loop, over etcd's JSON gateway and sluice's own HTTP client
+// (proxy/http/control_http_client.h): no gRPC. Unary calls (range, txn, put, lease grant,
+// keep-alive and revoke) go to the current endpoint and fail over to the next one when it
+// cannot be reached, times out or answers 5xx; a watch is one long-lived streamed reply.
+// With a username, the client authenticates first and sends etcd's token with every call,
+// authenticating again once when etcd says the token expired.
+//
+// Endpoints are "http://HOST:PORT" or "https://HOST:PORT" with an IP address or a host name;
+// a name is resolved when the client first connects to it, again after a connection to its
+// address failed (its other addresses are tried in turn) and at least every 30 s. https
+// verifies etcd's certificate against a CA bundle and may present a client certificate
+// (etcd's --client-cert-auth).
+//
+// Callbacks run on the loop, never from inside the call that started them, and never after
+// CancelAll() or the client's destruction. Control thread only.
+#ifndef SLUICE_PROXY_FLEET_ETCD_CLIENT_H_
+#define SLUICE_PROXY_FLEET_ETCD_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/socket_address.h"
+#include "proxy/event/loop_context.h"
+#include "proxy/fleet/etcd_protocol.h"
+#include "proxy/http/control_http_client.h"
+#include "proxy/http/url.h"
+#include "proxy/tls/client_tls.h"
+
+namespace sluice {
+
+struct EtcdClientOptions {
+  std::vector<HttpOrigin> endpoints;  // ParseHttpOrigin
+  std::string username;               // empty: no authentication
+  std::string password;
+  absl::Duration timeout = absl::Seconds(2);  // per attempt
+  ClientTlsContext tls;                       // for https:// endpoints
+};
+
+class EtcdClient {
+ public:
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T>)>;
+  using OnWatchMessage = std::function<void(const EtcdWatchMessage&)>;
+  using OnWatchEnd = std::function<void(const absl::Status&)>;
+
+  EtcdClient(LoopContext* context, EtcdClientOptions options);
+  EtcdClient(const EtcdClient&) = delete;
+  EtcdClient& operator=(const EtcdClient&) = delete;
+  ~EtcdClient();
+
+  void Range(const std::string& key, const std::string& range_end, Done<EtcdRangeResult> done);
+  void Put(const std::string& key, const std::string& value, int64_t lease, Done<int64_t> done);
+  void Txn(const EtcdTxn& txn, Done<EtcdTxnResult> done);
+  void LeaseGrant(absl::Duration ttl, Done<EtcdLease> done);
+  void LeaseKeepAlive(int64_t id, Done<EtcdLease> done);
+  void LeaseRevoke(int64_t id, Done<bool> done);
+
+  // Streams the changes of [key, range_end) from `start_revision` on. `on_end` runs once when
+  // the stream ends for any reason (never after CancelWatch). Returns the watch's id.
+  uint64_t Watch(const std::string& key, const std::string& range_end, int64_t start_revision,
+                 OnWatchMessage on_message, OnWatchEnd on_end);
+  void CancelWatch(uint64_t id);
+
+  // Abandons every call and watch: no callback runs afterwards.
+  void CancelAll();
+
+  // The endpoint the next call goes to.
+  const std::string& endpoint() const { return options_.endpoints[current_].url; }
+
+ private:
+  struct Call {
+    std::string path;
+    std::string body;
+    std::function<void(absl::StatusOr<std::string>)> done;
+    size_t attempts = 0;
+    bool reauthenticated = false;
+    std::string errors;  // one per failed endpoint, for the final message
+    ControlHttpRequest* request = nullptr;
+  };
+  struct WatchState {
+    ControlHttpRequest* request = nullptr;
+    // Shared, so that a message handler may cancel the watch while the decoder is feeding it.
+    std::shared_ptr<EtcdWatchDecoder> decoder = std::make_shared<EtcdWatchDecoder>();
+    OnWatchMessage on_message;
+    OnWatchEnd on_end;
+  };
+
+  // POSTs `body` to `path`; `done` gets the body of a 200 reply or the error.
+  void Unary(std::string path, std::string body,
+             std::function<void(absl::StatusOr<std::string>)> done);
+  void Send(uint64_t id);
+  void OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& reply);
+  void Fail(uint64_t id, absl::Status status);
+  void Authenticate(uint64_t id);
+  ControlHttpOptions Options(size_t endpoint) const;
+  std::string Request(const std::string& path, const std::string& body, bool with_token) const;
+  void NextEndpoint(size_t failed);
+  void EndWatch(uint64_t id, absl::Status status);
+  // The address to connect to for `endpoint`: at once for an IP address or a fresh name,
+  // after resolving otherwise. `done` does not run once the client is gone.
+  void Address(size_t endpoint, std::function<void(absl::StatusOr<SocketAddress>)> done);
+  // A connection to `endpoint` failed: a name's next address next time.
+  void AddressFailed(size_t endpoint);
+
+  LoopContext* context_;
+  EtcdClientOptions options_;
+  size_t current_ = 0;
+  std::string token_;  // from /v3/auth/authenticate
+  uint64_t next_id_ = 1;
+  std::map<uint64_t, Call> calls_;
+  std::map<uint64_t, WatchState> watches_;
+  struct Resolved {
+    std::vector<SocketAddress> addresses;
+    size_t next = 0;
+    absl::Time at = absl::InfinitePast();
+  };
+  std::vector<Resolved> resolved_;  // by endpoint
+  // Outlives the client in resolutions still running in libuv's thread pool.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_FLEET_ETCD_CLIENT_H_

@@ -1,0 +1,165 @@
+// The fleet (DESIGN.md, "The controller"): every node of every region serves with one steering
+// table, kept in etcd under `fleet.prefix`:
+//
+//   {prefix}state          the controller's state (steering/state_file.h's JSON): the table's
+//                          values and the plans. Every write is a transaction that compares
+//                          the key's mod revision with the one the writer started from.
+//   {prefix}leader         the campaign key: the node that advances ramps, bound to its lease.
+//   {prefix}nodes/{node}   each node's view (steering/fleet_view.h), bound to its lease.
+//
+// Each node holds a lease that it keeps alive every publish interval, watches the prefix and
+// hands every newer state to SteeringControl (which saves it as the last-known-good copy and
+// publishes it to the workers). A node campaigns when no leader key exists; the leader's writes
+// also compare the leader key's create revision with its own, so a node that lost its lease
+// cannot write even if it still thinks it leads, and it stops acting by itself as soon as its
+// lease could have expired (counted from when its last keep-alive was sent).
+//
+// Without the store (etcd unreachable, the watch broken), the node keeps serving with the
+// table it has, reports connected 0, refuses changes with 503 and, as leader or not, advances
+// no ramp; once etcd answers again it resyncs (one range of the prefix, then a new watch from
+// that revision).
+//
+// Control thread only.
+#ifndef SLUICE_PROXY_FLEET_FLEET_H_
+#define SLUICE_PROXY_FLEET_FLEET_H_
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "proxy/config/config.h"
+#include "proxy/event/loop_context.h"
+#include "proxy/event/loop_timer.h"
+#include "proxy/fleet/etcd_client.h"
+#include "steering/controller.h"
+#include "steering/fleet_view.h"
+
+namespace sluice {
+
+// "<local region>-<host name>-<admin port>": unique per machine, readable in `sluicectl status`.
+std::string DefaultFleetNodeName(const Config& config, uint16_t admin_port);
+
+class Fleet {
+ public:
+  struct Hooks {
+    // A state newer than any this node had, at its store revision.
+    std::function<void(ControllerState state, int64_t revision)> on_state;
+    // This node became the leader (true) or stopped being it (false).
+    std::function<void(bool leader)> on_leadership;
+    // This node's view (traffic, table version, admin address); the fleet fills in the node
+    // name, the revision and the time.
+    std::function<NodeView()> view;
+    // The state to store when the store has none yet (the first node of a new fleet).
+    std::function<std::string()> initial_state;
+  };
+  // The outcomes counted in metrics (NodeGauges::fleet_writes).
+  enum WriteOutcome : int { kWritten = 0, kConflict = 1, kUnavailable = 2 };
+  // OK with the revision written at; Aborted when another write came first (the newer state
+  // was handed to on_state); Unavailable without the store; FailedPrecondition for a leader
+  // write from a node that is not (or no longer) the leader.
+  using WriteDone = std::function<void(const absl::Status& status, int64_t revision)>;
+
+  Fleet(LoopContext* context, FleetConfig config, std::string node, Hooks hooks);
+  Fleet(const Fleet&) = delete;
+  Fleet& operator=(const Fleet&) = delete;
+  ~Fleet();
+
+  void Start();
+  // A graceful exit: stops leading and revokes the lease, so the others take over at once.
+  void Leave();
+  // Abandons every call; no hook runs afterwards.
+  void Stop();
+
+  void Write(const ControllerState& next, bool as_leader, WriteDone done);
+
+  // A node that cannot use the fleet's state (it does not fit its configuration) must not
+  // lead: it resigns (deleting its leader key, so another node takes over at once) and stops
+  // campaigning until it can again.
+  void SetEligible(bool eligible);
+
+  bool connected() const { return connected_; }
+  // Holds the leader key under a lease that cannot have expired yet.
+  bool leader() const;
+  int64_t revision() const { return revision_; }
+  const std::string& node() const { return node_; }
+  absl::Time last_sync() const { return last_sync_; }
+  uint64_t writes(WriteOutcome outcome) const { return writes_[outcome]; }
+  size_t node_count() const { return views_.size(); }
+  // The fleet's view of `region` from the published views; nullopt when no node of it publishes.
+  std::optional<RegionHealth> RegionGate(const std::string& region) const;
+  // GET /v1/fleet.
+  nlohmann::json Status() const;
+
+ private:
+  void OnTick();
+  void Grant();
+  void KeepAlive();
+  void Resync();
+  void StartWatch(int64_t from);
+  void OnWatchMessage(const EtcdWatchMessage& message);
+  void Campaign();
+  void Publish();
+  void StepDown(const std::string& why);
+  // Leads again when the leader key is still this node's, under its live lease (after etcd
+  // came back before the lease expired).
+  void MaybeReclaim();
+  void LoseLease(const std::string& why);
+  // Any key of the prefix, from a range or a watch event.
+  void Apply(const EtcdKeyValue& kv);
+  void ApplyDeleted(const EtcdKeyValue& kv);
+  void SawRevision(int64_t revision);
+  // A call failed for want of the store: not connected until a resync succeeds.
+  void Disconnected(const absl::Status& status);
+
+  LoopContext* context_;
+  FleetConfig config_;
+  std::string node_;
+  Hooks hooks_;
+  std::string state_key_;
+  std::string leader_key_;
+  std::string nodes_prefix_;
+  std::unique_ptr<EtcdClient> etcd_;
+  std::string tls_error_;
+  LoopTimer timer_;
+
+  bool connected_ = false;
+  bool resyncing_ = false;
+  uint64_t watch_ = 0;  // 0: none
+  std::string last_error_ = "not connected yet";
+  absl::Time last_sync_ = absl::InfinitePast();
+  int64_t revision_ = 0;        // the newest store revision seen
+  int64_t state_revision_ = 0;  // the state key's mod revision this node has
+  bool state_missing_ = false;  // someone deleted the state key
+
+  int64_t lease_ = 0;  // 0: none
+  absl::Time lease_expiry_ = absl::InfinitePast();
+  bool granting_ = false;
+  bool keeping_alive_ = false;
+  bool publishing_ = false;
+  bool campaigning_ = false;
+  bool leaving_ = false;
+  bool eligible_ = true;
+
+  int64_t leader_create_revision_ = 0;  // of our leader key; 0: not leading
+  bool leader_present_ = false;         // a leader key exists (ours or another node's)
+  std::string leader_node_;
+  std::string leader_region_;
+  std::string leader_admin_;
+  int64_t leader_lease_ = 0;         // the lease the leader key is bound to
+  int64_t leader_key_revision_ = 0;  // its create revision
+
+  std::map<std::string, NodeView> views_;  // by node
+  uint64_t writes_[3] = {};
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_FLEET_FLEET_H_

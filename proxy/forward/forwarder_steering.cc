@@ -1,0 +1,219 @@
+// The steering part of one request's forwarding (see proxy/forward/forwarder.h): the hop marker on
+// the way in, the decision after the request filters, and where an attempt goes when a
+// tunnel or the local region fails it.
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "proxy/forward/forwarder.h"
+
+namespace sluice {
+namespace {
+
+// The request line as SerializeUpstreamRequest writes it: an empty path is "/".
+HopRequestLine LineOf(const RequestHead& request) {
+  std::string_view path = request.path;
+  if (path.empty()) path = "/";
+  std::string_view query = request.query;
+  if (!query.empty() && query.front() == '?') query.remove_prefix(1);
+  return HopRequestLine{request.method_text, path, query};
+}
+
+}  // namespace
+
+void Forwarder::CheckHopMarker() {
+  std::string_view value;
+  int count = 0;
+  for (size_t i = 0; i < request_->headers.size(); ++i) {
+    if (EqualsIgnoreCase(request_->headers.name(i), kHopHeader)) {
+      value = request_->headers.value(i);
+      ++count;
+    }
+  }
+  if (count == 0) return;
+  // The field itself goes with every other sluice-* field when the request is prepared for
+  // upstream; here only whether to believe it.
+  const SteeringConfig& config = snapshot_->config->steering;
+  const SteeringTable& table = *steering_;
+  HopVerdict verdict = HopVerdict::kMalformed;
+  HopMarker marker;
+  if (count == 1 && !config.signer->empty()) {
+    HopRequestLine line = LineOf(*request_);
+    verdict =
+        config.signer->Verify(value, table.region(table.local()).name, SystemClock().UnixSeconds(),
+                              config.max_skew_seconds, line, &marker);
+    if (verdict == HopVerdict::kValid) {
+      int from = table.FindRegion(marker.from);
+      if (from < 0 || from == table.local()) verdict = HopVerdict::kUnknownFrom;
+    }
+  }
+  SteeringStats* stats = snapshot_->metrics ? &snapshot_->metrics->steering : nullptr;
+  if (verdict == HopVerdict::kValid) {
+    tunneled_in_ = true;
+    decision_label_ = static_cast<uint8_t>(SteeringReason::kTunneledIn);
+    if (stats) ++stats->tunneled_in;
+    // Filters (rate limits by client address, say) see the real client, not the peer sluice.
+    SocketAddress client;
+    if (TunneledClient(request_->headers, &client)) filter_.context.client = client;
+    return;
+  }
+  if (stats) ++stats->hop_rejected[static_cast<int>(verdict)];
+  LOG_DEBUG("downstream %s: sluice-hop marker ignored (%s)",
+            stream_->downstream().client.ToString(), HopVerdictName(verdict));
+}
+
+uint64_t Forwarder::UnreachableRegions() const {
+  // A peer region whose tunnel endpoints are all ejected cannot take anyone just now.
+  uint64_t mask = failed_regions_;
+  const std::vector<int>& tunnels = snapshot_->config->steering.tunnel_cluster;
+  const int64_t now = context_->clock().MonotonicNanos();
+  for (size_t r = 0; r < tunnels.size(); ++r) {
+    if (tunnels[r] >= 0 &&
+        !snapshot_->clusters[static_cast<size_t>(tunnels[r])]->balancer.AnyAvailable(now)) {
+      mask |= RegionBit(static_cast<int>(r));
+    }
+  }
+  return mask;
+}
+
+void Forwarder::Steer() {
+  const SteeringConfig& config = snapshot_->config->steering;
+  const SteeringTable& table = *steering_;
+  SteeringStats* stats = snapshot_->metrics ? &snapshot_->metrics->steering : nullptr;
+  ReadSteeringInputs(config, table, *request_, filter_.context.identity, filter_.context.client,
+                     &member_buffer_, &member_);
+  member_.tunneled_in = tunneled_in_;
+  member_.unreachable = UnreachableRegions();
+  SteeringDecision decision = Decide(table, member_);
+  decision_label_ = static_cast<uint8_t>(decision.reason);
+  if (!decision.tunnel && !tunneled_in_ && config.failover &&
+      !local_cluster_->balancer.AnyAvailable(context_->clock().MonotonicNanos())) {
+    // Isthmus before the first attempt: nothing local can serve it.
+    int savior = PickFailoverRegion(table, member_.member, member_.cohort, member_.unreachable);
+    if (savior >= 0) {
+      decision = SteeringDecision{savior, true, SteeringReason::kFailover};
+      decision_label_ = static_cast<uint8_t>(SteeringReason::kFailover);
+      failed_over_ = true;
+      if (stats) ++stats->failovers;
+      LOG_DEBUG("%s %s%s: no endpoint of cluster %s is available; to %s", request_->method_text,
+                request_->authority, request_->path, local_cluster_->config.name,
+                table.region(savior).name);
+    }
+  }
+  if (decision.tunnel) {
+    UseRegion(decision.region);
+    if (stats) ++stats->tunneled_out[decision.region];
+    LOG_DEBUG("%s %s%s: to %s (%s)", request_->method_text, request_->authority, request_->path,
+              table.region(decision.region).name, SteeringReasonName(decision.reason));
+  } else if (stats) {
+    ++stats->served_local;
+  }
+  // Keep the body so a tunnel that fails, or a local attempt that fails, can be sent again.
+  const bool may_move = decision.tunnel || (config.failover && !tunneled_in_);
+  if (may_move && Idempotent() && !filter_.context.keep_request_body) {
+    filter_.context.keep_request_body = true;
+    filter_.context.replay_limit = config.replay_buffer;
+  }
+}
+
+void Forwarder::UseRegion(int region) {
+  const SteeringTable& table = *steering_;
+  ClusterRuntime* next = local_cluster_;
+  peer_region_ = -1;
+  if (region >= 0 && region != table.local()) {
+    int index = snapshot_->config->steering.tunnel_cluster[static_cast<size_t>(region)];
+    next = snapshot_->clusters[static_cast<size_t>(index)].get();
+    peer_region_ = region;
+  }
+  if (next == cluster_) return;
+  // What this request holds in one cluster's accounting goes back before it moves on.
+  if (request_counted_) {
+    cluster_->RequestEnded();
+    request_counted_ = false;
+  }
+  if (connecting_) {
+    cluster_->ConnectEnded();
+    connecting_ = false;
+  }
+  cluster_ = next;
+}
+
+bool Forwarder::Redispatch(bool reached_origin, int region) {
+  if (!CanAttemptAgain() || !AdmitRetry(reached_origin)) return false;
+  DropUpstream();
+  response_started_ = false;
+  retry_timeout_.Disarm();
+  UseRegion(region);
+  Dispatch(false);
+  return true;
+}
+
+bool Forwarder::TryTunnelFallback(UpstreamFailure kind) {
+  if (!steering_ || peer_region_ < 0) return false;
+  // A request the peer may have acted on goes again only if that is safe.
+  const bool reached_origin = kind != UpstreamFailure::kConnect;
+  if ((reached_origin && !Idempotent()) || !CanAttemptAgain()) return false;
+  const SteeringTable& table = *steering_;
+  const int failed = peer_region_;
+  failed_regions_ |= RegionBit(failed);
+  int next;
+  if (failed_over_) {
+    // The local region already failed this request: only another savior will do.
+    next = PickFailoverRegion(table, member_.member, member_.cohort, UnreachableRegions());
+    if (next < 0) return false;
+  } else {
+    member_.unreachable = UnreachableRegions();
+    next = Decide(table, member_).region;  // the next savior, or local
+  }
+  if (snapshot_->metrics) ++snapshot_->metrics->steering.fallbacks;
+  LOG_DEBUG("%s %s%s: tunnel to %s failed; %s instead", request_->method_text, request_->authority,
+            request_->path, table.region(failed).name,
+            next == table.local() ? "local" : table.region(next).name);
+  return Redispatch(reached_origin, next);
+}
+
+bool Forwarder::TryFailover(bool reached_origin) {
+  if (!steering_ || tunneled_in_ || failed_over_ || peer_region_ >= 0) return false;
+  const SteeringConfig& config = snapshot_->config->steering;
+  if (!config.failover || (reached_origin && !Idempotent()) || !CanAttemptAgain()) return false;
+  const SteeringTable& table = *steering_;
+  int savior = PickFailoverRegion(table, member_.member, member_.cohort, UnreachableRegions());
+  if (savior < 0) return false;
+  if (!Redispatch(reached_origin, savior)) return false;
+  failed_over_ = true;
+  decision_label_ = static_cast<uint8_t>(SteeringReason::kFailover);
+  if (snapshot_->metrics) ++snapshot_->metrics->steering.failovers;
+  LOG_DEBUG("%s %s%s: the local region failed it; once more through %s", request_->method_text,
+            request_->authority, request_->path, table.region(savior).name);
+  return true;
+}
+
+void Forwarder::AppendHopMarker() {
+  const Config& config = *snapshot_->config;
+  const SteeringTable& table = *steering_;
+  std::string_view id = "-";
+  if (!config.proxy.request_id_header.empty()) {
+    id = request_->headers.Get(config.proxy.request_id_header).value_or("-");
+  }
+  HopRequestLine line = LineOf(*request_);
+  std::string marker = config.steering.signer->Sign(table.region(table.local()).name,
+                                                    table.region(peer_region_).name,
+                                                    SystemClock().UnixSeconds(), id, line);
+  // Into the head, before the blank line that ends it.
+  upstream_head_.resize(upstream_head_.size() - 2);
+  upstream_head_.append(kHopHeader).append(": ").append(marker).append("\r\n\r\n");
+}
+
+void Forwarder::AddRegionHeader(ResponseHead& head, std::string_view peer_says) {
+  const SteeringTable& table = *steering_;
+  std::string_view region = table.region(table.local()).name;
+  if (peer_region_ >= 0) {
+    region = ValidRegionName(peer_says) ? peer_says : table.region(peer_region_).name;
+  }
+  head.headers.Add("sluice-region", region);
+}
+
+void Forwarder::AddRegionHeader(HeaderMap& headers) {
+  headers.Add("sluice-region", steering_->region(steering_->local()).name);
+}
+
+}  // namespace sluice

@@ -1,0 +1,179 @@
+// Worker-local metrics, summed when /metrics is scraped (STYLE.md rule 4: prometheus-cpp
+// 1.0.1 takes a mutex in Histogram::Observe, so nothing of it runs per request).
+//
+// Every counter has one writer, its worker's thread, which adds with a relaxed load and store
+// (no read-modify-write, no lock); the control thread reads them relaxed at scrape time. Cells
+// are looked up by name once per configuration snapshot (under a mutex that only snapshot
+// building and scraping take) and reached by pointer on the request path, so counts survive
+// reloads and a route or cluster keeps its series.
+#ifndef SLUICE_PROXY_OBSERVE_METRICS_H_
+#define SLUICE_PROXY_OBSERVE_METRICS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "steering/decision.h"
+#include "steering/health_window.h"
+#include "steering/steering_table.h"
+
+namespace sluice {
+
+// A single-writer counter.
+class MetricCounter {
+ public:
+  void Add(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void operator++() { Add(1); }
+  // Gauges: the writer may also set the value.
+  void Set(uint64_t v) { value_.store(v, std::memory_order_relaxed); }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Latency in fixed buckets (seconds): 1 ms .. 10 s, then +Inf (steering/health_window.h).
+class LatencyHistogram {
+ public:
+  static constexpr int kBounds = kLatencyBounds;
+  static constexpr const double* kUpperBounds = kLatencyUpperBounds;
+
+  void Observe(int64_t nanos);
+  uint64_t bucket(int i) const { return buckets_[i].value(); }  // 0..kBounds (the last: +Inf)
+  uint64_t count() const;
+  double sum_seconds() const { return static_cast<double>(sum_us_.value()) / 1e6; }
+
+ private:
+  MetricCounter buckets_[kBounds + 1];
+  MetricCounter sum_us_;
+};
+
+// 1xx .. 5xx, and "none" when the client got no status (reset, went away).
+inline constexpr int kStatusClasses = 6;
+int StatusClassIndex(int status);
+const char* StatusClassName(int index);
+
+// The steering decision of a request, as a label: SteeringReason values, then "off" when
+// steering is not configured.
+inline constexpr int kDecisionLabels = 8;
+inline constexpr int kDecisionOff = 7;
+const char* DecisionLabel(int index);
+
+// Requests by route and serving cluster ("region:eu-west-1" for a tunnel).
+struct ExchangeCell {
+  MetricCounter requests[kStatusClasses][kDecisionLabels];
+};
+
+struct RouteCell {
+  LatencyHistogram latency;  // downstream: request head to the end of the exchange
+  MetricCounter bytes_in;
+  MetricCounter bytes_out;
+};
+
+// One upstream cluster (local clusters and region:<name> tunnel clusters).
+struct ClusterCell {
+  LatencyHistogram latency;  // upstream: request sent to response head, per attempt
+  MetricCounter responses[kStatusClasses];
+  MetricCounter failures[5];  // by UpstreamFailure (kNone unused)
+  MetricCounter retries[5];   // by the UpstreamFailure that caused them; kNone: a status code
+  MetricCounter ejections;
+  MetricCounter connections;  // upstream connections opened (HTTP/1.1 and HTTP/2)
+};
+// Labels for UpstreamFailure values; kNone reads "status" (a retry asked for by a status).
+inline constexpr const char* kFailureLabels[5] = {"status", "connect", "reset", "timeout",
+                                                  "bad_response"};
+
+// Requests a filter answered itself (auth 401, shed 503, rate limit 429, ...).
+struct RejectCell {
+  MetricCounter requests;
+};
+
+// Per region (by name): starts served there (counted at the node the request entered), and
+// this node's tunnel traffic toward it.
+struct RegionCell {
+  MetricCounter stream_starts;
+};
+
+// A worker's steering counters.
+struct SteeringStats {
+  MetricCounter served_local;
+  MetricCounter tunneled_out[kMaxRegions];  // by region index
+  MetricCounter tunneled_in;
+  MetricCounter hop_rejected[5];  // by HopVerdict
+  MetricCounter fallbacks;        // a tunnel failed: next savior or local
+  MetricCounter failovers;        // Isthmus: the local region failed a request
+};
+
+class WorkerMetrics {
+ public:
+  // Find-or-create; any thread (the worker, while it builds a snapshot).
+  ExchangeCell* Exchange(const std::string& route, const std::string& cluster);
+  RouteCell* Route(const std::string& route);
+  ClusterCell* Cluster(const std::string& cluster);
+  RejectCell* Reject(const std::string& route, const std::string& filter);
+  RegionCell* Region(const std::string& region);
+
+  MetricCounter connections_open;  // gauge
+  MetricCounter connections_total;
+  MetricCounter tls_handshakes[2][2];  // [ALPN h2][resumed]
+  MetricCounter tls_handshake_failures;
+  MetricCounter http2_connections;  // h2 and h2c
+  MetricCounter http2_shed;         // closed for abuse or protocol errors
+  SteeringStats steering;
+
+  // Scrape: calls `f` with the mutex held. Control thread.
+  template <typename F>
+  void Visit(F&& f) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    f(exchanges_, routes_, clusters_, rejects_, regions_);
+  }
+
+  using Pair = std::pair<std::string, std::string>;
+  template <typename T>
+  using Cells = std::map<std::string, std::unique_ptr<T>>;
+  template <typename T>
+  using PairCells = std::map<Pair, std::unique_ptr<T>>;
+
+ private:
+  mutable std::mutex mutex_;  // guards the maps' structure, never the counters
+  PairCells<ExchangeCell> exchanges_;
+  Cells<RouteCell> routes_;
+  Cells<ClusterCell> clusters_;
+  PairCells<RejectCell> rejects_;
+  Cells<RegionCell> regions_;
+};
+
+// The node's view beyond the workers' counters, filled by the control thread at scrape time.
+struct NodeGauges {
+  uint64_t table_version = 0;
+  std::vector<std::pair<std::string, uint32_t>> evacuated_bp;  // by region
+  std::vector<std::pair<std::string, bool>> region_healthy;
+  uint64_t active_plans = 0;
+  bool ready = false;
+  double start_time_seconds = 0;
+  // The fleet (proxy/fleet/fleet.h); rendered only when it is configured.
+  bool fleet = false;
+  bool fleet_connected = false;
+  bool fleet_leader = false;
+  int64_t fleet_revision = 0;
+  double fleet_seconds_since_sync = 0;
+  uint64_t fleet_nodes = 0;
+  uint64_t fleet_writes[3] = {};  // written, lost a race, store unreachable
+};
+
+// Prometheus text format (version 0.0.4) for the sum of `workers` plus `node`. Names start
+// with sluice_ (DESIGN.md, "Names that stay fixed"). `region_names` maps a region index of
+// the current table to its name (for the steering counters).
+std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, const NodeGauges& node,
+                          const std::vector<std::string>& region_names);
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_OBSERVE_METRICS_H_

@@ -1,0 +1,116 @@
+// TLS termination for a listener: one OpenSSL context per certificate, picked by SNI (exact
+// names, then "*.example.com" wildcards, then the first certificate); ALPN choosing h2 or
+// http/1.1; TLS 1.2 and 1.3 only; stateless session tickets whose keys rotate; OCSP stapling
+// from a file; optionally client certificates verified against a CA (mutual TLS, the regions'
+// tunnels).
+//
+// Built on the control thread when a configuration is loaded (so a bad file is an error with
+// its name) and shared read-only by every worker; OpenSSL contexts are thread-safe for
+// creating sessions. A reload or a changed file builds a new context: connections already
+// open keep the old one. Ticket keys live per listener name across rebuilds, so resumption
+// survives a reload.
+#ifndef SLUICE_PROXY_TLS_SERVER_TLS_H_
+#define SLUICE_PROXY_TLS_SERVER_TLS_H_
+
+#include <openssl/ssl.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace sluice {
+
+// Mozilla's "intermediate" TLS 1.2 ciphers: forward secrecy and AEAD only.
+inline constexpr char kDefaultTls12Ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+struct TlsCertificateConfig {
+  std::string cert_file;  // PEM chain, leaf first
+  std::string key_file;   // PEM private key
+  std::string ocsp_file;  // DER OCSP response to staple; empty: none
+};
+
+struct ListenerTlsConfig {
+  std::vector<TlsCertificateConfig> certificates;  // the first is the default
+  std::string min_version = "1.2";                 // "1.2" or "1.3"
+  std::string ciphers = kDefaultTls12Ciphers;      // TLS 1.2 cipher list
+  std::string ciphersuites;                        // TLS 1.3 suites; empty: OpenSSL's default
+  bool session_tickets = true;
+  absl::Duration ticket_key_rotation = absl::Hours(1);
+  std::string client_ca_file;  // non-empty: clients must present a certificate it signed
+};
+
+// Session ticket keys: the newest encrypts, the two before it still decrypt (a ticket then
+// lives up to three rotation periods), and keys rotate lazily when a ticket is issued.
+// Thread-safe (handshakes on every worker use it).
+class TicketKeyRing {
+ public:
+  explicit TicketKeyRing(absl::Duration rotation) : rotation_(rotation) {}
+  // The ring of the named listener, created on first use; kept for the process's life.
+  static std::shared_ptr<TicketKeyRing> ForListener(const std::string& name,
+                                                    absl::Duration rotation);
+
+  struct Key {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+    absl::Time created;
+  };
+  // The key to encrypt a new ticket with (rotating first if due).
+  Key Current(absl::Time now);
+  // The key named `name`, and whether it is an older one (the ticket should be renewed).
+  bool Find(const unsigned char name[16], Key* key, bool* old);
+  void SetRotation(absl::Duration rotation);
+  uint64_t rotations() const;
+
+ private:
+  void RotateLocked(absl::Time now);  // mutex_ held
+
+  mutable std::mutex mutex_;  // guards the rest
+  absl::Duration rotation_;
+  std::vector<Key> keys_;  // newest first
+  uint64_t rotations_ = 0;
+};
+
+class ServerTlsContext {
+ public:
+  // `listener` names the ticket key ring; `http2` offers h2 by ALPN.
+  static absl::StatusOr<std::shared_ptr<const ServerTlsContext>> Create(
+      const ListenerTlsConfig& config, const std::string& listener, bool http2);
+  ~ServerTlsContext();
+  ServerTlsContext(const ServerTlsContext&) = delete;
+  ServerTlsContext& operator=(const ServerTlsContext&) = delete;
+
+  // A new server-side session (accept state) for one connection; null when out of memory.
+  SSL* NewSession() const;
+  // The names each certificate answers for, in order (for logs and tests).
+  std::vector<std::vector<std::string>> names() const;
+  // Every file the context was built from (watched for changes).
+  static std::vector<std::string> Files(const ListenerTlsConfig& config);
+
+  // What one certificate's callbacks need. Owned by its OpenSSL context (ex_data), so it
+  // lives exactly as long as the context: connections that started under an older
+  // configuration keep what they use (defined in the .cc).
+  struct Certificate;
+  struct SniTable;
+
+ private:
+  ServerTlsContext() = default;
+
+  static int OnServerName(SSL* ssl, int* alert, void* arg);
+
+  std::vector<SSL_CTX*> contexts_;  // one reference each; [0] is the default certificate's
+  std::vector<std::vector<std::string>> names_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_TLS_SERVER_TLS_H_

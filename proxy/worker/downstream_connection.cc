@@ -1,0 +1,366 @@
+#include "proxy/worker/downstream_connection.h"
+
+#include "common/log.h"
+#include "proxy/forward/forwarder.h"
+#include "proxy/http/http2_server_codec.h"
+#include "proxy/net/proxy_protocol.h"
+#include "proxy/worker/worker.h"
+
+namespace sluice {
+namespace {
+
+// After a graceful close, how long the client may keep sending before the socket closes.
+constexpr absl::Duration kLinger = absl::Seconds(2);
+
+}  // namespace
+
+void DownstreamConnection::Accept(Worker* worker, uv_stream_t* server,
+                                  const ListenerOptions& options) {
+  auto* conn = new DownstreamConnection(worker, options);
+  if (conn->stream_.Init() != 0) {
+    delete conn;
+    return;
+  }
+  if (uv_accept(server, conn->stream_.stream()) != 0) {
+    conn->phase_ = Phase::kClosed;
+    conn->stream_.Close();  // frees conn from the close callback
+    return;
+  }
+  uint32_t cap = worker->snapshot()->max_connections;
+  if (cap != 0 && worker->connection_count() >= cap) {
+    // Over the connection cap: closed at once, before any byte is read or written.
+    worker->CountRefusedConnection();
+    conn->phase_ = Phase::kClosed;
+    conn->stream_.Close();
+    return;
+  }
+  if (options.tls) {
+    SSL* ssl = options.tls->NewSession();
+    if (!ssl) {
+      conn->phase_ = Phase::kClosed;
+      conn->stream_.Close();
+      return;
+    }
+    conn->stream_.StartTls(ssl);
+    conn->tls_ = true;
+    conn->info_.scheme = "https";
+  }
+  conn->Start();
+}
+
+DownstreamConnection::DownstreamConnection(Worker* worker, const ListenerOptions& options)
+    : worker_(worker),
+      context_(worker->context()),
+      stream_(context_, this),
+      timeout_(this),
+      phase_(options.proxy_protocol ? Phase::kProxyHeader : Phase::kHttp),
+      http2_(options.http2) {}
+
+DownstreamConnection::~DownstreamConnection() {
+  // A stream still open is reset here; its forwarder releases what it holds upstream.
+  codec_.reset();
+}
+
+void DownstreamConnection::Start() {
+  worker_->connections().PushBack(this);
+  counted_ = true;
+  worker_->OnConnectionOpened();
+  stream_.TuneSocket(static_cast<int>(kOutputHighWater));
+  sockaddr_storage peer;
+  int len = sizeof(peer);
+  if (uv_tcp_getpeername(stream_.handle(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    info_.client = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer));
+  }
+  info_.connection_id = worker_->NextConnectionId();
+  if (stream_.StartReading() != 0) {
+    Abort();
+    return;
+  }
+  const TimeoutsConfig& timeouts = worker_->snapshot()->config->timeouts;
+  if (phase_ == Phase::kProxyHeader) {
+    timeout_.Arm(context_->Timeouts(timeouts.head_read));
+  } else {
+    StartSession(nullptr, 0);
+  }
+  if (worker_->draining()) Drain();
+}
+
+void DownstreamConnection::StartSession(const char* data, size_t len) {
+  if (tls_) {
+    // The handshake is bounded like a request head. Bytes that came with the PROXY header
+    // cannot be fed back into TLS here; a client sends nothing before our handshake reply.
+    phase_ = Phase::kHandshake;
+    timeout_.Arm(context_->Timeouts(worker_->snapshot()->config->timeouts.head_read));
+    if (len > 0) Abort();
+    return;
+  }
+  if (http2_) {
+    phase_ = Phase::kSniff;
+    timeout_.Arm(context_->Timeouts(worker_->snapshot()->config->timeouts.downstream_idle));
+    if (len > 0) OnSniffBytes(data, len);
+    return;
+  }
+  StartHttp(false, data, len);
+}
+
+void DownstreamConnection::OnSniffBytes(const char* data, size_t len) {
+  // Decided by the first bytes: the preface is not a valid HTTP/1.1 request line.
+  proxy_header_.append(data, len);
+  const size_t n = std::min(proxy_header_.size(), kHttp2Preface.size());
+  const bool prefix = std::string_view(proxy_header_).substr(0, n) == kHttp2Preface.substr(0, n);
+  if (prefix && n < kHttp2Preface.size()) return;  // not enough to tell yet
+  std::string input;
+  input.swap(proxy_header_);
+  timeout_.Disarm();
+  StartHttp(prefix, input.data(), input.size());
+}
+
+void DownstreamConnection::OnTlsEstablished() {
+  if (phase_ != Phase::kHandshake) return;
+  timeout_.Disarm();
+  const bool h2 = http2_ && stream_.alpn() == "h2";
+  worker_->mutable_metrics().tls_handshakes[h2][SSL_session_reused(stream_.ssl()) ? 1 : 0].Add();
+  StartHttp(h2, nullptr, 0);
+}
+
+void DownstreamConnection::StartHttp(bool http2, const char* data, size_t len) {
+  phase_ = Phase::kHttp;
+  const WorkerSnapshot& snapshot = *worker_->snapshot();
+  const Config& config = *snapshot.config;
+  if (http2) {
+    worker_->mutable_metrics().http2_connections.Add();
+    Http2ServerCodec::Options options;
+    options.http2 = config.http2;
+    options.limits = snapshot.request_limits;
+    auto codec = std::make_unique<Http2ServerCodec>(
+        context_, static_cast<CodecTransport*>(this), static_cast<StreamFactory*>(this),
+        static_cast<CodecObserver*>(this), options, &info_);
+    http2_codec_ = codec.get();
+    codec_ = std::move(codec);
+  } else {
+    Http1ServerCodec::Options options;
+    options.limits = snapshot.request_limits;
+    options.max_requests = config.limits.max_requests_per_connection;
+    codec_ = std::make_unique<Http1ServerCodec>(context_, static_cast<CodecTransport*>(this),
+                                                static_cast<StreamFactory*>(this),
+                                                static_cast<CodecObserver*>(this), options, &info_);
+  }
+  OnCodecStateChanged();
+  if (len > 0 && phase_ == Phase::kHttp) codec_->OnData(data, len);
+}
+
+void DownstreamConnection::OnProxyHeaderBytes(const char* data, size_t len) {
+  proxy_header_.append(data, len);
+  ProxyParseResult r = ParseProxyHeader(proxy_header_);
+  switch (r.status) {
+    case ProxyParseResult::Status::kNeedMore:
+      if (proxy_header_.size() > kMaxProxyHeaderBytes) Abort();
+      return;
+    case ProxyParseResult::Status::kError:
+      LOG_INFO("downstream %s: %s", info_.client.ToString(), r.error);
+      Abort();
+      return;
+    case ProxyParseResult::Status::kDone:
+      break;
+  }
+  if (r.header.has_addresses) {
+    info_.client = r.header.source;
+    info_.InvalidateClientIp();
+    info_.proxied = true;
+  }
+  std::string rest = proxy_header_.substr(r.consumed);
+  std::string().swap(proxy_header_);
+  timeout_.Disarm();
+  StartSession(rest.data(), rest.size());
+}
+
+// --- Socket events -----------------------------------------------------------------------
+
+void DownstreamConnection::OnStreamRead(const char* data, size_t len) {
+  switch (phase_) {
+    case Phase::kProxyHeader:
+      OnProxyHeaderBytes(data, len);
+      return;
+    case Phase::kSniff:
+      OnSniffBytes(data, len);
+      return;
+    case Phase::kHttp:
+      codec_->OnData(data, len);
+      return;
+    case Phase::kHandshake:  // TLS records are consumed by the stream until it is done
+    case Phase::kLingering:  // the answer is out; what the client still sends is discarded
+    case Phase::kClosed:
+      return;
+  }
+}
+
+void DownstreamConnection::OnStreamEof() {
+  peer_eof_ = true;
+  if (phase_ == Phase::kHttp) {
+    codec_->OnEof();
+    return;
+  }
+  Abort();
+}
+
+void DownstreamConnection::OnStreamError(int error) {
+  if (!stream_.tls_error().empty()) {
+    LOG_DEBUG("downstream %s: %s", info_.client.ToString(), stream_.tls_error());
+    if (phase_ == Phase::kHandshake) worker_->mutable_metrics().tls_handshake_failures.Add();
+  } else {
+    LOG_DEBUG("downstream %s: %s", info_.client.ToString(), uv_strerror(error));
+  }
+  if (phase_ == Phase::kHttp && codec_) {
+    codec_->OnTransportError();  // resets the stream and calls Abort()
+  }
+  Abort();
+}
+
+void DownstreamConnection::OnStreamDrained() {
+  if (phase_ == Phase::kHttp) {
+    codec_->OnTransportDrained();
+  } else if (phase_ == Phase::kLingering) {
+    if (peer_eof_) {
+      Abort();  // everything is out and the client has finished too
+      return;
+    }
+    timeout_.Arm(context_->Timeouts(kLinger));
+  }
+}
+
+void DownstreamConnection::OnStreamClosed() {
+  if (http2_codec_ && !http2_codec_->close_reason().empty()) {
+    worker_->mutable_metrics().http2_shed.Add();  // abuse or a protocol error ended it
+  }
+  worker_node_.Unlink();
+  Worker* worker = worker_;
+  bool counted = counted_;
+  delete this;
+  worker->OnConnectionClosed(counted);
+}
+
+// --- CodecTransport ----------------------------------------------------------------------
+
+void DownstreamConnection::Write(std::string_view a, std::string_view b, std::string_view c) {
+  if (c.empty()) {
+    if (b.empty()) {
+      stream_.Write(a);
+    } else {
+      stream_.Write(a, b);
+    }
+  } else {
+    stream_.Write(a, b, c);
+  }
+}
+
+void DownstreamConnection::PauseReading() {
+  if (phase_ != Phase::kHttp) return;
+  read_paused_ = true;
+  stream_.StopReading();
+}
+
+void DownstreamConnection::ResumeReading() {
+  if (phase_ != Phase::kHttp || !read_paused_) return;
+  read_paused_ = false;
+  stream_.StartReading();
+}
+
+void DownstreamConnection::CloseAfterWrites() {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kLingering) return;
+  phase_ = Phase::kLingering;
+  if (peer_eof_ && stream_.queued_bytes() == 0) {
+    Abort();  // nothing to send and nothing more to read
+    return;
+  }
+  stream_.ShutdownWrite();
+  // Keep reading (and discarding) so the client's unread bytes do not turn our close into a
+  // reset that destroys the response in flight.
+  if (read_paused_) stream_.StartReading();
+  // Bounded while the last bytes drain; then kLinger once they are out (OnStreamDrained).
+  timeout_.Arm(context_->Timeouts(
+      stream_.queued_bytes() == 0 ? kLinger : worker_->snapshot()->config->timeouts.body_idle));
+}
+
+void DownstreamConnection::Abort() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  timeout_.Disarm();
+  if (codec_) codec_->OnTransportError();
+  stream_.Close();
+}
+
+void DownstreamConnection::Drain() {
+  switch (phase_) {
+    case Phase::kProxyHeader:
+    case Phase::kHandshake:
+    case Phase::kSniff:
+      Abort();
+      return;
+    case Phase::kHttp:
+      codec_->Drain();
+      return;
+    default:
+      return;
+  }
+}
+
+// --- Streams and timers ------------------------------------------------------------------
+
+std::unique_ptr<ServerStreamHandler> DownstreamConnection::NewStream(ServerStream* stream) {
+  // New requests use the newest configuration, even on an old connection.
+  return std::make_unique<Forwarder>(context_, worker_->snapshot(), stream);
+}
+
+void DownstreamConnection::OnCodecStateChanged() {
+  if (phase_ != Phase::kHttp) return;
+  // Connections opened before a reload follow the newest timeouts too.
+  const TimeoutsConfig& timeouts = worker_->snapshot()->config->timeouts;
+  switch (codec_->state()) {
+    case CodecState::kIdle:
+      head_timer_ = false;
+      timeout_.Arm(context_->Timeouts(timeouts.downstream_idle));
+      return;
+    case CodecState::kReadingHead:
+      // From the first byte of a head to its end, however slowly the bytes come.
+      if (!head_timer_) {
+        head_timer_ = true;
+        timeout_.Arm(context_->Timeouts(timeouts.head_read));
+      }
+      return;
+    case CodecState::kActive:
+      head_timer_ = false;
+      timeout_.Disarm();
+      return;
+    case CodecState::kClosed:
+      return;
+  }
+}
+
+void DownstreamConnection::OnTimeout(Timeout*) {
+  switch (phase_) {
+    case Phase::kHttp:
+      if (head_timer_) {
+        codec_->OnHeadTimeout();
+      } else {
+        codec_->OnIdleTimeout();
+      }
+      return;
+    case Phase::kProxyHeader:
+      LOG_INFO("downstream %s: no PROXY header in time", info_.client.ToString());
+      Abort();
+      return;
+    case Phase::kHandshake:
+      LOG_DEBUG("downstream %s: no TLS handshake in time", info_.client.ToString());
+      Abort();
+      return;
+    case Phase::kSniff:  // an idle cleartext connection that never sent a byte
+      Abort();
+      return;
+    case Phase::kLingering:
+    case Phase::kClosed:
+      Abort();
+      return;
+  }
+}
+
+}  // namespace sluice

@@ -1,0 +1,62 @@
+// A listening socket on one worker. With N workers, every configured address is bound N times
+// with SO_REUSEPORT (proxy/net/listen_socket.h) and the kernel spreads new connections across
+// the workers' sockets (libuv 1.44 has no flag for it: the control thread creates and binds
+// the socket, the worker adopts it with uv_tcp_open).
+#ifndef SLUICE_PROXY_WORKER_LISTENER_H_
+#define SLUICE_PROXY_WORKER_LISTENER_H_
+
+#include <uv.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/socket_address.h"
+#include "proxy/tls/server_tls.h"
+
+namespace sluice {
+
+class Worker;
+
+// How a listener's connections start; a reload may change it for new connections.
+struct ListenerOptions {
+  bool proxy_protocol = false;
+  bool http2 = true;                            // h2 by ALPN, or h2c with prior knowledge
+  std::shared_ptr<const ServerTlsContext> tls;  // null: cleartext
+};
+
+// What the control thread hands a worker for one configured listener.
+struct ListenerSocket {
+  std::string key;  // the address, "127.0.0.1:8080"
+  int fd = -1;      // adopted by the worker (closed with its handle)
+  int backlog = 1024;
+  ListenerOptions options;
+};
+
+class Listener {
+ public:
+  Listener(Worker* worker, const ListenerSocket& socket);
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  // Adopts the descriptor and starts accepting. Returns a libuv error code.
+  int Start();
+  void set_options(ListenerOptions options) { options_ = std::move(options); }
+  // Stops accepting and closes the socket; the listener deletes itself in the close callback.
+  void CloseAndDelete();
+
+ private:
+  ~Listener() = default;
+  void OnConnection(int status);
+
+  uv_tcp_t handle_;
+  Worker* worker_;
+  std::string key_;
+  int fd_;
+  int backlog_;
+  ListenerOptions options_;
+  bool opened_ = false;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_WORKER_LISTENER_H_

@@ -1,0 +1,351 @@
+#include "proxy/worker/worker.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+
+namespace sluice {
+
+Worker::Worker(int index, std::function<void()> on_exit)
+    : index_(index), on_exit_(std::move(on_exit)) {}
+
+Worker::~Worker() { Join(); }
+
+void Worker::Start(ConfigPtr config, std::vector<ListenerSocket> listeners,
+                   std::map<std::string, std::vector<SocketAddress>> resolved) {
+  resolved_ = std::move(resolved);
+  uv_loop_init(&loop_);
+  context_ = std::make_unique<LoopContext>(&loop_);
+  access_log_ = std::make_unique<AccessLogBuffer>(context_.get());
+  access_log_->Configure(access_sink_, access_sample_);
+  uv_async_init(&loop_, &async_, [](uv_async_t* a) { static_cast<Worker*>(a->data)->OnAsync(); });
+  async_.data = this;
+  // The loop is set up before the thread starts, so Post() works from now on.
+  thread_ =
+      std::thread([this, config = std::move(config), listeners = std::move(listeners)]() mutable {
+        Run(std::move(config), std::move(listeners));
+      });
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::Post(std::function<void(Worker*)> task) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (finished_) return;  // the loop is gone; so is anything the task would touch
+  inbox_.push_back(std::move(task));
+  uv_async_send(&async_);
+}
+
+void Worker::OnAsync() {
+  std::vector<std::function<void(Worker*)>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    tasks.swap(inbox_);
+  }
+  for (auto& task : tasks) task(this);
+}
+
+void Worker::Run(ConfigPtr config, std::vector<ListenerSocket> listeners) {
+  SetLogThreadName(absl::StrFormat("w%d", index_));
+  BuildSnapshot(std::move(config));
+  OpenListeners(std::move(listeners));
+  uv_run(&loop_, UV_RUN_DEFAULT);
+
+  // Drained: everything but the loop's own handles is closed. Close those and finish.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    finished_ = true;
+    inbox_.clear();
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  access_log_->Flush();
+  snapshot_.reset();
+  endpoints_.clear();
+  context_->Close();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  access_log_.reset();
+  context_.reset();
+  if (uv_loop_close(&loop_) != 0) {
+    LOG_WARN("worker %d: handles still open at exit", index_);
+  }
+  if (on_exit_) on_exit_();
+}
+
+void Worker::BuildSnapshot(ConfigPtr config) {
+  auto snapshot = std::make_shared<WorkerSnapshot>(config);
+  snapshot->request_limits.max_head_bytes = config->limits.max_head_bytes;
+  snapshot->request_limits.max_headers = config->limits.max_headers;
+  snapshot->request_limits.max_target_bytes = config->limits.max_target_bytes;
+  snapshot->request_limits.max_body_bytes = config->limits.max_request_body_bytes;
+  Http1Limits response_limits = snapshot->request_limits;
+  response_limits.max_body_bytes = 0;
+
+  // Endpoints (and their idle pools and outlier state) survive a reload when their cluster
+  // and address stay.
+  std::map<std::string, std::shared_ptr<UpstreamEndpoint>> endpoints;
+  for (const ClusterConfig& cluster : config->clusters) {
+    snapshot->clusters.push_back(std::make_unique<ClusterRuntime>(
+        cluster, Members(cluster, response_limits, &endpoints), config->workers));
+  }
+  for (auto& [key, endpoint] : endpoints_) {
+    if (endpoints.find(key) == endpoints.end()) endpoint->Retire();
+  }
+  endpoints_ = std::move(endpoints);
+  response_limits_ = response_limits;
+
+  for (const ClusterConfig& cluster : config->clusters) {
+    std::shared_ptr<ConcurrencyLimiter> limiter;
+    if (cluster.concurrency) {
+      if (snapshot_) {
+        for (size_t i = 0; i < snapshot_->config->clusters.size(); ++i) {
+          const ClusterConfig& old = snapshot_->config->clusters[i];
+          if (old.name == cluster.name && old.concurrency == cluster.concurrency) {
+            limiter = snapshot_->limiters[i];
+          }
+        }
+      }
+      if (!limiter) {
+        limiter = std::make_shared<ConcurrencyLimiter>(*cluster.concurrency, config->workers,
+                                                       context_->clock());
+      }
+    }
+    snapshot->limiters.push_back(std::move(limiter));
+  }
+  for (const RouteConfig& route : config->routes) {
+    FilterEnvironment env;
+    env.workers = config->workers;
+    env.clock = &context_->clock();
+    env.limiter = snapshot->limiters[route.cluster_index].get();
+    env.key_slots = &key_slots_;
+    FilterChain chain;
+    for (const FilterSpec& spec : route.filters) chain.Add(CreateFilter(spec, env));
+    snapshot->chains.push_back(std::move(chain));
+  }
+  if (config->limits.max_connections > 0) {
+    snapshot->max_connections = std::max<uint32_t>(
+        1, (config->limits.max_connections + config->workers - 1) / config->workers);
+  }
+  if (config->steering.enabled) {
+    snapshot->steering = steering_table_ ? steering_table_ : config->steering.table;
+  }
+  ResolveMetricCells(snapshot.get());
+  snapshot->node_health = &node_health_;
+  snapshot->access_log = access_log_.get();
+  snapshot_ = std::move(snapshot);
+}
+
+void Worker::ResolveMetricCells(WorkerSnapshot* snapshot) {
+  const Config& config = *snapshot->config;
+  snapshot->metrics = &metrics_;
+  const size_t clusters = config.clusters.size();
+  snapshot->exchange_cells.assign((config.routes.size() + 1) * clusters, nullptr);
+  for (size_t r = 0; r <= config.routes.size(); ++r) {
+    const std::string route = r < config.routes.size() ? config.routes[r].name : "none";
+    snapshot->route_cells.push_back(metrics_.Route(route));
+    for (size_t c = 0; c < clusters; ++c) {
+      snapshot->exchange_cells[r * clusters + c] =
+          metrics_.Exchange(route, r < config.routes.size() ? config.clusters[c].name : "none");
+    }
+    if (r == config.routes.size()) break;
+    std::vector<RejectCell*> rejects;
+    for (const FilterSpec& filter : config.routes[r].filters) {
+      rejects.push_back(metrics_.Reject(route, std::string(FilterSpecName(filter))));
+    }
+    snapshot->reject_cells.push_back(std::move(rejects));
+  }
+  for (size_t c = 0; c < clusters; ++c) {
+    snapshot->cluster_cells.push_back(metrics_.Cluster(config.clusters[c].name));
+    snapshot->clusters[c]->index = c;
+    snapshot->clusters[c]->cell = snapshot->cluster_cells.back();
+  }
+  if (snapshot->steering) {
+    for (int i = 0; i < snapshot->steering->region_count(); ++i) {
+      snapshot->region_cells.push_back(metrics_.Region(snapshot->steering->region(i).name));
+    }
+  } else {
+    snapshot->region_cells.push_back(metrics_.Region("local"));
+  }
+}
+
+void Worker::SetAccessLog(std::shared_ptr<AccessLogSink> sink, double sample) {
+  access_sink_ = std::move(sink);
+  access_sample_ = sample;
+  if (access_log_) access_log_->Configure(access_sink_, access_sample_);
+}
+
+void Worker::InjectStandby(const std::string& cluster) {
+  if (!injected_.insert(cluster).second || !snapshot_) return;
+  BuildSnapshot(snapshot_->config);  // the standbys join their cluster's balancer
+}
+
+void Worker::SetSteeringTable(SteeringTablePtr table) {
+  steering_table_ = std::move(table);
+  if (snapshot_ && snapshot_->config->steering.enabled && steering_table_) {
+    snapshot_->steering = steering_table_;
+  }
+}
+
+namespace {
+
+// TLS settings of a cluster applied to one of its endpoints: the configured server name, or
+// the endpoint's host name, or its address.
+void SetEndpointTls(const ClusterConfig& cluster, const EndpointConfig& endpoint,
+                    const SocketAddress& address, UpstreamEndpoint* member) {
+  member->SetHttp2(cluster.http2);
+  if (!cluster.tls) {
+    member->SetTls(nullptr, {});
+    return;
+  }
+  std::string name = cluster.tls->server_name;
+  if (name.empty()) name = endpoint.host.empty() ? address.IpString() : endpoint.host;
+  member->SetTls(cluster.tls->context, std::move(name));
+}
+
+}  // namespace
+
+std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(
+    const ClusterConfig& cluster, const Http1Limits& response_limits,
+    std::map<std::string, std::shared_ptr<UpstreamEndpoint>>* keep) {
+  const int64_t now = SystemClock().MonotonicNanos();
+  const int64_t slow_start = absl::ToInt64Nanoseconds(cluster.slow_start);
+  const bool initial = !snapshot_;  // at start every endpoint is at full weight at once
+  std::vector<std::shared_ptr<UpstreamEndpoint>> members;
+  for (const EndpointConfig& endpoint : cluster.endpoints) {
+    std::vector<SocketAddress> addresses;
+    if (endpoint.host.empty()) {
+      addresses.push_back(endpoint.address);
+    } else if (auto it = resolved_.find(cluster.name + "|" + endpoint.text);
+               it != resolved_.end()) {
+      addresses = it->second;  // every address of the name
+    }
+    const bool standby =
+        endpoint.standby && !cluster.inject_standby && !injected_.count(cluster.name);
+    for (const SocketAddress& address : addresses) {
+      std::string key = cluster.name + "|" + address.ToString();
+      std::shared_ptr<UpstreamEndpoint> member;
+      if (auto it = endpoints_.find(key); it != endpoints_.end()) {
+        member = it->second;
+        member->Update(cluster.pool, response_limits);
+        SetEndpointTls(cluster, endpoint, address, member.get());
+        member->SetStandby(standby, now, slow_start);  // an injected standby ramps up
+      } else {
+        std::string name = endpoint.host.empty() ? address.ToString()
+                                                 : endpoint.host + "(" + address.ToString() + ")";
+        member = std::make_shared<UpstreamEndpoint>(context_.get(), name, address, cluster.pool,
+                                                    response_limits);
+        SetEndpointTls(cluster, endpoint, address, member.get());
+        member->SetStandby(standby, now, 0);
+        if (!initial && !standby && slow_start > 0) member->StartSlowStart(now, slow_start);
+        if (auto h = health_.find(key); h != health_.end()) member->set_healthy(h->second);
+      }
+      (*keep)[key] = member;
+      members.push_back(std::move(member));
+    }
+  }
+  return members;
+}
+
+void Worker::UpdateResolved(const std::string& cluster_name, const std::string& endpoint,
+                            std::vector<SocketAddress> addresses) {
+  resolved_[cluster_name + "|" + endpoint] = std::move(addresses);
+  if (!snapshot_ || draining_) return;
+  for (size_t i = 0; i < snapshot_->config->clusters.size(); ++i) {
+    const ClusterConfig& cluster = snapshot_->config->clusters[i];
+    if (cluster.name != cluster_name) continue;
+    std::map<std::string, std::shared_ptr<UpstreamEndpoint>> kept;
+    auto members = Members(cluster, response_limits_, &kept);
+    const std::string prefix = cluster_name + "|";
+    for (auto it = endpoints_.begin(); it != endpoints_.end();) {
+      if (it->first.rfind(prefix, 0) == 0 && kept.find(it->first) == kept.end()) {
+        it->second->Retire();  // an address the name no longer has
+        it = endpoints_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [key, member] : kept) endpoints_[key] = member;
+    snapshot_->clusters[i]->balancer.SetEndpoints(std::move(members));
+  }
+}
+
+void Worker::UpdateHealth(const std::string& cluster_name, const SocketAddress& address,
+                          bool healthy) {
+  health_[cluster_name + "|" + address.ToString()] = healthy;
+  auto it = endpoints_.find(cluster_name + "|" + address.ToString());
+  if (it == endpoints_.end()) return;
+  int64_t slow_start = 0;
+  for (const ClusterConfig& cluster : snapshot_->config->clusters) {
+    if (cluster.name == cluster_name) slow_start = absl::ToInt64Nanoseconds(cluster.slow_start);
+  }
+  it->second->SetHealthy(healthy, SystemClock().MonotonicNanos(), slow_start);
+}
+
+void Worker::OpenListeners(std::vector<ListenerSocket> sockets) {
+  for (const ListenerSocket& socket : sockets) {
+    auto* listener = new Listener(this, socket);
+    int rc = listener->Start();
+    if (rc != 0) {
+      LOG_ERROR("listener %s: %s", socket.key, uv_strerror(rc));
+      listener->CloseAndDelete();
+      continue;
+    }
+    listeners_[socket.key] = listener;
+  }
+}
+
+void Worker::ApplyConfig(ConfigPtr config, std::vector<ListenerSocket> added,
+                         const std::map<std::string, ListenerOptions>& keep) {
+  if (draining_) {
+    for (ListenerSocket& socket : added) ::close(socket.fd);
+    return;
+  }
+  BuildSnapshot(std::move(config));
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    auto kept = keep.find(it->first);
+    if (kept == keep.end()) {
+      it->second->CloseAndDelete();
+      it = listeners_.erase(it);
+    } else {
+      it->second->set_options(kept->second);
+      ++it;
+    }
+  }
+  OpenListeners(std::move(added));
+}
+
+void Worker::UpdateKeys(const std::string& path, std::shared_ptr<const JsonWebKeySet> keys) {
+  key_slots_.Get(path)->Install(std::move(keys));
+}
+
+void Worker::BeginDrain() {
+  if (draining_) return;
+  draining_ = true;
+  for (auto& [key, listener] : listeners_) listener->CloseAndDelete();
+  listeners_.clear();
+  connections_.ForEach([](DownstreamConnection* c) { c->Drain(); });
+  MaybeFinish();
+}
+
+void Worker::ForceClose() {
+  connections_.ForEach([](DownstreamConnection* c) { c->Abort(); });
+}
+
+void Worker::OnConnectionClosed(bool counted) {
+  if (counted && connection_count_ > 0) --connection_count_;
+  metrics_.connections_open.Set(connection_count_);
+  if (draining_) MaybeFinish();
+}
+
+void Worker::MaybeFinish() {
+  if (!draining_ || !connections_.empty()) return;
+  // Idle upstream connections keep the loop alive; close them so uv_run returns.
+  for (auto& [key, endpoint] : endpoints_) endpoint->Retire();
+  uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+}
+
+}  // namespace sluice

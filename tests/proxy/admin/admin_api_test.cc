@@ -1,0 +1,239 @@
+#include "proxy/admin/admin_api.h"
+
+#include <uv.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "filters/auth_filter.h"
+#include "gtest/gtest.h"
+
+namespace sluice {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
+constexpr char kReadToken[] = "read-token-0123456789abcdef";
+
+AdminToken Token(const std::string& name, const std::string& token, bool admin) {
+  std::array<unsigned char, 32> digest = Sha256(token);
+  return AdminToken{name, admin, std::string(digest.begin(), digest.end())};
+}
+
+class FakeBackend : public AdminBackend {
+ public:
+  explicit FakeBackend(uv_loop_t* loop)
+      : steering_(loop, [this](SteeringTablePtr t) { published.push_back(std::move(t)); }) {}
+  std::string RenderMetrics() override { return "sluice_ready 1\n"; }
+  bool Ready(std::string* why) const override {
+    *why = "draining";
+    return ready;
+  }
+  json Health() override { return json{{"ready", ready}}; }
+  SteeringControl* steering() override { return &steering_; }
+  absl::Status InjectStandby(const std::string& cluster, const std::string& actor) override {
+    if (cluster != "app") return absl::NotFoundError("no cluster named \"" + cluster + "\"");
+    injected.push_back(cluster + " by " + actor);
+    return absl::OkStatus();
+  }
+  json FleetStatus() override { return json{{"enabled", false}}; }
+
+  bool ready = true;
+  std::vector<SteeringTablePtr> published;
+  std::vector<std::string> injected;
+  SteeringControl steering_;
+};
+
+class AdminApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    uv_loop_init(&loop_);
+    backend_ = std::make_unique<FakeBackend>(&loop_);
+    Config config;
+    config.steering.enabled = true;
+    SteeringSpec& spec = config.steering.spec;
+    spec.local_region = "us-east-1";
+    for (const char* name : {"us-east-1", "us-west-2", "eu-west-1"}) {
+      RegionSpec r;
+      r.name = name;
+      spec.regions.push_back(r);
+    }
+    spec.regions[0].saviors = {{"eu-west-1", 70}, {"us-west-2", 30}};
+    ASSERT_TRUE(backend_->steering_.Start(config).ok());
+    api_ = std::make_unique<AdminApi>(backend_.get());
+    api_->SetTokens({Token("ops", kAdminToken, true), Token("dash", kReadToken, false)});
+  }
+  void TearDown() override {
+    api_.reset();
+    backend_->steering_.Stop();
+    uv_run(&loop_, UV_RUN_NOWAIT);
+    backend_.reset();
+    uv_loop_close(&loop_);
+  }
+
+  AdminResponse Call(const std::string& method, const std::string& path,
+                     const std::string& token = kAdminToken, const std::string& body = "") {
+    AdminRequest r;
+    r.method = method;
+    r.path = path;
+    if (!token.empty()) r.authorization = "Bearer " + token;
+    r.body = body;
+    return Handle(r);
+  }
+  // Without a fleet every answer is immediate.
+  AdminResponse Handle(const AdminRequest& r) {
+    int calls = 0;
+    AdminResponse out;
+    api_->Handle(r, [&](const AdminResponse& response) {
+      ++calls;
+      out = response;
+    });
+    EXPECT_EQ(calls, 1);
+    return out;
+  }
+  static json Body(const AdminResponse& r) { return json::parse(r.body); }
+
+  uv_loop_t loop_;
+  std::unique_ptr<FakeBackend> backend_;
+  std::unique_ptr<AdminApi> api_;
+};
+
+TEST_F(AdminApiTest, OpenEndpointsNeedNoToken) {
+  EXPECT_EQ(Call("GET", "/healthz", "").status, 200);
+  EXPECT_EQ(Call("GET", "/metrics", "").body, "sluice_ready 1\n");
+  EXPECT_EQ(Call("GET", "/readyz", "").status, 200);
+  backend_->ready = false;
+  AdminResponse not_ready = Call("GET", "/readyz", "");
+  EXPECT_EQ(not_ready.status, 503);
+  EXPECT_EQ(not_ready.body, "not ready: draining\n");
+  EXPECT_EQ(Call("POST", "/metrics", "").status, 405);
+}
+
+TEST_F(AdminApiTest, TokensAndRoles) {
+  AdminResponse missing = Call("GET", "/v1/steering", "");
+  EXPECT_EQ(missing.status, 401);
+  ASSERT_EQ(missing.headers.size(), 1u);
+  EXPECT_EQ(missing.headers[0].first, "WWW-Authenticate");
+  EXPECT_EQ(Call("GET", "/v1/steering", "wrong-token-0123456789abcdef").status, 401);
+  EXPECT_EQ(Call("GET", "/v1/steering", std::string(kAdminToken) + "x").status, 401);
+  AdminRequest basic;
+  basic.method = "GET";
+  basic.path = "/v1/steering";
+  basic.authorization = std::string("Basic ") + kAdminToken;
+  EXPECT_EQ(Handle(basic).status, 401);
+  EXPECT_EQ(Call("GET", "/v1/steering", kReadToken).status, 200);
+  AdminResponse forbidden =
+      Call("PUT", "/v1/steering/regions/us-east-1", kReadToken, R"({"fraction": 5})");
+  EXPECT_EQ(forbidden.status, 403);
+  EXPECT_EQ(Body(forbidden)["error"], "token \"dash\" may only read");
+  EXPECT_TRUE(backend_->published.empty());
+}
+
+TEST_F(AdminApiTest, SetARegionWithOptimisticConcurrency) {
+  json before = Body(Call("GET", "/v1/steering"));
+  EXPECT_EQ(before["version"], 1);
+  EXPECT_EQ(before["regions"]["us-east-1"]["fraction"], "0%");
+  AdminResponse set = Call("PUT", "/v1/steering/regions/us-east-1", kAdminToken,
+                           R"({"fraction": "25%", "version": 1})");
+  ASSERT_EQ(set.status, 200) << set.body;
+  EXPECT_EQ(Body(set)["version"], 2);
+  EXPECT_EQ(Body(set)["regions"]["us-east-1"]["evacuated_bp"], 2500);
+  ASSERT_EQ(backend_->published.size(), 1u);
+  EXPECT_EQ(backend_->published[0]->version(), 2u);
+  AdminResponse stale = Call("PUT", "/v1/steering/regions/us-east-1", kAdminToken,
+                             R"({"fraction": 50, "version": 1})");
+  EXPECT_EQ(stale.status, 409);
+  EXPECT_NE(Body(stale)["error"].get<std::string>().find("version 2"), std::string::npos);
+  EXPECT_EQ(Call("PUT", "/v1/steering/regions/mars-1", kAdminToken, R"({"fraction": 5})").status,
+            404);
+}
+
+TEST_F(AdminApiTest, BadBodiesNameTheFieldAndChangeNothing) {
+  struct Case {
+    std::string body, field;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"{", "not valid JSON"},
+           {"[]", "JSON object"},
+           {R"({"fraction": 101})", "fraction"},
+           {R"({"fraction": "abc"})", "fraction"},
+           {R"({"fraction": 2.555})", "fraction"},
+           {R"({"fraction": 5, "colour": "red"})", "colour: unknown field"},
+           {R"({"saviors": {"eu-west-1": 700}})", "saviors.eu-west-1"},
+           {R"({"saviors": {"mars-1": 10}, "fraction": 5})", "mars-1"},
+           {R"({"healthy": "yes"})", "healthy"},
+           {R"({"version": -1, "fraction": 5})", "version"},
+           {R"({})", "changes nothing"},
+       }) {
+    AdminResponse r = Call("PUT", "/v1/steering/regions/us-east-1", kAdminToken, c.body);
+    EXPECT_EQ(r.status, 400) << c.body;
+    EXPECT_NE(Body(r)["error"].get<std::string>().find(c.field), std::string::npos)
+        << c.body << " -> " << r.body;
+  }
+  for (const Case& c : std::vector<Case>{
+           {R"({"region": "us-east-1"})", "kind"},
+           {R"({"kind": "evacuate", "region": 7})", "region"},
+           {R"({"kind": "evacuate", "region": "us-east-1", "ramp": [5, 1]})", "increase"},
+           {R"({"kind": "evacuate", "region": "us-east-1", "ramp": "5"})", "ramp"},
+           {R"({"kind": "evacuate", "region": "us-east-1", "hold": "forever"})", "hold"},
+           {R"({"kind": "restore", "region": "us-east-1", "saviors": {}})", "saviors"},
+       }) {
+    AdminResponse r = Call("POST", "/v1/plans", kAdminToken, c.body);
+    EXPECT_EQ(r.status, 400) << c.body;
+    EXPECT_NE(Body(r)["error"].get<std::string>().find(c.field), std::string::npos)
+        << c.body << " -> " << r.body;
+  }
+  EXPECT_EQ(backend_->steering_.controller()->state().version, 1u);
+  EXPECT_TRUE(backend_->steering_.controller()->state().plans.empty());
+}
+
+TEST_F(AdminApiTest, PlansStartListAbort) {
+  AdminResponse started =
+      Call("POST", "/v1/plans", kAdminToken,
+           R"({"kind": "evacuate", "region": "us-east-1", "saviors": {"eu-west-1": 100},
+               "ramp": [10, "50%", "10000bp"], "hold": "1h"})");
+  ASSERT_EQ(started.status, 201) << started.body;
+  json plan = Body(started)["plan"];
+  EXPECT_EQ(plan["id"], 1);
+  EXPECT_EQ(plan["steps_bp"], json({1000, 5000, 10000}));
+  EXPECT_EQ(plan["step"], 0);  // the first step is taken at once
+  EXPECT_EQ(Body(Call("GET", "/v1/steering"))["regions"]["us-east-1"]["evacuated_bp"], 1000);
+  EXPECT_EQ(Body(Call("GET", "/v1/plans", kReadToken))["plans"].size(), 1u);
+  EXPECT_EQ(Call("GET", "/v1/plans/1", kReadToken).status, 200);
+  EXPECT_EQ(Call("GET", "/v1/plans/7").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/plans/x").status, 404);
+  // A direct change during the plan: 409 unless forced.
+  EXPECT_EQ(Call("PUT", "/v1/steering/regions/us-east-1", kAdminToken, R"({"fraction": 5})").status,
+            409);
+  EXPECT_EQ(Call("DELETE", "/v1/plans/1", kReadToken).status, 403);
+  AdminResponse aborted = Call("DELETE", "/v1/plans/1");
+  ASSERT_EQ(aborted.status, 200);
+  EXPECT_EQ(Body(aborted)["plan"]["state"], "aborted");
+  EXPECT_EQ(Call("DELETE", "/v1/plans/1").status, 409);
+  EXPECT_EQ(Call("PATCH", "/v1/plans/1").status, 405);
+}
+
+TEST_F(AdminApiTest, StandbyInjectionAndUnknownPaths) {
+  EXPECT_EQ(Call("POST", "/v1/clusters/app/standby:inject").status, 200);
+  EXPECT_EQ(backend_->injected, std::vector<std::string>{"app by ops"});
+  EXPECT_EQ(Call("POST", "/v1/clusters/nope/standby:inject").status, 404);
+  EXPECT_EQ(Call("GET", "/v1/clusters/app/standby:inject").status, 405);
+  EXPECT_EQ(Call("GET", "/v1/nothing").status, 404);
+  EXPECT_EQ(Call("GET", "/").status, 404);
+  EXPECT_EQ(Body(Call("GET", "/v1/health", kReadToken))["ready"], true);
+}
+
+TEST(FractionFromJsonTest, Forms) {
+  EXPECT_EQ(*FractionFromJson(json(25), "f"), 2500u);
+  EXPECT_EQ(*FractionFromJson(json(0.5), "f"), 50u);
+  EXPECT_EQ(*FractionFromJson(json("0.01%"), "f"), 1u);
+  EXPECT_EQ(*FractionFromJson(json("2500bp"), "f"), 2500u);
+  EXPECT_FALSE(FractionFromJson(json(-1), "f").ok());
+  EXPECT_FALSE(FractionFromJson(json(100.5), "f").ok());
+  EXPECT_FALSE(FractionFromJson(json(nullptr), "f").ok());
+  EXPECT_FALSE(FractionFromJson(json(true), "f").ok());
+}
+
+}  // namespace
+}  // namespace sluice

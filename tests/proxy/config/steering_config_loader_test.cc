@@ -1,0 +1,293 @@
+#include "proxy/config/steering_config_loader.h"
+
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "proxy/config/config_loader.h"
+
+namespace sluice {
+namespace {
+
+constexpr char kRegions[] = R"(
+listeners: [{address: 127.0.0.1:1}]
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:2]
+routes:
+  - cluster: app
+steering:
+  local_region: us-east-1
+  misrouted: serve_local
+  member_id: [claim, {cookie: member}, {header: X-Member-Id}]
+  home_region: [claim, {header: x-home-region}, map]
+  home_region_map:
+    salt: homes
+    prefixes: {"eu-": eu-west-1, "eu-us-": us-east-1}
+    hash_ranges:
+      - {from: 0%, to: 50%, region: us-east-1}
+      - {from: 50%, to: 100%, region: us-west-2}
+  cohorts:
+    - {header: x-client-country, values: {BR: latam, AR: latam}}
+    - {claim: tier, values: {gold: vip}}
+  tunnel:
+    key_file: KEYFILE
+    max_skew: 10s
+    connect_timeout: 300ms
+  failover: false
+  replay_buffer: 16KiB
+  regions:
+    us-east-1:
+      tunnel: [127.0.0.1:8081]
+      evacuate: 25%
+      saviors: {eu-west-1: 70, us-west-2: 30}
+      cohorts: {latam: {us-west-2: 100}}
+    us-west-2:
+      tunnel: [127.0.0.1:8082, 127.0.0.1:8092]
+      salt: west-salt
+    eu-west-1:
+      tunnel: [edge.eu.internal:8083]
+)";
+
+class SteeringConfigLoaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // ctest runs every test in its own process, in parallel: each gets its
+    // own directory so no test reads a key file another is rewriting.
+    std::string pattern = ::testing::TempDir() + "/sluice-steering-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
+    dir_ = pattern;
+    key_file_ = dir_ + "/steering-test.key";
+    std::ofstream(key_file_) << std::string(64, 'a') << "\n";
+    short_key_file_ = dir_ + "/steering-short.key";
+    std::ofstream(short_key_file_) << "tooshort\n";
+  }
+
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Yaml(std::string_view text = kRegions) const {
+    std::string yaml(text);
+    yaml.replace(yaml.find("KEYFILE"), 7, key_file_);
+    return yaml;
+  }
+
+  absl::StatusOr<ConfigPtr> Parse(const std::string& yaml) const {
+    return ParseConfig(yaml, dir_ + "/steering.yaml");
+  }
+
+  std::string dir_, key_file_, short_key_file_;
+};
+
+TEST_F(SteeringConfigLoaderTest, ParsesEverything) {
+  auto config = Parse(Yaml());
+  ASSERT_TRUE(config.ok()) << config.status();
+  const SteeringConfig& s = (*config)->steering;
+  ASSERT_TRUE(s.enabled);
+  const SteeringTable& table = *s.table;
+  EXPECT_EQ(table.region(table.local()).name, "us-east-1");
+  EXPECT_EQ(table.misrouted(), MisroutedMode::kServeLocal);
+  EXPECT_EQ(table.region(0).evacuated_bp, 2500u);
+  ASSERT_EQ(table.cohorts(), (std::vector<std::string>{"latam", "vip"}));
+  EXPECT_EQ(table.SaviorsFor(0, 0).size(), 1u);
+  ASSERT_EQ(s.member_id.size(), 3u);
+  EXPECT_EQ(s.member_id[2].kind, MemberIdSource::Kind::kHeader);
+  EXPECT_EQ(s.member_id[2].name, "x-member-id");  // lower-cased once, here
+  ASSERT_EQ(s.home_region.size(), 3u);
+  EXPECT_EQ(s.home_region[2].kind, HomeRegionSource::Kind::kMap);
+  ASSERT_EQ(s.home_map.prefixes.size(), 2u);
+  EXPECT_EQ(s.home_map.prefixes[0].first, "eu-us-");  // longest first
+  EXPECT_EQ(s.home_map.ranges.size(), 2u);
+  ASSERT_EQ(s.cohort_rules.size(), 2u);
+  EXPECT_EQ(s.cohort_rules[1].kind, CohortRule::Kind::kClaimTier);
+  EXPECT_EQ(s.max_skew_seconds, 10);
+  EXPECT_FALSE(s.failover);
+  EXPECT_EQ(s.replay_buffer, 16u * 1024);
+  // One tunnel cluster per peer region, none for the local one.
+  const Config& c = **config;
+  ASSERT_EQ(s.tunnel_cluster, (std::vector<int>{-1, 1, 2}));
+  EXPECT_EQ(c.clusters[1].name, "region:us-west-2");
+  EXPECT_EQ(c.clusters[1].endpoints.size(), 2u);
+  EXPECT_EQ(c.clusters[1].connect_timeout, absl::Milliseconds(300));
+  EXPECT_EQ(c.clusters[2].endpoints[0].host, "edge.eu.internal");
+  // A region may be ejected whole: then steering skips it as unreachable.
+  EXPECT_EQ(c.clusters[1].outlier.max_ejection_percent, 100u);
+  EXPECT_EQ(c.clusters[1].outlier.consecutive_failures, 3u);
+  // The signer signs with the file's key, without its trailing newline.
+  HopSigner expected({std::string(64, 'a')});
+  HopRequestLine line{"GET", "/", ""};
+  EXPECT_EQ(s.signer->Sign("us-east-1", "eu-west-1", 1, "r", line),
+            expected.Sign("us-east-1", "eu-west-1", 1, "r", line));
+}
+
+TEST_F(SteeringConfigLoaderTest, WithoutASteeringSectionEverythingIsLocal) {
+  auto config = Parse(
+      "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: app, endpoints: "
+      "[127.0.0.1:2]}]\nroutes: [{cluster: app}]\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE((*config)->steering.enabled);
+  EXPECT_EQ((*config)->steering.table, nullptr);
+}
+
+TEST_F(SteeringConfigLoaderTest, Errors) {
+  struct Case {
+    std::string from, to, message;
+  };
+  const std::vector<Case> cases = {
+      {"eu-west-1: 70", "eu-west-1: 140",
+       "steering.regions.us-east-1.saviors.eu-west-1: must be 0..100, got 140"},
+      {"eu-west-1: 70", "mars-1: 70",
+       "steering.regions.us-east-1.saviors.mars-1: not one of steering.regions"},
+      {"evacuate: 25%", "evacuate: 25", "evacuate: expected a fraction such as 25%"},
+      {"evacuate: 25%", "evacuate: 125%", "evacuate: expected a fraction"},
+      {"local_region: us-east-1", "local_region: ap-south-1",
+       "steering.local_region: \"ap-south-1\" is not one of steering.regions"},
+      {"misrouted: serve_local", "misrouted: sometimes", "must be proxy_home or serve_local"},
+      {"member_id: [claim,", "member_id: [subject,", "expected claim, {cookie: NAME}"},
+      {"{header: X-Member-Id}", "{header: \"X Member\"}", "is not a header or cookie name"},
+      {"home_region: [claim, {header: x-home-region}, map]", "home_region: [claim]",
+       "home_region_map: set, but steering.home_region does not list map"},
+      {"to: 50%, region: us-east-1", "to: 60%, region: us-east-1", "overlaps an earlier range"},
+      {"\"eu-\": eu-west-1", "\"eu-\": eu-north-1", "\"eu-north-1\" is not one of"},
+      {"{claim: tier,", "{claim: sub,", "must be tier or home_region"},
+      {"latam: {us-west-2: 100}", "vip2: {us-west-2: 100}", "cohorts.vip2: not a cohort"},
+      {"tunnel: [edge.eu.internal:8083]", "salt: x",
+       "steering.regions.eu-west-1.tunnel: required for a peer region"},
+      {"max_skew: 10s", "max_skew: 0s", "max_skew: must be at least 1s"},
+      {"us-west-2:\n      tunnel", "US West:\n      tunnel", "a region name is"},
+      {"failover: false", "failover: maybe", "expected true or false"},
+      {"  regions:", "  regionz:", "unknown key \"regionz\""},
+  };
+  for (const Case& c : cases) {
+    std::string yaml = Yaml();
+    size_t at = yaml.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    yaml.replace(at, c.from.size(), c.to);
+    auto config = Parse(yaml);
+    ASSERT_FALSE(config.ok()) << c.to;
+    EXPECT_NE(config.status().message().find(c.message), std::string::npos)
+        << c.to << " -> " << config.status().message();
+  }
+}
+
+TEST_F(SteeringConfigLoaderTest, TheTunnelKeyMustBeReadableAndLongEnough) {
+  std::string yaml = Yaml();
+  yaml.replace(yaml.find(key_file_), key_file_.size(), short_key_file_);
+  auto config = Parse(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("needs at least 32"), std::string::npos)
+      << config.status().message();
+  yaml = Yaml();
+  yaml.replace(yaml.find(key_file_), key_file_.size(), dir_ + "/missing.key");
+  config = Parse(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("cannot read"), std::string::npos);
+  yaml = Yaml();
+  yaml.replace(yaml.find("    key_file: " + key_file_ + "\n"), 14 + key_file_.size(), "");
+  config = Parse(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("tunnel.key_file"), std::string::npos)
+      << config.status().message();
+}
+
+TEST_F(SteeringConfigLoaderTest, ClusterNamesCannotTakeTheTunnelPrefix) {
+  std::string yaml = Yaml();
+  yaml.replace(yaml.find("  - name: app"), 13, "  - name: region:app");
+  yaml.replace(yaml.find("  - cluster: app"), 16, "  - cluster: region:app");
+  auto config = Parse(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("are the tunnels to peer regions"), std::string::npos)
+      << config.status().message();
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// fleet: lives beside steering: (proxy/config/admin_config_loader.cc) and needs it.
+TEST_F(SteeringConfigLoaderTest, ParsesTheFleet) {
+  std::ofstream(dir_ + "/etcd.password") << "s3cret\n";
+  // Any certificate will do as a CA bundle: its loading is what is checked.
+  ASSERT_EQ(
+      std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                   "-keyout " +
+                   dir_ + "/ca.key -out " + dir_ + "/ca.pem -days 1 -subj /CN=test 2>/dev/null")
+                      .c_str()),
+      0);
+  auto config = Parse(Yaml() + R"(
+fleet:
+  etcd:
+    endpoints: [http://127.0.0.1:2379, "http://[::1]:2379", https://etcd-1.internal:2379/]
+    ca_file: ca.pem
+    username: sluice
+    password_file: etcd.password
+    timeout: 500ms
+  prefix: /edge/prod/
+  node: use1-a
+  lease_ttl: 4s
+  publish_interval: 2s
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const FleetConfig& f = (*config)->fleet;
+  EXPECT_TRUE(f.enabled);
+  EXPECT_EQ(f.etcd_endpoints.size(), 3u);
+  EXPECT_EQ(f.etcd_tls.ca_file, dir_ + "/ca.pem");
+  EXPECT_EQ(f.etcd_username, "sluice");
+  EXPECT_EQ(f.etcd_password, "s3cret");
+  EXPECT_EQ(f.etcd_timeout, absl::Milliseconds(500));
+  EXPECT_EQ(f.prefix, "/edge/prod/");
+  EXPECT_EQ(f.node, "use1-a");
+  EXPECT_EQ(f.lease_ttl, absl::Seconds(4));
+  EXPECT_EQ(f.publish_interval, absl::Seconds(2));
+  EXPECT_FALSE((*Parse(Yaml()))->fleet.enabled);
+}
+
+TEST_F(SteeringConfigLoaderTest, FleetErrors) {
+  auto error = [&](const std::string& fleet, const std::string& base = "") {
+    auto config = Parse((base.empty() ? Yaml() : base) + "fleet:\n" + fleet);
+    return config.ok() ? std::string("accepted") : std::string(config.status().message());
+  };
+  const std::string etcd = "  etcd: {endpoints: [http://127.0.0.1:2379]}\n";
+  EXPECT_NE(error(etcd,
+                  "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: "
+                  "[127.0.0.1:2]}]\nroutes: [{cluster: a}]\n")
+                .find("needs a steering: section"),
+            std::string::npos);
+  EXPECT_NE(error("  prefix: /x/\n").find("fleet.etcd: required"), std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [https://127.0.0.1:2379], ca_file: /nonexistent/ca}\n")
+                .find("ca_file /nonexistent/ca"),
+            std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [http://127.0.0.1:2379], ca_file: ca.pem}\n")
+                .find("for https:// endpoints"),
+            std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [etcd.internal:2379]}\n").find("https://HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: []}\n").find("1..16"), std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [\"http://etcd one:2379\"]}\n").find("HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [http://etcd:0]}\n").find("HOST:PORT"), std::string::npos);
+  EXPECT_NE(error(etcd + "  prefix: sluice\n").find("must start and end with /"),
+            std::string::npos);
+  EXPECT_NE(error(etcd + "  lease_ttl: 2500ms\n").find("whole seconds"), std::string::npos);
+  EXPECT_NE(error(etcd + "  lease_ttl: 2s\n  publish_interval: 1500ms\n").find("half"),
+            std::string::npos);
+  EXPECT_NE(error(etcd + "  node: a b\n").find("fleet.node"), std::string::npos);
+  EXPECT_NE(
+      error("  etcd: {endpoints: [http://127.0.0.1:2379], username: u}\n").find("go together"),
+      std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [http://127.0.0.1:2379], username: u, password_file: "
+                  "/nonexistent/pw}\n")
+                .find("cannot read /nonexistent/pw"),
+            std::string::npos);
+  EXPECT_NE(error(etcd + "  leader: me\n").find("unknown"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,118 @@
+#include "proxy/event/loop_context.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/proxy/loop_test_util.h"
+
+namespace sluice {
+namespace {
+
+struct Task : DeferredTask {
+  std::vector<std::string>* log;
+  std::string name;
+  Task* then = nullptr;
+  LoopContext* context = nullptr;
+  Task(std::vector<std::string>* l, std::string n) : log(l), name(std::move(n)) {}
+  void RunDeferred() override {
+    log->push_back(name);
+    if (then) context->Schedule(then);
+  }
+};
+
+struct Tracked : Deletable {
+  bool* gone;
+  explicit Tracked(bool* g) : gone(g) {}
+  ~Tracked() override { *gone = true; }
+};
+
+TEST(LoopContextTest, DeferredTasksRunOnceInOrder) {
+  TestLoop loop;
+  std::vector<std::string> log;
+  Task a(&log, "a"), b(&log, "b"), c(&log, "c");
+  a.then = &c;
+  a.context = loop.context();
+  loop.context()->Schedule(&a);
+  loop.context()->Schedule(&b);
+  loop.context()->Schedule(&a);  // already scheduled: no second run
+  loop.context()->RunDeferredNow();
+  EXPECT_EQ(log, (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(LoopContextTest, DestroyedTaskIsCancelled) {
+  TestLoop loop;
+  std::vector<std::string> log;
+  {
+    Task gone(&log, "gone");
+    loop.context()->Schedule(&gone);
+  }
+  loop.context()->RunDeferredNow();
+  EXPECT_TRUE(log.empty());
+}
+
+TEST(LoopContextTest, TasksRunBeforeTheLoopSleeps) {
+  TestLoop loop;
+  std::vector<std::string> log;
+  Task t(&log, "t");
+  loop.context()->Schedule(&t);
+  uv_run(loop.loop(), UV_RUN_NOWAIT);  // one iteration: prepare/check drain it
+  EXPECT_EQ(log.size(), 1u);
+}
+
+TEST(LoopContextTest, DeleteLaterWaitsForTheCallbackToUnwind) {
+  TestLoop loop;
+  bool gone = false;
+  loop.context()->DeleteLater(std::make_unique<Tracked>(&gone));
+  EXPECT_FALSE(gone);
+  loop.context()->RunDeferredNow();
+  EXPECT_TRUE(gone);
+}
+
+TEST(LoopContextTest, ClockIsReadOncePerBatchAndFreshAfterAWait) {
+  TestLoop loop;
+  const Clock& clock = loop.context()->clock();
+  int64_t first = clock.MonotonicNanos();
+  EXPECT_EQ(clock.MonotonicNanos(), first);  // same batch: the same reading
+  struct Probe {
+    const Clock* clock;
+    int64_t seen[2] = {0, 0};
+  } probe{&clock};
+  uv_timer_t timer;
+  uv_timer_init(loop.loop(), &timer);
+  uv_update_time(loop.loop());  // the timer is due 5 ms after `first` at the earliest
+  timer.data = &probe;
+  uv_timer_start(
+      &timer,
+      [](uv_timer_t* t) {
+        auto* p = static_cast<Probe*>(t->data);
+        p->seen[0] = p->clock->MonotonicNanos();
+        p->seen[1] = p->clock->MonotonicNanos();
+      },
+      5, 0);
+  // Waits in the loop's poll for the timer.
+  ASSERT_TRUE(loop.RunUntil([&] { return probe.seen[0] != 0; }));
+  // The callback after the wait read the clock anew, once: libuv's millisecond loop time makes
+  // the 5 ms at least 4; the margin allows for a reading taken before the timer's callback.
+  EXPECT_GE(probe.seen[0] - first, 2000000);
+  EXPECT_EQ(probe.seen[1], probe.seen[0]);
+  bool closed = false;
+  timer.data = &closed;
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer),
+           [](uv_handle_t* h) { *static_cast<bool*>(h->data) = true; });
+  ASSERT_TRUE(loop.RunUntil([&] { return closed; }));
+  EXPECT_GE(clock.MonotonicNanos(), probe.seen[0]);
+}
+
+TEST(LoopContextTest, RandomLooksRandom) {
+  TestLoop loop;
+  uint64_t a = loop.context()->Random();
+  uint64_t b = loop.context()->Random();
+  EXPECT_NE(a, b);
+  int ones = 0;
+  for (int i = 0; i < 1000; ++i) ones += __builtin_popcountll(loop.context()->Random());
+  EXPECT_NEAR(ones / 1000.0, 32.0, 2.0);
+}
+
+}  // namespace
+}  // namespace sluice

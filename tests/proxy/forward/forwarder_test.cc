@@ -1,0 +1,374 @@
+#include "proxy/forward/forwarder.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "proxy/net/listen_socket.h"
+#include "proxy/upstream/upstream_endpoint.h"
+#include "tests/proxy/loop_test_util.h"
+
+namespace sluice {
+namespace {
+
+// A blocking HTTP/1.1 origin on its own thread: answers every request with `status`, or
+// closes at once when `status` is 0. Records what it received.
+class ThreadOrigin {
+ public:
+  explicit ThreadOrigin(int status) : status_(status) {
+    fd_ = *BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 64);
+    MakeBlocking(fd_);
+    sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    address_ = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&addr));
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ThreadOrigin() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    int client = client_fd_.load();
+    if (client >= 0) ::shutdown(client, SHUT_RDWR);  // a pooled connection may still be open
+    thread_.join();
+    ::close(fd_);
+  }
+  const SocketAddress& address() const { return address_; }
+  std::vector<std::string> received() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return received_;
+  }
+
+ private:
+  static void MakeBlocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  }
+  void Serve() {
+    while (!stop_) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      client_fd_ = c;
+      if (stop_) ::shutdown(c, SHUT_RDWR);
+      std::string buf;
+      char chunk[4096];
+      while (true) {
+        size_t end = buf.find("\r\n\r\n");
+        if (end != std::string::npos) {
+          size_t length = 0;
+          size_t cl = buf.find("Content-Length: ");
+          if (cl != std::string::npos && cl < end) length = std::stoul(buf.substr(cl + 16));
+          if (buf.size() >= end + 4 + length) {
+            {
+              std::lock_guard<std::mutex> lock(mutex_);
+              received_.push_back(buf.substr(0, end + 4 + length));
+            }
+            buf.erase(0, end + 4 + length);
+            if (status_ == 0) break;
+            std::string response =
+                "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Length: 2\r\n\r\nok";
+            if (::send(c, response.data(), response.size(), MSG_NOSIGNAL) < 0) break;
+            continue;
+          }
+        }
+        ssize_t n = ::recv(c, chunk, sizeof(chunk), 0);
+        if (n <= 0) break;
+        buf.append(chunk, static_cast<size_t>(n));
+      }
+      client_fd_ = -1;
+      ::close(c);
+    }
+  }
+
+  int status_;
+  int fd_;
+  SocketAddress address_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> client_fd_{-1};
+  std::mutex mutex_;
+  std::vector<std::string> received_;
+};
+
+// The client side as the forwarder sees it.
+class FakeStream : public ServerStream {
+ public:
+  void SendContinue() override {}
+  void SendResponseHead(ResponseHead& head, bool end_stream) override {
+    status = head.status;
+    for (size_t i = 0; i < head.headers.size(); ++i) {
+      headers.emplace_back(std::string(head.headers.name(i)), std::string(head.headers.value(i)));
+    }
+    started = true;
+    ended = end_stream;
+  }
+  void SendResponseBody(std::string_view data, bool end_stream) override {
+    body.append(data);
+    ended = ended || end_stream;
+  }
+  void SendResponseTrailers(const HeaderMap& fields) override {
+    for (size_t i = 0; i < fields.size(); ++i) {
+      trailers.emplace_back(std::string(fields.name(i)), std::string(fields.value(i)));
+    }
+    ended = true;
+  }
+  void Reset() override { reset = true; }
+  void CloseAfterResponse() override {}
+  void PauseRequestBody() override {}
+  void ResumeRequestBody() override {}
+  bool OutputFull() const override { return false; }
+  bool response_started() const override { return started; }
+  const DownstreamInfo& downstream() const override { return info; }
+
+  DownstreamInfo info;
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> trailers;
+  bool started = false;
+  bool ended = false;
+  bool reset = false;
+};
+
+// A filter whose behaviour each test scripts.
+struct Script {
+  FilterStatus on_head = FilterStatus::kContinue;
+  bool retry_on_503 = false;
+  bool retry_on_error = false;
+  bool keep_body = false;
+  std::vector<std::string> log;
+  FilterResume* paused = nullptr;
+  FilterOutcome last_outcome;
+  int attempts_seen = 0;
+};
+
+class ScriptedFilter : public Filter {
+ public:
+  explicit ScriptedFilter(Script* script) : script_(script) {}
+  std::string_view name() const override { return "scripted"; }
+  FilterStatus OnRequestHead(FilterRequest& request, FilterSlot&) override {
+    script_->log.push_back("head");
+    request.context.keep_request_body = script_->keep_body;
+    if (script_->on_head == FilterStatus::kRespond) {
+      request.reply.status = 401;
+      request.reply.headers.Add("WWW-Authenticate", "Bearer realm=\"test\"");
+      request.reply.body = "no\n";
+    }
+    if (script_->on_head == FilterStatus::kPause) script_->paused = request.resume;
+    return script_->on_head;
+  }
+  FilterStatus OnResponseHead(FilterRequest& request, ResponseHead& response,
+                              FilterSlot&) override {
+    script_->log.push_back("response " + std::to_string(response.status));
+    script_->attempts_seen = request.context.attempts;
+    return script_->retry_on_503 && response.status == 503 ? FilterStatus::kRetry
+                                                           : FilterStatus::kContinue;
+  }
+  FilterStatus OnUpstreamError(FilterRequest&, FilterSlot&) override {
+    script_->log.push_back("error");
+    return script_->retry_on_error ? FilterStatus::kRetry : FilterStatus::kContinue;
+  }
+  void OnComplete(FilterRequest&, const FilterOutcome& outcome, FilterSlot&) override {
+    script_->log.push_back(outcome.cancelled ? "cancelled" : "complete");
+    script_->last_outcome = outcome;
+    script_->paused = nullptr;
+  }
+
+ private:
+  Script* script_;
+};
+
+class ForwarderTest : public ::testing::Test {
+ protected:
+  // A cluster of the given origins (round robin) behind one route with the scripted filter.
+  void Build(std::vector<SocketAddress> endpoints, RetryBudgetConfig budget = {}) {
+    auto config = std::make_shared<Config>();
+    ClusterConfig cluster;
+    cluster.name = "app";
+    cluster.retry_budget = budget;
+    cluster.balancer = BalancerKind::kRoundRobin;
+    cluster.connect_timeout = absl::Seconds(2);
+    for (const SocketAddress& a : endpoints) {
+      EndpointConfig endpoint;
+      endpoint.text = a.ToString();
+      endpoint.address = a;
+      cluster.endpoints.push_back(endpoint);
+    }
+    config->clusters.push_back(cluster);
+    config->routes.push_back(RouteConfig{});
+    config->routes[0].cluster = "app";
+    config_ = config;
+    snapshot_ = std::make_shared<WorkerSnapshot>(config_);
+    std::vector<std::shared_ptr<UpstreamEndpoint>> members;
+    for (const SocketAddress& a : endpoints) {
+      members.push_back(std::make_shared<UpstreamEndpoint>(loop_.context(), a.ToString(), a,
+                                                           PoolConfig{}, Http1Limits{}));
+    }
+    snapshot_->clusters.push_back(
+        std::make_unique<ClusterRuntime>(config_->clusters[0], std::move(members), 1));
+    snapshot_->limiters.push_back(nullptr);
+    FilterChain chain;
+    chain.Add(std::make_unique<ScriptedFilter>(&script_));
+    snapshot_->chains.push_back(std::move(chain));
+    stream_.info.client = *SocketAddress::Parse("127.0.0.1:5000");
+    forwarder_ = std::make_unique<Forwarder>(loop_.context(), snapshot_, &stream_);
+  }
+
+  void Send(const char* method, std::string_view body = {}) {
+    RequestHeadPtr head = MakeRequestHead();
+    head->method_text = method;
+    head->method = ClassifyMethod(method);
+    head->target = "/x";
+    head->headers.Add("Host", "a");
+    if (!body.empty()) {
+      head->framing = BodyFraming::kContentLength;
+      head->content_length = body.size();
+    }
+    forwarder_->OnRequestHead(std::move(head));
+    if (!body.empty()) forwarder_->OnRequestBody(body);
+    forwarder_->OnRequestEnd();
+  }
+
+  bool RunUntilEnded() {
+    return loop_.RunUntil([&] { return stream_.ended || stream_.reset; });
+  }
+
+  void TearDown() override {
+    forwarder_.reset();
+    snapshot_.reset();
+    loop_.context()->RunDeferredNow();
+    loop_.RunUntil([] { return false; }, 20);  // let closing sockets close
+  }
+
+  TestLoop loop_;
+  Script script_;
+  ConfigPtr config_;
+  WorkerSnapshotPtr snapshot_;
+  FakeStream stream_;
+  std::unique_ptr<Forwarder> forwarder_;
+};
+
+TEST_F(ForwarderTest, FilterAnswersAndNothingGoesUpstream) {
+  ThreadOrigin origin(200);
+  script_.on_head = FilterStatus::kRespond;
+  Build({origin.address()});
+  Send("GET");
+  EXPECT_TRUE(stream_.ended);
+  EXPECT_EQ(stream_.status, 401);
+  EXPECT_EQ(stream_.body, "no\n");
+  EXPECT_EQ(stream_.headers[0].first, "WWW-Authenticate");
+  EXPECT_TRUE(script_.last_outcome.answered_by_filter);
+  EXPECT_TRUE(origin.received().empty());
+}
+
+TEST_F(ForwarderTest, PausedFilterResumesFromTheLoop) {
+  ThreadOrigin origin(200);
+  script_.on_head = FilterStatus::kPause;
+  Build({origin.address()});
+  Send("POST", "body");
+  loop_.RunUntil([] { return false; }, 50);
+  EXPECT_TRUE(origin.received().empty());  // held while the filter works
+  ASSERT_NE(script_.paused, nullptr);
+  script_.paused->Resume(FilterStatus::kContinue);
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 200);
+  ASSERT_EQ(origin.received().size(), 1u);
+  EXPECT_NE(origin.received()[0].find("\r\n\r\nbody"), std::string::npos);  // the held body
+}
+
+TEST_F(ForwarderTest, ClientLeavingDuringAPauseCancels) {
+  ThreadOrigin origin(200);
+  script_.on_head = FilterStatus::kPause;
+  Build({origin.address()});
+  Send("GET");
+  forwarder_->OnStreamReset(StreamResetReason::kDownstreamClosed);
+  EXPECT_EQ(script_.log.back(), "cancelled");
+  EXPECT_EQ(script_.paused, nullptr);
+}
+
+TEST_F(ForwarderTest, RetryOnAResponseGoesToAnotherEndpoint) {
+  ThreadOrigin failing(503);
+  ThreadOrigin healthy(200);
+  script_.retry_on_503 = true;
+  Build({failing.address(), healthy.address()});
+  Send("GET");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 200);  // the client never saw the 503
+  EXPECT_EQ(failing.received().size(), 1u);
+  EXPECT_EQ(healthy.received().size(), 1u);
+  EXPECT_EQ(script_.attempts_seen, 2);
+  EXPECT_EQ(script_.log,
+            (std::vector<std::string>{"head", "response 503", "response 200", "complete"}));
+}
+
+TEST_F(ForwarderTest, RetryOnAnUpstreamErrorReplaysAKeptBody) {
+  ThreadOrigin dead(0);  // accepts, reads the request, closes without an answer
+  ThreadOrigin healthy(200);
+  script_.retry_on_error = true;
+  script_.keep_body = true;
+  Build({dead.address(), healthy.address()});
+  Send("POST", "payload");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 200);
+  ASSERT_EQ(healthy.received().size(), 1u);
+  EXPECT_NE(healthy.received()[0].find("\r\n\r\npayload"), std::string::npos);
+}
+
+TEST_F(ForwarderTest, NoRetryForABodyThatWasNotKept) {
+  ThreadOrigin dead(0);
+  ThreadOrigin healthy(200);
+  script_.retry_on_error = true;  // asks, but the body is gone: the client gets the 502
+  Build({dead.address(), healthy.address()});
+  Send("POST", "payload");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 502);
+  EXPECT_TRUE(healthy.received().empty());
+  EXPECT_TRUE(script_.last_outcome.upstream_failed);
+}
+
+// A loopback port that refuses connections: bound, then closed.
+SocketAddress RefusingAddress() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
+  socklen_t len = sizeof(sin);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
+  close(fd);
+  return *SocketAddress::Parse("127.0.0.1:" + std::to_string(ntohs(sin.sin_port)));
+}
+
+TEST_F(ForwarderTest, AnExhaustedBudgetLetsTheFailedAnswerStand) {
+  ThreadOrigin failing(503);
+  ThreadOrigin healthy(200);
+  script_.retry_on_503 = true;
+  Build({failing.address(), healthy.address()}, RetryBudgetConfig{0.0, 0});
+  Send("GET");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 503);
+  EXPECT_TRUE(healthy.received().empty());
+  EXPECT_EQ(snapshot_->clusters[0]->budget_denials(), 1u);
+}
+
+TEST_F(ForwarderTest, AConnectFailureIsRetriedOutsideTheBudget) {
+  // The request never reached an origin: another endpoint adds no work, so no budget needed.
+  ThreadOrigin healthy(200);
+  script_.retry_on_error = true;
+  Build({RefusingAddress(), healthy.address()}, RetryBudgetConfig{0.0, 0});
+  Send("GET");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 200);
+  EXPECT_EQ(healthy.received().size(), 1u);
+  EXPECT_EQ(snapshot_->clusters[0]->budget_denials(), 0u);
+}
+
+}  // namespace
+}  // namespace sluice

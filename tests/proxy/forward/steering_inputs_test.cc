@@ -1,0 +1,126 @@
+#include "proxy/forward/steering_inputs.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace sluice {
+namespace {
+
+class SteeringInputsTest : public ::testing::Test {
+ protected:
+  SteeringInputsTest() {
+    SteeringSpec spec;
+    spec.local_region = "us-east-1";
+    spec.cohorts = {"latam", "vip"};
+    for (const char* name : {"us-east-1", "us-west-2", "eu-west-1"}) {
+      RegionSpec region;
+      region.name = name;
+      spec.regions.push_back(region);
+    }
+    table_ = *BuildSteeringTable(spec, 1);
+    config_.member_id = {{MemberIdSource::Kind::kClaim, ""},
+                         {MemberIdSource::Kind::kCookie, "member"},
+                         {MemberIdSource::Kind::kHeader, "x-member-id"}};
+    config_.home_region = {{HomeRegionSource::Kind::kClaim, ""},
+                           {HomeRegionSource::Kind::kHeader, "x-home-region"},
+                           {HomeRegionSource::Kind::kMap, ""}};
+    config_.home_map.prefixes = {{"eu-", 2}};
+    config_.cohort_rules = {
+        {CohortRule::Kind::kHeader, "x-client-country", {{"BR", 0}, {"AR", 0}}},
+        {CohortRule::Kind::kClaimTier, "", {{"gold", 1}}},
+    };
+    head_ = MakeRequestHead();
+    client_ = *SocketAddress::Parse("192.0.2.7:5555");
+  }
+
+  MemberRequest Read() {
+    MemberRequest out;
+    ReadSteeringInputs(config_, *table_, *head_, identity_, client_, &buffer_, &out);
+    return out;
+  }
+
+  SteeringTablePtr table_;
+  SteeringConfig config_;
+  RequestHeadPtr head_;
+  Identity identity_;
+  SocketAddress client_;
+  MemberIdBuffer buffer_;
+};
+
+TEST_F(SteeringInputsTest, MemberIdSourcesInOrderThenTheClientAddress) {
+  EXPECT_EQ(Read().member, "192.0.2.7");  // nothing else: the address, without the port
+  head_->headers.Add("X-Member-Id", " header-member ");
+  EXPECT_EQ(Read().member, "header-member");
+  head_->headers.Add("Cookie", "theme=dark; member=\"cookie-member\"; x=1");
+  EXPECT_EQ(Read().member, "cookie-member");
+  identity_.method = Identity::Method::kJwt;
+  identity_.member_id = "claim-member";
+  EXPECT_EQ(Read().member, "claim-member");
+  identity_.method = Identity::Method::kNone;  // an unverified identity counts for nothing
+  EXPECT_EQ(Read().member, "cookie-member");
+}
+
+TEST_F(SteeringInputsTest, Cookies) {
+  head_->headers.Add("Cookie", "a=1; members=no; member=");
+  head_->headers.Add("Cookie", "b=2;member=second");
+  EXPECT_EQ(FindCookie(head_->headers, "member"), "second");
+  EXPECT_EQ(FindCookie(head_->headers, "a"), "1");
+  EXPECT_EQ(FindCookie(head_->headers, "missing"), "");
+}
+
+TEST_F(SteeringInputsTest, HomeRegionFromClaimHeaderOrMap) {
+  head_->headers.Add("X-Member-Id", "eu-123");
+  EXPECT_EQ(Read().home, 2);  // the map's prefix
+  head_->headers.Add("X-Home-Region", "us-west-2");
+  EXPECT_EQ(Read().home, 1);
+  identity_.method = Identity::Method::kJwt;
+  identity_.member_id = "m";
+  identity_.home_region = "us-east-1";
+  EXPECT_EQ(Read().home, 0);
+  identity_.home_region = "mars-1";  // names no region: the next source
+  EXPECT_EQ(Read().home, 1);
+}
+
+TEST_F(SteeringInputsTest, HomeRegionMapByHashRange) {
+  HomeRegionMap map;
+  map.ranges = {{0, 5000, 0}, {5000, 10000, 1}};
+  int counts[2] = {0, 0};
+  for (int i = 0; i < 10000; ++i) {
+    int region = MapHomeRegion(map, "member-" + std::to_string(i));
+    ASSERT_TRUE(region == 0 || region == 1);
+    ++counts[region];
+  }
+  EXPECT_NEAR(counts[0] / 10000.0, 0.5, 0.03);
+  map.ranges = {{0, 1000, 0}};
+  int mapped = 0;
+  for (int i = 0; i < 10000; ++i) mapped += MapHomeRegion(map, std::to_string(i)) >= 0;
+  EXPECT_NEAR(mapped / 10000.0, 0.1, 0.02);  // outside every range: unknown
+}
+
+TEST_F(SteeringInputsTest, TheTunneledClientIsTheLastForwardedAddress) {
+  SocketAddress client;
+  EXPECT_FALSE(TunneledClient(head_->headers, &client));
+  head_->headers.Add("X-Forwarded-For", "203.0.113.9, 198.51.100.4");
+  head_->headers.Add("X-Forwarded-For", "192.0.2.44");
+  ASSERT_TRUE(TunneledClient(head_->headers, &client));
+  EXPECT_EQ(client.ToString(), "192.0.2.44:0");
+  head_->headers.Set("X-Forwarded-For", "2001:db8::7");
+  ASSERT_TRUE(TunneledClient(head_->headers, &client));
+  EXPECT_EQ(client.ToString(), "[2001:db8::7]:0");
+  head_->headers.Set("X-Forwarded-For", "unknown");
+  EXPECT_FALSE(TunneledClient(head_->headers, &client));
+}
+
+TEST_F(SteeringInputsTest, Cohorts) {
+  EXPECT_EQ(Read().cohort, -1);
+  head_->headers.Add("X-Client-Country", "br");
+  EXPECT_EQ(Read().cohort, 0);
+  head_->headers.Set("X-Client-Country", "DE");
+  identity_.method = Identity::Method::kJwt;
+  identity_.tier = "gold";
+  EXPECT_EQ(Read().cohort, 1);  // the first rule had no match; the second has
+}
+
+}  // namespace
+}  // namespace sluice

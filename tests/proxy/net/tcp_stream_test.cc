@@ -1,0 +1,152 @@
+#include "proxy/net/tcp_stream.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "proxy/net/listen_socket.h"
+#include "tests/proxy/loop_test_util.h"
+
+namespace sluice {
+namespace {
+
+struct Events : TcpStream::Handler {
+  std::string read;
+  bool eof = false;
+  int error = 0;
+  int drained = 0;
+  bool connected = false;
+  bool closed = false;
+  void OnStreamRead(const char* data, size_t len) override { read.append(data, len); }
+  void OnStreamEof() override { eof = true; }
+  void OnStreamError(int e) override { error = e; }
+  void OnStreamDrained() override { ++drained; }
+  void OnStreamConnected() override { connected = true; }
+  void OnStreamClosed() override { closed = true; }
+};
+
+class TcpStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<int> fd = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 16);
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    listen_fd_ = *fd;
+    sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    address_ = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&addr));
+    stream_ = std::make_unique<TcpStream>(loop_.context(), &events_);
+    ASSERT_EQ(stream_->Init(), 0);
+    ASSERT_EQ(stream_->Connect(address_.sockaddr_ptr()), 0);
+    ASSERT_TRUE(loop_.RunUntil([&] { return events_.connected; }));
+    peer_ = ::accept(listen_fd_, nullptr, nullptr);
+    ASSERT_GE(peer_, 0);
+    ASSERT_EQ(stream_->StartReading(), 0);
+  }
+  void TearDown() override {
+    if (!stream_->closing()) stream_->Close();
+    EXPECT_TRUE(loop_.RunUntil([&] { return events_.closed; }));
+    if (peer_ >= 0) ::close(peer_);
+    ::close(listen_fd_);
+  }
+  std::string PeerRead(size_t n) {
+    std::string out;
+    char buf[65536];
+    while (out.size() < n) {
+      ssize_t got = ::recv(peer_, buf, sizeof(buf), 0);
+      if (got <= 0) break;
+      out.append(buf, static_cast<size_t>(got));
+    }
+    return out;
+  }
+
+  TestLoop loop_;
+  Events events_;
+  std::unique_ptr<TcpStream> stream_;
+  SocketAddress address_;
+  int listen_fd_ = -1;
+  int peer_ = -1;
+};
+
+TEST_F(TcpStreamTest, WritesAreCoalescedAndDelivered) {
+  stream_->Write("hello ");
+  stream_->Write("wor", "ld");
+  EXPECT_EQ(stream_->queued_bytes(), 11u);  // nothing is written before the deferred flush
+  EXPECT_TRUE(loop_.RunUntil([&] { return events_.drained > 0; }));
+  EXPECT_EQ(events_.drained, 1);  // one flush for three writes
+  EXPECT_EQ(stream_->queued_bytes(), 0u);
+  EXPECT_EQ(PeerRead(11), "hello world");
+}
+
+TEST_F(TcpStreamTest, ReadsAndEof) {
+  ASSERT_EQ(::send(peer_, "ping", 4, 0), 4);
+  EXPECT_TRUE(loop_.RunUntil([&] { return events_.read == "ping"; }));
+  ::shutdown(peer_, SHUT_WR);
+  EXPECT_TRUE(loop_.RunUntil([&] { return events_.eof; }));
+  EXPECT_FALSE(stream_->reading());
+}
+
+TEST_F(TcpStreamTest, LargeWriteQueuesUntilThePeerReads) {
+  std::string big(8 << 20, 'x');
+  stream_->Write(big);
+  loop_.RunUntil([] { return false; }, 50);
+  EXPECT_GT(stream_->queued_bytes(), 0u);  // the kernel could not take 8 MiB at once
+  std::string got;
+  while (got.size() < big.size()) {
+    loop_.RunUntil([] { return false; }, 1);
+    char buf[1 << 16];
+    ssize_t n = ::recv(peer_, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_TRUE(loop_.RunUntil([&] { return events_.drained > 0; }));
+  EXPECT_EQ(got.size(), big.size());
+}
+
+TEST_F(TcpStreamTest, PeerResetIsAnErrorAndCloseCompletes) {
+  linger hard{1, 0};
+  setsockopt(peer_, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+  ::close(peer_);  // RST
+  peer_ = -1;
+  std::string big(4 << 20, 'y');
+  for (int i = 0; i < 4 && events_.error == 0; ++i) {
+    stream_->Write(big);
+    loop_.RunUntil([&] { return events_.error != 0; }, 500);
+  }
+  EXPECT_NE(events_.error, 0);
+  stream_->Close();
+  EXPECT_TRUE(loop_.RunUntil([&] { return events_.closed; }));
+  stream_->Write("ignored after close");
+}
+
+TEST_F(TcpStreamTest, ShutdownWriteSendsFinAfterQueuedBytes) {
+  stream_->Write("last words");
+  stream_->ShutdownWrite();
+  stream_->Write("dropped");  // nothing may follow a shutdown
+  loop_.RunUntil([] { return false; }, 50);
+  EXPECT_EQ(PeerRead(100), "last words");  // PeerRead stops at the FIN
+}
+
+TEST(TcpStreamConnectTest, RefusedConnectIsReportedAndClosable) {
+  TestLoop loop;
+  Events events;
+  // A port that was just free: nothing listens there.
+  absl::StatusOr<int> fd = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 1);
+  ASSERT_TRUE(fd.ok());
+  sockaddr_storage addr;
+  socklen_t len = sizeof(addr);
+  getsockname(*fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(*fd);
+  TcpStream stream(loop.context(), &events);
+  ASSERT_EQ(stream.Init(), 0);
+  ASSERT_EQ(stream.Connect(reinterpret_cast<sockaddr*>(&addr)), 0);
+  EXPECT_TRUE(loop.RunUntil([&] { return events.error != 0; }));
+  EXPECT_EQ(events.error, UV_ECONNREFUSED);
+  EXPECT_FALSE(events.connected);
+  stream.Close();
+  EXPECT_TRUE(loop.RunUntil([&] { return events.closed; }));
+}
+
+}  // namespace
+}  // namespace sluice
