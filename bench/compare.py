@@ -29,27 +29,28 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http1_compare import (LOAD_CPU, PROXY_CPU, ROOT, Nginx, cpu_seconds,  # noqa: E402
-                           free_port, idle_rss_per_connection, syscalls_per_request,
-                           wait_for_port, wrk)
-from h2_compare import Process, h2load, make_certificate  # noqa: E402
+from h2_compare import h2load, proxy_process
+from http1_compare import (LOAD_CPU, PROXY_CPU, idle_rss_per_connection, syscalls_per_request,
+                           wrk)
+from sluicetest import admin, debian, metrics
+from sluicetest.certs import Pki
+from sluicetest.nginx import Nginx, hello_origin
+from sluicetest.process import ROOT, Sluice, cpu_seconds, free_port, wait_for_port
 
 PACKAGES = {"wrk": "wrk", "h2load": "nghttp2-client", "nginx": "nginx-light",
             "haproxy": "haproxy", "nghttpx": "nghttp2-proxy", "strace": "strace",
             "openssl": "openssl", "taskset": "util-linux"}
 PROXIES = ["nginx", "haproxy", "nghttpx", "sluice", "sluice-full"]
+COUNTED = ("sluice_rejected_requests_total", "sluice_steering_requests_total",
+           "sluice_upstream_connections_total")
 
 
 def b64url(data):
@@ -63,8 +64,9 @@ def hs256_token(secret, claims):
     return "%s.%s.%s" % (header, payload, b64url(mac))
 
 
-def sluice_config(work, name, port, tls_port, origin_port, cert, key, full):
-    """sluice's configuration; `full` adds the filter chain and steering."""
+def sluice_config(work, port, tls_port, origin_port, cert, key, full):
+    """sluice's configuration and its admin port; `full` adds the filter chain and steering
+    (their files are written to `work`, where the configuration goes too)."""
     filters, steering, clusters = "", "", ""
     if full:
         secret = b"sluice-bench-secret-0123456789abcdef"
@@ -100,9 +102,8 @@ steering:
     us-west-2: {tunnel: [127.0.0.1:%d]}
 controller: {gates: {health_interval: 60s}}
 """ % (port, free_port())
-    path, admin_port = os.path.join(work, name + ".yaml"), free_port()
-    with open(path, "w") as f:
-        f.write("""
+    admin_port = free_port()
+    config = """
 workers: 1
 log_level: warn
 admin: {address: 127.0.0.1:%d}
@@ -118,23 +119,20 @@ clusters:
     pool: {max_idle: 1024, max_requests: 0}%s
 routes:
   - cluster: origin%s
-%s""" % (admin_port, port, tls_port, cert, key, origin_port, clusters, filters, steering))
-    return path, admin_port
+%s""" % (admin_port, port, tls_port, cert, key, origin_port, clusters, filters, steering)
+    return config, admin_port
 
 
 def sluice_counters(admin_port):
     """What sluice-full's chain and steering did, from its /metrics: rejections by filter,
     steering decisions by outcome (so a table row is known to have paid for both) and upstream
     connections opened (so the row is known to have kept its origin connections alive)."""
-    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port, timeout=5).read()
     counts = {}
-    for line in text.decode().splitlines():
-        m = re.match(r'(sluice_rejected_requests_total|sluice_steering_requests_total|'
-                     r'sluice_upstream_connections_total)\{(.*)\} '
-                     r'([\d.e+]+)$', line)
-        if m:
-            key = "%s{%s}" % (m.group(1).replace("sluice_", "").replace("_total", ""), m.group(2))
-            counts[key] = counts.get(key, 0) + float(m.group(3))
+    for name, labels, value in metrics.samples(admin.scrape(admin_port)):
+        if name in COUNTED and labels:
+            key = "%s{%s}" % (name.replace("sluice_", "").replace("_total", ""),
+                              metrics.format_labels(labels))
+            counts[key] = counts.get(key, 0) + value
     return counts
 
 
@@ -176,38 +174,18 @@ frontend fe
 backend be
   server origin 127.0.0.1:%d
 """ % (haproxy_maxconn(), fd_limit(), port, tls_port, pem, origin_port))
-    return Process(["haproxy", "-db", "-f", cfg], os.path.join(work, "haproxy.log"))
+    return proxy_process(["haproxy", "-db", "-f", cfg], os.path.join(work, "haproxy.log"))
 
 
 def start_nghttpx(work, port, tls_port, origin_port, cert, key):
-    return Process(["nghttpx", "--frontend=127.0.0.1,%d;no-tls" % port,
-                    "--frontend=127.0.0.1,%d" % tls_port, "--backend=127.0.0.1,%d" % origin_port,
-                    "--workers=1", "--log-level=WARN", "--rlimit-nofile=%d" % fd_limit(),
-                    "--backend-keep-alive-timeout=300s", "--frontend-keep-alive-timeout=300s",
-                    "--errorlog-file=/dev/stderr", "--accesslog-file=/dev/null",
-                    "--conf=/dev/null", key, cert], os.path.join(work, "nghttpx.log"))
-
-
-def install_missing():
-    missing = sorted({PACKAGES[t] for t in PACKAGES if not shutil.which(t)})
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        sys.exit("missing %s; run as root with --install, or apt-get install them" %
-                 " ".join(missing))
-    policy = "/usr/sbin/policy-rc.d"
-    created = not os.path.exists(policy)
-    if created:  # keep Debian from starting the nginx and haproxy services it installs
-        with open(policy, "w") as f:
-            f.write("#!/bin/sh\nexit 101\n")
-        os.chmod(policy, 0o755)
-    try:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "install", "-y", "-q"] + missing, check=True, env=env,
-                       stdin=subprocess.DEVNULL)
-    finally:
-        if created:
-            os.unlink(policy)
+    return proxy_process(["nghttpx", "--frontend=127.0.0.1,%d;no-tls" % port,
+                          "--frontend=127.0.0.1,%d" % tls_port,
+                          "--backend=127.0.0.1,%d" % origin_port, "--workers=1",
+                          "--log-level=WARN", "--rlimit-nofile=%d" % fd_limit(),
+                          "--backend-keep-alive-timeout=300s",
+                          "--frontend-keep-alive-timeout=300s", "--errorlog-file=/dev/stderr",
+                          "--accesslog-file=/dev/null", "--conf=/dev/null", key, cert],
+                         os.path.join(work, "nghttpx.log"))
 
 
 def main():
@@ -223,15 +201,13 @@ def main():
     if args.quick:
         args.duration, args.rounds, args.idle_connections, args.syscall_requests = 1, 1, 200, 2000
     if args.install:
-        install_missing()
-    for tool, package in PACKAGES.items():
-        if not shutil.which(tool):
-            sys.exit("missing %s (apt-get install %s, or run with --install)" % (tool, package))
+        debian.install_missing(PACKAGES)
+    debian.require(PACKAGES)
     if os.cpu_count() < 2:
         sys.exit("needs two CPUs: the proxies on one, load and origin on the other")
 
     work = tempfile.mkdtemp(prefix="sluice-compare-")
-    cert, key = make_certificate(work)
+    cert, key = Pki(work).self_signed("server")
     origin_port = free_port()
     plain = {name: free_port() for name in PROXIES}
     tls = {name: free_port() for name in PROXIES}
@@ -243,9 +219,8 @@ def main():
     with open(delay_script, "w") as f:
         f.write("function delay() return 5 end\n")  # ~50 connections / 5 ms: below saturation
 
-    origin = Nginx(work, "origin", "listen 127.0.0.1:%d; location / { return 200 \"hello world\\n\"; }"
-                   % origin_port, LOAD_CPU)
-    procs, admin = {}, {}
+    origin = hello_origin(work, origin_port, LOAD_CPU)
+    procs, admin_ports = {}, {}
     try:
         procs["nginx"] = Nginx(
             work, "proxy", "listen 127.0.0.1:%d; listen 127.0.0.1:%d ssl http2; "
@@ -253,15 +228,18 @@ def main():
             "location / { proxy_pass http://origin; "
             "proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
             % (plain["nginx"], tls["nginx"], cert, key), PROXY_CPU,
-            upstream="upstream origin { server 127.0.0.1:%d; keepalive 1024; }" % origin_port)
+            upstream="upstream origin { server 127.0.0.1:%d; keepalive 1024; }" % origin_port
+        ).start()
         procs["haproxy"] = start_haproxy(work, plain["haproxy"], tls["haproxy"], origin_port,
                                          cert, key)
         procs["nghttpx"] = start_nghttpx(work, plain["nghttpx"], tls["nghttpx"], origin_port,
                                          cert, key)
         for name, full in (("sluice", False), ("sluice-full", True)):
-            config, admin[name] = sluice_config(work, name, plain[name], tls[name], origin_port, cert, key, full)
-            procs[name] = Process([args.sluice, "--config", config],
-                                  os.path.join(work, name + ".log"))
+            config, admin_ports[name] = sluice_config(work, plain[name], tls[name], origin_port,
+                                                      cert, key, full)
+            procs[name] = Sluice(config, port=plain[name], admin=False, binary=args.sluice,
+                                 directory=work, name=name, cpu=PROXY_CPU,
+                                 stop_timeout=15).start(wait=False)
         wait_for_port(origin_port)
         for name in PROXIES:
             for port in (plain[name], tls[name]):
@@ -321,7 +299,7 @@ def main():
             idle[name] = idle_rss_per_connection(plain[name], procs[name].worker_pids(),
                                                  idle_count[name], extra=headers[name])
             time.sleep(0 if args.quick else 2)  # let the closes settle before the next proxy
-        counters = sluice_counters(admin["sluice-full"])
+        counters = sluice_counters(admin_ports["sluice-full"])
     finally:
         for proc in procs.values():
             proc.stop()

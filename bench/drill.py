@@ -27,119 +27,21 @@ sluicectl and sluice_drill_load. Loopback only; every process is stopped by its 
 import argparse
 import collections
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sluicetest import admin, debian, metrics
+from sluicetest.etcd import Etcd
+from sluicetest.nginx import region_origin
+from sluicetest.process import ROOT, Sluice, free_port, wait_for_port
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 TOKEN = "drill-" + "d" * 42
 PACKAGES = {"etcd": "etcd-server", "nginx": "nginx-light", "gnuplot": "gnuplot-nox"}
-
-
-def install_missing():
-    missing = sorted({PACKAGES[t] for t in PACKAGES if not shutil.which(t)})
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        sys.exit("missing %s; run as root with --install, or apt-get install them" %
-                 " ".join(missing))
-    policy = "/usr/sbin/policy-rc.d"
-    created = not os.path.exists(policy)
-    if created:  # keep Debian from starting the etcd and nginx services it installs
-        with open(policy, "w") as f:
-            f.write("#!/bin/sh\nexit 101\n")
-        os.chmod(policy, 0o755)
-    try:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing,
-                       check=True, env=env, stdin=subprocess.DEVNULL)
-    finally:
-        if created:
-            os.unlink(policy)
-
-
-class Origin:
-    """One nginx origin (master and one worker) answering every request with its region."""
-
-    def __init__(self, work, name, port, region):
-        self.dir = os.path.join(work, name)
-        os.makedirs(self.dir)
-        self.port = port
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write("""
-worker_processes 1;
-daemon off;
-pid %(dir)s/nginx.pid;
-error_log %(dir)s/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  client_body_temp_path %(dir)s;
-  server {
-    listen 127.0.0.1:%(port)d reuseport;
-    location /health { return 200 "ok\\n"; }
-    location / {
-      add_header X-Origin-Region %(region)s;
-      return 200 "%(region)s\\n";
-    }
-  }
-}
-""" % {"dir": self.dir, "port": port, "region": region})
-        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-
-    def pids(self):
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()] + [self.proc.pid]
-
-    def kill(self):
-        """SIGKILL to the master, then to its worker: connections reset, the port refuses. The
-        master goes first: a master that outlived its worker would fork a new one (which, once
-        the master is gone too, serves on as an orphan)."""
-        workers = self.pids()[:-1]
-        for pid in [self.proc.pid] + workers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(5)
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:  # a drill against a live origin proves nothing
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            except OSError:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("origin on port %d still accepts after SIGKILL" % self.port)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            workers = self.pids()[:-1]
-            os.kill(self.proc.pid, signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            for pid in workers:  # a worker outlives a master that was killed
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 def sluice_config(region, ports, origins, admin_port, work, etcd_url, hold):
@@ -197,22 +99,16 @@ fleet:
 
 def scrape(admin_port):
     """The counters and gauges the timeline needs from one node's /metrics."""
-    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin_port,
-                                  timeout=2).read().decode()
     out = collections.Counter()
-    for line in text.splitlines():
-        m = re.match(r"(sluice_[a-z_]+)(?:\{(.*)\})? ([-\d.e+]+)$", line)
-        if not m:
-            continue
-        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
+    for name, labels, value in metrics.samples(admin.scrape(admin_port, timeout=2)):
         if name == "sluice_retries_total":
             out["retries"] += value
         elif name == "sluice_steering_failovers_total":
             out["failovers"] += value
         elif name == "sluice_steering_evacuated_ratio":
-            out["evacuated:" + re.search(r'region="([^"]*)"', labels).group(1)] = value
+            out["evacuated:" + dict(labels)["region"]] = value
         elif name == "sluice_stream_starts_total":
-            out["starts:" + re.search(r'region="([^"]*)"', labels).group(1)] += value
+            out["starts:" + dict(labels)["region"]] += value
     return out
 
 
@@ -268,10 +164,8 @@ def main():
         args.rate, args.duration, args.kill_at, args.evacuate_at = 400, 8, 3, 4
         args.hold, args.members, args.min_requests = "0.5s", 1000, 0
     if args.install:
-        install_missing()
-    for tool, package in PACKAGES.items():
-        if not shutil.which(tool):
-            sys.exit("missing %s (apt-get install %s, or run with --install)" % (tool, package))
+        debian.install_missing(PACKAGES, recommends=False)
+    debian.require(PACKAGES)
     for binary in (args.sluice, args.sluicectl, args.load):
         if not os.access(binary, os.X_OK):
             sys.exit("%s is not built (cmake --build build)" % binary)
@@ -279,37 +173,35 @@ def main():
     steps = len(args.ramp.split(","))
     ramp_budget = (steps - 1) * hold_s + 3.0
 
-    import harness
-    harness.SLUICE_BIN = os.path.abspath(args.sluice)
     work = tempfile.mkdtemp(prefix="sluice-drill-")
     for name, text in (("admin.token", TOKEN), ("tunnel.key", "7e" * 32)):
         with open(os.path.join(work, name), "w") as f:
             f.write(text + "\n")
-    etcd = harness.Etcd()
+    etcd = Etcd()
     origins = {r: [] for r in REGIONS}
-    nodes, admin = {}, {}
+    nodes, admin_ports = {}, {}
     load = None
     timeline = Timeline()
     events = []  # (second, what)
     evac_started = full_at = None
     try:
         etcd.start()
-        ports = {r: harness.free_port() for r in REGIONS}
+        ports = {r: free_port() for r in REGIONS}
         for region in REGIONS:
             for i in range(2):
-                origins[region].append(Origin(work, "%s-origin-%d" % (region, i),
-                                              harness.free_port(), region))
+                origins[region].append(region_origin(work, "%s-origin-%d" % (region, i),
+                                                     free_port(), region))
         for region in REGIONS:
-            admin[region] = harness.free_port()
-            node = harness.Sluice(sluice_config(region, ports, [o.port for o in origins[region]],
-                                                admin[region], work, etcd.url, args.hold),
-                                  port=ports[region])
-            node.args = ["--config", node.config_path]  # the config names its admin port
-            node.start()
-            nodes[region] = node
+            admin_ports[region] = free_port()
+            # The configuration names its admin port; its file and the log go to `work`.
+            nodes[region] = Sluice(
+                sluice_config(region, ports, [o.port for o in origins[region]],
+                              admin_ports[region], work, etcd.url, args.hold),
+                port=ports[region], admin=False, binary=os.path.abspath(args.sluice),
+                directory=work, name=region).start()
         for region in REGIONS:
             for o in origins[region]:
-                harness.wait_for_port(o.port)
+                wait_for_port(o.port)
         time.sleep(2.5)  # health checks rise (2 x 1 s) before the load starts
 
         load = subprocess.Popen(
@@ -330,7 +222,7 @@ def main():
                 timeline.metrics[second] = {}
                 for region in REGIONS:
                     try:
-                        timeline.metrics[second][region] = scrape(admin[region])
+                        timeline.metrics[second][region] = scrape(admin_ports[region])
                     except OSError:
                         timeline.metrics[second][region] = collections.Counter()
                 evacuated_everywhere = all(
@@ -346,7 +238,7 @@ def main():
                 events.append((now, "%s origins killed" % args.victim))
             if not evacuated and now >= args.evacuate_at:
                 others = [r for r in REGIONS if r != args.victim]
-                cmd = [args.sluicectl, "--admin", "http://127.0.0.1:%d" % admin[others[0]],
+                cmd = [args.sluicectl, "--admin", "http://127.0.0.1:%d" % admin_ports[others[0]],
                        "--token-file", os.path.join(work, "admin.token"), "evacuate", args.victim,
                        "--to", ",".join("%s=50" % r for r in others), "--ramp", args.ramp,
                        "--hold", args.hold]

@@ -13,34 +13,23 @@ Every process it starts is stopped by its PID; temporary files are removed.
 """
 
 import argparse
-import http.client
-import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-
-from harness import Etcd, Sluice, free_port  # noqa: E402
-from origin import Origin  # noqa: E402
+from sluicetest import admin
+from sluicetest.etcd import Etcd
+from sluicetest.origins import Origin
+from sluicetest.process import SLUICE_BIN, Sluice, free_port
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 TOKEN = "p" * 48
 
 
 def call(port, method, path, body=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers={"Authorization": "Bearer " + TOKEN})
-        response = conn.getresponse()
-        return response.status, json.loads(response.read().decode())
-    finally:
-        conn.close()
+    return admin.call(port, method, path, TOKEN, body)
 
 
 def config(local, ports, admin_dir, origin_port, etcd_url):
@@ -73,14 +62,11 @@ def percentile(values, p):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sluice", default=os.environ.get(
-        "SLUICE_BIN", os.path.join(ROOT, "build/proxy/sluice")))
+    parser.add_argument("--sluice", default=SLUICE_BIN)
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--csv", help="write every measurement here")
     args = parser.parse_args()
-    os.environ["SLUICE_BIN"] = os.path.abspath(args.sluice)
-    import harness
-    harness.SLUICE_BIN = os.environ["SLUICE_BIN"]
+    binary = os.path.abspath(args.sluice)
 
     work = tempfile.mkdtemp(prefix="sluice-fleet-bench-")
     for name, text in (("admin.token", TOKEN), ("tunnel.key", "k" * 64)):
@@ -94,9 +80,8 @@ def main():
         origin.start()
         ports = {r: free_port() for r in REGIONS}
         for region in REGIONS:
-            node = Sluice(config(region, ports, work, origin.port, etcd.url), port=ports[region])
-            node.start()
-            nodes[region] = node
+            nodes[region] = Sluice(config(region, ports, work, origin.port, etcd.url),
+                                   port=ports[region], binary=binary).start()
         deadline = time.monotonic() + 20
         while not all(call(n.admin_port, "GET", "/v1/fleet")[1].get("connected")
                       for n in nodes.values()):

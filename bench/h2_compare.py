@@ -21,54 +21,19 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from http1_compare import (LOAD_CPU, PROXY_CPU, ROOT, Nginx, cpu_seconds,  # noqa: E402
-                           free_port, wait_for_port)
-
-
-def make_certificate(workdir):
-    cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days",
-                    "2", "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return cert, key
-
-
-class Process:
-    def __init__(self, cmd, log):
-        self.log = open(log, "wb")
-        self.proc = subprocess.Popen(["taskset", "-c", PROXY_CPU] + cmd, stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def worker_pids(self):
-        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
-                                  text=True).stdout.split()
-        return [self.proc.pid] + [int(p) for p in children]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.log.close()
+from http1_compare import LOAD_CPU, PROXY_CPU
+from sluicetest.certs import Pki
+from sluicetest.nginx import Nginx, hello_origin
+from sluicetest.process import ROOT, Process, Sluice, cpu_seconds, free_port, wait_for_port
 
 
 def start_sluice(binary, port, origin_port, cert, key, workdir):
-    config = os.path.join(workdir, "sluice.yaml")
-    with open(config, "w") as f:
-        f.write("""
+    return Sluice("""
 workers: 1
 log_level: warn
 admin: {address: "off"}
@@ -80,16 +45,21 @@ clusters:
     endpoints: [127.0.0.1:%d]
     pool: {max_idle: 1024, max_requests: 0}
 routes: [{cluster: origin}]
-""" % (port, cert, key, origin_port))
-    return Process([binary, "--config", config], os.path.join(workdir, "sluice.log"))
+""" % (port, cert, key, origin_port), port=port, admin=False, binary=binary, directory=workdir,
+                  cpu=PROXY_CPU, stop_timeout=15).start(wait=False)
+
+
+def proxy_process(cmd, log_path):
+    """A proxy other than sluice and nginx, pinned to PROXY_CPU, started."""
+    return Process(cmd, log_path, cpu=PROXY_CPU, stop_timeout=15).start()
 
 
 def start_nghttpx(port, origin_port, cert, key, workdir):
-    return Process(["nghttpx", "--frontend=127.0.0.1,%d" % port,
-                    "--backend=127.0.0.1,%d" % origin_port, "--workers=1", "--log-level=WARN",
-                    "--backend-keep-alive-timeout=300s", "--errorlog-file=/dev/stderr",
-                    "--accesslog-file=/dev/null", key, cert],
-                   os.path.join(workdir, "nghttpx.log"))
+    return proxy_process(["nghttpx", "--frontend=127.0.0.1,%d" % port,
+                          "--backend=127.0.0.1,%d" % origin_port, "--workers=1",
+                          "--log-level=WARN", "--backend-keep-alive-timeout=300s",
+                          "--errorlog-file=/dev/stderr", "--accesslog-file=/dev/null", key, cert],
+                         os.path.join(workdir, "nghttpx.log"))
 
 
 def h2load(args, timeout):
@@ -140,11 +110,10 @@ def main():
             sys.exit("missing %s (apt-get install nghttp2-client nginx-light nghttp2-proxy)" % tool)
 
     work = tempfile.mkdtemp(prefix="sluice-h2-bench-")
-    cert, key = make_certificate(work)
+    cert, key = Pki(work).self_signed("server")
     origin_port = free_port()
     ports = {"nginx": free_port(), "nghttpx": free_port(), "sluice": free_port()}
-    origin = Nginx(work, "origin", "listen 127.0.0.1:%d; location / { return 200 \"hello world\\n\"; }"
-                   % origin_port, LOAD_CPU)
+    origin = hello_origin(work, origin_port, LOAD_CPU)
     proxies = {
         "nginx": Nginx(work, "proxy",
                        "listen 127.0.0.1:%d ssl http2; ssl_certificate %s; ssl_certificate_key %s; "
@@ -152,7 +121,7 @@ def main():
                        "location / { proxy_pass http://origin; proxy_http_version 1.1; "
                        "proxy_set_header Connection \"\"; }" % (ports["nginx"], cert, key),
                        PROXY_CPU, upstream="upstream origin { server 127.0.0.1:%d; keepalive 1024; }"
-                       % origin_port),
+                       % origin_port).start(),
         "nghttpx": start_nghttpx(ports["nghttpx"], origin_port, cert, key, work),
         "sluice": start_sluice(args.sluice, ports["sluice"], origin_port, cert, key, work),
     }

@@ -34,114 +34,20 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from sluicetest.nginx import Nginx, hello_origin
+from sluicetest.process import ROOT, Sluice, cpu_seconds, free_port, rss_kib, wait_for_port
+
 PROXY_CPU = "0"
 LOAD_CPU = "1"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("port %d" % port)
-
-
-def cpu_seconds(pids):
-    """utime + stime of every thread of these processes, in seconds."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
-
-
-def rss_kib(pids):
-    """Resident memory from the page tables (smaps_rollup). VmRSS in /proc/<pid>/status lags
-    behind for multi-threaded processes: threads batch their counter updates."""
-    total = 0
-    for pid in pids:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Rss:"):
-                    total += int(line.split()[1])
-    return total
-
-
-class Nginx:
-    def __init__(self, workdir, name, server_block, cpu, upstream=""):
-        self.dir = os.path.join(workdir, name)
-        os.makedirs(self.dir, exist_ok=True)
-        affinity = "worker_cpu_affinity %s;" % ("01" if cpu == "0" else "10")
-        self.conf = os.path.join(self.dir, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write("""
-worker_processes 1;
-%s
-worker_rlimit_nofile 30000;
-daemon off;
-master_process on;
-pid %s/nginx.pid;
-error_log %s/error.log warn;
-events { worker_connections 25000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  client_body_temp_path %s;
-  proxy_temp_path %s;
-  %s
-  server { %s }
-}
-""" % (affinity, self.dir, self.dir, self.dir, self.dir, upstream, server_block))
-        self.proc = subprocess.Popen(["nginx", "-c", self.conf, "-p", self.dir],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def worker_pids(self):
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-
-class Sluice:
-    def __init__(self, binary, port, origin_port, workdir, name="sluice", extra=()):
-        self.log = open(os.path.join(workdir, name + ".log"), "wb")
-        self.proc = subprocess.Popen(
-            ["taskset", "-c", PROXY_CPU, binary, "--listen", "127.0.0.1:%d" % port, "--origin",
-             "127.0.0.1:%d" % origin_port, "--workers", "1", "--log-level", "warn"] + list(extra),
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def worker_pids(self):
-        return [self.proc.pid]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.log.close()
+def start_sluice(binary, port, origin_port, workdir, name="sluice", admin=True):
+    """sluice on the command line, one worker on PROXY_CPU; admin: on a free port (False: the
+    binary's default)."""
+    return Sluice(args=["--listen", "127.0.0.1:%d" % port, "--origin", "127.0.0.1:%d" % origin_port,
+                        "--workers", "1", "--log-level", "warn"],
+                  port=port, admin=admin, binary=binary, directory=workdir, name=name,
+                  cpu=PROXY_CPU, stop_timeout=15).start(wait=False)
 
 
 def parse_latency(text, label):
@@ -255,19 +161,18 @@ def main():
     with open(delay_script, "w") as f:
         f.write("function delay() return 5 end\n")  # ~50 conns / 5 ms: below saturation
 
-    origin = Nginx(work, "origin", "listen 127.0.0.1:%d; location / { return 200 \"hello world\\n\"; }"
-                   % origin_port, LOAD_CPU)
+    origin = hello_origin(work, origin_port, LOAD_CPU)
     nginx = Nginx(work, "proxy", "listen 127.0.0.1:%d; location / { proxy_pass http://origin; "
                   "proxy_http_version 1.1; proxy_set_header Connection \"\"; }" % nginx_port,
                   PROXY_CPU, upstream="upstream origin { server 127.0.0.1:%d; keepalive 64; }"
-                  % origin_port)
+                  % origin_port).start()
     # The admin listener on a free port, so a baseline sluice can keep the default one.
-    sluice = Sluice(args.sluice, sluice_port, origin_port, work,
-                    extra=["--admin", "127.0.0.1:%d" % free_port()])
+    sluice = start_sluice(args.sluice, sluice_port, origin_port, work)
     baseline = baseline_port = None
     if args.baseline:
         baseline_port = free_port()
-        baseline = Sluice(args.baseline, baseline_port, origin_port, work, name="baseline")
+        baseline = start_sluice(args.baseline, baseline_port, origin_port, work, name="baseline",
+                                admin=False)
     rows = ["origin", "nginx", "sluice"] + (["baseline"] if baseline else [])
     try:
         for port in (origin_port, nginx_port, sluice_port, baseline_port):

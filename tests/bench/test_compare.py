@@ -6,8 +6,8 @@ import subprocess
 import sys
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SLUICE_BIN = os.environ.get("SLUICE_BIN", os.path.join(ROOT, "build/proxy/sluice"))
+from sluicetest.process import ROOT, SLUICE_BIN
+
 PROXIES = ("nginx", "haproxy", "nghttpx", "sluice", "sluice-full")
 
 

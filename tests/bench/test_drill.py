@@ -9,9 +9,9 @@ import sys
 import tempfile
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.path.dirname(os.path.dirname(os.environ.get(
-    "SLUICE_BIN", os.path.join(ROOT, "build/proxy/sluice"))))
+from sluicetest.process import ROOT, SLUICE_BIN
+
+BUILD = os.path.dirname(os.path.dirname(SLUICE_BIN))
 
 
 class DrillSmoke(unittest.TestCase):

@@ -6,7 +6,6 @@ fed by a peer region's /v1/health, and standby injection.
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -14,34 +13,15 @@ import tempfile
 import time
 import unittest
 
-from harness import SANITIZED, SLUICE_BIN, SLUICECTL_BIN, ProxyTestCase, Sluice, free_port
+from harness import ProxyTestCase
+from sluicetest import metrics
+from sluicetest.admin import call
+from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
 
 EAST, WEST = "us-east-1", "us-west-2"
 ADMIN_TOKEN = "a" * 48
 READ_TOKEN = "r" * 48
 KEY = "k" * 64
-
-
-def call(port, method, path, token=None, body=None):
-    """One admin request: (status, parsed JSON or text)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        headers = {}
-        if token:
-            headers["Authorization"] = "Bearer " + token
-        data = None
-        if body is not None:
-            data = body if isinstance(body, str) else json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=headers)
-        response = conn.getresponse()
-        text = response.read().decode()
-        try:
-            return response.status, json.loads(text)
-        except ValueError:
-            return response.status, text
-    finally:
-        conn.close()
 
 
 def get(port, path, method="GET", body=None):
@@ -53,30 +33,6 @@ def get(port, path, method="GET", body=None):
         return response.status
     finally:
         conn.close()
-
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """Prometheus text format 0.0.4 -> ({(name, frozenset(labels)): value}, {family: type})."""
-    samples, types = {}, {}
-    for line in text.splitlines():
-        if not line:
-            continue
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            types[name] = kind
-            continue
-        if line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        if not m:
-            raise AssertionError("not a sample line: %r" % line)
-        labels = frozenset(LABEL.findall(m.group(3) or ""))
-        samples[(m.group(1), labels)] = float(m.group(4))
-    return samples, types
 
 
 class ControlPlane(ProxyTestCase):
@@ -139,14 +95,8 @@ metrics:
         text = self.config(local, origin_port or self.origin.port, spare)
         if edit:
             text = edit(text)
-        proxy = Sluice(text,
-                       port=self.ports[local])
-        proxy.args += ["--admin", "127.0.0.1:%d" % self.admin_ports[local]]
-        proxy.admin_port = self.admin_ports[local]
-        self.addCleanup(shutil.rmtree, proxy.dir, True)
-        proxy.start()
-        self.addCleanup(self._stop_and_check, proxy)
-        return proxy
+        return self.start_sluice(text, port=self.ports[local],
+                                 admin_port=self.admin_ports[local])
 
     def sluicectl(self, *args, token=ADMIN_TOKEN, region=EAST, timeout=30):
         argv = [SLUICECTL_BIN, "--admin", "http://127.0.0.1:%d" % self.admin_ports[region]]
@@ -160,15 +110,6 @@ metrics:
         status, body = call(self.admin_ports[region], "GET", "/v1/steering", READ_TOKEN)
         self.assertEqual(status, 200, body)
         return body
-
-    def wait_for(self, predicate, timeout=15.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        self.fail("timed out waiting for " + what)
 
 
 class AdminApi(ControlPlane):
@@ -218,7 +159,7 @@ class AdminApi(ControlPlane):
             self.assertEqual(get(east.port, "/play/1", method="POST", body=b"{}"), 200)
         status, text = call(east.admin_port, "GET", "/metrics")
         self.assertEqual(status, 200)
-        samples, types = parse_metrics(text)
+        samples, types = metrics.parse(text)
         for family, kind in types.items():
             self.assertTrue(family.startswith("sluice_"), family)
             if kind == "counter":
@@ -288,7 +229,7 @@ class Ramps(ControlPlane):
         east = self.start_region(EAST)
         # The gate needs us-west-2's own report first.
         self.wait_for(lambda: call(east.admin_port, "GET", "/v1/health", READ_TOKEN)[1]
-                      ["peers"][WEST]["reachable"], what="us-west-2's health")
+                      .get("peers", {}).get(WEST, {}).get("reachable"), what="us-west-2's health")
         code, out, err = self.sluicectl("evacuate", EAST, "--to", "us-west-2=100", "--ramp",
                                         "10,50,100", "--hold", "300ms")
         self.assertEqual(code, 0, err)
@@ -346,7 +287,7 @@ class Ramps(ControlPlane):
         self.start_region(WEST, west_origin.port)
         east = self.start_region(EAST)
         self.wait_for(lambda: call(east.admin_port, "GET", "/v1/health", READ_TOKEN)[1]
-                      ["peers"][WEST]["reachable"], what="us-west-2's health")
+                      .get("peers", {}).get(WEST, {}).get("reachable"), what="us-west-2's health")
         code, _, err = self.sluicectl("evacuate", EAST, "--to", "us-west-2=100", "--ramp",
                                       "10,20,30", "--hold", "2s")
         self.assertEqual(code, 0, err)
@@ -375,7 +316,7 @@ class Ramps(ControlPlane):
         east = self.start_region(EAST, edit=lambda t: replaced(
             t, "tunnel: [127.0.0.1:%d]" % self.ports[WEST], "tunnel: [localhost:%d]" % self.ports[WEST]))
         self.wait_for(lambda: call(east.admin_port, "GET", "/v1/health", READ_TOKEN)[1]
-                      ["peers"][WEST]["reachable"], what="us-west-2's health by name")
+                      .get("peers", {}).get(WEST, {}).get("reachable"), what="us-west-2's health by name")
         self.assertEqual(west_origin.received(), [])  # the polls never reached an origin
 
     def test_sluicectl_usage_and_connection_errors(self):

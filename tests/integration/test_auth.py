@@ -8,21 +8,16 @@ import hmac
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import unittest
 
 from harness import ProxyTestCase
+from sluicetest.certs import openssl
 
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def openssl(*args, data=None):
-    return subprocess.run(["openssl"] + list(args), input=data, capture_output=True,
-                          check=True, timeout=60).stdout
 
 
 def der_ecdsa_to_raw(der):

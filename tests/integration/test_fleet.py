@@ -21,8 +21,10 @@ import threading
 import time
 import urllib.request
 
-from harness import SANITIZED, SLUICE_BIN, SLUICECTL_BIN, Etcd, ProxyTestCase, Sluice, free_port
-from test_admin import call, parse_metrics
+from harness import SANITIZED, ProxyTestCase
+from sluicetest import admin
+from sluicetest.etcd import Etcd
+from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, Sluice, free_port
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 ADMIN_TOKEN = "f" * 48
@@ -32,6 +34,7 @@ LEASE_TTL = 2  # seconds
 
 class FleetTestCase(ProxyTestCase):
     ETCD_TLS = False
+    WAIT_INTERVAL = 0.02
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="sluice-fleet-")
@@ -92,9 +95,8 @@ fleet:
        "etcd_extra": self.etcd_extra}
 
     def start_node(self, local, regions=REGIONS):
-        proxy = Sluice(self.config(local, regions), port=self.ports[local])
-        proxy.args += ["--admin", "127.0.0.1:%d" % self.admin_ports[local]]
-        proxy.admin_port = self.admin_ports[local]
+        proxy = Sluice(self.config(local, regions), port=self.ports[local],
+                       admin_port=self.admin_ports[local])
         self.addCleanup(shutil.rmtree, proxy.dir, True)
         proxy.start()
         self.addCleanup(self.stop_node, proxy)
@@ -118,7 +120,7 @@ fleet:
                       what="every node's view published")
 
     def api(self, region, method, path, body=None):
-        return call(self.admin_ports[region], method, path, ADMIN_TOKEN, body)
+        return admin.call(self.admin_ports[region], method, path, ADMIN_TOKEN, body)
 
     def fleet(self, region):
         status, body = self.api(region, "GET", "/v1/fleet")
@@ -142,19 +144,13 @@ fleet:
         return leading[0] if leading else None
 
     def metrics(self, region):
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_ports[region],
-                                    timeout=5) as r:
-            return parse_metrics(r.read().decode())[0]
+        return admin.metrics(self.admin_ports[region])[0]
 
     def wait_for(self, predicate, timeout=20.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.02)
-        logs = "".join("\n--- %s\n%s" % (r, p.log_text()[-3000:]) for r, p in self.nodes.items())
-        self.fail("timed out waiting for %s%s" % (what, logs))
+        return super().wait_for(predicate, timeout, what)
+
+    def wait_context(self):
+        return "".join("\n--- %s\n%s" % (r, p.log_text()[-3000:]) for r, p in self.nodes.items())
 
     def plan_steps(self, history):
         """The step of the first plan in each stored state, with repeats of one step (a holding
@@ -420,7 +416,7 @@ class Security(FleetTestCase):
         self.etcd.enable_auth("sluice", "edge-password", "/sluice/test/")
         self.etcd_extra = ("    ca_file: %s\n    cert_file: %s\n    key_file: %s\n"
                            "    username: sluice\n    password_file: %s/etcd.password\n"
-                           % (self.etcd.path("ca.pem"), self.etcd.path("client.pem"),
+                           % (self.etcd.path("ca.crt"), self.etcd.path("client.crt"),
                               self.etcd.path("client.key"), self.dir))
         self.start_fleet()
         status, body = self.api("us-west-2", "PUT", "/v1/steering/regions/us-east-1",
@@ -437,7 +433,7 @@ class Security(FleetTestCase):
             f.write("wrong\n")
         self.etcd.enable_auth("sluice", "edge-password", "/sluice/test/")
         tls = "    ca_file: %s\n    cert_file: %s\n    key_file: %s\n" % (
-            self.etcd.path("ca.pem"), self.etcd.path("client.pem"), self.etcd.path("client.key"))
+            self.etcd.path("ca.crt"), self.etcd.path("client.crt"), self.etcd.path("client.key"))
         self.etcd_extra = tls + "    username: sluice\n    password_file: %s/etcd.password\n" % (
             self.dir)
         self.start_node("us-east-1")
@@ -448,10 +444,10 @@ class Security(FleetTestCase):
         # etcd's certificate the node does.
         other_ca = Etcd(tls=True)
         self.addCleanup(shutil.rmtree, other_ca.dir, True)
-        self.etcd_extra = "    ca_file: %s\n" % self.etcd.path("ca.pem")
+        self.etcd_extra = "    ca_file: %s\n" % self.etcd.path("ca.crt")
         self.start_node("us-west-2")
         self.etcd_extra = "    ca_file: %s\n    cert_file: %s\n    key_file: %s\n" % (
-            other_ca.path("ca.pem"), self.etcd.path("client.pem"), self.etcd.path("client.key"))
+            other_ca.path("ca.crt"), self.etcd.path("client.crt"), self.etcd.path("client.key"))
         self.start_node("eu-west-1")
         self.wait_for(lambda: "TLS" in self.fleet("us-west-2").get("error", ""),
                       what="the refused handshake")

@@ -4,11 +4,11 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import unittest
 
-from harness import SLUICE_BIN, ProxyTestCase, Sluice, basic_config, free_port, wait_for_port
+from harness import ProxyTestCase, basic_config
+from sluicetest.process import SLUICE_BIN, Sluice, free_port, wait_for_port
 
 
 def run_sluice(*args, timeout=10):

@@ -3,13 +3,17 @@ and readmitted, the retry budget caps retries when everything fails, large POSTs
 replayed, circuit breakers answer 503, health checks take endpoints out and back, hot standbys
 join with slow start, and endpoints may be host names."""
 
+import http.server
+import re
 import signal
 import socket
+import ssl
 import threading
 import time
 import unittest
 
-from harness import SANITIZED, ProxyTestCase, RawClient, free_port
+from harness import SANITIZED, ProxyTestCase, RawClient
+from sluicetest.certs import Pki
 
 
 def config(endpoints, cluster_extra="", route_filters="", workers=1):
@@ -223,6 +227,44 @@ class HealthChecks(ProxyTestCase):
             c.send(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
             seen.add(c.read_response()[1]["x-origin"][0])
         self.assertEqual(seen, {"a", "b"})
+
+    def test_health_checks_speak_tls_to_a_tls_cluster(self):
+        pki = Pki()
+        self.addCleanup(pki.cleanup)
+        pki.ca()
+        cert, key = pki.leaf("origin")
+
+        class Health(http.server.BaseHTTPRequestHandler):
+            status = 200
+
+            def do_GET(self):
+                self.send_response(Health.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        port = server.server_address[1]
+        proxy = self.start_sluice(config(
+            ["127.0.0.1:%d" % port],
+            "    tls: {ca_file: %s}\n"
+            "    health_check: {path: /health, interval: 200ms, timeout: 150ms, rise: 1, fall: 2}"
+            % pki.path("ca.crt")))
+        # The check reads the status over TLS: a 503 is a status, not a broken exchange.
+        Health.status = 503
+        self.assertTrue(proxy.wait_for_log(re.escape(
+            "127.0.0.1:%d fails its health check (status other than 2xx)" % port)),
+            proxy.log_text())
+        Health.status = 200
+        self.assertTrue(proxy.wait_for_log("127.0.0.1:%d is healthy again" % port))
 
 
 @unittest.skipIf(SANITIZED, "shares of traffic over time")

@@ -13,7 +13,8 @@ import threading
 import time
 import unittest
 
-from harness import SLUICE_BIN, SLUICECTL_BIN, ProxyTestCase, free_port
+from harness import ProxyTestCase
+from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
 import steering_model
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"

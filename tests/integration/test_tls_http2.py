@@ -20,8 +20,10 @@ import h2.connection
 import h2.events
 import hyperframe.frame
 
-from harness import (SANITIZED, Pki, ProxyTestCase, free_port, metric, s_client,
-                     wait_for_port)
+from harness import ProxyTestCase, s_client
+from sluicetest.admin import metric
+from sluicetest.certs import Pki
+from sluicetest.process import free_port, wait_for_port
 
 ENHANCE_YOUR_CALM = 0xB
 

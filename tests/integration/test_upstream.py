@@ -5,7 +5,8 @@ import socket
 import time
 import unittest
 
-from harness import SANITIZED, ProxyTestCase, basic_config, free_port
+from harness import SANITIZED, ProxyTestCase, basic_config
+from sluicetest.process import free_port
 
 
 class UpstreamErrors(ProxyTestCase):

@@ -1,7 +1,7 @@
-"""A test origin with raw HTTP/1.1 handling and a record of every request it received.
+"""The tests' origin: raw HTTP/1.1 handling and a record of every request it received.
 
 Paths select behaviour (see Handler.respond). Runs in a background thread of the test process,
-or standalone: python3 origin.py PORT [NAME]
+or standalone: PYTHONPATH=tests python3 -m sluicetest.origins PORT [NAME]
 """
 
 import json

@@ -1,0 +1,102 @@
+"""nginx for the benches: their fast origins (one answering "hello world", one per drill region)
+and the nginx proxy that sluice is compared with.
+
+Each runs one master and one worker on a configuration written to <workdir>/<name>/nginx.conf,
+and is stopped by its PIDs: SIGQUIT to the master (it finishes and reaps its worker), SIGKILL
+to the master and then the worker when that does not end it in time.
+"""
+
+import os
+import signal
+import subprocess
+
+from sluicetest.process import Process, child_pids, port_open, wait_until
+
+CONF = """
+worker_processes 1;
+%(affinity)s
+%(rlimit)s
+daemon off;
+master_process on;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log %(error_level)s;
+events { worker_connections %(connections)d; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_body_temp_path %(dir)s;
+  proxy_temp_path %(dir)s;
+  %(upstream)s
+  server { %(server)s }
+}
+"""
+
+
+class Nginx(Process):
+    """nginx with `server_block` inside one server { } and `upstream` beside it. cpu: "0" or
+    "1", the CPU its worker is pinned to (worker_cpu_affinity). port: where it listens, checked
+    to refuse connections after kill(). start() starts it."""
+
+    def __init__(self, workdir, name, server_block, cpu=None, upstream="", port=None,
+                 worker_connections=25000, rlimit_nofile=30000, error_level="warn"):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "nginx.conf")
+        self.port = port
+        with open(self.conf, "w") as f:
+            f.write(CONF % {
+                "affinity": "" if cpu is None else
+                "worker_cpu_affinity %s;" % ("01" if cpu == "0" else "10"),
+                "rlimit": "worker_rlimit_nofile %d;" % rlimit_nofile if rlimit_nofile else "",
+                "dir": self.dir, "error_level": error_level, "connections": worker_connections,
+                "upstream": upstream, "server": server_block})
+        super().__init__(["nginx", "-c", self.conf, "-p", self.dir], stop_signal=signal.SIGQUIT)
+
+    def worker_pids(self):
+        """The workers only: what serves requests."""
+        return child_pids(self.proc.pid)
+
+    def kill(self):
+        """SIGKILL to the master, then to its worker: connections reset, the port refuses. The
+        master goes first: a master that outlived its worker would fork a new one (which, once
+        the master is gone too, serves on as an orphan)."""
+        workers = self.worker_pids()
+        for pid in [self.proc.pid] + workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(5)
+        # Something that still answers after this would make a drill against a live origin.
+        if self.port and not wait_until(lambda: not port_open(self.port, timeout=0.2), 2, 0.05):
+            raise RuntimeError("origin on port %d still accepts after SIGKILL" % self.port)
+
+    def stop(self, timeout=None):
+        if self.running():
+            os.kill(self.proc.pid, self.stop_signal)
+            try:
+                self.proc.wait(self.stop_timeout if timeout is None else timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+
+def hello_origin(workdir, port, cpu):
+    """The benches' origin: "hello world\\n" (12 bytes) for every request."""
+    server = "listen 127.0.0.1:%d; location / { return 200 \"hello world\\n\"; }" % port
+    return Nginx(workdir, "origin", server, cpu, port=port).start()
+
+
+def region_origin(workdir, name, port, region):
+    """A drill origin: every request answered with its region (body and X-Origin-Region),
+    /health with "ok"."""
+    return Nginx(workdir, name, """
+    listen 127.0.0.1:%(port)d reuseport;
+    location /health { return 200 "ok\\n"; }
+    location / {
+      add_header X-Origin-Region %(region)s;
+      return 200 "%(region)s\\n";
+    }
+  """ % {"port": port, "region": region}, port=port, worker_connections=4096,
+                 rlimit_nofile=None, error_level="crit").start()
