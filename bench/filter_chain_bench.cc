@@ -5,8 +5,12 @@
 
 #include "bench/allocation_counter.h"
 #include "benchmark/benchmark.h"
+#include "filters/auth/auth_filter.h"
 #include "filters/filter_chain.h"
-#include "filters/filter_factory.h"
+#include "filters/headers/header_rules_filter.h"
+#include "filters/rate_limit/rate_limit_filter.h"
+#include "filters/registry.h"
+#include "filters/shed/shed_filter.h"
 
 namespace sluice {
 namespace {
@@ -45,7 +49,11 @@ void BM_FullFilterChain(benchmark::State& state) {
   env.limiter = &limiter;
   env.key_slots = &slots;
   FilterChain chain;
-  for (const FilterSpec& spec : std::vector<FilterSpec>{auth, shed, rate, headers}) {
+  for (const FilterSpec& spec :
+       {MakeFilterSpec("auth", std::make_shared<AuthConfig>(auth)),
+        MakeFilterSpec("shed", std::make_shared<ShedConfig>(shed)),
+        MakeFilterSpec("rate_limit", std::make_shared<RateLimitConfig>(rate)),
+        MakeFilterSpec("headers", std::make_shared<HeaderRulesConfig>(headers))}) {
     chain.Add(CreateFilter(spec, env));
   }
 

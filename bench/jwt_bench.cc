@@ -4,10 +4,11 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
+#include "filters/auth/auth_filter.h"
+#include "filters/auth/jwt.h"
 #include "filters/filter_chain.h"
-#include "filters/filter_factory.h"
-#include "filters/jwt.h"
-#include "tests/filters/jwt_test_util.h"
+#include "filters/registry.h"
+#include "tests/filters/auth/jwt_test_util.h"
 
 namespace sluice {
 namespace {
@@ -73,7 +74,7 @@ void BM_AuthFilterCachedRs256(benchmark::State& state) {
   FilterEnvironment env;
   env.key_slots = &slots;
   FilterChain chain;
-  chain.Add(CreateFilter(auth, env));
+  chain.Add(CreateFilter(MakeFilterSpec("auth", std::make_shared<AuthConfig>(auth)), env));
   const std::string authorization = "Bearer " + keys.Token(1);
   RequestHeadPtr head = MakeRequestHead();
   FilterRequest request;

@@ -6,6 +6,7 @@
 #include "bench/allocation_counter.h"
 #include "benchmark/benchmark.h"
 #include "proxy/observe/access_log.h"
+#include "proxy/observe/metric_families.h"
 #include "proxy/observe/metrics.h"
 
 namespace sluice {

@@ -52,6 +52,16 @@ HeaderKind ClassifyHeaderName(std::string_view name) {
   return HeaderKind::kOther;
 }
 
+bool IsHttpToken(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    if (!IsAsciiAlnum(c) && std::string_view("!#$%&'*+-.^_`|~").find(c) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool IsHopByHop(HeaderKind kind) {
   switch (kind) {
     case HeaderKind::kConnection:

@@ -39,6 +39,9 @@ enum class HeaderKind : uint8_t {
 
 HeaderKind ClassifyHeaderName(std::string_view name);
 
+// An RFC 9110 token (a field name, a method): one or more of ALPHA DIGIT !#$%&'*+-.^_`|~.
+bool IsHttpToken(std::string_view text);
+
 // True for fields that a proxy never forwards as they are (RFC 9110 section 7.6.1 plus
 // Proxy-* and fields named by Connection). Upgrade is included: the forwarder re-adds it when
 // it proxies an upgrade.

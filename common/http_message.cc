@@ -51,18 +51,6 @@ HeadPool<ResponseHead>& ResponsePool() {
 
 }  // namespace
 
-std::string_view HttpVersionText(HttpVersion v) {
-  switch (v) {
-    case HttpVersion::kHttp10:
-      return "HTTP/1.0";
-    case HttpVersion::kHttp11:
-      return "HTTP/1.1";
-    case HttpVersion::kHttp2:
-      return "HTTP/2";
-  }
-  return "HTTP/1.1";
-}
-
 HttpMethod ClassifyMethod(std::string_view m) {
   // Methods are case-sensitive (RFC 9110 section 9.1).
   if (m == "GET") return HttpMethod::kGet;

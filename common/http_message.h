@@ -1,5 +1,5 @@
 // Request and response heads as codecs produce them and the forwarder consumes them. The same
-// types serve HTTP/1.1 and (later) HTTP/2, so they hold protocol-neutral facts: method,
+// types serve HTTP/1.1 and HTTP/2 alike, so they hold protocol-neutral facts: method,
 // target, authority, headers, and how the body is framed.
 //
 // Heads are recycled through a per-thread pool (MakeRequestHead / MakeResponseHead) so that a
@@ -17,8 +17,6 @@
 namespace sluice {
 
 enum class HttpVersion : uint8_t { kHttp10, kHttp11, kHttp2 };
-
-std::string_view HttpVersionText(HttpVersion v);  // "HTTP/1.0", "HTTP/1.1", "HTTP/2"
 
 enum class HttpMethod : uint8_t {
   kGet,

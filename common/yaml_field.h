@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "common/sha256.h"
 #include "common/socket_address.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
@@ -178,6 +179,18 @@ class Field {
     *out = *d;
     return absl::OkStatus();
   }
+
+  // A secret kept in the file this field names (relative to `base_dir`): the file's contents
+  // without surrounding whitespace. The error names the file; checking its length is the
+  // caller's.
+  struct Secret {
+    std::string path;
+    std::string value;
+  };
+  absl::StatusOr<Secret> ReadSecretFile(const std::string& base_dir) const;
+
+  // The 64 hex digits of a SHA-256 digest; `noun` ("key", "token") names whose, in the error.
+  absl::Status ReadSha256Hex(std::string_view noun, Sha256Digest* out) const;
 
   absl::Status ReadAddress(SocketAddress* out) const {
     ASSIGN_OR_RETURN(std::string text, Scalar());

@@ -69,7 +69,9 @@ enum class UpstreamFailure : uint8_t {
   kReset,        // the connection closed or reset before the response head
   kTimeout,      // no response head within the (per-try) response timeout
   kBadResponse,  // the origin broke HTTP
+  kCount,        // not a failure: the number of values above (new values go before it)
 };
+inline constexpr int kUpstreamFailures = static_cast<int>(UpstreamFailure::kCount);
 
 // Values filters attach to a request for later filters and for steering.
 struct FilterContext {
@@ -122,13 +124,14 @@ struct FilterRequest {
   FilterResume* resume = nullptr;
 };
 
-// Eight bytes of per-request state for each filter of the chain (FilterRequest is shared by
+// Sixteen bytes of per-request state for each filter of the chain (FilterRequest is shared by
 // the chain; a slot belongs to one filter). Zeroed when the request starts.
 struct FilterSlot {
   int64_t value = 0;
   int32_t extra = 0;
   bool flag = false;
 };
+static_assert(sizeof(FilterSlot) == 16);
 
 class Filter {
  public:

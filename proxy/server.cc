@@ -12,9 +12,11 @@
 
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "proxy/config/config_loader.h"
+#include "proxy/config/filter_config_loader.h"
 #include "proxy/config/tls_config_loader.h"
-#include "proxy/net/listen_socket.h"
+#include "proxy/observe/metric_families.h"
 #include "steering/state_file.h"
 
 namespace sluice {
@@ -58,71 +60,51 @@ Server::~Server() {
   uv_loop_close(&loop_);
 }
 
-absl::Status Server::BindListeners(const Config& config,
-                                   std::vector<std::vector<ListenerSocket>>* per_worker,
-                                   std::map<std::string, ListenerOptions>* keep) {
-  per_worker->assign(workers_.empty() ? config.workers : workers_.size(), {});
-  std::vector<int> opened;
-  std::map<std::string, OpenListener> next;
-  for (const ListenerConfig& listener : config.listeners) {
-    std::string key = listener.address.ToString();
-    next[key] = {listener.address, listener.backlog};
-    ListenerOptions options{listener.proxy_protocol, listener.http2, listener.tls_context};
-    if (listeners_.count(key)) {
-      (*keep)[key] = options;
-      continue;
-    }
-    for (auto& sockets : *per_worker) {
-      absl::StatusOr<int> fd = BindListenSocket(listener.address, listener.backlog);
-      if (!fd.ok()) {
-        for (int f : opened) ::close(f);
-        return absl::Status(fd.status().code(),
-                            absl::StrFormat("listener \"%s\": %s", listener.name,
-                                            std::string(fd.status().message())));
-      }
-      opened.push_back(*fd);
-      sockets.push_back({key, *fd, listener.backlog, options});
-    }
-  }
-  listeners_ = std::move(next);
-  return absl::OkStatus();
-}
-
 int Server::Run() {
   SetLogThreadName("main");
-  uint64_t files = RaiseFileLimit();
+  const uint64_t files = RaiseFileLimit();
   control_ = std::make_unique<LoopContext>(&loop_);
 
-  std::vector<std::vector<ListenerSocket>> sockets;
-  std::map<std::string, ListenerOptions> keep;
-  if (absl::Status s = BindListeners(*config_, &sockets, &keep); !s.ok()) {
-    LOG_ERROR("%s", std::string(s.message()));
-    return 1;
-  }
-  if (config_->admin.enabled) {
-    admin_api_ = std::make_unique<AdminApi>(static_cast<AdminBackend*>(this));
-    admin_api_->SetTokens(config_->admin.tokens);
-    admin_server_ = std::make_unique<AdminServer>(control_.get(), admin_api_.get());
-    if (absl::Status s = admin_server_->Start(config_->admin.address); !s.ok()) {
-      LOG_ERROR("%s", std::string(s.message()));
-      return 1;
-    }
-  }
-  if (absl::Status s = DropPrivileges(config_->user); !s.ok()) {
-    LOG_ERROR("%s", std::string(s.message()));
-    return 1;
-  }
+  // Sockets first, while the process may still bind privileged ports.
+  absl::StatusOr<ListenerSet::Change> sockets = listeners_.Apply(*config_, config_->workers);
+  if (!sockets.ok()) return Fail(sockets.status());
+  if (absl::Status s = StartAdmin(); !s.ok()) return Fail(s);
+  if (absl::Status s = DropPrivileges(config_->user); !s.ok()) return Fail(s);
   // After dropping privileges: the state and audit files belong to the user sluice runs as.
+  if (absl::Status s = StartSteering(); !s.ok()) return Fail(s);
+  if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) return Fail(s);
+  HandleSignals();
+  StartEndpointServices();
+  StartWorkers(std::move(sockets->added));
+  LogStart(files);
+  started_ = true;
+  StartFleet();
+  file_watch_->Watch(WatchedFiles(*config_));
+
+  uv_run(&loop_, UV_RUN_DEFAULT);
+
+  Stop();
+  LOG_INFO("sluice stopped");
+  return 0;
+}
+
+int Server::Fail(const absl::Status& status) {
+  LOG_ERROR("%s", std::string(status.message()));
+  return 1;
+}
+
+absl::Status Server::StartAdmin() {
+  if (!config_->admin.enabled) return absl::OkStatus();
+  admin_api_ = std::make_unique<AdminApi>(static_cast<AdminBackend*>(this));
+  admin_api_->SetTokens(config_->admin.tokens);
+  admin_server_ = std::make_unique<AdminServer>(control_.get(), admin_api_.get());
+  return admin_server_->Start(config_->admin.address);
+}
+
+absl::Status Server::StartSteering() {
   steering_ = std::make_unique<SteeringControl>(
       &loop_, [this](SteeringTablePtr table) { PublishSteeringTable(std::move(table)); });
-  if (absl::Status s = steering_->Start(*config_); !s.ok()) {
-    LOG_ERROR("%s", std::string(s.message()));
-    return 1;
-  }
-  if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) {
-    LOG_ERROR("%s", std::string(s.message()));
-    return 1;
-  }
+  RETURN_IF_ERROR(steering_->Start(*config_));
   region_health_ = std::make_unique<RegionHealthMonitor>(
       control_.get(), [this] { return SampleTraffic(); }, [this] { PublishHealthDocument(); });
   steering_->SetHealthGate([this](const std::string& region) {
@@ -132,39 +114,27 @@ int Server::Run() {
     }
     return region_health_->Gate(region);
   });
+  return absl::OkStatus();
+}
 
+void Server::HandleSignals() {
   uv_async_init(&loop_, &worker_exit_, [](uv_async_t* a) {
     auto* self = static_cast<Server*>(a->data);
     if (self->workers_running_.load() == 0) uv_stop(a->loop);
   });
   worker_exit_.data = this;
-  uv_signal_init(&loop_, &sighup_);
-  sighup_.data = this;
-  uv_signal_start(
-      &sighup_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->Reload(); }, SIGHUP);
-  uv_signal_init(&loop_, &sigterm_);
-  sigterm_.data = this;
-  uv_signal_start(
-      &sigterm_,
-      [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->BeginShutdown("SIGTERM"); },
-      SIGTERM);
-  uv_signal_init(&loop_, &sigint_);
-  sigint_.data = this;
-  uv_signal_start(
-      &sigint_, [](uv_signal_t* h, int) { static_cast<Server*>(h->data)->BeginShutdown("SIGINT"); },
-      SIGINT);
-  uv_signal_init(&loop_, &sigusr1_);
-  sigusr1_.data = this;
-  uv_signal_start(
-      &sigusr1_,
-      [](uv_signal_t* h, int) {
-        auto* self = static_cast<Server*>(h->data);
-        if (self->access_log_) self->access_log_->Reopen();
-      },
-      SIGUSR1);
-  uv_timer_init(&loop_, &drain_timer_);
-  drain_timer_.data = this;
+  signals_ = std::make_unique<SignalSet>(&loop_);
+  signals_->On(SIGHUP, [this] { Reload(); });
+  signals_->On(SIGTERM, [this] { BeginShutdown("SIGTERM"); });
+  signals_->On(SIGINT, [this] { BeginShutdown("SIGINT"); });
+  signals_->On(SIGUSR1, [this] {  // reopen the access log (after logrotate moved it)
+    if (access_log_) access_log_->Reopen();
+  });
+  file_watch_ = std::make_unique<FileWatch>(
+      &loop_, [this](const std::string& path) { OnWatchedFileChanged(path); });
+}
 
+void Server::StartEndpointServices() {
   resolver_ = std::make_unique<Resolver>(
       &loop_, [this](const std::string& cluster, const std::string& endpoint,
                      const std::vector<SocketAddress>& addresses) {
@@ -189,7 +159,9 @@ int Server::Run() {
   resolver_->Configure(*config_);
   resolver_->ResolveAllNow(absl::Seconds(5));
   region_health_->Configure(*config_, resolver_->Snapshot());
+}
 
+void Server::StartWorkers(std::vector<std::vector<ListenerSocket>> sockets) {
   workers_running_ = config_->workers;
   for (int i = 0; i < config_->workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, [this] { OnWorkerExit(); }));
@@ -201,6 +173,9 @@ int Server::Run() {
                            resolver_->Snapshot());
   }
   health_->Configure(*config_, resolver_->Snapshot());
+}
+
+void Server::LogStart(uint64_t files) const {
   std::string addresses;
   for (const ListenerConfig& l : config_->listeners) {
     addresses += (addresses.empty() ? "" : ", ") + l.address.ToString();
@@ -211,12 +186,9 @@ int Server::Run() {
     LOG_INFO("admin API on %s (%d tokens)", admin_server_->address().ToString(),
              config_->admin.tokens.size());
   }
-  started_ = true;
-  StartFleet();
+}
 
-  WatchKeyFiles();
-  uv_run(&loop_, UV_RUN_DEFAULT);
-
+void Server::Stop() {
   for (auto& worker : workers_) worker->Join();
   if (admin_server_) admin_server_->Stop();
   region_health_->Stop();
@@ -225,16 +197,9 @@ int Server::Run() {
   health_->Stop();
   resolver_->Stop();
   control_->Close();
-  for (auto& [path, watch] : key_watches_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&watch->poll),
-             [](uv_handle_t* h) { delete static_cast<KeyFileWatch*>(h->data); });
-  }
-  key_watches_.clear();
-  uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&sigusr1_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  file_watch_->Close();
+  signals_->Close();
+  drain_timer_.Close();
   uv_close(reinterpret_cast<uv_handle_t*>(&worker_exit_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   admin_server_.reset();
@@ -243,9 +208,9 @@ int Server::Run() {
   region_health_.reset();
   health_.reset();
   resolver_.reset();
+  file_watch_.reset();
+  signals_.reset();
   control_.reset();
-  LOG_INFO("sluice stopped");
-  return 0;
 }
 
 void Server::OnWorkerExit() {
@@ -284,12 +249,10 @@ void Server::Reload() {
         std::string(s.message()));
     return;
   }
-  std::vector<std::vector<ListenerSocket>> sockets;
-  std::map<std::string, ListenerOptions> keep;
-  std::map<std::string, OpenListener> previous = listeners_;
-  if (absl::Status s = BindListeners(*config, &sockets, &keep); !s.ok()) {
-    listeners_ = previous;
-    LOG_ERROR("reload refused, keeping the running configuration: %s", std::string(s.message()));
+  absl::StatusOr<ListenerSet::Change> sockets = listeners_.Apply(*config, workers_.size());
+  if (!sockets.ok()) {
+    LOG_ERROR("reload refused, keeping the running configuration: %s",
+              std::string(sockets.status().message()));
     return;
   }
   if (config->admin.enabled != config_->admin.enabled ||
@@ -310,55 +273,33 @@ void Server::Reload() {
     LOG_ERROR("reload: %s; the access log stays as it was", std::string(s.message()));
   }
   SteeringTablePtr table = steering_->table();
+  const std::map<std::string, ListenerOptions>& keep = sockets->kept;
   for (size_t i = 0; i < workers_.size(); ++i) {
-    auto added = std::make_shared<std::vector<ListenerSocket>>(std::move(sockets[i]));
+    auto added = std::make_shared<std::vector<ListenerSocket>>(std::move(sockets->added[i]));
     // One task: no request sees the new configuration with the old table.
     workers_[i]->Post([config, added, keep, table](Worker* w) {
       w->SetSteeringTable(table);
       w->ApplyConfig(config, std::move(*added), keep);
     });
   }
-  WatchKeyFiles();
+  file_watch_->Watch(WatchedFiles(*config_));
   resolver_->Configure(*config_);
   health_->Configure(*config_, resolver_->Snapshot());
   LOG_INFO("configuration reloaded from %s", config_->source);
 }
 
-void Server::WatchKeyFiles() {
-  std::vector<std::string> files = JwksFiles(*config_);
-  for (std::string& file : TlsFiles(*config_)) {
+std::vector<std::string> Server::WatchedFiles(const Config& config) {
+  std::vector<std::string> files = FilterKeyFiles(config);
+  for (std::string& file : TlsFiles(config)) {
     if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(file);
   }
-  for (auto it = key_watches_.begin(); it != key_watches_.end();) {
-    if (std::find(files.begin(), files.end(), it->first) == files.end()) {
-      uv_close(reinterpret_cast<uv_handle_t*>(&it->second->poll),
-               [](uv_handle_t* h) { delete static_cast<KeyFileWatch*>(h->data); });
-      it = key_watches_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (const std::string& path : files) {
-    if (key_watches_.count(path)) continue;
-    auto* watch = new KeyFileWatch{this, path, {}};
-    uv_fs_poll_init(&loop_, &watch->poll);
-    watch->poll.data = watch;
-    uv_fs_poll_start(
-        &watch->poll,
-        [](uv_fs_poll_t* h, int status, const uv_stat_t*, const uv_stat_t*) {
-          auto* w = static_cast<KeyFileWatch*>(h->data);
-          if (status == 0) w->server->OnWatchedFileChanged(w->path);
-        },
-        path.c_str(), 1000);
-    uv_unref(reinterpret_cast<uv_handle_t*>(&watch->poll));
-    key_watches_[path] = watch;
-  }
+  return files;
 }
 
 void Server::OnWatchedFileChanged(const std::string& path) {
   std::vector<std::string> tls = TlsFiles(*config_);
   if (std::find(tls.begin(), tls.end(), path) != tls.end()) ReloadCertificates(path);
-  std::vector<std::string> jwks = JwksFiles(*config_);
+  std::vector<std::string> jwks = FilterKeyFiles(*config_);
   if (std::find(jwks.begin(), jwks.end(), path) != jwks.end()) OnKeyFileChanged(path);
 }
 
@@ -373,11 +314,7 @@ void Server::ReloadCertificates(const std::string& changed) {
     return;
   }
   config_ = config;
-  std::map<std::string, ListenerOptions> keep;
-  for (const ListenerConfig& listener : config_->listeners) {
-    keep[listener.address.ToString()] = {listener.proxy_protocol, listener.http2,
-                                         listener.tls_context};
-  }
+  std::map<std::string, ListenerOptions> keep = ListenerSet::Options(*config_);
   SteeringTablePtr table = steering_->table();
   for (auto& worker : workers_) {
     // New connections handshake with the new certificates; open ones keep theirs.
@@ -414,15 +351,10 @@ void Server::BeginShutdown(const char* why) {
   if (fleet_) fleet_->Leave();
   for (auto& worker : workers_) worker->Post([](Worker* w) { w->BeginDrain(); });
   uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(config_->timeouts.drain));
-  uv_timer_start(
-      &drain_timer_,
-      [](uv_timer_t* t) {
-        auto* self = static_cast<Server*>(t->data);
-        LOG_WARN("drain timeout: closing the remaining connections");
-        for (auto& worker : self->workers_) worker->Post([](Worker* w) { w->ForceClose(); });
-      },
-      ms, 0);
-  uv_unref(reinterpret_cast<uv_handle_t*>(&drain_timer_));
+  drain_timer_.Start(&loop_, ms, 0, [this] {
+    LOG_WARN("drain timeout: closing the remaining connections");
+    for (auto& worker : workers_) worker->Post([](Worker* w) { w->ForceClose(); });
+  });
 }
 
 absl::Status Server::ConfigureAccessLog(const Config& config) {
@@ -477,8 +409,9 @@ std::string Server::RenderMetrics() {
                                         ? absl::ToDoubleSeconds(absl::Now() - start_time_)
                                         : absl::ToDoubleSeconds(absl::Now() - fleet_->last_sync());
     node.fleet_nodes = fleet_->node_count();
-    for (int i = 0; i < 3; ++i) {
-      node.fleet_writes[i] = fleet_->writes(static_cast<Fleet::WriteOutcome>(i));
+    for (int i = 0; i < Fleet::kWriteOutcomes; ++i) {
+      auto outcome = static_cast<Fleet::WriteOutcome>(i);
+      node.fleet_writes.emplace_back(Fleet::WriteOutcomeName(outcome), fleet_->writes(outcome));
     }
   }
   return sluice::RenderMetrics(metrics, node, region_names);
@@ -548,46 +481,9 @@ void Server::PublishHealthDocument() {
 }
 
 NodeTraffic Server::SampleTraffic() const {
-  NodeTraffic t;
-  constexpr std::string_view kTunnelPrefix = "region:";
-  auto add_latency = [](TrafficTotals* totals, const LatencyHistogram& h) {
-    for (int i = 0; i <= LatencyHistogram::kBounds; ++i) totals->latency[i] += h.bucket(i);
-  };
-  for (const auto& worker : workers_) {
-    worker->metrics().Visit([&](const auto& exchanges, const auto& routes, const auto& clusters,
-                                const auto& rejects, const auto& regions) {
-      for (const auto& [key, cell] : exchanges) {
-        if (key.second.starts_with(kTunnelPrefix) || key.first == "none") continue;
-        for (int c = 0; c < kStatusClasses; ++c) {
-          for (int d = 0; d < kDecisionLabels; ++d)
-            t.local.requests += cell->requests[c][d].value();
-        }
-      }
-      for (const auto& [name, cell] : clusters) {
-        uint64_t failures = 0;
-        for (int f = 1; f < 5; ++f) failures += cell->failures[f].value();
-        uint64_t errors = cell->responses[4].value() + failures;
-        if (name.starts_with(kTunnelPrefix)) {
-          TrafficTotals& tunnel = t.tunnels[name.substr(kTunnelPrefix.size())];
-          for (int c = 0; c < kStatusClasses; ++c) tunnel.requests += cell->responses[c].value();
-          tunnel.requests += failures;
-          tunnel.errors += errors;
-          add_latency(&tunnel, cell->latency);
-        } else {
-          t.local.errors += errors;
-          add_latency(&t.local, cell->latency);
-        }
-      }
-      for (const auto& [key, cell] : rejects) {
-        if (key.second == "shed" || key.second == "rate_limit") {
-          t.local.sheds += cell->requests.value();
-        }
-      }
-      for (const auto& [name, cell] : regions) t.starts[name] += cell->stream_starts.value();
-      (void)routes;
-    });
-  }
-  return t;
+  std::vector<const WorkerMetrics*> metrics;
+  for (const auto& worker : workers_) metrics.push_back(&worker->metrics());
+  return SampleNodeTraffic(metrics);
 }
 
 absl::Status Server::InjectStandby(const std::string& cluster, const std::string& actor) {

@@ -23,9 +23,12 @@
 #include "proxy/control/region_health.h"
 #include "proxy/control/resolver.h"
 #include "proxy/control/steering_control.h"
+#include "proxy/event/file_watch.h"
 #include "proxy/event/loop_context.h"
+#include "proxy/event/loop_timer.h"
+#include "proxy/event/signal_set.h"
 #include "proxy/fleet/fleet.h"
-#include "proxy/worker/listener.h"
+#include "proxy/worker/listener_set.h"
 #include "proxy/worker/worker.h"
 
 namespace sluice {
@@ -41,21 +44,24 @@ class Server final : private AdminBackend {
   int Run();
 
  private:
-  struct OpenListener {
-    SocketAddress address;
-    int backlog = 0;
-  };
+  // Start-up, in order (Run reads as the list of them).
+  int Fail(const absl::Status& status);  // logs it; the exit code
+  absl::Status StartAdmin();
+  absl::Status StartSteering();  // the controller, region health and the gates
+  void HandleSignals();          // signals, file watches, the drain timer, worker exits
+  void StartEndpointServices();  // name resolution and active health checks
+  void StartWorkers(std::vector<std::vector<ListenerSocket>> sockets);
+  void LogStart(uint64_t files) const;
+  void StartFleet();  // joins the fleet the configuration names (if any)
+  void Stop();        // after the loop ran out: joins the workers, closes every service
 
-  absl::Status BindListeners(const Config& config,
-                             std::vector<std::vector<ListenerSocket>>* per_worker,
-                             std::map<std::string, ListenerOptions>* keep);
   void Reload();
-  // Watches the JWKS and TLS files of the configuration; a changed file reaches every worker.
-  void WatchKeyFiles();
-  void OnKeyFileChanged(const std::string& path);
+  // The files whose change reloads something: signing keys (JWKS) and TLS files.
+  static std::vector<std::string> WatchedFiles(const Config& config);
   // A watched file changed: JWKS keys, or a listener's certificate, key, OCSP response or
   // client CA (the TLS contexts are rebuilt; connections already open keep theirs).
   void OnWatchedFileChanged(const std::string& path);
+  void OnKeyFileChanged(const std::string& path);
   void ReloadCertificates(const std::string& changed);
   void BeginShutdown(const char* why);
   void OnWorkerExit();
@@ -74,17 +80,13 @@ class Server final : private AdminBackend {
   SteeringControl* steering() override { return steering_.get(); }
   absl::Status InjectStandby(const std::string& cluster, const std::string& actor) override;
   nlohmann::json FleetStatus() override;
-  // Joins the fleet the configuration names (if any).
-  void StartFleet();
 
   CommandLine cli_;
   ConfigPtr config_;
   uv_loop_t loop_;
-  uv_signal_t sighup_;
-  uv_signal_t sigterm_;
-  uv_signal_t sigint_;
-  uv_signal_t sigusr1_;  // reopen the access log
-  uv_timer_t drain_timer_;
+  std::unique_ptr<SignalSet> signals_;
+  std::unique_ptr<FileWatch> file_watch_;  // TLS and key files
+  LoopTimer drain_timer_;                  // SIGTERM: how long in-flight exchanges get
   uv_async_t worker_exit_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<LoopContext> control_;  // the control loop's services (health check sockets)
@@ -97,14 +99,8 @@ class Server final : private AdminBackend {
   std::unique_ptr<AdminServer> admin_server_;
   std::shared_ptr<AccessLogSink> access_log_;
   absl::Time start_time_ = absl::Now();
-  bool started_ = false;                           // the workers run
-  std::map<std::string, OpenListener> listeners_;  // what the workers listen on, by address
-  struct KeyFileWatch {
-    Server* server;
-    std::string path;
-    uv_fs_poll_t poll;
-  };
-  std::map<std::string, KeyFileWatch*> key_watches_;  // closed and freed by their close callback
+  bool started_ = false;   // the workers run
+  ListenerSet listeners_;  // what the workers listen on
   std::atomic<int> workers_running_{0};
   bool shutting_down_ = false;
 };

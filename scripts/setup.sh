@@ -64,6 +64,8 @@ format_check() {
   files=$(git ls-files '*.cc' '*.h' 2>/dev/null || find common proxy filters steering tests bench -name '*.cc' -o -name '*.h')
   # shellcheck disable=SC2086
   clang-format-14 --dry-run --Werror $files
+  log "include direction check"
+  python3 scripts/check_layers.py
 }
 
 run_fuzzers() {

@@ -34,6 +34,8 @@ const char* SteeringReasonName(SteeringReason reason) {
       return "unreachable";
     case SteeringReason::kFailover:
       return "failover";
+    case SteeringReason::kCount:
+      break;
   }
   return "unknown";
 }

@@ -37,7 +37,9 @@ enum class SteeringReason : uint8_t {
   kStayed,       // its region is evacuating it but no savior can take it
   kUnreachable,  // its home region cannot be reached from here: served locally
   kFailover,     // (not from Decide) the local region cannot serve it: a savior does (Isthmus)
+  kCount,        // not a reason: the number of values above (new values go before it)
 };
+inline constexpr int kSteeringReasons = static_cast<int>(SteeringReason::kCount);
 
 const char* SteeringReasonName(SteeringReason reason);
 

@@ -113,6 +113,8 @@ const char* HopVerdictName(HopVerdict verdict) {
       return "bad_mac";
     case HopVerdict::kUnknownFrom:
       return "unknown_from";
+    case HopVerdict::kCount:
+      break;
   }
   return "unknown";
 }

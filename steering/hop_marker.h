@@ -31,7 +31,9 @@ enum class HopVerdict : uint8_t {
   kStale,        // timestamp outside the skew window
   kBadMac,       // another key, altered, or meant for another region or request
   kUnknownFrom,  // the sending region is not a peer region (checked by the caller)
+  kCount,        // not a verdict: the number of values above (new values go before it)
 };
+inline constexpr int kHopVerdicts = static_cast<int>(HopVerdict::kCount);
 
 const char* HopVerdictName(HopVerdict verdict);
 

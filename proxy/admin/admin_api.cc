@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
+#include "common/sha256.h"
 #include "common/strings.h"
 #include "common/units.h"
-#include "filters/auth_filter.h"
 #include "steering/state_file.h"
 
 namespace sluice {
@@ -212,14 +212,11 @@ const AdminToken* AdminApi::Authenticate(std::string_view authorization) const {
   if (authorization.size() <= 7 || !StartsWithIgnoreCase(authorization, "bearer ")) return nullptr;
   std::string_view token = StripWhitespace(authorization.substr(7));
   if (token.empty()) return nullptr;
-  std::array<unsigned char, 32> digest = Sha256(token);
+  Sha256Digest digest = Sha256(token);
   const AdminToken* found = nullptr;
   // Every token is compared, so the time taken does not say which one came close.
   for (const AdminToken& candidate : tokens_) {
-    if (candidate.sha256.size() == digest.size() &&
-        CRYPTO_memcmp(candidate.sha256.data(), digest.data(), digest.size()) == 0) {
-      found = &candidate;
-    }
+    if (DigestsEqual(candidate.sha256, digest)) found = &candidate;
   }
   return found;
 }
@@ -267,6 +264,36 @@ AdminResponse AdminApi::Plans() {
   return Json(200, json{{"version", c ? c->state().version : 0}, {"plans", plans}});
 }
 
+// The API under /v1, one handler per path and method ("*" matches one segment). A path that
+// matches with another method answers 405 with the methods it has.
+struct AdminApi::Call {
+  const AdminRequest& request;
+  std::vector<std::string_view> segments;
+  const std::string& actor;  // the token's name, for the audit log
+  Reply reply;
+};
+
+struct AdminApi::Route {
+  std::vector<std::string_view> path;
+  std::string_view method;  // GET routes answer HEAD too
+  void (AdminApi::*handle)(const Call& call);
+};
+
+const std::vector<AdminApi::Route>& AdminApi::Routes() {
+  static const std::vector<Route> kRoutes = {
+      {{"v1", "steering"}, "GET", &AdminApi::GetSteering},
+      {{"v1", "steering", "regions", "*"}, "PUT", &AdminApi::PutRegion},
+      {{"v1", "plans"}, "GET", &AdminApi::GetPlans},
+      {{"v1", "plans"}, "POST", &AdminApi::PostPlan},
+      {{"v1", "plans", "*"}, "GET", &AdminApi::GetPlan},
+      {{"v1", "plans", "*"}, "DELETE", &AdminApi::DeletePlan},
+      {{"v1", "clusters", "*", "standby:inject"}, "POST", &AdminApi::PostStandbyInject},
+      {{"v1", "health"}, "GET", &AdminApi::GetHealth},
+      {{"v1", "fleet"}, "GET", &AdminApi::GetFleet},
+  };
+  return kRoutes;
+}
+
 void AdminApi::Handle(const AdminRequest& request, Reply reply) {
   const std::string& method = request.method;
   const std::string& path = request.path;
@@ -300,76 +327,84 @@ void AdminApi::Handle(const AdminRequest& request, Reply reply) {
   if (!reading && !token->admin) {
     return reply(Error(403, absl::StrFormat("token \"%s\" may only read", token->name)));
   }
-  const std::string& actor = token->name;
-  SteeringControl* steering = backend_->steering();
-  auto method_not_allowed = [](const char* allow) {
-    AdminResponse r = Error(405, absl::StrFormat("allowed: %s", allow));
-    r.headers.emplace_back("Allow", allow);
-    return r;
-  };
-
-  if (seg.size() == 2 && seg[1] == "steering") {
-    if (!reading) return reply(method_not_allowed("GET"));
-    return reply(Steering());
-  }
-  if (seg.size() == 4 && seg[1] == "steering" && seg[2] == "regions") {
-    if (method != "PUT") return reply(method_not_allowed("PUT"));
-    absl::StatusOr<RegionChange> change = ParseRegionChangeBody(seg[3], request.body);
-    if (!change.ok()) return reply(Error(change.status()));
-    steering->SetRegion(*change, actor, [this, reply](const absl::Status& s) {
-      reply(s.ok() ? Steering() : Error(s));
-    });
-    return;
-  }
-  if (seg.size() == 2 && seg[1] == "plans") {
-    if (reading) return reply(Plans());
-    if (method != "POST") return reply(method_not_allowed("GET, POST"));
-    absl::StatusOr<PlanRequest> plan = ParsePlanBody(request.body);
-    if (!plan.ok()) return reply(Error(plan.status()));
-    steering->StartPlan(*plan, actor, [steering, reply](const absl::StatusOr<uint64_t>& id) {
-      if (!id.ok()) return reply(Error(id.status()));
-      const RampPlan* started = steering->controller()->FindPlan(*id);
-      AdminResponse r = Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
-                                       {"version", steering->controller()->state().version}});
-      r.headers.emplace_back("Location", absl::StrFormat("/v1/plans/%d", *id));
-      reply(r);
-    });
-    return;
-  }
-  if (seg.size() == 3 && seg[1] == "plans") {
-    absl::StatusOr<uint64_t> id = PlanId(seg[2]);
-    if (!id.ok()) return reply(Error(id.status()));
-    if (!steering->controller()) return reply(Error(404, "steering is not configured"));
-    auto answer = [steering, id = *id, reply](const absl::Status& s) {
-      if (!s.ok()) return reply(Error(s));
-      const RampPlan* plan = steering->controller()->FindPlan(id);
-      if (!plan) return reply(Error(404, absl::StrFormat("no plan %d", id)));
-      reply(Json(200, json{{"plan", RampPlanToJson(*plan)},
-                           {"version", steering->controller()->state().version}}));
-    };
-    if (method == "DELETE") {
-      steering->AbortPlan(*id, actor, answer);
-      return;
+  std::string allow;  // the methods of the routes whose path matches
+  for (const Route& route : Routes()) {
+    if (route.path.size() != seg.size()) continue;
+    bool match = true;
+    for (size_t i = 0; i < seg.size() && match; ++i) {
+      match = route.path[i] == "*" || route.path[i] == seg[i];
     }
-    if (!reading) return reply(method_not_allowed("GET, DELETE"));
-    return answer(absl::OkStatus());
-  }
-  if (seg.size() == 4 && seg[1] == "clusters" && seg[3] == "standby:inject") {
-    if (method != "POST") return reply(method_not_allowed("POST"));
-    if (absl::Status s = backend_->InjectStandby(std::string(seg[2]), actor); !s.ok()) {
-      return reply(Error(s));
+    if (!match) continue;
+    if (route.method == method || (route.method == "GET" && method == "HEAD")) {
+      return (this->*route.handle)(Call{request, std::move(seg), token->name, std::move(reply)});
     }
-    return reply(Json(200, json{{"cluster", seg[2]}, {"standby", "injected"}}));
+    allow += (allow.empty() ? "" : ", ") + std::string(route.method);
   }
-  if (seg.size() == 2 && seg[1] == "health") {
-    if (!reading) return reply(method_not_allowed("GET"));
-    return reply(Json(200, backend_->Health()));
-  }
-  if (seg.size() == 2 && seg[1] == "fleet") {
-    if (!reading) return reply(method_not_allowed("GET"));
-    return reply(Json(200, backend_->FleetStatus()));
-  }
-  return reply(Error(404, "no such endpoint"));
+  if (allow.empty()) return reply(Error(404, "no such endpoint"));
+  AdminResponse r = Error(405, absl::StrFormat("allowed: %s", allow));
+  r.headers.emplace_back("Allow", allow);
+  reply(r);
 }
+
+void AdminApi::GetSteering(const Call& call) { call.reply(Steering()); }
+
+void AdminApi::PutRegion(const Call& call) {
+  absl::StatusOr<RegionChange> change = ParseRegionChangeBody(call.segments[3], call.request.body);
+  if (!change.ok()) return call.reply(Error(change.status()));
+  backend_->steering()->SetRegion(
+      *change, call.actor,
+      [this, reply = call.reply](const absl::Status& s) { reply(s.ok() ? Steering() : Error(s)); });
+}
+
+void AdminApi::GetPlans(const Call& call) { call.reply(Plans()); }
+
+void AdminApi::PostPlan(const Call& call) {
+  absl::StatusOr<PlanRequest> plan = ParsePlanBody(call.request.body);
+  if (!plan.ok()) return call.reply(Error(plan.status()));
+  SteeringControl* steering = backend_->steering();
+  steering->StartPlan(
+      *plan, call.actor, [steering, reply = call.reply](const absl::StatusOr<uint64_t>& id) {
+        if (!id.ok()) return reply(Error(id.status()));
+        const RampPlan* started = steering->controller()->FindPlan(*id);
+        AdminResponse r =
+            Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
+                           {"version", steering->controller()->state().version}});
+        r.headers.emplace_back("Location", absl::StrFormat("/v1/plans/%d", *id));
+        reply(r);
+      });
+}
+
+// GET and DELETE /v1/plans/{id}: the plan id, and the answer once `change` (if any) is done.
+void AdminApi::OnePlan(const Call& call, bool abort) {
+  absl::StatusOr<uint64_t> id = PlanId(call.segments[2]);
+  if (!id.ok()) return call.reply(Error(id.status()));
+  SteeringControl* steering = backend_->steering();
+  if (!steering->controller()) return call.reply(Error(404, "steering is not configured"));
+  auto answer = [steering, id = *id, reply = call.reply](const absl::Status& s) {
+    if (!s.ok()) return reply(Error(s));
+    const RampPlan* plan = steering->controller()->FindPlan(id);
+    if (!plan) return reply(Error(404, absl::StrFormat("no plan %d", id)));
+    reply(Json(200, json{{"plan", RampPlanToJson(*plan)},
+                         {"version", steering->controller()->state().version}}));
+  };
+  if (abort) return steering->AbortPlan(*id, call.actor, answer);
+  answer(absl::OkStatus());
+}
+
+void AdminApi::GetPlan(const Call& call) { OnePlan(call, /*abort=*/false); }
+
+void AdminApi::DeletePlan(const Call& call) { OnePlan(call, /*abort=*/true); }
+
+void AdminApi::PostStandbyInject(const Call& call) {
+  std::string cluster(call.segments[2]);
+  if (absl::Status s = backend_->InjectStandby(cluster, call.actor); !s.ok()) {
+    return call.reply(Error(s));
+  }
+  call.reply(Json(200, json{{"cluster", cluster}, {"standby", "injected"}}));
+}
+
+void AdminApi::GetHealth(const Call& call) { call.reply(Json(200, backend_->Health())); }
+
+void AdminApi::GetFleet(const Call& call) { call.reply(Json(200, backend_->FleetStatus())); }
 
 }  // namespace sluice

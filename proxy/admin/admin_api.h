@@ -71,10 +71,26 @@ class AdminApi {
   void Handle(const AdminRequest& request, Reply reply);
 
  private:
+  struct Call;
+  struct Route;
+  static const std::vector<Route>& Routes();
+
   // The token's entry, or null.
   const AdminToken* Authenticate(std::string_view authorization) const;
   AdminResponse Steering();
   AdminResponse Plans();
+
+  // One handler per route (the table in admin_api.cc).
+  void GetSteering(const Call& call);
+  void PutRegion(const Call& call);
+  void GetPlans(const Call& call);
+  void PostPlan(const Call& call);
+  void GetPlan(const Call& call);
+  void DeletePlan(const Call& call);
+  void OnePlan(const Call& call, bool abort);
+  void PostStandbyInject(const Call& call);
+  void GetHealth(const Call& call);
+  void GetFleet(const Call& call);
 
   AdminBackend* backend_;
   std::vector<AdminToken> tokens_;

@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
-#include "filters/auth_filter.h"
 #include "proxy/http/url.h"
 #include "steering/steering_table.h"
 
@@ -19,11 +19,6 @@ namespace {
 // Tokens shorter than this are refused: a bearer token is the only thing between the network
 // and the steering table.
 constexpr size_t kMinTokenBytes = 16;
-
-std::string Sha256String(std::string_view token) {
-  std::array<unsigned char, 32> digest = Sha256(token);
-  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
-}
 
 absl::Status ParseToken(const Field& item, const std::string& base_dir, AdminToken* out) {
   RETURN_IF_ERROR(item.ExpectMap({"name", "role", "token_file", "token_env", "sha256"}));
@@ -49,17 +44,11 @@ absl::Status ParseToken(const Field& item, const std::string& base_dir, AdminTok
   if (sources != 1) return item.Error("needs exactly one of token_file, token_env, sha256");
   std::string token;
   if (file.present()) {
-    ASSIGN_OR_RETURN(std::string path, file.Scalar());
-    path = ResolveConfigPath(path, base_dir);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return file.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string raw = text.str();
-    token = std::string(StripWhitespace(raw));
+    ASSIGN_OR_RETURN(Field::Secret secret, file.ReadSecretFile(base_dir));
+    token = std::move(secret.value);
     if (token.size() < kMinTokenBytes) {
       return file.Error(absl::StrFormat(
-          "%s holds %d bytes; a token needs at least %d (openssl rand -hex 32 > FILE)", path,
+          "%s holds %d bytes; a token needs at least %d (openssl rand -hex 32 > FILE)", secret.path,
           token.size(), kMinTokenBytes));
     }
   } else if (env.present()) {
@@ -72,20 +61,9 @@ absl::Status ParseToken(const Field& item, const std::string& base_dir, AdminTok
                                        token.size(), kMinTokenBytes));
     }
   } else {
-    ASSIGN_OR_RETURN(std::string hex, hash.Scalar());
-    if (hex.size() != 64) {
-      return hash.Error(
-          "must be the 64 hex digits of the token's SHA-256 (printf %s TOKEN | sha256sum)");
-    }
-    out->sha256.resize(32);
-    for (size_t i = 0; i < 32; ++i) {
-      int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
-      if (hi < 0 || lo < 0) return hash.Error("not hexadecimal");
-      out->sha256[i] = static_cast<char>(hi * 16 + lo);
-    }
-    return absl::OkStatus();
+    return hash.ReadSha256Hex("token", &out->sha256);
   }
-  out->sha256 = Sha256String(token);
+  out->sha256 = Sha256(token);
   return absl::OkStatus();
 }
 
@@ -202,17 +180,9 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
         .Error("username and password_file go together");
   }
   if (password.present()) {
-    ASSIGN_OR_RETURN(std::string path, password.Scalar());
-    path = ResolveConfigPath(path, base_dir);
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      return password.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string raw = text.str();
-    out->etcd_password = std::string(StripWhitespace(raw));
-    if (out->etcd_password.empty()) return password.Error(path + " is empty");
+    ASSIGN_OR_RETURN(Field::Secret secret, password.ReadSecretFile(base_dir));
+    out->etcd_password = std::move(secret.value);
+    if (out->etcd_password.empty()) return password.Error(secret.path + " is empty");
   }
   RETURN_IF_ERROR(etcd.Child("timeout").ReadDuration(&out->etcd_timeout, absl::Milliseconds(100)));
   bool https = false;

@@ -13,8 +13,10 @@
 
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "common/sha256.h"
 #include "common/socket_address.h"
-#include "filters/filter_factory.h"
+#include "filters/registry.h"
+#include "filters/shed/concurrency_config.h"
 #include "proxy/config/steering_config.h"
 #include "proxy/http/http2_settings.h"
 #include "proxy/http/path_normalizer.h"
@@ -117,6 +119,14 @@ struct ClusterConfig {
   bool http2 = false;  // HTTP/2 to the endpoints (h2 by ALPN over TLS, prior knowledge in clear)
 };
 
+// The name an endpoint's TLS certificate must carry, also sent as SNI: the cluster's
+// server_name, else the endpoint's host name, else its address.
+inline std::string UpstreamTlsName(const ClusterConfig& cluster, const EndpointConfig& endpoint,
+                                   const SocketAddress& address) {
+  if (cluster.tls && !cluster.tls->server_name.empty()) return cluster.tls->server_name;
+  return endpoint.host.empty() ? address.IpString() : endpoint.host;
+}
+
 struct RouteConfig {
   std::string name;               // for metrics and logs; default: host (unless "*") + prefix
   std::string host = "*";         // "*", "example.com" or "*.example.com"; port ignored
@@ -171,7 +181,7 @@ inline constexpr char kDefaultAdminAddress[] = "127.0.0.1:9901";
 struct AdminToken {
   std::string name;
   bool admin = false;  // false: read (GET only)
-  std::string sha256;  // 32 bytes
+  Sha256Digest sha256{};
 };
 
 struct AdminConfig {

@@ -220,8 +220,10 @@ absl::Status ParseRoute(const Field& f, const std::vector<ClusterConfig>& cluste
   if (!found) return cluster.Error(absl::StrFormat("no cluster named \"%s\"", out->cluster));
   if (Field filters = f.Child("filters"); filters.present()) {
     const ClusterConfig& target = clusters[out->cluster_index];
-    RETURN_IF_ERROR(ParseFilterChain(filters, target.concurrency ? &*target.concurrency : nullptr,
-                                     base_dir, &out->filters));
+    FilterParseContext context;
+    context.concurrency = target.concurrency ? &*target.concurrency : nullptr;
+    context.base_dir = base_dir;
+    RETURN_IF_ERROR(ParseFilterChain(filters, context, &out->filters));
   }
   return absl::OkStatus();
 }
@@ -478,20 +480,6 @@ absl::StatusOr<ConfigPtr> ParseConfig(std::string_view yaml, const std::string& 
   }
   RETURN_IF_ERROR(ValidateConfig(*config));
   return ConfigPtr(std::move(config));
-}
-
-std::vector<std::string> JwksFiles(const Config& config) {
-  std::vector<std::string> files;
-  for (const RouteConfig& route : config.routes) {
-    for (const FilterSpec& spec : route.filters) {
-      const auto* auth = std::get_if<AuthConfig>(&spec);
-      if (auth && !auth->jwks_file.empty() &&
-          std::find(files.begin(), files.end(), auth->jwks_file) == files.end()) {
-        files.push_back(auth->jwks_file);
-      }
-    }
-  }
-  return files;
 }
 
 absl::StatusOr<ConfigPtr> LoadConfigFile(const std::string& path) {

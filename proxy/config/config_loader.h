@@ -27,9 +27,6 @@ absl::Status ValidateConfig(Config& config);
 // "10.0.0.1:80", "[::1]:80" or "origin.internal:80" (a name the control thread resolves).
 absl::StatusOr<EndpointConfig> ParseEndpoint(std::string_view text);
 
-// The JWKS files that the configuration's auth filters read (to watch them for changes).
-std::vector<std::string> JwksFiles(const Config& config);
-
 }  // namespace sluice
 
 #endif  // SLUICE_PROXY_CONFIG_CONFIG_LOADER_H_

@@ -1,23 +1,26 @@
-// Parsing of the filter chains of routes and the concurrency limits of clusters from YAML,
-// with the same file:line: key errors as the rest of the configuration.
+// routes[].filters: a route's chain, each entry one key naming a filter of the registry
+// (filters/registry.h) whose own parser reads the body, with the same file:line: key errors
+// as the rest of the configuration.
 #ifndef SLUICE_PROXY_CONFIG_FILTER_CONFIG_LOADER_H_
 #define SLUICE_PROXY_CONFIG_FILTER_CONFIG_LOADER_H_
 
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "common/yaml_field.h"
-#include "filters/filter_factory.h"
+#include "filters/registry.h"
 
 namespace sluice {
 
-// clusters[].concurrency
-absl::Status ParseConcurrency(const Field& f, ConcurrencyConfig* out);
+// `context` carries the route's cluster's concurrency limit (null if it has none) and the
+// directory relative file names (JWKS) are resolved against.
+absl::Status ParseFilterChain(const Field& f, const FilterParseContext& context,
+                              std::vector<FilterSpec>* out);
 
-// routes[].filters. `concurrency` is the route's cluster's limit (nullptr if it has none);
-// relative file names (JWKS) are resolved against `base_dir`.
-absl::Status ParseFilterChain(const Field& f, const ConcurrencyConfig* concurrency,
-                              const std::string& base_dir, std::vector<FilterSpec>* out);
+// The signing-key files that the configuration's filters read (to watch them for changes).
+struct Config;
+std::vector<std::string> FilterKeyFiles(const Config& config);
 
 }  // namespace sluice
 

@@ -262,24 +262,13 @@ absl::Status ParseCohortRules(const Field& f, std::vector<std::string>* names,
 }
 
 absl::StatusOr<std::string> ReadKeyFile(const Field& f, const std::string& base_dir) {
-  ASSIGN_OR_RETURN(std::string path, f.Scalar());
-  path = ResolveConfigPath(path, base_dir);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return f.Error(absl::StrFormat("cannot read %s: %s", path, std::strerror(errno)));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string key = text.str();
-  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) {
-    key.pop_back();
-  }
-  if (key.size() < kMinTunnelKeyBytes) {
+  ASSIGN_OR_RETURN(Field::Secret secret, f.ReadSecretFile(base_dir));
+  if (secret.value.size() < kMinTunnelKeyBytes) {
     return f.Error(absl::StrFormat(
-        "%s holds %d bytes; a tunnel key needs at least %d (openssl rand -hex 32 > FILE)", path,
-        key.size(), kMinTunnelKeyBytes));
+        "%s holds %d bytes; a tunnel key needs at least %d (openssl rand -hex 32 > FILE)",
+        secret.path, secret.value.size(), kMinTunnelKeyBytes));
   }
-  return key;
+  return std::move(secret.value);
 }
 
 }  // namespace

@@ -1,13 +1,15 @@
 // Active health checks, on the control thread's loop: for each endpoint of a cluster with a
-// health_check, an HTTP GET of the configured path every interval; a 2xx within the timeout is
-// a pass. After `rise` passes in a row an unhealthy endpoint becomes healthy, after `fall`
-// failures a healthy one unhealthy; each change is reported (the server posts it to every
+// health_check, an HTTP GET of the configured path every interval, over TLS when the cluster
+// speaks TLS to its endpoints (proxy/http/control_http_client.h); a 2xx reply within the
+// timeout is a pass. After `rise` passes in a row an unhealthy endpoint becomes healthy, after
+// `fall` failures a healthy one unhealthy; each change is reported (the server posts it to every
 // worker). Endpoints start healthy. Never touches a worker loop. Control thread only.
 #ifndef SLUICE_PROXY_CONTROL_HEALTH_CHECKER_H_
 #define SLUICE_PROXY_CONTROL_HEALTH_CHECKER_H_
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,13 +34,11 @@ class HealthChecker {
                  const std::map<std::string, std::vector<SocketAddress>>& resolved);
   void Stop();
 
-  struct Target;
-  class Probe;
-
  private:
+  struct Target;
   LoopContext* context_;
   Report report_;
-  std::map<std::string, Target*> targets_;  // "cluster|address"; freed by their timer's close
+  std::map<std::string, std::unique_ptr<Target>> targets_;  // by "cluster|address"
 };
 
 }  // namespace sluice

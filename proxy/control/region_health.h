@@ -27,18 +27,12 @@
 #include "proxy/event/loop_context.h"
 #include "proxy/event/loop_timer.h"
 #include "proxy/http/control_http_client.h"
+#include "proxy/observe/node_traffic.h"
 #include "steering/controller.h"
 #include "steering/fleet_view.h"
 #include "steering/health_window.h"
 
 namespace sluice {
-
-// Cumulative counters of this node at one instant.
-struct NodeTraffic {
-  TrafficTotals local;                           // the local region's origins
-  std::map<std::string, TrafficTotals> tunnels;  // by peer region
-  std::map<std::string, uint64_t> starts;        // stream starts by serving region
-};
 
 class RegionHealthMonitor {
  public:

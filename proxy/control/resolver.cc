@@ -1,14 +1,20 @@
 #include "proxy/control/resolver.h"
 
-#include <netdb.h>
-
-#include <algorithm>
-
 #include "common/log.h"
+#include "proxy/event/loop_timer.h"
+#include "proxy/net/name_lookup.h"
 
 namespace sluice {
 
 struct Resolver::Name {
+  Name(Resolver* r, std::string c, std::string e, std::string h, uint16_t p, uint64_t interval)
+      : resolver(r),
+        cluster(std::move(c)),
+        endpoint(std::move(e)),
+        host(std::move(h)),
+        port(p),
+        interval_ms(interval) {}
+
   Resolver* resolver;
   std::string cluster;
   std::string endpoint;  // "host:port" as configured
@@ -16,10 +22,15 @@ struct Resolver::Name {
   uint16_t port;
   uint64_t interval_ms;
   std::vector<SocketAddress> addresses;  // the last good answer
-  uv_timer_t timer;
-  uv_getaddrinfo_t request;
-  bool resolving = false;
-  bool dropped = false;
+  LoopTimer timer;                       // the next lookup
+  NameLookup* lookup = nullptr;          // in flight
+
+  ~Name() {
+    if (lookup) {
+      lookup->Cancel();
+      --resolver->in_flight_;
+    }
+  }
 };
 
 Resolver::Resolver(uv_loop_t* loop, Report report) : loop_(loop), report_(std::move(report)) {}
@@ -34,20 +45,12 @@ void Resolver::Configure(const Config& config) {
       std::string key = cluster.name + "|" + endpoint.text;
       wanted[key] = true;
       if (names_.count(key)) continue;
-      auto* name = new Name{this,
-                            cluster.name,
-                            endpoint.text,
-                            endpoint.host,
-                            endpoint.port,
-                            static_cast<uint64_t>(absl::ToInt64Milliseconds(cluster.dns_refresh)),
-                            {},
-                            {},
-                            {}};
-      uv_timer_init(loop_, &name->timer);
-      name->timer.data = name;
-      uv_unref(reinterpret_cast<uv_handle_t*>(&name->timer));
-      names_[key] = name;
-      Resolve(name);
+      auto name = std::make_unique<Name>(
+          this, cluster.name, endpoint.text, endpoint.host, endpoint.port,
+          static_cast<uint64_t>(absl::ToInt64Milliseconds(cluster.dns_refresh)));
+      Name* n = name.get();
+      names_[key] = std::move(name);
+      Resolve(n);
     }
   }
   for (auto it = names_.begin(); it != names_.end();) {
@@ -55,79 +58,45 @@ void Resolver::Configure(const Config& config) {
       ++it;
       continue;
     }
-    Name* name = it->second;
-    name->dropped = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&name->timer), [](uv_handle_t* h) {
-      auto* n = static_cast<Name*>(h->data);
-      if (!n->resolving) delete n;  // otherwise the answer's callback frees it
-    });
     it = names_.erase(it);
   }
 }
 
 void Resolver::Resolve(Name* name) {
-  if (name->resolving || name->dropped) return;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  name->request.data = name;
-  std::string port = std::to_string(name->port);
-  int rc = uv_getaddrinfo(
-      loop_, &name->request,
-      [](uv_getaddrinfo_t* req, int status, addrinfo* result) {
-        auto* n = static_cast<Name*>(req->data);
-        n->resolver->OnResolved(n, status, result);
+  if (name->lookup) return;
+  int rc = 0;
+  name->lookup = NameLookup::Start(
+      loop_, name->host, name->port,
+      [name](absl::StatusOr<std::vector<SocketAddress>> addresses) {
+        name->lookup = nullptr;
+        name->resolver->OnResolved(name, std::move(addresses));
       },
-      name->host.c_str(), port.c_str(), &hints);
-  if (rc == 0) {
-    name->resolving = true;
+      &rc);
+  if (name->lookup) {
     ++in_flight_;
-  } else {
-    LOG_ERROR("cluster %s: cannot resolve %s: %s", name->cluster, name->host, uv_strerror(rc));
-    uv_timer_start(
-        &name->timer,
-        [](uv_timer_t* t) {
-          auto* n = static_cast<Name*>(t->data);
-          n->resolver->Resolve(n);
-        },
-        name->interval_ms, 0);
-  }
-}
-
-void Resolver::OnResolved(Name* name, int status, addrinfo* result) {
-  name->resolving = false;
-  --in_flight_;
-  if (name->dropped) {
-    uv_freeaddrinfo(result);
-    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&name->timer))) delete name;
     return;
   }
-  std::vector<SocketAddress> addresses;
-  for (addrinfo* a = result; a; a = a->ai_next) {
-    if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
-    SocketAddress address = SocketAddress::FromSockaddr(a->ai_addr);
-    if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
-      addresses.push_back(address);
-    }
-  }
-  uv_freeaddrinfo(result);
-  if (status != 0 || addresses.empty()) {
+  LOG_ERROR("cluster %s: cannot resolve %s: %s", name->cluster, name->host, uv_strerror(rc));
+  RetryLater(name);
+}
+
+void Resolver::RetryLater(Name* name) {
+  name->timer.Start(loop_, name->interval_ms, 0, [this, name] { Resolve(name); });
+}
+
+void Resolver::OnResolved(Name* name, absl::StatusOr<std::vector<SocketAddress>> addresses) {
+  --in_flight_;
+  if (!addresses.ok()) {
     LOG_ERROR("cluster %s: resolving %s failed (%s); keeping its %d last known addresses",
-              name->cluster, name->host, status != 0 ? uv_strerror(status) : "no address",
+              name->cluster, name->host, std::string(addresses.status().message()),
               name->addresses.size());
-  } else if (addresses != name->addresses) {
+  } else if (*addresses != name->addresses) {
     LOG_INFO("cluster %s: %s resolves to %d addresses", name->cluster, name->host,
-             addresses.size());
-    name->addresses = std::move(addresses);
+             addresses->size());
+    name->addresses = *std::move(addresses);
     report_(name->cluster, name->endpoint, name->addresses);
   }
-  uv_timer_start(
-      &name->timer,
-      [](uv_timer_t* t) {
-        auto* n = static_cast<Name*>(t->data);
-        n->resolver->Resolve(n);
-      },
-      name->interval_ms, 0);
+  RetryLater(name);
 }
 
 void Resolver::ResolveAllNow(absl::Duration timeout) {
@@ -150,16 +119,6 @@ std::map<std::string, std::vector<SocketAddress>> Resolver::Snapshot() const {
   return out;
 }
 
-void Resolver::Stop() {
-  for (auto& [key, name] : names_) {
-    name->dropped = true;
-    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&name->timer))) continue;
-    uv_close(reinterpret_cast<uv_handle_t*>(&name->timer), [](uv_handle_t* h) {
-      auto* n = static_cast<Name*>(h->data);
-      if (!n->resolving) delete n;
-    });
-  }
-  names_.clear();
-}
+void Resolver::Stop() { names_.clear(); }
 
 }  // namespace sluice

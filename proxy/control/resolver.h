@@ -1,5 +1,5 @@
-// Resolution of endpoints given by host name, on the control thread's loop (uv_getaddrinfo,
-// which runs in libuv's thread pool, never on a worker loop). Every name is re-resolved at
+// Resolution of endpoints given by host name, on the control thread's loop
+// (proxy/net/name_lookup.h: libuv's thread pool, never a worker loop). Every name is re-resolved at
 // its cluster's dns_refresh interval; every address is used. A failed resolution keeps the
 // last good addresses and is logged. Control thread only.
 #ifndef SLUICE_PROXY_CONTROL_RESOLVER_H_
@@ -9,9 +9,11 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "proxy/config/config.h"
 
@@ -39,11 +41,12 @@ class Resolver {
  private:
   struct Name;
   void Resolve(Name* name);
-  void OnResolved(Name* name, int status, addrinfo* result);
+  void OnResolved(Name* name, absl::StatusOr<std::vector<SocketAddress>> addresses);
+  void RetryLater(Name* name);  // after the name's dns_refresh
 
   uv_loop_t* loop_;
   Report report_;
-  std::map<std::string, Name*> names_;  // freed in their timer's close callback
+  std::map<std::string, std::unique_ptr<Name>> names_;  // by "cluster|host:port"
   int in_flight_ = 0;
 };
 

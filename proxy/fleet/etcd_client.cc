@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "proxy/event/loop_context.h"
+#include "proxy/net/name_lookup.h"
 
 namespace sluice {
 namespace {
@@ -46,67 +47,42 @@ void EtcdClient::Address(size_t endpoint, std::function<void(absl::StatusOr<Sock
     done(r.addresses[r.next]);
     return;
   }
-  struct Request {
-    uv_getaddrinfo_t req;
-    std::weak_ptr<bool> alive;
-    EtcdClient* client;
-    size_t endpoint;
-    std::function<void(absl::StatusOr<SocketAddress>)> done;
+  int rc = 0;
+  std::weak_ptr<bool> alive = alive_;
+  auto on_resolved = [this, alive, endpoint,
+                      done](absl::StatusOr<std::vector<SocketAddress>> addresses) {
+    std::shared_ptr<bool> live = alive.lock();
+    if (!live || !*live) return;
+    if (!addresses.ok()) {
+      done(absl::UnavailableError(absl::StrFormat("cannot resolve %s: %s",
+                                                  options_.endpoints[endpoint].host,
+                                                  std::string(addresses.status().message()))));
+      return;
+    }
+    Resolved& resolved = resolved_[endpoint];
+    resolved.addresses = *std::move(addresses);
+    resolved.next = 0;
+    resolved.at = absl::Now();
+    done(resolved.addresses[0]);
   };
-  auto* request = new Request{{}, alive_, this, endpoint, std::move(done)};
-  request->req.data = request;
-  addrinfo hints = {};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  std::string port = absl::StrFormat("%d", e.port);
-  int rc = uv_getaddrinfo(
-      context_->loop(), &request->req,
-      [](uv_getaddrinfo_t* req, int status, addrinfo* result) {
-        std::unique_ptr<Request> lookup(static_cast<Request*>(req->data));
-        std::shared_ptr<bool> alive = lookup->alive.lock();
-        if (!alive || !*alive) {
-          uv_freeaddrinfo(result);
-          return;
-        }
-        EtcdClient* client = lookup->client;
-        const HttpOrigin& named = client->options_.endpoints[lookup->endpoint];
-        std::vector<SocketAddress> addresses;
-        for (addrinfo* ai = status == 0 ? result : nullptr; ai; ai = ai->ai_next) {
-          if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) {
-            addresses.push_back(SocketAddress::FromSockaddr(ai->ai_addr));
-          }
-        }
-        uv_freeaddrinfo(result);
-        if (addresses.empty()) {
-          lookup->done(absl::UnavailableError(
-              absl::StrFormat("cannot resolve %s: %s", named.host,
-                              status == 0 ? "no address" : uv_strerror(status))));
-          return;
-        }
-        Resolved& resolved = client->resolved_[lookup->endpoint];
-        resolved.addresses = std::move(addresses);
-        resolved.next = 0;
-        resolved.at = absl::Now();
-        lookup->done(resolved.addresses[0]);
-      },
-      e.host.c_str(), port.c_str(), &hints);
-  if (rc != 0) {
-    // Reported from a deferred task: never from inside the call that started the request.
-    struct Later final : DeferredTask {
-      std::unique_ptr<Request> request;
-      absl::Status status;
-      void RunDeferred() override {
-        std::unique_ptr<Later> self(this);
-        std::shared_ptr<bool> alive = request->alive.lock();
-        if (alive && *alive) request->done(status);
-      }
-    };
-    auto* later = new Later;
-    later->request.reset(request);
-    later->status =
-        absl::UnavailableError(absl::StrFormat("cannot resolve %s: %s", e.host, uv_strerror(rc)));
-    context_->Schedule(later);
-  }
+  if (NameLookup::Start(context_->loop(), e.host, e.port, std::move(on_resolved), &rc)) return;
+  // Reported from a deferred task: never from inside the call that started the request.
+  struct Later final : DeferredTask {
+    std::weak_ptr<bool> alive;
+    std::function<void(absl::StatusOr<SocketAddress>)> done;
+    absl::Status status;
+    void RunDeferred() override {
+      std::unique_ptr<Later> self(this);
+      std::shared_ptr<bool> live = alive.lock();
+      if (live && *live) done(status);
+    }
+  };
+  auto* later = new Later;
+  later->alive = alive_;
+  later->done = std::move(done);
+  later->status =
+      absl::UnavailableError(absl::StrFormat("cannot resolve %s: %s", e.host, uv_strerror(rc)));
+  context_->Schedule(later);
 }
 
 void EtcdClient::AddressFailed(size_t endpoint) {

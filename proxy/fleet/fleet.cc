@@ -11,6 +11,12 @@
 #include "steering/state_file.h"
 
 namespace sluice {
+
+const char* Fleet::WriteOutcomeName(WriteOutcome outcome) {
+  static const char* const kNames[] = {"written", "conflict", "unavailable"};
+  static_assert(std::size(kNames) == kWriteOutcomes);
+  return outcome < kWriteOutcomes ? kNames[outcome] : "unknown";
+}
 namespace {
 
 using nlohmann::json;

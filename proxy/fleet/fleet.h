@@ -60,8 +60,9 @@ class Fleet {
     // The state to store when the store has none yet (the first node of a new fleet).
     std::function<std::string()> initial_state;
   };
-  // The outcomes counted in metrics (NodeGauges::fleet_writes).
-  enum WriteOutcome : int { kWritten = 0, kConflict = 1, kUnavailable = 2 };
+  // The outcomes counted in metrics (sluice_fleet_writes_total{outcome}).
+  enum WriteOutcome : int { kWritten, kConflict, kUnavailable, kWriteOutcomes };
+  static const char* WriteOutcomeName(WriteOutcome outcome);
   // OK with the revision written at; Aborted when another write came first (the newer state
   // was handed to on_state); Unavailable without the store; FailedPrecondition for a leader
   // write from a node that is not (or no longer) the leader.
@@ -157,7 +158,7 @@ class Fleet {
   int64_t leader_key_revision_ = 0;  // its create revision
 
   std::map<std::string, NodeView> views_;  // by node
-  uint64_t writes_[3] = {};
+  uint64_t writes_[kWriteOutcomes] = {};
 };
 
 }  // namespace sluice

@@ -38,9 +38,9 @@ void Forwarder::CheckHopMarker() {
   HopMarker marker;
   if (count == 1 && !config.signer->empty()) {
     HopRequestLine line = LineOf(*request_);
-    verdict =
-        config.signer->Verify(value, table.region(table.local()).name, SystemClock().UnixSeconds(),
-                              config.max_skew_seconds, line, &marker);
+    verdict = config.signer->Verify(value, table.region(table.local()).name,
+                                    context_->clock().UnixSeconds(), config.max_skew_seconds, line,
+                                    &marker);
     if (verdict == HopVerdict::kValid) {
       int from = table.FindRegion(marker.from);
       if (from < 0 || from == table.local()) verdict = HopVerdict::kUnknownFrom;
@@ -197,7 +197,7 @@ void Forwarder::AppendHopMarker() {
   HopRequestLine line = LineOf(*request_);
   std::string marker = config.steering.signer->Sign(table.region(table.local()).name,
                                                     table.region(peer_region_).name,
-                                                    SystemClock().UnixSeconds(), id, line);
+                                                    context_->clock().UnixSeconds(), id, line);
   // Into the head, before the blank line that ends it.
   upstream_head_.resize(upstream_head_.size() - 2);
   upstream_head_.append(kHopHeader).append(": ").append(marker).append("\r\n\r\n");

@@ -72,11 +72,6 @@ bool SplitAuthority(std::string_view authority, std::string_view* host) {
 
 }  // namespace
 
-bool IsValidAuthority(std::string_view authority) {
-  std::string_view host;
-  return SplitAuthority(authority, &host);
-}
-
 RequestVerdict NormalizeRequest(RequestHead* head, const PathNormalizerOptions& options) {
   int hosts = head->headers.CountKind(HeaderKind::kHost);
   if (hosts > 1) return Refuse("duplicate Host");

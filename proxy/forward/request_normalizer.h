@@ -22,9 +22,6 @@ struct RequestVerdict {
 // Fills head->authority, host, path and query from the target and Host field.
 RequestVerdict NormalizeRequest(RequestHead* head, const PathNormalizerOptions& options);
 
-// True when `authority` is a syntactically valid host[:port] (RFC 3986 section 3.2).
-bool IsValidAuthority(std::string_view authority);
-
 }  // namespace sluice
 
 #endif  // SLUICE_PROXY_FORWARD_REQUEST_NORMALIZER_H_

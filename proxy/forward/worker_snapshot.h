@@ -7,8 +7,8 @@
 #include <memory>
 #include <vector>
 
-#include "filters/concurrency_limiter.h"
 #include "filters/filter_chain.h"
+#include "filters/shed/concurrency_limiter.h"
 #include "proxy/config/config.h"
 #include "proxy/forward/router.h"
 #include "proxy/http/http1_parser.h"

@@ -402,7 +402,7 @@ Http2ServerCodec::Http2ServerCodec(LoopContext* context, CodecTransport* transpo
                           sizeof(settings) / sizeof(settings[0]));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(h2.initial_connection_window));
-  window_start_ns_ = SystemClock().MonotonicNanos();
+  window_start_ns_ = context_->clock().MonotonicNanos();
   ScheduleSend();
 }
 
@@ -626,7 +626,7 @@ bool Http2ServerCodec::WindowExpired(int64_t now) {
 
 void Http2ServerCodec::CountControlFrame() {
   ++counters_.control_frames;
-  WindowExpired(SystemClock().MonotonicNanos());
+  WindowExpired(context_->clock().MonotonicNanos());
   if (++window_control_ > options_.http2.max_control_frames) {
     Shed(NGHTTP2_ENHANCE_YOUR_CALM, "too many PING/SETTINGS/PRIORITY frames");
   }
@@ -634,7 +634,7 @@ void Http2ServerCodec::CountControlFrame() {
 
 void Http2ServerCodec::CountEarlyReset() {
   ++counters_.early_resets;
-  WindowExpired(SystemClock().MonotonicNanos());
+  WindowExpired(context_->clock().MonotonicNanos());
   if (++window_resets_ > options_.http2.max_early_resets) {
     Shed(NGHTTP2_ENHANCE_YOUR_CALM, "too many streams reset before their response");
   }

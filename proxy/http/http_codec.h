@@ -1,6 +1,6 @@
 // The stream interface between a downstream codec and the code that serves each request.
 //
-// A downstream connection runs one codec (HTTP/1.1 now, HTTP/2 later). The codec turns bytes
+// A downstream connection runs one codec (HTTP/1.1 or HTTP/2). The codec turns bytes
 // into streams: one ServerStream per request/response exchange. HTTP/1.1 runs one stream at a
 // time (pipelined requests wait their turn); HTTP/2 runs many at once on one connection. Either
 // way, each stream gets its own ServerStreamHandler (the forwarder) from the StreamFactory,

@@ -90,7 +90,6 @@ void TcpStream::StartTls(SSL* ssl) {
 }
 
 SSL* TcpStream::ssl() const { return tls_ ? tls_->ssl : nullptr; }
-bool TcpStream::tls_established() const { return tls_ && tls_->established; }
 
 const std::string& TcpStream::tls_error() const {
   static const std::string kNone;

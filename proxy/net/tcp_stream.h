@@ -93,7 +93,6 @@ class TcpStream final : private DeferredTask {
   // before Connect() (client) or before the first read (server).
   void StartTls(SSL* ssl);
   SSL* ssl() const;
-  bool tls_established() const;
   // Why the TLS session failed (after OnStreamError), or empty.
   const std::string& tls_error() const;
   // The protocol the peers agreed on by ALPN ("h2", "http/1.1"), or empty.

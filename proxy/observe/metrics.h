@@ -1,4 +1,4 @@
-// Worker-local metrics, summed when /metrics is scraped (STYLE.md rule 4: prometheus-cpp
+// Worker-local metric cells, summed when /metrics is scraped (STYLE.md rule 4: prometheus-cpp
 // 1.0.1 takes a mutex in Histogram::Observe, so nothing of it runs per request).
 //
 // Every counter has one writer, its worker's thread, which adds with a relaxed load and store
@@ -6,6 +6,10 @@
 // are looked up by name once per configuration snapshot (under a mutex that only snapshot
 // building and scraping take) and reached by pointer on the request path, so counts survive
 // reloads and a route or cluster keeps its series.
+//
+// What /metrics shows of these cells (names, help, labels) is declared once, in
+// proxy/observe/metric_families.cc; what the health gates read of them, in
+// proxy/observe/node_traffic.cc.
 #ifndef SLUICE_PROXY_OBSERVE_METRICS_H_
 #define SLUICE_PROXY_OBSERVE_METRICS_H_
 
@@ -18,8 +22,10 @@
 #include <utility>
 #include <vector>
 
+#include "filters/filter.h"
 #include "steering/decision.h"
 #include "steering/health_window.h"
+#include "steering/hop_marker.h"
 #include "steering/steering_table.h"
 
 namespace sluice {
@@ -57,18 +63,23 @@ class LatencyHistogram {
 
 // 1xx .. 5xx, and "none" when the client got no status (reset, went away).
 inline constexpr int kStatusClasses = 6;
+inline constexpr int kStatusClass5xx = 4;
 int StatusClassIndex(int status);
 const char* StatusClassName(int index);
 
 // The steering decision of a request, as a label: SteeringReason values, then "off" when
 // steering is not configured.
-inline constexpr int kDecisionLabels = 8;
-inline constexpr int kDecisionOff = 7;
+inline constexpr int kDecisionLabels = kSteeringReasons + 1;
+inline constexpr int kDecisionOff = kSteeringReasons;
 const char* DecisionLabel(int index);
 
 // Requests by route and serving cluster ("region:eu-west-1" for a tunnel).
 struct ExchangeCell {
   MetricCounter requests[kStatusClasses][kDecisionLabels];
+  uint64_t Total() const;  // every status class and decision
+  // Set when the cell is created (the key decides them): a request served by this node's own
+  // origins, with a route (what the local region's health window counts).
+  bool local = false;
 };
 
 struct RouteCell {
@@ -81,18 +92,26 @@ struct RouteCell {
 struct ClusterCell {
   LatencyHistogram latency;  // upstream: request sent to response head, per attempt
   MetricCounter responses[kStatusClasses];
-  MetricCounter failures[5];  // by UpstreamFailure (kNone unused)
-  MetricCounter retries[5];   // by the UpstreamFailure that caused them; kNone: a status code
+  MetricCounter failures[kUpstreamFailures];  // by UpstreamFailure (kNone unused)
+  MetricCounter retries[kUpstreamFailures];   // by the failure that caused them; kNone: a status
   MetricCounter ejections;
   MetricCounter connections;  // upstream connections opened (HTTP/1.1 and HTTP/2)
+
+  uint64_t Failures() const;   // attempts without a response head
+  uint64_t Responses() const;  // response heads, every status class
+  uint64_t Errors() const { return responses[kStatusClass5xx].value() + Failures(); }
+  // Set when the cell is created: the peer region a tunnel cluster leads to ("" for origins).
+  std::string tunnel_region;
 };
 // Labels for UpstreamFailure values; kNone reads "status" (a retry asked for by a status).
-inline constexpr const char* kFailureLabels[5] = {"status", "connect", "reset", "timeout",
-                                                  "bad_response"};
+inline constexpr const char* kFailureLabels[] = {"status", "connect", "reset", "timeout",
+                                                 "bad_response"};
+static_assert(std::size(kFailureLabels) == kUpstreamFailures);
 
 // Requests a filter answered itself (auth 401, shed 503, rate limit 429, ...).
 struct RejectCell {
   MetricCounter requests;
+  bool counts_as_shed = false;  // set when created, from the filter's registration
 };
 
 // Per region (by name): starts served there (counted at the node the request entered), and
@@ -106,23 +125,25 @@ struct SteeringStats {
   MetricCounter served_local;
   MetricCounter tunneled_out[kMaxRegions];  // by region index
   MetricCounter tunneled_in;
-  MetricCounter hop_rejected[5];  // by HopVerdict
-  MetricCounter fallbacks;        // a tunnel failed: next savior or local
-  MetricCounter failovers;        // Isthmus: the local region failed a request
+  MetricCounter hop_rejected[kHopVerdicts];  // by HopVerdict (kValid unused)
+  MetricCounter fallbacks;                   // a tunnel failed: next savior or local
+  MetricCounter failovers;                   // Isthmus: the local region failed a request
 };
 
 class WorkerMetrics {
  public:
-  // Find-or-create; any thread (the worker, while it builds a snapshot).
-  ExchangeCell* Exchange(const std::string& route, const std::string& cluster);
+  // Find-or-create; any thread (the worker, while it builds a snapshot). What a cell is set
+  // up with at creation follows from its key, so a later lookup may pass the same again.
+  ExchangeCell* Exchange(const std::string& route, const std::string& cluster, bool local = false);
   RouteCell* Route(const std::string& route);
-  ClusterCell* Cluster(const std::string& cluster);
-  RejectCell* Reject(const std::string& route, const std::string& filter);
+  ClusterCell* Cluster(const std::string& cluster, const std::string& tunnel_region = "");
+  RejectCell* Reject(const std::string& route, const std::string& filter,
+                     bool counts_as_shed = false);
   RegionCell* Region(const std::string& region);
 
   MetricCounter connections_open;  // gauge
   MetricCounter connections_total;
-  MetricCounter tls_handshakes[2][2];  // [ALPN h2][resumed]
+  MetricCounter tls_handshakes[2][2];  // [ALPN h2: 0 or 1][resumed: 0 or 1]
   MetricCounter tls_handshake_failures;
   MetricCounter http2_connections;  // h2 and h2c
   MetricCounter http2_shed;         // closed for abuse or protocol errors
@@ -165,14 +186,8 @@ struct NodeGauges {
   int64_t fleet_revision = 0;
   double fleet_seconds_since_sync = 0;
   uint64_t fleet_nodes = 0;
-  uint64_t fleet_writes[3] = {};  // written, lost a race, store unreachable
+  std::vector<std::pair<std::string, uint64_t>> fleet_writes;  // by outcome label
 };
-
-// Prometheus text format (version 0.0.4) for the sum of `workers` plus `node`. Names start
-// with sluice_ (DESIGN.md, "Names that stay fixed"). `region_names` maps a region index of
-// the current table to its name (for the steering counters).
-std::string RenderMetrics(const std::vector<const WorkerMetrics*>& workers, const NodeGauges& node,
-                          const std::vector<std::string>& region_names);
 
 }  // namespace sluice
 

@@ -143,23 +143,37 @@ void Worker::ResolveMetricCells(WorkerSnapshot* snapshot) {
   const Config& config = *snapshot->config;
   snapshot->metrics = &metrics_;
   const size_t clusters = config.clusters.size();
+  // The peer region each tunnel cluster leads to ("" for the local region's clusters).
+  std::vector<std::string> tunnel_region(clusters);
+  if (config.steering.enabled) {
+    const std::vector<int>& tunnels = config.steering.tunnel_cluster;
+    for (size_t region = 0; region < tunnels.size(); ++region) {
+      if (tunnels[region] >= 0) {
+        tunnel_region[static_cast<size_t>(tunnels[region])] =
+            config.steering.spec.regions[region].name;
+      }
+    }
+  }
   snapshot->exchange_cells.assign((config.routes.size() + 1) * clusters, nullptr);
   for (size_t r = 0; r <= config.routes.size(); ++r) {
     const std::string route = r < config.routes.size() ? config.routes[r].name : "none";
     snapshot->route_cells.push_back(metrics_.Route(route));
     for (size_t c = 0; c < clusters; ++c) {
+      const bool routed = r < config.routes.size();
       snapshot->exchange_cells[r * clusters + c] =
-          metrics_.Exchange(route, r < config.routes.size() ? config.clusters[c].name : "none");
+          metrics_.Exchange(route, routed ? config.clusters[c].name : "none",
+                            /*local=*/routed && tunnel_region[c].empty());
     }
     if (r == config.routes.size()) break;
     std::vector<RejectCell*> rejects;
     for (const FilterSpec& filter : config.routes[r].filters) {
-      rejects.push_back(metrics_.Reject(route, std::string(FilterSpecName(filter))));
+      rejects.push_back(
+          metrics_.Reject(route, std::string(filter.name()), filter.registration->counts_as_shed));
     }
     snapshot->reject_cells.push_back(std::move(rejects));
   }
   for (size_t c = 0; c < clusters; ++c) {
-    snapshot->cluster_cells.push_back(metrics_.Cluster(config.clusters[c].name));
+    snapshot->cluster_cells.push_back(metrics_.Cluster(config.clusters[c].name, tunnel_region[c]));
     snapshot->clusters[c]->index = c;
     snapshot->clusters[c]->cell = snapshot->cluster_cells.back();
   }
@@ -201,9 +215,7 @@ void SetEndpointTls(const ClusterConfig& cluster, const EndpointConfig& endpoint
     member->SetTls(nullptr, {});
     return;
   }
-  std::string name = cluster.tls->server_name;
-  if (name.empty()) name = endpoint.host.empty() ? address.IpString() : endpoint.host;
-  member->SetTls(cluster.tls->context, std::move(name));
+  member->SetTls(cluster.tls->context, UpstreamTlsName(cluster, endpoint, address));
 }
 
 }  // namespace
@@ -211,7 +223,7 @@ void SetEndpointTls(const ClusterConfig& cluster, const EndpointConfig& endpoint
 std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(
     const ClusterConfig& cluster, const Http1Limits& response_limits,
     std::map<std::string, std::shared_ptr<UpstreamEndpoint>>* keep) {
-  const int64_t now = SystemClock().MonotonicNanos();
+  const int64_t now = context_->clock().MonotonicNanos();
   const int64_t slow_start = absl::ToInt64Nanoseconds(cluster.slow_start);
   const bool initial = !snapshot_;  // at start every endpoint is at full weight at once
   std::vector<std::shared_ptr<UpstreamEndpoint>> members;
@@ -282,7 +294,7 @@ void Worker::UpdateHealth(const std::string& cluster_name, const SocketAddress& 
   for (const ClusterConfig& cluster : snapshot_->config->clusters) {
     if (cluster.name == cluster_name) slow_start = absl::ToInt64Nanoseconds(cluster.slow_start);
   }
-  it->second->SetHealthy(healthy, SystemClock().MonotonicNanos(), slow_start);
+  it->second->SetHealthy(healthy, context_->clock().MonotonicNanos(), slow_start);
 }
 
 void Worker::OpenListeners(std::vector<ListenerSocket> sockets) {

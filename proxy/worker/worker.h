@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "filters/auth/key_slots.h"
 #include "proxy/config/config.h"
 #include "proxy/event/intrusive_list.h"
 #include "proxy/event/loop_context.h"

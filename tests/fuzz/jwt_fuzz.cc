@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "filters/jwks.h"
-#include "filters/jwt.h"
+#include "filters/auth/jwks.h"
+#include "filters/auth/jwt.h"
 
 namespace {
 

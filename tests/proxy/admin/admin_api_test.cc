@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "filters/auth_filter.h"
+#include "common/sha256.h"
 #include "gtest/gtest.h"
 
 namespace sluice {
@@ -17,8 +17,7 @@ constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
 constexpr char kReadToken[] = "read-token-0123456789abcdef";
 
 AdminToken Token(const std::string& name, const std::string& token, bool admin) {
-  std::array<unsigned char, 32> digest = Sha256(token);
-  return AdminToken{name, admin, std::string(digest.begin(), digest.end())};
+  return AdminToken{name, admin, Sha256(token)};
 }
 
 class FakeBackend : public AdminBackend {

@@ -1,5 +1,9 @@
 #include "proxy/config/config_loader.h"
 
+#include "filters/headers/header_rules_filter.h"
+#include "filters/rate_limit/rate_limit_filter.h"
+#include "filters/retry/retry_filter.h"
+#include "filters/shed/shed_filter.h"
 #include "gtest/gtest.h"
 
 namespace sluice {
@@ -219,13 +223,16 @@ TEST(ConfigLoaderFiltersTest, ParsesChainsAndLimits) {
   EXPECT_EQ(cluster.concurrency->partitions.size(), 2u);
   const auto& filters = (*config)->routes[0].filters;
   ASSERT_EQ(filters.size(), 3u);
-  const auto& headers = std::get<HeaderRulesConfig>(filters[0]);
+  ASSERT_NE(filters[0].As<HeaderRulesConfig>(), nullptr);
+  const auto& headers = *filters[0].As<HeaderRulesConfig>();
   EXPECT_EQ(headers.request.add[0].first, "X-Edge");
-  const auto& rate = std::get<RateLimitConfig>(filters[1]);
+  ASSERT_NE(filters[1].As<RateLimitConfig>(), nullptr);
+  const auto& rate = *filters[1].As<RateLimitConfig>();
   EXPECT_EQ(rate.key, RateLimitConfig::Key::kMember);
   EXPECT_DOUBLE_EQ(rate.rate_per_second, 10);
   EXPECT_EQ(rate.burst, 20);
-  const auto& shed = std::get<ShedConfig>(filters[2]);
+  ASSERT_NE(filters[2].As<ShedConfig>(), nullptr);
+  const auto& shed = *filters[2].As<ShedConfig>();
   EXPECT_EQ(shed.status, 429);
   EXPECT_EQ(shed.retry_after_seconds, 2);
   EXPECT_EQ(shed.classify[0].partition, "critical");
@@ -321,7 +328,8 @@ TEST(ConfigLoaderResilienceTest, ParsesEverything) {
   EXPECT_EQ(c.panic_threshold_percent, 30u);
   EXPECT_TRUE(c.inject_standby);
   EXPECT_EQ(c.slow_start, absl::Seconds(20));
-  const auto& retry = std::get<RetryConfig>((*config)->routes[0].filters[0]);
+  ASSERT_NE((*config)->routes[0].filters[0].As<RetryConfig>(), nullptr);
+  const auto& retry = *(*config)->routes[0].filters[0].As<RetryConfig>();
   EXPECT_EQ(retry.attempts, 4u);
   EXPECT_TRUE(retry.on_connect_failure);
   EXPECT_FALSE(retry.on_reset);

@@ -1,0 +1,31 @@
+// This node's traffic counters summed over its workers at one instant, in the shape the
+// health windows take (steering/health_window.h): the local region's origins, each tunnel to a
+// peer region, and stream starts by serving region. Read from the workers' metric cells by
+// what each cell was set up as (a local exchange, a tunnel cluster, a filter whose answers are
+// sheds), never by its name.
+#ifndef SLUICE_PROXY_OBSERVE_NODE_TRAFFIC_H_
+#define SLUICE_PROXY_OBSERVE_NODE_TRAFFIC_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "proxy/observe/metrics.h"
+#include "steering/health_window.h"
+
+namespace sluice {
+
+// Cumulative counters of this node at one instant.
+struct NodeTraffic {
+  TrafficTotals local;                           // the local region's origins
+  std::map<std::string, TrafficTotals> tunnels;  // by peer region
+  std::map<std::string, uint64_t> starts;        // stream starts by serving region
+};
+
+// Control thread (takes each worker's cell mutex briefly, as a scrape does).
+NodeTraffic SampleNodeTraffic(const std::vector<const WorkerMetrics*>& workers);
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_OBSERVE_NODE_TRAFFIC_H_
