@@ -16,7 +16,12 @@ Table:
   - resident memory per idle keep-alive connection (10,000 connections, one request each);
   - HTTP/2 over TLS, h2load 50 connections x 10 streams: requests/s, mean, vs nginx.
 
+With --baseline BINARY, an older sluice (the build before a change) runs side by side as two
+more rows, "baseline" and "baseline-full", on the same configurations, and a last line gives
+the new build's ratios to it: a refactor shows there that nothing got slower.
+
 Usage: bench/compare.py [--sluice build/proxy/sluice] [--duration 10] [--rounds 3]
+                        [--baseline OLD_BINARY]
        bench/compare.py --quick          (a short smoke run; what the test suite runs)
        bench/compare.py --install        (apt-get install what is missing first; root)
 Needs: wrk, h2load (nghttp2-client), nginx (nginx-light), haproxy, nghttpx (nghttp2-proxy),
@@ -191,6 +196,8 @@ def start_nghttpx(work, port, tls_port, origin_port, cert, key):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sluice", default=os.path.join(ROOT, "build/proxy/sluice"))
+    parser.add_argument("--baseline", help="an older sluice binary measured side by side as the "
+                        "rows baseline and baseline-full")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-connections", type=int, default=10000)
@@ -206,11 +213,14 @@ def main():
     if os.cpu_count() < 2:
         sys.exit("needs two CPUs: the proxies on one, load and origin on the other")
 
+    proxies = PROXIES + (["baseline", "baseline-full"] if args.baseline else [])
+    binaries = {"sluice": args.sluice, "sluice-full": args.sluice, "baseline": args.baseline,
+                "baseline-full": args.baseline}
     work = tempfile.mkdtemp(prefix="sluice-compare-")
     cert, key = Pki(work).self_signed("server")
     origin_port = free_port()
-    plain = {name: free_port() for name in PROXIES}
-    tls = {name: free_port() for name in PROXIES}
+    plain = {name: free_port() for name in proxies}
+    tls = {name: free_port() for name in proxies}
     token = hs256_token(b"sluice-bench-secret-0123456789abcdef",
                         {"sub": "member-42", "iss": "bench", "tier": "gold",
                          "exp": int(time.time()) + 86400})
@@ -234,14 +244,16 @@ def main():
                                          cert, key)
         procs["nghttpx"] = start_nghttpx(work, plain["nghttpx"], tls["nghttpx"], origin_port,
                                          cert, key)
-        for name, full in (("sluice", False), ("sluice-full", True)):
+        for name in proxies:
+            if name not in binaries:
+                continue
             config, admin_ports[name] = sluice_config(work, plain[name], tls[name], origin_port,
-                                                      cert, key, full)
-            procs[name] = Sluice(config, port=plain[name], admin=False, binary=args.sluice,
+                                                      cert, key, name.endswith("-full"))
+            procs[name] = Sluice(config, port=plain[name], admin=False, binary=binaries[name],
                                  directory=work, name=name, cpu=PROXY_CPU,
                                  stop_timeout=15).start(wait=False)
         wait_for_port(origin_port)
-        for name in PROXIES:
+        for name in proxies:
             for port in (plain[name], tls[name]):
                 try:
                     wait_for_port(port)
@@ -249,12 +261,12 @@ def main():
                     sys.exit("%s does not listen on %d; its log is in %s" % (name, port, work))
         # Every row gets the same request (the bearer token too), so each proxy parses and
         # forwards the same bytes; only sluice-full verifies the token.
-        rows = ["origin"] + PROXIES
+        rows = ["origin"] + proxies
         headers = {name: auth for name in rows}
         ports = dict(plain, origin=origin_port)
         results = {name: {"rps": [], "p50": [], "p99": [], "cpu": [], "rate": [], "h2": [],
                           "h2_mean": []} for name in rows}
-        for name in PROXIES:  # warm pools and caches; a refusal shows here, not in a table
+        for name in proxies:  # warm pools and caches; a refusal shows here, not in a table
             w = wrk(plain[name], 1, 50, extra=headers[name])
             if w["errors"]:
                 sys.exit("%s answered errors during warm-up (see %s)" % (name, work))
@@ -266,7 +278,7 @@ def main():
                 print("round %d %-12s h1 %9.0f req/s  p50 %.3f ms  p99 %.3f ms%s" % (
                     r + 1, name, w["rps"], w["p50"], w["p99"], "  ERRORS" if w["errors"] else ""),
                     flush=True)
-            for name in PROXIES:
+            for name in proxies:
                 pids = procs[name].worker_pids()
                 before = cpu_seconds(pids)
                 w = wrk(plain[name], args.duration, 50, script=delay_script, extra=headers[name])
@@ -284,7 +296,7 @@ def main():
         # System calls of every proxy first, then idle memory: a proxy still closing another's
         # 10,000 idle connections would share CPU 0 with the one being counted.
         syscalls, idle, idle_count = {}, {}, {}
-        for name in PROXIES:
+        for name in proxies:
             try:
                 syscalls[name], _ = syscalls_per_request(plain[name], procs[name].worker_pids(),
                                                          args.syscall_requests,
@@ -292,7 +304,7 @@ def main():
             except (OSError, ValueError, IndexError, subprocess.SubprocessError) as e:
                 # strace needs ptrace, which some containers do not allow
                 print("system calls of %s not counted: %s" % (name, e), flush=True)
-        for name in PROXIES:
+        for name in proxies:
             idle_count[name] = args.idle_connections
             if name == "haproxy":
                 idle_count[name] = min(idle_count[name], haproxy_maxconn() - 100)
@@ -327,6 +339,13 @@ def main():
               args.idle_connections))
     print("sluice-full counted: %s" % ", ".join(
         "%s %d" % (k, v) for k, v in sorted(counters.items())))
+    if args.baseline:
+        ratio = lambda new, old, k: med(results[new][k]) / med(results[old][k])  # noqa: E731
+        print("compare_baseline: cpu_ratio=%.3f cpu_ratio_full=%.3f rps_ratio=%.3f "
+              "rps_ratio_full=%.3f h2_ratio=%.3f h2_ratio_full=%.3f" % (
+                  ratio("sluice", "baseline", "cpu"), ratio("sluice-full", "baseline-full", "cpu"),
+                  ratio("sluice", "baseline", "rps"), ratio("sluice-full", "baseline-full", "rps"),
+                  ratio("sluice", "baseline", "h2"), ratio("sluice-full", "baseline-full", "h2")))
     if idle_count.get("haproxy", 0) < args.idle_connections:
         print("(HAProxy's idle figure over %d connections: it reserves two descriptors per "
               "connection under the hard limit of %d)" % (idle_count["haproxy"], fd_limit()))
