@@ -80,6 +80,11 @@ int Server::Run() {
   started_ = true;
   StartFleet();
   file_watch_->Watch(WatchedFiles(*config_));
+  if (stop_pending_) {
+    BeginShutdown(stop_pending_);
+  } else if (reload_pending_) {
+    Reload();
+  }
 
   uv_run(&loop_, UV_RUN_DEFAULT);
 
@@ -124,9 +129,24 @@ void Server::HandleSignals() {
   });
   worker_exit_.data = this;
   signals_ = std::make_unique<SignalSet>(&loop_);
-  signals_->On(SIGHUP, [this] { Reload(); });
-  signals_->On(SIGTERM, [this] { BeginShutdown("SIGTERM"); });
-  signals_->On(SIGINT, [this] { BeginShutdown("SIGINT"); });
+  // Start-up runs the loop while it resolves names: a signal that comes then waits for the
+  // workers, so a SIGTERM is never lost on a process that has no workers to drain yet.
+  auto stop = [this](const char* why) {
+    if (started_) {
+      BeginShutdown(why);
+    } else {
+      stop_pending_ = why;
+    }
+  };
+  signals_->On(SIGHUP, [this] {
+    if (started_) {
+      Reload();
+    } else {
+      reload_pending_ = true;
+    }
+  });
+  signals_->On(SIGTERM, [stop] { stop("SIGTERM"); });
+  signals_->On(SIGINT, [stop] { stop("SIGINT"); });
   signals_->On(SIGUSR1, [this] {  // reopen the access log (after logrotate moved it)
     if (access_log_) access_log_->Reopen();
   });

@@ -103,6 +103,8 @@ class Server final : private AdminBackend {
   ListenerSet listeners_;  // what the workers listen on
   std::atomic<int> workers_running_{0};
   bool shutting_down_ = false;
+  const char* stop_pending_ = nullptr;  // SIGTERM or SIGINT came before the workers ran
+  bool reload_pending_ = false;         // SIGHUP came before the workers ran
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.

@@ -70,11 +70,19 @@ def port_open(port, timeout=0.5):
 
 def wait_until(predicate, timeout, interval=0.02):
     """Calls predicate() until it returns something true or `timeout` seconds pass; returns its
-    last value. The predicate is called at least once."""
+    last value. The predicate is called at least once. A predicate that fails to connect (an
+    OSError: refused, reset, timed out) counts as "not yet": a process that is still starting
+    or restarting is what a wait is for. If the last call raised, that error is raised."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        error = None
+        try:
+            value = predicate()
+        except OSError as e:
+            value, error = None, e
         if value or time.monotonic() >= deadline:
+            if error is not None:
+                raise error
             return value
         time.sleep(interval)
 
@@ -240,5 +248,8 @@ class Sluice(Process):
     def start(self, wait=True):
         super().start()
         if wait:
+            # The admin socket is opened after the proxy's: wait for both.
             wait_for_port(self.port, proc=self.proc)
+            if self.admin_port:
+                wait_for_port(self.admin_port, proc=self.proc)
         return self
