@@ -79,7 +79,7 @@ def sluice_config(work, port, tls_port, origin_port, cert, key, full):
             json.dump({"keys": [{"kty": "oct", "kid": "bench", "alg": "HS256",
                                  "k": b64url(secret)}]}, f)
         with open(os.path.join(work, "tunnel.key"), "w") as f:
-            f.write("ab" * 32 + "\n")
+            f.write("3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d\n")
         filters = """
     filters:
       - auth: {jwks_file: jwks.json, issuer: bench, claims: {member: sub, tier: tier}}
@@ -101,7 +101,7 @@ def sluice_config(work, port, tls_port, origin_port, cert, key, full):
 steering:
   local_region: us-east-1
   member_id: [claim]
-  tunnel: {key_file: tunnel.key}
+  tunnel: {insecure: true, key_file: tunnel.key}
   regions:
     us-east-1: {tunnel: [127.0.0.1:%d]}
     us-west-2: {tunnel: [127.0.0.1:%d]}

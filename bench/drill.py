@@ -72,11 +72,13 @@ routes:
           methods: idempotent
           per_try_timeout: 2s
           backoff: {base: 5ms, max: 50ms}
+proxy:
+  trust_client_headers: true  # the clients here stand for the apps' own gateway
 steering:
   local_region: %(region)s
   misrouted: serve_local
   member_id: [{header: x-member-id}]
-  tunnel: {key_file: %(work)s/tunnel.key, http2: true}
+  tunnel: {insecure: true, key_file: %(work)s/tunnel.key, http2: true}
   failover: true
   regions:
 %(regions)s
@@ -176,7 +178,7 @@ def main():
     ramp_budget = (steps - 1) * hold_s + 3.0
 
     work = tempfile.mkdtemp(prefix="sluice-drill-")
-    for name, text in (("admin.token", TOKEN), ("tunnel.key", "7e" * 32)):
+    for name, text in (("admin.token", TOKEN), ("tunnel.key", "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d")):
         with open(os.path.join(work, name), "w") as f:
             f.write(text + "\n")
     etcd = Etcd()

@@ -39,10 +39,12 @@ workers: 1
 listeners: [{address: 127.0.0.1:%(port)d}]
 clusters: [{name: app, endpoints: [127.0.0.1:%(origin)d]}]
 routes: [{cluster: app}]
+proxy:
+  trust_client_headers: true  # the clients here stand for the apps' own gateway
 steering:
   local_region: %(local)s
   member_id: [{header: x-member-id}]
-  tunnel: {key_file: %(dir)s/tunnel.key}
+  tunnel: {insecure: true, key_file: %(dir)s/tunnel.key}
   regions:
 %(regions)s
 admin:
@@ -69,7 +71,7 @@ def main():
     binary = os.path.abspath(args.sluice)
 
     work = tempfile.mkdtemp(prefix="sluice-fleet-bench-")
-    for name, text in (("admin.token", TOKEN), ("tunnel.key", "k" * 64)):
+    for name, text in (("admin.token", TOKEN), ("tunnel.key", "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d")):
         with open(os.path.join(work, name), "w") as f:
             f.write(text + "\n")
     etcd = Etcd()

@@ -70,12 +70,13 @@ BENCHMARK(BM_SteeringDecision)
     ->Args({10000, 0})
     ->Args({0, 1});
 
-const HopRequestLine kLine{"GET", "/api/v1/profiles/12345/rows", "page=2&lang=en"};
+const HopRequest kLine{
+    "GET", "/api/v1/profiles/12345/rows", "page=2&lang=en", "api.example", "203.0.113.7", "-"};
 
 void BM_HopMarkerSign(benchmark::State& state) {
   HopSigner signer({std::string(64, 'k')});
   for (auto _ : state) {
-    std::string value = signer.Sign("us-east-1", "eu-west-1", 1763790000,
+    std::string value = signer.Sign("us-east-1", "eu-west-1", 1763790000, 0x1234,
                                     "3f2a9c1e-77aa-4d2b-9a61-0c1b2d3e4f50", kLine);
     benchmark::DoNotOptimize(value);
   }
@@ -84,7 +85,7 @@ BENCHMARK(BM_HopMarkerSign);
 
 void BM_HopMarkerVerify(benchmark::State& state) {
   HopSigner signer({std::string(64, 'k')});
-  std::string value = signer.Sign("us-east-1", "eu-west-1", 1763790000,
+  std::string value = signer.Sign("us-east-1", "eu-west-1", 1763790000, 0x1234,
                                   "3f2a9c1e-77aa-4d2b-9a61-0c1b2d3e4f50", kLine);
   HopMarker marker;
   for (auto _ : state) {

@@ -23,9 +23,16 @@ HeaderKind ClassifyHeaderName(std::string_view name) {
       if (is("upgrade")) return HeaderKind::kUpgrade;
       if (is("trailer")) return HeaderKind::kTrailer;
       break;
+    case 9:
+      if (is("forwarded")) return HeaderKind::kForwarded;
+      if (is("x-real-ip")) return HeaderKind::kXRealIp;
+      break;
     case 10:
       if (is("connection")) return HeaderKind::kConnection;
       if (is("keep-alive")) return HeaderKind::kKeepAlive;
+      break;
+    case 13:
+      if (is("authorization")) return HeaderKind::kAuthorization;
       break;
     case 14:
       if (is("content-length")) return HeaderKind::kContentLength;
@@ -35,6 +42,8 @@ HeaderKind ClassifyHeaderName(std::string_view name) {
       break;
     case 16:
       if (is("proxy-connection")) return HeaderKind::kProxyConnection;
+      if (is("x-forwarded-host")) return HeaderKind::kXForwardedHost;
+      if (is("x-forwarded-port")) return HeaderKind::kXForwardedPort;
       break;
     case 17:
       if (is("transfer-encoding")) return HeaderKind::kTransferEncoding;
@@ -173,6 +182,12 @@ std::optional<std::string_view> HeaderMap::GetKind(HeaderKind kind) const {
 int HeaderMap::CountKind(HeaderKind kind) const {
   int n = 0;
   for (const Field& f : fields_) n += f.kind == kind ? 1 : 0;
+  return n;
+}
+
+int HeaderMap::Count(std::string_view name) const {
+  int n = 0;
+  for (size_t i = 0; i < fields_.size(); ++i) n += EqualsIgnoreCase(this->name(i), name) ? 1 : 0;
   return n;
 }
 

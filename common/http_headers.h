@@ -32,6 +32,11 @@ enum class HeaderKind : uint8_t {
   kExpect,
   kXForwardedFor,
   kXForwardedProto,
+  kXForwardedHost,
+  kXForwardedPort,
+  kForwarded,  // RFC 7239
+  kXRealIp,
+  kAuthorization,
   kVia,
   kSluiceInternal,  // sluice-*: internal between regions, never trusted from a client
   kConnectionListed,
@@ -105,6 +110,7 @@ class HeaderMap {
   std::optional<std::string_view> Get(std::string_view name) const;
   std::optional<std::string_view> GetKind(HeaderKind kind) const;
   int CountKind(HeaderKind kind) const;
+  int Count(std::string_view name) const;  // fields named `name`, in any case
 
   // Bytes the fields would take as "name: value\r\n" lines.
   size_t SerializedSize() const;

@@ -120,6 +120,23 @@ std::string SocketAddress::ToString() const {
   return absl::StrFormat("%s:%d", IpString(), port());
 }
 
+uint64_t SocketAddress::ClientKey() const {
+  auto big_endian = [](const uint8_t* bytes, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v = v << 8 | bytes[i];
+    return v;
+  };
+  // IPv4 keys start with the byte ff: an IPv6 /64 that does is multicast, never a client.
+  constexpr uint64_t kIpv4 = uint64_t{0xff} << 56;
+  if (family() == AF_INET) {
+    return kIpv4 | big_endian(reinterpret_cast<const uint8_t*>(&storage_.v4.sin_addr), 4);
+  }
+  if (family() != AF_INET6) return 0;
+  const in6_addr& a = storage_.v6.sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(&a)) return kIpv4 | big_endian(&a.s6_addr[12], 4);
+  return big_endian(&a.s6_addr[0], 8);
+}
+
 bool SocketAddress::operator==(const SocketAddress& other) const {
   if (family() != other.family()) return false;
   return std::memcmp(&storage_, &other.storage_, sockaddr_len()) == 0;

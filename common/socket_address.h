@@ -34,6 +34,10 @@ class SocketAddress {
   // Writes IpString() into buf (at least 46 bytes); returns its length. No allocation.
   size_t FormatIp(char* buf, size_t size) const;
 
+  // The bytes that name one client for per-client limits: an IPv4 address (IPv4-mapped
+  // IPv6 included) or an IPv6 address's /64, the smallest block a site is given. Port left out.
+  uint64_t ClientKey() const;
+
   bool operator==(const SocketAddress& other) const;
 
  private:

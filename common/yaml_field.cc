@@ -1,5 +1,7 @@
 #include "common/yaml_field.h"
 
+#include "common/secret_file.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -16,6 +18,7 @@ absl::StatusOr<Field::Secret> Field::ReadSecretFile(const std::string& base_dir)
   std::stringstream text;
   text << in.rdbuf();
   std::string raw = text.str();
+  WarnIfOthersMayRead(path);
   return Secret{path, std::string(StripWhitespace(raw))};
 }
 

@@ -574,6 +574,13 @@ Options Parse(int argc, const char* const* argv) {
   bool token_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    // Arguments end up in request paths, headers and the audit log: nothing there may break a
+    // line or hide in a terminal.
+    for (char c : arg) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        throw UsageError{absl::StrFormat("argument %d holds a control character", i)};
+      }
+    }
     std::string value;
     bool inline_value = false;
     if (size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {

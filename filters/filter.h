@@ -76,6 +76,9 @@ inline constexpr int kUpstreamFailures = static_cast<int>(UpstreamFailure::kCoun
 // Values filters attach to a request for later filters and for steering.
 struct FilterContext {
   SocketAddress client;  // the real client (after the PROXY protocol)
+  // The request came through a trusted proxy or a verified tunnel (or proxy.trust_client_headers
+  // is on): what its headers say about its member and priority may be believed.
+  bool trusted_headers = false;
   size_t route_index = 0;
   size_t cluster_index = 0;
   Identity identity;

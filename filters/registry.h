@@ -56,6 +56,10 @@ struct FilterRegistration {
   // Its own answers (429, 503) are load being shed: they count in the region's shed rate
   // that the steering gates read.
   bool counts_as_shed = false;
+  // It decides whether a failed attempt is tried again. A route without such a filter gets the
+  // forwarder's default: a connect failure once more on another endpoint (nothing reached an
+  // origin), an idempotent request reset before any response byte once more, in the budget.
+  bool decides_retries = false;
   // Files of signing keys the configuration reads: the server watches them and a change
   // reaches every worker's key slots (FilterEnvironment::key_slots). Null: none.
   std::vector<std::string> (*key_files)(const FilterConfig& config) = nullptr;

@@ -2,6 +2,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -70,6 +71,8 @@ int Server::Run() {
   if (!sockets.ok()) return Fail(sockets.status());
   if (absl::Status s = StartAdmin(); !s.ok()) return Fail(s);
   if (absl::Status s = DropPrivileges(config_->user); !s.ok()) return Fail(s);
+  // Nothing sluice runs (it runs nothing) may gain privileges: no setuid binary, no file caps.
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   // After dropping privileges: the state and audit files belong to the user sluice runs as.
   if (absl::Status s = StartSteering(); !s.ok()) return Fail(s);
   if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) return Fail(s);
@@ -101,9 +104,19 @@ int Server::Fail(const absl::Status& status) {
 absl::Status Server::StartAdmin() {
   if (!config_->admin.enabled) return absl::OkStatus();
   admin_api_ = std::make_unique<AdminApi>(static_cast<AdminBackend*>(this));
-  admin_api_->SetTokens(config_->admin.tokens);
+  admin_api_->Configure(config_->admin);
   admin_server_ = std::make_unique<AdminServer>(control_.get(), admin_api_.get());
-  return admin_server_->Start(config_->admin.address);
+  RETURN_IF_ERROR(admin_server_->Start(config_->admin.address));
+  CidrSet loopback;
+  loopback.Add(*CidrRange::Parse("127.0.0.0/8"));
+  loopback.Add(*CidrRange::Parse("::1/128"));
+  if (!loopback.Contains(admin_server_->address())) {
+    LOG_WARN(
+        "admin API on %s, beyond loopback and without TLS: bearer tokens cross the network "
+        "in clear. Bind it to loopback or a management network only operators reach.",
+        admin_server_->address().ToString());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Server::StartSteering() {
@@ -184,7 +197,7 @@ void Server::StartEndpointServices() {
 void Server::StartWorkers(std::vector<std::vector<ListenerSocket>> sockets) {
   workers_running_ = config_->workers;
   for (int i = 0; i < config_->workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, [this] { OnWorkerExit(); }));
+    workers_.push_back(std::make_unique<Worker>(i, hop_replay_, [this] { OnWorkerExit(); }));
     workers_.back()->SetSteeringTable(steering_->table());
     workers_.back()->SetAccessLog(access_log_, config_->access_log.sample);
     workers_.back()->SetNodeHealth(std::make_shared<const std::string>(
@@ -200,8 +213,11 @@ void Server::LogStart(uint64_t files) const {
   for (const ListenerConfig& l : config_->listeners) {
     addresses += (addresses.empty() ? "" : ", ") + l.address.ToString();
   }
-  LOG_INFO("sluice listening on %s with %d workers (config %s, %d file descriptors)", addresses,
-           config_->workers, config_->source, files);
+  const uint32_t cap = MaxConnectionsFor(config_->limits, files);
+  LOG_INFO(
+      "sluice listening on %s with %d workers (config %s, %d file descriptors, %s)", addresses,
+      config_->workers, config_->source, files,
+      cap == 0 ? std::string("no connection cap") : absl::StrFormat("at most %d connections", cap));
   if (admin_server_) {
     LOG_INFO("admin API on %s (%d tokens)", admin_server_->address().ToString(),
              config_->admin.tokens.size());
@@ -279,7 +295,7 @@ void Server::Reload() {
       (config->admin.enabled && config->admin.address != config_->admin.address)) {
     LOG_WARN("reload: a change of the admin address takes effect only after a restart");
   }
-  if (admin_api_) admin_api_->SetTokens(config->admin.tokens);
+  if (admin_api_) admin_api_->Configure(config->admin);
   if (config->fleet.enabled != config_->fleet.enabled ||
       config->fleet.etcd_endpoints != config_->fleet.etcd_endpoints ||
       config->fleet.prefix != config_->fleet.prefix || config->fleet.node != config_->fleet.node ||
@@ -518,7 +534,10 @@ absl::Status Server::InjectStandby(const std::string& cluster, const std::string
     return absl::FailedPreconditionError(
         absl::StrFormat("cluster %s has no standby endpoints", cluster));
   }
-  LOG_INFO("cluster %s: standby endpoints injected (by %s)", cluster, actor);
+  const uint64_t version = steering_->table() ? steering_->table()->version() : 0;
+  steering_->Audit(ControllerEvent{
+      absl::Now(), actor, absl::StrFormat("inject the standby endpoints of cluster %s", cluster),
+      version, version});
   for (auto& worker : workers_) {
     worker->Post([cluster](Worker* w) { w->InjectStandby(cluster); });
   }

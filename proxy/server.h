@@ -103,6 +103,8 @@ class Server final : private AdminBackend {
   ListenerSet listeners_;  // what the workers listen on
   std::atomic<int> workers_running_{0};
   bool shutting_down_ = false;
+  // Nonces of the hop markers this node accepted, kept across reloads.
+  std::shared_ptr<HopReplayCache> hop_replay_ = std::make_shared<HopReplayCache>();
   const char* stop_pending_ = nullptr;  // SIGTERM or SIGINT came before the workers ran
   bool reload_pending_ = false;         // SIGHUP came before the workers ran
 };

@@ -6,6 +6,12 @@
 #include <openssl/hmac.h>
 #include <openssl/params.h>
 
+#include <algorithm>
+#include <deque>
+#include <mutex>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_format.h"
 #include "steering/steering_table.h"
 
@@ -13,6 +19,7 @@ namespace sluice {
 namespace {
 
 constexpr size_t kMacHexLength = 64;
+constexpr size_t kNonceHexLength = 16;
 constexpr size_t kMaxRequestId = 128;
 
 bool ConsumePrefix(std::string_view* text, std::string_view prefix) {
@@ -35,6 +42,8 @@ bool TakeField(std::string_view* text, bool last, std::string_view* field) {
   text->remove_prefix(end + 1);
   return true;
 }
+
+bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 bool ValidIdChar(char c) { return c > 0x20 && c < 0x7f && c != ';' && c != ','; }
 
@@ -74,19 +83,12 @@ HopSigner::HopSigner(std::vector<std::string> keys) : keys_(std::move(keys)) {
 
 HopSigner::~HopSigner() = default;
 
-void HopSigner::Mac(size_t key, std::string_view from, std::string_view to, std::string_view ts,
-                    std::string_view id, const HopRequestLine& line, unsigned char out[32]) const {
-  const std::string_view pieces[] = {
-      "sluice-hop-v1\n", from, "\n", to, "\n", ts, "\n", id, "\n", line.method, "\n", line.path};
-  const bool query = !line.query.empty();
+void HopSigner::MacPieces(size_t key, const std::string_view* pieces, size_t count,
+                          unsigned char out[32]) const {
   if (EVP_MAC_CTX* ctx = states_[key] ? EVP_MAC_CTX_dup(states_[key]->ctx) : nullptr) {
-    auto update = [&](std::string_view piece) {
-      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(piece.data()), piece.size());
-    };
-    for (std::string_view piece : pieces) update(piece);
-    if (query) {
-      update("?");
-      update(line.query);
+    for (size_t i = 0; i < count; ++i) {
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(pieces[i].data()),
+                     pieces[i].size());
     }
     size_t length = 0;
     EVP_MAC_final(ctx, out, &length, 32);
@@ -94,11 +96,60 @@ void HopSigner::Mac(size_t key, std::string_view from, std::string_view to, std:
     return;
   }
   std::string message;
-  for (std::string_view piece : pieces) message.append(piece);
-  if (query) message.append("?").append(line.query);
+  for (size_t i = 0; i < count; ++i) message.append(pieces[i]);
   unsigned int length = 0;
   HMAC(EVP_sha256(), keys_[key].data(), static_cast<int>(keys_[key].size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), out, &length);
+}
+
+void HopSigner::Mac(size_t key, const HopMarker& marker, std::string_view to,
+                    const HopRequest& request, unsigned char out[32]) const {
+  const bool query = !request.query.empty();
+  const std::string_view pieces[] = {"sluice-hop-v2\n",
+                                     marker.from,
+                                     "\n",
+                                     to,
+                                     "\n",
+                                     marker.timestamp_text,
+                                     "\n",
+                                     marker.nonce_text,
+                                     "\n",
+                                     marker.request_id,
+                                     "\n",
+                                     request.method,
+                                     "\n",
+                                     request.path,
+                                     query ? "?" : "",
+                                     request.query,
+                                     "\n",
+                                     request.authority,
+                                     "\n",
+                                     request.forwarded_for,
+                                     "\n",
+                                     request.body};
+  MacPieces(key, pieces, sizeof(pieces) / sizeof(pieces[0]), out);
+}
+
+std::string HopSigner::MacHex(std::string_view message) const {
+  if (keys_.empty()) return "";
+  unsigned char mac[32];
+  MacPieces(0, &message, 1, mac);
+  std::string hex(kMacHexLength, '0');
+  Hex(mac, sizeof(mac), hex.data());
+  return hex;
+}
+
+bool HopSigner::VerifyMacHex(std::string_view message, std::string_view mac_hex) const {
+  if (mac_hex.size() != kMacHexLength) return false;
+  bool match = false;
+  for (size_t key = 0; key < keys_.size(); ++key) {
+    unsigned char mac[32];
+    MacPieces(key, &message, 1, mac);
+    char hex[kMacHexLength];
+    Hex(mac, sizeof(mac), hex);
+    match |= CRYPTO_memcmp(hex, mac_hex.data(), kMacHexLength) == 0;
+  }
+  return match;
 }
 
 const char* HopVerdictName(HopVerdict verdict) {
@@ -113,6 +164,8 @@ const char* HopVerdictName(HopVerdict verdict) {
       return "bad_mac";
     case HopVerdict::kUnknownFrom:
       return "unknown_from";
+    case HopVerdict::kReplayed:
+      return "replayed";
     case HopVerdict::kCount:
       break;
   }
@@ -121,9 +174,10 @@ const char* HopVerdictName(HopVerdict verdict) {
 
 bool ParseHopMarker(std::string_view value, HopMarker* out) {
   std::string_view rest = value;
-  std::string_view from, ts, id, mac;
-  if (!ConsumePrefix(&rest, "v1;from=") || !TakeField(&rest, false, &from) ||
+  std::string_view from, ts, nonce, id, mac;
+  if (!ConsumePrefix(&rest, "v2;from=") || !TakeField(&rest, false, &from) ||
       !ConsumePrefix(&rest, "ts=") || !TakeField(&rest, false, &ts) ||
+      !ConsumePrefix(&rest, "nonce=") || !TakeField(&rest, false, &nonce) ||
       !ConsumePrefix(&rest, "id=") || !TakeField(&rest, false, &id) ||
       !ConsumePrefix(&rest, "mac=") || !TakeField(&rest, true, &mac)) {
     return false;
@@ -135,17 +189,25 @@ bool ParseHopMarker(std::string_view value, HopMarker* out) {
     if (c < '0' || c > '9') return false;
     timestamp = timestamp * 10 + (c - '0');
   }
+  if (nonce.size() != kNonceHexLength) return false;
+  uint64_t nonce_value = 0;
+  for (char c : nonce) {
+    if (!IsLowerHex(c)) return false;
+    nonce_value = nonce_value << 4 | static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+  }
   if (id.empty() || id.size() > kMaxRequestId) return false;
   for (char c : id) {
     if (!ValidIdChar(c)) return false;
   }
   if (mac.size() != kMacHexLength) return false;
   for (char c : mac) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    if (!IsLowerHex(c)) return false;
   }
   out->from = from;
   out->timestamp = timestamp;
   out->timestamp_text = ts;
+  out->nonce = nonce_value;
+  out->nonce_text = nonce;
   out->request_id = id;
   out->mac_hex = mac;
   return true;
@@ -160,12 +222,19 @@ std::string_view HopRequestId(std::string_view request_id) {
 }
 
 std::string HopSigner::Sign(std::string_view from, std::string_view to, int64_t now_seconds,
-                            std::string_view request_id, const HopRequestLine& line) const {
+                            uint64_t nonce, std::string_view request_id,
+                            const HopRequest& request) const {
   std::string ts = absl::StrFormat("%d", now_seconds);
-  std::string_view id = HopRequestId(request_id);
+  std::string nonce_text = absl::StrFormat("%016x", nonce);
+  HopMarker marker;
+  marker.from = from;
+  marker.timestamp_text = ts;
+  marker.nonce_text = nonce_text;
+  marker.request_id = HopRequestId(request_id);
   unsigned char mac[32];
-  Mac(0, from, to, ts, id, line, mac);
-  std::string value = absl::StrFormat("v1;from=%s;ts=%s;id=%s;mac=", from, ts, id);
+  Mac(0, marker, to, request, mac);
+  std::string value = absl::StrFormat("v2;from=%s;ts=%s;nonce=%s;id=%s;mac=", from, ts, nonce_text,
+                                      marker.request_id);
   size_t at = value.size();
   value.resize(at + kMacHexLength);
   Hex(mac, sizeof(mac), value.data() + at);
@@ -173,7 +242,7 @@ std::string HopSigner::Sign(std::string_view from, std::string_view to, int64_t 
 }
 
 HopVerdict HopSigner::Verify(std::string_view value, std::string_view to, int64_t now_seconds,
-                             int64_t max_skew_seconds, const HopRequestLine& line,
+                             int64_t max_skew_seconds, const HopRequest& request,
                              HopMarker* out) const {
   HopMarker marker;
   if (!ParseHopMarker(value, &marker)) return HopVerdict::kMalformed;
@@ -181,7 +250,7 @@ HopVerdict HopSigner::Verify(std::string_view value, std::string_view to, int64_
   if (skew > max_skew_seconds || -skew > max_skew_seconds) return HopVerdict::kStale;
   for (size_t key = 0; key < keys_.size(); ++key) {
     unsigned char mac[32];
-    Mac(key, marker.from, to, marker.timestamp_text, marker.request_id, line, mac);
+    Mac(key, marker, to, request, mac);
     char hex[kMacHexLength];
     Hex(mac, sizeof(mac), hex);
     if (CRYPTO_memcmp(hex, marker.mac_hex.data(), kMacHexLength) == 0) {
@@ -190,6 +259,38 @@ HopVerdict HopSigner::Verify(std::string_view value, std::string_view to, int64_
     }
   }
   return HopVerdict::kBadMac;
+}
+
+std::string HealthReplyMessage(std::string_view from, std::string_view to, uint64_t nonce,
+                               std::string_view body) {
+  return absl::StrFormat("sluice-health-v1\n%s\n%s\n%016x\n%s", from, to, nonce, body);
+}
+
+struct HopReplayCache::Shard {
+  std::mutex mutex;
+  std::deque<std::pair<int64_t, uint64_t>> order;  // (forget at, nonce), oldest first
+  absl::flat_hash_set<uint64_t> seen;
+};
+
+HopReplayCache::HopReplayCache(size_t capacity)
+    : shard_capacity_(std::max<size_t>(1, capacity / kShards)), shards_(new Shard[kShards]) {}
+
+HopReplayCache::~HopReplayCache() = default;
+
+bool HopReplayCache::FirstUse(uint64_t nonce, int64_t now_seconds, int64_t max_skew_seconds) {
+  Shard& shard = shards_[nonce % kShards];
+  std::lock_guard<std::mutex> lock(shard.mutex);
+  auto forget_oldest = [&shard] {
+    shard.seen.erase(shard.order.front().second);
+    shard.order.pop_front();
+  };
+  while (!shard.order.empty() && shard.order.front().first < now_seconds) forget_oldest();
+  if (shard.seen.contains(nonce)) return false;
+  if (shard.order.size() >= shard_capacity_) forget_oldest();
+  shard.seen.insert(nonce);
+  // Its marker verifies until ts + skew, and ts is at most now + skew.
+  shard.order.emplace_back(now_seconds + 2 * max_skew_seconds, nonce);
+  return true;
 }
 
 }  // namespace sluice

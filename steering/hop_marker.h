@@ -1,17 +1,21 @@
 // The tunnel hop marker: the `sluice-hop` request header a sluice adds when it tunnels a
 // request to a peer region's sluice, and which that peer verifies before it serves the request
-// locally (never tunneling it again). It carries the sending region, a timestamp and the
-// request id, authenticated with HMAC-SHA256 under the shared tunnel key:
+// locally (never tunneling it again) and believes the client address the sender forwarded. It
+// carries the sending region, a timestamp, a random nonce and the request id, authenticated
+// with HMAC-SHA256 under the shared tunnel key:
 //
-//   sluice-hop: v1;from=us-east-1;ts=1763790000;id=3f2a...;mac=<64 lowercase hex>
-//   mac = HMAC-SHA256(key, "sluice-hop-v1\n" from "\n" to "\n" ts "\n" id "\n" method "\n"
-//                          path ["?" query])
+//   sluice-hop: v2;from=us-east-1;ts=1763790000;nonce=<16 hex>;id=3f2a...;mac=<64 lowercase hex>
+//   mac = HMAC-SHA256(key, "sluice-hop-v2\n" from "\n" to "\n" ts "\n" nonce "\n" id "\n"
+//                          method "\n" path ["?" query] "\n" authority "\n" forwarded-for "\n"
+//                          body)
 //
-// `to` (the receiving region) and the request line are inside the MAC but not in the header,
-// so a marker is good for one request to one region only, and only within the skew window. A
-// marker that fails (a client forging one, a stale one, another key) is stripped, counted and
-// ignored: the request is steered like any other. Several keys may verify (rotation); the
-// first one signs.
+// `to` (the receiving region), the request line, the Host, every X-Forwarded-For value (joined
+// by ", ") and the body's framing ("-": none, "chunked", or the Content-Length) are inside the
+// MAC but not in the header: a marker is good for one request to one region only, as sent,
+// within the skew window; the receiver remembers nonces (HopReplayCache) so it is good once.
+// A marker that fails (a client forging one, a stale or replayed one, another key) is
+// stripped, counted and ignored: the request is steered like any other. Several keys may
+// verify (rotation); the first one signs.
 #ifndef SLUICE_STEERING_HOP_MARKER_H_
 #define SLUICE_STEERING_HOP_MARKER_H_
 
@@ -24,6 +28,8 @@
 namespace sluice {
 
 inline constexpr std::string_view kHopHeader = "sluice-hop";
+// The widest skew window a configuration may allow (tunnel.max_skew).
+inline constexpr int64_t kMaxHopSkewSeconds = 300;
 
 enum class HopVerdict : uint8_t {
   kValid,
@@ -31,6 +37,7 @@ enum class HopVerdict : uint8_t {
   kStale,        // timestamp outside the skew window
   kBadMac,       // another key, altered, or meant for another region or request
   kUnknownFrom,  // the sending region is not a peer region (checked by the caller)
+  kReplayed,     // its nonce was seen before (checked by the caller, HopReplayCache)
   kCount,        // not a verdict: the number of values above (new values go before it)
 };
 inline constexpr int kHopVerdicts = static_cast<int>(HopVerdict::kCount);
@@ -42,15 +49,20 @@ struct HopMarker {
   std::string_view from;
   int64_t timestamp = 0;
   std::string_view timestamp_text;  // as written (canonical decimal): what was signed
+  uint64_t nonce = 0;
+  std::string_view nonce_text;  // 16 lowercase hex digits
   std::string_view request_id;
   std::string_view mac_hex;
 };
 
-// The request line pieces the MAC covers.
-struct HopRequestLine {
+// What of the request the MAC covers, as the sender writes it and the receiver reads it.
+struct HopRequest {
   std::string_view method;
   std::string_view path;
-  std::string_view query;  // without the '?'; empty: none
+  std::string_view query;          // without the '?'; empty: none
+  std::string_view authority;      // Host
+  std::string_view forwarded_for;  // every X-Forwarded-For value, joined by ", "
+  std::string_view body = "-";     // "-": none; "chunked"; or the Content-Length in decimal
 };
 
 // Syntax only. False for anything that is not exactly the format above.
@@ -72,21 +84,58 @@ class HopSigner {
   HopSigner(const HopSigner&) = delete;
   HopSigner& operator=(const HopSigner&) = delete;
 
-  std::string Sign(std::string_view from, std::string_view to, int64_t now_seconds,
-                   std::string_view request_id, const HopRequestLine& line) const;
+  // `nonce`: random, never reused by this sender within the skew window.
+  std::string Sign(std::string_view from, std::string_view to, int64_t now_seconds, uint64_t nonce,
+                   std::string_view request_id, const HopRequest& request) const;
 
   // Checks `value` for a request arriving at region `to`. On kValid, `out` holds the fields.
+  // Whether the nonce is fresh is the caller's (HopReplayCache), after this says kValid.
   HopVerdict Verify(std::string_view value, std::string_view to, int64_t now_seconds,
-                    int64_t max_skew_seconds, const HopRequestLine& line, HopMarker* out) const;
+                    int64_t max_skew_seconds, const HopRequest& request, HopMarker* out) const;
+
+  // HMAC-SHA256 (hex) of `message` under the signing key: for other messages between a
+  // region's sluices (peers' health replies). Empty without keys.
+  std::string MacHex(std::string_view message) const;
+  // True if `mac_hex` is MacHex(message) under any of the keys (constant time per key).
+  bool VerifyMacHex(std::string_view message, std::string_view mac_hex) const;
 
   bool empty() const { return keys_.empty(); }
 
  private:
-  void Mac(size_t key, std::string_view from, std::string_view to, std::string_view ts,
-           std::string_view id, const HopRequestLine& line, unsigned char out[32]) const;
+  void Mac(size_t key, const HopMarker& marker, std::string_view to, const HopRequest& request,
+           unsigned char out[32]) const;
+  void MacPieces(size_t key, const std::string_view* pieces, size_t count,
+                 unsigned char out[32]) const;
 
   std::vector<std::string> keys_;
   std::vector<std::unique_ptr<HmacState>> states_;  // by key; null: one-shot HMAC instead
+};
+
+// What a sluice signs (HopSigner::MacHex, in the `sluice-health-mac` reply field) when it
+// answers a peer's poll of /v1/health: the poll's marker fixed `to` (the poller), `nonce` and
+// the request; the reply binds them to its body, so a reply is good for that one poll only.
+inline constexpr std::string_view kHealthMacHeader = "sluice-health-mac";
+std::string HealthReplyMessage(std::string_view from, std::string_view to, uint64_t nonce,
+                               std::string_view body);
+
+// The nonces of verified markers a node has seen, so each marker is accepted once. Shared by
+// the node's workers (sharded locks); each nonce is kept for twice the skew window, which
+// covers every time its marker still verifies. Bounded: when full, the oldest nonce goes.
+class HopReplayCache {
+ public:
+  explicit HopReplayCache(size_t capacity = size_t{1} << 21);
+  ~HopReplayCache();
+  HopReplayCache(const HopReplayCache&) = delete;
+  HopReplayCache& operator=(const HopReplayCache&) = delete;
+
+  // True the first time `nonce` is offered; false while it is remembered (a replay).
+  bool FirstUse(uint64_t nonce, int64_t now_seconds, int64_t max_skew_seconds);
+
+ private:
+  static constexpr size_t kShards = 16;
+  struct Shard;
+  size_t shard_capacity_;
+  std::unique_ptr<Shard[]> shards_;
 };
 
 }  // namespace sluice

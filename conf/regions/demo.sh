@@ -56,6 +56,8 @@ until curl -s -o /dev/null http://127.0.0.1:2379/version 2>/dev/null; do
   sleep 0.05
 done
 
+# The tunnel key and the admin token are made here, on first use: no secret ships in git.
+"$HERE/make-secrets.sh"
 for spec in us-east-1:9081:8081 us-west-2:9082:8082 eu-west-1:9083:8083; do
   region=${spec%%:*}; rest=${spec#*:}; origin_port=${rest%%:*}; sluice_port=${rest#*:}
   python3 "$HERE/origin.py" --region "$region" --port "$origin_port" 2>"$LOGS/origin-$region.log" &

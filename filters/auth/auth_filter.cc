@@ -1,5 +1,7 @@
 #include "filters/auth/auth_filter.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "common/strings.h"
 
@@ -12,6 +14,14 @@ AuthFilter::AuthFilter(const AuthConfig& config, const KeySlot* keys, const Cloc
 
 FilterStatus AuthFilter::OnRequestHead(FilterRequest& request, FilterSlot&) {
   const HeaderMap& headers = request.head->headers;
+  // One credential is verified: a second one must not reach an origin that might read it
+  // instead (duplicate Authorization fields are refused before the filters).
+  if (!config_.api_keys.empty() && !EqualsIgnoreCase(config_.api_key_header, "authorization")) {
+    int keys = headers.Count(config_.api_key_header);
+    if (keys > 1 || (keys == 1 && headers.GetKind(HeaderKind::kAuthorization))) {
+      return Reject(request, "invalid_request", "more than one credential");
+    }
+  }
   if (std::optional<std::string_view> authorization = headers.Get("authorization")) {
     std::string_view value = *authorization;
     if (value.size() > 7 && StartsWithIgnoreCase(value, "bearer ") && keys_) {
@@ -55,7 +65,12 @@ FilterStatus AuthFilter::VerifyBearer(FilterRequest& request, std::string_view t
     verified = std::make_shared<const VerifiedToken>(std::move(result.token));
     if (cache_.size() >= config_.cache_size) {
       absl::erase_if(cache_, [&](const auto& e) { return e.second->valid_until < now; });
-      if (cache_.size() >= config_.cache_size) cache_.clear();
+      if (cache_.size() >= config_.cache_size) {
+        // Full of live tokens: let a quarter go (they are verified again when they come back)
+        // rather than all of them at once.
+        size_t evict = std::max<size_t>(1, cache_.size() / 4);
+        for (auto e = cache_.begin(); e != cache_.end() && evict > 0; --evict) cache_.erase(e++);
+      }
     }
     cache_.emplace(std::string(token), verified);
   }

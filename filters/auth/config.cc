@@ -38,6 +38,9 @@ absl::StatusOr<std::shared_ptr<const FilterConfig>> Parse(const Field& f,
   }
   absl::Duration leeway = absl::Seconds(out->policy.leeway_seconds);
   RETURN_IF_ERROR(f.Child("leeway").ReadDuration(&leeway, absl::ZeroDuration()));
+  if (leeway > absl::Minutes(5)) {
+    return f.Child("leeway").Error("at most 5m: it stretches every token's lifetime by as much");
+  }
   out->policy.leeway_seconds = absl::ToInt64Seconds(leeway);
   RETURN_IF_ERROR(f.Child("require_exp").Read(&out->policy.require_exp));
   if (Field claims = f.Child("claims"); claims.present()) {

@@ -64,9 +64,15 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> RsaKey(const Json& key, const std::str
   std::unique_ptr<BIGNUM, BnDeleter> bn_e(BN_bin2bn(
       reinterpret_cast<const unsigned char*>(e->data()), static_cast<int>(e->size()), nullptr));
   if (!bn_n || !bn_e) return absl::InvalidArgumentError("out of memory");
-  if (BN_num_bits(bn_n.get()) < 2048) {
+  if (BN_num_bits(bn_n.get()) < 2048 || BN_num_bits(bn_n.get()) > 8192) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("key \"%s\": RSA keys must have at least 2048 bits", kid));
+        absl::StrFormat("key \"%s\": RSA keys must have 2048 to 8192 bits", kid));
+  }
+  // A public exponent is odd, at least 3 and (in every real key) at most 32 bits: 65537.
+  // Anything else is a forged or broken key, and a huge one costs each verification dearly.
+  if (!BN_is_odd(bn_e.get()) || BN_num_bits(bn_e.get()) > 32 || BN_get_word(bn_e.get()) < 3) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("key \"%s\": the RSA exponent must be odd, from 3 to 2^32", kid));
   }
   std::unique_ptr<OSSL_PARAM_BLD, ParamBuildDeleter> build(OSSL_PARAM_BLD_new());
   if (!build || !OSSL_PARAM_BLD_push_BN(build.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) ||

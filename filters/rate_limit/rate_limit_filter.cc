@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace sluice {
 
@@ -53,8 +56,21 @@ void RateLimitFilter::Evict(int64_t now) {
     const Bucket& b = entry.second;
     return b.tokens + (now - b.updated_ns) * rate_per_ns_ >= burst_;
   });
-  // Still full of active keys: start over rather than grow without bound.
-  if (buckets_.size() >= max_keys_) buckets_.clear();
+  // Still full of active keys: forget the quarter nearest to full, whose clients lose least by
+  // starting over, and keep the ones being held back (a flood of new keys frees no one).
+  if (buckets_.size() < max_keys_) return;
+  std::vector<std::pair<double, const std::string*>> levels;
+  levels.reserve(buckets_.size());
+  for (const auto& [key, b] : buckets_) {
+    levels.emplace_back(b.tokens + (now - b.updated_ns) * rate_per_ns_, &key);
+  }
+  const size_t evict = std::max<size_t>(1, levels.size() / 4);
+  std::nth_element(levels.begin(), levels.begin() + static_cast<std::ptrdiff_t>(evict - 1),
+                   levels.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> gone;
+  gone.reserve(evict);
+  for (size_t i = 0; i < evict; ++i) gone.push_back(*levels[i].second);
+  for (const std::string& key : gone) buckets_.erase(key);
 }
 
 }  // namespace sluice

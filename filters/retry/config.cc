@@ -75,6 +75,7 @@ extern const FilterRegistration kRetryFilterRegistration = {
     .name = RetryFilter::kName,
     .parse = Parse,
     .create = Create,
+    .decides_retries = true,
 };
 
 }  // namespace sluice

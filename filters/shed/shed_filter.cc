@@ -19,6 +19,7 @@ ShedFilter::ShedFilter(const ShedConfig& config, ConcurrencyLimiter* limiter, co
 int ShedFilter::Classify(const FilterRequest& request) const {
   for (const Rule& rule : rules_) {
     if (rule.source == ShedRule::Source::kHeader) {
+      if (!request.context.trusted_headers) continue;  // any client could claim to be critical
       std::optional<std::string_view> value = request.head->headers.Get(rule.name);
       if (value && *value == rule.value) return rule.partition;
     } else {

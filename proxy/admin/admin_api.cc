@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "common/strings.h"
 #include "common/units.h"
@@ -294,16 +295,101 @@ const std::vector<AdminApi::Route>& AdminApi::Routes() {
   return kRoutes;
 }
 
-void AdminApi::Handle(const AdminRequest& request, Reply reply) {
+void AdminApi::Configure(const AdminConfig& config) {
+  tokens_ = config.tokens;
+  hosts_ = config.hosts;
+  metrics_from_ = config.metrics_from;
+}
+
+namespace {
+
+// Refused authentications are logged at most this often (each line counts the ones between).
+constexpr absl::Duration kAuthLogEvery = absl::Seconds(10);
+
+bool IsOpenPath(std::string_view path) {
+  return path == "/healthz" || path == "/readyz" || path == "/metrics";
+}
+
+// An IP address (v4, or v6 in brackets) or localhost, with or without a port; or a listed name.
+bool HostAllowed(std::string_view host, const std::vector<std::string>& names) {
+  if (host.empty()) return false;
+  if (host.front() == '[') {  // an IPv6 literal, and nothing else may be in brackets
+    size_t close = host.find(']');
+    return close != std::string_view::npos &&
+           SocketAddress::Parse(std::string(host.substr(0, close + 1)) + ":0").ok();
+  }
+  std::string_view name = host.substr(0, host.rfind(':'));
+  if (EqualsIgnoreCase(name, "localhost")) return true;
+  if (absl::StatusOr<SocketAddress> a = SocketAddress::Parse(std::string(name) + ":0"); a.ok()) {
+    return true;
+  }
+  for (const std::string& n : names) {
+    if (EqualsIgnoreCase(name, n)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+void AdminApi::LogAuthFailure(const AdminRequest& request, const char* why) {
+  const absl::Time now = absl::Now();
+  if (now - last_auth_log_ < kAuthLogEvery) {
+    ++unlogged_auth_failures_;
+    return;
+  }
+  LOG_WARN("admin: %s %s from %s refused: %s%s", request.method, request.path,
+           request.client.ToString(), why,
+           unlogged_auth_failures_ == 0
+               ? ""
+               : absl::StrFormat(" (and %d more refusals not logged)", unlogged_auth_failures_));
+  last_auth_log_ = now;
+  unlogged_auth_failures_ = 0;
+}
+
+std::optional<AdminResponse> AdminApi::Screen(const AdminRequest& request) {
   const std::string& method = request.method;
   const std::string& path = request.path;
-  // Open to load balancers and Prometheus.
-  if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+  if (IsOpenPath(path)) {
     if (method != "GET" && method != "HEAD") {
       AdminResponse r = Error(405, "only GET");
       r.headers.emplace_back("Allow", "GET, HEAD");
-      return reply(r);
+      return r;
     }
+    if (path == "/metrics") {
+      if (!metrics_from_.empty() && !metrics_from_.Contains(request.client)) {
+        return Error(403, "this client may not read /metrics (admin.metrics_from)");
+      }
+      if (!HostAllowed(request.host, hosts_)) {
+        return Error(421,
+                     "/metrics answers a Host that is an address, localhost, or listed in "
+                     "admin.hosts");
+      }
+    }
+    return std::nullopt;
+  }
+  std::vector<std::string_view> seg = Segments(path);
+  if (seg.empty() || seg[0] != "v1") return Error(404, "no such endpoint");
+  const AdminToken* token = Authenticate(request.authorization);
+  if (!token) {
+    LogAuthFailure(request, request.authorization.empty() ? "no token" : "unknown token");
+    AdminResponse r = Error(401, "a valid bearer token is required");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sluice-admin\"");
+    return r;
+  }
+  const bool reading = method == "GET" || method == "HEAD";
+  if (!reading && !token->admin) {
+    LogAuthFailure(request, "a read-only token");
+    return Error(403, absl::StrFormat("token \"%s\" may only read", token->name));
+  }
+  return std::nullopt;
+}
+
+void AdminApi::Handle(const AdminRequest& request, Reply reply) {
+  if (std::optional<AdminResponse> refused = Screen(request)) return reply(*refused);
+  const std::string& method = request.method;
+  const std::string& path = request.path;
+  // Open to load balancers and Prometheus.
+  if (IsOpenPath(path)) {
     if (path == "/healthz") return reply(Text(200, "ok\n"));
     if (path == "/readyz") {
       std::string why;
@@ -315,18 +401,7 @@ void AdminApi::Handle(const AdminRequest& request, Reply reply) {
     return reply(r);
   }
   std::vector<std::string_view> seg = Segments(path);
-  if (seg.empty() || seg[0] != "v1") return reply(Error(404, "no such endpoint"));
-
   const AdminToken* token = Authenticate(request.authorization);
-  if (!token) {
-    AdminResponse r = Error(401, "a valid bearer token is required");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sluice-admin\"");
-    return reply(r);
-  }
-  const bool reading = method == "GET" || method == "HEAD";
-  if (!reading && !token->admin) {
-    return reply(Error(403, absl::StrFormat("token \"%s\" may only read", token->name)));
-  }
   std::string allow;  // the methods of the routes whose path matches
   for (const Route& route : Routes()) {
     if (route.path.size() != seg.size()) continue;

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include <optional>
+
 #include <nlohmann/json_fwd.hpp>
 #include "absl/status/statusor.h"
 #include "proxy/config/config.h"
@@ -34,6 +36,8 @@ struct AdminRequest {
   std::string method;
   std::string path;  // without the query
   std::string authorization;
+  std::string host;      // the Host field
+  SocketAddress client;  // who asks
   std::string body;
 };
 
@@ -65,6 +69,12 @@ class AdminApi {
  public:
   explicit AdminApi(AdminBackend* backend) : backend_(backend) {}
   void SetTokens(std::vector<AdminToken> tokens) { tokens_ = std::move(tokens); }
+  // Tokens, and who may read /metrics (admin.hosts, admin.metrics_from).
+  void Configure(const AdminConfig& config);
+  // What the head alone decides, before any body is read: a refusal (no or a wrong token, a
+  // read-only token that asks to change something, no such endpoint, a Host or a client
+  // /metrics does not answer), or nullopt: read the body and Handle the request.
+  std::optional<AdminResponse> Screen(const AdminRequest& head);
   using Reply = std::function<void(AdminResponse)>;
   // Answers through `reply`: at once, or once the fleet's store has taken a change. `reply`
   // runs exactly once.
@@ -92,8 +102,15 @@ class AdminApi {
   void GetHealth(const Call& call);
   void GetFleet(const Call& call);
 
+  // A failed authentication, logged at most once per kAuthLogEvery with how many were not.
+  void LogAuthFailure(const AdminRequest& request, const char* why);
+
   AdminBackend* backend_;
   std::vector<AdminToken> tokens_;
+  std::vector<std::string> hosts_;
+  CidrSet metrics_from_;
+  absl::Time last_auth_log_ = absl::InfinitePast();
+  uint64_t unlogged_auth_failures_ = 0;
 };
 
 // The bodies of PUT /v1/steering/regions/{region} and POST /v1/plans. Messages name the field.

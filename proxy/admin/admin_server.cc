@@ -14,13 +14,21 @@ namespace {
 
 constexpr absl::Duration kHeadTimeout = absl::Seconds(10);
 constexpr absl::Duration kIdleTimeout = absl::Seconds(60);
+// From the end of a head to the end of its answer: the body, and the fleet's store taking a
+// change, must fit in it.
+constexpr absl::Duration kExchangeTimeout = absl::Seconds(30);
+// Admin connections open at once; more are closed as they come.
+constexpr size_t kMaxAdminConnections = 64;
 
 }  // namespace
 
 // One admin request: reads the body whole, asks the API, answers. Owned by the codec.
 class AdminExchange final : public ServerStreamHandler {
  public:
-  AdminExchange(AdminApi* api, ServerStream* stream) : api_(api), stream_(stream) {}
+  AdminExchange(AdminApi* api, ServerStream* stream, const SocketAddress& client)
+      : api_(api), stream_(stream) {
+    request_.client = client;
+  }
   ~AdminExchange() override { *alive_ = false; }
 
   void OnRequestHead(RequestHeadPtr head) override {
@@ -28,7 +36,14 @@ class AdminExchange final : public ServerStreamHandler {
     request_.path = head->target;
     if (size_t q = request_.path.find('?'); q != std::string::npos) request_.path.resize(q);
     request_.authorization = std::string(head->headers.Get("authorization").value_or(""));
+    request_.host = std::string(head->headers.GetKind(HeaderKind::kHost).value_or(""));
     head_only_ = head->method_text == "HEAD";
+    // Who may ask is decided on the head: no body is read for a request that is refused.
+    if (std::optional<AdminResponse> refused = api_->Screen(request_)) {
+      if (head->has_body()) stream_->CloseAfterResponse();
+      Answer(*refused);
+      return;
+    }
     if (head->has_body() && head->content_length > kMaxAdminBody &&
         head->framing == BodyFraming::kContentLength) {
       Answer(AdminResponse{413, "application/json", "{\"error\": \"body too large\"}\n", {}});
@@ -109,6 +124,12 @@ class AdminConnection final : private TcpStream::Handler,
       conn->stream_.Close();
       return;
     }
+    if (server->open_connections() >= kMaxAdminConnections) {
+      LOG_WARN("admin: %d connections open; one more closed", kMaxAdminConnections);
+      conn->closed_ = true;
+      conn->stream_.Close();
+      return;
+    }
     server->Opened(conn);
     sockaddr_storage peer;
     int len = sizeof(peer);
@@ -177,38 +198,39 @@ class AdminConnection final : private TcpStream::Handler,
       Abort();
       return;
     }
-    timeout_.Arm(server_->context()->Timeouts(kHeadTimeout));
+    Arm(Timer::kLinger, kHeadTimeout);
   }
   // StreamFactory
   std::unique_ptr<ServerStreamHandler> NewStream(ServerStream* stream) override {
-    return std::make_unique<AdminExchange>(server_->api(), stream);
+    return std::make_unique<AdminExchange>(server_->api(), stream, info_.client);
   }
   // Http1ServerCodec::Observer
   void OnCodecStateChanged() override {
     if (closed_ || lingering_) return;
     switch (codec_->state()) {
       case Http1ServerCodec::State::kIdle:
-        head_timer_ = false;
-        timeout_.Arm(server_->context()->Timeouts(kIdleTimeout));
+        Arm(Timer::kIdle, kIdleTimeout);
         return;
       case Http1ServerCodec::State::kReadingHead:
-        if (!head_timer_) {
-          head_timer_ = true;
-          timeout_.Arm(server_->context()->Timeouts(kHeadTimeout));
-        }
+        if (timer_ != Timer::kHead) Arm(Timer::kHead, kHeadTimeout);
         return;
       case Http1ServerCodec::State::kActive:
-        head_timer_ = false;
-        timeout_.Disarm();
+        // The body comes and the answer goes within kExchangeTimeout, or the connection closes.
+        if (timer_ != Timer::kExchange) Arm(Timer::kExchange, kExchangeTimeout);
         return;
       case Http1ServerCodec::State::kClosed:
         return;
     }
   }
+  enum class Timer { kNone, kIdle, kHead, kExchange, kLinger };
+  void Arm(Timer timer, absl::Duration after) {
+    timer_ = timer;
+    timeout_.Arm(server_->context()->Timeouts(after));
+  }
   // TimeoutTarget
   void OnTimeout(Timeout*) override {
-    if (!closed_ && !lingering_ && head_timer_) {
-      codec_->OnHeadTimeout();
+    if (!closed_ && !lingering_ && timer_ == Timer::kHead) {
+      codec_->OnHeadTimeout();  // a 408
       return;
     }
     Abort();
@@ -219,7 +241,7 @@ class AdminConnection final : private TcpStream::Handler,
   Timeout timeout_;
   DownstreamInfo info_;
   std::unique_ptr<Http1ServerCodec> codec_;
-  bool head_timer_ = false;
+  Timer timer_ = Timer::kNone;  // what timeout_ is armed for
   bool lingering_ = false;
   bool closed_ = false;
 };
@@ -229,7 +251,8 @@ AdminServer::AdminServer(LoopContext* context, AdminApi* api) : context_(context
 AdminServer::~AdminServer() { Stop(); }
 
 absl::Status AdminServer::Start(const SocketAddress& address) {
-  absl::StatusOr<int> fd = BindListenSocket(address, 128);
+  // Exclusive: a second process must not take a share of the requests and their tokens.
+  absl::StatusOr<int> fd = BindListenSocket(address, 128, PortSharing::kExclusive);
   if (!fd.ok()) {
     return absl::Status(
         fd.status().code(),

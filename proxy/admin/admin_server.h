@@ -37,6 +37,7 @@ class AdminServer {
   LoopContext* context() { return context_; }
   // From the connections themselves.
   void Opened(AdminConnection* c) { connections_.insert(c); }
+  size_t open_connections() const { return connections_.size(); }
   void Closed(AdminConnection* c) { connections_.erase(c); }
 
  private:

@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/secret_file.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
@@ -63,6 +65,12 @@ absl::Status ParseToken(const Field& item, const std::string& base_dir, AdminTok
   } else {
     return hash.ReadSha256Hex("token", &out->sha256);
   }
+  if (LooksGuessable(token)) {
+    LOG_WARN(
+        "admin token \"%s\" has fewer than 8 distinct characters: make it with "
+        "openssl rand -hex 32",
+        out->name);
+  }
   out->sha256 = Sha256(token);
   return absl::OkStatus();
 }
@@ -100,8 +108,31 @@ absl::Status ApplyAdminFlag(const std::string& value, AdminConfig* out) {
   return absl::OkStatus();
 }
 
+absl::Status ReadCidrSet(const Field& f, CidrSet* out) {
+  if (!f.present()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<Field> items, f.Sequence());
+  for (const Field& item : items) {
+    ASSIGN_OR_RETURN(std::string text, item.Scalar());
+    absl::StatusOr<CidrRange> range = CidrRange::Parse(text);
+    if (!range.ok()) return item.Error(range.status());
+    out->Add(*range);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseAdmin(const Field& f, const std::string& base_dir, AdminConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"address", "tokens"}));
+  RETURN_IF_ERROR(f.ExpectMap({"address", "tokens", "hosts", "metrics_from"}));
+  if (Field hosts = f.Child("hosts"); hosts.present()) {
+    ASSIGN_OR_RETURN(std::vector<Field> items, hosts.Sequence());
+    for (const Field& item : items) {
+      ASSIGN_OR_RETURN(std::string host, item.Scalar());
+      if (host.empty() || host.find_first_of(" :/[]") != std::string::npos) {
+        return item.Error("a host name without port, such as metrics.example.internal");
+      }
+      out->hosts.push_back(AsciiLower(host));
+    }
+  }
+  RETURN_IF_ERROR(ReadCidrSet(f.Child("metrics_from"), &out->metrics_from));
   if (Field address = f.Child("address"); address.present()) {
     ASSIGN_OR_RETURN(std::string text, address.Scalar());
     if (text == "off") {
@@ -194,6 +225,16 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
   RETURN_IF_ERROR(etcd.Child("key_file").Read(&tls.key_file));
   for (std::string* path : {&tls.ca_file, &tls.cert_file, &tls.key_file}) {
     *path = ResolveConfigPath(*path, base_dir);
+  }
+  if (password.present()) {
+    for (const std::string& url : out->etcd_endpoints) {
+      if (!StartsWithIgnoreCase(url, "https://")) {
+        return password.Error(absl::StrFormat(
+            "the password would cross to %s in clear: etcd with a password needs https:// "
+            "endpoints",
+            url));
+      }
+    }
   }
   bool files = !tls.ca_file.empty() || !tls.cert_file.empty() || !tls.key_file.empty();
   if (files && !https) {

@@ -26,6 +26,9 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
 
 absl::Status ParseAccessLog(const Field& f, const std::string& base_dir, AccessLogConfig* out);
 
+// A list of address ranges ("10.0.0.0/8", "::1/128", "192.0.2.7") into `out`.
+absl::Status ReadCidrSet(const Field& f, CidrSet* out);
+
 // "--admin ADDRESS" or "--admin off" on the command line.
 absl::Status ApplyAdminFlag(const std::string& value, AdminConfig* out);
 

@@ -142,8 +142,18 @@ struct LimitsConfig {
   uint32_t max_target_bytes = 8 * 1024;
   uint64_t max_request_body_bytes = 0;       // 0: unlimited
   uint32_t max_requests_per_connection = 0;  // downstream keep-alive; 0: unlimited
-  uint32_t max_connections = 0;  // downstream, per node (each worker allows its share); 0: none
+  // Downstream connections per node (each worker allows its share). Unset: derived from the
+  // file-descriptor limit (MaxConnectionsFor); 0: no cap.
+  std::optional<uint32_t> max_connections;
+  // Connections from one client address (an IPv6 client's /64), after a PROXY header names
+  // it; per node, each worker allowing its share. 0: no cap.
+  uint32_t max_connections_per_client = 0;
 };
+
+// The node's downstream connection cap: limits.max_connections if set, else half of what the
+// file-descriptor limit leaves after 1,024 kept for everything else (each client connection
+// may need one to an origin), at least 64. 0: none.
+uint32_t MaxConnectionsFor(const LimitsConfig& limits, uint64_t file_limit);
 
 struct TimeoutsConfig {
   absl::Duration head_read = absl::Seconds(10);        // first byte of a head -> end of it
@@ -160,6 +170,10 @@ struct ProxyOptions {
   std::string request_id_header = "x-request-id";
   ForwardedForMode forwarded_for = ForwardedForMode::kOverwrite;
   CidrSet trusted_proxies;  // their X-Forwarded-* are kept and appended to
+  // What a request's own headers and cookies say about its member, home region, cohort and
+  // priority (steering sources, shed rules by header) counts only from a trusted proxy or a
+  // verified tunnel, unless this is true: then any client may choose them.
+  bool trust_client_headers = false;
   PathNormalizerOptions path;
 };
 
@@ -188,6 +202,10 @@ struct AdminConfig {
   bool enabled = true;
   SocketAddress address;  // default kDefaultAdminAddress
   std::vector<AdminToken> tokens;
+  // /metrics answers a Host that is an IP address, localhost, or one of these (lower case):
+  // a web page elsewhere cannot read it through DNS rebinding.
+  std::vector<std::string> hosts;
+  CidrSet metrics_from;  // if set, /metrics answers only clients in these ranges
 };
 
 // The steering controller (steering/controller.h) as this node runs it.

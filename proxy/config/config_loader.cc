@@ -230,7 +230,9 @@ absl::Status ParseRoute(const Field& f, const std::vector<ClusterConfig>& cluste
 
 absl::Status ParseProxyOptions(const Field& f, ProxyOptions* out) {
   RETURN_IF_ERROR(f.ExpectMap({"via", "request_id_header", "forwarded_for", "trusted_proxies",
-                               "merge_slashes", "reject_encoded_slash", "reject_encoded_nul"}));
+                               "trust_client_headers", "merge_slashes", "reject_encoded_slash",
+                               "reject_encoded_nul"}));
+  RETURN_IF_ERROR(f.Child("trust_client_headers").Read(&out->trust_client_headers));
   RETURN_IF_ERROR(f.Child("via").Read(&out->via));
   for (char c : out->via) {
     if ((c <= 0x20 || c >= 0x7f) || c == ',') {
@@ -255,26 +257,28 @@ absl::Status ParseProxyOptions(const Field& f, ProxyOptions* out) {
       return xff.Error(absl::StrFormat("must be overwrite or append, got \"%s\"", mode));
     }
   }
-  Field trusted = f.Child("trusted_proxies");
-  if (trusted.present()) {
-    ASSIGN_OR_RETURN(std::vector<Field> items, trusted.Sequence());
-    for (const Field& item : items) {
-      ASSIGN_OR_RETURN(std::string text, item.Scalar());
-      absl::StatusOr<CidrRange> range = CidrRange::Parse(text);
-      if (!range.ok()) return item.Error(range.status());
-      out->trusted_proxies.Add(*range);
-    }
-  }
+  RETURN_IF_ERROR(ReadCidrSet(f.Child("trusted_proxies"), &out->trusted_proxies));
   RETURN_IF_ERROR(f.Child("merge_slashes").Read(&out->path.merge_slashes));
   RETURN_IF_ERROR(f.Child("reject_encoded_slash").Read(&out->path.reject_encoded_slash));
   RETURN_IF_ERROR(f.Child("reject_encoded_nul").Read(&out->path.reject_encoded_nul));
   return absl::OkStatus();
 }
 
+}  // namespace
+
+uint32_t MaxConnectionsFor(const LimitsConfig& limits, uint64_t file_limit) {
+  if (limits.max_connections) return *limits.max_connections;
+  constexpr uint64_t kReserved = 1024;
+  uint64_t cap = file_limit > kReserved ? (file_limit - kReserved) / 2 : 0;
+  return static_cast<uint32_t>(std::clamp<uint64_t>(cap, 64, 100000000));
+}
+
+namespace {
+
 absl::Status ParseLimits(const Field& f, LimitsConfig* out) {
-  RETURN_IF_ERROR(
-      f.ExpectMap({"max_head_bytes", "max_headers", "max_target_bytes", "max_request_body_bytes",
-                   "max_requests_per_connection", "max_connections"}));
+  RETURN_IF_ERROR(f.ExpectMap({"max_head_bytes", "max_headers", "max_target_bytes",
+                               "max_request_body_bytes", "max_requests_per_connection",
+                               "max_connections", "max_connections_per_client"}));
   RETURN_IF_ERROR(f.Child("max_head_bytes").ReadSize(&out->max_head_bytes, 1024, 1 << 20));
   RETURN_IF_ERROR(f.Child("max_headers").ReadInt(&out->max_headers, 1, 10000));
   RETURN_IF_ERROR(f.Child("max_target_bytes").ReadSize(&out->max_target_bytes, 64, 1 << 20));
@@ -282,7 +286,13 @@ absl::Status ParseLimits(const Field& f, LimitsConfig* out) {
                       .ReadSize(&out->max_request_body_bytes, 0, uint64_t{1} << 50));
   RETURN_IF_ERROR(f.Child("max_requests_per_connection")
                       .ReadInt(&out->max_requests_per_connection, 0, 1 << 30));
-  RETURN_IF_ERROR(f.Child("max_connections").ReadInt(&out->max_connections, 0, 100000000));
+  if (f.Child("max_connections").present()) {
+    uint32_t cap = 0;
+    RETURN_IF_ERROR(f.Child("max_connections").ReadInt(&cap, 0, 100000000));
+    out->max_connections = cap;
+  }
+  RETURN_IF_ERROR(f.Child("max_connections_per_client")
+                      .ReadInt(&out->max_connections_per_client, 0, 100000000));
   if (out->max_target_bytes > out->max_head_bytes) {
     return f.Child("max_target_bytes").Error("must not exceed max_head_bytes");
   }

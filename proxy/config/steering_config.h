@@ -64,7 +64,7 @@ struct SteeringConfig {
   HomeRegionMap home_map;
   std::vector<CohortRule> cohort_rules;
   std::shared_ptr<const HopSigner> signer;
-  int64_t max_skew_seconds = 30;
+  int64_t max_skew_seconds = 30;       // at most kMaxHopSkewSeconds
   bool failover = true;                // Isthmus: a request the local region fails goes to a savior
   uint64_t replay_buffer = 64 * 1024;  // body kept so a tunnel or failover attempt can replay it
 };

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "common/secret_file.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "proxy/config/config_loader.h"
@@ -268,6 +269,12 @@ absl::StatusOr<std::string> ReadKeyFile(const Field& f, const std::string& base_
         "%s holds %d bytes; a tunnel key needs at least %d (openssl rand -hex 32 > FILE)",
         secret.path, secret.value.size(), kMinTunnelKeyBytes));
   }
+  if (LooksGuessable(secret.value)) {
+    return f.Error(
+        absl::StrFormat("%s has fewer than 8 distinct characters: a tunnel key must be random "
+                        "(openssl rand -hex 32 > FILE)",
+                        secret.path));
+  }
   return std::move(secret.value);
 }
 
@@ -349,10 +356,12 @@ absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* 
   tunnel_defaults.pool.max_requests = 0;
   Field tunnel = f.Child("tunnel");
   std::vector<std::string> keys;
+  bool insecure = false;
   if (tunnel.present()) {
     RETURN_IF_ERROR(
         tunnel.ExpectMap({"key_file", "previous_key_file", "max_skew", "connect_timeout",
-                          "response_timeout", "tls", "http2", "connections"}));
+                          "response_timeout", "tls", "insecure", "http2", "connections"}));
+    RETURN_IF_ERROR(tunnel.Child("insecure").Read(&insecure));
     RETURN_IF_ERROR(tunnel.Child("http2").Read(&tunnel_defaults.http2));
     RETURN_IF_ERROR(
         tunnel.Child("connections").ReadInt(&tunnel_defaults.pool.http2_connections, 1, 64));
@@ -370,6 +379,12 @@ absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* 
     }
     absl::Duration skew = absl::Seconds(out.max_skew_seconds);
     RETURN_IF_ERROR(tunnel.Child("max_skew").ReadDuration(&skew, absl::Seconds(1)));
+    if (skew > absl::Seconds(kMaxHopSkewSeconds)) {
+      return tunnel.Child("max_skew")
+          .Error(absl::StrFormat(
+              "at most %ds: a marker is good this long, and its nonce is remembered twice as long",
+              kMaxHopSkewSeconds));
+    }
     out.max_skew_seconds = absl::ToInt64Seconds(skew);
     RETURN_IF_ERROR(tunnel.Child("connect_timeout")
                         .ReadDuration(&tunnel_defaults.connect_timeout, absl::Milliseconds(1)));
@@ -381,6 +396,14 @@ absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* 
     return tunnel.Error(
         "required with more than one region: tunnel.key_file, the key shared by "
         "every region's sluice");
+  }
+  if (has_peers && !tunnel_defaults.tls && !insecure) {
+    return tunnel.Error(
+        "tunnel.tls is required with more than one region: requests and their hop markers "
+        "cross between regions (for cleartext on a private network, set tunnel.insecure: true)");
+  }
+  if (tunnel_defaults.tls && insecure) {
+    return tunnel.Child("insecure").Error("contradicts tunnel.tls");
   }
   out.signer = std::make_shared<HopSigner>(std::move(keys));
 

@@ -50,17 +50,24 @@ void RegionHealthMonitor::Configure(
       if (name == local_region_ || cluster < 0) continue;
       Peer peer;
       const ClusterConfig& tunnel = config.clusters[static_cast<size_t>(cluster)];
+      // Polled like the tunnels reach the peer: through their TLS and client certificate.
+      peer.tls = tunnel.tls ? tunnel.tls->context : nullptr;
       for (const EndpointConfig& e : tunnel.endpoints) {
         if (e.host.empty()) {
           peer.endpoints.push_back(e.address);
+          peer.server_names.push_back(UpstreamTlsName(tunnel, e, e.address));
         } else if (auto it = resolved.find(tunnel.name + "|" + e.text); it != resolved.end()) {
-          peer.endpoints.insert(peer.endpoints.end(), it->second.begin(), it->second.end());
+          for (const SocketAddress& a : it->second) {
+            peer.endpoints.push_back(a);
+            peer.server_names.push_back(UpstreamTlsName(tunnel, e, a));
+          }
         }
       }
       if (auto it = peers_.find(name); it != peers_.end()) {
         // Keep what is known; an exchange in flight reports to the new entry by name.
         Peer& old = it->second;
         peer.request = old.request;
+        peer.nonce = old.nonce;
         peer.last_ok = old.last_ok;
         peer.last_error = old.last_error;
         peer.error_rate = old.error_rate;
@@ -117,17 +124,25 @@ void RegionHealthMonitor::OnPoll() {
 
 void RegionHealthMonitor::PollPeer(const std::string& region, Peer* peer) {
   if (peer->request || peer->endpoints.empty()) return;  // the last poll is still out
-  const SocketAddress& address = peer->endpoints[peer->next++ % peer->endpoints.size()];
-  HopRequestLine line{"GET", "/v1/health", ""};
-  std::string marker = signer_->Sign(local_region_, region, SystemClock().UnixSeconds(), "-", line);
+  const size_t at = peer->next++ % peer->endpoints.size();
+  const SocketAddress& address = peer->endpoints[at];
+  const std::string host = address.ToString();
+  HopRequest poll{"GET", "/v1/health", "", host, "", "-"};
+  peer->nonce = context_->Random();
+  std::string marker =
+      signer_->Sign(local_region_, region, SystemClock().UnixSeconds(), peer->nonce, "-", poll);
   std::string request = absl::StrFormat(
       "GET /v1/health HTTP/1.1\r\nHost: %s\r\nsluice-hop: %s\r\nUser-Agent: sluice-health\r\n"
       "Connection: close\r\n\r\n",
-      address.ToString(), marker);
+      host, marker);
+  ControlHttpOptions options;
   // The poll must finish well before the next one is due.
-  absl::Duration timeout = std::min(interval_, absl::Seconds(5));
+  options.timeout = std::min(interval_, absl::Seconds(5));
+  options.max_reply = kMaxHealthReply;
+  options.tls = peer->tls;
+  options.server_name = peer->server_names[at];
   peer->request = StartControlHttpRequest(
-      context_, address, std::move(request), timeout, kMaxHealthReply,
+      context_, address, std::move(request), std::move(options),
       [this, region](const ControlHttpReply& reply) { OnPeerReply(region, reply); });
 }
 
@@ -142,6 +157,10 @@ void RegionHealthMonitor::OnPeerReply(const std::string& region, const ControlHt
     error = reply.error;
   } else if (reply.status != 200) {
     error = absl::StrFormat("/v1/health answered %d", reply.status);
+  } else if (!signer_->VerifyMacHex(
+                 HealthReplyMessage(region, local_region_, peer.nonce, reply.body),
+                 reply.headers.Get(kHealthMacHeader).value_or(""))) {
+    error = "/v1/health reply not signed with a tunnel key for this poll";
   } else {
     doc = nlohmann::json::parse(reply.body, nullptr, false);
     const nlohmann::json* local = nullptr;

@@ -61,7 +61,10 @@ class RegionHealthMonitor {
  private:
   struct Peer {
     std::vector<SocketAddress> endpoints;
-    size_t next = 0;  // endpoint of the next poll (they take turns)
+    std::vector<std::string> server_names;  // by endpoint: what its certificate must name
+    ClientTlsContext tls;                   // the tunnels' TLS; null: cleartext
+    uint64_t nonce = 0;  // of the poll in flight: its reply must be signed for it
+    size_t next = 0;     // endpoint of the next poll (they take turns)
     ControlHttpRequest* request = nullptr;
     absl::Time last_ok = absl::InfinitePast();
     std::string last_error = "no answer yet";

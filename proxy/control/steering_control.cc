@@ -44,8 +44,10 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
   if (dir.empty()) dir = "/";
-  std::string tmp = absl::StrFormat("%s.tmp.%d", path, getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A new file of an unpredictable name (mkostemp: O_CREAT|O_EXCL, mode 0600): nothing planted
+  // beside the state file, a symbolic link say, is ever opened or overwritten.
+  std::string tmp = path + ".tmp.XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return Errno("cannot create " + tmp);
   if (!WriteAll(fd, contents) || ::fsync(fd) != 0) {
     absl::Status s = Errno("cannot write " + tmp);
@@ -221,7 +223,8 @@ void SteeringControl::Audit(const ControllerEvent& event) {
   }
 }
 
-void SteeringControl::AdoptStored(Controller next, int64_t revision, const char* source) {
+void SteeringControl::AdoptStored(Controller next, int64_t revision, const char* source,
+                                  bool from_store) {
   if (revision <= adopted_revision_) {  // a newer state is already in force
     Reschedule();
     return;
@@ -240,6 +243,12 @@ void SteeringControl::AdoptStored(Controller next, int64_t revision, const char*
   if (table_changed || before != controller_->state().version) {
     LOG_INFO("steering: table version %d %s (etcd revision %d)", controller_->state().version,
              source, revision);
+    if (from_store) {
+      // Made by another node (or written to etcd by hand): on this node's trail too.
+      Audit(ControllerEvent{absl::Now(), "fleet",
+                            absl::StrFormat("adopted from etcd revision %d", revision), before,
+                            controller_->state().version});
+    }
   }
   if (table_changed) publish_(controller_->table());
   Reschedule();
@@ -278,7 +287,7 @@ void SteeringControl::AdoptFromFleet(ControllerState state, int64_t revision) {
     LOG_ERROR("%s", fleet_error_);
   }
   if (fleet_) fleet_->SetEligible(fleet_error_.empty());
-  AdoptStored(*std::move(next), revision, "from the fleet");
+  AdoptStored(*std::move(next), revision, "from the fleet", /*from_store=*/true);
 }
 
 void SteeringControl::OnLeadership(bool leader) {
@@ -317,7 +326,7 @@ void SteeringControl::Apply(Change change, Done done, int attempts_left) {
        done = std::move(done), attempts_left](const absl::Status& s, int64_t revision) mutable {
         if (s.ok()) {
           for (const ControllerEvent& event : events) Audit(event);
-          AdoptStored(std::move(next), revision, "written to the fleet");
+          AdoptStored(std::move(next), revision, "written to the fleet", /*from_store=*/false);
           done(absl::OkStatus());
           return;
         }
@@ -421,7 +430,8 @@ void SteeringControl::OnTimerFleet() {
                   leader_write_ = false;
                   if (s.ok()) {
                     for (const ControllerEvent& event : events) Audit(event);
-                    AdoptStored(std::move(next), revision, "written to the fleet");
+                    AdoptStored(std::move(next), revision, "written to the fleet",
+                                /*from_store=*/false);
                     return;
                   }
                   if (absl::IsAborted(s)) {

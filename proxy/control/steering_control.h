@@ -89,6 +89,10 @@ class SteeringControl {
   void StartPlan(const PlanRequest& request, const std::string& actor, PlanDone done);
   void AbortPlan(uint64_t id, const std::string& actor, Done done);
 
+  // One line of the audit trail (controller.audit_log, and the log), for changes made outside
+  // the steering table too (standby injection).
+  void Audit(const ControllerEvent& event);
+
  private:
   // A change to make on a copy of the controller.
   using Change = std::function<absl::Status(Controller* next, absl::Time now)>;
@@ -98,9 +102,9 @@ class SteeringControl {
   // Saves `next` and adopts it; audits and publishes what changed.
   absl::Status Adopt(Controller next);
   // Adopts a controller whose state the store holds at `revision` (saving is best effort:
-  // the store has it).
-  void AdoptStored(Controller next, int64_t revision, const char* source);
-  void Audit(const ControllerEvent& event);
+  // the store has it). `from_store`: another writer made it (audited here); otherwise this
+  // node did, and audited it.
+  void AdoptStored(Controller next, int64_t revision, const char* source, bool from_store);
   void Reschedule();
   void OnTimer();
   void OnTimerFleet();

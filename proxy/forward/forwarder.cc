@@ -51,6 +51,9 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
   }
   filter_.context.client = stream_->downstream().client;
   if (steering_) CheckHopMarker();  // may put the real client of a tunneled request there
+  filter_.context.trusted_headers =
+      tunneled_in_ || config.proxy.trust_client_headers ||
+      config.proxy.trusted_proxies.Contains(stream_->downstream().client);
   if (tunneled_in_ && request_->method == HttpMethod::kGet && request_->path == "/v1/health") {
     // A peer region's controller polls this node's view (proxy/control/region_health.h): answered
     // whatever the routes say, and never forwarded to an origin.
@@ -59,6 +62,11 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
     HeaderMap headers;
     headers.Add("Content-Type", "application/json");
     if (doc) {
+      // Signed for the poll that asked: a peer believes no report it cannot verify.
+      const SteeringTable& table = *steering_;
+      headers.Add(kHealthMacHeader,
+                  config.steering.signer->MacHex(HealthReplyMessage(
+                      table.region(table.local()).name, hop_from_, hop_nonce_, *doc)));
       RespondLocal(200, *doc, &headers);
     } else {
       RespondLocal(503, "{\"error\": \"starting\", \"ready\": false}\n", &headers);
@@ -134,6 +142,17 @@ bool Forwarder::AdmitRetry(bool reached_origin) {
   retry_counted_ = true;
   retry_cluster_ = cluster_;
   return true;
+}
+
+bool Forwarder::DefaultRetry(UpstreamFailure kind) const {
+  // Only for routes whose chain has no retry policy of its own, once, and never for a tunnel
+  // (a failed tunnel has its own fallback: the next savior, or local).
+  if (peer_region_ >= 0 || route_ < 0 || !snapshot_->default_retries[route_] ||
+      filter_.context.attempts > 1) {
+    return false;
+  }
+  if (kind == UpstreamFailure::kConnect) return true;  // nothing reached an origin
+  return (kind == UpstreamFailure::kReset || kind == UpstreamFailure::kBadResponse) && Idempotent();
 }
 
 bool Forwarder::TryRetry(bool reached_origin) {
@@ -514,6 +533,10 @@ void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* wha
       return;
     }
     run_.FinishUpstreamError(filter_);
+  } else if (DefaultRetry(kind) && TryRetry(kind != UpstreamFailure::kConnect)) {
+    LOG_DEBUG("%s %s%s: %s (%s); once more on another endpoint", request_->method_text,
+              request_->authority, request_->path, what, detail);
+    return;
   }
   if (peer_region_ >= 0 ? TryTunnelFallback(kind)
                         : TryFailover(kind != UpstreamFailure::kConnect)) {

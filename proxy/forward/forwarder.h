@@ -64,6 +64,8 @@ class Forwarder final : public ServerStreamHandler,
   // when the failed attempt never got a connection: such a retry adds no work for the
   // origins, so the retry budget does not limit it (attempts still do).
   bool TryRetry(bool reached_origin);
+  // The default policy of a route without a retry filter (FilterRegistration::decides_retries).
+  bool DefaultRetry(UpstreamFailure kind) const;
   // Whether another attempt is possible at all: the client has seen nothing, the body sent so
   // far is at hand, and the attempts are not used up.
   bool CanAttemptAgain() const;
@@ -174,7 +176,9 @@ class Forwarder final : public ServerStreamHandler,
   int peer_region_ = -1;         // the region the current attempt tunnels to; -1: local
   uint64_t failed_regions_ = 0;  // regions whose tunnel failed this request
   bool tunneled_in_ = false;     // a verified hop marker: served here, never tunneled again
-  bool failed_over_ = false;     // the Isthmus attempt was made
+  std::string hop_from_;         // tunneled in: the sending region, and its marker's nonce
+  uint64_t hop_nonce_ = 0;
+  bool failed_over_ = false;  // the Isthmus attempt was made
 };
 
 }  // namespace sluice

@@ -9,13 +9,40 @@
 namespace sluice {
 namespace {
 
-// The request line as SerializeUpstreamRequest writes it: an empty path is "/".
-HopRequestLine LineOf(const RequestHead& request) {
-  std::string_view path = request.path;
-  if (path.empty()) path = "/";
-  std::string_view query = request.query;
-  if (!query.empty() && query.front() == '?') query.remove_prefix(1);
-  return HopRequestLine{request.method_text, path, query};
+// What a hop marker binds, read from the request as SerializeUpstreamRequest writes it (the
+// sender) or as it arrived (the receiver): the same either way.
+struct HopBinding {
+  std::string forwarded_for;
+  char length[24];
+  HopRequest request;
+};
+
+void Bind(const RequestHead& head, std::string_view default_host, HopBinding* out) {
+  HopRequest& r = out->request;
+  r.method = head.method_text;
+  r.path = head.path.empty() ? std::string_view("/") : std::string_view(head.path);
+  r.query = head.query;
+  if (!r.query.empty() && r.query.front() == '?') r.query.remove_prefix(1);
+  r.authority = head.authority.empty() ? default_host : std::string_view(head.authority);
+  for (size_t i = 0; i < head.headers.size(); ++i) {
+    if (head.headers.kind(i) != HeaderKind::kXForwardedFor) continue;
+    if (!out->forwarded_for.empty()) out->forwarded_for.append(", ");
+    out->forwarded_for.append(head.headers.value(i));
+  }
+  r.forwarded_for = out->forwarded_for;
+  switch (head.framing) {
+    case BodyFraming::kContentLength: {
+      int n = absl::SNPrintF(out->length, sizeof(out->length), "%d", head.content_length);
+      r.body = std::string_view(out->length, static_cast<size_t>(n));
+      break;
+    }
+    case BodyFraming::kChunked:
+      r.body = "chunked";
+      break;
+    default:
+      r.body = "-";
+      break;
+  }
 }
 
 }  // namespace
@@ -37,18 +64,26 @@ void Forwarder::CheckHopMarker() {
   HopVerdict verdict = HopVerdict::kMalformed;
   HopMarker marker;
   if (count == 1 && !config.signer->empty()) {
-    HopRequestLine line = LineOf(*request_);
-    verdict = config.signer->Verify(value, table.region(table.local()).name,
-                                    context_->clock().UnixSeconds(), config.max_skew_seconds, line,
-                                    &marker);
+    HopBinding binding;
+    Bind(*request_, "", &binding);
+    const int64_t now = context_->clock().UnixSeconds();
+    verdict = config.signer->Verify(value, table.region(table.local()).name, now,
+                                    config.max_skew_seconds, binding.request, &marker);
     if (verdict == HopVerdict::kValid) {
       int from = table.FindRegion(marker.from);
       if (from < 0 || from == table.local()) verdict = HopVerdict::kUnknownFrom;
+    }
+    // Last: only a marker that verified may take a place in the replay cache.
+    if (verdict == HopVerdict::kValid &&
+        !snapshot_->hop_replay->FirstUse(marker.nonce, now, config.max_skew_seconds)) {
+      verdict = HopVerdict::kReplayed;
     }
   }
   SteeringStats* stats = snapshot_->metrics ? &snapshot_->metrics->steering : nullptr;
   if (verdict == HopVerdict::kValid) {
     tunneled_in_ = true;
+    hop_from_ = marker.from;
+    hop_nonce_ = marker.nonce;
     decision_label_ = static_cast<uint8_t>(SteeringReason::kTunneledIn);
     if (stats) ++stats->tunneled_in;
     // Filters (rate limits by client address, say) see the real client, not the peer sluice.
@@ -80,7 +115,7 @@ void Forwarder::Steer() {
   const SteeringTable& table = *steering_;
   SteeringStats* stats = snapshot_->metrics ? &snapshot_->metrics->steering : nullptr;
   ReadSteeringInputs(config, table, *request_, filter_.context.identity, filter_.context.client,
-                     &member_buffer_, &member_);
+                     filter_.context.trusted_headers, &member_buffer_, &member_);
   member_.tunneled_in = tunneled_in_;
   member_.unreachable = UnreachableRegions();
   SteeringDecision decision = Decide(table, member_);
@@ -194,10 +229,11 @@ void Forwarder::AppendHopMarker() {
   if (!config.proxy.request_id_header.empty()) {
     id = request_->headers.Get(config.proxy.request_id_header).value_or("-");
   }
-  HopRequestLine line = LineOf(*request_);
-  std::string marker = config.steering.signer->Sign(table.region(table.local()).name,
-                                                    table.region(peer_region_).name,
-                                                    context_->clock().UnixSeconds(), id, line);
+  HopBinding binding;
+  Bind(*request_, endpoint_->name(), &binding);  // the Host SerializeUpstreamRequest wrote
+  std::string marker = config.steering.signer->Sign(
+      table.region(table.local()).name, table.region(peer_region_).name,
+      context_->clock().UnixSeconds(), context_->Random(), id, binding.request);
   // Into the head, before the blank line that ends it.
   upstream_head_.resize(upstream_head_.size() - 2);
   upstream_head_.append(kHopHeader).append(": ").append(marker).append("\r\n\r\n");

@@ -59,6 +59,12 @@ void PrepareUpstreamRequest(RequestHead& head, const ProxyOptions& options,
       case HeaderKind::kContentLength:  // re-emitted from the framing
         return true;
       case HeaderKind::kXForwardedProto:
+      case HeaderKind::kXForwardedHost:
+      case HeaderKind::kXForwardedPort:
+      case HeaderKind::kForwarded:
+      case HeaderKind::kXRealIp:
+        // What a client says about where it came from reaches origins only through a proxy
+        // that sluice trusts (proxy.trusted_proxies) or a verified tunnel.
         return !trusted;
       default:
         return IsHopByHop(kind);

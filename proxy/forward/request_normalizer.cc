@@ -75,6 +75,10 @@ bool SplitAuthority(std::string_view authority, std::string_view* host) {
 RequestVerdict NormalizeRequest(RequestHead* head, const PathNormalizerOptions& options) {
   int hosts = head->headers.CountKind(HeaderKind::kHost);
   if (hosts > 1) return Refuse("duplicate Host");
+  // Filters verify one credential; an origin that reads another must never get a second.
+  if (head->headers.CountKind(HeaderKind::kAuthorization) > 1) {
+    return Refuse("duplicate Authorization");
+  }
   if (hosts == 1) {
     head->authority = *head->headers.GetKind(HeaderKind::kHost);
   } else if (head->version == HttpVersion::kHttp11) {

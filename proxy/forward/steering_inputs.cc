@@ -76,7 +76,8 @@ int MapHomeRegion(const HomeRegionMap& map, std::string_view member) {
 
 void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table,
                         const RequestHead& request, const Identity& identity,
-                        const SocketAddress& client, MemberIdBuffer* buffer, MemberRequest* out) {
+                        const SocketAddress& client, bool trust_headers, MemberIdBuffer* buffer,
+                        MemberRequest* out) {
   std::string_view member;
   for (const MemberIdSource& source : config.member_id) {
     switch (source.kind) {
@@ -84,10 +85,10 @@ void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table
         if (identity.verified()) member = identity.member_id;
         break;
       case MemberIdSource::Kind::kCookie:
-        member = FindCookie(request.headers, source.name);
+        if (trust_headers) member = FindCookie(request.headers, source.name);
         break;
       case MemberIdSource::Kind::kHeader:
-        member = HeaderValue(request.headers, source.name);
+        if (trust_headers) member = HeaderValue(request.headers, source.name);
         break;
     }
     if (!member.empty()) break;
@@ -107,7 +108,7 @@ void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table
         }
         break;
       case HomeRegionSource::Kind::kHeader: {
-        std::string_view value = HeaderValue(request.headers, source.name);
+        std::string_view value = trust_headers ? HeaderValue(request.headers, source.name) : "";
         if (!value.empty()) out->home = table.FindRegion(value);
         break;
       }
@@ -123,7 +124,7 @@ void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table
     std::string_view value;
     switch (rule.kind) {
       case CohortRule::Kind::kHeader:
-        value = HeaderValue(request.headers, rule.name);
+        if (trust_headers) value = HeaderValue(request.headers, rule.name);
         break;
       case CohortRule::Kind::kClaimTier:
         if (identity.verified()) value = identity.tier;

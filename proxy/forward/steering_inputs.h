@@ -21,10 +21,13 @@ struct MemberIdBuffer {
   char text[64];
 };
 
-// Fills `out` (member, home, cohort); tunneled_in and unreachable are the caller's.
+// Fills `out` (member, home, cohort); tunneled_in and unreachable are the caller's. Header
+// and cookie sources count only when `trust_headers` (FilterContext::trusted_headers); claims
+// count when verified.
 void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table,
                         const RequestHead& request, const Identity& identity,
-                        const SocketAddress& client, MemberIdBuffer* buffer, MemberRequest* out);
+                        const SocketAddress& client, bool trust_headers, MemberIdBuffer* buffer,
+                        MemberRequest* out);
 
 // The value of cookie `name` in the request's Cookie fields; empty if none.
 std::string_view FindCookie(const HeaderMap& headers, std::string_view name);

@@ -28,10 +28,14 @@ struct WorkerSnapshot {
   // reload that keeps a cluster's limit configuration keeps what the limiter learned.
   std::vector<std::shared_ptr<ConcurrencyLimiter>> limiters;
   std::vector<FilterChain> chains;  // indexed like config->routes
+  // By route: no filter of its chain decides retries, so the forwarder's default policy does.
+  std::vector<bool> default_retries;
   Http1Limits request_limits;
-  uint32_t max_connections = 0;           // this worker's share of limits.max_connections; 0: none
-  SteeringTablePtr steering;              // null when steering is off
-  AccessLogBuffer* access_log = nullptr;  // the worker's; disabled when logging is off
+  uint32_t max_connections = 0;  // this worker's share of the node's connection cap; 0: none
+  uint32_t max_connections_per_client = 0;  // its share of limits.max_connections_per_client
+  SteeringTablePtr steering;                // null when steering is off
+  HopReplayCache* hop_replay = nullptr;     // the node's: nonces of accepted hop markers
+  AccessLogBuffer* access_log = nullptr;    // the worker's; disabled when logging is off
   // The node's health document (GET /v1/health), answered to verified peers; the worker's.
   const std::shared_ptr<const std::string>* node_health = nullptr;
 

@@ -102,6 +102,7 @@ class ControlHttpRequest final : private TcpStream::Handler,
   void OnHead() override {
     ResponseHeadPtr head = parser_.TakeResponse();
     result_.status = head->status;
+    result_.headers = std::move(head->headers);
     deliver_ = streamed() && head->status >= 200 && head->status < 300;
     // A stream lives as long as the server keeps it open.
     if (deliver_) timeout_.Disarm();

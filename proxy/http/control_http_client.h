@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "common/http_headers.h"
 #include "common/socket_address.h"
 #include "proxy/event/loop_context.h"
 #include "proxy/tls/client_tls.h"
@@ -20,6 +21,7 @@ namespace sluice {
 struct ControlHttpReply {
   bool ok = false;  // a whole reply arrived: status and body are set
   int status = 0;
+  HeaderMap headers;  // the response head's fields
   std::string body;   // empty for a streamed reply
   std::string error;  // why not, when !ok
 };

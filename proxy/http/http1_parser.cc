@@ -269,8 +269,10 @@ int Http1Parser::OnHeaderField(const char* at, size_t n) {
   if (!in_field_) {
     headers.BeginField();
     in_field_ = true;
+    field_name_bytes_ = 0;
   }
   headers.AppendName({at, n});
+  field_name_bytes_ += n;
   return 0;
 }
 
@@ -278,13 +280,20 @@ int Http1Parser::OnHeaderFieldComplete() { return 0; }
 
 int Http1Parser::OnHeaderValue(const char* at, size_t n) {
   if (phase_ != Phase::kHead) return 0;
+  // A value with no name before it (": b"): RFC 9110 section 5.1 requires a token.
+  if (!in_field_ || field_name_bytes_ == 0) {
+    return FailWith(mode_ == Mode::kRequest ? 400 : 502, "empty header field name");
+  }
   HeaderMap& headers = mode_ == Mode::kRequest ? request_->headers : response_->headers;
   headers.AppendValue({at, n});
   return 0;
 }
 
 int Http1Parser::OnHeaderValueComplete() {
-  if (phase_ != Phase::kHead || !in_field_) return 0;
+  if (phase_ != Phase::kHead) return 0;
+  if (!in_field_ || field_name_bytes_ == 0) {  // ":" alone: no name, no value
+    return FailWith(mode_ == Mode::kRequest ? 400 : 502, "empty header field name");
+  }
   HeaderMap& headers = mode_ == Mode::kRequest ? request_->headers : response_->headers;
   headers.FinishField();
   in_field_ = false;
@@ -316,12 +325,16 @@ struct FramingFacts {
   int codings = 0;
   bool last_coding_chunked = false;
   bool connection_close = false;
+  bool connection_overflow = false;  // more names in Connection than are ever honoured
 };
+
+// Names a message may list in Connection; a longer list is refused rather than half applied.
+constexpr int kMaxConnectionNames = 16;
 
 void ScanFraming(HeaderMap& headers, FramingFacts& facts) {
   // Names listed in Connection become hop-by-hop. Framing and Host are never dropped this way:
   // a client must not be able to make the proxy strip them.
-  std::string_view listed[16];
+  std::string_view listed[kMaxConnectionNames];
   int listed_count = 0;
   for (size_t i = 0; i < headers.size(); ++i) {
     switch (headers.kind(i)) {
@@ -339,9 +352,13 @@ void ScanFraming(HeaderMap& headers, FramingFacts& facts) {
         ForEachListElement(headers.value(i), [&](std::string_view token) {
           if (EqualsIgnoreCase(token, "close")) {
             facts.connection_close = true;
-          } else if (listed_count < 16 && !EqualsIgnoreCase(token, "keep-alive") &&
+          } else if (!EqualsIgnoreCase(token, "keep-alive") &&
                      !EqualsIgnoreCase(token, "upgrade")) {
-            listed[listed_count++] = token;
+            if (listed_count < kMaxConnectionNames) {
+              listed[listed_count++] = token;
+            } else {
+              facts.connection_overflow = true;
+            }
           }
         });
         break;
@@ -351,10 +368,19 @@ void ScanFraming(HeaderMap& headers, FramingFacts& facts) {
   }
   if (listed_count == 0) return;
   for (size_t i = 0; i < headers.size(); ++i) {
-    if (headers.kind(i) != HeaderKind::kOther && headers.kind(i) != HeaderKind::kSluiceInternal &&
-        headers.kind(i) != HeaderKind::kXForwardedFor &&
-        headers.kind(i) != HeaderKind::kXForwardedProto && headers.kind(i) != HeaderKind::kVia) {
-      continue;
+    switch (headers.kind(i)) {
+      case HeaderKind::kOther:
+      case HeaderKind::kSluiceInternal:
+      case HeaderKind::kXForwardedFor:
+      case HeaderKind::kXForwardedProto:
+      case HeaderKind::kXForwardedHost:
+      case HeaderKind::kXForwardedPort:
+      case HeaderKind::kForwarded:
+      case HeaderKind::kXRealIp:
+      case HeaderKind::kVia:
+        break;
+      default:
+        continue;  // framing, Host and credentials are never dropped this way
     }
     for (int j = 0; j < listed_count; ++j) {
       if (EqualsIgnoreCase(headers.name(i), listed[j])) {
@@ -381,6 +407,7 @@ int Http1Parser::ValidateRequestHead() {
 
   FramingFacts facts;
   ScanFraming(head.headers, facts);
+  if (facts.connection_overflow) return FailWith(400, "too many names in Connection");
   if (facts.transfer_encoding_fields > 0) {
     if (head.version == HttpVersion::kHttp10) {
       return FailWith(400, "Transfer-Encoding in an HTTP/1.0 request");
@@ -449,6 +476,8 @@ int Http1Parser::ValidateResponseHead() {
 
   FramingFacts facts;
   ScanFraming(head.headers, facts);
+  if (facts.connection_overflow)
+    return FailWith(502, "upstream listed too many names in Connection");
   if (facts.transfer_encoding_fields > 0) {
     if (facts.content_length_fields > 0) {
       return FailWith(502, "upstream sent both Content-Length and Transfer-Encoding");

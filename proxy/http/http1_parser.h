@@ -127,6 +127,7 @@ class Http1Parser {
   HttpMethod response_to_ = HttpMethod::kGet;
   bool upgrade_requested_ = false;
   bool in_field_ = false;
+  size_t field_name_bytes_ = 0;  // of the field being read
   bool informational_ = false;
   bool stopped_ = false;
 };

@@ -88,6 +88,7 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   void SendResponseBody(std::string_view data, bool end_stream) override {
     if (!open() || !response_started_ || out_.ended()) return;
     out_.Append(data);
+    codec_->pending_bytes_ += data.size();
     if (end_stream) {
       out_.End();
       response_complete_ = true;
@@ -129,8 +130,9 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
   }
 
   bool OutputFull() const override {
-    const bool full =
-        out_.size() >= kOutputHighWater || codec_->transport_->QueuedBytes() >= kOutputHighWater;
+    const bool full = out_.size() >= kOutputHighWater ||
+                      codec_->pending_bytes_ >= kHttp2ConnectionOutputBudget ||
+                      codec_->transport_->QueuedBytes() >= kOutputHighWater;
     if (full) waiting_for_socket_ = true;  // told to stop: OnDownstreamDrained will follow
     return full;
   }
@@ -146,6 +148,7 @@ class Http2ServerCodec::Stream final : public ServerStream, public Deletable {
     auto* self = static_cast<Stream*>(source->ptr);
     const bool was_full = self->out_.size() >= kOutputHighWater;
     ssize_t n = self->out_.Read(buf, length, data_flags);
+    if (n > 0) self->codec_->TookPending(static_cast<size_t>(n));
     if (*data_flags & NGHTTP2_DATA_FLAG_EOF) {
       if (self->has_trailers_) {
         // The trailers carry END_STREAM instead of this DATA frame.
@@ -210,9 +213,11 @@ struct Http2ServerCodec::Callbacks {
     auto* stream = new Stream(codec, frame->hd.stream_id);
     codec->streams_.insert(stream);
     ++codec->open_streams_;
+    ++codec->heads_pending_;
     ++codec->counters_.streams;
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream);
-    if (codec->open_streams_ == 1) codec->Notify();
+    // The stream is reading its head: the connection's head timer runs until it ends.
+    codec->Notify();
     return 0;
   }
 
@@ -417,6 +422,7 @@ Http2ServerCodec::~Http2ServerCodec() {
 
 void Http2ServerCodec::DeliverHead(Stream* stream, bool end_stream) {
   stream->head_delivered_ = true;
+  if (--heads_pending_ == 0) Notify();
   stream->request_ended_ = end_stream;
   RequestHead& head = *stream->head_;
   if (stream->error_status_ != 0) {
@@ -493,6 +499,8 @@ void Http2ServerCodec::CloseStream(Stream* stream, uint32_t error_code) {
   stream->closed_ = true;
   streams_.erase(stream);
   --open_streams_;
+  TookPending(stream->out_.size());  // what it held is freed with it
+  if (!stream->head_delivered_) --heads_pending_;
   if (stream->peer_reset_ && !stream->response_started_ && stream->head_delivered_) {
     CountEarlyReset();
   }
@@ -545,6 +553,10 @@ void Http2ServerCodec::RunDeferred() {
         std::string_view(reinterpret_cast<const char*>(data), static_cast<size_t>(n)));
   }
   // Streams that can take more response bytes now.
+  if (budget_freed_) {
+    budget_freed_ = false;
+    WakeWaitingStreams();
+  }
   std::vector<Stream*> drained;
   drained.swap(drained_);
   for (Stream* stream : drained) {
@@ -563,10 +575,14 @@ void Http2ServerCodec::RunDeferred() {
   }
 }
 
-void Http2ServerCodec::OnTransportDrained() {
-  if (closed_) return;
-  ScheduleSend();
-  // The socket took everything: the streams that were told to wait may go on.
+void Http2ServerCodec::TookPending(size_t n) {
+  const bool was_over = pending_bytes_ >= kHttp2ConnectionOutputBudget;
+  pending_bytes_ -= std::min(n, pending_bytes_);
+  // Below the connection's budget again: every stream told to wait may go on.
+  if (was_over && pending_bytes_ < kHttp2ConnectionOutputBudget) budget_freed_ = true;
+}
+
+void Http2ServerCodec::WakeWaitingStreams() {
   std::vector<Stream*> waiting;
   for (Stream* stream : streams_) {
     if (stream->waiting_for_socket_) waiting.push_back(stream);
@@ -577,6 +593,13 @@ void Http2ServerCodec::OnTransportDrained() {
       stream->handler_->OnDownstreamDrained();
     }
   }
+}
+
+void Http2ServerCodec::OnTransportDrained() {
+  if (closed_) return;
+  ScheduleSend();
+  // The socket took everything: the streams that were told to wait may go on.
+  WakeWaitingStreams();
 }
 
 void Http2ServerCodec::OnEof() {
@@ -613,6 +636,9 @@ void Http2ServerCodec::Drain() {
 
 CodecState Http2ServerCodec::state() const {
   if (closed_) return CodecState::kClosed;
+  // A header block that has not ended is a head still being read, whatever else is active:
+  // nothing else may arrive on the connection until it ends (RFC 9113 section 6.10).
+  if (heads_pending_ > 0) return CodecState::kReadingHead;
   return open_streams_ == 0 ? CodecState::kIdle : CodecState::kActive;
 }
 

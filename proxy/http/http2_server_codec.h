@@ -31,6 +31,11 @@
 
 namespace sluice {
 
+// Response bytes one connection holds for all of its streams before each stream is told to
+// stop producing (OutputFull). With kOutputHighWater per stream this bounds what a client that
+// never opens its receive window can pin: the budget, plus one read per stream in flight.
+inline constexpr size_t kHttp2ConnectionOutputBudget = 512 * 1024;
+
 // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n": what an h2c client with prior knowledge sends first.
 inline constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -87,6 +92,10 @@ class Http2ServerCodec final : public ServerCodec, private DeferredTask {
   void CountEarlyReset();
   bool WindowExpired(int64_t now);
   void Notify();
+  // `n` pending response bytes were framed or freed.
+  void TookPending(size_t n);
+  // Streams told to stop producing (OutputFull) hear they may go on.
+  void WakeWaitingStreams();
 
   LoopContext* context_;
   CodecTransport* transport_;
@@ -106,6 +115,9 @@ class Http2ServerCodec final : public ServerCodec, private DeferredTask {
   uint32_t window_resets_ = 0;
   uint32_t window_control_ = 0;
   uint32_t open_streams_ = 0;
+  uint32_t heads_pending_ = 0;  // streams whose header block has not ended
+  size_t pending_bytes_ = 0;    // response bytes of every stream not yet framed
+  bool budget_freed_ = false;   // pending_bytes_ fell below the budget since the last send
   bool draining_ = false;
   bool closed_ = false;
 };

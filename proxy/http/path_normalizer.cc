@@ -69,6 +69,11 @@ const char* NormalizePath(std::string_view path, const PathNormalizerOptions& op
     size_t end = decoded.find('/', i + 1);
     if (end == std::string::npos) end = decoded.size();
     std::string_view segment(decoded.data() + i + 1, end - i - 1);
+    // "..;x" and ".;x": servlet containers (Tomcat, Jetty, Spring) drop the parameters and
+    // climb, so a route matched on the spelled path would not be the one the origin serves.
+    if (segment.starts_with(".;") || segment.starts_with("..;")) {
+      return "path parameter on a dot segment";
+    }
     bool last = end == decoded.size();
     if (segment == ".") {
       if (last) out->push_back('/');

@@ -21,7 +21,9 @@ struct PathNormalizerOptions {
 //  - percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) are decoded, other escapes
 //    keep their encoding with upper-case hex digits;
 //  - "." and ".." segments are removed (RFC 3986 section 5.2.4), never climbing above "/";
-//  - repeated slashes are merged when configured.
+//  - repeated slashes are merged when configured;
+//  - a dot segment with path parameters ("..;x", ".;x") is refused: servlet containers read it
+//    as the dot segment, so the origin would serve another path than the one routed.
 // Returns nullptr on success, or a short reason when the path must be refused (400).
 const char* NormalizePath(std::string_view path, const PathNormalizerOptions& options,
                           std::string* out);

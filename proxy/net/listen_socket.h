@@ -8,9 +8,20 @@
 
 namespace sluice {
 
-// Creates a non-blocking TCP socket bound to `address` with SO_REUSEADDR and SO_REUSEPORT and
-// listening (IPv6 sockets are IPv6-only). Control thread. The caller owns the descriptor.
-absl::StatusOr<int> BindListenSocket(const SocketAddress& address, int backlog);
+enum class PortSharing {
+  kWorkers,    // SO_REUSEPORT: each worker binds its own socket, the kernel spreads connections
+  kExclusive,  // one socket, and no other may bind the address while it is open
+};
+
+// Creates a non-blocking TCP socket bound to `address` with SO_REUSEADDR (and SO_REUSEPORT when
+// shared by workers) and listening (IPv6 sockets are IPv6-only). Control thread. The caller
+// owns the descriptor.
+absl::StatusOr<int> BindListenSocket(const SocketAddress& address, int backlog,
+                                     PortSharing sharing = PortSharing::kWorkers);
+
+// OK if no socket (of this process or another) listens on `address`: SO_REUSEPORT would let a
+// second process of the same user share a port silently, so a new listener checks first.
+absl::Status CheckPortFree(const SocketAddress& address);
 
 }  // namespace sluice
 

@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 
 #include "absl/strings/str_format.h"
+#include "common/secret_file.h"
 
 namespace sluice {
 namespace {
@@ -48,6 +49,7 @@ absl::Status UseCertificate(SSL_CTX* ctx, const std::string& cert_file,
     return absl::InvalidArgumentError(
         absl::StrFormat("cert_file %s: %s", cert_file, OpenSslErrors()));
   }
+  WarnIfOthersMayRead(key_file);
   if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
     return absl::InvalidArgumentError(
         absl::StrFormat("key_file %s: %s", key_file, OpenSslErrors()));

@@ -86,6 +86,17 @@ void DownstreamConnection::Start() {
 }
 
 void DownstreamConnection::StartSession(const char* data, size_t len) {
+  // The client is known now (a PROXY header names it): hold it to its share.
+  if (worker_->snapshot()->max_connections_per_client != 0) {
+    const uint64_t key = info_.client.ClientKey();
+    if (!worker_->AdmitClient(key)) {
+      worker_->CountRefusedConnection();
+      Abort();
+      return;
+    }
+    client_key_ = key;
+    client_admitted_ = true;
+  }
   if (tls_) {
     // The handshake is bounded like a request head. Bytes that came with the PROXY header
     // cannot be fed back into TLS here; a client sends nothing before our handshake reply.
@@ -235,6 +246,7 @@ void DownstreamConnection::OnStreamClosed() {
   worker_node_.Unlink();
   Worker* worker = worker_;
   bool counted = counted_;
+  if (client_admitted_) worker->ReleaseClient(client_key_);
   delete this;
   worker->OnConnectionClosed(counted);
 }

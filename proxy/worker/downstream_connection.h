@@ -94,8 +94,10 @@ class DownstreamConnection final : private TcpStream::Handler,
   bool http2_ = true;        // the listener speaks HTTP/2
   bool head_timer_ = false;  // timeout_ is the head timeout (not the idle one)
   bool read_paused_ = false;
-  bool peer_eof_ = false;  // the client half-closed
-  bool counted_ = false;   // in the worker's connection count
+  bool peer_eof_ = false;         // the client half-closed
+  bool counted_ = false;          // in the worker's connection count
+  bool client_admitted_ = false;  // counted under client_key_ (limits.max_connections_per_client)
+  uint64_t client_key_ = 0;
 };
 
 }  // namespace sluice

@@ -26,6 +26,12 @@ absl::StatusOr<ListenerSet::Change> ListenerSet::Apply(const Config& config, siz
       change.kept[key] = OptionsOf(listener);
       continue;
     }
+    // The workers share the port among themselves, with no other process.
+    if (absl::Status free = CheckPortFree(listener.address); !free.ok()) {
+      for (int f : opened) ::close(f);
+      return absl::Status(free.code(), absl::StrFormat("listener \"%s\": %s", listener.name,
+                                                       std::string(free.message())));
+    }
     for (auto& sockets : change.added) {
       absl::StatusOr<int> fd = BindListenSocket(listener.address, listener.backlog);
       if (!fd.ok()) {

@@ -1,5 +1,6 @@
 #include "proxy/worker/worker.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,8 +10,8 @@
 
 namespace sluice {
 
-Worker::Worker(int index, std::function<void()> on_exit)
-    : index_(index), on_exit_(std::move(on_exit)) {}
+Worker::Worker(int index, std::shared_ptr<HopReplayCache> hop_replay, std::function<void()> on_exit)
+    : index_(index), hop_replay_(std::move(hop_replay)), on_exit_(std::move(on_exit)) {}
 
 Worker::~Worker() { Join(); }
 
@@ -123,19 +124,29 @@ void Worker::BuildSnapshot(ConfigPtr config) {
     env.limiter = snapshot->limiters[route.cluster_index].get();
     env.key_slots = &key_slots_;
     FilterChain chain;
-    for (const FilterSpec& spec : route.filters) chain.Add(CreateFilter(spec, env));
+    bool decides_retries = false;
+    for (const FilterSpec& spec : route.filters) {
+      chain.Add(CreateFilter(spec, env));
+      decides_retries = decides_retries || spec.registration->decides_retries;
+    }
     snapshot->chains.push_back(std::move(chain));
+    snapshot->default_retries.push_back(!decides_retries);
   }
-  if (config->limits.max_connections > 0) {
-    snapshot->max_connections = std::max<uint32_t>(
-        1, (config->limits.max_connections + config->workers - 1) / config->workers);
-  }
+  auto share = [&](uint32_t node_cap) -> uint32_t {
+    if (node_cap == 0) return 0;
+    return std::max<uint32_t>(1, (node_cap + config->workers - 1) / config->workers);
+  };
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  snapshot->max_connections = share(MaxConnectionsFor(config->limits, files.rlim_cur));
+  snapshot->max_connections_per_client = share(config->limits.max_connections_per_client);
   if (config->steering.enabled) {
     snapshot->steering = steering_table_ ? steering_table_ : config->steering.table;
   }
   ResolveMetricCells(snapshot.get());
   snapshot->node_health = &node_health_;
   snapshot->access_log = access_log_.get();
+  snapshot->hop_replay = hop_replay_.get();
   snapshot_ = std::move(snapshot);
 }
 
@@ -345,6 +356,22 @@ void Worker::BeginDrain() {
 
 void Worker::ForceClose() {
   connections_.ForEach([](DownstreamConnection* c) { c->Abort(); });
+}
+
+bool Worker::AdmitClient(uint64_t key) {
+  uint32_t& open = client_connections_[key];
+  if (open >= snapshot_->max_connections_per_client) {
+    if (open == 0) client_connections_.erase(key);
+    return false;
+  }
+  ++open;
+  return true;
+}
+
+void Worker::ReleaseClient(uint64_t key) {
+  auto it = client_connections_.find(key);
+  if (it == client_connections_.end()) return;
+  if (--it->second == 0) client_connections_.erase(it);
 }
 
 void Worker::OnConnectionClosed(bool counted) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "filters/auth/key_slots.h"
 #include "proxy/config/config.h"
 #include "proxy/event/intrusive_list.h"
@@ -29,7 +30,8 @@ namespace sluice {
 class Worker {
  public:
   // `on_exit` runs on the worker thread when its loop has finished (after a drain).
-  Worker(int index, std::function<void()> on_exit);
+  // `hop_replay`: the node's memory of accepted hop markers, shared by its workers.
+  Worker(int index, std::shared_ptr<HopReplayCache> hop_replay, std::function<void()> on_exit);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -88,6 +90,11 @@ class Worker {
   }
   void OnConnectionClosed(bool counted);
   uint32_t connection_count() const { return connection_count_; }
+  // Counts one more connection from the client `key` (SocketAddress::ClientKey); false, and
+  // nothing counted, when the client already has this worker's share of
+  // limits.max_connections_per_client. Every true is matched by one ReleaseClient.
+  bool AdmitClient(uint64_t key);
+  void ReleaseClient(uint64_t key);
   void CountRefusedConnection() { ++refused_connections_; }
   uint64_t refused_connections() const { return refused_connections_; }
 
@@ -105,6 +112,7 @@ class Worker {
   void MaybeFinish();
 
   const int index_;
+  std::shared_ptr<HopReplayCache> hop_replay_;
   std::function<void()> on_exit_;
   std::thread thread_;
   uv_loop_t loop_;
@@ -131,6 +139,7 @@ class Worker {
   IntrusiveList<DownstreamConnection, &DownstreamConnection::worker_node_> connections_;
   uint64_t connection_ids_ = 0;
   uint32_t connection_count_ = 0;
+  absl::flat_hash_map<uint64_t, uint32_t> client_connections_;  // by ClientKey, while capped
   uint64_t refused_connections_ = 0;
   bool draining_ = false;
   bool finished_ = false;

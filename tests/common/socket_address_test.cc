@@ -26,6 +26,19 @@ TEST(SocketAddressTest, Errors) {
   }
 }
 
+TEST(SocketAddressTest, ClientKeys) {
+  auto key = [](const char* text) { return SocketAddress::Parse(text)->ClientKey(); };
+  EXPECT_EQ(key("192.0.2.1:80"), key("192.0.2.1:9999"));  // the port is not the client
+  EXPECT_NE(key("192.0.2.1:80"), key("192.0.2.2:80"));
+  EXPECT_EQ(key("[::ffff:192.0.2.1]:80"), key("192.0.2.1:80"));  // IPv4-mapped is IPv4
+  // One IPv6 client is its /64: a site gets at least that many addresses.
+  EXPECT_EQ(key("[2001:db8:1:2::1]:80"), key("[2001:db8:1:2:ffff::9]:80"));
+  EXPECT_NE(key("[2001:db8:1:2::1]:80"), key("[2001:db8:1:3::1]:80"));
+  // An IPv6 prefix whose bytes spell an IPv4 address is still another client.
+  EXPECT_NE(key("[c000:201::]:80"), key("192.0.2.1:80"));
+  EXPECT_NE(key("[::]:80"), key("0.0.0.0:80"));
+}
+
 TEST(SocketAddressTest, Equality) {
   EXPECT_EQ(*SocketAddress::Parse("10.0.0.1:80"), *SocketAddress::Parse("10.0.0.1:80"));
   EXPECT_FALSE(*SocketAddress::Parse("10.0.0.1:80") == *SocketAddress::Parse("10.0.0.1:81"));

@@ -21,7 +21,7 @@ from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
 EAST, WEST = "us-east-1", "us-west-2"
 ADMIN_TOKEN = "a" * 48
 READ_TOKEN = "r" * 48
-KEY = "k" * 64
+KEY = "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d"  # random-looking: sluice refuses guessable keys
 
 
 def get(port, path, method="GET", body=None):
@@ -68,10 +68,12 @@ routes:
     path_prefix: /play
     cluster: app
   - cluster: app
+proxy:
+  trust_client_headers: true  # the clients here stand for the apps' own gateway
 steering:
   local_region: %(local)s
   member_id: [{header: x-member-id}]
-  tunnel: {key_file: %(dir)s/tunnel.key, connect_timeout: 300ms}
+  tunnel: {insecure: true, key_file: %(dir)s/tunnel.key, connect_timeout: 300ms}
   regions:
     us-east-1:
       tunnel: [127.0.0.1:%(east)d]
@@ -311,7 +313,7 @@ class Ramps(ControlPlane):
             return text.replace(old, new)
 
         self.start_region(WEST, west_origin.port,
-                          edit=lambda t: replaced(t, "  - cluster: app\nsteering", "steering"))
+                          edit=lambda t: replaced(t, "  - cluster: app\nproxy:", "proxy:"))
         # us-east-1 knows us-west-2's tunnel by name.
         east = self.start_region(EAST, edit=lambda t: replaced(
             t, "tunnel: [127.0.0.1:%d]" % self.ports[WEST], "tunnel: [localhost:%d]" % self.ports[WEST]))
@@ -329,6 +331,9 @@ class Ramps(ControlPlane):
         self.assertIn("--to", err)
         code, _, err = self.sluicectl("frobnicate")
         self.assertEqual(code, 2)
+        code, _, err = self.sluicectl("evacuate", EAST + "\r\nX-Injected: 1", "--to", "us-west-2=100")
+        self.assertEqual(code, 2)
+        self.assertIn("control character", err)
         result = subprocess.run([SLUICECTL_BIN, "--admin", "http://127.0.0.1:%d" % free_port(),
                                  "--timeout", "2s", "status"], capture_output=True, timeout=20)
         self.assertEqual(result.returncode, 1)

@@ -100,6 +100,7 @@ clusters:
       window: 50ms
       min_window_samples: 5
       partitions: [{name: critical, share: 0.75}, {name: bulk, share: 0.25}]
+proxy: {trust_client_headers: true}
 routes:
   - cluster: app
     filters:

@@ -28,7 +28,7 @@ from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, Sluice, free_port
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 ADMIN_TOKEN = "f" * 48
-KEY = "k" * 64
+KEY = "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d"
 LEASE_TTL = 2  # seconds
 
 
@@ -66,10 +66,12 @@ clusters:
     connect_timeout: 500ms
 routes:
   - cluster: app
+proxy:
+  trust_client_headers: true  # the clients here stand for the apps' own gateway
 steering:
   local_region: %(local)s
   member_id: [{header: x-member-id}]
-  tunnel: {key_file: %(dir)s/tunnel.key, connect_timeout: 300ms}
+  tunnel: {insecure: true, key_file: %(dir)s/tunnel.key, connect_timeout: 300ms}
   regions:
 %(regions)s
 admin:

@@ -18,7 +18,7 @@ from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
 import steering_model
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
-KEY = "f" * 64
+KEY = "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d"
 
 
 def request(port, path="/x", member=None, headers=None, method="GET", body=None):
@@ -77,13 +77,15 @@ clusters:
     response_timeout: 5s
 routes:
   - cluster: app
+proxy:
+  trust_client_headers: true  # the clients here stand for the apps' own gateway
 steering:
   local_region: %s
   misrouted: %s
   failover: %s
   member_id: [{header: x-member-id}]
   home_region: [{header: x-home-region}]
-  tunnel: {key_file: %s, connect_timeout: 300ms}
+  tunnel: {insecure: true, key_file: %s, connect_timeout: 300ms}
   regions:
 %s
 """ % (self.origins[local].port, local, misrouted, "true" if failover else "false",
@@ -199,13 +201,14 @@ class Steering(Regions):
 
     def test_a_forged_marker_is_stripped_counted_and_ignored(self):
         self.start_regions({})
-        forged = "v1;from=%s;ts=%d;id=x;mac=%s" % (EU, int(time.time()), "0" * 64)
+        forged = "v2;from=%s;ts=%d;nonce=%s;id=x;mac=%s" % (EU, int(time.time()), "0" * 16,
+                                                             "0" * 64)
         status, headers, _ = request(self.ports[EAST], member="eu-1",
                                      headers={"x-home-region": EU, "sluice-hop": forged})
         # Steered like any request: home is eu-west-1, so it is tunneled there.
         self.assertEqual((status, headers.get("sluice-region")), (200, EU))
         self.assertTrue(self.sluices[EAST].wait_for_log(r"sluice-hop marker ignored \(bad_mac\)"))
-        stale = "v1;from=%s;ts=1000;id=x;mac=%s" % (EU, "0" * 64)
+        stale = "v2;from=%s;ts=1000;nonce=%s;id=x;mac=%s" % (EU, "0" * 16, "0" * 64)
         request(self.ports[EAST], member="a", headers={"sluice-hop": stale})
         self.assertTrue(self.sluices[EAST].wait_for_log(r"sluice-hop marker ignored \(stale\)"))
         for region in (EAST, EU):

@@ -504,10 +504,12 @@ class Tunnel(ProxyTestCase):
         self.pki.leaf("rogue-client", sans=(), ca="rogue", usage="clientAuth")
         key = os.path.join(self.pki.dir, "tunnel.key")
         with open(key, "w") as f:
-            f.write("e" * 64 + "\n")
+            f.write("3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d\n")
         self.origins = {r: self.start_origin(name=r) for r in ("east", "west")}
         east_port, west_port, west_tunnel = free_port(), free_port(), free_port()
         steering = """
+proxy:
+  trust_client_headers: true  # the clients here stand for the apps' own gateway
 steering:
   local_region: %s
   member_id: [{header: x-member-id}]

@@ -133,6 +133,11 @@ class Handler(socketserver.BaseRequestHandler):
         if path == "/health":
             status = origin.health_status
             self.simple(status, b"health %d\n" % status, reason=b"X")
+        elif path == "/v1/health":
+            # A fake peer region's report, unsigned: what a man in the middle would answer.
+            body = json.dumps({"ready": True, "local": {"error_rate": 0.99, "shed_rate": 0.0,
+                                                        "p99_ms": 1.0, "requests": 1000}})
+            self.simple(200, body.encode(), b"Content-Type: application/json\r\n")
         elif path == "/echo":
             self.simple(200, req.body)
         elif path == "/sink":

@@ -111,6 +111,17 @@ TEST_F(AuthFilterTest, ApiKeys) {
   EXPECT_EQ(Hex(Sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+TEST_F(AuthFilterTest, ASecondCredentialIsRefused) {
+  AuthFilter filter(config_, &slot_, clock_);
+  // The first would be checked; an origin might read the other one.
+  TestRequest two_keys({{"X-Api-Key", "secret-key-b"}, {"x-api-key", "forged"}});
+  EXPECT_EQ(Run(filter, two_keys), FilterStatus::kRespond);
+  EXPECT_EQ(two_keys.get().reply.status, 401);
+  TestRequest key_and_bearer({{"X-Api-Key", "secret-key-b"}, {"Authorization", "Bearer forged"}});
+  EXPECT_EQ(Run(filter, key_and_bearer), FilterStatus::kRespond);
+  EXPECT_NE(key_and_bearer.get().reply.body.find("more than one credential"), std::string::npos);
+}
+
 TEST_F(AuthFilterTest, OptionalLetsAnonymousThroughButNotBadCredentials) {
   config_.optional = true;
   AuthFilter filter(config_, &slot_, clock_);
@@ -131,6 +142,7 @@ TEST_F(AuthFilterTest, CacheIsBounded) {
     ASSERT_EQ(Run(filter, r), FilterStatus::kContinue);
   }
   EXPECT_LE(filter.cached_tokens(), 8u);
+  EXPECT_GE(filter.cached_tokens(), 6u);  // full of live tokens: a quarter goes, not all
 }
 
 }  // namespace

@@ -154,6 +154,24 @@ TEST(JwksTest, ParseErrors) {
   EXPECT_GT((*JsonWebKeySet::Parse(Jwks({OctJwk(secret, "b")})))->version(), (*mixed)->version());
 }
 
+TEST(JwksTest, RsaKeysOfAnOddSizeOrExponentAreRefused) {
+  Pkey rsa = NewRsaKey();
+  const std::string n = B64Url(BnBytes(rsa.get(), OSSL_PKEY_PARAM_RSA_N));
+  auto with_e = [&](const std::string& e_bytes) {
+    return JsonWebKeySet::Parse("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r\",\"n\":\"" + n +
+                                "\",\"e\":\"" + B64Url(e_bytes) + "\"}]}");
+  };
+  EXPECT_TRUE(with_e(std::string("\x01\x00\x01", 3)).ok());  // 65537
+  EXPECT_TRUE(with_e("\x03").ok());
+  EXPECT_FALSE(with_e("\x01").ok());                          // 1: no signature check at all
+  EXPECT_FALSE(with_e(std::string("\x01\x00\x00", 3)).ok());  // even
+  EXPECT_FALSE(with_e(std::string("\x01\x00\x00\x00\x01", 5)).ok());  // over 32 bits
+  auto too_big = JsonWebKeySet::Parse("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r\",\"n\":\"" +
+                                      B64Url("\x80" + std::string(1024, '\x01')) +
+                                      "\",\"e\":\"AQAB\"}]}");  // 8200 bits
+  EXPECT_FALSE(too_big.ok());
+}
+
 TEST(Base64UrlTest, CanonicalOnly) {
   std::string out;
   EXPECT_TRUE(DecodeBase64Url("aGVsbG8", &out));

@@ -82,5 +82,29 @@ TEST(RateLimitFilterTest, KeyCountIsBounded) {
   EXPECT_LE(filter.tracked_keys(), 100u);
 }
 
+TEST(RateLimitFilterTest, AFloodOfNewKeysFreesNoOneWhoIsHeldBack) {
+  FakeClock clock;
+  RateLimitConfig config;
+  config.rate_per_second = 1;  // a token a second: the clock stands still, nobody refills
+  config.burst = 2;
+  config.max_keys = 100;
+  RateLimitFilter filter(config, 1, clock);
+  TestRequest held({}, "192.0.2.1:1");
+  EXPECT_EQ(Send(filter, held), FilterStatus::kContinue);
+  EXPECT_EQ(Send(filter, held), FilterStatus::kContinue);
+  EXPECT_EQ(Send(filter, held), FilterStatus::kRespond);
+  // Each new key spends one of its two tokens: fuller than the held one, so they go first
+  // when the map is full (it used to be cleared, and the held client with it).
+  for (int i = 0; i < 1000; ++i) {
+    std::string address = "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250) + ":1";
+    TestRequest r({}, address.c_str());
+    Send(filter, r);
+    if (i % 10 == 0) {
+      EXPECT_EQ(Send(filter, held), FilterStatus::kRespond) << i;
+    }
+  }
+  EXPECT_LE(filter.tracked_keys(), 100u);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -32,6 +32,9 @@ TEST_F(ShedFilterTest, ClassifiesByHeaderClaimAndRoute) {
   TestRequest plain;
   EXPECT_EQ(filter.Classify(plain.get()), limiter_.PartitionIndex("bulk"));
   TestRequest header({{"X-Priority", "critical"}});
+  // Any client could say it is critical: only a trusted proxy's (or a tunnel's) word counts.
+  EXPECT_EQ(filter.Classify(header.get()), limiter_.PartitionIndex("bulk"));
+  header.get().context.trusted_headers = true;
   EXPECT_EQ(filter.Classify(header.get()), limiter_.PartitionIndex("critical"));
   TestRequest gold;
   gold.get().context.identity.method = Identity::Method::kJwt;
@@ -57,6 +60,7 @@ TEST_F(ShedFilterTest, RejectsWith503AndRetryAfterAndReleasesOnComplete) {
   EXPECT_EQ(limiter_.rejected(limiter_.PartitionIndex("bulk")), 1u);
   // Critical traffic still gets in: bulk borrowed, critical is within its share.
   TestRequest critical({{"x-priority", "critical"}});
+  critical.get().context.trusted_headers = true;
   FilterSlot critical_slot;
   EXPECT_EQ(filter.OnRequestHead(critical.get(), critical_slot), FilterStatus::kContinue);
   clock_.AdvanceMillis(3);

@@ -76,6 +76,8 @@ class AdminApiTest : public ::testing::Test {
     AdminRequest r;
     r.method = method;
     r.path = path;
+    r.host = "127.0.0.1:9901";
+    r.client = *SocketAddress::Parse("127.0.0.1:40000");
     if (!token.empty()) r.authorization = "Bearer " + token;
     r.body = body;
     return Handle(r);
@@ -107,6 +109,53 @@ TEST_F(AdminApiTest, OpenEndpointsNeedNoToken) {
   EXPECT_EQ(not_ready.status, 503);
   EXPECT_EQ(not_ready.body, "not ready: draining\n");
   EXPECT_EQ(Call("POST", "/metrics", "").status, 405);
+}
+
+TEST_F(AdminApiTest, MetricsAnswersAddressesLocalhostAndListedHostsOnly) {
+  AdminRequest r;
+  r.method = "GET";
+  r.path = "/metrics";
+  r.client = *SocketAddress::Parse("10.1.2.3:40000");
+  for (const char* host :
+       {"127.0.0.1:9901", "10.0.0.7", "[::1]:9901", "localhost:9901", "LOCALHOST"}) {
+    r.host = host;
+    EXPECT_EQ(Handle(r).status, 200) << host;
+  }
+  // A page on another site that re-points its name at this address (DNS rebinding).
+  for (const char* host : {"evil.example", "evil.example:9901", ""}) {
+    r.host = host;
+    EXPECT_EQ(Handle(r).status, 421) << host;
+  }
+  AdminConfig config;
+  config.hosts = {"metrics.internal"};
+  CidrSet from;
+  from.Add(*CidrRange::Parse("10.0.0.0/8"));
+  config.metrics_from = from;
+  api_->Configure(config);
+  r.host = "Metrics.Internal:9901";
+  EXPECT_EQ(Handle(r).status, 200);
+  r.client = *SocketAddress::Parse("192.0.2.1:40000");
+  EXPECT_EQ(Handle(r).status, 403);  // not in admin.metrics_from
+}
+
+TEST_F(AdminApiTest, TheHeadAloneDecidesARefusal) {
+  AdminRequest r;
+  r.method = "PUT";
+  r.path = "/v1/steering/regions/us-east-1";
+  r.host = "127.0.0.1";
+  std::optional<AdminResponse> refused = api_->Screen(r);  // no token: no body is read
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 401);
+  r.authorization = std::string("Bearer ") + kReadToken;
+  refused = api_->Screen(r);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 403);
+  r.authorization = std::string("Bearer ") + kAdminToken;
+  EXPECT_FALSE(api_->Screen(r).has_value());  // may send its body
+  r.path = "/nope";
+  refused = api_->Screen(r);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 404);
 }
 
 TEST_F(AdminApiTest, TokensAndRoles) {

@@ -177,6 +177,31 @@ TEST(ConfigLoaderTest, Http2AndUpstreamTlsSettings) {
   EXPECT_EQ((*config)->http2.max_early_resets, 10u);
 }
 
+TEST(ConfigLoaderTest, ConnectionCapsHaveADefault) {
+  auto config = ParseConfig(kBase, "b.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const LimitsConfig& limits = (*config)->limits;
+  EXPECT_FALSE(limits.max_connections.has_value());
+  // Unset: half of what 1,024 descriptors for everything else leave, at least 64.
+  EXPECT_EQ(MaxConnectionsFor(limits, 20000), (20000u - 1024) / 2);
+  EXPECT_EQ(MaxConnectionsFor(limits, 1048576), (1048576u - 1024) / 2);
+  EXPECT_EQ(MaxConnectionsFor(limits, 1024), 64u);
+  EXPECT_EQ(limits.max_connections_per_client, 0u);
+  EXPECT_FALSE((*config)->proxy.trust_client_headers);
+
+  config = ParseConfig(std::string(kBase) +
+                           "limits: {max_connections: 0, max_connections_per_client: 100}\n"
+                           "proxy: {trust_client_headers: true}\n",
+                       "b.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(MaxConnectionsFor((*config)->limits, 20000), 0u);  // explicitly none
+  EXPECT_EQ((*config)->limits.max_connections_per_client, 100u);
+  EXPECT_TRUE((*config)->proxy.trust_client_headers);
+  config = ParseConfig(std::string(kBase) + "limits: {max_connections: 500}\n", "b.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(MaxConnectionsFor((*config)->limits, 20000), 500u);
+}
+
 TEST(ConfigLoaderTest, MissingFile) {
   auto config = LoadConfigFile("/nonexistent/sluice.yaml");
   ASSERT_FALSE(config.ok());
@@ -264,6 +289,22 @@ TEST(ConfigLoaderFiltersTest, Errors) {
         << config.status().message();
     EXPECT_EQ(config.status().message().rfind("f.yaml:", 0), 0u);
   }
+}
+
+TEST(ConfigLoaderFiltersTest, AuthLeewayIsBounded) {
+  const std::string yaml =
+      "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+      "routes:\n  - cluster: a\n    filters:\n      - auth: {api_keys: [{name: k, sha256: " +
+      std::string(64, 'a') + "}], leeway: LEEWAY}\n";
+  auto with = [&](const std::string& leeway) {
+    std::string text = yaml;
+    text.replace(text.find("LEEWAY"), 6, leeway);
+    return ParseConfig(text, "f.yaml");
+  };
+  EXPECT_TRUE(with("5m").ok()) << with("5m").status();
+  auto config = with("10m");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("at most 5m"), std::string::npos) << config.status();
 }
 
 TEST(ConfigLoaderFiltersTest, ShedNeedsAClusterLimit) {

@@ -38,6 +38,7 @@ steering:
     - {claim: tier, values: {gold: vip}}
   tunnel:
     key_file: KEYFILE
+    insecure: true
     max_skew: 10s
     connect_timeout: 300ms
   failover: false
@@ -55,6 +56,8 @@ steering:
       tunnel: [edge.eu.internal:8083]
 )";
 
+const std::string kKey = "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d";
+
 class SteeringConfigLoaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -64,9 +67,11 @@ class SteeringConfigLoaderTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
     dir_ = pattern;
     key_file_ = dir_ + "/steering-test.key";
-    std::ofstream(key_file_) << std::string(64, 'a') << "\n";
+    std::ofstream(key_file_) << kKey << "\n";
     short_key_file_ = dir_ + "/steering-short.key";
     std::ofstream(short_key_file_) << "tooshort\n";
+    guessable_key_file_ = dir_ + "/steering-guessable.key";
+    std::ofstream(guessable_key_file_) << std::string(64, 'a') << "\n";
   }
 
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -81,7 +86,7 @@ class SteeringConfigLoaderTest : public ::testing::Test {
     return ParseConfig(yaml, dir_ + "/steering.yaml");
   }
 
-  std::string dir_, key_file_, short_key_file_;
+  std::string dir_, key_file_, short_key_file_, guessable_key_file_;
 };
 
 TEST_F(SteeringConfigLoaderTest, ParsesEverything) {
@@ -119,10 +124,10 @@ TEST_F(SteeringConfigLoaderTest, ParsesEverything) {
   EXPECT_EQ(c.clusters[1].outlier.max_ejection_percent, 100u);
   EXPECT_EQ(c.clusters[1].outlier.consecutive_failures, 3u);
   // The signer signs with the file's key, without its trailing newline.
-  HopSigner expected({std::string(64, 'a')});
-  HopRequestLine line{"GET", "/", ""};
-  EXPECT_EQ(s.signer->Sign("us-east-1", "eu-west-1", 1, "r", line),
-            expected.Sign("us-east-1", "eu-west-1", 1, "r", line));
+  HopSigner expected({kKey});
+  HopRequest request{"GET", "/", "", "example.com", "", "-"};
+  EXPECT_EQ(s.signer->Sign("us-east-1", "eu-west-1", 1, 2, "r", request),
+            expected.Sign("us-east-1", "eu-west-1", 1, 2, "r", request));
 }
 
 TEST_F(SteeringConfigLoaderTest, WithoutASteeringSectionEverythingIsLocal) {
@@ -159,6 +164,8 @@ TEST_F(SteeringConfigLoaderTest, Errors) {
       {"tunnel: [edge.eu.internal:8083]", "salt: x",
        "steering.regions.eu-west-1.tunnel: required for a peer region"},
       {"max_skew: 10s", "max_skew: 0s", "max_skew: must be at least 1s"},
+      {"max_skew: 10s", "max_skew: 10m", "max_skew: at most 300s"},
+      {"    insecure: true\n", "", "tunnel.tls is required with more than one region"},
       {"us-west-2:\n      tunnel", "US West:\n      tunnel", "a region name is"},
       {"failover: false", "failover: maybe", "expected true or false"},
       {"  regions:", "  regionz:", "unknown key \"regionz\""},
@@ -181,6 +188,12 @@ TEST_F(SteeringConfigLoaderTest, TheTunnelKeyMustBeReadableAndLongEnough) {
   auto config = Parse(yaml);
   ASSERT_FALSE(config.ok());
   EXPECT_NE(config.status().message().find("needs at least 32"), std::string::npos)
+      << config.status().message();
+  yaml = Yaml();
+  yaml.replace(yaml.find(key_file_), key_file_.size(), guessable_key_file_);
+  config = Parse(yaml);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("must be random"), std::string::npos)
       << config.status().message();
   yaml = Yaml();
   yaml.replace(yaml.find(key_file_), key_file_.size(), dir_ + "/missing.key");
@@ -224,7 +237,7 @@ TEST_F(SteeringConfigLoaderTest, ParsesTheFleet) {
   auto config = Parse(Yaml() + R"(
 fleet:
   etcd:
-    endpoints: [http://127.0.0.1:2379, "http://[::1]:2379", https://etcd-1.internal:2379/]
+    endpoints: [https://127.0.0.1:2379, "https://[::1]:2379", https://etcd-1.internal:2379/]
     ca_file: ca.pem
     username: sluice
     password_file: etcd.password
@@ -287,6 +300,13 @@ TEST_F(SteeringConfigLoaderTest, FleetErrors) {
                 .find("cannot read /nonexistent/pw"),
             std::string::npos);
   EXPECT_NE(error(etcd + "  leader: me\n").find("unknown"), std::string::npos);
+  // A password goes to https:// endpoints only.
+  std::ofstream(dir_ + "/etcd.password") << "s3cret\n";
+  const std::string clear = error(
+      "  etcd: {endpoints: [https://127.0.0.1:2379, http://127.0.0.1:2380], username: u, "
+      "password_file: " +
+      dir_ + "/etcd.password}\n");
+  EXPECT_NE(clear.find("in clear"), std::string::npos) << clear;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "proxy/control/steering_control.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <filesystem>
@@ -146,6 +147,24 @@ TEST(WriteFileAtomicallyTest, ReplacesTheWholeFile) {
                           std::filesystem::directory_iterator()),
             1);  // no temporary file left behind
   EXPECT_FALSE(WriteFileAtomically(pattern + "/no/such/dir/f", "x").ok());
+  std::filesystem::remove_all(pattern);
+}
+
+TEST(WriteFileAtomicallyTest, APlantedLinkIsNeverFollowed) {
+  std::string pattern = ::testing::TempDir() + "/sluice-atomic-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+  std::string victim = pattern + "/victim";
+  { std::ofstream(victim) << "precious\n"; }
+  // The names an older sluice used for its temporary file, pointing at another file.
+  std::string path = pattern + "/state.json";
+  for (int pid = 1; pid < 64; ++pid) {
+    std::filesystem::create_symlink(victim, path + ".tmp." + std::to_string(pid));
+  }
+  std::filesystem::create_symlink(victim, path + ".tmp." + std::to_string(getpid()));
+  ASSERT_TRUE(WriteFileAtomically(path, "state\n").ok());
+  EXPECT_EQ(Read(victim), "precious\n");
+  EXPECT_EQ(Read(path), "state\n");
+  EXPECT_FALSE(std::filesystem::is_symlink(path));
   std::filesystem::remove_all(pattern);
 }
 

@@ -48,6 +48,30 @@ TEST(HeaderRewriterTest, AppendModeAndTrustedPeers) {
   EXPECT_EQ(head->headers.CountKind(HeaderKind::kXForwardedFor), 1);
 }
 
+TEST(HeaderRewriterTest, WhereAnUntrustedClientSaysItCameFromIsDropped) {
+  const std::vector<std::pair<std::string, std::string>> claims = {
+      {"X-Forwarded-Host", "admin.internal"},
+      {"X-Forwarded-Port", "8443"},
+      {"Forwarded", "for=10.0.0.1;proto=https"},
+      {"X-Real-IP", "10.0.0.1"},
+      {"X-Forwarded-Proto", "https"}};
+  auto head = Request(claims);
+  PrepareUpstreamRequest(*head, ProxyOptions{}, Client("192.0.2.1"), 1, 2);
+  for (const auto& [name, value] : claims) {
+    if (name == "X-Forwarded-Proto") {
+      EXPECT_EQ(head->headers.Get(name), "http");  // sluice's own
+    } else {
+      EXPECT_FALSE(head->headers.Get(name).has_value()) << name;
+    }
+  }
+  // From a trusted proxy (or a verified tunnel) they pass.
+  ProxyOptions trusting;
+  trusting.trusted_proxies.Add(*CidrRange::Parse("192.0.2.0/24"));
+  head = Request(claims);
+  PrepareUpstreamRequest(*head, trusting, Client("192.0.2.1"), 1, 2);
+  for (const auto& [name, value] : claims) EXPECT_EQ(head->headers.Get(name), value) << name;
+}
+
 TEST(HeaderRewriterTest, FramingAndUpgradeAreReEmitted) {
   auto head = Request({{"Content-Length", "5"}, {"Upgrade", "websocket"}});
   head->framing = BodyFraming::kChunked;

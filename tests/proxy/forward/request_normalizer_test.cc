@@ -40,6 +40,19 @@ TEST(RequestNormalizerTest, HostRules) {
   EXPECT_EQ(old->host, "");
 }
 
+TEST(RequestNormalizerTest, OneAuthorizationAtMost) {
+  // A filter verifies one; an origin might read the other.
+  RequestVerdict v = NormalizeRequest(
+      Head("/",
+           {{"Host", "a"}, {"Authorization", "Bearer good"}, {"authorization", "Bearer forged"}})
+          .get(),
+      {});
+  EXPECT_EQ(v.status, 400);
+  EXPECT_STREQ(v.reason, "duplicate Authorization");
+  EXPECT_TRUE(
+      NormalizeRequest(Head("/", {{"Host", "a"}, {"Authorization", "Bearer x"}}).get(), {}).ok());
+}
+
 TEST(RequestNormalizerTest, AbsoluteFormMustMatchHost) {
   auto head = Head("http://example.com/x?y", {{"Host", "example.com"}});
   ASSERT_TRUE(NormalizeRequest(head.get(), {}).ok());

@@ -36,7 +36,7 @@ class SteeringInputsTest : public ::testing::Test {
 
   MemberRequest Read() {
     MemberRequest out;
-    ReadSteeringInputs(config_, *table_, *head_, identity_, client_, &buffer_, &out);
+    ReadSteeringInputs(config_, *table_, *head_, identity_, client_, trusted_, &buffer_, &out);
     return out;
   }
 
@@ -45,6 +45,7 @@ class SteeringInputsTest : public ::testing::Test {
   RequestHeadPtr head_;
   Identity identity_;
   SocketAddress client_;
+  bool trusted_ = true;  // through a trusted proxy or a tunnel
   MemberIdBuffer buffer_;
 };
 
@@ -110,6 +111,26 @@ TEST_F(SteeringInputsTest, TheTunneledClientIsTheLastForwardedAddress) {
   EXPECT_EQ(client.ToString(), "[2001:db8::7]:0");
   head_->headers.Set("X-Forwarded-For", "unknown");
   EXPECT_FALSE(TunneledClient(head_->headers, &client));
+}
+
+TEST_F(SteeringInputsTest, AnUntrustedClientsHeadersAndCookiesCountForNothing) {
+  trusted_ = false;
+  head_->headers.Add("X-Member-Id", "eu-chosen");
+  head_->headers.Add("Cookie", "member=cookie-member");
+  head_->headers.Add("X-Home-Region", "us-west-2");
+  head_->headers.Add("X-Client-Country", "BR");
+  MemberRequest r = Read();
+  EXPECT_EQ(r.member, "192.0.2.7");  // the address it comes from
+  EXPECT_EQ(r.home, -1);             // neither the header nor the map of a forged member
+  EXPECT_EQ(r.cohort, -1);
+  identity_.method = Identity::Method::kJwt;  // verified claims still count
+  identity_.member_id = "claim-member";
+  identity_.home_region = "us-east-1";
+  identity_.tier = "gold";
+  r = Read();
+  EXPECT_EQ(r.member, "claim-member");
+  EXPECT_EQ(r.home, 0);
+  EXPECT_EQ(r.cohort, 1);
 }
 
 TEST_F(SteeringInputsTest, Cohorts) {

@@ -468,5 +468,41 @@ TEST(Http1ParserResponseTest, BadResponsesAre502) {
   }
 }
 
+TEST(Http1ParserTest, AConnectionListTooLongToHonourIsRefused) {
+  // Sixteen names are each removed; a seventeenth would have reached the origin.
+  std::string names;
+  for (int i = 0; i < 16; ++i) names += "x-" + std::to_string(i) + ", ";
+  Recorder ok(Http1Parser::Mode::kRequest);
+  ok.Feed("GET / HTTP/1.1\r\nHost: h\r\nConnection: " + names + "keep-alive\r\n\r\n");
+  EXPECT_EQ(ok.requests.size(), 1u);
+  auto result = ParseRequest("GET / HTTP/1.1\r\nHost: h\r\nConnection: " + names +
+                             "x-16\r\nX-16: forged\r\n\r\n");
+  EXPECT_EQ(result.outcome, Http1Parser::Outcome::kError);
+  EXPECT_EQ(result.status, 400);
+  ResponseRecorder r;
+  result = r.Feed("HTTP/1.1 200 OK\r\nConnection: " + names + "x-16\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(result.status, 502);
+}
+
+TEST(Http1ParserTest, AFieldNeedsAName) {
+  for (const char* input :
+       {"GET / HTTP/1.1\r\nHost: h\r\n: b\r\n\r\n", "GET / HTTP/1.1\r\nHost: h\r\n:\r\n\r\n"}) {
+    for (size_t step : {0, 1}) {
+      Recorder r(Http1Parser::Mode::kRequest);
+      auto result = r.Feed(input, step);
+      EXPECT_EQ(result.outcome, Http1Parser::Outcome::kError) << input;
+      EXPECT_EQ(result.status, 400) << input;
+      EXPECT_TRUE(r.requests.empty()) << input;
+    }
+  }
+  // A value fed a byte at a time is still one field with its name.
+  Recorder split(Http1Parser::Mode::kRequest);
+  split.Feed("GET / HTTP/1.1\r\nHost: h\r\nX-Long: abcdefgh\r\n\r\n", 1);
+  ASSERT_EQ(split.requests.size(), 1u);
+  EXPECT_EQ(split.requests[0]->headers.Get("x-long"), "abcdefgh");
+  ResponseRecorder response;
+  EXPECT_EQ(response.Feed("HTTP/1.1 200 OK\r\n: b\r\nContent-Length: 0\r\n\r\n").status, 502);
+}
+
 }  // namespace
 }  // namespace sluice

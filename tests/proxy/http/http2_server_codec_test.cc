@@ -218,6 +218,34 @@ TEST_F(Http2ServerCodecTest, RequestBecomesAnHttp11StyleHeadAndTheAnswerComesBac
   EXPECT_EQ(codec_->state(), CodecState::kIdle);
 }
 
+// A header block that has not ended is a head still being read: the connection's head timer
+// applies to it (a HEADERS frame without END_HEADERS, then silence, must not hold the
+// connection open forever), and the codec closes the connection when it expires.
+TEST_F(Http2ServerCodecTest, AnUnfinishedHeaderBlockIsAHeadBeingRead) {
+  Start();
+  client_.Get("/slow");
+  std::string headers = client_.Output();
+  ASSERT_GE(headers.size(), 9u);
+  ASSERT_EQ(headers[3], NGHTTP2_HEADERS);
+  ASSERT_TRUE(headers[4] & NGHTTP2_FLAG_END_HEADERS);
+  headers[4] = static_cast<char>(headers[4] & ~NGHTTP2_FLAG_END_HEADERS);  // CONTINUATION due
+  codec_->OnData(headers.data(), headers.size());
+  loop_.context()->RunDeferredNow();
+  EXPECT_TRUE(seen_.heads.empty());
+  EXPECT_EQ(codec_->state(), CodecState::kReadingHead);
+  codec_->OnHeadTimeout();
+  EXPECT_TRUE(transport_.closed);
+  EXPECT_EQ(codec_->state(), CodecState::kClosed);
+}
+
+TEST_F(Http2ServerCodecTest, AStreamPastItsHeadIsActive) {
+  Start();
+  client_.Get("/hold");
+  Exchange();
+  ASSERT_EQ(seen_.heads.size(), 1u);
+  EXPECT_EQ(codec_->state(), CodecState::kActive);
+}
+
 TEST_F(Http2ServerCodecTest, TrailersEndTheResponse) {
   Start();
   int32_t id = client_.Get("/grpc");

@@ -59,5 +59,18 @@ TEST(PathNormalizerTest, Refusals) {
   EXPECT_EQ(Norm("/a%2fb%00", lax), "/a%2Fb%00");
 }
 
+TEST(PathNormalizerTest, DotSegmentsWithParametersAreRefused) {
+  // Tomcat, Jetty and Spring read "..;x" as "..": /health/..;/admin is /admin to them.
+  EXPECT_EQ(Norm("/health/..;/admin"), "ERROR: path parameter on a dot segment");
+  EXPECT_EQ(Norm("/health/..;jsessionid=1/admin"), "ERROR: path parameter on a dot segment");
+  EXPECT_EQ(Norm("/health/.;/admin"), "ERROR: path parameter on a dot segment");
+  EXPECT_EQ(Norm("/health/%2e%2e;/admin"), "ERROR: path parameter on a dot segment");
+  EXPECT_EQ(Norm("/health/%2E;x"), "ERROR: path parameter on a dot segment");
+  // Parameters elsewhere, and dots that are not a whole segment, are the origin's business.
+  EXPECT_EQ(Norm("/a;v=1/b"), "/a;v=1/b");
+  EXPECT_EQ(Norm("/a/...;x"), "/a/...;x");
+  EXPECT_EQ(Norm("/a/x..;/b"), "/a/x..;/b");
+}
+
 }  // namespace
 }  // namespace sluice

@@ -43,6 +43,27 @@ TEST(ListenSocketTest, BusyAddressIsAClearError) {
   ::close(plain);
 }
 
+TEST(ListenSocketTest, ASharedPortIsNotFreeAndAnExclusiveOneIsNotShared) {
+  absl::StatusOr<int> first = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 16);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto address = *SocketAddress::Parse("127.0.0.1:" + std::to_string(PortOf(*first)));
+  // Another sluice would see this port taken, though its workers could share it.
+  absl::Status free = CheckPortFree(address);
+  EXPECT_FALSE(free.ok());
+  EXPECT_NE(std::string(free.message()).find("a second sluice?"), std::string::npos) << free;
+  ::close(*first);
+  EXPECT_TRUE(CheckPortFree(address).ok());
+
+  absl::StatusOr<int> admin =
+      BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 16, PortSharing::kExclusive);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  auto admin_address = *SocketAddress::Parse("127.0.0.1:" + std::to_string(PortOf(*admin)));
+  absl::StatusOr<int> second = BindListenSocket(admin_address, 16);  // even with SO_REUSEPORT
+  EXPECT_FALSE(second.ok());
+  if (second.ok()) ::close(*second);
+  ::close(*admin);
+}
+
 TEST(ListenSocketTest, Ipv6Loopback) {
   absl::StatusOr<int> fd = BindListenSocket(*SocketAddress::Parse("[::1]:0"), 16);
   if (!fd.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << fd.status();
