@@ -98,7 +98,9 @@ def main():
             started = time.monotonic()
             status, body = call(nodes[writer].admin_port, "PUT", "/v1/steering/regions/us-east-1",
                                 {"fraction": (i % 100) + 1 if i % 100 != 99 else 0,
-                                 "saviors": {"eu-west-1": 100}})
+                                 "saviors": {"eu-west-1": 100},
+                                 # no region serves traffic here: the guardrail would refuse
+                                 "force": True})
             writes.append(time.monotonic() - started)
             if status != 200:
                 raise SystemExit("change %d refused: %s" % (i, body))

@@ -3,6 +3,7 @@
 #ifndef SLUICE_COMMON_LOG_H_
 #define SLUICE_COMMON_LOG_H_
 
+#include <cstdint>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -21,6 +22,35 @@ void SetLogThreadName(std::string_view name);
 
 // Writes "<UTC time> <thread> <level> <message>\n" to stderr.
 void LogLine(LogLevel level, std::string_view message);
+
+// Lines of one kind at most `per_second` a second (a burst of that many at once); the others
+// are counted, and the next line that goes says how many were held back. Not thread-safe: one
+// per thread (a worker's loop).
+class LogRateLimit {
+ public:
+  explicit LogRateLimit(int per_second) : per_second_(per_second) {}
+  // True if a line may go at `now_ns` (monotonic); `*held_back` is then how many did not since.
+  bool Allow(int64_t now_ns, uint64_t* held_back) {
+    if (now_ns - window_start_ns_ >= 1'000'000'000) {
+      window_start_ns_ = now_ns;
+      in_window_ = 0;
+    }
+    if (in_window_ >= per_second_) {
+      ++held_back_;
+      return false;
+    }
+    ++in_window_;
+    *held_back = held_back_;
+    held_back_ = 0;
+    return true;
+  }
+
+ private:
+  const int per_second_;
+  int in_window_ = 0;
+  int64_t window_start_ns_ = INT64_MIN / 2;
+  uint64_t held_back_ = 0;
+};
 
 }  // namespace sluice
 

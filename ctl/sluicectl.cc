@@ -109,6 +109,26 @@ std::string Weights(const json& weights) {
   return absl::StrJoin(parts, ",");
 }
 
+// A region's measured health as this node sees it (GET /v1/health): "origins down", "unreachable",
+// or its error rate and p99; "?" when the node did not say.
+std::string Measured(bool ok, const json& health, const std::string& region,
+                     const std::string& local) {
+  if (!ok) return "?";
+  json view;
+  if (region == local) {
+    view = health.value("local", json::object());
+  } else {
+    json peers = health.value("peers", json::object());
+    if (!peers.contains(region)) return "?";
+    view = peers[region];
+    if (!view.value("reachable", true)) return "unreachable";
+  }
+  if (view.value("origins_down", false)) return "origins down";
+  if (!view.contains("error_rate")) return "?";
+  return absl::StrFormat("err %.1f%% p99 %.0fms", view.value("error_rate", 0.0) * 100,
+                         view.value("p99_ms", 0.0));
+}
+
 std::string Percent(const json& bp) {
   if (!bp.is_number()) return "?";
   double p = bp.get<double>() / 100;
@@ -326,12 +346,14 @@ class Ctl {
   struct View {
     Reply steering;
     Reply plans;
-    Reply fleet;  // fetched only when the node is in a fleet
+    Reply fleet;   // fetched only when the node is in a fleet
+    Reply health;  // the node's measured view of the regions (GET /v1/health)
   };
   View Fetch(const AdminEndpoint& e, bool with_fleet = false) {
     View v;
     v.steering = Call(e, "GET", "/v1/steering");
     if (v.steering.ok) v.plans = Call(e, "GET", "/v1/plans");
+    if (v.steering.ok) v.health = Call(e, "GET", "/v1/health");
     if (with_fleet && v.steering.ok &&
         v.steering.body.value("fleet", json::object()).value("enabled", false)) {
       v.fleet = Call(e, "GET", "/v1/fleet");
@@ -409,9 +431,17 @@ class Ctl {
     for (const json& name : s.value("region_order", json::array())) {
       order.push_back(name.get<std::string>());
     }
+    const json& fleet = s.value("fleet", json::object());
+    if (fleet.value("enabled", false)) {
+      out << (fleet.value("connected", false)
+                  ? absl::StrFormat("  fleet: connected, etcd revision %s\n",
+                                    fleet.value("revision", json(0)).dump())
+                  : std::string("  fleet: THE STORE IS UNREACHABLE: this table may be stale, "
+                                "changes and ramp steps wait for it\n"));
+    }
     if (!bars) {
-      out << absl::StrFormat("  %-14s %-10s %-8s %-32s %s\n", "REGION", "EVACUATED", "HEALTHY",
-                             "SAVIORS", "PLAN");
+      out << absl::StrFormat("  %-14s %-10s %-8s %-30s %-32s %s\n", "REGION", "EVACUATED",
+                             "HEALTHY", "MEASURED", "SAVIORS", "PLAN");
     }
     for (const std::string& name : order) {
       const json& r = regions.value(name, json::object());
@@ -432,11 +462,18 @@ class Ctl {
           std::string gate = p.value("gate_message", "");
           out << "  " << std::string(14, ' ')
               << " gates: " << (gate.empty() ? std::string("passing") : "holding: " + gate) << "\n";
+          std::string rollback = p.value("last_rollback", "");
+          if (!rollback.empty()) {
+            out << "  " << std::string(14, ' ') << " last: " << rollback << " ("
+                << p.value("rollbacks", 0) << " so far)\n";
+          }
         }
       } else {
-        out << absl::StrFormat("  %-14s %-10s %-8s %-32s %s\n", name, r.value("fraction", ""),
-                               r.value("healthy", true) ? "yes" : "no",
-                               Weights(r.value("saviors", json())), plan);
+        out << absl::StrFormat(
+            "  %-14s %-10s %-8s %-30s %-32s %s\n", name, r.value("fraction", ""),
+            r.value("healthy", true) ? "yes" : "no",
+            Measured(v.health.ok, v.health.body, name, s.value("local_region", "")),
+            Weights(r.value("saviors", json())), plan);
       }
     }
     if (!bars) {
@@ -447,10 +484,11 @@ class Ctl {
                                  "STATE", "STEP", "GATE");
           header = true;
         }
+        std::string note = p.value("gate_message", "");
+        if (note.empty()) note = p.value("last_rollback", "");
         out << absl::StrFormat("  %-5d %-9s %-12s %-8s %d/%-4d %s\n", id, p.value("kind", ""),
                                p.value("region", ""), p.value("state", ""), p.value("step", -1) + 1,
-                               p.value("steps_bp", json::array()).size(),
-                               p.value("gate_message", ""));
+                               p.value("steps_bp", json::array()).size(), note);
       }
     }
     return active;

@@ -128,7 +128,17 @@ absl::Status Server::StartSteering() {
   steering_->SetHealthGate([this](const std::string& region) {
     // The fleet's sum where the region's nodes publish their views; this node's own otherwise.
     if (fleet_) {
-      if (std::optional<RegionHealth> h = fleet_->RegionGate(region)) return *h;
+      if (std::optional<RegionHealth> h = fleet_->RegionGate(region)) {
+        // What the fleet's counts cannot say: this node's own origins fail their checks.
+        if (region_health_->local_region() == region && !h->origins_down) {
+          RegionHealth mine = region_health_->LocalHealth();
+          if (mine.origins_down && (h->requests == 0 || h->error_rate >= 1.0)) {
+            h->origins_down = true;
+            h->detail = mine.detail;
+          }
+        }
+        return *h;
+      }
     }
     return region_health_->Gate(region);
   });
@@ -188,6 +198,7 @@ void Server::StartEndpointServices() {
           });
         }
       });
+  region_health_->SetCheckedDown([this] { return health_->DownClusters(); });
   // Names are resolved before the workers start, so they start with every address known.
   resolver_->Configure(*config_);
   resolver_->ResolveAllNow(absl::Seconds(5));
@@ -436,6 +447,7 @@ std::string Server::RenderMetrics() {
   std::string why;
   node.ready = Ready(&why);
   node.start_time_seconds = absl::ToDoubleSeconds(start_time_ - absl::UnixEpoch());
+  node.hop_replay_evictions = hop_replay_->live_evictions();
   if (fleet_) {
     node.fleet = true;
     node.fleet_connected = fleet_->connected();

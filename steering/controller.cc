@@ -1,6 +1,7 @@
 #include "steering/controller.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -35,6 +36,8 @@ const char* RampPlanStateName(RampPlan::State state) {
       return "done";
     case RampPlan::State::kAborted:
       return "aborted";
+    case RampPlan::State::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -121,8 +124,47 @@ std::vector<ControllerEvent> Controller::TakeEvents() {
   return events;
 }
 
+namespace {
+
+// Why `savior` cannot take members now ("" when it can): the table's view and the gate's.
+std::string SaviorUnusable(const SteeringSpec& spec, const std::string& leaving,
+                           const std::string& savior, const HealthGate& gate) {
+  if (savior == leaving) return "it is the region being evacuated";
+  const RegionSpec* r = nullptr;
+  for (const RegionSpec& candidate : spec.regions) {
+    if (candidate.name == savior) r = &candidate;
+  }
+  if (!r) return "no such region";
+  if (!r->healthy) return "marked unhealthy";
+  if (r->evacuated_bp >= kBasisPoints) return "evacuated itself";
+  if (gate) {
+    RegionHealth h = gate(savior);
+    if (!h.reachable) return "unreachable (" + h.detail + ")";
+    if (h.origins_down) return "its origins are down (" + h.detail + ")";
+  }
+  return "";
+}
+
+// FailedPrecondition naming why, when no savior in `saviors` can take `region`'s members.
+absl::Status CheckSaviorsUsable(const SteeringSpec& spec, const std::string& region,
+                                const std::map<std::string, uint32_t>& saviors,
+                                const HealthGate& gate) {
+  std::vector<std::string> why;
+  for (const auto& [savior, weight] : saviors) {
+    if (weight == 0) continue;
+    std::string unusable = SaviorUnusable(spec, region, savior, gate);
+    if (unusable.empty()) return absl::OkStatus();
+    why.push_back(savior + ": " + unusable);
+  }
+  return absl::FailedPreconditionError(
+      absl::StrFormat("no savior can take %s's members (%s); force to evacuate anyway", region,
+                      why.empty() ? std::string("none listed") : absl::StrJoin(why, "; ")));
+}
+
+}  // namespace
+
 absl::Status Controller::SetRegion(const RegionChange& change, const std::string& actor,
-                                   absl::Time now) {
+                                   absl::Time now, const HealthGate& gate) {
   SteeringSpec next = spec_;
   RegionSpec* region = FindRegion(&next, change.region);
   if (!region) {
@@ -160,12 +202,23 @@ absl::Status Controller::SetRegion(const RegionChange& change, const std::string
   if (absl::Status valid = BuildSteeringTable(next, state_.version + 1).status(); !valid.ok()) {
     return absl::InvalidArgumentError(valid.message());
   }
+  const RegionSpec* before = nullptr;
+  for (const RegionSpec& r : spec_.regions) {
+    if (r.name == change.region) before = &r;
+  }
+  if (!change.force && region->evacuated_bp > 0 &&
+      (region->evacuated_bp > before->evacuated_bp || change.has_saviors)) {
+    if (absl::Status usable = CheckSaviorsUsable(next, change.region, region->saviors, gate);
+        !usable.ok()) {
+      return usable;
+    }
+  }
   if (active) AbortPlan(active->id, actor, now).IgnoreError();
   return Commit(std::move(next), actor, action, now);
 }
 
 absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const std::string& actor,
-                                               absl::Time now) {
+                                               absl::Time now, const HealthGate& gate) {
   const RegionSpec* region = nullptr;
   for (const RegionSpec& r : spec_.regions) {
     if (r.name == request.region) region = &r;
@@ -206,6 +259,7 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
   if (request.kind == RampPlan::Kind::kEvacuate) {
     if (steps.empty()) steps = DefaultRampBasisPoints();
     plan.saviors = request.saviors.empty() ? region->saviors : request.saviors;
+    plan.replaced_saviors = region->saviors;
     if (plan.saviors.empty()) {
       return absl::InvalidArgumentError("saviors: an evacuation needs at least one savior");
     }
@@ -226,6 +280,12 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
     if (absl::Status valid = BuildSteeringTable(probe, 1).status(); !valid.ok()) {
       return absl::InvalidArgumentError(valid.message());
     }
+    if (!request.force) {
+      if (absl::Status usable = CheckSaviorsUsable(spec_, request.region, plan.saviors, gate);
+          !usable.ok()) {
+        return usable;
+      }
+    }
   } else {
     if (steps.empty()) {
       std::vector<uint32_t> ramp = DefaultRampBasisPoints();
@@ -239,6 +299,15 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
     if (current == 0) {
       return absl::InvalidArgumentError(
           absl::StrFormat("region %s is not evacuated; nothing to restore", request.region));
+    }
+    if (gate && !request.force) {
+      RegionHealth h = gate(request.region);
+      if (h.origins_down) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "%s's origins are down (%s): a restore would send its members back to them; force "
+            "to restore anyway",
+            request.region, h.detail));
+      }
     }
   }
   if (active) AbortPlan(active->id, actor, now).IgnoreError();
@@ -270,11 +339,33 @@ absl::Status Controller::AbortPlan(uint64_t id, const std::string& actor, absl::
     }
     std::string action =
         absl::StrFormat("plan %d aborted: %s stays at %s", id, plan.region, Percent(bp));
+    plan.gate_message.clear();                      // nothing holds a plan that is over
     Finish(&plan, RampPlan::State::kAborted, now);  // reorders the plans
     Record(actor, action, now, state_.version);
     return absl::OkStatus();
   }
   return absl::NotFoundError(absl::StrFormat("plan: no plan %d", id));
+}
+
+void Controller::RestoreReplacedSaviors(absl::Time now) {
+  // The newest evacuation of each region that is back at 0%: if its savior weights are still
+  // the region's, the ones it replaced come back (the configured failover saviors, say).
+  std::set<std::string> seen;
+  for (const RampPlan& plan : state_.plans) {
+    if (plan.kind != RampPlan::Kind::kEvacuate || !seen.insert(plan.region).second) continue;
+    SteeringSpec next = spec_;
+    RegionSpec* region = FindRegion(&next, plan.region);
+    if (!region || region->evacuated_bp != 0 || plan.replaced_saviors.empty() ||
+        region->saviors != plan.saviors || plan.replaced_saviors == plan.saviors) {
+      continue;
+    }
+    region->saviors = plan.replaced_saviors;
+    std::string action = absl::StrFormat(
+        "%s restored: its saviors are {%s} again (plan %d had set {%s})", plan.region,
+        FormatSaviors(plan.replaced_saviors), plan.id, FormatSaviors(plan.saviors));
+    Commit(std::move(next), "controller", action, now).IgnoreError();
+    return;  // Commit may reorder nothing, but one region is restored per plan anyway
+  }
 }
 
 void Controller::Finish(RampPlan* plan, RampPlan::State state, absl::Time now) {
@@ -344,6 +435,8 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate)
     RegionHealth h = gate ? gate(region) : RegionHealth{};
     if (!h.reachable) {
       why = absl::StrFormat("%s unreachable (%s)", region, h.detail);
+    } else if (h.origins_down) {
+      why = absl::StrFormat("%s origins down (%s)", region, h.detail);
     } else if (h.error_rate > limits_.max_error_rate) {
       why = absl::StrFormat("%s error rate %.2f%% > %.2f%%", region, h.error_rate * 100,
                             limits_.max_error_rate * 100);
@@ -351,7 +444,8 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate)
       why = absl::StrFormat("%s shed rate %.2f%% > %.2f%%", region, h.shed_rate * 100,
                             limits_.max_shed_rate * 100);
     } else if (h.p99 > limits_.max_p99) {
-      why = absl::StrFormat("%s p99 %s > %s", region, absl::FormatDuration(h.p99),
+      why = absl::StrFormat("%s p99 about %s (interpolated in its latency bucket) > %s", region,
+                            absl::FormatDuration(absl::Trunc(h.p99, absl::Milliseconds(1))),
                             absl::FormatDuration(limits_.max_p99));
     }
     if (!why.empty()) break;
@@ -375,15 +469,25 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate)
       // Step back: to the previous step, or to where the region was before the first one.
       uint32_t back =
           plan->step > 0 ? plan->steps_bp[static_cast<size_t>(plan->step - 1)] : plan->start_bp;
+      const uint32_t from = region->evacuated_bp;
       region->evacuated_bp = back;
       plan->gate_failures = 0;
       plan->next_at = now + plan->hold;
+      ++plan->rollbacks;
+      plan->last_rollback =
+          absl::StrFormat("rolled back from %s to %s: %s", Percent(from), Percent(back), why);
       std::string action =
           absl::StrFormat("plan %d: gate failed %d times (%s): %s rolled back to %s", id,
                           limits_.rollback_after, why, plan->region, Percent(back));
       --plan->step;
       if (!Commit(std::move(next_spec), "controller", action, now).ok()) {
         Finish(plan, RampPlan::State::kAborted, now);
+      } else if (plan->rollbacks >= limits_.max_rollbacks) {
+        // It keeps failing: stop, where the last rollback left the region, and say so.
+        std::string failed = absl::StrFormat("plan %d failed after %d rollbacks: %s stays at %s",
+                                             id, plan->rollbacks, plan->region, Percent(back));
+        Finish(plan, RampPlan::State::kFailed, now);
+        Record("controller", failed, now, state_.version);
       }
     } else if (first) {
       Record("controller", absl::StrFormat("plan %d holds: %s", id, why), now, state_.version);
@@ -408,8 +512,9 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate)
   plan->gate_message.clear();
   plan->next_at = now + plan->hold;
   if (next + 1 == plan->steps_bp.size()) {
-    Finish(plan, RampPlan::State::kDone, now);
+    Finish(plan, RampPlan::State::kDone, now);  // reorders the plans: `plan` is gone
     Record("controller", absl::StrFormat("plan %d done", id), now, state_.version);
+    if (bp == 0) RestoreReplacedSaviors(now);
   }
 }
 

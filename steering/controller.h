@@ -30,13 +30,18 @@ namespace sluice {
 
 struct RampPlan {
   enum class Kind : uint8_t { kEvacuate, kRestore };
-  enum class State : uint8_t { kRunning, kHolding, kDone, kAborted };
+  // kFailed: rolled back GateLimits::max_rollbacks times; the region stays where the last
+  // rollback left it.
+  enum class State : uint8_t { kRunning, kHolding, kDone, kAborted, kFailed };
 
   uint64_t id = 0;
   Kind kind = Kind::kEvacuate;
   State state = State::kRunning;
   std::string region;
-  std::map<std::string, uint32_t> saviors;    // evacuate: the savior weights it sets
+  std::map<std::string, uint32_t> saviors;  // evacuate: the savior weights it sets
+  // Evacuate: the region's own savior weights before the plan set its own (what its failover
+  // uses too), put back when the region is restored while the plan's are still in force.
+  std::map<std::string, uint32_t> replaced_saviors;
   std::vector<uint32_t> steps_bp;             // fractions in order (restore: down to 0)
   uint32_t start_bp = 0;                      // the region's fraction when the plan started
   absl::Duration hold = absl::Seconds(10);    // after each step, before the next
@@ -44,6 +49,8 @@ struct RampPlan {
   absl::Time next_at = absl::InfinitePast();  // when the next step (or gate re-check) is due
   uint32_t gate_failures = 0;                 // failed checks in a row
   std::string gate_message;                   // why the gate holds ("" when it does not)
+  uint32_t rollbacks = 0;                     // steps taken back so far
+  std::string last_rollback;                  // "rolled back from 25% to 10%: <why>"
   std::string actor;                          // who started it
   absl::Time created = absl::UnixEpoch();
   absl::Time finished = absl::InfinitePast();  // done or aborted
@@ -61,16 +68,20 @@ struct GateLimits {
   absl::Duration max_p99 = absl::Seconds(2);
   absl::Duration recheck = absl::Seconds(5);  // how often a holding gate is checked again
   uint32_t rollback_after = 3;                // failed checks in a row before a step back
+  uint32_t max_rollbacks = 3;                 // rollbacks before the plan fails
 };
 
 // A region's health as the gate sees it.
 struct RegionHealth {
   bool reachable = true;  // its /v1/health answered recently
-  uint64_t requests = 0;  // in the window
-  double error_rate = 0;  // 0..1
+  uint64_t requests = 0;  // attempts at its origins in the window
+  double error_rate = 0;  // failed attempts / attempts, 0..1
   double shed_rate = 0;   // 0..1
   absl::Duration p99 = absl::ZeroDuration();
-  std::string detail;  // why it is unreachable, when it is
+  // No attempt at its origins succeeded in the window, and they failed their health checks or
+  // every attempt failed: the region cannot serve, whatever its (small) request count says.
+  bool origins_down = false;
+  std::string detail;  // why it is unreachable, or why its origins count as down
 };
 
 // Answers the health of a region by name, as of now.
@@ -130,9 +141,13 @@ class Controller {
 
   // Status codes: InvalidArgument (bad values: 400), NotFound (no such region or plan: 404),
   // FailedPrecondition (an active plan is in the way, or the version is stale: 409).
-  absl::Status SetRegion(const RegionChange& change, const std::string& actor, absl::Time now);
+  // With `gate`, guardrails that need health too (FailedPrecondition unless forced): an
+  // evacuation whose saviors cannot take anyone (each evacuated, unhealthy, unreachable or
+  // with its origins down), and a restore into a region whose origins are down.
+  absl::Status SetRegion(const RegionChange& change, const std::string& actor, absl::Time now,
+                         const HealthGate& gate = nullptr);
   absl::StatusOr<uint64_t> StartPlan(const PlanRequest& request, const std::string& actor,
-                                     absl::Time now);
+                                     absl::Time now, const HealthGate& gate = nullptr);
   absl::Status AbortPlan(uint64_t id, const std::string& actor, absl::Time now);
 
   // Takes every step that is due, asking `gate` first. Returns true when the table changed.
@@ -161,6 +176,8 @@ class Controller {
   void Advance(RampPlan* plan, absl::Time now, const HealthGate& gate);
   // Ends a plan. Reorders the plans: `plan` must not be used afterwards.
   void Finish(RampPlan* plan, RampPlan::State state, absl::Time now);
+  // After a region was restored to 0%: the savior weights its last evacuation replaced.
+  void RestoreReplacedSaviors(absl::Time now);
   void TrimHistory();
 
   SteeringSpec spec_;

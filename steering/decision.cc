@@ -11,9 +11,29 @@ double RendezvousScore(uint64_t hash, uint32_t weight) {
   return static_cast<double>(weight) / -std::log(u);
 }
 
-bool Skipped(const SteeringTable& table, int candidate, int from, uint64_t skip) {
-  return candidate == from || (skip & RegionBit(candidate)) != 0 || table.evacuating(candidate) ||
-         !table.region(candidate).healthy;
+// A region that may take another region's members: not that region, reachable from this node,
+// marked healthy, and not wholly evacuated. One evacuating part of its own members still
+// serves the rest, and keeps the members already sent to it (they do not move at every step).
+bool Usable(const SteeringTable& table, int candidate, int from, uint64_t skip) {
+  const RegionRow& row = table.region(candidate);
+  return candidate != from && (skip & RegionBit(candidate)) == 0 && row.healthy &&
+         row.evacuated_bp < kBasisPoints;
+}
+
+// Among every usable region other than `from`, with equal weights: where a member goes when
+// none of its region's saviors can take it.
+int PickAnyRegion(const SteeringTable& table, int from, std::string_view member, uint64_t skip) {
+  int best = -1;
+  double best_score = 0;
+  for (int r = 0; r < table.region_count(); ++r) {
+    if (!Usable(table, r, from, skip)) continue;
+    double score = RendezvousScore(SipHash24(table.region(r).savior_key, member), 1);
+    if (best < 0 || score > best_score) {
+      best = r;
+      best_score = score;
+    }
+  }
+  return best;
 }
 
 }  // namespace
@@ -49,7 +69,7 @@ int PickSavior(const SteeringTable& table, int region, std::string_view member, 
   int best = -1;
   double best_score = 0;
   for (const SaviorWeight& s : table.SaviorsFor(region, cohort)) {
-    if (Skipped(table, s.region, region, skip)) continue;
+    if (!Usable(table, s.region, region, skip)) continue;
     double score = RendezvousScore(SipHash24(table.region(s.region).savior_key, member), s.weight);
     if (best < 0 || score > best_score) {
       best = s.region;
@@ -66,17 +86,7 @@ int PickFailoverRegion(const SteeringTable& table, std::string_view member, int 
     int savior = PickSavior(table, local, member, cohort, skip);
     if (savior >= 0) return savior;
   }
-  int best = -1;
-  double best_score = 0;
-  for (int r = 0; r < table.region_count(); ++r) {
-    if (Skipped(table, r, local, skip)) continue;
-    double score = RendezvousScore(SipHash24(table.region(r).savior_key, member), 1);
-    if (best < 0 || score > best_score) {
-      best = r;
-      best_score = score;
-    }
-  }
-  return best;
+  return PickAnyRegion(table, local, member, skip);
 }
 
 SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request) {
@@ -92,6 +102,9 @@ SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request
   const RegionRow& row = table.region(target);
   if (row.evacuated_bp > 0 && MemberBucket(table, target, request.member) < row.evacuated_bp) {
     int savior = PickSavior(table, target, request.member, request.cohort, request.unreachable);
+    // No savior can take it: any other usable region rather than back into the one being
+    // evacuated (which may be dead). Only when none can does the member stay.
+    if (savior < 0) savior = PickAnyRegion(table, target, request.member, request.unreachable);
     if (savior >= 0) return {savior, savior != local, SteeringReason::kEvacuated};
     reason = SteeringReason::kStayed;
   }

@@ -10,6 +10,11 @@
 //                      u = ((SipHash-2-4(S.savior_key, member) >> 11) + 0.5) / 2^53
 //                      (weighted rendezvous hashing: skipping a savior or changing a weight
 //                      moves only the members that must move)
+//   usable             a candidate other than R, reachable from this node, marked healthy and
+//                      not wholly evacuated (100%): one evacuating a part of its members still
+//                      takes the members already sent to it
+//   no usable savior   the same rendezvous with weight 1 over every usable region; none
+//                      either: the member stays with R (reason "stayed")
 #ifndef SLUICE_STEERING_DECISION_H_
 #define SLUICE_STEERING_DECISION_H_
 
@@ -55,7 +60,7 @@ SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request
 uint32_t MemberBucket(const SteeringTable& table, int region, std::string_view member);
 
 // The savior for `member` leaving `region` among the weighted row for `cohort`, skipping the
-// region itself, regions that are evacuating or unhealthy, and those in `skip`. -1: none.
+// region itself, regions wholly evacuated or unhealthy, and those in `skip`. -1: none.
 int PickSavior(const SteeringTable& table, int region, std::string_view member, int cohort,
                uint64_t skip);
 

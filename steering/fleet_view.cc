@@ -50,8 +50,8 @@ absl::StatusOr<TrafficTotals> TotalsFromJson(const json& j, const std::string& w
     }
     t.latency[i] = (*latency)[i].get<uint64_t>();
   }
-  if (t.errors > t.requests || t.sheds > t.requests) {
-    return absl::InvalidArgumentError(where + ": more errors or sheds than requests");
+  if (t.errors > t.requests) {
+    return absl::InvalidArgumentError(where + ": more failed attempts than attempts");
   }
   return t;
 }
@@ -170,9 +170,16 @@ std::optional<RegionHealth> FleetRegionHealth(const std::vector<NodeView>& views
   h.requests = own.requests;
   if (own.requests > 0) {
     h.error_rate = static_cast<double>(own.errors) / static_cast<double>(own.requests);
-    h.shed_rate = static_cast<double>(own.sheds) / static_cast<double>(own.requests);
+  }
+  if (own.requests + own.sheds > 0) {
+    h.shed_rate = static_cast<double>(own.sheds) / static_cast<double>(own.requests + own.sheds);
   }
   h.p99 = Percentile99(own.latency);
+  if (own.requests > 0 && own.errors >= own.requests) {
+    h.origins_down = true;
+    h.detail = absl::StrFormat("all %d attempts at its origins in the window failed, on %d nodes",
+                               own.requests, nodes);
+  }
   if (tunneled.requests >= min_tunnel_requests && tunneled.requests > 0) {
     double rate = static_cast<double>(tunneled.errors) / static_cast<double>(tunneled.requests);
     h.error_rate = std::max(h.error_rate, rate);

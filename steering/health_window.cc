@@ -1,5 +1,7 @@
 #include "steering/health_window.h"
 
+#include <algorithm>
+
 namespace sluice {
 
 TrafficTotals& TrafficTotals::operator+=(const TrafficTotals& other) {
@@ -21,14 +23,18 @@ absl::Duration Percentile99(const uint64_t (&buckets)[kLatencyBounds + 1]) {
   uint64_t total = 0;
   for (uint64_t n : buckets) total += n;
   if (total == 0) return absl::ZeroDuration();
-  // The smallest bucket whose cumulative count reaches 99% of the total.
-  uint64_t rank = (total * 99 + 99) / 100;
-  uint64_t seen = 0;
+  const double rank = 0.99 * static_cast<double>(total);
+  uint64_t below = 0;  // observations in the buckets before this one
   for (int i = 0; i < kLatencyBounds; ++i) {
-    seen += buckets[i];
-    if (seen >= rank) return absl::Seconds(kLatencyUpperBounds[i]);
+    if (static_cast<double>(below + buckets[i]) >= rank && buckets[i] > 0) {
+      const double lower = i == 0 ? 0.0 : kLatencyUpperBounds[i - 1];
+      const double upper = kLatencyUpperBounds[i];
+      const double within = (rank - static_cast<double>(below)) / static_cast<double>(buckets[i]);
+      return absl::Seconds(lower + (upper - lower) * within);
+    }
+    below += buckets[i];
   }
-  return absl::Seconds(2 * kLatencyUpperBounds[kLatencyBounds - 1]);
+  return absl::Seconds(kLatencyUpperBounds[kLatencyBounds - 1]);
 }
 
 TrafficTotals TrafficSummary::Totals() const {
@@ -54,12 +60,15 @@ TrafficSummary TrafficWindow::Summary() const {
   s.requests = delta(a.requests, b.requests);
   s.errors = delta(a.errors, b.errors);
   s.sheds = delta(a.sheds, b.sheds);
+  s.errors = std::min(s.errors, s.requests);  // only after a reset could they disagree
   s.starts = delta(a.starts, b.starts);
   for (int i = 0; i <= kLatencyBounds; ++i) s.latency[i] = delta(a.latency[i], b.latency[i]);
   s.p99 = Percentile99(s.latency);
   if (s.requests > 0) {
     s.error_rate = static_cast<double>(s.errors) / static_cast<double>(s.requests);
-    s.shed_rate = static_cast<double>(s.sheds) / static_cast<double>(s.requests);
+  }
+  if (s.requests + s.sheds > 0) {
+    s.shed_rate = static_cast<double>(s.sheds) / static_cast<double>(s.requests + s.sheds);
   }
   double seconds = absl::ToDoubleSeconds(s.span);
   if (seconds > 0) s.starts_per_second = static_cast<double>(s.starts) / seconds;

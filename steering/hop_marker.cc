@@ -277,19 +277,24 @@ HopReplayCache::HopReplayCache(size_t capacity)
 
 HopReplayCache::~HopReplayCache() = default;
 
-bool HopReplayCache::FirstUse(uint64_t nonce, int64_t now_seconds, int64_t max_skew_seconds) {
+bool HopReplayCache::FirstUse(uint64_t nonce, int64_t timestamp, int64_t now_seconds,
+                              int64_t max_skew_seconds) {
   Shard& shard = shards_[nonce % kShards];
   std::lock_guard<std::mutex> lock(shard.mutex);
   auto forget_oldest = [&shard] {
     shard.seen.erase(shard.order.front().second);
     shard.order.pop_front();
   };
+  // Forget times are not in order (timestamps differ within the skew): an expired entry behind
+  // a live one waits its turn, which only costs room.
   while (!shard.order.empty() && shard.order.front().first < now_seconds) forget_oldest();
   if (shard.seen.contains(nonce)) return false;
-  if (shard.order.size() >= shard_capacity_) forget_oldest();
+  if (shard.order.size() >= shard_capacity_) {
+    live_evictions_.fetch_add(1, std::memory_order_relaxed);
+    forget_oldest();
+  }
   shard.seen.insert(nonce);
-  // Its marker verifies until ts + skew, and ts is at most now + skew.
-  shard.order.emplace_back(now_seconds + 2 * max_skew_seconds, nonce);
+  shard.order.emplace_back(timestamp + max_skew_seconds, nonce);  // it verifies until then
   return true;
 }
 

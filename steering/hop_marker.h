@@ -19,6 +19,7 @@
 #ifndef SLUICE_STEERING_HOP_MARKER_H_
 #define SLUICE_STEERING_HOP_MARKER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -119,8 +120,10 @@ std::string HealthReplyMessage(std::string_view from, std::string_view to, uint6
                                std::string_view body);
 
 // The nonces of verified markers a node has seen, so each marker is accepted once. Shared by
-// the node's workers (sharded locks); each nonce is kept for twice the skew window, which
-// covers every time its marker still verifies. Bounded: when full, the oldest nonce goes.
+// the node's workers (sharded locks); each nonce is kept until its marker's timestamp plus the
+// skew window, after which the marker no longer verifies anyway. Bounded: when full, the
+// oldest nonce goes (counted: a node that tunnels in more than capacity / skew requests a
+// second would need a larger cache).
 class HopReplayCache {
  public:
   explicit HopReplayCache(size_t capacity = size_t{1} << 21);
@@ -129,13 +132,17 @@ class HopReplayCache {
   HopReplayCache& operator=(const HopReplayCache&) = delete;
 
   // True the first time `nonce` is offered; false while it is remembered (a replay).
-  bool FirstUse(uint64_t nonce, int64_t now_seconds, int64_t max_skew_seconds);
+  // `timestamp`: the marker's; `now_seconds` forgets what has expired.
+  bool FirstUse(uint64_t nonce, int64_t timestamp, int64_t now_seconds, int64_t max_skew_seconds);
+  // Nonces let go while their markers could still verify, to make room.
+  uint64_t live_evictions() const { return live_evictions_.load(std::memory_order_relaxed); }
 
  private:
   static constexpr size_t kShards = 16;
   struct Shard;
   size_t shard_capacity_;
   std::unique_ptr<Shard[]> shards_;
+  std::atomic<uint64_t> live_evictions_{0};
 };
 
 }  // namespace sluice

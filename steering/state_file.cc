@@ -90,14 +90,17 @@ absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
   auto state = String(Member(j, "state"), field + ".state");
   if (!state.ok()) return state.status();
   bool known = false;
-  for (RampPlan::State s : {RampPlan::State::kRunning, RampPlan::State::kHolding,
-                            RampPlan::State::kDone, RampPlan::State::kAborted}) {
+  for (RampPlan::State s :
+       {RampPlan::State::kRunning, RampPlan::State::kHolding, RampPlan::State::kDone,
+        RampPlan::State::kAborted, RampPlan::State::kFailed}) {
     if (*state == RampPlanStateName(s)) {
       plan.state = s;
       known = true;
     }
   }
-  if (!known) return FieldError(field + ".state", "must be running, holding, done or aborted");
+  if (!known) {
+    return FieldError(field + ".state", "must be running, holding, done, aborted or failed");
+  }
   auto region = String(Member(j, "region"), field + ".region");
   if (!region.ok()) return region.status();
   if (!ValidRegionName(*region)) return FieldError(field + ".region", "not a region name");
@@ -105,6 +108,12 @@ absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
   auto saviors = SaviorWeightsFromJson(Member(j, "saviors"), field + ".saviors");
   if (!saviors.ok()) return saviors.status();
   plan.saviors = *std::move(saviors);
+  if (j.contains("replaced_saviors")) {  // added later: absent in older files
+    auto replaced =
+        SaviorWeightsFromJson(Member(j, "replaced_saviors"), field + ".replaced_saviors");
+    if (!replaced.ok()) return replaced.status();
+    plan.replaced_saviors = *std::move(replaced);
+  }
   const json& steps = Member(j, "steps_bp");
   if (!steps.is_array() || steps.empty() || steps.size() > 100) {
     return FieldError(field + ".steps_bp", "must be a list of 1..100 fractions");
@@ -136,6 +145,17 @@ absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
   auto message = String(Member(j, "gate_message"), field + ".gate_message");
   if (!message.ok()) return message.status();
   plan.gate_message = *message;
+  // Added later: absent in older files.
+  if (j.contains("rollbacks")) {
+    auto rollbacks = Unsigned(Member(j, "rollbacks"), field + ".rollbacks", 1000000);
+    if (!rollbacks.ok()) return rollbacks.status();
+    plan.rollbacks = static_cast<uint32_t>(*rollbacks);
+  }
+  if (j.contains("last_rollback")) {
+    auto last = String(Member(j, "last_rollback"), field + ".last_rollback");
+    if (!last.ok()) return last.status();
+    plan.last_rollback = *last;
+  }
   auto actor = String(Member(j, "actor"), field + ".actor");
   if (!actor.ok()) return actor.status();
   plan.actor = *actor;
@@ -190,6 +210,8 @@ json RampPlanToJson(const RampPlan& plan) {
               {"state", RampPlanStateName(plan.state)},
               {"region", plan.region},
               {"saviors", plan.saviors.empty() ? json::object() : json(plan.saviors)},
+              {"replaced_saviors",
+               plan.replaced_saviors.empty() ? json::object() : json(plan.replaced_saviors)},
               {"steps_bp", plan.steps_bp},
               {"start_bp", plan.start_bp},
               {"hold_ms", absl::ToInt64Milliseconds(plan.hold)},
@@ -197,6 +219,8 @@ json RampPlanToJson(const RampPlan& plan) {
               {"next_at_ms", TimeToJson(plan.next_at)},
               {"gate_failures", plan.gate_failures},
               {"gate_message", plan.gate_message},
+              {"rollbacks", plan.rollbacks},
+              {"last_rollback", plan.last_rollback},
               {"actor", plan.actor},
               {"created_ms", TimeToJson(plan.created)},
               {"finished_ms", TimeToJson(plan.finished)}};

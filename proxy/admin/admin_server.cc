@@ -124,8 +124,8 @@ class AdminConnection final : private TcpStream::Handler,
       conn->stream_.Close();
       return;
     }
-    if (server->open_connections() >= kMaxAdminConnections) {
-      LOG_WARN("admin: %d connections open; one more closed", kMaxAdminConnections);
+    if (server->open_connections() >= kMaxAdminConnections && !server->CloseAnIdleConnection()) {
+      LOG_WARN("admin: %d connections open, none idle; one more closed", kMaxAdminConnections);
       conn->closed_ = true;
       conn->stream_.Close();
       return;
@@ -144,6 +144,9 @@ class AdminConnection final : private TcpStream::Handler,
     conn->OnCodecStateChanged();
     if (conn->stream_.StartReading() != 0) conn->Abort();
   }
+
+  // Between requests (a keep-alive connection nobody uses).
+  bool idle() const { return !closed_ && !lingering_ && timer_ == Timer::kIdle; }
 
   void Abort() override {
     if (closed_) return;
@@ -279,6 +282,17 @@ absl::Status AdminServer::Start(const SocketAddress& address) {
     address_ = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&bound));
   }
   return absl::OkStatus();
+}
+
+bool AdminServer::CloseAnIdleConnection() {
+  // Idle ones hold a place for nothing: a load balancer's probe or an operator comes first.
+  for (AdminConnection* c : connections_) {
+    if (c->idle()) {
+      c->Abort();  // leaves connections_ when its stream has closed
+      return true;
+    }
+  }
+  return false;
 }
 
 void AdminServer::OnConnection() {

@@ -38,6 +38,8 @@ class AdminServer {
   // From the connections themselves.
   void Opened(AdminConnection* c) { connections_.insert(c); }
   size_t open_connections() const { return connections_.size(); }
+  // Closes one connection that waits between requests; false if none does.
+  bool CloseAnIdleConnection();
   void Closed(AdminConnection* c) { connections_.erase(c); }
 
  private:

@@ -166,7 +166,7 @@ absl::Status ParseController(const Field& f, const std::string& base_dir, Contro
   out->audit_log = ResolveConfigPath(out->audit_log, base_dir);
   if (Field g = f.Child("gates"); g.present()) {
     RETURN_IF_ERROR(g.ExpectMap({"window", "max_error_rate", "max_shed_rate", "max_p99", "recheck",
-                                 "rollback_after", "health_interval"}));
+                                 "rollback_after", "max_rollbacks", "health_interval"}));
     GateLimits& limits = out->gates;
     RETURN_IF_ERROR(g.Child("window").ReadDuration(&out->gate_window, absl::Seconds(1)));
     RETURN_IF_ERROR(ReadRate(g.Child("max_error_rate"), &limits.max_error_rate));
@@ -174,6 +174,7 @@ absl::Status ParseController(const Field& f, const std::string& base_dir, Contro
     RETURN_IF_ERROR(g.Child("max_p99").ReadDuration(&limits.max_p99, absl::Milliseconds(1)));
     RETURN_IF_ERROR(g.Child("recheck").ReadDuration(&limits.recheck, absl::Milliseconds(100)));
     RETURN_IF_ERROR(g.Child("rollback_after").ReadInt(&limits.rollback_after, 1, 1000));
+    RETURN_IF_ERROR(g.Child("max_rollbacks").ReadInt(&limits.max_rollbacks, 1, 1000));
     RETURN_IF_ERROR(
         g.Child("health_interval").ReadDuration(&out->health_interval, absl::Milliseconds(100)));
     if (out->gate_window > absl::Hours(1)) {

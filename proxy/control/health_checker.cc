@@ -1,6 +1,7 @@
 #include "proxy/control/health_checker.h"
 
 #include "common/log.h"
+#include "proxy/config/steering_config_loader.h"
 #include "proxy/event/loop_timer.h"
 #include "proxy/http/control_http_client.h"
 
@@ -131,5 +132,18 @@ void HealthChecker::Configure(const Config& config,
 }
 
 void HealthChecker::Stop() { targets_.clear(); }
+
+std::vector<std::string> HealthChecker::DownClusters() const {
+  std::map<std::string, bool> any_up;  // by cluster: has a healthy endpoint
+  for (const auto& [key, target] : targets_) {
+    if (target->cluster.starts_with(kTunnelClusterPrefix)) continue;
+    any_up[target->cluster] = any_up[target->cluster] || target->healthy;
+  }
+  std::vector<std::string> down;
+  for (const auto& [cluster, up] : any_up) {
+    if (!up) down.push_back(cluster);
+  }
+  return down;
+}
 
 }  // namespace sluice

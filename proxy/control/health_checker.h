@@ -34,6 +34,10 @@ class HealthChecker {
                  const std::map<std::string, std::vector<SocketAddress>>& resolved);
   void Stop();
 
+  // Clusters (not tunnels to peer regions) with at least one checked endpoint, all of them
+  // failing their checks now.
+  std::vector<std::string> DownClusters() const;
+
  private:
   struct Target;
   LoopContext* context_;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -107,6 +108,15 @@ void RegionHealthMonitor::OnSample() {
   absl::Time now = absl::Now();
   NodeTraffic traffic = sampler_();
   local_.Add(now, traffic.local);
+  RegionHealth mine = LocalHealth();
+  if (mine.origins_down != origins_down_) {
+    if (mine.origins_down) {
+      LOG_WARN("the local origins are down: %s", mine.detail);
+    } else {
+      LOG_WARN("the local origins answer again");
+    }
+    origins_down_ = mine.origins_down;
+  }
   for (const auto& [region, totals] : traffic.tunnels) {
     tunnels_.try_emplace(region, window_).first->second.Add(now, totals);
   }
@@ -182,18 +192,28 @@ void RegionHealthMonitor::OnPeerReply(const std::string& region, const ControlHt
                ready != doc.end() && ready->is_boolean() && !ready->get<bool>()) {
       error = "not ready (draining or starting)";
     } else {
-      peer.error_rate = error_rate;
-      peer.shed_rate = shed_rate;
+      peer.error_rate = std::min(error_rate, 1.0);
+      peer.shed_rate = std::min(shed_rate, 1.0);
       peer.p99 = absl::Milliseconds(p99_ms);
       peer.requests = static_cast<uint64_t>(requests);
+      auto down = local->find("origins_down");
+      peer.origins_down = down != local->end() && down->is_boolean() && down->get<bool>();
+      auto detail = local->find("origins_detail");
+      peer.origins_detail = peer.origins_down && detail != local->end() && detail->is_string()
+                                ? detail->get<std::string>()
+                                : std::string();
     }
   }
   if (error.empty()) {
-    if (!PeerReachable(peer)) LOG_INFO("region %s answers its health checks", region);
+    if (!peer.last_error.empty() && peer.last_error != "no answer yet") {
+      LOG_WARN("region %s answers its health polls again", region);
+    } else if (!PeerReachable(peer)) {
+      LOG_INFO("region %s answers its health polls", region);
+    }
     peer.last_ok = absl::Now();
     peer.last_error.clear();
   } else {
-    if (peer.last_error != error) LOG_INFO("region %s health: %s", region, error);
+    if (peer.last_error != error) LOG_WARN("region %s: its health poll failed: %s", region, error);
     peer.last_error = error;
   }
 }
@@ -202,16 +222,33 @@ bool RegionHealthMonitor::PeerReachable(const Peer& peer) const {
   return absl::Now() - peer.last_ok <= 3 * interval_;
 }
 
+RegionHealth RegionHealthMonitor::LocalHealth() const {
+  RegionHealth h;
+  TrafficSummary s = local_.Summary();
+  h.requests = s.requests;
+  h.error_rate = s.error_rate;
+  h.shed_rate = s.shed_rate;
+  h.p99 = s.p99;
+  // Down: nothing succeeded lately, and the checks fail everywhere or every attempt failed. A
+  // region with no traffic and passing (or no) checks is not known to be down.
+  if (s.requests == s.errors) {
+    std::vector<std::string> down = checked_down_ ? checked_down_() : std::vector<std::string>();
+    if (!down.empty()) {
+      h.origins_down = true;
+      h.detail = absl::StrFormat("every endpoint of %s fails its health checks",
+                                 absl::StrJoin(down, ", "));
+    } else if (s.errors > 0) {
+      h.origins_down = true;
+      h.detail = absl::StrFormat("all %d attempts at its origins in the last %s failed", s.requests,
+                                 absl::FormatDuration(s.span));
+    }
+  }
+  return h;
+}
+
 RegionHealth RegionHealthMonitor::Gate(const std::string& region) const {
   RegionHealth h;
-  if (region == local_region_ || local_region_.empty()) {
-    TrafficSummary s = local_.Summary();
-    h.requests = s.requests;
-    h.error_rate = s.error_rate;
-    h.shed_rate = s.shed_rate;
-    h.p99 = s.p99;
-    return h;
-  }
+  if (region == local_region_ || local_region_.empty()) return LocalHealth();
   auto peer = peers_.find(region);
   if (peer == peers_.end()) {
     h.reachable = false;
@@ -228,6 +265,8 @@ RegionHealth RegionHealthMonitor::Gate(const std::string& region) const {
   h.error_rate = p.error_rate;
   h.shed_rate = p.shed_rate;
   h.p99 = p.p99;
+  h.origins_down = p.origins_down;
+  h.detail = p.origins_detail;
   // What this node saw of the traffic it tunnels there counts too: the worse of the two.
   if (auto t = tunnels_.find(region); t != tunnels_.end()) {
     TrafficSummary s = t->second.Summary();
@@ -254,6 +293,9 @@ void RegionHealthMonitor::FillView(NodeView* view) const {
 nlohmann::json RegionHealthMonitor::Health() const {
   TrafficSummary local = local_.Summary();
   nlohmann::json j = SummaryJson(local);
+  RegionHealth mine = LocalHealth();
+  j["origins_down"] = mine.origins_down;
+  if (mine.origins_down) j["origins_detail"] = mine.detail;
   nlohmann::json tunnels = nlohmann::json::object();
   for (const auto& [region, window] : tunnels_) tunnels[region] = SummaryJson(window.Summary());
   nlohmann::json starts = nlohmann::json::object();
@@ -269,6 +311,8 @@ nlohmann::json RegionHealthMonitor::Health() const {
       entry["shed_rate"] = p.shed_rate;
       entry["p99_ms"] = Ms(p.p99);
       entry["requests"] = p.requests;
+      entry["origins_down"] = p.origins_down;
+      if (p.origins_down) entry["origins_detail"] = p.origins_detail;
     } else {
       entry["error"] = p.last_error;
     }

@@ -53,6 +53,13 @@ class RegionHealthMonitor {
 
   // The gate's answer for `region` (the local region: its own window).
   RegionHealth Gate(const std::string& region) const;
+  // Where the local origins' active health checks come from (HealthChecker::DownClusters).
+  void SetCheckedDown(std::function<std::vector<std::string>()> down_clusters) {
+    checked_down_ = std::move(down_clusters);
+  }
+  // The local region as this node sees it: its window, and whether its origins are down.
+  RegionHealth LocalHealth() const;
+  const std::string& local_region() const { return local_region_; }
   // This node's view for GET /v1/health (the caller adds readiness and the table version).
   nlohmann::json Health() const;
   // The traffic part of this node's view for the fleet (steering/fleet_view.h).
@@ -72,6 +79,8 @@ class RegionHealthMonitor {
     double shed_rate = 0;
     absl::Duration p99;
     uint64_t requests = 0;
+    bool origins_down = false;
+    std::string origins_detail;
   };
 
   void OnSample();
@@ -81,6 +90,8 @@ class RegionHealthMonitor {
   bool PeerReachable(const Peer& peer) const;
 
   LoopContext* context_;
+  std::function<std::vector<std::string>()> checked_down_;
+  bool origins_down_ = false;  // as of the last sample (its changes are logged)
   Sampler sampler_;
   OnSampled on_sampled_;
   LoopTimer sample_timer_;

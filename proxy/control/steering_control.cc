@@ -340,17 +340,19 @@ void SteeringControl::Apply(Change change, Done done, int attempts_left) {
 }
 
 void SteeringControl::SetRegion(const RegionChange& change, const std::string& actor, Done done) {
-  Apply([change, actor](Controller* next,
-                        absl::Time now) { return next->SetRegion(change, actor, now); },
-        std::move(done), kWriteAttempts);
+  Apply(
+      [this, change, actor](Controller* next, absl::Time now) {
+        return next->SetRegion(change, actor, now, gate_);
+      },
+      std::move(done), kWriteAttempts);
 }
 
 void SteeringControl::StartPlan(const PlanRequest& request, const std::string& actor,
                                 PlanDone done) {
   auto id = std::make_shared<uint64_t>(0);
   Apply(
-      [request, actor, id](Controller* next, absl::Time now) {
-        absl::StatusOr<uint64_t> started = next->StartPlan(request, actor, now);
+      [this, request, actor, id](Controller* next, absl::Time now) {
+        absl::StatusOr<uint64_t> started = next->StartPlan(request, actor, now, gate_);
         if (!started.ok()) return started.status();
         *id = *started;
         return absl::OkStatus();

@@ -15,6 +15,7 @@
 
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "proxy/event/intrusive_list.h"
 #include "proxy/event/timeout_queue.h"
 
@@ -109,6 +110,9 @@ class LoopContext {
   const Clock& clock() const { return clock_; }
   // Fast, non-cryptographic random numbers (xoshiro256**), seeded from the OS.
   uint64_t Random();
+  // The loop's budget for per-request warnings (an origin failing every request must not
+  // write a line per request): 10 a second.
+  LogRateLimit& request_warnings() { return request_warnings_; }
 
   // Runs pending deferred work now, late tasks included. For tests and for shutdown.
   void RunDeferredNow();
@@ -133,6 +137,7 @@ class LoopContext {
   std::string scratch_;
   std::vector<std::string> buffers_;
   uint64_t rng_[4];
+  LogRateLimit request_warnings_{10};
   bool closed_ = false;
 };
 

@@ -612,8 +612,13 @@ void Forwarder::Fail(int status, const char* what, const char* detail) {
     CompleteFilters();
     return;
   }
-  LOG_WARN("%d %s %s%s upstream %s: %s: %s", status, request_->method_text, request_->authority,
-           request_->path, endpoint_ ? endpoint_->name() : std::string("-"), what, detail);
+  uint64_t held_back = 0;
+  if (context_->request_warnings().Allow(context_->clock().MonotonicNanos(), &held_back)) {
+    LOG_WARN(
+        "%d %s %s%s upstream %s: %s: %s%s", status, request_->method_text, request_->authority,
+        request_->path, endpoint_ ? endpoint_->name() : std::string("-"), what, detail,
+        held_back == 0 ? std::string() : absl::StrFormat(" (and %d more not logged)", held_back));
+  }
   DropUpstream();
   RespondLocal(status, absl::StrFormat("%d %s\n", status, ReasonPhrase(status)));
 }

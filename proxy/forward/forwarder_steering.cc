@@ -23,7 +23,12 @@ void Bind(const RequestHead& head, std::string_view default_host, HopBinding* ou
   r.path = head.path.empty() ? std::string_view("/") : std::string_view(head.path);
   r.query = head.query;
   if (!r.query.empty() && r.query.front() == '?') r.query.remove_prefix(1);
-  r.authority = head.authority.empty() ? default_host : std::string_view(head.authority);
+  // The Host field as written (a header rule may have set it), else what the serializer adds.
+  if (std::optional<std::string_view> host = head.headers.GetKind(HeaderKind::kHost)) {
+    r.authority = *host;
+  } else {
+    r.authority = head.authority.empty() ? default_host : std::string_view(head.authority);
+  }
   for (size_t i = 0; i < head.headers.size(); ++i) {
     if (head.headers.kind(i) != HeaderKind::kXForwardedFor) continue;
     if (!out->forwarded_for.empty()) out->forwarded_for.append(", ");
@@ -75,7 +80,8 @@ void Forwarder::CheckHopMarker() {
     }
     // Last: only a marker that verified may take a place in the replay cache.
     if (verdict == HopVerdict::kValid &&
-        !snapshot_->hop_replay->FirstUse(marker.nonce, now, config.max_skew_seconds)) {
+        !snapshot_->hop_replay->FirstUse(marker.nonce, marker.timestamp, now,
+                                         config.max_skew_seconds)) {
       verdict = HopVerdict::kReplayed;
     }
   }

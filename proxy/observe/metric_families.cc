@@ -301,6 +301,14 @@ std::vector<MetricFamily> BuildFamilies() {
        T::kGauge,
        {},
        [](const MetricSources& s, MetricSink& sink) { sink.Add({}, s.node.ready ? 1 : 0); }},
+      {"sluice_steering_hop_replay_evictions_total",
+       "Nonces of accepted hop markers forgotten while still valid, for room (a replay of "
+       "those would pass): nonzero means the replay cache is too small for the tunneled load.",
+       T::kCounter,
+       {},
+       [](const MetricSources& s, MetricSink& sink) {
+         sink.Add({}, D(s.node.hop_replay_evictions));
+       }},
       {"sluice_start_time_seconds",
        "Start time of the process (Unix seconds).",
        T::kGauge,

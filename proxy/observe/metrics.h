@@ -179,6 +179,7 @@ struct NodeGauges {
   uint64_t active_plans = 0;
   bool ready = false;
   double start_time_seconds = 0;
+  uint64_t hop_replay_evictions = 0;  // HopReplayCache::live_evictions
   // The fleet (proxy/fleet/fleet.h); rendered only when it is configured.
   bool fleet = false;
   bool fleet_connected = false;

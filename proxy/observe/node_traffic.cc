@@ -12,21 +12,16 @@ void AddLatency(TrafficTotals* totals, const LatencyHistogram& h) {
 NodeTraffic SampleNodeTraffic(const std::vector<const WorkerMetrics*>& workers) {
   NodeTraffic t;
   for (const WorkerMetrics* worker : workers) {
-    worker->Visit([&](const auto& exchanges, const auto&, const auto& clusters, const auto& rejects,
+    worker->Visit([&](const auto&, const auto&, const auto& clusters, const auto& rejects,
                       const auto& regions) {
-      for (const auto& [key, cell] : exchanges) {
-        if (cell->local) t.local.requests += cell->Total();
-      }
+      // Attempts and failed attempts of the same cells: a rate over the same events, with
+      // retries and attempts that then failed over counted like any other.
       for (const auto& [name, cell] : clusters) {
-        if (!cell->tunnel_region.empty()) {
-          TrafficTotals& tunnel = t.tunnels[cell->tunnel_region];
-          tunnel.requests += cell->Responses() + cell->Failures();
-          tunnel.errors += cell->Errors();
-          AddLatency(&tunnel, cell->latency);
-        } else {
-          t.local.errors += cell->Errors();
-          AddLatency(&t.local, cell->latency);
-        }
+        TrafficTotals& totals =
+            cell->tunnel_region.empty() ? t.local : t.tunnels[cell->tunnel_region];
+        totals.requests += cell->Responses() + cell->Failures();
+        totals.errors += cell->Errors();
+        AddLatency(&totals, cell->latency);
       }
       for (const auto& [key, cell] : rejects) {
         if (cell->counts_as_shed) t.local.sheds += cell->requests.value();

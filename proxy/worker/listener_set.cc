@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "proxy/net/listen_socket.h"
 
@@ -26,8 +28,19 @@ absl::StatusOr<ListenerSet::Change> ListenerSet::Apply(const Config& config, siz
       change.kept[key] = OptionsOf(listener);
       continue;
     }
-    // The workers share the port among themselves, with no other process.
-    if (absl::Status free = CheckPortFree(listener.address); !free.ok()) {
+    // The workers share the port among themselves, with no other process. A port this
+    // process already listens on (another address of it: a wildcard and a specific one, or a
+    // listener a reload replaces) is ours, and the check would only find our own sockets.
+    const bool ours = std::any_of(next.begin(), next.end(),
+                                  [&](const auto& entry) {
+                                    return entry.first != key &&
+                                           entry.second.address.port() == listener.address.port();
+                                  }) ||
+                      std::any_of(open_.begin(), open_.end(), [&](const auto& entry) {
+                        return entry.second.address.port() == listener.address.port();
+                      });
+    absl::Status free = ours ? absl::OkStatus() : CheckPortFree(listener.address);
+    if (!free.ok()) {
       for (int f : opened) ::close(f);
       return absl::Status(free.code(), absl::StrFormat("listener \"%s\": %s", listener.name,
                                                        std::string(free.message())));

@@ -79,13 +79,24 @@ def pick_savior(saviors, member, skip=()):
     return best
 
 
-def decide(member, local, evacuations, home=None, misrouted="proxy_home", skip=()):
-    """evacuations: {region: (basis_points, {savior: weight})}. Returns the serving region."""
+def decide(member, local, evacuations, home=None, misrouted="proxy_home", skip=(), regions=(),
+           unhealthy=()):
+    """evacuations: {region: (basis_points, {savior: weight})}; regions: every region's name;
+    skip: regions out of reach; unhealthy: regions marked unhealthy. Returns the serving
+    region.
+
+    A savior is usable when it is not the region being left, not out of reach, not unhealthy
+    and not wholly evacuated (one evacuating part of its members still takes others). With no
+    usable savior, the same rendezvous with weight 1 over every usable region; with none of
+    those either, the member stays."""
     target = home if (misrouted == "proxy_home" and home and home != local) else local
     fraction, saviors = evacuations.get(target, (0, {}))
     if fraction and bucket(target, member) < fraction:
-        evacuating = {r for r, (f, _) in evacuations.items() if f > 0}
-        savior = pick_savior(saviors, member, set(skip) | evacuating | {target})
+        gone = {r for r, (f, _) in evacuations.items() if f >= 10000}
+        excluded = set(skip) | gone | set(unhealthy) | {target}
+        savior = pick_savior(saviors, member, excluded)
+        if not savior:
+            savior = pick_savior({r: 1 for r in regions}, member, excluded)
         if savior:
             return savior
     return target

@@ -131,11 +131,16 @@ class AdminApi(ControlPlane):
                             {"fraction": 10, "saviors": {"us-west-2": 1000}})
         self.assertEqual(status, 400)
         self.assertIn("saviors.us-west-2", body["error"])
+        # us-west-2, the only savior, is not running: refused unless forced.
         status, body = call(port, "PUT", "/v1/steering/regions/us-east-1", ADMIN_TOKEN,
                             {"fraction": 10, "version": 1})
+        self.assertEqual(status, 409, body)
+        self.assertIn("no savior can take us-east-1's members (us-west-2: unreachable", body["error"])
+        status, body = call(port, "PUT", "/v1/steering/regions/us-east-1", ADMIN_TOKEN,
+                            {"fraction": 10, "version": 1, "force": True})
         self.assertEqual((status, body["version"]), (200, 2), body)
         status, body = call(port, "PUT", "/v1/steering/regions/us-east-1", ADMIN_TOKEN,
-                            {"fraction": 20, "version": 1})
+                            {"fraction": 20, "version": 1, "force": True})
         self.assertEqual(status, 409)
         self.assertIn("version 2", body["error"])
         self.assertEqual(call(port, "PUT", "/v1/steering/regions/mars-1", ADMIN_TOKEN,
@@ -263,7 +268,13 @@ class Ramps(ControlPlane):
 
     def test_an_unreachable_savior_holds_the_ramp(self):
         east = self.start_region(EAST)  # us-west-2 is not running
+        # Nobody could take the members: refused, with the reason.
         code, out, err = self.sluicectl("evacuate", EAST, "--to", "us-west-2=100", "--hold", "0s")
+        self.assertEqual(code, 1)
+        self.assertIn("us-west-2: unreachable", err)
+        # Forced, the plan starts and its gate holds it.
+        code, out, err = self.sluicectl("evacuate", EAST, "--to", "us-west-2=100", "--hold", "0s",
+                                        "--force")
         self.assertEqual(code, 0, err)
         status = self.wait_for(
             lambda: (lambda p: p if p["state"] == "holding" else None)(
@@ -280,7 +291,7 @@ class Ramps(ControlPlane):
         code, out, err = self.sluicectl("abort", "1")
         self.assertEqual((code, out.strip()), (0, "http://127.0.0.1:%d: plan 1 aborted"
                                                % self.admin_ports[EAST]))
-        code, out, err = self.sluicectl("set", EAST, "--fraction", "5")
+        code, out, err = self.sluicectl("set", EAST, "--fraction", "5", "--force")
         self.assertEqual(code, 0, err)
         self.assertIn("evacuated 5%", out)
 

@@ -18,6 +18,7 @@ from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
 import steering_model
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
+REGIONS = (EAST, WEST, EU)
 KEY = "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d"
 
 
@@ -103,7 +104,7 @@ class Steering(Regions):
         # Members of us-east-1 arriving in us-east-1: a quarter leaves, by the model.
         for i in range(400):
             member = "member-%d" % i
-            served = steering_model.decide(member, EAST, evacuations)
+            served = steering_model.decide(member, EAST, evacuations, regions=REGIONS)
             expected[served].add(member)
             status, headers, _ = request(self.ports[EAST], member=member)
             self.assertEqual(status, 200)
@@ -118,7 +119,7 @@ class Steering(Regions):
             self.assertEqual((status, headers.get("sluice-region")), (200, EU))
         for i in range(100):
             member = "east-%d" % i
-            served = steering_model.decide(member, WEST, evacuations, home=EAST)
+            served = steering_model.decide(member, WEST, evacuations, home=EAST, regions=REGIONS)
             expected[served].add(member)
             status, headers, _ = request(self.ports[WEST], member=member,
                                          headers={"x-home-region": EAST})
@@ -151,7 +152,7 @@ class Steering(Regions):
         statuses = []
         for i in range(200):
             member = "member-%d" % i
-            served = steering_model.decide(member, EAST, evacuations, skip={EU})
+            served = steering_model.decide(member, EAST, evacuations, skip={EU}, regions=REGIONS)
             status, headers, _ = request(self.ports[EAST], member=member)
             statuses.append(status)
             self.assertEqual(headers.get("sluice-region"), served, member)
@@ -198,6 +199,26 @@ class Steering(Regions):
                                      body=b"payload")
         self.assertEqual(status, 200)
         self.assertIn(headers.get("sluice-region"), (EU, WEST))
+
+    def test_the_compound_case_sends_nobody_back_into_the_dead_region(self):
+        # us-east-1 is dead and wholly evacuated; one savior (eu-west-1) starts its own
+        # evacuation, the other (us-west-2) goes down. Before, both counted as unusable and
+        # us-east-1's members "stayed": every one of their requests hit the dead origin.
+        evacuations = {EAST: (10000, {EU: 70, WEST: 30}), EU: (1000, {WEST: 100})}
+        self.start_regions(evacuations, failover=False)
+        self.sluices[WEST].stop()
+        # us-east-1's origin stays up only to count: every request it gets is one too many.
+        statuses = {}
+        for i in range(300):
+            member = "member-%d" % i
+            served = steering_model.decide(member, EAST, evacuations, skip={WEST},
+                                           regions=REGIONS)
+            self.assertEqual(served, EU, member)
+            status, headers, _ = request(self.ports[EAST], member=member)
+            statuses[status] = statuses.get(status, 0) + 1
+            self.assertEqual(headers.get("sluice-region"), EU, member)
+        self.assertEqual(statuses, {200: 300})
+        self.assertEqual(self.origins[EAST].received(), [])
 
     def test_a_forged_marker_is_stripped_counted_and_ignored(self):
         self.start_regions({})

@@ -138,6 +138,13 @@ class Handler(socketserver.BaseRequestHandler):
             body = json.dumps({"ready": True, "local": {"error_rate": 0.99, "shed_rate": 0.0,
                                                         "p99_ms": 1.0, "requests": 1000}})
             self.simple(200, body.encode(), b"Content-Type: application/json\r\n")
+        elif path == "/flaky":
+            # Every other hit fails (503), whichever request it is: an origin failing half of
+            # what it is sent, retries included.
+            with origin._lock:
+                origin.flaky_hits += 1
+                fail = origin.flaky_hits % 2 == 1
+            self.simple(503 if fail else 200, b"flaky\n")
         elif path == "/echo":
             self.simple(200, req.body)
         elif path == "/sink":
@@ -225,6 +232,7 @@ class Origin:
         self.delay = delay
         self.requests = []
         self.connections = 0
+        self.flaky_hits = 0
         self._lock = threading.Lock()
         self._sockets = set()
         self._server = _Server(("127.0.0.1", port), Handler)

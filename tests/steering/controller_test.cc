@@ -277,6 +277,105 @@ TEST(ControllerTest, BadPlansAreRefused) {
   EXPECT_TRUE(c.state().plans.empty());
 }
 
+TEST(ControllerTest, AnEvacuationNoSaviorCanTakeIsRefusedUnlessForced) {
+  Controller c = Make();
+  FakeGate gate;
+  // eu-west-1 wholly evacuated, us-west-2 unreachable: nobody could take us-east-1's members.
+  RegionChange eu_gone;
+  eu_gone.region = "eu-west-1";
+  eu_gone.has_fraction = true;
+  eu_gone.evacuated_bp = 10000;
+  eu_gone.has_saviors = true;
+  eu_gone.saviors = {{"us-west-2", 100}};
+  ASSERT_TRUE(c.SetRegion(eu_gone, "a", kStart, gate.Get()).ok());
+  gate.sick["us-west-2"].reachable = false;
+  gate.sick["us-west-2"].detail = "connect refused";
+  auto refused = c.StartPlan(Evacuate(), "a", kStart, gate.Get());
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("eu-west-1: evacuated itself"), std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("us-west-2: unreachable (connect refused)"),
+            std::string::npos)
+      << refused.status();
+  RegionChange set;
+  set.region = "us-east-1";
+  set.has_fraction = true;
+  set.evacuated_bp = 2500;
+  EXPECT_EQ(c.SetRegion(set, "a", kStart, gate.Get()).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
+  // Its origins down counts the same.
+  gate.sick["us-west-2"] = RegionHealth{};
+  gate.sick["us-west-2"].origins_down = true;
+  EXPECT_EQ(c.StartPlan(Evacuate(), "a", kStart, gate.Get()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Forced, it goes (members then stay: the decision has nowhere else to send them).
+  PlanRequest forced = Evacuate();
+  forced.force = true;
+  EXPECT_TRUE(c.StartPlan(forced, "a", kStart, gate.Get()).ok());
+  // One usable savior is enough.
+  Controller fresh = Make();
+  FakeGate one_sick;
+  one_sick.sick["us-west-2"].reachable = false;
+  EXPECT_TRUE(fresh.StartPlan(Evacuate(), "a", kStart, one_sick.Get()).ok());
+}
+
+TEST(ControllerTest, ARestoreIntoDeadOriginsIsRefusedAndNeverCompletes) {
+  ControllerState state = Controller::StateFromSpec(Spec());
+  state.regions[0].evacuated_bp = 10000;
+  Controller c = Make(state);
+  FakeGate gate;
+  gate.sick["us-east-1"].origins_down = true;
+  gate.sick["us-east-1"].detail = "every endpoint of app fails its health checks";
+  PlanRequest restore;
+  restore.kind = RampPlan::Kind::kRestore;
+  restore.region = "us-east-1";
+  restore.hold = absl::Seconds(1);
+  auto refused = c.StartPlan(restore, "a", kStart, gate.Get());
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("origins are down"), std::string::npos);
+  // Started while they looked fine, it holds (and rolls back) once they are down, whatever
+  // the request count: no step is taken into a region that cannot serve.
+  gate.sick.clear();
+  auto id = c.StartPlan(restore, "a", kStart, gate.Get());
+  ASSERT_TRUE(id.ok()) << id.status();
+  c.Tick(kStart, gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 5000u);
+  gate.sick["us-east-1"].origins_down = true;
+  gate.sick["us-east-1"].detail = "all 40 attempts at its origins in the last 30s failed";
+  for (int s = 1; s <= 120; ++s) c.Tick(kStart + absl::Seconds(s), gate.Get());
+  const RampPlan* plan = c.FindPlan(*id);
+  EXPECT_NE(plan->state, RampPlan::State::kDone);
+  EXPECT_GE(Fraction(c, "us-east-1"), 5000u);
+  EXPECT_NE(plan->gate_message.find("us-east-1 origins down"), std::string::npos)
+      << plan->gate_message;
+}
+
+TEST(ControllerTest, ARestoreGivesBackTheSaviorsTheEvacuationReplaced) {
+  Controller c = Make();
+  FakeGate gate;
+  PlanRequest evacuate = Evacuate({10000}, absl::Seconds(1));
+  evacuate.saviors = {{"us-west-2", 100}};
+  ASSERT_TRUE(c.StartPlan(evacuate, "a", kStart, gate.Get()).ok());
+  c.Tick(kStart, gate.Get());
+  const SteeringTable& during = *c.table();
+  EXPECT_EQ(during.region(0).saviors.size(), 1u);  // the plan's
+  PlanRequest restore;
+  restore.kind = RampPlan::Kind::kRestore;
+  restore.region = "us-east-1";
+  restore.steps_bp = {0};
+  restore.hold = absl::Seconds(1);
+  ASSERT_TRUE(c.StartPlan(restore, "a", kStart + absl::Seconds(5), gate.Get()).ok());
+  c.Tick(kStart + absl::Seconds(5), gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
+  // The configured failover row is back: eu-west-1 70, us-west-2 30.
+  const RegionSpec& east = c.spec().regions[0];
+  EXPECT_EQ(east.saviors, (std::map<std::string, uint32_t>{{"eu-west-1", 70}, {"us-west-2", 30}}));
+  // It survives the state file.
+  auto decoded = DecodeControllerState(EncodeControllerState(c.state()));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+}
+
 TEST(ControllerTest, ARestartInTheMiddleOfARampResumesWhereItWas) {
   Controller before = Make();
   FakeGate gate;

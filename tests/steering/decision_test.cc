@@ -116,24 +116,67 @@ TEST(DecisionTest, ACohortRowSendsItsMembersToItsOwnSaviors) {
   }
 }
 
-TEST(DecisionTest, EvacuatingUnhealthyAndUnreachableSaviorsAreSkipped) {
+TEST(DecisionTest, EvacuatedUnhealthyAndUnreachableSaviorsAreSkipped) {
   SteeringSpec spec = Spec(10000);
   SteeringTablePtr base = Build(spec);
-  spec.regions[kEu].evacuated_bp = 100;  // shedding its own traffic: takes nobody else's
-  SteeringTablePtr eu_evacuating = Build(spec);
+  spec.regions[kEu].evacuated_bp = 10000;  // wholly evacuated: takes nobody else's members
+  SteeringTablePtr eu_evacuated = Build(spec);
   spec = Spec(10000);
   spec.regions[kEu].healthy = false;
   SteeringTablePtr eu_unhealthy = Build(spec);
   for (int i = 0; i < 2000; ++i) {
     std::string member = Member(i);
-    EXPECT_EQ(DecideFor(*eu_evacuating, member).region, kWest);
+    EXPECT_EQ(DecideFor(*eu_evacuated, member).region, kWest);
     EXPECT_EQ(DecideFor(*eu_unhealthy, member).region, kWest);
     EXPECT_EQ(DecideFor(*base, member, -1, -1, RegionBit(kEu)).region, kWest);
-    // With both saviors out of reach the member stays home.
+    // With every other region out of reach the member stays home.
     SteeringDecision stuck = DecideFor(*base, member, -1, -1, RegionBit(kEu) | RegionBit(kWest));
     EXPECT_EQ(stuck.region, kEast);
     EXPECT_EQ(stuck.reason, SteeringReason::kStayed);
   }
+}
+
+TEST(DecisionTest, ASaviorEvacuatingAPartKeepsTheMembersSentToIt) {
+  // eu-west-1 starts its own evacuation while us-east-1 is wholly evacuated: the members
+  // us-east-1 sent to eu-west-1 stay there at any fraction short of 100%.
+  SteeringSpec spec = Spec(10000);
+  SteeringTablePtr before = Build(spec);
+  for (uint32_t bp : {100u, 1000u, 5000u, 9999u}) {
+    spec.regions[kEu].evacuated_bp = bp;
+    SteeringTablePtr during = Build(spec);
+    for (int i = 0; i < 2000; ++i) {
+      std::string member = Member(i);
+      EXPECT_EQ(DecideFor(*during, member).region, DecideFor(*before, member).region) << bp;
+    }
+  }
+}
+
+TEST(DecisionTest, NoUsableSaviorMeansAnotherRegionNeverTheEvacuatedOne) {
+  // us-east-1 (dead, 100% evacuated) lists only eu-west-1, which is out of reach: its members
+  // go to us-west-2, a usable region that is not its savior, rather than back home.
+  SteeringSpec spec = Spec(10000);
+  spec.regions[kEast].saviors = {{"eu-west-1", 100}};
+  spec.regions[kEast].cohort_saviors.clear();
+  SteeringTablePtr table = Build(spec);
+  for (int i = 0; i < 2000; ++i) {
+    SteeringDecision d = DecideFor(*table, Member(i), -1, -1, RegionBit(kEu));
+    EXPECT_EQ(d.region, kWest);
+    EXPECT_EQ(d.reason, SteeringReason::kEvacuated);
+  }
+  // The same when the savior is wholly evacuated itself, or marked unhealthy.
+  spec.regions[kEu].evacuated_bp = 10000;
+  SteeringTablePtr eu_gone = Build(spec);
+  spec.regions[kEu].evacuated_bp = 0;
+  spec.regions[kEu].healthy = false;
+  SteeringTablePtr eu_sick = Build(spec);
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_EQ(DecideFor(*eu_gone, Member(i)).region, kWest);
+    EXPECT_EQ(DecideFor(*eu_sick, Member(i)).region, kWest);
+  }
+  // us-west-2 wholly evacuated too: nobody can take them; they stay.
+  spec.regions[kWest].evacuated_bp = 10000;
+  SteeringTablePtr all_gone = Build(spec);
+  EXPECT_EQ(DecideFor(*all_gone, "m").reason, SteeringReason::kStayed);
 }
 
 TEST(DecisionTest, SkippingASaviorMovesOnlyItsOwnMembers) {

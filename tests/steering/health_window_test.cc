@@ -29,8 +29,25 @@ TEST(HealthWindowTest, SummarizesTheDifferenceOverTheWindow) {
   EXPECT_EQ(sum.span, absl::Seconds(10));
   EXPECT_EQ(sum.requests, 1000u);
   EXPECT_DOUBLE_EQ(sum.error_rate, 0.05);
-  EXPECT_DOUBLE_EQ(sum.shed_rate, 0.01);
-  EXPECT_EQ(sum.p99, absl::Milliseconds(10));
+  EXPECT_DOUBLE_EQ(sum.shed_rate, 10.0 / 1010);  // sheds over everything that asked
+  // All in the 5..10 ms bucket: 99% of the way through it.
+  EXPECT_NEAR(absl::ToDoubleMilliseconds(sum.p99), 9.95, 1e-6);
+}
+
+TEST(HealthWindowTest, RatesStayWithinZeroAndOne) {
+  TrafficWindow w(absl::Seconds(10));
+  // A dead region: every attempt fails, and more is shed than is attempted.
+  for (int s = 0; s <= 12; ++s) {
+    w.Add(kStart + absl::Seconds(s), Totals(10u * s, 10u * s, 50u * s, 0, 10u * s));
+  }
+  TrafficSummary sum = w.Summary();
+  EXPECT_DOUBLE_EQ(sum.error_rate, 1.0);
+  EXPECT_DOUBLE_EQ(sum.shed_rate, 500.0 / 600);
+  // Counters reset by a restart between two samples cannot make more errors than requests.
+  TrafficWindow reset(absl::Seconds(10));
+  reset.Add(kStart, Totals(5, 0, 0, 0, 0));
+  reset.Add(kStart + absl::Seconds(1), Totals(3, 4, 0, 0, 0));
+  EXPECT_LE(reset.Summary().error_rate, 1.0);
 }
 
 TEST(HealthWindowTest, OldTrafficLeavesTheWindow) {
@@ -43,20 +60,23 @@ TEST(HealthWindowTest, OldTrafficLeavesTheWindow) {
   }
   TrafficSummary sum = w.Summary();
   EXPECT_EQ(sum.errors, 0u);
-  EXPECT_EQ(sum.p99, absl::Milliseconds(10));
+  EXPECT_NEAR(absl::ToDoubleMilliseconds(sum.p99), 9.95, 1e-6);
 }
 
-TEST(HealthWindowTest, Percentile99IsTheBucketHoldingIt) {
+TEST(HealthWindowTest, Percentile99IsInterpolatedInTheBucketHoldingIt) {
   uint64_t buckets[kLatencyBounds + 1] = {};
   EXPECT_EQ(Percentile99(buckets), absl::ZeroDuration());
   buckets[0] = 980;  // <= 1 ms
-  buckets[6] = 20;   // <= 100 ms
-  EXPECT_EQ(Percentile99(buckets), absl::Milliseconds(100));
+  buckets[6] = 20;   // 50..100 ms: the 990th of 1000 is half way through it
+  EXPECT_NEAR(absl::ToDoubleMilliseconds(Percentile99(buckets)), 75, 1e-6);
   buckets[0] = 995;
   buckets[6] = 5;
-  EXPECT_EQ(Percentile99(buckets), absl::Milliseconds(1));
-  buckets[kLatencyBounds] = 1000;  // beyond 10 s
-  EXPECT_EQ(Percentile99(buckets), absl::Seconds(20));
+  EXPECT_NEAR(absl::ToDoubleMilliseconds(Percentile99(buckets)), 990.0 / 995, 1e-6);
+  buckets[11] = 100'000;  // a 3 s origin: 2.5..5 s; no more than the bucket's top
+  EXPECT_LE(Percentile99(buckets), absl::Seconds(5));
+  EXPECT_GT(Percentile99(buckets), absl::Milliseconds(2500));
+  buckets[kLatencyBounds] = 1'000'000;  // beyond 10 s: at least the last bound
+  EXPECT_EQ(Percentile99(buckets), absl::Seconds(10));
 }
 
 TEST(HealthWindowTest, StartsPerSecond) {

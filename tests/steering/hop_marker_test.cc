@@ -163,20 +163,28 @@ TEST(HopMarkerTest, RotationVerifiesTheOldKeyAndSignsWithTheNew) {
 
 TEST(HopMarkerTest, AMarkerIsAcceptedOnce) {
   HopReplayCache cache;
-  EXPECT_TRUE(cache.FirstUse(kNonce, kNow, kSkew));
-  EXPECT_FALSE(cache.FirstUse(kNonce, kNow + 1, kSkew));
-  EXPECT_TRUE(cache.FirstUse(kNonce + 1, kNow + 1, kSkew));
-  // Remembered while its marker could still verify (ts within the skew), forgotten after.
-  EXPECT_FALSE(cache.FirstUse(kNonce, kNow + 2 * kSkew, kSkew));
-  EXPECT_TRUE(cache.FirstUse(kNonce, kNow + 2 * kSkew + 1, kSkew));
+  EXPECT_TRUE(cache.FirstUse(kNonce, kNow, kNow, kSkew));
+  EXPECT_FALSE(cache.FirstUse(kNonce, kNow, kNow + 1, kSkew));
+  EXPECT_TRUE(cache.FirstUse(kNonce + 1, kNow + 1, kNow + 1, kSkew));
+  // Remembered while its marker still verifies (until its timestamp plus the skew)...
+  EXPECT_FALSE(cache.FirstUse(kNonce, kNow, kNow + kSkew, kSkew));
+  // ...and a marker stamped ahead of this node's clock as long as that one verifies.
+  EXPECT_TRUE(cache.FirstUse(kNonce + 2, kNow + kSkew, kNow, kSkew));
+  EXPECT_FALSE(cache.FirstUse(kNonce + 2, kNow + kSkew, kNow + 2 * kSkew, kSkew));
+  // Forgotten once no marker with it could verify.
+  EXPECT_TRUE(cache.FirstUse(kNonce, kNow, kNow + kSkew + 1, kSkew));
+  EXPECT_EQ(cache.live_evictions(), 0u);
 }
 
 TEST(HopMarkerTest, AFullReplayCacheForgetsItsOldestNonces) {
   HopReplayCache cache(16 * 4);  // four per shard
-  for (uint64_t n = 0; n < 16 * 8; ++n) EXPECT_TRUE(cache.FirstUse(n, kNow, kSkew));
-  // Per shard, the last four stay; the first ones were let go to make room.
-  for (uint64_t n = 16 * 4; n < 16 * 8; ++n) EXPECT_FALSE(cache.FirstUse(n, kNow, kSkew)) << n;
-  EXPECT_TRUE(cache.FirstUse(0, kNow, kSkew));
+  for (uint64_t n = 0; n < 16 * 8; ++n) EXPECT_TRUE(cache.FirstUse(n, kNow, kNow, kSkew));
+  // Per shard, the last four stay; the first ones were let go to make room, and counted.
+  for (uint64_t n = 16 * 4; n < 16 * 8; ++n) {
+    EXPECT_FALSE(cache.FirstUse(n, kNow, kNow, kSkew)) << n;
+  }
+  EXPECT_EQ(cache.live_evictions(), 16u * 4);
+  EXPECT_TRUE(cache.FirstUse(0, kNow, kNow, kSkew));
 }
 
 TEST(HopMarkerTest, RequestIdsThatCannotTravelBecomeADash) {

@@ -28,7 +28,9 @@ TEST(NodeTrafficTest, SumsWhatEachCellWasCreatedAs) {
   b.Region("us-east-1")->stream_starts.Add(1);
 
   NodeTraffic t = SampleNodeTraffic({&a, &b});
-  EXPECT_EQ(t.local.requests, 12u);
+  // Attempts at the origins (app: 9 + 2 answers and a reset; the lookalike: one 5xx), and the
+  // failed ones among them: a rate over the same events.
+  EXPECT_EQ(t.local.requests, 13u);
   EXPECT_EQ(t.local.errors, 4u);  // 2 + 1 5xx and one reset
   EXPECT_EQ(t.local.sheds, 4u);
   ASSERT_EQ(t.tunnels.count("eu-west-1"), 1u);
