@@ -113,20 +113,29 @@ std::string Weights(const json& weights) {
 // or its error rate and p99; "?" when the node did not say.
 std::string Measured(bool ok, const json& health, const std::string& region,
                      const std::string& local) {
-  if (!ok) return "?";
+  if (!ok || !health.is_object()) return "?";
   json view;
   if (region == local) {
     view = health.value("local", json::object());
   } else {
     json peers = health.value("peers", json::object());
-    if (!peers.contains(region)) return "?";
+    if (!peers.is_object() || !peers.contains(region)) return "?";
     view = peers[region];
-    if (!view.value("reachable", true)) return "unreachable";
+    if (!view.is_object()) return "?";
+    auto reachable = view.find("reachable");
+    if (reachable != view.end() && reachable->is_boolean() && !reachable->get<bool>()) {
+      return "unreachable";
+    }
   }
-  if (view.value("origins_down", false)) return "origins down";
-  if (!view.contains("error_rate")) return "?";
-  return absl::StrFormat("err %.1f%% p99 %.0fms", view.value("error_rate", 0.0) * 100,
-                         view.value("p99_ms", 0.0));
+  if (!view.is_object()) return "?";
+  auto down = view.find("origins_down");
+  if (down != view.end() && down->is_boolean() && down->get<bool>()) return "origins down";
+  auto rate = view.find("error_rate");
+  auto p99 = view.find("p99_ms");
+  if (rate == view.end() || !rate->is_number() || p99 == view.end() || !p99->is_number()) {
+    return "?";
+  }
+  return absl::StrFormat("err %.1f%% p99 %.0fms", rate->get<double>() * 100, p99->get<double>());
 }
 
 std::string Percent(const json& bp) {

@@ -1,7 +1,6 @@
 #include "steering/controller.h"
 
 #include <algorithm>
-#include <set>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -347,24 +346,25 @@ absl::Status Controller::AbortPlan(uint64_t id, const std::string& actor, absl::
   return absl::NotFoundError(absl::StrFormat("plan: no plan %d", id));
 }
 
-void Controller::RestoreReplacedSaviors(absl::Time now) {
-  // The newest evacuation of each region that is back at 0%: if its savior weights are still
-  // the region's, the ones it replaced come back (the configured failover saviors, say).
-  std::set<std::string> seen;
+void Controller::RestoreReplacedSaviors(const std::string& region_name, absl::Time now) {
+  // The newest evacuation of this region that took a step (and so set its saviors): if they
+  // are still the region's, the ones it replaced come back (the configured failover row, say).
   for (const RampPlan& plan : state_.plans) {
-    if (plan.kind != RampPlan::Kind::kEvacuate || !seen.insert(plan.region).second) continue;
+    if (plan.kind != RampPlan::Kind::kEvacuate || plan.region != region_name || plan.step < 0) {
+      continue;
+    }
     SteeringSpec next = spec_;
-    RegionSpec* region = FindRegion(&next, plan.region);
+    RegionSpec* region = FindRegion(&next, region_name);
     if (!region || region->evacuated_bp != 0 || plan.replaced_saviors.empty() ||
         region->saviors != plan.saviors || plan.replaced_saviors == plan.saviors) {
-      continue;
+      return;
     }
     region->saviors = plan.replaced_saviors;
     std::string action = absl::StrFormat(
-        "%s restored: its saviors are {%s} again (plan %d had set {%s})", plan.region,
+        "%s restored: its saviors are {%s} again (plan %d had set {%s})", region_name,
         FormatSaviors(plan.replaced_saviors), plan.id, FormatSaviors(plan.saviors));
-    Commit(std::move(next), "controller", action, now).IgnoreError();
-    return;  // Commit may reorder nothing, but one region is restored per plan anyway
+    Commit(std::move(next), "controller", action, now).IgnoreError();  // touches no plan
+    return;
   }
 }
 
@@ -512,9 +512,10 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate)
   plan->gate_message.clear();
   plan->next_at = now + plan->hold;
   if (next + 1 == plan->steps_bp.size()) {
+    const std::string restored = plan->region;
     Finish(plan, RampPlan::State::kDone, now);  // reorders the plans: `plan` is gone
     Record("controller", absl::StrFormat("plan %d done", id), now, state_.version);
-    if (bp == 0) RestoreReplacedSaviors(now);
+    if (bp == 0) RestoreReplacedSaviors(restored, now);
   }
 }
 

@@ -176,8 +176,8 @@ class Controller {
   void Advance(RampPlan* plan, absl::Time now, const HealthGate& gate);
   // Ends a plan. Reorders the plans: `plan` must not be used afterwards.
   void Finish(RampPlan* plan, RampPlan::State state, absl::Time now);
-  // After a region was restored to 0%: the savior weights its last evacuation replaced.
-  void RestoreReplacedSaviors(absl::Time now);
+  // After `region` was restored to 0%: the savior weights its last evacuation replaced.
+  void RestoreReplacedSaviors(const std::string& region, absl::Time now);
   void TrimHistory();
 
   SteeringSpec spec_;

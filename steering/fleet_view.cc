@@ -83,7 +83,9 @@ std::string EncodeNodeView(const NodeView& view) {
          {"window_ms", absl::ToInt64Milliseconds(view.window)},
          {"local", TotalsJson(view.local)},
          {"tunnels", tunnels},
-         {"starts_per_second", starts}};
+         {"starts_per_second", starts},
+         {"origins_down", view.origins_down},
+         {"origins_detail", view.origins_detail}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -137,6 +139,13 @@ absl::StatusOr<NodeView> DecodeNodeView(std::string_view text) {
     if (!t.ok()) return t.status();
     view.tunnels[region] = *t;
   }
+  // Added later: absent from older nodes' views.
+  if (auto down = j.find("origins_down"); down != j.end() && down->is_boolean()) {
+    view.origins_down = down->get<bool>();
+  }
+  if (auto detail = j.find("origins_detail"); detail != j.end() && detail->is_string()) {
+    view.origins_detail = detail->get<std::string>().substr(0, 500);
+  }
   auto starts = j.find("starts_per_second");
   if (starts == j.end() || !starts->is_object() ||
       starts->size() > static_cast<size_t>(kMaxRegions)) {
@@ -158,10 +167,12 @@ std::optional<RegionHealth> FleetRegionHealth(const std::vector<NodeView>& views
   TrafficTotals own;
   TrafficTotals tunneled;
   size_t nodes = 0;
+  const NodeView* checked_down = nullptr;  // a node whose checks find the origins down
   for (const NodeView& view : views) {
     if (view.region == region) {
       own += view.local;
       ++nodes;
+      if (view.origins_down) checked_down = &view;
     }
     if (auto t = view.tunnels.find(region); t != view.tunnels.end()) tunneled += t->second;
   }
@@ -175,10 +186,17 @@ std::optional<RegionHealth> FleetRegionHealth(const std::vector<NodeView>& views
     h.shed_rate = static_cast<double>(own.sheds) / static_cast<double>(own.requests + own.sheds);
   }
   h.p99 = Percentile99(own.latency);
-  if (own.requests > 0 && own.errors >= own.requests) {
-    h.origins_down = true;
-    h.detail = absl::StrFormat("all %d attempts at its origins in the window failed, on %d nodes",
-                               own.requests, nodes);
+  // Down: nothing succeeded anywhere in the region, and a node's checks fail everywhere or
+  // enough attempts failed to say so.
+  if (own.errors >= own.requests) {
+    if (checked_down) {
+      h.origins_down = true;
+      h.detail = absl::StrFormat("%s (node %s)", checked_down->origins_detail, checked_down->node);
+    } else if (own.requests >= min_tunnel_requests && own.requests > 0) {
+      h.origins_down = true;
+      h.detail = absl::StrFormat("all %d attempts at its origins in the window failed, on %d nodes",
+                                 own.requests, nodes);
+    }
   }
   if (tunneled.requests >= min_tunnel_requests && tunneled.requests > 0) {
     double rate = static_cast<double>(tunneled.errors) / static_cast<double>(tunneled.requests);

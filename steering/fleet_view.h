@@ -40,6 +40,10 @@ struct NodeView {
   TrafficTotals local;                              // its region's origins, over the window
   std::map<std::string, TrafficTotals> tunnels;     // by savior region, over the window
   std::map<std::string, double> starts_per_second;  // by serving region
+  // Its region's origins fail their health checks everywhere (and none answered lately): what
+  // the counts alone cannot say of a region that gets no traffic (an evacuated one).
+  bool origins_down = false;
+  std::string origins_detail;
 };
 
 std::string EncodeNodeView(const NodeView& view);

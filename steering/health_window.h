@@ -65,7 +65,7 @@ class TrafficWindow {
 
 // The 99th percentile of bucket counts, interpolated linearly within the bucket that holds it
 // (as Prometheus' histogram_quantile does): exact at bucket bounds, an estimate between them.
-// In the +Inf bucket it reads as the last bound (10 s): "at least".
+// In the +Inf bucket it reads as twice the last bound (20 s): "more than 10 s".
 absl::Duration Percentile99(const uint64_t (&buckets)[kLatencyBounds + 1]);
 
 }  // namespace sluice

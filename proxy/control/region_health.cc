@@ -237,7 +237,7 @@ RegionHealth RegionHealthMonitor::LocalHealth() const {
       h.origins_down = true;
       h.detail = absl::StrFormat("every endpoint of %s fails its health checks",
                                  absl::StrJoin(down, ", "));
-    } else if (s.errors > 0) {
+    } else if (s.errors >= kMinTunnelRequests) {  // one failure on a quiet node says little
       h.origins_down = true;
       h.detail = absl::StrFormat("all %d attempts at its origins in the last %s failed", s.requests,
                                  absl::FormatDuration(s.span));
@@ -282,6 +282,9 @@ void RegionHealthMonitor::FillView(NodeView* view) const {
   view->region = local_region_;
   view->window = window_;
   view->local = local_.Summary().Totals();
+  RegionHealth mine = LocalHealth();
+  view->origins_down = mine.origins_down;
+  view->origins_detail = mine.origins_down ? mine.detail : std::string();
   view->tunnels.clear();
   for (const auto& [region, window] : tunnels_) view->tunnels[region] = window.Summary().Totals();
   view->starts_per_second.clear();

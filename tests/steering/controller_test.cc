@@ -374,6 +374,20 @@ TEST(ControllerTest, ARestoreGivesBackTheSaviorsTheEvacuationReplaced) {
   // It survives the state file.
   auto decoded = DecodeControllerState(EncodeControllerState(c.state()));
   ASSERT_TRUE(decoded.ok()) << decoded.status();
+  // A restore of another region touches nobody else's saviors.
+  RegionChange west;
+  west.region = "us-west-2";
+  west.has_fraction = true;
+  west.evacuated_bp = 500;
+  west.has_saviors = true;
+  west.saviors = {{"eu-west-1", 100}};
+  ASSERT_TRUE(c.SetRegion(west, "a", kStart + absl::Seconds(10), gate.Get()).ok());
+  restore.region = "us-west-2";
+  ASSERT_TRUE(c.StartPlan(restore, "a", kStart + absl::Seconds(10), gate.Get()).ok());
+  c.Tick(kStart + absl::Seconds(10), gate.Get());
+  EXPECT_EQ(c.spec().regions[1].saviors, (std::map<std::string, uint32_t>{{"eu-west-1", 100}}));
+  EXPECT_EQ(c.spec().regions[0].saviors,
+            (std::map<std::string, uint32_t>{{"eu-west-1", 70}, {"us-west-2", 30}}));
 }
 
 TEST(ControllerTest, ARestartInTheMiddleOfARampResumesWhereItWas) {

@@ -86,6 +86,33 @@ TEST(FleetViewTest, SumsTheNodesOfARegion) {
   EXPECT_FALSE(FleetRegionHealth(views, "us-west-2", 20).has_value());
 }
 
+TEST(FleetViewTest, ARegionsOriginsAreDownByItsChecksOrByEnoughFailedAttempts) {
+  // us-east-1 is evacuated: no traffic, but its node's checks fail everywhere.
+  std::vector<NodeView> views = {View("a", "us-east-1", 0, 0, 0, 0),
+                                 View("b", "us-east-1", 0, 0, 0, 0)};
+  EXPECT_FALSE(FleetRegionHealth(views, "us-east-1", 20)->origins_down);
+  views[1].origins_down = true;
+  views[1].origins_detail = "every endpoint of app fails its health checks";
+  // The view survives the store's encoding (and an older node's view without it reads false).
+  auto decoded = DecodeNodeView(EncodeNodeView(views[1]));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(decoded->origins_down);
+  EXPECT_EQ(decoded->origins_detail, views[1].origins_detail);
+  std::optional<RegionHealth> h = FleetRegionHealth(views, "us-east-1", 20);
+  ASSERT_TRUE(h.has_value());
+  EXPECT_TRUE(h->origins_down);
+  EXPECT_NE(h->detail.find("(node b)"), std::string::npos) << h->detail;
+  // One success anywhere in the region: not down.
+  views[0].local.requests = 5;
+  views[0].local.errors = 4;
+  EXPECT_FALSE(FleetRegionHealth(views, "us-east-1", 20)->origins_down);
+  // Without checks: 20 failed attempts and none that succeeded; not 3.
+  std::vector<NodeView> counted = {View("a", "us-east-1", 3, 3, 0, 0)};
+  EXPECT_FALSE(FleetRegionHealth(counted, "us-east-1", 20)->origins_down);
+  counted[0].local.requests = counted[0].local.errors = 25;
+  EXPECT_TRUE(FleetRegionHealth(counted, "us-east-1", 20)->origins_down);
+}
+
 TEST(FleetViewTest, TunnelsIntoARegionCountOnceThereAreEnough) {
   std::vector<NodeView> views = {View("c", "eu-west-1", 1000, 0, 1000, 0),
                                  View("a", "us-east-1", 0, 0, 0, 0),
