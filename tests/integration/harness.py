@@ -144,7 +144,11 @@ class ProxyTestCase(unittest.TestCase):
         # Cleanups run last-in first-out: the process stops (and its log is
         # checked) before its directory goes.
         self.addCleanup(shutil.rmtree, proxy.dir, True)
-        proxy.start()
+        try:
+            proxy.start()
+        except Exception:
+            proxy.stop()  # it may run without listening where expected: stopped by its PID
+            raise
         self.addCleanup(self._stop_and_check, proxy)
         self.sluice = proxy
         return proxy
