@@ -441,6 +441,8 @@ class Ctl {
       order.push_back(name.get<std::string>());
     }
     const json& fleet = s.value("fleet", json::object());
+    // Without the store this node's view of the plans may be stale: its gates are not news.
+    const bool store_lost = fleet.value("enabled", false) && !fleet.value("connected", false);
     if (fleet.value("enabled", false)) {
       out << (fleet.value("connected", false)
                   ? absl::StrFormat("  fleet: connected, etcd revision %s\n",
@@ -469,8 +471,11 @@ class Ctl {
         if (plan_id.is_number()) {
           const json& p = plans[plan_id.get<uint64_t>()];
           std::string gate = p.value("gate_message", "");
-          out << "  " << std::string(14, ' ')
-              << " gates: " << (gate.empty() ? std::string("passing") : "holding: " + gate) << "\n";
+          out << "  " << std::string(14, ' ') << " gates: "
+              << (store_lost     ? std::string("unknown (the store is unreachable)")
+                  : gate.empty() ? std::string("passing")
+                                 : "holding: " + gate)
+              << "\n";
           std::string rollback = p.value("last_rollback", "");
           if (!rollback.empty()) {
             out << "  " << std::string(14, ' ') << " last: " << rollback << " ("

@@ -113,8 +113,90 @@ absl::Status Controller::Commit(SteeringSpec next, const std::string& actor,
 }
 
 void Controller::Record(const std::string& actor, const std::string& action, absl::Time now,
-                        uint64_t before) {
-  events_.push_back({now, actor, action, before, state_.version});
+                        uint64_t before, bool warning) {
+  events_.push_back({now, actor, action, before, state_.version, warning});
+}
+
+namespace {
+
+// served[y][s]: the share of region y's members that region s serves, by the decision's rules
+// (decision.h) in expectation: the evacuated share split over the usable saviors by weight,
+// or evenly over every usable region when no savior is usable, and the rest by y itself.
+std::vector<std::vector<double>> ServedShares(const SteeringSpec& spec) {
+  const size_t n = spec.regions.size();
+  std::vector<std::vector<double>> served(n, std::vector<double>(n, 0.0));
+  auto index = [&](const std::string& name) -> int {
+    for (size_t i = 0; i < n; ++i) {
+      if (spec.regions[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  auto usable = [&](size_t s, size_t from) {
+    const RegionSpec& r = spec.regions[s];
+    return s != from && r.healthy && r.evacuated_bp < kBasisPoints;
+  };
+  for (size_t y = 0; y < n; ++y) {
+    const double moved = spec.regions[y].evacuated_bp / static_cast<double>(kBasisPoints);
+    served[y][y] = 1.0 - moved;
+    if (moved == 0) continue;
+    double total = 0;
+    for (const auto& [name, weight] : spec.regions[y].saviors) {
+      int s = index(name);
+      if (s >= 0 && usable(static_cast<size_t>(s), y)) total += weight;
+    }
+    if (total > 0) {
+      for (const auto& [name, weight] : spec.regions[y].saviors) {
+        int s = index(name);
+        if (s >= 0 && usable(static_cast<size_t>(s), y)) {
+          served[y][static_cast<size_t>(s)] += moved * weight / total;
+        }
+      }
+      continue;
+    }
+    size_t any = 0;
+    for (size_t s = 0; s < n; ++s) any += usable(s, y) ? 1 : 0;
+    for (size_t s = 0; s < n; ++s) {
+      if (any == 0 && s == y) served[y][s] += moved;  // nobody can: they stay
+      if (any > 0 && usable(s, y)) served[y][s] += moved / static_cast<double>(any);
+    }
+  }
+  return served;
+}
+
+}  // namespace
+
+Arrival LargestArrival(const SteeringSpec& before, const SteeringSpec& after) {
+  Arrival largest;
+  if (before.regions.size() != after.regions.size()) return largest;
+  std::vector<std::vector<double>> was = ServedShares(before);
+  std::vector<std::vector<double>> now = ServedShares(after);
+  const size_t n = after.regions.size();
+  for (size_t s = 0; s < n; ++s) {
+    Arrival arrival;
+    arrival.region = after.regions[s].name;
+    std::vector<std::string> parts;
+    for (size_t y = 0; y < n; ++y) {
+      double gain = now[y][s] - was[y][s];
+      if (y == s || gain < 1e-9) continue;  // a region's own members coming back are not a move
+      arrival.share += gain;
+      parts.push_back(absl::StrFormat("%.0f%% of %s's", gain * 100, after.regions[y].name));
+    }
+    arrival.from_regions = absl::StrJoin(parts, ", ");
+    if (arrival.share > largest.share) largest = std::move(arrival);
+  }
+  return largest;
+}
+
+void Controller::WarnIfLargeMove(const SteeringSpec& before, const std::string& what,
+                                 absl::Time now) {
+  Arrival arrival = LargestArrival(before, spec_);
+  if (arrival.share <= limits_.warn_step_share + 1e-9) return;
+  Record("controller",
+         absl::StrFormat("warning: %s moves about %.0f%% of a region's members onto %s at once "
+                         "(%s), above the %.0f%% warning level; smaller steps spread the load",
+                         what, arrival.share * 100, arrival.region, arrival.from_regions,
+                         limits_.warn_step_share * 100),
+         now, state_.version, /*warning=*/true);
 }
 
 std::vector<ControllerEvent> Controller::TakeEvents() {
@@ -212,8 +294,16 @@ absl::Status Controller::SetRegion(const RegionChange& change, const std::string
       return usable;
     }
   }
+  if (change.has_fraction && change.evacuated_bp == 0 && !change.has_saviors) {
+    // Back at 0% by hand: the saviors an evacuation replaced come back, as after a restore.
+    std::string note = RestoreReplacedSaviors(&next, change.region);
+    if (!note.empty()) absl::StrAppend(&action, "; ", note);
+  }
   if (active) AbortPlan(active->id, actor, now).IgnoreError();
-  return Commit(std::move(next), actor, action, now);
+  const SteeringSpec previous = spec_;
+  if (absl::Status s = Commit(std::move(next), actor, action, now); !s.ok()) return s;
+  WarnIfLargeMove(previous, "setting " + change.region, now);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const std::string& actor,
@@ -346,26 +436,24 @@ absl::Status Controller::AbortPlan(uint64_t id, const std::string& actor, absl::
   return absl::NotFoundError(absl::StrFormat("plan: no plan %d", id));
 }
 
-void Controller::RestoreReplacedSaviors(const std::string& region_name, absl::Time now) {
+std::string Controller::RestoreReplacedSaviors(SteeringSpec* next, const std::string& region_name) {
   // The newest evacuation of this region that took a step (and so set its saviors): if they
   // are still the region's, the ones it replaced come back (the configured failover row, say).
   for (const RampPlan& plan : state_.plans) {
     if (plan.kind != RampPlan::Kind::kEvacuate || plan.region != region_name || plan.step < 0) {
       continue;
     }
-    SteeringSpec next = spec_;
-    RegionSpec* region = FindRegion(&next, region_name);
+    RegionSpec* region = FindRegion(next, region_name);
     if (!region || region->evacuated_bp != 0 || plan.replaced_saviors.empty() ||
         region->saviors != plan.saviors || plan.replaced_saviors == plan.saviors) {
-      return;
+      return "";
     }
     region->saviors = plan.replaced_saviors;
-    std::string action = absl::StrFormat(
-        "%s restored: its saviors are {%s} again (plan %d had set {%s})", region_name,
-        FormatSaviors(plan.replaced_saviors), plan.id, FormatSaviors(plan.saviors));
-    Commit(std::move(next), "controller", action, now).IgnoreError();  // touches no plan
-    return;
+    return absl::StrFormat("its saviors are {%s} again (plan %d had set {%s})",
+                           FormatSaviors(plan.replaced_saviors), plan.id,
+                           FormatSaviors(plan.saviors));
   }
+  return "";
 }
 
 void Controller::Finish(RampPlan* plan, RampPlan::State state, absl::Time now) {
@@ -500,12 +588,14 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate)
   if (plan->kind == RampPlan::Kind::kEvacuate) region->saviors = plan->saviors;
   std::string action = absl::StrFormat("plan %d step %d/%d: %s %s", id, next + 1,
                                        plan->steps_bp.size(), plan->region, Percent(bp));
+  const SteeringSpec previous = spec_;
   if (absl::Status s = Commit(std::move(next_spec), "controller", action, now); !s.ok()) {
     Finish(plan, RampPlan::State::kAborted, now);
     Record("controller", absl::StrFormat("plan %d aborted: %s", id, s.message()), now,
            state_.version);
     return;
   }
+  WarnIfLargeMove(previous, absl::StrFormat("plan %d step %d", id, next + 1), now);
   plan->step = static_cast<int>(next);
   plan->state = RampPlan::State::kRunning;
   plan->gate_failures = 0;
@@ -515,7 +605,13 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate)
     const std::string restored = plan->region;
     Finish(plan, RampPlan::State::kDone, now);  // reorders the plans: `plan` is gone
     Record("controller", absl::StrFormat("plan %d done", id), now, state_.version);
-    if (bp == 0) RestoreReplacedSaviors(restored, now);
+    if (bp != 0) return;
+    SteeringSpec saviors_back = spec_;
+    std::string note = RestoreReplacedSaviors(&saviors_back, restored);
+    if (!note.empty()) {
+      Commit(std::move(saviors_back), "controller", restored + " restored: " + note, now)
+          .IgnoreError();  // touches no plan
+    }
   }
 }
 

@@ -69,6 +69,9 @@ struct GateLimits {
   absl::Duration recheck = absl::Seconds(5);  // how often a holding gate is checked again
   uint32_t rollback_after = 3;                // failed checks in a row before a step back
   uint32_t max_rollbacks = 3;                 // rollbacks before the plan fails
+  // A change (a step, or a direct set) that sends more than this share of a region's members
+  // at once onto one region is logged as a warning (members of several regions add up).
+  double warn_step_share = 0.5;
 };
 
 // A region's health as the gate sees it.
@@ -125,7 +128,20 @@ struct ControllerEvent {
   std::string action;  // "set us-east-1 25%", "plan 3 step 2/6: us-east-1 10%", ...
   uint64_t version_before = 0;
   uint64_t version_after = 0;  // equal to version_before when the table did not change
+  bool warning = false;        // something people should look at (logged as a warning)
 };
+
+// How much moves onto one region when the table goes from `before` to `after`: for each
+// region, the members of every region it serves after but not before, in shares of their
+// region (0.5 + 0.25: half of one region's members and a quarter of another's), by the
+// weights and the usable rule of the decision (cohort rows and reachability left out).
+struct Arrival {
+  std::string region;
+  double share = 0;          // the sum over the regions the members come from
+  std::string from_regions;  // "50% of us-west-2's, 50% of us-east-1's"
+};
+// The region that takes the most; share 0 when nobody moves onto anyone.
+Arrival LargestArrival(const SteeringSpec& before, const SteeringSpec& after);
 
 // The default ramp: 1, 5, 10, 25, 50, 100 %.
 std::vector<uint32_t> DefaultRampBasisPoints();
@@ -171,13 +187,18 @@ class Controller {
   // and an event is recorded. On failure nothing changes.
   absl::Status Commit(SteeringSpec next, const std::string& actor, const std::string& action,
                       absl::Time now);
-  void Record(const std::string& actor, const std::string& action, absl::Time now, uint64_t before);
+  void Record(const std::string& actor, const std::string& action, absl::Time now, uint64_t before,
+              bool warning = false);
+  // Records a warning when going from `before` to the current spec moved more than
+  // GateLimits::warn_step_share of a region's members onto one region; `what` names the change.
+  void WarnIfLargeMove(const SteeringSpec& before, const std::string& what, absl::Time now);
   RegionSpec* FindRegion(SteeringSpec* spec, const std::string& name);
   void Advance(RampPlan* plan, absl::Time now, const HealthGate& gate);
   // Ends a plan. Reorders the plans: `plan` must not be used afterwards.
   void Finish(RampPlan* plan, RampPlan::State state, absl::Time now);
-  // After `region` was restored to 0%: the savior weights its last evacuation replaced.
-  void RestoreReplacedSaviors(const std::string& region, absl::Time now);
+  // When `region` is at 0% in `next` and still has the savior weights its last evacuation set:
+  // puts back the ones that evacuation replaced and says so ("" when nothing changed).
+  std::string RestoreReplacedSaviors(SteeringSpec* next, const std::string& region);
   void TrimHistory();
 
   SteeringSpec spec_;

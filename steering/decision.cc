@@ -20,20 +20,53 @@ bool Usable(const SteeringTable& table, int candidate, int from, uint64_t skip) 
          row.evacuated_bp < kBasisPoints;
 }
 
+// The usable regions a member may go to, in the order they are considered (on the stack: a
+// table has at most kMaxRegions regions).
+struct Candidates {
+  int count = 0;
+  int region[kMaxRegions];
+  uint32_t weight[kMaxRegions];
+
+  void Add(int r, uint32_t w) {
+    region[count] = r;
+    weight[count] = w;
+    ++count;
+  }
+};
+
+// The candidate with the highest rendezvous score for `member` (the first of equal ones); -1
+// when there is none. The candidates' hashes are computed two at a time (SipHash24Pair).
+int HighestScore(const SteeringTable& table, const Candidates& c, std::string_view member) {
+  int best = -1;
+  double best_score = 0;
+  auto consider = [&](int i, uint64_t hash) {
+    double score = RendezvousScore(hash, c.weight[i]);
+    if (best < 0 || score > best_score) {
+      best = c.region[i];
+      best_score = score;
+    }
+  };
+  int i = 0;
+  for (; i + 1 < c.count; i += 2) {
+    uint64_t a = 0;
+    uint64_t b = 0;
+    SipHash24Pair(table.region(c.region[i]).savior_key, table.region(c.region[i + 1]).savior_key,
+                  member, &a, &b);
+    consider(i, a);
+    consider(i + 1, b);
+  }
+  if (i < c.count) consider(i, SipHash24(table.region(c.region[i]).savior_key, member));
+  return best;
+}
+
 // Among every usable region other than `from`, with equal weights: where a member goes when
 // none of its region's saviors can take it.
 int PickAnyRegion(const SteeringTable& table, int from, std::string_view member, uint64_t skip) {
-  int best = -1;
-  double best_score = 0;
+  Candidates c;
   for (int r = 0; r < table.region_count(); ++r) {
-    if (!Usable(table, r, from, skip)) continue;
-    double score = RendezvousScore(SipHash24(table.region(r).savior_key, member), 1);
-    if (best < 0 || score > best_score) {
-      best = r;
-      best_score = score;
-    }
+    if (Usable(table, r, from, skip)) c.Add(r, 1);
   }
-  return best;
+  return HighestScore(table, c, member);
 }
 
 }  // namespace
@@ -66,17 +99,11 @@ uint32_t MemberBucket(const SteeringTable& table, int region, std::string_view m
 
 int PickSavior(const SteeringTable& table, int region, std::string_view member, int cohort,
                uint64_t skip) {
-  int best = -1;
-  double best_score = 0;
+  Candidates c;
   for (const SaviorWeight& s : table.SaviorsFor(region, cohort)) {
-    if (!Usable(table, s.region, region, skip)) continue;
-    double score = RendezvousScore(SipHash24(table.region(s.region).savior_key, member), s.weight);
-    if (best < 0 || score > best_score) {
-      best = s.region;
-      best_score = score;
-    }
+    if (Usable(table, s.region, region, skip)) c.Add(s.region, s.weight);
   }
-  return best;
+  return HighestScore(table, c, member);
 }
 
 int PickFailoverRegion(const SteeringTable& table, std::string_view member, int cohort,
@@ -100,7 +127,9 @@ SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request
     reason = SteeringReason::kHome;
   }
   const RegionRow& row = table.region(target);
-  if (row.evacuated_bp > 0 && MemberBucket(table, target, request.member) < row.evacuated_bp) {
+  // At 100% every bucket moves: no need to hash for it.
+  if (row.evacuated_bp >= kBasisPoints ||
+      (row.evacuated_bp > 0 && MemberBucket(table, target, request.member) < row.evacuated_bp)) {
     int savior = PickSavior(table, target, request.member, request.cohort, request.unreachable);
     // No savior can take it: any other usable region rather than back into the one being
     // evacuated (which may be dead). Only when none can does the member stay.

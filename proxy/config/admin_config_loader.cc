@@ -165,8 +165,9 @@ absl::Status ParseController(const Field& f, const std::string& base_dir, Contro
   RETURN_IF_ERROR(f.Child("audit_log").Read(&out->audit_log));
   out->audit_log = ResolveConfigPath(out->audit_log, base_dir);
   if (Field g = f.Child("gates"); g.present()) {
-    RETURN_IF_ERROR(g.ExpectMap({"window", "max_error_rate", "max_shed_rate", "max_p99", "recheck",
-                                 "rollback_after", "max_rollbacks", "health_interval"}));
+    RETURN_IF_ERROR(
+        g.ExpectMap({"window", "max_error_rate", "max_shed_rate", "max_p99", "recheck",
+                     "rollback_after", "max_rollbacks", "health_interval", "warn_step_share"}));
     GateLimits& limits = out->gates;
     RETURN_IF_ERROR(g.Child("window").ReadDuration(&out->gate_window, absl::Seconds(1)));
     RETURN_IF_ERROR(ReadRate(g.Child("max_error_rate"), &limits.max_error_rate));
@@ -175,6 +176,7 @@ absl::Status ParseController(const Field& f, const std::string& base_dir, Contro
     RETURN_IF_ERROR(g.Child("recheck").ReadDuration(&limits.recheck, absl::Milliseconds(100)));
     RETURN_IF_ERROR(g.Child("rollback_after").ReadInt(&limits.rollback_after, 1, 1000));
     RETURN_IF_ERROR(g.Child("max_rollbacks").ReadInt(&limits.max_rollbacks, 1, 1000));
+    RETURN_IF_ERROR(ReadRate(g.Child("warn_step_share"), &limits.warn_step_share));
     RETURN_IF_ERROR(
         g.Child("health_interval").ReadDuration(&out->health_interval, absl::Milliseconds(100)));
     if (out->gate_window > absl::Hours(1)) {

@@ -208,8 +208,12 @@ absl::Status SteeringControl::Adopt(Controller next) {
 }
 
 void SteeringControl::Audit(const ControllerEvent& event) {
-  LOG_INFO("steering: %s (by %s, table version %d -> %d)", event.action, event.actor,
-           event.version_before, event.version_after);
+  if (event.warning) {
+    LOG_WARN("steering: %s", event.action);
+  } else {
+    LOG_INFO("steering: %s (by %s, table version %d -> %d)", event.action, event.actor,
+             event.version_before, event.version_after);
+  }
   if (audit_fd_ < 0) return;
   nlohmann::json line{
       {"time", absl::FormatTime(absl::RFC3339_full, event.time, absl::UTCTimeZone())},
@@ -217,6 +221,7 @@ void SteeringControl::Audit(const ControllerEvent& event) {
       {"action", event.action},
       {"version_before", event.version_before},
       {"version_after", event.version_after}};
+  if (event.warning) line["warning"] = true;
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   if (!WriteAll(audit_fd_, text)) {
     LOG_ERROR("audit log %s: %s", audit_log_, std::strerror(errno));

@@ -72,10 +72,8 @@ uint64_t ClusterCell::Responses() const {
   return n;
 }
 
-ExchangeCell* WorkerMetrics::Exchange(const std::string& route, const std::string& cluster,
-                                      bool local) {
-  return FindOrCreate(mutex_, exchanges_, Pair(route, cluster),
-                      [&](ExchangeCell& cell) { cell.local = local; });
+ExchangeCell* WorkerMetrics::Exchange(const std::string& route, const std::string& cluster) {
+  return FindOrCreate(mutex_, exchanges_, Pair(route, cluster));
 }
 RouteCell* WorkerMetrics::Route(const std::string& route) {
   return FindOrCreate(mutex_, routes_, route);

@@ -77,9 +77,6 @@ const char* DecisionLabel(int index);
 struct ExchangeCell {
   MetricCounter requests[kStatusClasses][kDecisionLabels];
   uint64_t Total() const;  // every status class and decision
-  // Set when the cell is created (the key decides them): a request served by this node's own
-  // origins, with a route (what the local region's health window counts).
-  bool local = false;
 };
 
 struct RouteCell {
@@ -134,7 +131,7 @@ class WorkerMetrics {
  public:
   // Find-or-create; any thread (the worker, while it builds a snapshot). What a cell is set
   // up with at creation follows from its key, so a later lookup may pass the same again.
-  ExchangeCell* Exchange(const std::string& route, const std::string& cluster, bool local = false);
+  ExchangeCell* Exchange(const std::string& route, const std::string& cluster);
   RouteCell* Route(const std::string& route);
   ClusterCell* Cluster(const std::string& cluster, const std::string& tunnel_region = "");
   RejectCell* Reject(const std::string& route, const std::string& filter,

@@ -172,8 +172,7 @@ void Worker::ResolveMetricCells(WorkerSnapshot* snapshot) {
     for (size_t c = 0; c < clusters; ++c) {
       const bool routed = r < config.routes.size();
       snapshot->exchange_cells[r * clusters + c] =
-          metrics_.Exchange(route, routed ? config.clusters[c].name : "none",
-                            /*local=*/routed && tunnel_region[c].empty());
+          metrics_.Exchange(route, routed ? config.clusters[c].name : "none");
     }
     if (r == config.routes.size()) break;
     std::vector<RejectCell*> rejects;

@@ -17,6 +17,7 @@ from harness import ProxyTestCase
 from sluicetest import metrics
 from sluicetest.admin import call
 from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
+from sluicetest.secrets import write_secrets
 
 EAST, WEST = "us-east-1", "us-west-2"
 ADMIN_TOKEN = "a" * 48
@@ -39,10 +40,8 @@ class ControlPlane(ProxyTestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="sluice-admin-")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        for name, text in (("admin.token", ADMIN_TOKEN), ("read.token", READ_TOKEN),
-                           ("tunnel.key", KEY)):
-            with open(os.path.join(self.dir, name), "w") as f:
-                f.write(text + "\n")
+        write_secrets(self.dir, (("admin.token", ADMIN_TOKEN), ("read.token", READ_TOKEN),
+                                 ("tunnel.key", KEY)))
         self.state = os.path.join(self.dir, "state.json")
         self.audit = os.path.join(self.dir, "audit.jsonl")
         self.ports = {EAST: free_port(), WEST: free_port()}

@@ -14,6 +14,7 @@ import unittest
 from harness import ProxyTestCase
 from sluicetest.admin import call
 from sluicetest.process import free_port
+from sluicetest.secrets import write_secrets
 
 KEY = "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d"
 ADMIN_TOKEN = "9d4f6e1a8c3b7d2e9f4a6c1b5e0b7c2a"
@@ -23,9 +24,7 @@ class CompoundFailures(ProxyTestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="sluice-compound-")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        for name, text in (("tunnel.key", KEY), ("admin.token", ADMIN_TOKEN)):
-            with open(os.path.join(self.dir, name), "w") as f:
-                f.write(text + "\n")
+        write_secrets(self.dir, (("tunnel.key", KEY), ("admin.token", ADMIN_TOKEN)))
 
     def start_east(self, origin_port, evacuate="0%", health_check=""):
         config = """

@@ -19,12 +19,14 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from harness import SANITIZED, ProxyTestCase
 from sluicetest import admin
 from sluicetest.etcd import Etcd
 from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, Sluice, free_port
+from sluicetest.secrets import write_secrets
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 ADMIN_TOKEN = "f" * 48
@@ -39,9 +41,7 @@ class FleetTestCase(ProxyTestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="sluice-fleet-")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        for name, text in (("admin.token", ADMIN_TOKEN), ("tunnel.key", KEY)):
-            with open(os.path.join(self.dir, name), "w") as f:
-                f.write(text + "\n")
+        write_secrets(self.dir, (("admin.token", ADMIN_TOKEN), ("tunnel.key", KEY)))
         self.etcd = Etcd(tls=self.ETCD_TLS).start()
         self.addCleanup(self.etcd.cleanup)
         self.origin = self.start_origin(name="origin")
@@ -49,6 +49,7 @@ class FleetTestCase(ProxyTestCase):
         self.admin_ports = {r: free_port() for r in REGIONS}
         self.nodes = {}
         self.etcd_extra = ""  # more keys of fleet.etcd
+        self.origin_ports = {}  # region: its origin's port, instead of the shared origin
         # us-east-1 lists an endpoint where nothing listens first: it fails over to the next;
         # eu-west-1 names etcd by host name (localhost, resolved by sluice).
         self.dead_endpoint = "%s://127.0.0.1:%d" % ("https" if self.ETCD_TLS else "http",
@@ -89,7 +90,8 @@ fleet:
   node: node-%(local)s
   lease_ttl: %(ttl)ds
   publish_interval: 500ms
-""" % {"port": self.ports[local], "origin": self.origin.port, "local": local, "dir": self.dir,
+""" % {"port": self.ports[local], "origin": self.origin_ports.get(local, self.origin.port),
+       "local": local, "dir": self.dir,
        "regions": regions, "ttl": LEASE_TTL,
        "etcd": (self.dead_endpoint + ", " + self.etcd.url) if local == "us-east-1"
        else self.etcd.url.replace("127.0.0.1", "localhost") if local == "eu-west-1"
@@ -384,6 +386,16 @@ class StoreLost(FleetTestCase):
             # The ramp holds (hold is 1 s: three would have passed).
             time.sleep(3)
             self.assertEqual(step(), paused_at)
+            # watch says so, and does not claim the gates pass.
+            watch = subprocess.run(
+                [SLUICECTL_BIN, "--token", ADMIN_TOKEN, "--admin",
+                 "http://127.0.0.1:%d" % self.admin_ports["us-west-2"], "watch", "--count", "1"],
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            out = watch.stdout.decode()
+            self.assertEqual(watch.returncode, 0, out + watch.stderr.decode())
+            self.assertIn("THE STORE IS UNREACHABLE", out)
+            self.assertIn("gates: unknown (the store is unreachable)", out)
+            self.assertNotIn("passing", out)
             self.assertFalse(any(self.fleet(r)["this_node_leads"] for r in REGIONS))
             self.assertGreater(
                 self.metrics("eu-west-1")[("sluice_fleet_seconds_since_sync", frozenset())], 2)
@@ -404,6 +416,46 @@ class StoreLost(FleetTestCase):
         self.assertEqual(self.plan_steps(history), list(range(-1, len(ramp))))
         for region in REGIONS:
             self.assertEqual(self.steering(region)["regions"]["eu-west-1"]["fraction"], "60%")
+
+
+class OriginsDown(FleetTestCase):
+    def test_a_node_whose_origins_are_dead_keeps_publishing_a_valid_view(self):
+        self.origin_ports["us-east-1"] = free_port()  # nothing listens there
+        self.start_fleet()
+        key = "/sluice/test/nodes/node-us-east-1"
+        # us-east-1's own members: every attempt at its origins fails (counted, retries too).
+        for i in range(40):
+            req = urllib.request.Request("http://127.0.0.1:%d/item" % self.ports["us-east-1"],
+                                         headers={"x-member-id": "member-%d" % i})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    r.read()
+            except urllib.error.HTTPError as e:
+                e.read()
+
+        def view():
+            got = self.etcd.get(key)
+            return json.loads(got[1]) if got else {}
+
+        self.wait_for(lambda: view().get("origins_down"),
+                      what="us-east-1's published view saying its origins are down")
+        published = view()
+        self.assertLessEqual(published["local"]["errors"], published["local"]["requests"],
+                             published)
+        self.assertGreaterEqual(published["local"]["requests"], 20, published)
+        # It keeps publishing, and the others keep taking its view (never "ignoring" it).
+        first = self.etcd.get(key)[0]
+        self.wait_for(lambda: self.etcd.get(key)[0] > first, what="a newer view of us-east-1")
+        for region in ("us-west-2", "eu-west-1"):
+            self.wait_for(lambda region=region: any(
+                n["node"] == "node-us-east-1" and n["age_seconds"] < 1.5
+                for n in self.fleet(region)["nodes"]), what="a fresh view on " + region)
+            self.assertNotIn("ignoring the view", self.nodes[region].log_text())
+        # And the others' gates use it: us-east-1 cannot be the only savior of an evacuation.
+        status, body = self.api("us-west-2", "PUT", "/v1/steering/regions/us-west-2",
+                                {"fraction": 10, "saviors": {"us-east-1": 100}})
+        self.assertEqual(status, 409, body)
+        self.assertIn("origins are down", body["error"])
 
 
 class Security(FleetTestCase):

@@ -19,6 +19,7 @@ import unittest
 from harness import ProxyTestCase, basic_config
 from sluicetest.admin import call, metric
 from sluicetest.process import Sluice, free_port
+from sluicetest.secrets import write_secrets
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -253,9 +254,7 @@ class Regions(ProxyTestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="sluice-hardening-")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        for name, text in (("tunnel.key", KEY), ("read.token", READ_TOKEN)):
-            with open(os.path.join(self.dir, name), "w") as f:
-                f.write(text + "\n")
+        write_secrets(self.dir, (("tunnel.key", KEY), ("read.token", READ_TOKEN)))
 
     def config(self, local, origin_port, east_port, west_tunnel):
         return """

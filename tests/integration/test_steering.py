@@ -15,6 +15,7 @@ import unittest
 
 from harness import ProxyTestCase
 from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
+from sluicetest.secrets import write_secrets
 import steering_model
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
@@ -43,9 +44,7 @@ class Regions(ProxyTestCase):
     def start_regions(self, evacuations, misrouted="proxy_home", failover=True, overrides=None):
         work = tempfile.mkdtemp(prefix="sluice-steering-")
         self.addCleanup(shutil.rmtree, work, True)
-        self.key_file = os.path.join(work, "tunnel.key")
-        with open(self.key_file, "w") as f:
-            f.write(KEY + "\n")
+        self.key_file = write_secrets(work, (("tunnel.key", KEY),))["tunnel.key"]
         self.evacuations = evacuations
         self.ports = {r: free_port() for r in (EAST, WEST, EU)}
         self.origins = {r: self.start_origin(name=r) for r in (EAST, WEST, EU)}

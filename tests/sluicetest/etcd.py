@@ -124,6 +124,13 @@ class Etcd:
         self.token = self.call("/v3/auth/authenticate",
                                {"name": "root", "password": "root-pw"})["token"]
 
+    def get(self, key):
+        """(mod_revision, value) of `key` now, or None when it is not there."""
+        reply = self.call("/v3/kv/range", {"key": _b64(key)})
+        for kv in reply.get("kvs", []):
+            return int(kv["mod_revision"]), base64.b64decode(kv.get("value", "")).decode()
+        return None
+
     def history(self, key):
         """Every value `key` had, oldest first: [(mod_revision, value)]."""
         encoded = _b64(key)

@@ -85,7 +85,8 @@ TEST(ControllerTest, TheDefaultRampTakesEachStepAfterItsHold) {
 TEST(ControllerTest, EveryTransitionIsAnEventWithVersions) {
   Controller c = Make();
   FakeGate gate;
-  ASSERT_TRUE(c.StartPlan(Evacuate({2500, 10000}, absl::Seconds(5)), "alice", kStart).ok());
+  // Steps small enough not to warn (25% of the region's members at a time, 70/30).
+  ASSERT_TRUE(c.StartPlan(Evacuate({2500, 5000}, absl::Seconds(5)), "alice", kStart).ok());
   c.Tick(kStart, gate.Get());
   c.Tick(kStart + absl::Seconds(5), gate.Get());
   std::vector<ControllerEvent> events = c.TakeEvents();
@@ -388,6 +389,92 @@ TEST(ControllerTest, ARestoreGivesBackTheSaviorsTheEvacuationReplaced) {
   EXPECT_EQ(c.spec().regions[1].saviors, (std::map<std::string, uint32_t>{{"eu-west-1", 100}}));
   EXPECT_EQ(c.spec().regions[0].saviors,
             (std::map<std::string, uint32_t>{{"eu-west-1", 70}, {"us-west-2", 30}}));
+}
+
+TEST(ControllerTest, SettingTheFractionToZeroByHandAlsoGivesBackTheReplacedSaviors) {
+  Controller c = Make();
+  FakeGate gate;
+  PlanRequest evacuate = Evacuate({10000}, absl::Seconds(1));
+  evacuate.saviors = {{"us-west-2", 100}};
+  ASSERT_TRUE(c.StartPlan(evacuate, "a", kStart, gate.Get()).ok());
+  c.Tick(kStart, gate.Get());
+  ASSERT_EQ(Fraction(c, "us-east-1"), 10000u);
+  // Not to 0%: the plan's saviors stay (the region still evacuates some members to them).
+  RegionChange down;
+  down.region = "us-east-1";
+  down.has_fraction = true;
+  down.evacuated_bp = 1000;
+  ASSERT_TRUE(c.SetRegion(down, "a", kStart + absl::Seconds(2), gate.Get()).ok());
+  EXPECT_EQ(c.spec().regions[0].saviors, (std::map<std::string, uint32_t>{{"us-west-2", 100}}));
+  down.evacuated_bp = 0;
+  ASSERT_TRUE(c.SetRegion(down, "a", kStart + absl::Seconds(3), gate.Get()).ok());
+  EXPECT_EQ(c.spec().regions[0].saviors,
+            (std::map<std::string, uint32_t>{{"eu-west-1", 70}, {"us-west-2", 30}}));
+  std::vector<ControllerEvent> events = c.TakeEvents();
+  ASSERT_FALSE(events.empty());
+  EXPECT_NE(events.back().action.find("saviors are {eu-west-1=70,us-west-2=30} again"),
+            std::string::npos)
+      << events.back().action;
+  // Saviors given with the change win: nothing is put back.
+  ASSERT_TRUE(c.StartPlan(evacuate, "a", kStart + absl::Seconds(4), gate.Get()).ok());
+  c.Tick(kStart + absl::Seconds(4), gate.Get());
+  down.has_saviors = true;
+  down.saviors = {{"eu-west-1", 100}};
+  ASSERT_TRUE(c.SetRegion(down, "a", kStart + absl::Seconds(6), gate.Get()).ok());
+  EXPECT_EQ(c.spec().regions[0].saviors, (std::map<std::string, uint32_t>{{"eu-west-1", 100}}));
+}
+
+std::vector<std::string> Warnings(Controller* c) {
+  std::vector<std::string> warnings;
+  for (const ControllerEvent& e : c->TakeEvents()) {
+    if (e.warning) warnings.push_back(e.action);
+  }
+  return warnings;
+}
+
+TEST(ControllerTest, AStepThatMovesTooManyMembersOntoOneRegionIsAWarning) {
+  // The default ramp to 70/30 moves at most 35% of us-east-1 onto eu-west-1 at once: quiet.
+  Controller c = Make();
+  FakeGate gate;
+  ASSERT_TRUE(c.StartPlan(Evacuate(), "a", kStart, gate.Get()).ok());
+  for (int s = 0; s <= 60; ++s) c.Tick(kStart + absl::Seconds(s), gate.Get());
+  ASSERT_EQ(Fraction(c, "us-east-1"), 10000u);
+  EXPECT_EQ(Warnings(&c), std::vector<std::string>{});
+
+  // us-east-1 wholly evacuated 70/30; then us-west-2 goes from 0 to 100% in one step onto
+  // eu-west-1: its own members and the 30% of us-east-1's it was serving arrive together.
+  PlanRequest west;
+  west.region = "us-west-2";
+  west.saviors = {{"eu-west-1", 100}};
+  west.steps_bp = {1000, 10000};
+  west.hold = absl::Seconds(1);
+  ASSERT_TRUE(c.StartPlan(west, "a", kStart + absl::Seconds(100), gate.Get()).ok());
+  c.Tick(kStart + absl::Seconds(100), gate.Get());
+  // At 10% it still serves the members it took for us-east-1: only 10% of its own move.
+  EXPECT_EQ(Warnings(&c), std::vector<std::string>{});
+  c.Tick(kStart + absl::Seconds(101), gate.Get());
+  std::vector<std::string> warnings = Warnings(&c);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("about 120% of a region's members onto eu-west-1"), std::string::npos)
+      << warnings[0];
+  EXPECT_NE(warnings[0].find("30% of us-east-1's, 90% of us-west-2's"), std::string::npos)
+      << warnings[0];
+
+  // A direct set is one step too.
+  Controller d = Make();
+  RegionChange all;
+  all.region = "us-east-1";
+  all.has_fraction = true;
+  all.evacuated_bp = 10000;
+  all.has_saviors = true;
+  all.saviors = {{"us-west-2", 1}};
+  ASSERT_TRUE(d.SetRegion(all, "a", kStart, gate.Get()).ok());
+  warnings = Warnings(&d);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("setting us-east-1 moves about 100% of a region's members onto "
+                             "us-west-2 at once (100% of us-east-1's)"),
+            std::string::npos)
+      << warnings[0];
 }
 
 TEST(ControllerTest, ARestartInTheMiddleOfARampResumesWhereItWas) {

@@ -1,11 +1,13 @@
 #include "steering/decision.h"
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "steering/siphash.h"
 
 namespace sluice {
 namespace {
@@ -260,6 +262,50 @@ TEST(DecisionTest, MatchesTheDocumentedModel) {
   EXPECT_EQ(MemberBucket(*table, kEast, "bob"), 9519u);
   EXPECT_EQ(DecideFor(*table, "alice").region, kEu);
   EXPECT_EQ(DecideFor(*table, "bob").region, kEast);
+}
+
+// The definition in decision.h, one savior at a time: what PickSavior (which hashes two
+// candidates at once) must agree with for every member and any number of saviors.
+int ReferenceSavior(const SteeringTable& table, int region, const std::string& member) {
+  int best = -1;
+  double best_score = 0;
+  for (const SaviorWeight& s : table.SaviorsFor(region, -1)) {
+    const RegionRow& row = table.region(s.region);
+    if (s.region == region || !row.healthy || row.evacuated_bp >= kBasisPoints) continue;
+    double u = (static_cast<double>(SipHash24(row.savior_key, member) >> 11) + 0.5) * 0x1.0p-53;
+    double score = s.weight / -std::log(u);
+    if (best < 0 || score > best_score) {
+      best = s.region;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+TEST(DecisionTest, EveryNumberOfSaviorsPicksAsTheDefinitionSays) {
+  for (int saviors = 1; saviors <= 6; ++saviors) {
+    SteeringSpec spec;
+    spec.local_region = "r0";
+    for (int r = 0; r <= saviors; ++r) {
+      RegionSpec region;
+      region.name = absl::StrFormat("r%d", r);
+      spec.regions.push_back(region);
+    }
+    spec.regions[0].evacuated_bp = 10000;
+    for (int r = 1; r <= saviors; ++r) {
+      spec.regions[0].saviors[absl::StrFormat("r%d", r)] = static_cast<uint32_t>(10 * r);
+    }
+    if (saviors >= 3) {  // one savior is evacuated itself: skipped among the rest
+      spec.regions[2].evacuated_bp = 10000;
+      spec.regions[2].saviors = {{"r1", 1}};
+    }
+    SteeringTablePtr table = Build(spec);
+    for (int i = 0; i < 3000; ++i) {
+      std::string member = Member(i);
+      ASSERT_EQ(PickSavior(*table, 0, member, -1, 0), ReferenceSavior(*table, 0, member))
+          << saviors << " saviors, " << member;
+    }
+  }
 }
 
 TEST(DecisionTest, FailoverUsesTheLocalSaviorRowOrEveryPeer) {

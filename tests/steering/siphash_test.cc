@@ -49,5 +49,23 @@ TEST(SipHashTest, DerivedKeysAreTheDocumentedOnes) {
             SipHash24(key, "alice"));  // each use has its own key
 }
 
+TEST(SipHashTest, PairIsTwoSingleHashes) {
+  // The reference vectors again, with a second, different key beside the reference one.
+  const SipKey key = ReferenceKey();
+  const SipKey other = SipKey::Derive("sluice-savior", "eu-west-1");
+  for (int length : {0, 1, 7, 8, 9, 15, 16, 36, 63, 64, 200}) {
+    uint64_t a = 0;
+    uint64_t b = 0;
+    SipHash24Pair(key, other, Sequence(length), &a, &b);
+    EXPECT_EQ(a, SipHash24(key, Sequence(length))) << "length " << length;
+    EXPECT_EQ(b, SipHash24(other, Sequence(length))) << "length " << length;
+  }
+  uint64_t a = 0;
+  uint64_t b = 0;
+  SipHash24Pair(key, key, Sequence(63), &a, &b);
+  EXPECT_EQ(a, 0x958a324ceb064572ULL);
+  EXPECT_EQ(b, 0x958a324ceb064572ULL);
+}
+
 }  // namespace
 }  // namespace sluice

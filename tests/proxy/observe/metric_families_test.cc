@@ -86,7 +86,7 @@ TEST(MetricFamiliesTest, NamesFollowPrometheusConventions) {
 // labels its row declares, whatever cells exist.
 TEST(MetricFamiliesTest, EveryFamilyRendersWithItsDeclaredLabels) {
   WorkerMetrics w;
-  ExchangeCell* exchange = w.Exchange("/", "app", true);
+  ExchangeCell* exchange = w.Exchange("/", "app");
   for (int c = 0; c < kStatusClasses; ++c) {
     for (int d = 0; d < kDecisionLabels; ++d) exchange->requests[c][d].Add(1);
   }
