@@ -130,17 +130,17 @@ bool Forwarder::CanAttemptAgain() const {
          filter_.context.attempts < kMaxAttempts;
 }
 
-bool Forwarder::AdmitRetry(bool reached_origin) {
+bool Forwarder::AdmitRetry(bool reached_origin, ClusterRuntime* on) {
   if (retry_counted_ || !reached_origin) return true;
   // The budget keeps retries from multiplying an outage: a denied retry is an answer.
-  if (!cluster_->AdmitRetry()) {
+  if (!on->AdmitRetry()) {
     LOG_DEBUG("%s %s%s: retry budget exhausted for cluster %s", request_->method_text,
-              request_->authority, request_->path, cluster_->config.name);
+              request_->authority, request_->path, on->config.name);
     return false;
   }
-  cluster_->RetryStarted();
+  on->RetryStarted();
   retry_counted_ = true;
-  retry_cluster_ = cluster_;
+  retry_cluster_ = on;
   return true;
 }
 
@@ -156,7 +156,7 @@ bool Forwarder::DefaultRetry(UpstreamFailure kind) const {
 }
 
 bool Forwarder::TryRetry(bool reached_origin) {
-  if (!CanAttemptAgain() || !AdmitRetry(reached_origin)) return false;
+  if (!CanAttemptAgain() || !AdmitRetry(reached_origin, cluster_)) return false;
   RecordRetry();
   DropUpstream();
   response_started_ = false;

@@ -69,9 +69,9 @@ class Forwarder final : public ServerStreamHandler,
   // Whether another attempt is possible at all: the client has seen nothing, the body sent so
   // far is at hand, and the attempts are not used up.
   bool CanAttemptAgain() const;
-  // Counts a retry against the budget of the cluster that failed (once per request). False
-  // when the budget says no.
-  bool AdmitRetry(bool reached_origin);
+  // Counts a retry against the budget of `on`, the cluster the next attempt goes to (once per
+  // request). False when the budget says no.
+  bool AdmitRetry(bool reached_origin, ClusterRuntime* on);
 
   // --- Steering (proxy/forward/forwarder_steering.cc) ---
   // Verifies a sluice-hop marker before the request's sluice-* fields are dropped.
@@ -86,6 +86,8 @@ class Forwarder final : public ServerStreamHandler,
   // Another attempt in `region` (-1 or the local region: the route's cluster), now.
   bool Redispatch(bool reached_origin, int region);
   void UseRegion(int region);
+  // The cluster that serves `region`: the local one, or the tunnel to a peer region.
+  ClusterRuntime* ClusterFor(int region) const;
   uint64_t UnreachableRegions() const;
   void AppendHopMarker();
   // sluice-region on a response: the peer's own when it came through a tunnel.

@@ -156,15 +156,15 @@ void Forwarder::Steer() {
   }
 }
 
+ClusterRuntime* Forwarder::ClusterFor(int region) const {
+  if (region < 0 || region == steering_->local()) return local_cluster_;
+  int index = snapshot_->config->steering.tunnel_cluster[static_cast<size_t>(region)];
+  return snapshot_->clusters[static_cast<size_t>(index)].get();
+}
+
 void Forwarder::UseRegion(int region) {
-  const SteeringTable& table = *steering_;
-  ClusterRuntime* next = local_cluster_;
-  peer_region_ = -1;
-  if (region >= 0 && region != table.local()) {
-    int index = snapshot_->config->steering.tunnel_cluster[static_cast<size_t>(region)];
-    next = snapshot_->clusters[static_cast<size_t>(index)].get();
-    peer_region_ = region;
-  }
+  ClusterRuntime* next = ClusterFor(region);
+  peer_region_ = region >= 0 && region != steering_->local() ? region : -1;
   if (next == cluster_) return;
   // What this request holds in one cluster's accounting goes back before it moves on.
   if (request_counted_) {
@@ -179,7 +179,10 @@ void Forwarder::UseRegion(int region) {
 }
 
 bool Forwarder::Redispatch(bool reached_origin, int region) {
-  if (!CanAttemptAgain() || !AdmitRetry(reached_origin)) return false;
+  // The attempt is a retry in the cluster it goes to: its budget decides. The budget of the
+  // cluster that failed protects that cluster's origins, which this attempt leaves alone (when
+  // a region's origins die, their budget is spent at once and a failover must still go).
+  if (!CanAttemptAgain() || !AdmitRetry(reached_origin, ClusterFor(region))) return false;
   DropUpstream();
   response_started_ = false;
   retry_timeout_.Disarm();

@@ -46,6 +46,7 @@ class Regions(ProxyTestCase):
         self.addCleanup(shutil.rmtree, work, True)
         self.key_file = write_secrets(work, (("tunnel.key", KEY),))["tunnel.key"]
         self.evacuations = evacuations
+        self.cluster_extra = getattr(self, "cluster_extra", "")  # more keys of cluster app
         self.ports = {r: free_port() for r in (EAST, WEST, EU)}
         self.origins = {r: self.start_origin(name=r) for r in (EAST, WEST, EU)}
         self.sluices = {}
@@ -75,6 +76,7 @@ clusters:
     endpoints: [127.0.0.1:%d]
     connect_timeout: 500ms
     response_timeout: 5s
+%s
 routes:
   - cluster: app
 proxy:
@@ -88,8 +90,8 @@ steering:
   tunnel: {insecure: true, key_file: %s, connect_timeout: 300ms}
   regions:
 %s
-""" % (self.origins[local].port, local, misrouted, "true" if failover else "false",
-       self.key_file, "\n".join(regions))
+""" % (self.origins[local].port, self.cluster_extra, local, misrouted,
+       "true" if failover else "false", self.key_file, "\n".join(regions))
 
     def members_seen(self, region):
         return sorted({r.header("x-member-id") for r in self.origins[region].received()})
@@ -198,6 +200,20 @@ class Steering(Regions):
                                      body=b"payload")
         self.assertEqual(status, 200)
         self.assertIn(headers.get("sluice-region"), (EU, WEST))
+
+    def test_a_failover_is_not_refused_by_the_failed_clusters_spent_retry_budget(self):
+        # When a region's origins die, every request in flight fails at once and their retry
+        # budget is spent: the failover goes to another cluster, whose budget decides.
+        self.cluster_extra = "    retry_budget: {ratio: 0, min_retries: 0}"
+        self.start_regions({EAST: (0, {EU: 50, WEST: 50})})
+        self.origins[EAST].reset_all = True
+        seen = {}
+        for i in range(20):
+            status, headers, _ = request(self.ports[EAST], member="m-%d" % i)
+            self.assertEqual(status, 200, "GET %d" % i)
+            seen[headers.get("sluice-region")] = seen.get(headers.get("sluice-region"), 0) + 1
+        self.assertNotIn(EAST, seen)
+        self.assertGreater(len(self.origins[EAST].received()), 0)  # the resets did happen
 
     def test_the_compound_case_sends_nobody_back_into_the_dead_region(self):
         # us-east-1 is dead and wholly evacuated; one savior (eu-west-1) starts its own

@@ -102,6 +102,8 @@ class Handler(socketserver.BaseRequestHandler):
                 path = urllib.parse.urlsplit(target).path
                 self.read_body(req, store=not path.startswith("/sink"))
                 origin._record(req)
+                if origin.reset_all:
+                    return  # as an origin that dies with the request in hand
                 if origin.drop_reused and self.served > 0:
                     return  # as if it had closed this idle connection just as the request came
                 self.served += 1
@@ -230,6 +232,7 @@ class Origin:
         self.close_after = close_after
         self.drop_reused = drop_reused
         self.delay = delay
+        self.reset_all = False  # close every connection once a request has come, never answer
         self.requests = []
         self.connections = 0
         self.flaky_hits = 0
