@@ -29,6 +29,7 @@ import argparse
 import collections
 import math
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -38,11 +39,12 @@ import time
 
 from sluicetest import admin, debian, metrics
 from sluicetest.etcd import Etcd
+from sluicetest.secret_files import write_secrets
 from sluicetest.nginx import region_origin
 from sluicetest.process import ROOT, Sluice, free_port, wait_for_port
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
-TOKEN = "drill-" + "d" * 42
+TOKEN = secrets.token_hex(24)  # a fresh one each run, as an operator would make it
 PACKAGES = {"etcd": "etcd-server", "nginx": "nginx-light", "gnuplot": "gnuplot-nox"}
 
 
@@ -178,9 +180,7 @@ def main():
     ramp_budget = (steps - 1) * hold_s + 3.0
 
     work = tempfile.mkdtemp(prefix="sluice-drill-")
-    for name, text in (("admin.token", TOKEN), ("tunnel.key", "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d")):
-        with open(os.path.join(work, name), "w") as f:
-            f.write(text + "\n")
+    write_secrets(work, (("admin.token", TOKEN), ("tunnel.key", secrets.token_hex(32))))
     etcd = Etcd()
     origins = {r: [] for r in REGIONS}
     nodes, admin_ports = {}, {}

@@ -17,7 +17,7 @@ from harness import ProxyTestCase
 from sluicetest import metrics
 from sluicetest.admin import call
 from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
-from sluicetest.secrets import write_secrets
+from sluicetest.secret_files import write_secrets
 
 EAST, WEST = "us-east-1", "us-west-2"
 ADMIN_TOKEN = "a" * 48

@@ -14,7 +14,7 @@ import unittest
 from harness import ProxyTestCase
 from sluicetest.admin import call
 from sluicetest.process import free_port
-from sluicetest.secrets import write_secrets
+from sluicetest.secret_files import write_secrets
 
 KEY = "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d"
 ADMIN_TOKEN = "9d4f6e1a8c3b7d2e9f4a6c1b5e0b7c2a"

@@ -26,7 +26,7 @@ from harness import SANITIZED, ProxyTestCase
 from sluicetest import admin
 from sluicetest.etcd import Etcd
 from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, Sluice, free_port
-from sluicetest.secrets import write_secrets
+from sluicetest.secret_files import write_secrets
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 ADMIN_TOKEN = "f" * 48

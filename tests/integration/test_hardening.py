@@ -19,7 +19,7 @@ import unittest
 from harness import ProxyTestCase, basic_config
 from sluicetest.admin import call, metric
 from sluicetest.process import Sluice, free_port
-from sluicetest.secrets import write_secrets
+from sluicetest.secret_files import write_secrets
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"

@@ -15,7 +15,7 @@ import unittest
 
 from harness import ProxyTestCase
 from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
-from sluicetest.secrets import write_secrets
+from sluicetest.secret_files import write_secrets
 import steering_model
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
