@@ -1,4 +1,4 @@
-// sluice: an HTTP edge proxy. See README.md and ../shared/DESIGN.md.
+// sluice: an HTTP edge proxy. See README.md and docs/DESIGN.md.
 #include <csignal>
 #include <cstdio>
 #include <string>

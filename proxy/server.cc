@@ -1,5 +1,6 @@
 #include "proxy/server.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/prctl.h>
@@ -8,12 +9,16 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "common/strings.h"
+#include "common/systemd_notify.h"
 #include "proxy/config/config_loader.h"
 #include "proxy/config/filter_config_loader.h"
 #include "proxy/config/tls_config_loader.h"
@@ -35,13 +40,15 @@ uint64_t RaiseFileLimit() {
 
 absl::Status DropPrivileges(const std::string& user) {
   if (user.empty()) return absl::OkStatus();
+  passwd* pw = getpwnam(user.c_str());
+  if (!pw) return absl::NotFoundError(absl::StrFormat("user: no such user \"%s\"", user));
   if (geteuid() != 0) {
+    // A binary upgrade starts the new binary as the user the old one switched to.
+    if (geteuid() == pw->pw_uid) return absl::OkStatus();
     LOG_WARN("user: not running as root; staying uid %d instead of switching to %s", geteuid(),
              user);
     return absl::OkStatus();
   }
-  passwd* pw = getpwnam(user.c_str());
-  if (!pw) return absl::NotFoundError(absl::StrFormat("user: no such user \"%s\"", user));
   if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
       setuid(pw->pw_uid) != 0) {
     return absl::PermissionDeniedError(
@@ -66,10 +73,30 @@ int Server::Run() {
   const uint64_t files = RaiseFileLimit();
   control_ = std::make_unique<LoopContext>(&loop_);
 
+  // Before anyone can replace the file: a binary upgrade starts what is at this path then.
+  char self[4096];
+  if (ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1); n > 0) {
+    binary_.assign(self, static_cast<size_t>(n));
+  }
+  // Started by a binary upgrade: the old process's listening sockets, and where to say ready.
+  absl::StatusOr<InheritedSockets> inherited = InheritedSockets::FromEnvironment();
+  if (!inherited.ok()) return Fail(inherited.status());
+  inherited_ = *std::move(inherited);
+  if (const char* fd = std::getenv(kUpgradeReadyVariable)) {
+    if (!ParseInteger(std::string_view(fd), &upgrade_ready_fd_) || upgrade_ready_fd_ < 3) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrFormat("%s: \"%s\" is not a descriptor", kUpgradeReadyVariable, fd)));
+    }
+    unsetenv(kUpgradeReadyVariable);
+    fcntl(upgrade_ready_fd_, F_SETFD, FD_CLOEXEC);
+  }
+
   // Sockets first, while the process may still bind privileged ports.
-  absl::StatusOr<ListenerSet::Change> sockets = listeners_.Apply(*config_, config_->workers);
+  absl::StatusOr<ListenerSet::Change> sockets =
+      listeners_.Apply(*config_, config_->workers, &inherited_);
   if (!sockets.ok()) return Fail(sockets.status());
   if (absl::Status s = StartAdmin(); !s.ok()) return Fail(s);
+  inherited_.CloseRest();  // addresses this configuration no longer listens on
   if (absl::Status s = DropPrivileges(config_->user); !s.ok()) return Fail(s);
   // Nothing sluice runs (it runs nothing) may gain privileges: no setuid binary, no file caps.
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -81,6 +108,8 @@ int Server::Run() {
   StartWorkers(std::move(sockets->added));
   LogStart(files);
   started_ = true;
+  NotifyServiceManager(absl::StrFormat("READY=1\nMAINPID=%d\nSTATUS=serving", getpid()));
+  ReportUpgradeReady();
   StartFleet();
   file_watch_->Watch(WatchedFiles(*config_));
   if (stop_pending_) {
@@ -106,7 +135,9 @@ absl::Status Server::StartAdmin() {
   admin_api_ = std::make_unique<AdminApi>(static_cast<AdminBackend*>(this));
   admin_api_->Configure(config_->admin);
   admin_server_ = std::make_unique<AdminServer>(control_.get(), admin_api_.get());
-  RETURN_IF_ERROR(admin_server_->Start(config_->admin.address));
+  std::vector<int> handed = inherited_.Take(AdminSocketKey(config_->admin.address.ToString()));
+  for (size_t i = 1; i < handed.size(); ++i) ::close(handed[i]);
+  RETURN_IF_ERROR(admin_server_->Start(config_->admin.address, handed.empty() ? -1 : handed[0]));
   CidrSet loopback;
   loopback.Add(*CidrRange::Parse("127.0.0.0/8"));
   loopback.Add(*CidrRange::Parse("::1/128"));
@@ -173,6 +204,7 @@ void Server::HandleSignals() {
   signals_->On(SIGUSR1, [this] {  // reopen the access log (after logrotate moved it)
     if (access_log_) access_log_->Reopen();
   });
+  signals_->On(SIGUSR2, [this] { StartUpgrade(); });
   file_watch_ = std::make_unique<FileWatch>(
       &loop_, [this](const std::string& path) { OnWatchedFileChanged(path); });
 }
@@ -226,8 +258,8 @@ void Server::LogStart(uint64_t files) const {
   }
   const uint32_t cap = MaxConnectionsFor(config_->limits, files);
   LOG_INFO(
-      "sluice listening on %s with %d workers (config %s, %d file descriptors, %s)", addresses,
-      config_->workers, config_->source, files,
+      "sluice listening on %s with %d workers (pid %d, config %s, %d file descriptors, %s)",
+      addresses, config_->workers, getpid(), config_->source, files,
       cap == 0 ? std::string("no connection cap") : absl::StrFormat("at most %d connections", cap));
   if (admin_server_) {
     LOG_INFO("admin API on %s (%d tokens)", admin_server_->address().ToString(),
@@ -237,6 +269,7 @@ void Server::LogStart(uint64_t files) const {
 
 void Server::Stop() {
   for (auto& worker : workers_) worker->Join();
+  CloseUpgrade();
   if (admin_server_) admin_server_->Stop();
   region_health_->Stop();
   if (fleet_) fleet_->Stop();
@@ -268,6 +301,8 @@ void Server::OnWorkerExit() {
 
 void Server::Reload() {
   if (shutting_down_) return;
+  NotifyServiceManager("RELOADING=1");
+  absl::Cleanup ready = [] { NotifyServiceManager("READY=1"); };
   if (cli_.config_path.empty()) {
     LOG_WARN("SIGHUP: started without a configuration file; nothing to reload");
     return;
@@ -395,6 +430,7 @@ void Server::BeginShutdown(const char* why) {
   }
   shutting_down_ = true;
   LOG_INFO("%s: draining (up to %s)", why, absl::FormatDuration(config_->timeouts.drain));
+  if (!upgrade_process_) NotifyServiceManager("STOPPING=1");  // an upgrade: the new one serves
   if (fleet_) fleet_->Leave();
   for (auto& worker : workers_) worker->Post([](Worker* w) { w->BeginDrain(); });
   uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(config_->timeouts.drain));

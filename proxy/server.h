@@ -2,7 +2,9 @@
 // the workers, and handles signals: SIGHUP re-reads the configuration (a valid one reaches
 // every worker as a new snapshot, an invalid one is refused with its message and the running
 // configuration stays), SIGTERM and SIGINT drain (stop accepting, let exchanges finish up to
-// the drain timeout, exit 0).
+// the drain timeout, exit 0), SIGUSR1 reopens the access log, and SIGUSR2 upgrades the binary
+// in place: the binary at the same path starts with the listening sockets handed over, and
+// once it serves this process drains (proxy/server_upgrade.cc).
 #ifndef SLUICE_PROXY_SERVER_H_
 #define SLUICE_PROXY_SERVER_H_
 
@@ -28,6 +30,7 @@
 #include "proxy/event/loop_timer.h"
 #include "proxy/event/signal_set.h"
 #include "proxy/fleet/fleet.h"
+#include "proxy/net/inherited_sockets.h"
 #include "proxy/worker/listener_set.h"
 #include "proxy/worker/worker.h"
 
@@ -64,6 +67,15 @@ class Server final : private AdminBackend {
   void OnKeyFileChanged(const std::string& path);
   void ReloadCertificates(const std::string& changed);
   void BeginShutdown(const char* why);
+  // Binary upgrade (proxy/server_upgrade.cc). SIGUSR2: starts the new binary, handing over the
+  // listening sockets; when it reports that it serves, this process drains; when it exits or
+  // stays silent first, this one goes on as if nothing happened.
+  void StartUpgrade();
+  void OnUpgradeReady();
+  void UpgradeFailed(const std::string& why);
+  void CloseUpgrade();
+  // This process was started by an upgrade: tells the old one it serves.
+  void ReportUpgradeReady();
   void OnWorkerExit();
   void PublishSteeringTable(SteeringTablePtr table);
   // Opens the access log a configuration asks for (keeping the open one when the path is the
@@ -107,6 +119,17 @@ class Server final : private AdminBackend {
   std::shared_ptr<HopReplayCache> hop_replay_ = std::make_shared<HopReplayCache>();
   const char* stop_pending_ = nullptr;  // SIGTERM or SIGINT came before the workers ran
   bool reload_pending_ = false;         // SIGHUP came before the workers ran
+  // Binary upgrade: this process's binary (resolved at start, before anyone replaces the
+  // file), the sockets an old process handed over, and the descriptor to report ready on.
+  std::string binary_;
+  InheritedSockets inherited_;
+  int upgrade_ready_fd_ = -1;
+  // An upgrade under way (started by SIGUSR2): the new process, the pipe it reports on, and
+  // how long it gets to serve.
+  uv_process_t* upgrade_process_ = nullptr;
+  uv_pipe_t* upgrade_pipe_ = nullptr;
+  LoopTimer upgrade_timer_;
+  std::string upgrade_reply_;
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.

@@ -253,9 +253,10 @@ AdminServer::AdminServer(LoopContext* context, AdminApi* api) : context_(context
 
 AdminServer::~AdminServer() { Stop(); }
 
-absl::Status AdminServer::Start(const SocketAddress& address) {
+absl::Status AdminServer::Start(const SocketAddress& address, int inherited) {
   // Exclusive: a second process must not take a share of the requests and their tokens.
-  absl::StatusOr<int> fd = BindListenSocket(address, 128, PortSharing::kExclusive);
+  absl::StatusOr<int> fd = inherited >= 0 ? absl::StatusOr<int>(inherited)
+                                          : BindListenSocket(address, 128, PortSharing::kExclusive);
   if (!fd.ok()) {
     return absl::Status(
         fd.status().code(),
@@ -284,6 +285,12 @@ absl::Status AdminServer::Start(const SocketAddress& address) {
   return absl::OkStatus();
 }
 
+int AdminServer::fd() const {
+  uv_os_fd_t fd = -1;
+  if (!listener_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(listener_), &fd) != 0) return -1;
+  return fd;
+}
+
 bool AdminServer::CloseAnIdleConnection() {
   // Idle ones hold a place for nothing: a load balancer's probe or an operator comes first.
   for (AdminConnection* c : connections_) {
@@ -299,12 +306,16 @@ void AdminServer::OnConnection() {
   AdminConnection::Accept(this, reinterpret_cast<uv_stream_t*>(listener_));
 }
 
-void AdminServer::Stop() {
+void AdminServer::StopListening() {
   if (listener_) {
     uv_close(reinterpret_cast<uv_handle_t*>(listener_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
     listener_ = nullptr;
   }
+}
+
+void AdminServer::Stop() {
+  StopListening();
   std::set<AdminConnection*> open = connections_;
   for (AdminConnection* c : open) c->Abort();
 }

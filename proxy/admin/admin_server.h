@@ -27,8 +27,14 @@ class AdminServer {
   AdminServer& operator=(const AdminServer&) = delete;
   ~AdminServer();
 
-  // Binds and listens. The address actually bound (port 0 picks one) is in address().
-  absl::Status Start(const SocketAddress& address);
+  // Binds and listens, or adopts `inherited` (a listening socket a binary upgrade handed
+  // over, bound to `address`). The address actually bound (port 0 picks one) is in address().
+  absl::Status Start(const SocketAddress& address, int inherited = -1);
+  // The listening descriptor (-1 when not listening): what a binary upgrade hands over.
+  int fd() const;
+  // Accepts no more connections; those open are answered (a binary upgrade: the new process
+  // accepts on the same socket).
+  void StopListening();
   // Stops listening and closes every connection.
   void Stop();
   const SocketAddress& address() const { return address_; }

@@ -30,6 +30,7 @@ std::string UsageText() {
 
 absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
   CommandLine cli;
+  for (int i = 1; i < argc; ++i) cli.args.emplace_back(argv[i]);
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;

@@ -25,6 +25,7 @@ struct CommandLine {
   std::string admin;                 // --admin ADDRESS or off
   bool help = false;
   bool version = false;
+  std::vector<std::string> args;  // every argument after the program name, as given
 };
 
 absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv);

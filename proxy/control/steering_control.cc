@@ -304,9 +304,23 @@ void SteeringControl::OnLeadership(bool leader) {
   }
 }
 
+void SteeringControl::SetHandingOver(bool handing_over) {
+  handing_over_ = handing_over;
+  if (handing_over) {
+    timer_.Stop();
+  } else {
+    Reschedule();
+  }
+}
+
 void SteeringControl::Apply(Change change, Done done, int attempts_left) {
   if (!controller_) {
     done(absl::NotFoundError("steering is not configured"));
+    return;
+  }
+  if (handing_over_) {
+    done(absl::UnavailableError(
+        "a binary upgrade is handing this node over to a new process; try again in a moment"));
     return;
   }
   if (fleet_ && !fleet_error_.empty()) {
@@ -381,7 +395,7 @@ void SteeringControl::AbortPlan(uint64_t id, const std::string& actor, Done done
 }
 
 void SteeringControl::Reschedule() {
-  if (!timing_ || !controller_) return;
+  if (!timing_ || !controller_ || handing_over_) return;
   if (fleet_ && (!fleet_->leader() || leader_write_)) {
     // Only the leader advances ramps; a write in flight reschedules when it is answered.
     if (!leader_write_) timer_.Stop();
@@ -397,7 +411,7 @@ void SteeringControl::Reschedule() {
 }
 
 void SteeringControl::OnTimer() {
-  if (!controller_) return;
+  if (!controller_ || handing_over_) return;
   if (fleet_) {
     OnTimerFleet();
     return;

@@ -80,6 +80,10 @@ class SteeringControl {
   void OnLeadership(bool leader);
   // Why the last state from the fleet was not adopted ("" when it was).
   const std::string& fleet_error() const { return fleet_error_; }
+  // A binary upgrade is handing this node over: no ramp step and no change here until it
+  // ends (the new process has read the state; a change now would be lost or taken twice).
+  // false again when the upgrade failed and this process goes on.
+  void SetHandingOver(bool handing_over);
 
   // The admin API. `done` runs once, at once without a fleet, once the store answered with
   // one. Errors carry the status codes documented on Controller, plus Internal when the state
@@ -123,6 +127,7 @@ class SteeringControl {
   Fleet* fleet_ = nullptr;
   int64_t adopted_revision_ = 0;  // the store revision of the state in force
   bool leader_write_ = false;     // a ramp step is being written
+  bool handing_over_ = false;     // SetHandingOver
   std::string fleet_error_;
 };
 

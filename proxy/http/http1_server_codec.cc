@@ -253,6 +253,9 @@ void Http1ServerCodec::Drain() {
     close_after_response_ = true;
     return;
   }
+  // A head on its way is answered (with Connection: close) once it is complete; the head
+  // timeout and the drain timeout bound how long that may take.
+  if (parser_ && parser_->in_head()) return;
   Close(true);
 }
 

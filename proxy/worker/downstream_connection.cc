@@ -11,6 +11,9 @@ namespace {
 
 // After a graceful close, how long the client may keep sending before the socket closes.
 constexpr absl::Duration kLinger = absl::Seconds(2);
+// How long a connection that has sent nothing yet may take to send its first request once the
+// worker drains.
+constexpr absl::Duration kDrainGrace = absl::Seconds(2);
 
 }  // namespace
 
@@ -158,6 +161,7 @@ void DownstreamConnection::StartHttp(bool http2, const char* data, size_t len) {
   }
   OnCodecStateChanged();
   if (len > 0 && phase_ == Phase::kHttp) codec_->OnData(data, len);
+  DrainIfRequestBegan();
 }
 
 void DownstreamConnection::OnProxyHeaderBytes(const char* data, size_t len) {
@@ -197,6 +201,7 @@ void DownstreamConnection::OnStreamRead(const char* data, size_t len) {
       return;
     case Phase::kHttp:
       codec_->OnData(data, len);
+      DrainIfRequestBegan();
       return;
     case Phase::kHandshake:  // TLS records are consumed by the stream until it is done
     case Phase::kLingering:  // the answer is out; what the client still sends is discarded
@@ -306,14 +311,32 @@ void DownstreamConnection::Drain() {
     case Phase::kProxyHeader:
     case Phase::kHandshake:
     case Phase::kSniff:
-      Abort();
+      BeginDrainGrace();
       return;
     case Phase::kHttp:
+      if (!had_request_ && codec_->state() == CodecState::kIdle) {
+        BeginDrainGrace();
+        return;
+      }
       codec_->Drain();
       return;
     default:
       return;
   }
+}
+
+void DownstreamConnection::BeginDrainGrace() {
+  if (drain_pending_) return;
+  drain_pending_ = true;
+  head_timer_ = false;
+  timeout_.Arm(
+      context_->Timeouts(std::min(worker_->snapshot()->config->timeouts.head_read, kDrainGrace)));
+}
+
+void DownstreamConnection::DrainIfRequestBegan() {
+  if (!drain_pending_ || phase_ != Phase::kHttp || codec_->state() == CodecState::kIdle) return;
+  drain_pending_ = false;
+  codec_->Drain();
 }
 
 // --- Streams and timers ------------------------------------------------------------------
@@ -327,9 +350,12 @@ void DownstreamConnection::OnCodecStateChanged() {
   if (phase_ != Phase::kHttp) return;
   // Connections opened before a reload follow the newest timeouts too.
   const TimeoutsConfig& timeouts = worker_->snapshot()->config->timeouts;
-  switch (codec_->state()) {
+  const CodecState state = codec_->state();
+  if (state == CodecState::kReadingHead || state == CodecState::kActive) had_request_ = true;
+  switch (state) {
     case CodecState::kIdle:
       head_timer_ = false;
+      if (drain_pending_) return;  // the drain grace runs
       timeout_.Arm(context_->Timeouts(timeouts.downstream_idle));
       return;
     case CodecState::kReadingHead:

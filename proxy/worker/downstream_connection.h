@@ -80,6 +80,12 @@ class DownstreamConnection final : private TcpStream::Handler,
   void StartSession(const char* data, size_t len);
   void OnSniffBytes(const char* data, size_t len);
   void StartHttp(bool http2, const char* data, size_t len);
+  // Draining a connection that has not sent its first request yet: a client that just
+  // connected sends it at once, and is answered rather than dropped unanswered (a binary
+  // upgrade drains the old process while clients keep connecting). A short grace, then close.
+  void BeginDrainGrace();
+  // A request began on a connection in its drain grace: drain it now (close after it).
+  void DrainIfRequestBegan();
 
   Worker* worker_;
   LoopContext* context_;
@@ -97,6 +103,8 @@ class DownstreamConnection final : private TcpStream::Handler,
   bool peer_eof_ = false;         // the client half-closed
   bool counted_ = false;          // in the worker's connection count
   bool client_admitted_ = false;  // counted under client_key_ (limits.max_connections_per_client)
+  bool had_request_ = false;      // a request head began on this connection
+  bool drain_pending_ = false;    // draining, waiting for the first request (BeginDrainGrace)
   uint64_t client_key_ = 0;
 };
 

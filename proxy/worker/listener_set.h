@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "common/socket_address.h"
 #include "proxy/config/config.h"
+#include "proxy/net/inherited_sockets.h"
 #include "proxy/worker/listener.h"
 
 namespace sluice {
@@ -25,8 +26,14 @@ class ListenerSet {
   };
 
   // Binds the addresses of `config` that are not open yet, `workers` sockets each. All or
-  // nothing: on an error every socket it opened is closed and the set stays as it was.
-  absl::StatusOr<Change> Apply(const Config& config, size_t workers);
+  // nothing: on an error every socket it opened is closed and the set stays as it was. An
+  // address `inherited` has sockets for (a binary upgrade) takes those instead of binding:
+  // spread over the workers, duplicated when there are fewer than workers.
+  absl::StatusOr<Change> Apply(const Config& config, size_t workers,
+                               InheritedSockets* inherited = nullptr);
+  // The descriptors the workers listen on, by address: what a binary upgrade hands over.
+  // Valid until the next Apply.
+  InheritedSockets::Map Descriptors() const;
   // Every configured listener's options, by address (a certificate reload changes only them).
   static std::map<std::string, ListenerOptions> Options(const Config& config);
 
@@ -34,6 +41,7 @@ class ListenerSet {
   struct Open {
     SocketAddress address;
     int backlog = 0;
+    std::vector<int> fds;  // owned by the workers' listeners
   };
   std::map<std::string, Open> open_;  // by address
 };

@@ -316,7 +316,7 @@ void Worker::OpenListeners(std::vector<ListenerSocket> sockets) {
       listener->CloseAndDelete();
       continue;
     }
-    listeners_[socket.key] = listener;
+    listeners_.emplace(socket.key, listener);
   }
 }
 

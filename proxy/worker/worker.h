@@ -124,8 +124,8 @@ class Worker {
 
   WorkerSnapshotPtr snapshot_;
   std::map<std::string, std::shared_ptr<UpstreamEndpoint>> endpoints_;  // "cluster|address"
-  std::map<std::string, Listener*> listeners_;                          // by address
-  KeySlots key_slots_;                                          // JWKS keys in force, by file
+  std::multimap<std::string, Listener*> listeners_;  // by address (one or more sockets each)
+  KeySlots key_slots_;                               // JWKS keys in force, by file
   std::map<std::string, std::vector<SocketAddress>> resolved_;  // "cluster|host:port"
   std::map<std::string, bool> health_;  // "cluster|address": last active check verdict
   SteeringTablePtr steering_table_;     // from the controller; null: the configuration's

@@ -1,10 +1,14 @@
 """The process: command line, --check, SIGHUP reload (valid and invalid), SIGTERM drain."""
 
+import http.client
 import os
+import re
 import shutil
 import tempfile
 import signal
+import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -85,9 +89,16 @@ class Privileges(ProxyTestCase):
         nobody = pwd.getpwnam("nobody")
         origin = self.start_origin()
         proxy = self.start_sluice(basic_config([origin.port], extra="user: nobody\n"))
-        with open("/proc/%d/status" % proxy.proc.pid) as f:
-            uids = next(l for l in f if l.startswith("Uid:")).split()[1:]
-        self.assertEqual(set(int(u) for u in uids), {nobody.pw_uid})
+        # The sockets listen before the switch (privileged ports need root): wait for sluice
+        # to say it switched, then every thread (the workers start after it) must be nobody.
+        self.assertTrue(proxy.wait_for_log("running as user nobody"), proxy.log_text())
+        self.assertTrue(proxy.wait_for_log("sluice listening on"), proxy.log_text())
+        tasks = os.listdir("/proc/%d/task" % proxy.proc.pid)
+        self.assertGreater(len(tasks), 1)  # the main thread and the worker
+        for task in tasks:
+            with open("/proc/%d/task/%s/status" % (proxy.proc.pid, task)) as f:
+                uids = next(l for l in f if l.startswith("Uid:")).split()[1:]
+            self.assertEqual(set(int(u) for u in uids), {nobody.pw_uid}, "thread " + task)
         c = self.client(proxy.port)
         c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         self.assertEqual(c.read_response()[0], 200)
@@ -168,3 +179,209 @@ class Drain(ProxyTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def process_gone(pid):
+    """True once `pid` has exited (a zombie nobody reaped counts as exited)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+class Load:
+    """Steady GETs until stopped (bounded by count and time): `fresh` threads open a connection
+    per request, `kept` threads reuse one. Counts successes and failures; a request on a reused
+    connection the server had just closed is sent again on a new one, as every HTTP client
+    does, and counted apart (a fresh connection that fails is a failure)."""
+
+    def __init__(self, port, fresh=2, kept=2, limit=200000, seconds=120):
+        self.port = port
+        self.ok = 0
+        self.failed = []
+        self.stale = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.deadline = time.monotonic() + seconds
+        self.limit = limit
+        self.threads = [threading.Thread(target=self.run, args=(False,)) for _ in range(fresh)]
+        self.threads += [threading.Thread(target=self.run, args=(True,)) for _ in range(kept)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def get(self, conn):
+        conn.request("GET", "/load")
+        response = conn.getresponse()
+        response.read()
+        return response.status
+
+    def run(self, keep):
+        conn = self.loop(keep)
+        if conn is not None:
+            conn.close()
+
+    def loop(self, keep):
+        """Sends requests until told to stop; returns the connection still open, if any."""
+        conn = None
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            with self.lock:
+                if self.ok + len(self.failed) >= self.limit:
+                    return conn
+            # Reused: a socket from an earlier request (after "Connection: close" there is none,
+            # and http.client opens a new one).
+            reused = conn is not None and conn.sock is not None
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                status = self.get(conn)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                conn.close()
+                conn = None
+                if not reused:
+                    with self.lock:
+                        self.failed.append(repr(e))
+                    continue
+                with self.lock:
+                    self.stale += 1
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                try:
+                    status = self.get(conn)
+                except OSError as e2:
+                    with self.lock:
+                        self.failed.append("again after a stale connection: " + repr(e2))
+                    conn.close()
+                    conn = None
+                    continue
+            except OSError as e:
+                with self.lock:
+                    self.failed.append(repr(e))
+                conn.close()
+                conn = None
+                continue
+            with self.lock:
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.failed.append("status %d" % status)
+            if not keep:
+                conn.close()
+                conn = None
+        return conn
+
+    def count(self):
+        with self.lock:
+            return self.ok + len(self.failed)
+
+
+class Upgrade(ProxyTestCase):
+    """SIGUSR2: the binary at the same path starts with the listening sockets handed over; the
+    old process drains once the new one serves. Under a steady load, not one request fails."""
+
+    def config(self, origin):
+        return basic_config([origin.port]).replace("workers: 1", "workers: 2").replace(
+            "log_level: debug", "log_level: info")
+
+    def serving_pids(self, proxy):
+        return [int(p) for p in
+                re.findall(r"sluice listening on .* \(pid (\d+),", proxy.log_text())]
+
+    def stop_pid(self, pid):
+        if not process_gone(pid):
+            os.kill(pid, signal.SIGTERM)
+        self.wait_for(lambda: process_gone(pid), 20, "process %d to exit" % pid)
+
+    def upgrade(self, proxy, pid, generation):
+        """Sends SIGUSR2 to `pid`; returns the new process's pid once the old one has gone."""
+        os.kill(pid, signal.SIGUSR2)
+        self.wait_for(lambda: len(self.serving_pids(proxy)) > generation, 30,
+                      "the new process to serve")
+        new = self.serving_pids(proxy)[generation]
+        self.addCleanup(self.stop_pid, new)
+        self.wait_for(lambda: process_gone(pid), 30, "the old process %d to drain and exit" % pid)
+        return new
+
+    def notify_socket(self):
+        """A datagram socket standing for systemd's, named in NOTIFY_SOCKET while sluice starts."""
+        directory = tempfile.mkdtemp(prefix="sluice-notify-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(os.path.join(directory, "notify"))
+        self.addCleanup(sock.close)
+        return sock
+
+    def notifications(self, sock):
+        messages = []
+        sock.setblocking(False)
+        while True:
+            try:
+                messages.append(sock.recv(4096).decode())
+            except BlockingIOError:
+                return messages
+
+    def test_sigusr2_swaps_the_binary_under_load_without_a_failed_request(self):
+        origin = self.start_origin()
+        notify = self.notify_socket()
+        os.environ["NOTIFY_SOCKET"] = notify.getsockname()
+        try:
+            proxy = self.start_sluice(self.config(origin), admin=True)
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        load = Load(proxy.port).start()
+        try:
+            self.wait_for(lambda: load.count() >= 300, 30, "load under way")
+            first = self.upgrade(proxy, proxy.pid, 1)
+            self.assertEqual(proxy.proc.wait(10), 0)  # the original drained and exited 0
+            before = load.count()
+            self.wait_for(lambda: load.count() >= before + 300, 30, "load on the new process")
+            # The new process hands over in turn (the sockets it inherited).
+            second = self.upgrade(proxy, first, 2)
+            before = load.count()
+            self.wait_for(lambda: load.count() >= before + 300, 30, "load after two upgrades")
+        finally:
+            load.finish()
+        print("\n%d requests over two binary upgrades: %d failed, %d sent again after a reused "
+              "connection closed" % (load.count(), len(load.failed), load.stale))
+        self.assertEqual(load.failed, [])
+        log = proxy.log_text()
+        self.assertIn("upgrade: the new process %d serves on the same sockets" % first, log)
+        self.assertIn("upgrade: serving on the sockets the old process handed over", log)
+        # systemd (Type=notify, NotifyAccess=all) follows the new process: each one says it is
+        # ready and is the main process; the old ones never say they stop.
+        ready = [m for m in self.notifications(notify) if m.startswith("READY=1\nMAINPID=")]
+        self.assertEqual([int(m.split("MAINPID=")[1].split("\n")[0]) for m in ready],
+                         [proxy.pid, first, second])
+        # The admin API moved with it.
+        self.assertIn(b"ready", subprocess.run(
+            ["curl", "-s", "http://127.0.0.1:%d/readyz" % proxy.admin_port],
+            capture_output=True, timeout=10).stdout)
+        self.stop_pid(second)
+
+    def test_a_new_binary_that_fails_leaves_the_old_one_serving(self):
+        origin = self.start_origin()
+        work = tempfile.mkdtemp(prefix="sluice-upgrade-")
+        self.addCleanup(shutil.rmtree, work, True)
+        binary = os.path.join(work, "sluice")
+        shutil.copy(SLUICE_BIN, binary)
+        proxy = self.start_sluice(self.config(origin), binary=binary)
+        # The file at the same path is replaced (as a package upgrade does) by one that fails.
+        os.unlink(binary)
+        with open(binary, "w") as f:
+            f.write("#!/bin/sh\necho 'broken build' >&2\nexit 3\n")
+        os.chmod(binary, 0o755)
+        proxy.signal(signal.SIGUSR2)
+        self.assertTrue(proxy.wait_for_log(
+            r"upgrade failed: the new process exited with status 3 before it served"),
+            proxy.log_text())
+        self.assertTrue(proxy.running())
+        c = self.client(proxy.port)
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(c.read_response()[0], 200)
