@@ -40,6 +40,8 @@ constexpr char kUsage[] =
     "  set REGION [--fraction 25] [--to A=70,B=30] [--healthy yes|no] [--version N] [--force]\n"
     "  inject CLUSTER                               hot standbys take traffic\n"
     "  watch [--interval 1s] [--count N] [--until-done]   the ramps as they go\n"
+    "  ready                                        exit 0 when every endpoint serves (/readyz;\n"
+    "                                               no token needed: health checks, probes)\n"
     "\n"
     "  --admin URL     an admin endpoint (repeatable; default http://127.0.0.1:9901)\n"
     "  --admins FILE   lines of \"NAME URL\": one endpoint per region\n"
@@ -158,6 +160,7 @@ class Ctl {
     if (c == "abort") return Abort();
     if (c == "set") return Set();
     if (c == "inject") return Inject();
+    if (c == "ready") return Ready();
     throw UsageError{absl::StrFormat("unknown command \"%s\"", c)};
   }
 
@@ -349,6 +352,30 @@ class Ctl {
         "POST", "/v1/clusters/" + cluster + "/standby:inject", nullptr,
         [&](const json&) { return "standby endpoints of " + cluster + " injected"; },
         /*fleet_wide=*/false);
+  }
+
+  // GET /readyz on every endpoint: 0 when each answers 200 (starting and draining say 503).
+  int Ready() {
+    Allow({});
+    int code = kExitOk;
+    for (const AdminEndpoint& e : o_.endpoints) {
+      absl::StatusOr<HttpReply> reply = AdminRequest(e, "GET", "/readyz", "", "", o_.timeout);
+      std::string what = !reply.ok() ? std::string(reply.status().message())
+                                     : absl::StrFormat("%d %s", reply->status, Trim(reply->body));
+      if (!reply.ok() || reply->status != 200) code = kExitFailed;
+      if (o_.json) {
+        out_ << json{{"endpoint", e.name},
+                     {"ready", reply.ok() && reply->status == 200},
+                     {"answer", what}}
+                    .dump()
+             << "\n";
+      } else if (!reply.ok()) {
+        out_ << what << "\n";  // names the endpoint already
+      } else {
+        out_ << e.name << ": " << what << "\n";
+      }
+    }
+    return code;
   }
 
   // GET /v1/steering and /v1/plans from one endpoint.

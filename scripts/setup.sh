@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
-# Set-up, build, run and test sluice on Debian 12 (bookworm). Run as root on a fresh machine;
-# as another user it works once the packages are there.
+# Set-up, build, run and test sluice on Debian 12 (bookworm). Run as root on a fresh machine
+# (there is no sudo there); as another user it works once the packages are there.
 #
-#   scripts/setup.sh run     install what is missing, build, run sluice on conf/sluice.yaml
-#   scripts/setup.sh test    install what is missing, build (normal, ASan+UBSan, fuzz) and run
-#                            every test: format check, unit, integration, sanitizers, fuzzers
+#   scripts/setup.sh run     install what is missing, build (build/), install sluice and
+#                            sluicectl under /usr/local (as root), run sluice on conf/sluice.yaml
+#   scripts/setup.sh demo    the same, then the three-region demo: etcd, three origins and three
+#                            sluices on loopback (conf/regions/demo.sh; Ctrl-C stops it)
+#   scripts/setup.sh test    install what is missing, build and run every test: format and
+#                            layer checks; unit and integration tests (build-test/, developer
+#                            warnings as errors, Debian's hardening flags); a Release build
+#                            (build-release/); the tests under ASan+UBSan (build-asan/); every
+#                            fuzzer (build-fuzz/); a benchmark smoke run
 #   scripts/setup.sh build   install what is missing and build (build/)
 #
-# Environment: FUZZ_SECONDS (default 20) bounds each fuzzer; JOBS (default: CPUs) for make.
+# Each command passes every build option it relies on, in a build directory of its own, so
+# whatever ran before cannot change what it builds or tests.
+# Environment: FUZZ_SECONDS (default 20) bounds each fuzzer; JOBS (default: CPUs) for make;
+# PREFIX (default /usr/local) for the install step of run and demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+PREFIX=${PREFIX:-/usr/local}
 
-# What building needs, and what only the tests need (Debian package names).
-BUILD_PACKAGES=(build-essential cmake pkg-config libuv1-dev node-llhttp libabsl-dev
-                libyaml-cpp-dev libssl-dev nlohmann-json3-dev googletest libgtest-dev
-                libbenchmark-dev libnghttp2-dev prometheus-cpp-dev)
-TEST_PACKAGES=(python3 python3-h2 curl openssl etcd-server nghttp2-client nghttp2-server clang-14
-               libclang-rt-14-dev clang-format-14 nginx-light haproxy nghttp2-proxy wrk strace
-               gnuplot-nox)
+# The Debian package lists live in scripts/packages/ (docker/Dockerfile reads them too).
+packages() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "scripts/packages/$1.txt"; }
+mapfile -t BUILD_PACKAGES < <(packages build)
+mapfile -t TOOL_PACKAGES < <(packages tools)
+mapfile -t TEST_PACKAGES < <(packages test)
+
+# Debian's hardening flags (dpkg-buildflags on bookworm), for the builds the tests check.
+HARDENING_CXXFLAGS="-fstack-protector-strong -Wformat -Werror=format-security -D_FORTIFY_SOURCE=2"
+HARDENING_LDFLAGS="-Wl,-z,relro"
 
 log() { printf '\n== %s (at %ds)\n' "$*" "$SECONDS"; }
 
@@ -50,12 +62,27 @@ install_packages() {
   return 0
 }
 
-build() {  # build DIR [cmake options...]
+build() {  # build DIR [cmake options...]: configures with exactly these options, and builds
   local dir=$1
   shift
   log "building $dir"
   cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" > /dev/null
   cmake --build "$dir" -j"$JOBS"
+}
+
+# The build users run: no tests (the benchmarks and the drill load are in), warnings stay warnings.
+user_build() {
+  build build -DSLUICE_TESTS=OFF -DSLUICE_BENCH=ON -DSLUICE_DEVELOPER=OFF -DSLUICE_SANITIZE=OFF \
+    -DSLUICE_FUZZ=OFF -DCMAKE_INSTALL_PREFIX="$PREFIX"
+}
+
+install_binaries() {
+  if [ "$(id -u)" -ne 0 ] && [ ! -w "$PREFIX" ]; then
+    echo "not installing under $PREFIX (not root): use build/proxy/sluice and build/ctl/sluicectl" >&2
+    return 0
+  fi
+  log "installing sluice and sluicectl under $PREFIX"
+  cmake --install build > /dev/null  # the unit names the paths under $PREFIX
 }
 
 format_check() {
@@ -94,35 +121,52 @@ run_fuzzers() {
 
 case "${1:-}" in
   run)
-    install_packages "${BUILD_PACKAGES[@]}"
-    build build -DSLUICE_TESTS=OFF -DSLUICE_BENCH=OFF
+    install_packages "${BUILD_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"
+    user_build
+    install_binaries
     log "running build/proxy/sluice --config conf/sluice.yaml (Ctrl-C drains and stops it)"
     exec build/proxy/sluice --config conf/sluice.yaml
     ;;
+  demo)
+    install_packages "${BUILD_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"
+    user_build
+    install_binaries
+    log "the three-region demo (Ctrl-C stops every process it started)"
+    exec conf/regions/demo.sh
+    ;;
   build)
     install_packages "${BUILD_PACKAGES[@]}"
-    build build
+    user_build
     ;;
   test)
-    install_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    install_packages "${BUILD_PACKAGES[@]}" "${TOOL_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     format_check
-    build build
+    build build-test -DSLUICE_TESTS=ON -DSLUICE_BENCH=ON -DSLUICE_DEVELOPER=ON \
+      -DSLUICE_SANITIZE=OFF -DSLUICE_FUZZ=OFF -DCMAKE_CXX_FLAGS="$HARDENING_CXXFLAGS" \
+      -DCMAKE_C_FLAGS="$HARDENING_CXXFLAGS" -DCMAKE_EXE_LINKER_FLAGS="$HARDENING_LDFLAGS"
     log "tests (normal build)"
-    (cd build && ctest --output-on-failure -j2 --timeout 900)
-    build build-asan -DSLUICE_SANITIZE=ON -DSLUICE_BENCH=OFF
+    (cd build-test && ctest --no-tests=error --output-on-failure -j2 --timeout 900)
+    log "Release build with Debian's hardening flags (warnings are errors)"
+    cmake -S "$ROOT" -B build-release -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF \
+      -DSLUICE_BENCH=OFF -DSLUICE_DEVELOPER=ON -DSLUICE_SANITIZE=OFF -DSLUICE_FUZZ=OFF \
+      -DCMAKE_CXX_FLAGS="$HARDENING_CXXFLAGS" -DCMAKE_C_FLAGS="$HARDENING_CXXFLAGS" \
+      -DCMAKE_EXE_LINKER_FLAGS="$HARDENING_LDFLAGS" > /dev/null
+    cmake --build build-release -j"$JOBS"
+    build build-asan -DSLUICE_TESTS=ON -DSLUICE_BENCH=OFF -DSLUICE_DEVELOPER=ON \
+      -DSLUICE_SANITIZE=ON -DSLUICE_FUZZ=OFF
     log "tests (ASan + UBSan + LeakSanitizer)"
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2 --timeout 900)
-    CC=clang-14 CXX=clang++-14 build build-fuzz -DSLUICE_FUZZ=ON
+       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+       ctest --no-tests=error --output-on-failure -j2 --timeout 900)
+    CC=clang-14 CXX=clang++-14 build build-fuzz -DSLUICE_FUZZ=ON -DSLUICE_DEVELOPER=ON \
+      -DSLUICE_SANITIZE=OFF
     run_fuzzers
-    if [ -x build/bench/sluice_bench ]; then
-      log "micro-benchmarks (smoke run)"
-      build/bench/sluice_bench --benchmark_min_time=0.01 > /dev/null
-    fi
+    log "micro-benchmarks (smoke run)"
+    build-test/bench/sluice_bench --benchmark_min_time=0.01 > /dev/null
     log "all tests passed"
     ;;
   *)
-    sed -n '2,12p' "$0"
+    sed -n '2,20p' "$0"
     exit 2
     ;;
 esac

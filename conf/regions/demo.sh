@@ -1,5 +1,5 @@
 #!/bin/sh
-# The three-region demo on loopback: one etcd shared by the three regions (127.0.0.1:2379, its
+# The three-region demo on loopback: one etcd shared by the three regions (127.0.0.1:12379, its
 # data in a temporary directory), and an origin and a sluice per region (us-east-1 on 8081,
 # us-west-2 on 8082, eu-west-1 on 8083; origins on 9081-9083). Every process is stopped by its
 # PID when the script ends.
@@ -40,17 +40,17 @@ if [ ! -x "$ETCD_BIN" ]; then
   echo "etcd is not installed: apt-get install etcd-server (the demo keeps its table in etcd)" >&2
   exit 1
 fi
-if curl -s -o /dev/null http://127.0.0.1:2379/version 2>/dev/null; then
-  echo "something already answers on 127.0.0.1:2379; stop it first (the demo starts its own etcd)" >&2
+if curl -s -o /dev/null http://127.0.0.1:12379/version 2>/dev/null; then
+  echo "something already answers on 127.0.0.1:12379; stop it first (the demo starts its own etcd)" >&2
   exit 1
 fi
 "$ETCD_BIN" --name demo --data-dir "$LOGS/etcd" --log-level warn \
-  --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
-  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-  --initial-cluster demo=http://127.0.0.1:2380 2>"$LOGS/etcd.log" &
+  --listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 \
+  --listen-peer-urls http://127.0.0.1:12380 --initial-advertise-peer-urls http://127.0.0.1:12380 \
+  --initial-cluster demo=http://127.0.0.1:12380 2>"$LOGS/etcd.log" &
 PIDS="$PIDS $!"
 i=0
-until curl -s -o /dev/null http://127.0.0.1:2379/version 2>/dev/null; do
+until curl -s -o /dev/null http://127.0.0.1:12379/version 2>/dev/null; do
   i=$((i + 1))
   if [ $i -gt 200 ]; then echo "etcd did not start; its log is $LOGS/etcd.log" >&2; exit 1; fi
   sleep 0.05

@@ -269,7 +269,7 @@ class Steering(Regions):
 
 class Demo(unittest.TestCase):
     def test_the_three_region_demo_runs_and_steers_as_documented(self):
-        ports = (8081, 8082, 8083, 9081, 9082, 9083, 9911, 9912, 9913, 2379, 2380)
+        ports = (8081, 8082, 8083, 9081, 9082, 9083, 9911, 9912, 9913, 12379, 12380)
         for port in ports:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
