@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -301,6 +302,14 @@ void Server::OnWorkerExit() {
 
 void Server::Reload() {
   if (shutting_down_) return;
+  if (upgrade_starting()) {
+    // The new process reads the file as it starts; a listener bound here now would not be
+    // handed over to it.
+    LOG_WARN(
+        "SIGHUP: a binary upgrade is under way; not reloading (send SIGHUP to the new "
+        "process once it serves)");
+    return;
+  }
   NotifyServiceManager("RELOADING=1");
   absl::Cleanup ready = [] { NotifyServiceManager("READY=1"); };
   if (cli_.config_path.empty()) {
@@ -430,7 +439,13 @@ void Server::BeginShutdown(const char* why) {
   }
   shutting_down_ = true;
   LOG_INFO("%s: draining (up to %s)", why, absl::FormatDuration(config_->timeouts.drain));
-  if (!upgrade_process_) NotifyServiceManager("STOPPING=1");  // an upgrade: the new one serves
+  if (upgrade_starting()) {
+    // Asked to stop while a new binary starts: it must not go on serving after this one.
+    if (upgrade_process_) uv_process_kill(upgrade_process_, SIGTERM);
+    UpgradeFailed("this process was asked to stop meanwhile; the new one was stopped too");
+  }
+  // After an upgrade the new process serves: systemd hears from it, not "stopping".
+  if (upgrade_state_ != UpgradeState::kReady) NotifyServiceManager("STOPPING=1");
   if (fleet_) fleet_->Leave();
   for (auto& worker : workers_) worker->Post([](Worker* w) { w->BeginDrain(); });
   uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(config_->timeouts.drain));

@@ -72,8 +72,13 @@ class Server final : private AdminBackend {
   // stays silent first, this one goes on as if nothing happened.
   void StartUpgrade();
   void OnUpgradeReady();
+  // The new process will not serve: stop waiting for it (its handle closes when it exits).
   void UpgradeFailed(const std::string& why);
+  void OnUpgradeExit(int64_t status, int signal);
+  // Stops watching the new process (this one exits).
   void CloseUpgrade();
+  void ClosePipe();
+  bool upgrade_starting() const { return upgrade_state_ == UpgradeState::kStarting; }
   // This process was started by an upgrade: tells the old one it serves.
   void ReportUpgradeReady();
   void OnWorkerExit();
@@ -126,8 +131,10 @@ class Server final : private AdminBackend {
   int upgrade_ready_fd_ = -1;
   // An upgrade under way (started by SIGUSR2): the new process, the pipe it reports on, and
   // how long it gets to serve.
-  uv_process_t* upgrade_process_ = nullptr;
-  uv_pipe_t* upgrade_pipe_ = nullptr;
+  enum class UpgradeState { kNone, kStarting, kReady, kFailed };
+  UpgradeState upgrade_state_ = UpgradeState::kNone;
+  uv_process_t* upgrade_process_ = nullptr;  // until the new process exits (or this one does)
+  uv_pipe_t* upgrade_pipe_ = nullptr;        // while kStarting
   LoopTimer upgrade_timer_;
   std::string upgrade_reply_;
 };

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "common/systemd_notify.h"
 #include "proxy/server.h"
 
 extern char** environ;
@@ -33,7 +34,10 @@ void Server::StartUpgrade() {
     return;
   }
   if (upgrade_process_) {
-    LOG_WARN("SIGUSR2: an upgrade is under way already (new process %d)", upgrade_process_->pid);
+    LOG_WARN("SIGUSR2: %s (process %d)",
+             upgrade_starting() ? "an upgrade is under way already"
+                                : "the process of the last upgrade has not exited yet",
+             upgrade_process_->pid);
     return;
   }
   if (binary_.empty() || access(binary_.c_str(), X_OK) != 0) {
@@ -43,7 +47,8 @@ void Server::StartUpgrade() {
   // The child's descriptors: 0-2 as ours, then every listening socket, then the ready pipe.
   InheritedSockets::Map sockets = listeners_.Descriptors();
   if (admin_server_ && admin_server_->fd() >= 0) {
-    sockets[AdminSocketKey(admin_server_->address().ToString())] = {admin_server_->fd()};
+    // Under the configured address: what the new process looks it up by (port 0 included).
+    sockets[AdminSocketKey(config_->admin.address.ToString())] = {admin_server_->fd()};
   }
   std::vector<uv_stdio_container_t> stdio(3);
   for (int i = 0; i < 3; ++i) {
@@ -51,7 +56,9 @@ void Server::StartUpgrade() {
     stdio[static_cast<size_t>(i)].data.fd = i;
   }
   InheritedSockets::Map numbered;  // as the child will see them
+  size_t handed = 0;
   for (const auto& [key, fds] : sockets) {
+    handed += fds.size();
     for (int fd : fds) {
       numbered[key].push_back(static_cast<int>(stdio.size()));
       uv_stdio_container_t inherit;
@@ -97,23 +104,21 @@ void Server::StartUpgrade() {
   options.stdio_count = static_cast<int>(stdio.size());
   options.stdio = stdio.data();
   options.exit_cb = [](uv_process_t* process, int64_t status, int signal) {
-    auto* self = static_cast<Server*>(process->data);
-    if (self->shutting_down_) return;  // it served and this process drains: nothing to say
-    self->UpgradeFailed(signal ? absl::StrFormat("the new process was killed by signal %d", signal)
-                               : absl::StrFormat("the new process exited with status %d before "
-                                                 "it served (its log says why)",
-                                                 status));
+    static_cast<Server*>(process->data)->OnUpgradeExit(status, signal);
   };
   upgrade_process_ = new uv_process_t;
   upgrade_process_->data = this;
+  upgrade_state_ = UpgradeState::kStarting;
   if (int rc = uv_spawn(&loop_, upgrade_process_, &options); rc != 0) {
-    delete upgrade_process_;  // uv_spawn leaves no handle to close when it fails
+    // The handle is initialized even when the spawn fails: it is closed, never just freed.
+    uv_close(reinterpret_cast<uv_handle_t*>(upgrade_process_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
     upgrade_process_ = nullptr;
     UpgradeFailed(absl::StrFormat("cannot start %s: %s", binary_, uv_strerror(rc)));
     return;
   }
   LOG_INFO("SIGUSR2: upgrading: started %s as process %d with %d listening sockets", binary_,
-           upgrade_process_->pid, stdio.size() - 4);
+           upgrade_process_->pid, handed);
   if (steering_) steering_->SetHandingOver(true);
   upgrade_reply_.clear();
   uv_read_start(
@@ -132,37 +137,63 @@ void Server::StartUpgrade() {
         }
       });
   upgrade_timer_.Start(&loop_, kUpgradeDeadlineMs, 0, [this] {
-    if (upgrade_process_) uv_process_kill(upgrade_process_, SIGTERM);
-    UpgradeFailed("the new process did not report that it serves within 60s; it was stopped");
+    // It may hold the shared sockets and have accepted on them: it must not linger half-way.
+    if (upgrade_process_) uv_process_kill(upgrade_process_, SIGKILL);
+    UpgradeFailed("the new process did not report that it serves within 60s; it was killed");
   });
 }
 
 void Server::OnUpgradeReady() {
-  if (shutting_down_ || !upgrade_process_) return;
-  upgrade_timer_.Stop();
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(upgrade_pipe_));
-  LOG_INFO("upgrade: the new process %d serves on the same sockets; this one drains",
-           upgrade_process_->pid);
+  if (!upgrade_starting()) return;
+  upgrade_state_ = UpgradeState::kReady;
+  upgrade_timer_.Close();
+  ClosePipe();
+  const int pid = upgrade_process_->pid;
+  LOG_INFO("upgrade: the new process %d serves on the same sockets; this one drains", pid);
+  // systemd follows the new process (this one is still the main PID and may say so).
+  NotifyServiceManager(absl::StrFormat("MAINPID=%d\nREADY=1", pid));
   // The new process answers the admin API from now on; this one finishes what it has.
   if (admin_server_) admin_server_->StopListening();
   BeginShutdown("upgrade");
 }
 
 void Server::UpgradeFailed(const std::string& why) {
+  if (!upgrade_starting()) return;
+  upgrade_state_ = UpgradeState::kFailed;
   LOG_ERROR("upgrade failed: %s; this process goes on serving", why);
-  CloseUpgrade();
-  if (steering_) steering_->SetHandingOver(false);
+  upgrade_timer_.Close();
+  ClosePipe();
+  if (steering_ && !shutting_down_) steering_->SetHandingOver(false);
+}
+
+void Server::OnUpgradeExit(int64_t status, int signal) {
+  UpgradeFailed(signal ? absl::StrFormat("the new process was killed by signal %d", signal)
+                       : absl::StrFormat("the new process exited with status %d before it "
+                                         "served (its log says why)",
+                                         status));
+  if (upgrade_state_ == UpgradeState::kReady) {
+    LOG_WARN("upgrade: the new process %d has exited (status %d, signal %d)", upgrade_process_->pid,
+             status, signal);
+  }
+  // Reaped: the handle goes, and another upgrade may start.
+  uv_close(reinterpret_cast<uv_handle_t*>(upgrade_process_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
+  upgrade_process_ = nullptr;
+  if (upgrade_state_ == UpgradeState::kFailed) upgrade_state_ = UpgradeState::kNone;
+}
+
+void Server::ClosePipe() {
+  if (!upgrade_pipe_) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(upgrade_pipe_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+  upgrade_pipe_ = nullptr;
 }
 
 void Server::CloseUpgrade() {
   upgrade_timer_.Close();
-  if (upgrade_pipe_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(upgrade_pipe_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
-    upgrade_pipe_ = nullptr;
-  }
+  ClosePipe();
   if (upgrade_process_) {
-    // The process may go on (it serves): this only stops watching it.
+    // This process exits: stop watching the new one (which goes on when it serves).
     uv_close(reinterpret_cast<uv_handle_t*>(upgrade_process_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_process_t*>(h); });
     upgrade_process_ = nullptr;

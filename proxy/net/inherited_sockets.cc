@@ -121,7 +121,11 @@ absl::StatusOr<InheritedSockets> InheritedSockets::Adopt(const Map& sockets) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "%s: %s (listed under %s)", kInheritedSocketsVariable, bound.status().message(), key));
       }
-      if (*bound != expected) {
+      // A listener configured on port 0 got whatever port the kernel picked: same address.
+      const bool any_port =
+          expected.size() > 2 && expected.compare(expected.size() - 2, 2, ":0") == 0;
+      const std::string bound_host = bound->substr(0, bound->rfind(':'));
+      if (any_port ? bound_host != expected.substr(0, expected.size() - 2) : *bound != expected) {
         return absl::InvalidArgumentError(
             absl::StrFormat("%s: descriptor %d is bound to %s, not %s", kInheritedSocketsVariable,
                             fd, *bound, expected));

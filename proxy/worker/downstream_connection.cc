@@ -105,12 +105,14 @@ void DownstreamConnection::StartSession(const char* data, size_t len) {
     // cannot be fed back into TLS here; a client sends nothing before our handshake reply.
     phase_ = Phase::kHandshake;
     timeout_.Arm(context_->Timeouts(worker_->snapshot()->config->timeouts.head_read));
+    if (drain_pending_) ArmDrainGrace();
     if (len > 0) Abort();
     return;
   }
   if (http2_) {
     phase_ = Phase::kSniff;
     timeout_.Arm(context_->Timeouts(worker_->snapshot()->config->timeouts.downstream_idle));
+    if (drain_pending_) ArmDrainGrace();
     if (len > 0) OnSniffBytes(data, len);
     return;
   }
@@ -328,13 +330,24 @@ void DownstreamConnection::Drain() {
 void DownstreamConnection::BeginDrainGrace() {
   if (drain_pending_) return;
   drain_pending_ = true;
+  const absl::Duration grace =
+      std::min(worker_->snapshot()->config->timeouts.head_read, kDrainGrace);
+  drain_deadline_ns_ = context_->clock().MonotonicNanos() + absl::ToInt64Nanoseconds(grace);
+  ArmDrainGrace();
+}
+
+void DownstreamConnection::ArmDrainGrace() {
+  // What is left of the grace, whatever the phase armed the timer for since.
   head_timer_ = false;
-  timeout_.Arm(
-      context_->Timeouts(std::min(worker_->snapshot()->config->timeouts.head_read, kDrainGrace)));
+  const int64_t left =
+      std::max<int64_t>(0, drain_deadline_ns_ - context_->clock().MonotonicNanos());
+  timeout_.Arm(context_->Timeouts(absl::Nanoseconds(left)));
 }
 
 void DownstreamConnection::DrainIfRequestBegan() {
-  if (!drain_pending_ || phase_ != Phase::kHttp || codec_->state() == CodecState::kIdle) return;
+  // Once a request began (even one answered at once, inside OnData), the connection drains:
+  // closed after that response, or now when it is already idle again.
+  if (!drain_pending_ || phase_ != Phase::kHttp || !had_request_) return;
   drain_pending_ = false;
   codec_->Drain();
 }
@@ -355,7 +368,10 @@ void DownstreamConnection::OnCodecStateChanged() {
   switch (state) {
     case CodecState::kIdle:
       head_timer_ = false;
-      if (drain_pending_) return;  // the drain grace runs
+      if (drain_pending_) {
+        ArmDrainGrace();  // the grace runs on (a TLS handshake or the sniff may have ended)
+        return;
+      }
       timeout_.Arm(context_->Timeouts(timeouts.downstream_idle));
       return;
     case CodecState::kReadingHead:

@@ -84,6 +84,7 @@ class DownstreamConnection final : private TcpStream::Handler,
   // connected sends it at once, and is answered rather than dropped unanswered (a binary
   // upgrade drains the old process while clients keep connecting). A short grace, then close.
   void BeginDrainGrace();
+  void ArmDrainGrace();  // the timer, for what is left of the grace
   // A request began on a connection in its drain grace: drain it now (close after it).
   void DrainIfRequestBegan();
 
@@ -100,11 +101,12 @@ class DownstreamConnection final : private TcpStream::Handler,
   bool http2_ = true;        // the listener speaks HTTP/2
   bool head_timer_ = false;  // timeout_ is the head timeout (not the idle one)
   bool read_paused_ = false;
-  bool peer_eof_ = false;         // the client half-closed
-  bool counted_ = false;          // in the worker's connection count
-  bool client_admitted_ = false;  // counted under client_key_ (limits.max_connections_per_client)
-  bool had_request_ = false;      // a request head began on this connection
-  bool drain_pending_ = false;    // draining, waiting for the first request (BeginDrainGrace)
+  bool peer_eof_ = false;          // the client half-closed
+  bool counted_ = false;           // in the worker's connection count
+  bool client_admitted_ = false;   // counted under client_key_ (limits.max_connections_per_client)
+  bool had_request_ = false;       // a request head began on this connection
+  bool drain_pending_ = false;     // draining, waiting for the first request (BeginDrainGrace)
+  int64_t drain_deadline_ns_ = 0;  // when the grace ends (monotonic)
   uint64_t client_key_ = 0;
 };
 

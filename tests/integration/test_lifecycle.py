@@ -13,6 +13,7 @@ import time
 import unittest
 
 from harness import ProxyTestCase, basic_config
+from sluicetest import admin
 from sluicetest.process import SLUICE_BIN, Sluice, free_port, wait_for_port
 
 
@@ -163,6 +164,32 @@ class Drain(ProxyTestCase):
         proxy.proc.wait(10)
         self.assertEqual(proxy.proc.returncode, 0)
         self.assertIn("draining", proxy.log_text())
+
+    def test_a_connection_that_has_not_sent_its_request_yet_is_answered(self):
+        origin = self.start_origin()
+        proxy = self.start_sluice(basic_config([origin.port]))
+        fresh = self.client(proxy.port)      # connected, nothing sent yet
+        silent = self.client(proxy.port)     # connected, never sends
+        busy = self.client(proxy.port)
+        busy.send(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n")  # keeps the drain going
+        # All three accepted by the worker (a connection still in the kernel's queue when the
+        # listener closes is reset by the kernel, drain or not).
+        self.wait_for(lambda: admin.metric(proxy.admin_port, "sluice_downstream_connections")
+                      == 3, 10, "three open connections")
+        proxy.signal(signal.SIGTERM)
+        self.assertTrue(proxy.wait_for_log("draining"))
+        fresh.send(b"GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
+        status, headers, body = fresh.read_response()
+        self.assertEqual((status, body), (200, b"ok /late\n"))
+        self.assertEqual(headers["connection"], ["close"])
+        # The silent one is closed once its grace is over, long before the drain timeout.
+        started = time.monotonic()
+        silent.sock.settimeout(10)
+        self.assertEqual(silent.sock.recv(1), b"")
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(busy.read_response()[0], 200)
+        proxy.proc.wait(10)
+        self.assertEqual(proxy.proc.returncode, 0)
 
     def test_drain_timeout_closes_what_is_left(self):
         origin = self.start_origin()
@@ -364,6 +391,29 @@ class Upgrade(ProxyTestCase):
             ["curl", "-s", "http://127.0.0.1:%d/readyz" % proxy.admin_port],
             capture_output=True, timeout=10).stdout)
         self.stop_pid(second)
+
+    def test_a_stop_during_an_upgrade_stops_the_new_process_too(self):
+        origin = self.start_origin()
+        work = tempfile.mkdtemp(prefix="sluice-upgrade-")
+        self.addCleanup(shutil.rmtree, work, True)
+        binary = os.path.join(work, "sluice")
+        shutil.copy(SLUICE_BIN, binary)
+        proxy = self.start_sluice(self.config(origin), binary=binary)
+        os.unlink(binary)  # replaced by one that never reports that it serves
+        with open(binary, "w") as f:
+            f.write("#!/bin/sh\nexec sleep 60\n")
+        os.chmod(binary, 0o755)
+        proxy.signal(signal.SIGUSR2)
+        self.assertTrue(proxy.wait_for_log(r"started .* as process \d+"), proxy.log_text())
+        child = int(re.search(r"started .* as process (\d+)", proxy.log_text()).group(1))
+        self.addCleanup(self.stop_pid, child)
+        # A reload now would bind what the new process does not get: refused, and said so.
+        proxy.signal(signal.SIGHUP)
+        self.assertTrue(proxy.wait_for_log("a binary upgrade is under way; not reloading"))
+        proxy.signal(signal.SIGTERM)
+        self.assertEqual(proxy.proc.wait(15), 0)
+        self.assertIn("asked to stop meanwhile; the new one was stopped too", proxy.log_text())
+        self.wait_for(lambda: process_gone(child), 10, "the new process stopped")
 
     def test_a_new_binary_that_fails_leaves_the_old_one_serving(self):
         origin = self.start_origin()

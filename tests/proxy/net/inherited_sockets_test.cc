@@ -74,6 +74,16 @@ TEST(InheritedSocketsTest, OnlyListeningSocketsBoundWhereListedAreAdopted) {
   close(*listening);
 }
 
+TEST(InheritedSocketsTest, AListenerOnPortZeroKeepsThePortItGot) {
+  absl::StatusOr<int> fd = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 16);
+  ASSERT_TRUE(fd.ok());
+  auto adopted = InheritedSockets::Adopt({{"127.0.0.1:0", {*fd}}});
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  EXPECT_EQ(adopted->Take("127.0.0.1:0"), std::vector<int>{*fd});
+  EXPECT_FALSE(InheritedSockets::Adopt({{"127.0.0.2:0", {*fd}}}).ok());  // another address
+  close(*fd);
+}
+
 TEST(InheritedSocketsTest, WhatNobodyTakesIsClosed) {
   absl::StatusOr<int> fd = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 16);
   ASSERT_TRUE(fd.ok());
