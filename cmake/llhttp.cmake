@@ -23,4 +23,5 @@ target_include_directories(llhttp SYSTEM PUBLIC ${LLHTTP_INCLUDE_DIR})
 target_compile_definitions(llhttp PUBLIC LLHTTP_STRICT_MODE=1)
 # Generated code from another project: build it quietly, our warnings apply to our code.
 target_compile_options(llhttp PRIVATE -w)
-set_target_properties(llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON)
+# Never one unity file: its generated sources declare the same callbacks differently.
+set_target_properties(llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON UNITY_BUILD OFF)

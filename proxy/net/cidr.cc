@@ -56,7 +56,7 @@ absl::StatusOr<CidrRange> CidrRange::Parse(std::string_view text) {
 }
 
 bool CidrRange::Contains(const SocketAddress& address) const {
-  uint8_t bytes[16];
+  uint8_t bytes[16] = {};  // AddressBytes fills what the family uses
   if (AddressBytes(address, bytes) != family_) return false;
   int full = prefix_ / 8;
   if (std::memcmp(bytes, bytes_, static_cast<size_t>(full)) != 0) return false;
