@@ -43,8 +43,11 @@ routes:
 class RawClient:
     """A plain TCP client for byte-exact requests."""
 
-    def __init__(self, port, timeout=5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=5.0, source=None):
+        # source: a loopback address of the client's own (127.x.y.z), so that a limit per
+        # client address counts this test's connections only.
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
 
     def send(self, data):
@@ -172,8 +175,8 @@ class ProxyTestCase(unittest.TestCase):
         """What a failed wait_for adds to its message."""
         return ""
 
-    def client(self, port, timeout=5.0):
-        c = RawClient(port, timeout)
+    def client(self, port, timeout=5.0, source=None):
+        c = RawClient(port, timeout, source)
         self.addCleanup(c.close)
         return c
 

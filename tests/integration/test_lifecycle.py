@@ -392,17 +392,24 @@ class Upgrade(ProxyTestCase):
             capture_output=True, timeout=10).stdout)
         self.stop_pid(second)
 
-    def test_a_stop_during_an_upgrade_stops_the_new_process_too(self):
+    def sluice_then_replaced_by(self, script):
+        """A sluice started from a copy of the binary, whose file is then replaced (as a package
+        upgrade does) by the shell `script`: what SIGUSR2 will start."""
         origin = self.start_origin()
         work = tempfile.mkdtemp(prefix="sluice-upgrade-")
         self.addCleanup(shutil.rmtree, work, True)
         binary = os.path.join(work, "sluice")
         shutil.copy(SLUICE_BIN, binary)
         proxy = self.start_sluice(self.config(origin), binary=binary)
-        os.unlink(binary)  # replaced by one that never reports that it serves
+        os.unlink(binary)
         with open(binary, "w") as f:
-            f.write("#!/bin/sh\nexec sleep 60\n")
+            f.write("#!/bin/sh\n" + script)
         os.chmod(binary, 0o755)
+        return proxy
+
+    def test_a_stop_during_an_upgrade_stops_the_new_process_too(self):
+        # The new binary never reports that it serves.
+        proxy = self.sluice_then_replaced_by("exec sleep 60\n")
         proxy.signal(signal.SIGUSR2)
         self.assertTrue(proxy.wait_for_log(r"started .* as process \d+"), proxy.log_text())
         child = int(re.search(r"started .* as process (\d+)", proxy.log_text()).group(1))
@@ -416,17 +423,7 @@ class Upgrade(ProxyTestCase):
         self.wait_for(lambda: process_gone(child), 10, "the new process stopped")
 
     def test_a_new_binary_that_fails_leaves_the_old_one_serving(self):
-        origin = self.start_origin()
-        work = tempfile.mkdtemp(prefix="sluice-upgrade-")
-        self.addCleanup(shutil.rmtree, work, True)
-        binary = os.path.join(work, "sluice")
-        shutil.copy(SLUICE_BIN, binary)
-        proxy = self.start_sluice(self.config(origin), binary=binary)
-        # The file at the same path is replaced (as a package upgrade does) by one that fails.
-        os.unlink(binary)
-        with open(binary, "w") as f:
-            f.write("#!/bin/sh\necho 'broken build' >&2\nexit 3\n")
-        os.chmod(binary, 0o755)
+        proxy = self.sluice_then_replaced_by("echo 'broken build' >&2\nexit 3\n")
         proxy.signal(signal.SIGUSR2)
         self.assertTrue(proxy.wait_for_log(
             r"upgrade failed: the new process exited with status 3 before it served"),
