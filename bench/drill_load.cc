@@ -9,6 +9,17 @@
 //   sluice_drill_load --entry us-east-1=127.0.0.1:8081 --entry us-west-2=127.0.0.1:8082 ...
 //                     [--rate 15000] [--duration 60] [--members 200000] [--post-percent 20]
 //                     [--connections 64] [--timeout 10] [--seed 1]
+//                     [--change AT:FACTOR[:ENTRY]]...
+//
+// Member m enters through entry m mod (number of entries), and each entry has a clock of its
+// own: its base rate is --rate times its share of the members, and each of its requests is for
+// one of its own members, picked at random. --change (repeatable) changes the load on a
+// schedule: from AT seconds into the run, the entry named ENTRY (every entry when ENTRY is
+// left out) sends FACTOR times its base rate (0.6: 40% less; 5: five times). Factors do not
+// compound: for each entry, the change with the latest AT that names it or names no entry is in
+// force (on equal AT, the later flag). Nothing is issued after --duration, and nothing is
+// waited for past --timeout after that, so a run is bounded in time and in requests (at most
+// --duration x --rate x the largest factor).
 //
 // Output on stdout, CSV lines tagged by their first field, flushed once a second:
 //   c,SECOND,ENTRY,METHOD,OUTCOME,SERVED,COUNT   requests that ended in that second
@@ -32,6 +43,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -45,8 +57,17 @@ struct Entry {
   sockaddr_storage address{};
 };
 
+// From `at` seconds into the run, the entry `entry` (every entry when empty) sends `factor`
+// times its base rate.
+struct Change {
+  double at = 0;
+  double factor = 1;
+  std::string entry;
+};
+
 struct Options {
   std::vector<Entry> entries;
+  std::vector<Change> changes;
   double rate = 1000;
   double duration = 10;
   uint64_t members = 200000;
@@ -60,6 +81,65 @@ struct Request {
   uint64_t member = 0;
   bool post = false;
   uint64_t scheduled_ns = 0;
+};
+
+// One entry's requests over the run: a piecewise constant rate. The schedule says how many
+// requests are due by a time, and when the i-th one was due (its intended send time).
+class Schedule {
+ public:
+  // The segments of entry `name`, whose base rate is `base_rate`, under `changes` (applied as
+  // the header comment says).
+  Schedule(const std::string& name, double base_rate, const std::vector<Change>& changes) {
+    std::vector<std::pair<double, double>> steps;  // (from, factor), stable by from
+    for (const Change& c : changes) {
+      if (c.entry.empty() || c.entry == name) steps.emplace_back(c.at, c.factor);
+    }
+    std::stable_sort(steps.begin(), steps.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    segments_.push_back({0, base_rate, 0});
+    for (const auto& [from, factor] : steps) {
+      Segment& last = segments_.back();
+      if (from <= last.start) {  // a change at the same time (or at 0) replaces the rate
+        last.rate = base_rate * factor;
+        continue;
+      }
+      double due = last.due_before + last.rate * (from - last.start);
+      segments_.push_back({from, base_rate * factor, due});
+    }
+  }
+
+  // How many requests are due in [0, t).
+  uint64_t Due(double t) const {
+    const Segment& s = At(t);
+    return static_cast<uint64_t>(s.due_before + s.rate * (t - s.start));
+  }
+
+  // When the i-th request (from 0) is due, in seconds: in the segment whose range of due
+  // counts holds i (a segment with no requests has an empty range and is never it).
+  double TimeOf(uint64_t i) const {
+    double n = static_cast<double>(i);
+    size_t k = segments_.size() - 1;
+    while (k > 0 && segments_[k].due_before > n) --k;
+    const Segment& s = segments_[k];
+    return s.rate > 0 ? s.start + (n - s.due_before) / s.rate : s.start;
+  }
+
+  uint64_t issued = 0;
+
+ private:
+  struct Segment {
+    double start;       // seconds into the run
+    double rate;        // requests per second from start on
+    double due_before;  // requests due in [0, start)
+  };
+
+  const Segment& At(double t) const {
+    size_t k = segments_.size() - 1;
+    while (k > 0 && segments_[k].start > t) --k;
+    return segments_[k];
+  }
+
+  std::vector<Segment> segments_;  // by start; the first at 0
 };
 
 class Drill;
@@ -94,6 +174,16 @@ class Drill {
         loop_(loop),
         pending_(options.entries.size()),
         open_(options.entries.size()) {
+    size_t n = options.entries.size();
+    for (size_t e = 0; e < n; ++e) {
+      // Members e, e + n, e + 2n, ... enter through entry e.
+      uint64_t members = options.members / n + (e < options.members % n ? 1 : 0);
+      members_.push_back(members);
+      schedules_.emplace_back(
+          options.entries[e].name,
+          options.rate * static_cast<double>(members) / static_cast<double>(options.members),
+          options.changes);
+    }
     llhttp_settings_init(&settings_);
     settings_.on_header_field = &Drill::OnHeaderField;
     settings_.on_header_value = &Drill::OnHeaderValue;
@@ -131,15 +221,20 @@ class Drill {
     double elapsed = static_cast<double>(now - start_ns_) / 1e9;
     bool issuing = elapsed < options_.duration;
     if (issuing) {
-      uint64_t due = static_cast<uint64_t>(options_.rate * elapsed);
-      for (; issued_ < due; ++issued_) {
-        Request r;
-        r.member = Random() % options_.members;
-        r.post = static_cast<double>(Random() % 1000000) < options_.post_share * 1e6;
-        // The intended time: a late tick does not make the load burstier or its latency smaller.
-        r.scheduled_ns =
-            start_ns_ + static_cast<uint64_t>(static_cast<double>(issued_) / options_.rate * 1e9);
-        pending_[r.member % pending_.size()].push_back(r);
+      size_t n = schedules_.size();
+      for (size_t e = 0; e < n; ++e) {
+        Schedule& schedule = schedules_[e];
+        for (uint64_t due = schedule.Due(elapsed); schedule.issued < due; ++schedule.issued) {
+          Request r;
+          r.member = (Random() % members_[e]) * n + e;
+          r.post = static_cast<double>(Random() % 1000000) < options_.post_share * 1e6;
+          // The intended time: a late tick does not make the load burstier or its latency
+          // smaller.
+          r.scheduled_ns =
+              start_ns_ + static_cast<uint64_t>(schedule.TimeOf(schedule.issued) * 1e9);
+          pending_[e].push_back(r);
+          ++issued_;
+        }
       }
     }
     uint64_t deadline_ns = static_cast<uint64_t>(options_.timeout * 1e9);
@@ -422,6 +517,8 @@ class Drill {
   uint64_t random_ = 0;
   uint64_t issued_ = 0;
   uint64_t ended_ = 0;
+  std::vector<uint64_t> members_;    // by entry: how many members enter through it
+  std::vector<Schedule> schedules_;  // by entry
   std::vector<std::deque<Request>> pending_;
   std::vector<std::vector<Connection*>> open_;
   std::map<std::tuple<int, size_t, bool, int, std::string>, uint64_t> counts_;
@@ -432,7 +529,7 @@ class Drill {
   fprintf(stderr,
           "sluice_drill_load: %s\nusage: sluice_drill_load --entry NAME=IP:PORT [--entry ...] "
           "[--rate N] [--duration S] [--members N] [--post-percent P] [--connections N] "
-          "[--timeout S] [--seed N]\n",
+          "[--timeout S] [--seed N] [--change AT:FACTOR[:ENTRY]]...\n",
           error);
   exit(2);
 }
@@ -481,11 +578,36 @@ Options Parse(int argc, char** argv) {
       o.timeout = Number("--timeout", value, 0.01, 3600);
     } else if (flag == "--seed") {
       o.seed = static_cast<uint64_t>(Number("--seed", value, 0, 1e18));
+    } else if (flag == "--change") {
+      const char* colon = strchr(value, ':');
+      if (!colon) Usage("--change wants AT:FACTOR[:ENTRY]");
+      std::string at(value, static_cast<size_t>(colon - value));
+      std::string rest(colon + 1);
+      Change c;
+      size_t second = rest.find(':');
+      if (second != std::string::npos) {
+        c.entry = rest.substr(second + 1);
+        rest.resize(second);
+        if (c.entry.empty()) Usage("--change: empty ENTRY");
+      }
+      c.at = Number("--change AT", at.c_str(), 0, 86400);
+      c.factor = Number("--change FACTOR", rest.c_str(), 0, 1000);
+      o.changes.push_back(c);
     } else {
       Usage(("unknown flag " + flag).c_str());
     }
   }
   if (o.entries.empty()) Usage("at least one --entry");
+  if (o.members < o.entries.size()) Usage("--members: fewer members than entries");
+  for (const Change& c : o.changes) {
+    if (c.entry.empty()) continue;
+    bool known = std::any_of(o.entries.begin(), o.entries.end(),
+                             [&c](const Entry& e) { return e.name == c.entry; });
+    if (!known) Usage(("--change: no --entry named " + c.entry).c_str());
+  }
+  for (const Change& c : o.changes) {
+    if (o.rate * c.factor > 1e7) Usage("--change: more than 10,000,000 requests/s");
+  }
   return o;
 }
 

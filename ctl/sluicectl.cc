@@ -42,6 +42,10 @@ constexpr char kUsage[] =
     "  watch [--interval 1s] [--count N] [--until-done]   the ramps as they go\n"
     "  ready                                        exit 0 when every endpoint serves (/readyz;\n"
     "                                               no token needed: health checks, probes)\n"
+    "  detection [mode off|alert|auto]              the sick-region detector: verdicts, or set\n"
+    "                                               its mode (kept with the steering state)\n"
+    "  history import FILE                          load history (CSV) into every endpoint\n"
+    "  history export FILE [--from UNIX] [--to UNIX]   the first endpoint's history (- : stdout)\n"
     "\n"
     "  --admin URL     an admin endpoint (repeatable; default http://127.0.0.1:9901)\n"
     "  --admins FILE   lines of \"NAME URL\": one endpoint per region\n"
@@ -161,6 +165,8 @@ class Ctl {
     if (c == "set") return Set();
     if (c == "inject") return Inject();
     if (c == "ready") return Ready();
+    if (c == "detection") return Detection();
+    if (c == "history") return History();
     throw UsageError{absl::StrFormat("unknown command \"%s\"", c)};
   }
 
@@ -382,14 +388,16 @@ class Ctl {
   struct View {
     Reply steering;
     Reply plans;
-    Reply fleet;   // fetched only when the node is in a fleet
-    Reply health;  // the node's measured view of the regions (GET /v1/health)
+    Reply fleet;      // fetched only when the node is in a fleet
+    Reply health;     // the node's measured view of the regions (GET /v1/health)
+    Reply detection;  // the detector's verdicts (GET /v1/detection)
   };
   View Fetch(const AdminEndpoint& e, bool with_fleet = false) {
     View v;
     v.steering = Call(e, "GET", "/v1/steering");
     if (v.steering.ok) v.plans = Call(e, "GET", "/v1/plans");
     if (v.steering.ok) v.health = Call(e, "GET", "/v1/health");
+    if (v.steering.ok) v.detection = Call(e, "GET", "/v1/detection");
     if (with_fleet && v.steering.ok &&
         v.steering.body.value("fleet", json::object()).value("enabled", false)) {
       v.fleet = Call(e, "GET", "/v1/fleet");
@@ -517,6 +525,7 @@ class Ctl {
             Weights(r.value("saviors", json())), plan);
       }
     }
+    if (!bars && v.detection.ok) RenderDetection(v.detection.body, out);
     if (!bars) {
       bool header = false;
       for (const auto& [id, p] : plans) {
@@ -535,12 +544,138 @@ class Ctl {
     return active;
   }
 
+  static std::string Number(const json& value, const char* format) {
+    return value.is_number() ? absl::StrFormat(format, value.get<double>()) : std::string("-");
+  }
+
+  // The detector's view (GET /v1/detection) as text.
+  static void RenderDetection(const json& d, std::ostream& out) {
+    const json& g = d.value("global", json::object());
+    std::string held = d.value("held", json()).is_string() ? d["held"].get<std::string>() : "";
+    out << absl::StrFormat("  detection: mode %s (set by %s, %s), global %s: %s%s\n",
+                           d.value("mode", ""), d.value("mode_set_by", ""), d.value("role", ""),
+                           g.value("verdict", ""), g.value("reason", ""),
+                           held.empty() ? "" : " [" + held + "]");
+    out << absl::StrFormat("  %-14s %-10s %-9s %-9s %-9s %-6s %-9s %s\n", "REGION", "VERDICT",
+                           "ENTRY/S", "SERVED/S", "EXPECTED", "RATIO", "REQ/S", "WHY");
+    const json regions = d.value("regions", json::object());
+    for (const auto& [name, r] : regions.items()) {
+      out << absl::StrFormat(
+          "  %-14s %-10s %-9s %-9s %-9s %-6s %-9s %s\n", name, r.value("verdict", ""),
+          Number(r.value("entry_sps", json()), "%.1f"),
+          Number(r.value("serving_sps", json()), "%.1f"),
+          Number(r.value("expected", json()), "%.1f"), Number(r.value("ratio", json()), "%.2f"),
+          Number(r.value("requests_per_second", json()), "%.0f"), r.value("reason", ""));
+    }
+    const json& history = d.value("history", json::object());
+    if (history.contains("error")) out << "  history: " << history.value("error", "") << "\n";
+  }
+
+  int Detection() {
+    Allow({});
+    if (o_.args.size() == 2 && o_.args[0] == "mode") {
+      const std::string& mode = o_.args[1];
+      if (mode != "off" && mode != "alert" && mode != "auto") {
+        throw UsageError{"detection mode: off, alert or auto"};
+      }
+      return Change("PUT", "/v1/detection", json{{"mode", mode}}, [](const json& reply) {
+        return absl::StrFormat("detection mode %s", reply.value("mode", ""));
+      });
+    }
+    if (!(o_.args.empty() || (o_.args.size() == 1 && o_.args[0] == "status"))) {
+      throw UsageError{"detection takes no arguments, or mode off|alert|auto"};
+    }
+    int code = kExitOk;
+    json all = json::array();
+    for (const AdminEndpoint& e : o_.endpoints) {
+      Reply r = Call(e, "GET", "/v1/detection");
+      if (!r.ok) code = kExitFailed;
+      if (o_.json) {
+        all.push_back(json{{"endpoint", e.name}, {"ok", r.ok}, {"detection", r.body}});
+      } else if (!r.ok) {
+        err_ << e.name << ": " << r.error << "\n";
+      } else {
+        out_ << (e.name == e.url ? e.url : absl::StrFormat("%s (%s)", e.name, e.url)) << ":\n";
+        RenderDetection(r.body, out_);
+      }
+    }
+    if (o_.json) out_ << json{{"results", all}}.dump(2) << "\n";
+    return code;
+  }
+
+  // history import FILE (into every endpoint: each node keeps its own copy) and history
+  // export FILE (from the first endpoint).
+  int History() {
+    Allow({"from", "to"});
+    if (o_.args.size() != 2 || (o_.args[0] != "import" && o_.args[0] != "export")) {
+      throw UsageError{"history needs import FILE or export FILE"};
+    }
+    const std::string& file = o_.args[1];
+    if (o_.args[0] == "export") {
+      std::string query;
+      for (const char* key : {"from", "to"}) {
+        if (!Has(key)) continue;
+        int64_t t = 0;
+        if (!ParseInteger(Flag(key), &t) || t < 0) {
+          throw UsageError{absl::StrFormat("--%s: a Unix time in seconds", key)};
+        }
+        query += absl::StrFormat("%s%s=%d", query.empty() ? "?" : "&", key, t);
+      }
+      const AdminEndpoint& e = o_.endpoints.front();
+      absl::StatusOr<HttpReply> reply =
+          AdminRequest(e, "GET", "/v1/history" + query, o_.token, "", o_.timeout);
+      if (!reply.ok() || reply->status != 200) {
+        err_ << e.name << ": "
+             << (reply.ok() ? absl::StrFormat("%d %s", reply->status, Trim(reply->body))
+                            : std::string(reply.status().message()))
+             << "\n";
+        return kExitFailed;
+      }
+      if (file == "-") {
+        out_ << reply->body;
+        return kExitOk;
+      }
+      std::ofstream f(file, std::ios::binary | std::ios::trunc);
+      f << reply->body;
+      f.close();
+      if (!f) {
+        err_ << "sluicectl: cannot write " << file << "\n";
+        return kExitFailed;
+      }
+      return kExitOk;
+    }
+    if (Has("from") || Has("to")) throw UsageError{"history import takes no --from or --to"};
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw UsageError{absl::StrFormat("history import: cannot read %s", file)};
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string body = text.str();
+    int code = kExitOk;
+    for (const AdminEndpoint& e : o_.endpoints) {
+      absl::StatusOr<HttpReply> reply =
+          AdminRequest(e, "POST", "/v1/history", o_.token, body, o_.timeout);
+      json answer = reply.ok() ? json::parse(reply->body, nullptr, false) : json();
+      if (!reply.ok() || reply->status != 200) {
+        code = kExitFailed;
+        std::string why = !reply.ok() ? std::string(reply.status().message())
+                          : answer.is_object() && answer.contains("error")
+                              ? answer.value("error", "")
+                              : Trim(reply->body);
+        err_ << e.name << ": " << why << "\n";
+        continue;
+      }
+      out_ << e.name << ": " << answer.value("imported", json(0)).dump() << " rows imported\n";
+    }
+    return code;
+  }
+
   json JsonView(const AdminEndpoint& e, const View& v) {
     json j{{"endpoint", e.name}, {"url", e.url}, {"ok", v.steering.ok && v.plans.ok}};
     if (v.steering.ok && v.plans.ok) {
       j["steering"] = v.steering.body;
       j["plans"] = v.plans.body.value("plans", json::array());
       if (v.fleet.ok) j["fleet"] = v.fleet.body;
+      if (v.detection.ok) j["detection"] = v.detection.body;
     } else {
       j["error"] = v.steering.ok ? v.plans.error : v.steering.error;
     }

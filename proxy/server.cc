@@ -174,6 +174,9 @@ absl::Status Server::StartSteering() {
     }
     return region_health_->Gate(region);
   });
+  detection_ =
+      std::make_unique<DetectionControl>(control_.get(), region_health_.get(), steering_.get());
+  detection_->Configure(*config_);
   return absl::OkStatus();
 }
 
@@ -272,6 +275,7 @@ void Server::Stop() {
   for (auto& worker : workers_) worker->Join();
   CloseUpgrade();
   if (admin_server_) admin_server_->Stop();
+  detection_->Stop();
   region_health_->Stop();
   if (fleet_) fleet_->Stop();
   steering_->Stop();
@@ -285,6 +289,7 @@ void Server::Stop() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   admin_server_.reset();
   access_log_.reset();  // the workers are gone: it writes what is queued and stops
+  detection_.reset();
   fleet_.reset();
   region_health_.reset();
   health_.reset();
@@ -360,6 +365,7 @@ void Server::Reload() {
   config_ = config;
   steering_->Reconfigure(*config_);
   region_health_->Configure(*config_, resolver_->Snapshot());
+  detection_->Configure(*config_);
   if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) {
     LOG_ERROR("reload: %s; the access log stays as it was", std::string(s.message()));
   }
@@ -513,6 +519,7 @@ std::string Server::RenderMetrics() {
       node.fleet_writes.emplace_back(Fleet::WriteOutcomeName(outcome), fleet_->writes(outcome));
     }
   }
+  if (detection_) detection_->FillGauges(&node);
   return sluice::RenderMetrics(metrics, node, region_names);
 }
 
@@ -568,6 +575,7 @@ void Server::StartFleet() {
   };
   fleet_ = std::make_unique<Fleet>(control_.get(), fc, node, std::move(hooks));
   steering_->SetFleet(fleet_.get());
+  detection_->SetFleet(fleet_.get());
   fleet_->Start();
 }
 

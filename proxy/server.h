@@ -21,6 +21,7 @@
 #include "proxy/admin/admin_server.h"
 #include "proxy/config/cli.h"
 #include "proxy/config/config.h"
+#include "proxy/control/detection_control.h"
 #include "proxy/control/health_checker.h"
 #include "proxy/control/region_health.h"
 #include "proxy/control/resolver.h"
@@ -97,6 +98,7 @@ class Server final : private AdminBackend {
   SteeringControl* steering() override { return steering_.get(); }
   absl::Status InjectStandby(const std::string& cluster, const std::string& actor) override;
   nlohmann::json FleetStatus() override;
+  DetectionControl* detection() override { return detection_.get(); }
 
   CommandLine cli_;
   ConfigPtr config_;
@@ -112,6 +114,7 @@ class Server final : private AdminBackend {
   std::unique_ptr<SteeringControl> steering_;
   std::unique_ptr<RegionHealthMonitor> region_health_;
   std::unique_ptr<Fleet> fleet_;
+  std::unique_ptr<DetectionControl> detection_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<AdminServer> admin_server_;
   std::shared_ptr<AccessLogSink> access_log_;

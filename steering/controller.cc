@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "steering/detector.h"
 
 namespace sluice {
 namespace {
@@ -434,6 +435,24 @@ absl::Status Controller::AbortPlan(uint64_t id, const std::string& actor, absl::
     return absl::OkStatus();
   }
   return absl::NotFoundError(absl::StrFormat("plan: no plan %d", id));
+}
+
+absl::Status Controller::SetDetectionMode(const std::string& mode, const std::string& actor,
+                                          absl::Time now) {
+  DetectionMode parsed;
+  if (!ParseDetectionMode(mode, &parsed)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("mode: expected off, alert or auto, got \"%s\"", mode));
+  }
+  const std::string before = state_.detection_mode;
+  state_.detection_mode = mode;
+  state_.detection_actor = actor;
+  state_.detection_set = now;
+  Record(actor,
+         absl::StrFormat("detection mode %s%s", mode,
+                         before.empty() || before == mode ? "" : " (was " + before + ")"),
+         now, state_.version);
+  return absl::OkStatus();
 }
 
 std::string Controller::RestoreReplacedSaviors(SteeringSpec* next, const std::string& region_name) {

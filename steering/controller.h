@@ -96,6 +96,10 @@ struct ControllerState {
   uint64_t next_plan_id = 1;
   std::vector<RegionSpec> regions;  // evacuated_bp, healthy, saviors, cohort_saviors by name
   std::vector<RampPlan> plans;      // active ones, then the most recent finished ones
+  // The detector's mode as last set through the API ("": the configuration's), by whom, when.
+  std::string detection_mode;
+  std::string detection_actor;
+  absl::Time detection_set = absl::InfinitePast();
 };
 
 // A direct change of one region (PUT /v1/steering/regions/{region}). Unset fields keep their
@@ -165,6 +169,9 @@ class Controller {
   absl::StatusOr<uint64_t> StartPlan(const PlanRequest& request, const std::string& actor,
                                      absl::Time now, const HealthGate& gate = nullptr);
   absl::Status AbortPlan(uint64_t id, const std::string& actor, absl::Time now);
+  // The detector's mode ("off", "alert", "auto"; InvalidArgument otherwise), kept with the
+  // state so that every node of a fleet and a restart use it. The table does not change.
+  absl::Status SetDetectionMode(const std::string& mode, const std::string& actor, absl::Time now);
 
   // Takes every step that is due, asking `gate` first. Returns true when the table changed.
   bool Tick(absl::Time now, const HealthGate& gate);

@@ -292,12 +292,14 @@ std::optional<DetectorAction> Detector::Observe(absl::Time now,
   std::vector<const std::string*> dipping;
   std::vector<std::pair<const std::string*, double>> low;
   bool any_judged = false;
+  size_t judged_count = 0;
   for (const RegionSignal& signal : regions) {
     RegionJudgement& j = judged_[signal.region];
     bool judged = j.verdict == RegionVerdict::kOk || j.verdict == RegionVerdict::kDipping ||
                   j.verdict == RegionVerdict::kVetoed || j.verdict == RegionVerdict::kSick;
     if (!judged) continue;
     any_judged = true;
+    ++judged_count;
     if (j.verdict != RegionVerdict::kOk) dipping.push_back(&signal.region);
     if (j.ratio < options_.other_dip_ratio) low.emplace_back(&signal.region, j.ratio);
   }
@@ -309,6 +311,12 @@ std::optional<DetectorAction> Detector::Observe(absl::Time now,
       RegionJudgement& j = judged_[*name];
       if (j.verdict == RegionVerdict::kSick) SetVerdict(*name, &j, RegionVerdict::kDipping, now);
     }
+  } else if (dipping.size() == 1 && judged_count < 2) {
+    // Nothing says the other regions are fine: the one-region rule cannot be checked.
+    verdict = GlobalVerdict::kNoVerdict;
+    region = *dipping[0];
+    RegionJudgement& j = judged_[region];
+    if (j.verdict == RegionVerdict::kSick) SetVerdict(region, &j, RegionVerdict::kDipping, now);
   } else if (dipping.size() == 1) {
     region = *dipping[0];
     RegionJudgement& j = judged_[region];
@@ -343,7 +351,11 @@ std::optional<DetectorAction> Detector::Observe(absl::Time now,
         reason = "no region dips";
         break;
       case GlobalVerdict::kNoVerdict:
-        reason = "no region can be judged";
+        reason = region.empty()
+                     ? "no region can be judged"
+                     : absl::StrCat(region,
+                                    " dips, but no other region can be judged: whether it is the "
+                                    "only one cannot be told");
         break;
     }
     if (global_.since != absl::InfinitePast() || verdict != GlobalVerdict::kNoVerdict) {

@@ -22,7 +22,8 @@
 //   dipping     the ratio stayed below dip_ratio for dip_for;
 //   vetoed      dipping while its request rate is above surge_ratio x expected: a surge (a
 //               DDoS) would follow the traffic to a savior;
-//   sick        the only region dipping, no other judged region below other_dip_ratio;
+//   sick        the only region dipping, no other judged region below other_dip_ratio, and
+//               at least one other region judged (else nothing says the others are fine);
 //   ok          otherwise.
 // Global: sick (one region), multi_region_dip (two or more regions low together: an alert,
 // never an evacuation), vetoed, ok, or no_verdict when no region could be judged.

@@ -1,5 +1,7 @@
 #include "steering/fleet_view.h"
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
@@ -86,6 +88,7 @@ std::string EncodeNodeView(const NodeView& view) {
          {"starts_per_second", starts},
          {"origins_down", view.origins_down},
          {"origins_detail", view.origins_detail}};
+  if (view.has_signal) j["signal"] = SignalToJson(view);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -158,7 +161,64 @@ absl::StatusOr<NodeView> DecodeNodeView(std::string_view text) {
     }
     view.starts_per_second[region] = value.get<double>();
   }
+  if (auto signal = j.find("signal"); signal != j.end()) {
+    if (absl::Status bad = SignalFromJson(*signal, &view); !bad.ok()) return bad;
+  }
   return view;
+}
+
+json SignalToJson(const NodeView& view) {
+  json serving = json::object();
+  for (const auto& [region, rate] : view.serving_sps) serving[region] = rate;
+  return json{{"entry_sps", view.entry_sps},
+              {"requests_per_second", view.requests_per_second},
+              {"serving_sps", serving}};
+}
+
+absl::Status SignalFromJson(const json& signal, NodeView* view) {
+  absl::Status bad = absl::InvalidArgumentError(
+      "signal: must hold non-negative numbers entry_sps, requests_per_second and serving_sps "
+      "(an object of at most 64 regions)");
+  if (!signal.is_object()) return bad;
+  auto number = [](const json& value, double* out) {
+    if (!value.is_number()) return false;
+    double v = value.get<double>();
+    if (!(v >= 0) || v > 1e12) return false;
+    *out = v;
+    return true;
+  };
+  auto entry = signal.find("entry_sps");
+  auto requests = signal.find("requests_per_second");
+  auto serving = signal.find("serving_sps");
+  if (entry == signal.end() || requests == signal.end() || serving == signal.end() ||
+      !number(*entry, &view->entry_sps) || !number(*requests, &view->requests_per_second) ||
+      !serving->is_object() || serving->size() > static_cast<size_t>(kMaxRegions)) {
+    return bad;
+  }
+  view->serving_sps.clear();
+  for (const auto& [region, value] : serving->items()) {
+    double rate = 0;
+    if (!ValidRegionName(region) || !number(value, &rate)) return bad;
+    view->serving_sps[region] = rate;
+  }
+  view->has_signal = true;
+  return absl::OkStatus();
+}
+
+std::map<std::string, SignalPoint> SumSignals(const std::vector<NodeView>& views,
+                                              std::vector<std::string>* reported) {
+  std::map<std::string, SignalPoint> out;
+  std::set<std::string> seen;
+  for (const NodeView& view : views) {
+    if (!view.has_signal || view.region.empty()) continue;
+    seen.insert(view.region);
+    SignalPoint& own = out[view.region];
+    own.entry_sps += view.entry_sps;
+    own.requests_per_second += view.requests_per_second;
+    for (const auto& [region, rate] : view.serving_sps) out[region].serving_sps += rate;
+  }
+  if (reported) reported->assign(seen.begin(), seen.end());
+  return out;
 }
 
 std::optional<RegionHealth> FleetRegionHealth(const std::vector<NodeView>& views,

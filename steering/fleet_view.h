@@ -16,10 +16,12 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "steering/controller.h"
 #include "steering/health_window.h"
+#include "steering/signal_history.h"
 
 namespace sluice {
 
@@ -44,7 +46,24 @@ struct NodeView {
   // the counts alone cannot say of a region that gets no traffic (an evacuated one).
   bool origins_down = false;
   std::string origins_detail;
+  // The detector's input over the last seconds (absent from older nodes' views): stream
+  // starts of the requests that entered here, the requests that entered here, and stream
+  // starts of those requests by the region that served them.
+  bool has_signal = false;
+  double entry_sps = 0;
+  double requests_per_second = 0;
+  std::map<std::string, double> serving_sps;
 };
+
+// The "signal" member of a view and of GET /v1/health. Strict: a bad one is an error.
+nlohmann::json SignalToJson(const NodeView& view);
+absl::Status SignalFromJson(const nlohmann::json& signal, NodeView* view);
+
+// The business signal of every region from the nodes' views: a region's entry SPS and
+// request rate are the sums over its nodes; its serving SPS is the sum over every node of the
+// starts it served. `reported`: the regions with at least one view that carries a signal.
+std::map<std::string, SignalPoint> SumSignals(const std::vector<NodeView>& views,
+                                              std::vector<std::string>* reported);
 
 std::string EncodeNodeView(const NodeView& view);
 absl::StatusOr<NodeView> DecodeNodeView(std::string_view text);

@@ -1,5 +1,7 @@
 #include "steering/state_file.h"
 
+#include "steering/detector.h"
+
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -236,6 +238,12 @@ std::string EncodeControllerState(const ControllerState& state) {
            {"next_plan_id", state.next_plan_id},
            {"regions", regions},
            {"plans", plans}};
+  // Only once someone set it, so that nodes of an older release still read the state.
+  if (!state.detection_mode.empty()) {
+    out["detection"] = json{{"mode", state.detection_mode},
+                            {"actor", state.detection_actor},
+                            {"set_ms", TimeToJson(state.detection_set)}};
+  }
   return out.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
@@ -280,6 +288,21 @@ absl::StatusOr<ControllerState> DecodeControllerState(std::string_view text) {
       return FieldError(absl::StrFormat("plans[%d].id", i), "must be below next_plan_id");
     }
     state.plans.push_back(*std::move(plan));
+  }
+  if (auto d = j.find("detection"); d != j.end()) {
+    if (!d->is_object()) return FieldError("detection", "must be an object");
+    const json& mode = Member(*d, "mode");
+    DetectionMode parsed;
+    if (!mode.is_string() || !ParseDetectionMode(mode.get<std::string>(), &parsed)) {
+      return FieldError("detection.mode", "must be off, alert or auto");
+    }
+    state.detection_mode = mode.get<std::string>();
+    if (auto actor = d->find("actor"); actor != d->end() && actor->is_string()) {
+      state.detection_actor = actor->get<std::string>().substr(0, 200);
+    }
+    if (auto set = d->find("set_ms"); set != d->end() && set->is_number_integer()) {
+      state.detection_set = absl::FromUnixMillis(set->get<int64_t>());
+    }
   }
   return state;
 }

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "common/strings.h"
@@ -291,6 +293,10 @@ const std::vector<AdminApi::Route>& AdminApi::Routes() {
       {{"v1", "clusters", "*", "standby:inject"}, "POST", &AdminApi::PostStandbyInject},
       {{"v1", "health"}, "GET", &AdminApi::GetHealth},
       {{"v1", "fleet"}, "GET", &AdminApi::GetFleet},
+      {{"v1", "detection"}, "GET", &AdminApi::GetDetection},
+      {{"v1", "detection"}, "PUT", &AdminApi::PutDetection},
+      {{"v1", "history"}, "GET", &AdminApi::GetHistory},
+      {{"v1", "history"}, "POST", &AdminApi::PostHistory},
   };
   return kRoutes;
 }
@@ -481,5 +487,80 @@ void AdminApi::PostStandbyInject(const Call& call) {
 void AdminApi::GetHealth(const Call& call) { call.reply(Json(200, backend_->Health())); }
 
 void AdminApi::GetFleet(const Call& call) { call.reply(Json(200, backend_->FleetStatus())); }
+
+namespace {
+
+// "from=1764000000&to=1764086400": Unix seconds; absent ones stay as they are.
+absl::Status ParseTimeRange(std::string_view query, absl::Time* from, absl::Time* to) {
+  for (absl::string_view pair :
+       absl::StrSplit(absl::string_view(query.data(), query.size()), '&', absl::SkipEmpty())) {
+    size_t eq = pair.find('=');
+    std::string key(pair.substr(0, eq));
+    absl::string_view value = eq == absl::string_view::npos ? "" : pair.substr(eq + 1);
+    int64_t seconds = 0;
+    if (key != "from" && key != "to") {
+      return absl::InvalidArgumentError(absl::StrFormat("query: unknown parameter \"%s\"", key));
+    }
+    if (!absl::SimpleAtoi(value, &seconds) || seconds < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("query: %s must be a Unix time in seconds", key));
+    }
+    (key == "from" ? *from : *to) = absl::FromUnixSeconds(seconds);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void AdminApi::GetDetection(const Call& call) {
+  DetectionControl* d = backend_->detection();
+  if (!d) return call.reply(Error(404, "steering is not configured: there is no detector"));
+  call.reply(Json(200, d->Status()));
+}
+
+void AdminApi::PutDetection(const Call& call) {
+  DetectionControl* d = backend_->detection();
+  if (!d) return call.reply(Error(404, "steering is not configured: there is no detector"));
+  json body = json::parse(call.request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    return call.reply(Error(400, "body: expected a JSON object such as {\"mode\": \"alert\"}"));
+  }
+  for (const auto& [key, value] : body.items()) {
+    if (key != "mode") return call.reply(Error(400, absl::StrFormat("%s: unknown field", key)));
+  }
+  auto mode = body.find("mode");
+  if (mode == body.end() || !mode->is_string()) {
+    return call.reply(Error(400, "mode: required, one of off, alert, auto"));
+  }
+  DetectionMode parsed;
+  if (!ParseDetectionMode(mode->get<std::string>(), &parsed)) {
+    return call.reply(Error(400, absl::StrFormat("mode: expected off, alert or auto, got \"%s\"",
+                                                 mode->get<std::string>())));
+  }
+  backend_->steering()->SetDetectionMode(mode->get<std::string>(), call.actor,
+                                         [d, reply = call.reply](const absl::Status& s) {
+                                           reply(s.ok() ? Json(200, d->Status()) : Error(s));
+                                         });
+}
+
+void AdminApi::GetHistory(const Call& call) {
+  DetectionControl* d = backend_->detection();
+  if (!d) return call.reply(Error(404, "steering is not configured: there is no history"));
+  absl::Time from = absl::InfinitePast(), to = absl::InfiniteFuture();
+  if (absl::Status s = ParseTimeRange(call.request.query, &from, &to); !s.ok()) {
+    return call.reply(Error(s));
+  }
+  AdminResponse r = Text(200, d->Export(from, to));
+  r.content_type = "text/csv; charset=utf-8";
+  call.reply(r);
+}
+
+void AdminApi::PostHistory(const Call& call) {
+  DetectionControl* d = backend_->detection();
+  if (!d) return call.reply(Error(404, "steering is not configured: there is no history"));
+  absl::StatusOr<size_t> rows = d->Import(call.request.body);
+  if (!rows.ok()) return call.reply(Error(rows.status()));
+  call.reply(Json(200, json{{"imported", *rows}}));
+}
 
 }  // namespace sluice

@@ -7,6 +7,9 @@
 //   POST   /v1/plans                                        admin token
 //   DELETE /v1/plans/{id}                                   admin token
 //   POST   /v1/clusters/{cluster}/standby:inject            admin token
+//   GET    /v1/detection, /v1/history[?from=UNIX&to=UNIX]   read or admin token
+//   PUT    /v1/detection {"mode": "off|alert|auto"}         admin token
+//   POST   /v1/history (CSV, steering/signal_history.h)     admin token
 //
 // Tokens are bearer tokens compared by SHA-256 in constant time. Answers are JSON; errors are
 // {"error": "...", "status": N} with 400 (a bad body, naming the field), 401 (no valid token),
@@ -27,6 +30,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include "absl/status/statusor.h"
 #include "proxy/config/config.h"
+#include "proxy/control/detection_control.h"
 #include "proxy/control/steering_control.h"
 #include "steering/controller.h"
 
@@ -34,7 +38,8 @@ namespace sluice {
 
 struct AdminRequest {
   std::string method;
-  std::string path;  // without the query
+  std::string path;   // without the query
+  std::string query;  // after the '?', "" without one
   std::string authorization;
   std::string host;      // the Host field
   SocketAddress client;  // who asks
@@ -60,6 +65,8 @@ class AdminBackend {
   virtual absl::Status InjectStandby(const std::string& cluster, const std::string& actor) = 0;
   // The fleet's state (GET /v1/fleet); {"enabled": false} without one.
   virtual nlohmann::json FleetStatus() = 0;
+  // The sick-region detector; null when steering is not configured.
+  virtual DetectionControl* detection() = 0;
 
  protected:
   virtual ~AdminBackend() = default;
@@ -101,6 +108,10 @@ class AdminApi {
   void PostStandbyInject(const Call& call);
   void GetHealth(const Call& call);
   void GetFleet(const Call& call);
+  void GetDetection(const Call& call);
+  void PutDetection(const Call& call);
+  void GetHistory(const Call& call);
+  void PostHistory(const Call& call);
 
   // A failed authentication, logged at most once per kAuthLogEvery with how many were not.
   void LogAuthFailure(const AdminRequest& request, const char* why);

@@ -34,7 +34,11 @@ class AdminExchange final : public ServerStreamHandler {
   void OnRequestHead(RequestHeadPtr head) override {
     request_.method = head->method_text;
     request_.path = head->target;
-    if (size_t q = request_.path.find('?'); q != std::string::npos) request_.path.resize(q);
+    if (size_t q = request_.path.find('?'); q != std::string::npos) {
+      request_.query = request_.path.substr(q + 1);
+      request_.path.resize(q);
+    }
+    max_body_ = request_.path == "/v1/history" ? kMaxHistoryBody : kMaxAdminBody;
     request_.authorization = std::string(head->headers.Get("authorization").value_or(""));
     request_.host = std::string(head->headers.GetKind(HeaderKind::kHost).value_or(""));
     head_only_ = head->method_text == "HEAD";
@@ -44,7 +48,7 @@ class AdminExchange final : public ServerStreamHandler {
       Answer(*refused);
       return;
     }
-    if (head->has_body() && head->content_length > kMaxAdminBody &&
+    if (head->has_body() && head->content_length > max_body_ &&
         head->framing == BodyFraming::kContentLength) {
       Answer(AdminResponse{413, "application/json", "{\"error\": \"body too large\"}\n", {}});
       return;
@@ -54,7 +58,7 @@ class AdminExchange final : public ServerStreamHandler {
   }
   void OnRequestBody(std::string_view data) override {
     if (done_) return;
-    if (request_.body.size() + data.size() > kMaxAdminBody) {
+    if (request_.body.size() + data.size() > max_body_) {
       Answer(AdminResponse{413, "application/json", "{\"error\": \"body too large\"}\n", {}});
       return;
     }
@@ -102,6 +106,7 @@ class AdminExchange final : public ServerStreamHandler {
   ServerStream* stream_;
   AdminRequest request_;
   bool head_only_ = false;
+  size_t max_body_ = kMaxAdminBody;
   bool done_ = false;
   bool asked_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
@@ -137,7 +142,7 @@ class AdminConnection final : private TcpStream::Handler,
       conn->info_.client = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer));
     }
     Http1ServerCodec::Options options;
-    options.limits.max_body_bytes = kMaxAdminBody;
+    options.limits.max_body_bytes = kMaxHistoryBody;  // each exchange checks its own limit
     conn->codec_ = std::make_unique<Http1ServerCodec>(
         server->context(), static_cast<CodecTransport*>(conn), static_cast<StreamFactory*>(conn),
         static_cast<Http1ServerCodec::Observer*>(conn), options, &conn->info_);

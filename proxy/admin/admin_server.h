@@ -17,6 +17,8 @@
 namespace sluice {
 
 inline constexpr size_t kMaxAdminBody = 1024 * 1024;
+// POST /v1/history: 15 days of minutes and a day of 10 s slots for dozens of regions.
+inline constexpr size_t kMaxHistoryBody = 64 * 1024 * 1024;
 
 class AdminConnection;
 

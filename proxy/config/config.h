@@ -24,6 +24,7 @@
 #include "proxy/tls/client_tls.h"
 #include "proxy/tls/server_tls.h"
 #include "steering/controller.h"
+#include "steering/detector.h"
 
 namespace sluice {
 
@@ -231,6 +232,21 @@ struct FleetConfig {
   absl::Duration publish_interval = absl::Seconds(1);  // this node's view, and keep-alives
 };
 
+// The sick-region detector (steering/detector.h) as this node runs it.
+struct DetectionConfig {
+  // The mode at start; a mode set through the API (kept with the steering state) wins.
+  DetectionMode mode = DetectionMode::kOff;
+  // The history (SQLite). Default: beside controller.state_file ("<state_file>.history.db");
+  // empty without a state file: the history lives in memory only.
+  std::string history_file;
+  DetectorOptions options;
+  // The detector's evacuation: to these saviors (empty: the region's own), through these
+  // steps, holding each this long; gated like any plan.
+  std::map<std::string, uint32_t> saviors;
+  std::vector<uint32_t> steps_bp = {1000, 2500, 5000, 10000};
+  absl::Duration hold = absl::Seconds(5);
+};
+
 // One JSON line per request (proxy/observe/access_log.h).
 struct AccessLogConfig {
   bool enabled = false;
@@ -256,6 +272,7 @@ struct Config {
   ControllerConfig controller;
   FleetConfig fleet;
   AccessLogConfig access_log;
+  DetectionConfig detection;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

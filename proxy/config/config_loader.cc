@@ -17,6 +17,7 @@
 #include "common/units.h"
 #include "common/yaml_field.h"
 #include "proxy/config/admin_config_loader.h"
+#include "proxy/config/detection_config_loader.h"
 #include "proxy/config/filter_config_loader.h"
 #include "proxy/config/steering_config_loader.h"
 #include "proxy/config/tls_config_loader.h"
@@ -314,7 +315,7 @@ absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out) {
 absl::Status ParseTopLevel(const Field& root, Config* config) {
   RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes",
                                   "limits", "timeouts", "proxy", "steering", "admin", "controller",
-                                  "metrics", "access_log", "fleet", "http2"}));
+                                  "metrics", "access_log", "fleet", "http2", "detection"}));
   config->workers = 0;
   RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
   Field log_level = root.Child("log_level");
@@ -397,6 +398,8 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   if (Field f = root.Child("fleet"); f.present()) {
     RETURN_IF_ERROR(ParseFleet(f, BaseDir(config->source), *config, &config->fleet));
   }
+  RETURN_IF_ERROR(ParseDetection(root.Child("detection"), BaseDir(config->source), *config,
+                                 &config->detection));
   return absl::OkStatus();
 }
 

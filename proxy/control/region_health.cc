@@ -120,11 +120,16 @@ void RegionHealthMonitor::OnSample() {
   for (const auto& [region, totals] : traffic.tunnels) {
     tunnels_.try_emplace(region, window_).first->second.Add(now, totals);
   }
+  TrafficTotals entered;
+  entered.requests = traffic.entered;
   for (const auto& [region, count] : traffic.starts) {
     TrafficTotals t;
     t.starts = count;
     starts_.try_emplace(region, window_).first->second.Add(now, t);
+    signal_starts_.try_emplace(region, kSignalWindow).first->second.Add(now, t);
+    entered.starts += count;
   }
+  signal_entered_.Add(now, entered);
   if (on_sampled_) on_sampled_();
 }
 
@@ -202,6 +207,14 @@ void RegionHealthMonitor::OnPeerReply(const std::string& region, const ControlHt
       peer.origins_detail = peer.origins_down && detail != local->end() && detail->is_string()
                                 ? detail->get<std::string>()
                                 : std::string();
+      // A peer of an older release has no signal; a bad one is dropped (and says so).
+      peer.signal = NodeView{};
+      if (auto signal = doc.find("signal"); signal != doc.end()) {
+        if (absl::Status bad = SignalFromJson(*signal, &peer.signal); !bad.ok()) {
+          peer.signal = NodeView{};
+          LOG_WARN("region %s: its health report's %s", region, bad.message());
+        }
+      }
     }
   }
   if (error.empty()) {
@@ -291,6 +304,36 @@ void RegionHealthMonitor::FillView(NodeView* view) const {
   for (const auto& [region, window] : starts_) {
     view->starts_per_second[region] = window.Summary().starts_per_second;
   }
+  NodeView signal = Signal();
+  view->has_signal = signal.has_signal;
+  view->entry_sps = signal.entry_sps;
+  view->requests_per_second = signal.requests_per_second;
+  view->serving_sps = std::move(signal.serving_sps);
+}
+
+NodeView RegionHealthMonitor::Signal() const {
+  NodeView v;
+  v.region = local_region_;
+  TrafficSummary entered = signal_entered_.Summary();
+  if (entered.span <= absl::ZeroDuration()) return v;  // one sample: no rate yet
+  v.has_signal = true;
+  v.entry_sps = entered.starts_per_second;
+  v.requests_per_second =
+      static_cast<double>(entered.requests) / absl::ToDoubleSeconds(entered.span);
+  for (const auto& [region, window] : signal_starts_) {
+    v.serving_sps[region] = window.Summary().starts_per_second;
+  }
+  return v;
+}
+
+std::vector<NodeView> RegionHealthMonitor::PeerSignals() const {
+  std::vector<NodeView> out;
+  for (const auto& [region, peer] : peers_) {
+    if (!PeerReachable(peer) || !peer.signal.has_signal) continue;
+    out.push_back(peer.signal);
+    out.back().region = region;
+  }
+  return out;
 }
 
 nlohmann::json RegionHealthMonitor::Health() const {
@@ -326,7 +369,9 @@ nlohmann::json RegionHealthMonitor::Health() const {
                         {"local", j},
                         {"tunnels", tunnels},
                         {"peers", peers},
-                        {"stream_starts_per_second", starts}};
+                        {"stream_starts_per_second", starts},
+                        {"signal", SignalToJson(Signal())},
+                        {"signal_window_seconds", absl::ToDoubleSeconds(kSignalWindow)}};
 }
 
 }  // namespace sluice

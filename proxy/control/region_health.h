@@ -34,6 +34,9 @@
 
 namespace sluice {
 
+// What "now" means for the detector's signal: rates over the last two seconds of samples.
+inline constexpr absl::Duration kSignalWindow = absl::Seconds(2);
+
 class RegionHealthMonitor {
  public:
   using Sampler = std::function<NodeTraffic()>;
@@ -64,6 +67,12 @@ class RegionHealthMonitor {
   nlohmann::json Health() const;
   // The traffic part of this node's view for the fleet (steering/fleet_view.h).
   void FillView(NodeView* view) const;
+  // This node's business signal over the last kSignalWindow: the detector's input
+  // (region, has_signal, entry_sps, requests_per_second, serving_sps of a NodeView).
+  NodeView Signal() const;
+  // Each reachable peer region's signal as its last /v1/health reported it (no fleet: each
+  // peer region is taken to be the one node that answers).
+  std::vector<NodeView> PeerSignals() const;
 
  private:
   struct Peer {
@@ -81,6 +90,7 @@ class RegionHealthMonitor {
     uint64_t requests = 0;
     bool origins_down = false;
     std::string origins_detail;
+    NodeView signal;  // has_signal: its last report carried one
   };
 
   void OnSample();
@@ -104,6 +114,10 @@ class RegionHealthMonitor {
   TrafficWindow local_{absl::Seconds(30)};
   std::map<std::string, TrafficWindow> tunnels_;
   std::map<std::string, TrafficWindow> starts_;
+  // The detector's signal: requests entered (requests) with their starts (starts), and starts
+  // by serving region, over kSignalWindow.
+  TrafficWindow signal_entered_{kSignalWindow};
+  std::map<std::string, TrafficWindow> signal_starts_;
   std::map<std::string, Peer> peers_;
 };
 

@@ -394,6 +394,13 @@ void SteeringControl::AbortPlan(uint64_t id, const std::string& actor, Done done
         std::move(done), kWriteAttempts);
 }
 
+void SteeringControl::SetDetectionMode(const std::string& mode, const std::string& actor,
+                                       Done done) {
+  Apply([mode, actor](Controller* next,
+                      absl::Time now) { return next->SetDetectionMode(mode, actor, now); },
+        std::move(done), kWriteAttempts);
+}
+
 void SteeringControl::Reschedule() {
   if (!timing_ || !controller_ || handing_over_) return;
   if (fleet_ && (!fleet_->leader() || leader_write_)) {

@@ -92,6 +92,8 @@ class SteeringControl {
   void SetRegion(const RegionChange& change, const std::string& actor, Done done);
   void StartPlan(const PlanRequest& request, const std::string& actor, PlanDone done);
   void AbortPlan(uint64_t id, const std::string& actor, Done done);
+  // The detector's mode, kept with the state (Controller::SetDetectionMode).
+  void SetDetectionMode(const std::string& mode, const std::string& actor, Done done);
 
   // One line of the audit trail (controller.audit_log, and the log), for changes made outside
   // the steering table too (standby injection).

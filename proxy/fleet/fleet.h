@@ -94,6 +94,8 @@ class Fleet {
   absl::Time last_sync() const { return last_sync_; }
   uint64_t writes(WriteOutcome outcome) const { return writes_[outcome]; }
   size_t node_count() const { return views_.size(); }
+  // Every live node's last published view (this node's too once the store echoed it), by node.
+  const std::map<std::string, NodeView>& views() const { return views_; }
   // The fleet's view of `region` from the published views; nullopt when no node of it publishes.
   std::optional<RegionHealth> RegionGate(const std::string& region) const;
   // GET /v1/fleet.

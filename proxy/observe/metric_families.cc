@@ -356,6 +356,44 @@ std::vector<MetricFamily> BuildFamilies() {
          for (const auto& [outcome, n] : s.node.fleet_writes) sink.Add({outcome}, D(n));
        },
        true},
+      {"sluice_stream_starts_expected",
+       "Stream starts per second the detector expects of each region now (from the same time a "
+       "day and a week before).",
+       T::kGauge,
+       {"region"},
+       [](const MetricSources& s, MetricSink& sink) {
+         for (const auto& d : s.node.detection) {
+           if (d.has_expected) sink.Add({d.region}, d.expected_sps);
+         }
+       }},
+      {"sluice_detection_ratio",
+       "Each region's stream starts now over what is expected (the lower of entry and serving).",
+       T::kGauge,
+       {"region"},
+       [](const MetricSources& s, MetricSink& sink) {
+         for (const auto& d : s.node.detection) {
+           if (d.has_ratio) sink.Add({d.region}, d.ratio);
+         }
+       }},
+      {"sluice_detection_state",
+       "1 for each region's current detector verdict.",
+       T::kGauge,
+       {"region", "state"},
+       [](const MetricSources& s, MetricSink& sink) {
+         for (const auto& d : s.node.detection) {
+           for (const char* state :
+                {"no_verdict", "ok", "dipping", "vetoed", "sick", "evacuated"}) {
+             sink.Add({d.region, state}, d.state == state ? 1 : 0);
+           }
+         }
+       }},
+      {"sluice_detection_evacuations_total",
+       "Evacuations this node's detector started, by the signal that dipped.",
+       T::kCounter,
+       {"reason"},
+       [](const MetricSources& s, MetricSink& sink) {
+         for (const auto& [reason, n] : s.node.detection_evacuations) sink.Add({reason}, D(n));
+       }},
   };
 }
 

@@ -144,6 +144,9 @@ class WorkerMetrics {
   MetricCounter tls_handshake_failures;
   MetricCounter http2_connections;  // h2 and h2c
   MetricCounter http2_shed;         // closed for abuse or protocol errors
+  // Requests that entered the region here (from a client, not through a tunnel): the request
+  // rate of the detector (steering/detector.h), whatever their answer.
+  MetricCounter requests_entered;
   SteeringStats steering;
 
   // Scrape: calls `f` with the mutex held. Control thread.
@@ -185,6 +188,17 @@ struct NodeGauges {
   double fleet_seconds_since_sync = 0;
   uint64_t fleet_nodes = 0;
   std::vector<std::pair<std::string, uint64_t>> fleet_writes;  // by outcome label
+  // The sick-region detector (proxy/control/detection_control.h), per region.
+  struct DetectionRegion {
+    std::string region;
+    bool has_expected = false;
+    double expected_sps = 0;  // of the judged signal (the lower ratio's)
+    bool has_ratio = false;
+    double ratio = 0;   // SPS now / expected
+    std::string state;  // RegionVerdictName
+  };
+  std::vector<DetectionRegion> detection;
+  std::vector<std::pair<std::string, uint64_t>> detection_evacuations;  // by reason
 };
 
 }  // namespace sluice

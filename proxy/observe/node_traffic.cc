@@ -12,6 +12,7 @@ void AddLatency(TrafficTotals* totals, const LatencyHistogram& h) {
 NodeTraffic SampleNodeTraffic(const std::vector<const WorkerMetrics*>& workers) {
   NodeTraffic t;
   for (const WorkerMetrics* worker : workers) {
+    t.entered += worker->requests_entered.value();
     worker->Visit([&](const auto&, const auto&, const auto& clusters, const auto& rejects,
                       const auto& regions) {
       // Attempts and failed attempts of the same cells: a rate over the same events, with

@@ -21,6 +21,7 @@ struct NodeTraffic {
   TrafficTotals local;                           // the local region's origins
   std::map<std::string, TrafficTotals> tunnels;  // by peer region
   std::map<std::string, uint64_t> starts;        // stream starts by serving region
+  uint64_t entered = 0;                          // requests that entered the region here
 };
 
 // Control thread (takes each worker's cell mutex briefly, as a scrape does).

@@ -1,9 +1,19 @@
 """bench/drill.py runs the three-region failover drill end to end on a tiny load (--quick):
-etcd, three sluice processes, six origins, the origins of one region killed, an evacuation by
-sluicectl. The run must meet its own targets (no failed GET, POST failures within 0.1%, the
-ramp at 100% in time) and leave a CSV and a PNG that parse."""
+etcd, three sluice processes, six origins, and a fault.
+
+- manual: the origins of one region killed, an evacuation by sluicectl. The run must meet its
+  own targets (no failed GET, POST failures within 0.1%, the ramp at 100% in time) and leave a
+  CSV and a PNG that parse.
+- --auto kill: nobody runs sluicectl; sluice's detector, on a seeded week of history, must call
+  the region sick and evacuate it by itself (a verdict within 15 s, 100% within 60 s, one
+  evacuation, no failed GET).
+- --auto global: every region's load drops by 40% at once: the detector must not evacuate.
+
+Each run ends with one machine-readable line, checked here."""
 import csv
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,38 +22,85 @@ import unittest
 from sluicetest.process import ROOT, SLUICE_BIN
 
 BUILD = os.path.dirname(os.path.dirname(SLUICE_BIN))
+LAST_LINE = re.compile(
+    r"^drill: scenario=(?P<scenario>\w+) mode=(?P<mode>auto|manual) requests=(?P<requests>\d+) "
+    r"failed_get=(?P<failed_get>\d+) failed_post=(?P<failed_post>\d+) "
+    r"verdict_s=(?P<verdict_s>\d+\.\d|-) evacuated_s=(?P<evacuated_s>\d+\.\d|-) "
+    r"evacuations=(?P<evacuations>\d+)$")
 
 
 class DrillSmoke(unittest.TestCase):
-    def test_quick_drill_meets_its_targets(self):
+    def drill(self, *flags):
+        """Runs a quick drill; returns (its output, the last line's fields, the CSV's rows)."""
         out = tempfile.mkdtemp(prefix="sluice-drill-test-")
+        self.addCleanup(shutil.rmtree, out, ignore_errors=True)
         result = subprocess.run(
             [sys.executable, os.path.join(ROOT, "bench/drill.py"), "--quick", "--out", out,
              "--sluice", os.path.join(BUILD, "proxy/sluice"),
              "--sluicectl", os.path.join(BUILD, "ctl/sluicectl"),
-             "--load", os.path.join(BUILD, "bench/sluice_drill_load")],
+             "--load", os.path.join(BUILD, "bench/sluice_drill_load")] + list(flags),
             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-        self.assertEqual(result.returncode, 0, result.stdout[-4000:] + result.stderr[-3000:])
-        self.assertIn("targets met", result.stdout)
-        self.assertRegex(result.stdout, r"us-east-1 origins killed")
-        # Between the kill and the ramp, us-east-1's own requests found its origins dead and
-        # were failed over (a drill whose origins outlived the kill shows none).
-        self.assertRegex(result.stdout, r"failovers to a savior: [1-9]")
+        report = result.stdout[-6000:] + result.stderr[-3000:]
+        self.assertEqual(result.returncode, 0, report)
+        last = LAST_LINE.match(result.stdout.rstrip("\n").split("\n")[-1])
+        self.assertIsNotNone(last, report)
         with open(os.path.join(out, "drill.csv")) as f:
             rows = list(csv.DictReader(f))
+        with open(os.path.join(out, "drill.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        return result.stdout, last.groupdict(), rows
+
+    def test_quick_drill_meets_its_targets(self):
+        stdout, last, rows = self.drill()
+        self.assertIn("targets met", stdout)
+        self.assertRegex(stdout, r"us-east-1 origins killed")
+        self.assertEqual((last["scenario"], last["mode"]), ("kill", "manual"))
+        self.assertEqual((last["failed_get"], last["evacuations"]), ("0", "0"))
+        self.assertGreater(int(last["requests"]), 1000)
+        # Between the kill and the ramp, us-east-1's own requests found its origins dead and
+        # were failed over (a drill whose origins outlived the kill shows none).
+        self.assertRegex(stdout, r"failovers to a savior: [1-9]")
         self.assertGreaterEqual(len(rows), 6)
         self.assertEqual(sum(int(r["get_failed"]) for r in rows), 0)
         # Before the kill us-east-1 served its own starts; by the end its members were served by
         # the two other regions, and the table said 100%.
         self.assertGreater(sum(int(r["starts_us-east-1"]) for r in rows[:3]), 0)
-        last = rows[-2]
-        self.assertEqual(int(last["starts_us-east-1"]), 0, rows)
+        last_row = rows[-2]
+        self.assertEqual(int(last_row["starts_us-east-1"]), 0, rows)
         self.assertEqual(float(rows[-1]["evacuated_pct"]), 100.0)
-        with open(os.path.join(out, "drill.png"), "rb") as f:
-            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
-        for name in ("drill.csv", "drill.png"):
-            os.unlink(os.path.join(out, name))
-        os.rmdir(out)
+
+    def test_quick_auto_kill_is_evacuated_by_the_detector(self):
+        stdout, last, rows = self.drill("--auto", "--scenario", "kill")
+        self.assertIn("targets met", stdout)
+        self.assertNotIn("sluicectl evacuate", stdout)
+        self.assertEqual((last["scenario"], last["mode"]), ("kill", "auto"))
+        self.assertEqual((last["failed_get"], last["evacuations"]), ("0", "1"))
+        self.assertNotEqual(last["verdict_s"], "-")
+        self.assertLessEqual(float(last["verdict_s"]), 15)
+        self.assertLessEqual(float(last["verdict_s"]), float(last["evacuated_s"]))
+        self.assertLessEqual(float(last["evacuated_s"]), 60)
+        # The detector's view is in the CSV: what it expected of us-east-1 (from the seeded
+        # history) and what it saw.
+        expected = [float(r["expected_us-east-1"]) for r in rows if r["expected_us-east-1"]]
+        self.assertTrue(expected and max(expected) > 0, rows)
+        verdicts = [r["verdict_us-east-1"] for r in rows]
+        self.assertIn("ok", verdicts)
+        self.assertTrue({"sick", "evacuated"} & set(verdicts[verdicts.index("ok"):]), verdicts)
+        self.assertEqual(float(rows[-1]["evacuated_pct"]), 100.0)
+        self.assertEqual(int(rows[-2]["starts_us-east-1"]), 0, rows)
+
+    def test_quick_auto_global_dip_evacuates_nothing(self):
+        stdout, last, rows = self.drill("--auto", "--scenario", "global")
+        self.assertIn("targets met", stdout)
+        self.assertEqual((last["scenario"], last["mode"]), ("global", "auto"))
+        self.assertEqual((last["evacuations"], last["evacuated_s"], last["verdict_s"]),
+                         ("0", "-", "-"))
+        self.assertEqual((last["failed_get"], last["failed_post"]), ("0", "0"))
+        self.assertTrue(all(float(r["evacuated_pct"]) == 0 for r in rows), rows)
+        # The load did drop: the last whole seconds entered about 60% of the first ones.
+        entered = [sum(int(r["entered_" + region]) for region in
+                       ("us-east-1", "us-west-2", "eu-west-1")) for r in rows]
+        self.assertLess(entered[-3], 0.8 * entered[3], entered)
 
 
 if __name__ == "__main__":

@@ -100,3 +100,61 @@ def region_origin(workdir, name, port, region):
     }
   """ % {"port": port, "region": region}, port=port, worker_connections=4096,
                  rlimit_nofile=None, error_level="crit").start()
+
+
+def brownout_region_origin(origin, region, mode="503", percent=50, tarpit_port=None):
+    """Turns a running region_origin into a sick one and reloads it (SIGHUP; the master and its
+    port stay, new workers take the new configuration). `percent` of the requests other than
+    /health, picked per request (split_clients on $request_id), are answered badly: mode "503"
+    answers them 503 at once; mode "slow" answers them 200 only after 3 s, by proxying them to
+    `tarpit_port`, where something listens and never answers (the caller's). /health stays
+    healthy: health checks do not see a brownout. Returns once a new worker runs and the old one
+    is gone (with reuseport, an old worker that finishes its last requests still takes new
+    connections on its own socket), or after 5 s."""
+    split = """split_clients "${request_id}" $drill_brownout { %g%% "1"; * ""; }""" % percent
+    if mode == "503":
+        bad = "return 503;"
+        extra = ""
+    elif mode == "slow":
+        if not tarpit_port:
+            raise ValueError("a slow brownout needs a tarpit port")
+        bad = "return 418;"
+        extra = """
+    location @slow {
+      proxy_pass http://127.0.0.1:%(tarpit)d;
+      proxy_connect_timeout 3s;
+      proxy_read_timeout 3s;
+      error_page 502 504 = @late;
+    }
+    location @late {
+      add_header X-Origin-Region %(region)s;
+      return 200 "%(region)s\\n";
+    }""" % {"tarpit": tarpit_port, "region": region}
+    else:
+        raise ValueError("unknown brownout mode %r" % mode)
+    server = """
+    listen 127.0.0.1:%(port)d reuseport;
+    recursive_error_pages on;
+    location /health { return 200 "ok\\n"; }
+    location / {
+      error_page 418 = @slow;
+      if ($drill_brownout) { %(bad)s }
+      add_header X-Origin-Region %(region)s;
+      return 200 "%(region)s\\n";
+    }%(extra)s
+  """ % {"port": origin.port, "region": region, "bad": bad, "extra": extra}
+    if mode == "503":
+        server = server.replace("      error_page 418 = @slow;\n", "")
+    # The same settings as region_origin's, with the new blocks.
+    with open(origin.conf, "w") as f:
+        f.write(CONF % {"affinity": "", "rlimit": "", "dir": origin.dir, "error_level": "crit",
+                        "connections": 4096, "upstream": split, "server": server})
+    check = subprocess.run(["nginx", "-t", "-q", "-c", origin.conf, "-p", origin.dir],
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError("brownout configuration refused: %s" % check.stderr.strip())
+    before = set(origin.worker_pids())
+    origin.signal(signal.SIGHUP)
+    if not wait_until(lambda: set(origin.worker_pids()) - before, 5, 0.02):
+        raise RuntimeError("nginx %s did not reload" % origin.dir)
+    wait_until(lambda: not set(origin.worker_pids()) & before, 5, 0.02)

@@ -156,6 +156,20 @@ TEST_F(DetectorTest, ACoolDownFollowsARestore) {
   EXPECT_TRUE(Run(2).has_value());
 }
 
+TEST_F(DetectorTest, ARegionAloneIsNeverSick) {
+  // The other regions do not report (a node cut off from its peers): nothing says they are
+  // fine, so a dip cannot be called regional.
+  Signal(0).now = {0, 0, 400};
+  Signal(1).reported = false;
+  Signal(2).reported = false;
+  EXPECT_FALSE(Run(30));
+  EXPECT_EQ(Verdict(0), RegionVerdict::kDipping);
+  EXPECT_EQ(detector_.global().verdict, GlobalVerdict::kNoVerdict);
+  EXPECT_NE(detector_.global().reason.find("no other region can be judged"), std::string::npos);
+  Signal(2).reported = true;
+  EXPECT_TRUE(Run(2).has_value());
+}
+
 TEST_F(DetectorTest, ARefusedEvacuationIsTriedAgainLater) {
   Signal(0).now = {0, 0, 400};
   ASSERT_TRUE(Run(20).has_value());

@@ -129,3 +129,54 @@ TEST(FleetViewTest, TunnelsIntoARegionCountOnceThereAreEnough) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+NodeView Signal(const std::string& node, const std::string& region, double entry, double requests,
+                std::map<std::string, double> serving) {
+  NodeView v = View(node, region, 0, 0, 0, 0);
+  v.has_signal = true;
+  v.entry_sps = entry;
+  v.requests_per_second = requests;
+  v.serving_sps = std::move(serving);
+  return v;
+}
+
+TEST(FleetViewTest, TheSignalRoundTripsAndIsOptional) {
+  NodeView v = Signal("a", "us-east-1", 12.5, 60, {{"us-east-1", 10}, {"eu-west-1", 2.5}});
+  absl::StatusOr<NodeView> back = DecodeNodeView(EncodeNodeView(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->has_signal);
+  EXPECT_DOUBLE_EQ(back->entry_sps, 12.5);
+  EXPECT_DOUBLE_EQ(back->requests_per_second, 60);
+  EXPECT_EQ(back->serving_sps, v.serving_sps);
+  // A view from an older node has none.
+  absl::StatusOr<NodeView> old = DecodeNodeView(EncodeNodeView(View("b", "us-east-1", 1, 0, 1, 0)));
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->has_signal);
+  // A bad one is refused.
+  std::string text = EncodeNodeView(v);
+  text.replace(text.find("\"entry_sps\":12.5"), 16, "\"entry_sps\":-1.0");
+  EXPECT_FALSE(DecodeNodeView(text).ok());
+}
+
+TEST(FleetViewTest, SignalsSumByEntryAndByServingRegion) {
+  std::vector<NodeView> views = {
+      Signal("e1", "us-east-1", 10, 50, {{"us-east-1", 6}, {"eu-west-1", 4}}),
+      Signal("e2", "us-east-1", 20, 70, {{"us-east-1", 20}}),
+      Signal("w1", "eu-west-1", 5, 30, {{"eu-west-1", 5}}),
+      View("x1", "us-west-2", 1, 0, 1, 0),  // no signal: us-west-2 does not report
+  };
+  std::vector<std::string> reported;
+  std::map<std::string, SignalPoint> sums = SumSignals(views, &reported);
+  EXPECT_EQ(reported, (std::vector<std::string>{"eu-west-1", "us-east-1"}));
+  EXPECT_DOUBLE_EQ(sums["us-east-1"].entry_sps, 30);
+  EXPECT_DOUBLE_EQ(sums["us-east-1"].requests_per_second, 120);
+  EXPECT_DOUBLE_EQ(sums["us-east-1"].serving_sps, 26);
+  EXPECT_DOUBLE_EQ(sums["eu-west-1"].entry_sps, 5);
+  EXPECT_DOUBLE_EQ(sums["eu-west-1"].serving_sps, 9);
+}
+
+}  // namespace
+}  // namespace sluice

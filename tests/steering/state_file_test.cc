@@ -53,6 +53,24 @@ TEST(StateFileTest, RoundTrips) {
   EXPECT_EQ(plan.gate_message, "eu-west-1 p99 3s > 2s");
 }
 
+TEST(StateFileTest, TheDetectionModeIsKeptOnceSet) {
+  ControllerState state = Sample();
+  EXPECT_EQ(EncodeControllerState(state).find("detection"), std::string::npos);
+  state.detection_mode = "auto";
+  state.detection_actor = "ops";
+  state.detection_set = absl::FromUnixMillis(1800000000000);
+  auto decoded = DecodeControllerState(EncodeControllerState(state));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->detection_mode, "auto");
+  EXPECT_EQ(decoded->detection_actor, "ops");
+  EXPECT_EQ(decoded->detection_set, state.detection_set);
+  std::string bad = EncodeControllerState(state);
+  bad.replace(bad.find("\"auto\""), 6, "\"on\"");
+  auto refused = DecodeControllerState(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("detection.mode"), std::string::npos);
+}
+
 TEST(StateFileTest, DamageIsRefusedWithTheField) {
   std::string good = EncodeControllerState(Sample());
   struct Case {

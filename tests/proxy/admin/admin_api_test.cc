@@ -37,6 +37,7 @@ class FakeBackend : public AdminBackend {
     return absl::OkStatus();
   }
   json FleetStatus() override { return json{{"enabled", false}}; }
+  DetectionControl* detection() override { return nullptr; }
 
   bool ready = true;
   std::vector<SteeringTablePtr> published;
@@ -270,6 +271,12 @@ TEST_F(AdminApiTest, StandbyInjectionAndUnknownPaths) {
   EXPECT_EQ(Call("GET", "/v1/nothing").status, 404);
   EXPECT_EQ(Call("GET", "/").status, 404);
   EXPECT_EQ(Body(Call("GET", "/v1/health", kReadToken))["ready"], true);
+  // Without a detector (this backend has none), its endpoints say so; a read token may not
+  // change its mode or import history.
+  EXPECT_EQ(Call("GET", "/v1/detection").status, 404);
+  EXPECT_EQ(Call("PUT", "/v1/detection", kReadToken).status, 403);
+  EXPECT_EQ(Call("POST", "/v1/history", kReadToken).status, 403);
+  EXPECT_EQ(Call("DELETE", "/v1/history").status, 405);
 }
 
 TEST(FractionFromJsonTest, Forms) {

@@ -105,6 +105,8 @@ TEST(MetricFamiliesTest, EveryFamilyRendersWithItsDeclaredLabels) {
   node.region_healthy = {{"us-east-1", true}};
   node.fleet = true;
   node.fleet_writes = {{"written", 1}, {"conflict", 0}, {"unavailable", 0}};
+  node.detection = {{"us-east-1", true, 100, true, 0.5, "dipping"}};
+  node.detection_evacuations = {{"serving", 1}};
   const std::string text = RenderMetrics({&w}, node, {"us-east-1"});
 
   for (const MetricFamily& f : MetricFamilies()) {

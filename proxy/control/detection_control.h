@@ -1,0 +1,94 @@
+// The sick-region detector as this node runs it, on the control thread's loop: the Detector
+// (steering/detector.h) plus what it must not know about: the clock, a timer, where the
+// regions' signal comes from, the history on disk, and the controller it asks to evacuate.
+//
+// Every second:
+//  1. The fleet-wide signal of each region: with a fleet, the sum of the nodes' published
+//     views (this node's own from its fresh sample); without one, this node's sample plus
+//     each peer region's last /v1/health report (steering/fleet_view.h, SumSignals).
+//  2. The history records it (every node keeps the fleet's series, so whichever node leads
+//     has it); closed 10 s slots and their minutes go to the store.
+//  3. The detector judges; verdict changes are logged and audited (actor "detector").
+//  4. In auto mode, on the node that acts (the fleet's leader, or any node without a fleet),
+//     a sick verdict starts an evacuation plan through SteeringControl::StartPlan: the same
+//     controller, gates and audit trail as a person's.
+//
+// The mode is the configuration's until someone sets it through the API; then the steering
+// state carries it (every node of a fleet, and a restart, use it).
+//
+// Control thread only.
+#ifndef SLUICE_PROXY_CONTROL_DETECTION_CONTROL_H_
+#define SLUICE_PROXY_CONTROL_DETECTION_CONTROL_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+#include "absl/status/statusor.h"
+#include "proxy/config/config.h"
+#include "proxy/control/history_store.h"
+#include "proxy/control/region_health.h"
+#include "proxy/control/steering_control.h"
+#include "proxy/event/loop_context.h"
+#include "proxy/event/loop_timer.h"
+#include "proxy/observe/metrics.h"
+#include "steering/detector.h"
+#include "steering/signal_history.h"
+
+namespace sluice {
+
+class Fleet;
+
+class DetectionControl {
+ public:
+  DetectionControl(LoopContext* context, RegionHealthMonitor* health, SteeringControl* steering);
+  DetectionControl(const DetectionControl&) = delete;
+  DetectionControl& operator=(const DetectionControl&) = delete;
+  ~DetectionControl();
+
+  // Start and reload: options, the configured mode, the history file (opened and loaded the
+  // first time, and again when its path changes).
+  void Configure(const Config& config);
+  void SetFleet(const Fleet* fleet) { fleet_ = fleet; }
+  void Stop();
+
+  // The mode in force: the steering state's when set through the API, else the config's.
+  DetectionMode mode() const;
+  // GET /v1/detection.
+  nlohmann::json Status() const;
+  // POST /v1/history: CSV (steering/signal_history.h), all or nothing. Returns the rows.
+  absl::StatusOr<size_t> Import(std::string_view csv);
+  // GET /v1/history: CSV of [from, to).
+  std::string Export(absl::Time from, absl::Time to) const;
+  void FillGauges(NodeGauges* node) const;
+
+ private:
+  void OnTick();
+  // Persists what changed: the slots and the minutes they belong to.
+  void Persist(const std::vector<SignalRecord>& slots);
+  void Act(const DetectorAction& action, absl::Time now);
+  bool Acting() const;
+
+  LoopContext* context_;
+  RegionHealthMonitor* health_;
+  SteeringControl* steering_;
+  const Fleet* fleet_ = nullptr;
+  LoopTimer timer_;
+  DetectionConfig config_;
+  std::string node_;  // this node's name in the fleet
+  SignalHistory history_;
+  std::unique_ptr<HistoryStore> store_;
+  std::string store_path_;
+  std::string store_error_;  // why the history lives in memory only ("" when on disk)
+  Detector detector_{DetectorOptions{}, &history_};
+  absl::Time last_trim_ = absl::InfinitePast();
+  std::map<std::string, uint64_t> evacuations_;  // by the signal that dipped
+  std::string last_action_;                      // what the detector last did, for Status
+  absl::Time last_action_at_ = absl::InfinitePast();
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_PROXY_CONTROL_DETECTION_CONTROL_H_
