@@ -84,6 +84,10 @@ const char* GlobalVerdictName(GlobalVerdict verdict) {
 
 void Detector::set_options(const DetectorOptions& options) {
   options_ = options;
+  HistoryChanged();
+}
+
+void Detector::HistoryChanged() {
   for (auto& [region, track] : tracks_) track.expected.minute = -1;  // recompute
 }
 

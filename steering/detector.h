@@ -133,6 +133,9 @@ class Detector {
   DetectionMode mode() const { return mode_; }
   const DetectorOptions& options() const { return options_; }
   void set_options(const DetectorOptions& options);
+  // The history changed other than by adding the present (an import): expected values are
+  // computed again (they are otherwise kept for the minute).
+  void HistoryChanged();
 
   // One observation of every region (normally once a second). Updates the judgements and
   // returns what to do: an evacuation, in auto mode.

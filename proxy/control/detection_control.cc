@@ -227,6 +227,7 @@ absl::StatusOr<size_t> DetectionControl::Import(std::string_view csv) {
     }
   }
   for (const SignalRecord& r : *records) history_.Add(r);
+  detector_.HistoryChanged();
   if (store_) {
     // The store takes the same rows, with the minutes that 10 s slots built.
     std::vector<SignalRecord> rows;

@@ -34,8 +34,10 @@
 
 namespace sluice {
 
-// What "now" means for the detector's signal: rates over the last two seconds of samples.
-inline constexpr absl::Duration kSignalWindow = absl::Seconds(2);
+// What "now" means for the detector's signal: rates between the last two samples (a second
+// apart). The detector averages them over its own window; a longer one here would only add
+// to the time a fault takes to show.
+inline constexpr absl::Duration kSignalWindow = absl::Seconds(1);
 
 class RegionHealthMonitor {
  public:

@@ -593,6 +593,7 @@ json Fleet::Status() const {
                          {"revision", view.revision},
                          {"age_seconds", absl::ToDoubleSeconds(now - view.updated)},
                          {"leader", leader_present_ && name == leader_node_}});
+    if (view.has_signal) nodes.back()["signal"] = SignalToJson(view);
   }
   json leader_doc =
       leader_present_

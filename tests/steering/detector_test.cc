@@ -205,6 +205,17 @@ TEST_F(DetectorTest, NoVerdictWithoutReportsHistoryOrVolume) {
             std::string::npos);
 }
 
+TEST(DetectorBaseline, AnImportIsUsedAtOnce) {
+  SignalHistory h;
+  Detector d(DetectorOptions{}, &h);
+  d.Observe(kNow, {{"us-east-1", true, {100, 100, 400}, false, ""}});
+  EXPECT_FALSE(d.regions().at("us-east-1").has_expected);
+  Flat(&h);
+  d.HistoryChanged();
+  d.Observe(kNow + absl::Seconds(1), {{"us-east-1", true, {100, 100, 400}, false, ""}});
+  EXPECT_TRUE(d.regions().at("us-east-1").has_expected);
+}
+
 TEST(DetectorBaseline, OneAbnormalBaselineIsSetAsideByTheHourBefore) {
   // Yesterday this region was down from an hour before now until after it (its 1-day baseline
   // is 0); a week ago and today it was normal: the expected value is last week's.
