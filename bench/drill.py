@@ -26,7 +26,10 @@ nominal load: it reports verdicts and acts on none.
 evacuate it by itself. After --warmup seconds of load the drill reads each region's measured
 stream starts and requests per second from /v1/detection, writes a week and a day of history at
 those levels (one row a minute, +-2% seeded noise), imports it into every node (sluicectl
-history import) and waits until every region's verdict is "ok" before the fault.
+history import) and waits until every region's verdict is "ok" before the fault. The detector
+is configured with dip_ratio 0.6, dip_for 8s, window 5s and a ramp of 10, 25, 50, 100% holding
+5 s; --quick uses dip_for 3s, window 2s, holds of 1 s and, with --auto, 900 requests/s (the
+detector needs some stream starts to tell a dip from noise).
 
 Every request is counted by the client: succeeded, failed (by kind), served by which region
 (the sluice-region response header); retries, failovers, evacuations and the detector's view
@@ -49,13 +52,16 @@ The last line of the output is machine-readable, whatever happened:
   drill: scenario=kill mode=auto requests=N failed_get=N failed_post=N verdict_s=X
          evacuated_s=Y evacuations=N
 (on one line; verdict_s: the fault to the first "sick" verdict on any node; evacuated_s: the
-fault to 100% evacuated on every node, of the victim or, for global, surge and two, of any
-region; one decimal, "-" when it did not happen; evacuations: those the detector started).
+fault to 100% evacuated on every node, of the victim (with --auto for global, surge and two:
+of any region); one decimal, "-" when it did not happen; evacuations: those the detector
+started).
 The exit status is 0 when every target was met.
 
-Usage: bench/drill.py [--scenario kill|brownout|global|surge|two] [--auto] [--rate 15000]
+Usage: bench/drill.py [--scenario kill|brownout|global|surge|two] [--rate 15000]
                       [--duration 80] [--fault-at 20] [--evacuate-at 25] [--hold 3s]
                       [--out DIR] [--install]
+       bench/drill.py --auto [--scenario ...] [--warmup 15] [--fault-at 30]
+                      [--duration 100, 60 for global, surge and two] [--seed 1] ...
        bench/drill.py --quick [--auto] [--scenario ...]   (short runs: what the test suite runs)
 Needs: etcd (etcd-server), nginx (nginx-light), gnuplot (gnuplot-nox), and the build's sluice,
 sluicectl and sluice_drill_load. Loopback only; every process is stopped by its PID.
@@ -68,6 +74,7 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -94,6 +101,9 @@ DETECTION = {False: {"window": "5s", "dip_for": "8s", "hold": "5s"},
              True: {"window": "2s", "dip_for": "3s", "hold": "1s"}}
 HISTORY_DAYS = 8
 VERDICT_TARGET_S, EVACUATED_TARGET_S = 15.0, 60.0
+# An audit line of a verdict turning "sick": a region's ("detection: us-east-1 dipping -> sick:
+# ...") or the global one ("detection: ok -> sick: ...").
+AUDIT_SICK = re.compile(r"^detection: (?:(\S+) )?\S+ -> sick\b")
 
 
 def sluice_config(region, ports, origins, admin_port, work, etcd_url, hold, detection=None):
@@ -374,11 +384,13 @@ def parse_args():
         if getattr(args, name) is None:
             setattr(args, name, value)
     if quick:
-        default("rate", 400)
-        default("members", 1000)
+        # The detector judges a few seconds of stream starts: --auto needs some more of them
+        # than a manual run, or the noise of a tiny load looks like a dip.
+        default("rate", 900 if auto else 400)
+        default("members", 3000 if auto else 1000)
         default("min_requests", 0)
         default("hold", "0.5s")
-        default("warmup", 5)
+        default("warmup", 4)
         default("fault_at", 12 if auto else 3)
         default("evacuate_at", 4)
         default("duration", (24 if calm else 32) if auto else 8)
@@ -394,8 +406,9 @@ def parse_args():
         parser.error("--evacuate-at comes before the fault")
     if args.fault_at >= args.duration:
         parser.error("the fault comes after the load ends")
-    if auto and args.warmup + 2 >= args.fault_at:
-        parser.error("--auto needs --fault-at at least 2 s past --warmup")
+    if auto and args.warmup + 6 >= args.fault_at:
+        parser.error("--auto needs --fault-at at least 6 s past --warmup (the history is "
+                     "measured for 4 s, imported, and judged before the fault)")
     return args
 
 
@@ -444,7 +457,7 @@ def import_history(args, admin_ports, work, path):
     return time.monotonic() - began
 
 
-def measured_levels(monitor, seconds=3.0):
+def measured_levels(monitor, seconds=4.0):
     """Each region's entry and serving SPS and requests per second as the nodes see them,
     averaged over every node's answers in the last `seconds`."""
     time.sleep(seconds)
@@ -541,6 +554,7 @@ def run(args, result):
     write_secrets(work, (("admin.token", TOKEN), ("tunnel.key", secrets.token_hex(32))))
     supported, check_output = detection_supported(os.path.abspath(args.sluice), work)
     if args.auto and not supported:
+        shutil.rmtree(work, ignore_errors=True)
         raise SystemExit("--auto: %s does not take a detection section (%s)" % (
             args.sluice, check_output.splitlines()[-1] if check_output else "no message"))
     detection_mode = "auto" if args.auto else ("alert" if supported else None)
@@ -615,7 +629,7 @@ def run(args, result):
         if args.auto:
             if not sleep_until(started, args.warmup, load):
                 raise RuntimeError("the load ended during the warmup")
-            levels = measured_levels(monitor, 2.0 if args.quick else 3.0)
+            levels = measured_levels(monitor, 4.0)
             path = os.path.join(work, "history.csv")
             rows = history_csv(path, levels, time.time(), args.seed)
             took = import_history(args, admin_ports, work, path)
@@ -687,13 +701,13 @@ def run(args, result):
         etcd.stop()
         if tarpit:
             tarpit.close()
-        fill_result(args, result, timeline, monitor, marks)
+        audit = read_audit(work, wall_started)
+        fill_result(args, result, timeline, monitor, marks, audit)
         if not ok:
             print("logs kept in %s" % work)
 
-    audit = detector_audit(work, wall_started, reference_node(faulted))
-    missed = report(args, result, timeline, monitor, events + audit, marks, faulted, saviors,
-                    detection_mode, work)
+    missed = report(args, result, timeline, monitor, audit, events + audit_events(
+        audit, reference_node(faulted)), marks, faulted, detection_mode)
     if missed:
         print("TARGETS MISSED: " + "; ".join(missed) + " (logs kept in %s)" % work)
         return 1
@@ -708,31 +722,51 @@ def reference_node(faulted):
     return next((r for r in reversed(REGIONS) if r not in faulted), REGIONS[-1])
 
 
-def detector_audit(work, wall_started, reference):
-    """The detector's lines in the audit logs, as events: the reference node's, and what the
-    others did (their plans; their verdicts are the reference node's again)."""
-    events = []
+def read_audit(work, wall_started):
+    """The detector's lines in every node's audit log: [(seconds since the load started, node,
+    action)], in time order."""
+    lines = []
     if wall_started is None:
-        return events
+        return lines
     for region in REGIONS:
         try:
             with open(os.path.join(work, "%s.audit.jsonl" % region)) as f:
-                lines = f.readlines()
+                text = f.readlines()
         except OSError:
             continue
-        for line in lines:
+        for line in text:
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if entry.get("actor") != "detector" or (
-                    region != reference and entry.get("action", "").startswith("detection:")):
+            if entry.get("actor") != "detector":
                 continue
             at = parse_time(entry.get("time", ""))
-            t = at - wall_started if at is not None else float("nan")
-            events.append((t, "%s audit: detector: %s" % (SHORT[region], entry.get("action"))))
-    events.sort()
-    return events
+            lines.append((at - wall_started if at is not None else float("nan"), region,
+                          entry.get("action", "")))
+    lines.sort(key=lambda line: (math.isnan(line[0]), line[0]))
+    return lines
+
+
+def audit_events(audit, reference):
+    """The audit lines as events: the reference node's, and what the others did (their plans;
+    their verdicts are the reference node's again)."""
+    return [(t, "%s audit: detector: %s" % (SHORT[node], action)) for t, node, action in audit
+            if node == reference or not action.startswith("detection:")]
+
+
+def sick_verdicts(monitor, audit, since):
+    """[(t, subject)]: every "sick" verdict a node reached at or after `since`, by the audit
+    logs and the polls of /v1/detection; subject is a region or "global"."""
+    out = []
+    for t, _, action in audit:
+        m = AUDIT_SICK.match(action)
+        if m and t >= since:
+            out.append((t, m.group(1) or "global"))
+    with monitor.lock:
+        out += [(t, subject) for (t, _, subject, _, after, _) in monitor.transitions
+                if after == "sick" and t >= since]
+    return sorted(out)
 
 
 def parse_time(text):
@@ -752,7 +786,7 @@ def parse_time(text):
         return None
 
 
-def fill_result(args, result, timeline, monitor, marks):
+def fill_result(args, result, timeline, monitor, marks, audit):
     totals = timeline.totals
     result.requests = sum(totals.values())
     result.failed_get = sum(n for (method, outcome), n in totals.items()
@@ -762,9 +796,8 @@ def fill_result(args, result, timeline, monitor, marks):
     fault = marks.get("fault")
     if monitor is None or fault is None:
         return
-    # "evacuated" too: a node may act on its verdict before a poll sees it say "sick".
-    sick = monitor.first_after(REGIONS + ("global",), ("sick", "evacuated"), fault)
-    result.verdict_s = None if sick is None else max(0.0, sick - fault)
+    sick = sick_verdicts(monitor, audit, fault)
+    result.verdict_s = max(0.0, sick[0][0] - fault) if sick else None
     if args.scenario in ("kill", "brownout") or not args.auto:
         full = monitor.full.get(args.victim)
     else:
@@ -774,8 +807,7 @@ def fill_result(args, result, timeline, monitor, marks):
     result.evacuations = int(sum(m.get("detector_evacuations", 0) for m in last.values()))
 
 
-def report(args, result, timeline, monitor, events, marks, faulted, saviors, detection_mode,
-           work):
+def report(args, result, timeline, monitor, audit, events, marks, faulted, detection_mode):
     """Prints the timeline and the totals, writes the CSV and the plot; returns the targets
     missed."""
     seconds = sorted(set(timeline.counts) | set(monitor.metrics))
@@ -805,10 +837,12 @@ def report(args, result, timeline, monitor, events, marks, faulted, saviors, det
         regions = view.get("regions") or {}
         for r in REGIONS:
             v = regions.get(r) or {}
-            row["sps_" + r] = v.get("sps", "")
-            row["expected_" + r] = v.get("expected", "")
-            row["verdict_" + r] = v.get("verdict", "")
-        row["global_verdict"] = (view.get("global") or {}).get("verdict", "")
+            # null (nothing expected yet) and missing alike: an empty field.
+            for column, key in (("sps_", "sps"), ("expected_", "expected"),
+                                ("verdict_", "verdict")):
+                value = v.get(key)
+                row[column + r] = "" if value is None else value
+        row["global_verdict"] = (view.get("global") or {}).get("verdict") or ""
         rows.append(row)
 
     columns = ["second"] + ["entered_" + r for r in REGIONS] + \
@@ -891,21 +925,24 @@ def report(args, result, timeline, monitor, events, marks, faulted, saviors, det
             result.evacuations,
             "" if result.evacuated_s is None else
             "; 100%% evacuated %.1f s after the fault" % result.evacuated_s))
+        # Once armed, nothing should dip before the fault (manual runs seed the history before
+        # the load, so its start dips).
         early = [(t, node, subject, after) for t, node, subject, _, after, _ in
-                 monitor.transitions if after in ("sick", "dipping", "evacuated") and
-                 t < fault]
+                 monitor.transitions if after in ("sick", "dipping", "evacuated", "vetoed",
+                                                  "multi_region_dip") and
+                 marks.get("armed", fault) <= t < fault]
         if early:
             print("before the fault: %s" % ", ".join(
                 "%.1f s %s says %s %s" % e for e in early[:6]))
 
-    plot(args, csv_path, columns, marks, detecting)
+    plot(args, csv_path, columns, marks, detecting,
+         None if result.verdict_s is None else fault + result.verdict_s)
 
     missed = []
     if args.auto:
         if args.scenario in ("kill", "brownout"):
-            sick = sorted({subject for (t, _, subject, _, after, _) in monitor.transitions
-                           if after in ("sick", "evacuated") and t >= fault and
-                           subject in REGIONS})
+            sick = sorted({subject for _, subject in sick_verdicts(monitor, audit, fault)
+                           if subject in REGIONS})
             if result.verdict_s is None or result.verdict_s > VERDICT_TARGET_S:
                 missed.append("no \"sick\" verdict within %g s of the fault" % VERDICT_TARGET_S)
             elif any(s != args.victim for s in sick):
@@ -953,7 +990,10 @@ def report(args, result, timeline, monitor, events, marks, faulted, saviors, det
     return missed
 
 
-def plot(args, csv_path, columns, marks, detecting):
+def plot(args, csv_path, columns, marks, detecting, verdict_at):
+    """drill.png: what the clients saw and the evacuation; with detection, a second panel with
+    the SPS the detector judged against what it expected. Dashed lines: the fault (red),
+    sluicectl (blue), the first "sick" verdict (green)."""
     png = os.path.join(args.out, "drill.png")
     col = {name: columns.index(name) + 1 for name in columns}
     fault = marks.get("fault", args.fault_at)
@@ -963,6 +1003,9 @@ def plot(args, csv_path, columns, marks, detecting):
     if evac is not None:
         arrows += 'set arrow from %g, graph 0 to %g, graph 1 nohead lc rgb "blue" dt 2\n' % (
             evac, evac)
+    if verdict_at is not None:
+        arrows += 'set arrow from %g, graph 0 to %g, graph 1 nohead lc rgb "#009900" dt 2\n' % (
+            verdict_at, verdict_at)
     colors = {"us-east-1": "#1f77b4", "us-west-2": "#ff7f0e", "eu-west-1": "#2ca02c"}
     fault_name = args.scenario + (" (%s)" % args.brownout if args.scenario == "brownout" else "")
     title = "drill: %s at %.1f s, %s" % (

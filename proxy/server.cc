@@ -494,6 +494,7 @@ std::string Server::RenderMetrics() {
   std::vector<std::string> region_names;
   if (const Controller* c = steering_ ? steering_->controller() : nullptr) {
     node.table_version = c->state().version;
+    node.local_region = c->spec().local_region;
     for (const RegionSpec& region : c->spec().regions) {
       node.evacuated_bp.emplace_back(region.name, region.evacuated_bp);
       node.region_healthy.emplace_back(region.name, region.healthy);

@@ -136,6 +136,11 @@ class Detector {
   // The history changed other than by adding the present (an import): expected values are
   // computed again (they are otherwise kept for the minute).
   void HistoryChanged();
+  // Where the baselines come from from now on (the caller keeps it alive).
+  void set_history(const SignalHistory* history) {
+    history_ = history;
+    HistoryChanged();
+  }
 
   // One observation of every region (normally once a second). Updates the judgements and
   // returns what to do: an evacuation, in auto mode.

@@ -20,6 +20,7 @@
 #include "proxy/config/steering_config.h"
 #include "proxy/http/http2_settings.h"
 #include "proxy/http/path_normalizer.h"
+#include "proxy/http/url.h"
 #include "proxy/net/cidr.h"
 #include "proxy/tls/client_tls.h"
 #include "proxy/tls/server_tls.h"
@@ -245,6 +246,12 @@ struct DetectionConfig {
   std::map<std::string, uint32_t> saviors;
   std::vector<uint32_t> steps_bp = {1000, 2500, 5000, 10000};
   absl::Duration hold = absl::Seconds(5);
+  // Where the baselines come from: this node's history, or a Prometheus server that scrapes
+  // the fleet (proxy/control/prometheus_baseline.h).
+  bool prometheus = false;
+  HttpOrigin prometheus_url;
+  absl::Duration prometheus_rate = absl::Minutes(1);  // the rate() window of its queries
+  absl::Duration prometheus_timeout = absl::Seconds(5);
 };
 
 // One JSON line per request (proxy/observe/access_log.h).

@@ -41,7 +41,7 @@ absl::Status ParseDetection(const Field& f, const std::string& base_dir, const C
   if (!f.present()) return absl::OkStatus();
   RETURN_IF_ERROR(f.ExpectMap({"mode", "history_file", "dip_ratio", "dip_for", "other_dip_ratio",
                                "min_expected_sps", "surge_ratio", "window", "smooth", "shift",
-                               "cooldown", "evacuate"}));
+                               "cooldown", "evacuate", "baseline", "prometheus"}));
   if (!config.steering.enabled) {
     return f.Error("needs a steering: section (the detector judges its regions)");
   }
@@ -73,6 +73,32 @@ absl::Status ParseDetection(const Field& f, const std::string& base_dir, const C
   if (o.dip_for > absl::Minutes(10)) return f.Child("dip_for").Error("must be at most 10m");
   if (o.smooth > absl::Hours(1)) return f.Child("smooth").Error("must be at most 1h");
   if (o.shift > absl::Hours(3)) return f.Child("shift").Error("must be at most 3h");
+  if (Field baseline = f.Child("baseline"); baseline.present()) {
+    ASSIGN_OR_RETURN(std::string text, baseline.Scalar());
+    if (text != "local" && text != "prometheus") {
+      return baseline.Error(absl::StrFormat("expected local or prometheus, got \"%s\"", text));
+    }
+    out->prometheus = text == "prometheus";
+  }
+  Field prometheus = f.Child("prometheus");
+  if (out->prometheus && !prometheus.present()) {
+    return prometheus.Error("required with baseline: prometheus ({url: http://HOST:9090})");
+  }
+  if (prometheus.present()) {
+    RETURN_IF_ERROR(prometheus.ExpectMap({"url", "rate", "timeout"}));
+    Field url = prometheus.Child("url");
+    if (!url.present()) return url.Error("required: http://HOST:PORT of the Prometheus server");
+    ASSIGN_OR_RETURN(std::string text, url.Scalar());
+    absl::StatusOr<HttpOrigin> origin = ParseHttpOrigin(text);
+    if (!origin.ok()) return url.Error(std::string(origin.status().message()));
+    if (origin->tls)
+      return url.Error("https is not supported here yet: use http on a private address");
+    out->prometheus_url = *origin;
+    RETURN_IF_ERROR(
+        prometheus.Child("rate").ReadDuration(&out->prometheus_rate, absl::Seconds(10)));
+    RETURN_IF_ERROR(prometheus.Child("timeout").ReadDuration(&out->prometheus_timeout,
+                                                             absl::Milliseconds(100)));
+  }
   if (Field e = f.Child("evacuate"); e.present()) {
     RETURN_IF_ERROR(e.ExpectMap({"saviors", "steps", "hold"}));
     if (Field s = e.Child("saviors"); s.present()) {

@@ -48,6 +48,15 @@ DetectionControl::~DetectionControl() { Stop(); }
 void DetectionControl::Configure(const Config& config) {
   config_ = config.detection;
   detector_.set_options(config_.options);
+  if (config_.prometheus) {
+    prometheus_ = std::make_unique<PrometheusBaseline>(context_, config_);
+    baseline_minute_ = -1;
+    baseline_tried_ = absl::InfinitePast();
+    detector_.set_history(&baseline_);
+  } else {
+    prometheus_.reset();
+    detector_.set_history(&history_);
+  }
   if (!config.steering.enabled) {
     timer_.Stop();
     return;
@@ -135,6 +144,8 @@ void DetectionControl::OnTick() {
   }
   Persist(closed);
 
+  if (prometheus_) FetchBaseline(now);
+
   // 3. The verdicts.
   const DetectionMode m = mode();
   detector_.set_mode(m == DetectionMode::kAuto && !Acting() ? DetectionMode::kAlert : m);
@@ -162,6 +173,39 @@ void DetectionControl::OnTick() {
       }
     }
   }
+}
+
+void DetectionControl::FetchBaseline(absl::Time now) {
+  const int64_t minute = absl::ToUnixSeconds(now) / 60;
+  if (prometheus_->busy() || minute == baseline_minute_ ||
+      now - baseline_tried_ < absl::Seconds(10)) {
+    return;
+  }
+  baseline_tried_ = now;
+  const DetectorOptions& o = config_.options;
+  prometheus_->Fetch(now, o.shift + o.smooth,
+                     [this, minute, now](absl::StatusOr<std::vector<SignalRecord>> records) {
+                       if (records.ok()) {
+                         baseline_ = SignalHistory();
+                         for (const SignalRecord& r : *records) baseline_.Add(r);
+                         baseline_minute_ = minute;
+                         baseline_at_ = now;
+                         if (!baseline_error_.empty()) {
+                           LOG_WARN("detection: baselines from %s again", prometheus_->url());
+                         }
+                         baseline_error_.clear();
+                         detector_.HistoryChanged();
+                         return;
+                       }
+                       std::string error(records.status().message());
+                       if (error != baseline_error_) LOG_ERROR("detection: %s", error);
+                       baseline_error_ = error;
+                       // Baselines older than a few minutes are not this minute's: no verdict.
+                       if (absl::Now() - baseline_at_ > absl::Minutes(5) && baseline_.size() > 0) {
+                         baseline_ = SignalHistory();
+                         detector_.HistoryChanged();
+                       }
+                     });
 }
 
 void DetectionControl::Persist(const std::vector<SignalRecord>& slots) {
@@ -282,6 +326,13 @@ json DetectionControl::Status() const {
   out["history"] =
       json{{"file", store_ ? json(store_path_) : json(nullptr)}, {"slots", history_.size()}};
   if (!store_error_.empty()) out["history"]["error"] = store_error_;
+  out["baseline"] = json{{"source", prometheus_ ? "prometheus" : "local"}};
+  if (prometheus_) {
+    out["baseline"]["url"] = prometheus_->url();
+    out["baseline"]["fetched_ms"] = TimeJson(baseline_at_);
+    out["baseline"]["slots"] = baseline_.size();
+    if (!baseline_error_.empty()) out["baseline"]["error"] = baseline_error_;
+  }
   const GlobalJudgement& g = detector_.global();
   out["global"] = json{{"verdict", GlobalVerdictName(g.verdict)},
                        {"region", g.region.empty() ? json(nullptr) : json(g.region)},

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "proxy/config/config.h"
 #include "proxy/control/history_store.h"
+#include "proxy/control/prometheus_baseline.h"
 #include "proxy/control/region_health.h"
 #include "proxy/control/steering_control.h"
 #include "proxy/event/loop_context.h"
@@ -84,6 +85,14 @@ class DetectionControl {
   std::string store_error_;  // why the history lives in memory only ("" when on disk)
   Detector detector_{DetectorOptions{}, &history_};
   absl::Time last_trim_ = absl::InfinitePast();
+  // detection.baseline: prometheus: the baselines come from there, into their own history.
+  void FetchBaseline(absl::Time now);
+  std::unique_ptr<PrometheusBaseline> prometheus_;
+  SignalHistory baseline_;
+  int64_t baseline_minute_ = -1;                   // the minute last fetched
+  absl::Time baseline_at_ = absl::InfinitePast();  // when
+  absl::Time baseline_tried_ = absl::InfinitePast();
+  std::string baseline_error_;
   std::map<std::string, uint64_t> evacuations_;  // by the signal that dipped
   std::string last_action_;                      // what the detector last did, for Status
   absl::Time last_action_at_ = absl::InfinitePast();

@@ -192,6 +192,30 @@ std::vector<MetricFamily> BuildFamilies() {
            sink.Add({region}, D(cell.stream_starts.value()));
          });
        }},
+      {"sluice_entry_stream_starts_total",
+       "Stream starts of the requests that entered the region at this node (wherever served), "
+       "by this node's region: the detector's entry signal, for Prometheus.",
+       T::kCounter,
+       {"region"},
+       [](const MetricSources& s, MetricSink& sink) {
+         if (s.node.local_region.empty()) return;
+         double starts = 0;
+         ForEachRegion(s, [&](const std::string&, const RegionCell& cell) {
+           starts += D(cell.stream_starts.value());
+         });
+         sink.Add({s.node.local_region}, starts);
+       }},
+      {"sluice_entry_requests_total",
+       "Requests that entered the region at this node (not through a tunnel), by this node's "
+       "region.",
+       T::kCounter,
+       {"region"},
+       [](const MetricSources& s, MetricSink& sink) {
+         if (s.node.local_region.empty()) return;
+         double n = 0;
+         for (const WorkerMetrics* w : s.workers) n += D(w->requests_entered.value());
+         sink.Add({s.node.local_region}, n);
+       }},
       {"sluice_downstream_connections",
        "Open downstream connections.",
        T::kGauge,

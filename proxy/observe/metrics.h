@@ -173,6 +173,7 @@ class WorkerMetrics {
 
 // The node's view beyond the workers' counters, filled by the control thread at scrape time.
 struct NodeGauges {
+  std::string local_region;  // "" without steering
   uint64_t table_version = 0;
   std::vector<std::pair<std::string, uint32_t>> evacuated_bp;  // by region
   std::vector<std::pair<std::string, bool>> region_healthy;

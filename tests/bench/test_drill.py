@@ -8,6 +8,7 @@ etcd, three sluice processes, six origins, and a fault.
   the region sick and evacuate it by itself (a verdict within 15 s, 100% within 60 s, one
   evacuation, no failed GET).
 - --auto global: every region's load drops by 40% at once: the detector must not evacuate.
+- --auto two: two regions' origins die: an alert ("multi_region_dip"), no evacuation.
 
 Each run ends with one machine-readable line, checked here."""
 import csv
@@ -101,6 +102,17 @@ class DrillSmoke(unittest.TestCase):
         entered = [sum(int(r["entered_" + region]) for region in
                        ("us-east-1", "us-west-2", "eu-west-1")) for r in rows]
         self.assertLess(entered[-3], 0.8 * entered[3], entered)
+
+    def test_quick_auto_two_regions_down_is_an_alert_only(self):
+        stdout, last, rows = self.drill("--auto", "--scenario", "two")
+        self.assertIn("targets met", stdout)
+        self.assertRegex(stdout, r"us-east-1 and us-west-2 origins killed")
+        self.assertRegex(stdout, r"-> multi_region_dip")
+        self.assertEqual((last["scenario"], last["mode"]), ("two", "auto"))
+        self.assertEqual((last["evacuations"], last["evacuated_s"], last["verdict_s"]),
+                         ("0", "-", "-"))
+        self.assertIn("multi_region_dip", {r["global_verdict"] for r in rows})
+        self.assertTrue(all(float(r["evacuated_pct"]) == 0 for r in rows), rows)
 
 
 if __name__ == "__main__":

@@ -308,3 +308,124 @@ controller:
                             for n in os.listdir(work)))
         self.assertEqual(api("GET", "/v1/detection")[1]["history"]["slots"], 0)
         self.assertEqual(proxy.stop(), 0, proxy.log_text()[-3000:])
+
+
+class DetectionPrometheus(ProxyTestCase):
+    """detection.baseline: prometheus, against Debian's prometheus on loopback with a week of
+    history backfilled through promtool tsdb create-blocks-from openmetrics."""
+
+    def start_prometheus(self, work):
+        now = int(time.time()) // 60 * 60
+        lines = []
+        for name, rate in (("sluice_entry_stream_starts", 50), ("sluice_stream_starts", 40),
+                           ("sluice_entry_requests", 200)):
+            lines.append("# TYPE %s counter" % name)
+            for region in REGIONS:
+                for t in range(now - 8 * 86400, now - 120, 60):
+                    lines.append('%s_total{region="%s"} %d %d'
+                                 % (name, region, (t - now + 8 * 86400) * rate, t))
+        lines.append("# EOF")
+        with open(os.path.join(work, "week.om"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        data = os.path.join(work, "tsdb")
+        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q",
+                        os.path.join(work, "week.om"), data], check=True, timeout=180,
+                       stdin=subprocess.DEVNULL, capture_output=True)
+        with open(os.path.join(work, "prometheus.yml"), "w") as f:
+            f.write("global: {scrape_interval: 15s}\nscrape_configs: []\n")
+        port = free_port()
+        log = open(os.path.join(work, "prometheus.log"), "w")
+        proc = subprocess.Popen(
+            ["prometheus", "--config.file=" + os.path.join(work, "prometheus.yml"),
+             "--storage.tsdb.path=" + data, "--storage.tsdb.retention.time=30d",
+             "--web.listen-address=127.0.0.1:%d" % port],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+        def stop():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+            log.close()
+
+        self.addCleanup(stop)
+
+        def ready():
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/-/ready")
+                return conn.getresponse().status == 200
+            except (OSError, http.client.HTTPException):
+                return False
+
+        self.wait_for(ready, timeout=90, what="prometheus ready")
+        return port
+
+    def node(self, work, url):
+        port, admin_port = free_port(), free_port()
+        regions = "".join("    %s: {tunnel: [127.0.0.1:%d], saviors: {%s: 100}}\n"
+                          % (r, port if r == "us-east-1" else free_port(),
+                             "us-west-2" if r == "us-east-1" else "us-east-1") for r in REGIONS)
+        config = """
+workers: 1
+listeners: [{address: 127.0.0.1:%d}]
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:%d]
+routes:
+  - cluster: app
+steering:
+  local_region: us-east-1
+  member_id: [{header: x-member-id}]
+  tunnel: {insecure: true, key_file: %s/tunnel.key}
+  regions:
+%s
+admin:
+  tokens: [{name: ops, role: admin, token_file: %s/admin.token}]
+detection:
+  mode: alert
+  baseline: prometheus
+  prometheus: {url: "%s", rate: 2m, timeout: 2s}
+""" % (port, self.origin.port, work, regions, work, url)
+        proxy = self.start_sluice(config, port=port, admin_port=admin_port)
+        return lambda: admin.call(admin_port, "GET", "/v1/detection", ADMIN_TOKEN)[1]
+
+    def test_baselines_from_prometheus_and_bad_answers(self):
+        work = tempfile.mkdtemp(prefix="sluice-prom-")
+        self.addCleanup(shutil.rmtree, work, True)
+        write_secrets(work, (("admin.token", ADMIN_TOKEN), ("tunnel.key", KEY)))
+        self.origin = self.start_origin()
+        prom = self.start_prometheus(work)
+        detection = self.node(work, "http://127.0.0.1:%d" % prom)
+        def judged():
+            d = detection()
+            regions = d.get("regions", {})
+            if all(regions.get(r, {}).get("baseline_7d") for r in REGIONS):
+                return d
+            return None
+
+        fetched = self.wait_for(judged, timeout=30, what="baselines fetched from prometheus")
+        self.assertEqual(fetched["baseline"]["source"], "prometheus")
+        for region in REGIONS:
+            r = fetched["regions"][region]
+            for lag in ("baseline_1d", "baseline_7d"):
+                self.assertIsNotNone(r[lag], (region, fetched))
+                self.assertAlmostEqual(r[lag]["entry_sps"], 50, delta=1)
+                self.assertAlmostEqual(r[lag]["serving_sps"], 40, delta=1)
+                self.assertAlmostEqual(r[lag]["requests_per_second"], 200, delta=4)
+            self.assertAlmostEqual(r["expected_entry_sps"], 50, delta=1)
+        # Nothing listens: the error says so, and no region gets a verdict.
+        dead = self.node(work, "http://127.0.0.1:%d" % free_port())
+        body = self.wait_for(lambda: dead() if dead().get("baseline", {}).get("error") else None,
+                             what="the unreachable prometheus reported")
+        self.assertIn("connect", body["baseline"]["error"])
+        self.assertTrue(all(r["verdict"] == "no_verdict" for r in body["regions"].values()), body)
+        # Something that is not Prometheus: a clear message, no verdict.
+        other = self.node(work, "http://127.0.0.1:%d" % self.origin.port)
+        body = self.wait_for(lambda: other() if other().get("baseline", {}).get("error") else None,
+                             what="the wrong answer reported")
+        self.assertIn("prometheus answer", body["baseline"]["error"])
+        self.assertTrue(all(r["verdict"] == "no_verdict" for r in body["regions"].values()), body)

@@ -75,6 +75,8 @@ TEST_F(DetectionConfigLoaderTest, ParsesEverything) {
   shift: 0s
   cooldown: 1h
   evacuate: {saviors: {us-west-2: 100}, steps: [5%, 50%, 100%], hold: 2s}
+  baseline: prometheus
+  prometheus: {url: "http://127.0.0.1:9090", rate: 2m, timeout: 3s}
 )");
   ASSERT_TRUE(config.ok()) << config.status();
   const DetectionConfig& d = (*config)->detection;
@@ -92,6 +94,10 @@ TEST_F(DetectionConfigLoaderTest, ParsesEverything) {
   EXPECT_EQ(d.saviors, (std::map<std::string, uint32_t>{{"us-west-2", 100}}));
   EXPECT_EQ(d.steps_bp, (std::vector<uint32_t>{500, 5000, 10000}));
   EXPECT_EQ(d.hold, absl::Seconds(2));
+  EXPECT_TRUE(d.prometheus);
+  EXPECT_EQ(d.prometheus_url.address.ToString(), "127.0.0.1:9090");
+  EXPECT_EQ(d.prometheus_rate, absl::Minutes(2));
+  EXPECT_EQ(d.prometheus_timeout, absl::Seconds(3));
 }
 
 TEST_F(DetectionConfigLoaderTest, BadValuesNameTheKey) {
@@ -110,6 +116,10 @@ TEST_F(DetectionConfigLoaderTest, BadValuesNameTheKey) {
       {"detection: {evacuate: {steps: [10%, 50%]}}\n", "the last step must be 100%"},
       {"detection: {evacuate: {steps: [0%, 100%]}}\n", "a fraction above 0"},
       {"detection: {history_file: \"\"}\n", "must name a file"},
+      {"detection: {baseline: remote}\n", "expected local or prometheus"},
+      {"detection: {baseline: prometheus}\n", "detection.prometheus: required"},
+      {"detection: {prometheus: {url: \"https://p:9090\"}}\n", "https is not supported"},
+      {"detection: {prometheus: {url: \"ftp://p\"}}\n", "detection.prometheus.url"},
   };
   for (const Case& c : cases) {
     auto config = Parse(c.yaml);

@@ -106,6 +106,7 @@ TEST(MetricFamiliesTest, EveryFamilyRendersWithItsDeclaredLabels) {
   node.fleet = true;
   node.fleet_writes = {{"written", 1}, {"conflict", 0}, {"unavailable", 0}};
   node.detection = {{"us-east-1", true, 100, true, 0.5, "dipping"}};
+  node.local_region = "us-east-1";
   node.detection_evacuations = {{"serving", 1}};
   const std::string text = RenderMetrics({&w}, node, {"us-east-1"});
 
