@@ -17,13 +17,13 @@
 # whatever ran before cannot change what it builds or tests. The test command's extra builds
 # (Release, ASan, fuzz) compile each library as one unity file, which takes about 40% less
 # time on 2 cores; build-test compiles file by file, so a missing include still shows.
-# Environment: FUZZ_SECONDS (default 10) bounds each fuzzer; JOBS (default: CPUs) for make;
+# Environment: FUZZ_SECONDS (default 5) bounds each fuzzer; JOBS (default: CPUs) for make;
 # PREFIX (default /usr/local) for the install step of run and demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=${JOBS:-$(nproc)}
-FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+FUZZ_SECONDS=${FUZZ_SECONDS:-5}
 PREFIX=${PREFIX:-/usr/local}
 
 # The Debian package lists live in scripts/packages/ (docker/Dockerfile reads them too).

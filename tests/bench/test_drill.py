@@ -7,7 +7,8 @@ etcd, three sluice processes, six origins, and a fault.
 - --auto kill: nobody runs sluicectl; sluice's detector, on a seeded week of history, must call
   the region sick and evacuate it by itself (a verdict within 15 s, 100% within 60 s, one
   evacuation, no failed GET).
-- --auto global: every region's load drops by 40% at once: the detector must not evacuate.
+(--auto global and surge are not run here, to keep the suite short: the detector's
+multi-region and surge rules have unit and replay tests, and README has the full runs.)
 - --auto two: two regions' origins die: an alert ("multi_region_dip"), no evacuation.
 
 Each run ends with one machine-readable line, checked here."""
@@ -89,19 +90,6 @@ class DrillSmoke(unittest.TestCase):
         self.assertTrue({"sick", "evacuated"} & set(verdicts[verdicts.index("ok"):]), verdicts)
         self.assertEqual(float(rows[-1]["evacuated_pct"]), 100.0)
         self.assertEqual(int(rows[-2]["starts_us-east-1"]), 0, rows)
-
-    def test_quick_auto_global_dip_evacuates_nothing(self):
-        stdout, last, rows = self.drill("--auto", "--scenario", "global")
-        self.assertIn("targets met", stdout)
-        self.assertEqual((last["scenario"], last["mode"]), ("global", "auto"))
-        self.assertEqual((last["evacuations"], last["evacuated_s"], last["verdict_s"]),
-                         ("0", "-", "-"))
-        self.assertEqual((last["failed_get"], last["failed_post"]), ("0", "0"))
-        self.assertTrue(all(float(r["evacuated_pct"]) == 0 for r in rows), rows)
-        # The load did drop: the last whole seconds entered about 60% of the first ones.
-        entered = [sum(int(r["entered_" + region]) for region in
-                       ("us-east-1", "us-west-2", "eu-west-1")) for r in rows]
-        self.assertLess(entered[-3], 0.8 * entered[3], entered)
 
     def test_quick_auto_two_regions_down_is_an_alert_only(self):
         stdout, last, rows = self.drill("--auto", "--scenario", "two")

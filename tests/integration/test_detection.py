@@ -311,8 +311,9 @@ controller:
 
 
 class DetectionPrometheus(ProxyTestCase):
-    """detection.baseline: prometheus, against Debian's prometheus on loopback with a week of
-    history backfilled through promtool tsdb create-blocks-from openmetrics."""
+    """detection.baseline: prometheus, against Debian's prometheus on loopback with history
+    backfilled through promtool tsdb create-blocks-from openmetrics (the hours around the same
+    time a week and a day ago, and the last two hours: what the detector asks for)."""
 
     def start_prometheus(self, work):
         now = int(time.time()) // 60 * 60
@@ -321,9 +322,12 @@ class DetectionPrometheus(ProxyTestCase):
                            ("sluice_entry_requests", 200)):
             lines.append("# TYPE %s counter" % name)
             for region in REGIONS:
-                for t in range(now - 8 * 86400, now - 120, 60):
-                    lines.append('%s_total{region="%s"} %d %d'
-                                 % (name, region, (t - now + 8 * 86400) * rate, t))
+                # What the detector asks for: the hours around the same time a week and a day
+                # ago, and the last two hours (a counter that keeps counting across the gaps).
+                for lag in (7 * 86400, 86400, 0):
+                    for t in range(now - lag - 7200, min(now - lag + 7200, now - 120), 60):
+                        lines.append('%s_total{region="%s"} %d %d'
+                                     % (name, region, (t - now + 8 * 86400) * rate, t))
         lines.append("# EOF")
         with open(os.path.join(work, "week.om"), "w") as f:
             f.write("\n".join(lines) + "\n")
