@@ -172,6 +172,12 @@ std::string DescribeJudgement(const RegionJudgement& j, const DetectorOptions& o
     case RegionVerdict::kEvacuated:
       return j.note;
     case RegionVerdict::kVetoed:
+      if (j.no_request_baseline) {
+        return absl::StrFormat(
+            "%s SPS at %.2fx expected, but there is no request-rate baseline: a surge (a "
+            "DDoS?) cannot be ruled out",
+            j.signal, j.ratio);
+      }
       return absl::StrFormat(
           "%s SPS at %.2fx expected while its requests are at %.1fx: a surge (a DDoS?) would "
           "follow the traffic to a savior",
@@ -192,15 +198,25 @@ std::string DescribeJudgement(const RegionJudgement& j, const DetectorOptions& o
 }
 
 void Detector::Judge(const RegionSignal& signal, Track* track, absl::Time now, RegionJudgement* j) {
-  track->recent.emplace_back(now, signal.now);
+  // The window holds only what was judged: nothing from while the region was evacuated or not
+  // reported, nor from before its set of nodes changed (a node more or less is no dip).
+  if (signal.evacuated || !signal.reported || signal.nodes != track->nodes) {
+    track->recent.clear();
+    j->below_since = absl::InfiniteFuture();
+  }
+  track->nodes = signal.nodes;
+  if (!signal.evacuated && signal.reported) track->recent.emplace_back(now, signal.now);
   while (!track->recent.empty() && track->recent.front().first <= now - options_.window) {
     track->recent.pop_front();
   }
-  SignalPoint mean;
-  for (const auto& [t, p] : track->recent) {
-    for (int i = 0; i < 3; ++i) Component(mean, i) += Component(p, i);
+  SignalPoint mean = signal.now;
+  if (!track->recent.empty()) {
+    mean = SignalPoint{};
+    for (const auto& [t, p] : track->recent) {
+      for (int i = 0; i < 3; ++i) Component(mean, i) += Component(p, i);
+    }
+    for (int i = 0; i < 3; ++i) Component(mean, i) /= static_cast<double>(track->recent.size());
   }
-  for (int i = 0; i < 3; ++i) Component(mean, i) /= static_cast<double>(track->recent.size());
   j->now = mean;
 
   const Expected& e = ExpectedAt(signal.region, track, now);
@@ -253,7 +269,8 @@ void Detector::Judge(const RegionSignal& signal, Track* track, absl::Time now, R
     SetVerdict(signal.region, j, RegionVerdict::kNoVerdict, now);
     return;
   }
-  if (e.value.requests_per_second > 0) {
+  j->no_request_baseline = !(e.value.requests_per_second > 0);
+  if (!j->no_request_baseline) {
     j->request_ratio = mean.requests_per_second / e.value.requests_per_second;
   }
   if (j->ratio < options_.dip_ratio) {
@@ -263,7 +280,7 @@ void Detector::Judge(const RegionSignal& signal, Track* track, absl::Time now, R
   }
   const absl::Duration below = now - j->below_since;
   if (j->below_since != absl::InfiniteFuture() && below >= options_.dip_for) {
-    if (j->request_ratio > options_.surge_ratio) {
+    if (j->no_request_baseline || j->request_ratio > options_.surge_ratio) {
       SetVerdict(signal.region, j, RegionVerdict::kVetoed, now);
     } else {
       // Sick stays sick while it dips (the global rule below may take it back to dipping).

@@ -21,7 +21,8 @@
 //   no_verdict  no node of the region reports, no history, or expected below min_expected_sps;
 //   dipping     the ratio stayed below dip_ratio for dip_for;
 //   vetoed      dipping while its request rate is above surge_ratio x expected: a surge (a
-//               DDoS) would follow the traffic to a savior;
+//               DDoS) would follow the traffic to a savior; or dipping without a request-rate
+//               baseline (a surge cannot be ruled out);
 //   sick        the only region dipping, no other judged region below other_dip_ratio, and
 //               at least one other region judged (else nothing says the others are fine);
 //   ok          otherwise.
@@ -37,6 +38,7 @@
 #ifndef SLUICE_STEERING_DETECTOR_H_
 #define SLUICE_STEERING_DETECTOR_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -75,11 +77,12 @@ const char* GlobalVerdictName(GlobalVerdict verdict);
 // One region, as observed this second.
 struct RegionSignal {
   std::string region;
-  bool reported = false;  // at least one node of the region reports
+  bool reported = false;  // every live node of the region reports a signal
   SignalPoint now;        // fleet-wide sums, this second
   // An evacuation is in force or running (fraction > 0, or an active plan): not judged.
   bool evacuated = false;
   std::string evacuated_detail;  // "evacuated 25%", "plan 3 running"
+  size_t nodes = 0;  // how many report: a change restarts the region's window and dip timer
 };
 
 // What the detector thinks of one region.
@@ -92,9 +95,11 @@ struct RegionJudgement {
   bool has_expected = false;
   SignalPoint baseline_1d, baseline_7d;  // the two baselines; has_*: known
   bool has_1d = false, has_7d = false;
-  double ratio = 0;                                 // the judged (lower) one; 0 when there is none
-  std::string signal;                               // which one: "entry" or "serving"
-  double request_ratio = 0;                         // requests/s now / expected
+  double ratio = 0;          // the judged (lower) one; 0 when there is none
+  std::string signal;        // which one: "entry" or "serving"
+  double request_ratio = 0;  // requests/s now / expected
+  // No request-rate baseline: a surge cannot be ruled out, so a dip is vetoed too.
+  bool no_request_baseline = false;
   absl::Time below_since = absl::InfiniteFuture();  // below dip_ratio since
 };
 
@@ -145,6 +150,9 @@ class Detector {
   // One observation of every region (normally once a second). Updates the judgements and
   // returns what to do: an evacuation, in auto mode.
   std::optional<DetectorAction> Observe(absl::Time now, const std::vector<RegionSignal>& regions);
+  // An evacuation or restore happened at `when` (from the steering state: plans' start and
+  // end times, so that a restart or another node's plan still starts the cool-down).
+  void NoteChange(absl::Time when) { last_change_ = std::max(last_change_, when); }
   // The caller tried the action: on failure, the region is tried again after retry_after.
   void ActionDone(const std::string& region, bool ok, absl::Time now);
 
@@ -167,6 +175,7 @@ class Detector {
     bool evacuated = false;
     absl::Time acted = absl::InfinitePast();  // last action for this region
     bool action_failed = false;
+    size_t nodes = 0;
   };
   const Expected& ExpectedAt(const std::string& region, Track* track, absl::Time now);
   void Judge(const RegionSignal& signal, Track* track, absl::Time now, RegionJudgement* j);

@@ -206,18 +206,28 @@ absl::Status SignalFromJson(const json& signal, NodeView* view) {
 }
 
 std::map<std::string, SignalPoint> SumSignals(const std::vector<NodeView>& views,
-                                              std::vector<std::string>* reported) {
+                                              std::map<std::string, size_t>* reported) {
   std::map<std::string, SignalPoint> out;
-  std::set<std::string> seen;
+  std::map<std::string, size_t> nodes;
+  std::set<std::string> silent;  // regions with a view that has no signal
   for (const NodeView& view : views) {
-    if (!view.has_signal || view.region.empty()) continue;
-    seen.insert(view.region);
+    if (view.region.empty()) continue;
+    if (!view.has_signal) {
+      silent.insert(view.region);
+      continue;
+    }
+    ++nodes[view.region];
     SignalPoint& own = out[view.region];
     own.entry_sps += view.entry_sps;
     own.requests_per_second += view.requests_per_second;
     for (const auto& [region, rate] : view.serving_sps) out[region].serving_sps += rate;
   }
-  if (reported) reported->assign(seen.begin(), seen.end());
+  if (reported) {
+    reported->clear();
+    for (const auto& [region, n] : nodes) {
+      if (!silent.count(region)) (*reported)[region] = n;
+    }
+  }
   return out;
 }
 

@@ -61,9 +61,11 @@ absl::Status SignalFromJson(const nlohmann::json& signal, NodeView* view);
 
 // The business signal of every region from the nodes' views: a region's entry SPS and
 // request rate are the sums over its nodes; its serving SPS is the sum over every node of the
-// starts it served. `reported`: the regions with at least one view that carries a signal.
+// starts it served. `reported`: the regions each of whose views carries a signal, with how
+// many nodes (a region with a node that does not say, an older release, is not reported:
+// its sum would be short, a false dip).
 std::map<std::string, SignalPoint> SumSignals(const std::vector<NodeView>& views,
-                                              std::vector<std::string>* reported);
+                                              std::map<std::string, size_t>* reported);
 
 std::string EncodeNodeView(const NodeView& view);
 absl::StatusOr<NodeView> DecodeNodeView(std::string_view text);

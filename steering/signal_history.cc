@@ -47,6 +47,7 @@ bool ValidRegionName(absl::string_view name) {
 
 void SignalHistory::AddFine(Series* s, int64_t start, const SignalPoint& p) {
   Minute& minute = s->coarse[Floor(start, kCoarseSpan)];
+  if (!minute.from_slots) minute = Minute{{}, 0, true};  // a 60 s row: its slots replace it
   if (auto it = s->fine.find(start); it != s->fine.end()) {
     Accumulate(&minute.sum, it->second, -1);
     --minute.count;
@@ -54,7 +55,10 @@ void SignalHistory::AddFine(Series* s, int64_t start, const SignalPoint& p) {
   } else {
     s->fine.emplace(start, p);
   }
-  if (minute.count < 0) minute = {};
+  if (minute.count <= 0) {
+    // Only this slot: start the sum again (no rounding left over from subtractions).
+    minute = Minute{{}, 0, true};
+  }
   Accumulate(&minute.sum, p, 1);
   ++minute.count;
 }
@@ -82,7 +86,8 @@ void SignalHistory::Add(const SignalRecord& record) {
   if (record.span == kFineSpan) {
     AddFine(&s, Floor(record.start, kFineSpan), record.point);
   } else {
-    s.coarse[Floor(record.start, kCoarseSpan)] = Minute{record.point, 1};
+    Minute& minute = s.coarse[Floor(record.start, kCoarseSpan)];
+    if (!minute.from_slots) minute = Minute{record.point, 1, false};
   }
 }
 
@@ -203,7 +208,7 @@ absl::StatusOr<std::vector<SignalRecord>> DecodeHistoryCsv(std::string_view text
     if (r.start % r.span != 0) {
       return error(absl::StrFormat("time %d is not a multiple of the span %d", r.start, r.span));
     }
-    if (r.start + r.span > latest) {
+    if (r.start > latest - r.span) {
       return error(absl::StrFormat("time %d is in the future (now is %d)", r.start,
                                    absl::ToUnixSeconds(now)));
     }

@@ -53,7 +53,9 @@ class SignalHistory {
   std::optional<SignalRecord> Observe(const std::string& region, absl::Time now,
                                       const SignalPoint& point);
   // A closed slot from the store or an import. A 10 s slot also counts toward its minute
-  // (replacing what the same slot added before); a 60 s slot sets the minute.
+  // (replacing what the same slot added before; a minute set whole by a 60 s row is rebuilt
+  // from its slots); a 60 s slot sets the minute, unless slots already built it (they are
+  // the finer truth, and the store writes a minute beside its slots).
   void Add(const SignalRecord& record);
   // Drops what is older than the retention of each series.
   void Trim(absl::Time now);
@@ -73,6 +75,7 @@ class SignalHistory {
   struct Minute {
     SignalPoint sum;
     int count = 0;
+    bool from_slots = false;  // built from 10 s slots (else set whole, from a 60 s row)
   };
   struct Open {
     int64_t slot = -1;  // start of the open 10 s slot

@@ -89,7 +89,10 @@ void DetectionControl::Configure(const Config& config) {
   if (!timer_.active()) timer_.Start(context_->loop(), kTickMs, kTickMs, [this] { OnTick(); });
 }
 
-void DetectionControl::Stop() { timer_.Close(); }
+void DetectionControl::Stop() {
+  timer_.Close();
+  prometheus_.reset();  // a fetch in flight is cancelled before the loop closes
+}
 
 DetectionMode DetectionControl::mode() const {
   const Controller* c = steering_->controller();
@@ -115,8 +118,13 @@ void DetectionControl::OnTick() {
     views = health_->PeerSignals();
   }
   if (NodeView mine = health_->Signal(); mine.has_signal) views.push_back(std::move(mine));
-  std::vector<std::string> reported;
+  std::map<std::string, size_t> reported;
   std::map<std::string, SignalPoint> sums = SumSignals(views, &reported);
+  // The cool-down follows every plan in the state, whoever started it and before a restart.
+  for (const RampPlan& plan : c->state().plans) {
+    detector_.NoteChange(plan.created);
+    if (plan.finished != absl::InfinitePast()) detector_.NoteChange(plan.finished);
+  }
 
   // 2. The history.
   std::vector<RegionSignal> signals;
@@ -124,7 +132,10 @@ void DetectionControl::OnTick() {
   for (const RegionSpec& region : c->spec().regions) {
     RegionSignal s;
     s.region = region.name;
-    s.reported = std::find(reported.begin(), reported.end(), region.name) != reported.end();
+    if (auto it = reported.find(region.name); it != reported.end()) {
+      s.reported = true;
+      s.nodes = it->second;
+    }
     s.now = sums[region.name];
     if (const RampPlan* plan = c->ActivePlanFor(region.name)) {
       s.evacuated = true;
@@ -270,10 +281,11 @@ absl::StatusOr<size_t> DetectionControl::Import(std::string_view csv) {
       }
     }
   }
-  for (const SignalRecord& r : *records) history_.Add(r);
-  detector_.HistoryChanged();
+  // All or nothing: the store takes the rows (and the minutes they build) first; memory only
+  // once they are written.
+  SignalHistory next = history_;
+  for (const SignalRecord& r : *records) next.Add(r);
   if (store_) {
-    // The store takes the same rows, with the minutes that 10 s slots built.
     std::vector<SignalRecord> rows;
     std::set<std::pair<std::string, int64_t>> minutes;
     for (const SignalRecord& r : *records) {
@@ -286,12 +298,14 @@ absl::StatusOr<size_t> DetectionControl::Import(std::string_view csv) {
     }
     for (const auto& [region, start] : minutes) {
       absl::Time from = absl::FromUnixSeconds(start);
-      if (auto mean = history_.Mean(region, from, from + absl::Minutes(1))) {
+      if (auto mean = next.Mean(region, from, from + absl::Minutes(1))) {
         rows.push_back({region, start, kCoarseSpan, *mean});
       }
     }
     if (absl::Status s = store_->Write(rows); !s.ok()) return s;
   }
+  history_ = std::move(next);
+  detector_.HistoryChanged();
   LOG_INFO("detection: %d history rows imported", records->size());
   return records->size();
 }

@@ -28,7 +28,7 @@ from test_fleet import ADMIN_TOKEN, KEY, REGIONS, FleetTestCase
 
 DETECTION = """detection:
   mode: %s
-  dip_for: 3s
+  dip_for: %s
   window: 2s
   min_expected_sps: 2
   evacuate: {steps: [50%%, 100%%], hold: 1s}
@@ -39,8 +39,9 @@ class Starts:
     """Members starting streams in every region: POST /start, each thread on its own keep-alive
     connection to one region's sluice, bounded in time and count."""
 
-    def __init__(self, ports, per_second=25, limit_s=120):
+    def __init__(self, ports, per_second=25, limit_s=300):
         self.ports = ports
+        self.per_second = per_second
         self.interval = 1.0 / per_second
         self.stop_at = time.monotonic() + limit_s
         self.stopped = threading.Event()
@@ -90,6 +91,7 @@ def history_csv(levels, days=8, now=None):
 
 
 class DetectionFleet(FleetTestCase):
+    DIP_FOR = "3s"
     def config(self, local, regions=REGIONS):
         text = super().config(local, regions)
         # Every region lists the others as its saviors; stream starts are POST /start.
@@ -100,7 +102,7 @@ class DetectionFleet(FleetTestCase):
                                 % (r, self.ports[r], others))
         return text + """metrics:
   stream_starts: [{method: POST, path_prefix: /start, status: 2xx}]
-""" + DETECTION % "auto"
+""" + DETECTION % ("auto", self.DIP_FOR)
 
     def detection(self, region):
         status, body = self.api(region, "GET", "/v1/detection")
@@ -128,9 +130,11 @@ class DetectionFleet(FleetTestCase):
                 return regions
             return None
 
-        regions = self.wait_for(measured, what="every region's stream starts measured")
-        levels = {r: (regions[r]["entry_sps"], regions[r]["serving_sps"],
-                      regions[r]["requests_per_second"]) for r in REGIONS}
+        self.wait_for(measured, what="every region's stream starts measured")
+        # The history at the load's own levels: each region's members start 25 streams a
+        # second, entering and served there (the measured levels of the first seconds can be
+        # short while the nodes' windows fill).
+        levels = {r: (self.starts.per_second,) * 3 for r in REGIONS}
         path = os.path.join(self.dir, "week.csv")
         with open(path, "w") as f:
             f.write(history_csv(levels))
@@ -195,6 +199,9 @@ class DetectionFleet(FleetTestCase):
                                               "sluice_detection_evacuations_total"), 0)
 
     def test_two_regions_dipping_together_is_an_alert_only(self):
+        # Both regions' views must show their dips within dip_for of each other: on a busy
+        # machine a view can come late, so this test allows more than the one above.
+        self.DIP_FOR = "8s"
         self.warm_up_and_seed()
         leader = self.leader()
         self.region_origins["us-east-1"].stop()
@@ -237,7 +244,7 @@ admin:
   tokens: [{name: ops, role: admin, token_file: %(dir)s/admin.token}]
 controller:
   state_file: %(dir)s/state.json
-""" % d + DETECTION % "alert"
+""" % d + DETECTION % ("alert", "3s")
 
     def test_history_import_export_restart_damage_and_mode(self):
         work = tempfile.mkdtemp(prefix="sluice-detect-")

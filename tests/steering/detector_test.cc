@@ -170,6 +170,55 @@ TEST_F(DetectorTest, ARegionAloneIsNeverSick) {
   EXPECT_TRUE(Run(2).has_value());
 }
 
+TEST_F(DetectorTest, WithoutARequestBaselineADipIsVetoed) {
+  // (Prometheus without sluice_entry_requests_total a week back, say.)
+  SignalHistory h;
+  Flat(&h, 100, 0);
+  Detector d(DetectorOptions{}, &h);
+  d.set_mode(DetectionMode::kAuto);
+  signals_[0].now = {0, 0, 0};
+  for (int i = 0; i < 30; ++i) EXPECT_FALSE(d.Observe(now_ + absl::Seconds(i), signals_));
+  EXPECT_EQ(d.regions().at("us-east-1").verdict, RegionVerdict::kVetoed);
+  EXPECT_NE(DescribeJudgement(d.regions().at("us-east-1"), d.options(), now_)
+                .find("no request-rate baseline"),
+            std::string::npos);
+}
+
+TEST_F(DetectorTest, ANodeMoreOrLessRestartsTheDipTimer) {
+  Signal(0).nodes = 3;
+  Run(5);
+  Signal(0).now = {50, 50, 200};  // one of three nodes... and its sum drops
+  Signal(0).nodes = 2;
+  Run(6);
+  Signal(0).nodes = 1;
+  EXPECT_FALSE(Run(6));  // every change starts the window and dip_for again
+  EXPECT_EQ(Verdict(0), RegionVerdict::kOk);
+}
+
+TEST_F(DetectorTest, ACoolDownFollowsPlansInTheState) {
+  detector_.NoteChange(now_ - absl::Minutes(1));  // a restore a minute ago, before a restart
+  Signal(1).now = {0, 0, 400};
+  EXPECT_FALSE(Run(20));
+  EXPECT_NE(detector_.held().find("cooling down"), std::string::npos);
+}
+
+TEST_F(DetectorTest, ARestoredRegionIsJudgedOnWhatCameAfter) {
+  DetectorOptions o;
+  o.window = absl::Seconds(30);
+  o.cooldown = absl::ZeroDuration();
+  Detector d(o, &history_);
+  d.set_mode(DetectionMode::kAuto);
+  signals_[0].evacuated = true;
+  signals_[0].now = {100, 0, 400};  // evacuated: it serves nothing
+  for (int i = 0; i < 30; ++i) d.Observe(now_ + absl::Seconds(i), signals_);
+  signals_[0].evacuated = false;
+  signals_[0].now = {100, 100, 400};
+  for (int i = 30; i < 45; ++i) {
+    EXPECT_FALSE(d.Observe(now_ + absl::Seconds(i), signals_));
+  }
+  EXPECT_EQ(d.regions().at("us-east-1").verdict, RegionVerdict::kOk);
+}
+
 TEST_F(DetectorTest, ARefusedEvacuationIsTriedAgainLater) {
   Signal(0).now = {0, 0, 400};
   ASSERT_TRUE(Run(20).has_value());

@@ -168,14 +168,19 @@ TEST(FleetViewTest, SignalsSumByEntryAndByServingRegion) {
       Signal("w1", "eu-west-1", 5, 30, {{"eu-west-1", 5}}),
       View("x1", "us-west-2", 1, 0, 1, 0),  // no signal: us-west-2 does not report
   };
-  std::vector<std::string> reported;
+  std::map<std::string, size_t> reported;
   std::map<std::string, SignalPoint> sums = SumSignals(views, &reported);
-  EXPECT_EQ(reported, (std::vector<std::string>{"eu-west-1", "us-east-1"}));
+  EXPECT_EQ(reported, (std::map<std::string, size_t>{{"eu-west-1", 1}, {"us-east-1", 2}}));
   EXPECT_DOUBLE_EQ(sums["us-east-1"].entry_sps, 30);
   EXPECT_DOUBLE_EQ(sums["us-east-1"].requests_per_second, 120);
   EXPECT_DOUBLE_EQ(sums["us-east-1"].serving_sps, 26);
   EXPECT_DOUBLE_EQ(sums["eu-west-1"].entry_sps, 5);
   EXPECT_DOUBLE_EQ(sums["eu-west-1"].serving_sps, 9);
+  // A node of us-east-1 that says nothing (an older release): us-east-1 is not reported, its
+  // sum would be short.
+  views.push_back(View("e3", "us-east-1", 1, 0, 1, 0));
+  SumSignals(views, &reported);
+  EXPECT_EQ(reported, (std::map<std::string, size_t>{{"eu-west-1", 1}}));
 }
 
 }  // namespace

@@ -46,6 +46,21 @@ TEST(SignalHistory, ReplacingASlotDoesNotCountItTwice) {
   EXPECT_DOUBLE_EQ(h.Mean("r", kStart, kStart + absl::Minutes(1))->entry_sps, 20);
 }
 
+TEST(SignalHistory, SlotsAreTheFinerTruthOfTheirMinute) {
+  SignalHistory h;
+  const int64_t t = absl::ToUnixSeconds(kStart);
+  // A minute set whole by a 60 s row is rebuilt from slots that arrive for it.
+  h.Add({"r", t, kCoarseSpan, {100, 100, 100}});
+  h.Add({"r", t, kFineSpan, {120, 120, 120}});
+  EXPECT_DOUBLE_EQ(h.Mean("r", kStart, kStart + absl::Minutes(1))->entry_sps, 120);
+  // A 60 s row for a minute its slots built changes nothing (the store keeps both).
+  h.Add({"r", t, kCoarseSpan, {100, 100, 100}});
+  EXPECT_DOUBLE_EQ(h.Mean("r", kStart, kStart + absl::Minutes(1))->entry_sps, 120);
+  // Replacing the slots again and again never drifts.
+  for (int i = 0; i < 5; ++i) h.Add({"r", t, kFineSpan, {static_cast<double>(i), 0, 0}});
+  EXPECT_DOUBLE_EQ(h.Mean("r", kStart, kStart + absl::Minutes(1))->entry_sps, 4);
+}
+
 TEST(SignalHistory, TrimKeepsADayOfSlotsAndFifteenDaysOfMinutes) {
   SignalHistory h;
   const int64_t t = absl::ToUnixSeconds(kStart);
@@ -100,6 +115,7 @@ TEST(SignalHistory, BadCsvIsRefusedWithTheLine) {
       {header + t + ",60,us-east-1,1,2,1e12\n", "requests_per_second: must be a number"},
       {header + std::to_string(absl::ToUnixSeconds(kStart) + 3600) + ",60,us-east-1,1,2,3\n",
        "in the future"},
+      {header + "9223372036854775800,10,us-east-1,1,2,3\n", "in the future"},
   };
   for (const Case& c : cases) {
     auto r = DecodeHistoryCsv(c.text, now);
