@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "steering/steering_table.h"
 
 namespace sluice {
 namespace {
@@ -32,16 +33,6 @@ void Accumulate(SignalPoint* sum, const SignalPoint& p, double sign) {
 // regions, with room to spare.
 constexpr size_t kMaxCsvRows = 2'000'000;
 constexpr char kCsvHeader[] = "time,span,region,entry_sps,serving_sps,requests_per_second";
-
-bool ValidRegionName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -212,7 +203,8 @@ absl::StatusOr<std::vector<SignalRecord>> DecodeHistoryCsv(std::string_view text
       return error(absl::StrFormat("time %d is in the future (now is %d)", r.start,
                                    absl::ToUnixSeconds(now)));
     }
-    if (!ValidRegionName(f[2])) return error(absl::StrCat("region: bad name \"", f[2], "\""));
+    if (!ValidRegionName(std::string_view(f[2].data(), f[2].size())))
+      return error(absl::StrCat("region: bad name \"", f[2], "\""));
     r.region = std::string(f[2]);
     double* values[3] = {&r.point.entry_sps, &r.point.serving_sps, &r.point.requests_per_second};
     static constexpr const char* kNames[3] = {"entry_sps", "serving_sps", "requests_per_second"};

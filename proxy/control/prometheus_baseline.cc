@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_format.h"
 #include "proxy/net/name_lookup.h"
+#include "steering/steering_table.h"
 
 namespace sluice {
 namespace {
@@ -17,17 +18,6 @@ constexpr size_t kMaxAnswer = 16 * 1024 * 1024;
 constexpr int64_t kStep = 60;
 constexpr const char* kSeries[3] = {"sluice_entry_stream_starts_total",
                                     "sluice_stream_starts_total", "sluice_entry_requests_total"};
-
-bool RegionName(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-          c == '_' || c == '.')) {
-      return false;
-    }
-  }
-  return true;
-}
 
 // Reports a failure on the loop, never from inside the call that found it.
 struct Later final : DeferredTask {
@@ -92,7 +82,7 @@ absl::StatusOr<PrometheusMatrix> ParsePrometheusMatrix(std::string_view body, ab
     }
     auto region = metric->find("region");
     if (region == metric->end() || !region->is_string() ||
-        !RegionName(region->get<std::string>())) {
+        !ValidRegionName(region->get<std::string>())) {
       return bad("data.result[].metric.region: expected a region name");
     }
     std::vector<std::pair<int64_t, double>>& samples = out[region->get<std::string>()];
