@@ -76,9 +76,9 @@ LoadForecast ForecastLoad(const SignalHistory& history, const std::string& regio
     sxx += *x * *x;
     ++pairs;
   }
-  std::string basis = out.weeks > 0 ? absl::StrFormat("%d week%s", out.weeks,
-                                                      out.weeks == 1 ? "" : "s")
-                                     : std::string("the day before");
+  std::string basis = out.weeks > 0
+                          ? absl::StrFormat("%d week%s", out.weeks, out.weeks == 1 ? "" : "s")
+                          : std::string("the day before");
   if (pairs >= kMinFitMinutes && sxx > 0) {
     out.level = sxy / sxx;
     out.method = absl::StrFormat("%s, level %.2f (fit over %d min)", basis, out.level, pairs);
@@ -203,8 +203,8 @@ absl::StatusOr<SplitResult> SplitByCapacity(const EvacuationInput& input,
                                             const std::vector<std::string>& candidates) {
   for (const SaviorState& s : input.saviors) {
     if (s.capacity_rps < 0 || std::isnan(s.capacity_rps)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: capacity must be a number >= 0, got %g", s.region, s.capacity_rps));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: capacity must be a number >= 0, got %g", s.region, s.capacity_rps));
     }
     if (s.load_rps < 0 || std::isnan(s.load_rps)) {
       return absl::InvalidArgumentError(
@@ -245,16 +245,16 @@ absl::StatusOr<SplitResult> SplitByCapacity(const EvacuationInput& input,
       auto it = std::find_if(input.saviors.begin(), input.saviors.end(),
                              [&](const SaviorState& s) { return s.region == name; });
       if (it == input.saviors.end() || name == input.region) {
-        return absl::NotFoundError(absl::StrFormat("%s: not a savior candidate for %s", name,
-                                                   input.region));
+        return absl::NotFoundError(
+            absl::StrFormat("%s: not a savior candidate for %s", name, input.region));
       }
       consider(*it);
     }
   }
   if (pool.empty()) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "no savior for %s has capacity to take anyone (%s)", input.region,
-        why.empty() ? std::string("no other region") : absl::StrJoin(why, "; ")));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("no savior for %s has capacity to take anyone (%s)", input.region,
+                        why.empty() ? std::string("no other region") : absl::StrJoin(why, "; ")));
   }
   const double demand = input.region_rps * DefaultRowShare(input);
   SplitResult result;

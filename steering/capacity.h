@@ -43,11 +43,11 @@
 namespace sluice {
 
 struct LoadForecast {
-  double now_rps = 0;     // expected at `now`
-  double at_rps = 0;      // expected at the time asked for
-  double level = 1;       // today's level against the past weeks (1 without a fit)
-  int weeks = 0;          // past weeks used (0: the day before, or no history)
-  std::string method;     // "2 weeks, level 1.04 (fit over 60 min)", "no history: the current rate"
+  double now_rps = 0;  // expected at `now`
+  double at_rps = 0;   // expected at the time asked for
+  double level = 1;    // today's level against the past weeks (1 without a fit)
+  int weeks = 0;       // past weeks used (0: the day before, or no history)
+  std::string method;  // "2 weeks, level 1.04 (fit over 60 min)", "no history: the current rate"
 };
 
 // The expected request rate of `region` at `at` (>= now), from `history`; `current_rps` is
@@ -59,19 +59,19 @@ LoadForecast ForecastLoad(const SignalHistory& history, const std::string& regio
 // One candidate savior (any region other than the one evacuated).
 struct SaviorState {
   std::string region;
-  double capacity_rps = 0;  // the sum over its live nodes; 0: unknown or none
-  double load_rps = 0;      // what its origins carry now
-  double growth_rps = 0;    // what its own forecast adds by the last step (may be negative)
-  bool usable = true;       // healthy, reachable, not evacuated, origins up
-  std::string unusable;     // why not
+  double capacity_rps = 0;         // the sum over its live nodes; 0: unknown or none
+  double load_rps = 0;             // what its origins carry now
+  double growth_rps = 0;           // what its own forecast adds by the last step (may be negative)
+  bool usable = true;              // healthy, reachable, not evacuated, origins up
+  std::string unusable;            // why not
   uint32_t standby_endpoints = 0;  // hot standbys not yet injected, over its nodes
   uint32_t nodes = 0;              // its live nodes
 };
 
 struct EvacuationInput {
-  std::string region;         // the one evacuated
-  double region_rps = 0;      // its expected request rate (what moves at 100%)
-  uint32_t start_bp = 0;      // where it is now
+  std::string region;     // the one evacuated
+  double region_rps = 0;  // its expected request rate (what moves at 100%)
+  uint32_t start_bp = 0;  // where it is now
   std::vector<uint32_t> steps_bp;
   std::map<std::string, uint32_t> weights;                             // the default row
   std::map<std::string, std::map<std::string, uint32_t>> cohort_rows;  // cohort -> row
@@ -84,11 +84,11 @@ struct SaviorPrediction {
   std::string region;
   double capacity_rps = 0;
   double load_rps = 0;
-  double share = 0;               // of the evacuated region's requests, at 100%
-  std::vector<double> extra_rps;  // what it takes from the region at each step
+  double share = 0;                 // of the evacuated region's requests, at 100%
+  std::vector<double> extra_rps;    // what it takes from the region at each step
   std::vector<double> utilization;  // at each step; infinity when capacity is unknown
-  double predicted_rps = 0;       // at the last step
-  double max_utilization = 0;     // at the last step
+  double predicted_rps = 0;         // at the last step
+  double max_utilization = 0;       // at the last step
   uint32_t standby_endpoints = 0;
   bool usable = true;
   std::string unusable;
@@ -98,12 +98,12 @@ struct EvacuationPrediction {
   std::string region;
   double region_rps = 0;
   std::vector<uint32_t> steps_bp;
-  std::vector<double> moved_rps;  // at each step
-  std::vector<double> moved_share;  // of the region's members, at each step
+  std::vector<double> moved_rps;          // at each step
+  std::vector<double> moved_share;        // of the region's members, at each step
   std::vector<SaviorPrediction> saviors;  // those that take anyone, then the others
   double max_utilization = 0;             // over the saviors, at the last step
   std::string busiest;                    // the savior with it ("" when nobody moves)
-  double stays_rps = 0;  // what no usable savior can take (stays with the region)
+  double stays_rps = 0;                   // what no usable savior can take (stays with the region)
 };
 
 EvacuationPrediction PredictEvacuation(const EvacuationInput& input);

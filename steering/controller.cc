@@ -42,6 +42,20 @@ const char* RampPlanStateName(RampPlan::State state) {
   return "unknown";
 }
 
+const char* RampPlanHookName(RampPlan::Hook hook) {
+  switch (hook) {
+    case RampPlan::Hook::kNone:
+      return "none";
+    case RampPlan::Hook::kPending:
+      return "pending";
+    case RampPlan::Hook::kDone:
+      return "done";
+    case RampPlan::Hook::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
 std::vector<uint32_t> DefaultRampBasisPoints() { return {100, 500, 1000, 2500, 5000, 10000}; }
 
 ControllerState Controller::StateFromSpec(const SteeringSpec& spec) {
@@ -61,6 +75,8 @@ absl::StatusOr<Controller> Controller::Create(SteeringSpec base, ControllerState
       region.healthy = saved.healthy;
       region.saviors = saved.saviors;
       region.cohort_saviors = saved.cohort_saviors;
+      region.misrouted = saved.misrouted;
+      region.standbys = saved.standbys;
     }
   }
   std::vector<RampPlan> plans;
@@ -245,6 +261,28 @@ absl::Status CheckSaviorsUsable(const SteeringSpec& spec, const std::string& reg
 
 }  // namespace
 
+absl::Status Controller::CheckOneAtATime(const std::string& region) const {
+  for (const RampPlan& plan : state_.plans) {
+    if (plan.active() && plan.kind == RampPlan::Kind::kEvacuate && plan.region != region) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s is being evacuated (plan %d); one region at a time: abort or restore it first, or "
+          "force",
+          plan.region, plan.id));
+    }
+  }
+  for (const RegionSpec& r : spec_.regions) {
+    if (r.name != region && r.evacuated_bp > 0) {
+      const RampPlan* active = ActivePlanFor(r.name);
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s is evacuated %s%s; one region at a time: restore it first, or force", r.name,
+          Percent(r.evacuated_bp),
+          active ? absl::StrFormat(" (plan %d, %s)", active->id, RampPlanKindName(active->kind))
+                 : std::string()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Controller::SetRegion(const RegionChange& change, const std::string& actor,
                                    absl::Time now, const HealthGate& gate) {
   SteeringSpec next = spec_;
@@ -280,6 +318,20 @@ absl::Status Controller::SetRegion(const RegionChange& change, const std::string
     region->healthy = change.healthy;
     absl::StrAppend(&action, change.healthy ? " healthy" : " unhealthy");
   }
+  if (change.has_cohorts) {
+    region->cohort_saviors = change.cohort_saviors;
+    absl::StrAppend(&action, " cohorts {",
+                    absl::StrJoin(change.cohort_saviors, "; ",
+                                  [](std::string* out, const auto& c) {
+                                    absl::StrAppend(out, c.first, ": ", FormatSaviors(c.second));
+                                  }),
+                    "}");
+  }
+  if (change.has_misrouted) {
+    region->misrouted = change.misrouted;
+    absl::StrAppend(&action, " misrouted ",
+                    change.misrouted ? MisroutedModeName(*change.misrouted) : "(configured)");
+  }
   // Check before aborting anything, so a refused change leaves the plan running.
   if (absl::Status valid = BuildSteeringTable(next, state_.version + 1).status(); !valid.ok()) {
     return absl::InvalidArgumentError(valid.message());
@@ -294,6 +346,9 @@ absl::Status Controller::SetRegion(const RegionChange& change, const std::string
         !usable.ok()) {
       return usable;
     }
+  }
+  if (!change.force && region->evacuated_bp > 0 && before->evacuated_bp == 0) {
+    if (absl::Status one = CheckOneAtATime(change.region); !one.ok()) return one;
   }
   if (change.has_fraction && change.evacuated_bp == 0 && !change.has_saviors) {
     // Back at 0% by hand: the saviors an evacuation replaced come back, as after a restore.
@@ -350,6 +405,13 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
     if (steps.empty()) steps = DefaultRampBasisPoints();
     plan.saviors = request.saviors.empty() ? region->saviors : request.saviors;
     plan.replaced_saviors = region->saviors;
+    plan.cohort_saviors = request.cohort_saviors;
+    plan.replaced_cohorts = region->cohort_saviors;
+    plan.auto_split = request.auto_split;
+    if (request.prepare_timeout < absl::ZeroDuration() ||
+        request.prepare_timeout > absl::Hours(24)) {
+      return absl::InvalidArgumentError("capacity_timeout: must be 0s..24h");
+    }
     if (plan.saviors.empty()) {
       return absl::InvalidArgumentError("saviors: an evacuation needs at least one savior");
     }
@@ -366,6 +428,7 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
     SteeringSpec probe = spec_;
     RegionSpec* target = FindRegion(&probe, request.region);
     target->saviors = plan.saviors;
+    for (const auto& [cohort, row] : plan.cohort_saviors) target->cohort_saviors[cohort] = row;
     target->evacuated_bp = plan.steps_bp.back();
     if (absl::Status valid = BuildSteeringTable(probe, 1).status(); !valid.ok()) {
       return absl::InvalidArgumentError(valid.message());
@@ -375,6 +438,7 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
           !usable.ok()) {
         return usable;
       }
+      if (absl::Status one = CheckOneAtATime(request.region); !one.ok()) return one;
     }
   } else {
     if (steps.empty()) {
@@ -400,23 +464,58 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
       }
     }
   }
-  if (active) AbortPlan(active->id, actor, now).IgnoreError();
+  std::vector<std::string> inherited;
+  if (active) {
+    inherited = active->injected;  // the standbys the plan it replaces injected stay its
+    AbortPlan(active->id, actor, now, /*keep_standbys=*/true).IgnoreError();
+  }
   plan.id = state_.next_plan_id++;
-  Record(
-      actor,
-      absl::StrFormat(
-          "plan %d: %s %s%s, ramp %s, hold %s", plan.id, RampPlanKindName(plan.kind), plan.region,
-          plan.kind == RampPlan::Kind::kEvacuate ? " to {" + FormatSaviors(plan.saviors) + "}"
-                                                 : std::string(),
-          absl::StrJoin(plan.steps_bp, ",",
-                        [](std::string* out, uint32_t bp) { out->append(Percent(bp)); }),
-          absl::FormatDuration(plan.hold)),
-      now, state_.version);
+  std::string capacity;
+  SteeringSpec with_standbys = spec_;
+  std::vector<std::string> now_injected;
+  if (request.kind == RampPlan::Kind::kEvacuate) {
+    plan.injected = inherited;
+    for (const auto& [savior, weight] : plan.saviors) {
+      RegionSpec* s = FindRegion(&with_standbys, savior);
+      if (!request.inject_standbys || weight == 0 || !s || s->standbys.count("*")) continue;
+      s->standbys.insert("*");
+      now_injected.push_back(savior);
+      if (std::find(plan.injected.begin(), plan.injected.end(), savior) == plan.injected.end()) {
+        plan.injected.push_back(savior);
+      }
+    }
+    plan.preparing = request.inject_standbys || request.hook;
+    plan.hook = request.hook ? RampPlan::Hook::kPending : RampPlan::Hook::kNone;
+    plan.prepare_until = now + request.prepare_timeout;
+    if (plan.preparing) {
+      capacity = request.hook ? ", scale hook first" : ", saviors' capacity first";
+    }
+  }
+  Record(actor,
+         absl::StrFormat(
+             "plan %d: %s %s%s%s, ramp %s, hold %s%s", plan.id, RampPlanKindName(plan.kind),
+             plan.region,
+             plan.kind == RampPlan::Kind::kEvacuate ? " to {" + FormatSaviors(plan.saviors) + "}"
+                                                    : std::string(),
+             plan.auto_split ? " (by capacity)" : "",
+             absl::StrJoin(plan.steps_bp, ",",
+                           [](std::string* out, uint32_t bp) { out->append(Percent(bp)); }),
+             absl::FormatDuration(plan.hold), capacity),
+         now, state_.version);
+  const uint64_t id = plan.id;
   state_.plans.insert(state_.plans.begin(), std::move(plan));
-  return state_.plans.front().id;
+  if (!now_injected.empty()) {
+    Commit(std::move(with_standbys), actor,
+           absl::StrFormat("plan %d: inject the hot standbys of %s on every node", id,
+                           absl::StrJoin(now_injected, ", ")),
+           now)
+        .IgnoreError();  // only a "*" added to valid regions: the table builds
+  }
+  return id;
 }
 
-absl::Status Controller::AbortPlan(uint64_t id, const std::string& actor, absl::Time now) {
+absl::Status Controller::AbortPlan(uint64_t id, const std::string& actor, absl::Time now,
+                                   bool keep_standbys) {
   for (RampPlan& plan : state_.plans) {
     if (plan.id != id) continue;
     if (!plan.active()) {
@@ -429,9 +528,67 @@ absl::Status Controller::AbortPlan(uint64_t id, const std::string& actor, absl::
     }
     std::string action =
         absl::StrFormat("plan %d aborted: %s stays at %s", id, plan.region, Percent(bp));
-    plan.gate_message.clear();                      // nothing holds a plan that is over
+    plan.gate_message.clear();  // nothing holds a plan that is over
+    plan.preparing = false;
+    RampPlan copy = plan;
     Finish(&plan, RampPlan::State::kAborted, now);  // reorders the plans
     Record(actor, action, now, state_.version);
+    if (!keep_standbys && copy.kind == RampPlan::Kind::kEvacuate && bp == 0 &&
+        !copy.injected.empty()) {
+      // Nothing moved (or everything is back): the standbys it injected are not needed.
+      SteeringSpec next = spec_;
+      std::string note = TakeOutStandbys(&next, copy);
+      if (!note.empty()) {
+        Commit(std::move(next), actor, absl::StrFormat("plan %d: %s", id, note), now).IgnoreError();
+      }
+    }
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrFormat("plan: no plan %d", id));
+}
+
+absl::Status Controller::SetStandbys(const std::string& region_name, const std::string& cluster,
+                                     bool inject, const std::string& actor, absl::Time now) {
+  if (!ValidStandbyName(cluster)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("cluster: \"%s\" is not a cluster name (or \"*\" for every one)", cluster));
+  }
+  SteeringSpec next = spec_;
+  RegionSpec* region = FindRegion(&next, region_name);
+  if (!region) {
+    return absl::NotFoundError(absl::StrFormat("region: no region named \"%s\"", region_name));
+  }
+  bool changed =
+      inject ? region->standbys.insert(cluster).second : region->standbys.erase(cluster) > 0;
+  if (!changed) {
+    Record(actor,
+           absl::StrFormat("standbys of %s in %s already %s", cluster, region_name,
+                           inject ? "injected" : "out"),
+           now, state_.version);
+    return absl::OkStatus();
+  }
+  return Commit(std::move(next), actor,
+                absl::StrFormat("%s the hot standbys of %s on every node of %s",
+                                inject ? "inject" : "take out",
+                                cluster == "*" ? "every cluster" : cluster, region_name),
+                now);
+}
+
+absl::Status Controller::HookDone(uint64_t id, bool ok, const std::string& output,
+                                  const std::string& actor, absl::Time now) {
+  for (RampPlan& plan : state_.plans) {
+    if (plan.id != id) continue;
+    if (!plan.active() || !plan.preparing || plan.hook != RampPlan::Hook::kPending) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("plan %d is not waiting for its scale hook", id));
+    }
+    plan.hook = ok ? RampPlan::Hook::kDone : RampPlan::Hook::kFailed;
+    plan.hook_output = output;
+    plan.next_at = now;
+    Record(actor,
+           absl::StrFormat("plan %d: scale hook %s%s", id, ok ? "done" : "failed",
+                           ok ? "" : "; the plan holds until it is aborted"),
+           now, state_.version, /*warning=*/!ok);
     return absl::OkStatus();
   }
   return absl::NotFoundError(absl::StrFormat("plan: no plan %d", id));
@@ -455,6 +612,25 @@ absl::Status Controller::SetDetectionMode(const std::string& mode, const std::st
   return absl::OkStatus();
 }
 
+std::string Controller::TakeOutStandbys(SteeringSpec* next, const RampPlan& plan) {
+  std::vector<std::string> out;
+  for (const std::string& name : plan.injected) {
+    bool needed = false;
+    for (const RampPlan& other : state_.plans) {
+      if (other.id == plan.id || !other.active()) continue;
+      needed = needed || std::find(other.injected.begin(), other.injected.end(), name) !=
+                             other.injected.end();
+    }
+    RegionSpec* region = FindRegion(next, name);
+    if (!needed && region && region->standbys.erase("*") > 0) out.push_back(name);
+  }
+  for (RampPlan& p : state_.plans) {
+    if (p.id == plan.id) p.injected.clear();  // taken out once; a later injection is not its
+  }
+  if (out.empty()) return "";
+  return "took out the hot standbys of " + absl::StrJoin(out, ", ");
+}
+
 std::string Controller::RestoreReplacedSaviors(SteeringSpec* next, const std::string& region_name) {
   // The newest evacuation of this region that took a step (and so set its saviors): if they
   // are still the region's, the ones it replaced come back (the configured failover row, say).
@@ -463,14 +639,28 @@ std::string Controller::RestoreReplacedSaviors(SteeringSpec* next, const std::st
       continue;
     }
     RegionSpec* region = FindRegion(next, region_name);
-    if (!region || region->evacuated_bp != 0 || plan.replaced_saviors.empty() ||
-        region->saviors != plan.saviors || plan.replaced_saviors == plan.saviors) {
-      return "";
+    if (!region || region->evacuated_bp != 0) return "";
+    std::vector<std::string> notes;
+    if (!plan.replaced_saviors.empty() && region->saviors == plan.saviors &&
+        plan.replaced_saviors != plan.saviors) {
+      region->saviors = plan.replaced_saviors;
+      notes.push_back(absl::StrFormat("its saviors are {%s} again (plan %d had set {%s})",
+                                      FormatSaviors(plan.replaced_saviors), plan.id,
+                                      FormatSaviors(plan.saviors)));
     }
-    region->saviors = plan.replaced_saviors;
-    return absl::StrFormat("its saviors are {%s} again (plan %d had set {%s})",
-                           FormatSaviors(plan.replaced_saviors), plan.id,
-                           FormatSaviors(plan.saviors));
+    bool cohorts_still = !plan.cohort_saviors.empty();
+    for (const auto& [cohort, row] : plan.cohort_saviors) {
+      auto it = region->cohort_saviors.find(cohort);
+      cohorts_still = cohorts_still && it != region->cohort_saviors.end() && it->second == row;
+    }
+    if (cohorts_still) {
+      region->cohort_saviors = plan.replaced_cohorts;
+      notes.push_back(absl::StrFormat("its cohort rows are back (plan %d had set them)", plan.id));
+    }
+    const RampPlan copy = plan;
+    std::string standbys = TakeOutStandbys(next, copy);
+    if (!standbys.empty()) notes.push_back(standbys);
+    return absl::StrJoin(notes, "; ");
   }
   return "";
 }
@@ -503,7 +693,7 @@ absl::Time Controller::NextDue() const {
   return due;
 }
 
-bool Controller::Tick(absl::Time now, const HealthGate& gate) {
+bool Controller::Tick(absl::Time now, const HealthGate& gate, PlanAdvisor* advisor) {
   uint64_t before = state_.version;
   // Advance() may reorder plans (Finish sorts and trims them): look each one up by id.
   std::vector<uint64_t> due;
@@ -513,7 +703,7 @@ bool Controller::Tick(absl::Time now, const HealthGate& gate) {
   for (uint64_t id : due) {
     for (RampPlan& plan : state_.plans) {
       if (plan.id == id) {
-        Advance(&plan, now, gate);
+        Advance(&plan, now, gate, advisor);
         break;
       }
     }
@@ -521,7 +711,54 @@ bool Controller::Tick(absl::Time now, const HealthGate& gate) {
   return state_.version != before;
 }
 
-void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate) {
+bool Controller::Prepare(RampPlan* plan, absl::Time now, PlanAdvisor* advisor) {
+  auto hold = [&](std::string why, absl::Duration again) {
+    if (plan->state != RampPlan::State::kHolding) {  // figures change: said once
+      Record("controller", absl::StrFormat("plan %d holds: %s", plan->id, why), now,
+             state_.version);
+    }
+    plan->state = RampPlan::State::kHolding;
+    plan->gate_message = std::move(why);
+    plan->next_at = now + again;
+    return false;
+  };
+  if (plan->hook == RampPlan::Hook::kPending) {
+    return hold("waiting for the scale hook", absl::Seconds(1));
+  }
+  if (plan->hook == RampPlan::Hook::kFailed) {
+    return hold("the scale hook failed (" + plan->hook_output +
+                    "); the ramp does not start blind: abort the plan, fix the hook or the "
+                    "capacity, and start it again",
+                absl::Hours(1));
+  }
+  CapacityCheck check = advisor ? advisor->CheckCapacity(*plan) : CapacityCheck{};
+  if (check.ready) {
+    plan->preparing = false;
+    Record("controller",
+           absl::StrFormat("plan %d: saviors ready%s", plan->id,
+                           check.message.empty() ? "" : " (" + check.message + ")"),
+           now, state_.version);
+    return true;
+  }
+  if (now < plan->prepare_until) {
+    return hold("preparing the saviors: " + check.message, absl::Seconds(1));
+  }
+  if (check.enough) {
+    plan->preparing = false;
+    Record("controller",
+           absl::StrFormat("plan %d: ramping though not every savior node confirmed its "
+                           "standbys after the capacity timeout (%s)",
+                           plan->id, check.message),
+           now, state_.version, /*warning=*/true);
+    return true;
+  }
+  return hold("the saviors' capacity is short after the capacity timeout: " + check.message,
+              absl::Seconds(5));
+}
+
+void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate,
+                         PlanAdvisor* advisor) {
+  if (plan->preparing && !Prepare(plan, now, advisor)) return;
   const size_t next = static_cast<size_t>(plan->step + 1);
   const uint64_t id = plan->id;
   if (next >= plan->steps_bp.size()) {
@@ -602,9 +839,22 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate)
     return;
   }
 
+  if (plan->kind == RampPlan::Kind::kEvacuate && plan->auto_split && advisor) {
+    if (std::optional<std::map<std::string, uint32_t>> weights = advisor->Rebalance(*plan);
+        weights && !weights->empty() && *weights != plan->saviors) {
+      Record("controller",
+             absl::StrFormat("plan %d: saviors re-balanced by capacity: {%s} -> {%s}", id,
+                             FormatSaviors(plan->saviors), FormatSaviors(*weights)),
+             now, state_.version);
+      plan->saviors = *std::move(weights);
+    }
+  }
   uint32_t bp = plan->steps_bp[next];
   region->evacuated_bp = bp;
-  if (plan->kind == RampPlan::Kind::kEvacuate) region->saviors = plan->saviors;
+  if (plan->kind == RampPlan::Kind::kEvacuate) {
+    region->saviors = plan->saviors;
+    for (const auto& [cohort, row] : plan->cohort_saviors) region->cohort_saviors[cohort] = row;
+  }
   std::string action = absl::StrFormat("plan %d step %d/%d: %s %s", id, next + 1,
                                        plan->steps_bp.size(), plan->region, Percent(bp));
   const SteeringSpec previous = spec_;

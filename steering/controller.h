@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,21 @@ struct RampPlan {
   std::string last_rollback;                  // "rolled back from 25% to 10%: <why>"
   std::string actor;                          // who started it
   absl::Time created = absl::UnixEpoch();
+  // Evacuate: cohort rows it sets with its first step (cohort -> row), and the region's rows
+  // before (put back with the saviors).
+  std::map<std::string, std::map<std::string, uint32_t>> cohort_saviors;
+  std::map<std::string, std::map<std::string, uint32_t>> replaced_cohorts;
+  bool auto_split = false;  // the saviors' weights follow their capacity, re-balanced at steps
+  // Capacity before the ramp (DESIGN.md, step 2): the plan injects its saviors' hot standbys
+  // (the regions it injected them in, taken out again when the region is restored), may wait
+  // for a scale hook, then for the saviors to report capacity, until `prepare_until`; while
+  // `preparing` it holds and takes no step.
+  enum class Hook : uint8_t { kNone, kPending, kDone, kFailed };
+  std::vector<std::string> injected;
+  bool preparing = false;
+  Hook hook = Hook::kNone;
+  std::string hook_output;  // what the hook printed or answered (tail), and how it ended
+  absl::Time prepare_until = absl::InfinitePast();
   absl::Time finished = absl::InfinitePast();  // done or aborted
 
   bool active() const { return state == State::kRunning || state == State::kHolding; }
@@ -60,6 +76,7 @@ struct RampPlan {
 
 const char* RampPlanKindName(RampPlan::Kind kind);
 const char* RampPlanStateName(RampPlan::State state);
+const char* RampPlanHookName(RampPlan::Hook hook);  // "none", "pending", "done", "failed"
 
 // The gate thresholds over the last window of a region's traffic.
 struct GateLimits {
@@ -90,6 +107,24 @@ struct RegionHealth {
 // Answers the health of a region by name, as of now.
 using HealthGate = std::function<RegionHealth(const std::string& region)>;
 
+// Whether a preparing plan's saviors are ready for its ramp.
+struct CapacityCheck {
+  bool ready = true;    // standbys serving on every savior node, and capacity for the plan
+  bool enough = true;   // the reported capacity covers the predicted load (the rest may lag)
+  std::string message;  // what is missing, or the figures
+};
+
+// The runtime's capacity view for plans (proxy/control/capacity_control.h). Optional: without
+// one a plan does not wait and keeps its weights.
+class PlanAdvisor {
+ public:
+  virtual ~PlanAdvisor() = default;
+  virtual CapacityCheck CheckCapacity(const RampPlan& plan) = 0;
+  // New weights for an auto-split plan before its next step, when the predictions drifted
+  // past the margin; nullopt to keep them.
+  virtual std::optional<std::map<std::string, uint32_t>> Rebalance(const RampPlan& plan) = 0;
+};
+
 // Everything that persists: the per-region steering values and the plans.
 struct ControllerState {
   uint64_t version = 1;
@@ -112,8 +147,12 @@ struct RegionChange {
   std::map<std::string, uint32_t> saviors;
   bool has_healthy = false;
   bool healthy = true;
-  uint64_t expected_version = 0;  // 0: any; otherwise a stale version is refused
-  bool force = false;             // abort an active plan on the region first
+  bool has_cohorts = false;  // replaces every cohort row of the region
+  std::map<std::string, std::map<std::string, uint32_t>> cohort_saviors;
+  bool has_misrouted = false;
+  std::optional<MisroutedMode> misrouted;  // unset: the configuration's
+  uint64_t expected_version = 0;           // 0: any; otherwise a stale version is refused
+  bool force = false;                      // abort an active plan on the region first
 };
 
 struct PlanRequest {
@@ -122,7 +161,15 @@ struct PlanRequest {
   std::map<std::string, uint32_t> saviors;  // evacuate: required unless the region has some
   std::vector<uint32_t> steps_bp;           // empty: the default ramp
   absl::Duration hold = absl::Seconds(10);
-  bool force = false;  // replace an active plan on the same region
+  // Evacuate: cohort rows to set (cohort -> row); cohorts not named keep theirs.
+  std::map<std::string, std::map<std::string, uint32_t>> cohort_saviors;
+  bool auto_split = false;      // the saviors were chosen by capacity (re-balanced at steps)
+  bool inject_standbys = true;  // inject the saviors' hot standbys before the ramp
+  bool hook = false;            // wait for the scale hook (the runtime runs it)
+  absl::Duration prepare_timeout = absl::Seconds(30);  // for the saviors' capacity
+  // Replace an active plan on the same region; evacuate a second region; ramp past a
+  // savior's predicted capacity.
+  bool force = false;
 };
 
 // One change, for the log and the audit trail.
@@ -168,13 +215,25 @@ class Controller {
                          const HealthGate& gate = nullptr);
   absl::StatusOr<uint64_t> StartPlan(const PlanRequest& request, const std::string& actor,
                                      absl::Time now, const HealthGate& gate = nullptr);
-  absl::Status AbortPlan(uint64_t id, const std::string& actor, absl::Time now);
+  // `keep_standbys`: a plan replacing it takes over the standbys it injected.
+  absl::Status AbortPlan(uint64_t id, const std::string& actor, absl::Time now,
+                         bool keep_standbys = false);
   // The detector's mode ("off", "alert", "auto"; InvalidArgument otherwise), kept with the
   // state so that every node of a fleet and a restart use it. The table does not change.
   absl::Status SetDetectionMode(const std::string& mode, const std::string& actor, absl::Time now);
 
-  // Takes every step that is due, asking `gate` first. Returns true when the table changed.
-  bool Tick(absl::Time now, const HealthGate& gate);
+  // Injects (or takes out) the hot standbys of `cluster` ("*": every cluster) on every node
+  // of `region`.
+  absl::Status SetStandbys(const std::string& region, const std::string& cluster, bool inject,
+                           const std::string& actor, absl::Time now);
+  // The scale hook of a preparing plan ended: ok lets it go on to the capacity check; a
+  // failure holds it (with `output` shown) until it is aborted.
+  absl::Status HookDone(uint64_t id, bool ok, const std::string& output, const std::string& actor,
+                        absl::Time now);
+
+  // Takes every step that is due, asking `gate` first (and `advisor`, when set, whether the
+  // saviors are ready and whether to re-balance). Returns true when the state changed.
+  bool Tick(absl::Time now, const HealthGate& gate, PlanAdvisor* advisor = nullptr);
   // When Tick next has something to do; InfiniteFuture when no plan is active.
   absl::Time NextDue() const;
 
@@ -200,11 +259,19 @@ class Controller {
   // GateLimits::warn_step_share of a region's members onto one region; `what` names the change.
   void WarnIfLargeMove(const SteeringSpec& before, const std::string& what, absl::Time now);
   RegionSpec* FindRegion(SteeringSpec* spec, const std::string& name);
-  void Advance(RampPlan* plan, absl::Time now, const HealthGate& gate);
+  void Advance(RampPlan* plan, absl::Time now, const HealthGate& gate, PlanAdvisor* advisor);
+  // A preparing plan: true when its ramp may start now.
+  bool Prepare(RampPlan* plan, absl::Time now, PlanAdvisor* advisor);
+  // FailedPrecondition naming the other region when a region other than `region` is
+  // evacuated or has an active evacuation (one region at a time).
+  absl::Status CheckOneAtATime(const std::string& region) const;
+  // Takes out the standbys `plan` injected that no other active plan needs; says what.
+  std::string TakeOutStandbys(SteeringSpec* next, const RampPlan& plan);
   // Ends a plan. Reorders the plans: `plan` must not be used afterwards.
   void Finish(RampPlan* plan, RampPlan::State state, absl::Time now);
-  // When `region` is at 0% in `next` and still has the savior weights its last evacuation set:
-  // puts back the ones that evacuation replaced and says so ("" when nothing changed).
+  // When `region` is at 0% in `next`: puts back the savior weights and cohort rows its last
+  // evacuation replaced (while they are still the ones it set) and takes out the standbys it
+  // injected; says so ("" when nothing changed).
   std::string RestoreReplacedSaviors(SteeringSpec* next, const std::string& region);
   void TrimHistory();
 

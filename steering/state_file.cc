@@ -70,7 +70,41 @@ absl::StatusOr<RegionSpec> RegionFromJson(const std::string& name, const json& j
     if (!weights.ok()) return weights.status();
     region.cohort_saviors[cohort] = *std::move(weights);
   }
+  // Added later: absent in older files.
+  if (const json& m = Member(j, "misrouted"); !m.is_null()) {
+    MisroutedMode mode;
+    if (!m.is_string() || !ParseMisroutedMode(m.get<std::string>(), &mode)) {
+      return FieldError(field + ".misrouted", "must be proxy_home, serve_local or null");
+    }
+    region.misrouted = mode;
+  }
+  if (const json& standbys = Member(j, "standbys"); !standbys.is_null()) {
+    if (!standbys.is_array() || standbys.size() > 1000) {
+      return FieldError(field + ".standbys", "must be a list of at most 1000 cluster names");
+    }
+    for (const json& c : standbys) {
+      if (!c.is_string() || !ValidStandbyName(c.get<std::string>())) {
+        return FieldError(field + ".standbys", "must hold cluster names (or \"*\")");
+      }
+      region.standbys.insert(c.get<std::string>());
+    }
+  }
   return region;
+}
+
+absl::StatusOr<std::map<std::string, std::map<std::string, uint32_t>>> CohortRowsFromJson(
+    const json& j, const std::string& field) {
+  if (!j.is_object()) return FieldError(field, "must be an object of cohort: {region: weight}");
+  std::map<std::string, std::map<std::string, uint32_t>> rows;
+  for (const auto& [cohort, row] : j.items()) {
+    if (!ValidRegionName(cohort)) {
+      return FieldError(field, absl::StrFormat("\"%s\" is not a cohort name", cohort));
+    }
+    auto weights = SaviorWeightsFromJson(row, field + "." + cohort);
+    if (!weights.ok()) return weights.status();
+    rows[cohort] = *std::move(weights);
+  }
+  return rows;
 }
 
 absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
@@ -168,6 +202,54 @@ absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
       TimeFromJson(Member(j, "finished_ms"), field + ".finished_ms", absl::InfinitePast());
   if (!finished.ok()) return finished.status();
   plan.finished = *finished;
+  // Capacity (added later: absent in older files).
+  if (j.contains("cohort_saviors")) {
+    auto rows = CohortRowsFromJson(Member(j, "cohort_saviors"), field + ".cohort_saviors");
+    if (!rows.ok()) return rows.status();
+    plan.cohort_saviors = *std::move(rows);
+  }
+  if (j.contains("replaced_cohorts")) {
+    auto rows = CohortRowsFromJson(Member(j, "replaced_cohorts"), field + ".replaced_cohorts");
+    if (!rows.ok()) return rows.status();
+    plan.replaced_cohorts = *std::move(rows);
+  }
+  for (const char* flag : {"auto_split", "preparing"}) {
+    const json& v = Member(j, flag);
+    if (v.is_null()) continue;
+    if (!v.is_boolean()) return FieldError(field + "." + flag, "must be true or false");
+    (std::string(flag) == "auto_split" ? plan.auto_split : plan.preparing) = v.get<bool>();
+  }
+  if (const json& injected = Member(j, "injected"); !injected.is_null()) {
+    if (!injected.is_array() || injected.size() > kMaxRegions) {
+      return FieldError(field + ".injected", "must be a list of region names");
+    }
+    for (const json& r : injected) {
+      if (!r.is_string() || !ValidRegionName(r.get<std::string>())) {
+        return FieldError(field + ".injected", "must be a list of region names");
+      }
+      plan.injected.push_back(r.get<std::string>());
+    }
+  }
+  if (const json& hook = Member(j, "hook"); !hook.is_null()) {
+    bool known_hook = false;
+    for (RampPlan::Hook h : {RampPlan::Hook::kNone, RampPlan::Hook::kPending, RampPlan::Hook::kDone,
+                             RampPlan::Hook::kFailed}) {
+      if (hook.is_string() && hook.get<std::string>() == RampPlanHookName(h)) {
+        plan.hook = h;
+        known_hook = true;
+      }
+    }
+    if (!known_hook) return FieldError(field + ".hook", "must be none, pending, done or failed");
+  }
+  if (j.contains("hook_output")) {
+    auto output = String(Member(j, "hook_output"), field + ".hook_output");
+    if (!output.ok()) return output.status();
+    plan.hook_output = *output;
+  }
+  auto until = TimeFromJson(Member(j, "prepare_until_ms"), field + ".prepare_until_ms",
+                            absl::InfinitePast());
+  if (!until.ok()) return until.status();
+  plan.prepare_until = *until;
   return plan;
 }
 
@@ -197,13 +279,26 @@ absl::StatusOr<std::map<std::string, uint32_t>> SaviorWeightsFromJson(const json
   return weights;
 }
 
+namespace {
+
+json CohortRowsToJson(const std::map<std::string, std::map<std::string, uint32_t>>& rows) {
+  json out = json::object();
+  for (const auto& [cohort, row] : rows) {
+    out[cohort] = row.empty() ? json::object() : json(row);
+  }
+  return out;
+}
+
+}  // namespace
+
 json RegionSpecToJson(const RegionSpec& region) {
-  json cohorts = json::object();
-  for (const auto& [cohort, row] : region.cohort_saviors) cohorts[cohort] = row;
-  return json{{"evacuated_bp", region.evacuated_bp},
-              {"healthy", region.healthy},
-              {"saviors", region.saviors.empty() ? json::object() : json(region.saviors)},
-              {"cohort_saviors", cohorts}};
+  json out{{"evacuated_bp", region.evacuated_bp},
+           {"healthy", region.healthy},
+           {"saviors", region.saviors.empty() ? json::object() : json(region.saviors)},
+           {"cohort_saviors", CohortRowsToJson(region.cohort_saviors)}};
+  if (region.misrouted) out["misrouted"] = MisroutedModeName(*region.misrouted);
+  if (!region.standbys.empty()) out["standbys"] = region.standbys;
+  return out;
 }
 
 json RampPlanToJson(const RampPlan& plan) {
@@ -225,7 +320,15 @@ json RampPlanToJson(const RampPlan& plan) {
               {"last_rollback", plan.last_rollback},
               {"actor", plan.actor},
               {"created_ms", TimeToJson(plan.created)},
-              {"finished_ms", TimeToJson(plan.finished)}};
+              {"finished_ms", TimeToJson(plan.finished)},
+              {"cohort_saviors", CohortRowsToJson(plan.cohort_saviors)},
+              {"replaced_cohorts", CohortRowsToJson(plan.replaced_cohorts)},
+              {"auto_split", plan.auto_split},
+              {"injected", plan.injected},
+              {"preparing", plan.preparing},
+              {"hook", RampPlanHookName(plan.hook)},
+              {"hook_output", plan.hook_output},
+              {"prepare_until_ms", TimeToJson(plan.prepare_until)}};
 }
 
 std::string EncodeControllerState(const ControllerState& state) {

@@ -8,6 +8,7 @@
 #ifndef SLUICE_STEERING_STATE_FILE_H_
 #define SLUICE_STEERING_STATE_FILE_H_
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,8 @@ nlohmann::json RegionSpecToJson(const RegionSpec& region);
 // Strict readers shared with the admin API. `field` names the value in messages.
 absl::StatusOr<std::map<std::string, uint32_t>> SaviorWeightsFromJson(const nlohmann::json& j,
                                                                       const std::string& field);
+absl::StatusOr<std::map<std::string, std::map<std::string, uint32_t>>> CohortRowsFromJson(
+    const nlohmann::json& j, const std::string& field);
 absl::StatusOr<uint32_t> BasisPointsFromJson(const nlohmann::json& j, const std::string& field);
 
 }  // namespace sluice

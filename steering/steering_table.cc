@@ -82,6 +82,30 @@ const std::vector<SaviorWeight>& SteeringTable::SaviorsFor(int region, int cohor
   return row.saviors;
 }
 
+const char* MisroutedModeName(MisroutedMode mode) {
+  return mode == MisroutedMode::kProxyHome ? "proxy_home" : "serve_local";
+}
+
+bool ParseMisroutedMode(std::string_view text, MisroutedMode* mode) {
+  if (text == "proxy_home") {
+    *mode = MisroutedMode::kProxyHome;
+  } else if (text == "serve_local") {
+    *mode = MisroutedMode::kServeLocal;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool ValidStandbyName(std::string_view name) {
+  if (name == "*") return true;
+  if (name.empty() || name.size() > 128) return false;
+  for (char c : name) {
+    if (c <= ' ' || c > '~') return false;
+  }
+  return true;
+}
+
 absl::StatusOr<SteeringTablePtr> BuildSteeringTable(const SteeringSpec& spec, uint64_t version) {
   auto table = std::make_shared<SteeringTable>();
   table->version_ = version;
@@ -123,6 +147,17 @@ absl::StatusOr<SteeringTablePtr> BuildSteeringTable(const SteeringSpec& spec, ui
   if (table->local_ < 0) {
     return Invalid("steering.local_region",
                    absl::StrFormat("\"%s\" is not one of steering.regions", spec.local_region));
+  }
+  if (const auto& own = spec.regions[static_cast<size_t>(table->local_)].misrouted; own) {
+    table->misrouted_ = *own;
+  }
+  for (const RegionSpec& r : spec.regions) {
+    for (const std::string& cluster : r.standbys) {
+      if (!ValidStandbyName(cluster)) {
+        return Invalid("steering.regions." + r.name + ".standbys",
+                       absl::StrFormat("\"%s\" is not a cluster name", cluster));
+      }
+    }
   }
   // Savior rows reference regions by name: resolve them once every region is known.
   auto resolve = [&](const std::string& where, const std::string& self,

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -38,6 +40,11 @@ struct RegionSpec {
   bool healthy = true;                      // saviors marked unhealthy are skipped
   std::map<std::string, uint32_t> saviors;  // savior region -> weight 0..100
   std::map<std::string, std::map<std::string, uint32_t>> cohort_saviors;  // cohort -> row
+  // What misrouted members landing in this region get on its nodes; unset: the spec's.
+  std::optional<MisroutedMode> misrouted;
+  // Clusters whose hot standbys take traffic on every node of this region ("*": every
+  // cluster); an evacuation injects its saviors' (DESIGN.md, step 2).
+  std::set<std::string> standbys;
 };
 
 struct SteeringSpec {
@@ -100,6 +107,13 @@ using SteeringTablePtr = std::shared_ptr<const SteeringTable>;
 // Checks `spec` (names, references, ranges) and builds the table. Messages name the place:
 // `steering.regions.us-east-1.saviors.eu-west-1: weight must be 0..100, got 140`.
 absl::StatusOr<SteeringTablePtr> BuildSteeringTable(const SteeringSpec& spec, uint64_t version);
+
+const char* MisroutedModeName(MisroutedMode mode);  // "proxy_home", "serve_local"
+bool ParseMisroutedMode(std::string_view text, MisroutedMode* mode);
+
+// What may name a cluster in RegionSpec::standbys: "*" or 1..128 printable ASCII characters, no
+// space.
+bool ValidStandbyName(std::string_view name);
 
 // A region name: 1..63 of [a-z0-9-_.], starting with a letter or digit.
 bool ValidRegionName(std::string_view name);

@@ -36,10 +36,10 @@ TEST(ForecastLoad, NoHistoryIsTheCurrentRate) {
 TEST(ForecastLoad, PastWeeksScaledByTodaysLevel) {
   SignalHistory h;
   // Two weeks back at the curve, today's last hour 20% above it.
-  Fill(&h, "r", kNow - absl::Hours(24 * 14) - absl::Hours(2), kNow - absl::Hours(24 * 14) +
-                                                                   absl::Hours(2), 1.0);
-  Fill(&h, "r", kNow - absl::Hours(24 * 7) - absl::Hours(2), kNow - absl::Hours(24 * 7) +
-                                                                  absl::Hours(2), 1.0);
+  Fill(&h, "r", kNow - absl::Hours(24 * 14) - absl::Hours(2),
+       kNow - absl::Hours(24 * 14) + absl::Hours(2), 1.0);
+  Fill(&h, "r", kNow - absl::Hours(24 * 7) - absl::Hours(2),
+       kNow - absl::Hours(24 * 7) + absl::Hours(2), 1.0);
   Fill(&h, "r", kNow - absl::Hours(1), kNow, 1.2);
   const absl::Time at = kNow + absl::Minutes(30);
   LoadForecast f = ForecastLoad(h, "r", kNow, at, 0);

@@ -56,6 +56,7 @@ PlanRequest Evacuate(std::vector<uint32_t> steps = {}, absl::Duration hold = abs
   r.saviors = {{"eu-west-1", 70}, {"us-west-2", 30}};
   r.steps_bp = std::move(steps);
   r.hold = hold;
+  r.inject_standbys = false;  // the ramp alone (ControllerCapacityTest covers the standbys)
   return r;
 }
 
@@ -448,6 +449,7 @@ TEST(ControllerTest, AStepThatMovesTooManyMembersOntoOneRegionIsAWarning) {
   west.saviors = {{"eu-west-1", 100}};
   west.steps_bp = {1000, 10000};
   west.hold = absl::Seconds(1);
+  west.force = true;  // a second region evacuated: only when forced
   ASSERT_TRUE(c.StartPlan(west, "a", kStart + absl::Seconds(100), gate.Get()).ok());
   c.Tick(kStart + absl::Seconds(100), gate.Get());
   // At 10% it still serves the members it took for us-east-1: only 10% of its own move.
@@ -535,6 +537,201 @@ TEST(ControllerTest, FinishedPlansAreKeptUpToALimit) {
   }
   EXPECT_EQ(c.state().plans.size(), 20u);
   EXPECT_EQ(c.state().plans.front().id, 30u);
+}
+
+const RegionSpec& Region(const Controller& c, const std::string& name) {
+  for (const RegionSpec& r : c.spec().regions) {
+    if (r.name == name) return r;
+  }
+  ADD_FAILURE() << "no region " << name;
+  return c.spec().regions[0];
+}
+
+TEST(ControllerCapacityTest, OneRegionAtATime) {
+  Controller c = Make();
+  FakeGate gate;
+  ASSERT_TRUE(c.StartPlan(Evacuate({10000}), "a", kStart).ok());
+  PlanRequest west;
+  west.region = "us-west-2";
+  west.saviors = {{"eu-west-1", 1}};
+  absl::Status second = c.StartPlan(west, "a", kStart).status();
+  EXPECT_EQ(second.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.message().find("us-east-1 is being evacuated (plan 1)"), std::string::npos)
+      << second;
+  c.Tick(kStart, gate.Get());
+  ASSERT_EQ(Fraction(c, "us-east-1"), 10000u);  // done: evacuated, no active plan
+  second = c.StartPlan(west, "a", kStart).status();
+  EXPECT_NE(second.message().find("us-east-1 is evacuated 100%"), std::string::npos) << second;
+  RegionChange set;
+  set.region = "us-west-2";
+  set.has_fraction = true;
+  set.evacuated_bp = 100;
+  set.has_saviors = true;
+  set.saviors = {{"eu-west-1", 1}};
+  EXPECT_EQ(c.SetRegion(set, "a", kStart).code(), absl::StatusCode::kFailedPrecondition);
+  west.force = true;
+  EXPECT_TRUE(c.StartPlan(west, "a", kStart).ok());
+}
+
+TEST(ControllerCapacityTest, APlanInjectsItsSaviorsStandbysAndARestoreTakesThemOut) {
+  Controller c = Make();
+  FakeGate gate;
+  ASSERT_TRUE(c.SetStandbys("us-west-2", "api", true, "bob", kStart).ok());
+  PlanRequest evacuate = Evacuate({5000, 10000}, absl::Seconds(1));
+  evacuate.inject_standbys = true;
+  ASSERT_TRUE(c.StartPlan(evacuate, "a", kStart).ok());
+  EXPECT_EQ(Region(c, "eu-west-1").standbys, std::set<std::string>{"*"});
+  EXPECT_EQ(Region(c, "us-west-2").standbys, (std::set<std::string>{"*", "api"}));
+  EXPECT_EQ(c.state().plans[0].injected, (std::vector<std::string>{"eu-west-1", "us-west-2"}));
+  for (int s = 0; s <= 3; ++s) c.Tick(kStart + absl::Seconds(s), gate.Get());
+  ASSERT_EQ(Fraction(c, "us-east-1"), 10000u);
+  PlanRequest restore;
+  restore.kind = RampPlan::Kind::kRestore;
+  restore.region = "us-east-1";
+  restore.steps_bp = {0};
+  ASSERT_TRUE(c.StartPlan(restore, "a", kStart + absl::Seconds(5)).ok());
+  EXPECT_EQ(Region(c, "eu-west-1").standbys, std::set<std::string>{"*"});  // still ramping
+  c.Tick(kStart + absl::Seconds(5), gate.Get());
+  c.Tick(kStart + absl::Seconds(20), gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
+  EXPECT_TRUE(Region(c, "eu-west-1").standbys.empty());
+  EXPECT_EQ(Region(c, "us-west-2").standbys, std::set<std::string>{"api"});  // by hand: stays
+  // An evacuation aborted before it moved anyone takes its standbys out too.
+  evacuate.steps_bp = {};
+  auto id = c.StartPlan(evacuate, "a", kStart + absl::Seconds(30));
+  ASSERT_TRUE(id.ok());
+  EXPECT_FALSE(Region(c, "eu-west-1").standbys.empty());
+  ASSERT_TRUE(c.AbortPlan(*id, "a", kStart + absl::Seconds(30)).ok());
+  EXPECT_TRUE(Region(c, "eu-west-1").standbys.empty());
+  EXPECT_EQ(c.SetStandbys("nowhere", "api", true, "a", kStart).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(c.SetStandbys("eu-west-1", "bad name", true, "a", kStart).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+struct FakeAdvisor : PlanAdvisor {
+  CapacityCheck check;
+  std::optional<std::map<std::string, uint32_t>> weights;
+  int asked = 0;
+  CapacityCheck CheckCapacity(const RampPlan&) override {
+    ++asked;
+    return check;
+  }
+  std::optional<std::map<std::string, uint32_t>> Rebalance(const RampPlan&) override {
+    return weights;
+  }
+};
+
+TEST(ControllerCapacityTest, TheRampWaitsForTheSaviorsAndNeverStartsShortOfCapacity) {
+  Controller c = Make();
+  FakeGate gate;
+  FakeAdvisor advisor;
+  advisor.check = {false, false, "eu-west-1: 2 of 3 nodes serve their standbys"};
+  PlanRequest r = Evacuate({5000, 10000}, absl::Seconds(1));
+  r.inject_standbys = true;
+  r.prepare_timeout = absl::Seconds(10);
+  auto id = c.StartPlan(r, "a", kStart);
+  ASSERT_TRUE(id.ok());
+  c.Tick(kStart, gate.Get(), &advisor);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
+  const RampPlan* plan = c.FindPlan(*id);
+  EXPECT_TRUE(plan->preparing);
+  EXPECT_EQ(plan->state, RampPlan::State::kHolding);
+  EXPECT_NE(plan->gate_message.find("2 of 3 nodes"), std::string::npos) << plan->gate_message;
+  // Past the timeout and still short: it holds.
+  c.Tick(kStart + absl::Seconds(11), gate.Get(), &advisor);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
+  EXPECT_NE(c.FindPlan(*id)->gate_message.find("capacity is short"), std::string::npos);
+  // Enough capacity though one node lags: it ramps, with a warning.
+  advisor.check = {false, true, "eu-west-1: 2 of 3 nodes"};
+  c.Tick(kStart + absl::Seconds(20), gate.Get(), &advisor);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 5000u);
+  EXPECT_FALSE(c.FindPlan(*id)->preparing);
+}
+
+TEST(ControllerCapacityTest, AFailedHookHoldsThePlanWithItsOutput) {
+  Controller c = Make();
+  FakeGate gate;
+  PlanRequest r = Evacuate({10000});
+  r.hook = true;
+  auto id = c.StartPlan(r, "a", kStart);
+  ASSERT_TRUE(id.ok());
+  c.Tick(kStart, gate.Get());
+  EXPECT_EQ(c.FindPlan(*id)->gate_message, "waiting for the scale hook");
+  ASSERT_TRUE(c.HookDone(*id, false, "exited with status 3: quota exceeded", "hook", kStart).ok());
+  for (int s = 0; s < 100; ++s) c.Tick(kStart + absl::Minutes(s * 10), gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
+  EXPECT_NE(c.FindPlan(*id)->gate_message.find("quota exceeded"), std::string::npos);
+  EXPECT_EQ(c.HookDone(*id, true, "", "hook", kStart).code(),
+            absl::StatusCode::kFailedPrecondition);
+  // A hook that succeeds lets the ramp start.
+  ASSERT_TRUE(c.AbortPlan(*id, "a", kStart).ok());
+  auto again = c.StartPlan(r, "a", kStart);
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(c.HookDone(*again, true, "scaled", "hook", kStart).ok());
+  c.Tick(kStart, gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 10000u);
+}
+
+TEST(ControllerCapacityTest, AutoSplitPlansRebalanceAndCohortRowsFollowThePlan) {
+  SteeringSpec spec = Spec();
+  spec.cohorts = {"south-america"};
+  ControllerState state = Controller::StateFromSpec(spec);
+  auto made = Controller::Create(spec, state, {});
+  ASSERT_TRUE(made.ok());
+  Controller c = *std::move(made);
+  FakeGate gate;
+  FakeAdvisor advisor;
+  PlanRequest r = Evacuate({5000, 10000}, absl::Seconds(1));
+  r.auto_split = true;
+  r.cohort_saviors = {{"south-america", {{"us-west-2", 1}}}};
+  ASSERT_TRUE(c.StartPlan(r, "a", kStart).ok());
+  c.Tick(kStart, gate.Get(), &advisor);
+  EXPECT_EQ(Region(c, "us-east-1").cohort_saviors.at("south-america"),
+            (std::map<std::string, uint32_t>{{"us-west-2", 1}}));
+  advisor.weights = std::map<std::string, uint32_t>{{"eu-west-1", 100}, {"us-west-2", 10}};
+  c.Tick(kStart + absl::Seconds(1), gate.Get(), &advisor);
+  EXPECT_EQ(Region(c, "us-east-1").saviors, *advisor.weights);
+  RegionChange back;
+  back.region = "us-east-1";
+  back.has_fraction = true;
+  back.evacuated_bp = 0;
+  ASSERT_TRUE(c.SetRegion(back, "a", kStart + absl::Seconds(2)).ok());
+  EXPECT_TRUE(Region(c, "us-east-1").cohort_saviors.empty());  // the rows it replaced
+  EXPECT_EQ(Region(c, "us-east-1").saviors, Spec().regions[0].saviors);
+  // An unknown cohort is refused with its name.
+  r.cohort_saviors = {{"mars", {{"us-west-2", 1}}}};
+  absl::Status bad = c.StartPlan(r, "a", kStart).status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("mars"), std::string::npos) << bad;
+}
+
+TEST(ControllerCapacityTest, CohortRowsAndMisroutedModeAreLiveAndPersist) {
+  SteeringSpec spec = Spec();
+  spec.cohorts = {"south-america"};
+  auto made = Controller::Create(spec, Controller::StateFromSpec(spec), {});
+  ASSERT_TRUE(made.ok());
+  Controller c = *std::move(made);
+  EXPECT_EQ(c.table()->misrouted(), MisroutedMode::kProxyHome);
+  RegionChange change;
+  change.region = "us-east-1";
+  change.has_cohorts = true;
+  change.cohort_saviors = {{"south-america", {{"us-west-2", 1}}}};
+  change.has_misrouted = true;
+  change.misrouted = MisroutedMode::kServeLocal;
+  ASSERT_TRUE(c.SetRegion(change, "a", kStart).ok());
+  EXPECT_EQ(c.table()->misrouted(), MisroutedMode::kServeLocal);  // the local region's
+  const int east = c.table()->FindRegion("us-east-1");
+  ASSERT_EQ(c.table()->SaviorsFor(east, 0).size(), 1u);
+  // Through the state file and back.
+  auto decoded = DecodeControllerState(EncodeControllerState(c.state()));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  auto again = Controller::Create(spec, *decoded, {});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->table()->misrouted(), MisroutedMode::kServeLocal);
+  EXPECT_EQ(Region(*again, "us-east-1").cohort_saviors, change.cohort_saviors);
+  change.cohort_saviors = {{"atlantis", {{"us-west-2", 1}}}};
+  change.has_misrouted = false;
+  EXPECT_EQ(c.SetRegion(change, "a", kStart).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
