@@ -1,5 +1,7 @@
 #include "proxy/config/admin_config_loader.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -7,11 +9,13 @@
 #include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "common/http_headers.h"
 #include "common/log.h"
 #include "common/secret_file.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "proxy/config/tls_config_loader.h"
 #include "proxy/http/url.h"
 #include "steering/steering_table.h"
 
@@ -83,6 +87,110 @@ absl::Status ReadRate(const Field& f, double* out) {
     return f.Error(absl::StrFormat("must be a percentage such as 5%% or 0.5%%, got \"%s\"", text));
   }
   *out = static_cast<double>(bp) / kBasisPoints;
+  return absl::OkStatus();
+}
+
+bool IsLoopbackOrigin(const HttpOrigin& origin) {
+  if (origin.named) return false;
+  const std::string ip = origin.address.IpString();
+  return ip.rfind("127.", 0) == 0 || ip == "::1";
+}
+
+// controller.hooks.scale.headers: what the webhook is sent besides the call; the framing and
+// hop-by-hop fields are sluice's to write.
+absl::Status ReadHookHeaders(const Field& f, ScaleHookConfig* out) {
+  ASSIGN_OR_RETURN(auto entries, f.Entries());
+  for (auto& [name, value_field] : entries) {
+    if (!IsHttpToken(name)) {
+      return value_field.Error(absl::StrFormat("\"%s\" is not a header name", name));
+    }
+    HeaderKind kind = ClassifyHeaderName(name);
+    if (IsHopByHop(kind) || kind == HeaderKind::kHost || kind == HeaderKind::kContentLength ||
+        EqualsIgnoreCase(name, "content-type")) {
+      return value_field.Error(absl::StrFormat("sluice writes \"%s\" itself", name));
+    }
+    ASSIGN_OR_RETURN(std::string value, value_field.Scalar());
+    for (char c : value) {
+      if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) {
+        return value_field.Error("header values cannot contain control characters");
+      }
+    }
+    out->headers.emplace_back(name, std::move(value));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseScaleHook(const Field& f, const std::string& base_dir, ScaleHookConfig* out) {
+  RETURN_IF_ERROR(
+      f.ExpectMap({"exec", "url", "headers", "token_file", "tls", "timeout", "capacity_timeout"}));
+  Field exec = f.Child("exec"), url = f.Child("url");
+  if (exec.present() == url.present()) {
+    return f.Error("needs exactly one of exec (a program and its arguments) and url (a webhook)");
+  }
+  if (exec.present()) {
+    ASSIGN_OR_RETURN(std::vector<Field> items, exec.Sequence());
+    if (items.empty()) return exec.Error("needs the program to run, then its arguments");
+    for (const Field& item : items) {
+      ASSIGN_OR_RETURN(std::string arg, item.Scalar());
+      out->exec.push_back(std::move(arg));
+    }
+    // Run as given, never looked up in PATH: a relative program is beside the configuration.
+    std::string& program = out->exec[0];
+    if (program.empty()) return items[0].Error("must name a program");
+    program = ResolveConfigPath(program, base_dir);
+    if (::access(program.c_str(), X_OK) != 0) {
+      return items[0].Error(
+          absl::StrFormat("%s is not an executable file: %s", program, std::strerror(errno)));
+    }
+    for (const char* key : {"headers", "token_file", "tls"}) {
+      if (f.Child(key).present()) return f.Child(key).Error("is for a url hook only");
+    }
+  } else {
+    ASSIGN_OR_RETURN(std::string text, url.Scalar());
+    absl::StatusOr<HttpUrl> parsed = ParseHttpUrl(text);
+    if (!parsed.ok()) return url.Error(parsed.status());
+    out->url = *std::move(parsed);
+    if (Field headers = f.Child("headers"); headers.present()) {
+      RETURN_IF_ERROR(ReadHookHeaders(headers, out));
+    }
+    if (Field token = f.Child("token_file"); token.present()) {
+      for (const auto& [name, value] : out->headers) {
+        if (ClassifyHeaderName(name) == HeaderKind::kAuthorization) {
+          return token.Error("the token is sent as Authorization: Bearer; headers has one too");
+        }
+      }
+      if (!out->url.origin.tls && !IsLoopbackOrigin(out->url.origin)) {
+        return token.Error(absl::StrFormat(
+            "the token would cross to %s in clear: a webhook with a token needs https:// (or a "
+            "loopback address)",
+            out->url.origin.url));
+      }
+      ASSIGN_OR_RETURN(Field::Secret secret, token.ReadSecretFile(base_dir));
+      if (secret.value.empty()) return token.Error(secret.path + " is empty");
+      for (char c : secret.value) {
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+          return token.Error(secret.path + " holds spaces or control characters");
+        }
+      }
+      out->headers.emplace_back("Authorization", "Bearer " + secret.value);
+    }
+    Field tls = f.Child("tls");
+    if (tls.present() && !out->url.origin.tls) return tls.Error("is for https:// URLs");
+    if (tls.present()) {
+      RETURN_IF_ERROR(ParseUpstreamTls(tls, base_dir, &out->tls));
+    } else if (out->url.origin.tls) {
+      // The system's CA bundle.
+      absl::StatusOr<ClientTlsContext> context = MakeClientTlsContext(out->tls.files);
+      if (!context.ok()) return url.Error(context.status());
+      out->tls.context = *std::move(context);
+    }
+  }
+  Field timeout = f.Child("timeout");
+  RETURN_IF_ERROR(timeout.ReadDuration(&out->timeout, absl::Seconds(1)));
+  if (out->timeout > absl::Hours(1)) return timeout.Error("must be at most 1h");
+  Field capacity_timeout = f.Child("capacity_timeout");
+  RETURN_IF_ERROR(capacity_timeout.ReadDuration(&out->capacity_timeout, absl::Seconds(1)));
+  if (out->capacity_timeout > absl::Hours(1)) return capacity_timeout.Error("must be at most 1h");
   return absl::OkStatus();
 }
 
@@ -159,7 +267,7 @@ absl::Status ParseAdmin(const Field& f, const std::string& base_dir, AdminConfig
 }
 
 absl::Status ParseController(const Field& f, const std::string& base_dir, ControllerConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"state_file", "audit_log", "gates"}));
+  RETURN_IF_ERROR(f.ExpectMap({"state_file", "audit_log", "gates", "hooks"}));
   RETURN_IF_ERROR(f.Child("state_file").Read(&out->state_file));
   out->state_file = ResolveConfigPath(out->state_file, base_dir);
   RETURN_IF_ERROR(f.Child("audit_log").Read(&out->audit_log));
@@ -181,6 +289,12 @@ absl::Status ParseController(const Field& f, const std::string& base_dir, Contro
         g.Child("health_interval").ReadDuration(&out->health_interval, absl::Milliseconds(100)));
     if (out->gate_window > absl::Hours(1)) {
       return g.Child("window").Error("must be at most 1h");
+    }
+  }
+  if (Field hooks = f.Child("hooks"); hooks.present()) {
+    RETURN_IF_ERROR(hooks.ExpectMap({"scale"}));
+    if (Field scale = hooks.Child("scale"); scale.present()) {
+      RETURN_IF_ERROR(ParseScaleHook(scale, base_dir, &out->hooks.scale.emplace()));
     }
   }
   return absl::OkStatus();

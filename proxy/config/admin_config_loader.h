@@ -1,6 +1,6 @@
 // The configuration of the control plane: `admin:` (the admin listener and its bearer tokens),
-// `controller:` (state file, audit log, gates) and `metrics:` (what counts as a stream start).
-// Part of proxy/config/config_loader.h; errors name file, line and key like the rest.
+// `controller:` (state file, audit log, gates, hooks) and `metrics:` (what counts as a stream
+// start). Part of proxy/config/config_loader.h; errors name file, line and key like the rest.
 #ifndef SLUICE_PROXY_CONFIG_ADMIN_CONFIG_LOADER_H_
 #define SLUICE_PROXY_CONFIG_ADMIN_CONFIG_LOADER_H_
 

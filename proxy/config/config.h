@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -210,6 +211,23 @@ struct AdminConfig {
   CidrSet metrics_from;  // if set, /metrics answers only clients in these ranges
 };
 
+// A program or webhook of the operator's that adds capacity to the savior regions before an
+// evacuation ramps traffic onto them (controller.hooks.scale; run by
+// proxy/control/scale_hook.h). Exactly one of `exec` and `url`.
+struct ScaleHookConfig {
+  std::vector<std::string> exec;  // argv, run without a shell; empty: the webhook
+  HttpUrl url;                    // POSTed to when `exec` is empty
+  std::vector<std::pair<std::string, std::string>> headers;  // sent with the POST, in order
+  UpstreamTlsConfig tls;                       // https: its context is built by the loader
+  absl::Duration timeout = absl::Seconds(60);  // the hook itself
+  // Then how long a plan waits for the saviors to report enough capacity.
+  absl::Duration capacity_timeout = absl::Minutes(5);
+};
+
+struct HooksConfig {
+  std::optional<ScaleHookConfig> scale;  // unset: no hook
+};
+
 // The steering controller (steering/controller.h) as this node runs it.
 struct ControllerConfig {
   std::string state_file;  // empty: changes live until the process exits
@@ -217,6 +235,15 @@ struct ControllerConfig {
   GateLimits gates;
   absl::Duration gate_window = absl::Seconds(30);     // the traffic the gates look at
   absl::Duration health_interval = absl::Seconds(2);  // each peer region's /v1/health
+  HooksConfig hooks;
+};
+
+// What this node can serve (`capacity:`), which an evacuation plans savior regions with.
+struct CapacityConfig {
+  // Requests per second; 0: learned (the adaptive concurrency limit and latency).
+  double requests_per_second = 0;
+  // The share of that capacity a plan may fill (0.1..1).
+  double headroom = 1.0;
 };
 
 // The fleet (proxy/fleet/fleet.h): one steering table for every node, kept in etcd.
@@ -280,6 +307,7 @@ struct Config {
   FleetConfig fleet;
   AccessLogConfig access_log;
   DetectionConfig detection;
+  CapacityConfig capacity;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

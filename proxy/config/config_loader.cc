@@ -312,10 +312,34 @@ absl::Status ParseTimeouts(const Field& f, TimeoutsConfig* out) {
   return absl::OkStatus();
 }
 
+// The most requests per second one node may say it serves: far above what one machine does; a
+// larger figure is a typo.
+constexpr double kMaxNodeRequestsPerSecond = 1e9;
+
+absl::Status ParseCapacity(const Field& f, CapacityConfig* out) {
+  RETURN_IF_ERROR(f.ExpectMap({"requests_per_second", "headroom"}));
+  if (Field rps = f.Child("requests_per_second"); rps.present()) {
+    absl::StatusOr<std::string> text = rps.Scalar();
+    double value = -1;
+    if (!text.ok() || !ParseDouble(*text, &value) || value < 0) {
+      return rps.Error(absl::StrFormat("must be a number >= 0, got %s",
+                                       text.ok() ? *text : std::string("a list or mapping")));
+    }
+    if (value > kMaxNodeRequestsPerSecond) {
+      return rps.Error(
+          absl::StrFormat("must be at most %g, got %s", kMaxNodeRequestsPerSecond, *text));
+    }
+    out->requests_per_second = value;
+  }
+  RETURN_IF_ERROR(f.Child("headroom").ReadDouble(&out->headroom, 0.1, 1));
+  return absl::OkStatus();
+}
+
 absl::Status ParseTopLevel(const Field& root, Config* config) {
-  RETURN_IF_ERROR(root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes",
-                                  "limits", "timeouts", "proxy", "steering", "admin", "controller",
-                                  "metrics", "access_log", "fleet", "http2", "detection"}));
+  RETURN_IF_ERROR(
+      root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes", "limits",
+                      "timeouts", "proxy", "steering", "admin", "controller", "metrics",
+                      "access_log", "fleet", "http2", "detection", "capacity"}));
   config->workers = 0;
   RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
   Field log_level = root.Child("log_level");
@@ -400,6 +424,9 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   }
   RETURN_IF_ERROR(ParseDetection(root.Child("detection"), BaseDir(config->source), *config,
                                  &config->detection));
+  if (Field f = root.Child("capacity"); f.present()) {
+    RETURN_IF_ERROR(ParseCapacity(f, &config->capacity));
+  }
   return absl::OkStatus();
 }
 

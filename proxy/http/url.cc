@@ -43,4 +43,27 @@ absl::StatusOr<HttpOrigin> ParseHttpOrigin(std::string_view url) {
   return origin;
 }
 
+absl::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url) {
+  const size_t scheme_end = url.find("://");
+  const size_t slash =
+      scheme_end == std::string_view::npos ? std::string_view::npos : url.find('/', scheme_end + 3);
+  HttpUrl out;
+  absl::StatusOr<HttpOrigin> origin = ParseHttpOrigin(url.substr(0, slash));
+  if (!origin.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: must be http(s)://HOST:PORT/PATH with an IP address or a host name", url));
+  }
+  out.origin = *std::move(origin);
+  out.origin.url = std::string(url);
+  out.target = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+  for (char c : out.target) {
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f ||
+        c == '#') {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: the path must be printable ASCII without spaces or a #fragment", url));
+    }
+  }
+  return out;
+}
+
 }  // namespace sluice

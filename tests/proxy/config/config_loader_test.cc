@@ -1,5 +1,8 @@
 #include "proxy/config/config_loader.h"
 
+#include <cstdio>
+#include <fstream>
+
 #include "filters/headers/header_rules_filter.h"
 #include "filters/rate_limit/rate_limit_filter.h"
 #include "filters/retry/retry_filter.h"
@@ -403,6 +406,127 @@ TEST(ConfigLoaderResilienceTest, Errors) {
     yaml.replace(at, c.from.size(), c.to);
     auto config = ParseConfig(yaml, "r.yaml");
     ASSERT_FALSE(config.ok()) << c.to;
+    EXPECT_NE(config.status().message().find(c.message), std::string::npos)
+        << config.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+constexpr char kHookBase[] =
+    "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+    "routes: [{cluster: a}]\n";
+
+absl::StatusOr<ConfigPtr> WithHookAndCapacity(const std::string& rest) {
+  return ParseConfig(std::string(kHookBase) + rest, "h.yaml");
+}
+
+TEST(ConfigLoaderHooksTest, NoHookAndLearnedCapacityByDefault) {
+  auto config = WithHookAndCapacity("");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE((*config)->controller.hooks.scale.has_value());
+  EXPECT_EQ((*config)->capacity.requests_per_second, 0);
+  EXPECT_EQ((*config)->capacity.headroom, 1.0);
+}
+
+TEST(ConfigLoaderHooksTest, AProgramHook) {
+  auto config = WithHookAndCapacity(
+      "controller:\n"
+      "  hooks:\n"
+      "    scale:\n"
+      "      exec: [/bin/sh, -c, \"echo scaled\"]\n"
+      "capacity: {requests_per_second: 2000, headroom: 0.8}\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const auto& hook = (*config)->controller.hooks.scale;
+  ASSERT_TRUE(hook.has_value());
+  EXPECT_EQ(hook->exec, (std::vector<std::string>{"/bin/sh", "-c", "echo scaled"}));
+  EXPECT_EQ(hook->timeout, absl::Seconds(60));
+  EXPECT_EQ(hook->capacity_timeout, absl::Minutes(5));
+  EXPECT_DOUBLE_EQ((*config)->capacity.requests_per_second, 2000);
+  EXPECT_DOUBLE_EQ((*config)->capacity.headroom, 0.8);
+}
+
+TEST(ConfigLoaderHooksTest, AWebhookWithHeadersOrAToken) {
+  auto config = WithHookAndCapacity(
+      "controller:\n"
+      "  hooks:\n"
+      "    scale:\n"
+      "      url: http://127.0.0.1:8000/scale\n"
+      "      headers: {Authorization: \"Bearer abc\", X-Team: edge}\n"
+      "      timeout: 90s\n"
+      "      capacity_timeout: 10m\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const auto& hook = (*config)->controller.hooks.scale;
+  ASSERT_TRUE(hook.has_value());
+  EXPECT_TRUE(hook->exec.empty());
+  EXPECT_EQ(hook->url.origin.address.ToString(), "127.0.0.1:8000");
+  EXPECT_EQ(hook->url.target, "/scale");
+  EXPECT_EQ(hook->headers.size(), 2u);
+  EXPECT_EQ(hook->headers[1], (std::pair<std::string, std::string>{"X-Team", "edge"}));
+  EXPECT_EQ(hook->timeout, absl::Seconds(90));
+  EXPECT_EQ(hook->capacity_timeout, absl::Minutes(10));
+  EXPECT_FALSE(hook->tls.context);
+
+  std::string token = ::testing::TempDir() + "/sluice-hook-token";
+  std::ofstream(token) << "s3cr3t-hook-token\n";
+  config = WithHookAndCapacity(
+      "controller:\n  hooks:\n    scale:\n"
+      "      url: https://hooks.internal:8443/\n"
+      "      token_file: " +
+      token + "\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const auto& https = (*config)->controller.hooks.scale;
+  EXPECT_TRUE(https->url.origin.tls);
+  EXPECT_EQ(https->url.target, "/");
+  EXPECT_TRUE(https->tls.context);  // the system's CA bundle
+  ASSERT_EQ(https->headers.size(), 1u);
+  EXPECT_EQ(https->headers[0].second, "Bearer s3cr3t-hook-token");
+  std::remove(token.c_str());
+}
+
+TEST(ConfigLoaderHooksTest, Errors) {
+  struct Case {
+    std::string yaml, message;
+  };
+  const std::string hook = "controller:\n  hooks:\n    scale:\n";
+  std::vector<Case> cases = {
+      {"capacity: {requests_per_second: -5}\n",
+       "h.yaml:4: capacity.requests_per_second: must be a number >= 0, got -5"},
+      {"capacity: {requests_per_second: lots}\n",
+       "capacity.requests_per_second: must be a number >= 0, got lots"},
+      {"capacity: {requests_per_second: 1e12}\n", "capacity.requests_per_second: must be at most"},
+      {"capacity: {headroom: 0.05}\n", "capacity.headroom: must be a number from 0.1 to 1"},
+      {"capacity: {rps: 5}\n", "capacity: unknown key \"rps\""},
+      {hook + "      timeout: 5s\n", "controller.hooks.scale: needs exactly one of exec"},
+      {hook + "      exec: [/bin/sh]\n      url: http://127.0.0.1:1/\n", "needs exactly one of"},
+      {hook + "      exec: []\n", "controller.hooks.scale.exec: needs the program"},
+      {hook + "      exec: [/no/such/hook]\n",
+       "controller.hooks.scale.exec[0]: /no/such/hook is not an executable file"},
+      {hook + "      exec: [/bin/sh]\n      headers: {A: b}\n",
+       "controller.hooks.scale.headers: is for a url hook only"},
+      {hook + "      exec: [/bin/sh]\n      timeout: 2h\n",
+       "controller.hooks.scale.timeout: must be at most 1h"},
+      {hook + "      exec: [/bin/sh]\n      capacity_timeout: 0s\n",
+       "controller.hooks.scale.capacity_timeout: must be at least 1s"},
+      {hook + "      url: ftp://127.0.0.1:1/\n", "controller.hooks.scale.url: ftp://"},
+      {hook + "      url: http://127.0.0.1:1/a b\n", "printable ASCII without spaces"},
+      {hook + "      url: http://127.0.0.1:1/\n      headers: {Host: x}\n",
+       "controller.hooks.scale.headers.Host: sluice writes \"Host\" itself"},
+      {hook + "      url: http://127.0.0.1:1/\n      headers: {\"a b\": x}\n",
+       "is not a header name"},
+      {hook + "      url: http://10.0.0.1:1/\n      token_file: /etc/hostname\n",
+       "the token would cross to http://10.0.0.1:1/ in clear"},
+      {hook + "      url: http://127.0.0.1:1/\n      tls: {ca_file: /x}\n",
+       "controller.hooks.scale.tls: is for https:// URLs"},
+      {hook + "      url: http://127.0.0.1:1/\n      run: now\n", "unknown key \"run\""},
+  };
+  for (const Case& c : cases) {
+    auto config = WithHookAndCapacity(c.yaml);
+    ASSERT_FALSE(config.ok()) << c.yaml;
     EXPECT_NE(config.status().message().find(c.message), std::string::npos)
         << config.status().message();
   }

@@ -39,5 +39,30 @@ TEST(HttpOriginTest, Refusals) {
   }
 }
 
+TEST(HttpUrlTest, OriginAndTarget) {
+  absl::StatusOr<HttpUrl> url = ParseHttpUrl("http://127.0.0.1:8000/scale?fast=1");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->origin.address.ToString(), "127.0.0.1:8000");
+  EXPECT_EQ(url->origin.url, "http://127.0.0.1:8000/scale?fast=1");
+  EXPECT_EQ(url->target, "/scale?fast=1");
+
+  url = ParseHttpUrl("https://hooks.internal:8443");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_TRUE(url->origin.tls);
+  EXPECT_TRUE(url->origin.named);
+  EXPECT_EQ(url->target, "/");
+
+  url = ParseHttpUrl("http://[::1]:80/a/b");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(url->origin.host, "::1");
+  EXPECT_EQ(url->target, "/a/b");
+
+  for (const char* bad : {"127.0.0.1:80/x", "http://hooks/x", "http://u@h:80/x", "http://h:80/a b",
+                          "http://h:80/a#b", "http://h:80/\x01"}) {
+    absl::StatusOr<HttpUrl> e = ParseHttpUrl(bad);
+    EXPECT_FALSE(e.ok()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace sluice
