@@ -16,6 +16,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
@@ -177,6 +178,12 @@ absl::Status Server::StartSteering() {
   detection_ =
       std::make_unique<DetectionControl>(control_.get(), region_health_.get(), steering_.get());
   detection_->Configure(*config_);
+  capacity_ = std::make_unique<CapacityControl>(control_.get(), region_health_.get(),
+                                                steering_.get(), [this] { return Capacity(); });
+  capacity_->SetHistory(&detection_->history());
+  capacity_->Configure(*config_);
+  steering_->SetAdvisor(capacity_.get());
+  detection_->SetCapacity(capacity_.get());
   return absl::OkStatus();
 }
 
@@ -276,6 +283,8 @@ void Server::Stop() {
   CloseUpgrade();
   if (admin_server_) admin_server_->Stop();
   detection_->Stop();
+  capacity_->Stop();
+  steering_->SetAdvisor(nullptr);
   region_health_->Stop();
   if (fleet_) fleet_->Stop();
   steering_->Stop();
@@ -290,6 +299,7 @@ void Server::Stop() {
   admin_server_.reset();
   access_log_.reset();  // the workers are gone: it writes what is queued and stops
   detection_.reset();
+  capacity_.reset();
   fleet_.reset();
   region_health_.reset();
   health_.reset();
@@ -366,6 +376,7 @@ void Server::Reload() {
   steering_->Reconfigure(*config_);
   region_health_->Configure(*config_, resolver_->Snapshot());
   detection_->Configure(*config_);
+  capacity_->Configure(*config_);
   if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) {
     LOG_ERROR("reload: %s; the access log stays as it was", std::string(s.message()));
   }
@@ -485,6 +496,65 @@ void Server::PublishSteeringTable(SteeringTablePtr table) {
   for (auto& worker : workers_) {
     worker->Post([table](Worker* w) { w->SetSteeringTable(table); });
   }
+  if (!table) return;
+  // The standbys the state injects in this node's region.
+  const std::set<std::string>& wanted =
+      table->spec().regions[static_cast<size_t>(table->local())].standbys;
+  standby_version_ = table->version();
+  if (wanted == fleet_standbys_) return;
+  LOG_INFO("standbys injected in %s by the steering state: %s (table version %d)",
+           table->spec().local_region,
+           wanted.empty() ? std::string("none") : absl::StrJoin(wanted, ", "), table->version());
+  fleet_standbys_ = wanted;
+  for (auto& worker : workers_) {
+    worker->Post([wanted](Worker* w) { w->SetFleetStandbys(wanted); });
+  }
+}
+
+NodeCapacity Server::Capacity() const {
+  NodeCapacity c;
+  c.known = true;
+  if (region_health_) region_health_->FillCapacity(&c);
+  // Endpoints of the local origins (tunnel clusters lead to peer regions).
+  std::set<size_t> tunnels;
+  for (int index : config_->steering.tunnel_cluster) {
+    if (index >= 0) tunnels.insert(static_cast<size_t>(index));
+  }
+  uint32_t regular = 0;
+  for (size_t i = 0; i < config_->clusters.size(); ++i) {
+    if (tunnels.count(i)) continue;
+    const ClusterConfig& cluster = config_->clusters[i];
+    const bool injected = cluster.inject_standby || manual_standbys_.count(cluster.name) ||
+                          fleet_standbys_.count(cluster.name) || fleet_standbys_.count("*");
+    for (const EndpointConfig& e : cluster.endpoints) {
+      if (!e.standby) {
+        ++regular;
+      } else if (injected) {
+        ++c.injected_endpoints;
+      } else {
+        ++c.standby_endpoints;
+      }
+    }
+  }
+  if (config_->capacity.requests_per_second > 0) {
+    // The configured figure is for the regular endpoints; each standby adds its share.
+    c.source = "configured";
+    const double per = config_->capacity.requests_per_second / std::max<uint32_t>(regular, 1);
+    c.capacity_rps = config_->capacity.requests_per_second + per * c.injected_endpoints;
+    c.standby_capacity_rps = c.capacity_rps + per * c.standby_endpoints;
+  } else if (region_health_ && region_health_->learned_limiters() > 0) {
+    c.source = "learned";
+    c.capacity_rps = region_health_->learned_rps();
+    c.standby_capacity_rps = c.capacity_rps;
+  } else {
+    c.source = "none";
+  }
+  c.standbys.assign(fleet_standbys_.begin(), fleet_standbys_.end());
+  for (const std::string& manual : manual_standbys_) {
+    if (!fleet_standbys_.count(manual)) c.standbys.push_back(manual);
+  }
+  c.standby_version = standby_version_;
+  return c;
 }
 
 std::string Server::RenderMetrics() {
@@ -542,6 +612,8 @@ nlohmann::json Server::Health() {
   doc["ready"] = Ready(&why);
   const Controller* c = steering_ ? steering_->controller() : nullptr;
   doc["version"] = c ? c->state().version : 0;
+  doc["capacity"] = CapacityToJson(Capacity());
+  if (capacity_ && c) doc["regions_capacity"] = capacity_->RegionsJson();
   return doc;
 }
 
@@ -565,6 +637,7 @@ void Server::StartFleet() {
   hooks.view = [this] {
     NodeView view;
     region_health_->FillView(&view);
+    view.capacity = Capacity();
     if (admin_server_) view.admin = admin_server_->address().ToString();
     const Controller* c = steering_->controller();
     view.version = c ? c->state().version : 0;
@@ -577,6 +650,7 @@ void Server::StartFleet() {
   fleet_ = std::make_unique<Fleet>(control_.get(), fc, node, std::move(hooks));
   steering_->SetFleet(fleet_.get());
   detection_->SetFleet(fleet_.get());
+  capacity_->SetFleet(fleet_.get());
   fleet_->Start();
 }
 
@@ -610,8 +684,29 @@ absl::Status Server::InjectStandby(const std::string& cluster, const std::string
   steering_->Audit(ControllerEvent{
       absl::Now(), actor, absl::StrFormat("inject the standby endpoints of cluster %s", cluster),
       version, version});
+  manual_standbys_.insert(cluster);
   for (auto& worker : workers_) {
-    worker->Post([cluster](Worker* w) { w->InjectStandby(cluster); });
+    worker->Post([cluster](Worker* w) { w->InjectStandby(cluster, true); });
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Server::UninjectStandby(const std::string& cluster, const std::string& actor) {
+  if (!manual_standbys_.count(cluster)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the standbys of cluster %s were not injected on this node by hand%s", cluster,
+        fleet_standbys_.count(cluster) || fleet_standbys_.count("*")
+            ? " (the steering state injects them in this region: take them out with --region)"
+            : ""));
+  }
+  const uint64_t version = steering_->table() ? steering_->table()->version() : 0;
+  steering_->Audit(ControllerEvent{
+      absl::Now(), actor,
+      absl::StrFormat("take out the standby endpoints of cluster %s on this node", cluster),
+      version, version});
+  manual_standbys_.erase(cluster);
+  for (auto& worker : workers_) {
+    worker->Post([cluster](Worker* w) { w->InjectStandby(cluster, false); });
   }
   return absl::OkStatus();
 }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "proxy/admin/admin_server.h"
 #include "proxy/config/cli.h"
 #include "proxy/config/config.h"
+#include "proxy/control/capacity_control.h"
 #include "proxy/control/detection_control.h"
 #include "proxy/control/health_checker.h"
 #include "proxy/control/region_health.h"
@@ -97,6 +99,10 @@ class Server final : private AdminBackend {
   nlohmann::json Health() override;
   SteeringControl* steering() override { return steering_.get(); }
   absl::Status InjectStandby(const std::string& cluster, const std::string& actor) override;
+  absl::Status UninjectStandby(const std::string& cluster, const std::string& actor) override;
+  CapacityControl* capacity() override { return capacity_.get(); }
+  // This node's capacity view (fleet view, /v1/health): steering/fleet_view.h NodeCapacity.
+  NodeCapacity Capacity() const;
   nlohmann::json FleetStatus() override;
   DetectionControl* detection() override { return detection_.get(); }
 
@@ -115,7 +121,13 @@ class Server final : private AdminBackend {
   std::unique_ptr<RegionHealthMonitor> region_health_;
   std::unique_ptr<Fleet> fleet_;
   std::unique_ptr<DetectionControl> detection_;
+  std::unique_ptr<CapacityControl> capacity_;
   std::unique_ptr<AdminApi> admin_api_;
+  // Standbys injected on this node by hand (POST /v1/clusters/{c}/standby:inject), and those
+  // the steering state injects in this region, with the table version that said so.
+  std::set<std::string> manual_standbys_;
+  std::set<std::string> fleet_standbys_;
+  uint64_t standby_version_ = 0;
   std::unique_ptr<AdminServer> admin_server_;
   std::shared_ptr<AccessLogSink> access_log_;
   absl::Time start_time_ = absl::Now();

@@ -1,5 +1,8 @@
 #include "steering/fleet_view.h"
 
+#include <algorithm>
+#include <limits>
+
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -89,6 +92,7 @@ std::string EncodeNodeView(const NodeView& view) {
          {"origins_down", view.origins_down},
          {"origins_detail", view.origins_detail}};
   if (view.has_signal) j["signal"] = SignalToJson(view);
+  if (view.capacity.known) j["capacity"] = CapacityToJson(view.capacity);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -161,6 +165,9 @@ absl::StatusOr<NodeView> DecodeNodeView(std::string_view text) {
     }
     view.starts_per_second[region] = value.get<double>();
   }
+  if (auto capacity = j.find("capacity"); capacity != j.end()) {
+    if (absl::Status bad = CapacityFromJson(*capacity, &view.capacity); !bad.ok()) return bad;
+  }
   if (auto signal = j.find("signal"); signal != j.end()) {
     if (absl::Status bad = SignalFromJson(*signal, &view); !bad.ok()) return bad;
   }
@@ -203,6 +210,111 @@ absl::Status SignalFromJson(const json& signal, NodeView* view) {
   }
   view->has_signal = true;
   return absl::OkStatus();
+}
+
+json CapacityToJson(const NodeCapacity& c) {
+  return json{{"capacity_rps", c.capacity_rps},
+              {"standby_capacity_rps", c.standby_capacity_rps},
+              {"source", c.source},
+              {"load_rps", c.load_rps},
+              {"cohort_rps", c.cohort_rps.empty() ? json::object() : json(c.cohort_rps)},
+              {"standbys", c.standbys},
+              {"standby_version", c.standby_version},
+              {"standby_endpoints", c.standby_endpoints},
+              {"injected_endpoints", c.injected_endpoints}};
+}
+
+absl::Status CapacityFromJson(const json& j, NodeCapacity* c) {
+  auto bad = [](const char* what) {
+    return absl::InvalidArgumentError(absl::StrFormat("capacity.%s", what));
+  };
+  if (!j.is_object()) return bad("must be an object");
+  auto number = [&](const char* key, double* out) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number()) return false;
+    double v = it->get<double>();
+    if (!(v >= 0) || v > 1e12) return false;
+    *out = v;
+    return true;
+  };
+  auto count = [&](const char* key, uint64_t max, uint64_t* out) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_unsigned() || it->get<uint64_t>() > max) return false;
+    *out = it->get<uint64_t>();
+    return true;
+  };
+  NodeCapacity out;
+  if (!number("capacity_rps", &out.capacity_rps)) {
+    return bad("capacity_rps: must be a number 0..1e12");
+  }
+  if (!number("load_rps", &out.load_rps)) return bad("load_rps: must be a number 0..1e12");
+  if (!number("standby_capacity_rps", &out.standby_capacity_rps)) {
+    return bad("standby_capacity_rps: must be a number 0..1e12");
+  }
+  auto source = j.find("source");
+  if (source == j.end() || !source->is_string() ||
+      (*source != "configured" && *source != "learned" && *source != "none")) {
+    return bad("source: must be configured, learned or none");
+  }
+  out.source = source->get<std::string>();
+  auto cohorts = j.find("cohort_rps");
+  if (cohorts == j.end() || !cohorts->is_object() || cohorts->size() > 1000) {
+    return bad("cohort_rps: must be an object of cohort: rate");
+  }
+  for (const auto& [cohort, rate] : cohorts->items()) {
+    if (!ValidRegionName(cohort) || !rate.is_number() || !(rate.get<double>() >= 0) ||
+        rate.get<double>() > 1e12) {
+      return bad("cohort_rps: must be an object of cohort: rate");
+    }
+    out.cohort_rps[cohort] = rate.get<double>();
+  }
+  auto standbys = j.find("standbys");
+  if (standbys == j.end() || !standbys->is_array() || standbys->size() > 1000) {
+    return bad("standbys: must be a list of cluster names");
+  }
+  for (const json& s : *standbys) {
+    if (!s.is_string() || !ValidStandbyName(s.get<std::string>())) {
+      return bad("standbys: must be a list of cluster names");
+    }
+    out.standbys.push_back(s.get<std::string>());
+  }
+  uint64_t version = 0;
+  uint64_t waiting = 0;
+  uint64_t serving = 0;
+  if (!count("standby_version", std::numeric_limits<int64_t>::max(), &version) ||
+      !count("standby_endpoints", 1u << 20, &waiting) ||
+      !count("injected_endpoints", 1u << 20, &serving)) {
+    return bad("standby_version, standby_endpoints, injected_endpoints: must be counts");
+  }
+  out.standby_version = version;
+  out.standby_endpoints = static_cast<uint32_t>(waiting);
+  out.injected_endpoints = static_cast<uint32_t>(serving);
+  out.known = true;
+  *c = std::move(out);
+  return absl::OkStatus();
+}
+
+std::map<std::string, RegionCapacity> SumCapacity(const std::vector<NodeView>& views,
+                                                  uint64_t version) {
+  std::map<std::string, RegionCapacity> out;
+  for (const NodeView& view : views) {
+    if (view.region.empty()) continue;
+    RegionCapacity& r = out[view.region];
+    ++r.nodes;
+    if (!view.capacity.known) continue;
+    const NodeCapacity& c = view.capacity;
+    ++r.reporting;
+    if (c.capacity_rps <= 0) ++r.unknown;
+    r.capacity_rps += c.capacity_rps;
+    r.standby_capacity_rps += std::max(c.standby_capacity_rps, c.capacity_rps);
+    r.load_rps += c.load_rps;
+    for (const auto& [cohort, rate] : c.cohort_rps) r.cohort_rps[cohort] += rate;
+    r.standby_endpoints += c.standby_endpoints;
+    r.injected_endpoints += c.injected_endpoints;
+    bool all = std::find(c.standbys.begin(), c.standbys.end(), "*") != c.standbys.end();
+    if (all && c.standby_version >= version) ++r.applied;
+  }
+  return out;
 }
 
 std::map<std::string, SignalPoint> SumSignals(const std::vector<NodeView>& views,

@@ -31,6 +31,45 @@ inline constexpr char kNodeViewFormat[] = "sluice-node-view/1";
 // nothing (a single failure out of three is not a 33% error rate).
 inline constexpr uint64_t kMinTunnelRequests = 20;
 
+// What a node can serve and serves now (DESIGN.md, step 2; steering/capacity.h), and the
+// hot standbys it serves with. Absent from older nodes' views.
+struct NodeCapacity {
+  bool known = false;
+  double capacity_rps = 0;  // 0: unknown
+  // What it could serve with every standby injected (configured capacity: each standby
+  // endpoint adds its share); equal to capacity_rps when none waits.
+  double standby_capacity_rps = 0;
+  std::string source;   // "configured", "learned" or "none"
+  double load_rps = 0;  // requests its region's origins took per second, lately
+  std::map<std::string, double> cohort_rps;  // requests entering here per second, by cohort
+  std::vector<std::string> standbys;         // clusters whose standbys it serves with ("*": all)
+  uint64_t standby_version = 0;              // the table version it applied them from
+  uint32_t standby_endpoints = 0;            // standbys still out of service
+  uint32_t injected_endpoints = 0;           // standbys in service
+};
+
+nlohmann::json CapacityToJson(const NodeCapacity& capacity);
+absl::Status CapacityFromJson(const nlohmann::json& j, NodeCapacity* capacity);
+
+// A region's capacity: the sums over the views of its nodes.
+struct RegionCapacity {
+  uint32_t nodes = 0;
+  uint32_t reporting = 0;  // nodes whose view carries a capacity
+  uint32_t unknown = 0;    // of those, nodes that do not know theirs
+  double capacity_rps = 0;
+  double standby_capacity_rps = 0;
+  double load_rps = 0;
+  std::map<std::string, double> cohort_rps;
+  uint32_t standby_endpoints = 0;
+  uint32_t injected_endpoints = 0;
+  // Nodes that serve with every standby ("*" among their standbys) and apply a table of
+  // `version` or later.
+  uint32_t applied = 0;
+};
+struct NodeView;
+std::map<std::string, RegionCapacity> SumCapacity(const std::vector<NodeView>& views,
+                                                  uint64_t version);
+
 struct NodeView {
   std::string node;      // its name in the fleet
   std::string region;    // its local region
@@ -53,6 +92,7 @@ struct NodeView {
   double entry_sps = 0;
   double requests_per_second = 0;
   std::map<std::string, double> serving_sps;
+  NodeCapacity capacity;
 };
 
 // The "signal" member of a view and of GET /v1/health. Strict: a bad one is an error.

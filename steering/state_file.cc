@@ -92,6 +92,8 @@ absl::StatusOr<RegionSpec> RegionFromJson(const std::string& name, const json& j
   return region;
 }
 
+}  // namespace
+
 absl::StatusOr<std::map<std::string, std::map<std::string, uint32_t>>> CohortRowsFromJson(
     const json& j, const std::string& field) {
   if (!j.is_object()) return FieldError(field, "must be an object of cohort: {region: weight}");
@@ -106,6 +108,8 @@ absl::StatusOr<std::map<std::string, std::map<std::string, uint32_t>>> CohortRow
   }
   return rows;
 }
+
+namespace {
 
 absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
   if (!j.is_object()) return FieldError(field, "must be an object");

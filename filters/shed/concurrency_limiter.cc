@@ -94,6 +94,8 @@ void ConcurrencyLimiter::CloseWindow(int64_t now) {
   window_peak_inflight_ = inflight_;
   sample.dropped = window_dropped_;
   limit_ = std::clamp(algorithm_->Update(limit_, sample), min_limit_, max_limit_);
+  shared_limit_.store(limit_, std::memory_order_relaxed);
+  shared_rtt_ns_.store(static_cast<int64_t>(sample.rtt_ns), std::memory_order_relaxed);
   window_start_ns_ = now;
   window_rtt_sum_ = 0;
   window_samples_ = 0;

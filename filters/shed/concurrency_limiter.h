@@ -12,6 +12,7 @@
 #ifndef SLUICE_FILTERS_SHED_CONCURRENCY_LIMITER_H_
 #define SLUICE_FILTERS_SHED_CONCURRENCY_LIMITER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -43,6 +44,10 @@ class ConcurrencyLimiter {
   void Release(int partition, int64_t rtt_ns, bool dropped, bool sample = true);
 
   int limit() const { return static_cast<int>(limit_); }
+  // Any thread (the control thread's learned capacity): the limit and the mean latency of the
+  // last closed window (0 before the first), published when a window closes.
+  double shared_limit() const { return shared_limit_.load(std::memory_order_relaxed); }
+  int64_t shared_rtt_ns() const { return shared_rtt_ns_.load(std::memory_order_relaxed); }
   int inflight() const { return inflight_; }
   int inflight(int partition) const { return partitions_[static_cast<size_t>(partition)].inflight; }
   int partition_limit(int partition) const;
@@ -68,6 +73,8 @@ class ConcurrencyLimiter {
   std::unique_ptr<LimitAlgorithm> algorithm_;
   std::vector<PartitionState> partitions_;
   double limit_;
+  std::atomic<double> shared_limit_{0};
+  std::atomic<int64_t> shared_rtt_ns_{0};
   double min_limit_;
   double max_limit_;
   int64_t window_ns_;

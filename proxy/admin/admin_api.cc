@@ -128,8 +128,8 @@ absl::StatusOr<uint32_t> FractionFromJson(const json& j, const std::string& fiel
 }
 
 absl::StatusOr<RegionChange> ParseRegionChangeBody(std::string_view region, std::string_view body) {
-  absl::StatusOr<json> j =
-      ParseObject(body, {"fraction", "saviors", "healthy", "version", "force"});
+  absl::StatusOr<json> j = ParseObject(
+      body, {"fraction", "saviors", "healthy", "version", "force", "cohorts", "misrouted"});
   if (!j.ok()) return j.status();
   RegionChange change;
   change.region = std::string(region);
@@ -156,16 +156,33 @@ absl::StatusOr<RegionChange> ParseRegionChangeBody(std::string_view region, std:
     change.expected_version = it->get<uint64_t>();
   }
   if (absl::Status s = BoolField(*j, "force", &change.force); !s.ok()) return s;
-  if (!change.has_fraction && !change.has_saviors && !change.has_healthy) {
+  if (auto it = j->find("cohorts"); it != j->end()) {
+    auto rows = CohortRowsFromJson(*it, "cohorts");
+    if (!rows.ok()) return rows.status();
+    change.has_cohorts = true;
+    change.cohort_saviors = *std::move(rows);
+  }
+  if (auto it = j->find("misrouted"); it != j->end()) {
+    change.has_misrouted = true;
+    MisroutedMode mode;
+    if (it->is_string() && ParseMisroutedMode(it->get<std::string>(), &mode)) {
+      change.misrouted = mode;
+    } else if (!it->is_null()) {
+      return absl::InvalidArgumentError(
+          "misrouted: must be \"proxy_home\", \"serve_local\" or null (the configuration's)");
+    }
+  }
+  if (!change.has_fraction && !change.has_saviors && !change.has_healthy && !change.has_cohorts &&
+      !change.has_misrouted) {
     return absl::InvalidArgumentError(
-        "the body changes nothing: give fraction, saviors or healthy");
+        "the body changes nothing: give fraction, saviors, healthy, cohorts or misrouted");
   }
   return change;
 }
 
-absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body) {
-  absl::StatusOr<json> j =
-      ParseObject(body, {"kind", "region", "saviors", "ramp", "hold", "force"});
+absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body, EvacuationOptions* options) {
+  absl::StatusOr<json> j = ParseObject(body, {"kind", "region", "saviors", "ramp", "hold", "force",
+                                              "cohorts", "candidates", "hook"});
   if (!j.ok()) return j.status();
   PlanRequest plan;
   auto kind = j->find("kind");
@@ -184,9 +201,43 @@ absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body) {
     if (plan.kind == RampPlan::Kind::kRestore) {
       return absl::InvalidArgumentError("saviors: a restore has none");
     }
-    auto saviors = SaviorWeightsFromJson(*it, "saviors");
-    if (!saviors.ok()) return saviors.status();
-    plan.saviors = *std::move(saviors);
+    if (it->is_string() && it->get<std::string>() == "auto") {
+      if (!options) return absl::InvalidArgumentError("saviors: \"auto\" is not taken here");
+      options->auto_split = true;
+    } else {
+      auto saviors = SaviorWeightsFromJson(*it, "saviors");
+      if (!saviors.ok()) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s (or \"auto\": by the saviors' capacity)", saviors.status().message()));
+      }
+      plan.saviors = *std::move(saviors);
+    }
+  }
+  if (auto it = j->find("candidates"); it != j->end()) {
+    if (!options || !options->auto_split) {
+      return absl::InvalidArgumentError("candidates: only with \"saviors\": \"auto\"");
+    }
+    if (!it->is_array() || it->size() > kMaxRegions) {
+      return absl::InvalidArgumentError("candidates: must be a list of region names");
+    }
+    for (const json& c : *it) {
+      if (!c.is_string() || !ValidRegionName(c.get<std::string>())) {
+        return absl::InvalidArgumentError("candidates: must be a list of region names");
+      }
+      options->candidates.push_back(c.get<std::string>());
+    }
+  }
+  if (auto it = j->find("cohorts"); it != j->end()) {
+    if (plan.kind == RampPlan::Kind::kRestore) {
+      return absl::InvalidArgumentError("cohorts: a restore has none");
+    }
+    auto rows = CohortRowsFromJson(*it, "cohorts");
+    if (!rows.ok()) return rows.status();
+    plan.cohort_saviors = *std::move(rows);
+  }
+  if (auto it = j->find("hook"); it != j->end()) {
+    if (!it->is_boolean()) return absl::InvalidArgumentError("hook: must be true or false");
+    if (options) options->no_hook = !it->get<bool>();
   }
   if (auto it = j->find("ramp"); it != j->end()) {
     if (!it->is_array() || it->empty() || it->size() > 100) {
@@ -247,15 +298,13 @@ AdminResponse AdminApi::Steering() {
                          {"revision", fleet["revision"]}};
   }
   if (!steering->fleet_error().empty()) fleet_summary["error"] = steering->fleet_error();
-  return Json(
-      200, json{{"enabled", true},
-                {"fleet", fleet_summary},
-                {"local_region", c->spec().local_region},
-                {"version", c->state().version},
-                {"misrouted",
-                 c->spec().misrouted == MisroutedMode::kProxyHome ? "proxy_home" : "serve_local"},
-                {"region_order", order},
-                {"regions", regions}});
+  return Json(200, json{{"enabled", true},
+                        {"fleet", fleet_summary},
+                        {"local_region", c->spec().local_region},
+                        {"version", c->state().version},
+                        {"misrouted", MisroutedModeName(c->table()->misrouted())},
+                        {"region_order", order},
+                        {"regions", regions}});
 }
 
 AdminResponse AdminApi::Plans() {
@@ -288,9 +337,12 @@ const std::vector<AdminApi::Route>& AdminApi::Routes() {
       {{"v1", "steering", "regions", "*"}, "PUT", &AdminApi::PutRegion},
       {{"v1", "plans"}, "GET", &AdminApi::GetPlans},
       {{"v1", "plans"}, "POST", &AdminApi::PostPlan},
+      {{"v1", "plans:preview"}, "POST", &AdminApi::PostPlanPreview},
       {{"v1", "plans", "*"}, "GET", &AdminApi::GetPlan},
       {{"v1", "plans", "*"}, "DELETE", &AdminApi::DeletePlan},
       {{"v1", "clusters", "*", "standby:inject"}, "POST", &AdminApi::PostStandbyInject},
+      {{"v1", "clusters", "*", "standby:uninject"}, "POST", &AdminApi::PostStandbyUninject},
+      {{"v1", "regions", "*", "standbys", "*"}, "POST", &AdminApi::PostRegionStandbys},
       {{"v1", "health"}, "GET", &AdminApi::GetHealth},
       {{"v1", "fleet"}, "GET", &AdminApi::GetFleet},
       {{"v1", "detection"}, "GET", &AdminApi::GetDetection},
@@ -440,19 +492,24 @@ void AdminApi::PutRegion(const Call& call) {
 void AdminApi::GetPlans(const Call& call) { call.reply(Plans()); }
 
 void AdminApi::PostPlan(const Call& call) {
-  absl::StatusOr<PlanRequest> plan = ParsePlanBody(call.request.body);
+  EvacuationOptions options;
+  absl::StatusOr<PlanRequest> plan = ParsePlanBody(call.request.body, &options);
   if (!plan.ok()) return call.reply(Error(plan.status()));
   SteeringControl* steering = backend_->steering();
-  steering->StartPlan(
-      *plan, call.actor, [steering, reply = call.reply](const absl::StatusOr<uint64_t>& id) {
-        if (!id.ok()) return reply(Error(id.status()));
-        const RampPlan* started = steering->controller()->FindPlan(*id);
-        AdminResponse r =
-            Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
-                           {"version", steering->controller()->state().version}});
-        r.headers.emplace_back("Location", absl::StrFormat("/v1/plans/%d", *id));
-        reply(r);
-      });
+  CapacityControl* capacity = backend_->capacity();
+  if (!capacity && options.auto_split) {
+    return call.reply(Error(400, "saviors: \"auto\" needs the capacity view (steering)"));
+  }
+  auto started = [steering, reply = call.reply](const absl::StatusOr<uint64_t>& id) {
+    if (!id.ok()) return reply(Error(id.status()));
+    const RampPlan* started = steering->controller()->FindPlan(*id);
+    AdminResponse r = Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
+                                     {"version", steering->controller()->state().version}});
+    r.headers.emplace_back("Location", absl::StrFormat("/v1/plans/%d", *id));
+    reply(r);
+  };
+  if (!capacity) return steering->StartPlan(*plan, call.actor, std::move(started));
+  capacity->StartPlan(*plan, options, call.actor, std::move(started));
 }
 
 // GET and DELETE /v1/plans/{id}: the plan id, and the answer once `change` (if any) is done.
@@ -475,6 +532,40 @@ void AdminApi::OnePlan(const Call& call, bool abort) {
 void AdminApi::GetPlan(const Call& call) { OnePlan(call, /*abort=*/false); }
 
 void AdminApi::DeletePlan(const Call& call) { OnePlan(call, /*abort=*/true); }
+
+void AdminApi::PostPlanPreview(const Call& call) {
+  EvacuationOptions options;
+  absl::StatusOr<PlanRequest> plan = ParsePlanBody(call.request.body, &options);
+  if (!plan.ok()) return call.reply(Error(plan.status()));
+  CapacityControl* capacity = backend_->capacity();
+  if (!capacity) return call.reply(Error(404, "steering is not configured"));
+  absl::StatusOr<json> preview = capacity->Preview(*plan, options);
+  if (!preview.ok()) return call.reply(Error(preview.status()));
+  call.reply(Json(200, *preview));
+}
+
+void AdminApi::PostStandbyUninject(const Call& call) {
+  std::string cluster(call.segments[2]);
+  if (absl::Status s = backend_->UninjectStandby(cluster, call.actor); !s.ok()) {
+    return call.reply(Error(s));
+  }
+  call.reply(Json(200, json{{"cluster", cluster}, {"standby", "out"}}));
+}
+
+void AdminApi::PostRegionStandbys(const Call& call) {
+  // /v1/regions/{region}/standbys/{cluster}:inject|uninject
+  std::string_view last = call.segments[4];
+  bool inject = last.ends_with(":inject");
+  if (!inject && !last.ends_with(":uninject")) {
+    return call.reply(Error(404, "no such endpoint: CLUSTER:inject or CLUSTER:uninject"));
+  }
+  std::string cluster(last.substr(0, last.rfind(':')));
+  std::string region(call.segments[2]);
+  SteeringControl* steering = backend_->steering();
+  steering->SetStandbys(
+      region, cluster, inject, call.actor,
+      [this, reply = call.reply](const absl::Status& s) { reply(s.ok() ? Steering() : Error(s)); });
+}
 
 void AdminApi::PostStandbyInject(const Call& call) {
   std::string cluster(call.segments[2]);

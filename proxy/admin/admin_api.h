@@ -6,7 +6,10 @@
 //   PUT    /v1/steering/regions/{region}                    admin token
 //   POST   /v1/plans                                        admin token
 //   DELETE /v1/plans/{id}                                   admin token
-//   POST   /v1/clusters/{cluster}/standby:inject            admin token
+//   POST   /v1/plans:preview (a plan's body: what it would do)  read or admin token
+//   POST   /v1/clusters/{cluster}/standby:inject|uninject    admin token (this node)
+//   POST   /v1/regions/{region}/standbys/{cluster}:inject|uninject  admin token (every node
+//          of the region, through the steering state; cluster "*": every cluster)
 //   GET    /v1/detection, /v1/history[?from=UNIX&to=UNIX]   read or admin token
 //   PUT    /v1/detection {"mode": "off|alert|auto"}         admin token
 //   POST   /v1/history (CSV, steering/signal_history.h)     admin token
@@ -30,6 +33,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include "absl/status/statusor.h"
 #include "proxy/config/config.h"
+#include "proxy/control/capacity_control.h"
 #include "proxy/control/detection_control.h"
 #include "proxy/control/steering_control.h"
 #include "steering/controller.h"
@@ -63,6 +67,9 @@ class AdminBackend {
   virtual nlohmann::json Health() = 0;
   virtual SteeringControl* steering() = 0;
   virtual absl::Status InjectStandby(const std::string& cluster, const std::string& actor) = 0;
+  virtual absl::Status UninjectStandby(const std::string& cluster, const std::string& actor) = 0;
+  // Savior capacity (previews, evacuations by capacity); null when steering is not configured.
+  virtual CapacityControl* capacity() = 0;
   // The fleet's state (GET /v1/fleet); {"enabled": false} without one.
   virtual nlohmann::json FleetStatus() = 0;
   // The sick-region detector; null when steering is not configured.
@@ -106,6 +113,9 @@ class AdminApi {
   void DeletePlan(const Call& call);
   void OnePlan(const Call& call, bool abort);
   void PostStandbyInject(const Call& call);
+  void PostStandbyUninject(const Call& call);
+  void PostRegionStandbys(const Call& call);
+  void PostPlanPreview(const Call& call);
   void GetHealth(const Call& call);
   void GetFleet(const Call& call);
   void GetDetection(const Call& call);
@@ -126,7 +136,9 @@ class AdminApi {
 
 // The bodies of PUT /v1/steering/regions/{region} and POST /v1/plans. Messages name the field.
 absl::StatusOr<RegionChange> ParseRegionChangeBody(std::string_view region, std::string_view body);
-absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body);
+// `options`: where "saviors": "auto", "candidates" and "hook": false go (null: refused).
+absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body,
+                                          EvacuationOptions* options = nullptr);
 
 // "25%", "0.5%", "2500bp", or a JSON number of percent (25, 0.5).
 absl::StatusOr<uint32_t> FractionFromJson(const nlohmann::json& j, const std::string& field);

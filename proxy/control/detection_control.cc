@@ -1,5 +1,7 @@
 #include "proxy/control/detection_control.h"
 
+#include "proxy/control/capacity_control.h"
+
 #include <algorithm>
 #include <set>
 
@@ -253,7 +255,7 @@ void DetectionControl::Act(const DetectorAction& action, absl::Time now) {
   LOG_WARN("detection: evacuating %s: %s", action.region, action.reason);
   last_action_ = absl::StrFormat("evacuating %s: %s", action.region, action.reason);
   last_action_at_ = now;
-  steering_->StartPlan(request, "detector", [this, action](const absl::StatusOr<uint64_t>& id) {
+  auto started = [this, action](const absl::StatusOr<uint64_t>& id) {
     detector_.ActionDone(action.region, id.ok(), absl::Now());
     if (id.ok()) {
       ++evacuations_[action.signal];
@@ -264,7 +266,18 @@ void DetectionControl::Act(const DetectorAction& action, absl::Time now) {
       last_action_ = absl::StrFormat("the evacuation of %s was refused: %s", action.region,
                                      id.status().message());
     }
-  });
+  };
+  if (!capacity_) {
+    steering_->StartPlan(request, "detector", std::move(started));
+    return;
+  }
+  // The saviors by capacity, among the configured ones if any (never forced: a plan that
+  // would overload a savior is refused and said so).
+  EvacuationOptions options;
+  options.auto_split = true;
+  for (const auto& [savior, weight] : config_.saviors) options.candidates.push_back(savior);
+  request.saviors.clear();
+  capacity_->StartPlan(request, options, "detector", std::move(started));
 }
 
 absl::StatusOr<size_t> DetectionControl::Import(std::string_view csv) {

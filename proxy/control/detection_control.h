@@ -41,6 +41,7 @@
 namespace sluice {
 
 class Fleet;
+class CapacityControl;
 
 class DetectionControl {
  public:
@@ -53,7 +54,11 @@ class DetectionControl {
   // first time, and again when its path changes).
   void Configure(const Config& config);
   void SetFleet(const Fleet* fleet) { fleet_ = fleet; }
+  // Evacuations go through it (saviors by capacity); null: straight to the controller.
+  void SetCapacity(CapacityControl* capacity) { capacity_ = capacity; }
   void Stop();
+  // The fleet's signal history (the capacity forecast reads it too).
+  const SignalHistory& history() const { return history_; }
 
   // The mode in force: the steering state's when set through the API, else the config's.
   DetectionMode mode() const;
@@ -75,6 +80,7 @@ class DetectionControl {
   LoopContext* context_;
   RegionHealthMonitor* health_;
   SteeringControl* steering_;
+  CapacityControl* capacity_ = nullptr;
   const Fleet* fleet_ = nullptr;
   LoopTimer timer_;
   DetectionConfig config_;

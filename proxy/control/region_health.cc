@@ -42,6 +42,10 @@ void RegionHealthMonitor::Configure(
   const SteeringConfig& steering = config.steering;
   signer_ = steering.enabled ? steering.signer : nullptr;
   local_region_ = steering.enabled ? steering.spec.local_region : "";
+  if (cohorts_ != steering.spec.cohorts) {
+    cohorts_ = steering.spec.cohorts;
+    cohort_load_.clear();
+  }
 
   std::map<std::string, Peer> peers;
   if (steering.enabled) {
@@ -130,6 +134,17 @@ void RegionHealthMonitor::OnSample() {
     entered.starts += count;
   }
   signal_entered_.Add(now, entered);
+  // Capacity: the origins' load and the entering requests by cohort over kLoadWindow.
+  TrafficTotals origins;
+  origins.requests = traffic.local.requests;
+  load_.Add(now, origins);
+  for (size_t c = 0; c < cohorts_.size() && c < traffic.entered_by_cohort.size(); ++c) {
+    TrafficTotals t;
+    t.requests = traffic.entered_by_cohort[c];
+    cohort_load_.try_emplace(cohorts_[c], kLoadWindow).first->second.Add(now, t);
+  }
+  learned_rps_ = traffic.learned_rps;
+  learned_limiters_ = traffic.limiters;
   if (on_sampled_) on_sampled_();
 }
 
@@ -212,6 +227,12 @@ void RegionHealthMonitor::OnPeerReply(const std::string& region, const ControlHt
       if (auto signal = doc.find("signal"); signal != doc.end()) {
         if (absl::Status bad = SignalFromJson(*signal, &peer.signal); !bad.ok()) {
           peer.signal = NodeView{};
+          LOG_WARN("region %s: its health report's %s", region, bad.message());
+        }
+      }
+      if (auto capacity = doc.find("capacity"); capacity != doc.end()) {
+        if (absl::Status bad = CapacityFromJson(*capacity, &peer.signal.capacity); !bad.ok()) {
+          peer.signal.capacity = NodeCapacity{};
           LOG_WARN("region %s: its health report's %s", region, bad.message());
         }
       }
@@ -324,6 +345,32 @@ NodeView RegionHealthMonitor::Signal() const {
     v.serving_sps[region] = window.Summary().starts_per_second;
   }
   return v;
+}
+
+void RegionHealthMonitor::FillCapacity(NodeCapacity* capacity) const {
+  TrafficSummary load = load_.Summary();
+  auto rate = [](const TrafficSummary& s) {
+    return s.span > absl::ZeroDuration()
+               ? static_cast<double>(s.requests) / absl::ToDoubleSeconds(s.span)
+               : 0.0;
+  };
+  capacity->load_rps = rate(load);
+  capacity->cohort_rps.clear();
+  for (const auto& [cohort, window] : cohort_load_) {
+    capacity->cohort_rps[cohort] = rate(window.Summary());
+  }
+}
+
+std::vector<NodeView> RegionHealthMonitor::PeerCapacities() const {
+  std::vector<NodeView> out;
+  for (const auto& [region, peer] : peers_) {
+    if (!PeerReachable(peer) || !peer.signal.capacity.known) continue;
+    NodeView v;
+    v.region = region;
+    v.capacity = peer.signal.capacity;
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 std::vector<NodeView> RegionHealthMonitor::PeerSignals() const {

@@ -38,6 +38,9 @@ namespace sluice {
 // apart). The detector averages them over its own window; a longer one here would only add
 // to the time a fault takes to show.
 inline constexpr absl::Duration kSignalWindow = absl::Seconds(1);
+// What "now" means for a node's load (capacity): long enough to smooth a second's burst,
+// short enough that a ramp step shows within its hold.
+inline constexpr absl::Duration kLoadWindow = absl::Seconds(5);
 
 class RegionHealthMonitor {
  public:
@@ -72,6 +75,15 @@ class RegionHealthMonitor {
   // This node's business signal over the last kSignalWindow: the detector's input
   // (region, has_signal, entry_sps, requests_per_second, serving_sps of a NodeView).
   NodeView Signal() const;
+  // The load part of this node's capacity (load_rps, cohort_rps) over kLoadWindow.
+  void FillCapacity(NodeCapacity* capacity) const;
+  // The learned capacity from the last sample: requests/s the adaptive limits admit at their
+  // latency, and how many limiters said (0: nothing learned).
+  double learned_rps() const { return learned_rps_; }
+  int learned_limiters() const { return learned_limiters_; }
+  // Each reachable peer region's capacity as its last /v1/health reported it (region and
+  // capacity set; no fleet: each peer region is taken to be the one node that answers).
+  std::vector<NodeView> PeerCapacities() const;
   // Each reachable peer region's signal as its last /v1/health reported it (no fleet: each
   // peer region is taken to be the one node that answers).
   std::vector<NodeView> PeerSignals() const;
@@ -121,6 +133,11 @@ class RegionHealthMonitor {
   TrafficWindow signal_entered_{kSignalWindow};
   std::map<std::string, TrafficWindow> signal_starts_;
   std::map<std::string, Peer> peers_;
+  TrafficWindow load_{kLoadWindow};   // requests at the local origins
+  std::vector<std::string> cohorts_;  // the table's, by id
+  std::map<std::string, TrafficWindow> cohort_load_;
+  double learned_rps_ = 0;
+  int learned_limiters_ = 0;
 };
 
 }  // namespace sluice

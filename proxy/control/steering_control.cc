@@ -401,6 +401,28 @@ void SteeringControl::SetDetectionMode(const std::string& mode, const std::strin
         std::move(done), kWriteAttempts);
 }
 
+void SteeringControl::SetStandbys(const std::string& region, const std::string& cluster,
+                                  bool inject, const std::string& actor, Done done) {
+  Apply(
+      [region, cluster, inject, actor](Controller* next, absl::Time now) {
+        return next->SetStandbys(region, cluster, inject, actor, now);
+      },
+      std::move(done), kWriteAttempts);
+}
+
+void SteeringControl::HookDone(uint64_t id, bool ok, const std::string& output,
+                               const std::string& actor, Done done) {
+  Apply(
+      [id, ok, output, actor](Controller* next, absl::Time now) {
+        return next->HookDone(id, ok, output, actor, now);
+      },
+      [this, done = std::move(done)](const absl::Status& s) {
+        if (s.ok()) OnTimer();  // the plan goes on at once
+        done(s);
+      },
+      kWriteAttempts);
+}
+
 void SteeringControl::Reschedule() {
   if (!timing_ || !controller_ || handing_over_) return;
   if (fleet_ && (!fleet_->leader() || leader_write_)) {
@@ -428,7 +450,7 @@ void SteeringControl::OnTimer() {
     return;
   }
   Controller next = *controller_;
-  next.Tick(absl::Now(), gate_);
+  next.Tick(absl::Now(), gate_, advisor_);
   if (!Adopt(std::move(next)).ok() && timing_) {
     timer_.Start(loop_, kRetryAfterFailedSaveMs, 0, [this] { OnTimer(); });
     return;
@@ -444,7 +466,7 @@ void SteeringControl::OnTimerFleet() {
     return;
   }
   Controller next = *controller_;
-  next.Tick(absl::Now(), gate_);
+  next.Tick(absl::Now(), gate_, advisor_);
   if (EncodeControllerState(next.state()) == EncodeControllerState(controller_->state())) {
     Reschedule();
     return;

@@ -71,6 +71,9 @@ class SteeringControl {
 
   // The gate's view of each region's health (null: every region passes).
   void SetHealthGate(HealthGate gate) { gate_ = std::move(gate); }
+  const HealthGate& gate() const { return gate_; }
+  // Whether preparing plans' saviors are ready, and re-balancing (null: neither).
+  void SetAdvisor(PlanAdvisor* advisor) { advisor_ = advisor; }
 
   // The fleet this node belongs to (null: this node's controller is the authority). Set once,
   // after Start().
@@ -94,6 +97,12 @@ class SteeringControl {
   void AbortPlan(uint64_t id, const std::string& actor, Done done);
   // The detector's mode, kept with the state (Controller::SetDetectionMode).
   void SetDetectionMode(const std::string& mode, const std::string& actor, Done done);
+  // Standbys of `cluster` ("*": all) on every node of `region` (Controller::SetStandbys).
+  void SetStandbys(const std::string& region, const std::string& cluster, bool inject,
+                   const std::string& actor, Done done);
+  // A plan's scale hook ended (Controller::HookDone).
+  void HookDone(uint64_t id, bool ok, const std::string& output, const std::string& actor,
+                Done done);
 
   // One line of the audit trail (controller.audit_log, and the log), for changes made outside
   // the steering table too (standby injection).
@@ -122,6 +131,7 @@ class SteeringControl {
   std::string audit_log_;
   int audit_fd_ = -1;
   HealthGate gate_;
+  PlanAdvisor* advisor_ = nullptr;
   LoopTimer timer_;      // the next ramp step or gate check
   bool timing_ = false;  // between Start (or a reload that enabled steering) and Stop
   SteeringSpec spec_;    // the configuration's, for states from the fleet

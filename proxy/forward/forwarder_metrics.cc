@@ -47,7 +47,12 @@ void Forwarder::RecordExchange() {
     }
   }
   if (s.access_log && s.access_log->Sampled(status)) WriteAccessLog(route);
-  if (!tunneled_in_) s.metrics->requests_entered.Add();
+  if (!tunneled_in_) {
+    s.metrics->requests_entered.Add();
+    if (member_.cohort >= 0 && member_.cohort < WorkerMetrics::kMaxCohortCounters) {
+      s.metrics->entered_by_cohort[member_.cohort].Add();
+    }
+  }
   // A stream start is counted where the request entered, for the region that served it.
   if (!tunneled_in_ && route_ >= 0 && status != 0) {
     for (const StreamStartRule& rule : config.stream_starts) {

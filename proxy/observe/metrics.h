@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "filters/filter.h"
+#include "filters/shed/concurrency_limiter.h"
 #include "steering/decision.h"
 #include "steering/health_window.h"
 #include "steering/hop_marker.h"
@@ -147,7 +148,23 @@ class WorkerMetrics {
   // Requests that entered the region here (from a client, not through a tunnel): the request
   // rate of the detector (steering/detector.h), whatever their answer.
   MetricCounter requests_entered;
+  // The same by cohort id (the table's cohorts; those past kMaxCohortCounters are not
+  // counted): what share of a region's requests a cohort row moves (steering/capacity.h).
+  static constexpr int kMaxCohortCounters = 64;
+  MetricCounter entered_by_cohort[kMaxCohortCounters];
   SteeringStats steering;
+
+  // The worker's adaptive concurrency limiters (for the learned capacity). Worker thread
+  // sets them with each snapshot; the control thread reads them while sampling.
+  void SetLimiters(std::vector<std::shared_ptr<const ConcurrencyLimiter>> limiters) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    limiters_ = std::move(limiters);
+  }
+  template <typename F>
+  void VisitLimiters(F&& f) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& limiter : limiters_) f(*limiter);
+  }
 
   // Scrape: calls `f` with the mutex held. Control thread.
   template <typename F>
@@ -169,6 +186,7 @@ class WorkerMetrics {
   Cells<ClusterCell> clusters_;
   PairCells<RejectCell> rejects_;
   Cells<RegionCell> regions_;
+  std::vector<std::shared_ptr<const ConcurrencyLimiter>> limiters_;
 };
 
 // The node's view beyond the workers' counters, filled by the control thread at scrape time.

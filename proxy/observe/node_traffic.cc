@@ -13,6 +13,16 @@ NodeTraffic SampleNodeTraffic(const std::vector<const WorkerMetrics*>& workers) 
   NodeTraffic t;
   for (const WorkerMetrics* worker : workers) {
     t.entered += worker->requests_entered.value();
+    t.entered_by_cohort.resize(WorkerMetrics::kMaxCohortCounters);
+    for (int c = 0; c < WorkerMetrics::kMaxCohortCounters; ++c) {
+      t.entered_by_cohort[static_cast<size_t>(c)] += worker->entered_by_cohort[c].value();
+    }
+    worker->VisitLimiters([&](const ConcurrencyLimiter& limiter) {
+      int64_t rtt = limiter.shared_rtt_ns();
+      if (rtt <= 0) return;
+      t.learned_rps += limiter.shared_limit() / (static_cast<double>(rtt) / 1e9);
+      ++t.limiters;
+    });
     worker->Visit([&](const auto&, const auto&, const auto& clusters, const auto& rejects,
                       const auto& regions) {
       // Attempts and failed attempts of the same cells: a rate over the same events, with

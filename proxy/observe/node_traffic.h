@@ -22,6 +22,12 @@ struct NodeTraffic {
   std::map<std::string, TrafficTotals> tunnels;  // by peer region
   std::map<std::string, uint64_t> starts;        // stream starts by serving region
   uint64_t entered = 0;                          // requests that entered the region here
+  std::vector<uint64_t> entered_by_cohort;       // the same by cohort id
+  // Learned capacity: the sum over the adaptive concurrency limiters of limit / mean latency
+  // of their last window (requests per second they admit at that latency); `limiters` of
+  // them had a window.
+  double learned_rps = 0;
+  int limiters = 0;
 };
 
 // Control thread (takes each worker's cell mutex briefly, as a scrape does).

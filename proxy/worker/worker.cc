@@ -147,6 +147,11 @@ void Worker::BuildSnapshot(ConfigPtr config) {
   snapshot->node_health = &node_health_;
   snapshot->access_log = access_log_.get();
   snapshot->hop_replay = hop_replay_.get();
+  std::vector<std::shared_ptr<const ConcurrencyLimiter>> limiters;
+  for (const auto& limiter : snapshot->limiters) {
+    if (limiter) limiters.push_back(limiter);
+  }
+  metrics_.SetLimiters(std::move(limiters));
   snapshot_ = std::move(snapshot);
 }
 
@@ -202,9 +207,16 @@ void Worker::SetAccessLog(std::shared_ptr<AccessLogSink> sink, double sample) {
   if (access_log_) access_log_->Configure(access_sink_, access_sample_);
 }
 
-void Worker::InjectStandby(const std::string& cluster) {
-  if (!injected_.insert(cluster).second || !snapshot_) return;
+void Worker::InjectStandby(const std::string& cluster, bool inject) {
+  bool changed = inject ? injected_.insert(cluster).second : injected_.erase(cluster) > 0;
+  if (!changed || !snapshot_) return;
   BuildSnapshot(snapshot_->config);  // the standbys join their cluster's balancer
+}
+
+void Worker::SetFleetStandbys(std::set<std::string> clusters) {
+  if (clusters == fleet_injected_) return;
+  fleet_injected_ = std::move(clusters);
+  if (snapshot_) BuildSnapshot(snapshot_->config);  // standbys join or leave their balancers
 }
 
 void Worker::SetSteeringTable(SteeringTablePtr table) {
@@ -245,8 +257,9 @@ std::vector<std::shared_ptr<UpstreamEndpoint>> Worker::Members(
                it != resolved_.end()) {
       addresses = it->second;  // every address of the name
     }
-    const bool standby =
-        endpoint.standby && !cluster.inject_standby && !injected_.count(cluster.name);
+    const bool standby = endpoint.standby && !cluster.inject_standby &&
+                         !injected_.count(cluster.name) && !fleet_injected_.count(cluster.name) &&
+                         !fleet_injected_.count("*");
     for (const SocketAddress& address : addresses) {
       std::string key = cluster.name + "|" + address.ToString();
       std::shared_ptr<UpstreamEndpoint> member;

@@ -62,7 +62,11 @@ class Worker {
   void SetSteeringTable(SteeringTablePtr table);
   // The admin API injected a cluster's standby endpoints: they take traffic from now on (with
   // the cluster's slow start), across reloads.
-  void InjectStandby(const std::string& cluster);
+  // `inject` false: takes back what an earlier call injected.
+  void InjectStandby(const std::string& cluster, bool inject);
+  // The steering state's standbys for this node's region ("*": every cluster): they take
+  // traffic while listed; a cluster dropped from the list goes back to standby.
+  void SetFleetStandbys(std::set<std::string> clusters);
   // Where this worker's access log lines go (null: nowhere). Before Start(), or posted.
   void SetAccessLog(std::shared_ptr<AccessLogSink> sink, double sample);
   // The node's newest health document, for peer regions' /v1/health polls.
@@ -127,9 +131,10 @@ class Worker {
   std::multimap<std::string, Listener*> listeners_;  // by address (one or more sockets each)
   KeySlots key_slots_;                               // JWKS keys in force, by file
   std::map<std::string, std::vector<SocketAddress>> resolved_;  // "cluster|host:port"
-  std::map<std::string, bool> health_;  // "cluster|address": last active check verdict
-  SteeringTablePtr steering_table_;     // from the controller; null: the configuration's
-  std::set<std::string> injected_;      // clusters whose standbys were injected at run time
+  std::map<std::string, bool> health_;    // "cluster|address": last active check verdict
+  SteeringTablePtr steering_table_;       // from the controller; null: the configuration's
+  std::set<std::string> injected_;        // clusters whose standbys were injected at run time
+  std::set<std::string> fleet_injected_;  // the same from the steering state
   std::shared_ptr<const std::string> node_health_;  // for peers' /v1/health
   std::shared_ptr<AccessLogSink> access_sink_;
   double access_sample_ = 1.0;

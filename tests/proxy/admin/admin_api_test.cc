@@ -36,8 +36,13 @@ class FakeBackend : public AdminBackend {
     injected.push_back(cluster + " by " + actor);
     return absl::OkStatus();
   }
+  absl::Status UninjectStandby(const std::string& cluster, const std::string& actor) override {
+    injected.push_back(cluster + " out by " + actor);
+    return absl::OkStatus();
+  }
   json FleetStatus() override { return json{{"enabled", false}}; }
   DetectionControl* detection() override { return nullptr; }
+  CapacityControl* capacity() override { return nullptr; }
 
   bool ready = true;
   std::vector<SteeringTablePtr> published;
