@@ -23,6 +23,7 @@
 #include "common/systemd_notify.h"
 #include "proxy/config/config_loader.h"
 #include "proxy/config/filter_config_loader.h"
+#include "proxy/config/steering_config_loader.h"
 #include "proxy/config/tls_config_loader.h"
 #include "proxy/observe/metric_families.h"
 #include "steering/state_file.h"
@@ -401,6 +402,9 @@ std::vector<std::string> Server::WatchedFiles(const Config& config) {
   for (std::string& file : TlsFiles(config)) {
     if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(file);
   }
+  for (std::string& file : CohortFiles(config)) {
+    if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(file);
+  }
   return files;
 }
 
@@ -409,6 +413,8 @@ void Server::OnWatchedFileChanged(const std::string& path) {
   if (std::find(tls.begin(), tls.end(), path) != tls.end()) ReloadCertificates(path);
   std::vector<std::string> jwks = FilterKeyFiles(*config_);
   if (std::find(jwks.begin(), jwks.end(), path) != jwks.end()) OnKeyFileChanged(path);
+  std::vector<std::string> cohorts = CohortFiles(*config_);
+  if (std::find(cohorts.begin(), cohorts.end(), path) != cohorts.end()) OnCohortFileChanged(path);
 }
 
 void Server::ReloadCertificates(const std::string& changed) {
@@ -445,6 +451,25 @@ void Server::OnKeyFileChanged(const std::string& path) {
   for (auto& worker : workers_) {
     std::shared_ptr<const JsonWebKeySet> set = *keys;
     worker->Post([path, set](Worker* w) { w->UpdateKeys(path, set); });
+  }
+}
+
+void Server::OnCohortFileChanged(const std::string& path) {
+  if (shutting_down_) return;
+  // The cohort list is the configuration's (the table's rows name its cohorts): a name it
+  // lacks is refused here, and takes a reload of the configuration.
+  std::vector<std::string> cohorts = config_->steering.spec.cohorts;
+  absl::StatusOr<CohortCidrMapPtr> map =
+      CohortCidrMap::Load(path, &cohorts, CohortCidrMap::NewCohorts::kRefuse);
+  if (!map.ok()) {
+    LOG_ERROR("cohort CIDR file not reloaded, keeping the map in use: %s",
+              std::string(map.status().message()));
+    return;
+  }
+  LOG_INFO("cohorts reloaded from %s (%d ranges)", path, (*map)->ranges());
+  for (auto& worker : workers_) {
+    CohortCidrMapPtr shared = *map;
+    worker->Post([path, shared](Worker* w) { w->UpdateCohortMap(path, shared); });
   }
 }
 

@@ -62,12 +62,17 @@ class Server final : private AdminBackend {
   void Stop();        // after the loop ran out: joins the workers, closes every service
 
   void Reload();
-  // The files whose change reloads something: signing keys (JWKS) and TLS files.
+  // The files whose change reloads something: signing keys (JWKS), TLS files and cohort CIDR
+  // files.
   static std::vector<std::string> WatchedFiles(const Config& config);
-  // A watched file changed: JWKS keys, or a listener's certificate, key, OCSP response or
-  // client CA (the TLS contexts are rebuilt; connections already open keep theirs).
+  // A watched file changed: JWKS keys, a cohort CIDR file, or a listener's certificate, key,
+  // OCSP response or client CA (the TLS contexts are rebuilt; connections already open keep
+  // theirs).
   void OnWatchedFileChanged(const std::string& path);
   void OnKeyFileChanged(const std::string& path);
+  // A cohort CIDR file changed: read again against the running configuration's cohort list;
+  // a valid map reaches every worker, a refused one is logged and the one in use stays.
+  void OnCohortFileChanged(const std::string& path);
   void ReloadCertificates(const std::string& changed);
   void BeginShutdown(const char* why);
   // Binary upgrade (proxy/server_upgrade.cc). SIGUSR2: starts the new binary, handing over the
@@ -110,7 +115,7 @@ class Server final : private AdminBackend {
   ConfigPtr config_;
   uv_loop_t loop_;
   std::unique_ptr<SignalSet> signals_;
-  std::unique_ptr<FileWatch> file_watch_;  // TLS and key files
+  std::unique_ptr<FileWatch> file_watch_;  // TLS, key and cohort CIDR files
   LoopTimer drain_timer_;                  // SIGTERM: how long in-flight exchanges get
   uv_async_t worker_exit_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "proxy/config/cohort_cidr_map.h"
 #include "steering/hop_marker.h"
 #include "steering/siphash.h"
 #include "steering/steering_table.h"
@@ -46,12 +47,17 @@ struct HomeRegionMap {
   bool empty() const { return prefixes.empty() && ranges.empty(); }
 };
 
-// A header or a verified claim whose value names a cohort.
+// A header or a verified claim whose value names a cohort, or a CIDR file that maps the real
+// client address to one (proxy/config/cohort_cidr_map.h).
 struct CohortRule {
-  enum class Kind : uint8_t { kHeader, kClaimTier, kClaimHomeRegion };
+  enum class Kind : uint8_t { kHeader, kClaimTier, kClaimHomeRegion, kCidrFile };
   Kind kind = Kind::kHeader;
   std::string name;                                 // header name
   std::vector<std::pair<std::string, int>> values;  // value -> cohort id
+  // kCidrFile: the file (resolved against the configuration's directory) and its map as read
+  // with this configuration. Workers may hold a newer map of the same file (the file watch).
+  std::string path;
+  CohortCidrMapPtr cidr;
 };
 
 struct SteeringConfig {

@@ -222,15 +222,34 @@ absl::Status ParseHomeRegionMap(const Field& f, const SteeringSpec& spec, HomeRe
   return absl::OkStatus();
 }
 
-absl::Status ParseCohortRules(const Field& f, std::vector<std::string>* names,
-                              std::vector<CohortRule>* out) {
+// Rules in order; each adds the cohort names it uses to `names` (the table's cohort list, whose
+// order gives the ids), a CIDR file's too.
+absl::Status ParseCohortRules(const Field& f, const std::string& base_dir,
+                              std::vector<std::string>* names, std::vector<CohortRule>* out) {
   ASSIGN_OR_RETURN(std::vector<Field> items, f.Sequence());
   for (const Field& item : items) {
-    RETURN_IF_ERROR(item.ExpectMap({"header", "claim", "values"}));
+    RETURN_IF_ERROR(item.ExpectMap({"header", "claim", "values", "cidr_file"}));
     CohortRule rule;
     Field header = item.Child("header");
     Field claim = item.Child("claim");
-    if (header.present() == claim.present()) return item.Error("needs one of header or claim");
+    Field cidr_file = item.Child("cidr_file");
+    Field values = item.Child("values");
+    if (header.present() + claim.present() + cidr_file.present() != 1) {
+      return item.Error("needs one of header, claim or cidr_file");
+    }
+    if (cidr_file.present()) {
+      if (values.present()) return values.Error("the cohorts of a cidr_file are in the file");
+      rule.kind = CohortRule::Kind::kCidrFile;
+      ASSIGN_OR_RETURN(std::string path, cidr_file.Scalar());
+      if (path.empty()) return cidr_file.Error("a file of CIDR COHORT lines");
+      rule.path = ResolveConfigPath(path, base_dir);
+      absl::StatusOr<CohortCidrMapPtr> map =
+          CohortCidrMap::Load(rule.path, names, CohortCidrMap::NewCohorts::kAdd);
+      if (!map.ok()) return cidr_file.Error(map.status());
+      rule.cidr = *std::move(map);
+      out->push_back(std::move(rule));
+      continue;
+    }
     if (header.present()) {
       rule.kind = CohortRule::Kind::kHeader;
       RETURN_IF_ERROR(ReadHeaderName(header, &rule.name));
@@ -245,7 +264,6 @@ absl::Status ParseCohortRules(const Field& f, std::vector<std::string>* names,
             "must be tier or home_region (the claims the auth filter maps), got \"%s\"", which));
       }
     }
-    Field values = item.Child("values");
     if (!values.present()) return values.Error("required: {value: cohort, ...}");
     ASSIGN_OR_RETURN(auto entries, values.Entries());
     for (const auto& [value, cohort_field] : entries) {
@@ -279,6 +297,15 @@ absl::StatusOr<std::string> ReadKeyFile(const Field& f, const std::string& base_
 }
 
 }  // namespace
+
+std::vector<std::string> CohortFiles(const Config& config) {
+  std::vector<std::string> files;
+  for (const CohortRule& rule : config.steering.cohort_rules) {
+    if (rule.kind != CohortRule::Kind::kCidrFile) continue;
+    if (std::find(files.begin(), files.end(), rule.path) == files.end()) files.push_back(rule.path);
+  }
+  return files;
+}
 
 absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* config) {
   RETURN_IF_ERROR(
@@ -335,7 +362,7 @@ absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* 
     return map.Error("required: steering.home_region lists map");
   }
   if (Field c = f.Child("cohorts"); c.present()) {
-    RETURN_IF_ERROR(ParseCohortRules(c, &spec.cohorts, &out.cohort_rules));
+    RETURN_IF_ERROR(ParseCohortRules(c, base_dir, &spec.cohorts, &out.cohort_rules));
   }
   RETURN_IF_ERROR(f.Child("failover").Read(&out.failover));
   RETURN_IF_ERROR(f.Child("replay_buffer").ReadSize(&out.replay_buffer, 0, 64u << 20));

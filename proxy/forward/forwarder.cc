@@ -51,9 +51,15 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
   }
   filter_.context.client = stream_->downstream().client;
   if (steering_) CheckHopMarker();  // may put the real client of a tunneled request there
+  from_trusted_proxy_ =
+      !tunneled_in_ && config.proxy.trusted_proxies.Contains(stream_->downstream().client);
   filter_.context.trusted_headers =
-      tunneled_in_ || config.proxy.trust_client_headers ||
-      config.proxy.trusted_proxies.Contains(stream_->downstream().client);
+      tunneled_in_ || config.proxy.trust_client_headers || from_trusted_proxy_;
+  // Before X-Forwarded-For gets this node's peer appended (PrepareUpstreamRequest, below).
+  if (steering_) {
+    cohort_client_ =
+        CohortClientAddress(request_->headers, filter_.context.client, from_trusted_proxy_);
+  }
   if (tunneled_in_ && request_->method == HttpMethod::kGet && request_->path == "/v1/health") {
     // A peer region's controller polls this node's view (proxy/control/region_health.h): answered
     // whatever the routes say, and never forwarded to an origin.

@@ -175,10 +175,12 @@ class Forwarder final : public ServerStreamHandler,
   SteeringTablePtr steering_;
   MemberRequest member_;
   MemberIdBuffer member_buffer_;
-  int peer_region_ = -1;         // the region the current attempt tunnels to; -1: local
-  uint64_t failed_regions_ = 0;  // regions whose tunnel failed this request
-  bool tunneled_in_ = false;     // a verified hop marker: served here, never tunneled again
-  std::string hop_from_;         // tunneled in: the sending region, and its marker's nonce
+  int peer_region_ = -1;             // the region the current attempt tunnels to; -1: local
+  uint64_t failed_regions_ = 0;      // regions whose tunnel failed this request
+  bool tunneled_in_ = false;         // a verified hop marker: served here, never tunneled again
+  bool from_trusted_proxy_ = false;  // the peer is in proxy.trusted_proxies (not tunneled in)
+  SocketAddress cohort_client_;      // what cohort CIDR files are matched against
+  std::string hop_from_;             // tunneled in: the sending region, and its marker's nonce
   uint64_t hop_nonce_ = 0;
   bool failed_over_ = false;  // the Isthmus attempt was made
 };

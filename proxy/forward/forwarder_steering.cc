@@ -120,8 +120,10 @@ void Forwarder::Steer() {
   const SteeringConfig& config = snapshot_->config->steering;
   const SteeringTable& table = *steering_;
   SteeringStats* stats = snapshot_->metrics ? &snapshot_->metrics->steering : nullptr;
-  ReadSteeringInputs(config, table, *request_, filter_.context.identity, filter_.context.client,
-                     filter_.context.trusted_headers, &member_buffer_, &member_);
+  const RequestClient client{filter_.context.client, cohort_client_,
+                             filter_.context.trusted_headers};
+  ReadSteeringInputs(config, table, snapshot_->cohort_maps, *request_, filter_.context.identity,
+                     client, &member_buffer_, &member_);
   member_.tunneled_in = tunneled_in_;
   member_.unreachable = UnreachableRegions();
   SteeringDecision decision = Decide(table, member_);

@@ -62,6 +62,13 @@ bool TunneledClient(const HeaderMap& headers, SocketAddress* out) {
   return false;
 }
 
+SocketAddress CohortClientAddress(const HeaderMap& headers, const SocketAddress& client,
+                                  bool from_trusted_proxy) {
+  SocketAddress forwarded;
+  if (from_trusted_proxy && TunneledClient(headers, &forwarded)) return forwarded;
+  return client;
+}
+
 int MapHomeRegion(const HomeRegionMap& map, std::string_view member) {
   for (const auto& [prefix, region] : map.prefixes) {
     if (member.starts_with(prefix)) return region;
@@ -75,9 +82,10 @@ int MapHomeRegion(const HomeRegionMap& map, std::string_view member) {
 }
 
 void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table,
-                        const RequestHead& request, const Identity& identity,
-                        const SocketAddress& client, bool trust_headers, MemberIdBuffer* buffer,
-                        MemberRequest* out) {
+                        std::span<const CohortCidrMapPtr> cidr_maps, const RequestHead& request,
+                        const Identity& identity, const RequestClient& client,
+                        MemberIdBuffer* buffer, MemberRequest* out) {
+  const bool trust_headers = client.trust_headers;
   std::string_view member;
   for (const MemberIdSource& source : config.member_id) {
     switch (source.kind) {
@@ -94,7 +102,7 @@ void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table
     if (!member.empty()) break;
   }
   if (member.empty()) {
-    size_t n = client.FormatIp(buffer->text, sizeof(buffer->text));
+    size_t n = client.address.FormatIp(buffer->text, sizeof(buffer->text));
     member = std::string_view(buffer->text, n);
   }
   out->member = member;
@@ -120,7 +128,15 @@ void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table
   }
 
   out->cohort = -1;
-  for (const CohortRule& rule : config.cohort_rules) {
+  for (size_t i = 0; i < config.cohort_rules.size(); ++i) {
+    const CohortRule& rule = config.cohort_rules[i];
+    if (rule.kind == CohortRule::Kind::kCidrFile) {
+      const CohortCidrMap* map =
+          i < cidr_maps.size() && cidr_maps[i] ? cidr_maps[i].get() : rule.cidr.get();
+      if (map) out->cohort = map->Find(client.cohort_address);
+      if (out->cohort >= 0) break;
+      continue;
+    }
     std::string_view value;
     switch (rule.kind) {
       case CohortRule::Kind::kHeader:
@@ -131,6 +147,8 @@ void ReadSteeringInputs(const SteeringConfig& config, const SteeringTable& table
         break;
       case CohortRule::Kind::kClaimHomeRegion:
         if (identity.verified()) value = identity.home_region;
+        break;
+      case CohortRule::Kind::kCidrFile:
         break;
     }
     if (value.empty()) continue;

@@ -9,6 +9,7 @@
 
 #include "filters/filter_chain.h"
 #include "filters/shed/concurrency_limiter.h"
+#include "proxy/config/cohort_cidr_map.h"
 #include "proxy/config/config.h"
 #include "proxy/forward/router.h"
 #include "proxy/http/http1_parser.h"
@@ -34,8 +35,11 @@ struct WorkerSnapshot {
   uint32_t max_connections = 0;  // this worker's share of the node's connection cap; 0: none
   uint32_t max_connections_per_client = 0;  // its share of limits.max_connections_per_client
   SteeringTablePtr steering;                // null when steering is off
-  HopReplayCache* hop_replay = nullptr;     // the node's: nonces of accepted hop markers
-  AccessLogBuffer* access_log = nullptr;    // the worker's; disabled when logging is off
+  // By index of config->steering.cohort_rules: the newest map of each CIDR file rule (the
+  // file watch may have replaced the one read with the configuration); null for other rules.
+  std::vector<CohortCidrMapPtr> cohort_maps;
+  HopReplayCache* hop_replay = nullptr;   // the node's: nonces of accepted hop markers
+  AccessLogBuffer* access_log = nullptr;  // the worker's; disabled when logging is off
   // The node's health document (GET /v1/health), answered to verified peers; the worker's.
   const std::shared_ptr<const std::string>* node_health = nullptr;
 

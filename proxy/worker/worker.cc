@@ -143,6 +143,22 @@ void Worker::BuildSnapshot(ConfigPtr config) {
   if (config->steering.enabled) {
     snapshot->steering = steering_table_ ? steering_table_ : config->steering.table;
   }
+  // Cohort CIDR files: the newer of the configuration's map and one the file watch sent since.
+  std::map<std::string, CohortCidrMapPtr> cohort_maps;
+  for (const CohortRule& rule : config->steering.cohort_rules) {
+    CohortCidrMapPtr map;
+    if (rule.kind == CohortRule::Kind::kCidrFile) {
+      map = rule.cidr;
+      auto it = cohort_maps_.find(rule.path);
+      if (it != cohort_maps_.end() && it->second &&
+          (!map || it->second->version() > map->version())) {
+        map = it->second;
+      }
+      cohort_maps[rule.path] = map;
+    }
+    snapshot->cohort_maps.push_back(std::move(map));
+  }
+  cohort_maps_ = std::move(cohort_maps);
   ResolveMetricCells(snapshot.get());
   snapshot->node_health = &node_health_;
   snapshot->access_log = access_log_.get();
@@ -217,6 +233,22 @@ void Worker::SetFleetStandbys(std::set<std::string> clusters) {
   if (clusters == fleet_injected_) return;
   fleet_injected_ = std::move(clusters);
   if (snapshot_) BuildSnapshot(snapshot_->config);  // standbys join or leave their balancers
+}
+
+void Worker::UpdateCohortMap(const std::string& path, CohortCidrMapPtr map) {
+  auto it = cohort_maps_.find(path);
+  // Not a file this configuration reads (it changed meanwhile), or an older map than held.
+  if (!map || it == cohort_maps_.end() || (it->second && it->second->version() >= map->version())) {
+    return;
+  }
+  it->second = std::move(map);
+  if (!snapshot_) return;
+  const std::vector<CohortRule>& rules = snapshot_->config->steering.cohort_rules;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    if (rules[i].kind == CohortRule::Kind::kCidrFile && rules[i].path == path) {
+      snapshot_->cohort_maps[i] = it->second;
+    }
+  }
 }
 
 void Worker::SetSteeringTable(SteeringTablePtr table) {

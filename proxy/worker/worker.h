@@ -57,6 +57,9 @@ class Worker {
   void UpdateHealth(const std::string& cluster, const SocketAddress& address, bool healthy);
   // A JWKS file changed: new keys for the auth filters that read it.
   void UpdateKeys(const std::string& path, std::shared_ptr<const JsonWebKeySet> keys);
+  // A cohort CIDR file changed: its new map, for the cohort rules that read `path` (kept unless
+  // this worker already holds a newer one, from a configuration reload).
+  void UpdateCohortMap(const std::string& path, CohortCidrMapPtr map);
   // The controller published a new steering table: new requests use it (and so do snapshots
   // built by later reloads, until the next one). Null: the configuration's own table.
   void SetSteeringTable(SteeringTablePtr table);
@@ -133,6 +136,7 @@ class Worker {
   std::map<std::string, std::vector<SocketAddress>> resolved_;  // "cluster|host:port"
   std::map<std::string, bool> health_;    // "cluster|address": last active check verdict
   SteeringTablePtr steering_table_;       // from the controller; null: the configuration's
+  std::map<std::string, CohortCidrMapPtr> cohort_maps_;  // newest by cohort CIDR file
   std::set<std::string> injected_;        // clusters whose standbys were injected at run time
   std::set<std::string> fleet_injected_;  // the same from the steering state
   std::shared_ptr<const std::string> node_health_;  // for peers' /v1/health

@@ -208,6 +208,53 @@ TEST_F(SteeringConfigLoaderTest, TheTunnelKeyMustBeReadableAndLongEnough) {
       << config.status().message();
 }
 
+TEST_F(SteeringConfigLoaderTest, CohortsFromACidrFileBesideTheConfiguration) {
+  std::ofstream(dir_ + "/cohorts.cidr") << "# networks\n200.0.0.0/8 south-america\n"
+                                        << "2800::/12 latam\n";
+  std::string yaml = Yaml();
+  yaml.replace(yaml.find("  cohorts:\n"), 11, "  cohorts:\n    - cidr_file: cohorts.cidr\n");
+  yaml.replace(yaml.find("cohorts: {latam:"), 16,
+               "cohorts: {south-america: {eu-west-1: 100}, latam:");
+  auto config = Parse(yaml);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const SteeringConfig& s = (*config)->steering;
+  // The file's names first (its rule is first), then the rules after it add theirs.
+  EXPECT_EQ(s.table->cohorts(), (std::vector<std::string>{"south-america", "latam", "vip"}));
+  EXPECT_EQ(s.table->SaviorsFor(0, 0).size(), 1u);  // its region row is checked and built
+  ASSERT_EQ(s.cohort_rules.size(), 3u);
+  const CohortRule& rule = s.cohort_rules[0];
+  EXPECT_EQ(rule.kind, CohortRule::Kind::kCidrFile);
+  EXPECT_EQ(rule.path, dir_ + "/cohorts.cidr");  // relative to the configuration file
+  ASSERT_NE(rule.cidr, nullptr);
+  EXPECT_EQ(rule.cidr->ranges(), 2u);
+  EXPECT_EQ(rule.cidr->Find(*SocketAddress::Parse("[2800:1::1]:1")), 1);
+  EXPECT_EQ(s.cohort_rules[1].values[0].second, 1);  // BR: latam, the same id as the file's
+  EXPECT_EQ(CohortFiles(**config), std::vector<std::string>{dir_ + "/cohorts.cidr"});
+}
+
+TEST_F(SteeringConfigLoaderTest, CidrFileErrors) {
+  std::ofstream(dir_ + "/bad.cidr") << "200.0.0.0/8 south-america\n200.0.0.0/8 latam\n";
+  struct Case {
+    std::string rule, message;
+  };
+  const std::vector<Case> cases = {
+      {"{cidr_file: missing.cidr}",
+       "steering.cohorts[0].cidr_file: cannot read " + dir_ + "/missing.cidr: No such file"},
+      {"{cidr_file: bad.cidr}", "cidr_file: " + dir_ + "/bad.cidr:2: 200.0.0.0/8 is on line 1 too"},
+      {"{cidr_file: bad.cidr, values: {a: b}}", "the cohorts of a cidr_file are in the file"},
+      {"{cidr_file: bad.cidr, header: x-country}", "needs one of header, claim or cidr_file"},
+      {"{cidr_file: \"\"}", "cidr_file: a file of CIDR COHORT lines"},
+  };
+  for (const Case& c : cases) {
+    std::string yaml = Yaml();
+    yaml.replace(yaml.find("  cohorts:\n"), 11, "  cohorts:\n    - " + c.rule + "\n");
+    auto config = Parse(yaml);
+    ASSERT_FALSE(config.ok()) << c.rule;
+    EXPECT_NE(config.status().message().find(c.message), std::string::npos)
+        << c.rule << " -> " << config.status().message();
+  }
+}
+
 TEST_F(SteeringConfigLoaderTest, ClusterNamesCannotTakeTheTunnelPrefix) {
   std::string yaml = Yaml();
   yaml.replace(yaml.find("  - name: app"), 13, "  - name: region:app");

@@ -12,7 +12,7 @@ class SteeringInputsTest : public ::testing::Test {
   SteeringInputsTest() {
     SteeringSpec spec;
     spec.local_region = "us-east-1";
-    spec.cohorts = {"latam", "vip"};
+    spec.cohorts = {"latam", "vip", "south-america", "brazil"};
     for (const char* name : {"us-east-1", "us-west-2", "eu-west-1"}) {
       RegionSpec region;
       region.name = name;
@@ -27,8 +27,8 @@ class SteeringInputsTest : public ::testing::Test {
                            {HomeRegionSource::Kind::kMap, ""}};
     config_.home_map.prefixes = {{"eu-", 2}};
     config_.cohort_rules = {
-        {CohortRule::Kind::kHeader, "x-client-country", {{"BR", 0}, {"AR", 0}}},
-        {CohortRule::Kind::kClaimTier, "", {{"gold", 1}}},
+        {CohortRule::Kind::kHeader, "x-client-country", {{"BR", 0}, {"AR", 0}}, "", nullptr},
+        {CohortRule::Kind::kClaimTier, "", {{"gold", 1}}, "", nullptr},
     };
     head_ = MakeRequestHead();
     client_ = *SocketAddress::Parse("192.0.2.7:5555");
@@ -36,16 +36,35 @@ class SteeringInputsTest : public ::testing::Test {
 
   MemberRequest Read() {
     MemberRequest out;
-    ReadSteeringInputs(config_, *table_, *head_, identity_, client_, trusted_, &buffer_, &out);
+    // As the forwarder does, with the request as it arrived.
+    const RequestClient client{
+        client_, CohortClientAddress(head_->headers, client_, from_trusted_proxy_), trusted_};
+    ReadSteeringInputs(config_, *table_, cidr_maps_, *head_, identity_, client, &buffer_, &out);
     return out;
+  }
+
+  // A cohort CIDR file rule first, then the rules above; "south-america" and "brazil" join the
+  // cohort list (ids 2 and 3), as the loader adds them.
+  void UseCidrFile(std::string_view text) {
+    std::vector<std::string> cohorts = table_->cohorts();
+    auto map =
+        CohortCidrMap::Parse(text, "cohorts.cidr", &cohorts, CohortCidrMap::NewCohorts::kRefuse);
+    ASSERT_TRUE(map.ok()) << map.status();
+    CohortRule rule;
+    rule.kind = CohortRule::Kind::kCidrFile;
+    rule.path = "/etc/sluice/cohorts.cidr";
+    rule.cidr = *map;
+    config_.cohort_rules.insert(config_.cohort_rules.begin(), std::move(rule));
   }
 
   SteeringTablePtr table_;
   SteeringConfig config_;
+  std::vector<CohortCidrMapPtr> cidr_maps_;
   RequestHeadPtr head_;
   Identity identity_;
   SocketAddress client_;
   bool trusted_ = true;  // through a trusted proxy or a tunnel
+  bool from_trusted_proxy_ = false;
   MemberIdBuffer buffer_;
 };
 
@@ -141,6 +160,75 @@ TEST_F(SteeringInputsTest, Cohorts) {
   identity_.method = Identity::Method::kJwt;
   identity_.tier = "gold";
   EXPECT_EQ(Read().cohort, 1);  // the first rule had no match; the second has
+}
+
+constexpr char kCidrFile[] = R"(
+200.0.0.0/8      south-america
+200.160.0.0/16   brazil
+192.0.2.0/24     vip
+2001:db8::/32    latam
+)";
+
+TEST_F(SteeringInputsTest, CohortFromACidrFileByTheClientAddress) {
+  UseCidrFile(kCidrFile);
+  client_ = *SocketAddress::Parse("200.1.2.3:40000");
+  EXPECT_EQ(Read().cohort, 2);
+  client_ = *SocketAddress::Parse("200.160.9.9:40000");
+  EXPECT_EQ(Read().cohort, 3);  // the longer prefix
+  client_ = *SocketAddress::Parse("[2001:db8:0:1::5]:40000");
+  EXPECT_EQ(Read().cohort, 0);
+  client_ = *SocketAddress::Parse("[::ffff:200.160.1.1]:40000");  // a dual-stack listener's
+  EXPECT_EQ(Read().cohort, 3);
+  // Not in the file: the next rules decide.
+  client_ = *SocketAddress::Parse("198.51.100.1:40000");
+  EXPECT_EQ(Read().cohort, -1);
+  head_->headers.Add("X-Client-Country", "BR");
+  EXPECT_EQ(Read().cohort, 0);
+  // In the file: the first rule that yields a cohort wins, whatever a later one says.
+  client_ = *SocketAddress::Parse("200.1.2.3:40000");
+  EXPECT_EQ(Read().cohort, 2);
+  // The address stays the member id of last resort (not the cohort's network).
+  EXPECT_EQ(Read().member, "200.1.2.3");
+}
+
+TEST_F(SteeringInputsTest, CohortFromACidrFileOfTheClientATrustedProxyForwardedFor) {
+  UseCidrFile(kCidrFile);
+  client_ = *SocketAddress::Parse("192.0.2.10:40000");  // the proxy (itself in vip)
+  head_->headers.Add("X-Forwarded-For", "10.9.9.9, 200.160.4.4");
+  from_trusted_proxy_ = true;
+  EXPECT_EQ(Read().cohort, 3);             // the client the proxy appended, not what came before it
+  EXPECT_EQ(Read().member, "192.0.2.10");  // the member id of last resort stays the peer's
+  // No usable X-Forwarded-For: the proxy's own address.
+  head_->headers.Set("X-Forwarded-For", "unknown");
+  EXPECT_EQ(Read().cohort, 1);
+  // From anyone else, X-Forwarded-For is the client's own say: the address counts.
+  head_->headers.Set("X-Forwarded-For", "200.160.4.4");
+  from_trusted_proxy_ = false;
+  EXPECT_EQ(Read().cohort, 1);
+}
+
+TEST_F(SteeringInputsTest, CohortFromACidrFileOfATunneledClient) {
+  UseCidrFile(kCidrFile);
+  // A request a peer region tunneled here: the forwarder puts the client that region forwarded
+  // for in the context (TunneledClient), so the file sees that client, not the peer sluice.
+  head_->headers.Add("X-Forwarded-For", "203.0.113.50, 200.9.8.7");
+  SocketAddress tunneled;
+  ASSERT_TRUE(TunneledClient(head_->headers, &tunneled));
+  client_ = tunneled;
+  EXPECT_EQ(Read().cohort, 2);
+}
+
+TEST_F(SteeringInputsTest, AWorkersNewerCidrMapReplacesTheConfigurations) {
+  UseCidrFile(kCidrFile);
+  client_ = *SocketAddress::Parse("200.1.2.3:40000");
+  std::vector<std::string> cohorts = table_->cohorts();
+  auto newer = CohortCidrMap::Parse("200.0.0.0/8 vip\n", "cohorts.cidr", &cohorts,
+                                    CohortCidrMap::NewCohorts::kRefuse);
+  ASSERT_TRUE(newer.ok()) << newer.status();
+  cidr_maps_.assign(config_.cohort_rules.size(), nullptr);  // null: the configuration's own
+  EXPECT_EQ(Read().cohort, 2);
+  cidr_maps_[0] = *newer;
+  EXPECT_EQ(Read().cohort, 1);
 }
 
 }  // namespace
