@@ -34,11 +34,16 @@ constexpr char kUsage[] =
     "commands:\n"
     "  status                                       table, plans, gates and fleet of every "
     "endpoint\n"
-    "  evacuate REGION --to A=70,B=30 [--ramp 1,5,10,25,50,100] [--hold 10s] [--force]\n"
+    "  evacuate REGION --to A=70,B=30|auto[:A,B] [--cohort C=A[:W][+B[:W]],...]\n"
+    "           [--ramp 1,5,10,25,50,100] [--hold 10s] [--no-hook] [--force] [--dry-run]\n"
+    "                                               --to auto: weights by the saviors' capacity;\n"
+    "                                               --dry-run: the predicted load per savior\n"
     "  abort PLAN                                   stop a ramp where it stands\n"
     "  restore REGION [--ramp 50,10,0] [--hold 10s] [--force]   ramp back to 0\n"
     "  set REGION [--fraction 25] [--to A=70,B=30] [--healthy yes|no] [--version N] [--force]\n"
-    "  inject CLUSTER                               hot standbys take traffic\n"
+    "             [--cohort C=A[:W],...|none] [--misrouted proxy_home|serve_local|default]\n"
+    "  inject|uninject CLUSTER [--region R]         hot standbys take traffic (or leave it): on\n"
+    "                                               this node, or on every node of R (\"*\": all)\n"
     "  watch [--interval 1s] [--count N] [--until-done]   the ramps as they go\n"
     "  ready                                        exit 0 when every endpoint serves (/readyz;\n"
     "                                               no token needed: health checks, probes)\n"
@@ -163,7 +168,8 @@ class Ctl {
     if (c == "restore") return Restore();
     if (c == "abort") return Abort();
     if (c == "set") return Set();
-    if (c == "inject") return Inject();
+    if (c == "inject") return Inject(true);
+    if (c == "uninject") return Inject(false);
     if (c == "ready") return Ready();
     if (c == "detection") return Detection();
     if (c == "history") return History();
@@ -286,17 +292,118 @@ class Ctl {
         reply.value("version", json(0)).dump());
   }
 
+  // "south-america=us-west-2,emea=eu-west-1:70+us-west-2:30" -> cohort rows.
+  static json ParseCohorts(const std::string& text) {
+    json rows = json::object();
+    if (text == "none") return rows;
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      size_t eq = item.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
+        throw UsageError{absl::StrFormat("--cohort: \"%s\" is not COHORT=REGION[:WEIGHT]", item)};
+      }
+      json row = json::object();
+      std::stringstream savior_list(item.substr(eq + 1));
+      std::string savior;
+      while (std::getline(savior_list, savior, '+')) {
+        size_t colon = savior.find(':');
+        uint64_t weight = 1;
+        if (colon != std::string::npos &&
+            (!ParseInteger(savior.substr(colon + 1), &weight) || weight > 100)) {
+          throw UsageError{absl::StrFormat("--cohort: weight in \"%s\" must be 0..100", savior)};
+        }
+        row[savior.substr(0, colon)] = weight;
+      }
+      rows[item.substr(0, eq)] = row;
+    }
+    if (rows.empty()) throw UsageError{"--cohort: needs COHORT=REGION[:WEIGHT][,...] or none"};
+    return rows;
+  }
+
+  static std::string Rps(const json& v) {
+    return v.is_number() ? absl::StrFormat("%.0f", v.get<double>()) : std::string("?");
+  }
+  static std::string Util(const json& v) {
+    return v.is_number() ? absl::StrFormat("%.0f%%", v.get<double>() * 100)
+                         : std::string("unknown");
+  }
+
+  // POST /v1/plans:preview, as a table.
+  static void RenderPreview(const json& p, std::ostream& out) {
+    out << absl::StrFormat("evacuating %s (%s rps expected) to %s%s\n", p.value("region", ""),
+                           Rps(p.value("region_rps", json())),
+                           Weights(p.value("saviors_weights", json::object())),
+                           p.value("auto_split", false) ? " (by capacity)" : "");
+    out << "  step      members   moves rps\n";
+    for (const json& s : p.value("steps", json::array())) {
+      out << absl::StrFormat("  %-8s  %6.1f%%   %9s\n", s.value("step", ""),
+                             s.value("members_share", 0.0) * 100,
+                             Rps(s.value("requests_per_second", json())));
+    }
+    out << "  savior          capacity   load now  share  extra at each step          predicted"
+           "  util  standbys\n";
+    for (const json& s : p.value("saviors", json::array())) {
+      std::vector<std::string> extra;
+      for (const json& e : s.value("extra_rps", json::array())) extra.push_back(Rps(e));
+      out << absl::StrFormat(
+          "  %-14s  %8s  %9s  %4.0f%%  %-26s  %9s  %4s  %d%s\n", s.value("region", ""),
+          Rps(s.value("capacity_rps", json())), Rps(s.value("load_rps", json())),
+          s.value("share", 0.0) * 100, absl::StrJoin(extra, ","),
+          Rps(s.value("predicted_rps", json())), Util(s.value("predicted_utilization", json())),
+          s.value("standbys_to_inject", 0),
+          s.contains("unusable") ? "  (" + s.value("unusable", std::string()) + ")"
+                                 : std::string());
+    }
+    out << absl::StrFormat("  busiest: %s at %s%s\n", p.value("busiest", "-"),
+                           Util(p.value("max_utilization", json())),
+                           p.value("would_refuse", false)
+                               ? "; refused unless forced: " + p.value("refusal", std::string())
+                               : std::string());
+    if (p.contains("second_evacuation")) {
+      out << "  refused unless forced: " << p.value("second_evacuation", std::string())
+          << " (one region at a time)\n";
+    }
+    if (p.value("hook", false)) out << "  the scale hook runs before the ramp\n";
+  }
+
   int Evacuate() {
-    Allow({"to", "ramp", "hold", "force"});
+    Allow({"to", "ramp", "hold", "force", "cohort", "no-hook", "dry-run"});
     json body{{"kind", "evacuate"}, {"region", Arg("a REGION")}};
-    if (!Has("to")) throw UsageError{"evacuate needs --to REGION=WEIGHT[,...]"};
-    std::string error;
-    json saviors;
-    if (!ParseWeights(Flag("to"), &saviors, &error)) throw UsageError{error};
-    body["saviors"] = saviors;
+    if (!Has("to")) throw UsageError{"evacuate needs --to REGION=WEIGHT[,...] or --to auto"};
+    std::string to = Flag("to");
+    if (to == "auto" || to.starts_with("auto:")) {
+      body["saviors"] = "auto";
+      if (to.size() > 5) {
+        json candidates = json::array();
+        std::stringstream in(to.substr(5));
+        std::string region;
+        while (std::getline(in, region, ',')) candidates.push_back(region);
+        body["candidates"] = candidates;
+      }
+    } else {
+      std::string error;
+      json saviors;
+      if (!ParseWeights(to, &saviors, &error)) throw UsageError{error};
+      body["saviors"] = saviors;
+    }
+    if (Has("cohort")) body["cohorts"] = ParseCohorts(Flag("cohort"));
     if (Has("ramp")) body["ramp"] = ParseRamp(Flag("ramp"));
     if (Has("hold")) body["hold"] = Flag("hold");
     if (Has("force")) body["force"] = true;
+    if (Has("no-hook")) body["hook"] = false;
+    if (Has("dry-run")) {
+      // One prediction: every node of a fleet sees the same; the first endpoint answers.
+      Reply r = Call(o_.endpoints.front(), "POST", "/v1/plans:preview", body);
+      if (o_.json) {
+        out_ << (r.ok ? r.body : json{{"error", r.error}}).dump(2) << "\n";
+      } else if (r.ok) {
+        RenderPreview(r.body, out_);
+      } else {
+        err_ << o_.endpoints.front().name << ": " << r.error << "\n";
+      }
+      return r.ok ? kExitOk : kExitFailed;
+    }
     return Change("POST", "/v1/plans", body, DescribePlan);
   }
 
@@ -319,7 +426,7 @@ class Ctl {
   }
 
   int Set() {
-    Allow({"fraction", "to", "healthy", "version", "force"});
+    Allow({"fraction", "to", "healthy", "version", "force", "cohort", "misrouted"});
     const std::string& region = Arg("a REGION");
     json body = json::object();
     if (Has("fraction")) body["fraction"] = FractionText(Flag("fraction"));
@@ -341,8 +448,18 @@ class Ctl {
       if (!ParseInteger(Flag("version"), &version)) throw UsageError{"--version: a number"};
       body["version"] = version;
     }
+    if (Has("cohort")) body["cohorts"] = ParseCohorts(Flag("cohort"));
+    if (Has("misrouted")) {
+      std::string m = Flag("misrouted");
+      if (m != "proxy_home" && m != "serve_local" && m != "default") {
+        throw UsageError{"--misrouted: proxy_home, serve_local or default"};
+      }
+      body["misrouted"] = m == "default" ? json(nullptr) : json(m);
+    }
     if (Has("force")) body["force"] = true;
-    if (body.empty()) throw UsageError{"set needs --fraction, --to or --healthy"};
+    if (body.empty() || (body.size() == 1 && body.contains("force"))) {
+      throw UsageError{"set needs --fraction, --to, --healthy, --cohort or --misrouted"};
+    }
     return Change("PUT", "/v1/steering/regions/" + region, body, [&](const json& reply) {
       const json& r = reply["regions"].value(region, json::object());
       return absl::StrFormat("%s evacuated %s to %s (table version %s)", region,
@@ -351,12 +468,28 @@ class Ctl {
     });
   }
 
-  int Inject() {
-    Allow({});
+  int Inject(bool inject) {
+    Allow({"region"});
     const std::string& cluster = Arg("a CLUSTER");
+    const char* verb = inject ? "inject" : "uninject";
+    if (Has("region")) {
+      // The steering state: every node of the region, through the fleet.
+      const std::string region = Flag("region");
+      return Change("POST", absl::StrFormat("/v1/regions/%s/standbys/%s:%s", region, cluster, verb),
+                    json::object(), [&](const json& reply) {
+                      return absl::StrFormat(
+                          "standbys of %s %s on every node of %s (table version %s)",
+                          cluster == "*" ? "every cluster" : cluster,
+                          inject ? "injected" : "taken out", region,
+                          reply.value("version", json(0)).dump());
+                    });
+    }
     return Change(
-        "POST", "/v1/clusters/" + cluster + "/standby:inject", nullptr,
-        [&](const json&) { return "standby endpoints of " + cluster + " injected"; },
+        "POST", "/v1/clusters/" + cluster + "/standby:" + verb, nullptr,
+        [&](const json&) {
+          return "standby endpoints of " + cluster + (inject ? " injected" : " taken out") +
+                 " on this node";
+        },
         /*fleet_wide=*/false);
   }
 
@@ -526,6 +659,7 @@ class Ctl {
       }
     }
     if (!bars && v.detection.ok) RenderDetection(v.detection.body, out);
+    if (!bars && v.health.ok) RenderCapacity(v.health.body, out);
     if (!bars) {
       bool header = false;
       for (const auto& [id, p] : plans) {
@@ -549,6 +683,32 @@ class Ctl {
   }
 
   // The detector's view (GET /v1/detection) as text.
+  // Capacity per region (GET /v1/health regions_capacity) and this node's standbys.
+  static void RenderCapacity(const json& h, std::ostream& out) {
+    const json& regions = h.value("regions_capacity", json::object());
+    if (!regions.is_object() || regions.empty()) return;
+    out << "  capacity        nodes  capacity rps  with standbys  load rps   util  standbys "
+           "in/out\n";
+    for (const auto& [region, r] : regions.items()) {
+      out << absl::StrFormat("    %-13s  %5d  %12s  %13s  %8s  %5s  %d/%d\n", region,
+                             r.value("nodes", 0), Rps(r.value("capacity_rps", json())),
+                             Rps(r.value("standby_capacity_rps", json())),
+                             Rps(r.value("load_rps", json())), Util(r.value("utilization", json())),
+                             r.value("injected_endpoints", 0), r.value("standby_endpoints", 0));
+    }
+    const json& mine = h.value("capacity", json::object());
+    if (mine.is_object() && !mine.empty()) {
+      std::vector<std::string> standbys;
+      for (const json& s : mine.value("standbys", json::array())) {
+        if (s.is_string()) standbys.push_back(s.get<std::string>());
+      }
+      out << absl::StrFormat(
+          "    this node: %s capacity (%s), standbys injected: %s\n",
+          Rps(mine.value("capacity_rps", json())), mine.value("source", std::string("?")),
+          standbys.empty() ? std::string("none") : absl::StrJoin(standbys, ", "));
+    }
+  }
+
   static void RenderDetection(const json& d, std::ostream& out) {
     const json& g = d.value("global", json::object());
     std::string held = d.value("held", json()).is_string() ? d["held"].get<std::string>() : "";
@@ -830,7 +990,9 @@ Options Parse(int argc, const char* const* argv) {
       if (o.command.empty()) throw UsageError{absl::StrFormat("unknown option %s", arg)};
       // Command flags; --force and --until-done take no value.
       std::string name = arg.substr(2);
-      o.flags[name] = (name == "force" || name == "until-done") ? "" : take();
+      bool boolean =
+          name == "force" || name == "until-done" || name == "dry-run" || name == "no-hook";
+      o.flags[name] = boolean ? "" : take();
     } else if (o.command.empty()) {
       o.command = arg;
     } else {

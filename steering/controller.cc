@@ -20,6 +20,12 @@ std::string FormatSaviors(const std::map<std::string, uint32_t>& saviors) {
 
 std::string Percent(uint32_t bp) { return FormatBasisPoints(bp); }
 
+std::string HookFailed(const RampPlan& plan) {
+  return "the scale hook failed (" + plan.hook_output +
+         "); the ramp does not start blind: abort the plan, fix the hook or the capacity, and "
+         "start it again";
+}
+
 }  // namespace
 
 const char* RampPlanKindName(RampPlan::Kind kind) {
@@ -478,6 +484,7 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
     for (const auto& [savior, weight] : plan.saviors) {
       RegionSpec* s = FindRegion(&with_standbys, savior);
       if (!request.inject_standbys || weight == 0 || !s || s->standbys.count("*")) continue;
+      if (request.inject_regions && !request.inject_regions->count(savior)) continue;
       s->standbys.insert("*");
       now_injected.push_back(savior);
       if (std::find(plan.injected.begin(), plan.injected.end(), savior) == plan.injected.end()) {
@@ -585,6 +592,10 @@ absl::Status Controller::HookDone(uint64_t id, bool ok, const std::string& outpu
     plan.hook = ok ? RampPlan::Hook::kDone : RampPlan::Hook::kFailed;
     plan.hook_output = output;
     plan.next_at = now;
+    if (!ok) {
+      plan.state = RampPlan::State::kHolding;
+      plan.gate_message = HookFailed(plan);
+    }
     Record(actor,
            absl::StrFormat("plan %d: scale hook %s%s", id, ok ? "done" : "failed",
                            ok ? "" : "; the plan holds until it is aborted"),
@@ -725,12 +736,7 @@ bool Controller::Prepare(RampPlan* plan, absl::Time now, PlanAdvisor* advisor) {
   if (plan->hook == RampPlan::Hook::kPending) {
     return hold("waiting for the scale hook", absl::Seconds(1));
   }
-  if (plan->hook == RampPlan::Hook::kFailed) {
-    return hold("the scale hook failed (" + plan->hook_output +
-                    "); the ramp does not start blind: abort the plan, fix the hook or the "
-                    "capacity, and start it again",
-                absl::Hours(1));
-  }
+  if (plan->hook == RampPlan::Hook::kFailed) return hold(HookFailed(*plan), absl::Hours(1));
   CapacityCheck check = advisor ? advisor->CheckCapacity(*plan) : CapacityCheck{};
   if (check.ready) {
     plan->preparing = false;

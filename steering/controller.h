@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -165,7 +166,10 @@ struct PlanRequest {
   std::map<std::string, std::map<std::string, uint32_t>> cohort_saviors;
   bool auto_split = false;      // the saviors were chosen by capacity (re-balanced at steps)
   bool inject_standbys = true;  // inject the saviors' hot standbys before the ramp
-  bool hook = false;            // wait for the scale hook (the runtime runs it)
+  // Only in these regions (those whose nodes share this state: without a fleet, this node's
+  // own); unset: every savior.
+  std::optional<std::set<std::string>> inject_regions;
+  bool hook = false;  // wait for the scale hook (the runtime runs it)
   absl::Duration prepare_timeout = absl::Seconds(30);  // for the saviors' capacity
   // Replace an active plan on the same region; evacuate a second region; ramp past a
   // savior's predicted capacity.

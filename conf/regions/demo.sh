@@ -98,7 +98,7 @@ if [ "$MODE" = "--check" ]; then
   test "$(grep -c 'fleet: node .*, leader .*-a (' "$LOGS/status")" = 3
   # A change through one region reaches the others through etcd.
   "$SLUICECTL_BIN" --admin http://127.0.0.1:9912 --token-file "$HERE/admin.token" \
-    set eu-west-1 --fraction 10 >/dev/null
+    set eu-west-1 --to us-east-1=50,us-west-2=50 >/dev/null
   i=0
   until [ "$("$SLUICECTL_BIN" --admins "$HERE/admins" --token-file "$HERE/admin.token" status |
              grep -c 'table version 2')" = 3 ]; do

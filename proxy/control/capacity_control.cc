@@ -274,6 +274,11 @@ void CapacityControl::StartPlan(PlanRequest request, const EvacuationOptions& op
           absl::StrJoin(figures, "; "))));
       return;
     }
+    if (!fleet_) {
+      // Without a fleet, peer regions' nodes keep their own state: only this node's region
+      // injects what this state says.
+      request.inject_regions = std::set<std::string>{health_->local_region()};
+    }
     request.hook = hook_config_.has_value() && !options.no_hook;
     request.prepare_timeout =
         request.hook ? hook_config_->timeout + hook_config_->capacity_timeout : kStandbyWait;
@@ -299,9 +304,12 @@ CapacityCheck CapacityControl::CheckCapacity(const RampPlan& plan) {
   for (const SaviorPrediction& s : p.saviors) {
     if (s.share <= 0) continue;
     const RegionCapacity& r = regions[s.region];
-    bool injected =
-        std::find(plan.injected.begin(), plan.injected.end(), s.region) != plan.injected.end();
-    bool serving = !injected || (r.nodes > 0 && r.applied == r.nodes);
+    // Only nodes that share this steering state inject what it says: every node of a fleet,
+    // or this node alone without one (a peer region's own node keeps its own state).
+    bool shared = fleet_ != nullptr || s.region == health_->local_region();
+    bool injected = shared && std::find(plan.injected.begin(), plan.injected.end(), s.region) !=
+                                  plan.injected.end();
+    bool serving = !injected || (r.reporting > 0 && r.applied == r.reporting);
     // Unknown capacity is no claim either way: the gates watch the ramp.
     bool enough = !std::isfinite(s.max_utilization) || s.max_utilization <= 1.0;
     check.ready = check.ready && serving && enough;

@@ -1,6 +1,6 @@
 // Fuzzes the admin API's request bodies (proxy/admin/admin_api.h): PUT
-// /v1/steering/regions/{region} and POST /v1/plans. Invariants: no crash, no sanitizer report,
-// every refusal names what is wrong, and what is accepted is in range.
+// /v1/steering/regions/{region} and POST /v1/plans (and /v1/plans:preview). Invariants: no crash,
+// no sanitizer report, every refusal names what is wrong, and what is accepted is in range.
 #include <cstdlib>
 #include <string>
 
@@ -14,12 +14,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& [name, weight] : change->saviors) {
       if (weight > sluice::kMaxSaviorWeight || !sluice::ValidRegionName(name)) std::abort();
     }
-    if (!change->has_fraction && !change->has_saviors && !change->has_healthy) std::abort();
+    if (!change->has_fraction && !change->has_saviors && !change->has_healthy &&
+        !change->has_cohorts && !change->has_misrouted) {
+      std::abort();
+    }
+    for (const auto& [cohort, row] : change->cohort_saviors) {
+      if (!sluice::ValidRegionName(cohort)) std::abort();
+      for (const auto& [name, weight] : row) {
+        if (weight > sluice::kMaxSaviorWeight || !sluice::ValidRegionName(name)) std::abort();
+      }
+    }
   } else if (change.status().message().empty()) {
     std::abort();
   }
-  absl::StatusOr<sluice::PlanRequest> plan = sluice::ParsePlanBody(body);
+  sluice::EvacuationOptions options;
+  absl::StatusOr<sluice::PlanRequest> plan = sluice::ParsePlanBody(body, &options);
   if (plan.ok()) {
+    for (const std::string& candidate : options.candidates) {
+      if (!sluice::ValidRegionName(candidate)) std::abort();
+    }
+    if (!options.candidates.empty() && !options.auto_split) std::abort();
     if (!sluice::ValidRegionName(plan->region)) std::abort();
     for (uint32_t bp : plan->steps_bp) {
       if (bp > sluice::kBasisPoints) std::abort();

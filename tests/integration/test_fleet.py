@@ -241,8 +241,8 @@ class Propagation(FleetTestCase):
                                   for r in REGIONS), what="the ramp done everywhere")
         status, plans = self.api("us-east-1", "GET", "/v1/plans")
         self.assertEqual(len(plans["plans"]), 1, plans)
-        # One plan (starting it leaves the table as it is), two steps: two versions.
-        self.assertEqual(self.steering("us-west-2")["version"], version + 2)
+        # One plan (starting it injects the savior's standbys: one version), two steps: three.
+        self.assertEqual(self.steering("us-west-2")["version"], version + 3)
 
     def test_two_writers_race_and_exactly_one_wins(self):
         self.start_fleet()
@@ -380,7 +380,8 @@ class StoreLost(FleetTestCase):
                 timeout=10, what="connected 0 everywhere")
             paused_at = step()
             status, body = self.api("us-west-2", "PUT", "/v1/steering/regions/us-east-1",
-                                    {"fraction": 1, "saviors": {"eu-west-1": 100}})
+                                    {"fraction": 1, "saviors": {"eu-west-1": 100},
+                                     "force": True})  # a second region: only when forced
             self.assertEqual(status, 503, body)
             self.assertIn("unreachable", body["error"])
             # The ramp holds (hold is 1 s: three would have passed).

@@ -1,5 +1,7 @@
 #include "steering/fleet_view.h"
 
+#include <nlohmann/json.hpp>
+
 #include "gtest/gtest.h"
 
 namespace sluice {
@@ -181,6 +183,58 @@ TEST(FleetViewTest, SignalsSumByEntryAndByServingRegion) {
   views.push_back(View("e3", "us-east-1", 1, 0, 1, 0));
   SumSignals(views, &reported);
   EXPECT_EQ(reported, (std::map<std::string, size_t>{{"eu-west-1", 1}}));
+}
+
+TEST(FleetViewTest, CapacityRoundTripsIsCheckedAndSumsByRegion) {
+  NodeView a;
+  a.node = "a";
+  a.region = "eu-west-1";
+  a.capacity.known = true;
+  a.capacity.capacity_rps = 1000;
+  a.capacity.standby_capacity_rps = 1500;
+  a.capacity.source = "configured";
+  a.capacity.load_rps = 400;
+  a.capacity.cohort_rps = {{"south-america", 20}};
+  a.capacity.standbys = {"*"};
+  a.capacity.standby_version = 9;
+  a.capacity.standby_endpoints = 0;
+  a.capacity.injected_endpoints = 1;
+  absl::StatusOr<NodeView> back = DecodeNodeView(EncodeNodeView(a));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(EncodeNodeView(*back), EncodeNodeView(a));
+  EXPECT_EQ(back->capacity.standbys, std::vector<std::string>{"*"});
+  NodeView b = a;
+  b.node = "b";
+  b.capacity.standbys = {};
+  b.capacity.standby_capacity_rps = 1000;  // its standby not in yet
+  NodeView old = a;
+  old.node = "old";
+  old.capacity = NodeCapacity{};  // an older release: no capacity
+  std::map<std::string, RegionCapacity> sums = SumCapacity({a, b, old}, 0);
+  const RegionCapacity& eu = sums["eu-west-1"];
+  EXPECT_EQ(eu.nodes, 3u);
+  EXPECT_EQ(eu.reporting, 2u);
+  EXPECT_EQ(eu.applied, 1u);
+  EXPECT_DOUBLE_EQ(eu.capacity_rps, 2000);
+  EXPECT_DOUBLE_EQ(eu.standby_capacity_rps, 2500);
+  EXPECT_DOUBLE_EQ(eu.load_rps, 800);
+  EXPECT_DOUBLE_EQ(eu.cohort_rps.at("south-america"), 40);
+  // A node that applied only an older table's standbys does not count for a newer version.
+  EXPECT_EQ(SumCapacity({a}, 10)["eu-west-1"].applied, 0u);
+  // Damaged capacity is refused, naming the field.
+  for (const char* bad : {R"({"capacity_rps": -1})", R"("x")"}) {
+    NodeCapacity c;
+    absl::Status s = CapacityFromJson(nlohmann::json::parse(bad), &c);
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("capacity"), std::string::npos) << s;
+  }
+  nlohmann::json j = CapacityToJson(a.capacity);
+  j["standbys"] = {"bad name"};
+  NodeCapacity c;
+  EXPECT_NE(CapacityFromJson(j, &c).message().find("standbys"), std::string_view::npos);
+  j = CapacityToJson(a.capacity);
+  j["source"] = "guessed";
+  EXPECT_NE(CapacityFromJson(j, &c).message().find("source"), std::string_view::npos);
 }
 
 }  // namespace
