@@ -616,6 +616,14 @@ std::string Server::RenderMetrics() {
     }
   }
   if (detection_) detection_->FillGauges(&node);
+  if (steering_ && steering_->enabled()) {
+    NodeCapacity capacity = Capacity();
+    node.has_capacity = true;
+    node.capacity_rps = capacity.capacity_rps;
+    node.load_rps = capacity.load_rps;
+    node.standby_endpoints = capacity.standby_endpoints;
+    node.injected_endpoints = capacity.injected_endpoints;
+  }
   return sluice::RenderMetrics(metrics, node, region_names);
 }
 

@@ -244,7 +244,8 @@ absl::StatusOr<SplitResult> SplitByCapacity(const EvacuationInput& input,
     for (const std::string& name : candidates) {
       auto it = std::find_if(input.saviors.begin(), input.saviors.end(),
                              [&](const SaviorState& s) { return s.region == name; });
-      if (it == input.saviors.end() || name == input.region) {
+      if (name == input.region) continue;  // a shared list of saviors names every region
+      if (it == input.saviors.end()) {
         return absl::NotFoundError(
             absl::StrFormat("%s: not a savior candidate for %s", name, input.region));
       }

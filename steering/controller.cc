@@ -361,7 +361,16 @@ absl::Status Controller::SetRegion(const RegionChange& change, const std::string
     std::string note = RestoreReplacedSaviors(&next, change.region);
     if (!note.empty()) absl::StrAppend(&action, "; ", note);
   }
-  if (active) AbortPlan(active->id, actor, now).IgnoreError();
+  if (active) {
+    // The plan's standbys: out with this change when it leaves the region at 0%, kept
+    // otherwise (a later restore takes them out); `next` is the spec this change commits.
+    const RampPlan aborted = *active;
+    AbortPlan(aborted.id, actor, now, /*keep_standbys=*/true).IgnoreError();
+    if (aborted.kind == RampPlan::Kind::kEvacuate && region->evacuated_bp == 0) {
+      std::string note = TakeOutStandbys(&next, aborted);
+      if (!note.empty()) absl::StrAppend(&action, "; ", note);
+    }
+  }
   const SteeringSpec previous = spec_;
   if (absl::Status s = Commit(std::move(next), actor, action, now); !s.ok()) return s;
   WarnIfLargeMove(previous, "setting " + change.region, now);
@@ -493,7 +502,9 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
     }
     plan.preparing = request.inject_standbys || request.hook;
     plan.hook = request.hook ? RampPlan::Hook::kPending : RampPlan::Hook::kNone;
-    plan.prepare_until = now + request.prepare_timeout;
+    plan.prepare_wait = request.prepare_timeout;
+    plan.prepare_until = request.hook ? absl::InfiniteFuture() : now + request.prepare_timeout;
+    plan.forced = request.force;
     if (plan.preparing) {
       capacity = request.hook ? ", scale hook first" : ", saviors' capacity first";
     }
@@ -592,6 +603,7 @@ absl::Status Controller::HookDone(uint64_t id, bool ok, const std::string& outpu
     plan.hook = ok ? RampPlan::Hook::kDone : RampPlan::Hook::kFailed;
     plan.hook_output = output;
     plan.next_at = now;
+    plan.prepare_until = now + plan.prepare_wait;  // the capacity wait starts now
     if (!ok) {
       plan.state = RampPlan::State::kHolding;
       plan.gate_message = HookFailed(plan);
@@ -643,15 +655,15 @@ std::string Controller::TakeOutStandbys(SteeringSpec* next, const RampPlan& plan
 }
 
 std::string Controller::RestoreReplacedSaviors(SteeringSpec* next, const std::string& region_name) {
+  RegionSpec* region = FindRegion(next, region_name);
+  if (!region || region->evacuated_bp != 0) return "";
+  std::vector<std::string> notes;
   // The newest evacuation of this region that took a step (and so set its saviors): if they
   // are still the region's, the ones it replaced come back (the configured failover row, say).
   for (const RampPlan& plan : state_.plans) {
     if (plan.kind != RampPlan::Kind::kEvacuate || plan.region != region_name || plan.step < 0) {
       continue;
     }
-    RegionSpec* region = FindRegion(next, region_name);
-    if (!region || region->evacuated_bp != 0) return "";
-    std::vector<std::string> notes;
     if (!plan.replaced_saviors.empty() && region->saviors == plan.saviors &&
         plan.replaced_saviors != plan.saviors) {
       region->saviors = plan.replaced_saviors;
@@ -659,21 +671,37 @@ std::string Controller::RestoreReplacedSaviors(SteeringSpec* next, const std::st
                                       FormatSaviors(plan.replaced_saviors), plan.id,
                                       FormatSaviors(plan.saviors)));
     }
-    bool cohorts_still = !plan.cohort_saviors.empty();
+    // The cohort rows it set, where they are still its: back to what they were.
+    bool back = false;
     for (const auto& [cohort, row] : plan.cohort_saviors) {
       auto it = region->cohort_saviors.find(cohort);
-      cohorts_still = cohorts_still && it != region->cohort_saviors.end() && it->second == row;
+      if (it == region->cohort_saviors.end() || it->second != row) continue;
+      auto before = plan.replaced_cohorts.find(cohort);
+      if (before == plan.replaced_cohorts.end()) {
+        region->cohort_saviors.erase(it);
+      } else {
+        it->second = before->second;
+      }
+      back = true;
     }
-    if (cohorts_still) {
-      region->cohort_saviors = plan.replaced_cohorts;
+    if (back)
       notes.push_back(absl::StrFormat("its cohort rows are back (plan %d had set them)", plan.id));
-    }
-    const RampPlan copy = plan;
-    std::string standbys = TakeOutStandbys(next, copy);
-    if (!standbys.empty()) notes.push_back(standbys);
-    return absl::StrJoin(notes, "; ");
+    break;
   }
-  return "";
+  // The standbys every finished evacuation of it injected (one that ended before its first
+  // step too) are out once it is back at 0%.
+  std::vector<RampPlan> finished;
+  for (const RampPlan& plan : state_.plans) {
+    if (plan.kind == RampPlan::Kind::kEvacuate && plan.region == region_name && !plan.active() &&
+        !plan.injected.empty()) {
+      finished.push_back(plan);
+    }
+  }
+  for (const RampPlan& plan : finished) {
+    std::string standbys = TakeOutStandbys(next, plan);
+    if (!standbys.empty()) notes.push_back(standbys);
+  }
+  return absl::StrJoin(notes, "; ");
 }
 
 void Controller::Finish(RampPlan* plan, RampPlan::State state, absl::Time now) {
@@ -749,7 +777,7 @@ bool Controller::Prepare(RampPlan* plan, absl::Time now, PlanAdvisor* advisor) {
   if (now < plan->prepare_until) {
     return hold("preparing the saviors: " + check.message, absl::Seconds(1));
   }
-  if (check.enough) {
+  if (check.enough || plan->forced) {
     plan->preparing = false;
     Record("controller",
            absl::StrFormat("plan %d: ramping though not every savior node confirmed its "
@@ -770,6 +798,16 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate,
   if (next >= plan->steps_bp.size()) {
     Finish(plan, RampPlan::State::kDone, now);
     return;
+  }
+  if (plan->kind == RampPlan::Kind::kEvacuate && plan->auto_split && advisor) {
+    if (std::optional<std::map<std::string, uint32_t>> weights = advisor->Rebalance(*plan);
+        weights && !weights->empty() && *weights != plan->saviors) {
+      Record("controller",
+             absl::StrFormat("plan %d: saviors re-balanced by capacity: {%s} -> {%s}", id,
+                             FormatSaviors(plan->saviors), FormatSaviors(*weights)),
+             now, state_.version);
+      plan->saviors = *std::move(weights);
+    }
   }
   // The gate: the regions that take more traffic with the next step must be healthy.
   std::vector<std::string> takers;
@@ -845,16 +883,6 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate,
     return;
   }
 
-  if (plan->kind == RampPlan::Kind::kEvacuate && plan->auto_split && advisor) {
-    if (std::optional<std::map<std::string, uint32_t>> weights = advisor->Rebalance(*plan);
-        weights && !weights->empty() && *weights != plan->saviors) {
-      Record("controller",
-             absl::StrFormat("plan %d: saviors re-balanced by capacity: {%s} -> {%s}", id,
-                             FormatSaviors(plan->saviors), FormatSaviors(*weights)),
-             now, state_.version);
-      plan->saviors = *std::move(weights);
-    }
-  }
   uint32_t bp = plan->steps_bp[next];
   region->evacuated_bp = bp;
   if (plan->kind == RampPlan::Kind::kEvacuate) {

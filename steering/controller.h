@@ -69,7 +69,9 @@ struct RampPlan {
   bool preparing = false;
   Hook hook = Hook::kNone;
   std::string hook_output;  // what the hook printed or answered (tail), and how it ended
-  absl::Time prepare_until = absl::InfinitePast();
+  absl::Time prepare_until = absl::InfinitePast();  // set once the hook (if any) is done
+  absl::Duration prepare_wait = absl::Seconds(30);  // the wait for capacity after the hook
+  bool forced = false;  // started past a savior's predicted capacity: short capacity is waived
   absl::Time finished = absl::InfinitePast();  // done or aborted
 
   bool active() const { return state == State::kRunning || state == State::kHolding; }

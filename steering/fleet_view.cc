@@ -166,7 +166,9 @@ absl::StatusOr<NodeView> DecodeNodeView(std::string_view text) {
     view.starts_per_second[region] = value.get<double>();
   }
   if (auto capacity = j.find("capacity"); capacity != j.end()) {
-    if (absl::Status bad = CapacityFromJson(*capacity, &view.capacity); !bad.ok()) return bad;
+    // A capacity this release cannot read (a newer node's source, a figure out of range)
+    // leaves the view without one; the rest of the view (the gates' counts) still counts.
+    if (!CapacityFromJson(*capacity, &view.capacity).ok()) view.capacity = NodeCapacity{};
   }
   if (auto signal = j.find("signal"); signal != j.end()) {
     if (absl::Status bad = SignalFromJson(*signal, &view); !bad.ok()) return bad;

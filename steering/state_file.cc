@@ -217,11 +217,19 @@ absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
     if (!rows.ok()) return rows.status();
     plan.replaced_cohorts = *std::move(rows);
   }
-  for (const char* flag : {"auto_split", "preparing"}) {
+  for (const char* flag : {"auto_split", "preparing", "forced"}) {
     const json& v = Member(j, flag);
     if (v.is_null()) continue;
     if (!v.is_boolean()) return FieldError(field + "." + flag, "must be true or false");
-    (std::string(flag) == "auto_split" ? plan.auto_split : plan.preparing) = v.get<bool>();
+    const std::string name = flag;
+    (name == "auto_split" ? plan.auto_split
+     : name == "forced"   ? plan.forced
+                          : plan.preparing) = v.get<bool>();
+  }
+  if (const json& wait = Member(j, "prepare_wait_ms"); !wait.is_null()) {
+    auto ms = Unsigned(wait, field + ".prepare_wait_ms", 86400000);
+    if (!ms.ok()) return ms.status();
+    plan.prepare_wait = absl::Milliseconds(static_cast<int64_t>(*ms));
   }
   if (const json& injected = Member(j, "injected"); !injected.is_null()) {
     if (!injected.is_array() || injected.size() > kMaxRegions) {
@@ -332,7 +340,9 @@ json RampPlanToJson(const RampPlan& plan) {
               {"preparing", plan.preparing},
               {"hook", RampPlanHookName(plan.hook)},
               {"hook_output", plan.hook_output},
-              {"prepare_until_ms", TimeToJson(plan.prepare_until)}};
+              {"prepare_until_ms", TimeToJson(plan.prepare_until)},
+              {"prepare_wait_ms", absl::ToInt64Milliseconds(plan.prepare_wait)},
+              {"forced", plan.forced}};
 }
 
 std::string EncodeControllerState(const ControllerState& state) {

@@ -127,7 +127,10 @@ absl::StatusOr<EvacuationInput> CapacityControl::Inputs(
     SaviorState s;
     s.region = r.name;
     const RegionCapacity& cap = regions[r.name];
-    s.capacity_rps = cap.standby_capacity_rps * headroom_;
+    // With its standbys in where the plan will inject them (every savior in a fleet; without
+    // one, only this node's region).
+    const bool injects = fleet_ != nullptr || r.name == health_->local_region();
+    s.capacity_rps = (injects ? cap.standby_capacity_rps : cap.capacity_rps) * headroom_;
     s.load_rps = cap.load_rps;
     s.standby_endpoints = cap.standby_endpoints;
     s.nodes = cap.nodes;
@@ -154,6 +157,22 @@ absl::StatusOr<EvacuationInput> CapacityControl::Inputs(
       }
     }
     in.saviors.push_back(std::move(s));
+  }
+  // What the saviors' load already holds of the region (its fraction now, by its rows now)
+  // is not new load: the prediction adds the region's moved share on top of the rest.
+  if (in.start_bp > 0) {
+    EvacuationInput now_in = in;
+    now_in.steps_bp = {in.start_bp};
+    now_in.weights = evacuated->saviors;
+    now_in.cohort_rows = evacuated->cohort_saviors;
+    EvacuationPrediction already = PredictEvacuation(now_in);
+    for (SaviorState& s : in.saviors) {
+      for (const SaviorPrediction& p : already.saviors) {
+        if (p.region == s.region && !p.extra_rps.empty()) {
+          s.load_rps = std::max(0.0, s.load_rps - p.extra_rps[0]);
+        }
+      }
+    }
   }
   return in;
 }
@@ -184,12 +203,19 @@ absl::StatusOr<EvacuationPrediction> CapacityControl::Plan(PlanRequest* request,
   if (!in.ok()) return in.status();
   if (options.auto_split) {
     bool any_capacity = false;
-    for (const SaviorState& s : in->saviors) any_capacity = any_capacity || s.capacity_rps > 0;
-    if (any_capacity) {
-      absl::StatusOr<SplitResult> split = SplitByCapacity(*in, options.candidates);
-      if (!split.ok()) return split.status();
+    for (const SaviorState& s : in->saviors) {
+      bool candidate = options.candidates.empty() ||
+                       std::find(options.candidates.begin(), options.candidates.end(), s.region) !=
+                           options.candidates.end();
+      any_capacity = any_capacity || (candidate && s.usable && s.capacity_rps > 0);
+    }
+    absl::StatusOr<SplitResult> split = absl::FailedPreconditionError("no capacity reported");
+    if (any_capacity) split = SplitByCapacity(*in, options.candidates);
+    if (split.ok()) {
       request->saviors = split->weights;
       request->auto_split = true;
+    } else if (!absl::IsFailedPrecondition(split.status())) {
+      return split.status();
     } else {
       // Nobody reports a capacity: the region's own saviors, else the candidates (or every
       // region) alike; said in the plan's log line by its weights.
@@ -246,6 +272,11 @@ absl::StatusOr<json> CapacityControl::Preview(const PlanRequest& request,
           absl::StrFormat("%s is evacuated %s", r.name, FormatBasisPoints(r.evacuated_bp));
     }
   }
+  for (const RampPlan& plan : c->state().plans) {
+    if (plan.active() && plan.kind == RampPlan::Kind::kEvacuate && plan.region != request.region) {
+      one_at_a_time = absl::StrFormat("%s is being evacuated (plan %d)", plan.region, plan.id);
+    }
+  }
   if (!one_at_a_time.empty()) out["second_evacuation"] = one_at_a_time;
   return out;
 }
@@ -280,8 +311,7 @@ void CapacityControl::StartPlan(PlanRequest request, const EvacuationOptions& op
       request.inject_regions = std::set<std::string>{health_->local_region()};
     }
     request.hook = hook_config_.has_value() && !options.no_hook;
-    request.prepare_timeout =
-        request.hook ? hook_config_->timeout + hook_config_->capacity_timeout : kStandbyWait;
+    request.prepare_timeout = request.hook ? hook_config_->capacity_timeout : kStandbyWait;
   }
   steering_->StartPlan(request, actor, std::move(done));
 }
@@ -311,7 +341,8 @@ CapacityCheck CapacityControl::CheckCapacity(const RampPlan& plan) {
                                   plan.injected.end();
     bool serving = !injected || (r.reporting > 0 && r.applied == r.reporting);
     // Unknown capacity is no claim either way: the gates watch the ramp.
-    bool enough = !std::isfinite(s.max_utilization) || s.max_utilization <= 1.0;
+    // A forced plan was started past capacity on purpose: only its standbys are waited for.
+    bool enough = plan.forced || !std::isfinite(s.max_utilization) || s.max_utilization <= 1.0;
     check.ready = check.ready && serving && enough;
     check.enough = check.enough && enough;
     parts.push_back(absl::StrFormat(
@@ -332,9 +363,10 @@ std::optional<std::map<std::string, uint32_t>> CapacityControl::Rebalance(const 
   absl::StatusOr<SplitResult> split = SplitByCapacity(*in, candidates);
   if (!split.ok()) return std::nullopt;
   if (!ShouldRebalance(*in, plan.saviors, split->weights, kRebalanceMargin)) return std::nullopt;
-  // Keep every savior in the row (weight 0 would drop its standbys' purpose mid-plan).
+  // Keep every savior in the row (weight 0 would leave the decision's fallback to every
+  // usable region should the others become unusable).
   std::map<std::string, uint32_t> weights = split->weights;
-  for (const auto& [savior, weight] : plan.saviors) weights.try_emplace(savior, 0);
+  for (const auto& [savior, weight] : plan.saviors) weights.try_emplace(savior, 1);
   return weights;
 }
 
@@ -358,21 +390,49 @@ json CapacityControl::RegionsJson() {
 void CapacityControl::OnTick() {
   const Controller* c = steering_->controller();
   if (!c) return;
+  auto pending = [c](uint64_t id) {
+    const RampPlan* plan = c->FindPlan(id);
+    return plan && plan->active() && plan->preparing && plan->hook == RampPlan::Hook::kPending;
+  };
+  // A hook whose plan no longer waits for it (aborted, or another node recorded it) stops.
+  if (hook_plan_ != 0 && !pending(hook_plan_) && hook_ && hook_->running()) {
+    LOG_INFO("plan %d no longer waits for its scale hook: stopping it", hook_plan_);
+    hook_->Cancel();
+    hook_plan_ = 0;
+  }
+  for (auto it = hook_results_.begin(); it != hook_results_.end();) {
+    it = pending(it->first) ? std::next(it) : hook_results_.erase(it);
+  }
   if (fleet_ && !fleet_->leader()) return;
   for (const RampPlan& plan : c->state().plans) {
-    if (!plan.active() || !plan.preparing || plan.hook != RampPlan::Hook::kPending) continue;
+    if (!pending(plan.id)) continue;
+    if (auto done = hook_results_.find(plan.id); done != hook_results_.end()) {
+      // It ran; its result is not recorded yet (a write in flight, or refused): say it again
+      // rather than run the hook twice.
+      if (!reporting_) ReportHook(plan.id, done->second.first, done->second.second);
+      continue;
+    }
     if (hook_ && hook_->running()) return;  // one at a time
     RunHook(plan);
     return;
   }
 }
 
+void CapacityControl::ReportHook(uint64_t id, bool ok, const std::string& output) {
+  reporting_ = true;
+  steering_->HookDone(id, ok, output, "scale-hook", [this, id](const absl::Status& s) {
+    reporting_ = false;
+    if (!s.ok()) {
+      LOG_WARN("scale hook of plan %d: its result is not recorded yet: %s", id, s.message());
+    }
+  });
+}
+
 void CapacityControl::RunHook(const RampPlan& plan) {
   const uint64_t id = plan.id;
   auto report = [this, id](bool ok, const std::string& output) {
-    steering_->HookDone(id, ok, output, "scale-hook", [id](const absl::Status& s) {
-      if (!s.ok()) LOG_WARN("scale hook of plan %d: %s", id, s.message());
-    });
+    hook_results_[id] = {ok, output};
+    ReportHook(id, ok, output);
   };
   if (!hook_) {
     report(false, "no scale hook is configured on the leader (controller.hooks.scale)");

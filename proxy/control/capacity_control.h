@@ -98,6 +98,8 @@ class CapacityControl final : public PlanAdvisor {
   absl::StatusOr<EvacuationPrediction> Plan(PlanRequest* request, const EvacuationOptions& options);
   void OnTick();
   void RunHook(const RampPlan& plan);
+  // Records a hook's result in the steering state (HookDone), once at a time.
+  void ReportHook(uint64_t id, bool ok, const std::string& output);
 
   LoopContext* context_;
   RegionHealthMonitor* health_;
@@ -110,6 +112,9 @@ class CapacityControl final : public PlanAdvisor {
   std::optional<ScaleHookConfig> hook_config_;
   std::unique_ptr<ScaleHookRunner> hook_;
   uint64_t hook_plan_ = 0;  // the plan whose hook runs
+  // Hooks that ran, by plan, until the state records their result: never run twice.
+  std::map<uint64_t, std::pair<bool, std::string>> hook_results_;
+  bool reporting_ = false;  // a HookDone write is in flight
   LoopTimer timer_;
 };
 

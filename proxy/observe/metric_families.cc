@@ -418,6 +418,30 @@ std::vector<MetricFamily> BuildFamilies() {
        [](const MetricSources& s, MetricSink& sink) {
          for (const auto& [reason, n] : s.node.detection_evacuations) sink.Add({reason}, D(n));
        }},
+      {"sluice_capacity_requests_per_second",
+       "What this node can serve (configured, scaled by its injected standbys, or learned; 0: "
+       "unknown).",
+       T::kGauge,
+       {},
+       [](const MetricSources& s, MetricSink& sink) {
+         if (s.node.has_capacity) sink.Add({}, s.node.capacity_rps);
+       }},
+      {"sluice_load_requests_per_second",
+       "Requests this node's region's origins took per second over the last 5 s.",
+       T::kGauge,
+       {},
+       [](const MetricSources& s, MetricSink& sink) {
+         if (s.node.has_capacity) sink.Add({}, s.node.load_rps);
+       }},
+      {"sluice_standby_endpoints",
+       "Hot standby endpoints of this node's origins: waiting or injected (serving).",
+       T::kGauge,
+       {"state"},
+       [](const MetricSources& s, MetricSink& sink) {
+         if (!s.node.has_capacity) return;
+         sink.Add({"waiting"}, s.node.standby_endpoints);
+         sink.Add({"injected"}, s.node.injected_endpoints);
+       }},
   };
 }
 

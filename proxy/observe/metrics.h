@@ -218,6 +218,12 @@ struct NodeGauges {
   };
   std::vector<DetectionRegion> detection;
   std::vector<std::pair<std::string, uint64_t>> detection_evacuations;  // by reason
+  // This node's capacity (steering/fleet_view.h NodeCapacity); has_capacity: steering is on.
+  bool has_capacity = false;
+  double capacity_rps = 0;
+  double load_rps = 0;
+  uint32_t standby_endpoints = 0;   // waiting
+  uint32_t injected_endpoints = 0;  // serving
 };
 
 }  // namespace sluice

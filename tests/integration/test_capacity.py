@@ -34,7 +34,7 @@ def served_by(port, headers):
 
 
 # Requests per second each node can serve with its regular endpoint (a standby adds as much).
-CAPACITY = {"us-east-1": 100, "eu-west-1": 200, "us-west-2": 16}
+CAPACITY = {"us-east-1": 100, "eu-west-1": 200, "us-west-2": 10}
 
 
 class CapacityFleet(FleetTestCase):
@@ -98,8 +98,8 @@ class Capacity(CapacityFleet):
         self.assertEqual(caps["eu-west-1"]["standby_capacity_rps"], 400)
         self.assertEqual(caps["us-west-2"]["standby_endpoints"], 1)
 
-        # Equal weights would take us-west-2 (25 rps of its own, 32 with its standby) past its
-        # capacity: the preview says so and the plan is refused with the figures.
+        # Equal weights would take us-west-2 (about 25 rps of its own: no headroom even with its
+        # standby, 20) past its capacity: the preview says so and the plan is refused.
         fixed = {"kind": "evacuate", "region": "us-east-1", "ramp": ["50%", "100%"],
                  "hold": "1s", "saviors": {"eu-west-1": 1, "us-west-2": 1}}
         status, p = self.preview(fixed)
@@ -108,7 +108,7 @@ class Capacity(CapacityFleet):
         self.assertEqual(p["busiest"], "us-west-2")
         by_region = {s["region"]: s for s in p["saviors"]}
         self.assertAlmostEqual(by_region["us-west-2"]["share"], 0.5)
-        self.assertEqual(by_region["us-west-2"]["capacity_rps"], 32)
+        self.assertEqual(by_region["us-west-2"]["capacity_rps"], 20)
         self.assertEqual(len(by_region["us-west-2"]["extra_rps"]), 2)
         self.assertGreater(by_region["us-west-2"]["predicted_utilization"], 1.0)
         status, body = self.api(leader, "POST", "/v1/plans", fixed)
@@ -206,7 +206,10 @@ class Capacity(CapacityFleet):
                                  "cohorts": {"atlantis": {"us-west-2": 1}}})
         self.assertEqual(status, 400, body)
         self.assertIn("atlantis", body["error"])
-        # A plan carries cohort rows: members of the cohort go to their row's savior.
+        # A plan carries cohort rows: members of the cohort go to their row's savior, and the
+        # restore puts the rows back as they were (none).
+        status, _ = self.api(leader, "PUT", "/v1/steering/regions/us-east-1", {"cohorts": {}})
+        self.assertEqual(status, 200)
         status, body = self.api(leader, "POST", "/v1/plans",
                                 {"kind": "evacuate", "region": "us-east-1", "ramp": ["100%"],
                                  "hold": "1s", "saviors": {"eu-west-1": 1},
@@ -220,6 +223,13 @@ class Capacity(CapacityFleet):
                              "us-west-2")
             self.assertEqual(served_by(self.ports["us-east-1"], {"x-member-id": "m%d" % member}),
                              "eu-west-1")
+        status, body = self.api(leader, "POST", "/v1/plans",
+                                {"kind": "restore", "region": "us-east-1", "ramp": ["0%"],
+                                 "hold": "1s"})
+        self.assertEqual(status, 201, body)
+        self.wait_for(lambda: self.steering(leader)["regions"]["us-east-1"]["evacuated_bp"] == 0
+                      and self.steering(leader)["regions"]["us-east-1"]["cohort_saviors"] == {},
+                      what="the restore with the cohort rows put back")
 
 
 class ScaleHook(CapacityFleet):

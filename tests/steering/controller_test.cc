@@ -734,5 +734,88 @@ TEST(ControllerCapacityTest, CohortRowsAndMisroutedModeAreLiveAndPersist) {
   EXPECT_EQ(c.SetRegion(change, "a", kStart).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ControllerCapacityTest, StandbysNeverOutliveTheirPlans) {
+  Controller c = Make();
+  FakeGate gate;
+  // A forced direct change during a preparing plan that leaves the region at 0%.
+  PlanRequest r = Evacuate({10000});
+  r.inject_standbys = true;
+  r.hook = true;
+  ASSERT_TRUE(c.StartPlan(r, "a", kStart).ok());
+  ASSERT_EQ(Region(c, "eu-west-1").standbys, std::set<std::string>{"*"});
+  RegionChange healthy;
+  healthy.region = "us-east-1";
+  healthy.has_healthy = true;
+  healthy.force = true;
+  ASSERT_TRUE(c.SetRegion(healthy, "a", kStart).ok());
+  EXPECT_TRUE(Region(c, "eu-west-1").standbys.empty());
+  EXPECT_TRUE(Region(c, "us-west-2").standbys.empty());
+  // A plan that injects and is aborted before its first step while the region is partly
+  // evacuated: the restore to 0% takes them out.
+  RegionChange quarter;
+  quarter.region = "us-east-1";
+  quarter.has_fraction = true;
+  quarter.evacuated_bp = 2500;
+  ASSERT_TRUE(c.SetRegion(quarter, "a", kStart).ok());
+  auto id = c.StartPlan(r, "a", kStart);
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(c.AbortPlan(*id, "a", kStart).ok());
+  EXPECT_FALSE(Region(c, "eu-west-1").standbys.empty());  // still 25% there
+  PlanRequest restore;
+  restore.kind = RampPlan::Kind::kRestore;
+  restore.region = "us-east-1";
+  restore.steps_bp = {0};
+  ASSERT_TRUE(c.StartPlan(restore, "a", kStart).ok());
+  c.Tick(kStart, gate.Get());
+  c.Tick(kStart + absl::Seconds(20), gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
+  EXPECT_TRUE(Region(c, "eu-west-1").standbys.empty());
+}
+
+TEST(ControllerCapacityTest, AForcedPlanRampsOnceItsStandbysServeThoughCapacityIsShort) {
+  Controller c = Make();
+  FakeGate gate;
+  FakeAdvisor advisor;
+  advisor.check = {false, false, "eu-west-1: 140% predicted"};
+  PlanRequest r = Evacuate({10000});
+  r.inject_standbys = true;
+  r.force = true;
+  auto id = c.StartPlan(r, "a", kStart);
+  ASSERT_TRUE(id.ok());
+  EXPECT_TRUE(c.FindPlan(*id)->forced);
+  c.Tick(kStart, gate.Get(), &advisor);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);  // within the wait: it waits for the standbys
+  c.Tick(kStart + absl::Seconds(31), gate.Get(), &advisor);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 10000u);  // past it, forced: it ramps
+  auto decoded = DecodeControllerState(EncodeControllerState(c.state()));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_TRUE(decoded->plans[0].forced);
+}
+
+TEST(ControllerCapacityTest, ARestorePutsBackOnlyTheCohortRowsThePlanSet) {
+  SteeringSpec spec = Spec();
+  spec.cohorts = {"south-america", "emea"};
+  auto made = Controller::Create(spec, Controller::StateFromSpec(spec), {});
+  ASSERT_TRUE(made.ok());
+  Controller c = *std::move(made);
+  FakeGate gate;
+  PlanRequest r = Evacuate({10000}, absl::Seconds(1));
+  r.cohort_saviors = {{"south-america", {{"us-west-2", 1}}}};
+  ASSERT_TRUE(c.StartPlan(r, "a", kStart).ok());
+  c.Tick(kStart, gate.Get());
+  RegionChange emea;
+  emea.region = "us-east-1";
+  emea.has_cohorts = true;
+  emea.cohort_saviors = {{"south-america", {{"us-west-2", 1}}}, {"emea", {{"eu-west-1", 1}}}};
+  ASSERT_TRUE(c.SetRegion(emea, "a", kStart).ok());
+  RegionChange back;
+  back.region = "us-east-1";
+  back.has_fraction = true;
+  back.evacuated_bp = 0;
+  ASSERT_TRUE(c.SetRegion(back, "a", kStart).ok());
+  EXPECT_EQ(Region(c, "us-east-1").cohort_saviors,
+            (std::map<std::string, std::map<std::string, uint32_t>>{{"emea", {{"eu-west-1", 1}}}}));
+}
+
 }  // namespace
 }  // namespace sluice

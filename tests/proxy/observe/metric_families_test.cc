@@ -108,7 +108,13 @@ TEST(MetricFamiliesTest, EveryFamilyRendersWithItsDeclaredLabels) {
   node.detection = {{"us-east-1", true, 100, true, 0.5, "dipping"}};
   node.local_region = "us-east-1";
   node.detection_evacuations = {{"serving", 1}};
+  node.has_capacity = true;
+  node.capacity_rps = 2000;
+  node.load_rps = 800;
+  node.standby_endpoints = 1;
   const std::string text = RenderMetrics({&w}, node, {"us-east-1"});
+  EXPECT_TRUE(Has(text, "sluice_capacity_requests_per_second 2000")) << text;
+  EXPECT_TRUE(Has(text, "sluice_standby_endpoints{state=\"waiting\"} 1")) << text;
 
   for (const MetricFamily& f : MetricFamilies()) {
     SCOPED_TRACE(std::string(f.name));
