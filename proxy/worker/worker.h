@@ -134,8 +134,8 @@ class Worker {
   std::multimap<std::string, Listener*> listeners_;  // by address (one or more sockets each)
   KeySlots key_slots_;                               // JWKS keys in force, by file
   std::map<std::string, std::vector<SocketAddress>> resolved_;  // "cluster|host:port"
-  std::map<std::string, bool> health_;    // "cluster|address": last active check verdict
-  SteeringTablePtr steering_table_;       // from the controller; null: the configuration's
+  std::map<std::string, bool> health_;  // "cluster|address": last active check verdict
+  SteeringTablePtr steering_table_;     // from the controller; null: the configuration's
   std::map<std::string, CohortCidrMapPtr> cohort_maps_;  // newest by cohort CIDR file
   std::set<std::string> injected_;        // clusters whose standbys were injected at run time
   std::set<std::string> fleet_injected_;  // the same from the steering state
