@@ -500,7 +500,7 @@ void AdminApi::PostPlan(const Call& call) {
   if (!capacity && options.auto_split) {
     return call.reply(Error(400, "saviors: \"auto\" needs the capacity view (steering)"));
   }
-  auto started = [steering, reply = call.reply](const absl::StatusOr<uint64_t>& id) {
+  auto answer = [steering, reply = call.reply](const absl::StatusOr<uint64_t>& id) {
     if (!id.ok()) return reply(Error(id.status()));
     const RampPlan* started = steering->controller()->FindPlan(*id);
     AdminResponse r = Json(201, json{{"plan", started ? RampPlanToJson(*started) : json(nullptr)},
@@ -508,8 +508,8 @@ void AdminApi::PostPlan(const Call& call) {
     r.headers.emplace_back("Location", absl::StrFormat("/v1/plans/%d", *id));
     reply(r);
   };
-  if (!capacity) return steering->StartPlan(*plan, call.actor, std::move(started));
-  capacity->StartPlan(*plan, options, call.actor, std::move(started));
+  if (!capacity) return steering->StartPlan(*plan, call.actor, std::move(answer));
+  capacity->StartPlan(*plan, options, call.actor, std::move(answer));
 }
 
 // GET and DELETE /v1/plans/{id}: the plan id, and the answer once `change` (if any) is done.

@@ -228,9 +228,11 @@ TEST(ControllerTest, DirectChangesAreRefusedDuringAPlanUnlessForced) {
   EXPECT_EQ(Fraction(c, "us-east-1"), 10000u);
   EXPECT_EQ(c.FindPlan(*id)->state, RampPlan::State::kAborted);
   // A second plan on a region with an active one is refused too.
-  c.StartPlan(PlanRequest{RampPlan::Kind::kRestore, "us-east-1", {}, {}, absl::Seconds(1)}, "a",
-              kStart)
-      .IgnoreError();
+  PlanRequest restore;
+  restore.kind = RampPlan::Kind::kRestore;
+  restore.region = "us-east-1";
+  restore.hold = absl::Seconds(1);
+  c.StartPlan(restore, "a", kStart).IgnoreError();
   EXPECT_EQ(c.StartPlan(Evacuate(), "alice", kStart).status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
