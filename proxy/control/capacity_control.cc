@@ -16,7 +16,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr uint64_t kTickMs = 1000;
+constexpr uint64_t kCapacityTickMs = 1000;
 
 json Rate(double v) { return std::isfinite(v) ? json(std::round(v * 10) / 10) : json(nullptr); }
 json Ratio(double v) {
@@ -45,7 +45,8 @@ void CapacityControl::Configure(const Config& config) {
     hook_.reset();
     if (hook_config_) hook_ = std::make_unique<ScaleHookRunner>(context_, *hook_config_);
   }
-  if (!timer_.active()) timer_.Start(context_->loop(), kTickMs, kTickMs, [this] { OnTick(); });
+  if (!timer_.active())
+    timer_.Start(context_->loop(), kCapacityTickMs, kCapacityTickMs, [this] { OnTick(); });
 }
 
 void CapacityControl::Stop() {

@@ -44,7 +44,7 @@ void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
-void Field(const char* name, std::string_view value, std::string* out) {
+void LogField(const char* name, std::string_view value, std::string* out) {
   out->push_back(',');
   out->push_back('"');
   out->append(name);
@@ -52,7 +52,7 @@ void Field(const char* name, std::string_view value, std::string* out) {
   AppendJsonString(value, out);
 }
 
-void Field(const char* name, int64_t value, std::string* out) {
+void LogField(const char* name, int64_t value, std::string* out) {
   absl::StrAppend(out, ",\"", name, "\":", value);
 }
 
@@ -83,24 +83,24 @@ void AppendAccessLogLine(const AccessLogRecord& r, std::string* out) {
   out->append("{\"time\":\"").append(cached_text);
   AppendThousandths(static_cast<int>((r.unix_micros % 1000000) / 1000), out);
   out->append("Z\"");
-  Field("request_id", r.request_id, out);
-  Field("client", r.client, out);
-  Field("method", r.method, out);
-  Field("host", r.host, out);
-  Field("path", r.path, out);
-  Field("status", r.status, out);
-  Field("bytes_in", static_cast<int64_t>(r.bytes_in), out);
-  Field("bytes_out", static_cast<int64_t>(r.bytes_out), out);
+  LogField("request_id", r.request_id, out);
+  LogField("client", r.client, out);
+  LogField("method", r.method, out);
+  LogField("host", r.host, out);
+  LogField("path", r.path, out);
+  LogField("status", r.status, out);
+  LogField("bytes_in", static_cast<int64_t>(r.bytes_in), out);
+  LogField("bytes_out", static_cast<int64_t>(r.bytes_out), out);
   int64_t us = r.duration_us > 0 ? r.duration_us : 0;
   absl::StrAppend(out, ",\"duration_ms\":", us / 1000);
   AppendThousandths(static_cast<int>(us % 1000), out);
-  Field("route", r.route, out);
-  Field("cluster", r.cluster, out);
-  Field("endpoint", r.endpoint, out);
-  Field("decision", r.decision, out);
-  Field("region", r.region, out);
-  Field("retries", r.retries, out);
-  Field("rejected_by", r.rejected, out);
+  LogField("route", r.route, out);
+  LogField("cluster", r.cluster, out);
+  LogField("endpoint", r.endpoint, out);
+  LogField("decision", r.decision, out);
+  LogField("region", r.region, out);
+  LogField("retries", r.retries, out);
+  LogField("rejected_by", r.rejected, out);
   out->append("}\n");
 }
 

@@ -23,13 +23,14 @@
 #include <vector>
 
 #include "filters/filter.h"
-#include "filters/shed/concurrency_limiter.h"
 #include "steering/decision.h"
 #include "steering/health_window.h"
 #include "steering/hop_marker.h"
 #include "steering/steering_table.h"
 
 namespace sluice {
+
+class ConcurrencyLimiter;  // filters/shed/concurrency_limiter.h
 
 // A single-writer counter.
 class MetricCounter {

@@ -1,5 +1,7 @@
 #include "proxy/observe/node_traffic.h"
 
+#include "filters/shed/concurrency_limiter.h"
+
 namespace sluice {
 namespace {
 
