@@ -5,10 +5,12 @@
 
 #include "common/log.h"
 #include "proxy/config/cli.h"
+#include "proxy/event/signal_set.h"
 #include "proxy/server.h"
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
+  sluice::SignalSet::HoldControlSignals();  // until the server's handlers are in
   absl::StatusOr<sluice::CommandLine> cli = sluice::ParseCommandLine(argc, argv);
   if (!cli.ok()) {
     std::fprintf(stderr, "sluice: %s\n\n%s", std::string(cli.status().message()).c_str(),

@@ -217,6 +217,7 @@ void Server::HandleSignals() {
     if (access_log_) access_log_->Reopen();
   });
   signals_->On(SIGUSR2, [this] { StartUpgrade(); });
+  SignalSet::ReleaseControlSignals();  // held since main's first line: what came waits no more
   file_watch_ = std::make_unique<FileWatch>(
       &loop_, [this](const std::string& path) { OnWatchedFileChanged(path); });
 }

@@ -314,7 +314,9 @@ std::map<std::string, RegionCapacity> SumCapacity(const std::vector<NodeView>& v
     r.standby_endpoints += c.standby_endpoints;
     r.injected_endpoints += c.injected_endpoints;
     bool all = std::find(c.standbys.begin(), c.standbys.end(), "*") != c.standbys.end();
-    if (all && c.standby_version >= version) ++r.applied;
+    // A node without a standby endpoint has nothing to inject: it is as ready as it gets.
+    bool none = c.standby_endpoints == 0 && c.injected_endpoints == 0;
+    if ((all && c.standby_version >= version) || none) ++r.applied;
   }
   return out;
 }

@@ -63,7 +63,7 @@ struct RegionCapacity {
   uint32_t standby_endpoints = 0;
   uint32_t injected_endpoints = 0;
   // Nodes that serve with every standby ("*" among their standbys) and apply a table of
-  // `version` or later.
+  // `version` or later, or that have no standby endpoint at all.
   uint32_t applied = 0;
 };
 struct NodeView;

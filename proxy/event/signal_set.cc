@@ -1,5 +1,9 @@
 #include "proxy/event/signal_set.h"
 
+#include <pthread.h>
+
+#include <csignal>
+
 namespace sluice {
 
 struct SignalSet::Handle {
@@ -22,6 +26,27 @@ void SignalSet::Close() {
              [](uv_handle_t* handle) { delete static_cast<Handle*>(handle->data); });
   }
   handles_.clear();
+}
+
+namespace {
+
+sigset_t ControlSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int signum : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&set, signum);
+  return set;
+}
+
+}  // namespace
+
+void SignalSet::HoldControlSignals() {
+  sigset_t set = ControlSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+void SignalSet::ReleaseControlSignals() {
+  sigset_t set = ControlSignals();
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 }  // namespace sluice

@@ -22,6 +22,14 @@ class SignalSet {
   void On(int signum, std::function<void()> handler);
   void Close();
 
+  // The process's control signals (SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2) wait, blocked,
+  // from the first line of main until the handlers are in: a SIGTERM sent while the process
+  // starts is then a graceful stop, never death by the default action. Hold before any thread
+  // starts (threads inherit the mask, and then never take them); release on the thread that
+  // installed the handlers. Children of uv_spawn start with an empty mask.
+  static void HoldControlSignals();
+  static void ReleaseControlSignals();
+
  private:
   struct Handle;
   uv_loop_t* loop_;

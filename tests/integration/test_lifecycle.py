@@ -191,6 +191,28 @@ class Drain(ProxyTestCase):
         proxy.proc.wait(10)
         self.assertEqual(proxy.proc.returncode, 0)
 
+    def test_sigterm_while_starting_is_a_graceful_stop(self):
+        # From main's first line SIGTERM waits (blocked) until the handlers are in. The
+        # configuration is read from a FIFO, so the process stays in its start-up for as long
+        # as the test wants: SIGTERM sent there stops it with 0 once it has started, it does
+        # not kill it.
+        origin = self.start_origin()
+        directory = tempfile.mkdtemp(prefix="sluice-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        fifo = os.path.join(directory, "sluice.yaml")
+        os.mkfifo(fifo)
+        proxy = Sluice(args=["--config", fifo], workers=None, directory=directory)
+        self.addCleanup(proxy.stop)
+        proxy.start(wait=False)
+        self.wait_for(lambda: proxy.handles_signal(signal.SIGTERM) or not proxy.running(), 10,
+                      "SIGTERM held while the configuration is read")
+        proxy.signal(signal.SIGTERM)
+        with open(fifo, "w") as f:  # opens once sluice opened it for reading
+            f.write(basic_config([origin.port]).replace("{port}", str(proxy.port)))
+        proxy.proc.wait(10)
+        self.assertEqual(proxy.proc.returncode, 0, proxy.log_text())
+        self.assertIn("SIGTERM", proxy.log_text())
+
     def test_drain_timeout_closes_what_is_left(self):
         origin = self.start_origin()
         proxy = self.start_sluice(basic_config([origin.port], extra="timeouts:\n  drain: 300ms\n"))

@@ -137,6 +137,10 @@ class Process:
     long it waits before SIGKILL. append: start() appends to the log instead of truncating it.
     start() may be called again after stop()."""
 
+    # Programs that block or catch their stop signal from early on (sluice) are only sent it
+    # once they do, so a stop right after start is their graceful stop, not the default action.
+    waits_for_signal_handling = False
+
     def __init__(self, cmd, log_path=None, cpu=None, stop_signal=signal.SIGTERM,
                  stop_timeout=10.0, append=False):
         self.cmd = list(cmd)
@@ -178,6 +182,9 @@ class Process:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            if self.waits_for_signal_handling:
+                wait_until(lambda: self.handles_signal(self.stop_signal) or
+                           self.proc.poll() is not None, 5.0, 0.01)
             os.kill(self.proc.pid, self.stop_signal)
             try:
                 self.proc.wait(self.stop_timeout if timeout is None else timeout)
@@ -187,6 +194,17 @@ class Process:
         if self.log:
             self.log.close()
         return self.proc.returncode
+
+    def handles_signal(self, signum):
+        """True once the process blocks or catches `signum` (its SigBlk or SigCgt in
+        /proc/PID/status), False while it would die of it, or when it is gone."""
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            return False
+        bit = 1 << (signum - 1)
+        return any(int(fields.get(k, "0").strip(), 16) & bit for k in ("SigBlk", "SigCgt"))
 
     def worker_pids(self):
         """The process and its direct children: what CPU time and memory are counted over."""
@@ -215,6 +233,8 @@ class Sluice(Process):
     port by default), unless the arguments already name one; False when the configuration names
     its own admin address or the binary should run with its defaults. directory: a new temporary
     one by default; the caller removes it."""
+
+    waits_for_signal_handling = True
 
     def __init__(self, config_text=None, args=None, port=None, workers=1, admin=True,
                  admin_port=None, binary=None, directory=None, name="sluice", cpu=None,

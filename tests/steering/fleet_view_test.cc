@@ -207,6 +207,8 @@ TEST(FleetViewTest, CapacityRoundTripsIsCheckedAndSumsByRegion) {
   b.node = "b";
   b.capacity.standbys = {};
   b.capacity.standby_capacity_rps = 1000;  // its standby not in yet
+  b.capacity.standby_endpoints = 1;
+  b.capacity.injected_endpoints = 0;
   NodeView old = a;
   old.node = "old";
   old.capacity = NodeCapacity{};  // an older release: no capacity
@@ -221,6 +223,10 @@ TEST(FleetViewTest, CapacityRoundTripsIsCheckedAndSumsByRegion) {
   EXPECT_DOUBLE_EQ(eu.cohort_rps.at("south-america"), 40);
   // A node that applied only an older table's standbys does not count for a newer version.
   EXPECT_EQ(SumCapacity({a}, 10)["eu-west-1"].applied, 0u);
+  // A node without any standby endpoint has nothing to wait for, whatever it applied.
+  NodeView bare = b;
+  bare.capacity.standby_endpoints = 0;
+  EXPECT_EQ(SumCapacity({bare}, 10)["eu-west-1"].applied, 1u);
   // Damaged capacity is refused, naming the field.
   for (const char* bad : {R"({"capacity_rps": -1})", R"("x")"}) {
     NodeCapacity c;
