@@ -185,6 +185,9 @@ absl::Status Server::StartSteering() {
   capacity_->Configure(*config_);
   steering_->SetAdvisor(capacity_.get());
   detection_->SetCapacity(capacity_.get());
+  dns_ = std::make_unique<DnsControl>(control_.get(), steering_.get());
+  dns_->Configure(*config_);
+  capacity_->SetDns(dns_.get());
   return absl::OkStatus();
 }
 
@@ -286,6 +289,7 @@ void Server::Stop() {
   if (admin_server_) admin_server_->Stop();
   detection_->Stop();
   capacity_->Stop();
+  dns_->Stop();
   steering_->SetAdvisor(nullptr);
   region_health_->Stop();
   if (fleet_) fleet_->Stop();
@@ -302,6 +306,7 @@ void Server::Stop() {
   access_log_.reset();  // the workers are gone: it writes what is queued and stops
   detection_.reset();
   capacity_.reset();
+  dns_.reset();
   fleet_.reset();
   region_health_.reset();
   health_.reset();
@@ -379,6 +384,7 @@ void Server::Reload() {
   region_health_->Configure(*config_, resolver_->Snapshot());
   detection_->Configure(*config_);
   capacity_->Configure(*config_);
+  dns_->Configure(*config_);
   if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) {
     LOG_ERROR("reload: %s; the access log stays as it was", std::string(s.message()));
   }
@@ -685,6 +691,7 @@ void Server::StartFleet() {
   steering_->SetFleet(fleet_.get());
   detection_->SetFleet(fleet_.get());
   capacity_->SetFleet(fleet_.get());
+  dns_->SetFleet(fleet_.get());
   fleet_->Start();
 }
 

@@ -106,6 +106,7 @@ class Server final : private AdminBackend {
   absl::Status InjectStandby(const std::string& cluster, const std::string& actor) override;
   absl::Status UninjectStandby(const std::string& cluster, const std::string& actor) override;
   CapacityControl* capacity() override { return capacity_.get(); }
+  DnsControl* dns() override { return dns_.get(); }
   // This node's capacity view (fleet view, /v1/health): steering/fleet_view.h NodeCapacity.
   NodeCapacity Capacity() const;
   nlohmann::json FleetStatus() override;
@@ -127,6 +128,7 @@ class Server final : private AdminBackend {
   std::unique_ptr<Fleet> fleet_;
   std::unique_ptr<DetectionControl> detection_;
   std::unique_ptr<CapacityControl> capacity_;
+  std::unique_ptr<DnsControl> dns_;
   std::unique_ptr<AdminApi> admin_api_;
   // Standbys injected on this node by hand (POST /v1/clusters/{c}/standby:inject), and those
   // the steering state injects in this region, with the table version that said so.

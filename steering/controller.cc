@@ -62,6 +62,33 @@ const char* RampPlanHookName(RampPlan::Hook hook) {
   return "unknown";
 }
 
+const char* RampPlanDnsName(RampPlan::Dns dns) {
+  switch (dns) {
+    case RampPlan::Dns::kNone:
+      return "none";
+    case RampPlan::Dns::kWaiting:
+      return "waiting";
+    case RampPlan::Dns::kPending:
+      return "pending";
+    case RampPlan::Dns::kApplied:
+      return "applied";
+    case RampPlan::Dns::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+bool ParseRampPlanDns(const std::string& text, RampPlan::Dns* out) {
+  for (RampPlan::Dns d : {RampPlan::Dns::kNone, RampPlan::Dns::kWaiting, RampPlan::Dns::kPending,
+                          RampPlan::Dns::kApplied, RampPlan::Dns::kFailed}) {
+    if (text == RampPlanDnsName(d)) {
+      *out = d;
+      return true;
+    }
+  }
+  return false;
+}
+
 std::vector<uint32_t> DefaultRampBasisPoints() { return {100, 500, 1000, 2500, 5000, 10000}; }
 
 ControllerState Controller::StateFromSpec(const SteeringSpec& spec) {
@@ -83,6 +110,7 @@ absl::StatusOr<Controller> Controller::Create(SteeringSpec base, ControllerState
       region.cohort_saviors = saved.cohort_saviors;
       region.misrouted = saved.misrouted;
       region.standbys = saved.standbys;
+      region.dns_out = saved.dns_out;
     }
   }
   std::vector<RampPlan> plans;
@@ -509,6 +537,29 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
       capacity = request.hook ? ", scale hook first" : ", saviors' capacity first";
     }
   }
+  // The DNS step.
+  std::string dns_note;
+  if (request.kind == RampPlan::Kind::kEvacuate && (request.dns || request.dns_first)) {
+    if (plan.steps_bp.back() != kBasisPoints) {
+      return absl::InvalidArgumentError(
+          "dns: the DNS step needs a plan that ends at 100% (a region's records go out only "
+          "when all its members are served elsewhere)");
+    }
+    if (request.dns_first) {
+      RegionSpec* target = FindRegion(&with_standbys, request.region);
+      target->dns_out = true;
+      plan.dns = RampPlan::Dns::kPending;
+      dns_note = absl::StrFormat("plan %d: DNS step first (the edge is dead): %s's records out",
+                                 plan.id, request.region);
+    } else {
+      plan.dns = RampPlan::Dns::kWaiting;
+    }
+  } else if (request.kind == RampPlan::Kind::kRestore && region->dns_out) {
+    RegionSpec* target = FindRegion(&with_standbys, request.region);
+    target->dns_out = false;
+    plan.dns = RampPlan::Dns::kPending;
+    dns_note = absl::StrFormat("plan %d: DNS first: %s's records back", plan.id, request.region);
+  }
   Record(actor,
          absl::StrFormat(
              "plan %d: %s %s%s%s, ramp %s, hold %s%s", plan.id, RampPlanKindName(plan.kind),
@@ -518,16 +569,20 @@ absl::StatusOr<uint64_t> Controller::StartPlan(const PlanRequest& request, const
              plan.auto_split ? " (by capacity)" : "",
              absl::StrJoin(plan.steps_bp, ",",
                            [](std::string* out, uint32_t bp) { out->append(Percent(bp)); }),
-             absl::FormatDuration(plan.hold), capacity),
+             absl::FormatDuration(plan.hold),
+             capacity + (plan.dns == RampPlan::Dns::kWaiting ? ", then DNS" : "")),
          now, state_.version);
   const uint64_t id = plan.id;
   state_.plans.insert(state_.plans.begin(), std::move(plan));
+  std::vector<std::string> changes;
   if (!now_injected.empty()) {
-    Commit(std::move(with_standbys), actor,
-           absl::StrFormat("plan %d: inject the hot standbys of %s on every node", id,
-                           absl::StrJoin(now_injected, ", ")),
-           now)
-        .IgnoreError();  // only a "*" added to valid regions: the table builds
+    changes.push_back(absl::StrFormat("plan %d: inject the hot standbys of %s on every node", id,
+                                      absl::StrJoin(now_injected, ", ")));
+  }
+  if (!dns_note.empty()) changes.push_back(dns_note);
+  if (!changes.empty()) {
+    // Only a "*" added to valid regions, or the DNS flag: the table builds.
+    Commit(std::move(with_standbys), actor, absl::StrJoin(changes, "; "), now).IgnoreError();
   }
   return id;
 }
@@ -617,6 +672,38 @@ absl::Status Controller::HookDone(uint64_t id, bool ok, const std::string& outpu
   return absl::NotFoundError(absl::StrFormat("plan: no plan %d", id));
 }
 
+absl::Status Controller::DnsReport(uint64_t id, RampPlan::Dns state, const std::string& message,
+                                   const std::string& actor, absl::Time now) {
+  if (state != RampPlan::Dns::kPending && state != RampPlan::Dns::kApplied &&
+      state != RampPlan::Dns::kFailed) {
+    return absl::InvalidArgumentError("dns: a report is pending, applied or failed");
+  }
+  const bool final_state = state != RampPlan::Dns::kPending;
+  if (id == 0) {
+    if (final_state) {
+      Record(actor, absl::StrFormat("DNS %s: %s", RampPlanDnsName(state), message), now,
+             state_.version, /*warning=*/state == RampPlan::Dns::kFailed);
+    }
+    return absl::OkStatus();
+  }
+  for (RampPlan& plan : state_.plans) {
+    if (plan.id != id) continue;
+    if (plan.dns == RampPlan::Dns::kNone || plan.dns == RampPlan::Dns::kWaiting) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("plan %d has no DNS change under way", id));
+    }
+    if (plan.dns == state && plan.dns_message == message) return absl::OkStatus();
+    plan.dns = state;
+    plan.dns_message = message;
+    if (final_state) {
+      Record(actor, absl::StrFormat("plan %d: DNS %s: %s", id, RampPlanDnsName(state), message),
+             now, state_.version, /*warning=*/state == RampPlan::Dns::kFailed);
+    }
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(absl::StrFormat("plan: no plan %d", id));
+}
+
 absl::Status Controller::SetDetectionMode(const std::string& mode, const std::string& actor,
                                           absl::Time now) {
   DetectionMode parsed;
@@ -658,6 +745,10 @@ std::string Controller::RestoreReplacedSaviors(SteeringSpec* next, const std::st
   RegionSpec* region = FindRegion(next, region_name);
   if (!region || region->evacuated_bp != 0) return "";
   std::vector<std::string> notes;
+  if (region->dns_out) {
+    region->dns_out = false;
+    notes.push_back("its DNS records are back");
+  }
   // The newest evacuation of this region that took a step (and so set its saviors): if they
   // are still the region's, the ones it replaced come back (the configured failover row, say).
   for (const RampPlan& plan : state_.plans) {
@@ -790,33 +881,15 @@ bool Controller::Prepare(RampPlan* plan, absl::Time now, PlanAdvisor* advisor) {
               absl::Seconds(5));
 }
 
-void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate,
-                         PlanAdvisor* advisor) {
-  if (plan->preparing && !Prepare(plan, now, advisor)) return;
-  const size_t next = static_cast<size_t>(plan->step + 1);
-  const uint64_t id = plan->id;
-  if (next >= plan->steps_bp.size()) {
-    Finish(plan, RampPlan::State::kDone, now);
-    return;
-  }
-  if (plan->kind == RampPlan::Kind::kEvacuate && plan->auto_split && advisor) {
-    if (std::optional<std::map<std::string, uint32_t>> weights = advisor->Rebalance(*plan);
-        weights && !weights->empty() && *weights != plan->saviors) {
-      Record("controller",
-             absl::StrFormat("plan %d: saviors re-balanced by capacity: {%s} -> {%s}", id,
-                             FormatSaviors(plan->saviors), FormatSaviors(*weights)),
-             now, state_.version);
-      plan->saviors = *std::move(weights);
-    }
-  }
+std::string Controller::GateHolds(const RampPlan& plan, const HealthGate& gate) const {
   // The gate: the regions that take more traffic with the next step must be healthy.
   std::vector<std::string> takers;
-  if (plan->kind == RampPlan::Kind::kEvacuate) {
-    for (const auto& [savior, weight] : plan->saviors) {
+  if (plan.kind == RampPlan::Kind::kEvacuate) {
+    for (const auto& [savior, weight] : plan.saviors) {
       if (weight > 0) takers.push_back(savior);
     }
   } else {
-    takers.push_back(plan->region);
+    takers.push_back(plan.region);
   }
   std::string why;
   for (const std::string& region : takers) {
@@ -838,6 +911,65 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate,
     }
     if (!why.empty()) break;
   }
+  return why;
+}
+
+void Controller::DnsStep(RampPlan* plan, absl::Time now, const HealthGate& gate) {
+  const uint64_t id = plan->id;
+  if (std::string why = GateHolds(*plan, gate); !why.empty()) {
+    // Held, never rolled back: the ramp is done; the records stay in until the saviors are
+    // healthy (or the plan is aborted).
+    if (plan->state != RampPlan::State::kHolding) {
+      Record("controller", absl::StrFormat("plan %d: DNS step holds: %s", id, why), now,
+             state_.version);
+    }
+    plan->state = RampPlan::State::kHolding;
+    plan->gate_message = "DNS step: " + why;
+    plan->next_at = now + limits_.recheck;
+    return;
+  }
+  SteeringSpec next_spec = spec_;
+  RegionSpec* region = FindRegion(&next_spec, plan->region);
+  plan->gate_message.clear();
+  plan->state = RampPlan::State::kRunning;
+  plan->dns = RampPlan::Dns::kPending;
+  plan->dns_message.clear();
+  if (region) {
+    region->dns_out = true;
+    Commit(std::move(next_spec), "controller",
+           absl::StrFormat("plan %d DNS step: %s's records out of the names it shares", id,
+                           plan->region),
+           now)
+        .IgnoreError();  // the flag alone: the table builds
+  }
+  Finish(plan, RampPlan::State::kDone, now);  // reorders the plans: `plan` is gone
+  Record("controller", absl::StrFormat("plan %d done", id), now, state_.version);
+}
+
+void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate,
+                         PlanAdvisor* advisor) {
+  if (plan->preparing && !Prepare(plan, now, advisor)) return;
+  const size_t next = static_cast<size_t>(plan->step + 1);
+  const uint64_t id = plan->id;
+  if (next >= plan->steps_bp.size()) {
+    if (plan->dns == RampPlan::Dns::kWaiting) {
+      DnsStep(plan, now, gate);
+      return;
+    }
+    Finish(plan, RampPlan::State::kDone, now);
+    return;
+  }
+  if (plan->kind == RampPlan::Kind::kEvacuate && plan->auto_split && advisor) {
+    if (std::optional<std::map<std::string, uint32_t>> weights = advisor->Rebalance(*plan);
+        weights && !weights->empty() && *weights != plan->saviors) {
+      Record("controller",
+             absl::StrFormat("plan %d: saviors re-balanced by capacity: {%s} -> {%s}", id,
+                             FormatSaviors(plan->saviors), FormatSaviors(*weights)),
+             now, state_.version);
+      plan->saviors = *std::move(weights);
+    }
+  }
+  std::string why = GateHolds(*plan, gate);
 
   SteeringSpec next_spec = spec_;
   RegionSpec* region = FindRegion(&next_spec, plan->region);
@@ -904,7 +1036,7 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate,
   plan->gate_failures = 0;
   plan->gate_message.clear();
   plan->next_at = now + plan->hold;
-  if (next + 1 == plan->steps_bp.size()) {
+  if (next + 1 == plan->steps_bp.size() && plan->dns != RampPlan::Dns::kWaiting) {
     const std::string restored = plan->region;
     Finish(plan, RampPlan::State::kDone, now);  // reorders the plans: `plan` is gone
     Record("controller", absl::StrFormat("plan %d done", id), now, state_.version);

@@ -73,6 +73,14 @@ struct RampPlan {
   absl::Duration prepare_wait = absl::Seconds(30);  // the wait for capacity after the hook
   bool forced = false;  // started past a savior's predicted capacity: short capacity is waived
   absl::Time finished = absl::InfinitePast();  // done or aborted
+  // The DNS step (DESIGN.md, step 4). Evacuate: after the last step (at 100 %), gated like a
+  // step, the region's records go out of the names it shares (kWaiting until then); or at
+  // once, for an edge that is dead. Restore: they come back before the first step. Then the
+  // runtime reports (kPending -> kApplied or kFailed, with why); a DNS failure never holds or
+  // undoes the ramp, and a plan may be done while its DNS state is still pending.
+  enum class Dns : uint8_t { kNone, kWaiting, kPending, kApplied, kFailed };
+  Dns dns = Dns::kNone;
+  std::string dns_message;  // what was changed, or why not (yet)
 
   bool active() const { return state == State::kRunning || state == State::kHolding; }
 };
@@ -80,6 +88,9 @@ struct RampPlan {
 const char* RampPlanKindName(RampPlan::Kind kind);
 const char* RampPlanStateName(RampPlan::State state);
 const char* RampPlanHookName(RampPlan::Hook hook);  // "none", "pending", "done", "failed"
+// "none", "waiting", "pending", "applied", "failed"
+const char* RampPlanDnsName(RampPlan::Dns dns);
+bool ParseRampPlanDns(const std::string& text, RampPlan::Dns* out);
 
 // The gate thresholds over the last window of a region's traffic.
 struct GateLimits {
@@ -176,6 +187,11 @@ struct PlanRequest {
   // Replace an active plan on the same region; evacuate a second region; ramp past a
   // savior's predicted capacity.
   bool force = false;
+  // Evacuate: end with the DNS step (the plan must end at 100 %); `dns_first`: take the
+  // records out with the plan's start (the region's edge is dead: steering cannot reach its
+  // clients). A restore puts records that are out back first, whatever it says.
+  bool dns = false;
+  bool dns_first = false;
 };
 
 // One change, for the log and the audit trail.
@@ -237,6 +253,12 @@ class Controller {
   absl::Status HookDone(uint64_t id, bool ok, const std::string& output, const std::string& actor,
                         absl::Time now);
 
+  // The runtime's DNS control reports on plan `id`'s DNS step: pending (being retried; the
+  // message says why), applied or failed. Id 0: a change no plan asked for (a region set to
+  // 0 %): only recorded.
+  absl::Status DnsReport(uint64_t id, RampPlan::Dns state, const std::string& message,
+                         const std::string& actor, absl::Time now);
+
   // Takes every step that is due, asking `gate` first (and `advisor`, when set, whether the
   // saviors are ready and whether to re-balance). Returns true when the state changed.
   bool Tick(absl::Time now, const HealthGate& gate, PlanAdvisor* advisor = nullptr);
@@ -266,6 +288,11 @@ class Controller {
   void WarnIfLargeMove(const SteeringSpec& before, const std::string& what, absl::Time now);
   RegionSpec* FindRegion(SteeringSpec* spec, const std::string& name);
   void Advance(RampPlan* plan, absl::Time now, const HealthGate& gate, PlanAdvisor* advisor);
+  // Why the regions that take more traffic with the plan's next move are not healthy; "" when
+  // they are.
+  std::string GateHolds(const RampPlan& plan, const HealthGate& gate) const;
+  // An evacuation at 100 % whose DNS step is due: takes the region's records out, gated.
+  void DnsStep(RampPlan* plan, absl::Time now, const HealthGate& gate);
   // A preparing plan: true when its ramp may start now.
   bool Prepare(RampPlan* plan, absl::Time now, PlanAdvisor* advisor);
   // FailedPrecondition naming the other region when a region other than `region` is

@@ -89,6 +89,10 @@ absl::StatusOr<RegionSpec> RegionFromJson(const std::string& name, const json& j
       region.standbys.insert(c.get<std::string>());
     }
   }
+  if (const json& dns_out = Member(j, "dns_out"); !dns_out.is_null()) {
+    if (!dns_out.is_boolean()) return FieldError(field + ".dns_out", "must be true or false");
+    region.dns_out = dns_out.get<bool>();
+  }
   return region;
 }
 
@@ -262,6 +266,16 @@ absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
                             absl::InfinitePast());
   if (!until.ok()) return until.status();
   plan.prepare_until = *until;
+  if (const json& dns = Member(j, "dns"); !dns.is_null()) {
+    if (!dns.is_string() || !ParseRampPlanDns(dns.get<std::string>(), &plan.dns)) {
+      return FieldError(field + ".dns", "must be none, waiting, pending, applied or failed");
+    }
+  }
+  if (j.contains("dns_message")) {
+    auto dns_message = String(Member(j, "dns_message"), field + ".dns_message");
+    if (!dns_message.ok()) return dns_message.status();
+    plan.dns_message = *dns_message;
+  }
   return plan;
 }
 
@@ -310,6 +324,7 @@ json RegionSpecToJson(const RegionSpec& region) {
            {"cohort_saviors", CohortRowsToJson(region.cohort_saviors)}};
   if (region.misrouted) out["misrouted"] = MisroutedModeName(*region.misrouted);
   if (!region.standbys.empty()) out["standbys"] = region.standbys;
+  if (region.dns_out) out["dns_out"] = true;  // only when set: older nodes read the state
   return out;
 }
 
@@ -342,7 +357,9 @@ json RampPlanToJson(const RampPlan& plan) {
               {"hook_output", plan.hook_output},
               {"prepare_until_ms", TimeToJson(plan.prepare_until)},
               {"prepare_wait_ms", absl::ToInt64Milliseconds(plan.prepare_wait)},
-              {"forced", plan.forced}};
+              {"forced", plan.forced},
+              {"dns", RampPlanDnsName(plan.dns)},
+              {"dns_message", plan.dns_message}};
 }
 
 std::string EncodeControllerState(const ControllerState& state) {

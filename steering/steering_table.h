@@ -45,6 +45,9 @@ struct RegionSpec {
   // Clusters whose hot standbys take traffic on every node of this region ("*": every
   // cluster); an evacuation injects its saviors' (DESIGN.md, step 2).
   std::set<std::string> standbys;
+  // Its records are out of the DNS names it shares with other regions (the DNS step, DESIGN.md
+  // step 4). Not part of the table: the runtime's DNS control makes the zone say so.
+  bool dns_out = false;
 };
 
 struct SteeringSpec {

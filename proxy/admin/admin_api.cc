@@ -182,7 +182,7 @@ absl::StatusOr<RegionChange> ParseRegionChangeBody(std::string_view region, std:
 
 absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body, EvacuationOptions* options) {
   absl::StatusOr<json> j = ParseObject(body, {"kind", "region", "saviors", "ramp", "hold", "force",
-                                              "cohorts", "candidates", "hook"});
+                                              "cohorts", "candidates", "hook", "dns"});
   if (!j.ok()) return j.status();
   PlanRequest plan;
   auto kind = j->find("kind");
@@ -238,6 +238,13 @@ absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body, EvacuationOptio
   if (auto it = j->find("hook"); it != j->end()) {
     if (!it->is_boolean()) return absl::InvalidArgumentError("hook: must be true or false");
     if (options) options->no_hook = !it->get<bool>();
+  }
+  if (auto it = j->find("dns"); it != j->end()) {
+    if (!it->is_boolean()) return absl::InvalidArgumentError("dns: must be true or false");
+    if (plan.kind == RampPlan::Kind::kRestore) {
+      return absl::InvalidArgumentError("dns: a restore puts records that are out back by itself");
+    }
+    if (options) options->dns = it->get<bool>();
   }
   if (auto it = j->find("ramp"); it != j->end()) {
     if (!it->is_array() || it->empty() || it->size() > 100) {
@@ -347,6 +354,7 @@ const std::vector<AdminApi::Route>& AdminApi::Routes() {
       {{"v1", "fleet"}, "GET", &AdminApi::GetFleet},
       {{"v1", "detection"}, "GET", &AdminApi::GetDetection},
       {{"v1", "detection"}, "PUT", &AdminApi::PutDetection},
+      {{"v1", "dns"}, "GET", &AdminApi::GetDns},
       {{"v1", "history"}, "GET", &AdminApi::GetHistory},
       {{"v1", "history"}, "POST", &AdminApi::PostHistory},
   };
@@ -607,6 +615,11 @@ void AdminApi::GetDetection(const Call& call) {
   DetectionControl* d = backend_->detection();
   if (!d) return call.reply(Error(404, "steering is not configured: there is no detector"));
   call.reply(Json(200, d->Status()));
+}
+
+void AdminApi::GetDns(const Call& call) {
+  DnsControl* d = backend_->dns();
+  call.reply(Json(200, d ? d->StatusJson() : json{{"enabled", false}}));
 }
 
 void AdminApi::PutDetection(const Call& call) {

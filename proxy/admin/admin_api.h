@@ -35,6 +35,7 @@
 #include "proxy/config/config.h"
 #include "proxy/control/capacity_control.h"
 #include "proxy/control/detection_control.h"
+#include "proxy/control/dns_control.h"
 #include "proxy/control/steering_control.h"
 #include "steering/controller.h"
 
@@ -74,6 +75,8 @@ class AdminBackend {
   virtual nlohmann::json FleetStatus() = 0;
   // The sick-region detector; null when steering is not configured.
   virtual DetectionControl* detection() = 0;
+  // The DNS step's runtime; null when steering is not configured.
+  virtual DnsControl* dns() = 0;
 
  protected:
   virtual ~AdminBackend() = default;
@@ -119,6 +122,7 @@ class AdminApi {
   void GetHealth(const Call& call);
   void GetFleet(const Call& call);
   void GetDetection(const Call& call);
+  void GetDns(const Call& call);
   void PutDetection(const Call& call);
   void GetHistory(const Call& call);
   void PostHistory(const Call& call);

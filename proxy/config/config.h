@@ -19,6 +19,7 @@
 #include "filters/registry.h"
 #include "filters/shed/concurrency_config.h"
 #include "proxy/config/steering_config.h"
+#include "proxy/dns/dns_message.h"
 #include "proxy/http/http2_settings.h"
 #include "proxy/http/path_normalizer.h"
 #include "proxy/http/url.h"
@@ -281,6 +282,21 @@ struct DetectionConfig {
   absl::Duration prometheus_timeout = absl::Seconds(5);
 };
 
+// The DNS step (DESIGN.md, step 4; proxy/control/dns_control.h): the zone whose shared names
+// an evacuation takes the region's records out of, with RFC 2136 updates signed by a TSIG key.
+struct DnsConfig {
+  bool enabled = false;
+  std::string zone;                    // canonical: "example.com."
+  std::vector<SocketAddress> servers;  // the authoritative server(s), tried in order
+  TsigKey key;                         // from key_file
+  std::string key_file;
+  uint32_t ttl = 60;  // seconds: what records put back get
+  absl::Duration timeout = absl::Seconds(3);  // per exchange
+  // Evacuation plans (and the detector's) end with the DNS step unless a plan says otherwise.
+  bool in_plans = true;
+  std::vector<DnsRegionRecords> regions;  // each region's records, canonical
+};
+
 // One JSON line per request (proxy/observe/access_log.h).
 struct AccessLogConfig {
   bool enabled = false;
@@ -308,6 +324,7 @@ struct Config {
   AccessLogConfig access_log;
   DetectionConfig detection;
   CapacityConfig capacity;
+  DnsConfig dns;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

@@ -18,6 +18,7 @@
 #include "common/yaml_field.h"
 #include "proxy/config/admin_config_loader.h"
 #include "proxy/config/detection_config_loader.h"
+#include "proxy/config/dns_config_loader.h"
 #include "proxy/config/filter_config_loader.h"
 #include "proxy/config/steering_config_loader.h"
 #include "proxy/config/tls_config_loader.h"
@@ -339,7 +340,7 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
   RETURN_IF_ERROR(
       root.ExpectMap({"workers", "log_level", "user", "listeners", "clusters", "routes", "limits",
                       "timeouts", "proxy", "steering", "admin", "controller", "metrics",
-                      "access_log", "fleet", "http2", "detection", "capacity"}));
+                      "access_log", "fleet", "http2", "detection", "capacity", "dns"}));
   config->workers = 0;
   RETURN_IF_ERROR(root.Child("workers").ReadInt(&config->workers, 0, 256));
   Field log_level = root.Child("log_level");
@@ -426,6 +427,9 @@ absl::Status ParseTopLevel(const Field& root, Config* config) {
                                  &config->detection));
   if (Field f = root.Child("capacity"); f.present()) {
     RETURN_IF_ERROR(ParseCapacity(f, &config->capacity));
+  }
+  if (Field f = root.Child("dns"); f.present()) {
+    RETURN_IF_ERROR(ParseDns(f, BaseDir(config->source), *config, &config->dns));
   }
   return absl::OkStatus();
 }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
+#include "proxy/control/dns_control.h"
 #include "proxy/control/region_health.h"
 #include "proxy/fleet/fleet.h"
 #include "steering/signal_history.h"
@@ -285,6 +286,23 @@ absl::StatusOr<json> CapacityControl::Preview(const PlanRequest& request,
 void CapacityControl::StartPlan(PlanRequest request, const EvacuationOptions& options,
                                 const std::string& actor, SteeringControl::PlanDone done) {
   if (request.kind == RampPlan::Kind::kEvacuate) {
+    const bool to_full = request.steps_bp.empty() || request.steps_bp.back() == kBasisPoints;
+    const bool manages = dns_ && dns_->Manages(request.region);
+    if (options.dns.value_or(false) || request.dns_first) {
+      if (!dns_ || !dns_->enabled()) {
+        done(absl::InvalidArgumentError("dns: no dns section is configured on this node"));
+        return;
+      }
+      if (!manages) {
+        done(absl::InvalidArgumentError(absl::StrFormat(
+            "dns: %s has no record under a name it shares with another region (dns.records)",
+            request.region)));
+        return;
+      }
+      request.dns = true;
+    } else if (!options.dns.has_value()) {
+      request.dns = manages && dns_->in_plans() && to_full;
+    }
     absl::StatusOr<EvacuationPrediction> prediction = Plan(&request, options);
     if (!prediction.ok()) {
       done(prediction.status());

@@ -40,6 +40,7 @@
 
 namespace sluice {
 
+class DnsControl;
 class Fleet;
 class RegionHealthMonitor;
 class SignalHistory;
@@ -55,6 +56,9 @@ struct EvacuationOptions {
   bool auto_split = false;              // saviors by capacity
   std::vector<std::string> candidates;  // for auto: these only (empty: every usable region)
   bool no_hook = false;                 // skip the configured scale hook
+  // The DNS step: asked for (true), refused (false), or the configuration's default (unset:
+  // dns.plans, for regions with records under a shared name, in plans that end at 100 %).
+  std::optional<bool> dns;
 };
 
 class CapacityControl final : public PlanAdvisor {
@@ -69,6 +73,7 @@ class CapacityControl final : public PlanAdvisor {
   void Configure(const Config& config);
   void SetFleet(const Fleet* fleet) { fleet_ = fleet; }
   void SetHistory(const SignalHistory* history) { history_ = history; }
+  void SetDns(const DnsControl* dns) { dns_ = dns; }
   void Stop();
 
   // The preview of an evacuation (with the weights auto chooses): JSON for the API.
@@ -107,6 +112,7 @@ class CapacityControl final : public PlanAdvisor {
   std::function<NodeCapacity()> self_;
   const Fleet* fleet_ = nullptr;
   const SignalHistory* history_ = nullptr;
+  const DnsControl* dns_ = nullptr;
   double headroom_ = 1.0;
   absl::Duration lease_ttl_ = absl::Seconds(5);
   std::optional<ScaleHookConfig> hook_config_;

@@ -423,6 +423,15 @@ void SteeringControl::HookDone(uint64_t id, bool ok, const std::string& output,
       kWriteAttempts);
 }
 
+void SteeringControl::DnsReport(uint64_t id, RampPlan::Dns state, const std::string& message,
+                                const std::string& actor, Done done) {
+  Apply(
+      [id, state, message, actor](Controller* next, absl::Time now) {
+        return next->DnsReport(id, state, message, actor, now);
+      },
+      std::move(done), kWriteAttempts);
+}
+
 void SteeringControl::Reschedule() {
   if (!timing_ || !controller_ || handing_over_) return;
   if (fleet_ && (!fleet_->leader() || leader_write_)) {

@@ -103,6 +103,9 @@ class SteeringControl {
   // A plan's scale hook ended (Controller::HookDone).
   void HookDone(uint64_t id, bool ok, const std::string& output, const std::string& actor,
                 Done done);
+  // The DNS step's state on plan `id` (Controller::DnsReport).
+  void DnsReport(uint64_t id, RampPlan::Dns state, const std::string& message,
+                 const std::string& actor, Done done);
 
   // One line of the audit trail (controller.audit_log, and the log), for changes made outside
   // the steering table too (standby injection).
