@@ -101,6 +101,7 @@ class Server final : private AdminBackend {
   // AdminBackend
   std::string RenderMetrics() override;
   bool Ready(std::string* why) const override;
+  bool Draining() const override { return shutting_down_; }
   nlohmann::json Health() override;
   SteeringControl* steering() override { return steering_.get(); }
   absl::Status InjectStandby(const std::string& cluster, const std::string& actor) override;

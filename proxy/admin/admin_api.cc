@@ -12,6 +12,7 @@
 #include "common/sha256.h"
 #include "common/strings.h"
 #include "common/units.h"
+#include "steering/serving.h"
 #include "steering/state_file.h"
 
 namespace sluice {
@@ -373,7 +374,7 @@ namespace {
 constexpr absl::Duration kAuthLogEvery = absl::Seconds(10);
 
 bool IsOpenPath(std::string_view path) {
-  return path == "/healthz" || path == "/readyz" || path == "/metrics";
+  return path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/serving";
 }
 
 // An IP address (v4, or v6 in brackets) or localhost, with or without a port; or a listed name.
@@ -457,6 +458,16 @@ void AdminApi::Handle(const AdminRequest& request, Reply reply) {
   // Open to load balancers and Prometheus.
   if (IsOpenPath(path)) {
     if (path == "/healthz") return reply(Text(200, "ok\n"));
+    if (path == "/v1/serving") {
+      // The table the workers apply (the fleet's, with one) and the process's own drain.
+      SteeringControl* steering = backend_->steering();
+      SteeringTablePtr table = steering ? steering->table() : nullptr;
+      const ServingState state = DecideServing(table.get(), backend_->Draining());
+      AdminResponse r;
+      r.status = state.status();
+      r.body = ServingJson(state);
+      return reply(r);
+    }
     if (path == "/readyz") {
       std::string why;
       return reply(backend_->Ready(&why) ? Text(200, "ready\n")

@@ -2,6 +2,7 @@
 // carries the bytes). Runs on the control thread.
 //
 //   GET    /healthz, /readyz, /metrics                      no token
+//   GET    /v1/serving (steering/serving.h: 200 or 503)     no token (DNS health checks)
 //   GET    /v1/steering, /v1/plans, /v1/plans/{id}, /v1/health, /v1/fleet   read or admin token
 //   PUT    /v1/steering/regions/{region}                    admin token
 //   POST   /v1/plans                                        admin token
@@ -64,6 +65,8 @@ class AdminBackend {
   virtual std::string RenderMetrics() = 0;
   // Ready for traffic: configuration loaded and not draining; otherwise why not.
   virtual bool Ready(std::string* why) const = 0;
+  // SIGTERM (or an upgrade's hand-over): the process drains and leaves.
+  virtual bool Draining() const = 0;
   // This node's view of the regions (GET /v1/health).
   virtual nlohmann::json Health() = 0;
   virtual SteeringControl* steering() = 0;

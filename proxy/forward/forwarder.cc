@@ -8,8 +8,20 @@
 #include "proxy/forward/header_rewriter.h"
 #include "proxy/forward/request_normalizer.h"
 #include "proxy/upstream/upstream_endpoint.h"
+#include "steering/serving.h"
 
 namespace sluice {
+namespace {
+
+// Exactly "/v1/serving" as the client sent it, with or without a query: not a path that only
+// normalizes to it ("/v1//serving", "/v1/%73erving"), which the routes may serve.
+bool IsServingTarget(std::string_view target) {
+  constexpr std::string_view kPath = "/v1/serving";
+  return target.substr(0, kPath.size()) == kPath &&
+         (target.size() == kPath.size() || target[kPath.size()] == '?');
+}
+
+}  // namespace
 
 Forwarder::Forwarder(LoopContext* context, WorkerSnapshotPtr snapshot, ServerStream* stream)
     : context_(context),
@@ -47,6 +59,10 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
              verdict.reason);
     RespondLocal(verdict.status, absl::StrFormat("%d %s: %s\n", verdict.status,
                                                  ReasonPhrase(verdict.status), verdict.reason));
+    return;
+  }
+  if (IsServingTarget(request_->target)) {
+    AnswerServing();
     return;
   }
   filter_.context.client = stream_->downstream().client;
@@ -99,6 +115,22 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
   filter_.context.cluster_index = route->cluster_index;
   run_.Start(&snapshot_->chains[route_index]);
   AfterRequestFilters(run_.RunRequestHead(filter_));
+}
+
+void Forwarder::AnswerServing() {
+  HeaderMap headers;
+  headers.Add("Cache-Control", "no-store");
+  if (request_->method != HttpMethod::kGet && request_->method != HttpMethod::kHead) {
+    headers.Add("Allow", "GET, HEAD");
+    RespondLocal(405, "405 Method Not Allowed: GET or HEAD\n", &headers);
+    return;
+  }
+  const ServingState state =
+      DecideServing(steering_.get(), snapshot_->draining && *snapshot_->draining);
+  headers.Add("Content-Type", "application/json");
+  // A HEAD response carries no body (over HTTP/2 none may be sent); the status says it all.
+  const std::string body = ServingJson(state);
+  RespondLocal(state.status(), request_->method == HttpMethod::kHead ? "" : body, &headers);
 }
 
 void Forwarder::AfterRequestFilters(FilterStatus status) {

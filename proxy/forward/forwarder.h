@@ -14,6 +14,11 @@
 // falls back to the next savior or to local; a request the local region fails goes once to a
 // savior (Isthmus). Every response then says which region served it (sluice-region).
 //
+// GET or HEAD of exactly "/v1/serving" (origin-form, any query, any Host) is answered here,
+// before routes and filters (steering/serving.h): a DNS provider's health check is never held
+// by an auth filter, and never reaches an origin. Any other path, "/v1/serving/" included, is
+// routed as usual.
+//
 // Owned by the downstream codec as the stream's handler; loop thread only.
 #ifndef SLUICE_PROXY_FORWARD_FORWARDER_H_
 #define SLUICE_PROXY_FORWARD_FORWARDER_H_
@@ -58,6 +63,8 @@ class Forwarder final : public ServerStreamHandler,
   // FilterResume: a paused filter is done.
   void Resume(FilterStatus status) override;
 
+  // GET /v1/serving (steering/serving.h): this worker's table and whether it drains.
+  void AnswerServing();
   // Acts on what the request filters decided: forward, answer, or wait.
   void AfterRequestFilters(FilterStatus status);
   // A filter asked for another attempt: true if one was started. `reached_origin` is false

@@ -42,6 +42,8 @@ struct WorkerSnapshot {
   AccessLogBuffer* access_log = nullptr;  // the worker's; disabled when logging is off
   // The node's health document (GET /v1/health), answered to verified peers; the worker's.
   const std::shared_ptr<const std::string>* node_health = nullptr;
+  // The worker's: true once it began draining (SIGTERM), for GET /v1/serving.
+  const bool* draining = nullptr;
 
   // The worker's metric cells for this configuration (proxy/observe/metrics.h), by index.
   WorkerMetrics* metrics = nullptr;

@@ -161,6 +161,7 @@ void Worker::BuildSnapshot(ConfigPtr config) {
   cohort_maps_ = std::move(cohort_maps);
   ResolveMetricCells(snapshot.get());
   snapshot->node_health = &node_health_;
+  snapshot->draining = &draining_;
   snapshot->access_log = access_log_.get();
   snapshot->hop_replay = hop_replay_.get();
   std::vector<std::shared_ptr<const ConcurrencyLimiter>> limiters;

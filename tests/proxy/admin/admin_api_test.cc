@@ -29,6 +29,7 @@ class FakeBackend : public AdminBackend {
     *why = "draining";
     return ready;
   }
+  bool Draining() const override { return draining; }
   json Health() override { return json{{"ready", ready}}; }
   SteeringControl* steering() override { return &steering_; }
   absl::Status InjectStandby(const std::string& cluster, const std::string& actor) override {
@@ -45,6 +46,7 @@ class FakeBackend : public AdminBackend {
   CapacityControl* capacity() override { return nullptr; }
 
   bool ready = true;
+  bool draining = false;
   std::vector<SteeringTablePtr> published;
   std::vector<std::string> injected;
   SteeringControl steering_;
@@ -115,6 +117,34 @@ TEST_F(AdminApiTest, OpenEndpointsNeedNoToken) {
   EXPECT_EQ(not_ready.status, 503);
   EXPECT_EQ(not_ready.body, "not ready: draining\n");
   EXPECT_EQ(Call("POST", "/metrics", "").status, 405);
+}
+
+TEST_F(AdminApiTest, ServingNeedsNoTokenAndFollowsTheTableAndTheDrain) {
+  AdminResponse serving = Call("GET", "/v1/serving", "");
+  EXPECT_EQ(serving.status, 200);
+  EXPECT_EQ(serving.content_type, "application/json");
+  EXPECT_EQ(Body(serving), json({{"serving", true},
+                                 {"region", "us-east-1"},
+                                 {"evacuated", "0%"},
+                                 {"reason", "serving"}}));
+  // Half evacuated: the region still serves the other half, so it stays in DNS.
+  ASSERT_EQ(
+      Call("PUT", "/v1/steering/regions/us-east-1", kAdminToken, R"({"fraction": 50})").status,
+      200);
+  EXPECT_EQ(Call("GET", "/v1/serving", "").status, 200);
+  ASSERT_EQ(
+      Call("PUT", "/v1/steering/regions/us-east-1", kAdminToken, R"({"fraction": 100})").status,
+      200);
+  AdminResponse evacuated = Call("HEAD", "/v1/serving", "");
+  EXPECT_EQ(evacuated.status, 503);
+  EXPECT_EQ(Body(evacuated)["reason"], "evacuated");
+  EXPECT_EQ(Body(evacuated)["evacuated"], "100%");
+  backend_->draining = true;  // draining wins: the process leaves whatever the table says
+  EXPECT_EQ(Body(Call("GET", "/v1/serving", ""))["reason"], "draining");
+  AdminResponse post = Call("POST", "/v1/serving", kAdminToken);
+  EXPECT_EQ(post.status, 405);
+  ASSERT_EQ(post.headers.size(), 1u);
+  EXPECT_EQ(post.headers[0], std::make_pair(std::string("Allow"), std::string("GET, HEAD")));
 }
 
 TEST_F(AdminApiTest, MetricsAnswersAddressesLocalhostAndListedHostsOnly) {
