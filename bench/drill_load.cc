@@ -10,6 +10,7 @@
 //                     [--rate 15000] [--duration 60] [--members 200000] [--post-percent 20]
 //                     [--connections 64] [--timeout 10] [--seed 1]
 //                     [--change AT:FACTOR[:ENTRY]]...
+//                     [--dns IP:PORT --name NAME --port P [--dns-grace S]]
 //
 // Member m enters through entry m mod (number of entries), and each entry has a clock of its
 // own: its base rate is --rate times its share of the members, and each of its requests is for
@@ -21,14 +22,30 @@
 // waited for past --timeout after that, so a run is bounded in time and in requests (at most
 // --duration x --rate x the largest factor).
 //
+// With --dns the clients find the edge through DNS, as clients on the internet do: one shared
+// name, NAME, is resolved (A records) at the DNS server IP:PORT by a stub resolver with a cache
+// (bench/drill_resolver.h): an answer is used for its smallest TTL, then asked for again; while
+// that query is on its way or after it failed, the old answer is still used until it is
+// --dns-grace seconds (default 5) past its TTL. Each --entry still names a region, and its IP
+// is that region's home address (its port is not used): whenever a client of the region opens
+// a new connection, it connects to P at the home address when the answer holds it (as latency
+// or geo routing would send it there), else at one of the answer's addresses at random.
+// Keep-alive connections stay where they are until they break or close. A request that needs
+// a new connection fails with outcome dns when there is no usable answer or it has no
+// addresses; while no answer is usable and a query is on its way, requests wait (and may time
+// out).
+//
 // Output on stdout, CSV lines tagged by their first field, flushed once a second:
 //   c,SECOND,ENTRY,METHOD,OUTCOME,SERVED,COUNT   requests that ended in that second
 //   l,SECOND,P50_MS,P99_MS,MAX_MS                latency of the successful ones
 //   s,SECOND,ISSUED,IN_FLIGHT,QUEUED,CONNECTIONS
+//   a,SECOND,ENTRY,ADDRESS,OPENED                connections opened (with --dns only)
+//   d,LOOKUPS,FAILED                             DNS lookups, and those that got no answer
+//                                                (with --dns, once at the end)
 // OUTCOME is ok (2xx or 3xx), http_4xx, http_5xx, reset (the connection broke before a whole
-// response), timeout, or connect (no connection could be made for it); SERVED is the
-// sluice-region response header ("-" when there was none). Exit status 0 once every scheduled
-// request is accounted for, 2 on bad arguments.
+// response), timeout, connect (no connection could be made for it), or dns (no address to
+// connect to, with --dns); SERVED is the sluice-region response header ("-" when there was
+// none). Exit status 0 once every scheduled request is accounted for, 2 on bad arguments.
 #include <llhttp.h>
 #include <strings.h>
 #include <uv.h>
@@ -41,16 +58,22 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "bench/drill_resolver.h"
+
 namespace {
 
-enum class Outcome { kOk, kHttp4xx, kHttp5xx, kReset, kTimeout, kConnect };
-constexpr const char* kOutcomeNames[] = {"ok",    "http_4xx", "http_5xx",
-                                         "reset", "timeout",  "connect"};
+using sluice_drill::DnsCache;
+using sluice_drill::StubResolver;
+
+enum class Outcome { kOk, kHttp4xx, kHttp5xx, kReset, kTimeout, kConnect, kDns };
+constexpr const char* kOutcomeNames[] = {"ok",      "http_4xx", "http_5xx", "reset",
+                                         "timeout", "connect",  "dns"};
 
 struct Entry {
   std::string name;
@@ -75,6 +98,12 @@ struct Options {
   size_t connections = 64;
   double timeout = 10;
   uint64_t seed = 1;
+  // --dns: the clients resolve `name` at `dns_server` and connect to `port`.
+  bool dns = false;
+  sockaddr_storage dns_server{};
+  std::string name;
+  int port = 0;
+  double dns_grace = 5;
 };
 
 struct Request {
@@ -194,6 +223,11 @@ class Drill {
 
   void Start() {
     start_ns_ = NowNs();
+    if (options_.dns) {
+      resolver_ = std::make_unique<StubResolver>(loop_, options_.dns_server, options_.name,
+                                                 static_cast<uint64_t>(options_.dns_grace * 1e9),
+                                                 options_.seed);
+    }
     uv_timer_init(loop_, &tick_);
     tick_.data = this;
     uv_timer_start(
@@ -272,12 +306,55 @@ class Drill {
       }
     }
     while (queue.size() > connecting && open_[e].size() < options_.connections) {
-      Open(e);
+      sockaddr_storage to;
+      if (!Target(e, connecting, &to)) return;
+      Open(e, to);
       ++connecting;
     }
   }
 
-  void Open(size_t e) {
+  // Where entry e's next connection goes: its --entry address, or with --dns the home address
+  // or another one from the answer (the header comment says which). False when no connection
+  // is to be opened now: the answer is awaited, or there is no address, and then the queued
+  // requests that a new connection would take (beyond `connecting`) fail.
+  bool Target(size_t e, size_t connecting, sockaddr_storage* to) {
+    if (!resolver_) {
+      *to = options_.entries[e].address;
+      return true;
+    }
+    uint64_t now = NowNs();
+    DnsCache::State state = resolver_->Resolve(now);
+    if (state == DnsCache::State::kWaiting) return false;
+    const std::vector<in_addr>& addresses = resolver_->addresses();
+    if (state == DnsCache::State::kFailed || addresses.empty()) {
+      std::deque<Request>& queue = pending_[e];
+      while (queue.size() > connecting) {
+        Count(now, e, queue.front(), Outcome::kDns, "-");
+        queue.pop_front();
+      }
+      return false;
+    }
+    const sockaddr_storage& home = options_.entries[e].address;
+    const in_addr* pick = nullptr;
+    if (home.ss_family == AF_INET) {
+      in_addr home_ip = reinterpret_cast<const sockaddr_in*>(&home)->sin_addr;
+      for (const in_addr& a : addresses) {
+        if (a.s_addr == home_ip.s_addr) pick = &a;
+      }
+    }
+    if (pick == nullptr) pick = &addresses[Random() % addresses.size()];
+    *to = sockaddr_storage{};
+    auto* in = reinterpret_cast<sockaddr_in*>(to);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(static_cast<uint16_t>(options_.port));
+    in->sin_addr = *pick;
+    char name[INET_ADDRSTRLEN] = "?";
+    uv_ip4_name(in, name, sizeof(name));
+    ++opened_[{Second(now), e, name}];
+    return true;
+  }
+
+  void Open(size_t e, const sockaddr_storage& to) {
     auto* c = new Connection;
     c->drill = this;
     c->entry = e;
@@ -288,8 +365,7 @@ class Drill {
     llhttp_init(&c->parser, HTTP_RESPONSE, &settings_);
     c->parser.data = c;
     open_[e].push_back(c);
-    int rc = uv_tcp_connect(&c->connect, &c->tcp,
-                            reinterpret_cast<const sockaddr*>(&options_.entries[e].address),
+    int rc = uv_tcp_connect(&c->connect, &c->tcp, reinterpret_cast<const sockaddr*>(&to),
                             &Drill::OnConnect);
     if (rc != 0) ConnectFailed(c);
   }
@@ -488,6 +564,12 @@ class Drill {
       printf("l,%d,%.3f,%.3f,%.3f\n", s, at(0.5), at(0.99), values.back());
     }
     latencies_ms_.clear();
+    for (const auto& [key, count] : opened_) {
+      const auto& [s, entry, address] = key;
+      printf("a,%d,%s,%s,%llu\n", s, options_.entries[entry].name.c_str(), address.c_str(),
+             static_cast<unsigned long long>(count));
+    }
+    opened_.clear();
     size_t queued = 0, connections = 0;
     for (const auto& q : pending_) queued += q.size();
     for (const auto& per_entry : open_) connections += per_entry.size();
@@ -498,6 +580,17 @@ class Drill {
 
   void Finish() {
     Report(true);
+    if (resolver_) {
+      printf("d,%llu,%llu\n", static_cast<unsigned long long>(resolver_->lookups()),
+             static_cast<unsigned long long>(resolver_->failures()));
+      fflush(stdout);
+      if (resolver_->failures() > 0) {
+        fprintf(stderr, "sluice_drill_load: %llu DNS lookups failed, the last: %s\n",
+                static_cast<unsigned long long>(resolver_->failures()),
+                resolver_->last_error().c_str());
+      }
+      resolver_->Close();
+    }
     uv_timer_stop(&tick_);
     uv_timer_stop(&report_);
     uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
@@ -522,14 +615,17 @@ class Drill {
   std::vector<std::deque<Request>> pending_;
   std::vector<std::vector<Connection*>> open_;
   std::map<std::tuple<int, size_t, bool, int, std::string>, uint64_t> counts_;
-  std::map<int, std::vector<double>> latencies_ms_;  // by the second they ended in
+  std::map<int, std::vector<double>> latencies_ms_;                  // by the second they ended in
+  std::map<std::tuple<int, size_t, std::string>, uint64_t> opened_;  // with --dns
+  std::unique_ptr<StubResolver> resolver_;                           // with --dns
 };
 
 [[noreturn]] void Usage(const char* error) {
   fprintf(stderr,
           "sluice_drill_load: %s\nusage: sluice_drill_load --entry NAME=IP:PORT [--entry ...] "
           "[--rate N] [--duration S] [--members N] [--post-percent P] [--connections N] "
-          "[--timeout S] [--seed N] [--change AT:FACTOR[:ENTRY]]...\n",
+          "[--timeout S] [--seed N] [--change AT:FACTOR[:ENTRY]]... "
+          "[--dns IP:PORT --name NAME --port P [--dns-grace S]]\n",
           error);
   exit(2);
 }
@@ -578,6 +674,24 @@ Options Parse(int argc, char** argv) {
       o.timeout = Number("--timeout", value, 0.01, 3600);
     } else if (flag == "--seed") {
       o.seed = static_cast<uint64_t>(Number("--seed", value, 0, 1e18));
+    } else if (flag == "--dns") {
+      const char* colon = strrchr(value, ':');
+      if (!colon) Usage("--dns wants IP:PORT");
+      std::string ip(value, static_cast<size_t>(colon - value));
+      if (ip.size() > 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+      int port = static_cast<int>(Number("--dns port", colon + 1, 1, 65535));
+      if (uv_ip4_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in*>(&o.dns_server)) != 0 &&
+          uv_ip6_addr(ip.c_str(), port, reinterpret_cast<sockaddr_in6*>(&o.dns_server)) != 0) {
+        Usage(("--dns: not an IP address: " + ip).c_str());
+      }
+      o.dns = true;
+    } else if (flag == "--name") {
+      o.name = value;
+      if (!StubResolver::ValidName(o.name)) Usage(("--name: not a domain name: " + o.name).c_str());
+    } else if (flag == "--port") {
+      o.port = static_cast<int>(Number("--port", value, 1, 65535));
+    } else if (flag == "--dns-grace") {
+      o.dns_grace = Number("--dns-grace", value, 0, 3600);
     } else if (flag == "--change") {
       const char* colon = strchr(value, ':');
       if (!colon) Usage("--change wants AT:FACTOR[:ENTRY]");
@@ -599,6 +713,8 @@ Options Parse(int argc, char** argv) {
   }
   if (o.entries.empty()) Usage("at least one --entry");
   if (o.members < o.entries.size()) Usage("--members: fewer members than entries");
+  if (o.dns && (o.name.empty() || o.port == 0)) Usage("--dns wants --name and --port");
+  if (!o.dns && (!o.name.empty() || o.port != 0)) Usage("--name and --port go with --dns");
   for (const Change& c : o.changes) {
     if (c.entry.empty()) continue;
     bool known = std::any_of(o.entries.begin(), o.entries.end(),
