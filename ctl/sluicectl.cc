@@ -35,7 +35,9 @@ constexpr char kUsage[] =
     "  status                                       table, plans, gates and fleet of every "
     "endpoint\n"
     "  evacuate REGION --to A=70,B=30|auto[:A,B] [--cohort C=A[:W][+B[:W]],...]\n"
-    "           [--ramp 1,5,10,25,50,100] [--hold 10s] [--no-hook] [--force] [--dry-run]\n"
+    "           [--ramp 1,5,10,25,50,100] [--hold 10s] [--no-hook] [--dns|--no-dns] [--force]\n"
+    "           [--dry-run]                         --dns: end with the DNS step (default with "
+    "dns:)\n"
     "                                               --to auto: weights by the saviors' capacity;\n"
     "                                               --dry-run: the predicted load per savior\n"
     "  abort PLAN                                   stop a ramp where it stands\n"
@@ -368,7 +370,7 @@ class Ctl {
   }
 
   int Evacuate() {
-    Allow({"to", "ramp", "hold", "force", "cohort", "no-hook", "dry-run"});
+    Allow({"to", "ramp", "hold", "force", "cohort", "no-hook", "dry-run", "dns", "no-dns"});
     json body{{"kind", "evacuate"}, {"region", Arg("a REGION")}};
     if (!Has("to")) throw UsageError{"evacuate needs --to REGION=WEIGHT[,...] or --to auto"};
     std::string to = Flag("to");
@@ -392,6 +394,9 @@ class Ctl {
     if (Has("hold")) body["hold"] = Flag("hold");
     if (Has("force")) body["force"] = true;
     if (Has("no-hook")) body["hook"] = false;
+    if (Has("dns") && Has("no-dns")) throw UsageError{"--dns and --no-dns: one or the other"};
+    if (Has("dns")) body["dns"] = true;
+    if (Has("no-dns")) body["dns"] = false;
     if (Has("dry-run")) {
       // One prediction: every node of a fleet sees the same; the first endpoint answers.
       Reply r = Call(o_.endpoints.front(), "POST", "/v1/plans:preview", body);
@@ -673,6 +678,10 @@ class Ctl {
         out << absl::StrFormat("  %-5d %-9s %-12s %-8s %d/%-4d %s\n", id, p.value("kind", ""),
                                p.value("region", ""), p.value("state", ""), p.value("step", -1) + 1,
                                p.value("steps_bp", json::array()).size(), note);
+        if (std::string dns = p.value("dns", "none"); dns != "none") {
+          std::string why = p.value("dns_message", "");
+          out << absl::StrFormat("  %-5s dns: %s%s\n", "", dns, why.empty() ? "" : ": " + why);
+        }
       }
     }
     return active;
@@ -990,8 +999,8 @@ Options Parse(int argc, const char* const* argv) {
       if (o.command.empty()) throw UsageError{absl::StrFormat("unknown option %s", arg)};
       // Command flags; --force and --until-done take no value.
       std::string name = arg.substr(2);
-      bool boolean =
-          name == "force" || name == "until-done" || name == "dry-run" || name == "no-hook";
+      bool boolean = name == "force" || name == "until-done" || name == "dry-run" ||
+                     name == "no-hook" || name == "dns" || name == "no-dns";
       o.flags[name] = boolean ? "" : take();
     } else if (o.command.empty()) {
       o.command = arg;

@@ -274,6 +274,9 @@ struct DetectionConfig {
   std::map<std::string, uint32_t> saviors;
   std::vector<uint32_t> steps_bp = {1000, 2500, 5000, 10000};
   absl::Duration hold = absl::Seconds(5);
+  // A region with no live node (its fleet leases expired) whose tunnel endpoints do not answer
+  // the leader this long is a dead edge (steering/edge_watch.h): evacuated at once, DNS first.
+  absl::Duration edge_dead_after = absl::Seconds(2);
   // Where the baselines come from: this node's history, or a Prometheus server that scrapes
   // the fleet (proxy/control/prometheus_baseline.h).
   bool prometheus = false;

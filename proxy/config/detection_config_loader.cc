@@ -41,7 +41,7 @@ absl::Status ParseDetection(const Field& f, const std::string& base_dir, const C
   if (!f.present()) return absl::OkStatus();
   RETURN_IF_ERROR(f.ExpectMap({"mode", "history_file", "dip_ratio", "dip_for", "other_dip_ratio",
                                "min_expected_sps", "surge_ratio", "window", "smooth", "shift",
-                               "cooldown", "evacuate", "baseline", "prometheus"}));
+                               "cooldown", "evacuate", "baseline", "prometheus", "edge_dead_after"}));
   if (!config.steering.enabled) {
     return f.Error("needs a steering: section (the detector judges its regions)");
   }
@@ -65,6 +65,8 @@ absl::Status ParseDetection(const Field& f, const std::string& base_dir, const C
   RETURN_IF_ERROR(f.Child("min_expected_sps").ReadDouble(&o.min_expected_sps, 0.001, 1e9));
   RETURN_IF_ERROR(ReadRatio(f.Child("surge_ratio"), &o.surge_ratio, 1.01, 1000));
   RETURN_IF_ERROR(f.Child("dip_for").ReadDuration(&o.dip_for, absl::Seconds(1)));
+  RETURN_IF_ERROR(
+      f.Child("edge_dead_after").ReadDuration(&out->edge_dead_after, absl::ZeroDuration()));
   RETURN_IF_ERROR(f.Child("window").ReadDuration(&o.window, absl::Seconds(1)));
   RETURN_IF_ERROR(f.Child("smooth").ReadDuration(&o.smooth, absl::Minutes(1)));
   RETURN_IF_ERROR(f.Child("shift").ReadDuration(&o.shift, absl::ZeroDuration()));

@@ -283,6 +283,10 @@ absl::StatusOr<json> CapacityControl::Preview(const PlanRequest& request,
   return out;
 }
 
+bool CapacityControl::dns_enabled_for(const std::string& region) const {
+  return dns_ && dns_->enabled() && dns_->Manages(region);
+}
+
 void CapacityControl::StartPlan(PlanRequest request, const EvacuationOptions& options,
                                 const std::string& actor, SteeringControl::PlanDone done) {
   if (request.kind == RampPlan::Kind::kEvacuate) {

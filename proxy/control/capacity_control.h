@@ -74,6 +74,8 @@ class CapacityControl final : public PlanAdvisor {
   void SetFleet(const Fleet* fleet) { fleet_ = fleet; }
   void SetHistory(const SignalHistory* history) { history_ = history; }
   void SetDns(const DnsControl* dns) { dns_ = dns; }
+  // Whether an evacuation of `region` can run the DNS step (dns: configured, records shared).
+  bool dns_enabled_for(const std::string& region) const;
   void Stop();
 
   // The preview of an evacuation (with the weights auto chooses): JSON for the API.

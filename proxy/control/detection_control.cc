@@ -50,6 +50,7 @@ DetectionControl::~DetectionControl() { Stop(); }
 void DetectionControl::Configure(const Config& config) {
   config_ = config.detection;
   detector_.set_options(config_.options);
+  edges_.set_dead_after(config_.edge_dead_after);
   if (config_.prometheus) {
     prometheus_ = std::make_unique<PrometheusBaseline>(context_, config_);
     baseline_minute_ = -1;
@@ -176,6 +177,7 @@ void DetectionControl::OnTick() {
 
   // 4. Acting on it.
   if (action) Act(*action, now);
+  WatchEdges(*c, now);
 
   if (now - last_trim_ >= kTrimEvery) {
     last_trim_ = now;
@@ -280,6 +282,80 @@ void DetectionControl::Act(const DetectorAction& action, absl::Time now) {
   capacity_->StartPlan(request, options, "detector", std::move(started));
 }
 
+void DetectionControl::WatchEdges(const Controller& c, absl::Time now) {
+  std::map<std::string, uint32_t> live;
+  if (fleet_) {
+    for (const auto& [node, view] : fleet_->views()) ++live[view.region];
+  }
+  std::vector<EdgeObservation> observations;
+  for (const RegionSpec& region : c.spec().regions) {
+    EdgeObservation o;
+    o.region = region.name;
+    o.fleet = fleet_ != nullptr;
+    o.live_nodes = live[region.name];
+    RegionHealth h = health_->Gate(region.name);
+    o.reachable = h.reachable;
+    o.detail = h.detail;
+    observations.push_back(std::move(o));
+  }
+  edges_.Observe(now, health_->local_region(), observations);
+  const DetectionMode m = mode();
+  const uint64_t version = c.state().version;
+  for (const EdgeEvent& e : edges_.TakeEvents()) {
+    if (m == DetectionMode::kOff) continue;
+    if (e.from == "unknown" && e.to == "alive") continue;  // first sight: nothing to say
+    const bool dead = e.to == "dead";
+    steering_->Audit(ControllerEvent{
+        now, "detector", absl::StrFormat("edge: %s %s -> %s: %s", e.region, e.from, e.to, e.reason),
+        version, version, dead});
+    if (dead && m == DetectionMode::kAuto && Acting()) EvacuateDeadEdge(e.region, now);
+  }
+}
+
+void DetectionControl::EvacuateDeadEdge(const std::string& region, absl::Time now) {
+  const Controller* c = steering_->controller();
+  if (!c) return;
+  for (const RegionSpec& r : c->spec().regions) {
+    if (r.name == region && r.evacuated_bp == kBasisPoints && r.dns_out) return;  // done
+  }
+  PlanRequest request;
+  request.kind = RampPlan::Kind::kEvacuate;
+  request.region = region;
+  request.steps_bp = {kBasisPoints};  // nobody reaches its edge: no ramp to wait through
+  request.hold = absl::ZeroDuration();
+  request.inject_standbys = true;
+  // Forced: an evacuation already under way (the dip detector's ramp) is replaced, and the
+  // saviors' predicted capacity does not stop it: the region's clients come to them through
+  // DNS whatever the plan says; the plan makes sure its members are served there.
+  request.force = true;
+  EvacuationOptions options;
+  options.auto_split = true;
+  for (const auto& [savior, weight] : config_.saviors) options.candidates.push_back(savior);
+  options.no_hook = true;  // no time for a hook: the saviors take what they can
+  const bool dns = capacity_ && capacity_->dns_enabled_for(region);
+  request.dns_first = dns;
+  LOG_WARN("detection: the edge of %s is dead: evacuating it at once%s", region,
+           dns ? ", DNS first" : "");
+  last_action_ = absl::StrFormat("the edge of %s is dead: evacuating it at once", region);
+  last_action_at_ = now;
+  auto started = [this, region](const absl::StatusOr<uint64_t>& id) {
+    if (id.ok()) {
+      ++evacuations_["edge"];
+      last_action_ = absl::StrFormat("plan %d evacuates %s: its edge is dead", *id, region);
+    } else {
+      LOG_ERROR("detection: the evacuation of %s (dead edge) was refused: %s", region,
+                id.status().message());
+      last_action_ = absl::StrFormat("the evacuation of %s (dead edge) was refused: %s", region,
+                                     id.status().message());
+    }
+  };
+  if (!capacity_) {
+    steering_->StartPlan(request, "detector", std::move(started));
+    return;
+  }
+  capacity_->StartPlan(request, options, "detector", std::move(started));
+}
+
 absl::StatusOr<size_t> DetectionControl::Import(std::string_view csv) {
   absl::StatusOr<std::vector<SignalRecord>> records = DecodeHistoryCsv(csv, absl::Now());
   if (!records.ok()) return records.status();
@@ -370,6 +446,12 @@ json DetectionControl::Status() const {
     held = "this node does not lead the fleet: the leader evacuates";
   }
   out["held"] = held.empty() ? json(nullptr) : json(held);
+  json edges = json::object();
+  for (const auto& [name, e] : edges_.edges()) {
+    edges[name] = json{{"state", e.state}, {"since_ms", TimeJson(e.since)}, {"detail", e.detail}};
+  }
+  out["edges"] = edges;
+  out["edge_dead_after_seconds"] = absl::ToDoubleSeconds(config_.edge_dead_after);
   json regions = json::object();
   for (const auto& [name, j] : detector_.regions()) {
     json r{{"verdict", RegionVerdictName(j.verdict)},

@@ -36,6 +36,7 @@
 #include "proxy/event/loop_timer.h"
 #include "proxy/observe/metrics.h"
 #include "steering/detector.h"
+#include "steering/edge_watch.h"
 #include "steering/signal_history.h"
 
 namespace sluice {
@@ -75,6 +76,10 @@ class DetectionControl {
   // Persists what changed: the slots and the minutes they belong to.
   void Persist(const std::vector<SignalRecord>& slots);
   void Act(const DetectorAction& action, absl::Time now);
+  // The dead-edge watch: observes every region's nodes and reachability, audits its verdicts
+  // and, in auto mode on the node that acts, evacuates a dead region at once, DNS first.
+  void WatchEdges(const Controller& c, absl::Time now);
+  void EvacuateDeadEdge(const std::string& region, absl::Time now);
   bool Acting() const;
 
   LoopContext* context_;
@@ -90,6 +95,7 @@ class DetectionControl {
   std::string store_path_;
   std::string store_error_;  // why the history lives in memory only ("" when on disk)
   Detector detector_{DetectorOptions{}, &history_};
+  EdgeWatch edges_;
   absl::Time last_trim_ = absl::InfinitePast();
   // detection.baseline: prometheus: the baselines come from there, into their own history.
   void FetchBaseline(absl::Time now);

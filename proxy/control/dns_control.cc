@@ -13,14 +13,14 @@ namespace sluice {
 
 namespace {
 
-constexpr uint64_t kTickMs = 1000;
+constexpr uint64_t kDnsTickMs = 1000;
 constexpr int kMaxAttempts = 10;  // about 2.5 minutes of backoff
 constexpr absl::Duration kMaxBackoff = absl::Seconds(30);
 
 // Rcodes of a failed prerequisite (RFC 2136 2.4): the record sets are not as read.
 bool PrerequisiteFailed(int rcode) { return (rcode >= 6 && rcode <= 8) || rcode == 3; }
 
-std::string Regions(const std::set<std::string>& regions) {
+std::string OutList(const std::set<std::string>& regions) {
   return regions.empty() ? "none" : absl::StrJoin(regions, ", ");
 }
 
@@ -44,7 +44,7 @@ void DnsControl::Configure(const Config& config) {
     Stop();
     return;
   }
-  if (!timer_.active()) timer_.Start(context_->loop(), kTickMs, kTickMs, [this] { OnTick(); });
+  if (!timer_.active()) timer_.Start(context_->loop(), kDnsTickMs, kDnsTickMs, [this] { OnTick(); });
 }
 
 void DnsControl::Stop() {
@@ -154,7 +154,7 @@ void DnsControl::QueryNext() {
     }
     if (change->empty()) {
       Done(RampPlan::Dns::kApplied,
-           absl::StrFormat("already in place in %s (out: %s)", config_.zone, Regions(target_)));
+           absl::StrFormat("already in place in %s (out: %s)", config_.zone, OutList(target_)));
       return;
     }
     change_ = *std::move(change);
@@ -251,7 +251,7 @@ void DnsControl::SendUpdate() {
                            config_.key.name, what));
       return;
     }
-    Done(RampPlan::Dns::kApplied, absl::StrFormat("%s (out: %s)", what, Regions(target_)));
+    Done(RampPlan::Dns::kApplied, absl::StrFormat("%s (out: %s)", what, OutList(target_)));
   });
 }
 

@@ -819,5 +819,114 @@ TEST(ControllerCapacityTest, ARestorePutsBackOnlyTheCohortRowsThePlanSet) {
             (std::map<std::string, std::map<std::string, uint32_t>>{{"emea", {{"eu-west-1", 1}}}}));
 }
 
+// --- The DNS step (DESIGN.md, step 4) ---------------------------------------------------------
+
+const RampPlan* PlanById(const Controller& c, uint64_t id) { return c.FindPlan(id); }
+
+TEST(ControllerDnsTest, TheDnsStepFollowsTheLastStepGatedAndTheRestorePutsRecordsBackFirst) {
+  Controller c = Make();
+  FakeGate gate;
+  PlanRequest evacuate = Evacuate({5000, 10000}, absl::Seconds(1));
+  evacuate.dns = true;
+  auto id = c.StartPlan(evacuate, "a", kStart);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(PlanById(c, *id)->dns, RampPlan::Dns::kWaiting);
+  c.Tick(kStart, gate.Get());
+  c.Tick(kStart + absl::Seconds(1), gate.Get());
+  ASSERT_EQ(Fraction(c, "us-east-1"), 10000u);
+  // At 100%, but the DNS step waits its hold and is gated like a step.
+  EXPECT_TRUE(PlanById(c, *id)->active());
+  EXPECT_FALSE(Region(c, "us-east-1").dns_out);
+  gate.sick["eu-west-1"].error_rate = 0.5;
+  c.Tick(kStart + absl::Seconds(2), gate.Get());
+  EXPECT_EQ(PlanById(c, *id)->state, RampPlan::State::kHolding);
+  EXPECT_NE(PlanById(c, *id)->gate_message.find("DNS step"), std::string::npos);
+  EXPECT_FALSE(Region(c, "us-east-1").dns_out);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 10000u);  // never rolled back for DNS
+  gate.sick.clear();
+  c.Tick(kStart + absl::Seconds(10), gate.Get());
+  EXPECT_TRUE(Region(c, "us-east-1").dns_out);
+  EXPECT_EQ(PlanById(c, *id)->state, RampPlan::State::kDone);
+  EXPECT_EQ(PlanById(c, *id)->dns, RampPlan::Dns::kPending);
+  // The runtime reports; a done plan takes its DNS outcome.
+  ASSERT_TRUE(c.DnsReport(*id, RampPlan::Dns::kApplied, "-api A 192.0.2.1", "dns",
+                          kStart + absl::Seconds(11))
+                  .ok());
+  EXPECT_EQ(PlanById(c, *id)->dns, RampPlan::Dns::kApplied);
+  EXPECT_EQ(PlanById(c, *id)->dns_message, "-api A 192.0.2.1");
+  // The state carries it all.
+  absl::StatusOr<ControllerState> back = DecodeControllerState(EncodeControllerState(c.state()));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(EncodeControllerState(*back), EncodeControllerState(c.state()));
+  // A restore puts the records back with its start, before any step.
+  PlanRequest restore;
+  restore.kind = RampPlan::Kind::kRestore;
+  restore.region = "us-east-1";
+  restore.steps_bp = {5000, 0};
+  restore.hold = absl::Seconds(1);
+  auto back_id = c.StartPlan(restore, "a", kStart + absl::Seconds(20));
+  ASSERT_TRUE(back_id.ok());
+  EXPECT_FALSE(Region(c, "us-east-1").dns_out);
+  EXPECT_EQ(Fraction(c, "us-east-1"), 10000u);
+  EXPECT_EQ(PlanById(c, *back_id)->dns, RampPlan::Dns::kPending);
+  // A failure is shown and holds nothing: the ramp goes on.
+  ASSERT_TRUE(c.DnsReport(*back_id, RampPlan::Dns::kFailed, "REFUSED", "dns",
+                          kStart + absl::Seconds(20))
+                  .ok());
+  c.Tick(kStart + absl::Seconds(20), gate.Get());
+  c.Tick(kStart + absl::Seconds(21), gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
+  EXPECT_EQ(PlanById(c, *back_id)->dns, RampPlan::Dns::kFailed);
+}
+
+TEST(ControllerDnsTest, ADeadEdgeTakesItsRecordsOutFirstAndBadRequestsAreRefused) {
+  Controller c = Make();
+  FakeGate gate;
+  PlanRequest dead = Evacuate({10000}, absl::ZeroDuration());
+  dead.dns_first = true;
+  auto id = c.StartPlan(dead, "detector", kStart);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_TRUE(Region(c, "us-east-1").dns_out);  // before any step
+  EXPECT_EQ(PlanById(c, *id)->dns, RampPlan::Dns::kPending);
+  c.Tick(kStart, gate.Get());
+  EXPECT_EQ(Fraction(c, "us-east-1"), 10000u);
+  EXPECT_EQ(PlanById(c, *id)->state, RampPlan::State::kDone);
+  // A DNS step needs a plan that ends at 100%.
+  Controller other = Make();
+  PlanRequest half = Evacuate({2500, 5000});
+  half.dns = true;
+  EXPECT_EQ(other.StartPlan(half, "a", kStart).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Reports: only for a plan with a DNS change under way, with a real state.
+  EXPECT_EQ(c.DnsReport(999, RampPlan::Dns::kApplied, "", "dns", kStart).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(c.DnsReport(*id, RampPlan::Dns::kWaiting, "", "dns", kStart).code(),
+            absl::StatusCode::kInvalidArgument);
+  PlanRequest plain = Evacuate({10000}, absl::ZeroDuration());
+  plain.region = "us-west-2";
+  plain.saviors = {{"eu-west-1", 1}};
+  plain.force = true;
+  auto plain_id = c.StartPlan(plain, "a", kStart);
+  ASSERT_TRUE(plain_id.ok()) << plain_id.status();
+  EXPECT_EQ(c.DnsReport(*plain_id, RampPlan::Dns::kApplied, "", "dns", kStart).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ControllerDnsTest, BackAtZeroByHandPutsTheRecordsBack) {
+  Controller c = Make();
+  FakeGate gate;
+  PlanRequest dead = Evacuate({10000}, absl::ZeroDuration());
+  dead.dns_first = true;
+  ASSERT_TRUE(c.StartPlan(dead, "detector", kStart).ok());
+  c.Tick(kStart, gate.Get());
+  ASSERT_TRUE(Region(c, "us-east-1").dns_out);
+  RegionChange change;
+  change.region = "us-east-1";
+  change.has_fraction = true;
+  change.evacuated_bp = 0;
+  ASSERT_TRUE(c.SetRegion(change, "bob", kStart + absl::Seconds(1)).ok());
+  EXPECT_FALSE(Region(c, "us-east-1").dns_out);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -43,6 +43,7 @@ class FakeBackend : public AdminBackend {
   }
   json FleetStatus() override { return json{{"enabled", false}}; }
   DetectionControl* detection() override { return nullptr; }
+  DnsControl* dns() override { return nullptr; }
   CapacityControl* capacity() override { return nullptr; }
 
   bool ready = true;
