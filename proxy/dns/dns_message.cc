@@ -1,5 +1,9 @@
 #include "proxy/dns/dns_message.h"
 
+// Before ldns: without it, ldns/common.h defines bool, true and false as macros in C++, and a
+// standard header included after it (<optional>'s operator<=>) no longer compiles.
+#include <stdbool.h>
+
 #include <ldns/ldns.h>
 
 #include <algorithm>
@@ -215,6 +219,9 @@ absl::StatusOr<std::string> BuildDnsUpdate(uint16_t id, const std::string& zone,
                               nullptr));  // takes `zone_rdf`, copies the lists
   if (!pkt) return absl::InternalError("cannot build a DNS update");
   ldns_pkt_set_id(pkt.get(), id);
+  // ldns builds updates as queries with RD set; in an update that bit is reserved (RFC 2136
+  // 2.2: zero on creation).
+  ldns_pkt_set_rd(pkt.get(), false);
   if (key) {
     std::string name = KeyName(*key);
     if (ldns_pkt_tsig_sign(pkt.get(), name.c_str(), key->secret.c_str(), kTsigFudgeSeconds,
