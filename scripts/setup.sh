@@ -105,7 +105,8 @@ run_fuzzers() {
               http1_server_codec:http1_request proxy_protocol:proxy_protocol path_normalizer:path \
               jwt:jwt hop_marker:hop_marker state_file:state_file admin_body:admin_body \
               etcd_reply:etcd_reply http2_server_codec:http2_frames \
-              detection_input:detection_input cohort_cidr:cohort_cidr; do
+              detection_input:detection_input cohort_cidr:cohort_cidr dns_reply:dns_reply \
+              tsig_key:tsig_key; do
     local target=${pair%%:*} corpus=${pair##*:}
     mkdir -p "$work/$target"
     cp -r "tests/fuzz/corpus/$corpus/." "$work/$target/"

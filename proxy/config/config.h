@@ -293,7 +293,7 @@ struct DnsConfig {
   std::vector<SocketAddress> servers;  // the authoritative server(s), tried in order
   TsigKey key;                         // from key_file
   std::string key_file;
-  uint32_t ttl = 60;  // seconds: what records put back get
+  uint32_t ttl = 60;                          // seconds: what records put back get
   absl::Duration timeout = absl::Seconds(3);  // per exchange
   // Evacuation plans (and the detector's) end with the DNS step unless a plan says otherwise.
   bool in_plans = true;

@@ -63,8 +63,10 @@ absl::Status ParseDns(const Field& f, const std::string& base_dir, const Config&
   ASSIGN_OR_RETURN(auto regions, records.Entries());
   for (const auto& [region, list] : regions) {
     const std::vector<RegionSpec>& known = config.steering.spec.regions;
+    // clang 14 (the fuzz build) cannot capture a structured binding: a plain reference.
+    const std::string& region_name = region;
     if (std::none_of(known.begin(), known.end(),
-                     [&](const RegionSpec& r) { return r.name == region; })) {
+                     [&](const RegionSpec& r) { return r.name == region_name; })) {
       return list.Error(absl::StrFormat("unknown region \"%s\" (not in steering.regions)", region));
     }
     ASSIGN_OR_RETURN(std::vector<Field> items, list.Sequence());

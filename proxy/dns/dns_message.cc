@@ -1,5 +1,9 @@
 #include "proxy/dns/dns_message.h"
 
+// Before ldns: without it, ldns/common.h defines bool, true and false as macros in C++, and a
+// standard header included after it (<optional>'s operator<=>) no longer compiles.
+#include <stdbool.h>
+
 #include <ldns/ldns.h>
 
 #include <algorithm>
@@ -215,6 +219,9 @@ absl::StatusOr<std::string> BuildDnsUpdate(uint16_t id, const std::string& zone,
                               nullptr));  // takes `zone_rdf`, copies the lists
   if (!pkt) return absl::InternalError("cannot build a DNS update");
   ldns_pkt_set_id(pkt.get(), id);
+  // ldns builds updates as queries with RD set; in an update that bit is reserved (RFC 2136
+  // 2.2: zero on creation).
+  ldns_pkt_set_rd(pkt.get(), false);
   if (key) {
     std::string name = KeyName(*key);
     if (ldns_pkt_tsig_sign(pkt.get(), name.c_str(), key->secret.c_str(), kTsigFudgeSeconds,
@@ -280,11 +287,17 @@ bool VerifyDnsReply(std::string_view wire, const TsigKey& key, const std::string
     return false;
   }
   Pkt pkt(raw);
-  if (!ldns_pkt_tsig(pkt.get())) return false;
+  ldns_rr* tsig = ldns_pkt_tsig(pkt.get());
+  if (!tsig) return false;
   Rdf mac(ldns_rdf_new_frm_data(LDNS_RDF_TYPE_INT16_DATA, request_mac.size(), request_mac.data()));
   std::string name = KeyName(key);
-  return ldns_pkt_tsig_verify(pkt.get(), reinterpret_cast<const uint8_t*>(wire.data()), wire.size(),
-                              name.c_str(), key.secret.c_str(), mac.get());
+  bool verified = ldns_pkt_tsig_verify(pkt.get(), reinterpret_cast<const uint8_t*>(wire.data()),
+                                       wire.size(), name.c_str(), key.secret.c_str(), mac.get());
+  // ldns (1.8.3) takes the TSIG record out of the packet while it verifies and does not put it
+  // back when it cannot compute the MAC (an algorithm it does not know): put it back, so that
+  // it is freed with the packet (found by dns_reply_fuzz as a leak).
+  if (ldns_pkt_tsig(pkt.get()) == nullptr) ldns_pkt_set_tsig(pkt.get(), tsig);
+  return verified;
 }
 
 std::string DnsRcodeName(int rcode) {
