@@ -31,6 +31,18 @@ is configured with dip_ratio 0.6, dip_for 8s, window 5s and a ramp of 10, 25, 50
 5 s; --quick uses dip_for 3s, window 2s, holds of 1 s and, with --auto, 900 requests/s (the
 detector needs some stream starts to tell a dip from noise).
 
+--dns: the clients find the edge through an authoritative DNS server (knot, zone drill.test.):
+api.drill.test. holds one A record per region, TTL --dns-ttl (5 s). The three sluices listen on
+one port at 127.0.0.11 (us-east-1), 127.0.0.12 (us-west-2) and 127.0.0.13 (eu-west-1) (their
+tunnels too; admin ports on 127.0.0.1), each with a dns section and knot's TSIG key, so an
+evacuation at 100% ends with sluice's DNS step: the victim's record out of api.drill.test. Each
+region's clients connect to their region's address while the answer holds it, else to another
+of its addresses. The timeline shows what knot answers each second (the last octets).
+
+--kill-edge (implies --dns and --auto; a fault of its own, no --scenario): the victim's sluice
+process is SIGKILLed (its origins live). The fleet leader's detector must declare the edge dead
+(audit: "edge: us-east-1 alive -> dead: ...") and evacuate it, DNS step first.
+
 Every request is counted by the client: succeeded, failed (by kind), served by which region
 (the sluice-region response header); retries, failovers, evacuations and the detector's view
 come from each sluice's /metrics and /v1/detection. Prints a per-second timeline and a verdict,
@@ -48,13 +60,21 @@ Targets:
     reported but have no target (answers that failed with 503 are failed for the client).
   --auto global, surge: no evacuation. --auto two: no evacuation, and a "multi_region_dip"
     verdict (the alert) seen.
+  --dns kill (manual or --auto): also the DNS step applied within 5 s of 100% evacuated.
+  --kill-edge: the edge declared dead within 10 s of the kill, its record out of DNS within
+    15 s, no failed request issued later than the kill + TTL + 15 s.
 The last line of the output is machine-readable, whatever happened:
   drill: scenario=kill mode=auto requests=N failed_get=N failed_post=N verdict_s=X
          evacuated_s=Y evacuations=N
 (on one line; verdict_s: the fault to the first "sick" verdict on any node; evacuated_s: the
 fault to 100% evacuated on every node, of the victim (with --auto for global, surge and two:
 of any region); one decimal, "-" when it did not happen; evacuations: those the detector
-started).
+started). --dns and --kill-edge runs add, on the same line,
+    edge_dead_s=X dns_s=Y failed_after_ttl=N
+(from the fault: to the first "edge: <victim> alive -> dead" audit line of a node that lives,
+and to the first "DNS applied" audit line for the victim or a node's GET /v1/dns with it in
+applied_out; the failed requests issued after the fault + TTL + 15 s; with --kill-edge the
+scenario is "edge").
 The exit status is 0 when every target was met.
 
 Usage: bench/drill.py [--scenario kill|brownout|global|surge|two] [--rate 15000]
@@ -62,8 +82,11 @@ Usage: bench/drill.py [--scenario kill|brownout|global|surge|two] [--rate 15000]
                       [--out DIR] [--install]
        bench/drill.py --auto [--scenario ...] [--warmup 15] [--fault-at 30]
                       [--duration 100, 60 for global, surge and two] [--seed 1] ...
+       bench/drill.py --dns [--dns-ttl 5] [--auto] [--scenario kill] ...
+       bench/drill.py --kill-edge [--dns-ttl 5] [--fault-at 30] [--duration 100] ...
        bench/drill.py --quick [--auto] [--scenario ...]   (short runs: what the test suite runs)
-Needs: etcd (etcd-server), nginx (nginx-light), gnuplot (gnuplot-nox), and the build's sluice,
+Needs: etcd (etcd-server), nginx (nginx-light), gnuplot (gnuplot-nox), with --dns knot and
+knot-dnsutils, and the build's sluice,
 sluicectl and sluice_drill_load. Loopback only; every process is stopped by its PID.
 """
 
@@ -77,6 +100,7 @@ import random
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -86,9 +110,10 @@ import time
 
 from sluicetest import admin, debian, metrics
 from sluicetest.etcd import Etcd
+from sluicetest.knot import Knot, missing as knot_missing
 from sluicetest.secret_files import write_secrets
 from sluicetest.nginx import brownout_region_origin, region_origin
-from sluicetest.process import ROOT, Sluice, free_port, wait_for_port
+from sluicetest.process import ROOT, Sluice, child_pids, free_port, wait_for_port, wait_until
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 SHORT = {"us-east-1": "use1", "us-west-2": "usw2", "eu-west-1": "euw1"}
@@ -104,19 +129,36 @@ VERDICT_TARGET_S, EVACUATED_TARGET_S = 15.0, 60.0
 # An audit line of a verdict turning "sick": a region's ("detection: us-east-1 dipping -> sick:
 # ...") or the global one ("detection: ok -> sick: ...").
 AUDIT_SICK = re.compile(r"^detection: (?:(\S+) )?\S+ -> sick\b")
+# With --dns: every region's sluice on its own loopback address (one port for all), which is
+# its A record under DNS_NAME. The audit lines the DNS report reads: the dead-edge detector's
+# ("edge: us-east-1 alive -> dead: ...") and the DNS step's outcome ("plan 3: DNS applied: ...",
+# actor "dns").
+DNS_ZONE, DNS_NAME = "drill.test.", "api.drill.test."
+DNS_HOSTS = {"us-east-1": "127.0.0.11", "us-west-2": "127.0.0.12", "eu-west-1": "127.0.0.13"}
+DNS_PACKAGES = {"knotd": "knot", "kdig": "knot-dnsutils", "knsupdate": "knot-dnsutils"}
+AUDIT_EDGE_DEAD = re.compile(r"^edge: (\S+) alive -> dead\b")
+AUDIT_DNS_APPLIED = re.compile(r"^(?:plan \d+: )?DNS applied\b")
+EDGE_DEAD_TARGET_S, EDGE_DNS_TARGET_S, DNS_AFTER_FULL_TARGET_S = 10.0, 15.0, 5.0
+# --kill-edge: failed requests issued this long past the fault + the TTL have no excuse (the
+# clients' cached answers have run out, the records are long out).
+FAILED_AFTER_TTL_GRACE_S = 15.0
 
 
-def sluice_config(region, ports, origins, admin_port, work, etcd_url, hold, detection=None):
-    """One node's configuration; `detection`, when given, is its detection section."""
+def sluice_config(region, ports, origins, admin_port, work, etcd_url, hold, detection=None,
+                  hosts=None, dns=None):
+    """One node's configuration; `detection`, when given, is its detection section, `dns` its
+    dns section. hosts: {region: the IP its listener (and so its tunnel endpoint) is on},
+    127.0.0.1 by default."""
+    hosts = hosts or {r: "127.0.0.1" for r in REGIONS}
     saviors = {r: {o: 50 for o in REGIONS if o != r} for r in REGIONS}
     regions = "".join(
-        "    %s:\n      tunnel: [127.0.0.1:%d]\n      saviors: {%s}\n" % (
-            r, ports[r], ", ".join("%s: %d" % kv for kv in saviors[r].items()))
+        "    %s:\n      tunnel: [%s:%d]\n      saviors: {%s}\n" % (
+            r, hosts[r], ports[r], ", ".join("%s: %d" % kv for kv in saviors[r].items()))
         for r in REGIONS)
     return """
 workers: 1
 log_level: warn
-listeners: [{address: 127.0.0.1:%(port)d}]
+listeners: [{address: %(host)s:%(port)d}]
 limits: {max_connections: 0}
 clusters:
   - name: app
@@ -157,9 +199,10 @@ fleet:
   prefix: /sluice/drill/
   node: drill-%(region)s
   lease_ttl: 4s
-""" % {"port": ports[region], "origins": ", ".join("127.0.0.1:%d" % p for p in origins),
+""" % {"port": ports[region], "host": hosts[region],
+       "origins": ", ".join("127.0.0.1:%d" % p for p in origins),
        "region": region, "work": work, "regions": regions, "admin": admin_port,
-       "etcd": etcd_url} + (detection or "")
+       "etcd": etcd_url} + (detection or "") + (dns or "")
 
 
 def detection_config(mode, work, region, quick):
@@ -176,6 +219,53 @@ detection:
   cooldown: 10m
   evacuate: {steps: [10%%, 25%%, 50%%, 100%%], hold: %(hold)s}
 """ % dict(DETECTION[quick], mode=mode, work=work, region=region)
+
+
+def dns_config(knot, ttl):
+    """The dns section: each region's A record under DNS_NAME, updates signed with knot's key;
+    an evacuation at 100% ends with the DNS step."""
+    return """
+dns:
+  zone: %(zone)s
+  servers: [%(server)s]
+  key_file: %(key)s
+  ttl: %(ttl)ds
+  timeout: 2s
+  plans: true
+  records:
+%(records)s""" % {"zone": DNS_ZONE, "server": knot.address, "key": knot.key_file, "ttl": ttl,
+                  "records": "".join("    %s: [{name: %s, type: A, data: %s}]\n" % (
+                      r, DNS_NAME.split(".")[0], DNS_HOSTS[r]) for r in REGIONS)}
+
+
+def free_port_on(hosts, attempts=50):
+    """A port free on every one of `hosts` (IPs), for listeners that share it."""
+    for _ in range(attempts):
+        port = free_port()
+        try:
+            for host in hosts:
+                with socket.socket() as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no port free on all of %s after %d tries" % (", ".join(hosts), attempts))
+
+
+def accepts(host, port, timeout=0.2):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def compact_answer(addresses):
+    """An answer as the table shows it: the last octets ("11,12,13"), "none" for no record, "?"
+    when the server did not answer."""
+    if addresses is None:
+        return "?"
+    return ",".join(a.rsplit(".", 1)[-1] for a in sorted(addresses)) or "none"
 
 
 def detection_supported(binary, work):
@@ -218,6 +308,8 @@ class Timeline:
         self.latency = {}
         self.totals = collections.Counter()
         self.issued = 0
+        self.failed_issued = collections.Counter()  # second issued in -> failed requests
+        self.failed_lines = False  # whether the load says when its failed requests were issued
 
     def read_load(self, stream):
         for line in stream:
@@ -234,16 +326,23 @@ class Timeline:
                     self.latency[int(fields[1])] = tuple(float(x) for x in fields[2:5])
                 elif fields[0] == "s":
                     self.issued = max(self.issued, int(fields[2]))
+                elif fields[0] == "f":
+                    self.failed_issued[int(fields[1])] += int(fields[5])
+                    self.failed_lines = True
 
 
 class Monitor(threading.Thread):
     """What the nodes say while the load runs: each node's /metrics at the start of every
-    second, and (with detection on) each node's /v1/detection four times a second. Times are
-    seconds since the load started."""
+    second, and (with detection on) each node's /v1/detection four times a second; with `knot`
+    (--dns) also what it answers for DNS_NAME and each node's /v1/dns, once a second. Times are
+    seconds since the load started. drop() forgets a node (one that was killed)."""
 
-    def __init__(self, admin_ports, started, detection):
+    def __init__(self, admin_ports, started, detection, knot=None):
         super().__init__(daemon=True)
-        self.admin_ports = admin_ports
+        self.admin_ports = dict(admin_ports)
+        self.knot = knot
+        self.answers = {}  # second -> DNS_NAME's addresses (None: no answer)
+        self.dns_out = {}  # region -> first t a node's /v1/dns had it in applied_out
         self.started = started
         self.detection_on = detection
         self.lock = threading.Lock()
@@ -260,6 +359,14 @@ class Monitor(threading.Thread):
     def now(self):
         return time.monotonic() - self.started
 
+    def nodes(self):
+        with self.lock:
+            return dict(self.admin_ports)
+
+    def drop(self, node):
+        with self.lock:
+            self.admin_ports.pop(node, None)
+
     def run(self):
         next_poll = 0.0
         while not self.stopping.is_set():
@@ -274,7 +381,7 @@ class Monitor(threading.Thread):
     def scrape(self, second):
         """Every node's /metrics, kept as `second`'s (None: only returned)."""
         sample = {}
-        for node, port in self.admin_ports.items():
+        for node, port in self.nodes().items():
             try:
                 sample[node] = scrape(port)
             except (OSError, ValueError):
@@ -283,6 +390,8 @@ class Monitor(threading.Thread):
         now = self.now()
         if second is None:
             return sample
+        if self.knot:
+            self.watch_dns(second)
         with self.lock:
             self.metrics[second] = sample
             for region in REGIONS:
@@ -291,8 +400,26 @@ class Monitor(threading.Thread):
                     self.full[region] = now
         return sample
 
+    def watch_dns(self, second):
+        """What knot answers for DNS_NAME now, and which regions each node says are out."""
+        answer = self.knot.dig(DNS_NAME, timeout=1)
+        with self.lock:
+            self.answers[second] = answer
+        for node, port in self.nodes().items():
+            try:
+                status, body = admin.call(port, "GET", "/v1/dns", TOKEN, timeout=1)
+            except OSError:
+                status, body = 0, None
+            if status != 200 or not isinstance(body, dict):
+                self.errors["dns " + node] += 1
+                continue
+            now = self.now()
+            with self.lock:
+                for region in body.get("applied_out") or []:
+                    self.dns_out.setdefault(region, now)
+
     def poll(self):
-        for node, port in self.admin_ports.items():
+        for node, port in self.nodes().items():
             try:
                 status, body = admin.call(port, "GET", "/v1/detection", TOKEN, timeout=1)
             except OSError:
@@ -336,6 +463,11 @@ class Result:
         self.requests = self.failed_get = self.failed_post = 0
         self.verdict_s = self.evacuated_s = None
         self.evacuations = 0
+        # --dns and --kill-edge only: the fault to the victim declared dead, to its records out
+        # (DNS applied), and the failed requests issued past the fault + TTL + the grace.
+        self.dns = args.dns
+        self.edge_dead_s = self.dns_s = None
+        self.failed_after_ttl = 0
 
     def line(self):
         def seconds(value):
@@ -343,7 +475,10 @@ class Result:
         return ("drill: scenario=%s mode=%s requests=%d failed_get=%d failed_post=%d "
                 "verdict_s=%s evacuated_s=%s evacuations=%d" % (
                     self.scenario, self.mode, self.requests, self.failed_get, self.failed_post,
-                    seconds(self.verdict_s), seconds(self.evacuated_s), self.evacuations))
+                    seconds(self.verdict_s), seconds(self.evacuated_s), self.evacuations)) + (
+                        " edge_dead_s=%s dns_s=%s failed_after_ttl=%d" % (
+                            seconds(self.edge_dead_s), seconds(self.dns_s),
+                            self.failed_after_ttl) if self.dns else "")
 
 
 def parse_args():
@@ -351,9 +486,18 @@ def parse_args():
     parser.add_argument("--sluice", default=os.path.join(ROOT, "build/proxy/sluice"))
     parser.add_argument("--sluicectl", default=os.path.join(ROOT, "build/ctl/sluicectl"))
     parser.add_argument("--load", default=os.path.join(ROOT, "build/bench/sluice_drill_load"))
-    parser.add_argument("--scenario", choices=SCENARIOS, default="kill")
+    parser.add_argument("--scenario", choices=SCENARIOS, default=None, help="kill")
     parser.add_argument("--auto", action="store_true",
                         help="no sluicectl: sluice's detector must evacuate by itself")
+    parser.add_argument("--dns", action="store_true",
+                        help="clients find the edge through an authoritative DNS server (knot): "
+                        "%s, one A record per region; evacuations end with sluice's DNS step"
+                        % DNS_NAME)
+    parser.add_argument("--dns-ttl", type=int, default=5, help="seconds, --dns (5)")
+    parser.add_argument("--kill-edge", action="store_true",
+                        help="the fault kills the victim's sluice (not its origins); the "
+                        "leader must declare the edge dead and take its records out. Implies "
+                        "--dns and --auto")
     parser.add_argument("--brownout", choices=("503", "slow"), default="503",
                         help="how the victim's origins fail in the brownout scenario")
     parser.add_argument("--rate", type=float,
@@ -378,7 +522,21 @@ def parse_args():
     parser.add_argument("--install", action="store_true", help="apt-get install what is missing")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args()
+    if args.kill_edge:
+        if args.scenario not in (None, "kill"):
+            parser.error("--kill-edge is a fault of its own (the victim's sluice SIGKILLed, its "
+                         "origins up): it takes no --scenario %s" % args.scenario)
+        # The dead edge is the detector's (auto mode) and ends with the records out (DNS).
+        args.scenario, args.dns, args.auto = "edge", True, True
+    if args.scenario is None:
+        args.scenario = "kill"
+    if args.dns_ttl < 1:
+        parser.error("--dns-ttl is at least 1 (seconds)")
     quick, auto, calm = args.quick, args.auto, args.scenario in ("global", "surge", "two")
+    edge = args.scenario == "edge"
+    # --kill-edge counts the failed requests issued after the fault + TTL + the grace: the load
+    # runs some seconds past that.
+    edge_tail = args.dns_ttl + FAILED_AFTER_TTL_GRACE_S + (5 if quick else 20)
 
     def default(name, value):
         if getattr(args, name) is None:
@@ -393,7 +551,11 @@ def parse_args():
         default("warmup", 4)
         default("fault_at", 12 if auto else 3)
         default("evacuate_at", 4)
-        default("duration", (24 if calm else 32) if auto else 8)
+        if edge:
+            default("duration", args.fault_at + edge_tail)
+        # --dns: the DNS step comes after the ramp, and the clients' answers expire a TTL later.
+        default("duration", (24 if calm else 32) if auto else (10 + args.dns_ttl if args.dns
+                                                               else 8))
     default("rate", 5000 if args.scenario == "surge" else 15000)
     default("members", 200000)
     default("min_requests", 1000000)
@@ -401,11 +563,17 @@ def parse_args():
     default("warmup", 15)
     default("fault_at", 30 if auto else 20)
     default("evacuate_at", 25)
+    if edge:
+        default("duration", max(100, args.fault_at + edge_tail))
     default("duration", (60 if calm else 100) if auto else 80)
     if not auto and args.evacuate_at < args.fault_at:
         parser.error("--evacuate-at comes before the fault")
     if args.fault_at >= args.duration:
         parser.error("the fault comes after the load ends")
+    if edge and args.duration < args.fault_at + args.dns_ttl + FAILED_AFTER_TTL_GRACE_S + 2:
+        parser.error("--kill-edge needs the load to run at least %g s past the fault (the TTL, "
+                     "%g s of grace, then some load whose failures count)" % (
+                         args.dns_ttl + FAILED_AFTER_TTL_GRACE_S + 2, FAILED_AFTER_TTL_GRACE_S))
     if auto and args.warmup + 6 >= args.fault_at:
         parser.error("--auto needs --fault-at at least 6 s past --warmup (the history is "
                      "measured for 4 s, imported, and judged before the fault)")
@@ -541,8 +709,11 @@ def main():
 def run(args, result):
     """The drill; returns the exit status. Fills `result` as it learns things."""
     if args.install:
-        debian.install_missing(PACKAGES, recommends=False)
+        debian.install_missing(dict(PACKAGES, **(DNS_PACKAGES if args.dns else {})),
+                               recommends=False)
     debian.require(PACKAGES)
+    if args.dns and knot_missing():
+        raise SystemExit("--dns needs knot: %s" % knot_missing())
     for binary in (args.sluice, args.sluicectl, args.load):
         if not os.access(binary, os.X_OK):
             raise SystemExit("%s is not built (cmake --build build)" % binary)
@@ -558,15 +729,17 @@ def run(args, result):
         raise SystemExit("--auto: %s does not take a detection section (%s)" % (
             args.sluice, check_output.splitlines()[-1] if check_output else "no message"))
     detection_mode = "auto" if args.auto else ("alert" if supported else None)
-    print("scenario %s, %s; detection: %s" % (
-        args.scenario + (" (%s)" % args.brownout if args.scenario == "brownout" else ""),
+    print("scenario %s, %s; detection: %s%s" % (
+        args.scenario + (" (%s)" % args.brownout if args.scenario == "brownout" else "") +
+        (" (--kill-edge: %s's sluice dies)" % args.victim if args.scenario == "edge" else ""),
         "auto" if args.auto else "manual",
-        detection_mode or "not in this sluice (no verdicts)"))
+        detection_mode or "not in this sluice (no verdicts)",
+        "; DNS: %s, TTL %d s" % (DNS_NAME, args.dns_ttl) if args.dns else ""))
 
     etcd = Etcd()
     origins = {r: [] for r in REGIONS}
     nodes, admin_ports = {}, {}
-    load = monitor = tarpit = None
+    load = monitor = tarpit = knot = None
     timeline = Timeline()
     events = []  # (second, what)
     marks = {}  # fault, evacuate, armed: seconds since the load started
@@ -574,23 +747,43 @@ def run(args, result):
     ok = False
     try:
         etcd.start()
-        ports = {r: free_port() for r in REGIONS}
+        hosts = {r: "127.0.0.1" for r in REGIONS}
+        if args.dns:
+            # One port on three addresses: the port in the clients' --port, the address from DNS.
+            knot = Knot(zone=DNS_ZONE, ttl=args.dns_ttl, directory=os.path.join(work, "knot"),
+                        records=[(DNS_NAME, "A", DNS_HOSTS[r]) for r in REGIONS]).start()
+            hosts = dict(DNS_HOSTS)
+            shared = free_port_on(hosts.values())
+            ports = {r: shared for r in REGIONS}
+        else:
+            ports = {r: free_port() for r in REGIONS}
         for region in REGIONS:
             for i in range(2):
                 origins[region].append(region_origin(work, "%s-origin-%d" % (region, i),
                                                      free_port(), region))
+        configs = {}
         for region in REGIONS:
             admin_ports[region] = free_port()
             detection = detection_config(detection_mode, work, region, args.quick) \
                 if detection_mode else None
-            # The configuration names its admin port; its file and the log go to `work`.
+            configs[region] = sluice_config(
+                region, ports, [o.port for o in origins[region]], admin_ports[region], work,
+                etcd.url, args.hold, detection, hosts, dns_config(knot, args.dns_ttl)
+                if knot else None)
+        if knot:
+            check_dns_config(args.sluice, work, configs[REGIONS[0]])
+        for region in REGIONS:
+            # The configuration names its admin port; its file and the log go to `work`. With
+            # --dns the listener is not on 127.0.0.1: start() waits for the admin port.
             nodes[region] = Sluice(
-                sluice_config(region, ports, [o.port for o in origins[region]],
-                              admin_ports[region], work, etcd.url, args.hold, detection),
-                port=ports[region], admin=False, binary=os.path.abspath(args.sluice),
-                directory=work, name=region).start()
+                configs[region], port=admin_ports[region] if knot else ports[region],
+                admin=False, binary=os.path.abspath(args.sluice), directory=work,
+                name=region).start()
         for region in REGIONS:
             wait_for_port(admin_ports[region])
+            if knot and not wait_until(lambda: accepts(hosts[region], ports[region]), 10, 0.05):
+                raise RuntimeError("%s's sluice does not listen on %s:%d" % (
+                    region, hosts[region], ports[region]))
             for o in origins[region]:
                 wait_for_port(o.port)
         if args.scenario == "brownout" and args.brownout == "slow":
@@ -614,16 +807,19 @@ def run(args, result):
             changes = ["--change", "%g:%g" % (args.fault_at, args.global_factor)]
         elif args.scenario == "surge":
             changes = ["--change", "%g:%g:%s" % (args.fault_at, args.surge_factor, args.victim)]
+        resolve = []
+        if knot:
+            resolve = ["--dns", knot.address, "--name", DNS_NAME, "--port", str(ports[REGIONS[0]])]
         load = subprocess.Popen(
             [args.load, "--rate", str(args.rate), "--duration", str(args.duration),
              "--members", str(args.members), "--post-percent", str(args.post_percent),
-             "--timeout", "10", "--seed", str(args.seed)] + changes +
-            sum((["--entry", "%s=127.0.0.1:%d" % (r, ports[r])] for r in REGIONS), []),
+             "--timeout", "10", "--seed", str(args.seed)] + changes + resolve +
+            sum((["--entry", "%s=%s:%d" % (r, hosts[r], ports[r])] for r in REGIONS), []),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         started, wall_started = time.monotonic(), time.time()
         reader = threading.Thread(target=timeline.read_load, args=(load.stdout,), daemon=True)
         reader.start()
-        monitor = Monitor(admin_ports, started, detection_mode is not None)
+        monitor = Monitor(admin_ports, started, detection_mode is not None, knot)
         monitor.start()
 
         if args.auto:
@@ -654,6 +850,10 @@ def run(args, result):
                                        tarpit and tarpit.getsockname()[1])
             what = "%s origins browned out: 50%% of answers %s" % (
                 args.victim, "503" if args.brownout == "503" else "after 3 s")
+        elif args.scenario == "edge":
+            what = kill_edge(args.victim, nodes[args.victim], hosts[args.victim],
+                             ports[args.victim])
+            monitor.drop(args.victim)
         elif args.scenario == "global":
             what = "every region's load x%g" % args.global_factor
         else:
@@ -699,10 +899,14 @@ def run(args, result):
             for o in origins[region]:
                 o.stop()
         etcd.stop()
+        if knot:
+            knot.stop()
         if tarpit:
             tarpit.close()
         audit = read_audit(work, wall_started)
         fill_result(args, result, timeline, monitor, marks, audit)
+        if args.dns:
+            fill_dns_result(args, result, timeline, monitor, marks, audit)
         if not ok:
             print("logs kept in %s" % work)
 
@@ -716,6 +920,35 @@ def run(args, result):
     return 0
 
 
+def check_dns_config(binary, work, text):
+    """Refuses a sluice that does not take the dns section (sluice --check)."""
+    path = os.path.join(work, "dns-check.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    result = subprocess.run([os.path.abspath(binary), "--check", "--config", path],
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        raise SystemExit("--dns: %s does not take the dns section (%s)" % (
+            binary, output.splitlines()[-1] if output else "no message"))
+
+
+def kill_edge(region, node, host, port):
+    """SIGKILL to a region's sluice (and children, if it has any), by PID; checks its listener
+    refuses. Returns what happened, for the timeline."""
+    pids = [node.pid] + child_pids(node.pid)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    node.proc.wait(5)
+    if not wait_until(lambda: not accepts(host, port), 2, 0.05):
+        raise RuntimeError("%s:%d still accepts after its sluice was SIGKILLed" % (host, port))
+    return "%s's sluice killed (SIGKILL to pid %s); its origins live" % (
+        region, ", ".join(str(p) for p in pids))
+
+
 def reference_node(faulted):
     """The node whose view of the detection the timeline shows: one whose region's origins
     live."""
@@ -723,8 +956,8 @@ def reference_node(faulted):
 
 
 def read_audit(work, wall_started):
-    """The detector's lines in every node's audit log: [(seconds since the load started, node,
-    action)], in time order."""
+    """The detector's lines in every node's audit log, and the DNS step's (actor "dns", only
+    with --dns): [(seconds since the load started, node, actor, action)], in time order."""
     lines = []
     if wall_started is None:
         return lines
@@ -739,11 +972,11 @@ def read_audit(work, wall_started):
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if entry.get("actor") != "detector":
+            if entry.get("actor") not in ("detector", "dns"):
                 continue
             at = parse_time(entry.get("time", ""))
             lines.append((at - wall_started if at is not None else float("nan"), region,
-                          entry.get("action", "")))
+                          entry["actor"], entry.get("action", "")))
     lines.sort(key=lambda line: (math.isnan(line[0]), line[0]))
     return lines
 
@@ -751,7 +984,8 @@ def read_audit(work, wall_started):
 def audit_events(audit, reference):
     """The audit lines as events: the reference node's, and what the others did (their plans;
     their verdicts are the reference node's again)."""
-    return [(t, "%s audit: detector: %s" % (SHORT[node], action)) for t, node, action in audit
+    return [(t, "%s audit: %s: %s" % (SHORT[node], actor, action))
+            for t, node, actor, action in audit
             if node == reference or not action.startswith("detection:")]
 
 
@@ -759,8 +993,8 @@ def sick_verdicts(monitor, audit, since):
     """[(t, subject)]: every "sick" verdict a node reached at or after `since`, by the audit
     logs and the polls of /v1/detection; subject is a region or "global"."""
     out = []
-    for t, _, action in audit:
-        m = AUDIT_SICK.match(action)
+    for t, _, actor, action in audit:
+        m = AUDIT_SICK.match(action) if actor == "detector" else None
         if m and t >= since:
             out.append((t, m.group(1) or "global"))
     with monitor.lock:
@@ -798,13 +1032,50 @@ def fill_result(args, result, timeline, monitor, marks, audit):
         return
     sick = sick_verdicts(monitor, audit, fault)
     result.verdict_s = max(0.0, sick[0][0] - fault) if sick else None
-    if args.scenario in ("kill", "brownout") or not args.auto:
+    if args.scenario in ("kill", "brownout", "edge") or not args.auto:
         full = monitor.full.get(args.victim)
     else:
         full = min(monitor.full.values()) if monitor.full else None
     result.evacuated_s = None if full is None else max(0.0, full - fault)
     last = monitor.final or (monitor.metrics[max(monitor.metrics)] if monitor.metrics else {})
     result.evacuations = int(sum(m.get("detector_evacuations", 0) for m in last.values()))
+
+
+def fill_dns_result(args, result, timeline, monitor, marks, audit):
+    """--dns, --kill-edge: the fault to the victim declared dead and to its records out, by the
+    audit logs of the nodes that live (and, for the records, their /v1/dns); the failed requests
+    issued after the fault + TTL + FAILED_AFTER_TTL_GRACE_S."""
+    fault = marks.get("fault")
+    if monitor is None or fault is None:
+        return
+    alive = [r for r in REGIONS if not (args.scenario == "edge" and r == args.victim)]
+    dead, applied = [], []
+    for t, node, actor, action in audit:
+        if node not in alive or not t >= fault:
+            continue
+        edge = AUDIT_EDGE_DEAD.match(action)
+        if actor == "detector" and edge and edge.group(1) == args.victim:
+            dead.append(t)
+        if actor == "dns" and AUDIT_DNS_APPLIED.match(action) and \
+                args.victim in action.rpartition("(out:")[2]:
+            applied.append(t)
+    with monitor.lock:
+        seen = monitor.dns_out.get(args.victim)
+    if seen is not None and seen >= fault:
+        applied.append(seen)
+    result.edge_dead_s = min(dead) - fault if dead else None
+    result.dns_s = min(applied) - fault if applied else None
+    # By the second each request was issued in: one that ends after the threshold counts (it
+    # may hold requests issued up to a second before it: the stricter reading). A load that
+    # does not say when its failed requests were issued is counted by when they ended.
+    threshold = fault + args.dns_ttl + FAILED_AFTER_TTL_GRACE_S
+    if timeline.failed_lines or not (result.failed_get + result.failed_post):
+        result.failed_after_ttl = sum(n for s, n in timeline.failed_issued.items()
+                                      if s + 1 > threshold)
+    else:
+        result.failed_after_ttl = sum(
+            n for s, c in timeline.counts.items() if s + 1 > threshold
+            for k, n in c.items() if len(k) == 3 and k[1] != "ok")
 
 
 def report(args, result, timeline, monitor, audit, events, marks, faulted, detection_mode):
@@ -843,25 +1114,31 @@ def report(args, result, timeline, monitor, audit, events, marks, faulted, detec
                 value = v.get(key)
                 row[column + r] = "" if value is None else value
         row["global_verdict"] = (view.get("global") or {}).get("verdict") or ""
+        if args.dns:
+            row["dns_answer"] = compact_answer(monitor.answers.get(s)) \
+                if s in monitor.answers else ""
         rows.append(row)
 
     columns = ["second"] + ["entered_" + r for r in REGIONS] + \
         ["starts_" + r for r in REGIONS] + ["gets_" + r for r in REGIONS] + \
         ["get_failed", "post_failed", "retries", "failovers", "evacuated_pct", "p99_ms"] + \
         ["sps_" + r for r in REGIONS] + ["expected_" + r for r in REGIONS] + \
-        ["verdict_" + r for r in REGIONS] + ["global_verdict"]
+        ["verdict_" + r for r in REGIONS] + ["global_verdict"] + \
+        (["dns_answer"] if args.dns else [])
     os.makedirs(args.out, exist_ok=True)
     csv_path = os.path.join(args.out, "drill.csv")
     with open(csv_path, "w") as f:
         f.write(",".join(columns) + "\n")
         for row in rows:
-            f.write(",".join(("%.3f" % row[k]) if isinstance(row[k], float) else str(row[k])
-                             for k in columns) + "\n")
+            # (the DNS answer's octets with spaces: the CSV's separator is the comma)
+            f.write(",".join(("%.3f" % row[k]) if isinstance(row[k], float) else
+                             str(row[k]).replace(",", " ") for k in columns) + "\n")
 
     detecting = detection_mode is not None
     print("second | starts/s by serving region (%s) | GETs ok | GET fail | POST fail | "
-          "retries | failovers | %s evacuated | p99 ms%s" % (
+          "retries | failovers | %s evacuated | p99 ms%s%s" % (
               " ".join(SHORT[r] for r in REGIONS), args.victim,
+              " | DNS %s" % DNS_NAME if args.dns else "",
               " | SPS/expected, verdict (%s's view)" % reference if detecting else ""))
     for row in rows:
         view = ""
@@ -871,10 +1148,11 @@ def report(args, result, timeline, monitor, audit, events, marks, faulted, detec
                 if isinstance(row["sps_" + r], (int, float)) and
                 isinstance(row["expected_" + r], (int, float)) else "   -   ",
                 (row["verdict_" + r] or "-")[:8]) for r in REGIONS)
-        print("%6d | %s | %7d | %8d | %9d | %7d | %9d | %5.1f%% | %7.1f%s" % (
+        print("%6d | %s | %7d | %8d | %9d | %7d | %9d | %5.1f%% | %7.1f%s%s" % (
             row["second"], " ".join("%5d" % row["starts_" + r] for r in REGIONS),
             sum(row["gets_" + r] for r in REGIONS), row["get_failed"], row["post_failed"],
-            row["retries"], row["failovers"], row["evacuated_pct"], row["p99_ms"], view))
+            row["retries"], row["failovers"], row["evacuated_pct"], row["p99_ms"],
+            " | %-8s" % row["dns_answer"] if args.dns else "", view))
     audited = any(what.startswith(SHORT[reference] + " audit") for _, what in events)
     for t, node, subject, before, after, reason in monitor.transitions:
         if node == reference and not audited:  # the audit log says the same, timed better
@@ -935,11 +1213,25 @@ def report(args, result, timeline, monitor, audit, events, marks, faulted, detec
             print("before the fault: %s" % ", ".join(
                 "%.1f s %s says %s %s" % e for e in early[:6]))
 
+    dns_after_full = None
+    if args.dns:
+        dns_after_full = report_dns(args, result, monitor, fault)
+
     plot(args, csv_path, columns, marks, detecting,
          None if result.verdict_s is None else fault + result.verdict_s)
 
     missed = []
-    if args.auto:
+    if args.scenario == "edge":
+        if result.edge_dead_s is None or result.edge_dead_s > EDGE_DEAD_TARGET_S:
+            missed.append("%s not declared dead within %g s of the kill" % (
+                args.victim, EDGE_DEAD_TARGET_S))
+        if result.dns_s is None or result.dns_s > EDGE_DNS_TARGET_S:
+            missed.append("%s's records not out of DNS within %g s of the kill" % (
+                args.victim, EDGE_DNS_TARGET_S))
+        if result.failed_after_ttl:
+            missed.append("%d requests issued after the kill + TTL + %g s failed" % (
+                result.failed_after_ttl, FAILED_AFTER_TTL_GRACE_S))
+    elif args.auto:
         if args.scenario in ("kill", "brownout"):
             sick = sorted({subject for _, subject in sick_verdicts(monitor, audit, fault)
                            if subject in REGIONS})
@@ -977,17 +1269,54 @@ def report(args, result, timeline, monitor, audit, events, marks, faulted, detec
                 100.0 * post_failed / max(posts, 1), 100 * post_share))
     if args.auto and args.scenario == "brownout" and gets + posts < args.min_requests:
         missed.append("only %d requests (target %d)" % (gets + posts, args.min_requests))
+    if args.dns and args.scenario == "kill" and (
+            dns_after_full is None or dns_after_full > DNS_AFTER_FULL_TARGET_S):
+        missed.append("DNS not applied within %g s of 100%%" % DNS_AFTER_FULL_TARGET_S)
     if not missed:
-        print("targets met: %s" % {
+        print("targets met: %s%s" % ({
             ("kill", False): "no failed GET, POST failures within 0.1%, evacuation within the "
                              "ramp",
             ("kill", True): "verdict within 15 s, 100% within 60 s, no failed GET, POST "
                             "failures within 0.01%",
             ("brownout", True): "verdict within 15 s, 100% within 60 s",
             ("two", True): "no evacuation, the multi-region alert seen",
+            ("edge", True): "declared dead within 10 s, records out of DNS within 15 s, no "
+                            "failed request issued after the kill + TTL + 15 s",
         }.get((args.scenario, args.auto),
-              "evacuation within the ramp" if not args.auto else "no evacuation"))
+              "evacuation within the ramp" if not args.auto else "no evacuation"),
+            ", DNS applied within 5 s of 100%" if args.dns and args.scenario == "kill"
+            else ""))
     return missed
+
+
+def report_dns(args, result, monitor, fault):
+    """Prints what DNS did (--dns, --kill-edge); returns the seconds from 100% evacuated to the
+    records out (None if either did not happen)."""
+    full = monitor.full.get(args.victim)
+    dns_at = None if result.dns_s is None else fault + result.dns_s
+    if args.scenario == "edge":
+        print("dead edge: %s declared dead %s after its sluice was killed (audit, nodes that "
+              "live)" % (args.victim, "never" if result.edge_dead_s is None else
+                         "%.1f s" % result.edge_dead_s))
+    print("DNS: %s's records out of %s %s after the fault" % (
+        args.victim, DNS_NAME, "never" if dns_at is None else "%.1f s" % result.dns_s))
+    after = None
+    if full is not None and dns_at is not None:
+        # 100% is seen by the once-a-second scrape, the DNS step in the audit log to the
+        # millisecond: a step that came within that second reads as 0.
+        after = max(0.0, dns_at - full)
+        if args.scenario != "edge":
+            print("DNS applied %.1f s after 100 %%" % after)
+    threshold = fault + args.dns_ttl + FAILED_AFTER_TTL_GRACE_S
+    print("failed requests issued after the fault + TTL (%d s) + %g s: %d%s" % (
+        args.dns_ttl, FAILED_AFTER_TTL_GRACE_S, result.failed_after_ttl,
+        " (the load ended before that, at %g s)" % args.duration
+        if threshold >= args.duration else ""))
+    with monitor.lock:
+        answers = [monitor.answers[s] for s in sorted(monitor.answers)]
+    if answers:
+        print("%s answered at the end: %s" % (DNS_NAME, compact_answer(answers[-1])))
+    return after
 
 
 def plot(args, csv_path, columns, marks, detecting, verdict_at):

@@ -39,6 +39,9 @@
 //   c,SECOND,ENTRY,METHOD,OUTCOME,SERVED,COUNT   requests that ended in that second
 //   l,SECOND,P50_MS,P99_MS,MAX_MS                latency of the successful ones
 //   s,SECOND,ISSUED,IN_FLIGHT,QUEUED,CONNECTIONS
+//   f,ISSUED,ENTRY,METHOD,OUTCOME,COUNT          the failed ones of those c lines again,
+//                                                under the second they were issued in (their
+//                                                intended send time)
 //   a,SECOND,ENTRY,ADDRESS,OPENED                connections opened (with --dns only)
 //   d,LOOKUPS,FAILED                             DNS lookups, and those that got no answer
 //                                                (with --dns, once at the end)
@@ -542,6 +545,7 @@ class Drill {
   void Count(uint64_t now, size_t entry, const Request& r, Outcome outcome,
              const std::string& served) {
     ++counts_[{Second(now), entry, r.post, static_cast<int>(outcome), served}];
+    if (outcome != Outcome::kOk) ++failed_[{Second(r.scheduled_ns), entry, r.post, outcome}];
     ++ended_;
   }
 
@@ -556,6 +560,13 @@ class Drill {
              static_cast<unsigned long long>(count));
     }
     counts_.clear();
+    for (const auto& [key, count] : failed_) {
+      const auto& [s, entry, post, outcome] = key;
+      printf("f,%d,%s,%s,%s,%llu\n", s, options_.entries[entry].name.c_str(),
+             post ? "POST" : "GET", kOutcomeNames[static_cast<int>(outcome)],
+             static_cast<unsigned long long>(count));
+    }
+    failed_.clear();
     for (auto& [s, values] : latencies_ms_) {
       std::sort(values.begin(), values.end());
       auto at = [&values](double q) {
@@ -615,6 +626,7 @@ class Drill {
   std::vector<std::deque<Request>> pending_;
   std::vector<std::vector<Connection*>> open_;
   std::map<std::tuple<int, size_t, bool, int, std::string>, uint64_t> counts_;
+  std::map<std::tuple<int, size_t, bool, Outcome>, uint64_t> failed_;  // by the issued second
   std::map<int, std::vector<double>> latencies_ms_;                  // by the second they ended in
   std::map<std::tuple<int, size_t, std::string>, uint64_t> opened_;  // with --dns
   std::unique_ptr<StubResolver> resolver_;                           // with --dns

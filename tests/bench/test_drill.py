@@ -10,6 +10,12 @@ etcd, three sluice processes, six origins, and a fault.
 (--auto global and surge are not run here, to keep the suite short: the detector's
 multi-region and surge rules have unit and replay tests, and README has the full runs.)
 - --auto two: two regions' origins die: an alert ("multi_region_dip"), no evacuation.
+- --dns kill (manual): the clients find the edge through knot (api.drill.test., one A record per
+  region); the evacuation ends with sluice's DNS step, which takes us-east-1's record out within
+  5 s of 100%.
+- --kill-edge: us-east-1's sluice itself is SIGKILLed; the fleet leader must declare the edge
+  dead (within 10 s), take its record out (within 15 s), and no request issued after the kill +
+  TTL + 15 s may fail.
 
 Each run ends with one machine-readable line, checked here."""
 import csv
@@ -21,6 +27,7 @@ import sys
 import tempfile
 import unittest
 
+from sluicetest.knot import missing as knot_missing
 from sluicetest.process import ROOT, SLUICE_BIN
 
 BUILD = os.path.dirname(os.path.dirname(SLUICE_BIN))
@@ -28,7 +35,9 @@ LAST_LINE = re.compile(
     r"^drill: scenario=(?P<scenario>\w+) mode=(?P<mode>auto|manual) requests=(?P<requests>\d+) "
     r"failed_get=(?P<failed_get>\d+) failed_post=(?P<failed_post>\d+) "
     r"verdict_s=(?P<verdict_s>\d+\.\d|-) evacuated_s=(?P<evacuated_s>\d+\.\d|-) "
-    r"evacuations=(?P<evacuations>\d+)$")
+    r"evacuations=(?P<evacuations>\d+)"
+    r"(?: edge_dead_s=(?P<edge_dead_s>\d+\.\d|-) dns_s=(?P<dns_s>\d+\.\d|-) "
+    r"failed_after_ttl=(?P<failed_after_ttl>\d+))?$")
 
 
 class DrillSmoke(unittest.TestCase):
@@ -101,6 +110,44 @@ class DrillSmoke(unittest.TestCase):
                          ("0", "-", "-"))
         self.assertIn("multi_region_dip", {r["global_verdict"] for r in rows})
         self.assertTrue(all(float(r["evacuated_pct"]) == 0 for r in rows), rows)
+
+    def dns_answers(self, rows):
+        """The DNS column, second by second (the octets of api.drill.test.'s addresses)."""
+        return [r["dns_answer"].split() for r in rows if r["dns_answer"]]
+
+    @unittest.skipIf(knot_missing(), knot_missing() or "")
+    def test_quick_dns_kill_takes_the_record_out_after_the_ramp(self):
+        stdout, last, rows = self.drill("--dns", "--scenario", "kill")
+        self.assertIn("targets met", stdout)
+        self.assertIn("DNS applied within 5 s of 100%", stdout)
+        self.assertRegex(stdout, r"DNS applied \d+\.\d s after 100 %")
+        self.assertEqual((last["scenario"], last["mode"]), ("kill", "manual"))
+        self.assertEqual((last["failed_get"], last["edge_dead_s"]), ("0", "-"))
+        self.assertRegex(last["dns_s"] or "", r"^\d+\.\d$")
+        # The audit line of the DNS step is in the timeline.
+        self.assertRegex(stdout, r"audit: dns: plan \d+: DNS applied: -api\.drill\.test\. A "
+                                 r"127\.0\.0\.11 \(out: us-east-1\)")
+        answers = self.dns_answers(rows)
+        self.assertEqual(answers[0], ["11", "12", "13"], rows)
+        self.assertEqual(answers[-1], ["12", "13"], rows)
+
+    @unittest.skipIf(knot_missing(), knot_missing() or "")
+    @unittest.skip("needs the dead edge (detection.edge_dead_after, the \"edge: REGION alive -> "
+                   "dead\" audit line), not yet merged into this branch")
+    def test_quick_kill_edge_is_declared_dead_and_taken_out_of_dns(self):
+        stdout, last, rows = self.drill("--kill-edge")
+        self.assertIn("targets met", stdout)
+        self.assertRegex(stdout, r"us-east-1's sluice killed \(SIGKILL")
+        self.assertEqual((last["scenario"], last["mode"]), ("edge", "auto"))
+        self.assertNotEqual(last["edge_dead_s"], "-")
+        self.assertLessEqual(float(last["edge_dead_s"]), 10)
+        self.assertNotEqual(last["dns_s"], "-")
+        self.assertLessEqual(float(last["dns_s"]), 15)
+        self.assertEqual(last["failed_after_ttl"], "0")
+        self.assertRegex(stdout, r"audit: detector: edge: us-east-1 alive -> dead")
+        answers = self.dns_answers(rows)
+        self.assertEqual(answers[0], ["11", "12", "13"], rows)
+        self.assertEqual(answers[-1], ["12", "13"], rows)
 
 
 if __name__ == "__main__":
