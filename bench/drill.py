@@ -41,7 +41,7 @@ of its addresses. The timeline shows what knot answers each second (the last oct
 
 --kill-edge (implies --dns and --auto; a fault of its own, no --scenario): the victim's sluice
 process is SIGKILLed (its origins live). The fleet leader's detector must declare the edge dead
-(audit: "edge: us-east-1 alive -> dead: ...") and evacuate it, DNS step first.
+(audit: "edge: us-east-1 suspect -> dead: ...") and evacuate it, DNS step first.
 
 Every request is counted by the client: succeeded, failed (by kind), served by which region
 (the sluice-region response header); retries, failovers, evacuations and the detector's view
@@ -71,7 +71,7 @@ fault to 100% evacuated on every node, of the victim (with --auto for global, su
 of any region); one decimal, "-" when it did not happen; evacuations: those the detector
 started). --dns and --kill-edge runs add, on the same line,
     edge_dead_s=X dns_s=Y failed_after_ttl=N
-(from the fault: to the first "edge: <victim> alive -> dead" audit line of a node that lives,
+(from the fault: to the first "edge: <victim> suspect -> dead" audit line of a node that lives,
 and to the first "DNS applied" audit line for the victim or a node's GET /v1/dns with it in
 applied_out; the failed requests issued after the fault + TTL + 15 s; with --kill-edge the
 scenario is "edge").
@@ -131,12 +131,12 @@ VERDICT_TARGET_S, EVACUATED_TARGET_S = 15.0, 60.0
 AUDIT_SICK = re.compile(r"^detection: (?:(\S+) )?\S+ -> sick\b")
 # With --dns: every region's sluice on its own loopback address (one port for all), which is
 # its A record under DNS_NAME. The audit lines the DNS report reads: the dead-edge detector's
-# ("edge: us-east-1 alive -> dead: ...") and the DNS step's outcome ("plan 3: DNS applied: ...",
+# ("edge: us-east-1 suspect -> dead: ...") and the DNS step's outcome ("plan 3: DNS applied: ...",
 # actor "dns").
 DNS_ZONE, DNS_NAME = "drill.test.", "api.drill.test."
 DNS_HOSTS = {"us-east-1": "127.0.0.11", "us-west-2": "127.0.0.12", "eu-west-1": "127.0.0.13"}
 DNS_PACKAGES = {"knotd": "knot", "kdig": "knot-dnsutils", "knsupdate": "knot-dnsutils"}
-AUDIT_EDGE_DEAD = re.compile(r"^edge: (\S+) alive -> dead\b")
+AUDIT_EDGE_DEAD = re.compile(r"^edge: (\S+) \w+ -> dead\b")
 AUDIT_DNS_APPLIED = re.compile(r"^(?:plan \d+: )?DNS applied\b")
 EDGE_DEAD_TARGET_S, EDGE_DNS_TARGET_S, DNS_AFTER_FULL_TARGET_S = 10.0, 15.0, 5.0
 # --kill-edge: failed requests issued this long past the fault + the TTL have no excuse (the

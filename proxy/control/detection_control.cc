@@ -17,6 +17,8 @@ namespace {
 
 constexpr uint64_t kTickMs = 1000;
 constexpr absl::Duration kTrimEvery = absl::Minutes(10);
+// A dead edge whose evacuation was refused (or did not finish) is tried again after this.
+constexpr absl::Duration kEdgeRetry = absl::Seconds(10);
 
 using json = nlohmann::json;
 
@@ -308,7 +310,16 @@ void DetectionControl::WatchEdges(const Controller& c, absl::Time now) {
     steering_->Audit(ControllerEvent{
         now, "detector", absl::StrFormat("edge: %s %s -> %s: %s", e.region, e.from, e.to, e.reason),
         version, version, dead});
-    if (dead && m == DetectionMode::kAuto && Acting()) EvacuateDeadEdge(e.region, now);
+    if (!dead) edge_acted_.erase(e.region);
+  }
+  // Acting follows the state, not the moment of the verdict: a follower that saw the edge die
+  // and then became the leader (the dead node led) acts too.
+  if (m != DetectionMode::kAuto || !Acting()) return;
+  for (const auto& [region, edge] : edges_.edges()) {
+    if (edge.state != "dead") continue;
+    auto acted = edge_acted_.find(region);
+    if (acted != edge_acted_.end() && now - acted->second < kEdgeRetry) continue;
+    EvacuateDeadEdge(region, now);
   }
 }
 
@@ -316,8 +327,13 @@ void DetectionControl::EvacuateDeadEdge(const std::string& region, absl::Time no
   const Controller* c = steering_->controller();
   if (!c) return;
   for (const RegionSpec& r : c->spec().regions) {
-    if (r.name == region && r.evacuated_bp == kBasisPoints && r.dns_out) return;  // done
+    // Done: all its members elsewhere, and its records out (or no DNS to take them out of).
+    if (r.name == region && r.evacuated_bp == kBasisPoints &&
+        (r.dns_out || !capacity_ || !capacity_->dns_enabled_for(region))) {
+      return;
+    }
   }
+  edge_acted_[region] = now;
   PlanRequest request;
   request.kind = RampPlan::Kind::kEvacuate;
   request.region = region;

@@ -96,6 +96,7 @@ class DetectionControl {
   std::string store_error_;  // why the history lives in memory only ("" when on disk)
   Detector detector_{DetectorOptions{}, &history_};
   EdgeWatch edges_;
+  std::map<std::string, absl::Time> edge_acted_;  // dead edges evacuated, and when
   absl::Time last_trim_ = absl::InfinitePast();
   // detection.baseline: prometheus: the baselines come from there, into their own history.
   void FetchBaseline(absl::Time now);

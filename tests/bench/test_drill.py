@@ -132,8 +132,6 @@ class DrillSmoke(unittest.TestCase):
         self.assertEqual(answers[-1], ["12", "13"], rows)
 
     @unittest.skipIf(knot_missing(), knot_missing() or "")
-    @unittest.skip("needs the dead edge (detection.edge_dead_after, the \"edge: REGION alive -> "
-                   "dead\" audit line), not yet merged into this branch")
     def test_quick_kill_edge_is_declared_dead_and_taken_out_of_dns(self):
         stdout, last, rows = self.drill("--kill-edge")
         self.assertIn("targets met", stdout)
@@ -144,7 +142,7 @@ class DrillSmoke(unittest.TestCase):
         self.assertNotEqual(last["dns_s"], "-")
         self.assertLessEqual(float(last["dns_s"]), 15)
         self.assertEqual(last["failed_after_ttl"], "0")
-        self.assertRegex(stdout, r"audit: detector: edge: us-east-1 alive -> dead")
+        self.assertRegex(stdout, r"audit: detector: edge: us-east-1 suspect -> dead")
         answers = self.dns_answers(rows)
         self.assertEqual(answers[0], ["11", "12", "13"], rows)
         self.assertEqual(answers[-1], ["12", "13"], rows)
