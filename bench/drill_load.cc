@@ -562,9 +562,8 @@ class Drill {
     counts_.clear();
     for (const auto& [key, count] : failed_) {
       const auto& [s, entry, post, outcome] = key;
-      printf("f,%d,%s,%s,%s,%llu\n", s, options_.entries[entry].name.c_str(),
-             post ? "POST" : "GET", kOutcomeNames[static_cast<int>(outcome)],
-             static_cast<unsigned long long>(count));
+      printf("f,%d,%s,%s,%s,%llu\n", s, options_.entries[entry].name.c_str(), post ? "POST" : "GET",
+             kOutcomeNames[static_cast<int>(outcome)], static_cast<unsigned long long>(count));
     }
     failed_.clear();
     for (auto& [s, values] : latencies_ms_) {
