@@ -39,9 +39,10 @@ absl::Status ParseDetection(const Field& f, const std::string& base_dir, const C
     out->history_file = config.controller.state_file + ".history.db";
   }
   if (!f.present()) return absl::OkStatus();
-  RETURN_IF_ERROR(f.ExpectMap({"mode", "history_file", "dip_ratio", "dip_for", "other_dip_ratio",
-                               "min_expected_sps", "surge_ratio", "window", "smooth", "shift",
-                               "cooldown", "evacuate", "baseline", "prometheus", "edge_dead_after"}));
+  RETURN_IF_ERROR(
+      f.ExpectMap({"mode", "history_file", "dip_ratio", "dip_for", "other_dip_ratio",
+                   "min_expected_sps", "surge_ratio", "window", "smooth", "shift", "cooldown",
+                   "evacuate", "baseline", "prometheus", "edge_dead_after"}));
   if (!config.steering.enabled) {
     return f.Error("needs a steering: section (the detector judges its regions)");
   }
