@@ -44,7 +44,8 @@ void DnsControl::Configure(const Config& config) {
     Stop();
     return;
   }
-  if (!timer_.active()) timer_.Start(context_->loop(), kDnsTickMs, kDnsTickMs, [this] { OnTick(); });
+  if (!timer_.active())
+    timer_.Start(context_->loop(), kDnsTickMs, kDnsTickMs, [this] { OnTick(); });
 }
 
 void DnsControl::Stop() {
