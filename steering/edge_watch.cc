@@ -6,8 +6,8 @@
 
 namespace sluice {
 
-void EdgeWatch::Move(const std::string& region, Edge* edge, const std::string& to,
-                     absl::Time now, std::string reason) {
+void EdgeWatch::Move(const std::string& region, Edge* edge, const std::string& to, absl::Time now,
+                     std::string reason) {
   if (edge->state == to) return;
   events_.push_back({region, edge->state, to, reason});
   edge->state = to;
@@ -29,9 +29,10 @@ void EdgeWatch::Observe(absl::Time now, const std::string& local,
     }
     if (edge.state == "unknown" || edge.state == "dead") continue;  // never seen, or known
     const std::string why =
-        o.fleet ? absl::StrFormat("no live node in the fleet and its tunnel endpoints do not "
-                                  "answer (%s)",
-                                  o.detail)
+        o.fleet ? absl::StrFormat(
+                      "no live node in the fleet and its tunnel endpoints do not "
+                      "answer (%s)",
+                      o.detail)
                 : absl::StrFormat("its tunnel endpoints do not answer (%s)", o.detail);
     if (edge.state == "alive") Move(o.region, &edge, "suspect", now, why);
     if (now - edge.since >= dead_after_) {

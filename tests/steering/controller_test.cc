@@ -870,9 +870,9 @@ TEST(ControllerDnsTest, TheDnsStepFollowsTheLastStepGatedAndTheRestorePutsRecord
   EXPECT_EQ(Fraction(c, "us-east-1"), 10000u);
   EXPECT_EQ(PlanById(c, *back_id)->dns, RampPlan::Dns::kPending);
   // A failure is shown and holds nothing: the ramp goes on.
-  ASSERT_TRUE(c.DnsReport(*back_id, RampPlan::Dns::kFailed, "REFUSED", "dns",
-                          kStart + absl::Seconds(20))
-                  .ok());
+  ASSERT_TRUE(
+      c.DnsReport(*back_id, RampPlan::Dns::kFailed, "REFUSED", "dns", kStart + absl::Seconds(20))
+          .ok());
   c.Tick(kStart + absl::Seconds(20), gate.Get());
   c.Tick(kStart + absl::Seconds(21), gate.Get());
   EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
@@ -895,8 +895,7 @@ TEST(ControllerDnsTest, ADeadEdgeTakesItsRecordsOutFirstAndBadRequestsAreRefused
   Controller other = Make();
   PlanRequest half = Evacuate({2500, 5000});
   half.dns = true;
-  EXPECT_EQ(other.StartPlan(half, "a", kStart).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(other.StartPlan(half, "a", kStart).status().code(), absl::StatusCode::kInvalidArgument);
   // Reports: only for a plan with a DNS change under way, with a real state.
   EXPECT_EQ(c.DnsReport(999, RampPlan::Dns::kApplied, "", "dns", kStart).code(),
             absl::StatusCode::kNotFound);
