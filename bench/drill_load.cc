@@ -194,6 +194,7 @@ struct Connection {
   int status = 0;
   bool complete = false;
   bool keep_alive = true;
+  bool released = false;  // its handle's close callback ran: Sweep may free it
   char buffer[16384];
 };
 
@@ -528,17 +529,22 @@ class Drill {
   void Close(Connection* c) {
     if (c->state == Connection::State::kClosed) return;
     c->state = Connection::State::kClosed;
+    // Freed by Sweep, never here: the lists still hold it until then, and a freed block reused
+    // by a new connection would be in them twice.
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp),
-             [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+             [](uv_handle_t* h) { static_cast<Connection*>(h->data)->released = true; });
   }
 
   // Forgets closed connections (their memory goes in the close callback).
   void Sweep() {
     for (auto& per_entry : open_) {
-      per_entry.erase(
-          std::remove_if(per_entry.begin(), per_entry.end(),
-                         [](Connection* c) { return c->state == Connection::State::kClosed; }),
-          per_entry.end());
+      per_entry.erase(std::remove_if(per_entry.begin(), per_entry.end(),
+                                     [](Connection* c) {
+                                       if (!c->released) return false;
+                                       delete c;
+                                       return true;
+                                     }),
+                      per_entry.end());
     }
   }
 
@@ -606,8 +612,7 @@ class Drill {
     uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&report_), nullptr);
     for (auto& per_entry : open_) {
-      for (Connection* c : per_entry) Close(c);
-      per_entry.clear();
+      for (Connection* c : per_entry) Close(c);  // freed with the process
     }
   }
 
