@@ -96,6 +96,12 @@ nlohmann::json DnsControl::StatusJson() const {
 void DnsControl::OnTick() {
   const Controller* c = steering_->controller();
   if (!c || !config_.enabled) return;
+  std::set<std::string> out;
+  for (const RegionSpec& r : c->spec().regions) {
+    if (r.dns_out && Manages(r.name)) out.insert(r.name);
+  }
+  // Followers keep track too: the state they replicate is the one they will lead with.
+  if (!out.empty()) seen_out_ = true;
   if (fleet_ && !fleet_->leader()) {
     // Only the leader writes; a new one reads the zone again before it says anything.
     if (busy_) Cancel();
@@ -103,10 +109,6 @@ void DnsControl::OnTick() {
     failed_.reset();
     state_ = "standby (not the leader)";
     return;
-  }
-  std::set<std::string> out;
-  for (const RegionSpec& r : c->spec().regions) {
-    if (r.dns_out && Manages(r.name)) out.insert(r.name);
   }
   // The plan waiting for a DNS outcome: the newest one whose DNS state is pending.
   uint64_t plan = 0;
@@ -118,6 +120,13 @@ void DnsControl::OnTick() {
     }
   }
   if (busy_) return;
+  // The zone is left alone until this process sees a region out (or a plan waits for DNS):
+  // starting, or taking over the leadership, with every region in never rewrites records
+  // someone took out by hand. Once a region was out, every region back in is put back.
+  if (!seen_out_ && !waiting) {
+    state_ = "idle (no region out)";
+    return;
+  }
   if (out != target_) {
     attempts_ = 0;
     retry_at_ = absl::InfinitePast();

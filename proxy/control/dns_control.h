@@ -83,6 +83,7 @@ class DnsControl {
   std::string request_mac_;
   DnsExchange* exchange_ = nullptr;
 
+  bool seen_out_ = false;  // a region was out since this process started (or led)
   // What is known.
   std::optional<std::set<std::string>> applied_;  // the zone says so (as of the last success)
   std::optional<std::set<std::string>> failed_;   // gave up on this set

@@ -129,6 +129,20 @@ class Evacuation(DnsStep):
         self.assertEqual(dns["applied_out"], ["us-east-1"])
         self.assertEqual(self.knot.serial(), serial)
 
+    def test_starting_with_every_region_in_leaves_a_hand_edit_alone(self):
+        ok, out = self.knot.update(["del api A 127.0.0.12"])
+        self.assertTrue(ok, out)
+        self.start_fleet()
+
+        def idle():
+            leader = self.leader()
+            if leader is None:
+                return False
+            status, dns = self.api(leader, "GET", "/v1/dns")
+            return status == 200 and dns.get("state") == "idle (no region out)"
+        self.wait_for(idle, what="the leader's DNS control idle")
+        self.assertEqual(self.records(), ["127.0.0.11", "127.0.0.13"])
+
     def test_a_plan_without_the_dns_step_leaves_the_zone_alone(self):
         self.start_fleet()
         plan_id = self.evacuate(dns=False)
