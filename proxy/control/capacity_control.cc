@@ -52,7 +52,7 @@ void CapacityControl::Configure(const Config& config) {
 
 void CapacityControl::Stop() {
   timer_.Close();
-  if (hook_) hook_->Cancel();
+  if (hook_) hook_->Close();
 }
 
 std::map<std::string, RegionCapacity> CapacityControl::Regions() {

@@ -49,7 +49,7 @@ void DnsControl::Configure(const Config& config) {
 }
 
 void DnsControl::Stop() {
-  timer_.Stop();
+  timer_.Close();  // the handle goes with the loop's last run (a later Start opens a new one)
   Cancel();
 }
 

@@ -470,6 +470,11 @@ void ScaleHookRunner::OnDeadline() {
   Finish(std::move(result));
 }
 
+void ScaleHookRunner::Close() {
+  Cancel();
+  deadline_.Close();
+}
+
 void ScaleHookRunner::Cancel() {
   deadline_.Stop();
   if (process_) {

@@ -101,6 +101,9 @@ class ScaleHookRunner final : private DeferredTask {
   // then SIGKILL after the grace (the process handle lives until then, so a loop run to its end
   // waits at most that long); a webhook's request is abandoned. Nothing when idle.
   void Cancel();
+  // Cancel, and the deadline timer's handle goes too (the loop's last run closes it); for the
+  // process's stop. A later Run opens a new one.
+  void Close();
   // From Run until `done` runs (or Cancel).
   bool running() const { return static_cast<bool>(done_); }
   const ScaleHookConfig& config() const { return config_; }
