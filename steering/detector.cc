@@ -91,26 +91,22 @@ void Detector::HistoryChanged() {
   for (auto& [region, track] : tracks_) track.expected.minute = -1;  // recompute
 }
 
-const Detector::Expected& Detector::ExpectedAt(const std::string& region, Track* track,
-                                               absl::Time now) {
-  const int64_t minute = absl::ToUnixSeconds(now) / 60;
-  Expected& e = track->expected;
-  if (e.minute == minute) return e;
-  e = Expected{};
-  e.minute = minute;
+ExpectedSignal ComputeExpected(const SignalHistory& history, const std::string& region,
+                               absl::Time now, const DetectorOptions& options) {
+  ExpectedSignal e;
   // The lowest mean within `shift` of the same time `lag` ago.
   auto baseline = [&](absl::Duration lag, SignalPoint* out) {
     bool any = false;
-    for (absl::Duration s = -options_.shift; s <= options_.shift; s += kShiftStep) {
+    for (absl::Duration s = -options.shift; s <= options.shift; s += kShiftStep) {
       absl::Time center = now - lag + s;
-      auto m = history_->Mean(region, center - options_.smooth, center + options_.smooth);
+      auto m = history.Mean(region, center - options.smooth, center + options.smooth);
       if (!m) continue;
       for (int i = 0; i < 3; ++i) {
         Component(*out, i) =
             any ? std::min(Component(*out, i), Component(*m, i)) : Component(*m, i);
       }
       any = true;
-      if (options_.shift <= absl::ZeroDuration()) break;
+      if (options.shift <= absl::ZeroDuration()) break;
     }
     return any;
   };
@@ -134,11 +130,11 @@ const Detector::Expected& Detector::ExpectedAt(const std::string& region, Track*
     }
     if (!looked) {
       looked = true;
-      today = history_->Mean(region, now - absl::Minutes(60), now - absl::Minutes(10));
+      today = history.Mean(region, now - absl::Minutes(60), now - absl::Minutes(10));
       before_1d =
-          history_->Mean(region, now - kDay - absl::Minutes(60), now - kDay - absl::Minutes(10));
+          history.Mean(region, now - kDay - absl::Minutes(60), now - kDay - absl::Minutes(10));
       before_7d =
-          history_->Mean(region, now - kWeek - absl::Minutes(60), now - kWeek - absl::Minutes(10));
+          history.Mean(region, now - kWeek - absl::Minutes(60), now - kWeek - absl::Minutes(10));
     }
     if (!today || !before_1d || !before_7d) {
       Component(e.value, i) = lo;
@@ -149,6 +145,16 @@ const Detector::Expected& Detector::ExpectedAt(const std::string& region, Track*
     };
     Component(e.value, i) = distance(*before_1d) <= distance(*before_7d) ? a : b;
   }
+  return e;
+}
+
+const Detector::Expected& Detector::ExpectedAt(const std::string& region, Track* track,
+                                               absl::Time now) {
+  const int64_t minute = absl::ToUnixSeconds(now) / 60;
+  Expected& e = track->expected;
+  if (e.minute == minute) return e;
+  static_cast<ExpectedSignal&>(e) = ComputeExpected(*history_, region, now, options_);
+  e.minute = minute;
   return e;
 }
 

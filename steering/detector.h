@@ -114,6 +114,17 @@ struct GlobalJudgement {
   absl::Time since = absl::InfinitePast();
 };
 
+// The expected value of a region's signal at one time, by the rule above, from the history
+// alone (the detector keeps it for the minute; the console draws it as a line).
+struct ExpectedSignal {
+  bool has = false;  // one baseline at least is known: `value` holds the expected value
+  bool has_1d = false, has_7d = false;
+  SignalPoint value;   // the expected value
+  SignalPoint b1, b7;  // the baselines a day and a week before
+};
+ExpectedSignal ComputeExpected(const SignalHistory& history, const std::string& region,
+                               absl::Time now, const DetectorOptions& options);
+
 // A verdict changed (for the log and the audit trail). `region` empty: the global verdict.
 struct DetectorEvent {
   absl::Time time;
@@ -164,10 +175,8 @@ class Detector {
   std::vector<DetectorEvent> TakeEvents();
 
  private:
-  struct Expected {
+  struct Expected : ExpectedSignal {
     int64_t minute = -1;  // the minute it was computed for
-    bool has = false, has_1d = false, has_7d = false;
-    SignalPoint value, b1, b7;
   };
   struct Track {
     std::deque<std::pair<absl::Time, SignalPoint>> recent;  // the window, oldest first

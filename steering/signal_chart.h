@@ -1,0 +1,51 @@
+// What the console draws for one region (proxy/admin/console/): its entry stream starts per
+// second over a window that ends now, with the expected value (the detector's rule,
+// ComputeExpected) and the same window a day and a week before behind it.
+//
+//   now       the 10 s series, averaged into buckets of `now_step` (10 s up to an hour's
+//             window, coarser beyond: about 360 points)
+//   expected  ComputeExpected at the middle of each bucket of `step` (60 s up to an hour,
+//             coarser beyond: about 288 points)
+//   day/week  the minute series a day and a week before, over the same buckets of `step`
+//             (Mean: a bucket with fewer than half its minutes known is unknown)
+// Unknown points are nullopt (a gap in the line, never a zero that looks like a dip).
+//
+// Pure logic, time is an argument.
+#ifndef SLUICE_STEERING_SIGNAL_CHART_H_
+#define SLUICE_STEERING_SIGNAL_CHART_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "steering/detector.h"
+#include "steering/signal_history.h"
+
+namespace sluice {
+
+inline constexpr absl::Duration kMinChartWindow = absl::Minutes(5);
+inline constexpr absl::Duration kMaxChartWindow = absl::Hours(24);
+
+struct ChartLine {
+  int64_t start = 0;  // Unix seconds of the first bucket
+  int step = 0;       // seconds per bucket
+  std::vector<std::optional<double>> values;
+};
+
+struct SignalChart {
+  std::string region;
+  ChartLine now, expected, day, week;
+};
+
+// `observed` holds what the fleet saw (the now line); `baselines` what the detector compares
+// with (the same history, or what Prometheus answered: detection.baseline). `window` is
+// clamped to [kMinChartWindow, kMaxChartWindow].
+SignalChart BuildSignalChart(const SignalHistory& observed, const SignalHistory& baselines,
+                             const DetectorOptions& options, const std::string& region,
+                             absl::Time now, absl::Duration window);
+
+}  // namespace sluice
+
+#endif  // SLUICE_STEERING_SIGNAL_CHART_H_
