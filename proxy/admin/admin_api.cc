@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "common/units.h"
 #include "steering/serving.h"
+#include "steering/signal_chart.h"
 #include "steering/state_file.h"
 
 namespace sluice {
@@ -358,6 +359,8 @@ const std::vector<AdminApi::Route>& AdminApi::Routes() {
       {{"v1", "dns"}, "GET", &AdminApi::GetDns},
       {{"v1", "history"}, "GET", &AdminApi::GetHistory},
       {{"v1", "history"}, "POST", &AdminApi::PostHistory},
+      {{"v1", "whoami"}, "GET", &AdminApi::GetWhoami},
+      {{"v1", "history", "chart"}, "GET", &AdminApi::GetHistoryChart},
   };
   return kRoutes;
 }
@@ -434,6 +437,21 @@ std::optional<AdminResponse> AdminApi::Screen(const AdminRequest& request) {
     }
     return std::nullopt;
   }
+  if (Console::Owns(path)) {
+    // The page holds nothing secret (it asks the API with the token typed into it), but only
+    // a Host the API answers gets it: another site's name resolving here gets nothing.
+    if (method != "GET" && method != "HEAD") {
+      AdminResponse r = Error(405, "only GET");
+      r.headers.emplace_back("Allow", "GET, HEAD");
+      return r;
+    }
+    if (!HostAllowed(request.host, hosts_)) {
+      return Error(421,
+                   "the console answers a Host that is an address, localhost, or listed in "
+                   "admin.hosts");
+    }
+    return std::nullopt;
+  }
   std::vector<std::string_view> seg = Segments(path);
   if (seg.empty() || seg[0] != "v1") return Error(404, "no such endpoint");
   const AdminToken* token = Authenticate(request.authorization);
@@ -477,6 +495,15 @@ void AdminApi::Handle(const AdminRequest& request, Reply reply) {
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return reply(r);
   }
+  if (Console::Owns(path)) {
+    ConsoleAnswer a = console_.Serve(path, request.if_none_match);
+    AdminResponse r;
+    r.status = a.status;
+    r.content_type = std::move(a.content_type);
+    r.body = std::string(a.body);
+    r.headers = std::move(a.headers);
+    return reply(std::move(r));
+  }
   std::vector<std::string_view> seg = Segments(path);
   const AdminToken* token = Authenticate(request.authorization);
   std::string allow;  // the methods of the routes whose path matches
@@ -499,6 +526,11 @@ void AdminApi::Handle(const AdminRequest& request, Reply reply) {
 }
 
 void AdminApi::GetSteering(const Call& call) { call.reply(Steering()); }
+
+void AdminApi::GetWhoami(const Call& call) {
+  const AdminToken* token = Authenticate(call.request.authorization);
+  call.reply(Json(200, json{{"token", token->name}, {"admin", token->admin}}));
+}
 
 void AdminApi::PutRegion(const Call& call) {
   absl::StatusOr<RegionChange> change = ParseRegionChangeBody(call.segments[3], call.request.body);
@@ -668,6 +700,29 @@ void AdminApi::GetHistory(const Call& call) {
   AdminResponse r = Text(200, d->Export(from, to));
   r.content_type = "text/csv; charset=utf-8";
   call.reply(r);
+}
+
+void AdminApi::GetHistoryChart(const Call& call) {
+  DetectionControl* d = backend_->detection();
+  if (!d) return call.reply(Error(404, "steering is not configured: there is no history"));
+  int64_t seconds = 3600;
+  for (absl::string_view pair :
+       absl::StrSplit(absl::string_view(call.request.query.data(), call.request.query.size()), '&',
+                      absl::SkipEmpty())) {
+    size_t eq = pair.find('=');
+    std::string key(pair.substr(0, eq));
+    absl::string_view value = eq == absl::string_view::npos ? "" : pair.substr(eq + 1);
+    if (key != "window") {
+      return call.reply(Error(400, absl::StrFormat("query: unknown parameter \"%s\"", key)));
+    }
+    if (!absl::SimpleAtoi(value, &seconds) || seconds < absl::ToInt64Seconds(kMinChartWindow) ||
+        seconds > absl::ToInt64Seconds(kMaxChartWindow)) {
+      return call.reply(Error(400, absl::StrFormat("query: window must be seconds, %d to %d",
+                                                   absl::ToInt64Seconds(kMinChartWindow),
+                                                   absl::ToInt64Seconds(kMaxChartWindow))));
+    }
+  }
+  call.reply(Json(200, d->Chart(absl::Seconds(seconds), absl::Now())));
 }
 
 void AdminApi::PostHistory(const Call& call) {

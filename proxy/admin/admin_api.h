@@ -2,6 +2,8 @@
 // carries the bytes). Runs on the control thread.
 //
 //   GET    /healthz, /readyz, /metrics                      no token
+//   GET    /ui/ (the console's page, script and style: proxy/admin/console.h)  no token
+//   GET    /v1/whoami (the token's name and whether it may change things)  read or admin token
 //   GET    /v1/serving (steering/serving.h: 200 or 503)     no token (DNS health checks)
 //   GET    /v1/steering, /v1/plans, /v1/plans/{id}, /v1/health, /v1/fleet   read or admin token
 //   PUT    /v1/steering/regions/{region}                    admin token
@@ -12,6 +14,8 @@
 //   POST   /v1/regions/{region}/standbys/{cluster}:inject|uninject  admin token (every node
 //          of the region, through the steering state; cluster "*": every cluster)
 //   GET    /v1/detection, /v1/history[?from=UNIX&to=UNIX]   read or admin token
+//   GET    /v1/history/chart[?window=SECONDS] (the console's lines: steering/signal_chart.h)
+//          read or admin token
 //   PUT    /v1/detection {"mode": "off|alert|auto"}         admin token
 //   POST   /v1/history (CSV, steering/signal_history.h)     admin token
 //
@@ -33,6 +37,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include "absl/status/statusor.h"
+#include "proxy/admin/console.h"
 #include "proxy/config/config.h"
 #include "proxy/control/capacity_control.h"
 #include "proxy/control/detection_control.h"
@@ -47,8 +52,9 @@ struct AdminRequest {
   std::string path;   // without the query
   std::string query;  // after the '?', "" without one
   std::string authorization;
-  std::string host;      // the Host field
-  SocketAddress client;  // who asks
+  std::string host;           // the Host field
+  std::string if_none_match;  // the If-None-Match field (the console's files)
+  SocketAddress client;       // who asks
   std::string body;
 };
 
@@ -128,12 +134,15 @@ class AdminApi {
   void GetDns(const Call& call);
   void PutDetection(const Call& call);
   void GetHistory(const Call& call);
+  void GetWhoami(const Call& call);
+  void GetHistoryChart(const Call& call);
   void PostHistory(const Call& call);
 
   // A failed authentication, logged at most once per kAuthLogEvery with how many were not.
   void LogAuthFailure(const AdminRequest& request, const char* why);
 
   AdminBackend* backend_;
+  Console console_;
   std::vector<AdminToken> tokens_;
   std::vector<std::string> hosts_;
   CidrSet metrics_from_;

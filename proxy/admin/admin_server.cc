@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "common/strings.h"
 #include "proxy/event/timeout_queue.h"
 #include "proxy/http/http1_server_codec.h"
 #include "proxy/net/listen_socket.h"
@@ -41,6 +42,7 @@ class AdminExchange final : public ServerStreamHandler {
     max_body_ = request_.path == "/v1/history" ? kMaxHistoryBody : kMaxAdminBody;
     request_.authorization = std::string(head->headers.Get("authorization").value_or(""));
     request_.host = std::string(head->headers.GetKind(HeaderKind::kHost).value_or(""));
+    request_.if_none_match = std::string(head->headers.Get("if-none-match").value_or(""));
     head_only_ = head->method_text == "HEAD";
     // Who may ask is decided on the head: no body is read for a request that is refused.
     if (std::optional<AdminResponse> refused = api_->Screen(request_)) {
@@ -87,8 +89,12 @@ class AdminExchange final : public ServerStreamHandler {
     ResponseHeadPtr head = MakeResponseHead();
     head->status = r.status;
     head->headers.Add("Content-Type", r.content_type);
-    head->headers.Add("Cache-Control", "no-store");
-    for (const auto& [name, value] : r.headers) head->headers.Add(name, value);
+    bool cache_control = false;
+    for (const auto& [name, value] : r.headers) {
+      cache_control = cache_control || EqualsIgnoreCase(name, "Cache-Control");
+      head->headers.Add(name, value);
+    }
+    if (!cache_control) head->headers.Add("Cache-Control", "no-store");
     head->framing = BodyFraming::kContentLength;
     head->content_length = r.body.size();
     ServerStream* stream = stream_;

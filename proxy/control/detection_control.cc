@@ -3,6 +3,7 @@
 #include "proxy/control/capacity_control.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "common/log.h"
 #include "proxy/fleet/fleet.h"
 #include "steering/fleet_view.h"
+#include "steering/signal_chart.h"
 
 namespace sluice {
 namespace {
@@ -413,6 +415,39 @@ absl::StatusOr<size_t> DetectionControl::Import(std::string_view csv) {
   detector_.HistoryChanged();
   LOG_INFO("detection: %d history rows imported", records->size());
   return records->size();
+}
+
+namespace {
+
+nlohmann::json ChartLineJson(const ChartLine& line) {
+  nlohmann::json values = nlohmann::json::array();
+  for (const std::optional<double>& v : line.values) {
+    // Two decimals are plenty for a line on a screen, and keep a day's chart small.
+    values.push_back(v ? nlohmann::json(std::round(*v * 100) / 100) : nlohmann::json(nullptr));
+  }
+  return nlohmann::json{{"start", line.start}, {"step", line.step}, {"values", values}};
+}
+
+}  // namespace
+
+nlohmann::json DetectionControl::Chart(absl::Duration window, absl::Time now) const {
+  const SignalHistory& baselines = config_.prometheus ? baseline_ : history_;
+  std::set<std::string> regions;
+  for (const std::string& r : history_.regions()) regions.insert(r);
+  for (const auto& [region, judgement] : detector_.regions()) regions.insert(region);
+  nlohmann::json out = nlohmann::json::object();
+  for (const std::string& region : regions) {
+    SignalChart c = BuildSignalChart(history_, baselines, detector_.options(), region, now, window);
+    out[region] = nlohmann::json{{"now", ChartLineJson(c.now)},
+                                 {"expected", ChartLineJson(c.expected)},
+                                 {"day", ChartLineJson(c.day)},
+                                 {"week", ChartLineJson(c.week)}};
+  }
+  return nlohmann::json{{"now", absl::ToUnixSeconds(now)},
+                        {"window_seconds", absl::ToInt64Seconds(window)},
+                        {"signal", "entry_sps"},
+                        {"baseline", config_.prometheus ? "prometheus" : "history"},
+                        {"regions", out}};
 }
 
 std::string DetectionControl::Export(absl::Time from, absl::Time to) const {

@@ -69,6 +69,9 @@ class DetectionControl {
   absl::StatusOr<size_t> Import(std::string_view csv);
   // GET /v1/history: CSV of [from, to).
   std::string Export(absl::Time from, absl::Time to) const;
+  // GET /v1/history/chart: each region's entry SPS over `window` with the expected value and
+  // the same window a day and a week before (steering/signal_chart.h), for the console.
+  nlohmann::json Chart(absl::Duration window, absl::Time now) const;
   void FillGauges(NodeGauges* node) const;
 
  private:
