@@ -25,9 +25,18 @@ ChartLine EmptyLine(int64_t now, int64_t window, int step) {
 
 }  // namespace
 
+const ExpectedSignal& ExpectedMemo::Get(const SignalHistory& history,
+                                        const DetectorOptions& options, const std::string& region,
+                                        absl::Time t) {
+  auto key = std::make_pair(region, absl::ToUnixSeconds(t));
+  if (auto it = memo_.find(key); it != memo_.end()) return it->second;
+  if (memo_.size() >= kMaxEntries) memo_.clear();
+  return memo_.emplace(std::move(key), ComputeExpected(history, region, t, options)).first->second;
+}
+
 SignalChart BuildSignalChart(const SignalHistory& observed, const SignalHistory& baselines,
                              const DetectorOptions& options, const std::string& region,
-                             absl::Time now, absl::Duration window) {
+                             absl::Time now, absl::Duration window, ExpectedMemo* memo) {
   window = std::clamp(window, kMinChartWindow, kMaxChartWindow);
   const int64_t now_s = absl::ToUnixSeconds(now);
   const int64_t window_s = absl::ToInt64Seconds(window);
@@ -61,8 +70,12 @@ SignalChart BuildSignalChart(const SignalHistory& observed, const SignalHistory&
     const absl::Time from = absl::FromUnixSeconds(chart.expected.start + step * int64_t(i));
     const absl::Time to = from + absl::Seconds(step);
     if (from > now) break;
-    ExpectedSignal e =
-        ComputeExpected(baselines, region, std::min(now, from + (to - from) / 2), options);
+    // The middle of each bucket; the bucket still filling is asked at `now` (not memoized:
+    // `now` moves).
+    const absl::Time mid = from + (to - from) / 2;
+    const ExpectedSignal e = memo && mid <= now
+                                 ? memo->Get(baselines, options, region, mid)
+                                 : ComputeExpected(baselines, region, std::min(now, mid), options);
     if (e.has) chart.expected.values[i] = e.value.entry_sps;
     if (auto m = baselines.Mean(region, from - absl::Hours(24), to - absl::Hours(24))) {
       chart.day.values[i] = m->entry_sps;

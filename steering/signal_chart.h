@@ -15,8 +15,10 @@
 #define SLUICE_STEERING_SIGNAL_CHART_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -39,12 +41,28 @@ struct SignalChart {
   ChartLine now, expected, day, week;
 };
 
+// Expected values already computed, by region and time. What they are computed from (the
+// history a day and a week back, and today's hour until 10 minutes ago) only changes by an
+// import or a new baseline, so a console's refreshes reuse them; the owner clears the memo when
+// the history is replaced or imported into. Bounded: past kMaxEntries it starts over.
+class ExpectedMemo {
+ public:
+  static constexpr size_t kMaxEntries = 20000;
+  const ExpectedSignal& Get(const SignalHistory& history, const DetectorOptions& options,
+                            const std::string& region, absl::Time t);
+  void Clear() { memo_.clear(); }
+  size_t size() const { return memo_.size(); }
+
+ private:
+  std::map<std::pair<std::string, int64_t>, ExpectedSignal> memo_;
+};
+
 // `observed` holds what the fleet saw (the now line); `baselines` what the detector compares
 // with (the same history, or what Prometheus answered: detection.baseline). `window` is
 // clamped to [kMinChartWindow, kMaxChartWindow].
 SignalChart BuildSignalChart(const SignalHistory& observed, const SignalHistory& baselines,
                              const DetectorOptions& options, const std::string& region,
-                             absl::Time now, absl::Duration window);
+                             absl::Time now, absl::Duration window, ExpectedMemo* memo = nullptr);
 
 }  // namespace sluice
 

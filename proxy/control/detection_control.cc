@@ -12,7 +12,6 @@
 #include "common/log.h"
 #include "proxy/fleet/fleet.h"
 #include "steering/fleet_view.h"
-#include "steering/signal_chart.h"
 
 namespace sluice {
 namespace {
@@ -54,15 +53,18 @@ DetectionControl::~DetectionControl() { Stop(); }
 void DetectionControl::Configure(const Config& config) {
   config_ = config.detection;
   detector_.set_options(config_.options);
+  chart_memo_.Clear();
   edges_.set_dead_after(config_.edge_dead_after);
   if (config_.prometheus) {
     prometheus_ = std::make_unique<PrometheusBaseline>(context_, config_);
     baseline_minute_ = -1;
     baseline_tried_ = absl::InfinitePast();
     detector_.set_history(&baseline_);
+    chart_memo_.Clear();
   } else {
     prometheus_.reset();
     detector_.set_history(&history_);
+    chart_memo_.Clear();
   }
   if (!config.steering.enabled) {
     timer_.Stop();
@@ -214,6 +216,7 @@ void DetectionControl::FetchBaseline(absl::Time now) {
                          }
                          baseline_error_.clear();
                          detector_.HistoryChanged();
+                         chart_memo_.Clear();
                          return;
                        }
                        std::string error(records.status().message());
@@ -223,6 +226,7 @@ void DetectionControl::FetchBaseline(absl::Time now) {
                        if (absl::Now() - baseline_at_ > absl::Minutes(5) && baseline_.size() > 0) {
                          baseline_ = SignalHistory();
                          detector_.HistoryChanged();
+                         chart_memo_.Clear();
                        }
                      });
 }
@@ -413,6 +417,7 @@ absl::StatusOr<size_t> DetectionControl::Import(std::string_view csv) {
   }
   history_ = std::move(next);
   detector_.HistoryChanged();
+  chart_memo_.Clear();
   LOG_INFO("detection: %d history rows imported", records->size());
   return records->size();
 }
@@ -437,7 +442,8 @@ nlohmann::json DetectionControl::Chart(absl::Duration window, absl::Time now) co
   for (const auto& [region, judgement] : detector_.regions()) regions.insert(region);
   nlohmann::json out = nlohmann::json::object();
   for (const std::string& region : regions) {
-    SignalChart c = BuildSignalChart(history_, baselines, detector_.options(), region, now, window);
+    SignalChart c = BuildSignalChart(history_, baselines, detector_.options(), region, now, window,
+                                     &chart_memo_);
     out[region] = nlohmann::json{{"now", ChartLineJson(c.now)},
                                  {"expected", ChartLineJson(c.expected)},
                                  {"day", ChartLineJson(c.day)},

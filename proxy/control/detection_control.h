@@ -37,6 +37,7 @@
 #include "proxy/observe/metrics.h"
 #include "steering/detector.h"
 #include "steering/edge_watch.h"
+#include "steering/signal_chart.h"
 #include "steering/signal_history.h"
 
 namespace sluice {
@@ -98,6 +99,8 @@ class DetectionControl {
   std::string store_path_;
   std::string store_error_;  // why the history lives in memory only ("" when on disk)
   Detector detector_{DetectorOptions{}, &history_};
+  // The console's expected lines (Chart): cleared wherever the detector's history changes.
+  mutable ExpectedMemo chart_memo_;
   EdgeWatch edges_;
   std::map<std::string, absl::Time> edge_acted_;  // dead edges evacuated, and when
   absl::Time last_trim_ = absl::InfinitePast();

@@ -97,5 +97,30 @@ TEST(SignalChart, BaselinesComeFromTheirOwnHistory) {
   EXPECT_DOUBLE_EQ(*c.expected.values[20], 40);  // one baseline known: that one
 }
 
+TEST(SignalChart, TheMemoGivesTheSameLinesAndIsReused) {
+  const int64_t now = absl::ToUnixSeconds(kNow);
+  SignalHistory h;
+  Fine(&h, now - 3600, now, 30);
+  Minutes(&h, now - kDay - 7200, now - kDay + 7200, 40);
+  Minutes(&h, now - 7 * kDay - 7200, now - 7 * kDay + 7200, 70);  // disagrees: today decides
+  ExpectedMemo memo;
+  SignalChart plain = BuildSignalChart(h, h, DetectorOptions{}, "r", kNow, absl::Hours(1));
+  SignalChart first = BuildSignalChart(h, h, DetectorOptions{}, "r", kNow, absl::Hours(1), &memo);
+  const size_t held = memo.size();
+  EXPECT_EQ(held, 59u);  // every bucket but the one still filling
+  SignalChart again = BuildSignalChart(h, h, DetectorOptions{}, "r", kNow, absl::Hours(1), &memo);
+  EXPECT_EQ(memo.size(), held);
+  ASSERT_EQ(plain.expected.values.size(), first.expected.values.size());
+  for (size_t i = 0; i < plain.expected.values.size(); ++i) {
+    EXPECT_EQ(plain.expected.values[i], first.expected.values[i]) << i;
+    EXPECT_EQ(plain.expected.values[i], again.expected.values[i]) << i;
+  }
+  // A minute later one more bucket is asked; the rest come from the memo.
+  BuildSignalChart(h, h, DetectorOptions{}, "r", kNow + absl::Minutes(1), absl::Hours(1), &memo);
+  EXPECT_EQ(memo.size(), held + 1);
+  memo.Clear();
+  EXPECT_EQ(memo.size(), 0u);
+}
+
 }  // namespace
 }  // namespace sluice
