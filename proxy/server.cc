@@ -602,7 +602,19 @@ std::string Server::RenderMetrics() {
       node.region_healthy.emplace_back(region.name, region.healthy);
       region_names.push_back(region.name);
     }
-    for (const RampPlan& plan : c->state().plans) node.active_plans += plan.active() ? 1 : 0;
+    const absl::Time now = absl::Now();
+    for (const RampPlan& plan : c->state().plans) {
+      if (!plan.active()) continue;
+      ++node.active_plans;
+      NodeGauges::ActivePlan p;
+      p.id = plan.id;
+      p.region = plan.region;
+      p.kind = RampPlanKindName(plan.kind);
+      if (plan.state == RampPlan::State::kHolding && plan.held_since != absl::InfinitePast()) {
+        p.held_seconds = std::max(0.0, absl::ToDoubleSeconds(now - plan.held_since));
+      }
+      node.plans.push_back(std::move(p));
+    }
   }
   std::string why;
   node.ready = Ready(&why);

@@ -734,6 +734,7 @@ std::string Controller::RestoreReplacedSaviors(SteeringSpec* next, const std::st
 
 void Controller::Finish(RampPlan* plan, RampPlan::State state, absl::Time now) {
   plan->state = state;
+  plan->held_since = absl::InfinitePast();
   plan->finished = now;
   plan->next_at = absl::InfiniteFuture();
   TrimHistory();
@@ -813,7 +814,7 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate,
   }
   if (!why.empty()) {
     bool first = plan->state != RampPlan::State::kHolding;
-    plan->state = RampPlan::State::kHolding;
+    plan->Hold(now);
     plan->gate_message = why;
     ++plan->gate_failures;
     plan->next_at = now + limits_.recheck;
@@ -864,7 +865,7 @@ void Controller::Advance(RampPlan* plan, absl::Time now, const HealthGate& gate,
   }
   WarnIfLargeMove(previous, absl::StrFormat("plan %d step %d", id, next + 1), now);
   plan->step = static_cast<int>(next);
-  plan->state = RampPlan::State::kRunning;
+  plan->Run();
   plan->gate_failures = 0;
   plan->gate_message.clear();
   plan->next_at = now + plan->hold;

@@ -54,6 +54,10 @@ struct RampPlan {
   uint32_t rollbacks = 0;                     // steps taken back so far
   std::string last_rollback;                  // "rolled back from 25% to 10%: <why>"
   std::string actor;                          // who started it
+  // Since when it holds (at a gate, preparing or at the DNS step), through re-checks and
+  // rollbacks, until a step is taken; InfinitePast while it runs or once it is over (and for
+  // a holding plan from a state file written before the field existed).
+  absl::Time held_since = absl::InfinitePast();
   absl::Time created = absl::UnixEpoch();
   // Evacuate: cohort rows it sets with its first step (cohort -> row), and the region's rows
   // before (put back with the saviors).
@@ -83,6 +87,16 @@ struct RampPlan {
   std::string dns_message;  // what was changed, or why not (yet)
 
   bool active() const { return state == State::kRunning || state == State::kHolding; }
+  // kHolding, from `now` unless it was already holding.
+  void Hold(absl::Time now) {
+    if (state != State::kHolding) held_since = now;
+    state = State::kHolding;
+  }
+  // kRunning: it moved on.
+  void Run() {
+    state = State::kRunning;
+    held_since = absl::InfinitePast();
+  }
 };
 
 const char* RampPlanKindName(RampPlan::Kind kind);

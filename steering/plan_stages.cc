@@ -29,7 +29,7 @@ absl::Status Controller::HookDone(uint64_t id, bool ok, const std::string& outpu
     plan.next_at = now;
     plan.prepare_until = now + plan.prepare_wait;  // the capacity wait starts now
     if (!ok) {
-      plan.state = RampPlan::State::kHolding;
+      plan.Hold(now);
       plan.gate_message = HookFailed(plan);
     }
     Record(actor,
@@ -79,7 +79,7 @@ bool Controller::Prepare(RampPlan* plan, absl::Time now, PlanAdvisor* advisor) {
       Record("controller", absl::StrFormat("plan %d holds: %s", plan->id, why), now,
              state_.version);
     }
-    plan->state = RampPlan::State::kHolding;
+    plan->Hold(now);
     plan->gate_message = std::move(why);
     plan->next_at = now + again;
     return false;
@@ -155,7 +155,7 @@ void Controller::DnsStep(RampPlan* plan, absl::Time now, const HealthGate& gate)
       Record("controller", absl::StrFormat("plan %d: DNS step holds: %s", id, why), now,
              state_.version);
     }
-    plan->state = RampPlan::State::kHolding;
+    plan->Hold(now);
     plan->gate_message = "DNS step: " + why;
     plan->next_at = now + limits_.recheck;
     return;
@@ -163,7 +163,7 @@ void Controller::DnsStep(RampPlan* plan, absl::Time now, const HealthGate& gate)
   SteeringSpec next_spec = spec_;
   RegionSpec* region = FindRegion(&next_spec, plan->region);
   plan->gate_message.clear();
-  plan->state = RampPlan::State::kRunning;
+  plan->Run();
   plan->dns = RampPlan::Dns::kPending;
   plan->dns_message.clear();
   if (region) {

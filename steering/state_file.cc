@@ -200,6 +200,10 @@ absl::StatusOr<RampPlan> PlanFromJson(const json& j, const std::string& field) {
     if (!last.ok()) return last.status();
     plan.last_rollback = *last;
   }
+  auto held = TimeFromJson(Member(j, "held_since_ms"), field + ".held_since_ms",
+                           absl::InfinitePast());  // added later: absent in older files
+  if (!held.ok()) return held.status();
+  plan.held_since = *held;
   auto actor = String(Member(j, "actor"), field + ".actor");
   if (!actor.ok()) return actor.status();
   plan.actor = *actor;
@@ -345,6 +349,7 @@ json RampPlanToJson(const RampPlan& plan) {
               {"gate_message", plan.gate_message},
               {"rollbacks", plan.rollbacks},
               {"last_rollback", plan.last_rollback},
+              {"held_since_ms", TimeToJson(plan.held_since)},
               {"actor", plan.actor},
               {"created_ms", TimeToJson(plan.created)},
               {"finished_ms", TimeToJson(plan.finished)},

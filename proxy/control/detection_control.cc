@@ -553,6 +553,7 @@ void DetectionControl::FillGauges(NodeGauges* node) const {
     node->detection.push_back(std::move(d));
   }
   for (const auto& [reason, n] : evacuations_) node->detection_evacuations.emplace_back(reason, n);
+  for (const auto& [region, edge] : edges_.edges()) node->edges.emplace_back(region, edge.state);
 }
 
 }  // namespace sluice

@@ -7,6 +7,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <string>
 
 #include "steering/hop_marker.h"
 
@@ -320,6 +321,16 @@ std::vector<MetricFamily> BuildFamilies() {
        T::kGauge,
        {},
        [](const MetricSources& s, MetricSink& sink) { sink.Add({}, D(s.node.active_plans)); }},
+      {"sluice_steering_plan_held_seconds",
+       "Seconds each active plan has held (at a gate, preparing its saviors or at the DNS "
+       "step) without taking a step; 0 while it runs.",
+       T::kGauge,
+       {"plan", "region", "kind"},
+       [](const MetricSources& s, MetricSink& sink) {
+         for (const auto& p : s.node.plans) {
+           sink.Add({std::to_string(p.id), p.region, p.kind}, p.held_seconds);
+         }
+       }},
       {"sluice_ready",
        "1 when the node is ready for traffic.",
        T::kGauge,
@@ -408,6 +419,18 @@ std::vector<MetricFamily> BuildFamilies() {
            for (const char* state :
                 {"no_verdict", "ok", "dipping", "vetoed", "sick", "evacuated"}) {
              sink.Add({d.region, state}, d.state == state ? 1 : 0);
+           }
+         }
+       }},
+      {"sluice_detection_edge_state",
+       "1 for each other region's dead-edge verdict: no node of it alive and its tunnel "
+       "endpoints silent makes it suspect, then dead.",
+       T::kGauge,
+       {"region", "state"},
+       [](const MetricSources& s, MetricSink& sink) {
+         for (const auto& [region, edge] : s.node.edges) {
+           for (const char* state : {"unknown", "alive", "suspect", "dead"}) {
+             sink.Add({region, state}, edge == state ? 1 : 0);
            }
          }
        }},

@@ -197,6 +197,15 @@ struct NodeGauges {
   std::vector<std::pair<std::string, uint32_t>> evacuated_bp;  // by region
   std::vector<std::pair<std::string, bool>> region_healthy;
   uint64_t active_plans = 0;
+  // Each active plan, and how long it has held (at a gate, preparing, at the DNS step) without
+  // taking a step: 0 while it runs.
+  struct ActivePlan {
+    uint64_t id = 0;
+    std::string region;
+    std::string kind;  // RampPlanKindName
+    double held_seconds = 0;
+  };
+  std::vector<ActivePlan> plans;
   bool ready = false;
   double start_time_seconds = 0;
   uint64_t hop_replay_evictions = 0;  // HopReplayCache::live_evictions
@@ -219,6 +228,9 @@ struct NodeGauges {
   };
   std::vector<DetectionRegion> detection;
   std::vector<std::pair<std::string, uint64_t>> detection_evacuations;  // by reason
+  // The dead-edge watch (steering/edge_watch.h): each other region's state ("unknown",
+  // "alive", "suspect", "dead").
+  std::vector<std::pair<std::string, std::string>> edges;
   // This node's capacity (steering/fleet_view.h NodeCapacity); has_capacity: steering is on.
   bool has_capacity = false;
   double capacity_rps = 0;

@@ -23,6 +23,7 @@ import time
 from harness import ProxyTestCase
 from sluicetest import admin
 from sluicetest.process import SLUICECTL_BIN, Sluice, free_port
+from sluicetest.prometheus import PROMTOOL_BIN, Prometheus
 from sluicetest.secret_files import write_secrets
 from test_fleet import ADMIN_TOKEN, KEY, REGIONS, FleetTestCase
 
@@ -339,41 +340,12 @@ class DetectionPrometheus(ProxyTestCase):
         with open(os.path.join(work, "week.om"), "w") as f:
             f.write("\n".join(lines) + "\n")
         data = os.path.join(work, "tsdb")
-        subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q",
+        subprocess.run([PROMTOOL_BIN, "tsdb", "create-blocks-from", "openmetrics", "-q",
                         os.path.join(work, "week.om"), data], check=True, timeout=180,
                        stdin=subprocess.DEVNULL, capture_output=True)
-        with open(os.path.join(work, "prometheus.yml"), "w") as f:
-            f.write("global: {scrape_interval: 15s}\nscrape_configs: []\n")
-        port = free_port()
-        log = open(os.path.join(work, "prometheus.log"), "w")
-        proc = subprocess.Popen(
-            ["prometheus", "--config.file=" + os.path.join(work, "prometheus.yml"),
-             "--storage.tsdb.path=" + data, "--storage.tsdb.retention.time=30d",
-             "--web.listen-address=127.0.0.1:%d" % port],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-
-        def stop():
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            log.close()
-
-        self.addCleanup(stop)
-
-        def ready():
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/-/ready")
-                return conn.getresponse().status == 200
-            except (OSError, http.client.HTTPException):
-                return False
-
-        self.wait_for(ready, timeout=90, what="prometheus ready")
-        return port
+        prom = Prometheus("global: {scrape_interval: 15s}\nscrape_configs: []\n", data_dir=data)
+        self.addCleanup(prom.cleanup)
+        return prom.start().port
 
     def node(self, work, url):
         port, admin_port = free_port(), free_port()

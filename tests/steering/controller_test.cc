@@ -122,6 +122,7 @@ TEST(ControllerTest, AFailingGateHoldsThenRollsBackOneStep) {
   EXPECT_FALSE(c.Tick(now, gate.Get()));
   const RampPlan* plan = c.FindPlan(*id);
   EXPECT_EQ(plan->state, RampPlan::State::kHolding);
+  EXPECT_EQ(plan->held_since, now);
   EXPECT_NE(plan->gate_message.find("eu-west-1 error rate 20.00%"), std::string::npos)
       << plan->gate_message;
   EXPECT_EQ(c.NextDue(), now + absl::Seconds(5));
@@ -133,6 +134,8 @@ TEST(ControllerTest, AFailingGateHoldsThenRollsBackOneStep) {
   plan = c.FindPlan(*id);
   EXPECT_EQ(plan->step, 0);
   EXPECT_EQ(plan->state, RampPlan::State::kHolding);
+  // Re-checks and the rollback keep the time it started holding (how long it is stuck).
+  EXPECT_EQ(plan->held_since, now);
 
   // The savior recovers: the ramp climbs again after the hold.
   gate.sick.clear();
@@ -140,6 +143,7 @@ TEST(ControllerTest, AFailingGateHoldsThenRollsBackOneStep) {
   EXPECT_TRUE(c.Tick(now + absl::Seconds(20), gate.Get()));
   EXPECT_EQ(Fraction(c, "us-east-1"), 2500u);
   EXPECT_EQ(c.FindPlan(*id)->state, RampPlan::State::kRunning);
+  EXPECT_EQ(c.FindPlan(*id)->held_since, absl::InfinitePast());
   EXPECT_TRUE(c.FindPlan(*id)->gate_message.empty());
 }
 
@@ -639,15 +643,18 @@ TEST(ControllerCapacityTest, TheRampWaitsForTheSaviorsAndNeverStartsShortOfCapac
   EXPECT_TRUE(plan->preparing);
   EXPECT_EQ(plan->state, RampPlan::State::kHolding);
   EXPECT_NE(plan->gate_message.find("2 of 3 nodes"), std::string::npos) << plan->gate_message;
-  // Past the timeout and still short: it holds.
+  EXPECT_EQ(plan->held_since, kStart);
+  // Past the timeout and still short: it holds, since it started preparing.
   c.Tick(kStart + absl::Seconds(11), gate.Get(), &advisor);
   EXPECT_EQ(Fraction(c, "us-east-1"), 0u);
   EXPECT_NE(c.FindPlan(*id)->gate_message.find("capacity is short"), std::string::npos);
+  EXPECT_EQ(c.FindPlan(*id)->held_since, kStart);
   // Enough capacity though one node lags: it ramps, with a warning.
   advisor.check = {false, true, "eu-west-1: 2 of 3 nodes"};
   c.Tick(kStart + absl::Seconds(20), gate.Get(), &advisor);
   EXPECT_EQ(Fraction(c, "us-east-1"), 5000u);
   EXPECT_FALSE(c.FindPlan(*id)->preparing);
+  EXPECT_EQ(c.FindPlan(*id)->held_since, absl::InfinitePast());
 }
 
 TEST(ControllerCapacityTest, AFailedHookHoldsThePlanWithItsOutput) {

@@ -31,6 +31,7 @@ ControllerState Sample() {
   plan.next_at = absl::FromUnixMillis(1800000012345);
   plan.gate_failures = 2;
   plan.gate_message = "eu-west-1 p99 3s > 2s";
+  plan.held_since = absl::FromUnixMillis(1800000002000);
   plan.actor = "ops";
   plan.created = absl::FromUnixMillis(1800000000000);
   state.plans = {plan};
@@ -51,6 +52,18 @@ TEST(StateFileTest, RoundTrips) {
   EXPECT_EQ(plan.next_at, absl::FromUnixMillis(1800000012345));
   EXPECT_EQ(plan.finished, absl::InfinitePast());
   EXPECT_EQ(plan.gate_message, "eu-west-1 p99 3s > 2s");
+  EXPECT_EQ(plan.held_since, absl::FromUnixMillis(1800000002000));
+}
+
+TEST(StateFileTest, AFileWithoutHeldSinceLoads) {
+  std::string text = EncodeControllerState(Sample());
+  const std::string field = "\"held_since_ms\": 1800000002000,";
+  size_t at = text.find(field);
+  ASSERT_NE(at, std::string::npos) << text;
+  text.erase(at, field.size());
+  auto decoded = DecodeControllerState(text);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->plans.at(0).held_since, absl::InfinitePast());
 }
 
 TEST(StateFileTest, TheDetectionModeIsKeptOnceSet) {

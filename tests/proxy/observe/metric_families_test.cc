@@ -112,9 +112,20 @@ TEST(MetricFamiliesTest, EveryFamilyRendersWithItsDeclaredLabels) {
   node.capacity_rps = 2000;
   node.load_rps = 800;
   node.standby_endpoints = 1;
+  node.active_plans = 1;
+  node.plans = {{7, "us-east-1", "evacuate", 42.5}};
+  node.edges = {{"us-west-2", "dead"}};
   const std::string text = RenderMetrics({&w}, node, {"us-east-1"});
   EXPECT_TRUE(Has(text, "sluice_capacity_requests_per_second 2000")) << text;
   EXPECT_TRUE(Has(text, "sluice_standby_endpoints{state=\"waiting\"} 1")) << text;
+  EXPECT_TRUE(Has(text,
+                  "sluice_steering_plan_held_seconds{plan=\"7\",region=\"us-east-1\","
+                  "kind=\"evacuate\"} 42.5"))
+      << text;
+  EXPECT_TRUE(Has(text, "sluice_detection_edge_state{region=\"us-west-2\",state=\"dead\"} 1"))
+      << text;
+  EXPECT_TRUE(Has(text, "sluice_detection_edge_state{region=\"us-west-2\",state=\"alive\"} 0"))
+      << text;
 
   for (const MetricFamily& f : MetricFamilies()) {
     SCOPED_TRACE(std::string(f.name));
