@@ -9,7 +9,8 @@ that the charts have every line), then:
   bound of a browser's load; the browser's own figure is printed by
   tests/integration/test_console.py);
 - makes N refreshes of what the page asks every 2 s (GET /v1/steering, /v1/plans, /v1/health,
-  /v1/detection, /v1/fleet, /v1/dns, /v1/audit?since=...) and M chart requests of an hour and
+  /v1/detection, /v1/fleet, /v1/dns, /v1/audit?since=...) on one kept-alive connection, as a
+  browser does, and M chart requests of an hour and
   of a day (/v1/history/chart, which the page asks every 20 s and 2 min);
 - reads the control thread's CPU time (the main thread: /proc/PID/task/PID/schedstat, in ns)
   around each series, less what the thread spends idle over the same wall time (measured first,
@@ -17,13 +18,14 @@ that the charts have every line), then:
 
 Target (issue 23): < 1 ms of the admin loop per refresh; the workers take no part in it.
 
-Usage: bench/console_poll.py [--sluice build/proxy/sluice] [--polls 300] [--charts 30]
+Usage: bench/console_poll.py [--sluice build/proxy/sluice] [--polls 300] [--charts 30] [--idle 2]
 Last line: console_poll: polls=N cpu_us_per_poll=X chart_1h_cpu_us=X chart_24h_cpu_us=X
            page_bytes=N page_ms=X
 Every process it starts is stopped by its PID; temporary files are removed.
 """
 
 import argparse
+import http.client
 import math
 import os
 import shutil
@@ -73,6 +75,8 @@ def main():
     parser.add_argument("--sluice", default=SLUICE_BIN)
     parser.add_argument("--polls", type=int, default=300)
     parser.add_argument("--charts", type=int, default=30)
+    parser.add_argument("--idle", type=float, default=2.0,
+                        help="seconds of the idle measure before each series")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="sluice-console-bench-")
@@ -117,16 +121,26 @@ def main():
                 page_bytes += len(r.read())
         page_ms = (time.monotonic() - t0) * 1000
 
-        def idle_rate(seconds=2.0):
+        def idle_rate():
             a, t = control_thread_ns(pid), time.monotonic()
-            time.sleep(seconds)
+            time.sleep(args.idle)
             return (control_thread_ns(pid) - a) / (time.monotonic() - t)
+
+        # One kept-alive connection, as a browser's (it reuses its connections to the page's
+        # origin): the cost measured is the requests', not TCP handshakes'.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def get(path):
+            conn.request("GET", path, headers={"Authorization": "Bearer " + TOKEN})
+            r = conn.getresponse()
+            r.read()
+            return r.status
 
         def measure(requests):
             rate = idle_rate()
             a, t = control_thread_ns(pid), time.monotonic()
             for method, path in requests:
-                status, _ = call(port, method, path)
+                status = get(path)
                 assert status in (200, 404), (path, status)
             spent = control_thread_ns(pid) - a - rate * (time.monotonic() - t)
             return max(0.0, spent)
@@ -141,8 +155,14 @@ def main():
             return out
 
         for method, path in refresh_requests(20):  # warm up
-            call(port, method, path)
+            get(path)
         poll_ns = measure(refresh_requests(args.polls))
+        # Where it goes: each request of a refresh alone.
+        each = {}
+        for method, path in refresh_requests(1):
+            each[path.split("?")[0]] = measure([(method, path)] * args.polls) / args.polls / 1000
+        print("per request (us of the control thread): " +
+              " ".join("%s=%.0f" % (p, us) for p, us in each.items()))
         chart_1h_ns = measure([("GET", "/v1/history/chart?window=3600")] * args.charts)
         chart_24h_ns = measure([("GET", "/v1/history/chart?window=86400")] * args.charts)
         print("console poll: %d refreshes of %d requests, %d charts of 1 h and of 24 h, against "

@@ -722,7 +722,11 @@ void AdminApi::GetHistoryChart(const Call& call) {
                                                    absl::ToInt64Seconds(kMaxChartWindow))));
     }
   }
-  call.reply(Json(200, d->Chart(absl::Seconds(seconds), absl::Now())));
+  // Compact: a day's chart is a few thousand numbers, for a program, not a reader.
+  AdminResponse r;
+  r.body = d->Chart(absl::Seconds(seconds), absl::Now())
+               .dump(-1, ' ', false, json::error_handler_t::replace);
+  call.reply(std::move(r));
 }
 
 void AdminApi::PostHistory(const Call& call) {

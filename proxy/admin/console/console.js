@@ -350,6 +350,7 @@
     let gate = 'open';
     if (p.preparing) gate = 'preparing (hook ' + p.hook + ')';
     else if (p.gate_failures > 0) gate = 'held: ' + p.gate_message + ' (' + p.gate_failures + ' checks)';
+    if (live && p.held_since_ms) gate += ' · holding for ' + ago(p.held_since_ms).replace(/ ago$/, '');
     const done = Math.min(p.step + 1, steps.length);
     return el('div', { class: 'plan state-' + p.state, 'data-plan': p.id },
       el('div', { class: 'plan-head' },
