@@ -1,7 +1,9 @@
 #include "ctl/sluicectl.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -17,6 +19,8 @@
 #include "common/strings.h"
 #include "common/units.h"
 #include "ctl/admin_client.h"
+#include "ctl/audit_table.h"
+#include "ctl/health_table.h"
 
 namespace sluice {
 namespace {
@@ -51,12 +55,20 @@ constexpr char kUsage[] =
     "                                               no token needed: health checks, probes)\n"
     "  detection [mode off|alert|auto]              the sick-region detector: verdicts, or set\n"
     "                                               its mode (kept with the steering state)\n"
+    "  health                                       per region: stream starts now and expected,\n"
+    "                                               errors, sheds, p99, capacity, verdict\n"
+    "  history [--since T] [--limit N] [--follow]   the audit trail (who changed what); T:\n"
+    "                                               seq:N, Unix seconds, RFC 3339 or 10m (ago);\n"
+    "                                               --follow: new events until Ctrl-C\n"
     "  history import FILE                          load history (CSV) into every endpoint\n"
     "  history export FILE [--from UNIX] [--to UNIX]   the first endpoint's history (- : stdout)\n"
     "\n"
-    "  --admin URL     an admin endpoint (repeatable; default http://127.0.0.1:9901)\n"
+    "  --admin URL     an admin endpoint, http:// or https:// (repeatable; default\n"
+    "                  http://127.0.0.1:9901)\n"
     "  --admins FILE   lines of \"NAME URL\": one endpoint per region\n"
     "  --token T       the bearer token (or --token-file F, or SLUICE_ADMIN_TOKEN)\n"
+    "  --cacert FILE   https: the CA bundle (PEM) the admin certificate must chain to (or\n"
+    "                  SLUICE_ADMIN_CACERT; default: the system's)\n"
     "  --json          machine-readable output\n";
 
 struct Options {
@@ -72,6 +84,11 @@ struct Options {
 struct UsageError {
   std::string message;
 };
+
+// Set by SIGINT and SIGTERM while `history --follow` runs: it stops between two polls.
+volatile std::sig_atomic_t follow_interrupted = 0;
+
+void OnFollowSignal(int) { follow_interrupted = 1; }
 
 std::string Trim(std::string s) { return std::string(StripWhitespace(s)); }
 
@@ -174,7 +191,8 @@ class Ctl {
     if (c == "uninject") return Inject(false);
     if (c == "ready") return Ready();
     if (c == "detection") return Detection();
-    if (c == "history") return History();
+    if (c == "history") return o_.args.empty() ? AuditHistory() : History();
+    if (c == "health") return Health();
     throw UsageError{absl::StrFormat("unknown command \"%s\"", c)};
   }
 
@@ -838,6 +856,170 @@ class Ctl {
     return code;
   }
 
+  // GET /v1/audit on every endpoint; --follow asks each again every second for what came after
+  // the last event it saw (since=seq:N), until SIGINT or SIGTERM.
+  int AuditHistory() {
+    Allow({"since", "limit", "follow"});
+    int limit = 0;
+    if (Has("limit") && (!ParseInteger(Flag("limit"), &limit) || limit < 1 || limit > 1000)) {
+      throw UsageError{"--limit: a number 1..1000"};
+    }
+    absl::StatusOr<std::string> query = AuditQueryString(Flag("since"), limit, absl::Now());
+    if (!query.ok()) throw UsageError{std::string(query.status().message())};
+    const bool follow = Has("follow");
+    const bool several = o_.endpoints.size() > 1;
+    int code = kExitOk;
+    json all = json::array();
+    struct Cursor {
+      uint64_t next = 0;  // 0: not answered yet (the first query is the user's)
+      std::string error;  // the last one reported
+    };
+    std::vector<Cursor> cursors(o_.endpoints.size());
+    if (follow) {
+      follow_interrupted = 0;
+      struct sigaction action {};
+      action.sa_handler = OnFollowSignal;  // no SA_RESTART: a wait in poll() ends at once
+      sigemptyset(&action.sa_mask);
+      ::sigaction(SIGINT, &action, nullptr);
+      ::sigaction(SIGTERM, &action, nullptr);
+    }
+    bool header = !o_.json;
+    for (bool first = true; first || (follow && !follow_interrupted); first = false) {
+      if (!first) {
+        // A second in short slices: Ctrl-C ends the wait at once.
+        for (int i = 0; i < 10 && !follow_interrupted; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (follow_interrupted) break;
+      }
+      for (size_t i = 0; i < o_.endpoints.size() && !follow_interrupted; ++i) {
+        const AdminEndpoint& e = o_.endpoints[i];
+        Cursor& cursor = cursors[i];
+        std::string path = "/v1/audit" + *query;
+        if (cursor.next > 0) path = absl::StrFormat("/v1/audit?since=seq:%d", cursor.next - 1);
+        Reply r = Call(e, "GET", path);
+        if (!r.ok) {
+          code = kExitFailed;
+          if (follow && r.error == cursor.error) continue;  // said once is enough
+          cursor.error = r.error;
+          if (o_.json && !follow) {
+            all.push_back(json{{"endpoint", e.name}, {"ok", false}, {"error", r.error}});
+          } else {
+            err_ << e.name << ": " << r.error << "\n";
+          }
+          continue;
+        }
+        cursor.error.clear();
+        const uint64_t next = r.body.value("next", uint64_t{1});
+        if (cursor.next > 0 && next < cursor.next) {
+          // Sequence numbers went back: the node restarted, and its trail begins again.
+          err_ << e.name << ": restarted; its audit trail starts again\n";
+          cursor.next = 1;
+          continue;
+        }
+        cursor.next = next;
+        const json events = r.body.value("events", json::array());
+        const uint64_t dropped = r.body.value("dropped", uint64_t{0});
+        if (o_.json) {
+          if (!follow) {
+            all.push_back(json{{"endpoint", e.name}, {"ok", true}, {"audit", r.body}});
+            continue;
+          }
+          for (json event : events) {  // one line per event (JSON Lines)
+            event["endpoint"] = e.name;
+            out_ << event.dump() << "\n";
+          }
+        } else {
+          if (several && !follow) {
+            out_ << (e.name == e.url ? e.url : absl::StrFormat("%s (%s)", e.name, e.url)) << ":\n";
+            header = true;
+          }
+          if (dropped > 0) {
+            err_ << absl::StrFormat(
+                "%s: %d earlier events asked for are no longer in the node's memory "
+                "(controller.audit_log keeps them all)\n",
+                e.name, dropped);
+          }
+          if (several && follow) {
+            for (const json& event : events) {
+              out_ << e.name << "  ";
+              RenderAuditEvents(json::array({event}), false, out_);
+            }
+          } else {
+            RenderAuditEvents(events, header, out_);
+          }
+          header = false;
+        }
+        out_.flush();
+      }
+    }
+    if (follow) {
+      ::signal(SIGINT, SIG_DFL);
+      ::signal(SIGTERM, SIG_DFL);
+      // Stopped by the user: what was shown is complete, and that is success.
+      if (follow_interrupted) code = kExitOk;
+    }
+    if (o_.json && !follow) out_ << json{{"results", all}}.dump(2) << "\n";
+    return code;
+  }
+
+  // GET /v1/health and /v1/detection of every endpoint, one row per region.
+  int Health() {
+    Allow({});
+    if (!o_.args.empty()) throw UsageError{"health takes no arguments"};
+    int code = kExitOk;
+    json all = json::array();
+    for (const AdminEndpoint& e : o_.endpoints) {
+      Reply h = Call(e, "GET", "/v1/health");
+      if (!h.ok) {
+        code = kExitFailed;
+        if (o_.json) {
+          all.push_back(
+              json{{"endpoint", e.name}, {"url", e.url}, {"ok", false}, {"error", h.error}});
+        } else {
+          err_ << e.name << ": " << h.error << "\n";
+        }
+        continue;
+      }
+      // 404 without steering: there is no detector, and no verdicts to show.
+      Reply d = Call(e, "GET", "/v1/detection");
+      if (!d.ok && d.status != 404) code = kExitFailed;
+      json rows = HealthRows(h.body, d.ok ? d.body : json());
+      if (o_.json) {
+        json j{{"endpoint", e.name},
+               {"url", e.url},
+               {"ok", d.ok || d.status == 404},
+               {"region", h.body.value("region", json())},
+               {"ready", h.body.value("ready", json())},
+               {"window_seconds", h.body.value("window_seconds", json())},
+               {"detection_mode", d.ok ? d.body.value("mode", json()) : json()},
+               {"regions", rows}};
+        if (!d.ok && d.status != 404) j["error"] = d.error;
+        all.push_back(j);
+        continue;
+      }
+      out_ << (e.name == e.url ? e.url : absl::StrFormat("%s (%s)", e.name, e.url)) << ": region "
+           << h.body.value("region", std::string("-"));
+      if (h.body.contains("window_seconds") && h.body["window_seconds"].is_number()) {
+        out_ << absl::StrFormat(", rates over the last %gs",
+                                h.body["window_seconds"].get<double>());
+      }
+      if (d.ok) {
+        const json g = d.body.value("global", json::object());
+        out_ << ", detection " << d.body.value("mode", std::string("-")) << " ("
+             << g.value("verdict", std::string("-")) << ")";
+      } else if (d.status == 404) {
+        out_ << ", no detector (steering is off)";
+      } else {
+        err_ << e.name << ": detection: " << d.error << "\n";
+      }
+      out_ << "\n";
+      RenderHealthRows(rows, out_);
+    }
+    if (o_.json) out_ << json{{"endpoints", all}}.dump(2) << "\n";
+    return code;
+  }
+
   json JsonView(const AdminEndpoint& e, const View& v) {
     json j{{"endpoint", e.name}, {"url", e.url}, {"ok", v.steering.ok && v.plans.ok}};
     if (v.steering.ok && v.plans.ok) {
@@ -955,6 +1137,8 @@ Options Parse(int argc, const char* const* argv) {
   Options o;
   std::string token_file;
   bool token_given = false;
+  std::string cacert;
+  bool cacert_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     // Arguments end up in request paths, headers and the audit log: nothing there may break a
@@ -987,6 +1171,9 @@ Options Parse(int argc, const char* const* argv) {
       token_given = true;
     } else if (arg == "--token-file") {
       token_file = take();
+    } else if (arg == "--cacert") {
+      cacert = take();
+      cacert_given = true;
     } else if (arg == "--json") {
       o.json = true;
     } else if (arg == "--timeout") {
@@ -1000,7 +1187,7 @@ Options Parse(int argc, const char* const* argv) {
       // Command flags; --force and --until-done take no value.
       std::string name = arg.substr(2);
       bool boolean = name == "force" || name == "until-done" || name == "dry-run" ||
-                     name == "no-hook" || name == "dns" || name == "no-dns";
+                     name == "no-hook" || name == "dns" || name == "no-dns" || name == "follow";
       o.flags[name] = boolean ? "" : take();
     } else if (o.command.empty()) {
       o.command = arg;
@@ -1019,6 +1206,15 @@ Options Parse(int argc, const char* const* argv) {
     if (const char* env = std::getenv("SLUICE_ADMIN_TOKEN")) o.token = Trim(env);
   }
   if (o.endpoints.empty()) o.endpoints.push_back(*ParseAdminUrl("http://127.0.0.1:9901"));
+  if (!cacert_given) {
+    if (const char* env = std::getenv("SLUICE_ADMIN_CACERT")) cacert = Trim(env);
+  }
+  if (!cacert.empty()) {
+    if (::access(cacert.c_str(), R_OK) != 0) {
+      throw UsageError{absl::StrFormat("--cacert: cannot read %s", cacert)};
+    }
+    for (AdminEndpoint& e : o.endpoints) e.ca_file = cacert;
+  }
   return o;
 }
 

@@ -138,13 +138,14 @@ absl::Status Server::StartAdmin() {
   admin_api_ = std::make_unique<AdminApi>(static_cast<AdminBackend*>(this));
   admin_api_->Configure(config_->admin);
   admin_server_ = std::make_unique<AdminServer>(control_.get(), admin_api_.get());
+  admin_server_->SetTls(config_->admin.tls_context);
   std::vector<int> handed = inherited_.Take(AdminSocketKey(config_->admin.address.ToString()));
   for (size_t i = 1; i < handed.size(); ++i) ::close(handed[i]);
   RETURN_IF_ERROR(admin_server_->Start(config_->admin.address, handed.empty() ? -1 : handed[0]));
   CidrSet loopback;
   loopback.Add(*CidrRange::Parse("127.0.0.0/8"));
   loopback.Add(*CidrRange::Parse("::1/128"));
-  if (!loopback.Contains(admin_server_->address())) {
+  if (!loopback.Contains(admin_server_->address()) && !config_->admin.tls_context) {
     LOG_WARN(
         "admin API on %s, beyond loopback and without TLS: bearer tokens cross the network "
         "in clear. Bind it to loopback or a management network only operators reach.",
@@ -278,8 +279,8 @@ void Server::LogStart(uint64_t files) const {
       addresses, config_->workers, getpid(), config_->source, files,
       cap == 0 ? std::string("no connection cap") : absl::StrFormat("at most %d connections", cap));
   if (admin_server_) {
-    LOG_INFO("admin API on %s (%d tokens)", admin_server_->address().ToString(),
-             config_->admin.tokens.size());
+    LOG_INFO("admin API on %s://%s (%d tokens)", admin_server_->tls() ? "https" : "http",
+             admin_server_->address().ToString(), config_->admin.tokens.size());
   }
 }
 
@@ -373,6 +374,8 @@ void Server::Reload() {
     LOG_WARN("reload: a change of the admin address takes effect only after a restart");
   }
   if (admin_api_) admin_api_->Configure(config->admin);
+  // admin.tls applies to connections accepted from now on (on, off, or other certificates).
+  if (admin_server_) admin_server_->SetTls(config->admin.tls_context);
   if (config->fleet.enabled != config_->fleet.enabled ||
       config->fleet.etcd_endpoints != config_->fleet.etcd_endpoints ||
       config->fleet.prefix != config_->fleet.prefix || config->fleet.node != config_->fleet.node ||
@@ -435,6 +438,7 @@ void Server::ReloadCertificates(const std::string& changed) {
     return;
   }
   config_ = config;
+  if (admin_server_) admin_server_->SetTls(config_->admin.tls_context);
   std::map<std::string, ListenerOptions> keep = ListenerSet::Options(*config_);
   SteeringTablePtr table = steering_->table();
   for (auto& worker : workers_) {

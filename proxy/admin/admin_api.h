@@ -16,6 +16,8 @@
 //   GET    /v1/detection, /v1/history[?from=UNIX&to=UNIX]   read or admin token
 //   GET    /v1/history/chart[?window=SECONDS] (the console's lines: steering/signal_chart.h)
 //          read or admin token
+//   GET    /v1/audit[?since=seq:N|UNIX|RFC3339][&limit=N]   read or admin token (this process's
+//          newest audit events, proxy/control/audit_trail.h; limit 1..1000, default 200)
 //   PUT    /v1/detection {"mode": "off|alert|auto"}         admin token
 //   POST   /v1/history (CSV, steering/signal_history.h)     admin token
 //
@@ -136,6 +138,7 @@ class AdminApi {
   void GetHistory(const Call& call);
   void GetWhoami(const Call& call);
   void GetHistoryChart(const Call& call);
+  void GetAudit(const Call& call);
   void PostHistory(const Call& call);
 
   // A failed authentication, logged at most once per kAuthLogEvery with how many were not.
@@ -155,6 +158,15 @@ absl::StatusOr<RegionChange> ParseRegionChangeBody(std::string_view region, std:
 // `options`: where "saviors": "auto", "candidates" and "hook": false go (null: refused).
 absl::StatusOr<PlanRequest> ParsePlanBody(std::string_view body,
                                           EvacuationOptions* options = nullptr);
+
+// The query of GET /v1/audit: "since=seq:17" (events after seq 17), "since=1796234400.5" (Unix
+// seconds) or "since=2026-12-02T18:00:00Z" (RFC 3339; events at or after it), "limit=N"
+// (1..1000, default 200). Values may be percent-encoded. Messages name the field.
+absl::StatusOr<AuditQuery> ParseAuditQuery(std::string_view query);
+// The answer of GET /v1/audit: {"events": [{"seq", "time", "actor", "action", "version_before",
+// "version_after", "warning"}, ...], "next": N, "dropped": N}, keys in that order, times in UTC
+// to the millisecond.
+std::string AuditPageJson(const AuditPage& page);
 
 // "25%", "0.5%", "2500bp", or a JSON number of percent (25, 0.5).
 absl::StatusOr<uint32_t> FractionFromJson(const nlohmann::json& j, const std::string& field);

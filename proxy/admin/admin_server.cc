@@ -141,6 +141,18 @@ class AdminConnection final : private TcpStream::Handler,
       conn->stream_.Close();
       return;
     }
+    if (const std::shared_ptr<const ServerTlsContext>& tls = server->tls()) {
+      SSL* ssl = tls->NewSession();
+      if (!ssl) {
+        conn->closed_ = true;
+        conn->stream_.Close();
+        return;
+      }
+      // The handshake comes first; the codec sees only its plaintext. A failed handshake is a
+      // stream error (OnStreamError), and a stalled one meets the head timeout.
+      conn->stream_.StartTls(ssl);
+      conn->info_.scheme = "https";
+    }
     server->Opened(conn);
     sockaddr_storage peer;
     int len = sizeof(peer);

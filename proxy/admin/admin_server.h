@@ -1,18 +1,22 @@
 // The admin listener: HTTP/1.1 on the control thread's loop (default 127.0.0.1:9901), with the
 // same strict codec as the traffic listeners. Each request's body is read whole (at most
 // kMaxAdminBody; more is a 413) and handed to the AdminApi, whose answer goes back as is.
-// Idle connections close after a while and a slow head gets a 408. Control thread only.
+// Idle connections close after a while and a slow head gets a 408. With admin.tls the listener
+// speaks HTTPS through the traffic listeners' TLS code (proxy/tls/server_tls.h, a TLS session on
+// the same TcpStream). Control thread only.
 #ifndef SLUICE_PROXY_ADMIN_ADMIN_SERVER_H_
 #define SLUICE_PROXY_ADMIN_ADMIN_SERVER_H_
 
 #include <uv.h>
 
+#include <memory>
 #include <set>
 
 #include "absl/status/status.h"
 #include "common/socket_address.h"
 #include "proxy/admin/admin_api.h"
 #include "proxy/event/loop_context.h"
+#include "proxy/tls/server_tls.h"
 
 namespace sluice {
 
@@ -40,6 +44,10 @@ class AdminServer {
   // Stops listening and closes every connection.
   void Stop();
   const SocketAddress& address() const { return address_; }
+  // HTTPS from now on with `tls` (null: plain HTTP): new connections handshake with it, open
+  // ones keep what they started with (a certificate reload).
+  void SetTls(std::shared_ptr<const ServerTlsContext> tls) { tls_ = std::move(tls); }
+  const std::shared_ptr<const ServerTlsContext>& tls() const { return tls_; }
 
   AdminApi* api() { return api_; }
   LoopContext* context() { return context_; }
@@ -57,6 +65,7 @@ class AdminServer {
   AdminApi* api_;
   uv_tcp_t* listener_ = nullptr;  // freed by its close callback
   SocketAddress address_;
+  std::shared_ptr<const ServerTlsContext> tls_;
   std::set<AdminConnection*> connections_;  // open ones; each frees itself when closed
 };
 

@@ -229,7 +229,10 @@ absl::Status ReadCidrSet(const Field& f, CidrSet* out) {
 }
 
 absl::Status ParseAdmin(const Field& f, const std::string& base_dir, AdminConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"address", "tokens", "hosts", "metrics_from"}));
+  RETURN_IF_ERROR(f.ExpectMap({"address", "tokens", "hosts", "metrics_from", "tls"}));
+  if (Field tls = f.Child("tls"); tls.present()) {
+    RETURN_IF_ERROR(ParseAdminTls(tls, base_dir, out));
+  }
   if (Field hosts = f.Child("hosts"); hosts.present()) {
     ASSIGN_OR_RETURN(std::vector<Field> items, hosts.Sequence());
     for (const Field& item : items) {

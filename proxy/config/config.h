@@ -210,7 +210,14 @@ struct AdminConfig {
   // a web page elsewhere cannot read it through DNS rebinding.
   std::vector<std::string> hosts;
   CidrSet metrics_from;  // if set, /metrics answers only clients in these ranges
+  // HTTPS on the admin listener (admin.tls: the keys of a listener's tls, without client
+  // certificates); the context is built by the loader and rebuilt when a file changes.
+  std::optional<ListenerTlsConfig> tls;
+  std::shared_ptr<const ServerTlsContext> tls_context;
 };
+
+// The name of the admin listener's session ticket keys (never shared with a traffic listener's).
+inline constexpr char kAdminTlsName[] = "(admin)";
 
 // A program or webhook of the operator's that adds capacity to the savior regions before an
 // evacuation ramps traffic onto them (controller.hooks.scale; run by

@@ -21,14 +21,15 @@ absl::Status ParseCertificate(const Field& f, const std::string& base_dir,
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::Status ParseListenerTls(const Field& f, const std::string& base_dir,
-                              ListenerConfig* listener) {
+// A listener's `tls` block into `tls`, and the context built from it: what a traffic listener
+// and the admin listener share.
+absl::Status ParseServerTls(const Field& f, const std::string& base_dir, const std::string& name,
+                            bool http2, std::optional<ListenerTlsConfig>* out,
+                            std::shared_ptr<const ServerTlsContext>* context_out) {
   RETURN_IF_ERROR(
       f.ExpectMap({"certificates", "cert_file", "key_file", "ocsp_file", "min_version", "ciphers",
                    "ciphersuites", "session_tickets", "ticket_key_rotation", "client_ca_file"}));
-  ListenerTlsConfig& tls = listener->tls.emplace();
+  ListenerTlsConfig& tls = out->emplace();
   Field list = f.Child("certificates");
   const bool single = f.Child("cert_file").present() || f.Child("key_file").present();
   if (list.present() && single) {
@@ -60,10 +61,27 @@ absl::Status ParseListenerTls(const Field& f, const std::string& base_dir,
   RETURN_IF_ERROR(f.Child("client_ca_file").Read(&tls.client_ca_file));
   tls.client_ca_file = ResolveConfigPath(tls.client_ca_file, base_dir);
   absl::StatusOr<std::shared_ptr<const ServerTlsContext>> context =
-      ServerTlsContext::Create(tls, listener->name, listener->http2);
+      ServerTlsContext::Create(tls, name, http2);
   if (!context.ok()) return f.Error(context.status());
-  listener->tls_context = *context;
+  *context_out = *context;
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseListenerTls(const Field& f, const std::string& base_dir,
+                              ListenerConfig* listener) {
+  return ParseServerTls(f, base_dir, listener->name, listener->http2, &listener->tls,
+                        &listener->tls_context);
+}
+
+absl::Status ParseAdminTls(const Field& f, const std::string& base_dir, AdminConfig* admin) {
+  if (f.Child("client_ca_file").present()) {
+    return f.Child("client_ca_file")
+        .Error("not taken by the admin listener: its bearer tokens say who asks");
+  }
+  return ParseServerTls(f, base_dir, kAdminTlsName, /*http2=*/false, &admin->tls,
+                        &admin->tls_context);
 }
 
 absl::Status ParseUpstreamTls(const Field& f, const std::string& base_dir, UpstreamTlsConfig* out) {
@@ -115,6 +133,15 @@ absl::Status RebuildTlsContexts(Config* config) {
     }
     listener.tls_context = *context;
   }
+  if (config->admin.tls) {
+    absl::StatusOr<std::shared_ptr<const ServerTlsContext>> context =
+        ServerTlsContext::Create(*config->admin.tls, kAdminTlsName, /*http2=*/false);
+    if (!context.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("admin listener: %s", std::string(context.status().message())));
+    }
+    config->admin.tls_context = *context;
+  }
   return absl::OkStatus();
 }
 
@@ -123,6 +150,11 @@ std::vector<std::string> TlsFiles(const Config& config) {
   for (const ListenerConfig& listener : config.listeners) {
     if (!listener.tls) continue;
     for (std::string& file : ServerTlsContext::Files(*listener.tls)) {
+      if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(file);
+    }
+  }
+  if (config.admin.tls) {
+    for (std::string& file : ServerTlsContext::Files(*config.admin.tls)) {
       if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(file);
     }
   }

@@ -16,12 +16,16 @@ namespace sluice {
 // `listener.tls`; builds listener.tls_context too (needs listener.name and http2 set).
 absl::Status ParseListenerTls(const Field& f, const std::string& base_dir,
                               ListenerConfig* listener);
+// `admin.tls`: the same keys as a listener's, except client_ca_file (bearer tokens
+// authenticate); builds admin->tls_context (HTTP/1.1 only).
+absl::Status ParseAdminTls(const Field& f, const std::string& base_dir, AdminConfig* admin);
 // A cluster's (or the tunnels') `tls`.
 absl::Status ParseUpstreamTls(const Field& f, const std::string& base_dir, UpstreamTlsConfig* out);
 absl::Status ParseHttp2(const Field& f, Http2Settings* out);
-// Rebuilds every listener's TLS context from its files (a certificate file changed).
+// Rebuilds every listener's TLS context, and the admin listener's, from their files (a
+// certificate file changed).
 absl::Status RebuildTlsContexts(Config* config);
-// Every certificate, key, OCSP and CA file the listeners read.
+// Every certificate, key, OCSP and CA file the listeners (and the admin listener) read.
 std::vector<std::string> TlsFiles(const Config& config);
 
 }  // namespace sluice

@@ -208,6 +208,7 @@ absl::Status SteeringControl::Adopt(Controller next) {
 }
 
 void SteeringControl::Audit(const ControllerEvent& event) {
+  audit_trail_.Add(event);
   if (event.warning) {
     LOG_WARN("steering: %s", event.action);
   } else {

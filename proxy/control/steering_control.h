@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "proxy/config/config.h"
+#include "proxy/control/audit_trail.h"
 #include "proxy/event/loop_timer.h"
 #include "steering/controller.h"
 
@@ -107,9 +108,11 @@ class SteeringControl {
   void DnsReport(uint64_t id, RampPlan::Dns state, const std::string& message,
                  const std::string& actor, Done done);
 
-  // One line of the audit trail (controller.audit_log, and the log), for changes made outside
-  // the steering table too (standby injection).
+  // One line of the audit trail (controller.audit_log, the log, and the in-memory ring that
+  // GET /v1/audit reads), for changes made outside the steering table too (standby injection).
   void Audit(const ControllerEvent& event);
+  // The newest audit events of this process (kept with or without controller.audit_log).
+  const AuditTrail& audit_trail() const { return audit_trail_; }
 
  private:
   // A change to make on a copy of the controller.
@@ -133,6 +136,7 @@ class SteeringControl {
   std::string state_file_;
   std::string audit_log_;
   int audit_fd_ = -1;
+  AuditTrail audit_trail_;
   HealthGate gate_;
   PlanAdvisor* advisor_ = nullptr;
   LoopTimer timer_;      // the next ramp step or gate check

@@ -6,6 +6,8 @@ fed by a peer region's /v1/health, and standby injection.
 import http.client
 import json
 import os
+import re
+import selectors
 import shutil
 import signal
 import subprocess
@@ -16,6 +18,7 @@ import unittest
 from harness import ProxyTestCase
 from sluicetest import metrics
 from sluicetest.admin import call
+from sluicetest.certs import Pki
 from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, free_port
 from sluicetest.secret_files import write_secrets
 
@@ -348,6 +351,296 @@ class Ramps(ControlPlane):
                                  "--timeout", "2s", "status"], capture_output=True, timeout=20)
         self.assertEqual(result.returncode, 1)
         self.assertIn(b"refused", result.stderr)
+
+
+AUDIT_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+AUDIT_KEYS = ["seq", "time", "actor", "action", "version_before", "version_after", "warning"]
+
+
+class Audit(ControlPlane):
+    """GET /v1/audit and `sluicectl history`: the node's own audit trail, in memory."""
+
+    def change(self, fraction):
+        status, body = call(self.admin_ports[EAST], "PUT", "/v1/steering/regions/us-east-1",
+                            ADMIN_TOKEN, {"fraction": fraction, "force": True})
+        self.assertEqual(status, 200, body)
+
+    def audit_page(self, query="", token=READ_TOKEN):
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_ports[EAST], timeout=10)
+        try:
+            conn.request("GET", "/v1/audit" + query, headers={"Authorization": "Bearer " + token})
+            response = conn.getresponse()
+            # Pairs in the order sent: the console relies on the documented shape.
+            return response.status, json.loads(response.read(), object_pairs_hook=list)
+        finally:
+            conn.close()
+
+    def test_audit_answers_changes_oldest_first_and_pages_by_seq_or_time(self):
+        self.start_region(EAST)
+        status, body = self.audit_page()
+        self.assertEqual((status, body), (200, [("events", []), ("next", 1), ("dropped", 0)]))
+        before = time.time()
+        for fraction in (10, 20, 30):
+            self.change(fraction)
+        status, body = self.audit_page()
+        self.assertEqual(status, 200, body)
+        self.assertEqual([key for key, _ in body], ["events", "next", "dropped"])
+        events = [dict(pairs) for pairs in dict(body)["events"]]
+        for pairs in dict(body)["events"]:
+            self.assertEqual([key for key, _ in pairs], AUDIT_KEYS)
+        self.assertEqual([e["seq"] for e in events], [1, 2, 3])
+        self.assertEqual([e["actor"] for e in events], ["ops"] * 3)
+        self.assertEqual([(e["version_before"], e["version_after"]) for e in events],
+                         [(1, 2), (2, 3), (3, 4)])
+        self.assertEqual([e["warning"] for e in events], [False] * 3)
+        self.assertIn("10%", events[0]["action"])
+        self.assertIn("30%", events[2]["action"])
+        for e in events:
+            self.assertRegex(e["time"], AUDIT_TIME)
+        self.assertEqual((dict(body)["next"], dict(body)["dropped"]), (4, 0))
+        # The same trail as the audit file's.
+        with open(os.path.join(self.dir, "us-east-1-audit.jsonl")) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual([line["action"] for line in lines], [e["action"] for e in events])
+
+        _, after = call(self.admin_ports[EAST], "GET", "/v1/audit?since=seq:1", READ_TOKEN)
+        self.assertEqual([e["seq"] for e in after["events"]], [2, 3])
+        _, nothing_new = call(self.admin_ports[EAST], "GET", "/v1/audit?since=seq:3", READ_TOKEN)
+        self.assertEqual(nothing_new, {"events": [], "next": 4, "dropped": 0})
+        _, newest = call(self.admin_ports[EAST], "GET", "/v1/audit?limit=2", ADMIN_TOKEN)
+        self.assertEqual([e["seq"] for e in newest["events"]], [2, 3])
+        _, since = call(self.admin_ports[EAST], "GET", "/v1/audit?since=%.3f" % (before - 1),
+                        READ_TOKEN)
+        self.assertEqual(len(since["events"]), 3)
+        _, future = call(self.admin_ports[EAST], "GET",
+                         "/v1/audit?since=2999-01-01T00:00:00%2B01:00", READ_TOKEN)
+        self.assertEqual(future, {"events": [], "next": 4, "dropped": 0})
+        for query, field in (("?since=tomorrow", "since"), ("?limit=0", "limit"),
+                             ("?limit=1001", "limit"), ("?since=seq:x", "since")):
+            status, body = call(self.admin_ports[EAST], "GET", "/v1/audit" + query, READ_TOKEN)
+            self.assertEqual(status, 400, query)
+            self.assertTrue(body["error"].startswith(field + ":"), body)
+        self.assertEqual(call(self.admin_ports[EAST], "GET", "/v1/audit")[0], 401)
+
+    def test_audit_works_without_an_audit_file(self):
+        self.start_region(EAST, edit=lambda text: re.sub(r"  audit_log: .*\n", "", text))
+        self.change(5)
+        _, body = call(self.admin_ports[EAST], "GET", "/v1/audit", READ_TOKEN)
+        self.assertEqual([e["seq"] for e in body["events"]], [1])
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "us-east-1-audit.jsonl")))
+
+    def test_sluicectl_history_table_json_since_and_limit(self):
+        self.start_region(EAST)
+        for fraction in (10, 20, 30):
+            self.change(fraction)
+        code, out, err = self.sluicectl("history", token=READ_TOKEN)
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ["SEQ", "TIME", "ACTOR", "VERSION", "ACTION"])
+        self.assertEqual(len(lines), 4, out)
+        self.assertEqual(lines[1].split()[0], "1")
+        self.assertRegex(lines[1].split()[1], AUDIT_TIME)
+        self.assertEqual(lines[1].split()[2:4], ["ops", "1->2"])
+        self.assertIn("10%", lines[1])
+        self.assertIn("30%", lines[3])
+        code, out, err = self.sluicectl("history", "--since", "seq:1", "--limit", "1",
+                                        token=READ_TOKEN)
+        self.assertEqual(code, 0, err)
+        self.assertEqual([line.split()[0] for line in out.splitlines()[1:]], ["3"])
+        code, out, err = self.sluicectl("history", "--since", "1h", "--json", token=READ_TOKEN)
+        self.assertEqual(code, 0, err)
+        result = json.loads(out)["results"][0]
+        self.assertTrue(result["ok"])
+        self.assertEqual([e["seq"] for e in result["audit"]["events"]], [1, 2, 3])
+        self.assertEqual(result["audit"]["next"], 4)
+        code, _, err = self.sluicectl("history", "--limit", "0")
+        self.assertEqual(code, 2)
+        self.assertIn("--limit", err)
+        code, _, err = self.sluicectl("history", "--since", "whenever")
+        self.assertEqual(code, 2)
+        self.assertIn("--since", err)
+        code, _, err = self.sluicectl("history", "--since", "2026-13-45T00:00:00Z")
+        self.assertEqual(code, 1)
+        self.assertIn("400 since:", err)
+
+    def test_sluicectl_history_follow_shows_new_events_until_sigint(self):
+        self.start_region(EAST)
+        self.change(10)
+        argv = [SLUICECTL_BIN, "--admin", "http://127.0.0.1:%d" % self.admin_ports[EAST],
+                "--token", READ_TOKEN, "history", "--follow"]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.addCleanup(proc.stdout.close)
+        self.addCleanup(proc.stderr.close)
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        self.addCleanup(selector.close)
+        output = []  # raw bytes as they come (no buffered reader: select() must see them all)
+
+        def line_with(text, timeout=15.0):
+            deadline = time.monotonic() + timeout
+            while True:
+                for line in b"".join(output).decode().splitlines():
+                    if text in line:
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(timeout=left):
+                    break
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                output.append(chunk)
+            self.fail("no line with %r from history --follow: %r" % (text, b"".join(output)))
+
+        self.assertIn("10%", line_with("1->2"))
+        self.change(40)
+        self.assertIn("40%", line_with("2->3"))
+        self.change(50)
+        line_with("3->4")
+        os.kill(proc.pid, signal.SIGINT)
+        self.assertEqual(proc.wait(timeout=10), 0, proc.stderr.read())
+        rest = proc.stdout.read()
+        # Each event once: a poll asks only for what came after the last one seen.
+        everything = (b"".join(output) + rest).decode()
+        self.assertEqual(everything.count("1->2"), 1, everything)
+        self.assertEqual(everything.count("2->3"), 1, everything)
+
+
+class Health(ControlPlane):
+    def test_sluicectl_health_shows_each_region_with_dashes_for_the_unknown(self):
+        west = self.start_region(WEST)
+        east = self.start_region(EAST)
+        # Rates over no request are no figures ("-"): give each region some traffic.
+        for port in (west.port, east.port):
+            for _ in range(5):
+                self.assertEqual(get(port, "/x"), 200)
+
+        def both_measured():
+            rows = {row["region"]: row for row in self.health_json()["regions"]}
+            return rows[EAST]["error_rate"] is not None and rows[WEST]["p99_ms"] is not None
+
+        self.wait_for(both_measured, what="us-east-1 to have polled us-west-2's /v1/health")
+        doc = self.health_json()
+        self.assertTrue(doc["ok"])
+        self.assertEqual(doc["region"], EAST)
+        rows = {row["region"]: row for row in doc["regions"]}
+        self.assertEqual(sorted(rows), [EAST, WEST])
+        east, west = rows[EAST], rows[WEST]
+        self.assertTrue(east["local"])
+        self.assertFalse(west["local"])
+        for key in ("verdict", "sps", "expected_sps", "ratio", "error_rate", "shed_rate",
+                    "p99_ms", "capacity_rps", "load_rps", "utilization"):
+            self.assertIn(key, east)
+        self.assertIsInstance(east["error_rate"], (int, float))
+        self.assertIsInstance(west["p99_ms"], (int, float))
+        # The detector judges once its window has samples: before that, no verdict is invented.
+        self.assertIn(type(east["verdict"]), (str, type(None)))
+        code, out, err = self.sluicectl("health", token=READ_TOKEN)
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertIn("region us-east-1", lines[0])
+        self.assertEqual(lines[1].split()[:10], ["REGION", "VERDICT", "SPS", "EXPECTED", "RATIO",
+                                                 "ERR", "SHED", "P99", "CAPACITY", "UTIL"])
+        table = {line.split()[0]: line.split() for line in lines[2:]}
+        self.assertEqual(sorted(table), [EAST, WEST])
+        self.assertIn("this node's region", out)
+        # What the node did not give shows as "-" (no baseline yet: nothing is expected).
+        if east["verdict"] is None:
+            self.assertEqual(table[EAST][1], "-")
+        if east["expected_sps"] is None:
+            self.assertEqual(table[EAST][3], "-")
+        self.assertRegex(table[EAST][5], r"^\d+\.\d\d%$")
+
+    def health_json(self):
+        code, out, err = self.sluicectl("health", "--json", token=READ_TOKEN)
+        self.assertEqual(code, 0, err)
+        return json.loads(out)["endpoints"][0]
+
+
+class AdminTls(ControlPlane):
+    """admin.tls: the admin listener over HTTPS, and sluicectl verifying it."""
+
+    def setUp(self):
+        super().setUp()
+        self.pki = Pki(os.path.join(self.dir, "pki"))
+        os.makedirs(self.pki.dir)
+        self.ca = self.pki.ca()
+        self.cert, self.key = self.pki.leaf("admin", sans=("IP:127.0.0.1",))
+
+    def with_tls(self, text):
+        return text.replace("admin:\n", "admin:\n  tls: {cert_file: %s, key_file: %s}\n"
+                            % (self.cert, self.key), 1)
+
+    def ctl(self, url, *args, env=None):
+        argv = [SLUICECTL_BIN, "--admin", url, "--token", READ_TOKEN, "--timeout", "5s"]
+        result = subprocess.run(argv + list(args), stdin=subprocess.DEVNULL, capture_output=True,
+                                timeout=30, env=dict(os.environ, **(env or {})))
+        return result.returncode, result.stdout.decode(), result.stderr.decode()
+
+    def test_sluicectl_over_https_verifies_the_certificate(self):
+        self.start_region(EAST, edit=self.with_tls)
+        url = "https://127.0.0.1:%d" % self.admin_ports[EAST]
+        code, out, err = self.ctl(url, "--cacert", self.ca, "status")
+        self.assertEqual(code, 0, err)
+        self.assertIn(EAST, out)
+        code, out, err = self.ctl(url, "history", env={"SLUICE_ADMIN_CACERT": self.ca})
+        self.assertEqual(code, 0, err)
+        # Another CA: refused, saying why.
+        other = self.pki.ca("other")
+        code, out, err = self.ctl(url, "--cacert", other, "status")
+        self.assertEqual(code, 1, out)
+        self.assertIn("certificate does not verify", err)
+        self.assertIn(other, err)
+        # The system's CA bundle does not know the test CA either.
+        code, _, err = self.ctl(url, "status", env={"SLUICE_ADMIN_CACERT": ""})
+        self.assertEqual(code, 1)
+        self.assertIn("certificate does not verify", err)
+        # The certificate names 127.0.0.1, not localhost: the name is checked too.
+        code, _, err = self.ctl("https://localhost:%d" % self.admin_ports[EAST], "--cacert",
+                                self.ca, "status")
+        self.assertEqual(code, 1)
+        self.assertIn("does not verify: hostname mismatch", err)
+        # Plain HTTP to the HTTPS listener.
+        code, _, err = self.ctl("http://127.0.0.1:%d" % self.admin_ports[EAST], "status")
+        self.assertEqual(code, 1)
+        self.assertIn("https", err)
+        code, _, err = self.ctl(url, "--cacert", os.path.join(self.dir, "nope.pem"), "status")
+        self.assertEqual(code, 2)
+        self.assertIn("--cacert: cannot read", err)
+        # Other clients see the same listener (curl, verified).
+        result = self.curl("--cacert", self.ca, url + "/healthz")
+        self.assertEqual(result.stdout, b"ok\n", result.stderr)
+
+    def test_a_new_certificate_is_taken_without_a_restart(self):
+        self.start_region(EAST, edit=self.with_tls)
+        url = "https://127.0.0.1:%d" % self.admin_ports[EAST]
+        self.assertEqual(self.ctl(url, "--cacert", self.ca, "status")[0], 0)
+        renewed = Pki(os.path.join(self.dir, "renewed"))
+        os.makedirs(renewed.dir)
+        new_ca = renewed.ca()
+        cert, key = renewed.leaf("admin", sans=("IP:127.0.0.1",))
+        # Key first, then the certificate: the watcher tries again on each change.
+        os.replace(key, self.key)
+        os.replace(cert, self.cert)
+        self.wait_for(lambda: self.ctl(url, "--cacert", new_ca, "status")[0] == 0,
+                      what="the admin listener to present the renewed certificate")
+        self.assertEqual(self.ctl(url, "--cacert", self.ca, "status")[0], 1)
+
+    def test_a_bad_certificate_stops_the_start_naming_the_file(self):
+        with open(self.cert, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        path = os.path.join(self.dir, "east.yaml")
+        with open(path, "w") as f:
+            f.write(self.with_tls(self.config(EAST, self.origin.port)))
+        for args in (["--check"], []):
+            result = subprocess.run(
+                [SLUICE_BIN] + args + ["--config", path, "--admin",
+                                       "127.0.0.1:%d" % self.admin_ports[EAST]],
+                stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+            self.assertNotEqual(result.returncode, 0)
+            self.assertIn(b"admin.tls", result.stderr)
+            self.assertIn(self.cert.encode(), result.stderr)
 
 
 class AccessLog(ProxyTestCase):

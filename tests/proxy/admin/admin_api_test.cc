@@ -85,6 +85,10 @@ class AdminApiTest : public ::testing::Test {
     AdminRequest r;
     r.method = method;
     r.path = path;
+    if (size_t q = path.find('?'); q != std::string::npos) {  // as the admin server splits it
+      r.query = path.substr(q + 1);
+      r.path.resize(q);
+    }
     r.host = "127.0.0.1:9901";
     r.client = *SocketAddress::Parse("127.0.0.1:40000");
     if (!token.empty()) r.authorization = "Bearer " + token;
@@ -313,6 +317,126 @@ TEST_F(AdminApiTest, StandbyInjectionAndUnknownPaths) {
   EXPECT_EQ(Call("PUT", "/v1/detection", kReadToken).status, 403);
   EXPECT_EQ(Call("POST", "/v1/history", kReadToken).status, 403);
   EXPECT_EQ(Call("DELETE", "/v1/history").status, 405);
+}
+
+TEST_F(AdminApiTest, AuditListsChangesWithSeqsAndTakesSinceAndLimit) {
+  json empty = Body(Call("GET", "/v1/audit", kReadToken));
+  EXPECT_EQ(empty["events"], json::array());
+  EXPECT_EQ(empty["next"], 1);
+  EXPECT_EQ(empty["dropped"], 0);
+  ASSERT_EQ(
+      Call("PUT", "/v1/steering/regions/us-east-1", kAdminToken, R"({"fraction": 25})").status,
+      200);
+  ASSERT_EQ(
+      Call("PUT", "/v1/steering/regions/us-east-1", kAdminToken, R"({"fraction": 50})").status,
+      200);
+  AdminResponse all = Call("GET", "/v1/audit", kReadToken);
+  ASSERT_EQ(all.status, 200) << all.body;
+  json body = Body(all);
+  ASSERT_EQ(body["events"].size(), 2u) << all.body;
+  const json& first = body["events"][0];
+  EXPECT_EQ(first["seq"], 1);
+  EXPECT_EQ(first["actor"], "ops");
+  EXPECT_NE(first["action"].get<std::string>().find("us-east-1"), std::string::npos);
+  EXPECT_EQ(first["version_before"], 1);
+  EXPECT_EQ(first["version_after"], 2);
+  EXPECT_EQ(first["warning"], false);
+  EXPECT_EQ(body["events"][1]["seq"], 2);
+  EXPECT_EQ(body["next"], 3);
+  EXPECT_EQ(body["dropped"], 0);
+  json after = Body(Call("GET", "/v1/audit?since=seq:1", kReadToken));
+  ASSERT_EQ(after["events"].size(), 1u);
+  EXPECT_EQ(after["events"][0]["seq"], 2);
+  json newest = Body(Call("GET", "/v1/audit?limit=1&since=0", kReadToken));
+  ASSERT_EQ(newest["events"].size(), 1u);
+  EXPECT_EQ(newest["events"][0]["seq"], 2);
+  json future = Body(Call("GET", "/v1/audit?since=2999-01-01T00:00:00Z", kReadToken));
+  EXPECT_EQ(future["events"], json::array());
+  EXPECT_EQ(future["next"], 3);
+  AdminResponse bad = Call("GET", "/v1/audit?limit=0", kReadToken);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(Body(bad)["error"].get<std::string>().find("limit"), std::string::npos);
+  bad = Call("GET", "/v1/audit?since=yesterday", kReadToken);
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(Body(bad)["error"].get<std::string>().rfind("since:", 0), 0u);
+  EXPECT_EQ(Call("GET", "/v1/audit", "").status, 401);
+  EXPECT_EQ(Call("POST", "/v1/audit", kAdminToken).status, 405);
+}
+
+TEST(ParseAuditQueryTest, Forms) {
+  absl::StatusOr<AuditQuery> q = ParseAuditQuery("");
+  ASSERT_TRUE(q.ok());
+  EXPECT_FALSE(q->after_seq);
+  EXPECT_FALSE(q->since);
+  EXPECT_EQ(q->limit, 200u);
+  q = ParseAuditQuery("since=seq:17&limit=1000");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->after_seq, 17u);
+  EXPECT_EQ(q->limit, 1000u);
+  q = ParseAuditQuery("since=seq:0");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->after_seq, 0u);
+  q = ParseAuditQuery("since=1796234400.25");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q->since, absl::FromUnixMillis(1796234400250));
+  q = ParseAuditQuery("since=1796234400");
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q->since, absl::FromUnixSeconds(1796234400));
+  q = ParseAuditQuery("since=2026-12-02T18:00:00Z");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(*q->since, absl::FromUnixSeconds(1796234400));
+  q = ParseAuditQuery("since=2026-12-02T18:00:00.5Z");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(*q->since, absl::FromUnixMillis(1796234400500));
+  // An offset, as written and percent-encoded.
+  q = ParseAuditQuery("since=2026-12-02T19:00:00+01:00");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(*q->since, absl::FromUnixSeconds(1796234400));
+  q = ParseAuditQuery("since=2026-12-02T19%3A00%3A00%2B01%3A00");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(*q->since, absl::FromUnixSeconds(1796234400));
+}
+
+TEST(ParseAuditQueryTest, ErrorsNameTheField) {
+  struct Case {
+    const char* query;
+    const char* prefix;
+  };
+  for (const Case& c :
+       {Case{"limit=0", "limit:"}, Case{"limit=1001", "limit:"}, Case{"limit=", "limit:"},
+        Case{"limit=ten", "limit:"}, Case{"limit=-1", "limit:"}, Case{"since=", "since:"},
+        Case{"since=seq:", "since:"}, Case{"since=seq:-1", "since:"}, Case{"since=seq:x", "since:"},
+        Case{"since=-5", "since:"}, Case{"since=nan", "since:"},
+        Case{"since=2026-13-02T18:00:00Z", "since:"}, Case{"since=2026-12-02", "since:"},
+        Case{"since=%zz", "since:"}, Case{"since=%2", "since:"}, Case{"until=5", "query:"}}) {
+    absl::StatusOr<AuditQuery> q = ParseAuditQuery(c.query);
+    ASSERT_FALSE(q.ok()) << c.query;
+    EXPECT_EQ(q.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(q.status().message().rfind(c.prefix, 0), 0u) << c.query << ": " << q.status();
+  }
+}
+
+TEST(AuditPageJsonTest, TheConsolesFormat) {
+  AuditPage page;
+  page.events.push_back(
+      AuditRecord{17, ControllerEvent{absl::FromUnixMillis(1796234400123), "admin",
+                                      "set us-east-1 25%", 3, 4, false}});
+  page.next = 18;
+  page.dropped = 0;
+  json parsed = json::parse(AuditPageJson(page));
+  EXPECT_EQ(parsed, json::parse(R"({"events": [{"seq": 17, "time": "2026-12-02T18:00:00.123Z",
+      "actor": "admin", "action": "set us-east-1 25%", "version_before": 3, "version_after": 4,
+      "warning": false}], "next": 18, "dropped": 0})"));
+  // Keys in the documented order.
+  std::string text = AuditPageJson(page);
+  EXPECT_LT(text.find("\"events\""), text.find("\"next\""));
+  EXPECT_LT(text.find("\"next\""), text.find("\"dropped\""));
+  EXPECT_LT(text.find("\"seq\""), text.find("\"time\""));
+  EXPECT_LT(text.find("\"time\""), text.find("\"actor\""));
+  EXPECT_LT(text.find("\"version_after\""), text.find("\"warning\""));
+  // Whole seconds keep their three decimals.
+  page.events[0].event.time = absl::FromUnixSeconds(1796234400);
+  EXPECT_EQ(json::parse(AuditPageJson(page))["events"][0]["time"], "2026-12-02T18:00:00.000Z");
 }
 
 TEST(FractionFromJsonTest, Forms) {

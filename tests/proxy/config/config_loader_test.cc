@@ -160,7 +160,22 @@ INSTANTIATE_TEST_SUITE_P(
                   "http2.max_concurrent_streams: must be 1..10000"},
         BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: "
                   "[127.0.0.1:2]}]\nroutes: [{cluster: a}]\nhttp2: {initial_stream_window: 1k}\n",
-                  "http2.initial_stream_window"}));
+                  "http2.initial_stream_window"},
+        BadConfig{
+            "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+            "routes: [{cluster: a}]\n"
+            "admin:\n  tls: {cert_file: /no/admin.crt, key_file: /no/admin.key}\n",
+            "x.yaml:5: admin.tls: cert_file /no/admin.crt"},
+        BadConfig{
+            "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+            "routes: [{cluster: a}]\n"
+            "admin:\n  tls: {cert_file: /no/admin.crt}\n",
+            "admin.tls.key_file: required"},
+        BadConfig{
+            "listeners: [{address: 127.0.0.1:1}]\nclusters: [{name: a, endpoints: [127.0.0.1:2]}]\n"
+            "routes: [{cluster: a}]\n"
+            "admin:\n  tls: {cert_file: a, key_file: b, client_ca_file: c}\n",
+            "admin.tls.client_ca_file: not taken by the admin listener"}));
 
 TEST(ConfigLoaderTest, Http2AndUpstreamTlsSettings) {
   auto config = ParseConfig(
