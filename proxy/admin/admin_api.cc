@@ -654,10 +654,6 @@ absl::Status ParseTimeRange(std::string_view query, absl::Time* from, absl::Time
   return absl::OkStatus();
 }
 
-}  // namespace
-
-namespace {
-
 // "%2B" -> "+"; '+' stays itself (a time's offset). False on a broken escape.
 bool DecodeQueryValue(std::string_view in, std::string* out) {
   out->clear();
