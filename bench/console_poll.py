@@ -26,7 +26,6 @@ Every process it starts is stopped by its PID; temporary files are removed.
 
 import argparse
 import http.client
-import math
 import os
 import shutil
 import tempfile
@@ -35,6 +34,7 @@ import urllib.request
 
 from fleet_propagation import REGIONS, TOKEN, call, config
 from sluicetest.etcd import Etcd
+from sluicetest.history import synthetic_history_csv
 from sluicetest.origins import Origin
 from sluicetest.process import SLUICE_BIN, Sluice, free_port
 
@@ -45,21 +45,6 @@ REFRESH = ("/v1/steering", "/v1/plans", "/v1/health", "/v1/detection", "/v1/flee
 def control_thread_ns(pid):
     with open("/proc/%d/task/%d/schedstat" % (pid, pid)) as f:
         return int(f.read().split()[0])
-
-
-def history_csv(now, regions):
-    """15 days of minutes and a day of 10 s slots: a daily curve per region."""
-    rows = ["# sluice-history/1", "time,span,region,entry_sps,serving_sps,requests_per_second"]
-    start = (now - 15 * 86400) // 60 * 60
-    for i, region in enumerate(regions):
-        base = 100 * (i + 1)
-        for t in range(start, now - 120, 60):
-            v = base * (1.5 + math.sin(2 * math.pi * (t % 86400) / 86400))
-            rows.append("%d,60,%s,%.2f,%.2f,%.2f" % (t, region, v, v, v * 5))
-        for t in range((now - 86400) // 10 * 10, now - 20, 10):
-            v = base * (1.5 + math.sin(2 * math.pi * (t % 86400) / 86400))
-            rows.append("%d,10,%s,%.2f,%.2f,%.2f" % (t, region, v, v, v * 5))
-    return "\n".join(rows) + "\n"
 
 
 def post_csv(port, text):
@@ -111,7 +96,7 @@ def main():
                 break
             time.sleep(0.1)  # a bench waiting for its set-up, not a test's synchronisation
         now = int(time.time())
-        assert post_csv(port, history_csv(now, REGIONS)) == 200
+        assert post_csv(port, synthetic_history_csv(now, REGIONS)) == 200
 
         # The page's files.
         page_bytes = 0

@@ -21,8 +21,9 @@ import shutil
 import tempfile
 import time
 import unittest
+import urllib.request
 
-from harness import SANITIZED
+from sluicetest.history import synthetic_history_csv
 from sluicetest.process import free_port
 from test_fleet import ADMIN_TOKEN, REGIONS, FleetTestCase
 
@@ -152,6 +153,13 @@ class ConsoleTestCase(FleetTestCase):
 class Console(ConsoleTestCase):
     def test_shows_the_api_and_evacuates_with_a_preview(self):
         self.start_fleet()
+        # A day of history on the node the console asks: every chart has its lines.
+        csv = synthetic_history_csv(int(time.time()), REGIONS, days=8)
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d/v1/history" % self.admin_ports["us-east-1"], data=csv.encode(),
+            method="POST", headers={"Authorization": "Bearer " + ADMIN_TOKEN})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            self.assertEqual(r.status, 200)
         self.browser()
         self.open_console()
         steering = self.steering("us-east-1")
@@ -160,6 +168,13 @@ class Console(ConsoleTestCase):
         self.wait_for(lambda: self.js("return document.querySelectorAll('#nodes tbody tr').length")
                       == 3, what="the fleet's three nodes")
         self.assertIn("admin", self.text("role"))
+        # Each region's chart draws the observed, expected, yesterday's and last week's lines.
+        for region in REGIONS:
+            for line in ("l-now", "l-expected", "l-day", "l-week"):
+                self.wait_for(lambda: len(self.js(
+                    "return document.querySelector('.chart[data-region=\"%s\"] path.%s')"
+                    ".getAttribute('d')" % (region, line)) or "") > 100,
+                    what="the %s line of %s" % (line, region))
         # The load time, as the browser measured it (printed: a figure, not a timed test), on
         # this first load and on a reload (the token stays in the tab's sessionStorage).
         first_ms = self.js("return performance.getEntriesByType('navigation')[0].duration")

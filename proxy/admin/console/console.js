@@ -406,7 +406,7 @@
     });
     const ticks = [0, 0.5, 1].map((f) => svg('g', {},
       svg('line', { x1: L, x2: W - 4, y1: y(max * f / 1.1), y2: y(max * f / 1.1), class: 'grid' }),
-      svg('text', { x: L - 4, y: y(max * f / 1.1) + 4, class: 'axis', 'text-anchor': 'end' }, num(max * f / 1.1, 0))));
+      svg('text', { x: L - 4, y: y(max * f / 1.1) + 4, class: 'axis', 'text-anchor': 'end' }, num(max * f / 1.1, max < 10 ? 1 : 0))));
     const span = now - from;
     const timeTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => {
       const t = from + f * span;
