@@ -23,6 +23,17 @@ ChartLine EmptyLine(int64_t now, int64_t window, int step) {
   return line;
 }
 
+// The minute series `lag` before [from, to): from the baselines, or where they do not reach
+// (Prometheus is asked only around the detector's own times) from what the fleet recorded.
+std::optional<double> Before(const SignalHistory& observed, const SignalHistory& baselines,
+                             const std::string& region, absl::Time from, absl::Time to,
+                             absl::Duration lag) {
+  std::optional<SignalPoint> m = baselines.Mean(region, from - lag, to - lag);
+  if (!m && &observed != &baselines) m = observed.Mean(region, from - lag, to - lag);
+  if (!m) return std::nullopt;
+  return m->entry_sps;
+}
+
 }  // namespace
 
 const ExpectedSignal& ExpectedMemo::Get(const SignalHistory& history,
@@ -77,12 +88,8 @@ SignalChart BuildSignalChart(const SignalHistory& observed, const SignalHistory&
                                  ? memo->Get(baselines, options, region, mid)
                                  : ComputeExpected(baselines, region, std::min(now, mid), options);
     if (e.has) chart.expected.values[i] = e.value.entry_sps;
-    if (auto m = baselines.Mean(region, from - absl::Hours(24), to - absl::Hours(24))) {
-      chart.day.values[i] = m->entry_sps;
-    }
-    if (auto m = baselines.Mean(region, from - absl::Hours(24 * 7), to - absl::Hours(24 * 7))) {
-      chart.week.values[i] = m->entry_sps;
-    }
+    chart.day.values[i] = Before(observed, baselines, region, from, to, absl::Hours(24));
+    chart.week.values[i] = Before(observed, baselines, region, from, to, absl::Hours(24 * 7));
   }
   return chart;
 }

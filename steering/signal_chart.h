@@ -7,7 +7,11 @@
 //   expected  ComputeExpected at the middle of each bucket of `step` (60 s up to an hour,
 //             coarser beyond: about 288 points)
 //   day/week  the minute series a day and a week before, over the same buckets of `step`
-//             (Mean: a bucket with fewer than half its minutes known is unknown)
+//             (Mean: a bucket with fewer than half its minutes known is unknown), from the
+//             baselines, or where they have nothing (a Prometheus baseline is fetched only
+//             around the detector's own times) from what the fleet recorded
+// With a Prometheus baseline the expected line reaches back only as far as the fetched
+// baselines do (about an hour): it is what the detector expects, not a second estimate.
 // Unknown points are nullopt (a gap in the line, never a zero that looks like a dip).
 //
 // Pure logic, time is an argument.

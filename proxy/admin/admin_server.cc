@@ -95,6 +95,10 @@ class AdminExchange final : public ServerStreamHandler {
       head->headers.Add(name, value);
     }
     if (!cache_control) head->headers.Add("Cache-Control", "no-store");
+    // No answer of the API is to be read as anything but its declared type.
+    if (!head->headers.Get("x-content-type-options")) {
+      head->headers.Add("X-Content-Type-Options", "nosniff");
+    }
     head->framing = BodyFraming::kContentLength;
     head->content_length = r.body.size();
     ServerStream* stream = stream_;

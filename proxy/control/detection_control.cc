@@ -53,18 +53,16 @@ DetectionControl::~DetectionControl() { Stop(); }
 void DetectionControl::Configure(const Config& config) {
   config_ = config.detection;
   detector_.set_options(config_.options);
-  chart_memo_.Clear();
+  chart_memo_.Clear();  // new options, or another history: expected values change
   edges_.set_dead_after(config_.edge_dead_after);
   if (config_.prometheus) {
     prometheus_ = std::make_unique<PrometheusBaseline>(context_, config_);
     baseline_minute_ = -1;
     baseline_tried_ = absl::InfinitePast();
     detector_.set_history(&baseline_);
-    chart_memo_.Clear();
   } else {
     prometheus_.reset();
     detector_.set_history(&history_);
-    chart_memo_.Clear();
   }
   if (!config.steering.enabled) {
     timer_.Stop();

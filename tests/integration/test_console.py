@@ -177,11 +177,12 @@ class Console(ConsoleTestCase):
                     what="the %s line of %s" % (line, region))
         # The load time, as the browser measured it (printed: a figure, not a timed test), on
         # this first load and on a reload (the token stays in the tab's sessionStorage).
-        first_ms = self.js("return performance.getEntriesByType('navigation')[0].duration")
+        first_ms = self.js("return performance.getEntriesByType('navigation')[0].duration") or 0
         self.driver.refresh()
         self.wait_for(lambda: self.page_regions() == want, what="the regions after a reload")
         print("console load: first %.0f ms, reload %.0f ms (navigation to load event)" % (
-            first_ms, self.js("return performance.getEntriesByType('navigation')[0].duration")))
+            first_ms,
+            self.js("return performance.getEntriesByType('navigation')[0].duration") or 0))
         self.screenshot("console-1280x800.png")
 
         # Evacuate eu-west-1 from the page: the preview first, then confirm.
@@ -202,7 +203,8 @@ class Console(ConsoleTestCase):
         self.wait_for(lambda: "us-east-1" in self.text("preview-result"), what="the preview")
         self.assertEqual(self.steering("us-east-1")["regions"]["eu-west-1"]["fraction"], "0%",
                          "a preview changed the table")
-        self.wait_for(lambda: self.driver.find_element(By.ID, "confirm").is_enabled(),
+        self.wait_for(lambda: self.js("const b = document.getElementById('confirm');"
+                                      "return !!b && !b.disabled") is True,
                       what="confirm enabled after the preview")
         self.screenshot("console-preview.png")
         self.driver.find_element(By.ID, "confirm").click()

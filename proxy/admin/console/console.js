@@ -12,10 +12,20 @@
   const AUDIT_ROWS = 200;
   const TOKEN_KEY = 'sluice.console.token';
 
+  // Storage can be refused (a browser's privacy settings): the page then asks every time.
+  function readToken() {
+    try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+  }
+  function keepToken(token) {
+    try {
+      if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* kept for this page only */ }
+  }
+
   const state = {
-    token: sessionStorage.getItem(TOKEN_KEY) || '',
+    token: readToken(),
     who: null,           // GET /v1/whoami
-    steering: null, plans: null, health: null, detection: null, fleet: null, dns: null,
+    steering: null, plans: null, health: null, detection: null, fleet: null,
     audit: [], auditNext: 0, auditMissing: false,
     chart: null, chartWindow: 3600, chartAt: 0,
     timer: null, polling: false, generation: 0,
@@ -148,7 +158,7 @@
     state.token = token;
     state.who = null;
     state.generation++;
-    if (token) sessionStorage.setItem(TOKEN_KEY, token); else sessionStorage.removeItem(TOKEN_KEY);
+    keepToken(token);
     state.audit = [];
     state.auditNext = 0;
     state.chartAt = 0;
@@ -173,30 +183,41 @@
   }
 
   // ---- Polling ---------------------------------------------------------------------------
+  // One poll at a time. A poll started for a token that is no longer the one in use writes
+  // nothing (every await is followed by a generation check) and hands over to a new poll.
   async function poll() {
-    if (state.polling) return;
+    if (state.polling) {
+      state.pollAgain = true;  // the running poll starts another when it ends
+      return;
+    }
     state.polling = true;
+    state.pollAgain = false;
     const generation = state.generation;
+    const current = () => generation === state.generation;
     let again = true;
     try {
-      if (!state.who) state.who = await api('GET', '/v1/whoami');
-      const [steering, plans, health, detection, fleet, dns] = await Promise.all([
+      const who = state.who || await api('GET', '/v1/whoami');
+      if (!current()) return;
+      state.who = who;
+      const [steering, plans, health, detection, fleet] = await Promise.all([
         api('GET', '/v1/steering'), api('GET', '/v1/plans'), api('GET', '/v1/health'),
         api('GET', '/v1/detection').catch((e) => (e.status === 404 ? null : Promise.reject(e))),
         api('GET', '/v1/fleet'),
-        api('GET', '/v1/dns').catch(() => null),
       ]);
-      if (generation !== state.generation) return;
-      Object.assign(state, { steering, plans, health, detection, fleet, dns });
-      await pollAudit();
-      if (Date.now() - state.chartAt > CHART_EVERY_MS[state.chartWindow]) await pollChart();
+      if (!current()) return;
+      Object.assign(state, { steering, plans, health, detection, fleet });
       unsay('poll');
       unsay('token');
+      // The history and the charts fail on their own: the rest of the page still refreshes.
+      await pollAudit(current);
+      if (!current()) return;
+      if (Date.now() - state.chartAt > CHART_EVERY_MS[state.chartWindow]) await pollChart(current);
+      if (!current()) return;
       $('main').hidden = false;
       draw();
       replace($('refreshed'), 'updated ' + new Date().toLocaleTimeString());
     } catch (e) {
-      if (generation !== state.generation) return;
+      if (!current()) return;
       say('poll', 'error', explain(e));
       if (e.status === 401) {
         again = false;
@@ -207,32 +228,52 @@
       }
     } finally {
       state.polling = false;
-      if (again && generation === state.generation) {
+      if (state.pollAgain || !current()) {
+        if (state.token) {
+          stopPolling();
+          state.timer = setTimeout(poll, 0);
+        }
+      } else if (again) {
         stopPolling();
         state.timer = setTimeout(poll, POLL_MS);
       }
     }
   }
-  async function pollAudit() {
+  async function pollAudit(current) {
     if (state.auditMissing) return;
     try {
       const since = state.auditNext > 0 ? 'since=seq:' + (state.auditNext - 1) + '&' : '';
       const doc = await api('GET', '/v1/audit?' + since + 'limit=' + AUDIT_ROWS);
-      if (doc && Array.isArray(doc.events)) {
-        state.audit = state.audit.concat(doc.events).slice(-AUDIT_ROWS);
-        state.auditNext = doc.next || state.auditNext;
+      if (!current() || !doc || !Array.isArray(doc.events)) return;
+      if (doc.next < state.auditNext) {
+        // The node restarted (its sequence starts over): read its history from the start.
+        state.audit = [];
+        state.auditNext = 0;
+        return pollAudit(current);
       }
+      state.audit = state.audit.concat(doc.events).slice(-AUDIT_ROWS);
+      state.auditNext = doc.next || state.auditNext;
+      state.auditDropped = doc.dropped || 0;
+      unsay('audit');
     } catch (e) {
-      if (e.status === 404) state.auditMissing = true; else throw e;
+      if (!current()) return;
+      if (e.status === 404) state.auditMissing = true;
+      else say('audit', 'error', 'The history could not be read. ' + explain(e));
     }
   }
-  async function pollChart() {
+  async function pollChart(current) {
+    const window = state.chartWindow;
     try {
-      state.chart = await api('GET', '/v1/history/chart?window=' + state.chartWindow);
+      const chart = await api('GET', '/v1/history/chart?window=' + window);
+      if (!current() || window !== state.chartWindow) return;
+      state.chart = chart;
       state.chartAt = Date.now();
       unsay('chart');
     } catch (e) {
-      if (e.status === 404) { state.chart = null; state.chartAt = Date.now(); } else throw e;
+      if (!current() || window !== state.chartWindow) return;
+      state.chartAt = Date.now();  // tried: again at the next chart refresh
+      if (e.status === 404) state.chart = null;
+      else say('chart', 'error', 'The charts could not be read. ' + explain(e));
     }
   }
 
@@ -475,7 +516,12 @@
   }
 
   // ---- Actions ---------------------------------------------------------------------------
+  // One change through the API. The action form's buttons stay disabled until it settles: a
+  // second click cannot send it twice.
   async function act(label, method, path, body) {
+    const buttons = [...$('action-form').querySelectorAll('button'), $('detection-apply')]
+      .filter((b) => !b.disabled);
+    for (const b of buttons) b.disabled = true;
     try {
       const doc = await api(method, path, body);
       say('action', 'ok', label + ': done.');
@@ -485,6 +531,8 @@
     } catch (e) {
       say('action', 'error', label + ' failed. ' + explain(e));
       return null;
+    } finally {
+      for (const b of buttons) b.disabled = false;
     }
   }
 
@@ -512,7 +560,10 @@
     const form = $('action-form');
     const s = state.steering;
     const r = s.regions[region];
-    state.action = { kind, region, previewed: false };
+    // This form's own record: an answer for an earlier form (or an earlier preview of this
+    // one, `seq`) changes nothing.
+    const action = { kind, region, previewed: false, body: null, seq: 0 };
+    state.action = action;
     replace($('preview'));
     const cancel = el('button', { type: 'button', onclick: closeAction }, 'Cancel');
     let title = '';
@@ -539,7 +590,13 @@
         if (force.checked) b.force = true;
         return b;
       };
-      const invalidate = () => { confirm.disabled = true; state.action.previewed = false; replace($('preview')); };
+      const invalidate = () => {
+        action.seq++;
+        action.previewed = false;
+        action.body = null;
+        confirm.disabled = true;
+        replace($('preview'));
+      };
       for (const input of [saviors, ramp, hold, dns, force]) {
         input.addEventListener('input', invalidate);
         input.addEventListener('change', invalidate);
@@ -549,19 +606,23 @@
         ev.preventDefault();
         let b;
         try { b = body(); } catch (e) { replace($('preview'), el('p', { class: 'msg error' }, e.message)); return; }
+        const seq = ++action.seq;
+        const mine = () => state.action === action && action.seq === seq;
         try {
           const p = await api('POST', '/v1/plans:preview', b);
+          if (!mine()) return;
           replace($('preview'), previewView(p));
+          action.previewed = true;
+          action.body = b;
           confirm.disabled = false;
-          state.action.previewed = true;
-          state.action.body = b;
         } catch (e) {
+          if (!mine()) return;
           replace($('preview'), el('p', { class: 'msg error' }, 'Preview failed. ' + explain(e)));
         }
       };
       confirm.onclick = async () => {
-        if (!state.action || !state.action.previewed) return;
-        const doc = await act('Evacuation of ' + region, 'POST', '/v1/plans', state.action.body);
+        if (state.action !== action || !action.previewed || !action.body) return;
+        const doc = await act('Evacuation of ' + region, 'POST', '/v1/plans', action.body);
         if (doc) closeAction();
       };
       replace(form,

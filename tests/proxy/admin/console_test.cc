@@ -31,6 +31,7 @@ TEST(Console, ServesItsFilesWithTypesAndSecurityHeaders) {
   EXPECT_NE(csp.find("script-src 'self'"), std::string::npos);
   EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos);
   EXPECT_EQ(csp.find("unsafe"), std::string::npos);
+  EXPECT_NE(csp.find("require-trusted-types-for 'script'"), std::string::npos);
   EXPECT_EQ(Header(page, "X-Frame-Options"), "DENY");
   EXPECT_EQ(Header(page, "X-Content-Type-Options"), "nosniff");
 
