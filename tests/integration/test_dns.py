@@ -212,8 +212,14 @@ class DeadEdge(DnsStep):
         node.proc.wait(10)
         self.wait_for(lambda: edge("dead"), what="the victim's edge dead")
         self.assertIn("edge: %s suspect -> dead" % victim, self.audit(leader))
-        status, plans = self.api(leader, "GET", "/v1/plans")
-        plan = next(p for p in plans["plans"] if p["region"] == victim)
+        # The plan is written through the fleet after the verdict: wait for it to be there.
+        def victim_plan():
+            status, plans = self.api(leader, "GET", "/v1/plans")
+            if status != 200:
+                return None
+            return next((p for p in plans["plans"] if p["region"] == victim), None)
+
+        plan = self.wait_for(victim_plan, what="the dead edge's plan")
         self.assertEqual(plan["steps_bp"], [10000])
         self.wait_dns(plan["id"])
         self.assertNotIn(ADDRESSES[victim], self.records())
