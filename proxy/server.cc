@@ -120,6 +120,7 @@ int Server::Run() {
   } else if (reload_pending_) {
     Reload();
   }
+  if (upgrade_pending_ && !shutting_down_) StartUpgrade();
 
   uv_run(&loop_, UV_RUN_DEFAULT);
 

@@ -147,6 +147,7 @@ class Server final : private AdminBackend {
   std::shared_ptr<HopReplayCache> hop_replay_ = std::make_shared<HopReplayCache>();
   const char* stop_pending_ = nullptr;  // SIGTERM or SIGINT came before the workers ran
   bool reload_pending_ = false;         // SIGHUP came before the workers ran
+  bool upgrade_pending_ = false;        // SIGUSR2 came before the workers ran
   // Binary upgrade: this process's binary (resolved at start, before anyone replaces the
   // file), the sockets an old process handed over, and the descriptor to report ready on.
   std::string binary_;

@@ -29,10 +29,17 @@ constexpr uint64_t kUpgradeDeadlineMs = 60'000;
 }  // namespace
 
 void Server::StartUpgrade() {
-  if (!started_ || shutting_down_) {
-    LOG_WARN("SIGUSR2: %s; no upgrade", shutting_down_ ? "draining already" : "still starting");
+  if (shutting_down_) {
+    LOG_WARN("SIGUSR2: draining already; no upgrade");
     return;
   }
+  if (!started_) {
+    // The listening sockets may already take connections: the upgrade is not lost.
+    upgrade_pending_ = true;
+    LOG_INFO("SIGUSR2: still starting; upgrading once the workers run");
+    return;
+  }
+  upgrade_pending_ = false;
   if (upgrade_process_) {
     LOG_WARN("SIGUSR2: %s (process %d)",
              upgrade_starting() ? "an upgrade is under way already"

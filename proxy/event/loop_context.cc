@@ -71,9 +71,10 @@ void LoopContext::Drain(bool late) {
       while (DeferredTask* t = late_.PopFront()) batch.PushBack(t);
     }
     while (DeferredTask* t = batch.PopFront()) t->RunDeferred();
-    std::vector<std::unique_ptr<Deletable>> dead;
-    dead.swap(deletions_);
-    dead.clear();
+    // Destructors may hand over more objects: those wait in the other vector. Both keep their
+    // capacity, so a deletion per request costs no allocation.
+    dying_.swap(deletions_);
+    dying_.clear();
   }
 }
 

@@ -131,6 +131,7 @@ class LoopContext {
   IntrusiveList<DeferredTask, &DeferredTask::node_> tasks_;
   IntrusiveList<DeferredTask, &DeferredTask::node_> late_;
   std::vector<std::unique_ptr<Deletable>> deletions_;
+  std::vector<std::unique_ptr<Deletable>> dying_;  // being destroyed by Drain()
   std::map<uint64_t, TimeoutQueue*> timeouts_;
   std::unique_ptr<char[]> read_buffer_;
   std::unique_ptr<char[]> tls_buffer_;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "proxy/event/recycler.h"
 #include "proxy/forward/header_rewriter.h"
 #include "proxy/forward/request_normalizer.h"
 #include "proxy/upstream/upstream_endpoint.h"
@@ -22,6 +23,15 @@ bool IsServingTarget(std::string_view target) {
 }
 
 }  // namespace
+
+namespace {
+// Free forwarder blocks kept per thread: enough for the requests that start at once.
+using ForwarderAllocation = RecycledAllocation<Forwarder, 256>;
+}  // namespace
+
+void* Forwarder::operator new(size_t size) { return ForwarderAllocation::New(size); }
+
+void Forwarder::operator delete(void* p, size_t size) { ForwarderAllocation::Delete(p, size); }
 
 Forwarder::Forwarder(LoopContext* context, WorkerSnapshotPtr snapshot, ServerStream* stream)
     : context_(context),

@@ -42,6 +42,10 @@ class Forwarder final : public ServerStreamHandler,
   Forwarder(LoopContext* context, WorkerSnapshotPtr snapshot, ServerStream* stream);
   ~Forwarder() override;
 
+  // One per request: the memory is recycled per thread (proxy/event/recycler.h).
+  static void* operator new(size_t size);
+  static void operator delete(void* p, size_t size);
+
   // ServerStreamHandler
   void OnRequestHead(RequestHeadPtr head) override;
   void OnRequestBody(std::string_view data) override;

@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "proxy/event/recycler.h"
+#include "proxy/http/http1_parser_pool.h"
 #include "proxy/http/http1_serializer.h"
 
 namespace sluice {
@@ -29,55 +31,41 @@ Http1ServerCodec::Http1ServerCodec(LoopContext* context, CodecTransport* transpo
       observer_(observer),
       info_(info),
       limits_(options.limits),
+      requests_(options.requests_served),
       max_requests_(options.max_requests) {}
 
 namespace {
-
-// Parsers of idle connections wait here for the next request on this thread.
-class ParserPool {
- public:
-  std::unique_ptr<Http1Parser> Take(const Http1Limits& limits, Http1Parser::Handler* handler) {
-    if (free_.empty()) {
-      return std::make_unique<Http1Parser>(Http1Parser::Mode::kRequest, limits, handler);
-    }
-    std::unique_ptr<Http1Parser> parser = std::move(free_.back());
-    free_.pop_back();
-    parser->Reinit(limits, handler);
-    return parser;
-  }
-  void Give(std::unique_ptr<Http1Parser> parser) {
-    // A pooled parser holds no head: heads go back to their own pool now, while it exists.
-    parser->TakeRequest().reset();
-    parser->TakeResponse().reset();
-    if (free_.size() < 1024) free_.push_back(std::move(parser));
-  }
-
- private:
-  std::vector<std::unique_ptr<Http1Parser>> free_;
-};
-
-ParserPool& Parsers() {
-  thread_local ParserPool pool;
-  return pool;
-}
-
+// Free codec blocks kept per thread: enough for the connections that wake at once.
+using CodecAllocation = RecycledAllocation<Http1ServerCodec, 256>;
 }  // namespace
+
+void* Http1ServerCodec::operator new(size_t size) { return CodecAllocation::New(size); }
+
+void Http1ServerCodec::operator delete(void* p, size_t size) { CodecAllocation::Delete(p, size); }
+
+bool Http1ServerCodec::parkable() const {
+  return !closed_ && !draining_ && !eof_seen_ && !stream_open_ && !parser_paused_ && !parser_ &&
+         !handler_ && pending_input_.empty() && framing_ == Framing::kNone && !scheduled() &&
+         !upgrade_refused_ && !reading_paused_for_input_ && !close_after_response_;
+}
 
 Http1ServerCodec::~Http1ServerCodec() {
   if (handler_) {
     handler_->OnStreamReset(StreamResetReason::kDownstreamClosed);
     handler_.reset();
   }
-  if (parser_) Parsers().Give(std::move(parser_));
+  if (parser_) GiveHttp1Parser(Http1Parser::Mode::kRequest, std::move(parser_));
 }
 
 Http1Parser& Http1ServerCodec::parser() {
-  if (!parser_) parser_ = Parsers().Take(limits_, this);
+  if (!parser_) parser_ = TakeHttp1Parser(Http1Parser::Mode::kRequest, limits_, this);
   return *parser_;
 }
 
 void Http1ServerCodec::ReleaseParserIfIdle() {
-  if (parser_ && !parser_paused_ && parser_->idle()) Parsers().Give(std::move(parser_));
+  if (parser_ && !parser_paused_ && parser_->idle()) {
+    GiveHttp1Parser(Http1Parser::Mode::kRequest, std::move(parser_));
+  }
 }
 
 Http1ServerCodec::State Http1ServerCodec::state() const {

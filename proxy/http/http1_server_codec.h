@@ -26,7 +26,8 @@ class Http1ServerCodec final : public ServerCodec,
  public:
   struct Options {
     Http1Limits limits;
-    uint32_t max_requests = 0;  // per connection; 0: unlimited
+    uint32_t max_requests = 0;     // per connection; 0: unlimited
+    uint32_t requests_served = 0;  // by this connection's earlier (parked) codecs
   };
   using State = CodecState;
   using Observer = CodecObserver;
@@ -57,6 +58,18 @@ class Http1ServerCodec final : public ServerCodec,
   void ResumeRequestBody() override;
   bool OutputFull() const override;
   bool response_started() const override { return response_started_; }
+
+  // Idle with nothing held or pending (no request, parser, buffered input or deferred work):
+  // the connection may destroy this codec while it waits for the next request and make a new
+  // one (with requests() as Options::requests_served) when bytes come. That keeps an idle
+  // keep-alive connection small.
+  bool parkable() const;
+  uint32_t requests() const { return requests_; }
+
+  // Codecs are made and destroyed per wake-up of a keep-alive connection: their memory is
+  // recycled per thread (proxy/event/recycler.h), so this costs no malloc.
+  static void* operator new(size_t size);
+  static void operator delete(void* p, size_t size);
   const DownstreamInfo& downstream() const override { return *info_; }
 
  private:

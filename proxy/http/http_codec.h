@@ -131,9 +131,10 @@ class CodecObserver {
   virtual ~CodecObserver() = default;
 };
 
-class ServerCodec {
+// Deletable: a parked codec is destroyed after the callbacks that parked it unwind.
+class ServerCodec : public Deletable {
  public:
-  virtual ~ServerCodec() = default;
+  ~ServerCodec() override = default;
   virtual void OnData(const char* data, size_t len) = 0;
   virtual void OnEof() = 0;               // the client half-closed
   virtual void OnTransportError() = 0;    // the socket failed: reset every stream

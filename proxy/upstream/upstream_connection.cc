@@ -1,6 +1,7 @@
 #include "proxy/upstream/upstream_connection.h"
 
 #include "common/log.h"
+#include "proxy/http/http1_parser_pool.h"
 #include "proxy/http/http1_serializer.h"
 #include "proxy/http/http_codec.h"
 #include "proxy/upstream/upstream_endpoint.h"
@@ -59,12 +60,25 @@ UpstreamConnection::UpstreamConnection(LoopContext* context,
       endpoint_(std::move(endpoint)),
       handler_(handler),
       stream_(context, this),
-      parser_(Http1Parser::Mode::kResponse, endpoint_->response_limits(), this),
       idle_timeout_(this) {
   ++endpoint_->connections_;
 }
 
-UpstreamConnection::~UpstreamConnection() { --endpoint_->connections_; }
+UpstreamConnection::~UpstreamConnection() {
+  ReleaseParser();
+  --endpoint_->connections_;
+}
+
+Http1Parser& UpstreamConnection::parser() {
+  if (!parser_) {
+    parser_ = TakeHttp1Parser(Http1Parser::Mode::kResponse, endpoint_->response_limits(), this);
+  }
+  return *parser_;
+}
+
+void UpstreamConnection::ReleaseParser() {
+  if (parser_) GiveHttp1Parser(Http1Parser::Mode::kResponse, std::move(parser_));
+}
 
 void UpstreamConnection::OnStreamConnected() {
   if (state_ != State::kConnecting) return;
@@ -88,8 +102,8 @@ void UpstreamConnection::SendRequestHead(std::string_view head, HttpMethod metho
   response_started_ = false;
   response_complete_ = false;
   keep_alive_ = false;
-  parser_.ResumeAfterMessage();
-  parser_.ExpectResponse(method, upgrade);
+  parser().ResumeAfterMessage();
+  parser_->ExpectResponse(method, upgrade);
   stream_.Write(head);
 }
 
@@ -137,7 +151,10 @@ void UpstreamConnection::OnStreamRead(const char* data, size_t len) {
       break;
   }
   response_started_ = true;
-  Http1Parser::Result r = parser_.Execute(data, len);
+  parsing_ = true;
+  Http1Parser::Result r = parser().Execute(data, len);
+  parsing_ = false;
+  if (state_ == State::kIdle) ReleaseParser();  // released back to the pool meanwhile
   switch (r.outcome) {
     case Http1Parser::Outcome::kNeedMore:
     case Http1Parser::Outcome::kStopped:
@@ -163,7 +180,7 @@ void UpstreamConnection::OnStreamRead(const char* data, size_t len) {
 }
 
 void UpstreamConnection::OnHead() {
-  ResponseHeadPtr head = parser_.TakeResponse();
+  ResponseHeadPtr head = parser_->TakeResponse();
   keep_alive_ = head->keep_alive;
   if (head->status == 101) state_ = State::kTunnel;
   if (handler_) handler_->OnUpstreamHead(std::move(head));
@@ -199,7 +216,7 @@ void UpstreamConnection::OnStreamEof() {
   }
   if (response_started_) {
     // A response delimited by the close ends here; anything else was cut short.
-    Http1Parser::Result r = parser_.Finish();
+    Http1Parser::Result r = parser().Finish();
     if (r.outcome == Http1Parser::Outcome::kMessageComplete) return;
     Fail(UpstreamError::kClosedDuringResponse, UV_EOF, r.reason);
     return;
@@ -243,6 +260,7 @@ void UpstreamConnection::Release() {
     return;
   }
   state_ = State::kIdle;
+  if (!parsing_) ReleaseParser();  // else once Execute returns
   stream_.StartReading();
   idle_timeout_.Arm(endpoint_->idle_timeouts());
 }

@@ -140,6 +140,8 @@ class UpstreamConnection final : public UpstreamStream,
   // TimeoutTarget: idle in the pool too long.
   void OnTimeout(Timeout* which) override;
 
+  Http1Parser& parser();
+  void ReleaseParser();
   void Fail(UpstreamError error, int detail, const char* reason);
   void CloseNow();
 
@@ -147,7 +149,9 @@ class UpstreamConnection final : public UpstreamStream,
   std::shared_ptr<UpstreamEndpoint> endpoint_;
   Handler* handler_;
   TcpStream stream_;
-  Http1Parser parser_;
+  // Only while a request is under way: an idle pooled connection gives it back to the
+  // thread's pool (proxy/http/http1_parser_pool.h).
+  std::unique_ptr<Http1Parser> parser_;
   Timeout idle_timeout_;
   ListNode pool_node_;  // linked while idle in the endpoint's pool
   uint32_t requests_ = 0;
@@ -157,6 +161,7 @@ class UpstreamConnection final : public UpstreamStream,
   bool response_started_ = false;
   bool response_complete_ = false;
   bool keep_alive_ = false;
+  bool parsing_ = false;  // inside parser_->Execute (whose callbacks may release us)
 };
 
 }  // namespace sluice

@@ -120,13 +120,20 @@ void DownstreamConnection::StartSession(const char* data, size_t len) {
 }
 
 void DownstreamConnection::OnSniffBytes(const char* data, size_t len) {
-  // Decided by the first bytes: the preface is not a valid HTTP/1.1 request line.
-  proxy_header_.append(data, len);
-  const size_t n = std::min(proxy_header_.size(), kHttp2Preface.size());
-  const bool prefix = std::string_view(proxy_header_).substr(0, n) == kHttp2Preface.substr(0, n);
-  if (prefix && n < kHttp2Preface.size()) return;  // not enough to tell yet
-  std::string input;
-  input.swap(proxy_header_);
+  // Decided by the first bytes: the preface is not a valid HTTP/1.1 request line. Usually the
+  // first read decides, and is passed on without a copy.
+  std::string_view input(data, len);
+  if (proxy_header_) {
+    proxy_header_->append(data, len);
+    input = *proxy_header_;
+  }
+  const size_t n = std::min(input.size(), kHttp2Preface.size());
+  const bool prefix = input.substr(0, n) == kHttp2Preface.substr(0, n);
+  if (prefix && n < kHttp2Preface.size()) {  // not enough to tell yet
+    if (!proxy_header_) proxy_header_ = std::make_unique<std::string>(input);
+    return;
+  }
+  const std::unique_ptr<std::string> buffered = std::move(proxy_header_);  // input's bytes
   timeout_.Disarm();
   StartHttp(prefix, input.data(), input.size());
 }
@@ -154,24 +161,45 @@ void DownstreamConnection::StartHttp(bool http2, const char* data, size_t len) {
     http2_codec_ = codec.get();
     codec_ = std::move(codec);
   } else {
+    codec();
+  }
+  OnCodecStateChanged();
+  if (len > 0 && phase_ == Phase::kHttp) codec().OnData(data, len);
+  DrainIfRequestBegan();
+}
+
+ServerCodec& DownstreamConnection::codec() {
+  if (!codec_) {
+    const WorkerSnapshot& snapshot = *worker_->snapshot();
     Http1ServerCodec::Options options;
     options.limits = snapshot.request_limits;
-    options.max_requests = config.limits.max_requests_per_connection;
+    options.max_requests = snapshot.config->limits.max_requests_per_connection;
+    options.requests_served = requests_;
     codec_ = std::make_unique<Http1ServerCodec>(context_, static_cast<CodecTransport*>(this),
                                                 static_cast<StreamFactory*>(this),
                                                 static_cast<CodecObserver*>(this), options, &info_);
   }
-  OnCodecStateChanged();
-  if (len > 0 && phase_ == Phase::kHttp) codec_->OnData(data, len);
-  DrainIfRequestBegan();
+  return *codec_;
+}
+
+void DownstreamConnection::ParkIfIdle() {
+  if (http2_codec_ || !codec_) return;
+  auto* http1 = static_cast<Http1ServerCodec*>(codec_.get());
+  if (!http1->parkable()) return;
+  requests_ = http1->requests();
+  // The codec may still be on the stack (this runs from its notification): destroyed once the
+  // current callbacks unwind.
+  context_->DeleteLater(std::move(codec_));
 }
 
 void DownstreamConnection::OnProxyHeaderBytes(const char* data, size_t len) {
-  proxy_header_.append(data, len);
-  ProxyParseResult r = ParseProxyHeader(proxy_header_);
+  if (!proxy_header_) proxy_header_ = std::make_unique<std::string>();
+  std::string& header = *proxy_header_;
+  header.append(data, len);
+  ProxyParseResult r = ParseProxyHeader(header);
   switch (r.status) {
     case ProxyParseResult::Status::kNeedMore:
-      if (proxy_header_.size() > kMaxProxyHeaderBytes) Abort();
+      if (header.size() > kMaxProxyHeaderBytes) Abort();
       return;
     case ProxyParseResult::Status::kError:
       LOG_INFO("downstream %s: %s", info_.client.ToString(), r.error);
@@ -185,8 +213,8 @@ void DownstreamConnection::OnProxyHeaderBytes(const char* data, size_t len) {
     info_.InvalidateClientIp();
     info_.proxied = true;
   }
-  std::string rest = proxy_header_.substr(r.consumed);
-  std::string().swap(proxy_header_);
+  std::string rest = header.substr(r.consumed);
+  proxy_header_.reset();
   timeout_.Disarm();
   StartSession(rest.data(), rest.size());
 }
@@ -202,7 +230,7 @@ void DownstreamConnection::OnStreamRead(const char* data, size_t len) {
       OnSniffBytes(data, len);
       return;
     case Phase::kHttp:
-      codec_->OnData(data, len);
+      codec().OnData(data, len);
       DrainIfRequestBegan();
       return;
     case Phase::kHandshake:  // TLS records are consumed by the stream until it is done
@@ -215,7 +243,7 @@ void DownstreamConnection::OnStreamRead(const char* data, size_t len) {
 void DownstreamConnection::OnStreamEof() {
   peer_eof_ = true;
   if (phase_ == Phase::kHttp) {
-    codec_->OnEof();
+    codec().OnEof();
     return;
   }
   Abort();
@@ -236,7 +264,7 @@ void DownstreamConnection::OnStreamError(int error) {
 
 void DownstreamConnection::OnStreamDrained() {
   if (phase_ == Phase::kHttp) {
-    codec_->OnTransportDrained();
+    if (codec_) codec_->OnTransportDrained();  // a parked codec has nothing waiting to go
   } else if (phase_ == Phase::kLingering) {
     if (peer_eof_) {
       Abort();  // everything is out and the client has finished too
@@ -316,11 +344,11 @@ void DownstreamConnection::Drain() {
       BeginDrainGrace();
       return;
     case Phase::kHttp:
-      if (!had_request_ && codec_->state() == CodecState::kIdle) {
+      if (!had_request_ && (!codec_ || codec_->state() == CodecState::kIdle)) {
         BeginDrainGrace();
         return;
       }
-      codec_->Drain();
+      codec().Drain();
       return;
     default:
       return;
@@ -349,7 +377,7 @@ void DownstreamConnection::DrainIfRequestBegan() {
   // closed after that response, or now when it is already idle again.
   if (!drain_pending_ || phase_ != Phase::kHttp || !had_request_) return;
   drain_pending_ = false;
-  codec_->Drain();
+  codec().Drain();
 }
 
 // --- Streams and timers ------------------------------------------------------------------
@@ -360,7 +388,7 @@ std::unique_ptr<ServerStreamHandler> DownstreamConnection::NewStream(ServerStrea
 }
 
 void DownstreamConnection::OnCodecStateChanged() {
-  if (phase_ != Phase::kHttp) return;
+  if (phase_ != Phase::kHttp || !codec_) return;
   // Connections opened before a reload follow the newest timeouts too.
   const TimeoutsConfig& timeouts = worker_->snapshot()->config->timeouts;
   const CodecState state = codec_->state();
@@ -373,6 +401,7 @@ void DownstreamConnection::OnCodecStateChanged() {
         return;
       }
       timeout_.Arm(context_->Timeouts(timeouts.downstream_idle));
+      ParkIfIdle();
       return;
     case CodecState::kReadingHead:
       // From the first byte of a head to its end, however slowly the bytes come.
@@ -394,9 +423,9 @@ void DownstreamConnection::OnTimeout(Timeout*) {
   switch (phase_) {
     case Phase::kHttp:
       if (head_timer_) {
-        codec_->OnHeadTimeout();
+        codec().OnHeadTimeout();
       } else {
-        codec_->OnIdleTimeout();
+        codec().OnIdleTimeout();
       }
       return;
     case Phase::kProxyHeader:

@@ -87,13 +87,17 @@ class DownstreamConnection final : private TcpStream::Handler,
   void ArmDrainGrace();  // the timer, for what is left of the grace
   // A request began on a connection in its drain grace: drain it now (close after it).
   void DrainIfRequestBegan();
+  // The connection's codec: an HTTP/1 connection's is parked (destroyed) while it is idle and
+  // made again here when it is needed.
+  ServerCodec& codec();
+  void ParkIfIdle();
 
   Worker* worker_;
   LoopContext* context_;
   TcpStream stream_;
   std::unique_ptr<ServerCodec> codec_;
-  Http2ServerCodec* http2_codec_ = nullptr;  // codec_, when it is HTTP/2
-  std::string proxy_header_;                 // a PROXY header (or an h2c preface) still incomplete
+  Http2ServerCodec* http2_codec_ = nullptr;    // codec_, when it is HTTP/2
+  std::unique_ptr<std::string> proxy_header_;  // a PROXY header (or h2c preface) not complete yet
   DownstreamInfo info_;
   Timeout timeout_;
   Phase phase_ = Phase::kHttp;
@@ -107,6 +111,7 @@ class DownstreamConnection final : private TcpStream::Handler,
   bool had_request_ = false;       // a request head began on this connection
   bool drain_pending_ = false;     // draining, waiting for the first request (BeginDrainGrace)
   int64_t drain_deadline_ns_ = 0;  // when the grace ends (monotonic)
+  uint32_t requests_ = 0;          // served by the HTTP/1 codecs parked so far
   uint64_t client_key_ = 0;
 };
 

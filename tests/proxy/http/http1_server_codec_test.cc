@@ -263,5 +263,40 @@ TEST_F(Http1ServerCodecTest, BodyLongerThanAnnouncedIsNeverSent) {
   EXPECT_TRUE(transport_.aborted);
 }
 
+// An idle connection parks its codec (destroys it) and makes a new one for the next request:
+// parkable only when nothing is held or pending, and the new codec counts on from the old.
+TEST_F(Http1ServerCodecTest, ParkableOnlyWhenIdleWithNothingPending) {
+  EXPECT_TRUE(codec_->parkable());  // fresh
+  codec_->OnData("GET /later HTTP/1.1\r\n", 21);
+  EXPECT_FALSE(codec_->parkable());  // a head half read
+  Feed("Host: h\r\n\r\n");
+  EXPECT_FALSE(codec_->parkable());            // a request waiting for its answer
+  Feed("GET /b HTTP/1.1\r\nHost: h\r\n\r\n");  // pipelined behind it
+  ASSERT_EQ(journal_.streams.size(), 1u);
+  ResponseHeadPtr response = MakeResponseHead();
+  response->status = 204;
+  journal_.streams[0]->SendResponseHead(*response, true);
+  // The answer is out; the pipelined request is parsed from the deferred task.
+  context_->RunDeferredNow();
+  EXPECT_EQ(journal_.streams.size(), 2u);
+  context_->RunDeferredNow();
+  EXPECT_TRUE(codec_->parkable());
+  EXPECT_EQ(codec_->requests(), 2u);
+  Feed("GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+  EXPECT_FALSE(codec_->parkable());  // closing
+}
+
+TEST_F(Http1ServerCodecTest, ANewCodecCountsTheParkedOnesRequests) {
+  Http1ServerCodec::Options options;
+  options.max_requests = 3;
+  options.requests_served = 2;
+  codec_ = std::make_unique<Http1ServerCodec>(context_.get(), &transport_, this, nullptr, options,
+                                              &info_);
+  Feed("GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_NE(transport_.Take().find("Connection: close"), std::string::npos);
+  EXPECT_EQ(codec_->requests(), 3u);
+  EXPECT_FALSE(codec_->parkable());
+}
+
 }  // namespace
 }  // namespace sluice
