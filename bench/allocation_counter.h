@@ -1,5 +1,6 @@
-// Heap allocations made by this benchmark binary so far (a counting operator new replaces the
-// global one in allocation_counter.cc). Benchmarks report allocations per operation from it.
+// Heap allocations made by this binary so far (a counting operator new replaces the global one
+// in allocation_counter.cc). Benchmarks report allocations per operation from it; the unit
+// tests link it too, to prove a path allocates nothing.
 #ifndef SLUICE_BENCH_ALLOCATION_COUNTER_H_
 #define SLUICE_BENCH_ALLOCATION_COUNTER_H_
 

@@ -2,6 +2,7 @@
 // X-Forwarded-*, Via, request id) and serializing it.
 #include <string>
 
+#include "bench/allocation_counter.h"
 #include "benchmark/benchmark.h"
 #include "proxy/forward/header_rewriter.h"
 
@@ -14,6 +15,7 @@ void BM_PrepareAndSerializeUpstreamRequest(benchmark::State& state) {
   info.client = *SocketAddress::Parse("192.0.2.10:41000");
   std::string out;
   uint64_t n = 0;
+  const uint64_t allocations = AllocationCount();
   for (auto _ : state) {
     RequestHeadPtr head = MakeRequestHead();
     head->method_text = "GET";
@@ -30,8 +32,45 @@ void BM_PrepareAndSerializeUpstreamRequest(benchmark::State& state) {
     SerializeUpstreamRequest(*head, "10.0.0.1:80", &out);
     benchmark::DoNotOptimize(out.data());
   }
+  state.counters["allocs/op"] = benchmark::Counter(
+      static_cast<double>(AllocationCount() - allocations), benchmark::Counter::kAvgIterations);
 }
 BENCHMARK(BM_PrepareAndSerializeUpstreamRequest);
+
+void BM_FormatRequestId(benchmark::State& state) {
+  char id[kRequestIdLength];
+  uint64_t n = 0x9e3779b97f4a7c15ULL;
+  for (auto _ : state) {
+    n += 0x9e3779b97f4a7c15ULL;
+    FormatRequestId(n, ~n, id);
+    benchmark::DoNotOptimize(id);
+  }
+}
+BENCHMARK(BM_FormatRequestId);
+
+// Names as a browser and an origin send them: most are none the proxy knows.
+void BM_ClassifyHeaderName(benchmark::State& state) {
+  static constexpr std::string_view kNames[] = {"Host",
+                                                "User-Agent",
+                                                "Accept",
+                                                "Accept-Language",
+                                                "Accept-Encoding",
+                                                "Cookie",
+                                                "Connection",
+                                                "Server",
+                                                "Date",
+                                                "Content-Type",
+                                                "ETag",
+                                                "Content-Length",
+                                                "X-Forwarded-For",
+                                                "Cache-Control",
+                                                "Sluice-Hop"};
+  for (auto _ : state) {
+    for (std::string_view name : kNames) benchmark::DoNotOptimize(ClassifyHeaderName(name));
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * std::size(kNames)));
+}
+BENCHMARK(BM_ClassifyHeaderName);
 
 }  // namespace
 }  // namespace sluice

@@ -46,6 +46,9 @@ Forwarder::~Forwarder() {
   // Never touches stream_: the codec may already be gone.
   DropUpstream();
   CompleteFilters();  // a tunnel, or an exchange that ended without a word to this handler
+  if (upstream_head_.capacity() > std::string().capacity()) {
+    context_->GiveBuffer(std::move(upstream_head_));
+  }
 }
 
 void Forwarder::ArmIdleTimeout() {
@@ -275,6 +278,10 @@ void Forwarder::Dispatch(bool fresh_connection) {
   counted_ = true;
   upstream_ready_ = false;
 
+  // A forwarder lives for one request: its head goes into a buffer of the loop's pool.
+  if (upstream_head_.capacity() <= std::string().capacity()) {
+    upstream_head_ = context_->TakeBuffer();
+  }
   upstream_head_.clear();
   SerializeUpstreamRequest(*request_, endpoint_->name(), &upstream_head_);
   if (peer_region_ >= 0) AppendHopMarker();

@@ -1,17 +1,20 @@
 #include "proxy/http/http1_serializer.h"
 
+#include <cstring>
+
 #include "common/http_message.h"
 
 namespace sluice {
 
 void AppendDecimal(std::string* out, uint64_t value) {
+  // Digits from the end of a buffer backwards, then one append.
   char buf[20];
-  size_t n = 0;
+  char* begin = buf + sizeof(buf);
   do {
-    buf[n++] = static_cast<char>('0' + value % 10);
+    *--begin = static_cast<char>('0' + value % 10);
     value /= 10;
   } while (value != 0);
-  while (n > 0) out->push_back(buf[--n]);
+  out->append(begin, static_cast<size_t>(buf + sizeof(buf) - begin));
 }
 
 void AppendStatusLine(std::string* out, int status, std::string_view reason) {
@@ -39,8 +42,23 @@ void AppendField(std::string* out, std::string_view name, std::string_view value
 }
 
 void AppendFields(std::string* out, const HeaderMap& headers) {
-  out->reserve(out->size() + headers.SerializedSize() + 128);
-  for (size_t i = 0; i < headers.size(); ++i) AppendField(out, headers.name(i), headers.value(i));
+  // Sized once, then copied into: no capacity check per piece. A buffer reused from one head
+  // to the next has the room already.
+  const size_t at = out->size();
+  out->resize(at + headers.SerializedSize());
+  char* p = out->data() + at;
+  for (size_t i = 0; i < headers.size(); ++i) {
+    std::string_view name = headers.name(i);
+    std::string_view value = headers.value(i);
+    std::memcpy(p, name.data(), name.size());
+    p += name.size();
+    std::memcpy(p, ": ", 2);
+    p += 2;
+    std::memcpy(p, value.data(), value.size());
+    p += value.size();
+    std::memcpy(p, "\r\n", 2);
+    p += 2;
+  }
 }
 
 size_t FormatChunkHeader(char* buf, uint64_t size) {
