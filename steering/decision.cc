@@ -16,6 +16,11 @@ double RendezvousScore(uint64_t hash, uint32_t weight) {
 // candidates, in groups of four.
 constexpr size_t kMaxLanes = (kMaxRegions + SipLanes::kLanes) / SipLanes::kLanes * SipLanes::kLanes;
 
+// From this evacuated fraction on, Decide hashes a member's bucket and its first scores in one
+// four-lane pass. Below it most members stay: the bucket alone (one scalar hash, about 3/4 of
+// the pass) costs less on average, and the pass follows only for those who move.
+constexpr uint32_t kOnePassFrom = kBasisPoints / 4;
+
 // The one candidate of `plan` that `skip` leaves usable; -1: none; -2: several (they need
 // their scores). A lone candidate needs no hash: it has the highest score whatever it is.
 int OnlyUsable(const SaviorPlan& plan, uint64_t skip) {
@@ -111,9 +116,11 @@ SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request
     uint64_t lanes[kMaxLanes];
     size_t hashed_groups = 0;
     bool moves = true;  // at 100% every bucket moves: no need to hash for it
-    if (evacuated_bp < kBasisPoints) {
+    if (evacuated_bp < kOnePassFrom) {
+      moves = MemberBucket(table, target, request.member) < evacuated_bp;
+    } else if (evacuated_bp < kBasisPoints) {
       // One pass gives the bucket (MemberBucket) and the first three candidates' scores, which
-      // a member who moves needs next.
+      // most members (those who move) need next.
       SipHash24x4(plan.lanes[0], request.member, lanes);
       hashed_groups = 1;
       moves = lanes[0] % kBasisPoints < evacuated_bp;

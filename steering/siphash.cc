@@ -69,12 +69,16 @@ State Init(const SipKey& key) {
                key.k0 ^ 0x6c7967656e657261ULL, key.k1 ^ 0x7465646279746573ULL};
 }
 
-// The last block: the remaining bytes, and the length's low byte on top.
+// The last block: the remaining bytes, and the length's low byte on top. With a whole block
+// before them, the remaining bytes are the top of the last eight: one load, no loop.
 uint64_t LastBlock(const unsigned char* p, size_t n) {
-  const size_t whole = n & ~size_t{7};
-  uint64_t last = static_cast<uint64_t>(n & 0xff) << 56;
-  for (size_t i = 0; i < (n & 7); ++i) last |= static_cast<uint64_t>(p[whole + i]) << (8 * i);
-  return last;
+  const size_t tail = n & 7;
+  const uint64_t last = static_cast<uint64_t>(n & 0xff) << 56;
+  if (tail == 0) return last;
+  if (n >= 8) return last | Load64(p + n - 8) >> (64 - 8 * tail);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < tail; ++i) bytes |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return last | bytes;
 }
 
 uint64_t Finish(State s) {
