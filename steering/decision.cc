@@ -1,5 +1,6 @@
 #include "steering/decision.h"
 
+#include <bit>
 #include <cmath>
 
 namespace sluice {
@@ -11,62 +12,47 @@ double RendezvousScore(uint64_t hash, uint32_t weight) {
   return static_cast<double>(weight) / -std::log(u);
 }
 
-// A region that may take another region's members: not that region, reachable from this node,
-// marked healthy, and not wholly evacuated. One evacuating part of its own members still
-// serves the rest, and keeps the members already sent to it (they do not move at every step).
-bool Usable(const SteeringTable& table, int candidate, int from, uint64_t skip) {
-  const RegionRow& row = table.region(candidate);
-  return candidate != from && (skip & RegionBit(candidate)) == 0 && row.healthy &&
-         row.evacuated_bp < kBasisPoints;
+// Enough room for the hashes of every lane of any plan: the bucket and up to kMaxRegions - 1
+// candidates, in groups of four.
+constexpr size_t kMaxLanes = (kMaxRegions + SipLanes::kLanes) / SipLanes::kLanes * SipLanes::kLanes;
+
+// From this evacuated fraction on, Decide hashes a member's bucket and its first scores in one
+// four-lane pass. Below it most members stay: the bucket alone (one scalar hash, about 3/4 of
+// the pass) costs less on average, and the pass follows only for those who move.
+constexpr uint32_t kOnePassFrom = kBasisPoints / 4;
+
+// The one candidate of `plan` that `skip` leaves usable; -1: none; -2: several (they need
+// their scores). A lone candidate needs no hash: it has the highest score whatever it is.
+int OnlyUsable(const SaviorPlan& plan, uint64_t skip) {
+  const uint64_t usable = plan.candidate_mask & ~skip;
+  if (usable == 0) return -1;
+  if ((usable & (usable - 1)) == 0) return std::countr_zero(usable);
+  return -2;
 }
 
-// The usable regions a member may go to, in the order they are considered (on the stack: a
-// table has at most kMaxRegions regions).
-struct Candidates {
-  int count = 0;
-  int region[kMaxRegions];
-  uint32_t weight[kMaxRegions];
-
-  void Add(int r, uint32_t w) {
-    region[count] = r;
-    weight[count] = w;
-    ++count;
+// The candidate of `plan` with the highest rendezvous score for `member` (the first of equal
+// ones) among those `skip` leaves usable; -1 when there is none. `lanes` receives the member's
+// hashes by the plan's lanes (lane 0 the bucket, lane 1 + i candidate i); its first
+// `hashed_groups` groups are there already.
+int HighestScore(const SaviorPlan& plan, std::string_view member, uint64_t skip,
+                 size_t hashed_groups, uint64_t* lanes) {
+  const int only = OnlyUsable(plan, skip);
+  if (only != -2) return only;
+  for (size_t g = hashed_groups; g < plan.lanes.size(); ++g) {
+    SipHash24x4(plan.lanes[g], member, lanes + g * SipLanes::kLanes);
   }
-};
-
-// The candidate with the highest rendezvous score for `member` (the first of equal ones); -1
-// when there is none. The candidates' hashes are computed two at a time (SipHash24Pair).
-int HighestScore(const SteeringTable& table, const Candidates& c, std::string_view member) {
   int best = -1;
   double best_score = 0;
-  auto consider = [&](int i, uint64_t hash) {
-    double score = RendezvousScore(hash, c.weight[i]);
+  for (size_t i = 0; i < plan.candidates.size(); ++i) {
+    const SaviorWeight& c = plan.candidates[i];
+    if ((skip & RegionBit(c.region)) != 0) continue;
+    const double score = RendezvousScore(lanes[1 + i], c.weight);
     if (best < 0 || score > best_score) {
-      best = c.region[i];
+      best = c.region;
       best_score = score;
     }
-  };
-  int i = 0;
-  for (; i + 1 < c.count; i += 2) {
-    uint64_t a = 0;
-    uint64_t b = 0;
-    SipHash24Pair(table.region(c.region[i]).savior_key, table.region(c.region[i + 1]).savior_key,
-                  member, &a, &b);
-    consider(i, a);
-    consider(i + 1, b);
   }
-  if (i < c.count) consider(i, SipHash24(table.region(c.region[i]).savior_key, member));
   return best;
-}
-
-// Among every usable region other than `from`, with equal weights: where a member goes when
-// none of its region's saviors can take it.
-int PickAnyRegion(const SteeringTable& table, int from, std::string_view member, uint64_t skip) {
-  Candidates c;
-  for (int r = 0; r < table.region_count(); ++r) {
-    if (Usable(table, r, from, skip)) c.Add(r, 1);
-  }
-  return HighestScore(table, c, member);
 }
 
 }  // namespace
@@ -99,11 +85,8 @@ uint32_t MemberBucket(const SteeringTable& table, int region, std::string_view m
 
 int PickSavior(const SteeringTable& table, int region, std::string_view member, int cohort,
                uint64_t skip) {
-  Candidates c;
-  for (const SaviorWeight& s : table.SaviorsFor(region, cohort)) {
-    if (Usable(table, s.region, region, skip)) c.Add(s.region, s.weight);
-  }
-  return HighestScore(table, c, member);
+  uint64_t lanes[kMaxLanes];
+  return HighestScore(table.SaviorPlanFor(region, cohort), member, skip, 0, lanes);
 }
 
 int PickFailoverRegion(const SteeringTable& table, std::string_view member, int cohort,
@@ -113,7 +96,8 @@ int PickFailoverRegion(const SteeringTable& table, std::string_view member, int 
     int savior = PickSavior(table, local, member, cohort, skip);
     if (savior >= 0) return savior;
   }
-  return PickAnyRegion(table, local, member, skip);
+  uint64_t lanes[kMaxLanes];
+  return HighestScore(table.AnyRegionPlanFor(local), member, skip, 0, lanes);
 }
 
 SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request) {
@@ -126,16 +110,32 @@ SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request
     target = request.home;
     reason = SteeringReason::kHome;
   }
-  const RegionRow& row = table.region(target);
-  // At 100% every bucket moves: no need to hash for it.
-  if (row.evacuated_bp >= kBasisPoints ||
-      (row.evacuated_bp > 0 && MemberBucket(table, target, request.member) < row.evacuated_bp)) {
-    int savior = PickSavior(table, target, request.member, request.cohort, request.unreachable);
-    // No savior can take it: any other usable region rather than back into the one being
-    // evacuated (which may be dead). Only when none can does the member stay.
-    if (savior < 0) savior = PickAnyRegion(table, target, request.member, request.unreachable);
-    if (savior >= 0) return {savior, savior != local, SteeringReason::kEvacuated};
-    reason = SteeringReason::kStayed;
+  const uint32_t evacuated_bp = table.region(target).evacuated_bp;
+  if (evacuated_bp > 0) {
+    const SaviorPlan& plan = table.SaviorPlanFor(target, request.cohort);
+    uint64_t lanes[kMaxLanes];
+    size_t hashed_groups = 0;
+    bool moves = true;  // at 100% every bucket moves: no need to hash for it
+    if (evacuated_bp < kOnePassFrom) {
+      moves = MemberBucket(table, target, request.member) < evacuated_bp;
+    } else if (evacuated_bp < kBasisPoints) {
+      // One pass gives the bucket (MemberBucket) and the first three candidates' scores, which
+      // most members (those who move) need next.
+      SipHash24x4(plan.lanes[0], request.member, lanes);
+      hashed_groups = 1;
+      moves = lanes[0] % kBasisPoints < evacuated_bp;
+    }
+    if (moves) {
+      int savior = HighestScore(plan, request.member, request.unreachable, hashed_groups, lanes);
+      // No savior can take it: any other usable region rather than back into the one being
+      // evacuated (which may be dead). Only when none can does the member stay.
+      if (savior < 0) {
+        savior = HighestScore(table.AnyRegionPlanFor(target), request.member, request.unreachable,
+                              0, lanes);
+      }
+      if (savior >= 0) return {savior, savior != local, SteeringReason::kEvacuated};
+      reason = SteeringReason::kStayed;
+    }
   }
   if (target != local && (request.unreachable & RegionBit(target)) != 0) {
     return {local, false, SteeringReason::kUnreachable};

@@ -1,7 +1,8 @@
 // The steering decision (DESIGN.md, "The steering decision"): serve a request locally or tunnel
 // it to a peer region's sluice. A pure function of the member id, its home region and cohort,
 // the table, and which regions this node cannot reach right now: a member gets the same answer
-// on every node that has the same table. It allocates nothing.
+// on every node that has the same table. It allocates nothing, and hashes a member once per
+// group of four keys (SaviorPlan in steering_table.h, SipHash24x4).
 //
 //   bucket(member, R)  = SipHash-2-4(R.bucket_key, member) mod 10000
 //   R moves a member   when bucket(member, R) < R.evacuated_bp (so raising the fraction only

@@ -73,9 +73,10 @@ bool ParseHopMarker(std::string_view value, HopMarker* out);
 // ','. Anything else travels as "-".
 std::string_view HopRequestId(std::string_view request_id);
 
-struct HmacState;  // a keyed HMAC-SHA256 context, copied for each MAC
+struct HmacState;  // a key's HMAC-SHA256 states after its padded blocks, copied for each MAC
 
 // Signs and verifies markers. Immutable after construction, so one signer serves every worker.
+// A MAC allocates nothing (Verify: about 0.4 us with the first key, bench/steering_bench.cc).
 class HopSigner {
  public:
   // `keys`: the first signs, every one verifies. Each must be at least 32 bytes (checked by
@@ -109,7 +110,7 @@ class HopSigner {
                  unsigned char out[32]) const;
 
   std::vector<std::string> keys_;
-  std::vector<std::unique_ptr<HmacState>> states_;  // by key; null: one-shot HMAC instead
+  std::vector<std::unique_ptr<HmacState>> states_;  // by key
 };
 
 // What a sluice signs (HopSigner::MacHex, in the `sluice-health-mac` reply field) when it

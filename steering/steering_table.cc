@@ -82,6 +82,38 @@ const std::vector<SaviorWeight>& SteeringTable::SaviorsFor(int region, int cohor
   return row.saviors;
 }
 
+SaviorPlan SteeringTable::PlanOf(int from, const std::vector<SaviorWeight>& row) const {
+  SaviorPlan plan;
+  plan.lanes.emplace_back();
+  plan.lanes.back().Add(region(from).bucket_key);
+  for (const SaviorWeight& s : row) {
+    const RegionRow& candidate = region(s.region);
+    // What the table alone rules out; what a node cannot reach is the request's (Decide).
+    if (s.region == from || !candidate.healthy || candidate.evacuated_bp >= kBasisPoints) continue;
+    plan.candidates.push_back(s);
+    plan.candidate_mask |= uint64_t{1} << s.region;
+    if (!plan.lanes.back().Add(candidate.savior_key)) {
+      plan.lanes.emplace_back();
+      plan.lanes.back().Add(candidate.savior_key);
+    }
+  }
+  return plan;
+}
+
+void SteeringTable::BuildPlans() {
+  std::vector<SaviorWeight> every_region;
+  for (int r = 0; r < region_count(); ++r) {
+    every_region.push_back(SaviorWeight{static_cast<uint8_t>(r), 1});
+  }
+  for (int r = 0; r < region_count(); ++r) {
+    savior_plans_.push_back(PlanOf(r, SaviorsFor(r, -1)));
+    for (size_t c = 0; c < cohorts_.size(); ++c) {
+      savior_plans_.push_back(PlanOf(r, SaviorsFor(r, static_cast<int>(c))));
+    }
+    any_region_plans_.push_back(PlanOf(r, every_region));
+  }
+}
+
 const char* MisroutedModeName(MisroutedMode mode) {
   return mode == MisroutedMode::kProxyHome ? "proxy_home" : "serve_local";
 }
@@ -197,6 +229,7 @@ absl::StatusOr<SteeringTablePtr> BuildSteeringTable(const SteeringSpec& spec, ui
       if (!status.ok()) return status;
     }
   }
+  table->BuildPlans();
   return SteeringTablePtr(std::move(table));
 }
 

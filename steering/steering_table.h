@@ -74,6 +74,18 @@ struct RegionRow {
   std::vector<std::vector<SaviorWeight>> cohort_saviors;  // by cohort id; empty: default row
 };
 
+// What the decision needs for the members leaving one region by one savior row (or, with every
+// weight 1, by every other region when no savior can take them), precomputed when the table is
+// built: the candidates the table lets take members (not the region itself, healthy, not wholly
+// evacuated), in the row's order, and the key schedule of the member's hashes. Lane 0 is the
+// leaving region's bucket key, lane 1 + i candidate i's savior key, four lanes to a group, so
+// one pass over the member id gives its bucket and its scores under the first three candidates.
+struct SaviorPlan {
+  std::vector<SaviorWeight> candidates;
+  std::vector<SipLanes> lanes;  // ceil((1 + candidates) / 4) groups
+  uint64_t candidate_mask = 0;  // a bit per candidate's region
+};
+
 class SteeringTable {
  public:
   uint64_t version() const { return version_; }
@@ -87,6 +99,17 @@ class SteeringTable {
   int FindCohort(std::string_view name) const;
   // The savior row for members of `cohort` (-1: none) leaving `region`.
   const std::vector<SaviorWeight>& SaviorsFor(int region, int cohort) const;
+  // The precomputed SaviorsFor(region, cohort) (see SaviorPlan).
+  const SaviorPlan& SaviorPlanFor(int region, int cohort) const {
+    const size_t row = cohort >= 0 && static_cast<size_t>(cohort) < cohorts_.size()
+                           ? static_cast<size_t>(cohort) + 1
+                           : 0;
+    return savior_plans_[static_cast<size_t>(region) * (cohorts_.size() + 1) + row];
+  }
+  // Every region but `region`, with weight 1: where its members go when no savior can take them.
+  const SaviorPlan& AnyRegionPlanFor(int region) const {
+    return any_region_plans_[static_cast<size_t>(region)];
+  }
   // A region shedding any of its own traffic takes nobody else's.
   bool evacuating(int region) const {
     return regions_[static_cast<size_t>(region)].evacuated_bp > 0;
@@ -100,9 +123,14 @@ class SteeringTable {
   uint64_t version_ = 0;
   int local_ = 0;
   MisroutedMode misrouted_ = MisroutedMode::kProxyHome;
+  void BuildPlans();
+  SaviorPlan PlanOf(int from, const std::vector<SaviorWeight>& row) const;
+
   std::vector<RegionRow> regions_;
   std::vector<std::string> cohorts_;
   SteeringSpec spec_;
+  std::vector<SaviorPlan> savior_plans_;      // by region, then cohort + 1 (0: none)
+  std::vector<SaviorPlan> any_region_plans_;  // by region
 };
 
 using SteeringTablePtr = std::shared_ptr<const SteeringTable>;

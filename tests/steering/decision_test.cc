@@ -325,5 +325,166 @@ TEST(DecisionTest, FailoverUsesTheLocalSaviorRowOrEveryPeer) {
   EXPECT_NEAR(seen[kEast] / 10000.0, 0.5, 0.02);
 }
 
+// The decision as decision.h defines it, computed the straightforward way (before the table
+// precomputed savior plans and the hashes ran four lanes at a time): one SipHash24 per key,
+// candidates filtered as they come. Decide, PickSavior and PickFailoverRegion must agree with
+// it for every member, request and table.
+namespace straightforward {
+
+bool Usable(const SteeringTable& table, int candidate, int from, uint64_t skip) {
+  const RegionRow& row = table.region(candidate);
+  return candidate != from && (skip & RegionBit(candidate)) == 0 && row.healthy &&
+         row.evacuated_bp < kBasisPoints;
+}
+
+int Highest(const SteeringTable& table, const std::vector<SaviorWeight>& candidates,
+            std::string_view member) {
+  int best = -1;
+  double best_score = 0;
+  for (const SaviorWeight& c : candidates) {
+    const uint64_t hash = SipHash24(table.region(c.region).savior_key, member);
+    const double u = (static_cast<double>(hash >> 11) + 0.5) * 0x1.0p-53;
+    const double score = static_cast<double>(c.weight) / -std::log(u);
+    if (best < 0 || score > best_score) {
+      best = c.region;
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+int Savior(const SteeringTable& table, int region, std::string_view member, int cohort,
+           uint64_t skip) {
+  std::vector<SaviorWeight> candidates;
+  for (const SaviorWeight& s : table.SaviorsFor(region, cohort)) {
+    if (Usable(table, s.region, region, skip)) candidates.push_back(s);
+  }
+  return Highest(table, candidates, member);
+}
+
+int AnyRegion(const SteeringTable& table, int from, std::string_view member, uint64_t skip) {
+  std::vector<SaviorWeight> candidates;
+  for (int r = 0; r < table.region_count(); ++r) {
+    if (Usable(table, r, from, skip)) candidates.push_back({static_cast<uint8_t>(r), 1});
+  }
+  return Highest(table, candidates, member);
+}
+
+int FailoverRegion(const SteeringTable& table, std::string_view member, int cohort, uint64_t skip) {
+  if (!table.SaviorsFor(table.local(), cohort).empty()) {
+    int savior = Savior(table, table.local(), member, cohort, skip);
+    if (savior >= 0) return savior;
+  }
+  return AnyRegion(table, table.local(), member, skip);
+}
+
+SteeringDecision Decision(const SteeringTable& table, const MemberRequest& request) {
+  const int local = table.local();
+  if (request.tunneled_in) return {local, false, SteeringReason::kTunneledIn};
+  int target = local;
+  SteeringReason reason = SteeringReason::kLocal;
+  if (table.misrouted() == MisroutedMode::kProxyHome && request.home >= 0 &&
+      request.home < table.region_count() && request.home != local) {
+    target = request.home;
+    reason = SteeringReason::kHome;
+  }
+  const RegionRow& row = table.region(target);
+  const uint32_t bucket =
+      static_cast<uint32_t>(SipHash24(row.bucket_key, request.member) % kBasisPoints);
+  if (bucket < row.evacuated_bp) {
+    int savior = Savior(table, target, request.member, request.cohort, request.unreachable);
+    if (savior < 0) savior = AnyRegion(table, target, request.member, request.unreachable);
+    if (savior >= 0) return {savior, savior != local, SteeringReason::kEvacuated};
+    reason = SteeringReason::kStayed;
+  }
+  if (target != local && (request.unreachable & RegionBit(target)) != 0) {
+    return {local, false, SteeringReason::kUnreachable};
+  }
+  return {target, target != local, reason};
+}
+
+}  // namespace straightforward
+
+// Seven regions with savior rows of one to six saviors (weights from 1 to 100, some equal),
+// cohort rows, an unhealthy region and one evacuating part of its own members.
+SteeringSpec SevenRegions(uint32_t bp, MisroutedMode misrouted) {
+  SteeringSpec spec;
+  spec.local_region = "r0";
+  spec.misrouted = misrouted;
+  spec.cohorts = {"latam", "apac", "empty"};
+  for (int r = 0; r < 7; ++r) {
+    RegionSpec region;
+    region.name = absl::StrFormat("r%d", r);
+    region.salt = r == 3 ? "salted" : "";
+    for (int s = 1; s <= 1 + r % 6; ++s) {
+      const int savior = (r + s) % 7;
+      region.saviors[absl::StrFormat("r%d", savior)] = static_cast<uint32_t>(s * 37 % 100 + 1);
+    }
+    region.saviors[absl::StrFormat("r%d", (r + 1) % 7)] = 100;
+    if (r % 2 == 0) region.cohort_saviors["latam"] = {{absl::StrFormat("r%d", (r + 2) % 7), 40}};
+    if (r % 3 == 0) {
+      region.cohort_saviors["apac"] = {{absl::StrFormat("r%d", (r + 3) % 7), 10},
+                                       {absl::StrFormat("r%d", (r + 4) % 7), 10},
+                                       {absl::StrFormat("r%d", (r + 5) % 7), 80}};
+    }
+    spec.regions.push_back(region);
+  }
+  spec.regions[0].evacuated_bp = bp;
+  spec.regions[2].evacuated_bp = bp / 2;
+  spec.regions[4].evacuated_bp = 10000 - bp;
+  spec.regions[5].healthy = false;
+  return spec;
+}
+
+TEST(DecisionTest, TheSameDecisionsAsTheStraightforwardComputation) {
+  const uint32_t fractions[] = {0, 1, 50, 100, 999, 1000, 2500, 5000, 7500, 9000, 9999, 10000};
+  const uint64_t unreachable[] = {0, RegionBit(1), RegionBit(2) | RegionBit(3),
+                                  0x7e /* every peer */};
+  std::vector<std::string> members;
+  for (int i = 0; i < 400; ++i) members.push_back(Member(i));
+  for (int length = 0; length <= 40; ++length) members.push_back(std::string(length, 'q'));
+  members.push_back("3f2a9c1e-77aa-4d2b-9a61-0c1b2d3e4f50");
+  int compared = 0;
+  int evacuated = 0;
+  for (uint32_t bp : fractions) {
+    for (MisroutedMode mode : {MisroutedMode::kProxyHome, MisroutedMode::kServeLocal}) {
+      for (const SteeringSpec& spec : {Spec(bp, mode), SevenRegions(bp, mode)}) {
+        SteeringTablePtr table = Build(spec);
+        for (const std::string& member : members) {
+          for (int home = -1; home < table->region_count(); home += 2) {
+            for (int cohort : {-1, 0, 1, 2, 7}) {
+              for (uint64_t skip : unreachable) {
+                MemberRequest request;
+                request.member = member;
+                request.home = home;
+                request.cohort = cohort;
+                request.unreachable = skip;
+                const SteeringDecision want = straightforward::Decision(*table, request);
+                const SteeringDecision got = Decide(*table, request);
+                ASSERT_EQ(got.region, want.region)
+                    << bp << " " << member << " " << home << " " << cohort << " " << skip;
+                ASSERT_EQ(got.tunnel, want.tunnel);
+                ASSERT_EQ(got.reason, want.reason);
+                evacuated += want.reason == SteeringReason::kEvacuated;
+                ++compared;
+              }
+            }
+            for (int region = 0; region < table->region_count(); ++region) {
+              ASSERT_EQ(
+                  PickSavior(*table, region, member, home, RegionBit(region ^ 1)),
+                  straightforward::Savior(*table, region, member, home, RegionBit(region ^ 1)))
+                  << region << " " << member;
+            }
+            ASSERT_EQ(PickFailoverRegion(*table, member, home, RegionBit(1)),
+                      straightforward::FailoverRegion(*table, member, home, RegionBit(1)));
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 400000);
+  EXPECT_GT(evacuated, compared / 10);  // the savior picks are well covered
+}
+
 }  // namespace
 }  // namespace sluice

@@ -1,5 +1,6 @@
 #include "steering/hop_marker.h"
 
+#include <map>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -49,6 +50,73 @@ TEST(HopMarkerTest, TheMacIsTheDocumentedOne) {
             "mac=bcf43b3f2a32e7a1574a49e60bf645e2afcff4e8fa230d637465ac3966d73ead");
   EXPECT_EQ(signer.MacHex(HealthReplyMessage("us-west-2", "us-east-1", kNonce, "{\"ok\":1}")),
             "ca4c18e089f56b9b799df7d79244be84b1f0ea5669062a5e2c0bb24690340a9e");
+}
+
+// The MAC is a wire format between regions: nodes of different versions verify each other's
+// markers. Values from the first implementation (HMAC through EVP_MAC, before the MAC was
+// computed from precomputed SHA-256 states), which Python's hmac module agrees with, for keys
+// shorter than, equal to and longer than SHA-256's 64-byte block (hashed first), and messages
+// across the padding boundaries (55, 56, 64 bytes) and several blocks.
+TEST(HopMarkerTest, TheMacBytesStayTheSameForEveryKeyAndMessageLength) {
+  std::string key100;
+  for (int i = 0; i < 100; ++i) key100.push_back(static_cast<char>(i * 37 + 1));
+  std::string long_path = "/";
+  for (int i = 0; i < 300; ++i) long_path.push_back("abcdefghij"[i % 10]);
+  const HopRequest long_request{
+      "POST", long_path, "", "shop.example", "198.51.100.1, 203.0.113.7", "chunked"};
+  struct Expected {
+    std::string key;
+    const char* short_mac;               // SignOne's
+    const char* long_mac;                // long_request's: six blocks
+    std::map<int, const char*> mac_hex;  // MacHex of that many 'm's
+  };
+  const Expected expected[] = {
+      {"x",
+       "719f318b1e4f645c57ea0c2414db5edc6bbc064ca46407dbe7c6ae638980ef76",
+       "e4ae34d38bb2b69b1ccd1eab6529721e00e17eb6cc75bffb8d43f15fc8903254",
+       {{0, "f27e6527d6b8408430a666b746070c307f542bb54ee7e6dcb303f3e52c0b09fb"},
+        {64, "f6030d56a9d156babcc042769d6c8282d5c17d7d7ff895011d351b62b2d8fa42"}}},
+      {kKey,
+       "bcf43b3f2a32e7a1574a49e60bf645e2afcff4e8fa230d637465ac3966d73ead",
+       "0467d6b5701868793dbb7cd9495e7732f9824f70add1c67447f4889adf0b69d8",
+       {{55, "cc33de8b329d5713c3541191508a526db5bccc1bebf18194e2f9e9a9842b6525"},
+        {56, "ee17926ac908587eddbfd1462deac8835a8985074a85f18c7e636767f32d69f4"}}},
+      {std::string(64, 'k'),
+       "a806b95a0bbde195bba66f272f45746f9315094e192a4f970c8280210ce1f21b",
+       "bea0adc803c3603e54d12bdb6987634f664c49a261b9fa54de65af15e0898a11",
+       {{0, "83026a325aaee70e36cfe607536aa1054104ad1077c36134810d4ccded1ccd3b"},
+        {55, "6d801b7bd389318c9618b37fb94c6ae3eaf1d2701f58706fe8e8342188f228fe"},
+        {56, "62954b00cd56d4c95c6f80b8099009976316bcffc52eada7829bd724402693a1"},
+        {63, "525abb1f5960dd24f1f4d9f8af926876f4e5834a47da99d75e5241d69e965905"},
+        {64, "6c5d941ffa5c767ab48ab913e070f40807115a8478907ad61bee6f2283c72966"},
+        {65, "8d2bba5a4384f74df6cc410b12c3bcaa11216283a874e20c3e003489f55d495c"},
+        {119, "bc8c2eb187d7c549f5d952e4f7cb15922dd6de1c1a4cffc87bfabb8e10e0edff"},
+        {120, "3150db690599786d0b8fd0c85e5dae1dbc781d489ea554c7b956ea346eaa8b75"}}},
+      {key100,
+       "fc1c9fd6eeae061785f8a4f015617031bdc99cb45995d54d54200927539dabf1",
+       "7aa93039cddf6a1756d69b9b122c203ac13ea1edf979fd995255d8c35c67bd03",
+       {{0, "44a736a437e93138195fbca5c3c14bb64dc675aac25274e4c1043b2cc55be2b2"},
+        {56, "1d757ec4fdbed0e88cc5baa6796fb0dac9d878ef87a6727a668ef4e6b305e783"},
+        {64, "e6c04d4225c58e4fd17fe300a9fe62b64b960eff5a4d1971c533aea0bc2234d8"},
+        {120, "112303cc90f4d6f180f752ce90ef315bb5e3b165b770fd4951db70188045c774"}}},
+  };
+  for (const Expected& e : expected) {
+    HopSigner signer({e.key});
+    const std::string short_value = SignOne(signer);
+    EXPECT_EQ(short_value.substr(short_value.size() - 64), e.short_mac) << e.key.size();
+    const std::string long_value =
+        signer.Sign("us-east-1", "eu-west-1", kNow, 0x0123456789abcdefULL,
+                    "3f2a9c1e-77aa-4d2b-9a61-0c1b2d3e4f50", long_request);
+    EXPECT_EQ(long_value.substr(long_value.size() - 64), e.long_mac) << e.key.size();
+    EXPECT_EQ(Check(signer, long_value, long_request), HopVerdict::kValid) << e.key.size();
+    // A node holding this key second (a rotation) verifies it too.
+    EXPECT_EQ(Check(HopSigner({kOtherKey, e.key}), long_value, long_request), HopVerdict::kValid);
+    for (const auto& [length, mac] : e.mac_hex) {
+      const std::string message(static_cast<size_t>(length), 'm');
+      EXPECT_EQ(signer.MacHex(message), mac) << e.key.size() << " " << length;
+      EXPECT_TRUE(signer.VerifyMacHex(message, mac));
+    }
+  }
 }
 
 TEST(HopMarkerTest, ForgedStaleAndWrongKeyMarkersFail) {

@@ -67,5 +67,35 @@ TEST(SipHashTest, PairIsTwoSingleHashes) {
   EXPECT_EQ(b, 0x958a324ceb064572ULL);
 }
 
+TEST(SipHashTest, FourLanesAreFourSingleHashes) {
+  const SipKey keys[] = {ReferenceKey(), SipKey::Derive("sluice-bucket", "us-east-1"),
+                         SipKey::Derive("sluice-savior", "eu-west-1"),
+                         SipKey::Derive("sluice-savior", "us-west-2")};
+  for (int count = 1; count <= SipLanes::kLanes; ++count) {
+    SipLanes lanes;
+    for (int i = 0; i < count; ++i) ASSERT_TRUE(lanes.Add(keys[i]));
+    EXPECT_EQ(lanes.Add(keys[0]), count < SipLanes::kLanes);  // false when full
+    lanes.count = count;
+    for (int length = 0; length <= 100; ++length) {
+      const std::string data = Sequence(length);
+      uint64_t vector[SipLanes::kLanes] = {1, 1, 1, 1};
+      uint64_t portable[SipLanes::kLanes] = {1, 1, 1, 1};
+      SipHash24x4(lanes, data, vector);
+      SipHash24x4Portable(lanes, data, portable);
+      for (int i = 0; i < SipLanes::kLanes; ++i) {
+        const uint64_t expected = i < count ? SipHash24(keys[i], data) : 1;  // others untouched
+        EXPECT_EQ(vector[i], expected) << count << " lanes, length " << length << ", lane " << i;
+        EXPECT_EQ(portable[i], expected) << count << " lanes, length " << length << ", lane " << i;
+      }
+    }
+  }
+  // The reference vector, in every lane.
+  SipLanes same;
+  for (int i = 0; i < SipLanes::kLanes; ++i) same.Add(ReferenceKey());
+  uint64_t out[SipLanes::kLanes] = {};
+  SipHash24x4(same, Sequence(63), out);
+  for (uint64_t hash : out) EXPECT_EQ(hash, 0x958a324ceb064572ULL);
+}
+
 }  // namespace
 }  // namespace sluice
