@@ -85,19 +85,25 @@ def worker_files(out_prefix, top_pid):
     return [p for pid, p in files.items() if pid != top_pid] or list(files.values())
 
 
-def inclusive_costs(path, prefixes):
-    """Inclusive instructions of the functions whose names (demangled, callgrind_annotate's)
-    start with one of `prefixes`, summed per prefix: {prefix: Ir}."""
-    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+def inclusive_costs(path, patterns):
+    """Inclusive instructions of the functions whose names (demangled, as callgrind_annotate
+    prints them) match one of the regular expressions `patterns` from their start, summed per
+    pattern over every source file the function's code came from (inlined header code is
+    listed apart): {pattern: Ir}."""
+    # From "/": in a source tree it lists a function again under a relative file name.
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
+                          "--auto=no", os.path.abspath(path)], cwd="/",
                          capture_output=True, text=True, timeout=300).stdout
-    costs = dict.fromkeys(prefixes, 0)
+    compiled = [(p, re.compile(p)) for p in patterns]
+    costs = dict.fromkeys(patterns, 0)
     for line in out.splitlines():
-        m = re.match(r"^\s*([\d,]+)\s+(?:\([\d.]+%\)\s+)?\S*?:(\S.*?)(?: \[.*\])?$", line)
+        m = re.match(r"^\s*([\d,]+)\s+(?:\(\s*[\d.]+%\)\s+)?[^\s:]*:(\S.*?)(?: \[[^\]]*\])?$",
+                     line)
         if not m:
             continue
-        for prefix in prefixes:
-            if m.group(2).startswith(prefix):
-                costs[prefix] += int(m.group(1).replace(",", ""))
+        for pattern, regex in compiled:
+            if regex.match(m.group(2)):
+                costs[pattern] += int(m.group(1).replace(",", ""))
     return costs
 
 
