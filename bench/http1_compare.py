@@ -114,8 +114,9 @@ FD_MARGIN = 500  # descriptors left for everything else, on either side
 
 
 def raise_fd_limit(wanted):
-    """Raises this process's RLIMIT_NOFILE towards `wanted` (the hard limit too when allowed:
-    root with CAP_SYS_RESOURCE); returns the soft limit reached."""
+    """Raises this process's RLIMIT_NOFILE to the hard limit, or to `wanted` beyond it when
+    that is allowed (root with CAP_SYS_RESOURCE); never lowers it (the processes this one
+    starts later inherit it). Returns the soft limit reached."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if wanted > hard:
         try:
@@ -123,8 +124,9 @@ def raise_fd_limit(wanted):
             return wanted
         except (ValueError, OSError):
             pass
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
-    return min(wanted, hard)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 def open_files_limit(pid):
@@ -190,11 +192,11 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
     proxy reuses one origin connection: the figure is what an idle client connection keeps),
     then all wait while the proxy's resident memory is read. Upstream (upstream > 0, with the
     origin's /slow, which answers about one request per millisecond): `upstream` more
-    connections, still holding the first ones, send a request each at once, so the proxy opens
-    up to that many origin connections, which go idle into its pool with the answers. The
-    growth is `upstream` idle downstream connections (at the figure above) plus the pooled
-    ones; their share divided by the origin connections counted (/proc/PID/net/tcp) is the
-    upstream figure. Memory is only ever added, so allocator caches cannot hide any of it.
+    connections (plus as many as the proxy already pools), still holding the first ones, send
+    a request each at once, so the proxy opens up to `upstream` new origin connections, which
+    go idle into its pool with the answers. The growth is that burst's idle downstream
+    connections (at the figure above) plus the new pooled ones; their share divided by the new
+    origin connections counted (/proc/PID/net/tcp) is the upstream figure. Memory is only ever added, so allocator caches cannot hide any of it.
 
     Descriptors: the client's limit is raised to the hard limit (or beyond, when allowed); the
     count is capped by it, by the proxy's own limit and by `cap` (the proxy's connection cap),
@@ -202,17 +204,22 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
     asked for. Returns a dict: down (bytes per idle downstream connection), count (connections
     measured), note, and with upstream: up (bytes per idle pooled upstream connection), pooled
     (origin connections opened), up_count (downstream connections of that phase)."""
-    wanted = count + upstream + FD_MARGIN
+    # Connections already idle in the proxy's pool (from earlier loads) would serve the first
+    # requests of the burst: it is made that much bigger, so `upstream` new ones open.
+    if not origin_port:
+        upstream = 0
+    burst_size = upstream + (upstream_connections(pids, origin_port) if upstream else 0)
+    wanted = count + burst_size + FD_MARGIN
     client_limit = raise_fd_limit(wanted)
     proxy_limit = min(open_files_limit(p) for p in pids)
     limits = {"this client's descriptor limit (hard %d%s)" % (
                   resource.getrlimit(resource.RLIMIT_NOFILE)[1],
                   ", not raisable here" if client_limit < wanted else ""):
-              client_limit - upstream - FD_MARGIN,
+              client_limit - burst_size - FD_MARGIN,
               "the proxy's descriptor limit (%d)" % proxy_limit:
-              proxy_limit - 2 * upstream - FD_MARGIN}
+              proxy_limit - 2 * burst_size - FD_MARGIN}
     if cap:
-        limits["the proxy's connection cap (%d)" % cap] = cap - upstream - 100
+        limits["the proxy's connection cap (%d)" % cap] = cap - burst_size - 100
     measured, note = count, ""
     for reason, allowed in sorted(limits.items(), key=lambda kv: kv[1]):
         if allowed < measured:
@@ -232,9 +239,9 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
         time.sleep(1.0)
         after = rss_kib(pids)
         result = {"down": (after - before) * 1024 / measured, "count": measured, "note": note}
-        if upstream and origin_port:
+        if upstream:
             pooled_before = upstream_connections(pids, origin_port)
-            burst = [connect_from(port, measured + i) for i in range(upstream)]
+            burst = [connect_from(port, measured + i) for i in range(burst_size)]
             sockets.extend(burst)
             time.sleep(0.5)  # every connection accepted before the first request
             for s in burst:
@@ -245,8 +252,8 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
             time.sleep(1.0)
             grown = (rss_kib(pids) - after) * 1024
             pooled = upstream_connections(pids, origin_port) - pooled_before
-            result.update(pooled=pooled, up_count=upstream,
-                          up=(grown - upstream * result["down"]) / pooled if pooled else
+            result.update(pooled=pooled, up_count=burst_size,
+                          up=(grown - burst_size * result["down"]) / pooled if pooled else
                           float("nan"))
         return result
     finally:

@@ -123,7 +123,11 @@ def instructions_per_request(start, tag, counts, connections=10, extra=(), child
             proc, port = start(callgrind_wrapper(out_prefix, children), "%s-%d" % (tag, n))
             workers = []
             try:
-                wait_for_port(port, timeout=120, proc=proc.proc)
+                try:
+                    wait_for_port(port, timeout=120, proc=proc.proc)
+                except (RuntimeError, TimeoutError) as e:
+                    log = proc.log_text()[-1500:] if proc.log_path else ""
+                    raise RuntimeError("%s: %s\n%s" % (tag, e, log)) from e
                 fixed_requests(port, n, connections, extra)
                 workers = descendants(proc.pid)
             finally:
