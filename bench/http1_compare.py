@@ -196,7 +196,8 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
     a request each at once, so the proxy opens up to `upstream` new origin connections, which
     go idle into its pool with the answers. The growth is that burst's idle downstream
     connections (at the figure above) plus the new pooled ones; their share divided by the new
-    origin connections counted (/proc/PID/net/tcp) is the upstream figure. Memory is only ever added, so allocator caches cannot hide any of it.
+    origin connections counted (/proc/PID/net/tcp) is the upstream figure. Memory is only ever
+    added, so allocator caches cannot hide any of it.
 
     Descriptors: the client's limit is raised to the hard limit (or beyond, when allowed); the
     count is capped by it, by the proxy's own limit and by `cap` (the proxy's connection cap),

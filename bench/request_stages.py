@@ -81,7 +81,8 @@ def bench_instructions(binary, name, counts):
             env = dict(os.environ, SLUICE_STAGE_ITERATIONS=str(n))
             result = subprocess.run(
                 ["taskset", "-c", PROXY_CPU, "valgrind", "--tool=callgrind", "--quiet",
-                 "--callgrind-out-file=" + out, binary, "--benchmark_filter=^%s(/iterations:[0-9]+)?$" % name],
+                 "--callgrind-out-file=" + out, binary,
+                 "--benchmark_filter=^%s(/iterations:[0-9]+)?$" % name],
                 env=env, capture_output=True, text=True, timeout=600)
             if result.returncode != 0 or "ERROR OCCURRED" in result.stdout:
                 raise RuntimeError("%s failed:\n%s%s" % (name, result.stdout[-2000:],
