@@ -359,10 +359,14 @@ def main():
                 # strace needs ptrace, which some containers do not allow
                 print("system calls of %s not counted: %s" % (name, e), flush=True)
         for name in proxies:
-            idle[name] = idle_memory(plain[name], procs[name].worker_pids(),
-                                     args.idle_connections, args.upstream_idle, origin_port,
-                                     extra=headers[name],
-                                     cap=haproxy_maxconn() if name == "haproxy" else None)
+            try:
+                idle[name] = idle_memory(plain[name], procs[name].worker_pids(),
+                                         args.idle_connections, args.upstream_idle, origin_port,
+                                         extra=headers[name],
+                                         cap=haproxy_maxconn() if name == "haproxy" else None)
+            except (OSError, RuntimeError) as e:
+                print("idle memory of %s not measured: %s" % (name, e), flush=True)
+                continue
             print("idle %-12s %.0f B per downstream connection (%d), %.0f B per pooled upstream "
                   "connection (%d opened for %d clients)%s" % (
                       name, idle[name]["down"], idle[name]["count"], idle[name]["up"],
