@@ -347,6 +347,9 @@ def main():
                     r + 1, name, cpu, w["rps"], h["rps"],
                     "" if h["succeeded"] == h["total"] else "  FAILED %d (4xx %d, 5xx %d)" %
                     (h["total"] - h["succeeded"], h["4xx"], h["5xx"])), flush=True)
+        # What sluice-full counted under load, before the idle burst (which its shedding may
+        # trim) adds to it.
+        counters = sluice_counters(admin_ports["sluice-full"])
         # System calls of every proxy first, then idle memory: a proxy still closing another's
         # 10,000 idle connections would share CPU 0 with the one being counted.
         syscalls, idle = {}, {}
@@ -373,7 +376,6 @@ def main():
                       idle[name]["pooled"], idle[name]["up_count"],
                       "; " + idle[name]["note"] if idle[name]["note"] else ""), flush=True)
             time.sleep(0 if args.quick else 2)  # let the closes settle before the next proxy
-        counters = sluice_counters(admin_ports["sluice-full"])
         # Fresh instances under callgrind, one at a time; the running ones stay idle.
         instr = {}
         for name in proxies:
