@@ -12,20 +12,40 @@ measured in interleaved rounds, so ratios compare like with like on a shared mac
 Table:
   - HTTP/1.1, wrk -t1 -c50, 12-byte response: requests/s, p50, p99, vs nginx, vs the origin;
   - proxy CPU time per request at a fixed offered rate below saturation;
+  - user-space instructions per request (callgrind): each proxy started twice more, fresh,
+    under valgrind --tool=callgrind (nginx and nghttpx with --trace-children=yes, their
+    workers' files summed), serving exactly 2,000 and then 12,000 requests (h2load --h1 -c 10);
+    (Ir of the big run - Ir of the small one) / 10,000 leaves start-up and shutdown out
+    (bench/instructions.py);
   - system calls per request (strace -c -f while h2load --h1 sends N requests);
-  - resident memory per idle keep-alive connection (10,000 connections, one request each);
+  - resident memory per idle keep-alive connection: downstream (10,000 connections, one
+    request each, from 127.0.0.x source addresses in turn, so more than one address's ephemeral
+    ports allow), and per idle pooled upstream connection (1,000 more clients send a request
+    at once to the origin's rate-limited /slow, so the proxy opens up to 1,000 origin
+    connections, which then wait in its pool); bench/http1_compare.py idle_memory. The count is
+    capped by the descriptor limits (this process's hard limit, the proxy's), and a line says
+    so when fewer connections were measured than asked for;
   - HTTP/2 over TLS, h2load 50 connections x 10 streams: requests/s, mean, vs nginx.
 
 With --baseline BINARY, an older sluice (the build before a change) runs side by side as two
-more rows, "baseline" and "baseline-full", on the same configurations, and a last line gives
-the new build's ratios to it: a refactor shows there that nothing got slower.
+more rows, "baseline" and "baseline-full", on the same configurations, and a compare_baseline:
+line gives the new build's ratios to it (instr_ratio: of instructions per request): a
+refactor shows there that nothing got slower.
+
+The last line is for machines: "compare:" and key=value pairs, per row (nginx, haproxy,
+nghttpx, sluice, full = sluice-full, baseline, baseline_full): <row>_instr (instructions per
+request), <row>_idle_kib (KiB per idle downstream connection), <row>_upstream_idle_kib (KiB per
+idle pooled upstream connection); then idle_connections and upstream_idle_connections (what
+sluice's figures were measured over: clients, and origin connections it opened). A figure not
+measured is "nan".
 
 Usage: bench/compare.py [--sluice build/proxy/sluice] [--duration 10] [--rounds 3]
-                        [--baseline OLD_BINARY]
+                        [--baseline OLD_BINARY] [--instr-requests 2000,12000]
+                        [--idle-connections 10000] [--upstream-idle 1000]
        bench/compare.py --quick          (a short smoke run; what the test suite runs)
        bench/compare.py --install        (apt-get install what is missing first; root)
 Needs: wrk, h2load (nghttp2-client), nginx (nginx-light), haproxy, nghttpx (nghttp2-proxy),
-strace, openssl, taskset; loopback only, every process stopped by its PID.
+strace, openssl, taskset, valgrind; loopback only, every process stopped by its PID.
 """
 
 import argparse
@@ -43,8 +63,8 @@ import tempfile
 import time
 
 from h2_compare import h2load, proxy_process
-from http1_compare import (LOAD_CPU, PROXY_CPU, idle_rss_per_connection, syscalls_per_request,
-                           wrk)
+from http1_compare import LOAD_CPU, PROXY_CPU, idle_memory, syscalls_per_request, wrk
+from instructions import instructions_per_request
 from sluicetest import admin, debian, metrics
 from sluicetest.certs import Pki
 from sluicetest.nginx import Nginx, hello_origin
@@ -52,8 +72,10 @@ from sluicetest.process import ROOT, Sluice, cpu_seconds, free_port, wait_for_po
 
 PACKAGES = {"wrk": "wrk", "h2load": "nghttp2-client", "nginx": "nginx-light",
             "haproxy": "haproxy", "nghttpx": "nghttp2-proxy", "strace": "strace",
-            "openssl": "openssl", "taskset": "util-linux"}
+            "openssl": "openssl", "taskset": "util-linux", "valgrind": "valgrind"}
 PROXIES = ["nginx", "haproxy", "nghttpx", "sluice", "sluice-full"]
+ROW_KEYS = {"nginx": "nginx", "haproxy": "haproxy", "nghttpx": "nghttpx", "sluice": "sluice",
+            "sluice-full": "full", "baseline": "baseline", "baseline-full": "baseline_full"}
 COUNTED = ("sluice_rejected_requests_total", "sluice_steering_requests_total",
            "sluice_upstream_connections_total")
 
@@ -141,23 +163,26 @@ def sluice_counters(admin_port):
     return counts
 
 
-def fd_limit():
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+def fd_limit(wrapper=()):
+    """The descriptors a proxy may ask for: the hard limit; under valgrind (the instruction
+    counts, a few connections) 4,096: valgrind refuses a program's setrlimit above the hard
+    limit less what it keeps for itself, and HAProxy's start-up grows with its maxconn."""
+    return 4096 if wrapper else resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
-def haproxy_maxconn():
+def haproxy_maxconn(wrapper=()):
     # HAProxy reserves two sockets per connection (client and server) under its descriptor limit,
     # which cannot exceed the hard limit this process was given.
-    return fd_limit() // 2 - 50
+    return fd_limit(wrapper) // 2 - 50
 
 
-def start_haproxy(work, port, tls_port, origin_port, cert, key):
+def start_haproxy(work, port, tls_port, origin_port, cert, key, tag="haproxy", wrapper=()):
     pem = os.path.join(work, "haproxy.pem")
     with open(pem, "w") as out:
         for part in (cert, key):
             with open(part) as f:
                 out.write(f.read())
-    cfg = os.path.join(work, "haproxy.cfg")
+    cfg = os.path.join(work, tag + ".cfg")
     with open(cfg, "w") as f:
         f.write("""
 global
@@ -178,19 +203,56 @@ frontend fe
   default_backend be
 backend be
   server origin 127.0.0.1:%d
-""" % (haproxy_maxconn(), fd_limit(), port, tls_port, pem, origin_port))
-    return proxy_process(["haproxy", "-db", "-f", cfg], os.path.join(work, "haproxy.log"))
+""" % (haproxy_maxconn(wrapper), fd_limit(wrapper), port, tls_port, pem, origin_port))
+    return proxy_process(["haproxy", "-db", "-f", cfg], os.path.join(work, tag + ".log"),
+                         wrapper)
 
 
-def start_nghttpx(work, port, tls_port, origin_port, cert, key):
+def start_nghttpx(work, port, tls_port, origin_port, cert, key, tag="nghttpx", wrapper=()):
     return proxy_process(["nghttpx", "--frontend=127.0.0.1,%d;no-tls" % port,
                           "--frontend=127.0.0.1,%d" % tls_port,
                           "--backend=127.0.0.1,%d" % origin_port, "--workers=1",
-                          "--log-level=WARN", "--rlimit-nofile=%d" % fd_limit(),
+                          "--log-level=WARN", "--rlimit-nofile=%d" % fd_limit(wrapper),
                           "--backend-keep-alive-timeout=300s",
                           "--frontend-keep-alive-timeout=300s", "--errorlog-file=/dev/stderr",
                           "--accesslog-file=/dev/null", "--conf=/dev/null", key, cert],
-                         os.path.join(work, "nghttpx.log"))
+                         os.path.join(work, tag + ".log"), wrapper)
+
+
+def start_proxy(name, work, port, tls_port, origin_port, cert, key, binary, tag=None,
+                wrapper=()):
+    """One row's proxy, one worker pinned to PROXY_CPU, started (not waited for); `tag` names
+    its files (default: the row's name), `wrapper` is a command it runs under. Returns the
+    process and, for sluice rows, its admin port."""
+    tag = tag or name
+    if name == "nginx":
+        proc = Nginx(work, tag, "listen 127.0.0.1:%d; listen 127.0.0.1:%d ssl http2; "
+                     "ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.2 TLSv1.3; "
+                     "location / { proxy_pass http://origin; "
+                     "proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
+                     % (port, tls_port, cert, key), PROXY_CPU,
+                     upstream="upstream origin { server 127.0.0.1:%d; keepalive 1024; }"
+                     % origin_port)
+        proc.wrapper = list(wrapper)
+        return proc.start(), None
+    if name == "haproxy":
+        return start_haproxy(work, port, tls_port, origin_port, cert, key, tag, wrapper), None
+    if name == "nghttpx":
+        return start_nghttpx(work, port, tls_port, origin_port, cert, key, tag, wrapper), None
+    config, admin_port = sluice_config(work, port, tls_port, origin_port, cert, key,
+                                       name.endswith("-full"))
+    proc = Sluice(config, port=port, admin=False, binary=binary, directory=work, name=tag,
+                  cpu=PROXY_CPU, stop_timeout=15)
+    proc.wrapper = list(wrapper)
+    return proc.start(wait=False), admin_port
+
+
+def fresh_proxy(name, wrapper, tag, work, origin_port, cert, key, binary):
+    """A new instance of row `name` on new ports, under `wrapper`: (process, its plain port)."""
+    port = free_port()
+    proc, _ = start_proxy(name, work, port, free_port(), origin_port, cert, key, binary,
+                          tag="cg-" + tag, wrapper=wrapper)
+    return proc, port
 
 
 def main():
@@ -201,12 +263,20 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-connections", type=int, default=10000)
+    parser.add_argument("--upstream-idle", type=int, default=1000,
+                        help="clients that make the proxy open origin connections at once")
     parser.add_argument("--syscall-requests", type=int, default=50000)
+    parser.add_argument("--instr-requests", default="2000,12000",
+                        help="the two request counts whose callgrind totals are subtracted")
     parser.add_argument("--install", action="store_true", help="apt-get install what is missing")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds, args.idle_connections, args.syscall_requests = 1, 1, 200, 2000
+        args.upstream_idle, args.instr_requests = 50, "200,1200"
+    instr_counts = tuple(int(n) for n in args.instr_requests.split(","))
+    if len(instr_counts) != 2 or not 0 < instr_counts[0] < instr_counts[1]:
+        sys.exit("--instr-requests: two counts, the smaller first (e.g. 2000,12000)")
     if args.install:
         debian.install_missing(PACKAGES)
     debian.require(PACKAGES)
@@ -232,26 +302,10 @@ def main():
     origin = hello_origin(work, origin_port, LOAD_CPU)
     procs, admin_ports = {}, {}
     try:
-        procs["nginx"] = Nginx(
-            work, "proxy", "listen 127.0.0.1:%d; listen 127.0.0.1:%d ssl http2; "
-            "ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.2 TLSv1.3; "
-            "location / { proxy_pass http://origin; "
-            "proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
-            % (plain["nginx"], tls["nginx"], cert, key), PROXY_CPU,
-            upstream="upstream origin { server 127.0.0.1:%d; keepalive 1024; }" % origin_port
-        ).start()
-        procs["haproxy"] = start_haproxy(work, plain["haproxy"], tls["haproxy"], origin_port,
-                                         cert, key)
-        procs["nghttpx"] = start_nghttpx(work, plain["nghttpx"], tls["nghttpx"], origin_port,
-                                         cert, key)
         for name in proxies:
-            if name not in binaries:
-                continue
-            config, admin_ports[name] = sluice_config(work, plain[name], tls[name], origin_port,
-                                                      cert, key, name.endswith("-full"))
-            procs[name] = Sluice(config, port=plain[name], admin=False, binary=binaries[name],
-                                 directory=work, name=name, cpu=PROXY_CPU,
-                                 stop_timeout=15).start(wait=False)
+            procs[name], admin_ports[name] = start_proxy(
+                name, work, plain[name], tls[name], origin_port, cert, key, binaries.get(name),
+                tag="proxy" if name == "nginx" else name)
         wait_for_port(origin_port)
         for name in proxies:
             for port in (plain[name], tls[name]):
@@ -293,9 +347,12 @@ def main():
                     r + 1, name, cpu, w["rps"], h["rps"],
                     "" if h["succeeded"] == h["total"] else "  FAILED %d (4xx %d, 5xx %d)" %
                     (h["total"] - h["succeeded"], h["4xx"], h["5xx"])), flush=True)
+        # What sluice-full counted under load, before the idle burst (which its shedding may
+        # trim) adds to it.
+        counters = sluice_counters(admin_ports["sluice-full"])
         # System calls of every proxy first, then idle memory: a proxy still closing another's
         # 10,000 idle connections would share CPU 0 with the one being counted.
-        syscalls, idle, idle_count = {}, {}, {}
+        syscalls, idle = {}, {}
         for name in proxies:
             try:
                 syscalls[name], _ = syscalls_per_request(plain[name], procs[name].worker_pids(),
@@ -305,50 +362,93 @@ def main():
                 # strace needs ptrace, which some containers do not allow
                 print("system calls of %s not counted: %s" % (name, e), flush=True)
         for name in proxies:
-            idle_count[name] = args.idle_connections
-            if name == "haproxy":
-                idle_count[name] = min(idle_count[name], haproxy_maxconn() - 100)
-            idle[name] = idle_rss_per_connection(plain[name], procs[name].worker_pids(),
-                                                 idle_count[name], extra=headers[name])
+            try:
+                idle[name] = idle_memory(plain[name], procs[name].worker_pids(),
+                                         args.idle_connections, args.upstream_idle, origin_port,
+                                         extra=headers[name],
+                                         cap=haproxy_maxconn() if name == "haproxy" else None)
+            except (OSError, RuntimeError) as e:
+                print("idle memory of %s not measured: %s" % (name, e), flush=True)
+                continue
+            print("idle %-12s %.0f B per downstream connection (%d), %.0f B per pooled upstream "
+                  "connection (%d opened for %d clients)%s" % (
+                      name, idle[name]["down"], idle[name]["count"], idle[name]["up"],
+                      idle[name]["pooled"], idle[name]["up_count"],
+                      "; " + idle[name]["note"] if idle[name]["note"] else ""), flush=True)
             time.sleep(0 if args.quick else 2)  # let the closes settle before the next proxy
-        counters = sluice_counters(admin_ports["sluice-full"])
+        # Fresh instances under callgrind, one at a time; the running ones stay idle.
+        instr = {}
+        for name in proxies:
+            try:
+                instr[name], totals = instructions_per_request(
+                    lambda wrapper, tag, name=name: fresh_proxy(
+                        name, wrapper, tag, work, origin_port, cert, key, binaries.get(name)),
+                    name, instr_counts, extra=headers[name],
+                    children=name in ("nginx", "nghttpx"))
+                print("instructions %-12s %.0f per request (Ir %d after %d requests, %d after %d)"
+                      % (name, instr[name], totals[0], instr_counts[0], totals[1],
+                         instr_counts[1]), flush=True)
+            except (OSError, ValueError, RuntimeError, TimeoutError,
+                    subprocess.SubprocessError) as e:
+                print("instructions of %s not counted: %s" % (name, e), flush=True)
     finally:
         for proc in procs.values():
             proc.stop()
         origin.stop()
 
-    med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731
+    nan = float("nan")
+    med = lambda xs: statistics.median(xs) if xs else nan  # noqa: E731
     nginx_rps, origin_rps = med(results["nginx"]["rps"]), med(results["origin"]["rps"])
     nginx_cpu, nginx_h2 = med(results["nginx"]["cpu"]), med(results["nginx"]["h2"])
     print("\n| | h1 req/s | vs nginx | vs origin | p50 ms | p99 ms | CPU us/req | vs nginx | "
-          "syscalls/req | idle B/conn | h2+TLS req/s | vs nginx | h2 mean ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "instr/req | syscalls/req | idle B/conn | upstream idle B/conn | h2+TLS req/s | "
+          "vs nginx | h2 mean ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in rows:
         r = results[name]
         proxy = name != "origin"
         cell = lambda fmt, v: (fmt % v) if proxy else "-"  # noqa: E731
-        print("| %s | %.0f | %.2f | %.2f | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s |" % (
-            name, med(r["rps"]), med(r["rps"]) / nginx_rps, med(r["rps"]) / origin_rps,
-            med(r["p50"]), med(r["p99"]), cell("%.2f", med(r["cpu"])),
-            cell("%.2f", med(r["cpu"]) / nginx_cpu), cell("%s", "%.2f" % syscalls[name] if name in syscalls else "n/a"),
-            cell("%.0f", idle.get(name, 0)), cell("%.0f", med(r["h2"])),
-            cell("%.2f", med(r["h2"]) / nginx_h2), cell("%.3f", med(r["h2_mean"]))))
-    print("\n(%d rounds of %d s; CPU per request at about %.0f req/s offered; system calls over "
-          "%d requests; idle memory over %d connections)" % (
-              args.rounds, args.duration, med(results["sluice"]["rate"]), args.syscall_requests,
-              args.idle_connections))
+        print("| %s | %.0f | %.2f | %.2f | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s "
+              "| %s |" % (
+                  name, med(r["rps"]), med(r["rps"]) / nginx_rps, med(r["rps"]) / origin_rps,
+                  med(r["p50"]), med(r["p99"]), cell("%.2f", med(r["cpu"])),
+                  cell("%.2f", med(r["cpu"]) / nginx_cpu),
+                  cell("%s", "%.0f" % instr[name] if name in instr else "n/a"),
+                  cell("%s", "%.2f" % syscalls[name] if name in syscalls else "n/a"),
+                  cell("%.0f", idle[name]["down"] if name in idle else nan),
+                  cell("%.0f", idle[name]["up"] if name in idle else nan),
+                  cell("%.0f", med(r["h2"])), cell("%.2f", med(r["h2"]) / nginx_h2),
+                  cell("%.3f", med(r["h2_mean"]))))
+    print("\n(%d rounds of %d s; CPU per request at about %.0f req/s offered; instructions from "
+          "callgrind over %d - %d requests; system calls over %d requests; idle memory over %d "
+          "downstream connections and the origin connections %d clients made the proxy open)"
+          % (args.rounds, args.duration, med(results["sluice"]["rate"]), instr_counts[1],
+             instr_counts[0], args.syscall_requests, args.idle_connections, args.upstream_idle))
+    for name in proxies:
+        if idle.get(name, {}).get("note"):
+            print("(%s: %s)" % (name, idle[name]["note"]))
     print("sluice-full counted: %s" % ", ".join(
         "%s %d" % (k, v) for k, v in sorted(counters.items())))
     if args.baseline:
         ratio = lambda new, old, k: med(results[new][k]) / med(results[old][k])  # noqa: E731
+        instr_ratio = lambda new, old: instr.get(new, nan) / instr.get(old, nan)  # noqa: E731
         print("compare_baseline: cpu_ratio=%.3f cpu_ratio_full=%.3f rps_ratio=%.3f "
-              "rps_ratio_full=%.3f h2_ratio=%.3f h2_ratio_full=%.3f" % (
+              "rps_ratio_full=%.3f h2_ratio=%.3f h2_ratio_full=%.3f instr_ratio=%.3f "
+              "instr_ratio_full=%.3f" % (
                   ratio("sluice", "baseline", "cpu"), ratio("sluice-full", "baseline-full", "cpu"),
                   ratio("sluice", "baseline", "rps"), ratio("sluice-full", "baseline-full", "rps"),
-                  ratio("sluice", "baseline", "h2"), ratio("sluice-full", "baseline-full", "h2")))
-    if idle_count.get("haproxy", 0) < args.idle_connections:
-        print("(HAProxy's idle figure over %d connections: it reserves two descriptors per "
-              "connection under the hard limit of %d)" % (idle_count["haproxy"], fd_limit()))
+                  ratio("sluice", "baseline", "h2"), ratio("sluice-full", "baseline-full", "h2"),
+                  instr_ratio("sluice", "baseline"), instr_ratio("sluice-full", "baseline-full")))
+    pairs = []
+    for name in proxies:
+        key = ROW_KEYS[name]
+        pairs += ["%s_instr=%.0f" % (key, instr.get(name, nan)),
+                  "%s_idle_kib=%.2f" % (key, idle[name]["down"] / 1024 if name in idle else nan),
+                  "%s_upstream_idle_kib=%.2f" % (key, idle[name]["up"] / 1024 if name in idle
+                                                 else nan)]
+    pairs += ["idle_connections=%d" % idle.get("sluice", {}).get("count", 0),
+              "upstream_idle_connections=%d" % idle.get("sluice", {}).get("pooled", 0)]
+    print("compare: " + " ".join(pairs))
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -49,9 +49,12 @@ routes: [{cluster: origin}]
                   cpu=PROXY_CPU, stop_timeout=15).start(wait=False)
 
 
-def proxy_process(cmd, log_path):
-    """A proxy other than sluice and nginx, pinned to PROXY_CPU, started."""
-    return Process(cmd, log_path, cpu=PROXY_CPU, stop_timeout=15).start()
+def proxy_process(cmd, log_path, wrapper=()):
+    """A proxy other than sluice and nginx, pinned to PROXY_CPU, started (under `wrapper`, a
+    command such as valgrind, if given)."""
+    proc = Process(cmd, log_path, cpu=PROXY_CPU, stop_timeout=15)
+    proc.wrapper = list(wrapper)
+    return proc.start()
 
 
 def start_nghttpx(port, origin_port, cert, key, workdir):

@@ -109,31 +109,172 @@ def syscalls_per_request(port, pids, requests, extra=()):
     return int(m.group(1)) / requests, text
 
 
-def idle_rss_per_connection(port, pids, count, extra=()):
-    """Opens `count` keep-alive connections, each makes one request (one at a time, so the
-    figure is what an idle connection keeps, not a burst's transient upstream connections),
-    then all wait idle while the proxy's resident memory is read."""
+SOURCE_ADDRESS_SHARE = 20000  # client sockets per 127.0.0.x source (ephemeral range ~28k)
+FD_MARGIN = 500  # descriptors left for everything else, on either side
+
+
+def raise_fd_limit(wanted):
+    """Raises this process's RLIMIT_NOFILE to the hard limit, or to `wanted` beyond it when
+    that is allowed (root with CAP_SYS_RESOURCE); never lowers it (the processes this one
+    starts later inherit it). Returns the soft limit reached."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
-    before = rss_kib(pids)
-    sockets = []
+    if wanted > hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return wanted
+        except (ValueError, OSError):
+            pass
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def open_files_limit(pid):
+    """The soft descriptor limit of a running process (/proc/PID/limits)."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                value = line.split()[3]
+                return 1 << 30 if value == "unlimited" else int(value)
+    return 1 << 30
+
+
+def connect_from(port, index):
+    """A connection to 127.0.0.1:port from 127.0.0.<1 + index // SOURCE_ADDRESS_SHARE>: each
+    source address has its own ephemeral ports, so the count is not capped near 28k."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # Pick the port at connect(), by the whole 4-tuple, not at bind() (IP_BIND_ADDRESS_NO_PORT).
+        s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24), 1)
+        s.bind(("127.0.0.%d" % (1 + index // SOURCE_ADDRESS_SHARE), 0))
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def read_response(s, answered=b"hello world"):
+    """Reads until `answered` arrived; raises if the connection closes first."""
+    response = b""
+    while answered not in response:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise RuntimeError("connection closed before the response")
+        response += chunk
+    return response
+
+
+def upstream_connections(pids, origin_port):
+    """Established TCP connections the processes `pids` hold to 127.0.0.1:origin_port."""
+    inodes = set()
+    for pid in pids:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    with open("/proc/%d/net/tcp" % pids[0]) as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            remote_port = int(fields[2].split(":")[1], 16)
+            if remote_port == origin_port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=None):
+    """Resident memory of idle connections, in bytes per connection.
+
+    Downstream: `count` keep-alive connections each make one request, one at a time (so the
+    proxy reuses one origin connection: the figure is what an idle client connection keeps),
+    then all wait while the proxy's resident memory is read. Upstream (upstream > 0, with the
+    origin's /slow, which answers about one request per millisecond): `upstream` more
+    connections (plus as many as the proxy already pools), still holding the first ones, send
+    a request each at once, so the proxy opens up to `upstream` new origin connections, which
+    go idle into its pool with the answers. The growth is that burst's idle downstream
+    connections (at the figure above) plus the new pooled ones; their share divided by the new
+    origin connections counted (/proc/PID/net/tcp) is the upstream figure. Memory is only ever
+    added, so allocator caches cannot hide any of it.
+
+    Descriptors: the client's limit is raised to the hard limit (or beyond, when allowed); the
+    count is capped by it, by the proxy's own limit and by `cap` (the proxy's connection cap),
+    leaving FD_MARGIN spare, and `note` says why when the count measured is below the one
+    asked for. Returns a dict: down (bytes per idle downstream connection), count (connections
+    measured), note, and with upstream: up (bytes per idle pooled upstream connection), pooled
+    (origin connections opened), up_count (downstream connections of that phase)."""
+    # Connections already idle in the proxy's pool (from earlier loads) would serve the first
+    # requests of the burst: it is made that much bigger, so `upstream` new ones open.
+    if not origin_port:
+        upstream = 0
+    burst_size = upstream + (upstream_connections(pids, origin_port) if upstream else 0)
+    wanted = count + burst_size + FD_MARGIN
+    client_limit = raise_fd_limit(wanted)
+    proxy_limit = min(open_files_limit(p) for p in pids)
+    limits = {"this client's descriptor limit (hard %d%s)" % (
+                  resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+                  ", not raisable here" if client_limit < wanted else ""):
+              client_limit - burst_size - FD_MARGIN,
+              "the proxy's descriptor limit (%d)" % proxy_limit:
+              proxy_limit - 2 * burst_size - FD_MARGIN}
+    if cap:
+        limits["the proxy's connection cap (%d)" % cap] = cap - burst_size - 100
+    measured, note = count, ""
+    for reason, allowed in sorted(limits.items(), key=lambda kv: kv[1]):
+        if allowed < measured:
+            measured = max(allowed, 1)
+            note = "asked for %d idle connections, measured %d: %s" % (count, measured, reason)
     fields = "".join("%s\r\n" % h for h in list(extra)[1::2])  # ["-H", "Name: value", ...]
     request = ("GET / HTTP/1.1\r\nHost: bench\r\n%s\r\n" % fields).encode()
-    for _ in range(count):
-        s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(request)
-        response = b""
-        while b"hello world" not in response:
-            chunk = s.recv(4096)
-            if not chunk:
-                raise RuntimeError("connection closed before the response")
-            response += chunk
-        sockets.append(s)
-    time.sleep(1.0)
-    after = rss_kib(pids)
-    for s in sockets:
-        s.close()
-    return (after - before) * 1024 / count
+    slow = ("GET /slow HTTP/1.1\r\nHost: bench\r\n%s\r\n" % fields).encode()
+    sockets = []
+    try:
+        before = rss_kib(pids)
+        for i in range(measured):
+            s = connect_from(port, i)
+            sockets.append(s)
+            s.sendall(request)
+            read_response(s)
+        time.sleep(1.0)
+        after = rss_kib(pids)
+        result = {"down": (after - before) * 1024 / measured, "count": measured, "note": note}
+        if upstream:
+            pooled_before = upstream_connections(pids, origin_port)
+            burst = [connect_from(port, measured + i) for i in range(burst_size)]
+            sockets.extend(burst)
+            time.sleep(0.5)  # every connection accepted before the first request
+            for s in burst:
+                s.sendall(slow)
+            refused = 0
+            for s in burst:
+                s.settimeout(60)
+                try:  # a proxy may refuse part of the burst (sluice-full's shedding): counted
+                    refused += not read_response(s, b"\r\n\r\n").startswith(b"HTTP/1.1 200")
+                except (OSError, RuntimeError):
+                    refused += 1
+            if refused:
+                result["note"] = "; ".join(filter(None, [
+                    note, "%d of the %d burst requests refused or failed" % (refused,
+                                                                             burst_size)]))
+            time.sleep(1.0)
+            grown = (rss_kib(pids) - after) * 1024
+            pooled = upstream_connections(pids, origin_port) - pooled_before
+            result.update(pooled=pooled, up_count=burst_size,
+                          up=(grown - burst_size * result["down"]) / pooled if pooled else
+                          float("nan"))
+        return result
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def idle_rss_per_connection(port, pids, count, extra=()):
+    """Bytes of resident memory per idle downstream keep-alive connection (idle_memory)."""
+    return idle_memory(port, pids, count, extra=extra)["down"]
 
 
 def main():

@@ -21,17 +21,29 @@ class CompareSmoke(unittest.TestCase):
         rows = {}
         for line in result.stdout.splitlines():
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) == 13 and cells[0] in PROXIES + ("origin",):
+            if len(cells) == 15 and cells[0] in PROXIES + ("origin",):
                 rows[cells[0]] = cells
         self.assertEqual(set(rows), set(PROXIES) | {"origin"}, result.stdout)
         for name in PROXIES:
-            rps, vs_nginx, p99, cpu, h2 = (rows[name][1], rows[name][2], rows[name][5],
-                                           rows[name][6], rows[name][10])
+            rps, vs_nginx, p99, cpu, instr, h2 = (rows[name][1], rows[name][2], rows[name][5],
+                                                  rows[name][6], rows[name][8], rows[name][12])
             self.assertGreater(float(rps), 0, name)
             self.assertGreater(float(vs_nginx), 0, name)
             self.assertGreater(float(p99), 0, name)
             self.assertGreater(float(cpu), 0, name)
             self.assertGreater(float(h2), 0, name)
+            # callgrind's user-space instructions per request: a proxy spends thousands.
+            self.assertGreater(float(instr), 1000, name)
+        # The line for machines: every row's instructions and idle memory.
+        line = re.search(r"^compare: (.*)$", result.stdout, re.M)
+        self.assertIsNotNone(line, result.stdout)
+        fields = dict(kv.split("=") for kv in line.group(1).split())
+        for key in ("nginx", "haproxy", "nghttpx", "sluice", "full"):
+            self.assertGreater(float(fields[key + "_instr"]), 1000, line.group(0))
+            self.assertIn(key + "_idle_kib", fields)
+            self.assertIn(key + "_upstream_idle_kib", fields)
+        self.assertEqual(int(fields["idle_connections"]), 200, line.group(0))
+        self.assertGreater(int(fields["upstream_idle_connections"]), 1, line.group(0))
         # Every request went through the chain and the steering decision; none was refused.
         counted = re.search(r"^sluice-full counted: (.*)$", result.stdout, re.M).group(1)
         self.assertRegex(counted, r'steering_requests\{outcome="local",region=""\} [1-9]')

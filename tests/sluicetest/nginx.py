@@ -83,9 +83,16 @@ class Nginx(Process):
 
 
 def hello_origin(workdir, port, cpu):
-    """The benches' origin: "hello world\\n" (12 bytes) for every request."""
-    server = "listen 127.0.0.1:%d; location / { return 200 \"hello world\\n\"; }" % port
-    return Nginx(workdir, "origin", server, cpu, port=port).start()
+    """The benches' origin: "hello world\\n" (12 bytes) for every request. /slow answers the
+    same, but at most about 1,000 requests per second, the rest waiting their turn: a burst of
+    requests there keeps that many origin connections of a proxy busy at once (so its pool
+    grows, bench/http1_compare.py idle_memory)."""
+    # limit_req runs after `return` would have answered: the answer comes by try_files.
+    server = ("listen 127.0.0.1:%d; location / { return 200 \"hello world\\n\"; } "
+              "location = /slow { limit_req zone=slow burst=1000000; try_files /.none @hello; } "
+              "location @hello { return 200 \"hello world\\n\"; }" % port)
+    return Nginx(workdir, "origin", server, cpu, port=port,
+                 upstream="limit_req_zone $server_port zone=slow:1m rate=1000r/s;").start()
 
 
 def region_origin(workdir, name, port, region):

@@ -135,7 +135,8 @@ class Process:
 
     cpu: pin it with taskset -c. stop_signal, stop_timeout: how stop() asks it to exit and how
     long it waits before SIGKILL. append: start() appends to the log instead of truncating it.
-    start() may be called again after stop()."""
+    start() may be called again after stop(). wrapper: a command the program runs under
+    (["valgrind", "--tool=callgrind", ...]), after taskset."""
 
     # Programs that block or catch their stop signal from early on (sluice) are only sent it
     # once they do, so a stop right after start is their graceful stop, not the default action.
@@ -151,6 +152,7 @@ class Process:
         self.append = append
         self.proc = None
         self.log = None
+        self.wrapper = []
 
     def command(self):
         return self.cmd
@@ -161,7 +163,8 @@ class Process:
         if self.log_path:
             self.log = open(self.log_path, "ab" if self.append else "wb")
             out, err = self.log, subprocess.STDOUT
-        self.proc = subprocess.Popen(prefix + self.command(), stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(prefix + self.wrapper + self.command(),
+                                     stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=err)
         return self
 
