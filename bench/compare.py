@@ -34,7 +34,8 @@ refactor shows there that nothing got slower.
 
 The last line is for machines: "compare:" and key=value pairs, per row (nginx, haproxy,
 nghttpx, sluice, full = sluice-full, baseline, baseline_full): <row>_instr (instructions per
-request), <row>_idle_kib (KiB per idle downstream connection), <row>_upstream_idle_kib (KiB per
+request), <row>_allocs (calls to malloc, calloc and realloc per request in the same callgrind
+runs, every thread of the workers counted), <row>_idle_kib (KiB per idle downstream connection), <row>_upstream_idle_kib (KiB per
 idle pooled upstream connection); then idle_connections and upstream_idle_connections (what
 sluice's figures were measured over: clients, and origin connections it opened). A figure not
 measured is "nan".
@@ -64,7 +65,7 @@ import time
 
 from h2_compare import h2load, proxy_process
 from http1_compare import LOAD_CPU, PROXY_CPU, idle_memory, syscalls_per_request, wrk
-from instructions import instructions_per_request
+from instructions import allocation_calls, instructions_per_request
 from sluicetest import admin, debian, metrics
 from sluicetest.certs import Pki
 from sluicetest.nginx import Nginx, hello_origin
@@ -377,17 +378,22 @@ def main():
                       "; " + idle[name]["note"] if idle[name]["note"] else ""), flush=True)
             time.sleep(0 if args.quick else 2)  # let the closes settle before the next proxy
         # Fresh instances under callgrind, one at a time; the running ones stay idle.
-        instr = {}
+        instr, allocs = {}, {}
         for name in proxies:
+            def count_allocations(small, big, name=name):
+                allocs[name] = ((sum(allocation_calls(p) for p in big) -
+                                 sum(allocation_calls(p) for p in small)) /
+                                (instr_counts[1] - instr_counts[0]))
             try:
                 instr[name], totals = instructions_per_request(
                     lambda wrapper, tag, name=name: fresh_proxy(
                         name, wrapper, tag, work, origin_port, cert, key, binaries.get(name)),
                     name, instr_counts, extra=headers[name],
-                    children=name in ("nginx", "nghttpx"))
-                print("instructions %-12s %.0f per request (Ir %d after %d requests, %d after %d)"
+                    children=name in ("nginx", "nghttpx"), inspect=count_allocations)
+                print("instructions %-12s %.0f per request (Ir %d after %d requests, %d after %d), "
+                      "%.3f heap allocations per request"
                       % (name, instr[name], totals[0], instr_counts[0], totals[1],
-                         instr_counts[1]), flush=True)
+                         instr_counts[1], allocs.get(name, float("nan"))), flush=True)
             except (OSError, ValueError, RuntimeError, TimeoutError,
                     subprocess.SubprocessError) as e:
                 print("instructions of %s not counted: %s" % (name, e), flush=True)
@@ -443,6 +449,7 @@ def main():
     for name in proxies:
         key = ROW_KEYS[name]
         pairs += ["%s_instr=%.0f" % (key, instr.get(name, nan)),
+                  "%s_allocs=%.3f" % (key, allocs.get(name, nan)),
                   "%s_idle_kib=%.2f" % (key, idle[name]["down"] / 1024 if name in idle else nan),
                   "%s_upstream_idle_kib=%.2f" % (key, idle[name]["up"] / 1024 if name in idle
                                                  else nan)]

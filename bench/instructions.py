@@ -34,6 +34,24 @@ def callgrind_total(path):
     return totals if totals is not None else summary
 
 
+def allocation_calls(path):
+    """Calls to malloc, calloc and realloc recorded in one callgrind output file (operator new
+    and OpenSSL's allocations end there too). Function names are compressed after their first
+    mention ("cfn=(12) malloc", then "cfn=(12)"), so ids are resolved as the file goes."""
+    names, callee, calls = {}, None, 0
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
+            if m:
+                if m.group(2):
+                    names[m.group(1)] = m.group(2).strip()
+                callee = names.get(m.group(1)) if line.startswith("cfn=") else None
+                continue
+            if callee in ("malloc", "calloc", "realloc") and line.startswith("calls="):
+                calls += int(line.split("=", 1)[1].split()[0])
+    return calls
+
+
 def callgrind_wrapper(out_prefix, children):
     # nghttpx runs fetch-ocsp-response (Python) at start: not a worker, and slow under valgrind.
     return ["valgrind", "--tool=callgrind", "--callgrind-out-file=%s.%%p" % out_prefix,

@@ -26,7 +26,7 @@ bool IsServingTarget(std::string_view target) {
 
 namespace {
 // Free forwarder blocks kept per thread: enough for the requests that start at once.
-using ForwarderAllocation = RecycledAllocation<Forwarder, 256>;
+using ForwarderAllocation = RecycledAllocation<Forwarder, 128>;
 }  // namespace
 
 void* Forwarder::operator new(size_t size) { return ForwarderAllocation::New(size); }

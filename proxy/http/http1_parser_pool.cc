@@ -5,7 +5,7 @@
 namespace sluice {
 namespace {
 
-constexpr size_t kMaxFreeParsers = 1024;
+constexpr size_t kMaxFreeParsers = 256;
 
 struct ParserFreeLists {
   std::vector<std::unique_ptr<Http1Parser>> request;

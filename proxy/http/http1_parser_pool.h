@@ -1,7 +1,7 @@
 // Parsers kept per thread for connections that need one only while a message is under way: an
 // idle keep-alive connection, downstream or pooled upstream, holds none (a parser with its
 // llhttp state is about 220 bytes), and taking one back costs no allocation once the thread
-// has warmed up. At most 1024 free parsers are kept per thread and mode.
+// has warmed up. At most 256 free parsers are kept per thread and mode.
 #ifndef SLUICE_PROXY_HTTP_HTTP1_PARSER_POOL_H_
 #define SLUICE_PROXY_HTTP_HTTP1_PARSER_POOL_H_
 

@@ -42,6 +42,10 @@ class CompareSmoke(unittest.TestCase):
             self.assertGreater(float(fields[key + "_instr"]), 1000, line.group(0))
             self.assertIn(key + "_idle_kib", fields)
             self.assertIn(key + "_upstream_idle_kib", fields)
+            self.assertIn(key + "_allocs", fields)
+        # The plain path allocates nothing per request: what the runs' difference holds is the
+        # control thread's periodic work (one allocation per request would show as 1.0).
+        self.assertLess(float(fields["sluice_allocs"]), 0.1, line.group(0))
         self.assertEqual(int(fields["idle_connections"]), 200, line.group(0))
         self.assertGreater(int(fields["upstream_idle_connections"]), 1, line.group(0))
         # Every request went through the chain and the steering decision; none was refused.
