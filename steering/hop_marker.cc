@@ -120,7 +120,7 @@ void HopSigner::MacPieces(size_t key, const std::string_view* pieces, size_t cou
   SHA256_CTX ctx = states_[key]->inner;
   // The pieces are short (a marker's message is about 200 bytes in 22 of them): gathered on
   // the stack, they cost one SHA256_Update rather than one each, which is most of the time.
-  unsigned char gathered[512];
+  unsigned char gathered[512] = {};  // zeroed: GCC -O3 cannot see that only written bytes are read
   size_t used = 0;
   for (size_t i = 0; i < count; ++i) {
     const std::string_view piece = pieces[i];
