@@ -29,15 +29,36 @@ const bool g_openssl_counted =
 
 }  // namespace
 
-// The replaced operators pair malloc and free.
+// The replaced operators pair malloc and free. Every non-aligned form is replaced, not only the
+// plain one: under AddressSanitizer the runtime supplies each form itself, so a nothrow new left
+// to it (std::stable_sort's temporary buffer) would be freed by the delete below, a mismatch.
+// The aligned forms stay the runtime's, new and delete alike.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(size_t size) {
+namespace {
+
+void* CountedAllocate(size_t size) noexcept {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  return std::malloc(size == 0 ? 1 : size);
+}
+
+}  // namespace
+
+void* operator new(size_t size) {
+  if (void* p = CountedAllocate(size)) return p;
   throw std::bad_alloc();
 }
+void* operator new[](size_t size) {
+  if (void* p = CountedAllocate(size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(size_t size, const std::nothrow_t&) noexcept { return CountedAllocate(size); }
+void* operator new[](size_t size, const std::nothrow_t&) noexcept { return CountedAllocate(size); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace sluice {
 
