@@ -26,6 +26,7 @@
 #include "proxy/config/steering_config_loader.h"
 #include "proxy/config/tls_config_loader.h"
 #include "proxy/observe/metric_families.h"
+#include "proxy/upstream/window_sizer.h"
 #include "steering/state_file.h"
 
 namespace sluice {
@@ -108,6 +109,7 @@ int Server::Run() {
   if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) return Fail(s);
   HandleSignals();
   StartEndpointServices();
+  WindowBudget::Upstream().SetLimit(config_->limits.upstream_window_memory);
   StartWorkers(std::move(sockets->added));
   LogStart(files);
   started_ = true;
@@ -384,6 +386,7 @@ void Server::Reload() {
     LOG_WARN("reload: a change of the fleet section takes effect only after a restart");
   }
   config_ = config;
+  WindowBudget::Upstream().SetLimit(config_->limits.upstream_window_memory);
   steering_->Reconfigure(*config_);
   region_health_->Configure(*config_, resolver_->Snapshot());
   detection_->Configure(*config_);

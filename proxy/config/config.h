@@ -60,6 +60,15 @@ struct PoolConfig {
       absl::Seconds(60);           // an idle pooled connection is closed after this
   uint32_t max_requests = 1000;    // per upstream connection; 0: unlimited
   uint32_t http2_connections = 2;  // HTTP/2: connections per endpoint, per worker
+  // HTTP/2: connections kept open per endpoint and worker even when idle (tunnels: warm, so a
+  // first request pays no handshake); they send a PING every `http2_ping_interval` while idle
+  // and are replaced when one goes unanswered. 0 and 0: idle connections close as HTTP/1.1's.
+  uint32_t http2_warm = 0;
+  absl::Duration http2_ping_interval = absl::ZeroDuration();
+  // HTTP/2 receive window per stream: starts at `http2_window` and, when `http2_max_window`
+  // is larger, grows with the path's bandwidth-delay product (proxy/upstream/window_sizer.h).
+  uint32_t http2_window = 256 * 1024;
+  uint32_t http2_max_window = 256 * 1024;
 };
 
 struct EndpointConfig {
@@ -152,6 +161,11 @@ struct LimitsConfig {
   // Connections from one client address (an IPv6 client's /64), after a PROXY header names
   // it; per node, each worker allowing its share. 0: no cap.
   uint32_t max_connections_per_client = 0;
+  // Bytes every upstream HTTP/2 connection of the node together (tunnels included) may let
+  // their peers send ahead beyond each connection's first 4 MiB window, as windows grow with
+  // the path (pool.http2_max_window): the memory the node may hold for them is bounded by this
+  // plus 4 MiB per connection.
+  uint64_t upstream_window_memory = 256u << 20;
 };
 
 // The node's downstream connection cap: limits.max_connections if set, else half of what the

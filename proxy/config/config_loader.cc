@@ -167,12 +167,16 @@ absl::Status ParseCluster(const Field& f, const std::string& base_dir, ClusterCo
   Field pool = f.Child("pool");
   if (pool.present()) {
     RETURN_IF_ERROR(
-        pool.ExpectMap({"max_idle", "idle_timeout", "max_requests", "http2_connections"}));
+        pool.ExpectMap({"max_idle", "idle_timeout", "max_requests", "http2_connections",
+                        "http2_warm", "http2_ping_interval", "http2_window", "http2_max_window"}));
     RETURN_IF_ERROR(pool.Child("http2_connections").ReadInt(&out->pool.http2_connections, 1, 64));
     RETURN_IF_ERROR(pool.Child("max_idle").ReadInt(&out->pool.max_idle, 0, 100000));
     RETURN_IF_ERROR(
         pool.Child("idle_timeout").ReadDuration(&out->pool.idle_timeout, absl::Milliseconds(1)));
     RETURN_IF_ERROR(pool.Child("max_requests").ReadInt(&out->pool.max_requests, 0, 1 << 30));
+    RETURN_IF_ERROR(ParseHttp2Pool(
+        pool, {"http2_warm", "http2_ping_interval", "http2_window", "http2_max_window"},
+        &out->pool));
   }
   RETURN_IF_ERROR(
       f.Child("connect_timeout").ReadDuration(&out->connect_timeout, absl::Milliseconds(1)));
@@ -278,9 +282,10 @@ uint32_t MaxConnectionsFor(const LimitsConfig& limits, uint64_t file_limit) {
 namespace {
 
 absl::Status ParseLimits(const Field& f, LimitsConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"max_head_bytes", "max_headers", "max_target_bytes",
-                               "max_request_body_bytes", "max_requests_per_connection",
-                               "max_connections", "max_connections_per_client"}));
+  RETURN_IF_ERROR(
+      f.ExpectMap({"max_head_bytes", "max_headers", "max_target_bytes", "max_request_body_bytes",
+                   "max_requests_per_connection", "max_connections", "max_connections_per_client",
+                   "upstream_window_memory"}));
   RETURN_IF_ERROR(f.Child("max_head_bytes").ReadSize(&out->max_head_bytes, 1024, 1 << 20));
   RETURN_IF_ERROR(f.Child("max_headers").ReadInt(&out->max_headers, 1, 10000));
   RETURN_IF_ERROR(f.Child("max_target_bytes").ReadSize(&out->max_target_bytes, 64, 1 << 20));
@@ -295,6 +300,8 @@ absl::Status ParseLimits(const Field& f, LimitsConfig* out) {
   }
   RETURN_IF_ERROR(f.Child("max_connections_per_client")
                       .ReadInt(&out->max_connections_per_client, 0, 100000000));
+  RETURN_IF_ERROR(f.Child("upstream_window_memory")
+                      .ReadSize(&out->upstream_window_memory, 0, uint64_t{1} << 40));
   if (out->max_target_bytes > out->max_head_bytes) {
     return f.Child("max_target_bytes").Error("must not exceed max_head_bytes");
   }
@@ -535,6 +542,32 @@ absl::StatusOr<ConfigPtr> LoadConfigFile(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return ParseConfig(text.str(), path);
+}
+
+absl::Status ParseHttp2Pool(const Field& f, const Http2PoolKeys& keys, PoolConfig* pool) {
+  RETURN_IF_ERROR(f.Child(keys.warm).ReadInt(&pool->http2_warm, 0, 64));
+  RETURN_IF_ERROR(
+      f.Child(keys.ping_interval).ReadDuration(&pool->http2_ping_interval, absl::ZeroDuration()));
+  if (pool->http2_ping_interval != absl::ZeroDuration() &&
+      pool->http2_ping_interval < absl::Milliseconds(100)) {
+    return f.Child(keys.ping_interval).Error("must be 0 (no PINGs) or at least 100ms");
+  }
+  // HTTP/2's smallest and largest windows (RFC 9113 section 6.9.2).
+  constexpr uint64_t kLargest = (uint64_t{1} << 31) - 1;
+  RETURN_IF_ERROR(f.Child(keys.window).ReadSize(&pool->http2_window, 65535, kLargest));
+  const bool max_given = f.Child(keys.max_window).present();
+  RETURN_IF_ERROR(f.Child(keys.max_window).ReadSize(&pool->http2_max_window, 65535, kLargest));
+  if (!max_given) {
+    pool->http2_max_window = std::max(pool->http2_max_window, pool->http2_window);
+  } else if (pool->http2_max_window < pool->http2_window) {
+    return f.Child(keys.max_window)
+        .Error(absl::StrFormat("must be at least %s (%d bytes)", keys.window, pool->http2_window));
+  }
+  if (pool->http2_warm > pool->http2_connections) {
+    return f.Child(keys.warm).Error(absl::StrFormat(
+        "must not exceed the connections per endpoint (%d)", pool->http2_connections));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace sluice

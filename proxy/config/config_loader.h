@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/yaml_field.h"
 #include "proxy/config/config.h"
 
 namespace sluice {
@@ -26,6 +27,17 @@ absl::Status ValidateConfig(Config& config);
 
 // "10.0.0.1:80", "[::1]:80" or "origin.internal:80" (a name the control thread resolves).
 absl::StatusOr<EndpointConfig> ParseEndpoint(std::string_view text);
+
+// The HTTP/2 settings of a pool that a cluster's `pool` and `steering.tunnel` share, each
+// under its own key names: connections kept warm, the keep-alive PING interval, the first and
+// the largest stream window. The caller has checked the map's keys.
+struct Http2PoolKeys {
+  const char* warm;
+  const char* ping_interval;
+  const char* window;
+  const char* max_window;
+};
+absl::Status ParseHttp2Pool(const Field& f, const Http2PoolKeys& keys, PoolConfig* pool);
 
 }  // namespace sluice
 

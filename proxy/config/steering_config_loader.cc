@@ -381,17 +381,32 @@ absl::Status ParseSteering(const Field& f, const std::string& base_dir, Config* 
   // that speaks only HTTP/1.1 is used over HTTP/1.1.
   tunnel_defaults.http2 = true;
   tunnel_defaults.pool.max_requests = 0;
+  // Tunnels cross continents: two connections per peer sluice and worker stay open and
+  // PING-checked (the first evacuated request pays no handshake, and one lossy connection
+  // stalls half the streams, not all), and the windows grow with the path up to 16 MiB per
+  // stream (a 256 KiB window is ~30 Mbit/s at 70 ms).
+  tunnel_defaults.pool.http2_warm = 2;
+  tunnel_defaults.pool.http2_ping_interval = absl::Seconds(5);
+  tunnel_defaults.pool.http2_max_window = 16u << 20;
   Field tunnel = f.Child("tunnel");
   std::vector<std::string> keys;
   bool insecure = false;
   if (tunnel.present()) {
     RETURN_IF_ERROR(
         tunnel.ExpectMap({"key_file", "previous_key_file", "max_skew", "connect_timeout",
-                          "response_timeout", "tls", "insecure", "http2", "connections"}));
+                          "response_timeout", "tls", "insecure", "http2", "connections",
+                          "warm_connections", "ping_interval", "window", "max_window"}));
     RETURN_IF_ERROR(tunnel.Child("insecure").Read(&insecure));
     RETURN_IF_ERROR(tunnel.Child("http2").Read(&tunnel_defaults.http2));
     RETURN_IF_ERROR(
         tunnel.Child("connections").ReadInt(&tunnel_defaults.pool.http2_connections, 1, 64));
+    if (!tunnel.Child("warm_connections").present()) {
+      tunnel_defaults.pool.http2_warm =
+          std::min(tunnel_defaults.pool.http2_warm, tunnel_defaults.pool.http2_connections);
+    }
+    RETURN_IF_ERROR(ParseHttp2Pool(tunnel,
+                                   {"warm_connections", "ping_interval", "window", "max_window"},
+                                   &tunnel_defaults.pool));
     if (Field t = tunnel.Child("tls"); t.present()) {
       RETURN_IF_ERROR(ParseUpstreamTls(t, base_dir, &tunnel_defaults.tls.emplace()));
     }

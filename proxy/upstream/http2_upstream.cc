@@ -11,8 +11,9 @@
 namespace sluice {
 namespace {
 
-constexpr uint32_t kStreamWindow = 256 * 1024;          // response bytes ahead, per stream
-constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;  // ... and per connection
+// The opaque data of sluice's PINGs: a window probe, and a warm connection's keep-alive.
+constexpr uint8_t kProbePing[8] = {'s', 'l', 'u', 'i', 'c', 'e', 'B', 'D'};
+constexpr uint8_t kKeepAlivePing[8] = {'s', 'l', 'u', 'i', 'c', 'e', 'K', 'A'};
 // A connection whose server sends no SETTINGS within this is given up.
 constexpr absl::Duration kPrefaceTimeout = absl::Seconds(10);
 
@@ -70,6 +71,10 @@ struct Http2UpstreamStream::Callbacks {
 
   static int OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
     auto* owner = static_cast<Http2UpstreamSession*>(user);
+    if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+      owner->OnPingAck(frame->ping.opaque_data);
+      return 0;
+    }
     if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
       if (!owner->ready_) owner->OnPreface();
       return 0;
@@ -116,7 +121,9 @@ struct Http2UpstreamStream::Callbacks {
   }
 
   static int OnDataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
-                         size_t len, void*) {
+                         size_t len, void* user) {
+    auto* owner = static_cast<Http2UpstreamSession*>(user);
+    if (owner->sizer_.OnData(len)) owner->SendPing(/*probe=*/true);
     Http2UpstreamStream* stream = StreamOf(session, id);
     if (!stream || !stream->handler_ || stream->ended_) {
       nghttp2_session_consume(session, id, len);
@@ -327,13 +334,15 @@ Http2UpstreamSession::Http2UpstreamSession(LoopContext* context,
     : context_(context),
       endpoint_(std::move(endpoint)),
       stream_(context, this),
-      idle_timeout_(this) {
+      idle_timeout_(this),
+      sizer_(endpoint_->pool().http2_window, endpoint_->pool().http2_max_window) {
   ++endpoint_->connections_;
 }
 
 Http2UpstreamSession::~Http2UpstreamSession() {
   CancelDeferred();
   if (session_) nghttp2_session_del(session_);
+  WindowBudget::Upstream().Release(window_reserved_);
   --endpoint_->connections_;
 }
 
@@ -380,10 +389,11 @@ void Http2UpstreamSession::StartSession() {
   nghttp2_session_callbacks_del(callbacks);
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, sizer_.stream_window()},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
-  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(sizer_.connection_window()));
   // Ready once the server's preface (its SETTINGS) arrives: a server that is not speaking
   // HTTP/2 is found out before any request is given to it.
   idle_timeout_.Arm(context_->Timeouts(kPrefaceTimeout));
@@ -393,6 +403,7 @@ void Http2UpstreamSession::StartSession() {
 void Http2UpstreamSession::OnPreface() {
   ready_ = true;
   idle_timeout_.Disarm();
+  endpoint_->OnSessionReady();
   // The streams that waited for the connection send their requests now.
   std::vector<Http2UpstreamStream*> waiting = streams_;
   for (Http2UpstreamStream* stream : waiting) {
@@ -400,6 +411,47 @@ void Http2UpstreamSession::OnPreface() {
     if (stream->handler_ && stream->id_ < 0) stream->handler_->OnUpstreamConnected();
   }
   MaybeIdle();
+  ScheduleSend();
+}
+
+void Http2UpstreamSession::SendPing(bool probe) {
+  if (closing_ || !session_) return;
+  const int64_t now = context_->clock().MonotonicNanos();
+  if (nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, probe ? kProbePing : kKeepAlivePing) != 0) {
+    return;
+  }
+  if (probe) {
+    sizer_.ProbeSent(now);
+  } else {
+    ping_outstanding_ = true;
+    ping_sent_ns_ = now;
+  }
+  ScheduleSend();
+}
+
+void Http2UpstreamSession::OnPingAck(const uint8_t* opaque) {
+  const int64_t now = context_->clock().MonotonicNanos();
+  if (std::memcmp(opaque, kKeepAlivePing, sizeof(kKeepAlivePing)) == 0) {
+    if (ping_outstanding_) {
+      sizer_.OnRoundTrip(now - ping_sent_ns_);
+      LOG_DEBUG("upstream %s: keep-alive PING answered in %.2f ms", endpoint_->name(),
+                static_cast<double>(now - ping_sent_ns_) / 1e6);
+    }
+    ping_outstanding_ = false;
+    return;
+  }
+  if (std::memcmp(opaque, kProbePing, sizeof(kProbePing)) != 0) return;
+  WindowSizer::Growth growth = sizer_.OnProbeAck(now, &WindowBudget::Upstream());
+  window_reserved_ += growth.reserved;
+  if (!growth.grew || closing_ || !session_) return;
+  // The peer may send this much more: on every stream (its SETTINGS) and on the connection.
+  nghttp2_settings_entry window = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, growth.stream_window};
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, &window, 1);
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(growth.connection_window));
+  LOG_DEBUG("upstream %s: HTTP/2 windows now %u per stream, %u per connection (rtt %.1f ms)",
+            endpoint_->name(), growth.stream_window, growth.connection_window,
+            static_cast<double>(sizer_.last_rtt_ns()) / 1e6);
   ScheduleSend();
 }
 
@@ -525,7 +577,12 @@ void Http2UpstreamSession::MaybeIdle() {
     idle_timeout_.Arm(context_->Timeouts(absl::Seconds(1)));  // then close whatever happens
     return;
   }
-  if (!idle_timeout_.armed()) idle_timeout_.Arm(context_->Timeouts(endpoint_->pool().idle_timeout));
+  if (idle_timeout_.armed()) return;
+  if (!endpoint_->KeepsWarm(this)) {
+    idle_timeout_.Arm(context_->Timeouts(endpoint_->pool().idle_timeout));
+  } else if (endpoint_->pool().http2_ping_interval > absl::ZeroDuration()) {
+    idle_timeout_.Arm(context_->Timeouts(endpoint_->pool().http2_ping_interval));
+  }
 }
 
 void Http2UpstreamSession::OnTimeout(Timeout*) {
@@ -533,13 +590,26 @@ void Http2UpstreamSession::OnTimeout(Timeout*) {
     FailAll(UpstreamError::kConnectFailed, "no HTTP/2 preface from the endpoint in time");
     return;
   }
-  if (active_ > 0 && !closing_) return;
-  if (!closing_) {
-    draining_ = true;
-    MaybeIdle();  // GOAWAY, then close
+  if (closing_) {
+    CloseNow();
     return;
   }
-  CloseNow();
+  if (active_ > 0) return;
+  if (ping_outstanding_) {
+    // A whole interval without an answer: the path or the peer is gone. The endpoint opens
+    // another connection in its place.
+    LOG_INFO("upstream %s: no answer to a keep-alive PING; closing the connection",
+             endpoint_->name());
+    FailAll(UpstreamError::kClosedBeforeResponse, "no answer to a keep-alive PING");
+    return;
+  }
+  if (endpoint_->KeepsWarm(this) && endpoint_->pool().http2_ping_interval > absl::ZeroDuration()) {
+    SendPing(/*probe=*/false);
+    idle_timeout_.Arm(context_->Timeouts(endpoint_->pool().http2_ping_interval));
+    return;
+  }
+  draining_ = true;
+  MaybeIdle();  // GOAWAY, then close
 }
 
 void Http2UpstreamSession::Retire() {

@@ -15,7 +15,14 @@
 //
 // Flow control: response DATA is acknowledged only as the forwarder takes it (a paused
 // stream stops its origin after one window); request bodies wait in the stream for the
-// peer's window, and queued_bytes() tells the forwarder to stop reading its client.
+// peer's window, and queued_bytes() tells the forwarder to stop reading its client. The
+// receive windows start at pool.http2_window and grow with the path's bandwidth-delay product
+// up to pool.http2_max_window (PING probes, proxy/upstream/window_sizer.h), within the node's
+// limits.upstream_window_memory.
+//
+// Warm connections: the first pool.http2_warm connections of an endpoint stay open while idle
+// and send a PING every pool.http2_ping_interval; one left unanswered for an interval closes
+// the connection, and the endpoint opens another (UpstreamEndpoint::KeepWarm).
 //
 // Loop thread only. Sessions free themselves when closed; streams when both the forwarder
 // and nghttp2 are done with them.
@@ -34,6 +41,7 @@
 #include "proxy/http/http2_fields.h"
 #include "proxy/net/tcp_stream.h"
 #include "proxy/upstream/upstream_connection.h"
+#include "proxy/upstream/window_sizer.h"
 
 namespace sluice {
 
@@ -100,6 +108,10 @@ class Http2UpstreamSession final : private TcpStream::Handler,
   bool ready() const { return ready_; }
   // The endpoint left the configuration: no new streams; close when idle.
   void Retire();
+  // The windows as they are now, and the path's round trip as PINGs measured it (0: not yet).
+  uint32_t stream_window() const { return sizer_.stream_window(); }
+  uint32_t connection_window() const { return sizer_.connection_window(); }
+  int64_t rtt_ns() const { return sizer_.min_rtt_ns(); }
 
  private:
   friend class Http2UpstreamStream;
@@ -122,6 +134,9 @@ class Http2UpstreamSession final : private TcpStream::Handler,
 
   void StartSession();
   void OnPreface();  // the server's first SETTINGS: streams may go
+  // PINGs: a window probe (WindowSizer) or an idle warm connection's keep-alive.
+  void SendPing(bool probe);
+  void OnPingAck(const uint8_t* opaque);
   void ScheduleSend() { context_->ScheduleLate(this); }
   // The connection is gone or unusable: every stream fails with `error`, then it closes.
   void FailAll(UpstreamError error, const char* reason);
@@ -132,7 +147,11 @@ class Http2UpstreamSession final : private TcpStream::Handler,
   LoopContext* context_;
   std::shared_ptr<UpstreamEndpoint> endpoint_;
   TcpStream stream_;
-  Timeout idle_timeout_;
+  Timeout idle_timeout_;  // also: the keep-alive PING's period on a warm connection
+  WindowSizer sizer_;
+  uint64_t window_reserved_ = 0;  // from WindowBudget::Upstream(), given back when closed
+  int64_t ping_sent_ns_ = 0;
+  bool ping_outstanding_ = false;  // a keep-alive PING waits for its ACK
   nghttp2_session* session_ = nullptr;
   std::vector<Http2UpstreamStream*> streams_;  // attached or still open in nghttp2
   size_t active_ = 0;                          // streams a forwarder holds

@@ -1,5 +1,6 @@
 #include "proxy/upstream/upstream_endpoint.h"
 
+#include "proxy/observe/metrics.h"
 #include "proxy/upstream/http2_upstream.h"
 
 #include <algorithm>
@@ -79,6 +80,7 @@ void UpstreamEndpoint::SetStandby(bool standby, int64_t now_ns, int64_t slow_sta
 
 void UpstreamEndpoint::Retire() {
   retired_ = true;
+  rewarm_.Disarm();
   while (UpstreamConnection* connection = TakeIdle()) connection->Close();
   std::vector<Http2UpstreamSession*> sessions = sessions_;
   for (Http2UpstreamSession* session : sessions) session->Retire();
@@ -124,9 +126,48 @@ void UpstreamEndpoint::RemoveSession(Http2UpstreamSession* session) {
   for (size_t i = 0; i < sessions_.size(); ++i) {
     if (sessions_[i] == session) {
       sessions_.erase(sessions_.begin() + static_cast<long>(i));
-      return;
+      break;
     }
   }
+  // A warm connection closed: another after the back-off (never from inside its close).
+  if (WantsWarm() && !rewarm_.armed()) {
+    rewarm_.Arm(context_->Timeouts(rewarm_backoff_));
+    rewarm_backoff_ = std::min(rewarm_backoff_ * 2, kLastRewarm);
+  }
 }
+
+bool UpstreamEndpoint::WantsWarm() const {
+  return pool_.http2_warm > 0 && http2() && !retired_ && !standby_;
+}
+
+bool UpstreamEndpoint::KeepsWarm(const Http2UpstreamSession* session) const {
+  if (!WantsWarm()) return false;
+  uint32_t before = 0;
+  for (const Http2UpstreamSession* s : sessions_) {
+    if (s == session) return s->accepting() && before < pool_.http2_warm;
+    if (s->accepting()) ++before;
+  }
+  return false;
+}
+
+void UpstreamEndpoint::KeepWarm() {
+  if (!WantsWarm()) {
+    rewarm_.Disarm();
+    return;
+  }
+  uint32_t open = 0;
+  for (const Http2UpstreamSession* session : sessions_) open += session->accepting() ? 1 : 0;
+  for (; open < pool_.http2_warm; ++open) {
+    int error = 0;
+    if (!Http2UpstreamSession::Connect(context_, shared_from_this(), &error)) {
+      if (!rewarm_.armed()) rewarm_.Arm(context_->Timeouts(rewarm_backoff_));
+      rewarm_backoff_ = std::min(rewarm_backoff_ * 2, kLastRewarm);
+      return;
+    }
+    if (opened_counter_) opened_counter_->Add();
+  }
+}
+
+void UpstreamEndpoint::OnTimeout(Timeout*) { KeepWarm(); }
 
 }  // namespace sluice

@@ -21,12 +21,14 @@
 namespace sluice {
 
 class Http2UpstreamSession;
+class MetricCounter;
 
-class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
+class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint>,
+                         private TimeoutTarget {
  public:
   UpstreamEndpoint(LoopContext* context, std::string name, const SocketAddress& address,
                    const PoolConfig& pool, const Http1Limits& response_limits);
-  ~UpstreamEndpoint();
+  ~UpstreamEndpoint() override;
   UpstreamEndpoint(const UpstreamEndpoint&) = delete;
   UpstreamEndpoint& operator=(const UpstreamEndpoint&) = delete;
 
@@ -98,6 +100,15 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   UpstreamStream* OpenHttp2Stream(UpstreamStream::Handler* handler, bool* ready, bool* opened,
                                   int* error);
   size_t http2_sessions() const { return sessions_.size(); }
+  // Opens HTTP/2 connections until pool.http2_warm of them take streams (none for a standby,
+  // a retired endpoint or one without HTTP/2). A warm connection that closes is replaced
+  // after 100 ms, then after twice as long each time one fails before it was ready (up to
+  // 30 s). Called when the configuration is applied.
+  void KeepWarm();
+  // Where the connections KeepWarm opens are counted (the cluster's opened connections).
+  void set_opened_counter(MetricCounter* counter) { opened_counter_ = counter; }
+  // Whether `session` is one of the warm ones (the first pool.http2_warm that take streams).
+  bool KeepsWarm(const Http2UpstreamSession* session) const;
 
   // A configuration reload kept this endpoint: adopt its new pool settings.
   void Update(const PoolConfig& pool, const Http1Limits& response_limits);
@@ -112,6 +123,13 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   friend class Http2UpstreamSession;
   void AddSession(Http2UpstreamSession* session) { sessions_.push_back(session); }
   void RemoveSession(Http2UpstreamSession* session);
+  void OnSessionReady() { rewarm_backoff_ = kFirstRewarm; }
+  bool WantsWarm() const;
+  // TimeoutTarget: time to replace a warm connection.
+  void OnTimeout(Timeout* which) override;
+
+  static constexpr absl::Duration kFirstRewarm = absl::Milliseconds(100);
+  static constexpr absl::Duration kLastRewarm = absl::Seconds(30);
   // Called by a connection that finished cleanly; false when it must close instead.
   bool AddIdle(UpstreamConnection* connection);
   // Takes a connection out of the idle pool (and its count) if it is there: when it closes
@@ -129,6 +147,9 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint> {
   // next connection so it skips the certificate exchange.
   TlsSessionSlot tls_session_;
   std::vector<Http2UpstreamSession*> sessions_;  // HTTP/2 connections (they free themselves)
+  Timeout rewarm_{this};
+  MetricCounter* opened_counter_ = nullptr;
+  absl::Duration rewarm_backoff_ = kFirstRewarm;
   bool http2_ = false;
   bool http2_refused_ = false;
   TimeoutQueue* idle_timeouts_;

@@ -208,6 +208,7 @@ void Worker::ResolveMetricCells(WorkerSnapshot* snapshot) {
     snapshot->cluster_cells.push_back(metrics_.Cluster(config.clusters[c].name, tunnel_region[c]));
     snapshot->clusters[c]->index = c;
     snapshot->clusters[c]->cell = snapshot->cluster_cells.back();
+    WarmUp(*snapshot->clusters[c]);
   }
   if (snapshot->steering) {
     for (int i = 0; i < snapshot->steering->region_count(); ++i) {
@@ -338,6 +339,15 @@ void Worker::UpdateResolved(const std::string& cluster_name, const std::string& 
     }
     for (auto& [key, member] : kept) endpoints_[key] = member;
     snapshot_->clusters[i]->balancer.SetEndpoints(std::move(members));
+    WarmUp(*snapshot_->clusters[i]);
+  }
+}
+
+void Worker::WarmUp(ClusterRuntime& cluster) {
+  if (draining_) return;
+  for (const std::shared_ptr<UpstreamEndpoint>& endpoint : cluster.balancer.endpoints()) {
+    endpoint->set_opened_counter(cluster.cell ? &cluster.cell->connections : nullptr);
+    endpoint->KeepWarm();  // tunnels: connections open before the first request needs one
   }
 }
 

@@ -115,6 +115,8 @@ class Worker {
   std::vector<std::shared_ptr<UpstreamEndpoint>> Members(
       const ClusterConfig& cluster, const Http1Limits& response_limits,
       std::map<std::string, std::shared_ptr<UpstreamEndpoint>>* keep);
+  // The cluster's endpoints open their warm HTTP/2 connections (counted in its metrics).
+  void WarmUp(ClusterRuntime& cluster);
   void OpenListeners(std::vector<ListenerSocket> sockets);
   void MaybeFinish();
 

@@ -181,8 +181,10 @@ TEST(ConfigLoaderTest, Http2AndUpstreamTlsSettings) {
   auto config = ParseConfig(
       "listeners: [{address: 127.0.0.1:1, http2: false}]\n"
       "clusters:\n  - name: a\n    endpoints: [127.0.0.1:2]\n    http2: true\n"
-      "    pool: {http2_connections: 3}\n"
+      "    pool: {http2_connections: 3, http2_warm: 1, http2_ping_interval: 30s,\n"
+      "           http2_window: 128KiB, http2_max_window: 8MiB}\n"
       "routes: [{cluster: a}]\n"
+      "limits: {upstream_window_memory: 1GiB}\n"
       "http2: {max_concurrent_streams: 50, initial_stream_window: 1MiB, max_early_resets: 10}\n",
       "t.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
@@ -190,6 +192,11 @@ TEST(ConfigLoaderTest, Http2AndUpstreamTlsSettings) {
   EXPECT_FALSE((*config)->listeners[0].tls_context);
   EXPECT_TRUE((*config)->clusters[0].http2);
   EXPECT_EQ((*config)->clusters[0].pool.http2_connections, 3u);
+  EXPECT_EQ((*config)->clusters[0].pool.http2_warm, 1u);
+  EXPECT_EQ((*config)->clusters[0].pool.http2_ping_interval, absl::Seconds(30));
+  EXPECT_EQ((*config)->clusters[0].pool.http2_window, 128u * 1024);
+  EXPECT_EQ((*config)->clusters[0].pool.http2_max_window, 8u << 20);
+  EXPECT_EQ((*config)->limits.upstream_window_memory, uint64_t{1} << 30);
   EXPECT_EQ((*config)->http2.max_concurrent_streams, 50u);
   EXPECT_EQ((*config)->http2.initial_stream_window, 1u << 20);
   EXPECT_EQ((*config)->http2.max_early_resets, 10u);
@@ -205,6 +212,10 @@ TEST(ConfigLoaderTest, ConnectionCapsHaveADefault) {
   EXPECT_EQ(MaxConnectionsFor(limits, 1048576), (1048576u - 1024) / 2);
   EXPECT_EQ(MaxConnectionsFor(limits, 1024), 64u);
   EXPECT_EQ(limits.max_connections_per_client, 0u);
+  EXPECT_EQ(limits.upstream_window_memory, 256u << 20);
+  // An origin's HTTP/2 pool keeps nothing warm and its windows fixed unless told.
+  EXPECT_EQ((*config)->clusters[0].pool.http2_warm, 0u);
+  EXPECT_EQ((*config)->clusters[0].pool.http2_max_window, 256u * 1024);
   EXPECT_FALSE((*config)->proxy.trust_client_headers);
 
   config = ParseConfig(std::string(kBase) +

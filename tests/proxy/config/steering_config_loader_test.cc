@@ -123,11 +123,52 @@ TEST_F(SteeringConfigLoaderTest, ParsesEverything) {
   // A region may be ejected whole: then steering skips it as unreachable.
   EXPECT_EQ(c.clusters[1].outlier.max_ejection_percent, 100u);
   EXPECT_EQ(c.clusters[1].outlier.consecutive_failures, 3u);
+  // Tunnels at distance: two warm, PING-checked connections per peer and worker, windows that
+  // start at 256 KiB and grow with the path up to 16 MiB.
+  EXPECT_EQ(c.clusters[1].pool.http2_connections, 2u);
+  EXPECT_EQ(c.clusters[1].pool.http2_warm, 2u);
+  EXPECT_EQ(c.clusters[1].pool.http2_ping_interval, absl::Seconds(5));
+  EXPECT_EQ(c.clusters[1].pool.http2_window, 256u * 1024);
+  EXPECT_EQ(c.clusters[1].pool.http2_max_window, 16u << 20);
   // The signer signs with the file's key, without its trailing newline.
   HopSigner expected({kKey});
   HopRequest request{"GET", "/", "", "example.com", "", "-"};
   EXPECT_EQ(s.signer->Sign("us-east-1", "eu-west-1", 1, 2, "r", request),
             expected.Sign("us-east-1", "eu-west-1", 1, 2, "r", request));
+}
+
+TEST_F(SteeringConfigLoaderTest, TunnelWindowsAndWarmConnectionsAreSettable) {
+  std::string yaml = Yaml();
+  yaml.replace(yaml.find("connect_timeout: 300ms"), 22,
+               "connect_timeout: 300ms\n    connections: 4\n    warm_connections: 3\n"
+               "    ping_interval: 2s\n    window: 1MiB\n    max_window: 64MiB");
+  auto config = Parse(yaml);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const PoolConfig& pool = (*config)->clusters[1].pool;
+  EXPECT_EQ(pool.http2_connections, 4u);
+  EXPECT_EQ(pool.http2_warm, 3u);
+  EXPECT_EQ(pool.http2_ping_interval, absl::Seconds(2));
+  EXPECT_EQ(pool.http2_window, 1u << 20);
+  EXPECT_EQ(pool.http2_max_window, 64u << 20);
+  // One connection per peer: one warm; a fixed window (no growth) and no PINGs.
+  yaml = Yaml();
+  yaml.replace(yaml.find("connect_timeout: 300ms"), 22,
+               "connect_timeout: 300ms\n    connections: 1\n    ping_interval: 0s\n"
+               "    window: 2MiB\n    max_window: 2MiB");
+  config = Parse(yaml);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const PoolConfig& fixed = (*config)->clusters[1].pool;
+  EXPECT_EQ(fixed.http2_warm, 1u);
+  EXPECT_EQ(fixed.http2_ping_interval, absl::ZeroDuration());
+  EXPECT_EQ(fixed.http2_window, 2u << 20);
+  EXPECT_EQ(fixed.http2_max_window, 2u << 20);
+  // A window above the default maximum raises the maximum with it.
+  yaml = Yaml();
+  yaml.replace(yaml.find("connect_timeout: 300ms"), 22,
+               "connect_timeout: 300ms\n    window: 32MiB");
+  config = Parse(yaml);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->clusters[1].pool.http2_max_window, 32u << 20);
 }
 
 TEST_F(SteeringConfigLoaderTest, WithoutASteeringSectionEverythingIsLocal) {
@@ -168,6 +209,14 @@ TEST_F(SteeringConfigLoaderTest, Errors) {
       {"    insecure: true\n", "", "tunnel.tls is required with more than one region"},
       {"us-west-2:\n      tunnel", "US West:\n      tunnel", "a region name is"},
       {"failover: false", "failover: maybe", "expected true or false"},
+      {"connect_timeout: 300ms", "connect_timeout: 300ms\n    window: 1MiB\n    max_window: 512KiB",
+       "tunnel.max_window: must be at least window"},
+      {"connect_timeout: 300ms", "connect_timeout: 300ms\n    window: 1KiB",
+       "tunnel.window: must be between 65535"},
+      {"connect_timeout: 300ms", "connect_timeout: 300ms\n    warm_connections: 3",
+       "tunnel.warm_connections: must not exceed the connections per endpoint (2)"},
+      {"connect_timeout: 300ms", "connect_timeout: 300ms\n    ping_interval: 10ms",
+       "tunnel.ping_interval: must be 0 (no PINGs) or at least 100ms"},
       {"  regions:", "  regionz:", "unknown key \"regionz\""},
   };
   for (const Case& c : cases) {
