@@ -19,9 +19,12 @@
 //   buffers more than its window per direction (plus the relay's one read buffer).
 // - Loss: for every 1448-byte segment forwarded, with probability P/100 a loss event: that
 //   read's bytes arrive one RTT late (a retransmission; later bytes wait behind them, as in
-//   TCP), and the congestion window is cut to 0.7x (CUBIC's beta; at most once per RTT, as TCP
-//   reduces once per recovery; floor 10 segments). It grows back by 1448 * 1448 / cwnd per
-//   acknowledged segment (Reno's one segment per RTT), up to --window.
+//   TCP). With P > 0 each direction has a congestion window too, as TCP would: it starts at
+//   10 segments and doubles every RTT (slow start) up to --window; a loss cuts it to 0.7x
+//   (CUBIC's beta; floor 10 segments; once per recovery: losses among bytes read before the
+//   cut's retransmission is acknowledged do not cut again), after which it grows by
+//   1448 * 1448 / cwnd per acknowledged segment (Reno's one segment per RTT). With P = 0 the
+//   window is --window from the start (a warmed-up connection with nothing to slow it).
 // - Handshake: the kernel completes the client's connect at once, so a new connection's first
 //   bytes up arrive no earlier than 3 D after the accept (SYN, SYN-ACK, data), and down no
 //   earlier than 4 D.
@@ -104,6 +107,7 @@ struct Direction {
   std::deque<Ack> unacked;    // written, acknowledgement on its way back
   int64_t in_flight = 0;
   double cwnd = 0;
+  double ssthresh = 0;
   int64_t floor_ns = 0;
   int64_t last_arrival_ns = 0;
   int64_t recovery_until_ns = 0;
@@ -306,7 +310,8 @@ void Relay::OnAccept(int status) {
     d.from = i == 0 ? &conn->client : &conn->server;
     d.to = i == 0 ? &conn->server : &conn->client;
     d.link = &links_[i];
-    d.cwnd = static_cast<double>(options_.window);
+    d.ssthresh = static_cast<double>(options_.window);
+    d.cwnd = options_.loss > 0 ? 10.0 * kSegment : d.ssthresh;
     d.floor_ns = now + (i == 0 ? 3 : 4) * options_.delay_ns;
     d.shutdown.data = &d;
   }
@@ -370,14 +375,13 @@ void Relay::Enqueue(Direction& d, const char* data, size_t len, int64_t now) {
     d.link->free_at_ns = departure;
   }
   int64_t arrival = std::max(departure + options_.delay_ns, d.floor_ns);
-  if (len > 0 && LostSegments(d, len)) {
-    arrival += 2 * options_.delay_ns;  // the retransmission, one RTT later
-    if (now >= d.recovery_until_ns) {
-      d.cwnd = std::max(0.7 * d.cwnd, 10.0 * kSegment);
-      d.recovery_until_ns = now + 2 * options_.delay_ns;
-    }
-  }
+  const bool lost = len > 0 && LostSegments(d, len);
+  if (lost) arrival += 2 * options_.delay_ns;      // the retransmission, one RTT later
   arrival = std::max(arrival, d.last_arrival_ns);  // head-of-line: nothing overtakes
+  if (lost && now >= d.recovery_until_ns) {
+    d.cwnd = d.ssthresh = std::max(0.7 * d.cwnd, 10.0 * kSegment);
+    d.recovery_until_ns = arrival + options_.delay_ns;  // when the retransmission is acked
+  }
   d.last_arrival_ns = arrival;
   d.in_flight += static_cast<int64_t>(len);
   d.transit.push_back(Chunk{std::string(data ? data : "", len), arrival});
@@ -419,8 +423,9 @@ void Relay::Acknowledge(Direction& d, int64_t now) {
     d.unacked.pop_front();
     d.in_flight -= bytes;
     if (options_.loss > 0) {
-      d.cwnd = std::min(static_cast<double>(options_.window),
-                        d.cwnd + static_cast<double>(kSegment * bytes) / d.cwnd);
+      const double growth = d.cwnd < d.ssthresh ? static_cast<double>(bytes)
+                                                : static_cast<double>(kSegment * bytes) / d.cwnd;
+      d.cwnd = std::min(static_cast<double>(options_.window), d.cwnd + growth);
     }
     acked = true;
   }
