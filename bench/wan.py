@@ -19,9 +19,10 @@ For each RTT in --rtts and each loss in --losses (fresh relays and sluices for e
       tcp. Each download is bounded by --max-seconds (curl's --max-time; the rate is then of
       what arrived, and the run says so).
   (b) --members concurrent members (200), 10 small requests each on one keep-alive
-      connection to A (h2load --h1, its per-request log): first all of them served locally,
-      then all tunneled (after one warm-up request per member through the tunnel, so the
-      tunnel's connections are open), in 3 interleaved rounds. added_p50_ms, added_p99_ms:
+      connection to A, each member at 4 requests/s (h2load --h1 --rps 4, its per-request
+      log; a closed loop would measure sluice's queue at saturation): all of them served
+      locally, then all tunneled (after one warm-up request per member through the tunnel, so
+      the tunnel's connections are open), in 3 interleaved rounds. added_p50_ms, added_p99_ms:
       tunneled minus local percentiles of the request latency (each the median of its 3
       rounds). Ideal: one RTT.
   (c) the first request after the tunnel's connections were reset (SIGUSR1 to the relay, then
@@ -68,6 +69,10 @@ LOSS_SIZE_MIB = 20  # the download's size cap when the path loses packets
 REQUESTS_PER_MEMBER = 10
 STEADY_REQUESTS, IDLE_ROUNDS, IDLE_S = 5, 3, 0.5
 LOAD_ROUNDS = 3
+# Each member's pace in (b): below sluice's saturation on this machine (200 members: 800
+# requests/s), so the local baseline is the latency of a request, not of a queue, and slower
+# than the longest RTT, so a tunneled member never waits for its own previous request.
+MEMBER_RPS = 4
 LOAD_TIMEOUT_S = 120.0
 
 
@@ -204,14 +209,17 @@ def requests(port, members, count, home, prefix="member"):
     return latencies
 
 
-def h2load(port, members, count, home, log_path):
+def h2load(port, members, count, home, log_path, rps=None):
     """(b)'s load: h2load --h1, `members` connections at once, `count` requests each (one
-    member id for all: with nothing evacuated, only the home region steers); the latency of
-    every request (ms) from its --log-file. h2load does not read headers: requests() checks
-    where the same request is served before."""
+    member id for all: with nothing evacuated, only the home region steers), each connection
+    at `rps` requests per second (None: one after another); the latency of every request (ms)
+    from its --log-file. h2load does not read headers: requests() checks where the same
+    request is served before."""
     requests(port, 1, 1, home, "check")
     cmd = ["h2load", "--h1", "-c", str(members), "-n", str(members * count), "-m", "1",
            "-H", "x-member-id: wan-load", "--log-file", log_path]
+    if rps:
+        cmd += ["--rps", "%g" % rps]
     if home:
         cmd += ["-H", "x-home-region: %s" % home]
     result = subprocess.run(cmd + ["http://127.0.0.1:%d/small" % port], capture_output=True,
@@ -308,7 +316,8 @@ class Run:
         rounds = {None: [], REGION_B: []}
         for _ in range(LOAD_ROUNDS):  # interleaved: a busy moment of the machine hits both
             for home, latencies in rounds.items():
-                latencies.append(h2load(self.port_a, members, REQUESTS_PER_MEMBER, home, log))
+                latencies.append(h2load(self.port_a, members, REQUESTS_PER_MEMBER, home, log,
+                                        MEMBER_RPS))
         self.local_ms, self.tunneled_ms = (
             tuple(statistics.median(percentile(r, p) for r in rounds[home]) for p in (50, 99))
             for home in (None, REGION_B))

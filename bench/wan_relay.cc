@@ -192,6 +192,7 @@ class Relay {
   char read_buffer_[kReadBufferSize];
   uint64_t next_id_ = 1;
   bool stalled_ = false;
+  bool exiting_ = false;
   uint64_t accepted_ = 0, loss_events_ = 0, resets_ = 0;
 };
 
@@ -554,6 +555,8 @@ void Relay::CloseAll(bool reset) {
 }
 
 void Relay::Exit() {
+  if (exiting_) return;  // a second signal while the handles close
+  exiting_ = true;
   CloseAll(false);
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), OnHandleClosedCb);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_poll_), OnHandleClosedCb);
