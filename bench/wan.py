@@ -19,8 +19,9 @@ For each RTT in --rtts and each loss in --losses (fresh relays and sluices for e
       tcp. Each download is bounded by --max-seconds (curl's --max-time; the rate is then of
       what arrived, and the run says so).
   (b) --members concurrent members (200), 10 small requests each on one keep-alive
-      connection to A, each member at 4 requests/s (h2load --h1 --rps 4, its per-request
-      log; a closed loop would measure sluice's queue at saturation): all of them served
+      connection to A (a Python asyncio client), each member at 4 requests/s, the members'
+      schedules spread evenly (a closed loop, or h2load --rps, whose clients all fire at once,
+      measured a queue in sluice or in the client, not a request): all of them served
       locally, then all tunneled (after one warm-up request per member through the tunnel, so
       the tunnel's connections are open), in 3 interleaved rounds. added_p50_ms, added_p99_ms:
       tunneled minus local percentiles of the request latency (each the median of its 3
@@ -40,7 +41,7 @@ Usage: bench/wan.py [--rtts 30,80,150] [--losses 0,0.5] [--size 100] [--members 
                     [--bandwidth-mbps 1000] [--max-seconds 120]
                     [--sluice build/proxy/sluice] [--relay build/bench/sluice_wan_relay]
        bench/wan.py --quick   (30 ms, no loss, a 10 MiB file, 50 members: the smoke test's run)
-Needs: nginx (nginx-light), curl, h2load (nghttp2-client); loopback only, every process stopped by its PID.
+Needs: nginx (nginx-light), curl; loopback only, every process stopped by its PID.
 """
 
 import argparse
@@ -62,16 +63,16 @@ from sluicetest.process import SLUICE_BIN, Sluice, free_port
 from sluicetest.secret_files import write_secrets
 from sluicetest.wan_relay import WAN_RELAY_BIN, WanRelay
 
-PACKAGES = {"nginx": "nginx-light", "curl": "curl", "h2load": "nghttp2-client"}
+PACKAGES = {"nginx": "nginx-light", "curl": "curl"}
 REGION_A, REGION_B = "us-east-1", "eu-west-1"
 MIB = 1 << 20
 LOSS_SIZE_MIB = 20  # the download's size cap when the path loses packets
 REQUESTS_PER_MEMBER = 10
 STEADY_REQUESTS, IDLE_ROUNDS, IDLE_S = 5, 3, 0.5
 LOAD_ROUNDS = 3
-# Each member's pace in (b): below sluice's saturation on this machine (200 members: 800
-# requests/s), so the local baseline is the latency of a request, not of a queue, and slower
-# than the longest RTT, so a tunneled member never waits for its own previous request.
+# Each member's pace in (b): below saturation on this machine (200 members: 800 requests/s),
+# so the local baseline is the latency of a request, not of a queue, and slower than the
+# longest RTT, so a tunneled member seldom waits for its own previous request.
 MEMBER_RPS = 4
 LOAD_TIMEOUT_S = 120.0
 
@@ -169,70 +170,60 @@ def download(url, headers, max_seconds):
             result.returncode == 28)
 
 
-async def member(port, name, home, count, latencies, served):
-    """One member: `count` GET /small, one after another on one connection to A."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def connect(port, count):
+    """`count` connections to 127.0.0.1:port: [(reader, writer)]."""
+    return await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port)
+                                  for _ in range(count)))
+
+
+async def member(connection, name, home, count, start, interval, latencies, served):
+    """One member: `count` GET /small on its connection to A, the k-th sent at start + k *
+    interval (loop time), or when the one before is answered if that is later."""
+    reader, writer = connection
+    loop = asyncio.get_running_loop()
     request = ("GET /small HTTP/1.1\r\nHost: wan.bench\r\nx-member-id: %s\r\n%s\r\n" % (
         name, "x-home-region: %s\r\n" % home if home else "")).encode()
-    try:
-        for _ in range(count):
-            started = time.monotonic()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            if not head.startswith(b"HTTP/1.1 200") or not length:
-                raise RuntimeError("unexpected answer: %r" % head[:200])
-            await reader.readexactly(int(length.group(1)))
-            latencies.append((time.monotonic() - started) * 1000)
-            region = re.search(rb"(?i)\r\nsluice-region: *([^\r]+)", head)
-            region = region.group(1).decode() if region else "-"
-            served[region] = served.get(region, 0) + 1
-    finally:
-        writer.close()
+    for k in range(count):
+        pause = start + k * interval - loop.time()
+        if pause > 0:
+            await asyncio.sleep(pause)  # the member's pace: the load's schedule
+        started = time.monotonic()
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        if not head.startswith(b"HTTP/1.1 200") or not length:
+            raise RuntimeError("unexpected answer: %r" % head[:200])
+        await reader.readexactly(int(length.group(1)))
+        latencies.append((time.monotonic() - started) * 1000)
+        region = re.search(rb"(?i)\r\nsluice-region: *([^\r]+)", head)
+        region = region.group(1).decode() if region else "-"
+        served[region] = served.get(region, 0) + 1
 
 
-def requests(port, members, count, home, prefix="member"):
-    """`members` members at once (a Python asyncio client), `count` requests each; returns
-    their latencies (ms) after checking every request was served where it should be (B when
-    `home` is B, else A)."""
+def requests(port, members, count, home, prefix="member", rps=None):
+    """`members` members at once, each on its own connection to A (all opened first), `count`
+    requests each: one after another, or at `rps` per member with the members' schedules
+    spread evenly (no burst). Returns the latencies (ms) after checking every request was
+    served where it should be (B when `home` is B, else A)."""
     latencies, served = [], {}
+    interval = 1.0 / rps if rps else 0.0
 
     async def all_members():
-        await asyncio.wait_for(asyncio.gather(*(
-            member(port, "%s-%d" % (prefix, i), home, count, latencies, served)
-            for i in range(members))), LOAD_TIMEOUT_S)
+        connections = await connect(port, members)
+        try:
+            start = asyncio.get_running_loop().time()
+            await asyncio.gather(*(
+                member(c, "%s-%d" % (prefix, i), home, count, start + i * interval / members,
+                       interval, latencies, served) for i, c in enumerate(connections)))
+        finally:
+            for _, writer in connections:
+                writer.close()
 
-    asyncio.run(all_members())
+    asyncio.run(asyncio.wait_for(all_members(), LOAD_TIMEOUT_S))
     expected = home or REGION_A
     if set(served) != {expected}:
         raise RuntimeError("requests for %s were served by %s" % (expected, served))
     return latencies
-
-
-def h2load(port, members, count, home, log_path, rps=None):
-    """(b)'s load: h2load --h1, `members` connections at once, `count` requests each (one
-    member id for all: with nothing evacuated, only the home region steers), each connection
-    at `rps` requests per second (None: one after another); the latency of every request (ms)
-    from its --log-file. h2load does not read headers: requests() checks where the same
-    request is served before."""
-    requests(port, 1, 1, home, "check")
-    cmd = ["h2load", "--h1", "-c", str(members), "-n", str(members * count), "-m", "1",
-           "-H", "x-member-id: wan-load", "--log-file", log_path]
-    if rps:
-        cmd += ["--rps", "%g" % rps]
-    if home:
-        cmd += ["-H", "x-home-region: %s" % home]
-    result = subprocess.run(cmd + ["http://127.0.0.1:%d/small" % port], capture_output=True,
-                            text=True, timeout=LOAD_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded",
-                     result.stdout)
-    if result.returncode != 0 or not done or int(done.group(2)) != members * count:
-        raise RuntimeError("h2load: %s" % (result.stdout[-1500:] + result.stderr[-500:]))
-    with open(log_path) as f:
-        rows = [line.split("\t") for line in f if line.strip()]
-    if any(row[1] != "200" for row in rows):
-        raise RuntimeError("h2load saw answers other than 200 (%s)" % log_path)
-    return [int(row[2]) / 1000 for row in rows]
 
 
 def percentile(values, p):
@@ -311,13 +302,13 @@ class Run:
         self.check_download("tcp", got, region, None, cut)
         self.ratio = self.tunnel_mbps / self.tcp_mbps if self.tcp_mbps > 0 else float("nan")
 
-        members, log = self.args.members, os.path.join(self.work, "h2load.log")
-        h2load(self.port_a, members, 1, REGION_B, log)  # the tunnel's connections opened
+        members = self.args.members
+        requests(self.port_a, members, 1, REGION_B, "warm")  # the tunnel's connections opened
         rounds = {None: [], REGION_B: []}
         for _ in range(LOAD_ROUNDS):  # interleaved: a busy moment of the machine hits both
             for home, latencies in rounds.items():
-                latencies.append(h2load(self.port_a, members, REQUESTS_PER_MEMBER, home, log,
-                                        MEMBER_RPS))
+                latencies.append(requests(self.port_a, members, REQUESTS_PER_MEMBER, home,
+                                          rps=MEMBER_RPS))
         self.local_ms, self.tunneled_ms = (
             tuple(statistics.median(percentile(r, p) for r in rounds[home]) for p in (50, 99))
             for home in (None, REGION_B))
