@@ -41,6 +41,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cinttypes>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -163,6 +164,7 @@ class Relay {
   uv_buf_t ReadBuffer(Connection* conn, uv_handle_t* handle);
 
  private:
+  void PrintListening();
   Direction& DirectionFrom(Connection* conn, uv_handle_t* handle);
   int64_t Room(const Direction& d) const;
   void Enqueue(Direction& d, const char* data, size_t len, int64_t now);
@@ -253,35 +255,32 @@ int Relay::Start() {
   listener_.data = this;
   if (rc == 0) rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&options_.listen), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 1024, OnAcceptCb);
-  if (rc != 0) return rc;
+  if (rc == 0) PrintListening();
+  return rc;
+}
+
+// The one line a caller waits for, with the port the OS picked for port 0.
+void Relay::PrintListening() {
   sockaddr_storage bound{};
   int len = sizeof(bound);
   uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
   char host[64] = "";
-  int port = 0;
   if (bound.ss_family == AF_INET6) {
     auto* in6 = reinterpret_cast<sockaddr_in6*>(&bound);
     uv_ip6_name(in6, host, sizeof(host));
-    port = ntohs(in6->sin6_port);
-    std::printf("listening [%s]:%d\n", host, port);
+    std::printf("listening [%s]:%d\n", host, ntohs(in6->sin6_port));
   } else {
     auto* in = reinterpret_cast<sockaddr_in*>(&bound);
     uv_ip4_name(in, host, sizeof(host));
-    port = ntohs(in->sin_port);
-    std::printf("listening %s:%d\n", host, port);
+    std::printf("listening %s:%d\n", host, ntohs(in->sin_port));
   }
   std::fflush(stdout);
-  return 0;
 }
 
 void Relay::PrintTotals() const {
-  std::printf(
-      "wan_relay: connections=%llu bytes_up=%llu bytes_down=%llu loss_events=%llu "
-      "resets=%llu\n",
-      static_cast<unsigned long long>(accepted_),
-      static_cast<unsigned long long>(links_[0].delivered),
-      static_cast<unsigned long long>(links_[1].delivered),
-      static_cast<unsigned long long>(loss_events_), static_cast<unsigned long long>(resets_));
+  std::printf("wan_relay: connections=%" PRIu64 " bytes_up=%" PRIu64 " bytes_down=%" PRIu64
+              " loss_events=%" PRIu64 " resets=%" PRIu64 "\n",
+              accepted_, links_[0].delivered, links_[1].delivered, loss_events_, resets_);
   std::fflush(stdout);
 }
 
