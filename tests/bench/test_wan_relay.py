@@ -5,6 +5,7 @@ millisecond), the shared bandwidth, the window cap (throughput = window / RTT), 
 a transfer down without breaking it, a reset and a stall by signal, a half-close delivered in
 order, and bad arguments refused."""
 import os
+import re
 import select
 import signal
 import socket
@@ -108,6 +109,12 @@ def receive_all(port, size, timeout):
     return received, counted * 8 / seconds / 1e6 if seconds > 0 else 0.0
 
 
+def peak_rss_kib(pid):
+    """The process's peak resident memory (VmHWM), KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.M).group(1))
+
+
 def report(text):
     """The measured figure, on stderr for the test log."""
     sys.stderr.write("  %s\n" % text)
@@ -181,6 +188,28 @@ class WanRelayTest(unittest.TestCase):
             report("loss %g%%: %.1f Mbit/s, %d loss events" % (loss, rates[loss],
                                                                totals["loss_events"]))
         self.assertLess(rates[1], rates[0] * 0.8, rates)
+
+    def test_a_receiver_that_stops_reading_keeps_the_relay_within_its_window(self):
+        window = 1 << 20
+        relay = self.relay(self.servers.source_port, delay_ms=1, window=window)
+        before = peak_rss_kib(relay.pid)
+        size = 48 * 1000 * 1000
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as conn:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            conn.sendall(b"%d\n" % size)
+            # The scenario: a receiver that reads nothing for half a second while the source
+            # could send it all. Unbounded, the relay would take in most of the 48 MB.
+            select.select([], [], [], 0.5)
+            received = 0
+            while received < size:
+                data = conn.recv(1 << 20)
+                if not data:
+                    break
+                received += len(data)
+        self.assertEqual(received, size)
+        grown = peak_rss_kib(relay.pid) - before
+        report("peak memory grew by %d KiB with a 1 MiB window" % grown)
+        self.assertLess(grown, 4 * window // 1024)
 
     def test_half_close_arrives_after_the_bytes_before_it(self):
         relay = self.relay(self.servers.echo_port, delay_ms=5)
