@@ -88,9 +88,10 @@ class Servers:
                 s.close()
 
 
-def receive_all(port, size, timeout):
+def receive_all(port, size, timeout, times=None):
     """Asks the source behind port for `size` bytes; returns (bytes received, Mbit/s from the
-    first read to the last). Bounded by `timeout` seconds."""
+    first read to the last). Bounded by `timeout` seconds. times: a list to append (first
+    read, last read, bytes after the first read) to."""
     buffer = bytearray(1 << 20)
     received, counted, first, last = 0, 0, None, None
     deadline = time.monotonic() + timeout
@@ -106,6 +107,8 @@ def receive_all(port, size, timeout):
             counted += n if first is not None else 0
             first = first or last
     seconds = (last - first) if first and last else 0.0
+    if times is not None:
+        times.append((first, last, counted))
     return received, counted * 8 / seconds / 1e6 if seconds > 0 else 0.0
 
 
@@ -155,13 +158,29 @@ class WanRelayTest(unittest.TestCase):
         self.assertGreater(median, 80 - 0.2)
         self.assertLess(median, 80 + 1.0)
 
-    def test_bandwidth_is_shared_link_rate(self):
+    def test_bandwidth_is_the_link_rate(self):
         relay = self.relay(self.servers.source_port, delay_ms=5, bandwidth_mbps=200)
         size = 25 * 1000 * 1000
         received, rate = receive_all(relay.port, size, timeout=20)
         report("bandwidth: %.1f Mbit/s through a 200 Mbit/s link" % rate)
         self.assertEqual(received, size)
         self.assertAlmostEqual(rate, 200, delta=200 * 0.05, msg="%.1f Mbit/s" % rate)
+
+    def test_bandwidth_is_shared_by_the_connections(self):
+        relay = self.relay(self.servers.source_port, delay_ms=5, bandwidth_mbps=200)
+        times, size = [], 12 * 1000 * 1000
+        threads = [threading.Thread(target=receive_all, args=(relay.port, size, 20, times))
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        self.assertEqual(len(times), 2)
+        # Together, from the first arrival to the last: the link's rate, not twice it.
+        seconds = max(t[1] for t in times) - min(t[0] for t in times)
+        rate = sum(t[2] for t in times) * 8 / seconds / 1e6
+        report("bandwidth: %.1f Mbit/s for two connections through a 200 Mbit/s link" % rate)
+        self.assertAlmostEqual(rate, 200, delta=200 * 0.05)
 
     def test_window_caps_throughput_at_window_per_rtt(self):
         window, rtt = 262144, 0.050
