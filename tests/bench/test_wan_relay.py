@@ -168,7 +168,7 @@ class WanRelayTest(unittest.TestCase):
 
     def test_bandwidth_is_shared_by_the_connections(self):
         relay = self.relay(self.servers.source_port, delay_ms=5, bandwidth_mbps=200)
-        times, size = [], 12 * 1000 * 1000
+        times, size = [], 20 * 1000 * 1000
         threads = [threading.Thread(target=receive_all, args=(relay.port, size, 20, times))
                    for _ in range(2)]
         for thread in threads:
