@@ -22,7 +22,7 @@ from sluicetest.wan_relay import WAN_RELAY_BIN, WanRelay
 
 class Servers:
     """An echo server and a source (reads "N\\n", sends N bytes, closes) on ports the OS
-    picks, one thread per connection; close() closes their listening sockets and every
+    picks, one thread per connection; close() ends them: their listening sockets and every
     connection they accepted."""
 
     def __init__(self):
@@ -83,8 +83,14 @@ class Servers:
         conn.shutdown(socket.SHUT_WR)
 
     def close(self):
+        """shutdown() first: on Linux it wakes a thread blocked in accept() or recv() on the
+        socket, which close() alone does not."""
         with self.lock:
             for s in self.sockets:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # not connected (any more)
                 s.close()
 
 
