@@ -7,6 +7,7 @@ order, and bad arguments refused."""
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -134,6 +135,7 @@ class WanRelayTest(unittest.TestCase):
         self.servers = Servers()
         self.addCleanup(self.servers.close)
         self.dir = tempfile.mkdtemp(prefix="sluice-wan-relay-test-")
+        self.addCleanup(shutil.rmtree, self.dir, True)  # last: after the relays stopped
 
     def relay(self, to_port, **model):
         relay = WanRelay(to_port, os.path.join(self.dir, "relay%d.log" % len(os.listdir(
