@@ -19,12 +19,13 @@
 //   buffers more than its window per direction (plus the relay's one read buffer).
 // - Loss: for every 1448-byte segment forwarded, with probability P/100 a loss event: that
 //   read's bytes arrive one RTT late (a retransmission; later bytes wait behind them, as in
-//   TCP). With P > 0 each direction has a congestion window too, as TCP would: it starts at
-//   10 segments and doubles every RTT (slow start) up to --window; a loss cuts it to 0.7x
+//   TCP). Each direction has a congestion window too, as TCP has: it starts at 10 segments and
+//   doubles every RTT (slow start, once per connection: Linux with
+//   net.ipv4.tcp_slow_start_after_idle=0) up to --window; a loss cuts it to 0.7x
 //   (CUBIC's beta; floor 10 segments; once per recovery: losses among bytes read before the
 //   cut's retransmission is acknowledged do not cut again), after which it grows by
 //   1448 * 1448 / cwnd per acknowledged segment (Reno's one segment per RTT). With P = 0 the
-//   window is --window from the start (a warmed-up connection with nothing to slow it).
+//   window reaches --window after slow start and stays there.
 // - Handshake: the kernel completes the client's connect at once, so a new connection's first
 //   bytes up arrive no earlier than 3 D after the accept (SYN, SYN-ACK, data), and down no
 //   earlier than 4 D.
@@ -311,7 +312,7 @@ void Relay::OnAccept(int status) {
     d.to = i == 0 ? &conn->server : &conn->client;
     d.link = &links_[i];
     d.ssthresh = static_cast<double>(options_.window);
-    d.cwnd = options_.loss > 0 ? 10.0 * kSegment : d.ssthresh;
+    d.cwnd = std::min(10.0 * kSegment, d.ssthresh);
     d.floor_ns = now + (i == 0 ? 3 : 4) * options_.delay_ns;
     d.shutdown.data = &d;
   }
@@ -422,11 +423,9 @@ void Relay::Acknowledge(Direction& d, int64_t now) {
     const int64_t bytes = d.unacked.front().bytes;
     d.unacked.pop_front();
     d.in_flight -= bytes;
-    if (options_.loss > 0) {
-      const double growth = d.cwnd < d.ssthresh ? static_cast<double>(bytes)
-                                                : static_cast<double>(kSegment * bytes) / d.cwnd;
-      d.cwnd = std::min(static_cast<double>(options_.window), d.cwnd + growth);
-    }
+    const double growth = d.cwnd < d.ssthresh ? static_cast<double>(bytes)
+                                              : static_cast<double>(kSegment * bytes) / d.cwnd;
+    d.cwnd = std::min(static_cast<double>(options_.window), d.cwnd + growth);
     acked = true;
   }
   if (acked) UpdateReading(d);

@@ -5,8 +5,8 @@
 namespace sluice {
 
 uint32_t ConnectionWindowFor(uint32_t stream_window) {
-  const uint64_t four = uint64_t{stream_window} * 4;
-  return static_cast<uint32_t>(std::clamp<uint64_t>(four, kMinConnectionWindow, kMaxHttp2Window));
+  const uint64_t two = uint64_t{stream_window} * 2;
+  return static_cast<uint32_t>(std::clamp<uint64_t>(two, kMinConnectionWindow, kMaxHttp2Window));
 }
 
 WindowBudget& WindowBudget::Upstream() {
@@ -56,8 +56,8 @@ WindowSizer::Growth WindowSizer::OnProbeAck(int64_t now_ns, WindowBudget* budget
   OnRoundTrip(now_ns - probe_sent_ns_);
   // Held back by the window: the round trip carried two thirds of it or more.
   if (!auto_sizing() || probe_bytes_ * 3 < uint64_t{stream_window_} * 2) return growth;
-  const uint64_t doubled = std::max(probe_bytes_, uint64_t{stream_window_}) * 2;
-  uint32_t stream = static_cast<uint32_t>(std::min<uint64_t>(doubled, max_stream_));
+  const uint64_t wanted = std::max(probe_bytes_, uint64_t{stream_window_}) * 4;
+  uint32_t stream = static_cast<uint32_t>(std::min<uint64_t>(wanted, max_stream_));
   uint32_t connection = ConnectionWindowFor(stream);
   if (connection > connection_window_) {
     const uint64_t got = budget->ReserveUpTo(connection - connection_window_);

@@ -7,10 +7,12 @@
 // the way gRPC's BDP estimator does: when DATA arrives and no probe is out, the session sends a
 // PING and counts the DATA bytes that arrive until its ACK. Those bytes are what the path
 // delivered in one round trip. When they reach two thirds of the stream window, the sender was
-// held back by the window: it grows to twice the sample (at least double), up to `max_stream`.
+// held back by the window: it grows to four times the sample (at least fourfold), up to
+// `max_stream`. Four, where gRPC takes two: a step takes two round trips (the probe, then the
+// new SETTINGS reaching the peer), while TCP's slow start doubles its window every round trip.
 // It never shrinks (a peer may already have sent into it).
 //
-// The connection window follows the stream window (four streams' worth, at least 4 MiB), and
+// The connection window follows the stream window (two streams' worth, at least 4 MiB), and
 // the growth beyond the first connection window is drawn from a node-wide budget
 // (WindowBudget): every byte a peer may send ahead is a byte this node may have to hold, so
 // the sum is bounded however many peers, workers and connections there are.
@@ -22,7 +24,7 @@
 
 namespace sluice {
 
-// The connection window for a stream window: room for four streams at full speed, at least
+// The connection window for a stream window: room for two streams at full speed, at least
 // kMinConnectionWindow, at most HTTP/2's largest window.
 inline constexpr uint32_t kMinConnectionWindow = 4u << 20;
 inline constexpr uint32_t kMaxHttp2Window = (1u << 31) - 1;

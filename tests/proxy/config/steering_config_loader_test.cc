@@ -124,12 +124,12 @@ TEST_F(SteeringConfigLoaderTest, ParsesEverything) {
   EXPECT_EQ(c.clusters[1].outlier.max_ejection_percent, 100u);
   EXPECT_EQ(c.clusters[1].outlier.consecutive_failures, 3u);
   // Tunnels at distance: two warm, PING-checked connections per peer and worker, windows that
-  // start at 256 KiB and grow with the path up to 16 MiB.
+  // start at 256 KiB and grow with the path up to 32 MiB.
   EXPECT_EQ(c.clusters[1].pool.http2_connections, 2u);
   EXPECT_EQ(c.clusters[1].pool.http2_warm, 2u);
   EXPECT_EQ(c.clusters[1].pool.http2_ping_interval, absl::Seconds(5));
   EXPECT_EQ(c.clusters[1].pool.http2_window, 256u * 1024);
-  EXPECT_EQ(c.clusters[1].pool.http2_max_window, 16u << 20);
+  EXPECT_EQ(c.clusters[1].pool.http2_max_window, 32u << 20);
   // The signer signs with the file's key, without its trailing newline.
   HopSigner expected({kKey});
   HopRequest request{"GET", "/", "", "example.com", "", "-"};

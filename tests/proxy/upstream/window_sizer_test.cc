@@ -26,7 +26,7 @@ TEST(WindowSizer, AFixedWindowNeverProbes) {
   EXPECT_EQ(sizer.connection_window(), 4 * kMiB);
 }
 
-TEST(WindowSizer, AWindowLimitedPathDoublesUpToTheMaximum) {
+TEST(WindowSizer, AWindowLimitedPathGrowsFourfoldUpToTheMaximum) {
   WindowBudget budget(1u << 30);
   WindowSizer sizer(256 * kKiB, 16 * kMiB);
   int64_t now = 0;
@@ -35,16 +35,16 @@ TEST(WindowSizer, AWindowLimitedPathDoublesUpToTheMaximum) {
     const uint32_t before = sizer.stream_window();
     WindowSizer::Growth g = Probe(&sizer, &budget, before, now, 80 * kMs);
     ASSERT_TRUE(g.grew);
-    EXPECT_EQ(g.stream_window, std::min(2 * before, 16 * kMiB));
+    EXPECT_EQ(g.stream_window, std::min(4 * before, 16 * kMiB));
     EXPECT_EQ(g.connection_window, ConnectionWindowFor(g.stream_window));
     now += 100 * kMs;
   }
   EXPECT_EQ(sizer.stream_window(), 16 * kMiB);
-  EXPECT_EQ(sizer.connection_window(), 64 * kMiB);
+  EXPECT_EQ(sizer.connection_window(), 32 * kMiB);
   EXPECT_FALSE(sizer.auto_sizing());
   EXPECT_FALSE(sizer.OnData(1 << 20));  // at the maximum: no more probes
   // What was reserved is the growth beyond the first connection window.
-  EXPECT_EQ(budget.reserved(), uint64_t{64 * kMiB} - 4 * kMiB);
+  EXPECT_EQ(budget.reserved(), uint64_t{32 * kMiB} - 4 * kMiB);
   EXPECT_EQ(sizer.last_rtt_ns(), 80 * kMs);
 }
 
@@ -59,52 +59,46 @@ TEST(WindowSizer, APathThatIsNotWindowLimitedKeepsTheWindow) {
   // Two thirds is enough.
   g = Probe(&sizer, &budget, 171 * kKiB, 100 * kMs, 80 * kMs);
   EXPECT_TRUE(g.grew);
-  EXPECT_EQ(sizer.stream_window(), 512 * kKiB);
+  EXPECT_EQ(sizer.stream_window(), 1024 * kKiB);
 }
 
-TEST(WindowSizer, ManyStreamsFillingTheConnectionGrowToTwiceTheSample) {
+TEST(WindowSizer, ManyStreamsFillingTheConnectionGrowToFourTimesTheSample) {
   WindowBudget budget(1u << 30);
   WindowSizer sizer(256 * kKiB, 32 * kMiB);
   // Several streams together brought the first connection window's worth in one round trip.
   WindowSizer::Growth g = Probe(&sizer, &budget, 4 * kMiB, 0, 80 * kMs);
   ASSERT_TRUE(g.grew);
-  EXPECT_EQ(g.stream_window, 8 * kMiB);
+  EXPECT_EQ(g.stream_window, 16 * kMiB);
   EXPECT_EQ(g.connection_window, 32 * kMiB);
   EXPECT_EQ(g.reserved, uint64_t{28 * kMiB});
 }
 
 TEST(WindowSizer, TheBudgetBoundsTheGrowthOfEveryConnection) {
   WindowBudget budget(6 * kMiB);
-  WindowSizer a(1 * kMiB, 16 * kMiB);  // connection windows of 4 MiB
-  WindowSizer b(1 * kMiB, 16 * kMiB);
-  // a: 2 MiB streams want an 8 MiB connection window: 4 MiB from the budget.
-  WindowSizer::Growth ga = Probe(&a, &budget, 1 * kMiB, 0, 50 * kMs);
+  WindowSizer a(2 * kMiB, 16 * kMiB);  // connection windows of 4 MiB
+  WindowSizer b(2 * kMiB, 16 * kMiB);
+  // a: 8 MiB streams want a 16 MiB connection window; the budget has 6 MiB of the 12 more.
+  WindowSizer::Growth ga = Probe(&a, &budget, 2 * kMiB, 0, 50 * kMs);
   ASSERT_TRUE(ga.grew);
-  EXPECT_EQ(ga.reserved, uint64_t{4 * kMiB});
-  EXPECT_EQ(a.connection_window(), 8 * kMiB);
-  // b wants as much and gets the 2 MiB that are left.
-  WindowSizer::Growth gb = Probe(&b, &budget, 1 * kMiB, 0, 50 * kMs);
-  ASSERT_TRUE(gb.grew);
-  EXPECT_EQ(gb.reserved, uint64_t{2 * kMiB});
-  EXPECT_EQ(b.connection_window(), 6 * kMiB);
-  EXPECT_EQ(b.stream_window(), 2 * kMiB);
+  EXPECT_EQ(ga.reserved, uint64_t{6 * kMiB});
+  EXPECT_EQ(a.connection_window(), 10 * kMiB);
+  EXPECT_EQ(a.stream_window(), 8 * kMiB);
   EXPECT_EQ(budget.reserved(), uint64_t{6 * kMiB});
-  // The budget is spent: b's streams may still use more of the connection window it has ...
-  gb = Probe(&b, &budget, 2 * kMiB, 100 * kMs, 50 * kMs);
+  // The budget is spent: b's streams may still use the whole connection window it has ...
+  WindowSizer::Growth gb = Probe(&b, &budget, 2 * kMiB, 0, 50 * kMs);
   ASSERT_TRUE(gb.grew);
   EXPECT_EQ(gb.reserved, 0u);
+  EXPECT_EQ(b.connection_window(), 4 * kMiB);
   EXPECT_EQ(b.stream_window(), 4 * kMiB);
-  gb = Probe(&b, &budget, 4 * kMiB, 200 * kMs, 50 * kMs);
-  EXPECT_EQ(b.stream_window(), 6 * kMiB);
   // ... and no more.
-  gb = Probe(&b, &budget, 6 * kMiB, 300 * kMs, 50 * kMs);
+  gb = Probe(&b, &budget, 4 * kMiB, 100 * kMs, 50 * kMs);
   EXPECT_FALSE(gb.grew);
-  EXPECT_EQ(b.connection_window(), 6 * kMiB);
+  EXPECT_EQ(b.stream_window(), 4 * kMiB);
   // A connection that closes gives its growth back; another may grow into it.
   budget.Release(ga.reserved);
-  gb = Probe(&b, &budget, 6 * kMiB, 400 * kMs, 50 * kMs);
+  gb = Probe(&b, &budget, 4 * kMiB, 200 * kMs, 50 * kMs);
   ASSERT_TRUE(gb.grew);
-  EXPECT_EQ(gb.reserved, uint64_t{4 * kMiB});
+  EXPECT_EQ(gb.reserved, uint64_t{6 * kMiB});
   EXPECT_EQ(b.connection_window(), 10 * kMiB);
   EXPECT_EQ(b.stream_window(), 10 * kMiB);
   // A smaller limit later only stops more growth.
