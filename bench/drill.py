@@ -84,6 +84,8 @@ Usage: bench/drill.py [--scenario kill|brownout|global|surge|two] [--rate 15000]
                       [--duration 100, 60 for global, surge and two] [--seed 1] ...
        bench/drill.py --dns [--dns-ttl 5] [--auto] [--scenario kill] ...
        bench/drill.py --kill-edge [--dns-ttl 5] [--fault-at 30] [--duration 100] ...
+       bench/drill.py --wan-rtt 80 [--auto] [--scenario ...]   (tunnels through an emulated
+                      WAN path: sluice_wan_relay in front of every region's tunnel endpoint)
        bench/drill.py --quick [--auto] [--scenario ...]   (short runs: what the test suite runs)
 Needs: etcd (etcd-server), nginx (nginx-light), gnuplot (gnuplot-nox), with --dns knot and
 knot-dnsutils, and the build's sluice,
@@ -114,6 +116,7 @@ from sluicetest.knot import Knot, missing as knot_missing
 from sluicetest.secret_files import write_secrets
 from sluicetest.nginx import brownout_region_origin, region_origin
 from sluicetest.process import ROOT, Sluice, child_pids, free_port, wait_for_port, wait_until
+from sluicetest.wan_relay import WanRelay
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 SHORT = {"us-east-1": "use1", "us-west-2": "usw2", "eu-west-1": "euw1"}
@@ -145,15 +148,17 @@ FAILED_AFTER_TTL_GRACE_S = 15.0
 
 
 def sluice_config(region, ports, origins, admin_port, work, etcd_url, hold, detection=None,
-                  hosts=None, dns=None):
+                  hosts=None, dns=None, tunnels=None):
     """One node's configuration; `detection`, when given, is its detection section, `dns` its
     dns section. hosts: {region: the IP its listener (and so its tunnel endpoint) is on},
-    127.0.0.1 by default."""
+    127.0.0.1 by default. tunnels: {region: its tunnel endpoint as host:port}, by default its
+    listener (with --wan-rtt, the relay in front of it)."""
     hosts = hosts or {r: "127.0.0.1" for r in REGIONS}
+    tunnels = tunnels or {r: "%s:%d" % (hosts[r], ports[r]) for r in REGIONS}
     saviors = {r: {o: 50 for o in REGIONS if o != r} for r in REGIONS}
     regions = "".join(
-        "    %s:\n      tunnel: [%s:%d]\n      saviors: {%s}\n" % (
-            r, hosts[r], ports[r], ", ".join("%s: %d" % kv for kv in saviors[r].items()))
+        "    %s:\n      tunnel: [%s]\n      saviors: {%s}\n" % (
+            r, tunnels[r], ", ".join("%s: %d" % kv for kv in saviors[r].items()))
         for r in REGIONS)
     return """
 workers: 1
@@ -521,7 +526,16 @@ def parse_args():
     parser.add_argument("--out", default=".", help="where drill.csv and drill.png go")
     parser.add_argument("--install", action="store_true", help="apt-get install what is missing")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--wan-rtt", type=float, default=0,
+                        help="ms: the tunnels between regions cross an emulated WAN path of "
+                             "this round trip (sluice_wan_relay); not with --dns")
+    parser.add_argument("--relay", default=os.path.join(ROOT, "build/bench/sluice_wan_relay"))
     args = parser.parse_args()
+    if args.wan_rtt < 0:
+        parser.error("--wan-rtt is a round trip in ms, 0 or more")
+    if args.wan_rtt and (args.dns or args.kill_edge):
+        parser.error("--wan-rtt: not with --dns or --kill-edge (their tunnels are on the "
+                     "regions' own addresses)")
     if args.kill_edge:
         if args.scenario not in (None, "kill"):
             parser.error("--kill-edge is a fault of its own (the victim's sluice SIGKILLed, its "
@@ -738,7 +752,7 @@ def run(args, result):
 
     etcd = Etcd()
     origins = {r: [] for r in REGIONS}
-    nodes, admin_ports = {}, {}
+    nodes, admin_ports, relays = {}, {}, {}
     load = monitor = tarpit = knot = None
     timeline = Timeline()
     events = []  # (second, what)
@@ -761,6 +775,16 @@ def run(args, result):
             for i in range(2):
                 origins[region].append(region_origin(work, "%s-origin-%d" % (region, i),
                                                      free_port(), region))
+        tunnels = None
+        if args.wan_rtt:
+            # Each region's tunnel endpoint is a relay in front of its listener: every request
+            # tunneled into it crosses args.wan_rtt of emulated WAN (clients enter directly).
+            for region in REGIONS:
+                relays[region] = WanRelay(
+                    ports[region], os.path.join(work, region + ".relay.log"),
+                    delay_ms=args.wan_rtt / 2, binary=os.path.abspath(args.relay)).start()
+            tunnels = {r: "127.0.0.1:%d" % relays[r].port for r in REGIONS}
+            print("tunnels through an emulated WAN path of %g ms RTT" % args.wan_rtt)
         configs = {}
         for region in REGIONS:
             admin_ports[region] = free_port()
@@ -769,7 +793,7 @@ def run(args, result):
             configs[region] = sluice_config(
                 region, ports, [o.port for o in origins[region]], admin_ports[region], work,
                 etcd.url, args.hold, detection, hosts, dns_config(knot, args.dns_ttl)
-                if knot else None)
+                if knot else None, tunnels)
         if knot:
             check_dns_config(args.sluice, work, configs[REGIONS[0]])
         for region in REGIONS:
@@ -895,6 +919,8 @@ def run(args, result):
             load.wait(5)
         for node in nodes.values():
             node.stop()
+        for relay in relays.values():
+            relay.stop()
         for region in REGIONS:
             for o in origins[region]:
                 o.stop()
