@@ -628,6 +628,8 @@ std::string Server::RenderMetrics() {
   node.ready = Ready(&why);
   node.start_time_seconds = absl::ToDoubleSeconds(start_time_ - absl::UnixEpoch());
   node.hop_replay_evictions = hop_replay_->live_evictions();
+  node.upstream_window_bytes = WindowBudget::Upstream().reserved();
+  node.upstream_window_limit = WindowBudget::Upstream().limit();
   if (fleet_) {
     node.fleet = true;
     node.fleet_connected = fleet_->connected();

@@ -164,7 +164,7 @@ struct LimitsConfig {
   // Bytes every upstream HTTP/2 connection of the node together (tunnels included) may let
   // their peers send ahead beyond each connection's first 4 MiB window, as windows grow with
   // the path (pool.http2_max_window): the memory the node may hold for them is bounded by this
-  // plus 4 MiB per connection.
+  // plus each connection's first window (4 MiB, or twice pool.http2_window if larger).
   uint64_t upstream_window_memory = 256u << 20;
 };
 

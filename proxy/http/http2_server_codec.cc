@@ -270,6 +270,11 @@ struct Http2ServerCodec::Callbacks {
     Http2ServerCodec* codec = Codec(user);
     switch (frame->hd.type) {
       case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) return 0;
+        codec->CountControlFrame();
+        // A client's keep-alive (a peer region's warm tunnel): the idle timeout starts again.
+        if (codec->open_streams_ == 0) codec->Notify();
+        return 0;
       case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) codec->CountControlFrame();
         return 0;

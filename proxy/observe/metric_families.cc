@@ -344,6 +344,21 @@ std::vector<MetricFamily> BuildFamilies() {
        [](const MetricSources& s, MetricSink& sink) {
          sink.Add({}, D(s.node.hop_replay_evictions));
        }},
+      {"sluice_upstream_window_bytes",
+       "HTTP/2 receive windows toward origins and peer regions grown beyond their first 4 MiB "
+       "per connection: bytes peers may send ahead, held from limits.upstream_window_memory.",
+       T::kGauge,
+       {},
+       [](const MetricSources& s, MetricSink& sink) {
+         sink.Add({}, D(s.node.upstream_window_bytes));
+       }},
+      {"sluice_upstream_window_limit_bytes",
+       "limits.upstream_window_memory: what window growth may hold in all.",
+       T::kGauge,
+       {},
+       [](const MetricSources& s, MetricSink& sink) {
+         sink.Add({}, D(s.node.upstream_window_limit));
+       }},
       {"sluice_start_time_seconds",
        "Start time of the process (Unix seconds).",
        T::kGauge,

@@ -209,6 +209,9 @@ struct NodeGauges {
   bool ready = false;
   double start_time_seconds = 0;
   uint64_t hop_replay_evictions = 0;  // HopReplayCache::live_evictions
+  // Upstream HTTP/2 window growth held from limits.upstream_window_memory (WindowBudget).
+  uint64_t upstream_window_bytes = 0;
+  uint64_t upstream_window_limit = 0;
   // The fleet (proxy/fleet/fleet.h); rendered only when it is configured.
   bool fleet = false;
   bool fleet_connected = false;

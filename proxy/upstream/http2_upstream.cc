@@ -14,6 +14,8 @@ namespace {
 // The opaque data of sluice's PINGs: a window probe, and a warm connection's keep-alive.
 constexpr uint8_t kProbePing[8] = {'s', 'l', 'u', 'i', 'c', 'e', 'B', 'D'};
 constexpr uint8_t kKeepAlivePing[8] = {'s', 'l', 'u', 'i', 'c', 'e', 'K', 'A'};
+// A connection that served this long was no flap: the next one is opened without back-off.
+constexpr int64_t kLivedWellNs = 10'000'000'000;
 // A connection whose server sends no SETTINGS within this is given up.
 constexpr absl::Duration kPrefaceTimeout = absl::Seconds(10);
 
@@ -123,7 +125,9 @@ struct Http2UpstreamStream::Callbacks {
   static int OnDataChunk(nghttp2_session* session, uint8_t, int32_t id, const uint8_t* data,
                          size_t len, void* user) {
     auto* owner = static_cast<Http2UpstreamSession*>(user);
-    if (owner->sizer_.OnData(len)) owner->SendPing(/*probe=*/true);
+    if (owner->sizer_.OnData(len, owner->context_->clock().MonotonicNanos())) {
+      owner->SendPing(/*probe=*/true);
+    }
     Http2UpstreamStream* stream = StreamOf(session, id);
     if (!stream || !stream->handler_ || stream->ended_) {
       nghttp2_session_consume(session, id, len);
@@ -326,6 +330,9 @@ Http2UpstreamSession* Http2UpstreamSession::Connect(LoopContext* context,
     return nullptr;
   }
   session->endpoint_->AddSession(session);
+  // Connected, through TLS and the server's SETTINGS within this, or given up: a peer that
+  // never answers a SYN must not hold a warm connection (or a draining worker) for minutes.
+  session->idle_timeout_.Arm(context->Timeouts(kPrefaceTimeout));
   return session;
 }
 
@@ -402,8 +409,8 @@ void Http2UpstreamSession::StartSession() {
 
 void Http2UpstreamSession::OnPreface() {
   ready_ = true;
+  ready_at_ns_ = context_->clock().MonotonicNanos();
   idle_timeout_.Disarm();
-  endpoint_->OnSessionReady();
   // The streams that waited for the connection send their requests now.
   std::vector<Http2UpstreamStream*> waiting = streams_;
   for (Http2UpstreamStream* stream : waiting) {
@@ -432,6 +439,7 @@ void Http2UpstreamSession::SendPing(bool probe) {
 void Http2UpstreamSession::OnPingAck(const uint8_t* opaque) {
   const int64_t now = context_->clock().MonotonicNanos();
   if (std::memcmp(opaque, kKeepAlivePing, sizeof(kKeepAlivePing)) == 0) {
+    missed_pings_ = 0;
     if (ping_outstanding_) {
       sizer_.OnRoundTrip(now - ping_sent_ns_);
       LOG_DEBUG("upstream %s: keep-alive PING answered in %.2f ms", endpoint_->name(),
@@ -446,9 +454,13 @@ void Http2UpstreamSession::OnPingAck(const uint8_t* opaque) {
   if (!growth.grew || closing_ || !session_) return;
   // The peer may send this much more: on every stream (its SETTINGS) and on the connection.
   nghttp2_settings_entry window = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, growth.stream_window};
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, &window, 1);
-  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
-                                        static_cast<int32_t>(growth.connection_window));
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, &window, 1) != 0 ||
+      nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                            static_cast<int32_t>(growth.connection_window)) != 0) {
+    // Out of memory in nghttp2: the connection is not usable.
+    FailAll(UpstreamError::kClosedBeforeResponse, "cannot grow the HTTP/2 windows");
+    return;
+  }
   LOG_DEBUG("upstream %s: HTTP/2 windows now %u per stream, %u per connection (rtt %.1f ms)",
             endpoint_->name(), growth.stream_window, growth.connection_window,
             static_cast<double>(sizer_.last_rtt_ns()) / 1e6);
@@ -578,11 +590,11 @@ void Http2UpstreamSession::MaybeIdle() {
     return;
   }
   if (idle_timeout_.armed()) return;
-  if (!endpoint_->KeepsWarm(this)) {
-    idle_timeout_.Arm(context_->Timeouts(endpoint_->pool().idle_timeout));
-  } else if (endpoint_->pool().http2_ping_interval > absl::ZeroDuration()) {
-    idle_timeout_.Arm(context_->Timeouts(endpoint_->pool().http2_ping_interval));
-  }
+  // A warm connection PINGs every interval (without PINGs it looks again after the idle
+  // timeout whether it is still one of the warm ones); the others close after the timeout.
+  const absl::Duration ping = endpoint_->pool().http2_ping_interval;
+  const bool pings = endpoint_->KeepsWarm(this) && ping > absl::ZeroDuration();
+  idle_timeout_.Arm(context_->Timeouts(pings ? ping : endpoint_->pool().idle_timeout));
 }
 
 void Http2UpstreamSession::OnTimeout(Timeout*) {
@@ -595,17 +607,23 @@ void Http2UpstreamSession::OnTimeout(Timeout*) {
     return;
   }
   if (active_ > 0) return;
-  if (ping_outstanding_) {
-    // A whole interval without an answer: the path or the peer is gone. The endpoint opens
-    // another connection in its place.
+  const absl::Duration ping = endpoint_->pool().http2_ping_interval;
+  if (ping_outstanding_ && ++missed_pings_ >= 2) {
+    // Two intervals without an answer (one could be this loop's own stall, with the ACK
+    // waiting in the socket): the path or the peer is gone. The endpoint opens another
+    // connection in its place.
     LOG_INFO("upstream %s: no answer to a keep-alive PING; closing the connection",
              endpoint_->name());
     FailAll(UpstreamError::kClosedBeforeResponse, "no answer to a keep-alive PING");
     return;
   }
-  if (endpoint_->KeepsWarm(this) && endpoint_->pool().http2_ping_interval > absl::ZeroDuration()) {
-    SendPing(/*probe=*/false);
-    idle_timeout_.Arm(context_->Timeouts(endpoint_->pool().http2_ping_interval));
+  if (endpoint_->KeepsWarm(this)) {
+    if (ping > absl::ZeroDuration()) {
+      if (!ping_outstanding_) SendPing(/*probe=*/false);
+      idle_timeout_.Arm(context_->Timeouts(ping));
+    } else {
+      idle_timeout_.Arm(context_->Timeouts(endpoint_->pool().idle_timeout));
+    }
     return;
   }
   draining_ = true;
@@ -614,7 +632,16 @@ void Http2UpstreamSession::OnTimeout(Timeout*) {
 
 void Http2UpstreamSession::Retire() {
   draining_ = true;
+  if (!ready_ && active_ == 0 && !closing_) {
+    // Still connecting, for nobody: give up now rather than after the preface timeout.
+    FailAll(UpstreamError::kConnectFailed, "the endpoint was retired");
+    return;
+  }
   MaybeIdle();
+}
+
+bool Http2UpstreamSession::LivedWell() const {
+  return ready_ && context_->clock().MonotonicNanos() - ready_at_ns_ >= kLivedWellNs;
 }
 
 void Http2UpstreamSession::CloseNow() {
@@ -622,13 +649,13 @@ void Http2UpstreamSession::CloseNow() {
   closing_ = true;
   idle_timeout_.Disarm();
   CancelDeferred();
-  endpoint_->RemoveSession(this);
+  endpoint_->RemoveSession(this, LivedWell());
   stream_.Close();  // OnStreamClosed frees the session
 }
 
 void Http2UpstreamSession::OnStreamClosed() {
   closing_ = true;
-  endpoint_->RemoveSession(this);
+  endpoint_->RemoveSession(this, LivedWell());
   std::vector<Http2UpstreamStream*> streams;
   streams.swap(streams_);
   for (Http2UpstreamStream* stream : streams) {

@@ -137,6 +137,8 @@ class Http2UpstreamSession final : private TcpStream::Handler,
   // PINGs: a window probe (WindowSizer) or an idle warm connection's keep-alive.
   void SendPing(bool probe);
   void OnPingAck(const uint8_t* opaque);
+  // Ready for a while before it closed: its endpoint replaces it without back-off.
+  bool LivedWell() const;
   void ScheduleSend() { context_->ScheduleLate(this); }
   // The connection is gone or unusable: every stream fails with `error`, then it closes.
   void FailAll(UpstreamError error, const char* reason);
@@ -151,6 +153,8 @@ class Http2UpstreamSession final : private TcpStream::Handler,
   WindowSizer sizer_;
   uint64_t window_reserved_ = 0;  // from WindowBudget::Upstream(), given back when closed
   int64_t ping_sent_ns_ = 0;
+  int64_t ready_at_ns_ = 0;
+  uint32_t missed_pings_ = 0;      // intervals that ended with the keep-alive unanswered
   bool ping_outstanding_ = false;  // a keep-alive PING waits for its ACK
   nghttp2_session* session_ = nullptr;
   std::vector<Http2UpstreamStream*> streams_;  // attached or still open in nghttp2

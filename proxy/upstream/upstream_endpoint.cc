@@ -100,10 +100,15 @@ SSL* UpstreamEndpoint::NewTlsSession(bool offer_h2) {
 UpstreamStream* UpstreamEndpoint::OpenHttp2Stream(UpstreamStream::Handler* handler, bool* ready,
                                                   bool* opened, int* error) {
   *opened = false;
+  // The least busy connection, a ready one before one still connecting (a warm connection
+  // being replaced must not make a request wait for its handshake).
   Http2UpstreamSession* best = nullptr;
   for (Http2UpstreamSession* session : sessions_) {
     if (!session->accepting()) continue;
-    if (!best || session->active_streams() < best->active_streams()) best = session;
+    if (!best || (session->ready() && !best->ready()) ||
+        (session->ready() == best->ready() && session->active_streams() < best->active_streams())) {
+      best = session;
+    }
   }
   // Another connection only when the least busy one is past a stream budget of its own.
   constexpr size_t kStreamsPerConnection = 100;
@@ -122,22 +127,29 @@ UpstreamStream* UpstreamEndpoint::OpenHttp2Stream(UpstreamStream::Handler* handl
   return best->OpenStream(handler, ready);
 }
 
-void UpstreamEndpoint::RemoveSession(Http2UpstreamSession* session) {
+void UpstreamEndpoint::RemoveSession(Http2UpstreamSession* session, bool lived_well) {
+  bool found = false;
   for (size_t i = 0; i < sessions_.size(); ++i) {
     if (sessions_[i] == session) {
       sessions_.erase(sessions_.begin() + static_cast<long>(i));
+      found = true;
       break;
     }
   }
-  // A warm connection closed: another after the back-off (never from inside its close).
-  if (WantsWarm() && !rewarm_.armed()) {
-    rewarm_.Arm(context_->Timeouts(rewarm_backoff_));
-    rewarm_backoff_ = std::min(rewarm_backoff_ * 2, kLastRewarm);
-  }
+  if (!found) return;  // (a second call from the same close)
+  // Another in its place, after the back-off (never from inside its close).
+  if (lived_well) rewarm_backoff_ = kFirstRewarm;
+  ArmRewarm();
+}
+
+void UpstreamEndpoint::ArmRewarm() {
+  if (!WantsWarm() || rewarm_.armed()) return;
+  rewarm_.Arm(context_->Timeouts(rewarm_backoff_));
+  rewarm_backoff_ = std::min(rewarm_backoff_ * 2, kLastRewarm);
 }
 
 bool UpstreamEndpoint::WantsWarm() const {
-  return pool_.http2_warm > 0 && http2() && !retired_ && !standby_;
+  return pool_.http2_warm > 0 && http2() && !retired_ && !standby_ && !warm_stopped_;
 }
 
 bool UpstreamEndpoint::KeepsWarm(const Http2UpstreamSession* session) const {
@@ -160,8 +172,7 @@ void UpstreamEndpoint::KeepWarm() {
   for (; open < pool_.http2_warm; ++open) {
     int error = 0;
     if (!Http2UpstreamSession::Connect(context_, shared_from_this(), &error)) {
-      if (!rewarm_.armed()) rewarm_.Arm(context_->Timeouts(rewarm_backoff_));
-      rewarm_backoff_ = std::min(rewarm_backoff_ * 2, kLastRewarm);
+      ArmRewarm();  // (its close may have armed it already)
       return;
     }
     if (opened_counter_) opened_counter_->Add();

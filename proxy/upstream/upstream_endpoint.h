@@ -101,10 +101,16 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint>,
                                   int* error);
   size_t http2_sessions() const { return sessions_.size(); }
   // Opens HTTP/2 connections until pool.http2_warm of them take streams (none for a standby,
-  // a retired endpoint or one without HTTP/2). A warm connection that closes is replaced
-  // after 100 ms, then after twice as long each time one fails before it was ready (up to
-  // 30 s). Called when the configuration is applied.
+  // a retired or draining endpoint or one without HTTP/2). A warm connection that closes is
+  // replaced after 100 ms when it had served for 10 s or more, else after twice the last
+  // wait (up to 30 s: a peer that refuses, or accepts and closes, is not hammered). Called
+  // when the configuration is applied.
   void KeepWarm();
+  // The worker drains: no more warm connections (those open close as the worker finishes).
+  void StopWarm() {
+    warm_stopped_ = true;
+    rewarm_.Disarm();
+  }
   // Where the connections KeepWarm opens are counted (the cluster's opened connections).
   void set_opened_counter(MetricCounter* counter) { opened_counter_ = counter; }
   // Whether `session` is one of the warm ones (the first pool.http2_warm that take streams).
@@ -122,9 +128,10 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint>,
   friend class UpstreamConnection;
   friend class Http2UpstreamSession;
   void AddSession(Http2UpstreamSession* session) { sessions_.push_back(session); }
-  void RemoveSession(Http2UpstreamSession* session);
-  void OnSessionReady() { rewarm_backoff_ = kFirstRewarm; }
+  // `lived_well`: it served long enough that replacing it needs no back-off.
+  void RemoveSession(Http2UpstreamSession* session, bool lived_well);
   bool WantsWarm() const;
+  void ArmRewarm();
   // TimeoutTarget: time to replace a warm connection.
   void OnTimeout(Timeout* which) override;
 
@@ -162,6 +169,7 @@ class UpstreamEndpoint : public std::enable_shared_from_this<UpstreamEndpoint>,
   bool standby_ = false;
   bool healthy_ = true;
   bool retired_ = false;
+  bool warm_stopped_ = false;
 };
 
 }  // namespace sluice

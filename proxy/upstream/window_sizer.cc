@@ -29,12 +29,17 @@ WindowSizer::WindowSizer(uint32_t initial_stream, uint32_t max_stream)
       connection_window_(ConnectionWindowFor(stream_window_)),
       max_stream_(std::min(max_stream, kMaxHttp2Window)) {}
 
-bool WindowSizer::OnData(uint64_t bytes) {
+namespace {
+constexpr int64_t kFirstProbeGapNs = 50'000'000;     // 50 ms
+constexpr int64_t kLastProbeGapNs = 10'000'000'000;  // 10 s
+}  // namespace
+
+bool WindowSizer::OnData(uint64_t bytes, int64_t now_ns) {
   if (probing_) {
     probe_bytes_ += bytes;
     return false;
   }
-  return auto_sizing();
+  return auto_sizing() && now_ns >= next_probe_ns_;
 }
 
 void WindowSizer::ProbeSent(int64_t now_ns) {
@@ -54,8 +59,15 @@ WindowSizer::Growth WindowSizer::OnProbeAck(int64_t now_ns, WindowBudget* budget
   if (!probing_) return growth;
   probing_ = false;
   OnRoundTrip(now_ns - probe_sent_ns_);
-  // Held back by the window: the round trip carried two thirds of it or more.
-  if (!auto_sizing() || probe_bytes_ * 3 < uint64_t{stream_window_} * 2) return growth;
+  // Held back by the window: the round trip carried two thirds of it or more. If not, the
+  // next probe waits (longer each time the window proves large enough).
+  if (!auto_sizing() || probe_bytes_ * 3 < uint64_t{stream_window_} * 2) {
+    probe_gap_ns_ = std::clamp(probe_gap_ns_ * 2, kFirstProbeGapNs, kLastProbeGapNs);
+    next_probe_ns_ = now_ns + probe_gap_ns_;
+    return growth;
+  }
+  probe_gap_ns_ = 0;
+  next_probe_ns_ = 0;
   const uint64_t wanted = std::max(probe_bytes_, uint64_t{stream_window_}) * 4;
   uint32_t stream = static_cast<uint32_t>(std::min<uint64_t>(wanted, max_stream_));
   uint32_t connection = ConnectionWindowFor(stream);

@@ -10,7 +10,10 @@
 // held back by the window: it grows to four times the sample (at least fourfold), up to
 // `max_stream`. Four, where gRPC takes two: a step takes two round trips (the probe, then the
 // new SETTINGS reaching the peer), while TCP's slow start doubles its window every round trip.
-// It never shrinks (a peer may already have sent into it).
+// It never shrinks (a peer may already have sent into it). Probes are paced: after one that
+// found the window large enough the next waits 50 ms, then twice as long each time up to 10 s
+// (a peer counts PINGs: a connection that never stops probing would be shed as a flood), and
+// none once the window is at its maximum.
 //
 // The connection window follows the stream window (two streams' worth, at least 4 MiB), and
 // the growth beyond the first connection window is drawn from a node-wide budget
@@ -61,7 +64,7 @@ class WindowSizer {
 
   // DATA bytes arrived at `now_ns`. True when a probe PING should go out now (the caller
   // sends it and calls ProbeSent).
-  bool OnData(uint64_t bytes);
+  bool OnData(uint64_t bytes, int64_t now_ns);
   void ProbeSent(int64_t now_ns);
   bool probing() const { return probing_; }
 
@@ -92,6 +95,8 @@ class WindowSizer {
   uint64_t probe_bytes_ = 0;
   int64_t last_rtt_ns_ = 0;
   int64_t min_rtt_ns_ = 0;
+  int64_t next_probe_ns_ = 0;  // no probe before this
+  int64_t probe_gap_ns_ = 0;   // after a probe that did not grow the window
 };
 
 }  // namespace sluice

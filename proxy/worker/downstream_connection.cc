@@ -344,7 +344,10 @@ void DownstreamConnection::Drain() {
       BeginDrainGrace();
       return;
     case Phase::kHttp:
-      if (!had_request_ && (!codec_ || codec_->state() == CodecState::kIdle)) {
+      // HTTP/2 has its own graceful way (GOAWAY: a request that crossed it is refused, safe to
+      // send again elsewhere), and an idle HTTP/2 connection is often a peer region's warm
+      // tunnel that sent nothing yet: no grace, or every drain would wait it out.
+      if (!had_request_ && !http2_codec_ && (!codec_ || codec_->state() == CodecState::kIdle)) {
         BeginDrainGrace();
         return;
       }

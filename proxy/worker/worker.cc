@@ -406,6 +406,7 @@ void Worker::BeginDrain() {
   for (auto& [key, listener] : listeners_) listener->CloseAndDelete();
   listeners_.clear();
   connections_.ForEach([](DownstreamConnection* c) { c->Drain(); });
+  for (auto& [key, endpoint] : endpoints_) endpoint->StopWarm();
   MaybeFinish();
 }
 

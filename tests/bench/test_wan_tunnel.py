@@ -12,6 +12,7 @@ import tempfile
 import time
 import unittest
 
+from sluicetest import admin
 from sluicetest.process import ROOT, SLUICE_BIN, Sluice, free_port
 from sluicetest.secret_files import write_secrets
 from sluicetest.wan_relay import WanRelay
@@ -59,7 +60,11 @@ class WanTunnel(unittest.TestCase):
                           name=region)
             node.start()
             self.addCleanup(node.stop)
-        self.port_a = port_a
+        self.port_a, self.node_a = port_a, node
+
+    def window_bytes(self):
+        """Region A's window growth held from limits.upstream_window_memory."""
+        return admin.metric(self.node_a.admin_port, "sluice_upstream_window_bytes")
 
     def download(self):
         """(Mbit/s, bytes, sluice-region) of the file through the tunnel."""
@@ -75,6 +80,10 @@ class WanTunnel(unittest.TestCase):
         # A fixed window holds it to ~52 Mbit/s; grown windows let TCP's own window lead.
         self.assertGreater(mbps, 2 * FIXED_LIMIT_MBPS,
                            "%.1f Mbit/s: the windows did not grow" % mbps)
+        # The growth is held from the node's budget (256 MiB by default) while the warm
+        # connection that grew lives.
+        self.assertGreater(self.window_bytes(), 0)
+        self.assertLessEqual(self.window_bytes(), 256 << 20)
 
     def test_a_fixed_window_is_one_window_per_round_trip(self):
         # The same path with the growth turned off: the limit the test above must beat.
@@ -82,6 +91,7 @@ class WanTunnel(unittest.TestCase):
         mbps, got, region = self.download()
         self.assertEqual((got, region), (SIZE, wan.REGION_B))
         self.assertLess(mbps, 1.1 * FIXED_LIMIT_MBPS)
+        self.assertEqual(self.window_bytes(), 0)
 
     def test_a_path_that_stalls_mid_download_ends_in_the_body_timeout(self):
         self.start(", window: 256KiB, max_window: 256KiB")  # slow: ~2.5 s for the file

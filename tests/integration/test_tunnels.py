@@ -19,6 +19,7 @@ EAST, WEST = "us-east-1", "us-west-2"
 KEY = "3f9c1a7e5b2d4f6081a3c5e7092b4d6f8a1c3e5f7092b4d6f8a1c3e5f7092b4d"
 WARM = 2
 PING_INTERVAL_MS = 300
+IDLE_S = 1  # each sluice's downstream idle timeout: the peer's PINGs keep its tunnels open
 
 
 def tunneled_request(port):
@@ -56,6 +57,7 @@ routes:
   - cluster: app
 proxy:
   trust_client_headers: true
+timeouts: {downstream_idle: %ds}
 steering:
   local_region: %s
   misrouted: proxy_home
@@ -64,7 +66,8 @@ steering:
   tunnel: {insecure: true, key_file: %s, connect_timeout: 300ms, connections: %d,
            warm_connections: %d, ping_interval: %dms}
   regions:
-%s""" % (self.origins[local].port, local, self.key_file, WARM, WARM, PING_INTERVAL_MS, regions)
+%s""" % (self.origins[local].port, IDLE_S, local, self.key_file, WARM, WARM, PING_INTERVAL_MS,
+       regions)
 
     def start_region(self, region):
         return self.start_sluice(self.config(region), port=self.ports[region])
@@ -87,11 +90,12 @@ steering:
         self.assertEqual(tunneled_request(self.ports[EAST]), (200, WEST))
         self.assertEqual(tunneled_request(self.ports[EAST]), (200, WEST))
         self.assertEqual(self.tunnel_connections_opened(EAST, WEST), opened)
-        # Idle, they stay: after two PINGs answered on each, they are the same connections.
+        # Idle, they stay: after five PINGs answered on each (1.5 s, past west's 1 s idle
+        # timeout, which PINGs start again), they are the same connections.
         east = self.sluices[EAST]
         self.wait_for(lambda: len(re.findall(r"upstream 127\.0\.0\.1:%d: keep-alive PING "
                                              r"answered" % self.ports[WEST],
-                                             east.log_text())) >= 2 * WARM,
+                                             east.log_text())) >= 5 * WARM,
                       what="keep-alive PINGs answered")
         self.assertNotIn("no answer to a keep-alive PING", east.log_text())
         self.assertEqual(self.tunnel_connections_opened(EAST, WEST), opened)
@@ -119,7 +123,8 @@ steering:
                 "east never gave up on a silent peer:\n" + self.sluices[EAST].log_text()[-3000:])
         finally:
             west.signal(signal.SIGCONT)
-        self.wait_for(lambda: self.tunnel_connections_opened(EAST, WEST) >= before + WARM,
+        # (Each connection has its own PING timer: at least one gave up while west was stopped.)
+        self.wait_for(lambda: self.tunnel_connections_opened(EAST, WEST) >= before + 1,
                       timeout=20, what="east's replacement connections")
         self.wait_for(lambda: self.open_connections(WEST) == WARM, timeout=20,
                       what="only the replacements open into west")

@@ -12,16 +12,16 @@ constexpr uint32_t kMiB = 1024 * 1024;
 // One probe: the PING goes out when DATA arrives, `bytes` arrive during the round trip.
 WindowSizer::Growth Probe(WindowSizer* sizer, WindowBudget* budget, uint64_t bytes, int64_t sent_ns,
                           int64_t rtt_ns) {
-  EXPECT_TRUE(sizer->OnData(1));
+  EXPECT_TRUE(sizer->OnData(1, sent_ns));
   sizer->ProbeSent(sent_ns);
-  EXPECT_FALSE(sizer->OnData(bytes));  // one probe at a time
+  EXPECT_FALSE(sizer->OnData(bytes, sent_ns));  // one probe at a time
   return sizer->OnProbeAck(sent_ns + rtt_ns, budget);
 }
 
 TEST(WindowSizer, AFixedWindowNeverProbes) {
   WindowSizer sizer(256 * kKiB, 256 * kKiB);
   EXPECT_FALSE(sizer.auto_sizing());
-  EXPECT_FALSE(sizer.OnData(1 << 20));
+  EXPECT_FALSE(sizer.OnData(1 << 20, 0));
   EXPECT_EQ(sizer.stream_window(), 256 * kKiB);
   EXPECT_EQ(sizer.connection_window(), 4 * kMiB);
 }
@@ -42,7 +42,7 @@ TEST(WindowSizer, AWindowLimitedPathGrowsFourfoldUpToTheMaximum) {
   EXPECT_EQ(sizer.stream_window(), 16 * kMiB);
   EXPECT_EQ(sizer.connection_window(), 32 * kMiB);
   EXPECT_FALSE(sizer.auto_sizing());
-  EXPECT_FALSE(sizer.OnData(1 << 20));  // at the maximum: no more probes
+  EXPECT_FALSE(sizer.OnData(1 << 20, now));  // at the maximum: no more probes
   // What was reserved is the growth beyond the first connection window.
   EXPECT_EQ(budget.reserved(), uint64_t{32 * kMiB} - 4 * kMiB);
   EXPECT_EQ(sizer.last_rtt_ns(), 80 * kMs);
@@ -57,7 +57,7 @@ TEST(WindowSizer, APathThatIsNotWindowLimitedKeepsTheWindow) {
   EXPECT_EQ(sizer.stream_window(), 256 * kKiB);
   EXPECT_EQ(budget.reserved(), 0u);
   // Two thirds is enough.
-  g = Probe(&sizer, &budget, 171 * kKiB, 100 * kMs, 80 * kMs);
+  g = Probe(&sizer, &budget, 171 * kKiB, 200 * kMs, 80 * kMs);
   EXPECT_TRUE(g.grew);
   EXPECT_EQ(sizer.stream_window(), 1024 * kKiB);
 }
@@ -104,6 +104,24 @@ TEST(WindowSizer, TheBudgetBoundsTheGrowthOfEveryConnection) {
   // A smaller limit later only stops more growth.
   budget.SetLimit(1 * kMiB);
   EXPECT_EQ(budget.ReserveUpTo(1), 0u);
+}
+
+TEST(WindowSizer, ProbesThatFindTheWindowLargeEnoughComeLessOften) {
+  WindowBudget budget(1u << 30);
+  WindowSizer sizer(256 * kKiB, 16 * kMiB);
+  int64_t now = 0;
+  int64_t gap = 50 * kMs;
+  for (int i = 0; i < 12; ++i) {
+    EXPECT_FALSE(Probe(&sizer, &budget, 1 * kKiB, now, kMs).grew);
+    now += kMs;  // the ACK
+    EXPECT_FALSE(sizer.OnData(1, now + gap - 1)) << i;
+    now += gap;
+    gap = std::min(gap * 2, 10000 * kMs);
+  }
+  // At most one every 10 s now; a probe that grows the window ends the pause.
+  EXPECT_FALSE(sizer.OnData(1, now - gap / 2 - 1));
+  EXPECT_TRUE(Probe(&sizer, &budget, 256 * kKiB, now, kMs).grew);
+  EXPECT_TRUE(sizer.OnData(1, now + kMs));
 }
 
 TEST(WindowSizer, RoundTripsKeepTheMinimum) {
