@@ -43,7 +43,7 @@ class WanTunnel(unittest.TestCase):
             self.addCleanup(node.stop)
             self.origins[region] = node
 
-    def start(self, tunnel_extra):
+    def start(self, tunnel_extra, extra=""):
         """Region B behind a relay, region A's tunnel to it through the relay."""
         port_a, port_b = free_port(), free_port()
         self.relay = WanRelay(port_b, os.path.join(self.work, "relay.log"),
@@ -55,7 +55,7 @@ class WanTunnel(unittest.TestCase):
             config = wan.sluice_config(region, port, self.origins[region].port, tunnels,
                                        self.key_file)
             config = config.replace("http2: true}", "http2: true%s}" % tunnel_extra)
-            config += "timeouts: {body_idle: %ds}\n" % BODY_IDLE_S
+            config += "timeouts: {body_idle: %ds}\n" % BODY_IDLE_S + extra
             node = Sluice(config, port=port, binary=SLUICE_BIN, directory=self.work,
                           name=region)
             node.start()
@@ -84,6 +84,16 @@ class WanTunnel(unittest.TestCase):
         # connection that grew lives.
         self.assertGreater(self.window_bytes(), 0)
         self.assertLessEqual(self.window_bytes(), 256 << 20)
+
+    def test_window_growth_stays_within_the_node_budget(self):
+        # A 6 MiB budget: the connection grows by at most that, whatever the path would take.
+        self.start("", "limits: {upstream_window_memory: 6MiB}\n")
+        mbps, got, region = self.download()
+        self.assertEqual((got, region), (SIZE, wan.REGION_B))
+        self.assertGreater(self.window_bytes(), 0)
+        self.assertLessEqual(self.window_bytes(), 6 << 20)
+        self.assertEqual(admin.metric(self.node_a.admin_port,
+                                      "sluice_upstream_window_limit_bytes"), 6 << 20)
 
     def test_a_fixed_window_is_one_window_per_round_trip(self):
         # The same path with the growth turned off: the limit the test above must beat.
