@@ -106,7 +106,7 @@ run_fuzzers() {
               jwt:jwt hop_marker:hop_marker state_file:state_file admin_body:admin_body \
               etcd_reply:etcd_reply http2_server_codec:http2_frames \
               detection_input:detection_input cohort_cidr:cohort_cidr dns_reply:dns_reply \
-              tsig_key:tsig_key; do
+              tsig_key:tsig_key http1_differential:http1_differential; do
     local target=${pair%%:*} corpus=${pair##*:}
     mkdir -p "$work/$target"
     cp -r "tests/fuzz/corpus/$corpus/." "$work/$target/"

@@ -1,6 +1,7 @@
-// Strict HTTP/1.x message parser: llhttp 8.1.0 (strict mode, no lenient flags) plus the raw
-// HeadScanner plus the checks llhttp leaves to its user. It produces complete, validated heads,
-// body bytes and message ends; it never buffers a body.
+// Strict HTTP/1.x message parser: one pass over each head, line by line (http1_lines.h), and
+// the message's framing (Content-Length, chunked, until close) with the checks RFC 9112 asks
+// of a proxy. It produces complete, validated heads, body bytes and message ends; it never
+// buffers a body. A head line cut between two reads is the only thing it copies.
 //
 // Used for requests by the downstream codec and for responses by the upstream codec. One per
 // connection direction, on one worker thread. The handler is called synchronously from
@@ -14,11 +15,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "common/http_message.h"
-#include "llhttp.h"
-#include "proxy/http/head_scanner.h"
+#include "proxy/http/http1_lines.h"
 
 namespace sluice {
 
@@ -85,49 +86,87 @@ class Http1Parser {
   ResponseHeadPtr TakeResponse() { return std::move(response_); }
 
   // True between the first byte of a message and the end of its head.
-  bool in_head() const { return phase_ == Phase::kHead && scanner_.started(); }
+  bool in_head() const { return phase_ == Phase::kHead && started_; }
   // True when no byte of a message is pending (between messages).
-  bool idle() const { return phase_ == Phase::kHead && !scanner_.started(); }
+  bool idle() const { return phase_ == Phase::kHead && !started_; }
   uint64_t body_bytes() const { return body_bytes_; }
-  void set_limits(const Http1Limits& limits);
+  void set_limits(const Http1Limits& limits) { limits_ = limits; }
   const Http1Limits& limits() const { return limits_; }
 
  private:
-  friend struct Http1ParserCallbacks;
-  enum class Phase : uint8_t { kHead, kBody, kTrailers, kDone, kUpgraded, kFailed };
+  enum class Phase : uint8_t {
+    kHead,          // the start line and fields
+    kBody,          // Content-Length or until close: body_remaining_ bytes
+    kChunkSize,     // a chunk-size line
+    kChunkData,     // body_remaining_ bytes of a chunk
+    kChunkDataEnd,  // the CRLF after a chunk's data
+    kTrailers,      // the trailer section after the last chunk
+    kDone,
+    kUpgraded,
+    kFailed,
+  };
 
-  int OnMessageBegin();
-  int OnUrl(const char* at, size_t n);
-  int OnStatus(const char* at, size_t n);
-  int OnHeaderField(const char* at, size_t n);
-  int OnHeaderFieldComplete();
-  int OnHeaderValue(const char* at, size_t n);
-  int OnHeaderValueComplete();
-  int OnHeadersComplete();
-  int OnBody(const char* at, size_t n);
-  int OnChunkHeader();
-  int OnMessageComplete();
+  // What the fields of a head say about its framing, gathered as they are added.
+  struct Framing {
+    uint64_t content_length = 0;
+    uint8_t content_length_fields = 0;
+    uint8_t transfer_encoding_fields = 0;
+    uint8_t codings = 0;
+    uint8_t upgrade_fields = 0;
+    bool content_length_valid = true;
+    bool last_coding_chunked = false;
+    bool chunked_seen = false;
+    bool chunked_not_last = false;  // a coding after chunked
+    bool connection_close = false;
+    bool connection_keep_alive = false;
+    bool connection_upgrade = false;
+    bool connection_lists_names = false;  // a Connection token other than the three above
+  };
 
-  int ValidateRequestHead();
-  int ValidateResponseHead();
-  int FailWith(int status, const char* reason);
+  // Head, trailer and chunk-size lines from [data, data + len): returns the bytes used.
+  size_t ConsumeLines(const char* data, size_t len);
+  void OnLine(std::string_view line);
+  void OnHeadLine(std::string_view line);
+  void OnTrailerLine(std::string_view line);
+  void OnChunkSizeLine(std::string_view line);
+  void AddField(std::string_view name, std::string_view value);
+  void OnHeadEnd();
+  // Both return false after failing the message.
+  bool ValidateRequestHead();
+  bool ValidateResponseHead(bool* skip_body);
+  void StartBody(BodyFraming framing, uint64_t length);
+  size_t ConsumeBody(const char* data, size_t len);
+  size_t ConsumeChunkDataEnd(const char* data, size_t len);
+  void CompleteMessage();
+  void StartHead();
+  int BadStatus() const { return mode_ == Mode::kRequest ? 400 : 502; }
+  void FailLine(http1::LineError e);
+  void FailWith(int status, const char* reason);
   Result Error(size_t consumed);
 
-  llhttp_t llhttp_;
-  HeadScanner scanner_;
   Http1Limits limits_;
   Handler* handler_;
   RequestHeadPtr request_;
   ResponseHeadPtr response_;
+  HeaderMap* headers_ = nullptr;  // of the head being read
+  std::string carry_;             // the start of a line cut by the end of a read
+  Framing framing_;
+  uint64_t body_remaining_ = 0;
   uint64_t body_bytes_ = 0;
+  uint32_t block_bytes_ = 0;  // of the head or trailer section so far
+  uint32_t lines_ = 0;        // lines of the head or trailer section so far
   int error_status_ = 0;
   const char* error_reason_ = "";
   Mode mode_;
   Phase phase_ = Phase::kHead;
+  BodyFraming body_framing_ = BodyFraming::kNone;
   HttpMethod response_to_ = HttpMethod::kGet;
+  uint8_t chunk_crlf_seen_ = 0;  // bytes of the CRLF after a chunk's data
   bool upgrade_requested_ = false;
-  bool in_field_ = false;
-  size_t field_name_bytes_ = 0;  // of the field being read
+  bool upgrade_ = false;    // the message ends in a protocol switch
+  bool keep_alive_ = true;  // the message allows another after it
+  bool closing_ = false;    // the last message ended the connection: only CR and LF may follow
+  bool started_ = false;
   bool informational_ = false;
   bool stopped_ = false;
 };

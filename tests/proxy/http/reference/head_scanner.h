@@ -12,13 +12,13 @@
 // for its bytes and a few more at its end.
 //
 // Not thread-safe; one per connection direction.
-#ifndef SLUICE_PROXY_HTTP_HEAD_SCANNER_H_
-#define SLUICE_PROXY_HTTP_HEAD_SCANNER_H_
+#ifndef SLUICE_TESTS_PROXY_HTTP_REFERENCE_HEAD_SCANNER_H_
+#define SLUICE_TESTS_PROXY_HTTP_REFERENCE_HEAD_SCANNER_H_
 
 #include <cstddef>
 #include <cstdint>
 
-namespace sluice {
+namespace sluice::reference {
 
 class HeadScanner {
  public:
@@ -92,6 +92,6 @@ class HeadScanner {
   Error error_ = Error::kNone;
 };
 
-}  // namespace sluice
+}  // namespace sluice::reference
 
-#endif  // SLUICE_PROXY_HTTP_HEAD_SCANNER_H_
+#endif  // SLUICE_TESTS_PROXY_HTTP_REFERENCE_HEAD_SCANNER_H_

@@ -1,4 +1,4 @@
-#include "proxy/http/head_scanner.h"
+#include "tests/proxy/http/reference/head_scanner.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -8,7 +8,7 @@
 #include <emmintrin.h>
 #endif
 
-namespace sluice {
+namespace sluice::reference {
 namespace {
 
 // The bytes that stop a run inside a line: CR, LF and NUL in field and status lines; SP and
@@ -225,4 +225,4 @@ const char* HeadScanner::ErrorText(Error e) {
   return "?";
 }
 
-}  // namespace sluice
+}  // namespace sluice::reference
