@@ -163,6 +163,18 @@ void HeaderMap::Add(std::string_view name, std::string_view value) {
   fields_.push_back(f);
 }
 
+void HeaderMap::AddFromLine(std::string_view name, std::string_view value, HeaderKind kind) {
+  const size_t gap = static_cast<size_t>(value.data() - name.data());
+  Field f;
+  f.name_offset = static_cast<uint32_t>(storage_.size());
+  f.name_size = static_cast<uint32_t>(name.size());
+  f.value_offset = f.name_offset + static_cast<uint32_t>(gap);
+  f.value_size = static_cast<uint32_t>(value.size());
+  f.kind = kind;
+  storage_.append(name.data(), gap + value.size());
+  fields_.push_back(f);
+}
+
 void HeaderMap::Set(std::string_view name, std::string_view value) {
   Remove(name);
   Add(name, value);

@@ -72,6 +72,9 @@ class HeaderMap {
   HeaderMap() = default;
 
   void Add(std::string_view name, std::string_view value);
+  // The same for a name and value that lie in one line of the same buffer, the value after the
+  // name (a parsed field line): the line is copied once, with what lies between them.
+  void AddFromLine(std::string_view name, std::string_view value, HeaderKind kind);
   // Replaces every field with this name by one field (appended at the end).
   void Set(std::string_view name, std::string_view value);
   // Removes every field with this name (case-insensitive) or kind. Returns how many went.

@@ -121,55 +121,92 @@ bool IsTargetForm(std::string_view target) {
 namespace {
 
 // Scans [0, n) sixteen bytes at a time for the first byte `stops` marks. The last partial block
-// is read as the last sixteen bytes of the range, so nothing outside it is ever read.
-template <typename Stops>
-inline size_t FindFirst(const char* p, size_t n, Stops stops) {
+// is read as the sixteen bytes that end the range, which may begin before p but never before
+// `lo` (bytes of the same line known to be there); nothing outside [lo, p + n) is ever read.
+// A range shorter than that goes byte by byte through `scalar`.
+template <typename Stops, typename Scalar>
+inline size_t FindFirst(const char* p, size_t n, const char* lo, Stops stops, Scalar scalar) {
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     unsigned bits = stops(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i)));
     if (bits != 0) return i + static_cast<size_t>(__builtin_ctz(bits));
   }
   if (i == n) return n;
-  if (n >= 16) {
+  if (static_cast<size_t>(p - lo) + n >= 16) {
     unsigned bits = stops(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - 16)));
     bits >>= 16 - (n - i);
     return bits != 0 ? i + static_cast<size_t>(__builtin_ctz(bits)) : n;
   }
-  // Fewer than sixteen bytes in all: copy them into a block padded with a harmless byte.
-  alignas(16) char block[16];
-  std::memset(block, 'a', sizeof(block));
-  std::memcpy(block, p, n);
-  unsigned bits = stops(_mm_load_si128(reinterpret_cast<const __m128i*>(block)));
-  bits &= (1u << n) - 1;
-  return bits != 0 ? static_cast<size_t>(__builtin_ctz(bits)) : n;
+  while (i < n && !scalar(static_cast<unsigned char>(p[i]))) ++i;
+  return i;
+}
+
+inline bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7F; }
+inline bool IsNonVisible(unsigned char c) { return c < 0x21 || c > 0x7E; }
+
+}  // namespace
+
+size_t FindControl(const char* p, size_t n, const char* readable_from) {
+  const __m128i space = _mm_set1_epi8(0x20);
+  const __m128i minus_one = _mm_set1_epi8(-1);
+  const __m128i del = _mm_set1_epi8(0x7F);
+  return FindFirst(
+      p, n, readable_from != nullptr ? readable_from : p,
+      [&](__m128i v) {
+        // Signed: 0x80-0xFF (obs-text) are negative, so "0 <= v < 0x20" leaves them out.
+        __m128i control = _mm_and_si128(_mm_cmplt_epi8(v, space), _mm_cmpgt_epi8(v, minus_one));
+        return static_cast<unsigned>(
+            _mm_movemask_epi8(_mm_or_si128(control, _mm_cmpeq_epi8(v, del))));
+      },
+      IsControl);
+}
+
+size_t FindNonVisible(const char* p, size_t n, const char* readable_from) {
+  const __m128i bang = _mm_set1_epi8(0x21);
+  const __m128i del = _mm_set1_epi8(0x7F);
+  return FindFirst(
+      p, n, readable_from != nullptr ? readable_from : p,
+      [&](__m128i v) {
+        // Signed: below '!' catches 0x00-0x20 and 0x80-0xFF at once.
+        return static_cast<unsigned>(
+            _mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(v, bang), _mm_cmpeq_epi8(v, del))));
+      },
+      IsNonVisible);
+}
+
+namespace {
+
+// The length of the field name at p when the first sixteen bytes of the line hold it and a
+// colon after it, and it is made of letters, digits and '-' only (nearly every name): one
+// block instead of a byte loop. 0 when the byte loop must decide.
+inline size_t SimpleNameLength(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+  // Signed compares: obs-text (0x80-0xFF) is negative and in no range.
+  const __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
+                                       _mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1)));
+  const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                      _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+  const __m128i dash = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
+  const unsigned simple =
+      static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), dash)));
+  const unsigned colon =
+      static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(':'))));
+  if (colon == 0) return 0;
+  const unsigned end = static_cast<unsigned>(__builtin_ctz(colon));
+  const unsigned below = (1u << end) - 1;
+  return (simple & below) == below ? end : 0;
 }
 
 }  // namespace
 
-size_t FindControl(const char* p, size_t n) {
-  const __m128i space = _mm_set1_epi8(0x20);
-  const __m128i minus_one = _mm_set1_epi8(-1);
-  const __m128i del = _mm_set1_epi8(0x7F);
-  return FindFirst(p, n, [&](__m128i v) {
-    // Signed: 0x80-0xFF (obs-text) are negative, so "0 <= v < 0x20" leaves them out.
-    __m128i control = _mm_and_si128(_mm_cmplt_epi8(v, space), _mm_cmpgt_epi8(v, minus_one));
-    return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(control, _mm_cmpeq_epi8(v, del))));
-  });
-}
-
-size_t FindNonVisible(const char* p, size_t n) {
-  const __m128i bang = _mm_set1_epi8(0x21);
-  const __m128i del = _mm_set1_epi8(0x7F);
-  return FindFirst(p, n, [&](__m128i v) {
-    // Signed: below '!' catches 0x00-0x20 and 0x80-0xFF at once.
-    return static_cast<unsigned>(
-        _mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(v, bang), _mm_cmpeq_epi8(v, del))));
-  });
-}
-
 #else  // !__SSE2__
 
-size_t FindControl(const char* p, size_t n) {
+namespace {
+inline size_t SimpleNameLength(const char*) { return 0; }
+}  // namespace
+
+size_t FindControl(const char* p, size_t n, const char*) {
   size_t i = 0;
   while (i < n) {
     const unsigned char c = static_cast<unsigned char>(p[i]);
@@ -179,7 +216,7 @@ size_t FindControl(const char* p, size_t n) {
   return i;
 }
 
-size_t FindNonVisible(const char* p, size_t n) {
+size_t FindNonVisible(const char* p, size_t n, const char*) {
   size_t i = 0;
   while (i < n) {
     const unsigned char c = static_cast<unsigned char>(p[i]);
@@ -230,7 +267,7 @@ LineError ParseRequestLine(std::string_view line, RequestLine* out) {
     return Stray(p, method_end, end, LineError::kStartLine);
   }
   const size_t target_start = method_end + 1;
-  const size_t target_end = target_start + FindNonVisible(p + target_start, end - target_start);
+  const size_t target_end = target_start + FindNonVisible(p + target_start, end - target_start, p);
   // Exactly one SP, then the version and the CR: anything else is a malformed line, which
   // outranks what is wrong inside the method or target.
   LineError target_error = LineError::kNone;
@@ -297,7 +334,7 @@ LineError ParseStatusLine(std::string_view line, StatusLine* out) {
   const size_t reason_start = 13;
   size_t i = reason_start;
   while (true) {
-    i += FindControl(p + i, end + 1 - i);
+    i += FindControl(p + i, end + 1 - i, p);
     if (i == end) break;  // the CR
     if (p[i] != '\t') return StrayByte(p[i], LineError::kReason);
     ++i;
@@ -313,14 +350,15 @@ LineError ParseFieldLine(std::string_view line, FieldLine* out) {
   if (n == 0 || p[n - 1] != '\r') return LineError::kBareLf;
   const size_t end = n - 1;
   if (p[0] == ' ' || p[0] == '\t') return LineError::kObsFold;
-  const size_t name_end = TokenLength(p, end);
+  size_t name_end = n >= 16 ? SimpleNameLength(p) : 0;
+  if (name_end == 0) name_end = TokenLength(p, end);
   if (p[name_end] != ':') return Stray(p, name_end, end, LineError::kFieldName);
   if (name_end == 0) return LineError::kEmptyFieldName;
   size_t start = name_end + 1;
   while (start < end && (p[start] == ' ' || p[start] == '\t')) ++start;
   size_t i = start;
   while (true) {
-    i += FindControl(p + i, end + 1 - i);
+    i += FindControl(p + i, end + 1 - i, p);
     if (i == end) break;  // the CR
     if (p[i] != '\t') return StrayByte(p[i], LineError::kFieldValue);
     ++i;

@@ -67,10 +67,12 @@ LineError ParseChunkSizeLine(std::string_view line, uint64_t* size);
 // RTSP ones). Case-sensitive, as methods are.
 bool IsKnownMethod(std::string_view method);
 
-// Offset of the first byte in [0, n) that is a control character (0x00-0x1F) or DEL, or n.
-size_t FindControl(const char* p, size_t n);
-// Offset of the first byte in [0, n) outside VCHAR (0x21-0x7E), or n.
-size_t FindNonVisible(const char* p, size_t n);
+// Offset of the first byte in p[0, n) that is a control character (0x00-0x1F) or DEL, or n.
+// `readable_from` (<= p), when given, says the bytes from there up to p may be read too: a short
+// range is then checked as one block that ends where it ends.
+size_t FindControl(const char* p, size_t n, const char* readable_from = nullptr);
+// Offset of the first byte in p[0, n) outside VCHAR (0x21-0x7E), or n.
+size_t FindNonVisible(const char* p, size_t n, const char* readable_from = nullptr);
 
 }  // namespace sluice::http1
 

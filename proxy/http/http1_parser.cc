@@ -323,8 +323,8 @@ void Http1Parser::OnHeadLine(std::string_view line) {
 }
 
 void Http1Parser::AddField(std::string_view name, std::string_view value) {
-  headers_->Add(name, value);
-  const HeaderKind kind = headers_->kind(headers_->size() - 1);
+  const HeaderKind kind = ClassifyHeaderName(name);
+  headers_->AddFromLine(name, value, kind);
   switch (kind) {
     case HeaderKind::kContentLength:
       if (framing_.content_length_fields < 255) ++framing_.content_length_fields;

@@ -123,6 +123,18 @@ TEST(Http1LinesTest, FieldLine) {
   ASSERT_EQ(Field("X:    \r", &f), LineError::kNone);
   EXPECT_EQ(f.value, "");
   ASSERT_EQ(Field("X: \x80\xff obs-text\r", &f), LineError::kNone);
+  // Names of every length around the sixteen-byte block, simple and not.
+  for (size_t len = 1; len <= 20; ++len) {
+    for (char c : {'a', 'Z', '7', '-', '!', '~'}) {
+      std::string name(len, c);
+      ASSERT_EQ(Field(name + ":v\r", &f), LineError::kNone) << name;
+      EXPECT_EQ(f.name, name);
+      EXPECT_EQ(f.value, "v");
+      EXPECT_EQ(Field(name + "(:v0123456789abcdef\r"), LineError::kFieldName) << name;
+      EXPECT_EQ(Field(name + " :v0123456789abcdef\r"), LineError::kFieldName) << name;
+      EXPECT_EQ(Field(name + "\x80:v0123456789abcdef\r"), LineError::kFieldName) << name;
+    }
+  }
   std::string long_value(100, 'v');
   ASSERT_EQ(Field("Long: " + long_value + "\r", &f), LineError::kNone);
   EXPECT_EQ(f.value, long_value);
@@ -192,6 +204,11 @@ TEST(Http1LinesTest, ScansAgreeWithTheByteLoop) {
         }
         EXPECT_EQ(FindControl(s.data(), n), control) << n << " " << at << " " << int{odd};
         EXPECT_EQ(FindNonVisible(s.data(), n), non_visible) << n << " " << at << " " << int{odd};
+        // The same range after twenty readable bytes, which a short range may be read with.
+        std::string padded = std::string(20, '\x01') + s;
+        const char* p = padded.data() + 20;
+        EXPECT_EQ(FindControl(p, n, padded.data()), control) << n << " " << at;
+        EXPECT_EQ(FindNonVisible(p, n, padded.data()), non_visible) << n << " " << at;
       }
     }
   }
