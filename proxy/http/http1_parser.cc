@@ -166,9 +166,10 @@ Http1Parser::Result Http1Parser::Execute(const char* data, size_t len) {
   stopped_ = false;
   size_t pos = 0;
   while (true) {
+    if (phase_ == Phase::kFailed) return Error(pos);
+    // A handler's Stop() ends this call, even from the end of a message.
+    if (stopped_) return {pos, Outcome::kStopped};
     switch (phase_) {
-      case Phase::kFailed:
-        return Error(pos);
       case Phase::kDone:
         return {pos, Outcome::kMessageComplete};
       case Phase::kUpgraded:
@@ -176,7 +177,6 @@ Http1Parser::Result Http1Parser::Execute(const char* data, size_t len) {
       default:
         break;
     }
-    if (stopped_) return {pos, Outcome::kStopped};
     if (phase_ == Phase::kBody && body_remaining_ == 0 &&
         body_framing_ != BodyFraming::kUntilClose) {
       // A head whose handler stopped the parse, with nothing (left) to read.
@@ -435,8 +435,9 @@ bool Http1Parser::ValidateRequestHead() {
   } else {
     head.framing = BodyFraming::kNone;
   }
+  // close wins over keep-alive (RFC 9112 section 9.3), in HTTP/1.0 too.
   head.keep_alive =
-      head.version == HttpVersion::kHttp11 ? !f.connection_close : f.connection_keep_alive;
+      !f.connection_close && (head.version == HttpVersion::kHttp11 || f.connection_keep_alive);
   keep_alive_ = head.keep_alive;
 
   if (auto expect = head.headers.GetKind(HeaderKind::kExpect);
@@ -445,7 +446,10 @@ bool Http1Parser::ValidateRequestHead() {
       FailWith(417, "unsupported Expect value");
       return false;
     }
-    head.expect_continue = head.has_body() && head.content_length != 0;
+    // A chunked body's length is unknown: it may still come, so the client gets its 100.
+    head.expect_continue =
+        head.framing == BodyFraming::kChunked ||
+        (head.framing == BodyFraming::kContentLength && head.content_length != 0);
   }
 
   head.upgrade = false;
@@ -499,8 +503,11 @@ bool Http1Parser::ValidateResponseHead(bool* skip_body) {
     }
   }
 
+  // close wins over keep-alive (RFC 9112 section 9.3), in HTTP/1.0 too; an HTTP/1.0 response
+  // with Transfer-Encoding has faulty framing and ends the connection (section 6.1).
   const bool close =
-      head.version == HttpVersion::kHttp11 ? f.connection_close : !f.connection_keep_alive;
+      f.connection_close || (head.version == HttpVersion::kHttp10 &&
+                             (!f.connection_keep_alive || f.transfer_encoding_fields > 0));
   head.keep_alive = !close;
   keep_alive_ = !close;  // what may follow on the wire, whatever the client is told below
   head.content_length = 0;
@@ -593,8 +600,10 @@ void Http1Parser::OnChunkSizeLine(std::string_view line) {
     lines_ = 0;
     return;
   }
+  // body_bytes_ never exceeds the limit here, so the difference cannot wrap (a sum could:
+  // a chunk size may be up to 2^64 - 1).
   if (mode_ == Mode::kRequest && limits_.max_body_bytes != 0 &&
-      body_bytes_ + size > limits_.max_body_bytes) {
+      size > limits_.max_body_bytes - body_bytes_) {
     return FailWith(413, "request body larger than the limit");
   }
   phase_ = Phase::kChunkData;
@@ -636,6 +645,11 @@ Http1Parser::Result Http1Parser::Finish() {
         phase_ = Phase::kDone;
         handler_->OnMessageComplete();
         return {0, Outcome::kMessageComplete};
+      }
+      if (body_remaining_ == 0) {
+        // Every byte arrived; a handler's Stop() kept Execute() from ending the message.
+        CompleteMessage();
+        return {0, phase_ == Phase::kUpgraded ? Outcome::kUpgrade : Outcome::kMessageComplete};
       }
       break;
     case Phase::kDone:

@@ -87,8 +87,9 @@ class Http1Parser {
 
   // True between the first byte of a message and the end of its head.
   bool in_head() const { return phase_ == Phase::kHead && started_; }
-  // True when no byte of a message is pending (between messages).
-  bool idle() const { return phase_ == Phase::kHead && !started_; }
+  // True when no byte of a message is pending (between messages); a CR of a leading empty line
+  // waiting for its LF is pending.
+  bool idle() const { return phase_ == Phase::kHead && !started_ && carry_.empty(); }
   uint64_t body_bytes() const { return body_bytes_; }
   void set_limits(const Http1Limits& limits) { limits_ = limits; }
   const Http1Limits& limits() const { return limits_; }

@@ -313,6 +313,11 @@ INSTANTIATE_TEST_SUITE_P(
             414},
         BadInput{"body_too_large_cl", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n",
                  413},
+        // A chunk size near 2^64 must not wrap the running total under the limit.
+        BadInput{"chunk_size_wraps_the_total",
+                 "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n"
+                 "ffffffffffffffff\r\n",
+                 413},
         BadInput{"body_too_large_chunked",
                  "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n", 413}),
     [](const ::testing::TestParamInfo<BadInput>& param_info) { return param_info.param.name; });
@@ -502,6 +507,89 @@ TEST(Http1ParserTest, AFieldNeedsAName) {
   EXPECT_EQ(split.requests[0]->headers.Get("x-long"), "abcdefgh");
   ResponseRecorder response;
   EXPECT_EQ(response.Feed("HTTP/1.1 200 OK\r\n: b\r\nContent-Length: 0\r\n\r\n").status, 502);
+}
+
+TEST(Http1ParserTest, CloseWinsOverKeepAliveInHttp10) {
+  Recorder r(Http1Parser::Mode::kRequest);
+  r.Feed("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n");
+  ASSERT_EQ(r.requests.size(), 1u);
+  EXPECT_FALSE(r.requests[0]->keep_alive);
+}
+
+TEST(Http1ParserTest, AChunkedRequestWithExpectGetsItsContinue) {
+  Recorder r(Http1Parser::Mode::kRequest);
+  r.Feed(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n");
+  ASSERT_EQ(r.requests.size(), 1u);
+  EXPECT_TRUE(r.requests[0]->expect_continue);
+  Recorder empty(Http1Parser::Mode::kRequest);
+  empty.Feed("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n");
+  ASSERT_EQ(empty.requests.size(), 1u);
+  EXPECT_FALSE(empty.requests[0]->expect_continue);
+}
+
+TEST(Http1ParserTest, ACrWaitingForItsLfIsNotIdle) {
+  // A leading empty line cut after its CR: the parser must not be pooled (and reset) then.
+  Recorder r(Http1Parser::Mode::kRequest);
+  auto first = r.parser.Execute("\r", 1);
+  EXPECT_EQ(first.outcome, Http1Parser::Outcome::kNeedMore);
+  EXPECT_FALSE(r.parser.idle());
+  EXPECT_FALSE(r.parser.in_head());
+  std::string rest = "\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
+  auto second = r.parser.Execute(rest.data(), rest.size());
+  EXPECT_EQ(second.outcome, Http1Parser::Outcome::kMessageComplete);
+  EXPECT_EQ(r.requests.size(), 1u);
+}
+
+class StopsAtTheEnd : public Http1Parser::Handler {
+ public:
+  StopsAtTheEnd() : parser(Http1Parser::Mode::kRequest, Http1Limits{}, this) {}
+  void OnHead() override { head = parser.TakeRequest(); }
+  void OnBody(std::string_view data) override {
+    body.append(data);
+    if (stop_in_body) parser.Stop();
+  }
+  void OnMessageComplete() override {
+    ++completed;
+    parser.Stop();
+  }
+  Http1Parser parser;
+  RequestHeadPtr head;
+  std::string body;
+  bool stop_in_body = false;
+  int completed = 0;
+};
+
+TEST(Http1ParserTest, StopFromTheEndOfAMessageEndsExecute) {
+  StopsAtTheEnd h;
+  std::string input = "GET / HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\n";
+  auto r = h.parser.Execute(input.data(), input.size());
+  EXPECT_EQ(r.outcome, Http1Parser::Outcome::kStopped);
+  EXPECT_EQ(h.completed, 1);
+}
+
+TEST(Http1ParserTest, FinishAfterAStopOnTheLastBodyByteEndsTheMessage) {
+  StopsAtTheEnd h;
+  h.stop_in_body = true;
+  std::string input = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
+  auto r = h.parser.Execute(input.data(), input.size());
+  EXPECT_EQ(r.outcome, Http1Parser::Outcome::kStopped);
+  EXPECT_EQ(h.body, "abc");
+  EXPECT_EQ(h.completed, 0);
+  EXPECT_EQ(h.parser.Finish().outcome, Http1Parser::Outcome::kMessageComplete);
+  EXPECT_EQ(h.completed, 1);
+}
+
+TEST(Http1ParserResponseTest, AChunkedHttp10ResponseEndsTheConnection) {
+  Recorder r(Http1Parser::Mode::kResponse);
+  r.parser.ExpectResponse(HttpMethod::kGet, false);
+  r.Feed(
+      "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "1\r\na\r\n0\r\n\r\n");
+  ASSERT_EQ(r.responses.size(), 1u);
+  EXPECT_EQ(r.responses[0]->framing, BodyFraming::kChunked);
+  EXPECT_FALSE(r.responses[0]->keep_alive);
+  EXPECT_EQ(r.bodies[0], "a");
 }
 
 }  // namespace
