@@ -229,7 +229,9 @@ void HeaderMap::AppendValue(std::string_view piece) {
   f.value_size += static_cast<uint32_t>(piece.size());
 }
 
-void HeaderMap::FinishField() {
+void HeaderMap::FinishField() { FinishField(ClassifyHeaderName(name(fields_.size() - 1))); }
+
+void HeaderMap::FinishField(HeaderKind kind) {
   Field& f = fields_.back();
   // The parser skips leading whitespace but keeps trailing spaces and tabs (OWS).
   while (f.value_size > 0) {
@@ -237,7 +239,7 @@ void HeaderMap::FinishField() {
     if (c != ' ' && c != '\t') break;
     --f.value_size;
   }
-  f.kind = ClassifyHeaderName(name(fields_.size() - 1));
+  f.kind = kind;
 }
 
 std::optional<std::string_view> HeaderMap::Get(std::string_view name) const {

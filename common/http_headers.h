@@ -97,6 +97,8 @@ class HeaderMap {
   void AppendName(std::string_view piece);
   void AppendValue(std::string_view piece);
   void FinishField();
+  // The same for a field whose kind the caller knows (a name it wrote itself).
+  void FinishField(HeaderKind kind);
 
   size_t size() const { return fields_.size(); }
   bool empty() const { return fields_.empty(); }

@@ -75,7 +75,7 @@ void AddVia(HeaderMap& headers, HttpVersion version, std::string_view via) {
   headers.AppendName("Via");
   headers.AppendValue(ViaVersion(version));
   headers.AppendValue(via);
-  headers.FinishField();
+  headers.FinishField(HeaderKind::kVia);
 }
 
 }  // namespace
@@ -111,7 +111,7 @@ void PrepareUpstreamRequest(RequestHead& head, const ProxyOptions& options,
   }
   if (has_forwarded_for) headers.AppendValue(", ");
   headers.AppendValue(downstream.ClientIp());
-  headers.FinishField();
+  headers.FinishField(HeaderKind::kXForwardedFor);
 
   const bool keep_upgrade = head.upgrade;
   headers.RemoveIf([&](size_t i) {

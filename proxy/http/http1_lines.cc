@@ -343,31 +343,51 @@ LineError ParseStatusLine(std::string_view line, StatusLine* out) {
   return LineError::kNone;
 }
 
-LineError ParseFieldLine(std::string_view line, FieldLine* out) {
-  // field-name ":" OWS field-value OWS CR
-  const char* p = line.data();
-  const size_t n = line.size();
-  if (n == 0 || p[n - 1] != '\r') return LineError::kBareLf;
-  const size_t end = n - 1;
+LineError ScanFieldLine(const char* p, size_t avail, bool lf_implied, FieldLine* out, size_t* cr) {
+  // field-name ":" OWS field-value OWS CRLF, checked left to right: the first byte that breaks
+  // the line names the error, however the line was cut into reads.
+  *cr = 0;
+  if (avail == 0) return lf_implied ? LineError::kBareLf : LineError::kNone;
   if (p[0] == ' ' || p[0] == '\t') return LineError::kObsFold;
-  size_t name_end = n >= 16 ? SimpleNameLength(p) : 0;
-  if (name_end == 0) name_end = TokenLength(p, end);
-  if (p[name_end] != ':') return Stray(p, name_end, end, LineError::kFieldName);
+  size_t name_end = avail >= 16 ? SimpleNameLength(p) : 0;
+  if (name_end == 0) name_end = TokenLength(p, avail);
+  if (name_end == avail) return lf_implied ? LineError::kBareLf : LineError::kNone;
+  if (p[name_end] != ':') {
+    if (p[name_end] != '\r') return StrayByte(p[name_end], LineError::kFieldName);
+    // A CR: the line's end (a line without a colon), a bare CR, or not known yet.
+    if (name_end + 1 == avail) return lf_implied ? LineError::kFieldName : LineError::kNone;
+    return p[name_end + 1] == '\n' ? LineError::kFieldName : LineError::kBareCr;
+  }
   if (name_end == 0) return LineError::kEmptyFieldName;
   size_t start = name_end + 1;
-  while (start < end && (p[start] == ' ' || p[start] == '\t')) ++start;
+  while (start < avail && (p[start] == ' ' || p[start] == '\t')) ++start;
   size_t i = start;
   while (true) {
-    i += FindControl(p + i, end + 1 - i, p);
-    if (i == end) break;  // the CR
-    if (p[i] != '\t') return StrayByte(p[i], LineError::kFieldValue);
-    ++i;
+    i += FindControl(p + i, avail - i, p);
+    if (i == avail) return lf_implied ? LineError::kBareLf : LineError::kNone;
+    if (p[i] == '\t') {
+      ++i;
+      continue;
+    }
+    if (p[i] != '\r') return StrayByte(p[i], LineError::kFieldValue);
+    if (i + 1 == avail) {
+      if (!lf_implied) return LineError::kNone;  // the LF is still to come
+      break;
+    }
+    if (p[i + 1] != '\n') return LineError::kBareCr;
+    break;
   }
-  size_t value_end = end;
+  size_t value_end = i;
   while (value_end > start && (p[value_end - 1] == ' ' || p[value_end - 1] == '\t')) --value_end;
   out->name = std::string_view(p, name_end);
   out->value = std::string_view(p + start, value_end - start);
+  *cr = i;
   return LineError::kNone;
+}
+
+LineError ParseFieldLine(std::string_view line, FieldLine* out) {
+  size_t cr = 0;
+  return ScanFieldLine(line.data(), line.size(), true, out, &cr);
 }
 
 LineError ParseChunkSizeLine(std::string_view line, uint64_t* size) {

@@ -61,6 +61,12 @@ struct FieldLine {
 LineError ParseRequestLine(std::string_view line, RequestLine* out);
 LineError ParseStatusLine(std::string_view line, StatusLine* out);
 LineError ParseFieldLine(std::string_view line, FieldLine* out);
+// A field line where it lies in the input, its end not known yet: `avail` bytes from p are at
+// hand. kNone with *cr at the line's CR (its LF follows) when the line is whole; kNone with
+// *cr == 0 when the line goes on past avail. The same verdicts as ParseFieldLine on the whole
+// line (which is this with the LF implied after avail bytes), so the first bad byte names the
+// error however the line is cut into reads.
+LineError ScanFieldLine(const char* p, size_t avail, bool lf_implied, FieldLine* out, size_t* cr);
 LineError ParseChunkSizeLine(std::string_view line, uint64_t* size);
 
 // True for a method llhttp 8.1 knows for HTTP (GET, PROPFIND, M-SEARCH, ...; not CONNECT-less

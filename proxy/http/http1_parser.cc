@@ -213,6 +213,28 @@ size_t Http1Parser::ConsumeLines(const char* data, size_t len) {
     const size_t budget = block_bytes_ < limit ? limit - block_bytes_ : 0;
     const size_t window = std::min(len - pos, budget);
     const char* start = data + pos;
+    if (phase_ == Phase::kHead && lines_ > 0 && carry_.empty() && window > 0 && *start != '\r') {
+      // A field line, parsed where it lies: its value's scan finds its end, so it is read
+      // once. A line the window cuts goes the slow way below, and is carried.
+      http1::FieldLine field;
+      size_t cr = 0;
+      const LineError e = http1::ScanFieldLine(start, window, false, &field, &cr);
+      if (e != LineError::kNone || cr != 0) {
+        if (lines_ + 1 > limits_.max_headers + 1) {
+          FailWith(mode_ == Mode::kRequest ? 431 : 502, "too many header fields");
+          return pos;
+        }
+        if (e != LineError::kNone) {
+          FailLine(e);
+          return pos;
+        }
+        ++lines_;
+        block_bytes_ += static_cast<uint32_t>(cr + 2);
+        pos += cr + 2;
+        AddField(field.name, field.value);
+        continue;
+      }
+    }
     const void* lf = window == 0 ? nullptr : std::memchr(start, '\n', window);
     if (lf == nullptr) {
       if (window < len - pos) {

@@ -18,20 +18,35 @@ void AppendDecimal(std::string* out, uint64_t value) {
 }
 
 void AppendStatusLine(std::string* out, int status, std::string_view reason) {
-  out->append("HTTP/1.1 ");
-  AppendDecimal(out, static_cast<uint64_t>(status));
-  out->push_back(' ');
-  out->append(reason.empty() ? ReasonPhrase(status) : reason);
-  out->append("\r\n");
+  // Sized once and written into, as AppendFields does: this is on every response.
+  if (status < 100 || status > 999) status = 500;  // three digits, always
+  if (reason.empty()) reason = ReasonPhrase(status);
+  const size_t at = out->size();
+  out->resize(at + 13 + reason.size() + 2);
+  char* p = out->data() + at;
+  std::memcpy(p, "HTTP/1.1 ", 9);
+  p[9] = static_cast<char>('0' + status / 100);
+  p[10] = static_cast<char>('0' + status / 10 % 10);
+  p[11] = static_cast<char>('0' + status % 10);
+  p[12] = ' ';
+  std::memcpy(p + 13, reason.data(), reason.size());
+  std::memcpy(p + 13 + reason.size(), "\r\n", 2);
 }
 
 void AppendRequestLine(std::string* out, std::string_view method, std::string_view path,
                        std::string_view query) {
-  out->append(method);
-  out->push_back(' ');
-  out->append(path);
-  out->append(query);
-  out->append(" HTTP/1.1\r\n");
+  constexpr std::string_view kVersion = " HTTP/1.1\r\n";
+  const size_t at = out->size();
+  out->resize(at + method.size() + 1 + path.size() + query.size() + kVersion.size());
+  char* p = out->data() + at;
+  std::memcpy(p, method.data(), method.size());
+  p += method.size();
+  *p++ = ' ';
+  std::memcpy(p, path.data(), path.size());
+  p += path.size();
+  std::memcpy(p, query.data(), query.size());
+  p += query.size();
+  std::memcpy(p, kVersion.data(), kVersion.size());
 }
 
 void AppendField(std::string* out, std::string_view name, std::string_view value) {

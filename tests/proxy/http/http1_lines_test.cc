@@ -1,6 +1,7 @@
 #include "proxy/http/http1_lines.h"
 
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -158,6 +159,34 @@ TEST(Http1LinesTest, FieldLine) {
     std::string value(40, 'v');
     value[i] = '\x1f';
     EXPECT_EQ(Field("X: " + value + "\r"), LineError::kFieldValue) << i;
+  }
+}
+
+TEST(Http1LinesTest, AFieldLineScannedWhereItLiesAgreesWithTheWholeLine) {
+  // Every prefix of each line (with its LF and what follows) is either "not yet" or the whole
+  // line's verdict, and the whole input finds the line's end.
+  for (const std::string& line : std::vector<std::string>{
+           "Host: example.com\r", "X:\r", "X: a\tb \r", "Content-Length-And-More: 12\r", "X\r",
+           "X: a\x01"
+           "b\r",
+           "X: a\rb\r", "X: ab", " X: a\r", ": a\r", "X{: a\r", "X: \x7f\r",
+           std::string("X: a\0\r", 6), "Long-Enough-Name: v\rw\r", "A-Name-Of-20-Bytes-: v\r"}) {
+    const std::string input = line + "\nNext: x\r\n";
+    FieldLine whole_field;
+    const LineError whole = Field(line, &whole_field);
+    const std::string whole_name(whole_field.name), whole_value(whole_field.value);
+    for (size_t avail = 0; avail <= input.size(); ++avail) {
+      FieldLine f;
+      size_t cr = 0;
+      const LineError e = ScanFieldLine(input.data(), avail, false, &f, &cr);
+      if (e == LineError::kNone && cr == 0) continue;  // not yet
+      EXPECT_EQ(e, whole) << testing::PrintToString(line) << " avail " << avail;
+      if (e == LineError::kNone) {
+        EXPECT_EQ(cr, line.size() - 1) << testing::PrintToString(line);
+        EXPECT_EQ(f.name, whole_name);
+        EXPECT_EQ(f.value, whole_value);
+      }
+    }
   }
 }
 
