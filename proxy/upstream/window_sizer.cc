@@ -61,8 +61,14 @@ WindowSizer::Growth WindowSizer::OnProbeAck(int64_t now_ns, WindowBudget* budget
   OnRoundTrip(now_ns - probe_sent_ns_);
   // Held back by the window: the round trip carried two thirds of it or more. If not, the
   // next probe waits (longer each time the window proves large enough).
+  // A sample half as large again as the last one is a sender still opening its congestion
+  // window (slow start doubles it every round trip): the window may soon hold it back, so
+  // the pause stays at its shortest until the samples level off.
+  const bool rising = probe_bytes_ * 2 >= last_probe_bytes_ * 3 && last_probe_bytes_ > 0;
+  last_probe_bytes_ = probe_bytes_;
   if (!auto_sizing() || probe_bytes_ * 3 < uint64_t{stream_window_} * 2) {
-    probe_gap_ns_ = std::clamp(probe_gap_ns_ * 2, kFirstProbeGapNs, kLastProbeGapNs);
+    probe_gap_ns_ = rising ? kFirstProbeGapNs
+                           : std::clamp(probe_gap_ns_ * 2, kFirstProbeGapNs, kLastProbeGapNs);
     next_probe_ns_ = now_ns + probe_gap_ns_;
     return growth;
   }

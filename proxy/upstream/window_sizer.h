@@ -13,7 +13,9 @@
 // It never shrinks (a peer may already have sent into it). Probes are paced: after one that
 // found the window large enough the next waits 50 ms, then twice as long each time up to 10 s
 // (a peer counts PINGs: a connection that never stops probing would be shed as a flood), and
-// none once the window is at its maximum.
+// none once the window is at its maximum. While the samples still rise by half or more per
+// probe (the sender's slow start: it doubles every round trip) the pause stays at 50 ms: a
+// window that a path opening up found large enough says nothing about the path once open.
 //
 // The connection window follows the stream window (two streams' worth, at least 4 MiB), and
 // the growth beyond the first connection window is drawn from a node-wide budget
@@ -93,6 +95,7 @@ class WindowSizer {
   bool probing_ = false;
   int64_t probe_sent_ns_ = 0;
   uint64_t probe_bytes_ = 0;
+  uint64_t last_probe_bytes_ = 0;  // the sample before, to tell a sender still speeding up
   int64_t last_rtt_ns_ = 0;
   int64_t min_rtt_ns_ = 0;
   int64_t next_probe_ns_ = 0;  // no probe before this

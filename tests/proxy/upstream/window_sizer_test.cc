@@ -124,6 +124,39 @@ TEST(WindowSizer, ProbesThatFindTheWindowLargeEnoughComeLessOften) {
   EXPECT_TRUE(sizer.OnData(1, now + kMs));
 }
 
+TEST(WindowSizer, ASenderInSlowStartIsProbedAtTheShortestPause) {
+  // A new connection at 200 ms: TCP's window opens from 10 segments, doubling every round
+  // trip, long before the 256 KiB stream window holds it back. The probes stay 50 ms apart
+  // while the samples rise, so the growth comes when the window first holds the sender back.
+  WindowBudget budget(1u << 30);
+  WindowSizer sizer(256 * kKiB, 16 * kMiB);
+  const int64_t rtt = 200 * kMs;
+  int64_t now = 0;
+  uint64_t sample = 10 * 1448;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(Probe(&sizer, &budget, sample, now, rtt).grew) << i;
+    now += rtt;
+    EXPECT_FALSE(sizer.OnData(1, now + 50 * kMs - 1)) << i;
+    now += 50 * kMs;
+    sample *= 2;
+  }
+  // 116 KiB, still doubling: the next at 50 ms again, then the window (256 KiB) holds it.
+  EXPECT_FALSE(Probe(&sizer, &budget, sample, now, rtt).grew);
+  now += rtt + 50 * kMs;
+  EXPECT_TRUE(Probe(&sizer, &budget, 256 * kKiB, now, rtt).grew);
+  EXPECT_EQ(sizer.stream_window(), 1 * kMiB);
+
+  // Samples that level off (an application sending what it has) pause twice as long each time.
+  WindowSizer flat(256 * kKiB, 16 * kMiB);
+  now = 0;
+  EXPECT_FALSE(Probe(&flat, &budget, 64 * kKiB, now, rtt).grew);
+  now += rtt + 50 * kMs;
+  EXPECT_FALSE(Probe(&flat, &budget, 80 * kKiB, now, rtt).grew);  // +25%: not slow start
+  now += rtt;
+  EXPECT_FALSE(flat.OnData(1, now + 100 * kMs - 1));
+  EXPECT_TRUE(flat.OnData(1, now + 100 * kMs));
+}
+
 TEST(WindowSizer, RoundTripsKeepTheMinimum) {
   WindowSizer sizer(256 * kKiB, 256 * kKiB);
   sizer.OnRoundTrip(90 * kMs);
