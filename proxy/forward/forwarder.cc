@@ -174,40 +174,58 @@ void Forwarder::Resume(FilterStatus status) {
   AfterRequestFilters(run_.Resume(filter_, status));
 }
 
-bool Forwarder::CanAttemptAgain() const {
-  // Only while the client has seen nothing and every byte sent is at hand to send again.
-  constexpr int kMaxAttempts = 10;
-  return stream_ && !stream_->response_started() && !tunnel_ && replayable_ &&
-         filter_.context.attempts < kMaxAttempts;
+RequestFacts Forwarder::Facts() const {
+  RequestFacts facts;
+  facts.idempotent = Idempotent();
+  facts.client_saw_response = !stream_ || stream_->response_started();
+  facts.upgraded = tunnel_;
+  facts.body_at_hand = replayable_;
+  facts.attempts = filter_.context.attempts;
+  facts.resent = resent_;
+  facts.default_retries = route_ >= 0 && snapshot_->default_retries[static_cast<size_t>(route_)];
+  facts.tunneled = peer_region_ >= 0;
+  facts.may_fail_over =
+      steering_ && snapshot_->config->steering.failover && !tunneled_in_ && !failed_over_;
+  return facts;
+}
+
+bool Forwarder::TakeSteps(const NextSteps& next, FilterVerdict filters, ResponseHead* head,
+                          Step* taken) {
+  bool filters_wait = filters == FilterVerdict::kRetry;  // for a retry, or to hear there is none
+  for (uint8_t i = 0; i + 1 < next.count; ++i) {
+    const Step step = next.steps[i];
+    if (step != Step::kRetry && filters_wait) {
+      filters_wait = false;
+      head ? run_.FinishResponseHead(filter_, *head) : run_.FinishUpstreamError(filter_);
+    }
+    const bool started = step == Step::kRetry        ? Retry(next.reached_origin)
+                         : step == Step::kNextRegion ? FallBack(next.reached_origin)
+                         : step == Step::kFailover   ? FailOver(next.reached_origin)
+                                                     : false;
+    if (started) {
+      *taken = step;
+      return true;
+    }
+  }
+  if (filters_wait)
+    head ? run_.FinishResponseHead(filter_, *head) : run_.FinishUpstreamError(filter_);
+  return false;
 }
 
 bool Forwarder::AdmitRetry(bool reached_origin, ClusterRuntime* on) {
-  if (retry_counted_ || !reached_origin) return true;
+  if (retry_slot_.held() || !reached_origin) return true;
   // The budget keeps retries from multiplying an outage: a denied retry is an answer.
   if (!on->AdmitRetry()) {
     LOG_DEBUG("%s %s%s: retry budget exhausted for cluster %s", request_->method_text,
               request_->authority, request_->path, on->config.name);
     return false;
   }
-  on->RetryStarted();
-  retry_counted_ = true;
-  retry_cluster_ = on;
+  retry_slot_.Take(on);
   return true;
 }
 
-bool Forwarder::DefaultRetry(UpstreamFailure kind) const {
-  // Only for routes whose chain has no retry policy of its own, once, and never for a tunnel
-  // (a failed tunnel has its own fallback: the next savior, or local).
-  if (peer_region_ >= 0 || route_ < 0 || !snapshot_->default_retries[route_] ||
-      filter_.context.attempts > 1) {
-    return false;
-  }
-  if (kind == UpstreamFailure::kConnect) return true;  // nothing reached an origin
-  return (kind == UpstreamFailure::kReset || kind == UpstreamFailure::kBadResponse) && Idempotent();
-}
-
-bool Forwarder::TryRetry(bool reached_origin) {
-  if (!CanAttemptAgain() || !AdmitRetry(reached_origin, cluster_)) return false;
+bool Forwarder::Retry(bool reached_origin) {
+  if (!AdmitRetry(reached_origin, cluster_)) return false;
   RecordRetry();
   DropUpstream();
   response_started_ = false;
@@ -231,39 +249,31 @@ void Forwarder::CompleteFilters() {
 
 void Forwarder::ReleaseCluster() {
   retry_timeout_.Disarm();
-  if (connecting_) {
-    cluster_->ConnectEnded();
-    connecting_ = false;
-  }
-  if (retry_counted_) {
-    retry_cluster_->RetryEnded();
-    retry_counted_ = false;
-  }
-  if (request_counted_) {
-    cluster_->RequestEnded();
-    request_counted_ = false;
-  }
+  connect_slot_.Release();
+  retry_slot_.Release();
+  request_slot_.Release();
 }
 
 void Forwarder::Dispatch(bool fresh_connection) {
-  if (!request_counted_) {
+  if (!request_slot_.held()) {
     if (const char* full = cluster_->AdmitRequest()) {
       Overflow(full);
       return;
     }
-    cluster_->RequestStarted();
-    request_counted_ = true;
+    request_slot_.Take(cluster_);
   }
   std::shared_ptr<UpstreamEndpoint> previous = endpoint_;
-  if (counted_) {
+  if (endpoint_counted_) {
     endpoint_->EndRequest();
-    counted_ = false;
+    endpoint_counted_ = false;
   }
   if (!fresh_connection) {
     UpstreamEndpoint* picked = cluster_->balancer.Pick(
         context_->Random(), context_->clock().MonotonicNanos(), previous.get());
     if (!picked) {
-      if (peer_region_ >= 0 && TryTunnelFallback(UpstreamFailure::kConnect)) return;
+      Step taken;
+      const NextSteps next = DecideNextSteps({.end = AttemptEnd::kNoEndpoint}, Facts());
+      if (TakeSteps(next, FilterVerdict::kNotAsked, nullptr, &taken)) return;
       Fail(503, "no endpoint", "the cluster has no endpoint to use (standbys or unresolved names)");
       return;
     }
@@ -275,7 +285,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
   filter_.context.last_failure = UpstreamFailure::kNone;
   outcome_.upstream_failed = false;
   outcome_.timed_out = false;
-  counted_ = true;
+  endpoint_counted_ = true;
   upstream_ready_ = false;
 
   // A forwarder lives for one request: its head goes into a buffer of the loop's pool.
@@ -301,7 +311,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
     int error = 0;
     upstream_ = endpoint_->OpenHttp2Stream(this, &ready, &opened, &error);
     if (!upstream_) {
-      UpstreamFailed(502, UpstreamFailure::kConnect, "connect failed", uv_strerror(error));
+      AttemptFailed(502, {.end = AttemptEnd::kConnect}, "connect failed", uv_strerror(error));
       return;
     }
     if (opened && cluster_->cell) cluster_->cell->connections.Add();
@@ -309,8 +319,7 @@ void Forwarder::Dispatch(bool fresh_connection) {
       OnUpstreamReady();
       return;
     }
-    cluster_->ConnectStarted();
-    connecting_ = true;
+    connect_slot_.Take(cluster_);
     connect_timeout_.Arm(context_->Timeouts(cluster_->config.connect_timeout));
     return;
   }
@@ -321,21 +330,17 @@ void Forwarder::Dispatch(bool fresh_connection) {
   int error = 0;
   upstream_ = endpoint_->Connect(this, &error);
   if (!upstream_) {
-    UpstreamFailed(502, UpstreamFailure::kConnect, "connect failed", uv_strerror(error));
+    AttemptFailed(502, {.end = AttemptEnd::kConnect}, "connect failed", uv_strerror(error));
     return;
   }
   if (cluster_->cell) cluster_->cell->connections.Add();
-  cluster_->ConnectStarted();
-  connecting_ = true;
+  connect_slot_.Take(cluster_);
   connect_timeout_.Arm(context_->Timeouts(cluster_->config.connect_timeout));
 }
 
 void Forwarder::OnUpstreamConnected() {
   connect_timeout_.Disarm();
-  if (connecting_) {
-    cluster_->ConnectEnded();
-    connecting_ = false;
-  }
+  connect_slot_.Release();
   OnUpstreamReady();
 }
 
@@ -451,14 +456,16 @@ void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
   std::string peer_region(peer_says);  // the header storage is rewritten below
   PrepareDownstreamResponse(*head, config.proxy);
   if (steering_) AddRegionHeader(*head, peer_region);
-  if (head->status != 101 && run_.RunResponseHead(filter_, *head) == FilterStatus::kRetry) {
-    if (TryRetry(true)) return;
-    run_.FinishResponseHead(filter_, *head);
-  }
-  if ((head->status == 502 || head->status == 503 || head->status == 504) && peer_region_ < 0 &&
-      TryFailover(true)) {
-    return;
-  }
+  const FilterVerdict filters =
+      head->status != 101 && run_.RunResponseHead(filter_, *head) == FilterStatus::kRetry
+          ? FilterVerdict::kRetry
+          : FilterVerdict::kNoRetry;
+  RequestFacts facts = Facts();
+  facts.filters = filters;
+  Step taken;
+  const NextSteps next =
+      DecideNextSteps({.end = AttemptEnd::kResponse, .status = head->status}, facts);
+  if (TakeSteps(next, filters, head.get(), &taken)) return;
   if (!filter_.context.keep_request_body) std::string().swap(replay_);
   if (head->status == 101) {
     tunnel_ = true;
@@ -515,65 +522,97 @@ void Forwarder::OnUpstreamTrailers(const HeaderMap& trailers) {
   stream_->SendResponseTrailers(trailers);  // ends the response; OnUpstreamEnd follows
 }
 
+namespace {
+
+AttemptEnd EndOf(UpstreamError error) {
+  switch (error) {
+    case UpstreamError::kConnectFailed:
+      return AttemptEnd::kConnect;
+    case UpstreamError::kClosedBeforeResponse:
+      return AttemptEnd::kClosed;
+    case UpstreamError::kClosedDuringResponse:
+      return AttemptEnd::kReset;
+    case UpstreamError::kBadResponse:
+      return AttemptEnd::kBadResponse;
+    case UpstreamError::kHttp2Refused:
+      return AttemptEnd::kHttp2Refused;
+  }
+  return AttemptEnd::kReset;
+}
+
+// What the filters and the metrics are told failed.
+UpstreamFailure FailureOf(AttemptEnd end) {
+  switch (end) {
+    case AttemptEnd::kConnect:
+    case AttemptEnd::kNoEndpoint:
+      return UpstreamFailure::kConnect;
+    case AttemptEnd::kBadResponse:
+      return UpstreamFailure::kBadResponse;
+    case AttemptEnd::kTimeout:
+      return UpstreamFailure::kTimeout;
+    case AttemptEnd::kResponse:
+      return UpstreamFailure::kNone;
+    case AttemptEnd::kHttp2Refused:
+    case AttemptEnd::kClosed:
+    case AttemptEnd::kReset:
+      break;
+  }
+  return UpstreamFailure::kReset;
+}
+
+}  // namespace
+
 void Forwarder::OnUpstreamError(UpstreamError error, int detail, const char* reason) {
   // The connection is closing itself; it is no longer ours.
   upstream_ = nullptr;
   connect_timeout_.Disarm();
   response_timeout_.Disarm();
   if (!stream_) return;
-  if (error == UpstreamError::kHttp2Refused && !retried_) {
-    // Nothing reached the origin; the endpoint speaks HTTP/1.1 from now on.
-    LOG_DEBUG("upstream %s: %s; sending over HTTP/1.1", endpoint_->name(), reason);
-    retried_ = true;
-    if (connecting_) {
-      cluster_->ConnectEnded();
-      connecting_ = false;
+  const AttemptFacts attempt{.end = EndOf(error),
+                             .request_sent = upstream_ready_,
+                             .pooled = upstream_reused_,
+                             .response_began = response_started_};
+  switch (DecideNextSteps(attempt, Facts()).last()) {
+    case Step::kResend:
+      if (error == UpstreamError::kHttp2Refused) {
+        // Nothing reached the origin; the endpoint speaks HTTP/1.1 from now on.
+        LOG_DEBUG("upstream %s: %s; sending over HTTP/1.1", endpoint_->name(), reason);
+      } else {
+        LOG_DEBUG("upstream %s: pooled connection was closed (%s); retrying on a new one",
+                  endpoint_->name(), reason);
+      }
+      resent_ = true;
+      connect_slot_.Release();
+      // Body bytes already sent are in replay_; the rest are in pending_body_.
+      Dispatch(true);
+      return;
+    case Step::kReset: {
+      LOG_WARN("upstream %s: %s (%s) after the response began; aborting %s %s%s", endpoint_->name(),
+               UpstreamErrorText(error), reason, request_->method_text, request_->authority,
+               request_->path);
+      response_done_ = true;
+      outcome_.upstream_failed = true;
+      outcome_.status = 0;
+      ServerStream* stream = stream_;
+      stream_ = nullptr;
+      stream->Reset();
+      CompleteFilters();
+      return;
     }
-    Dispatch(true);
-    return;
+    default:
+      // `reason` says more than the code when there is one (a TLS verification failure, say).
+      AttemptFailed(502, attempt, UpstreamErrorText(error),
+                    reason && *reason ? reason : uv_strerror(detail));
+      return;
   }
-  if (error == UpstreamError::kClosedBeforeResponse && upstream_ready_ && !retried_ &&
-      replayable_ && upstream_reused_ && Idempotent()) {
-    LOG_DEBUG("upstream %s: pooled connection was closed (%s); retrying on a new one",
-              endpoint_->name(), reason);
-    retried_ = true;
-    // Body bytes already sent are in replay_; the rest are in pending_body_.
-    Dispatch(true);
-    return;
-  }
-  if (response_started_) {
-    LOG_WARN("upstream %s: %s (%s) after the response began; aborting %s %s%s", endpoint_->name(),
-             UpstreamErrorText(error), reason, request_->method_text, request_->authority,
-             request_->path);
-    response_done_ = true;
-    outcome_.upstream_failed = true;
-    outcome_.status = 0;
-    ServerStream* stream = stream_;
-    stream_ = nullptr;
-    stream->Reset();
-    CompleteFilters();
-    return;
-  }
-  if (connecting_) {
-    cluster_->ConnectEnded();
-    connecting_ = false;
-  }
-  UpstreamFailure kind = error == UpstreamError::kConnectFailed ? UpstreamFailure::kConnect
-                         : error == UpstreamError::kBadResponse ? UpstreamFailure::kBadResponse
-                                                                : UpstreamFailure::kReset;
-  // `reason` says more than the code when there is one (a TLS verification failure, say).
-  UpstreamFailed(502, kind, UpstreamErrorText(error),
-                 reason && *reason ? reason : uv_strerror(detail));
 }
 
-void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* what,
-                               const char* detail) {
+void Forwarder::AttemptFailed(int status, const AttemptFacts& attempt, const char* what,
+                              const char* detail) {
   DropUpstream();
-  if (connecting_) {
-    cluster_->ConnectEnded();
-    connecting_ = false;
-  }
+  connect_slot_.Release();
   if (endpoint_) cluster_->ReportOutcome(*endpoint_, true, context_->clock().MonotonicNanos());
+  const UpstreamFailure kind = FailureOf(attempt.end);
   RecordUpstreamFailure(kind);
   if (status == 504) {
     outcome_.timed_out = true;
@@ -581,22 +620,16 @@ void Forwarder::UpstreamFailed(int status, UpstreamFailure kind, const char* wha
     outcome_.upstream_failed = true;
   }
   filter_.context.last_failure = kind;
-  if (run_.RunUpstreamError(filter_) == FilterStatus::kRetry) {
-    if (TryRetry(kind != UpstreamFailure::kConnect)) {
-      LOG_DEBUG("%s %s%s: %s (%s); a filter asked for another attempt", request_->method_text,
-                request_->authority, request_->path, what, detail);
-      return;
-    }
-    run_.FinishUpstreamError(filter_);
-  } else if (DefaultRetry(kind) && TryRetry(kind != UpstreamFailure::kConnect)) {
-    LOG_DEBUG("%s %s%s: %s (%s); once more on another endpoint", request_->method_text,
-              request_->authority, request_->path, what, detail);
-    return;
-  }
-  if (peer_region_ >= 0 ? TryTunnelFallback(kind)
-                        : TryFailover(kind != UpstreamFailure::kConnect)) {
-    LOG_DEBUG("%s %s%s: %s (%s); steered elsewhere", request_->method_text, request_->authority,
-              request_->path, what, detail);
+  RequestFacts facts = Facts();
+  facts.filters = run_.RunUpstreamError(filter_) == FilterStatus::kRetry ? FilterVerdict::kRetry
+                                                                         : FilterVerdict::kNoRetry;
+  Step taken;
+  if (TakeSteps(DecideNextSteps(attempt, facts), facts.filters, nullptr, &taken)) {
+    LOG_DEBUG("%s %s%s: %s (%s); %s", request_->method_text, request_->authority, request_->path,
+              what, detail,
+              taken != Step::kRetry                    ? "steered elsewhere"
+              : facts.filters == FilterVerdict::kRetry ? "a filter asked for another attempt"
+                                                       : "once more on another endpoint");
     return;
   }
   Fail(status, what, detail);
@@ -608,11 +641,11 @@ void Forwarder::OnTimeout(Timeout* which) {
   if (which == &retry_timeout_) {
     if (stream_) Dispatch(false);  // the backoff before another attempt is over
   } else if (which == &connect_timeout_) {
-    UpstreamFailed(504, UpstreamFailure::kConnect, "connect timed out",
-                   "no connection within the connect timeout");
+    AttemptFailed(504, {.end = AttemptEnd::kConnect}, "connect timed out",
+                  "no connection within the connect timeout");
   } else if (which == &response_timeout_) {
-    UpstreamFailed(504, UpstreamFailure::kTimeout, "response timed out",
-                   "no response within the response timeout");
+    AttemptFailed(504, {.end = AttemptEnd::kTimeout, .request_sent = true}, "response timed out",
+                  "no response within the response timeout");
   } else if (which == &idle_timeout_) {
     DropUpstream();
     if (!response_started_ && !request_complete_) {
@@ -639,9 +672,9 @@ void Forwarder::OnStreamReset(StreamResetReason reason) {
 }
 
 void Forwarder::ReleaseUpstream(bool reusable) {
-  if (counted_) {
+  if (endpoint_counted_) {
     endpoint_->EndRequest();
-    counted_ = false;
+    endpoint_counted_ = false;
   }
   if (!upstream_) return;
   UpstreamStream* upstream = upstream_;

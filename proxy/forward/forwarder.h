@@ -27,9 +27,11 @@
 
 #include "filters/filter_chain.h"
 #include "proxy/event/timeout_queue.h"
+#include "proxy/forward/next_step.h"
 #include "proxy/forward/steering_inputs.h"
 #include "proxy/forward/worker_snapshot.h"
 #include "proxy/http/http_codec.h"
+#include "proxy/upstream/cluster_runtime.h"
 #include "proxy/upstream/upstream_connection.h"
 
 namespace sluice {
@@ -71,15 +73,20 @@ class Forwarder final : public ServerStreamHandler,
   void AnswerServing();
   // Acts on what the request filters decided: forward, answer, or wait.
   void AfterRequestFilters(FilterStatus status);
-  // A filter asked for another attempt: true if one was started. `reached_origin` is false
-  // when the failed attempt never got a connection: such a retry adds no work for the
-  // origins, so the retry budget does not limit it (attempts still do).
-  bool TryRetry(bool reached_origin);
-  // The default policy of a route without a retry filter (FilterRegistration::decides_retries).
-  bool DefaultRetry(UpstreamFailure kind) const;
-  // Whether another attempt is possible at all: the client has seen nothing, the body sent so
-  // far is at hand, and the attempts are not used up.
-  bool CanAttemptAgain() const;
+  // What the request is, for the next-step policy (proxy/forward/next_step.h).
+  RequestFacts Facts() const;
+  // The attempt failed before a response: counts it, asks the filters, and carries out what
+  // the next-step policy answers; `status` (502 or 504) with a log line when nothing is left.
+  void AttemptFailed(int status, const AttemptFacts& attempt, const char* what, const char* detail);
+  // Tries the steps before the last in order; true when one started another attempt (`taken`
+  // says which). A retry the filters asked for that does not happen is finished for them
+  // (the filters the walk skipped see the failure, or `head`, that stands) before steering
+  // moves the request.
+  bool TakeSteps(const NextSteps& next, FilterVerdict filters, ResponseHead* head, Step* taken);
+  // Another attempt in the same cluster, after the filters' backoff: false when the retry
+  // budget says no. `reached_origin` false: the failed attempt never got a connection, so the
+  // retry adds no work for the origins and the budget does not limit it.
+  bool Retry(bool reached_origin);
   // Counts a retry against the budget of `on`, the cluster the next attempt goes to (once per
   // request). False when the budget says no.
   bool AdmitRetry(bool reached_origin, ClusterRuntime* on);
@@ -90,10 +97,11 @@ class Forwarder final : public ServerStreamHandler,
   // After the request filters: local, a tunnel to a peer region, or (Isthmus) a savior when
   // the local cluster has no endpoint available.
   void Steer();
-  // The region the current attempt tunneled to failed: the next savior, or local.
-  bool TryTunnelFallback(UpstreamFailure kind);
+  // The region the current attempt tunneled to failed: the next savior, or local. False when
+  // steering has no region left for the member, or the budget there says no.
+  bool FallBack(bool reached_origin);
   // Isthmus: the local region failed this request; once, through a tunnel to a savior.
-  bool TryFailover(bool reached_origin);
+  bool FailOver(bool reached_origin);
   // Another attempt in `region` (-1 or the local region: the route's cluster), now.
   bool Redispatch(bool reached_origin, int region);
   void UseRegion(int region);
@@ -105,10 +113,7 @@ class Forwarder final : public ServerStreamHandler,
   void AddRegionHeader(ResponseHead& head, std::string_view peer_says);
   void AddRegionHeader(HeaderMap& headers);
   void CompleteFilters();
-  // Upstream failed before the response began: a retry if a filter asks and it is possible,
-  // otherwise `status` (502 or 504) with a log line.
-  void UpstreamFailed(int status, UpstreamFailure kind, const char* what, const char* detail);
-  // Gives back what this request holds in its cluster's accounting (requests, retries,
+  // Gives back what this request holds in its clusters' accounting (requests, retries,
   // pending connects). Idempotent.
   void ReleaseCluster();
   uint64_t ReplayLimit() const { return filter_.context.replay_limit; }
@@ -138,7 +143,6 @@ class Forwarder final : public ServerStreamHandler,
   FilterOutcome outcome_;
   ClusterRuntime* cluster_ = nullptr;           // of the current attempt
   ClusterRuntime* local_cluster_ = nullptr;     // the route's cluster
-  ClusterRuntime* retry_cluster_ = nullptr;     // where retry_counted_ counts
   std::shared_ptr<UpstreamEndpoint> endpoint_;  // of the current (or last) attempt
   UpstreamStream* upstream_ = nullptr;
   std::string upstream_head_;  // the serialized request head, kept for a replay
@@ -148,17 +152,19 @@ class Forwarder final : public ServerStreamHandler,
   Timeout response_timeout_;
   Timeout idle_timeout_;
   Timeout retry_timeout_;  // the backoff before another attempt
+  // In the cluster's counts: this request (in the cluster of the current attempt), its retry
+  // (in the cluster the budget admitted it in), its connect while pending.
+  ClusterSlot request_slot_{ClusterSlot::kRequest};
+  ClusterSlot retry_slot_{ClusterSlot::kRetry};
+  ClusterSlot connect_slot_{ClusterSlot::kConnect};
   uint64_t body_sent_ = 0;
   bool upstream_ready_ = false;
-  bool upstream_reused_ = false;  // the current connection came from the pool
-  bool counted_ = false;          // endpoint_->BeginRequest() was called
-  bool request_counted_ = false;  // in the cluster's requests in flight
-  bool retry_counted_ = false;    // in the cluster's retries in flight
-  bool connecting_ = false;       // in the cluster's pending connects
+  bool upstream_reused_ = false;   // the current connection came from the pool
+  bool endpoint_counted_ = false;  // endpoint_->BeginRequest() was called
   bool request_complete_ = false;
   bool replayable_ = true;        // replay_ holds the whole body sent so far (or there is none)
   bool filters_waiting_ = false;  // a filter paused the request
-  bool retried_ = false;
+  bool resent_ = false;           // the one transparent re-send (next_step.h, rule 3) was used
   bool response_started_ = false;
   bool response_done_ = false;
   bool tunnel_ = false;

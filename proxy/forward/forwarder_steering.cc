@@ -169,14 +169,8 @@ void Forwarder::UseRegion(int region) {
   peer_region_ = region >= 0 && region != steering_->local() ? region : -1;
   if (next == cluster_) return;
   // What this request holds in one cluster's accounting goes back before it moves on.
-  if (request_counted_) {
-    cluster_->RequestEnded();
-    request_counted_ = false;
-  }
-  if (connecting_) {
-    cluster_->ConnectEnded();
-    connecting_ = false;
-  }
+  request_slot_.Release();
+  connect_slot_.Release();
   cluster_ = next;
 }
 
@@ -184,7 +178,7 @@ bool Forwarder::Redispatch(bool reached_origin, int region) {
   // The attempt is a retry in the cluster it goes to: its budget decides. The budget of the
   // cluster that failed protects that cluster's origins, which this attempt leaves alone (when
   // a region's origins die, their budget is spent at once and a failover must still go).
-  if (!CanAttemptAgain() || !AdmitRetry(reached_origin, ClusterFor(region))) return false;
+  if (!AdmitRetry(reached_origin, ClusterFor(region))) return false;
   DropUpstream();
   response_started_ = false;
   retry_timeout_.Disarm();
@@ -193,11 +187,7 @@ bool Forwarder::Redispatch(bool reached_origin, int region) {
   return true;
 }
 
-bool Forwarder::TryTunnelFallback(UpstreamFailure kind) {
-  if (!steering_ || peer_region_ < 0) return false;
-  // A request the peer may have acted on goes again only if that is safe.
-  const bool reached_origin = kind != UpstreamFailure::kConnect;
-  if ((reached_origin && !Idempotent()) || !CanAttemptAgain()) return false;
+bool Forwarder::FallBack(bool reached_origin) {
   const SteeringTable& table = *steering_;
   const int failed = peer_region_;
   failed_regions_ |= RegionBit(failed);
@@ -217,10 +207,7 @@ bool Forwarder::TryTunnelFallback(UpstreamFailure kind) {
   return Redispatch(reached_origin, next);
 }
 
-bool Forwarder::TryFailover(bool reached_origin) {
-  if (!steering_ || tunneled_in_ || failed_over_ || peer_region_ >= 0) return false;
-  const SteeringConfig& config = snapshot_->config->steering;
-  if (!config.failover || (reached_origin && !Idempotent()) || !CanAttemptAgain()) return false;
+bool Forwarder::FailOver(bool reached_origin) {
   const SteeringTable& table = *steering_;
   int savior = PickFailoverRegion(table, member_.member, member_.cohort, UnreachableRegions());
   if (savior < 0) return false;

@@ -44,6 +44,7 @@ class ClusterRuntime {
 
   int64_t active_requests() const { return active_requests_; }
   int64_t active_retries() const { return active_retries_; }
+  int64_t pending_connects() const { return pending_connects_; }
   uint64_t budget_denials() const { return budget_denials_; }
   uint64_t breaker_rejections() const { return breaker_rejections_; }
   uint64_t ejections() const { return outliers_.ejections(); }
@@ -60,6 +61,54 @@ class ClusterRuntime {
   int64_t pending_connects_ = 0;
   uint64_t budget_denials_ = 0;
   uint64_t breaker_rejections_ = 0;
+};
+
+// What one request holds in one cluster's counts (a request in flight, a retry in flight, a
+// connect pending), given back exactly once: by Release, by taking it again (perhaps on another
+// cluster) or by the destructor. No error path can forget it or give it back twice.
+class ClusterSlot {
+ public:
+  enum Kind : uint8_t { kRequest, kRetry, kConnect };
+  explicit ClusterSlot(Kind kind) : kind_(kind) {}
+  ClusterSlot(const ClusterSlot&) = delete;
+  ClusterSlot& operator=(const ClusterSlot&) = delete;
+  ~ClusterSlot() { Release(); }
+
+  bool held() const { return cluster_ != nullptr; }
+  void Take(ClusterRuntime* cluster) {
+    Release();
+    cluster_ = cluster;
+    switch (kind_) {
+      case kRequest:
+        cluster->RequestStarted();
+        break;
+      case kRetry:
+        cluster->RetryStarted();
+        break;
+      case kConnect:
+        cluster->ConnectStarted();
+        break;
+    }
+  }
+  void Release() {
+    if (!cluster_) return;
+    switch (kind_) {
+      case kRequest:
+        cluster_->RequestEnded();
+        break;
+      case kRetry:
+        cluster_->RetryEnded();
+        break;
+      case kConnect:
+        cluster_->ConnectEnded();
+        break;
+    }
+    cluster_ = nullptr;
+  }
+
+ private:
+  ClusterRuntime* cluster_ = nullptr;
+  Kind kind_;
 };
 
 }  // namespace sluice

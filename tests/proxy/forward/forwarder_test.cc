@@ -217,6 +217,7 @@ class ForwarderTest : public ::testing::Test {
     FilterChain chain;
     chain.Add(std::make_unique<ScriptedFilter>(&script_));
     snapshot_->chains.push_back(std::move(chain));
+    snapshot_->default_retries.push_back(false);  // the scripted filter decides retries
     stream_.info.client = *SocketAddress::Parse("127.0.0.1:5000");
     forwarder_ = std::make_unique<Forwarder>(loop_.context(), snapshot_, &stream_);
   }
