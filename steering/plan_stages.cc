@@ -1,7 +1,7 @@
 // The stages around a plan's ramp (steering/controller.h): preparing the saviors (the scale
 // hook's outcome, then their capacity), the gate a step or the DNS step must pass, and the DNS
-// step with the runtime's reports on it. Part of the Controller; split from controller.cc,
-// which keeps the table changes, plan starts and the ramp itself.
+// step with the runtime's reports on it. Part of the Controller, beside controller.cc (the
+// table changes) and controller_plans.cc (plan starts and the ramp itself).
 #include "absl/strings/str_format.h"
 #include "steering/controller.h"
 
