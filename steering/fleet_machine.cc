@@ -351,6 +351,16 @@ void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::st
     return;
   }
   if (lease != lease_ || leaving_) return;  // the key dies with the old lease
+  if (!eligible_) {
+    // It stopped fitting the fleet's state while the campaign was in flight. Holding the key
+    // would keep every other node from leading (and this one takes no ramp step): it goes.
+    Log(FleetLogLevel::kWarning,
+        absl::StrFormat("node %s won the campaign but cannot use the fleet's steering state; "
+                        "it resigns",
+                        node_));
+    actions_->Resign(answer->revision);
+    return;
+  }
   leading_revision_ = answer->revision;
   FleetLeader mine;
   mine.node = node_;

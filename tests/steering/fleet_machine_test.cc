@@ -448,6 +448,19 @@ TEST(FleetMachineTest, AMisfitNodeNeverCampaignsAndAMisfitLeaderResigns) {
   EXPECT_EQ(b.rec.Take(), Lines{});
 }
 
+// The state that makes it a misfit arrives while its campaign is in flight: a key it wins
+// then is deleted at once, not held by a node that takes no ramp step.
+TEST(FleetMachineTest, ACampaignWonAfterTurningMisfitResigns) {
+  Node a("node-a");
+  a.Join(kStart, {State(5)});
+  EXPECT_EQ(a.rec.Take(), (Lines{"adopt 5", "watch from 11", "publish 7 at 10", "campaign 7"}));
+  a.m.SetEligible(false, kStart);
+  EXPECT_EQ(a.rec.Take(), Lines{});
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "a:9901", FleetCampaign{11, true, {}});
+  EXPECT_EQ(a.rec.Take(), Lines{"resign 11"});
+  EXPECT_FALSE(a.m.Leads(kStart));
+}
+
 // The leader dies in the middle of a ramp: its lease expires in etcd, which deletes its key;
 // a follower takes over from the state the dead leader last wrote, and writes compared with it.
 TEST(FleetMachineTest, ALeaderKilledMidRampIsReplacedFromItsLastStep) {
