@@ -19,6 +19,10 @@
 // no ramp; once etcd answers again it resyncs (one range of the prefix, then a new watch from
 // that revision).
 //
+// What to send when, and what each answer means, is FleetMachine's (steering/fleet_machine.h,
+// pure and unit-tested); this class carries its actions out through the etcd client and feeds
+// the answers back with the time.
+//
 // Control thread only.
 #ifndef SLUICE_PROXY_FLEET_FLEET_H_
 #define SLUICE_PROXY_FLEET_FLEET_H_
@@ -40,6 +44,7 @@
 #include "proxy/event/loop_timer.h"
 #include "proxy/fleet/etcd_client.h"
 #include "steering/controller.h"
+#include "steering/fleet_machine.h"
 #include "steering/fleet_view.h"
 
 namespace sluice {
@@ -47,7 +52,7 @@ namespace sluice {
 // "<local region>-<host name>-<admin port>": unique per machine, readable in `sluicectl status`.
 std::string DefaultFleetNodeName(const Config& config, uint16_t admin_port);
 
-class Fleet {
+class Fleet : private FleetMachine::Actions {
  public:
   struct Hooks {
     // A state newer than any this node had, at its store revision.
@@ -61,8 +66,11 @@ class Fleet {
     std::function<std::string()> initial_state;
   };
   // The outcomes counted in metrics (sluice_fleet_writes_total{outcome}).
-  enum WriteOutcome : int { kWritten, kConflict, kUnavailable, kWriteOutcomes };
-  static const char* WriteOutcomeName(WriteOutcome outcome);
+  using WriteOutcome = FleetMachine::WriteOutcome;
+  static constexpr int kWriteOutcomes = FleetMachine::kWriteOutcomes;
+  static const char* WriteOutcomeName(WriteOutcome outcome) {
+    return FleetMachine::WriteOutcomeName(outcome);
+  }
   // OK with the revision written at; Aborted when another write came first (the newer state
   // was handed to on_state); Unavailable without the store; FailedPrecondition for a leader
   // write from a node that is not (or no longer) the leader.
@@ -71,7 +79,7 @@ class Fleet {
   Fleet(LoopContext* context, FleetConfig config, std::string node, Hooks hooks);
   Fleet(const Fleet&) = delete;
   Fleet& operator=(const Fleet&) = delete;
-  ~Fleet();
+  ~Fleet() override;
 
   void Start();
   // A graceful exit: stops leading and revokes the lease, so the others take over at once.
@@ -86,81 +94,44 @@ class Fleet {
   // campaigning until it can again.
   void SetEligible(bool eligible);
 
-  bool connected() const { return connected_; }
+  bool connected() const { return machine_.connected(); }
   // Holds the leader key under a lease that cannot have expired yet.
   bool leader() const;
-  int64_t revision() const { return revision_; }
-  const std::string& node() const { return node_; }
-  absl::Time last_sync() const { return last_sync_; }
-  uint64_t writes(WriteOutcome outcome) const { return writes_[outcome]; }
-  size_t node_count() const { return views_.size(); }
+  int64_t revision() const { return machine_.revision(); }
+  const std::string& node() const { return machine_.node(); }
+  absl::Time last_sync() const { return machine_.last_sync(); }
+  uint64_t writes(WriteOutcome outcome) const { return machine_.writes(outcome); }
+  size_t node_count() const { return machine_.views().size(); }
   // Every live node's last published view (this node's too once the store echoed it), by node.
-  const std::map<std::string, NodeView>& views() const { return views_; }
+  const std::map<std::string, NodeView>& views() const { return machine_.views(); }
   // The fleet's view of `region` from the published views; nullopt when no node of it publishes.
   std::optional<RegionHealth> RegionGate(const std::string& region) const;
   // GET /v1/fleet.
   nlohmann::json Status() const;
 
  private:
-  void OnTick();
-  void Grant();
-  void KeepAlive();
-  void Resync();
-  void StartWatch(int64_t from);
-  void OnWatchMessage(const EtcdWatchMessage& message);
-  void Campaign();
-  void Publish();
-  void StepDown(const std::string& why);
-  // Leads again when the leader key is still this node's, under its live lease (after etcd
-  // came back before the lease expired).
-  void MaybeReclaim();
-  void LoseLease(const std::string& why);
-  // Any key of the prefix, from a range or a watch event.
-  void Apply(const EtcdKeyValue& kv);
-  void ApplyDeleted(const EtcdKeyValue& kv);
-  void SawRevision(int64_t revision);
-  // A call failed for want of the store: not connected until a resync succeeds.
-  void Disconnected(const absl::Status& status);
+  // FleetMachine::Actions: each carried out through the etcd client, its answer fed back.
+  void Grant(absl::Time now) override;
+  void KeepAlive(int64_t lease, absl::Time now) override;
+  void Revoke(int64_t lease) override;
+  void Resync() override;
+  void Watch(int64_t from) override;
+  void CancelWatch() override;
+  void Campaign(int64_t lease, absl::Time now) override;
+  void Resign(int64_t leader_revision) override;
+  void Publish(int64_t lease, int64_t revision, absl::Time now) override;
+  void AdoptState(ControllerState state, int64_t revision) override;
+  void Leadership(bool leader) override;
+  void Log(FleetLogLevel level, const std::string& line) override;
 
   LoopContext* context_;
   FleetConfig config_;
-  std::string node_;
   Hooks hooks_;
-  std::string state_key_;
-  std::string leader_key_;
-  std::string nodes_prefix_;
   std::unique_ptr<EtcdClient> etcd_;
   std::string tls_error_;
   LoopTimer timer_;
-
-  bool connected_ = false;
-  bool resyncing_ = false;
   uint64_t watch_ = 0;  // 0: none
-  std::string last_error_ = "not connected yet";
-  absl::Time last_sync_ = absl::InfinitePast();
-  int64_t revision_ = 0;        // the newest store revision seen
-  int64_t state_revision_ = 0;  // the state key's mod revision this node has
-  bool state_missing_ = false;  // someone deleted the state key
-
-  int64_t lease_ = 0;  // 0: none
-  absl::Time lease_expiry_ = absl::InfinitePast();
-  bool granting_ = false;
-  bool keeping_alive_ = false;
-  bool publishing_ = false;
-  bool campaigning_ = false;
-  bool leaving_ = false;
-  bool eligible_ = true;
-
-  int64_t leader_create_revision_ = 0;  // of our leader key; 0: not leading
-  bool leader_present_ = false;         // a leader key exists (ours or another node's)
-  std::string leader_node_;
-  std::string leader_region_;
-  std::string leader_admin_;
-  int64_t leader_lease_ = 0;         // the lease the leader key is bound to
-  int64_t leader_key_revision_ = 0;  // its create revision
-
-  std::map<std::string, NodeView> views_;  // by node
-  uint64_t writes_[kWriteOutcomes] = {};
+  FleetMachine machine_;
 };
 
 }  // namespace sluice

@@ -1,0 +1,449 @@
+#include "steering/fleet_machine.h"
+
+#include <algorithm>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_format.h"
+#include "steering/state_file.h"
+
+namespace sluice {
+
+using nlohmann::json;
+
+const char* FleetMachine::WriteOutcomeName(WriteOutcome outcome) {
+  static const char* const kNames[] = {"written", "conflict", "unavailable"};
+  static_assert(std::size(kNames) == kWriteOutcomes);
+  return outcome < kWriteOutcomes ? kNames[outcome] : "unknown";
+}
+
+std::string FleetMachine::LeaderValue(const std::string& node, const std::string& region,
+                                      const std::string& admin, int64_t lease, absl::Time now) {
+  return json{{"node", node},
+              {"region", region},
+              {"admin", admin},
+              {"lease", lease},
+              {"since_ms", absl::ToUnixMillis(now)}}
+      .dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+FleetMachine::FleetMachine(const std::string& prefix, std::string node, Actions* actions)
+    : node_(std::move(node)),
+      state_key_(prefix + "state"),
+      leader_key_(prefix + "leader"),
+      nodes_prefix_(prefix + "nodes/"),
+      actions_(actions) {}
+
+bool FleetMachine::Send(Call call) {
+  if (InFlight(call)) return false;
+  in_flight_ |= call;
+  return true;
+}
+
+bool FleetMachine::Leads(absl::Time now) const {
+  return leading_revision_ != 0 && lease_ != 0 && now < lease_expiry_ - kLeaseMargin;
+}
+
+void FleetMachine::Tick(absl::Time now) {
+  if (leaving_) return;
+  if (leading_revision_ != 0 && !Leads(now)) {
+    StepDown("its lease may have expired (no keep-alive answered in time)");
+  }
+  if (lease_ == 0) {
+    Grant(now);
+  } else {
+    KeepAlive(now);
+  }
+  if (!connected()) {
+    Resync();
+    return;
+  }
+  Publish(now);
+  if (!leader_) Campaign(now);
+}
+
+void FleetMachine::Leave() {
+  if (leaving_) return;
+  leaving_ = true;
+  StepDown("this node is stopping");
+  if (lease_ != 0) {
+    // Deletes the leader key and this node's view at once instead of at the lease's expiry.
+    actions_->Revoke(lease_);
+    lease_ = 0;
+  }
+}
+
+void FleetMachine::SetEligible(bool eligible, absl::Time now) {
+  if (eligible_ == eligible) return;
+  eligible_ = eligible;
+  if (eligible) {
+    if (connected() && !leader_) Campaign(now);
+    return;
+  }
+  int64_t mine = leading_revision_;
+  StepDown("it cannot use the fleet's steering state");
+  // Only our own key goes: the delete compares its create revision.
+  if (mine != 0 && connected()) actions_->Resign(mine);
+}
+
+void FleetMachine::ResignAnswered(const absl::Status& status) {
+  if (!status.ok()) Disconnected(status);
+}
+
+void FleetMachine::Grant(absl::Time now) {
+  if (!Send(kGrantCall)) return;
+  actions_->Grant(now);
+}
+
+void FleetMachine::GrantAnswered(absl::Time now, absl::Time sent,
+                                 const absl::StatusOr<FleetLease>& lease) {
+  Answered(kGrantCall);
+  if (!lease.ok()) {
+    Disconnected(lease.status());
+    return;
+  }
+  lease_ = lease->id;
+  // Counted from the request: etcd started the TTL somewhere between then and now.
+  lease_expiry_ = sent + absl::Seconds(lease->ttl_seconds);
+  Log(FleetLogLevel::kInfo,
+      absl::StrFormat("lease %x granted for %ds", lease_, lease->ttl_seconds));
+  if (connected()) {
+    Publish(now);
+    if (!leader_) Campaign(now);
+  }
+}
+
+void FleetMachine::KeepAlive(absl::Time now) {
+  if (!Send(kKeepAliveCall)) return;
+  actions_->KeepAlive(lease_, now);
+}
+
+void FleetMachine::KeepAliveAnswered(absl::Time now, absl::Time sent, int64_t id,
+                                     const absl::StatusOr<FleetLease>& lease) {
+  Answered(kKeepAliveCall);
+  if (id != lease_) return;  // lost or revoked meanwhile
+  if (!lease.ok()) {
+    Disconnected(lease.status());
+    return;
+  }
+  if (lease->ttl_seconds <= 0) {
+    LoseLease("etcd says the lease expired");
+    return;
+  }
+  lease_expiry_ = sent + absl::Seconds(lease->ttl_seconds);
+  MaybeReclaim(now);
+}
+
+void FleetMachine::MaybeReclaim(absl::Time now) {
+  if (leading_revision_ != 0 || !leader_ || leaving_ || !connected() || !eligible_ ||
+      leader_->node != node_ || leader_->lease != lease_ || lease_ == 0 ||
+      now >= lease_expiry_ - kLeaseMargin) {
+    return;
+  }
+  leading_revision_ = leader_->create_revision;
+  Log(FleetLogLevel::kInfo,
+      absl::StrFormat(
+          "node %s advances the fleet's ramps again (its leader key outlived the outage)", node_));
+  actions_->Leadership(true);
+}
+
+void FleetMachine::LoseLease(const std::string& why) {
+  Log(FleetLogLevel::kWarning, absl::StrFormat("lease %x lost: %s", lease_, why));
+  lease_ = 0;
+  StepDown("its lease was lost");
+}
+
+void FleetMachine::StepDown(const std::string& why) {
+  if (leading_revision_ == 0) return;
+  leading_revision_ = 0;
+  Log(FleetLogLevel::kWarning, absl::StrFormat("node %s no longer advances ramps: %s", node_, why));
+  actions_->Leadership(false);
+}
+
+void FleetMachine::Disconnected(const absl::Status& status) {
+  last_error_ = std::string(status.message());
+  if (link_ != Link::kInSync) return;
+  link_ = Link::kOffline;
+  Log(FleetLogLevel::kWarning,
+      absl::StrFormat(
+          "lost the steering store (%s); serving with table revision %d until it is back",
+          last_error_, state_revision_));
+  actions_->CancelWatch();
+}
+
+void FleetMachine::SawRevision(int64_t revision, absl::Time now) {
+  if (revision > revision_) revision_ = revision;
+  last_sync_ = now;
+}
+
+void FleetMachine::Resync() {
+  if (link_ == Link::kResyncing) return;
+  link_ = Link::kResyncing;
+  actions_->Resync();
+}
+
+void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResync>& answer) {
+  // Not connected while the answer is applied: nothing campaigns before the whole prefix is in.
+  link_ = Link::kOffline;
+  if (!answer.ok()) {
+    Disconnected(answer.status());
+    return;
+  }
+  SawRevision(answer->revision, now);
+  if (answer->created) {
+    Log(FleetLogLevel::kInfo,
+        absl::StrFormat("the store had no steering state; this node's (table version from %s) "
+                        "is now the fleet's",
+                        state_key_));
+    state_revision_ = std::max(state_revision_, answer->revision);
+  }
+  views_.clear();
+  bool leader_seen = false;
+  bool state_seen = false;
+  for (const FleetRecord& record : answer->records) {
+    leader_seen = leader_seen || record.key == leader_key_;
+    state_seen = state_seen || record.key == state_key_;
+    Apply(record, now);
+  }
+  if (!leader_seen) {
+    FleetRecord gone;
+    gone.key = leader_key_;
+    ApplyDeleted(gone, now);
+  }
+  state_missing_ = !state_seen && !answer->created;
+  Log(FleetLogLevel::kInfo,
+      absl::StrFormat("in sync with etcd at revision %d (%d nodes, leader %s)", revision_,
+                      views_.size(), leader_ ? leader_->node : std::string("none")));
+  link_ = Link::kInSync;
+  last_error_.clear();
+  MaybeReclaim(now);
+  actions_->Watch(answer->revision + 1);
+  Publish(now);
+  if (!leader_) Campaign(now);
+}
+
+void FleetMachine::WatchMessage(absl::Time now, const FleetWatchMessage& message) {
+  SawRevision(message.revision, now);
+  if (message.canceled || message.compact_revision > 0) {
+    // Compacted past the revision it started from, or ended by etcd: read everything again.
+    Disconnected(absl::UnavailableError(
+        message.compact_revision > 0 ? absl::StrFormat("the watch's revision was compacted (at %d)",
+                                                       message.compact_revision)
+                                     : "etcd cancelled the watch: " + message.cancel_reason));
+    Resync();
+    return;
+  }
+  for (const FleetWatchEvent& event : message.events) {
+    SawRevision(event.record.mod_revision, now);
+    if (event.deleted) {
+      ApplyDeleted(event.record, now);
+    } else {
+      Apply(event.record, now);
+    }
+  }
+}
+
+void FleetMachine::WatchEnded(const absl::Status& status) { Disconnected(status); }
+
+bool FleetMachine::IsNodeKey(const std::string& key) const {
+  return key.compare(0, nodes_prefix_.size(), nodes_prefix_) == 0;
+}
+
+void FleetMachine::Apply(const FleetRecord& record, absl::Time now) {
+  if (record.key == state_key_) {
+    state_missing_ = false;
+    if (record.mod_revision <= state_revision_) return;  // this node's own write, or older
+    absl::StatusOr<ControllerState> state = DecodeControllerState(record.value);
+    if (!state.ok()) {
+      Log(FleetLogLevel::kError,
+          absl::StrFormat("the steering state at etcd revision %d is damaged (%s); keeping the "
+                          "table this node has",
+                          record.mod_revision, std::string(state.status().message())));
+      return;
+    }
+    state_revision_ = record.mod_revision;
+    actions_->AdoptState(*std::move(state), record.mod_revision);
+    return;
+  }
+  if (record.key == leader_key_) {
+    FleetLeader leader;
+    leader.create_revision = record.create_revision;
+    // A value that is not what LeaderValue writes still means a leader exists, unnamed.
+    json value = json::parse(record.value, nullptr, false);
+    if (value.is_object()) {
+      auto text = [&](const char* key) {
+        auto it = value.find(key);
+        return it != value.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      leader.node = text("node");
+      leader.region = text("region");
+      leader.admin = text("admin");
+      if (auto lease = value.find("lease"); lease != value.end() && lease->is_number_integer()) {
+        leader.lease = lease->get<int64_t>();
+      }
+    }
+    leader_ = std::move(leader);
+    if (leading_revision_ != 0 && record.create_revision != leading_revision_) {
+      StepDown("another node holds the leader key");
+    }
+    MaybeReclaim(now);
+    return;
+  }
+  if (IsNodeKey(record.key)) {
+    absl::StatusOr<NodeView> view = DecodeNodeView(record.value);
+    std::string name = record.key.substr(nodes_prefix_.size());
+    if (!view.ok() || view->node != name) {
+      Log(FleetLogLevel::kWarning,
+          absl::StrFormat("ignoring the view under %s: %s", record.key,
+                          view.ok() ? "its node name differs from the key"
+                                    : std::string(view.status().message())));
+      views_.erase(name);
+      return;
+    }
+    views_[name] = *std::move(view);
+  }
+}
+
+void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
+  if (record.key == state_key_) {
+    Log(FleetLogLevel::kError,
+        absl::StrFormat("someone deleted %s; serving with the table this node has until a "
+                        "change writes it again",
+                        state_key_));
+    state_missing_ = true;
+    return;
+  }
+  if (record.key == leader_key_) {
+    bool had = leader_.has_value();
+    leader_.reset();
+    StepDown("the leader key is gone");
+    if (had) Log(FleetLogLevel::kInfo, "no leader; campaigning");
+    if (connected()) Campaign(now);
+    return;
+  }
+  if (IsNodeKey(record.key)) views_.erase(record.key.substr(nodes_prefix_.size()));
+}
+
+void FleetMachine::Campaign(absl::Time now) {
+  if (InFlight(kCampaignCall) || lease_ == 0 || leaving_ || !connected() || !eligible_ ||
+      now >= lease_expiry_ - kLeaseMargin) {
+    return;
+  }
+  Send(kCampaignCall);
+  actions_->Campaign(lease_, now);
+}
+
+void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::string& region,
+                                    const std::string& admin,
+                                    const absl::StatusOr<FleetCampaign>& answer) {
+  Answered(kCampaignCall);
+  if (!answer.ok()) {
+    if (absl::IsNotFound(answer.status()) && lease == lease_) {
+      LoseLease(std::string(answer.status().message()));
+    } else {
+      Disconnected(answer.status());
+    }
+    return;
+  }
+  SawRevision(answer->revision, now);
+  if (!answer->won) {
+    if (answer->holder) Apply(*answer->holder, now);
+    return;
+  }
+  if (lease != lease_ || leaving_) return;  // the key dies with the old lease
+  if (!eligible_) {
+    // It stopped fitting the fleet's state while the campaign was in flight. Holding the key
+    // would keep every other node from leading (and this one takes no ramp step): it goes.
+    Log(FleetLogLevel::kWarning,
+        absl::StrFormat("node %s won the campaign but cannot use the fleet's steering state; "
+                        "it resigns",
+                        node_));
+    actions_->Resign(answer->revision);
+    return;
+  }
+  leading_revision_ = answer->revision;
+  FleetLeader mine;
+  mine.node = node_;
+  mine.region = region;
+  mine.admin = admin;
+  mine.lease = lease;
+  mine.create_revision = answer->revision;
+  leader_ = std::move(mine);
+  Log(FleetLogLevel::kInfo,
+      absl::StrFormat("node %s now advances the fleet's ramps (leader key at revision %d)", node_,
+                      answer->revision));
+  actions_->Leadership(true);
+}
+
+void FleetMachine::Publish(absl::Time now) {
+  if (InFlight(kPublishCall) || lease_ == 0 || leaving_) return;
+  Send(kPublishCall);
+  actions_->Publish(lease_, revision_, now);
+}
+
+void FleetMachine::PublishAnswered(absl::Time now, int64_t lease,
+                                   const absl::StatusOr<int64_t>& revision) {
+  Answered(kPublishCall);
+  if (revision.ok()) {
+    SawRevision(*revision, now);
+  } else if (absl::IsNotFound(revision.status())) {
+    // "requested lease not found": it expired while etcd could not be reached.
+    if (lease == lease_) LoseLease(std::string(revision.status().message()));
+  } else {
+    Disconnected(revision.status());
+  }
+}
+
+absl::StatusOr<FleetWriteCompare> FleetMachine::StartWrite(absl::Time now, bool as_leader) {
+  if (!connected()) {
+    ++writes_[kUnavailable];
+    return absl::UnavailableError(
+        absl::StrFormat("the steering store (etcd) is unreachable (%s); nothing was changed. "
+                        "Every node keeps its table; try again once etcd is back",
+                        last_error_));
+  }
+  if (as_leader && !Leads(now)) {
+    return absl::FailedPreconditionError("this node is not the fleet's leader");
+  }
+  FleetWriteCompare compare;
+  compare.state_revision = state_missing_ ? 0 : state_revision_;
+  // The leader key's create revision: a node that lost its lease cannot write even while it
+  // still thinks it leads.
+  compare.leader_revision = as_leader ? leading_revision_ : 0;
+  return compare;
+}
+
+absl::StatusOr<int64_t> FleetMachine::WriteAnswered(absl::Time now, bool as_leader,
+                                                    const FleetWriteCompare& sent,
+                                                    const absl::StatusOr<FleetWrite>& answer) {
+  if (!answer.ok()) {
+    ++writes_[kUnavailable];
+    Disconnected(answer.status());
+    return absl::UnavailableError(
+        absl::StrFormat("the steering store (etcd) did not take the change (%s); nothing was "
+                        "changed",
+                        answer.status().message()));
+  }
+  SawRevision(answer->revision, now);
+  if (answer->written) {
+    ++writes_[kWritten];
+    state_missing_ = false;
+    state_revision_ = std::max(state_revision_, answer->revision);
+    return answer->revision;
+  }
+  ++writes_[kConflict];
+  bool lost_leadership = false;
+  if (answer->read_back) {
+    for (const FleetRecord& record : answer->state) Apply(record, now);
+    if (as_leader) {
+      lost_leadership =
+          answer->leader.empty() || answer->leader.front().create_revision != sent.leader_revision;
+      if (lost_leadership) StepDown("its leader key is gone or replaced");
+    }
+  }
+  if (lost_leadership) return absl::FailedPreconditionError("this node is no longer the leader");
+  return absl::AbortedError(
+      absl::StrFormat("the steering table changed meanwhile (etcd revision %d)", answer->revision));
+}
+
+}  // namespace sluice

@@ -1,0 +1,265 @@
+// The fleet's decisions (DESIGN.md, "The controller"; proxy/fleet/fleet.h says what lives
+// where in etcd): when to ask for a lease and keep it alive, when this node may campaign,
+// lead, and must stop leading, what a key of the prefix means for this node, when the store
+// counts as lost and when to read it all again, and what a write compares.
+//
+// Pure logic: no I/O, and time is an argument. The machine tells its Actions what to send and
+// what to hand to the runtime; the caller (proxy/fleet/fleet.cc) carries each action out
+// through the etcd client and feeds every answer back with the time it arrived (and, for a
+// lease, the time its request was sent: a lease counts from then). At most one call of each
+// kind (grant, keep-alive, resync, campaign, publish) is in flight at a time.
+//
+// Actions run from inside the call that caused them, after the machine's own state has moved
+// on. AdoptState and Leadership may call back into the machine (SetEligible, StartWrite) before
+// the call that caused them returns: the runtime decides there whether the new state fits this
+// node, and a new leader takes its first ramp step at once. Not thread-safe.
+#ifndef SLUICE_STEERING_FLEET_MACHINE_H_
+#define SLUICE_STEERING_FLEET_MACHINE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "steering/controller.h"
+#include "steering/fleet_view.h"
+
+namespace sluice {
+
+// A key of the fleet's prefix as the store holds it (a deletion carries the key only).
+struct FleetRecord {
+  std::string key;
+  std::string value;
+  int64_t create_revision = 0;
+  int64_t mod_revision = 0;
+};
+
+struct FleetLease {
+  int64_t id = 0;
+  int64_t ttl_seconds = 0;  // 0 from a keep-alive: the lease is gone
+};
+
+// The answer to a resync: the state key created when the store had none (`created`), and the
+// whole prefix either way, at `revision`.
+struct FleetResync {
+  int64_t revision = 0;
+  bool created = false;
+  std::vector<FleetRecord> records;
+};
+
+struct FleetWatchEvent {
+  bool deleted = false;
+  FleetRecord record;
+};
+
+struct FleetWatchMessage {
+  int64_t revision = 0;
+  bool canceled = false;
+  int64_t compact_revision = 0;  // > 0: the revision the watch started from was compacted
+  std::string cancel_reason;
+  std::vector<FleetWatchEvent> events;
+};
+
+// The answer to a campaign (create the leader key if there is none).
+struct FleetCampaign {
+  int64_t revision = 0;
+  bool won = false;
+  std::optional<FleetRecord> holder;  // lost: the leader key that was there
+};
+
+// What a write of the state compares: the state key's mod revision (0: it must not exist) and,
+// for a leader's write, the leader key's create revision (0: no such compare).
+struct FleetWriteCompare {
+  int64_t state_revision = 0;
+  int64_t leader_revision = 0;
+};
+
+// The answer to a write.
+struct FleetWrite {
+  int64_t revision = 0;
+  bool written = false;
+  // Not written: the state key and the leader key as they are now (read_back false when the
+  // answer lacked them).
+  bool read_back = false;
+  std::vector<FleetRecord> state;
+  std::vector<FleetRecord> leader;
+};
+
+// The leader key's value, as this node read it.
+struct FleetLeader {
+  std::string node;
+  std::string region;
+  std::string admin;
+  int64_t lease = 0;            // the lease the key is bound to
+  int64_t create_revision = 0;  // the key's
+};
+
+enum class FleetLogLevel : uint8_t { kInfo, kWarning, kError };
+
+class FleetMachine {
+ public:
+  // A leader stops acting this long before its lease could expire, for the time a keep-alive
+  // spends in flight and clocks that tick at slightly different rates.
+  static constexpr absl::Duration kLeaseMargin = absl::Milliseconds(500);
+
+  // The outcomes of writes counted in metrics (sluice_fleet_writes_total{outcome}).
+  enum WriteOutcome : int { kWritten, kConflict, kUnavailable, kWriteOutcomes };
+  static const char* WriteOutcomeName(WriteOutcome outcome);
+
+  // What the machine asks of the store and of the runtime. Every call to the store is
+  // answered through the method named with it, unless the caller abandons it (Stop).
+  class Actions {
+   public:
+    virtual ~Actions() = default;
+    // A lease for the configured TTL, sent at `now`. -> GrantAnswered
+    virtual void Grant(absl::Time now) = 0;
+    // -> KeepAliveAnswered
+    virtual void KeepAlive(int64_t lease, absl::Time now) = 0;
+    // Revoke the lease, deleting every key bound to it; nobody waits for the answer.
+    virtual void Revoke(int64_t lease) = 0;
+    // One transaction: put the runtime's state under the state key if it does not exist, and
+    // range the whole prefix either way. -> ResyncAnswered
+    virtual void Resync() = 0;
+    // Watch the prefix from `from` on. -> WatchMessage, WatchEnded
+    virtual void Watch(int64_t from) = 0;
+    // End the watch, if any; nothing of it is answered afterwards.
+    virtual void CancelWatch() = 0;
+    // Create the leader key (this node's LeaderValue, bound to `lease`) if no leader key
+    // exists; otherwise read it. -> CampaignAnswered
+    virtual void Campaign(int64_t lease, absl::Time now) = 0;
+    // Delete the leader key if its create revision is `leader_revision`. -> ResignAnswered
+    virtual void Resign(int64_t leader_revision) = 0;
+    // Put this node's view (at store revision `revision`, as of `now`), bound to `lease`.
+    // -> PublishAnswered
+    virtual void Publish(int64_t lease, int64_t revision, absl::Time now) = 0;
+    // A state newer than any this node had, at its store revision.
+    virtual void AdoptState(ControllerState state, int64_t revision) = 0;
+    // This node became the leader (true) or stopped being it (false).
+    virtual void Leadership(bool leader) = 0;
+    virtual void Log(FleetLogLevel level, const std::string& line) = 0;
+  };
+
+  // Keys: "{prefix}state", "{prefix}leader", "{prefix}nodes/{node}". `actions` outlives the
+  // machine.
+  FleetMachine(const std::string& prefix, std::string node, Actions* actions);
+
+  // Every publish interval: keeps the lease (or asks for one), resyncs without the store,
+  // publishes the view and campaigns when there is no leader.
+  void Tick(absl::Time now);
+  // A graceful exit: stops leading and revokes the lease; nothing is sent afterwards but the
+  // answers to calls in flight.
+  void Leave();
+  // A node that cannot use the fleet's state must not lead: it resigns (deleting its leader
+  // key, so another node takes over at once) and does not campaign until it can again.
+  void SetEligible(bool eligible, absl::Time now);
+  // A call failed for want of the store: not connected until a resync succeeds.
+  void Disconnected(const absl::Status& status);
+
+  // The answers. `sent`: when the request went out.
+  void GrantAnswered(absl::Time now, absl::Time sent, const absl::StatusOr<FleetLease>& lease);
+  void KeepAliveAnswered(absl::Time now, absl::Time sent, int64_t id,
+                         const absl::StatusOr<FleetLease>& lease);
+  void ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResync>& answer);
+  void WatchMessage(absl::Time now, const FleetWatchMessage& message);
+  void WatchEnded(const absl::Status& status);
+  // `region` and `admin`: what the leader value it sent says of this node.
+  void CampaignAnswered(absl::Time now, int64_t lease, const std::string& region,
+                        const std::string& admin, const absl::StatusOr<FleetCampaign>& answer);
+  void ResignAnswered(const absl::Status& status);
+  void PublishAnswered(absl::Time now, int64_t lease, const absl::StatusOr<int64_t>& revision);
+
+  // A write of the state: what it compares, or why it is refused (Unavailable without the
+  // store, FailedPrecondition for a leader write from a node that does not lead).
+  absl::StatusOr<FleetWriteCompare> StartWrite(absl::Time now, bool as_leader);
+  // Its answer: the revision written at, or Aborted when another write came first (the newer
+  // state went to AdoptState), FailedPrecondition when a leader's write found the leader key
+  // gone or replaced, Unavailable without the store.
+  absl::StatusOr<int64_t> WriteAnswered(absl::Time now, bool as_leader,
+                                        const FleetWriteCompare& sent,
+                                        const absl::StatusOr<FleetWrite>& answer);
+
+  // The leader key's value.
+  static std::string LeaderValue(const std::string& node, const std::string& region,
+                                 const std::string& admin, int64_t lease, absl::Time now);
+
+  // Holds the leader key under a lease that cannot have expired by `now`.
+  bool Leads(absl::Time now) const;
+  bool connected() const { return link_ == Link::kInSync; }
+  const std::string& node() const { return node_; }
+  const std::string& state_key() const { return state_key_; }
+  const std::string& leader_key() const { return leader_key_; }
+  const std::string& nodes_prefix() const { return nodes_prefix_; }
+  int64_t lease() const { return lease_; }
+  absl::Time lease_expiry() const { return lease_expiry_; }
+  int64_t revision() const { return revision_; }              // the newest store revision seen
+  int64_t state_revision() const { return state_revision_; }  // of the state this node has
+  absl::Time last_sync() const { return last_sync_; }
+  // Why the store is not connected.
+  const std::string& last_error() const { return last_error_; }
+  // The leader key, when one exists (this node's or another's).
+  const std::optional<FleetLeader>& leader() const { return leader_; }
+  const std::map<std::string, NodeView>& views() const { return views_; }
+  uint64_t writes(WriteOutcome outcome) const { return writes_[outcome]; }
+
+ private:
+  // Where this node stands with the store: kOffline and kResyncing are both "not connected"
+  // (a resync is in flight in the latter); kInSync: resynced, with a watch from then on.
+  enum class Link : uint8_t { kOffline, kResyncing, kInSync };
+  // The calls of which one at a time may be in flight (a resync is the Link's).
+  enum Call : uint8_t { kGrantCall = 1, kKeepAliveCall = 2, kCampaignCall = 4, kPublishCall = 8 };
+
+  bool InFlight(Call call) const { return (in_flight_ & call) != 0; }
+  // False when one is in flight already; otherwise marks it.
+  bool Send(Call call);
+  void Answered(Call call) { in_flight_ &= ~call; }
+
+  void Grant(absl::Time now);
+  void KeepAlive(absl::Time now);
+  void Resync();
+  void Campaign(absl::Time now);
+  void Publish(absl::Time now);
+  void StepDown(const std::string& why);
+  // Leads again when the leader key is still this node's, under its live lease (after etcd
+  // came back before the lease expired).
+  void MaybeReclaim(absl::Time now);
+  void LoseLease(const std::string& why);
+  // Any key of the prefix, from a range or a watch event.
+  void Apply(const FleetRecord& record, absl::Time now);
+  void ApplyDeleted(const FleetRecord& record, absl::Time now);
+  void SawRevision(int64_t revision, absl::Time now);
+  bool IsNodeKey(const std::string& key) const;
+  void Log(FleetLogLevel level, const std::string& line) { actions_->Log(level, line); }
+
+  std::string node_;
+  std::string state_key_;
+  std::string leader_key_;
+  std::string nodes_prefix_;
+  Actions* actions_;
+
+  Link link_ = Link::kOffline;
+  uint8_t in_flight_ = 0;  // Calls
+  std::string last_error_ = "not connected yet";
+  absl::Time last_sync_ = absl::InfinitePast();
+  int64_t revision_ = 0;
+  int64_t state_revision_ = 0;  // the state key's mod revision this node has
+  bool state_missing_ = false;  // someone deleted the state key
+
+  int64_t lease_ = 0;  // 0: none
+  absl::Time lease_expiry_ = absl::InfinitePast();
+  bool leaving_ = false;
+  bool eligible_ = true;
+
+  int64_t leading_revision_ = 0;  // the create revision of this node's leader key; 0: not leading
+  std::optional<FleetLeader> leader_;
+
+  std::map<std::string, NodeView> views_;  // by node
+  uint64_t writes_[kWriteOutcomes] = {};
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_STEERING_FLEET_MACHINE_H_

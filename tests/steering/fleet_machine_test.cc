@@ -1,0 +1,626 @@
+#include "steering/fleet_machine.h"
+
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "steering/state_file.h"
+
+namespace sluice {
+namespace {
+
+using Lines = std::vector<std::string>;
+
+const absl::Time kStart = absl::FromUnixSeconds(1800000000);
+constexpr absl::Duration kTtl = absl::Seconds(3);
+constexpr absl::Duration kInterval = absl::Milliseconds(500);  // the publish interval
+constexpr int64_t kLease = 7;
+constexpr char kPrefix[] = "/sluice/";
+
+// Every action as one line, in order, as the store and the runtime would see them.
+struct Recorder : FleetMachine::Actions {
+  Lines actions;
+  std::vector<std::string> logs;
+  std::vector<ControllerState> adopted;
+  // What the runtime does with a state (SteeringControl decides there whether it fits).
+  std::function<void(const ControllerState&, int64_t)> on_adopt;
+
+  void Grant(absl::Time) override { actions.push_back("grant"); }
+  void KeepAlive(int64_t lease, absl::Time) override {
+    actions.push_back("keep alive " + std::to_string(lease));
+  }
+  void Revoke(int64_t lease) override { actions.push_back("revoke " + std::to_string(lease)); }
+  void Resync() override { actions.push_back("resync"); }
+  void Watch(int64_t from) override { actions.push_back("watch from " + std::to_string(from)); }
+  void CancelWatch() override { actions.push_back("cancel watch"); }
+  void Campaign(int64_t lease, absl::Time) override {
+    actions.push_back("campaign " + std::to_string(lease));
+  }
+  void Resign(int64_t revision) override {
+    actions.push_back("resign " + std::to_string(revision));
+  }
+  void Publish(int64_t lease, int64_t revision, absl::Time) override {
+    actions.push_back("publish " + std::to_string(lease) + " at " + std::to_string(revision));
+  }
+  void AdoptState(ControllerState state, int64_t revision) override {
+    actions.push_back("adopt " + std::to_string(revision));
+    adopted.push_back(state);
+    if (on_adopt) on_adopt(adopted.back(), revision);
+  }
+  void Leadership(bool leader) override { actions.push_back(leader ? "leads" : "steps down"); }
+  void Log(FleetLogLevel, const std::string& line) override { logs.push_back(line); }
+
+  Lines Take() { return std::exchange(actions, {}); }
+};
+
+FleetRecord State(int64_t mod_revision, uint64_t version = 2) {
+  ControllerState state;
+  state.version = version;
+  return FleetRecord{"/sluice/state", EncodeControllerState(state), 2, mod_revision};
+}
+
+FleetRecord Leader(const std::string& node, int64_t lease, int64_t create_revision) {
+  return FleetRecord{"/sluice/leader",
+                     FleetMachine::LeaderValue(node, "us-east-1", "127.0.0.1:9901", lease, kStart),
+                     create_revision, create_revision};
+}
+
+FleetRecord View(const std::string& node, int64_t revision) {
+  NodeView view;
+  view.node = node;
+  view.region = "us-west-2";
+  view.updated = kStart;
+  return FleetRecord{"/sluice/nodes/" + node, EncodeNodeView(view), revision, revision};
+}
+
+FleetRecord Deleted(const std::string& key, int64_t revision) {
+  return FleetRecord{key, "", 0, revision};
+}
+
+FleetWatchMessage Events(int64_t revision, std::vector<FleetWatchEvent> events) {
+  FleetWatchMessage m;
+  m.revision = revision;
+  m.events = std::move(events);
+  return m;
+}
+
+// One node of the fleet, driven by hand: the test plays etcd and the clock.
+struct Node {
+  Recorder rec;
+  FleetMachine m;
+  explicit Node(const std::string& name) : m(kPrefix, name, &rec) {}
+
+  // The first tick at `now`: a lease granted for kTtl, and a resync that finds `records` at
+  // `revision` (the state created when none is among them). Connected afterwards; the actions
+  // after the resync are left to the test.
+  void Join(absl::Time now, std::vector<FleetRecord> records, int64_t revision = 10) {
+    m.Tick(now);
+    EXPECT_EQ(rec.Take(), (Lines{"grant", "resync"}));
+    m.GrantAnswered(now, now, FleetLease{kLease, absl::ToInt64Seconds(kTtl)});
+    EXPECT_EQ(rec.Take(), Lines{});  // not connected yet: neither publishes nor campaigns
+    bool has_state = false;
+    for (const FleetRecord& r : records) has_state = has_state || r.key == "/sluice/state";
+    FleetResync answer;
+    answer.revision = revision;
+    answer.created = !has_state;
+    answer.records = std::move(records);
+    m.ResyncAnswered(now, answer);
+    EXPECT_TRUE(m.connected());
+  }
+  // Joins an empty fleet and wins the campaign with a leader key at `revision`.
+  void JoinAndLead(absl::Time now, int64_t revision = 11) {
+    Join(now, {});
+    EXPECT_EQ(rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
+    FleetCampaign won;
+    won.revision = revision;
+    won.won = true;
+    m.CampaignAnswered(now, kLease, "us-east-1", "127.0.0.1:9901", won);
+    EXPECT_EQ(rec.Take(), Lines{"leads"});
+  }
+};
+
+// The lease counts from when its request was sent, less the margin: a leader stops acting at
+// that instant exactly, on its own, whatever etcd says.
+TEST(FleetMachineTest, LeadershipEndsAtTheLeaseDeadlineExactly) {
+  const absl::Time deadline = kStart + kTtl - FleetMachine::kLeaseMargin;
+  struct Row {
+    const char* what;
+    absl::Time tick;
+    bool leads_after;
+    Lines actions;
+  };
+  const Row rows[] = {
+      {"long before", kStart + absl::Seconds(1), true, {"keep alive 7", "publish 7 at 12"}},
+      {"a nanosecond before",
+       deadline - absl::Nanoseconds(1),
+       true,
+       {"keep alive 7", "publish 7 at 12"}},
+      {"at the deadline", deadline, false, {"steps down", "keep alive 7", "publish 7 at 12"}},
+      {"after it",
+       deadline + absl::Seconds(1),
+       false,
+       {"steps down", "keep alive 7", "publish 7 at 12"}},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.what);
+    Node a("node-a");
+    a.JoinAndLead(kStart);
+    a.m.PublishAnswered(kStart, kLease, 12);
+    // No keep-alive answers: the tick at `row.tick` is the first after the campaign.
+    a.m.Tick(row.tick);
+    EXPECT_EQ(a.rec.Take(), row.actions);
+    EXPECT_EQ(a.m.Leads(row.tick), row.leads_after);
+    // The leader key is still there (etcd has not expired it yet): no campaign, no write.
+    EXPECT_EQ(a.m.StartWrite(row.tick, /*as_leader=*/true).ok(), row.leads_after);
+  }
+}
+
+TEST(FleetMachineTest, AKeepAliveExtendsTheLeaseFromWhenItWasSent) {
+  Node a("node-a");
+  a.JoinAndLead(kStart);
+  a.m.PublishAnswered(kStart, kLease, 11);
+  const absl::Time sent = kStart + absl::Seconds(2);
+  a.m.Tick(sent);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 11"}));
+  // Answered a second and a half later: the TTL still counts from `sent`.
+  a.m.KeepAliveAnswered(sent + absl::Milliseconds(1500), sent, kLease,
+                        FleetLease{kLease, absl::ToInt64Seconds(kTtl)});
+  EXPECT_EQ(a.m.lease_expiry(), sent + kTtl);
+  EXPECT_TRUE(a.m.Leads(sent + kTtl - FleetMachine::kLeaseMargin - absl::Nanoseconds(1)));
+  EXPECT_FALSE(a.m.Leads(sent + kTtl - FleetMachine::kLeaseMargin));
+  // A keep-alive that etcd answers with TTL 0: the lease is gone, and the leadership with it.
+  a.m.Tick(sent + kInterval);
+  EXPECT_EQ(a.rec.Take(), Lines{"keep alive 7"});  // the publish is still in flight
+  a.m.KeepAliveAnswered(sent + kInterval, sent + kInterval, kLease, FleetLease{kLease, 0});
+  EXPECT_EQ(a.rec.Take(), Lines{"steps down"});
+  EXPECT_EQ(a.m.lease(), 0);
+  a.m.Tick(sent + 2 * kInterval);
+  EXPECT_EQ(a.rec.Take(), Lines{"grant"});
+}
+
+// Campaigning: only with a live lease, connected, eligible, not leaving, with no leader key,
+// and not in the last margin of the lease.
+TEST(FleetMachineTest, WhoCampaigns) {
+  struct Row {
+    const char* what;
+    std::function<void(Node&)> setup;
+    bool campaigns;
+  };
+  const absl::Time now = kStart + absl::Seconds(1);
+  const Row rows[] = {
+      {"no leader key", [](Node&) {}, true},
+      {"another node leads",
+       [](Node& n) {
+         n.m.WatchMessage(kStart, Events(12, {{false, Leader("node-b", 9, 12)}}));
+       },
+       false},
+      {"not eligible", [](Node& n) { n.m.SetEligible(false, kStart); }, false},
+      {"leaving", [](Node& n) { n.m.Leave(); }, false},
+      {"the lease in its last margin",
+       [now](Node& n) {
+         // Renewed by a keep-alive sent so long ago that the margin begins at `now`.
+         n.m.KeepAliveAnswered(kStart, now + FleetMachine::kLeaseMargin - kTtl, kLease,
+                               FleetLease{kLease, 3});
+       },
+       false},
+      {"the lease a nanosecond short of its last margin",
+       [now](Node& n) {
+         n.m.KeepAliveAnswered(kStart,
+                               now + FleetMachine::kLeaseMargin - kTtl + absl::Nanoseconds(1),
+                               kLease, FleetLease{kLease, 3});
+       },
+       true},
+      {"the store lost",
+       [](Node& n) { n.m.WatchEnded(absl::UnavailableError("connection reset")); }, false},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.what);
+    Node a("node-a");
+    a.Join(kStart, {State(5)});
+    a.m.PublishAnswered(kStart, kLease, 11);
+    // The campaign after the resync is lost to a key that is deleted at once.
+    a.m.CampaignAnswered(kStart, kLease, "", "", FleetCampaign{11, false, std::nullopt});
+    a.rec.Take();
+    row.setup(a);
+    a.rec.Take();
+    a.m.Tick(now);
+    Lines actions = a.rec.Take();
+    bool campaigned = std::find(actions.begin(), actions.end(), "campaign 7") != actions.end();
+    EXPECT_EQ(campaigned, row.campaigns) << testing::PrintToString(actions);
+  }
+}
+
+TEST(FleetMachineTest, TwoNodesRaceAndExactlyOneLeads) {
+  Node a("node-a");
+  Node b("node-b");
+  a.Join(kStart, {});
+  b.Join(kStart, {State(10)}, 10);
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
+  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 10", "watch from 11", "publish 7 at 10", "campaign 7"}));
+  // etcd takes a's transaction first; b's compare (no leader key) fails and reads a's key.
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "a:9901", FleetCampaign{12, true, {}});
+  b.m.CampaignAnswered(kStart, kLease, "us-west-2", "b:9901",
+                       FleetCampaign{12, false, Leader("node-a", kLease, 12)});
+  EXPECT_EQ(a.rec.Take(), Lines{"leads"});
+  EXPECT_EQ(b.rec.Take(), Lines{});
+  EXPECT_TRUE(a.m.Leads(kStart));
+  EXPECT_FALSE(b.m.Leads(kStart));
+  ASSERT_TRUE(b.m.leader());
+  EXPECT_EQ(b.m.leader()->node, "node-a");
+  EXPECT_EQ(b.m.leader()->create_revision, 12);
+  // The loser does not campaign again while the key stands.
+  b.m.PublishAnswered(kStart, kLease, 13);
+  b.m.Tick(kStart + kInterval);
+  EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "publish 7 at 13"}));
+  // A leader whose key another node holds (written by hand, or after its own expired) stops.
+  a.m.WatchMessage(kStart + kInterval, Events(20, {{false, Leader("node-b", 9, 20)}}));
+  EXPECT_EQ(a.rec.Take(), Lines{"steps down"});
+}
+
+TEST(FleetMachineTest, AnEtcdOutageAndRecovery) {
+  Node a("node-a");
+  a.JoinAndLead(kStart);
+  a.m.PublishAnswered(kStart, kLease, 12);
+  // etcd stops answering: the keep-alive fails, the watch goes.
+  absl::Time t = kStart + kInterval;
+  a.m.Tick(t);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12"}));
+  a.m.KeepAliveAnswered(t + absl::Seconds(1), t, kLease,
+                        absl::UnavailableError("connection refused"));
+  EXPECT_EQ(a.rec.Take(), Lines{"cancel watch"});
+  EXPECT_FALSE(a.m.connected());
+  EXPECT_EQ(a.m.last_error(), "connection refused");
+  a.m.PublishAnswered(t + absl::Seconds(1), kLease, absl::UnavailableError("connection refused"));
+  // Writes are refused and counted; the lease it has still makes it the leader until the
+  // deadline, but it cannot write.
+  absl::StatusOr<FleetWriteCompare> write = a.m.StartWrite(t + absl::Seconds(1), true);
+  EXPECT_TRUE(absl::IsUnavailable(write.status())) << write.status();
+  EXPECT_EQ(a.m.writes(FleetMachine::kUnavailable), 1u);
+  // Every tick keeps alive and resyncs, one of each at a time.
+  t = kStart + absl::Milliseconds(1500);
+  a.m.Tick(t);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "resync"}));
+  a.m.Tick(t + kInterval);
+  EXPECT_EQ(a.rec.Take(), Lines{});
+  EXPECT_TRUE(a.m.Leads(t + kInterval));
+  // The lease's deadline passes during the outage: it stops leading by itself.
+  a.m.Tick(kStart + kTtl - FleetMachine::kLeaseMargin);
+  EXPECT_EQ(a.rec.Take(), Lines{"steps down"});
+  a.m.ResyncAnswered(t + absl::Seconds(1), absl::UnavailableError("timed out"));
+  a.m.KeepAliveAnswered(t + absl::Seconds(1), t, kLease, absl::UnavailableError("timed out"));
+  EXPECT_EQ(a.rec.Take(), Lines{});
+  // etcd is back before the lease expired there: the keep-alive renews it and the resync finds
+  // the leader key still this node's, so it leads again without a new election.
+  t = kStart + absl::Seconds(3);
+  a.m.Tick(t);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "resync"}));
+  a.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
+  EXPECT_EQ(a.rec.Take(), Lines{});  // not connected yet
+  a.m.ResyncAnswered(t, FleetResync{30, false, {State(5), Leader("node-a", kLease, 11)}});
+  EXPECT_EQ(a.rec.Take(), (Lines{"leads", "watch from 31", "publish 7 at 30"}));
+  EXPECT_TRUE(a.m.connected());
+  EXPECT_TRUE(a.m.Leads(t));
+  EXPECT_EQ(a.m.last_error(), "");
+  absl::StatusOr<FleetWriteCompare> again = a.m.StartWrite(t, true);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->leader_revision, 11);
+}
+
+// After an outage that outlasted its margin, a leader leads again without an election only
+// when the leader key it finds is its own, under the lease it still holds, with time to spare.
+TEST(FleetMachineTest, WhoLeadsAgainAfterAnOutage) {
+  const absl::Time back = kStart + absl::Seconds(3);
+  // A keep-alive sent then renews the lease to exactly the margin before `back`.
+  const absl::Time too_late = back + FleetMachine::kLeaseMargin - kTtl;
+  struct Row {
+    const char* what;
+    std::optional<FleetRecord> leader;
+    bool eligible;
+    absl::Time keep_alive_sent;
+    Lines actions;
+  };
+  const Row rows[] = {
+      {"its key under its lease",
+       Leader("node-a", kLease, 11),
+       true,
+       back,
+       {"leads", "watch from 31", "publish 7 at 30"}},
+      {"its key under an older lease",
+       Leader("node-a", 6, 11),
+       true,
+       back,
+       {"watch from 31", "publish 7 at 30"}},
+      {"another node's key",
+       Leader("node-b", 9, 20),
+       true,
+       back,
+       {"watch from 31", "publish 7 at 30"}},
+      {"no key", std::nullopt, true, back, {"watch from 31", "publish 7 at 30", "campaign 7"}},
+      {"not eligible",
+       Leader("node-a", kLease, 11),
+       false,
+       back,
+       {"watch from 31", "publish 7 at 30"}},
+      {"its lease in the last margin",
+       Leader("node-a", kLease, 11),
+       true,
+       too_late,
+       {"watch from 31", "publish 7 at 30"}},
+      {"its lease a nanosecond short of it",
+       Leader("node-a", kLease, 11),
+       true,
+       too_late + absl::Nanoseconds(1),
+       {"leads", "watch from 31", "publish 7 at 30"}},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.what);
+    Node a("node-a");
+    a.JoinAndLead(kStart);
+    a.m.PublishAnswered(kStart, kLease, 12);
+    a.m.WatchEnded(absl::UnavailableError("connection reset"));
+    a.m.Tick(kStart + kTtl - FleetMachine::kLeaseMargin);
+    EXPECT_EQ(a.rec.Take(), (Lines{"cancel watch", "steps down", "keep alive 7", "resync"}));
+    a.m.SetEligible(row.eligible, back);
+    a.m.KeepAliveAnswered(back, row.keep_alive_sent, kLease, FleetLease{kLease, 3});
+    FleetResync answer{30, false, {State(5)}};
+    if (row.leader) answer.records.push_back(*row.leader);
+    a.m.ResyncAnswered(back, answer);
+    EXPECT_EQ(a.rec.Take(), row.actions);
+  }
+}
+
+TEST(FleetMachineTest, ALeaseCountsFromItsRequestNotItsAnswer) {
+  Node a("node-a");
+  a.m.Tick(kStart);
+  a.m.GrantAnswered(kStart + absl::Milliseconds(900), kStart, FleetLease{kLease, 3});
+  EXPECT_EQ(a.m.lease(), kLease);
+  EXPECT_EQ(a.m.lease_expiry(), kStart + absl::Seconds(3));
+}
+
+TEST(FleetMachineTest, ALeaseThatExpiredDuringTheOutageIsReplaced) {
+  Node a("node-a");
+  a.JoinAndLead(kStart);
+  a.m.WatchEnded(absl::UnavailableError("connection reset"));
+  EXPECT_EQ(a.rec.Take(), Lines{"cancel watch"});
+  // etcd answers again, but expired the lease meanwhile: the publish says so.
+  absl::Time t = kStart + absl::Seconds(10);
+  a.m.PublishAnswered(t, kLease, absl::NotFoundError("etcdserver: requested lease not found"));
+  EXPECT_EQ(a.rec.Take(), Lines{"steps down"});
+  EXPECT_EQ(a.m.lease(), 0);
+  a.m.Tick(t);
+  EXPECT_EQ(a.rec.Take(), (Lines{"grant", "resync"}));
+  a.m.GrantAnswered(t, t, FleetLease{8, 3});
+  // The old key went with the old lease; another node won meanwhile.
+  a.m.ResyncAnswered(t, FleetResync{40, false, {State(5), Leader("node-b", 9, 35)}});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch from 41", "publish 8 at 40"}));
+  EXPECT_FALSE(a.m.Leads(t));
+}
+
+TEST(FleetMachineTest, ACompactedOrCancelledWatchResyncs) {
+  for (bool compacted : {true, false}) {
+    SCOPED_TRACE(compacted ? "compacted" : "cancelled");
+    Node a("node-a");
+    a.Join(kStart, {State(5), Leader("node-b", 9, 6)});
+    a.rec.Take();
+    FleetWatchMessage m;
+    m.revision = 50;
+    if (compacted) {
+      m.compact_revision = 40;
+    } else {
+      m.canceled = true;
+      m.cancel_reason = "etcdserver: mvcc: required revision has been compacted";
+    }
+    a.m.WatchMessage(kStart, m);
+    EXPECT_EQ(a.rec.Take(), (Lines{"cancel watch", "resync"}));
+    EXPECT_FALSE(a.m.connected());
+    EXPECT_EQ(a.m.last_error(), compacted ? "the watch's revision was compacted (at 40)"
+                                          : "etcd cancelled the watch: " + m.cancel_reason);
+  }
+}
+
+// A node whose configuration cannot use the fleet's state: the runtime says so from inside
+// AdoptState, before the resync's answer is done with.
+TEST(FleetMachineTest, AMisfitNodeNeverCampaignsAndAMisfitLeaderResigns) {
+  Node a("node-a");
+  a.rec.on_adopt = [&](const ControllerState&, int64_t) { a.m.SetEligible(false, kStart); };
+  a.Join(kStart, {State(5)});
+  EXPECT_EQ(a.rec.Take(), (Lines{"adopt 5", "watch from 11", "publish 7 at 10"}));
+  for (int i = 1; i <= 3; ++i) a.m.Tick(kStart + i * kInterval);
+  EXPECT_EQ(a.rec.Take(), Lines{"keep alive 7"});
+  // Fit again (its configuration was fixed, or the state changed): it campaigns at once.
+  a.rec.on_adopt = nullptr;
+  a.m.SetEligible(true, kStart + absl::Seconds(2));
+  EXPECT_EQ(a.rec.Take(), Lines{"campaign 7"});
+
+  // A leader that turns misfit deletes its own key (compared by create revision).
+  Node b("node-b");
+  b.JoinAndLead(kStart, 11);
+  b.rec.on_adopt = [&](const ControllerState&, int64_t) { b.m.SetEligible(false, kStart); };
+  b.m.WatchMessage(kStart, Events(14, {{false, State(14)}}));
+  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 14", "steps down", "resign 11"}));
+  EXPECT_FALSE(b.m.Leads(kStart));
+  EXPECT_TRUE(absl::IsFailedPrecondition(b.m.StartWrite(kStart, true).status()));
+  // Its key's deletion comes back through the watch: still no campaign.
+  b.m.WatchMessage(kStart, Events(15, {{true, Deleted("/sluice/leader", 15)}}));
+  EXPECT_EQ(b.rec.Take(), Lines{});
+}
+
+// The state that makes it a misfit arrives while its campaign is in flight: a key it wins
+// then is deleted at once, not held by a node that takes no ramp step.
+TEST(FleetMachineTest, ACampaignWonAfterTurningMisfitResigns) {
+  Node a("node-a");
+  a.Join(kStart, {State(5)});
+  EXPECT_EQ(a.rec.Take(), (Lines{"adopt 5", "watch from 11", "publish 7 at 10", "campaign 7"}));
+  a.m.SetEligible(false, kStart);
+  EXPECT_EQ(a.rec.Take(), Lines{});
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "a:9901", FleetCampaign{11, true, {}});
+  EXPECT_EQ(a.rec.Take(), Lines{"resign 11"});
+  EXPECT_FALSE(a.m.Leads(kStart));
+}
+
+// The leader dies in the middle of a ramp: its lease expires in etcd, which deletes its key;
+// a follower takes over from the state the dead leader last wrote, and writes compared with it.
+TEST(FleetMachineTest, ALeaderKilledMidRampIsReplacedFromItsLastStep) {
+  Node b("node-b");
+  b.Join(kStart, {State(5), Leader("node-a", 9, 6), View("node-a", 6)}, 10);
+  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 5", "watch from 11", "publish 7 at 10"}));
+  EXPECT_EQ(b.m.views().size(), 1u);
+  // The leader's ramp steps arrive as states.
+  b.m.WatchMessage(kStart + absl::Seconds(1), Events(12, {{false, State(12, 3)}}));
+  b.m.WatchMessage(kStart + absl::Seconds(2), Events(13, {{false, State(13, 4)}}));
+  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 12", "adopt 13"}));
+  EXPECT_EQ(b.rec.adopted.back().version, 4u);
+  // b keeps its own lease alive meanwhile.
+  b.m.Tick(kStart + absl::Seconds(4));
+  b.m.KeepAliveAnswered(kStart + absl::Seconds(4), kStart + absl::Seconds(4), kLease,
+                        FleetLease{kLease, 3});
+  b.rec.Take();
+  // The leader is killed; 3 s later etcd expires its lease: its key and view go in one
+  // revision.
+  absl::Time t = kStart + absl::Seconds(5);
+  b.m.WatchMessage(t, Events(14, {{true, Deleted("/sluice/leader", 14)},
+                                  {true, Deleted("/sluice/nodes/node-a", 14)}}));
+  EXPECT_EQ(b.rec.Take(), Lines{"campaign 7"});
+  EXPECT_TRUE(b.m.views().empty());
+  b.m.CampaignAnswered(t, kLease, "us-west-2", "b:9901", FleetCampaign{15, true, {}});
+  EXPECT_EQ(b.rec.Take(), Lines{"leads"});
+  // Its first step is written over the dead leader's last one, under its own key.
+  absl::StatusOr<FleetWriteCompare> write = b.m.StartWrite(t, true);
+  ASSERT_TRUE(write.ok()) << write.status();
+  EXPECT_EQ(write->state_revision, 13);
+  EXPECT_EQ(write->leader_revision, 15);
+  FleetWrite written;
+  written.revision = 16;
+  written.written = true;
+  EXPECT_EQ(*b.m.WriteAnswered(t, true, *write, written), 16);
+  EXPECT_EQ(b.m.state_revision(), 16);
+  // Its own write comes back through the watch: not adopted again.
+  b.m.WatchMessage(t, Events(16, {{false, State(16, 5)}}));
+  EXPECT_EQ(b.rec.Take(), Lines{});
+}
+
+// What a write compares and what its answers mean.
+TEST(FleetMachineTest, WritesCompareTheStateAndTheLeaderKey) {
+  struct Row {
+    const char* what;
+    bool as_leader;
+    absl::StatusOr<FleetWrite> answer;
+    absl::StatusCode code;
+    Lines actions;
+    FleetMachine::WriteOutcome counted;
+    bool connected_after;
+  };
+  auto conflict = [](std::vector<FleetRecord> leader) {
+    FleetWrite w;
+    w.revision = 20;
+    w.read_back = true;
+    w.state = {State(19, 9)};
+    w.leader = std::move(leader);
+    return w;
+  };
+  FleetWrite written;
+  written.revision = 20;
+  written.written = true;
+  const Row rows[] = {
+      {"written", true, written, absl::StatusCode::kOk, {}, FleetMachine::kWritten, true},
+      {"another write came first",
+       true,
+       conflict({Leader("node-a", kLease, 11)}),
+       absl::StatusCode::kAborted,
+       {"adopt 19"},
+       FleetMachine::kConflict,
+       true},
+      {"the leader key is gone",
+       true,
+       conflict({}),
+       absl::StatusCode::kFailedPrecondition,
+       {"adopt 19", "steps down"},
+       FleetMachine::kConflict,
+       true},
+      {"the leader key is another's",
+       true,
+       conflict({Leader("node-b", 9, 18)}),
+       absl::StatusCode::kFailedPrecondition,
+       {"adopt 19", "steps down"},
+       FleetMachine::kConflict,
+       true},
+      {"a change by hand ignores the leader key",
+       false,
+       conflict({}),
+       absl::StatusCode::kAborted,
+       {"adopt 19"},
+       FleetMachine::kConflict,
+       true},
+      {"etcd did not answer",
+       true,
+       absl::UnavailableError("timed out"),
+       absl::StatusCode::kUnavailable,
+       {"cancel watch"},
+       FleetMachine::kUnavailable,
+       false},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.what);
+    Node a("node-a");
+    a.JoinAndLead(kStart);
+    a.m.WatchMessage(kStart, Events(12, {{false, State(12)}}));
+    a.rec.Take();
+    absl::StatusOr<FleetWriteCompare> write = a.m.StartWrite(kStart, row.as_leader);
+    ASSERT_TRUE(write.ok()) << write.status();
+    EXPECT_EQ(write->state_revision, 12);
+    EXPECT_EQ(write->leader_revision, row.as_leader ? 11 : 0);
+    absl::StatusOr<int64_t> result = a.m.WriteAnswered(kStart, row.as_leader, *write, row.answer);
+    EXPECT_EQ(result.status().code(), row.code) << result.status();
+    EXPECT_EQ(a.rec.Take(), row.actions);
+    EXPECT_EQ(a.m.writes(row.counted), 1u);
+    EXPECT_EQ(a.m.connected(), row.connected_after);
+  }
+}
+
+TEST(FleetMachineTest, AWriteAfterTheStateKeyWasDeletedComparesItsAbsence) {
+  Node a("node-a");
+  a.Join(kStart, {State(5)});
+  a.m.WatchMessage(kStart, Events(12, {{true, Deleted("/sluice/state", 12)}}));
+  absl::StatusOr<FleetWriteCompare> write = a.m.StartWrite(kStart, false);
+  ASSERT_TRUE(write.ok()) << write.status();
+  EXPECT_EQ(write->state_revision, 0);
+  // Recreated by someone else: compared again by its revision.
+  a.m.WatchMessage(kStart, Events(13, {{false, State(13)}}));
+  EXPECT_EQ(a.m.StartWrite(kStart, false)->state_revision, 13);
+  // Refused without a lead for a leader's write, without the store for any.
+  EXPECT_TRUE(absl::IsFailedPrecondition(a.m.StartWrite(kStart, true).status()));
+  EXPECT_EQ(a.m.writes(FleetMachine::kUnavailable), 0u);
+}
+
+TEST(FleetMachineTest, ViewsAndStatesFromTheStoreAreCheckedNotTrusted) {
+  Node a("node-a");
+  FleetRecord misnamed = View("node-b", 7);
+  misnamed.key = "/sluice/nodes/node-c";
+  FleetRecord damaged = State(8);
+  damaged.value = "{not json";
+  a.Join(kStart, {damaged, View("node-b", 6), misnamed, FleetRecord{"/sluice/leader", "?", 9, 9}});
+  // A damaged state is not adopted; a leader key with a value it cannot read is still a leader.
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10"}));
+  EXPECT_EQ(a.m.views().size(), 1u);
+  EXPECT_EQ(a.m.views().count("node-b"), 1u);
+  ASSERT_TRUE(a.m.leader());
+  EXPECT_EQ(a.m.leader()->node, "");
+  EXPECT_EQ(a.m.state_revision(), 0);
+}
+
+TEST(FleetMachineTest, LeavingStepsDownRevokesAndStops) {
+  Node a("node-a");
+  a.JoinAndLead(kStart);
+  a.m.Leave();
+  EXPECT_EQ(a.rec.Take(), (Lines{"steps down", "revoke 7"}));
+  a.m.Tick(kStart + kInterval);
+  a.m.PublishAnswered(kStart + kInterval, kLease, 12);
+  EXPECT_EQ(a.rec.Take(), Lines{});
+  EXPECT_FALSE(a.m.Leads(kStart + kInterval));
+}
+
+}  // namespace
+}  // namespace sluice
