@@ -620,9 +620,13 @@ void Forwarder::AttemptFailed(int status, const AttemptFacts& attempt, const cha
     outcome_.upstream_failed = true;
   }
   filter_.context.last_failure = kind;
+  // The filters first: what the request is is read after them (one may have added an
+  // Idempotency-Key, say).
+  const FilterVerdict filters = run_.RunUpstreamError(filter_) == FilterStatus::kRetry
+                                    ? FilterVerdict::kRetry
+                                    : FilterVerdict::kNoRetry;
   RequestFacts facts = Facts();
-  facts.filters = run_.RunUpstreamError(filter_) == FilterStatus::kRetry ? FilterVerdict::kRetry
-                                                                         : FilterVerdict::kNoRetry;
+  facts.filters = filters;
   Step taken;
   if (TakeSteps(DecideNextSteps(attempt, facts), facts.filters, nullptr, &taken)) {
     LOG_DEBUG("%s %s%s: %s (%s); %s", request_->method_text, request_->authority, request_->path,

@@ -217,7 +217,7 @@ class ForwarderTest : public ::testing::Test {
     FilterChain chain;
     chain.Add(std::make_unique<ScriptedFilter>(&script_));
     snapshot_->chains.push_back(std::move(chain));
-    snapshot_->default_retries.push_back(false);  // the scripted filter decides retries
+    snapshot_->default_retries.push_back(default_retries_);
     stream_.info.client = *SocketAddress::Parse("127.0.0.1:5000");
     forwarder_ = std::make_unique<Forwarder>(loop_.context(), snapshot_, &stream_);
   }
@@ -248,8 +248,19 @@ class ForwarderTest : public ::testing::Test {
     loop_.RunUntil([] { return false; }, 20);  // let closing sockets close
   }
 
+  // What the counts of the cluster say this request holds: nothing once it ended.
+  void ExpectClusterCountsReturned() {
+    const ClusterRuntime& cluster = *snapshot_->clusters[0];
+    EXPECT_EQ(cluster.active_requests(), 0);
+    EXPECT_EQ(cluster.active_retries(), 0);
+    EXPECT_EQ(cluster.pending_connects(), 0);
+  }
+
   TestLoop loop_;
   Script script_;
+  // The route's chain has no retry policy: the forwarder's default one applies (the scripted
+  // filter then never asks).
+  bool default_retries_ = false;
   ConfigPtr config_;
   WorkerSnapshotPtr snapshot_;
   FakeStream stream_;
@@ -357,6 +368,7 @@ TEST_F(ForwarderTest, AnExhaustedBudgetLetsTheFailedAnswerStand) {
   EXPECT_EQ(stream_.status, 503);
   EXPECT_TRUE(healthy.received().empty());
   EXPECT_EQ(snapshot_->clusters[0]->budget_denials(), 1u);
+  ExpectClusterCountsReturned();
 }
 
 TEST_F(ForwarderTest, AConnectFailureIsRetriedOutsideTheBudget) {
@@ -369,6 +381,44 @@ TEST_F(ForwarderTest, AConnectFailureIsRetriedOutsideTheBudget) {
   EXPECT_EQ(stream_.status, 200);
   EXPECT_EQ(healthy.received().size(), 1u);
   EXPECT_EQ(snapshot_->clusters[0]->budget_denials(), 0u);
+  ExpectClusterCountsReturned();
+}
+
+TEST_F(ForwarderTest, TheDefaultPolicyRetriesAnIdempotentRequestOnceOnAnotherEndpoint) {
+  ThreadOrigin dead(0);  // reads the request, closes without an answer
+  ThreadOrigin healthy(200);
+  default_retries_ = true;
+  Build({dead.address(), healthy.address()});
+  Send("GET");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 200);
+  EXPECT_EQ(dead.received().size(), 1u);
+  EXPECT_EQ(healthy.received().size(), 1u);
+  ExpectClusterCountsReturned();
+}
+
+TEST_F(ForwarderTest, TheDefaultPolicyNeverSendsAPostThatMayHaveArrivedAgain) {
+  ThreadOrigin dead(0);
+  ThreadOrigin healthy(200);
+  default_retries_ = true;
+  Build({dead.address(), healthy.address()});
+  Send("POST", "payload");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 502);
+  EXPECT_TRUE(healthy.received().empty());
+  ExpectClusterCountsReturned();
+}
+
+TEST_F(ForwarderTest, TheDefaultPolicyRetriesAFailedConnectOfAPost) {
+  ThreadOrigin healthy(200);
+  default_retries_ = true;
+  Build({RefusingAddress(), healthy.address()});
+  Send("POST", "payload");
+  ASSERT_TRUE(RunUntilEnded());
+  EXPECT_EQ(stream_.status, 200);
+  ASSERT_EQ(healthy.received().size(), 1u);
+  EXPECT_NE(healthy.received()[0].find("\r\n\r\npayload"), std::string::npos);
+  ExpectClusterCountsReturned();
 }
 
 }  // namespace
