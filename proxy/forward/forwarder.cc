@@ -460,12 +460,14 @@ void Forwarder::OnUpstreamHead(ResponseHeadPtr head) {
       head->status != 101 && run_.RunResponseHead(filter_, *head) == FilterStatus::kRetry
           ? FilterVerdict::kRetry
           : FilterVerdict::kNoRetry;
-  RequestFacts facts = Facts();
-  facts.filters = filters;
-  Step taken;
-  const NextSteps next =
-      DecideNextSteps({.end = AttemptEnd::kResponse, .status = head->status}, facts);
-  if (TakeSteps(next, filters, head.get(), &taken)) return;
+  if (ResponseMayMove(head->status, filters)) {
+    RequestFacts facts = Facts();
+    facts.filters = filters;
+    Step taken;
+    const NextSteps next =
+        DecideNextSteps({.end = AttemptEnd::kResponse, .status = head->status}, facts);
+    if (TakeSteps(next, filters, head.get(), &taken)) return;
+  }
   if (!filter_.context.keep_request_body) std::string().swap(replay_);
   if (head->status == 101) {
     tunnel_ = true;

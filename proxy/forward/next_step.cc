@@ -62,10 +62,11 @@ NextSteps DecideNextSteps(const AttemptFacts& attempt, const RequestFacts& reque
   Answer answer(reached_origin);
 
   if (end == AttemptEnd::kResponse) {
-    const bool gateway_error = attempt.status >= 502 && attempt.status <= 504;
+    if (!ResponseMayMove(attempt.status, request.filters)) return answer.Stands(Step::kDeliver);
     return answer.ThenIf(request.filters == FilterVerdict::kRetry && attempt_left, Step::kRetry)
-        .ThenIf(gateway_error && !request.tunneled && request.may_fail_over && may_move,
-                Step::kFailover)
+        .ThenIf(
+            GatewayError(attempt.status) && !request.tunneled && request.may_fail_over && may_move,
+            Step::kFailover)
         .Stands(Step::kDeliver);
   }
   if (end == AttemptEnd::kNoEndpoint) {

@@ -102,6 +102,15 @@ struct NextSteps {
 
 NextSteps DecideNextSteps(const AttemptFacts& attempt, const RequestFacts& request);
 
+// A 502, 503 or 504: the answers a savior region may do better than.
+inline bool GatewayError(int status) { return status >= 502 && status <= 504; }
+// Rule 1 in brief: only a response the filters want retried, or a gateway error, can go
+// anywhere but to the client. The forwarder asks DecideNextSteps about a response only then
+// (it is on every request's path; the answer is kDeliver otherwise).
+inline bool ResponseMayMove(int status, FilterVerdict filters) {
+  return filters == FilterVerdict::kRetry || GatewayError(status);
+}
+
 }  // namespace sluice
 
 #endif  // SLUICE_PROXY_FORWARD_NEXT_STEP_H_
