@@ -380,6 +380,8 @@ void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::st
     return;
   }
   if (lease != lease_ || leaving_) return;  // the key dies with the old lease
+  // The watch may have brought this very key first (MaybeReclaim took the lead with it).
+  if (leading_revision_ == answer->revision) return;
   FleetLeader mine;
   mine.node = node_;
   mine.region = region;

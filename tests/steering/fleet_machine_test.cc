@@ -533,6 +533,21 @@ TEST(FleetMachineTest, AFailedResignIsRetriedOneAtATime) {
   EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "publish 7 at 31"}));
 }
 
+// The watch can bring this node's new leader key before the campaign's answer: it leads once.
+TEST(FleetMachineTest, LeadershipIsTakenOnceWhenTheWatchBringsTheKeyFirst) {
+  Node a("node-a");
+  a.Join(kStart, {});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
+  a.m.WatchMessage(kStart, Events(11, {{false, Leader("node-a", kLease, 11)}}));
+  EXPECT_EQ(a.rec.Take(), Lines{"leads"});
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901", FleetCampaign{11, true, {}});
+  EXPECT_EQ(a.rec.Take(), Lines{});
+  EXPECT_TRUE(a.m.Leads(kStart));
+  absl::StatusOr<FleetWriteCompare> write = a.m.StartWrite(kStart, true);
+  ASSERT_TRUE(write.ok()) << write.status();
+  EXPECT_EQ(write->leader_revision, 11);
+}
+
 // The leader dies in the middle of a ramp: its lease expires in etcd, which deletes its key;
 // a follower takes over from the state the dead leader last wrote, and writes compared with it.
 TEST(FleetMachineTest, ALeaderKilledMidRampIsReplacedFromItsLastStep) {
