@@ -7,7 +7,7 @@
 // what to hand to the runtime; the caller (proxy/fleet/fleet.cc) carries each action out
 // through the etcd client and feeds every answer back with the time it arrived (and, for a
 // lease, the time its request was sent: a lease counts from then). At most one call of each
-// kind (grant, keep-alive, resync, campaign, publish) is in flight at a time.
+// kind (grant, keep-alive, resync, campaign, resign, publish) is in flight at a time.
 //
 // Actions run from inside the call that caused them, after the machine's own state has moved
 // on. AdoptState and Leadership may call back into the machine (SetEligible, StartWrite) before
