@@ -60,6 +60,7 @@ void FleetMachine::Tick(absl::Time now) {
   }
   Publish(now);
   if (!leader_) Campaign(now);
+  MaybeResign();  // one that failed, or could not be sent, is tried again
 }
 
 void FleetMachine::Leave() {
@@ -80,14 +81,30 @@ void FleetMachine::SetEligible(bool eligible, absl::Time now) {
     if (connected() && !leader_) Campaign(now);
     return;
   }
-  int64_t mine = leading_revision_;
   StepDown("it cannot use the fleet's steering state");
+  // Without the store (or while a resync's answer is applied), it resigns once it is back.
+  MaybeResign();
+}
+
+void FleetMachine::MaybeResign() {
+  if (eligible_ || leaving_ || !connected() || InFlight(kResignCall) || !HoldsLeaderKey() ||
+      leader_->create_revision == resigned_revision_) {
+    return;
+  }
   // Only our own key goes: the delete compares its create revision.
-  if (mine != 0 && connected()) actions_->Resign(mine);
+  resigning_revision_ = leader_->create_revision;
+  Send(kResignCall);
+  actions_->Resign(resigning_revision_);
 }
 
 void FleetMachine::ResignAnswered(const absl::Status& status) {
-  if (!status.ok()) Disconnected(status);
+  Answered(kResignCall);
+  if (!status.ok()) {
+    Disconnected(status);  // the resync's answer tries again
+    return;
+  }
+  // The key with that create revision is gone (by this delete or before it); the watch says so.
+  resigned_revision_ = resigning_revision_;
 }
 
 void FleetMachine::Grant(absl::Time now) {
@@ -134,10 +151,22 @@ void FleetMachine::KeepAliveAnswered(absl::Time now, absl::Time sent, int64_t id
   MaybeReclaim(now);
 }
 
+bool FleetMachine::HoldsLeaderKey() const {
+  return leader_ && lease_ != 0 && leader_->node == node_ && leader_->lease == lease_;
+}
+
 void FleetMachine::MaybeReclaim(absl::Time now) {
-  if (leading_revision_ != 0 || !leader_ || leaving_ || !connected() || !eligible_ ||
-      leader_->node != node_ || leader_->lease != lease_ || lease_ == 0 ||
+  if (!eligible_) {
+    MaybeResign();
+    return;
+  }
+  if (leading_revision_ != 0 || leaving_ || !connected() || !HoldsLeaderKey() ||
       now >= lease_expiry_ - kLeaseMargin) {
+    return;
+  }
+  // A key this node resigned is not taken back; its deletion is on its way.
+  if ((InFlight(kResignCall) && leader_->create_revision == resigning_revision_) ||
+      leader_->create_revision == resigned_revision_) {
     return;
   }
   leading_revision_ = leader_->create_revision;
@@ -351,17 +380,8 @@ void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::st
     return;
   }
   if (lease != lease_ || leaving_) return;  // the key dies with the old lease
-  if (!eligible_) {
-    // It stopped fitting the fleet's state while the campaign was in flight. Holding the key
-    // would keep every other node from leading (and this one takes no ramp step): it goes.
-    Log(FleetLogLevel::kWarning,
-        absl::StrFormat("node %s won the campaign but cannot use the fleet's steering state; "
-                        "it resigns",
-                        node_));
-    actions_->Resign(answer->revision);
-    return;
-  }
-  leading_revision_ = answer->revision;
+  // The watch may have brought this very key first (MaybeReclaim took the lead with it).
+  if (leading_revision_ == answer->revision) return;
   FleetLeader mine;
   mine.node = node_;
   mine.region = region;
@@ -369,6 +389,17 @@ void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::st
   mine.lease = lease;
   mine.create_revision = answer->revision;
   leader_ = std::move(mine);
+  if (!eligible_) {
+    // It stopped fitting the fleet's state while the campaign was in flight. Holding the key
+    // would keep every other node from leading (and this one takes no ramp step): it goes.
+    Log(FleetLogLevel::kWarning,
+        absl::StrFormat("node %s won the campaign but cannot use the fleet's steering state; "
+                        "it resigns",
+                        node_));
+    MaybeResign();
+    return;
+  }
+  leading_revision_ = answer->revision;
   Log(FleetLogLevel::kInfo,
       absl::StrFormat("node %s now advances the fleet's ramps (leader key at revision %d)", node_,
                       answer->revision));

@@ -7,7 +7,7 @@
 // what to hand to the runtime; the caller (proxy/fleet/fleet.cc) carries each action out
 // through the etcd client and feeds every answer back with the time it arrived (and, for a
 // lease, the time its request was sent: a lease counts from then). At most one call of each
-// kind (grant, keep-alive, resync, campaign, publish) is in flight at a time.
+// kind (grant, keep-alive, resync, campaign, resign, publish) is in flight at a time.
 //
 // Actions run from inside the call that caused them, after the machine's own state has moved
 // on. AdoptState and Leadership may call back into the machine (SetEligible, StartWrite) before
@@ -210,7 +210,13 @@ class FleetMachine {
   // (a resync is in flight in the latter); kInSync: resynced, with a watch from then on.
   enum class Link : uint8_t { kOffline, kResyncing, kInSync };
   // The calls of which one at a time may be in flight (a resync is the Link's).
-  enum Call : uint8_t { kGrantCall = 1, kKeepAliveCall = 2, kCampaignCall = 4, kPublishCall = 8 };
+  enum Call : uint8_t {
+    kGrantCall = 1,
+    kKeepAliveCall = 2,
+    kCampaignCall = 4,
+    kPublishCall = 8,
+    kResignCall = 16,
+  };
 
   bool InFlight(Call call) const { return (in_flight_ & call) != 0; }
   // False when one is in flight already; otherwise marks it.
@@ -223,9 +229,15 @@ class FleetMachine {
   void Campaign(absl::Time now);
   void Publish(absl::Time now);
   void StepDown(const std::string& why);
+  // The leader key is this node's, bound to the lease it holds (so it lives as long as this
+  // node keeps the lease alive).
+  bool HoldsLeaderKey() const;
   // Leads again when the leader key is still this node's, under its live lease (after etcd
-  // came back before the lease expired).
+  // came back before the lease expired); a node that is not eligible resigns it instead.
   void MaybeReclaim(absl::Time now);
+  // Deletes the leader key when it is this node's and this node is not eligible: connected,
+  // one resign at a time, and not again for a key whose resign etcd has answered.
+  void MaybeResign();
   void LoseLease(const std::string& why);
   // Any key of the prefix, from a range or a watch event.
   void Apply(const FleetRecord& record, absl::Time now);
@@ -253,7 +265,9 @@ class FleetMachine {
   bool leaving_ = false;
   bool eligible_ = true;
 
-  int64_t leading_revision_ = 0;  // the create revision of this node's leader key; 0: not leading
+  int64_t leading_revision_ = 0;    // the create revision of this node's leader key; 0: not leading
+  int64_t resigning_revision_ = 0;  // what the resign in flight compares
+  int64_t resigned_revision_ = 0;   // what the last resign etcd answered compared
   std::optional<FleetLeader> leader_;
 
   std::map<std::string, NodeView> views_;  // by node

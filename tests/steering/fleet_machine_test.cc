@@ -339,11 +339,12 @@ TEST(FleetMachineTest, WhoLeadsAgainAfterAnOutage) {
        back,
        {"watch from 31", "publish 7 at 30"}},
       {"no key", std::nullopt, true, back, {"watch from 31", "publish 7 at 30", "campaign 7"}},
+      // It does not lead, and its key, bound to the lease it keeps alive, goes.
       {"not eligible",
        Leader("node-a", kLease, 11),
        false,
        back,
-       {"watch from 31", "publish 7 at 30"}},
+       {"resign 11", "watch from 31", "publish 7 at 30"}},
       {"its lease in the last margin",
        Leader("node-a", kLease, 11),
        true,
@@ -459,6 +460,92 @@ TEST(FleetMachineTest, ACampaignWonAfterTurningMisfitResigns) {
   a.m.CampaignAnswered(kStart, kLease, "us-east-1", "a:9901", FleetCampaign{11, true, {}});
   EXPECT_EQ(a.rec.Take(), Lines{"resign 11"});
   EXPECT_FALSE(a.m.Leads(kStart));
+}
+
+// A leader that turns misfit while a resync's answer is applied (its runtime says so from
+// inside AdoptState, when the link is not up yet) resigns once the answer is in.
+TEST(FleetMachineTest, ALeaderThatTurnsMisfitDuringAResyncResigns) {
+  Node b("node-b");
+  b.JoinAndLead(kStart, 11);
+  b.m.PublishAnswered(kStart, kLease, 12);
+  b.m.WatchEnded(absl::UnavailableError("connection reset"));
+  b.m.Tick(kStart + kInterval);
+  EXPECT_EQ(b.rec.Take(), (Lines{"cancel watch", "keep alive 7", "resync"}));
+  b.rec.on_adopt = [&](const ControllerState&, int64_t) { b.m.SetEligible(false, kStart); };
+  b.m.ResyncAnswered(kStart + kInterval,
+                     FleetResync{30, false, {State(20), Leader("node-b", kLease, 11)}});
+  EXPECT_EQ(b.rec.Take(),
+            (Lines{"adopt 20", "steps down", "resign 11", "watch from 31", "publish 7 at 30"}));
+  EXPECT_FALSE(b.m.Leads(kStart + kInterval));
+}
+
+// A leader that turns misfit without the store resigns once it is back, if its key is still
+// there under the lease it kept alive.
+TEST(FleetMachineTest, ALeaderThatTurnsMisfitWhileDisconnectedResignsOnceBack) {
+  Node b("node-b");
+  b.JoinAndLead(kStart, 11);
+  b.m.PublishAnswered(kStart, kLease, 12);
+  b.m.WatchEnded(absl::UnavailableError("connection reset"));
+  b.m.SetEligible(false, kStart);
+  EXPECT_EQ(b.rec.Take(), (Lines{"cancel watch", "steps down"}));
+  b.m.Tick(kStart + kInterval);
+  EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "resync"}));
+  b.m.KeepAliveAnswered(kStart + kInterval, kStart + kInterval, kLease, FleetLease{kLease, 3});
+  EXPECT_EQ(b.rec.Take(), Lines{});  // not connected yet: nothing is sent
+  b.m.ResyncAnswered(kStart + kInterval,
+                     FleetResync{30, false, {State(5), Leader("node-b", kLease, 11)}});
+  EXPECT_EQ(b.rec.Take(), (Lines{"resign 11", "watch from 31", "publish 7 at 30"}));
+  // Its deletion comes back through the watch: no campaign, no leader.
+  b.m.WatchMessage(kStart + kInterval, Events(31, {{true, Deleted("/sluice/leader", 31)}}));
+  EXPECT_EQ(b.rec.Take(), Lines{});
+  EXPECT_FALSE(b.m.leader());
+}
+
+// A resign that fails is sent again once the store is back, and never two at a time; a key
+// whose resign etcd answered is neither resigned again nor taken back.
+TEST(FleetMachineTest, AFailedResignIsRetriedOneAtATime) {
+  Node b("node-b");
+  b.JoinAndLead(kStart, 11);
+  b.m.PublishAnswered(kStart, kLease, 12);
+  b.m.SetEligible(false, kStart);
+  EXPECT_EQ(b.rec.Take(), (Lines{"steps down", "resign 11"}));
+  absl::Time t = kStart + kInterval;
+  b.m.Tick(t);  // the resign is still in flight
+  EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12"}));
+  b.m.ResignAnswered(absl::UnavailableError("timed out"));
+  EXPECT_EQ(b.rec.Take(), Lines{"cancel watch"});
+  b.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
+  b.m.PublishAnswered(t, kLease, 13);
+  t += kInterval;
+  b.m.Tick(t);
+  EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "resync"}));
+  b.m.ResyncAnswered(t, FleetResync{30, false, {State(5), Leader("node-b", kLease, 11)}});
+  EXPECT_EQ(b.rec.Take(), (Lines{"resign 11", "watch from 31", "publish 7 at 30"}));
+  // Fit again before the answer: the key it is deleting is not taken back.
+  b.m.SetEligible(true, t);
+  b.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
+  EXPECT_EQ(b.rec.Take(), Lines{});
+  b.m.SetEligible(false, t);
+  b.m.ResignAnswered(absl::OkStatus());
+  b.m.PublishAnswered(t, kLease, 31);
+  t += kInterval;
+  b.m.Tick(t);  // the deletion has not come through the watch yet: not resigned again
+  EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "publish 7 at 31"}));
+}
+
+// The watch can bring this node's new leader key before the campaign's answer: it leads once.
+TEST(FleetMachineTest, LeadershipIsTakenOnceWhenTheWatchBringsTheKeyFirst) {
+  Node a("node-a");
+  a.Join(kStart, {});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
+  a.m.WatchMessage(kStart, Events(11, {{false, Leader("node-a", kLease, 11)}}));
+  EXPECT_EQ(a.rec.Take(), Lines{"leads"});
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901", FleetCampaign{11, true, {}});
+  EXPECT_EQ(a.rec.Take(), Lines{});
+  EXPECT_TRUE(a.m.Leads(kStart));
+  absl::StatusOr<FleetWriteCompare> write = a.m.StartWrite(kStart, true);
+  ASSERT_TRUE(write.ok()) << write.status();
+  EXPECT_EQ(write->leader_revision, 11);
 }
 
 // The leader dies in the middle of a ramp: its lease expires in etcd, which deletes its key;
