@@ -78,35 +78,29 @@ class ClusterSlot {
   void Take(ClusterRuntime* cluster) {
     Release();
     cluster_ = cluster;
-    switch (kind_) {
-      case kRequest:
-        cluster->RequestStarted();
-        break;
-      case kRetry:
-        cluster->RetryStarted();
-        break;
-      case kConnect:
-        cluster->ConnectStarted();
-        break;
-    }
+    Count(true);
   }
   void Release() {
     if (!cluster_) return;
-    switch (kind_) {
-      case kRequest:
-        cluster_->RequestEnded();
-        break;
-      case kRetry:
-        cluster_->RetryEnded();
-        break;
-      case kConnect:
-        cluster_->ConnectEnded();
-        break;
-    }
+    Count(false);
     cluster_ = nullptr;
   }
 
  private:
+  void Count(bool started) {
+    switch (kind_) {
+      case kRequest:
+        started ? cluster_->RequestStarted() : cluster_->RequestEnded();
+        return;
+      case kRetry:
+        started ? cluster_->RetryStarted() : cluster_->RetryEnded();
+        return;
+      case kConnect:
+        started ? cluster_->ConnectStarted() : cluster_->ConnectEnded();
+        return;
+    }
+  }
+
   ClusterRuntime* cluster_ = nullptr;
   Kind kind_;
 };

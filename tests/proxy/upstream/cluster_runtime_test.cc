@@ -37,6 +37,37 @@ TEST(ClusterRuntimeTest, RetryBudgetFollowsActiveRequestsWithAFloor) {
   EXPECT_TRUE(cluster.AdmitRetry());
 }
 
+TEST(ClusterRuntimeTest, ASlotIsGivenBackOnceWhereItWasTaken) {
+  TestLoop loop;
+  ClusterConfig config = Cluster();
+  ClusterRuntime east(config, {}, 1);
+  ClusterRuntime west(config, {}, 1);
+  {
+    ClusterSlot request(ClusterSlot::kRequest);
+    ClusterSlot retry(ClusterSlot::kRetry);
+    ClusterSlot connect(ClusterSlot::kConnect);
+    EXPECT_FALSE(request.held());
+    request.Take(&east);
+    retry.Take(&east);
+    connect.Take(&east);
+    EXPECT_TRUE(request.held());
+    EXPECT_EQ(east.active_requests(), 1);
+    EXPECT_EQ(east.active_retries(), 1);
+    EXPECT_EQ(east.pending_connects(), 1);
+    // Taken again elsewhere (a request moving to another region): it leaves the first.
+    request.Take(&west);
+    EXPECT_EQ(east.active_requests(), 0);
+    EXPECT_EQ(west.active_requests(), 1);
+    connect.Release();
+    connect.Release();  // twice: once only
+    EXPECT_EQ(east.pending_connects(), 0);
+    EXPECT_FALSE(connect.held());
+  }  // the rest go back with the slots
+  EXPECT_EQ(west.active_requests(), 0);
+  EXPECT_EQ(east.active_retries(), 0);
+  EXPECT_EQ(east.pending_connects(), 0);
+}
+
 TEST(ClusterRuntimeTest, FloorIsDividedAmongWorkers) {
   TestLoop loop;
   ClusterRuntime cluster(Cluster(), {}, /*workers=*/2);  // ceil(3 / 2) = 2 per worker
