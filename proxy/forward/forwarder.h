@@ -1,8 +1,9 @@
 // The forwarder: one request's life after its head was parsed. It normalizes and routes the
-// request, runs the route's filter chain (filters/filter.h), picks an endpoint, takes a pooled
-// connection or opens one, streams the request body up and the response down with backpressure both
-// ways, turns upstream failures into 502 and timeouts into 504 (one log line each), and after a 101
-// relays bytes both ways.
+// request, runs the route's filter chain (filters/filter.h), sends the request on through one
+// upstream attempt after another (proxy/forward/upstream_attempt.h) as the next-step policy
+// says (proxy/forward/next_step.h), relays the response down with backpressure both ways, turns
+// failures that stand into 502/503/504 (one log line each), and after a 101 relays bytes both
+// ways.
 //
 // A pooled connection the origin had closed is retried once on a fresh connection, when no
 // response byte arrived, the request is idempotent (RFC 9110 section 9.2.2, or it carries an
@@ -14,10 +15,8 @@
 // falls back to the next savior or to local; a request the local region fails goes once to a
 // savior (Isthmus). Every response then says which region served it (sluice-region).
 //
-// GET or HEAD of exactly "/v1/serving" (origin-form, any query, any Host) is answered here,
-// before routes and filters (steering/serving.h): a DNS provider's health check is never held
-// by an auth filter, and never reaches an origin. Any other path, "/v1/serving/" included, is
-// routed as usual.
+// The routes every sluice answers itself (/v1/serving, and /v1/health for a peer region) are
+// in proxy/forward/builtin_routes.h.
 //
 // Owned by the downstream codec as the stream's handler; loop thread only.
 #ifndef SLUICE_PROXY_FORWARD_FORWARDER_H_
@@ -27,17 +26,18 @@
 
 #include "filters/filter_chain.h"
 #include "proxy/event/timeout_queue.h"
+#include "proxy/forward/builtin_routes.h"
 #include "proxy/forward/next_step.h"
-#include "proxy/forward/steering_inputs.h"
+#include "proxy/forward/request_steering.h"
+#include "proxy/forward/upstream_attempt.h"
 #include "proxy/forward/worker_snapshot.h"
 #include "proxy/http/http_codec.h"
 #include "proxy/upstream/cluster_runtime.h"
-#include "proxy/upstream/upstream_connection.h"
 
 namespace sluice {
 
 class Forwarder final : public ServerStreamHandler,
-                        private UpstreamStream::Handler,
+                        private UpstreamAttempt::Owner,
                         private FilterResume,
                         private TimeoutTarget {
  public:
@@ -56,23 +56,28 @@ class Forwarder final : public ServerStreamHandler,
   void OnStreamReset(StreamResetReason reason) override;
 
  private:
-  // UpstreamStream::Handler
-  void OnUpstreamConnected() override;
-  void OnUpstreamHead(ResponseHeadPtr head) override;
-  void OnUpstreamBody(std::string_view data) override;
-  void OnUpstreamTrailers(const HeaderMap& trailers) override;
-  void OnUpstreamEnd() override;
-  void OnUpstreamError(UpstreamError error, int detail, const char* reason) override;
-  void OnUpstreamDrained() override;
+  // UpstreamAttempt::Owner
+  void OnAttemptBegins(const UpstreamEndpoint& endpoint, std::string* head) override;
+  void OnAttemptReady() override;
+  void OnAttemptHead(ResponseHeadPtr head) override;
+  void OnAttemptBody(std::string_view data) override;
+  void OnAttemptTrailers(const HeaderMap& trailers) override;
+  void OnAttemptEnd() override;
+  void OnAttemptDrained() override;
+  void OnAttemptError(UpstreamError error, int detail, const char* reason) override;
+  void OnAttemptTimedOut(const AttemptFacts& attempt, const char* what,
+                         const char* detail) override;
   // TimeoutTarget
   void OnTimeout(Timeout* which) override;
   // FilterResume: a paused filter is done.
   void Resume(FilterStatus status) override;
 
-  // GET /v1/serving (steering/serving.h): this worker's table and whether it drains.
-  void AnswerServing();
+  // A built-in route (proxy/forward/builtin_routes.h) answered; false: none matched.
+  bool AnswerBuiltin(bool tunneled);
   // Acts on what the request filters decided: forward, answer, or wait.
   void AfterRequestFilters(FilterStatus status);
+
+  // --- What follows an attempt (proxy/forward/forwarder_next.cc) ---
   // What the request is, for the next-step policy (proxy/forward/next_step.h).
   RequestFacts Facts() const;
   // The attempt failed before a response: counts it, asks the filters, and carries out what
@@ -91,12 +96,7 @@ class Forwarder final : public ServerStreamHandler,
   // request). False when the budget says no.
   bool AdmitRetry(bool reached_origin, ClusterRuntime* on);
 
-  // --- Steering (proxy/forward/forwarder_steering.cc) ---
-  // Verifies a sluice-hop marker before the request's sluice-* fields are dropped.
-  void CheckHopMarker();
-  // After the request filters: local, a tunnel to a peer region, or (Isthmus) a savior when
-  // the local cluster has no endpoint available.
-  void Steer();
+  // The regions come from steering_ (proxy/forward/request_steering.h).
   // The region the current attempt tunneled to failed: the next savior, or local. False when
   // steering has no region left for the member, or the budget there says no.
   bool FallBack(bool reached_origin);
@@ -105,32 +105,25 @@ class Forwarder final : public ServerStreamHandler,
   // Another attempt in `region` (-1 or the local region: the route's cluster), now.
   bool Redispatch(bool reached_origin, int region);
   void UseRegion(int region);
-  // The cluster that serves `region`: the local one, or the tunnel to a peer region.
-  ClusterRuntime* ClusterFor(int region) const;
-  uint64_t UnreachableRegions() const;
-  void AppendHopMarker();
-  // sluice-region on a response: the peer's own when it came through a tunnel.
-  void AddRegionHeader(ResponseHead& head, std::string_view peer_says);
-  void AddRegionHeader(HeaderMap& headers);
+
+  // --- The request, the response, the ends (proxy/forward/forwarder.cc) ---
   void CompleteFilters();
   // Gives back what this request holds in its clusters' accounting (requests, retries,
   // pending connects). Idempotent.
   void ReleaseCluster();
-  uint64_t ReplayLimit() const { return filter_.context.replay_limit; }
 
-  void Dispatch(bool fresh_connection);
-  void OnUpstreamReady();
+  // Another attempt (`same_endpoint`: the last one's endpoint on a fresh connection).
+  void Dispatch(bool same_endpoint);
   void SendBodyUpstream(std::string_view data);
   void MaybeArmResponseTimeout();
-  void ReleaseUpstream(bool reusable);
-  void DropUpstream();
   // Answers with a short plain-text error (or resets when a response already started).
   void Fail(int status, const char* what, const char* detail);
+  // The response began and cannot be finished: the client's stream (HTTP/2) or connection is
+  // reset, and the exchange ends.
+  void ResetClient();
   // A circuit breaker said no: an immediate 503 with Retry-After.
   void Overflow(const char* why);
   void RespondLocal(int status, std::string_view body, const HeaderMap* headers = nullptr);
-  bool KeepReplay() const { return upstream_reused_ || filter_.context.keep_request_body; }
-  bool Idempotent() const;
   // Body bytes moved in either direction (or a queue drained): restart the idle clock.
   void ArmIdleTimeout();
 
@@ -141,28 +134,14 @@ class Forwarder final : public ServerStreamHandler,
   FilterRequest filter_;  // the request as the route's filters see it
   FilterRun run_;
   FilterOutcome outcome_;
-  ClusterRuntime* cluster_ = nullptr;           // of the current attempt
-  ClusterRuntime* local_cluster_ = nullptr;     // the route's cluster
-  std::shared_ptr<UpstreamEndpoint> endpoint_;  // of the current (or last) attempt
-  UpstreamStream* upstream_ = nullptr;
-  std::string upstream_head_;  // the serialized request head, kept for a replay
-  std::string pending_body_;   // body bytes that arrived before the upstream was ready
-  std::string replay_;         // every body byte sent so far, while replayable_
-  Timeout connect_timeout_;
-  Timeout response_timeout_;
+  ClusterRuntime* local_cluster_ = nullptr;  // the route's cluster
+  UpstreamAttempt attempt_;                  // the current (or last) try, and the body it sent
+  std::string pending_body_;                 // body bytes that arrived before the attempt was ready
   Timeout idle_timeout_;
   Timeout retry_timeout_;  // the backoff before another attempt
-  // In the cluster's counts: this request (in the cluster of the current attempt), its retry
-  // (in the cluster the budget admitted it in), its connect while pending.
-  ClusterSlot request_slot_{ClusterSlot::kRequest};
+  // In the retry budget of the cluster it was admitted in (once per request).
   ClusterSlot retry_slot_{ClusterSlot::kRetry};
-  ClusterSlot connect_slot_{ClusterSlot::kConnect};
-  uint64_t body_sent_ = 0;
-  bool upstream_ready_ = false;
-  bool upstream_reused_ = false;   // the current connection came from the pool
-  bool endpoint_counted_ = false;  // endpoint_->BeginRequest() was called
   bool request_complete_ = false;
-  bool replayable_ = true;        // replay_ holds the whole body sent so far (or there is none)
   bool filters_waiting_ = false;  // a filter paused the request
   bool resent_ = false;           // the one transparent re-send (next_step.h, rule 3) was used
   bool response_started_ = false;
@@ -170,7 +149,6 @@ class Forwarder final : public ServerStreamHandler,
   bool tunnel_ = false;
   bool trailers_sent_ = false;  // the response ended with trailers
   bool tunnel_client_done_ = false;
-  bool upstream_paused_ = false;
   bool downstream_paused_ = false;
 
   // --- Metrics and the access log (proxy/forward/forwarder_metrics.cc) ---
@@ -181,25 +159,14 @@ class Forwarder final : public ServerStreamHandler,
   void RecordRetry();
   void WriteAccessLog(size_t route);
 
-  int route_ = -1;              // index of the matched route; -1: none
-  uint8_t decision_label_ = 0;  // metrics.h DecisionLabel index; set with the request head
+  int route_ = -1;  // index of the matched route; -1: none
   int64_t attempt_started_ns_ = 0;
   uint64_t bytes_in_ = 0;   // request body bytes from the client
   uint64_t bytes_out_ = 0;  // response body bytes to the client
   bool recorded_ = false;
 
-  // Steering: null table when steering is off.
-  SteeringTablePtr steering_;
-  MemberRequest member_;
-  MemberIdBuffer member_buffer_;
-  int peer_region_ = -1;             // the region the current attempt tunnels to; -1: local
-  uint64_t failed_regions_ = 0;      // regions whose tunnel failed this request
-  bool tunneled_in_ = false;         // a verified hop marker: served here, never tunneled again
+  RequestSteering steering_;
   bool from_trusted_proxy_ = false;  // the peer is in proxy.trusted_proxies (not tunneled in)
-  SocketAddress cohort_client_;      // what cohort CIDR files are matched against
-  std::string hop_from_;             // tunneled in: the sending region, and its marker's nonce
-  uint64_t hop_nonce_ = 0;
-  bool failed_over_ = false;  // the Isthmus attempt was made
 };
 
 }  // namespace sluice

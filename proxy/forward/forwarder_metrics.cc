@@ -8,21 +8,21 @@
 namespace sluice {
 
 void Forwarder::RecordUpstreamHead(int status) {
-  ClusterCell* cell = cluster_ ? cluster_->cell : nullptr;
+  ClusterCell* cell = attempt_.cluster() ? attempt_.cluster()->cell : nullptr;
   if (!cell) return;
   cell->latency.Observe(context_->clock().MonotonicNanos() - attempt_started_ns_);
   cell->responses[StatusClassIndex(status)].Add();
 }
 
 void Forwarder::RecordUpstreamFailure(UpstreamFailure kind) {
-  if (cluster_ && cluster_->cell) cluster_->cell->failures[static_cast<int>(kind)].Add();
+  ClusterCell* cell = attempt_.cluster() ? attempt_.cluster()->cell : nullptr;
+  if (cell) cell->failures[static_cast<int>(kind)].Add();
 }
 
 void Forwarder::RecordRetry() {
   // Counted at the cluster whose attempt failed, by what failed (kNone: a status code).
-  if (cluster_ && cluster_->cell) {
-    cluster_->cell->retries[static_cast<int>(filter_.context.last_failure)].Add();
-  }
+  ClusterCell* cell = attempt_.cluster() ? attempt_.cluster()->cell : nullptr;
+  if (cell) cell->retries[static_cast<int>(filter_.context.last_failure)].Add();
 }
 
 void Forwarder::RecordExchange() {
@@ -31,10 +31,12 @@ void Forwarder::RecordExchange() {
   const WorkerSnapshot& s = *snapshot_;
   const Config& config = *s.config;
   const size_t route = route_ >= 0 ? static_cast<size_t>(route_) : config.routes.size();
-  const size_t cluster = route_ >= 0 && cluster_ ? cluster_->index : 0;
+  const size_t cluster = route_ >= 0 && attempt_.cluster() ? attempt_.cluster()->index : 0;
   const int status = outcome_.status;
   if (!config.clusters.empty()) {
-    s.exchange(route, cluster)->requests[StatusClassIndex(status)][decision_label_].Add();
+    s.exchange(route, cluster)
+        ->requests[StatusClassIndex(status)][steering_.decision_label()]
+        .Add();
   }
   RouteCell* route_cell = s.route_cells[route];
   route_cell->latency.Observe(context_->clock().MonotonicNanos() - filter_.context.started_ns);
@@ -47,21 +49,23 @@ void Forwarder::RecordExchange() {
     }
   }
   if (s.access_log && s.access_log->Sampled(status)) WriteAccessLog(route);
-  if (!tunneled_in_) {
+  const bool tunneled_in = steering_.tunneled_in();
+  if (!tunneled_in) {
     s.metrics->requests_entered.Add();
-    if (member_.cohort >= 0 && member_.cohort < WorkerMetrics::kMaxCohortCounters) {
-      s.metrics->entered_by_cohort[member_.cohort].Add();
+    const int cohort = steering_.cohort();
+    if (cohort >= 0 && cohort < WorkerMetrics::kMaxCohortCounters) {
+      s.metrics->entered_by_cohort[cohort].Add();
     }
   }
   // A stream start is counted where the request entered, for the region that served it.
-  if (!tunneled_in_ && route_ >= 0 && status != 0) {
+  if (!tunneled_in && route_ >= 0 && status != 0) {
     for (const StreamStartRule& rule : config.stream_starts) {
       if (status < rule.status_min || status > rule.status_max) continue;
       if (!rule.method.empty() && rule.method != request_->method_text) continue;
       if (!rule.route.empty() && rule.route != config.routes[route].name) continue;
       if (!rule.path_prefix.empty() && !request_->path.starts_with(rule.path_prefix)) continue;
       int region = 0;
-      if (steering_) region = peer_region_ >= 0 ? peer_region_ : steering_->local();
+      if (steering_.on()) region = steering_.serving_region();
       if (static_cast<size_t>(region) < s.region_cells.size()) {
         s.region_cells[static_cast<size_t>(region)]->stream_starts.Add();
       }
@@ -90,17 +94,15 @@ void Forwarder::WriteAccessLog(size_t route) {
   const bool routed = route_ >= 0;
   if (routed) r.route = config.routes[route].name;
   std::string endpoint;
-  if (routed && cluster_) {
-    r.cluster = cluster_->config.name;
-    if (endpoint_ && filter_.context.attempts > 0) {
-      endpoint = endpoint_->name();
+  if (routed && attempt_.cluster()) {
+    r.cluster = attempt_.cluster()->config.name;
+    if (attempt_.endpoint() && filter_.context.attempts > 0) {
+      endpoint = attempt_.endpoint()->name();
       r.endpoint = endpoint;
     }
   }
-  r.decision = DecisionLabel(decision_label_);
-  if (steering_) {
-    r.region = steering_->region(peer_region_ >= 0 ? peer_region_ : steering_->local()).name;
-  }
+  r.decision = DecisionLabel(steering_.decision_label());
+  if (steering_.on()) r.region = steering_.table()->region(steering_.serving_region()).name;
   r.retries = filter_.context.attempts > 1 ? filter_.context.attempts - 1 : 0;
   if (routed && outcome_.answered_by_filter && run_.responder() >= 0) {
     r.rejected = s.chains[route].at(static_cast<size_t>(run_.responder())).name();

@@ -436,7 +436,8 @@ class Example(ProxyTestCase):
 
 
 class UpstreamHttp2(ProxyTestCase):
-    def test_grpc_style_trailers_pass_end_to_end(self):
+    def start_nghttpd(self):
+        """nghttpd (cleartext HTTP/2) serving a directory with one file, `reply`."""
         work = tempfile.mkdtemp(prefix="sluice-nghttpd-")
         self.addCleanup(shutil.rmtree, work, True)
         with open(os.path.join(work, "reply"), "wb") as f:
@@ -449,6 +450,30 @@ class UpstreamHttp2(ProxyTestCase):
         self.addCleanup(nghttpd.wait, 5)
         self.addCleanup(nghttpd.terminate)
         wait_for_port(port, proc=nghttpd)
+        return port
+
+    def test_an_upgrade_to_an_http2_cluster_is_a_502_and_the_proxy_goes_on(self):
+        # An upgrade cannot pass over HTTP/2 to an origin: the stream refuses the head as it is
+        # sent, inside the attempt that sends it.
+        port = self.start_nghttpd()
+        proxy = self.start_sluice("""
+workers: 1
+listeners: [{address: 127.0.0.1:{port}}]
+clusters:
+  - {name: app, endpoints: [127.0.0.1:%d], http2: true}
+routes:
+  - cluster: app
+""" % port)
+        url = "http://127.0.0.1:%d/reply" % proxy.port
+        for _ in range(3):
+            r = self.curl("-o", "/dev/null", "-w", "%{http_code}", "-H", "Connection: Upgrade",
+                          "-H", "Upgrade: websocket", url)
+            self.assertEqual(r.stdout, b"502", r.stderr)
+        r = self.curl("-o", "/dev/null", "-w", "%{http_code}", url)
+        self.assertEqual(r.stdout, b"200", r.stderr)  # and it exits cleanly (the harness checks)
+
+    def test_grpc_style_trailers_pass_end_to_end(self):
+        port = self.start_nghttpd()
         proxy = self.start_sluice("""
 workers: 1
 listeners: [{address: 127.0.0.1:{port}}]

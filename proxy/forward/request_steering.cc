@@ -1,10 +1,8 @@
-// The steering part of one request's forwarding (see proxy/forward/forwarder.h): the hop marker on
-// the way in, the decision after the request filters, and where an attempt goes when a
-// tunnel or the local region fails it.
+#include "proxy/forward/request_steering.h"
+
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/strings.h"
-#include "proxy/forward/forwarder.h"
 
 namespace sluice {
 namespace {
@@ -52,12 +50,18 @@ void Bind(const RequestHead& head, std::string_view default_host, HopBinding* ou
 
 }  // namespace
 
-void Forwarder::CheckHopMarker() {
+void RequestSteering::Start() {
+  table_ = snapshot_->steering;
+  decision_label_ = table_ ? static_cast<uint8_t>(SteeringReason::kLocal) : kDecisionOff;
+}
+
+void RequestSteering::CheckHopMarker(const RequestHead& request, const SocketAddress& peer,
+                                     SocketAddress* client) {
   std::string_view value;
   int count = 0;
-  for (size_t i = 0; i < request_->headers.size(); ++i) {
-    if (EqualsIgnoreCase(request_->headers.name(i), kHopHeader)) {
-      value = request_->headers.value(i);
+  for (size_t i = 0; i < request.headers.size(); ++i) {
+    if (EqualsIgnoreCase(request.headers.name(i), kHopHeader)) {
+      value = request.headers.value(i);
       ++count;
     }
   }
@@ -65,12 +69,12 @@ void Forwarder::CheckHopMarker() {
   // The field itself goes with every other sluice-* field when the request is prepared for
   // upstream; here only whether to believe it.
   const SteeringConfig& config = snapshot_->config->steering;
-  const SteeringTable& table = *steering_;
+  const SteeringTable& table = *table_;
   HopVerdict verdict = HopVerdict::kMalformed;
   HopMarker marker;
   if (count == 1 && !config.signer->empty()) {
     HopBinding binding;
-    Bind(*request_, "", &binding);
+    Bind(request, "", &binding);
     const int64_t now = context_->clock().UnixSeconds();
     verdict = config.signer->Verify(value, table.region(table.local()).name, now,
                                     config.max_skew_seconds, binding.request, &marker);
@@ -85,7 +89,7 @@ void Forwarder::CheckHopMarker() {
       verdict = HopVerdict::kReplayed;
     }
   }
-  SteeringStats* stats = snapshot_->metrics ? &snapshot_->metrics->steering : nullptr;
+  SteeringStats* stats = this->stats();
   if (verdict == HopVerdict::kValid) {
     tunneled_in_ = true;
     hop_from_ = marker.from;
@@ -93,16 +97,16 @@ void Forwarder::CheckHopMarker() {
     decision_label_ = static_cast<uint8_t>(SteeringReason::kTunneledIn);
     if (stats) ++stats->tunneled_in;
     // Filters (rate limits by client address, say) see the real client, not the peer sluice.
-    SocketAddress client;
-    if (TunneledClient(request_->headers, &client)) filter_.context.client = client;
+    SocketAddress real;
+    if (TunneledClient(request.headers, &real)) *client = real;
     return;
   }
   if (stats) ++stats->hop_rejected[static_cast<int>(verdict)];
-  LOG_DEBUG("downstream %s: sluice-hop marker ignored (%s)",
-            stream_->downstream().client.ToString(), HopVerdictName(verdict));
+  LOG_DEBUG("downstream %s: sluice-hop marker ignored (%s)", peer.ToString(),
+            HopVerdictName(verdict));
 }
 
-uint64_t Forwarder::UnreachableRegions() const {
+uint64_t RequestSteering::UnreachableRegions() const {
   // A peer region whose tunnel endpoints are all ejected cannot take anyone just now.
   uint64_t mask = failed_regions_;
   const std::vector<int>& tunnels = snapshot_->config->steering.tunnel_cluster;
@@ -116,20 +120,20 @@ uint64_t Forwarder::UnreachableRegions() const {
   return mask;
 }
 
-void Forwarder::Steer() {
+int RequestSteering::Steer(const RequestHead& request, FilterContext* context,
+                           const ClusterRuntime& local) {
   const SteeringConfig& config = snapshot_->config->steering;
-  const SteeringTable& table = *steering_;
-  SteeringStats* stats = snapshot_->metrics ? &snapshot_->metrics->steering : nullptr;
-  const RequestClient client{filter_.context.client, cohort_client_,
-                             filter_.context.trusted_headers};
-  ReadSteeringInputs(config, table, snapshot_->cohort_maps, *request_, filter_.context.identity,
-                     client, &member_buffer_, &member_);
+  const SteeringTable& table = *table_;
+  SteeringStats* stats = this->stats();
+  const RequestClient client{context->client, cohort_client_, context->trusted_headers};
+  ReadSteeringInputs(config, table, snapshot_->cohort_maps, request, context->identity, client,
+                     &member_buffer_, &member_);
   member_.tunneled_in = tunneled_in_;
   member_.unreachable = UnreachableRegions();
   SteeringDecision decision = Decide(table, member_);
   decision_label_ = static_cast<uint8_t>(decision.reason);
   if (!decision.tunnel && !tunneled_in_ && config.failover &&
-      !local_cluster_->balancer.AnyAvailable(context_->clock().MonotonicNanos())) {
+      !local.balancer.AnyAvailable(context_->clock().MonotonicNanos())) {
     // Isthmus before the first attempt: nothing local can serve it.
     int savior = PickFailoverRegion(table, member_.member, member_.cohort, member_.unreachable);
     if (savior >= 0) {
@@ -137,108 +141,92 @@ void Forwarder::Steer() {
       decision_label_ = static_cast<uint8_t>(SteeringReason::kFailover);
       failed_over_ = true;
       if (stats) ++stats->failovers;
-      LOG_DEBUG("%s %s%s: no endpoint of cluster %s is available; to %s", request_->method_text,
-                request_->authority, request_->path, local_cluster_->config.name,
-                table.region(savior).name);
+      LOG_DEBUG("%s %s%s: no endpoint of cluster %s is available; to %s", request.method_text,
+                request.authority, request.path, local.config.name, table.region(savior).name);
     }
   }
   if (decision.tunnel) {
-    UseRegion(decision.region);
     if (stats) ++stats->tunneled_out[decision.region];
-    LOG_DEBUG("%s %s%s: to %s (%s)", request_->method_text, request_->authority, request_->path,
+    LOG_DEBUG("%s %s%s: to %s (%s)", request.method_text, request.authority, request.path,
               table.region(decision.region).name, SteeringReasonName(decision.reason));
   } else if (stats) {
     ++stats->served_local;
   }
   // Keep the body so a tunnel that fails, or a local attempt that fails, can be sent again.
   const bool may_move = decision.tunnel || (config.failover && !tunneled_in_);
-  if (may_move && Idempotent() && !filter_.context.keep_request_body) {
-    filter_.context.keep_request_body = true;
-    filter_.context.replay_limit = config.replay_buffer;
+  if (may_move && request.idempotent() && !context->keep_request_body) {
+    context->keep_request_body = true;
+    context->replay_limit = config.replay_buffer;
   }
+  return decision.tunnel ? decision.region : -1;
 }
 
-ClusterRuntime* Forwarder::ClusterFor(int region) const {
-  if (region < 0 || region == steering_->local()) return local_cluster_;
+ClusterRuntime* RequestSteering::ClusterFor(int region, ClusterRuntime* local) const {
+  if (region < 0 || region == table_->local()) return local;
   int index = snapshot_->config->steering.tunnel_cluster[static_cast<size_t>(region)];
   return snapshot_->clusters[static_cast<size_t>(index)].get();
 }
 
-void Forwarder::UseRegion(int region) {
-  ClusterRuntime* next = ClusterFor(region);
-  peer_region_ = region >= 0 && region != steering_->local() ? region : -1;
-  if (next == cluster_) return;
-  // What this request holds in one cluster's accounting goes back before it moves on.
-  request_slot_.Release();
-  connect_slot_.Release();
-  cluster_ = next;
+void RequestSteering::Use(int region) {
+  peer_region_ = region >= 0 && region != table_->local() ? region : -1;
 }
 
-bool Forwarder::Redispatch(bool reached_origin, int region) {
-  // The attempt is a retry in the cluster it goes to: its budget decides. The budget of the
-  // cluster that failed protects that cluster's origins, which this attempt leaves alone (when
-  // a region's origins die, their budget is spent at once and a failover must still go).
-  if (!AdmitRetry(reached_origin, ClusterFor(region))) return false;
-  DropUpstream();
-  response_started_ = false;
-  retry_timeout_.Disarm();
-  UseRegion(region);
-  Dispatch(false);
-  return true;
+bool RequestSteering::may_fail_over() const {
+  return table_ && snapshot_->config->steering.failover && !tunneled_in_ && !failed_over_;
 }
 
-bool Forwarder::FallBack(bool reached_origin) {
-  const SteeringTable& table = *steering_;
+int RequestSteering::AfterTunnelFailed(const RequestHead& request) {
+  const SteeringTable& table = *table_;
   const int failed = peer_region_;
   failed_regions_ |= RegionBit(failed);
   int next;
   if (failed_over_) {
     // The local region already failed this request: only another savior will do.
     next = PickFailoverRegion(table, member_.member, member_.cohort, UnreachableRegions());
-    if (next < 0) return false;
+    if (next < 0) return -1;
   } else {
     member_.unreachable = UnreachableRegions();
     next = Decide(table, member_).region;  // the next savior, or local
   }
   if (snapshot_->metrics) ++snapshot_->metrics->steering.fallbacks;
-  LOG_DEBUG("%s %s%s: tunnel to %s failed; %s instead", request_->method_text, request_->authority,
-            request_->path, table.region(failed).name,
+  LOG_DEBUG("%s %s%s: tunnel to %s failed; %s instead", request.method_text, request.authority,
+            request.path, table.region(failed).name,
             next == table.local() ? "local" : table.region(next).name);
-  return Redispatch(reached_origin, next);
+  return next;
 }
 
-bool Forwarder::FailOver(bool reached_origin) {
-  const SteeringTable& table = *steering_;
-  int savior = PickFailoverRegion(table, member_.member, member_.cohort, UnreachableRegions());
-  if (savior < 0) return false;
-  if (!Redispatch(reached_origin, savior)) return false;
+int RequestSteering::PickSavior() const {
+  return PickFailoverRegion(*table_, member_.member, member_.cohort, UnreachableRegions());
+}
+
+void RequestSteering::FailedOver(const RequestHead& request, int savior) {
   failed_over_ = true;
   decision_label_ = static_cast<uint8_t>(SteeringReason::kFailover);
   if (snapshot_->metrics) ++snapshot_->metrics->steering.failovers;
-  LOG_DEBUG("%s %s%s: the local region failed it; once more through %s", request_->method_text,
-            request_->authority, request_->path, table.region(savior).name);
-  return true;
+  LOG_DEBUG("%s %s%s: the local region failed it; once more through %s", request.method_text,
+            request.authority, request.path, table_->region(savior).name);
 }
 
-void Forwarder::AppendHopMarker() {
+void RequestSteering::AppendHopMarker(const RequestHead& request, std::string_view host,
+                                      std::string* head) {
   const Config& config = *snapshot_->config;
-  const SteeringTable& table = *steering_;
+  const SteeringTable& table = *table_;
   std::string_view id = "-";
   if (!config.proxy.request_id_header.empty()) {
-    id = request_->headers.Get(config.proxy.request_id_header).value_or("-");
+    id = request.headers.Get(config.proxy.request_id_header).value_or("-");
   }
   HopBinding binding;
-  Bind(*request_, endpoint_->name(), &binding);  // the Host SerializeUpstreamRequest wrote
+  Bind(request, host, &binding);  // the Host SerializeUpstreamRequest wrote
   std::string marker = config.steering.signer->Sign(
       table.region(table.local()).name, table.region(peer_region_).name,
       context_->clock().UnixSeconds(), context_->Random(), id, binding.request);
   // Into the head, before the blank line that ends it.
-  upstream_head_.resize(upstream_head_.size() - 2);
-  upstream_head_.append(kHopHeader).append(": ").append(marker).append("\r\n\r\n");
+  head->resize(head->size() - 2);
+  head->append(kHopHeader).append(": ").append(marker).append("\r\n\r\n");
 }
 
-void Forwarder::AddRegionHeader(ResponseHead& head, std::string_view peer_says) {
-  const SteeringTable& table = *steering_;
+void RequestSteering::AddRegionHeader(ResponseHead& head, std::string_view peer_says) const {
+  const SteeringTable& table = *table_;
   std::string_view region = table.region(table.local()).name;
   if (peer_region_ >= 0) {
     region = ValidRegionName(peer_says) ? peer_says : table.region(peer_region_).name;
@@ -246,8 +234,8 @@ void Forwarder::AddRegionHeader(ResponseHead& head, std::string_view peer_says) 
   head.headers.Add("sluice-region", region);
 }
 
-void Forwarder::AddRegionHeader(HeaderMap& headers) {
-  headers.Add("sluice-region", steering_->region(steering_->local()).name);
+void RequestSteering::AddRegionHeader(HeaderMap& headers) const {
+  headers.Add("sluice-region", table_->region(table_->local()).name);
 }
 
 }  // namespace sluice
