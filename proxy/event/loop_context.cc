@@ -82,13 +82,13 @@ void LoopContext::RunDeferredNow() { Drain(true); }
 
 void LoopContext::RunAfterCallback() { Drain(false); }
 
-TimeoutQueue* LoopContext::Timeouts(absl::Duration duration) {
+TimeoutQueue* LoopContext::FindTimeouts(absl::Duration duration) {
   uint64_t ms = static_cast<uint64_t>(absl::ToInt64Milliseconds(duration));
   if (ms == 0) ms = 1;
-  auto it = timeouts_.find(ms);
-  if (it != timeouts_.end()) return it->second;
-  auto* queue = new TimeoutQueue(loop_, ms);  // deleted by its own close callback
-  timeouts_.emplace(ms, queue);
+  TimeoutQueue*& queue = timeouts_[ms];
+  if (!queue) queue = new TimeoutQueue(loop_, ms);  // deleted by its own close callback
+  recent_queues_[next_recent_] = RecentQueue{duration, queue};
+  next_recent_ = static_cast<uint8_t>((next_recent_ + 1) % recent_queues_.size());
   return queue;
 }
 
@@ -138,6 +138,7 @@ void LoopContext::Close() {
   if (closed_) return;
   closed_ = true;
   Drain(true);
+  recent_queues_ = {};
   for (auto& [ms, queue] : timeouts_) queue->CloseAndDelete();
   timeouts_.clear();
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);

@@ -7,6 +7,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -90,8 +91,14 @@ class LoopContext {
   // Destroys `object` once the current callback chain has unwound (same loop iteration).
   void DeleteLater(std::unique_ptr<Deletable> object);
 
-  // The queue for timeouts of this duration (at least 1 ms); created on first use.
-  TimeoutQueue* Timeouts(absl::Duration duration);
+  // The queue for timeouts of this duration (at least 1 ms); created on first use. The last
+  // durations asked for are found without a lookup: a request arms the same three or four.
+  TimeoutQueue* Timeouts(absl::Duration duration) {
+    for (const RecentQueue& recent : recent_queues_) {
+      if (recent.queue && recent.duration == duration) return recent.queue;
+    }
+    return FindTimeouts(duration);
+  }
 
   // A buffer for reads. Shared by every socket on the loop: a read callback must consume or
   // copy what it was given before returning.
@@ -122,7 +129,13 @@ class LoopContext {
   void Close();
 
  private:
+  struct RecentQueue {
+    absl::Duration duration;
+    TimeoutQueue* queue = nullptr;
+  };
+
   void Drain(bool late);
+  TimeoutQueue* FindTimeouts(absl::Duration duration);
 
   uv_loop_t* loop_;
   uv_prepare_t prepare_;
@@ -133,6 +146,8 @@ class LoopContext {
   std::vector<std::unique_ptr<Deletable>> deletions_;
   std::vector<std::unique_ptr<Deletable>> dying_;  // being destroyed by Drain()
   std::map<uint64_t, TimeoutQueue*> timeouts_;
+  std::array<RecentQueue, 4> recent_queues_{};  // replaced in turn
+  uint8_t next_recent_ = 0;
   std::unique_ptr<char[]> read_buffer_;
   std::unique_ptr<char[]> tls_buffer_;
   std::string scratch_;

@@ -4,14 +4,6 @@
 
 namespace sluice {
 
-bool IsServingTarget(std::string_view target) {
-  // Not a path that only normalizes to it ("/v1//serving", "/v1/%73erving"), which the routes
-  // may serve.
-  constexpr std::string_view kPath = "/v1/serving";
-  return target.substr(0, kPath.size()) == kPath &&
-         (target.size() == kPath.size() || target[kPath.size()] == '?');
-}
-
 LocalAnswer AnswerServing(HttpMethod method, const SteeringTable* table, bool draining) {
   LocalAnswer answer;
   answer.headers.Add("Cache-Control", "no-store");
@@ -27,10 +19,6 @@ LocalAnswer AnswerServing(HttpMethod method, const SteeringTable* table, bool dr
   // A HEAD response carries no body (over HTTP/2 none may be sent); the status says it all.
   if (method == HttpMethod::kGet) answer.body = ServingJson(state);
   return answer;
-}
-
-bool IsPeerHealthRequest(const RequestHead& request, bool tunneled_in) {
-  return tunneled_in && request.method == HttpMethod::kGet && request.path == "/v1/health";
 }
 
 LocalAnswer AnswerPeerHealth(const std::string* view, const HopSigner& signer,

@@ -28,13 +28,21 @@ struct LocalAnswer {
   HeaderMap headers;
 };
 
-// Exactly "/v1/serving" as the client sent it, with or without a query.
-bool IsServingTarget(std::string_view target);
+// Exactly "/v1/serving" as the client sent it, with or without a query: not a path that only
+// normalizes to it ("/v1//serving", "/v1/%73erving"), which the routes may serve. Inline: every
+// request asks.
+inline bool IsServingTarget(std::string_view target) {
+  constexpr std::string_view kPath = "/v1/serving";
+  return target.size() >= kPath.size() && target.compare(0, kPath.size(), kPath) == 0 &&
+         (target.size() == kPath.size() || target[kPath.size()] == '?');
+}
 // `table` null: steering is off. `draining`: the worker began draining (SIGTERM).
 LocalAnswer AnswerServing(HttpMethod method, const SteeringTable* table, bool draining);
 
 // Only for a request tunneled in from a peer region.
-bool IsPeerHealthRequest(const RequestHead& request, bool tunneled_in);
+inline bool IsPeerHealthRequest(const RequestHead& request, bool tunneled_in) {
+  return tunneled_in && request.method == HttpMethod::kGet && request.path == "/v1/health";
+}
 // `view` null: the node has no view yet (503). `from`, `nonce`: the poll's hop marker.
 LocalAnswer AnswerPeerHealth(const std::string* view, const HopSigner& signer,
                              const SteeringTable& table, std::string_view from, uint64_t nonce);

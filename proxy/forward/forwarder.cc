@@ -27,8 +27,8 @@ Forwarder::Forwarder(LoopContext* context, WorkerSnapshotPtr snapshot, ServerStr
       steering_(context, snapshot_.get()) {}
 
 Forwarder::~Forwarder() {
-  // Never touches stream_: the codec may already be gone.
-  attempt_.Drop();
+  // Never touches stream_: the codec may already be gone. The attempt closes a connection it
+  // still holds (a tunnel's) as it goes.
   CompleteFilters();  // a tunnel, or an exchange that ended without a word to this handler
 }
 
@@ -52,7 +52,10 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
                                                  ReasonPhrase(verdict.status), verdict.reason));
     return;
   }
-  if (AnswerBuiltin(false)) return;
+  if (IsServingTarget(request_->target)) {
+    AnswerBuiltin(false);
+    return;
+  }
   filter_.context.client = stream_->downstream().client;
   const SocketAddress& peer = stream_->downstream().client;
   // May put the real client of a tunneled request in the filters' context.
@@ -66,7 +69,10 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
     steering_.set_cohort_client(
         CohortClientAddress(request_->headers, filter_.context.client, from_trusted_proxy_));
   }
-  if (tunneled_in && AnswerBuiltin(true)) return;
+  if (IsPeerHealthRequest(*request_, tunneled_in)) {
+    AnswerBuiltin(true);
+    return;
+  }
   const RouteConfig* route = snapshot_->router.Match(request_->host, request_->path);
   if (!route) {
     RespondLocal(404, "404 Not Found: no route for this host and path\n");
@@ -90,21 +96,18 @@ void Forwarder::OnRequestHead(RequestHeadPtr head) {
   AfterRequestFilters(run_.RunRequestHead(filter_));
 }
 
-bool Forwarder::AnswerBuiltin(bool tunneled) {
+void Forwarder::AnswerBuiltin(bool peer_health) {
   LocalAnswer answer;
-  if (!tunneled && IsServingTarget(request_->target)) {
-    answer = AnswerServing(request_->method, steering_.table(),
-                           snapshot_->draining && *snapshot_->draining);
-  } else if (tunneled && IsPeerHealthRequest(*request_, steering_.tunneled_in())) {
+  if (peer_health) {
     std::shared_ptr<const std::string> view =
         snapshot_->node_health ? *snapshot_->node_health : nullptr;
     answer = AnswerPeerHealth(view.get(), *snapshot_->config->steering.signer, *steering_.table(),
                               steering_.hop_from(), steering_.hop_nonce());
   } else {
-    return false;
+    answer = AnswerServing(request_->method, steering_.table(),
+                           snapshot_->draining && *snapshot_->draining);
   }
   RespondLocal(answer.status, answer.body, &answer.headers);
-  return true;
 }
 
 void Forwarder::AfterRequestFilters(FilterStatus status) {

@@ -72,8 +72,9 @@ class Forwarder final : public ServerStreamHandler,
   // FilterResume: a paused filter is done.
   void Resume(FilterStatus status) override;
 
-  // A built-in route (proxy/forward/builtin_routes.h) answered; false: none matched.
-  bool AnswerBuiltin(bool tunneled);
+  // Answers a built-in route (proxy/forward/builtin_routes.h): /v1/serving, or a peer's
+  // /v1/health (`peer_health`).
+  void AnswerBuiltin(bool peer_health);
   // Acts on what the request filters decided: forward, answer, or wait.
   void AfterRequestFilters(FilterStatus status);
 

@@ -47,7 +47,7 @@ UpstreamAttempt::UpstreamAttempt(LoopContext* context, Owner* owner, const Filte
       response_timeout_(this) {}
 
 UpstreamAttempt::~UpstreamAttempt() {
-  Drop();
+  if (upstream_ || endpoint_counted_) Drop();
   ReleaseSlots();
   // A request lives once: its head went into a buffer of the loop's pool.
   if (head_.capacity() > std::string().capacity()) context_->GiveBuffer(std::move(head_));
@@ -65,11 +65,15 @@ void UpstreamAttempt::ReleaseSlots() {
 }
 
 UpstreamAttempt::Start UpstreamAttempt::Begin(const RequestHead& request, bool same_endpoint) {
-  Drop();  // the last try's connection, if its owner left it
+  if (upstream_) Drop();  // the last try's connection, if its owner left it
   request_ = &request;
   if (!request_slot_.held()) {
     if (const char* full = cluster_->AdmitRequest()) return {Start::kFull, full};
     request_slot_.Take(cluster_);
+  }
+  if (endpoint_counted_) {
+    endpoint_->EndRequest();
+    endpoint_counted_ = false;
   }
   if (!same_endpoint) {
     UpstreamEndpoint* picked = cluster_->balancer.Pick(
@@ -158,8 +162,6 @@ void UpstreamAttempt::SendBody(std::string_view data) {
   upstream_->SendBody(data);
 }
 
-void UpstreamAttempt::EndRequest() { upstream_->EndRequest(); }
-
 void UpstreamAttempt::ArmResponseTimeout() {
   absl::Duration timeout = cluster_->config.response_timeout;
   if (wishes_->per_try_timeout_ns > 0) {
@@ -191,14 +193,15 @@ void UpstreamAttempt::ReportFailure(int64_t now_ns) {
 }
 
 void UpstreamAttempt::Finish(bool reusable) {
-  connect_timeout_.Disarm();
-  response_timeout_.Disarm();
-  connect_slot_.Release();
   if (endpoint_counted_) {
     endpoint_->EndRequest();
     endpoint_counted_ = false;
   }
+  // Without a connection no timeout is armed and no connect is pending (OnUpstreamError).
   if (!upstream_) return;
+  connect_timeout_.Disarm();
+  response_timeout_.Disarm();
+  connect_slot_.Release();
   UpstreamStream* upstream = upstream_;
   upstream_ = nullptr;
   if (reading_paused_) upstream->ResumeReading();

@@ -92,7 +92,7 @@ class UpstreamAttempt final : private UpstreamStream::Handler, private TimeoutTa
 
   // Request body bytes: sent, and kept while the body may have to be replayed.
   void SendBody(std::string_view data);
-  void EndRequest();
+  void EndRequest() { upstream_->EndRequest(); }
   // The origin's time to answer, once it has the whole request: the cluster's response
   // timeout, or the filters' per-try timeout if shorter.
   void ArmResponseTimeout();

@@ -53,6 +53,24 @@ TEST(TimeoutQueueTest, SameDurationSharesAQueue) {
   EXPECT_NE(loop.context()->Timeouts(absl::Seconds(1)), loop.context()->Timeouts(absl::Seconds(2)));
 }
 
+TEST(TimeoutQueueTest, ADurationFindsItsQueueBeforeAndAfterLeavingTheRecentOnes) {
+  // The last four durations are remembered; older ones are found again in the map, and
+  // durations within the same millisecond share one queue either way.
+  TestLoop loop;
+  LoopContext* context = loop.context();
+  TimeoutQueue* first = context->Timeouts(absl::Milliseconds(10));
+  std::vector<TimeoutQueue*> others;
+  for (int ms = 11; ms <= 16; ++ms) others.push_back(context->Timeouts(absl::Milliseconds(ms)));
+  EXPECT_EQ(context->Timeouts(absl::Milliseconds(10)), first);  // no longer a recent one
+  EXPECT_EQ(context->Timeouts(absl::Microseconds(10400)), first);
+  EXPECT_EQ(context->Timeouts(absl::Milliseconds(10)), first);  // recent again
+  for (int ms = 11; ms <= 16; ++ms) {
+    EXPECT_EQ(context->Timeouts(absl::Milliseconds(ms)), others[static_cast<size_t>(ms - 11)]);
+    EXPECT_NE(context->Timeouts(absl::Milliseconds(ms)), first);
+  }
+  EXPECT_EQ(context->Timeouts(absl::ZeroDuration()), context->Timeouts(absl::Milliseconds(1)));
+}
+
 TEST(TimeoutQueueTest, DestroyedTimeoutNeverFires) {
   TestLoop loop;
   Recorder recorder;
