@@ -119,6 +119,9 @@ class HeaderMap {
 
   // Bytes the fields would take as "name: value\r\n" lines.
   size_t SerializedSize() const;
+  // At least SerializedSize(), without a pass over the fields: every name and value is stored
+  // once in the map's own buffer (for a reserve).
+  size_t SerializedSizeBound() const { return storage_.size() + 4 * fields_.size(); }
 
   // Drops all fields. Keeps capacity unless it grew unusually large.
   void Clear();

@@ -21,6 +21,13 @@ constexpr bool IsAsciiHexDigit(char c) {
   return IsAsciiDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+// Appends a string literal, its length known at compile time (std::string::append(const char*)
+// measures it again on every call where the compiler does not inline it).
+template <size_t N>
+inline void AppendLiteral(std::string* out, const char (&text)[N]) {
+  out->append(text, N - 1);
+}
+
 inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {

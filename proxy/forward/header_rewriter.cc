@@ -153,27 +153,27 @@ void SerializeUpstreamRequest(const RequestHead& head, std::string_view default_
   // Room for everything at once; a buffer reused from one request to the next has it already.
   constexpr size_t kLinesBesideTheFields = 128;  // request line's version, framing, Host's name
   out->reserve(out->size() + head.method_text.size() + path.size() + head.query.size() +
-               head.authority.size() + default_host.size() + head.headers.SerializedSize() +
+               head.authority.size() + default_host.size() + head.headers.SerializedSizeBound() +
                kLinesBesideTheFields);
   AppendRequestLine(out, head.method_text, path, head.query);
-  if (head.headers.CountKind(HeaderKind::kHost) == 0) {
+  if (!head.headers.GetKind(HeaderKind::kHost)) {
     AppendField(out, "Host", head.authority.empty() ? default_host : head.authority);
   }
   AppendFields(out, head.headers);
   switch (head.framing) {
     case BodyFraming::kContentLength:
-      out->append("Content-Length: ");
+      AppendLiteral(out, "Content-Length: ");
       AppendDecimal(out, head.content_length);
-      out->append("\r\n");
+      AppendLiteral(out, "\r\n");
       break;
     case BodyFraming::kChunked:
-      out->append("Transfer-Encoding: chunked\r\n");
+      AppendLiteral(out, "Transfer-Encoding: chunked\r\n");
       break;
     default:
       break;
   }
-  if (head.upgrade) out->append("Connection: upgrade\r\n");
-  out->append("\r\n");
+  if (head.upgrade) AppendLiteral(out, "Connection: upgrade\r\n");
+  AppendLiteral(out, "\r\n");
 }
 
 void PrepareDownstreamResponse(ResponseHead& head, const ProxyOptions& options) {

@@ -73,14 +73,24 @@ bool SplitAuthority(std::string_view authority, std::string_view* host) {
 }  // namespace
 
 RequestVerdict NormalizeRequest(RequestHead* head, const PathNormalizerOptions& options) {
-  int hosts = head->headers.CountKind(HeaderKind::kHost);
+  // One pass over the fields for both checks.
+  const HeaderMap& fields = head->headers;
+  int hosts = 0;
+  int authorizations = 0;
+  size_t host_field = 0;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const HeaderKind kind = fields.kind(i);
+    if (kind == HeaderKind::kHost) {
+      if (hosts++ == 0) host_field = i;
+    } else if (kind == HeaderKind::kAuthorization) {
+      ++authorizations;
+    }
+  }
   if (hosts > 1) return Refuse("duplicate Host");
   // Filters verify one credential; an origin that reads another must never get a second.
-  if (head->headers.CountKind(HeaderKind::kAuthorization) > 1) {
-    return Refuse("duplicate Authorization");
-  }
+  if (authorizations > 1) return Refuse("duplicate Authorization");
   if (hosts == 1) {
-    head->authority = *head->headers.GetKind(HeaderKind::kHost);
+    head->authority = fields.value(host_field);
   } else if (head->version == HttpVersion::kHttp11) {
     return Refuse("missing Host");
   }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "common/http_message.h"
+#include "common/strings.h"
 
 namespace sluice {
 
@@ -51,9 +52,9 @@ void AppendRequestLine(std::string* out, std::string_view method, std::string_vi
 
 void AppendField(std::string* out, std::string_view name, std::string_view value) {
   out->append(name);
-  out->append(": ");
+  AppendLiteral(out, ": ");
   out->append(value);
-  out->append("\r\n");
+  AppendLiteral(out, "\r\n");
 }
 
 void AppendFields(std::string* out, const HeaderMap& headers) {

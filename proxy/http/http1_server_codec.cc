@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "common/strings.h"
 #include "proxy/event/recycler.h"
 #include "proxy/http/http1_parser_pool.h"
 #include "proxy/http/http1_serializer.h"
@@ -310,7 +311,7 @@ void Http1ServerCodec::SendResponseHead(ResponseHead& head, bool end_stream) {
     }
     AppendStatusLine(&out, 101, head.reason);
     AppendFields(&out, head.headers);
-    out.append("Connection: upgrade\r\n\r\n");
+    AppendLiteral(&out, "Connection: upgrade\r\n\r\n");
     transport_->Write(out);
     framing_ = Framing::kTunnel;
     parser_paused_ = false;
@@ -338,22 +339,22 @@ void Http1ServerCodec::SendResponseHead(ResponseHead& head, bool end_stream) {
   } else if (head.framing == BodyFraming::kContentLength) {
     framing_ = Framing::kLength;
     body_remaining_ = head.content_length;
-    out.append("Content-Length: ");
+    AppendLiteral(&out, "Content-Length: ");
     AppendDecimal(&out, head.content_length);
-    out.append("\r\n");
+    AppendLiteral(&out, "\r\n");
   } else if (request_version_ == HttpVersion::kHttp11) {
     framing_ = Framing::kChunked;
-    out.append("Transfer-Encoding: chunked\r\n");
+    AppendLiteral(&out, "Transfer-Encoding: chunked\r\n");
   } else {
     framing_ = Framing::kClose;  // an HTTP/1.0 client learns the end from the close
     close_after_response_ = true;
   }
   if (close_after_response_) {
-    out.append("Connection: close\r\n");
+    AppendLiteral(&out, "Connection: close\r\n");
   } else if (request_version_ == HttpVersion::kHttp10) {
-    out.append("Connection: keep-alive\r\n");
+    AppendLiteral(&out, "Connection: keep-alive\r\n");
   }
-  out.append("\r\n");
+  AppendLiteral(&out, "\r\n");
   if (end_stream) {
     if (framing_ == Framing::kChunked) out.append(kLastChunk);
     if (framing_ == Framing::kLength && body_remaining_ != 0) {
@@ -381,7 +382,7 @@ void Http1ServerCodec::SendResponseTrailers(const HeaderMap& trailers) {
     if (!AllowedInTrailers(trailers.kind(i))) continue;
     AppendField(&out, trailers.name(i), trailers.value(i));
   }
-  out.append("\r\n");
+  AppendLiteral(&out, "\r\n");
   transport_->Write(out);
   response_complete_ = true;
   MaybeFinishStream();
@@ -493,9 +494,9 @@ void Http1ServerCodec::RespondWithError(int status, const char* reason) {
   std::string& out = context_->scratch();
   out.clear();
   AppendStatusLine(&out, status, {});
-  out.append("Content-Type: text/plain\r\nContent-Length: ");
+  AppendLiteral(&out, "Content-Type: text/plain\r\nContent-Length: ");
   AppendDecimal(&out, body.size());
-  out.append("\r\nConnection: close\r\n\r\n");
+  AppendLiteral(&out, "\r\nConnection: close\r\n\r\n");
   out.append(body);
   transport_->Write(out);
   Close(true);

@@ -72,7 +72,7 @@ std::string CidrRange::ToString() const {
   return absl::StrFormat("%s/%d", buf, prefix_);
 }
 
-bool CidrSet::Contains(const SocketAddress& address) const {
+bool CidrSet::AnyContains(const SocketAddress& address) const {
   for (const CidrRange& range : ranges_) {
     if (range.Contains(address)) return true;
   }

@@ -28,10 +28,15 @@ class CidrRange {
 class CidrSet {
  public:
   void Add(const CidrRange& range) { ranges_.push_back(range); }
-  bool Contains(const SocketAddress& address) const;
+  // Inline for the empty set every request asks about when none is configured.
+  bool Contains(const SocketAddress& address) const {
+    return !ranges_.empty() && AnyContains(address);
+  }
   bool empty() const { return ranges_.empty(); }
 
  private:
+  bool AnyContains(const SocketAddress& address) const;
+
   std::vector<CidrRange> ranges_;
 };
 

@@ -30,6 +30,30 @@ TEST(HeaderMapTest, AddGetRemove) {
   EXPECT_FALSE(h.Get("missing").has_value());
 }
 
+TEST(HeaderMapTest, TheSerializedSizeBoundIsNeverBelowTheSize) {
+  // Every way a field comes in or goes; the bound is what a serializer reserves.
+  HeaderMap h;
+  EXPECT_EQ(h.SerializedSizeBound(), h.SerializedSize());
+  h.Add("Host", "example.test");
+  EXPECT_GE(h.SerializedSizeBound(), h.SerializedSize());
+  const std::string line = "Accept:   text/html  ";
+  h.AddFromLine(std::string_view(line).substr(0, 6), std::string_view(line).substr(10, 9),
+                HeaderKind::kOther);
+  EXPECT_GE(h.SerializedSizeBound(), h.SerializedSize());
+  h.BeginField();
+  h.AppendName("X-Long");
+  h.AppendValue("value with trailing space   ");
+  h.FinishField();
+  EXPECT_GE(h.SerializedSizeBound(), h.SerializedSize());
+  h.Set("Accept", "*/*");
+  h.Add("Via", "1.1 a");
+  h.Remove("Host");
+  EXPECT_GE(h.SerializedSizeBound(), h.SerializedSize());
+  EXPECT_EQ(h.SerializedSize(), std::string("X-Long: value with trailing space\r\n"
+                                            "Accept: */*\r\nVia: 1.1 a\r\n")
+                                    .size());
+}
+
 TEST(HeaderMapTest, IncrementalFieldsTrimTrailingWhitespace) {
   HeaderMap h;
   h.BeginField();
