@@ -29,7 +29,14 @@ std::function<void(absl::StatusOr<std::string>)> Parsed(EtcdClient::Done<T> done
 }  // namespace
 
 EtcdClient::EtcdClient(LoopContext* context, EtcdClientOptions options)
-    : context_(context), options_(std::move(options)), resolved_(options_.endpoints.size()) {}
+    : context_(context), options_(std::move(options)), resolved_(options_.endpoints.size()) {
+  // New connections (a watch, a call beyond the kept-alive ones, after an outage) resume the
+  // endpoint's last TLS session instead of a full handshake.
+  if (options_.tls) TlsSessionSlot::EnableOn(options_.tls.get());
+  for (size_t i = 0; i < options_.endpoints.size(); ++i) {
+    tls_sessions_.push_back(std::make_unique<TlsSessionSlot>());
+  }
+}
 
 EtcdClient::~EtcdClient() {
   *alive_ = false;
@@ -102,29 +109,46 @@ void EtcdClient::CancelAll() {
   for (auto& [id, watch] : watches) {
     if (watch.request) CancelControlHttpRequest(watch.request);
   }
+  pool_.CloseAll();
 }
 
-ControlHttpOptions EtcdClient::Options(size_t endpoint) const {
+EtcdClientStats EtcdClient::stats() const {
+  EtcdClientStats s;
+  s.requests = wire_.requests;
+  s.connections = wire_.connections;
+  s.rx_bytes = wire_.rx_bytes;
+  s.tx_bytes = wire_.tx_bytes;
+  s.watch_messages = watch_messages_;
+  s.watch_events = watch_events_;
+  s.tls_handshakes = wire_.tls_handshakes;
+  s.tls_resumed = wire_.tls_resumed;
+  return s;
+}
+
+ControlHttpOptions EtcdClient::Options(size_t endpoint, bool pooled) {
   ControlHttpOptions options;
   options.timeout = options_.timeout;
   options.max_reply = kMaxReply;
+  options.counters = &wire_;
+  if (pooled) options.pool = &pool_;
   if (options_.endpoints[endpoint].tls) {
     options.tls = options_.tls;
     options.server_name = options_.endpoints[endpoint].host;
+    options.tls_session = tls_sessions_[endpoint].get();
   }
   return options;
 }
 
-std::string EtcdClient::Request(const std::string& path, const std::string& body,
-                                bool with_token) const {
+std::string EtcdClient::Request(const std::string& path, const std::string& body, bool with_token,
+                                bool pooled) const {
   const HttpOrigin& e = options_.endpoints[current_];
   std::string authority = e.named ? absl::StrFormat("%s:%d", e.host, e.port) : e.address.ToString();
   std::string authorization;
   if (with_token && !token_.empty()) authorization = "Authorization: " + token_ + "\r\n";
   return absl::StrFormat(
       "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sluice\r\nContent-Type: application/json\r\n"
-      "Content-Length: %d\r\n%sConnection: close\r\n\r\n%s",
-      path, authority, body.size(), authorization, body);
+      "Content-Length: %d\r\n%s%s\r\n%s",
+      path, authority, body.size(), authorization, pooled ? "" : "Connection: close\r\n", body);
 }
 
 void EtcdClient::NextEndpoint(size_t failed) {
@@ -163,7 +187,8 @@ void EtcdClient::Send(uint64_t id) {
       return;
     }
     it->second.request = StartControlHttpRequest(
-        context_, *address, Request(it->second.path, it->second.body, true), Options(endpoint),
+        context_, *address, Request(it->second.path, it->second.body, true, true),
+        Options(endpoint, true),
         [this, id, endpoint](const ControlHttpReply& reply) { OnReply(id, endpoint, reply); });
   });
 }
@@ -182,8 +207,9 @@ void EtcdClient::Authenticate(uint64_t id) {
     }
     call->second.request = StartControlHttpRequest(
         context_, *address,
-        Request("/v3/auth/authenticate", EtcdAuthBody(options_.username, options_.password), false),
-        Options(endpoint), [this, id, endpoint](const ControlHttpReply& reply) {
+        Request("/v3/auth/authenticate", EtcdAuthBody(options_.username, options_.password), false,
+                true),
+        Options(endpoint, true), [this, id, endpoint](const ControlHttpReply& reply) {
           auto it = calls_.find(id);
           if (it == calls_.end()) return;
           it->second.request = nullptr;
@@ -207,6 +233,12 @@ void EtcdClient::Authenticate(uint64_t id) {
             return;
           }
           // Unreachable: treat like any failed attempt.
+          if (!reply.ok && reply.reused && !reply.received && !reply.timed_out) {
+            // A kept-alive connection the server had closed: again, on another.
+            --it->second.attempts;
+            Authenticate(id);
+            return;
+          }
           ControlHttpReply failed = reply;
           OnReply(id, endpoint, failed);
         });
@@ -219,6 +251,14 @@ void EtcdClient::OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& r
   Call& call = it->second;
   call.request = nullptr;
   absl::Status error;
+  if (!reply.ok && reply.reused && !reply.received && !reply.timed_out) {
+    // A kept-alive connection the server closed (idle too long, or it restarted) just as the
+    // call went out: it never got the call. Again, on another connection (each idle one is
+    // tried at most once, then a new one is opened).
+    --call.attempts;
+    Send(id);
+    return;
+  }
   if (!reply.ok) {
     error = absl::UnavailableError(reply.error);
     AddressFailed(endpoint);
@@ -309,18 +349,21 @@ uint64_t EtcdClient::Watch(const std::string& key, const std::string& range_end,
   watch.on_message = std::move(on_message);
   watch.on_end = std::move(on_end);
   size_t endpoint = current_;
-  ControlHttpOptions options = Options(endpoint);
+  ControlHttpOptions options = Options(endpoint, false);
   options.on_body = [this, id](int, std::string_view data) {
     auto it = watches_.find(id);
     if (it == watches_.end()) return;
     std::shared_ptr<EtcdWatchDecoder> decoder = it->second.decoder;
     absl::Status s = decoder->Feed(data, [this, id](const EtcdWatchMessage& m) {
+      ++watch_messages_;
+      watch_events_ += m.events.size();
       auto w = watches_.find(id);
       if (w != watches_.end()) w->second.on_message(m);
     });
     if (!s.ok()) EndWatch(id, s);
   };
-  std::string request = Request("/v3/watch", EtcdWatchBody(key, range_end, start_revision), true);
+  std::string request =
+      Request("/v3/watch", EtcdWatchBody(key, range_end, start_revision), true, false);
   Address(endpoint, [this, id, endpoint, request = std::move(request),
                      options = std::move(options)](absl::StatusOr<SocketAddress> address) mutable {
     if (!watches_.count(id)) return;

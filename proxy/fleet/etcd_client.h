@@ -1,7 +1,10 @@
 // An etcd v3 client on the control loop, over etcd's JSON gateway and sluice's own HTTP client
 // (proxy/http/control_http_client.h): no gRPC. Unary calls (range, txn, put, lease grant,
-// keep-alive and revoke) go to the current endpoint and fail over to the next one when it
-// cannot be reached, times out or answers 5xx; a watch is one long-lived streamed reply.
+// keep-alive and revoke) go to the current endpoint over kept-alive connections (a few per
+// endpoint, so a node's steady calls open none), and fail over to the next endpoint when it
+// cannot be reached, times out or answers 5xx; a call whose reused connection the server had
+// closed is sent again on another. A watch is one long-lived streamed reply on its own
+// connection.
 // With a username, the client authenticates first and sends etcd's token with every call,
 // authenticating again once when etcd says the token expired.
 //
@@ -42,6 +45,18 @@ struct EtcdClientOptions {
   ClientTlsContext tls;                       // for https:// endpoints
 };
 
+// What the client cost on the wire since it started.
+struct EtcdClientStats {
+  uint64_t requests = 0;     // unary calls and watches sent (a retry counts again)
+  uint64_t connections = 0;  // opened
+  uint64_t rx_bytes = 0;
+  uint64_t tx_bytes = 0;
+  uint64_t watch_messages = 0;
+  uint64_t watch_events = 0;
+  uint64_t tls_handshakes = 0;  // full
+  uint64_t tls_resumed = 0;
+};
+
 class EtcdClient {
  public:
   template <typename T>
@@ -72,6 +87,7 @@ class EtcdClient {
 
   // The endpoint the next call goes to.
   const std::string& endpoint() const { return options_.endpoints[current_].url; }
+  EtcdClientStats stats() const;
 
  private:
   struct Call {
@@ -98,8 +114,10 @@ class EtcdClient {
   void OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& reply);
   void Fail(uint64_t id, absl::Status status);
   void Authenticate(uint64_t id);
-  ControlHttpOptions Options(size_t endpoint) const;
-  std::string Request(const std::string& path, const std::string& body, bool with_token) const;
+  // `pooled`: over a kept-alive connection (unary calls), else its own (a watch).
+  ControlHttpOptions Options(size_t endpoint, bool pooled);
+  std::string Request(const std::string& path, const std::string& body, bool with_token,
+                      bool pooled) const;
   void NextEndpoint(size_t failed);
   void EndWatch(uint64_t id, absl::Status status);
   // The address to connect to for `endpoint`: at once for an IP address or a fresh name,
@@ -121,6 +139,12 @@ class EtcdClient {
     absl::Time at = absl::InfinitePast();
   };
   std::vector<Resolved> resolved_;  // by endpoint
+  // One per endpoint, for its https connections; they outlive every request (CancelAll).
+  std::vector<std::unique_ptr<TlsSessionSlot>> tls_sessions_;
+  ControlHttpCounters wire_;
+  uint64_t watch_messages_ = 0;
+  uint64_t watch_events_ = 0;
+  ControlHttpPool pool_;
   // Outlives the client in resolutions still running in libuv's thread pool.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -88,9 +88,11 @@ SSL* NewClientSsl(SSL_CTX* context, const std::string& server_name) {
   return ssl;
 }
 
-ClientTlsSession::ClientTlsSession(ClientTlsContext context, const std::string& server_name)
+ClientTlsSession::ClientTlsSession(ClientTlsContext context, const std::string& server_name,
+                                   TlsSessionSlot* resume)
     : context_(std::move(context)) {
   ssl_ = NewClientSsl(context_.get(), server_name);
+  if (ssl_ && resume) resume->Attach(ssl_);
   network_in_ = BIO_new(BIO_s_mem());
   network_out_ = BIO_new(BIO_s_mem());
   if (!ssl_ || !network_in_ || !network_out_) {

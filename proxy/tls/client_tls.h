@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "proxy/tls/session_cache.h"
 
 namespace sluice {
 
@@ -42,8 +43,13 @@ SSL* NewClientSsl(SSL_CTX* context, const std::string& server_name);
 class ClientTlsSession {
  public:
   // `server_name` is sent as SNI (unless it is an IP address) and is what the server's
-  // certificate must name (a DNS name or an IP address).
-  ClientTlsSession(ClientTlsContext context, const std::string& server_name);
+  // certificate must name (a DNS name or an IP address). With `resume` (whose context opted in
+  // with TlsSessionSlot::EnableOn, and which outlives the session), the slot's session is
+  // offered and the server's new ones land there.
+  ClientTlsSession(ClientTlsContext context, const std::string& server_name,
+                   TlsSessionSlot* resume = nullptr);
+  // The handshake resumed a session (no certificate exchange).
+  bool resumed() const { return ssl_ && SSL_session_reused(ssl_) == 1; }
   ClientTlsSession(const ClientTlsSession&) = delete;
   ClientTlsSession& operator=(const ClientTlsSession&) = delete;
   ~ClientTlsSession();
