@@ -118,6 +118,66 @@ std::optional<RegionHealth> FleetRegionHealth(const std::vector<NodeView>& views
                                               const std::string& region,
                                               uint64_t min_tunnel_requests);
 
+// One region's nodes summed: what the leader publishes for the followers (who no longer read
+// every node's view at fleet scale), and what its own gates read. Each field is what the three
+// sums above would find of the region; RegionHealthFromSums, SignalsFromSums and
+// CapacityFromSums answer exactly what FleetRegionHealth, SumSignals and SumCapacity(views, 0)
+// answer of the views summed. A region appears when a view names it as its own, as a tunnel's
+// savior or (a view with a signal) as a serving region; views without a region count nowhere.
+struct RegionSum {
+  uint32_t nodes = 0;                     // views of nodes of this region
+  uint32_t signal_nodes = 0;              // of which carry a signal (has_signal)
+  uint32_t silent_nodes = 0;              // of which do not
+  std::map<uint64_t, uint32_t> versions;  // table version -> nodes serving with it
+  TrafficTotals local;                    // the region's nodes' own origins, summed
+  TrafficTotals tunneled;                 // every node's tunnels into this region, summed
+  // A node of it finds its origins down: the last such view in the order summed (the one
+  // FleetRegionHealth names), with its detail.
+  bool origins_down = false;
+  std::string origins_node;
+  std::string origins_detail;
+  double entry_sps = 0;            // over its signal nodes
+  double requests_per_second = 0;  // over its signal nodes
+  double serving_sps = 0;          // starts it served, over every signal node's serving_sps
+  bool served = false;             // some signal node's serving_sps names it
+  RegionCapacity capacity;         // SumCapacity(views, 0)'s entry for it (zero without nodes)
+};
+
+// The sums of `views` by region. Summed in the order given, as the per-view functions do, so
+// the doubles are the same to the bit.
+std::map<std::string, RegionSum> SumRegions(const std::vector<NodeView>& views);
+
+// FleetRegionHealth, SumSignals and SumCapacity(views, 0) of the views summed into `sums`.
+// (FleetRegionHealth of "" counts the views without a region; the sums never hold one.)
+std::optional<RegionHealth> RegionHealthFromSums(const std::map<std::string, RegionSum>& sums,
+                                                 const std::string& region,
+                                                 uint64_t min_tunnel_requests);
+std::map<std::string, SignalPoint> SignalsFromSums(const std::map<std::string, RegionSum>& sums,
+                                                   std::map<std::string, size_t>* reported);
+std::map<std::string, RegionCapacity> CapacityFromSums(
+    const std::map<std::string, RegionSum>& sums);
+
+inline constexpr char kFleetRegionsFormat[] = "sluice-fleet-regions/1";
+inline constexpr size_t kMaxFleetRegions = 10000;  // regions in one document
+inline constexpr size_t kMaxOriginsDetail = 4096;  // bytes of a region's origins_detail
+
+// The document the leader publishes under `{prefix}regions`.
+struct FleetRegions {
+  std::string leader;  // the node that summed them
+  absl::Time updated = absl::UnixEpoch();
+  int64_t revision = 0;  // the store revision the leader had seen
+  std::map<std::string, RegionSum> regions;
+};
+
+// Times are whole milliseconds; an origins_detail longer than kMaxOriginsDetail bytes is cut
+// there (and bytes that are not UTF-8 become U+FFFD). Everything else round-trips exactly,
+// doubles included.
+std::string EncodeFleetRegions(const FleetRegions& regions);
+// Strict (the document comes from another process through the store): a document with a
+// wrong format, a missing or mistyped field, a negative or inconsistent count, or more than
+// kMaxFleetRegions regions is an error naming the field.
+absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text);
+
 }  // namespace sluice
 
 #endif  // SLUICE_STEERING_FLEET_VIEW_H_
