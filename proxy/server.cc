@@ -684,6 +684,14 @@ nlohmann::json Server::FleetStatus() {
   return fleet_->Status();
 }
 
+void Server::FleetStatusWithNodes(std::function<void(nlohmann::json)> done) {
+  if (!fleet_) {
+    done(nlohmann::json{{"enabled", false}});
+    return;
+  }
+  fleet_->StatusWithNodes(std::move(done));
+}
+
 void Server::StartFleet() {
   const FleetConfig& fc = config_->fleet;
   if (!fc.enabled || !steering_->enabled()) return;

@@ -111,6 +111,7 @@ class Server final : private AdminBackend {
   // This node's capacity view (fleet view, /v1/health): steering/fleet_view.h NodeCapacity.
   NodeCapacity Capacity() const;
   nlohmann::json FleetStatus() override;
+  void FleetStatusWithNodes(std::function<void(nlohmann::json)> done) override;
   DetectionControl* detection() override { return detection_.get(); }
 
   CommandLine cli_;

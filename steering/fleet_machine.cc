@@ -32,6 +32,7 @@ FleetMachine::FleetMachine(const std::string& prefix, std::string node, Actions*
       state_key_(prefix + "state"),
       leader_key_(prefix + "leader"),
       nodes_prefix_(prefix + "nodes/"),
+      regions_key_(prefix + "regions"),
       actions_(actions) {}
 
 bool FleetMachine::Send(Call call) {
@@ -41,12 +42,12 @@ bool FleetMachine::Send(Call call) {
 }
 
 bool FleetMachine::Leads(absl::Time now) const {
-  return leading_revision_ != 0 && lease_ != 0 && now < lease_expiry_ - kLeaseMargin;
+  return leading_revision_ != 0 && !announce_pending_ && LeaseAlive(now);
 }
 
 void FleetMachine::Tick(absl::Time now) {
   if (leaving_) return;
-  if (leading_revision_ != 0 && !Leads(now)) {
+  if (leading_revision_ != 0 && !LeaseAlive(now)) {
     StepDown("its lease may have expired (no keep-alive answered in time)");
   }
   if (lease_ == 0) {
@@ -61,6 +62,10 @@ void FleetMachine::Tick(absl::Time now) {
   Publish(now);
   if (!leader_) Campaign(now);
   MaybeResign();  // one that failed, or could not be sent, is tried again
+  if (leading_revision_ != 0) {
+    FollowViews();  // after a load or a watch of them failed
+    PublishRegions(now);
+  }
 }
 
 void FleetMachine::Leave() {
@@ -171,9 +176,65 @@ void FleetMachine::MaybeReclaim(absl::Time now) {
   }
   leading_revision_ = leader_->create_revision;
   Log(FleetLogLevel::kInfo,
-      absl::StrFormat(
-          "node %s advances the fleet's ramps again (its leader key outlived the outage)", node_));
-  actions_->Leadership(true);
+      absl::StrFormat("node %s holds the leader key (revision %d) under its live lease", node_,
+                      leading_revision_));
+  StartLeading();
+}
+
+void FleetMachine::StartLeading() {
+  regions_.reset();  // it sums the views itself now
+  if (views_link_ == ViewsLink::kFollowing) {
+    actions_->Leadership(true);
+    return;
+  }
+  announce_pending_ = true;
+  FollowViews();
+}
+
+void FleetMachine::FollowViews() {
+  if (views_link_ != ViewsLink::kOff || !connected()) return;
+  views_link_ = ViewsLink::kLoading;
+  actions_->LoadViews();
+}
+
+void FleetMachine::StopViews() {
+  if (views_link_ == ViewsLink::kOff) return;
+  views_link_ = ViewsLink::kOff;
+  actions_->CancelViews();
+}
+
+void FleetMachine::ViewsAnswered(absl::Time now, const absl::StatusOr<FleetViews>& answer) {
+  if (views_link_ != ViewsLink::kLoading) return;
+  if (!answer.ok()) {
+    views_link_ = ViewsLink::kOff;
+    Disconnected(answer.status());
+    return;
+  }
+  SawRevision(answer->revision, now);
+  views_.clear();
+  for (const FleetRecord& record : answer->records) {
+    if (IsNodeKey(record.key)) Apply(record, now);
+  }
+  views_link_ = ViewsLink::kFollowing;
+  actions_->WatchViews(answer->revision + 1);
+  // (A lease that lapsed meanwhile is the next tick's to step down from.)
+  if (announce_pending_ && leading_revision_ != 0 && LeaseAlive(now)) {
+    announce_pending_ = false;
+    Log(FleetLogLevel::kInfo,
+        absl::StrFormat("node %s has the views of %d nodes; it leads", node_, views_.size()));
+    actions_->Leadership(true);
+    // The others' figures come from its sums: they go out now, not a tick later.
+    PublishRegions(now);
+  }
+}
+
+void FleetMachine::ViewsWatchEnded(const absl::Status& status) {
+  if (views_link_ != ViewsLink::kFollowing) return;
+  // Read them again at the next tick; the views it has age out meanwhile.
+  views_link_ = ViewsLink::kOff;
+  Log(FleetLogLevel::kWarning,
+      absl::StrFormat("the watch of the nodes' views ended (%s); reading them again",
+                      status.message()));
 }
 
 void FleetMachine::LoseLease(const std::string& why) {
@@ -184,7 +245,13 @@ void FleetMachine::LoseLease(const std::string& why) {
 
 void FleetMachine::StepDown(const std::string& why) {
   if (leading_revision_ == 0) return;
+  bool announced = !announce_pending_;
   leading_revision_ = 0;
+  announce_pending_ = false;
+  // A follower has no use for the views: they go, and the leader's sums replace them.
+  StopViews();
+  views_.clear();
+  if (!announced) return;
   Log(FleetLogLevel::kWarning, absl::StrFormat("node %s no longer advances ramps: %s", node_, why));
   actions_->Leadership(false);
 }
@@ -198,6 +265,7 @@ void FleetMachine::Disconnected(const absl::Status& status) {
           "lost the steering store (%s); serving with table revision %d until it is back",
           last_error_, state_revision_));
   actions_->CancelWatch();
+  StopViews();  // the views it has age out; read again once in sync
 }
 
 void FleetMachine::SawRevision(int64_t revision, absl::Time now) {
@@ -226,12 +294,13 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
                         state_key_));
     state_revision_ = std::max(state_revision_, answer->revision);
   }
-  views_.clear();
   bool leader_seen = false;
   bool state_seen = false;
+  bool regions_seen = false;
   for (const FleetRecord& record : answer->records) {
     leader_seen = leader_seen || record.key == leader_key_;
     state_seen = state_seen || record.key == state_key_;
+    regions_seen = regions_seen || record.key == regions_key_;
     Apply(record, now);
   }
   if (!leader_seen) {
@@ -239,13 +308,15 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
     gone.key = leader_key_;
     ApplyDeleted(gone, now);
   }
+  if (!regions_seen) regions_.reset();
   state_missing_ = !state_seen && !answer->created;
   Log(FleetLogLevel::kInfo,
-      absl::StrFormat("in sync with etcd at revision %d (%d nodes, leader %s)", revision_,
-                      views_.size(), leader_ ? leader_->node : std::string("none")));
+      absl::StrFormat("in sync with etcd at revision %d (leader %s)", revision_,
+                      leader_ ? leader_->node : std::string("none")));
   link_ = Link::kInSync;
   last_error_.clear();
   MaybeReclaim(now);
+  if (leading_revision_ != 0) FollowViews();
   actions_->Watch(answer->revision + 1);
   Publish(now);
   if (!leader_) Campaign(now);
@@ -318,19 +389,44 @@ void FleetMachine::Apply(const FleetRecord& record, absl::Time now) {
     MaybeReclaim(now);
     return;
   }
+  if (record.key == regions_key_) {
+    if (leading_revision_ != 0) return;  // its own sums: it has the views
+    absl::StatusOr<FleetRegions> regions = DecodeFleetRegions(record.value);
+    if (!regions.ok()) {
+      // The last good sums stay: one bad document does not empty the fleet.
+      WarnBadRecord(record.key, now, std::string(regions.status().message()));
+      return;
+    }
+    warned_.erase(record.key);
+    regions_ = *std::move(regions);
+    return;
+  }
   if (IsNodeKey(record.key)) {
+    if (views_link_ == ViewsLink::kOff) return;  // a follower: the leader's sums say enough
     absl::StatusOr<NodeView> view = DecodeNodeView(record.value);
     std::string name = record.key.substr(nodes_prefix_.size());
     if (!view.ok() || view->node != name) {
-      Log(FleetLogLevel::kWarning,
-          absl::StrFormat("ignoring the view under %s: %s", record.key,
-                          view.ok() ? "its node name differs from the key"
-                                    : std::string(view.status().message())));
+      // Left out of every sum (never a crash, never a skewed gate) until it publishes a good one.
+      WarnBadRecord(
+          record.key, now,
+          view.ok() ? "its node name differs from the key" : std::string(view.status().message()));
       views_.erase(name);
       return;
     }
+    warned_.erase(record.key);
     views_[name] = *std::move(view);
   }
+}
+
+void FleetMachine::WarnBadRecord(const std::string& key, absl::Time now, const std::string& why) {
+  constexpr absl::Duration kEvery = absl::Minutes(1);
+  auto it = warned_.find(key);
+  if (it != warned_.end() && now - it->second < kEvery) return;
+  // Bounded: a fleet where every node publishes garbage keeps one entry per node.
+  if (warned_.size() >= 10000) warned_.clear();
+  warned_[key] = now;
+  Log(FleetLogLevel::kWarning,
+      absl::StrFormat("ignoring %s: %s (said at most once a minute)", key, why));
 }
 
 void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
@@ -350,7 +446,14 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
     if (connected()) Campaign(now);
     return;
   }
-  if (IsNodeKey(record.key)) views_.erase(record.key.substr(nodes_prefix_.size()));
+  if (record.key == regions_key_) {
+    regions_.reset();
+    return;
+  }
+  if (IsNodeKey(record.key)) {
+    views_.erase(record.key.substr(nodes_prefix_.size()));
+    warned_.erase(record.key);
+  }
 }
 
 void FleetMachine::Campaign(absl::Time now) {
@@ -403,13 +506,34 @@ void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::st
   Log(FleetLogLevel::kInfo,
       absl::StrFormat("node %s now advances the fleet's ramps (leader key at revision %d)", node_,
                       answer->revision));
-  actions_->Leadership(true);
+  StartLeading();
 }
 
 void FleetMachine::Publish(absl::Time now) {
   if (InFlight(kPublishCall) || lease_ == 0 || leaving_) return;
   Send(kPublishCall);
-  actions_->Publish(lease_, revision_, now);
+  if (!actions_->Publish(lease_, revision_, now)) Answered(kPublishCall);
+}
+
+void FleetMachine::PublishRegions(absl::Time now) {
+  if (InFlight(kRegionsCall) || !Leads(now) || views_link_ != ViewsLink::kFollowing ||
+      !connected()) {
+    return;
+  }
+  Send(kRegionsCall);
+  if (!actions_->PublishRegions(lease_, revision_, now)) Answered(kRegionsCall);
+}
+
+void FleetMachine::PublishRegionsAnswered(absl::Time now, int64_t lease,
+                                          const absl::StatusOr<int64_t>& revision) {
+  Answered(kRegionsCall);
+  if (revision.ok()) {
+    SawRevision(*revision, now);
+  } else if (absl::IsNotFound(revision.status())) {
+    if (lease == lease_) LoseLease(std::string(revision.status().message()));
+  } else {
+    Disconnected(revision.status());
+  }
 }
 
 void FleetMachine::PublishAnswered(absl::Time now, int64_t lease,

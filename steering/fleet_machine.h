@@ -1,7 +1,13 @@
 // The fleet's decisions (DESIGN.md, "The controller"; proxy/fleet/fleet.h says what lives
 // where in etcd): when to ask for a lease and keep it alive, when this node may campaign,
 // lead, and must stop leading, what a key of the prefix means for this node, when the store
-// counts as lost and when to read it all again, and what a write compares.
+// counts as lost and when to read it again, and what a write compares.
+//
+// What a node follows grows with the fleet, not with its square: every node reads and watches
+// the prefix without the nodes' views (the state, the leader key and the leader's region
+// sums); only the leader reads and watches the views, and publishes their sums per region
+// for the others. A node that wins the leader key takes its first step as leader once it has
+// every view (one range), so its first gates and its dead-edge watch see the whole fleet.
 //
 // Pure logic: no I/O, and time is an argument. The machine tells its Actions what to send and
 // what to hand to the runtime; the caller (proxy/fleet/fleet.cc) carries each action out
@@ -48,6 +54,12 @@ struct FleetLease {
 struct FleetResync {
   int64_t revision = 0;
   bool created = false;
+  std::vector<FleetRecord> records;
+};
+
+// The answer to a range of the views (the leader's).
+struct FleetViews {
+  int64_t revision = 0;
   std::vector<FleetRecord> records;
 };
 
@@ -122,20 +134,30 @@ class FleetMachine {
     // Revoke the lease, deleting every key bound to it; nobody waits for the answer.
     virtual void Revoke(int64_t lease) = 0;
     // One transaction: put the runtime's state under the state key if it does not exist, and
-    // range the whole prefix either way. -> ResyncAnswered
+    // range the prefix without the views either way. -> ResyncAnswered
     virtual void Resync() = 0;
-    // Watch the prefix from `from` on. -> WatchMessage, WatchEnded
+    // Watch the prefix without the views from `from` on. -> WatchMessage, WatchEnded
     virtual void Watch(int64_t from) = 0;
     // End the watch, if any; nothing of it is answered afterwards.
     virtual void CancelWatch() = 0;
+    // Range the views. -> ViewsAnswered
+    virtual void LoadViews() = 0;
+    // Watch the views from `from` on. -> WatchMessage, ViewsWatchEnded
+    virtual void WatchViews(int64_t from) = 0;
+    // End the views' load or watch, if any; nothing of them is answered afterwards.
+    virtual void CancelViews() = 0;
     // Create the leader key (this node's LeaderValue, bound to `lease`) if no leader key
     // exists; otherwise read it. -> CampaignAnswered
     virtual void Campaign(int64_t lease, absl::Time now) = 0;
     // Delete the leader key if its create revision is `leader_revision`. -> ResignAnswered
     virtual void Resign(int64_t leader_revision) = 0;
     // Put this node's view (at store revision `revision`, as of `now`), bound to `lease`.
-    // -> PublishAnswered
-    virtual void Publish(int64_t lease, int64_t revision, absl::Time now) = 0;
+    // -> PublishAnswered. False when nothing was sent (the view has not changed since the last
+    // one under this lease, and that one is recent): nothing is answered then.
+    virtual bool Publish(int64_t lease, int64_t revision, absl::Time now) = 0;
+    // The leader: put the sums of `views` per region (FleetRegions) under the regions key,
+    // bound to `lease`. -> PublishRegionsAnswered; false as for Publish.
+    virtual bool PublishRegions(int64_t lease, int64_t revision, absl::Time now) = 0;
     // A state newer than any this node had, at its store revision.
     virtual void AdoptState(ControllerState state, int64_t revision) = 0;
     // This node became the leader (true) or stopped being it (false).
@@ -143,8 +165,8 @@ class FleetMachine {
     virtual void Log(FleetLogLevel level, const std::string& line) = 0;
   };
 
-  // Keys: "{prefix}state", "{prefix}leader", "{prefix}nodes/{node}". `actions` outlives the
-  // machine.
+  // Keys: "{prefix}state", "{prefix}leader", "{prefix}nodes/{node}", "{prefix}regions".
+  // `actions` outlives the machine.
   FleetMachine(const std::string& prefix, std::string node, Actions* actions);
 
   // Every publish interval: keeps the lease (or asks for one), resyncs without the store,
@@ -164,13 +186,18 @@ class FleetMachine {
   void KeepAliveAnswered(absl::Time now, absl::Time sent, int64_t id,
                          const absl::StatusOr<FleetLease>& lease);
   void ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResync>& answer);
+  // From either watch.
   void WatchMessage(absl::Time now, const FleetWatchMessage& message);
   void WatchEnded(const absl::Status& status);
+  void ViewsAnswered(absl::Time now, const absl::StatusOr<FleetViews>& answer);
+  void ViewsWatchEnded(const absl::Status& status);
   // `region` and `admin`: what the leader value it sent says of this node.
   void CampaignAnswered(absl::Time now, int64_t lease, const std::string& region,
                         const std::string& admin, const absl::StatusOr<FleetCampaign>& answer);
   void ResignAnswered(const absl::Status& status);
   void PublishAnswered(absl::Time now, int64_t lease, const absl::StatusOr<int64_t>& revision);
+  void PublishRegionsAnswered(absl::Time now, int64_t lease,
+                              const absl::StatusOr<int64_t>& revision);
 
   // A write of the state: what it compares, or why it is refused (Unavailable without the
   // store, FailedPrecondition for a leader write from a node that does not lead).
@@ -186,13 +213,15 @@ class FleetMachine {
   static std::string LeaderValue(const std::string& node, const std::string& region,
                                  const std::string& admin, int64_t lease, absl::Time now);
 
-  // Holds the leader key under a lease that cannot have expired by `now`.
+  // Holds the leader key under a lease that cannot have expired by `now`, and has read every
+  // view since it won it.
   bool Leads(absl::Time now) const;
   bool connected() const { return link_ == Link::kInSync; }
   const std::string& node() const { return node_; }
   const std::string& state_key() const { return state_key_; }
   const std::string& leader_key() const { return leader_key_; }
   const std::string& nodes_prefix() const { return nodes_prefix_; }
+  const std::string& regions_key() const { return regions_key_; }
   int64_t lease() const { return lease_; }
   absl::Time lease_expiry() const { return lease_expiry_; }
   int64_t revision() const { return revision_; }              // the newest store revision seen
@@ -202,13 +231,20 @@ class FleetMachine {
   const std::string& last_error() const { return last_error_; }
   // The leader key, when one exists (this node's or another's).
   const std::optional<FleetLeader>& leader() const { return leader_; }
+  // Every live node's last published view, by node: the leader's only (others have none).
   const std::map<std::string, NodeView>& views() const { return views_; }
+  // Following the views (the leader, once they are read).
+  bool has_views() const { return views_link_ == ViewsLink::kFollowing; }
+  // The leader's sums per region, as a follower last read them (none while this node leads).
+  const std::optional<FleetRegions>& regions() const { return regions_; }
   uint64_t writes(WriteOutcome outcome) const { return writes_[outcome]; }
 
  private:
   // Where this node stands with the store: kOffline and kResyncing are both "not connected"
   // (a resync is in flight in the latter); kInSync: resynced, with a watch from then on.
   enum class Link : uint8_t { kOffline, kResyncing, kInSync };
+  // The views, which the leader follows: not at all, being read, or read and watched.
+  enum class ViewsLink : uint8_t { kOff, kLoading, kFollowing };
   // The calls of which one at a time may be in flight (a resync is the Link's).
   enum Call : uint8_t {
     kGrantCall = 1,
@@ -216,6 +252,7 @@ class FleetMachine {
     kCampaignCall = 4,
     kPublishCall = 8,
     kResignCall = 16,
+    kRegionsCall = 32,
   };
 
   bool InFlight(Call call) const { return (in_flight_ & call) != 0; }
@@ -228,7 +265,17 @@ class FleetMachine {
   void Resync();
   void Campaign(absl::Time now);
   void Publish(absl::Time now);
+  void PublishRegions(absl::Time now);
   void StepDown(const std::string& why);
+  // Won or reclaimed the leader key: leads once it has every view.
+  void StartLeading();
+  void FollowViews();
+  void StopViews();
+  bool LeaseAlive(absl::Time now) const {
+    return lease_ != 0 && now < lease_expiry_ - kLeaseMargin;
+  }
+  // A bad view or sums document: warned about at most once a minute per key.
+  void WarnBadRecord(const std::string& key, absl::Time now, const std::string& why);
   // The leader key is this node's, bound to the lease it holds (so it lives as long as this
   // node keeps the lease alive).
   bool HoldsLeaderKey() const;
@@ -250,6 +297,7 @@ class FleetMachine {
   std::string state_key_;
   std::string leader_key_;
   std::string nodes_prefix_;
+  std::string regions_key_;
   Actions* actions_;
 
   Link link_ = Link::kOffline;
@@ -269,8 +317,12 @@ class FleetMachine {
   int64_t resigning_revision_ = 0;  // what the resign in flight compares
   int64_t resigned_revision_ = 0;   // what the last resign etcd answered compared
   std::optional<FleetLeader> leader_;
+  bool announce_pending_ = false;  // leads once the views are in
 
+  ViewsLink views_link_ = ViewsLink::kOff;
   std::map<std::string, NodeView> views_;  // by node
+  std::optional<FleetRegions> regions_;
+  std::map<std::string, absl::Time> warned_;  // bad records' keys: when last warned about
   uint64_t writes_[kWriteOutcomes] = {};
 };
 

@@ -402,7 +402,9 @@ void AdminApi::PostStandbyInject(const Call& call) {
 
 void AdminApi::GetHealth(const Call& call) { call.reply(Json(200, backend_->Health())); }
 
-void AdminApi::GetFleet(const Call& call) { call.reply(Json(200, backend_->FleetStatus())); }
+void AdminApi::GetFleet(const Call& call) {
+  backend_->FleetStatusWithNodes([reply = call.reply](json status) { reply(Json(200, status)); });
+}
 
 void AdminApi::GetDetection(const Call& call) {
   DetectionControl* d = backend_->detection();

@@ -82,8 +82,14 @@ class AdminBackend {
   virtual absl::Status UninjectStandby(const std::string& cluster, const std::string& actor) = 0;
   // Savior capacity (previews, evacuations by capacity); null when steering is not configured.
   virtual CapacityControl* capacity() = 0;
-  // The fleet's state (GET /v1/fleet); {"enabled": false} without one.
+  // The fleet's state without its nodes (GET /v1/steering's summary); {"enabled": false}
+  // without one.
   virtual nlohmann::json FleetStatus() = 0;
+  // GET /v1/fleet: FleetStatus with every node of the fleet (which a node that does not lead
+  // reads from the store first). `done` may run before this returns or later, on the loop.
+  virtual void FleetStatusWithNodes(std::function<void(nlohmann::json)> done) {
+    done(FleetStatus());
+  }
   // The sick-region detector; null when steering is not configured.
   virtual DetectionControl* detection() = 0;
   // The DNS step's runtime; null when steering is not configured.

@@ -39,7 +39,6 @@ CapacityControl::~CapacityControl() { Stop(); }
 
 void CapacityControl::Configure(const Config& config) {
   headroom_ = config.capacity.headroom;
-  lease_ttl_ = config.fleet.lease_ttl;
   hook_config_ = config.controller.hooks.scale;
   // A hook that runs finishes with the runner it started on; the next one uses the new one.
   if (!(hook_ && hook_->running())) {
@@ -56,20 +55,14 @@ void CapacityControl::Stop() {
 }
 
 std::map<std::string, RegionCapacity> CapacityControl::Regions() {
+  // The fleet's sums (the leader's, from the live views); this node and its peers without.
+  if (fleet_ && !fleet_->RegionSums().empty()) return CapacityFromSums(fleet_->RegionSums());
   std::vector<NodeView> views;
-  if (fleet_ && !fleet_->views().empty()) {
-    absl::Time oldest = absl::Now() - lease_ttl_;
-    for (const auto& [name, view] : fleet_->views()) {
-      if (view.updated >= oldest) views.push_back(view);
-    }
-  }
-  if (views.empty()) {
-    NodeView mine;
-    mine.region = health_->local_region();
-    mine.capacity = self_();
-    views.push_back(std::move(mine));
-    for (NodeView& peer : health_->PeerCapacities()) views.push_back(std::move(peer));
-  }
+  NodeView mine;
+  mine.region = health_->local_region();
+  mine.capacity = self_();
+  views.push_back(std::move(mine));
+  for (NodeView& peer : health_->PeerCapacities()) views.push_back(std::move(peer));
   return SumCapacity(views, 0);
 }
 
@@ -102,16 +95,16 @@ absl::StatusOr<EvacuationInput> CapacityControl::Inputs(
   const RegionCapacity& own = regions[region];
   double entering = own.load_rps;
   {
-    std::vector<NodeView> signals;
-    if (fleet_) {
-      for (const auto& [name, view] : fleet_->views()) signals.push_back(view);
-    }
-    if (signals.empty()) {
+    std::map<std::string, size_t> reported;
+    std::map<std::string, SignalPoint> sums;
+    if (fleet_ && !fleet_->RegionSums().empty()) {
+      sums = SignalsFromSums(fleet_->RegionSums(), &reported);
+    } else {
+      std::vector<NodeView> signals;
       signals.push_back(health_->Signal());
       for (NodeView& peer : health_->PeerSignals()) signals.push_back(std::move(peer));
+      sums = SumSignals(signals, &reported);
     }
-    std::map<std::string, size_t> reported;
-    std::map<std::string, SignalPoint> sums = SumSignals(signals, &reported);
     if (auto it = sums.find(region); it != sums.end() && reported.count(region)) {
       entering = it->second.requests_per_second;
     }

@@ -116,7 +116,6 @@ class CapacityControl final : public PlanAdvisor {
   const SignalHistory* history_ = nullptr;
   const DnsControl* dns_ = nullptr;
   double headroom_ = 1.0;
-  absl::Duration lease_ttl_ = absl::Seconds(5);
   std::optional<ScaleHookConfig> hook_config_;
   std::unique_ptr<ScaleHookRunner> hook_;
   uint64_t hook_plan_ = 0;  // the plan whose hook runs

@@ -115,18 +115,24 @@ void DetectionControl::OnTick() {
   if (!c) return;
   const absl::Time now = absl::Now();
 
-  // 1. Each region's fleet-wide signal.
-  std::vector<NodeView> views;
-  if (fleet_) {
-    for (const auto& [node, view] : fleet_->views()) {
-      if (node != fleet_->node()) views.push_back(view);
-    }
-  } else {
-    views = health_->PeerSignals();
-  }
-  if (NodeView mine = health_->Signal(); mine.has_signal) views.push_back(std::move(mine));
+  // 1. Each region's fleet-wide signal: the leader sums the views (its own signal fresh); the
+  // other nodes read the leader's sums (their own signal as they last published it).
   std::map<std::string, size_t> reported;
-  std::map<std::string, SignalPoint> sums = SumSignals(views, &reported);
+  std::map<std::string, SignalPoint> sums;
+  if (fleet_ && !fleet_->has_views() && !fleet_->RegionSums().empty()) {
+    sums = SignalsFromSums(fleet_->RegionSums(), &reported);
+  } else {
+    std::vector<NodeView> views;
+    if (fleet_) {
+      for (const auto& [node, view] : fleet_->views()) {
+        if (node != fleet_->node()) views.push_back(view);
+      }
+    } else {
+      views = health_->PeerSignals();
+    }
+    if (NodeView mine = health_->Signal(); mine.has_signal) views.push_back(std::move(mine));
+    sums = SumSignals(views, &reported);
+  }
   // The cool-down follows every plan in the state, whoever started it and before a restart.
   for (const RampPlan& plan : c->state().plans) {
     detector_.NoteChange(plan.created);
@@ -291,7 +297,7 @@ void DetectionControl::Act(const DetectorAction& action, absl::Time now) {
 void DetectionControl::WatchEdges(const Controller& c, absl::Time now) {
   std::map<std::string, uint32_t> live;
   if (fleet_) {
-    for (const auto& [node, view] : fleet_->views()) ++live[view.region];
+    for (const auto& [region, sum] : fleet_->RegionSums()) live[region] = sum.nodes;
   }
   std::vector<EdgeObservation> observations;
   for (const RegionSpec& region : c.spec().regions) {

@@ -6,13 +6,21 @@
 //                          the key's mod revision with the one the writer started from.
 //   {prefix}leader         the campaign key: the node that advances ramps, bound to its lease.
 //   {prefix}nodes/{node}   each node's view (steering/fleet_view.h), bound to its lease.
+//   {prefix}regions        the leader's sums of the views per region (FleetRegions), bound to
+//                          its lease.
 //
-// Each node holds a lease that it keeps alive every publish interval, watches the prefix and
-// hands every newer state to SteeringControl (which saves it as the last-known-good copy and
-// publishes it to the workers). A node campaigns when no leader key exists; the leader's writes
-// also compare the leader key's create revision with its own, so a node that lost its lease
-// cannot write even if it still thinks it leads, and it stops acting by itself as soon as its
-// lease could have expired (counted from when its last keep-alive was sent).
+// Each node holds a lease that it keeps alive every publish interval, watches the prefix but
+// the views (two ranges: before and after "nodes/") and hands every newer state to
+// SteeringControl (which saves it as the last-known-good copy and publishes it to the
+// workers). Its view goes out when it changed, at most every publish interval and at least
+// every half lease TTL (its tick starts at a random phase, so a fleet's puts spread over the
+// interval). Only the leader reads and watches the views; it publishes their sums per region,
+// which the other nodes' capacity, detection and status read. So each node receives what
+// changes in the state, the leader key and the sums: the same at 3 nodes and at 3,000. A node
+// campaigns when no leader key exists; the leader's writes also compare the leader key's create
+// revision with its own, so a node that lost its lease cannot write even if it still thinks it
+// leads, and it stops acting by itself as soon as its lease could have expired (counted from when
+// its last keep-alive was sent).
 //
 // Without the store (etcd unreachable, the watch broken), the node keeps serving with the
 // table it has, reports connected 0, refuses changes with 503 and, as leader or not, advances
@@ -101,13 +109,25 @@ class Fleet : private FleetMachine::Actions {
   const std::string& node() const { return machine_.node(); }
   absl::Time last_sync() const { return machine_.last_sync(); }
   uint64_t writes(WriteOutcome outcome) const { return machine_.writes(outcome); }
-  size_t node_count() const { return machine_.views().size(); }
-  // Every live node's last published view (this node's too once the store echoed it), by node.
+  // Live nodes, from the views (the leader) or the leader's sums.
+  size_t node_count() const;
+  // The leader's: every live node's last published view (its own too once the store echoed
+  // it), by node. Empty on the other nodes: they read RegionSums.
   const std::map<std::string, NodeView>& views() const { return machine_.views(); }
-  // The fleet's view of `region` from the published views; nullopt when no node of it publishes.
+  // This node follows the views (it leads, and has read them).
+  bool has_views() const { return machine_.has_views(); }
+  // Each region's nodes summed: from the views on the leader (at most 100 ms old), from the
+  // leader's published sums elsewhere; empty when neither is there.
+  const std::map<std::string, RegionSum>& RegionSums() const;
+  // The fleet's view of `region` from the sums; nullopt when no node of it publishes.
   std::optional<RegionHealth> RegionGate(const std::string& region) const;
-  // GET /v1/fleet.
+  // The fleet's state without the list of nodes (what GET /v1/steering summarises).
   nlohmann::json Status() const;
+  // GET /v1/fleet: Status with every node. The leader has them; another node reads them from
+  // the store when asked (at most once per publish interval, however often it is asked).
+  void StatusWithNodes(std::function<void(nlohmann::json)> done);
+  // What this node's etcd calls and watches cost on the wire.
+  EtcdClientStats etcd_stats() const { return etcd_->stats(); }
 
  private:
   // FleetMachine::Actions: each carried out through the etcd client, its answer fed back.
@@ -117,12 +137,27 @@ class Fleet : private FleetMachine::Actions {
   void Resync() override;
   void Watch(int64_t from) override;
   void CancelWatch() override;
+  void LoadViews() override;
+  void WatchViews(int64_t from) override;
+  void CancelViews() override;
   void Campaign(int64_t lease, absl::Time now) override;
   void Resign(int64_t leader_revision) override;
-  void Publish(int64_t lease, int64_t revision, absl::Time now) override;
+  bool Publish(int64_t lease, int64_t revision, absl::Time now) override;
+  bool PublishRegions(int64_t lease, int64_t revision, absl::Time now) override;
   void AdoptState(ControllerState state, int64_t revision) override;
   void Leadership(bool leader) override;
   void Log(FleetLogLevel level, const std::string& line) override;
+
+  // The views not older than the lease (a node etcd has not expired yet is left out).
+  std::vector<NodeView> LiveViews(absl::Time now) const;
+  void AnswerStatus();
+  // Whether a put of `text` (what changes, without revision and time) under `lease` is due.
+  struct Published {
+    int64_t lease = 0;
+    std::string text;
+    absl::Time at = absl::InfinitePast();
+  };
+  bool Due(const Published& last, int64_t lease, const std::string& text, absl::Time now) const;
 
   LoopContext* context_;
   FleetConfig config_;
@@ -130,7 +165,18 @@ class Fleet : private FleetMachine::Actions {
   std::unique_ptr<EtcdClient> etcd_;
   std::string tls_error_;
   LoopTimer timer_;
-  uint64_t watch_ = 0;  // 0: none
+  LoopTimer first_tick_;          // at a random phase of the interval
+  uint64_t watches_[2] = {0, 0};  // before and after the views; 0: none
+  uint64_t views_watch_ = 0;      // the leader's
+  uint64_t views_load_ = 0;       // the range in flight is answered while this matches
+  Published view_;                // this node's
+  Published regions_;             // the leader's sums
+  mutable std::map<std::string, RegionSum> sums_;  // RegionSums' cache on the leader
+  mutable absl::Time sums_at_ = absl::InfinitePast();
+  std::map<std::string, NodeView> listing_;  // a follower's last read of the views
+  absl::Time listing_at_ = absl::InfinitePast();
+  std::string listing_error_;
+  std::vector<std::function<void(nlohmann::json)>> status_waiting_;
   FleetMachine machine_;
 };
 

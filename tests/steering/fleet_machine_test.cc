@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "steering/fleet_view.h"
 #include "steering/state_file.h"
 
 namespace sluice {
@@ -36,14 +37,29 @@ struct Recorder : FleetMachine::Actions {
   void Resync() override { actions.push_back("resync"); }
   void Watch(int64_t from) override { actions.push_back("watch from " + std::to_string(from)); }
   void CancelWatch() override { actions.push_back("cancel watch"); }
+  void LoadViews() override { actions.push_back("load views"); }
+  void WatchViews(int64_t from) override {
+    actions.push_back("watch views from " + std::to_string(from));
+  }
+  void CancelViews() override { actions.push_back("cancel views"); }
   void Campaign(int64_t lease, absl::Time) override {
     actions.push_back("campaign " + std::to_string(lease));
   }
   void Resign(int64_t revision) override {
     actions.push_back("resign " + std::to_string(revision));
   }
-  void Publish(int64_t lease, int64_t revision, absl::Time) override {
+  // What the runtime's Publish and PublishRegions answer (false: unchanged, nothing sent).
+  bool publish_sends = true;
+  bool Publish(int64_t lease, int64_t revision, absl::Time) override {
+    if (!publish_sends) return false;
     actions.push_back("publish " + std::to_string(lease) + " at " + std::to_string(revision));
+    return true;
+  }
+  bool PublishRegions(int64_t lease, int64_t revision, absl::Time) override {
+    if (!publish_sends) return false;
+    actions.push_back("publish regions " + std::to_string(lease) + " at " +
+                      std::to_string(revision));
+    return true;
   }
   void AdoptState(ControllerState state, int64_t revision) override {
     actions.push_back("adopt " + std::to_string(revision));
@@ -118,7 +134,15 @@ struct Node {
     won.revision = revision;
     won.won = true;
     m.CampaignAnswered(now, kLease, "us-east-1", "127.0.0.1:9901", won);
-    EXPECT_EQ(rec.Take(), Lines{"leads"});
+    // It leads once it has every view.
+    EXPECT_EQ(rec.Take(), Lines{"load views"});
+    EXPECT_FALSE(m.Leads(now));
+    m.ViewsAnswered(now, FleetViews{revision, {}});
+    // And its sums go out at once, for the others' figures.
+    EXPECT_EQ(rec.Take(), (Lines{"watch views from " + std::to_string(revision + 1), "leads",
+                                 "publish regions 7 at " + std::to_string(revision)}));
+    m.PublishRegionsAnswered(now, kLease, revision);
+    EXPECT_TRUE(m.Leads(now));
   }
 };
 
@@ -133,16 +157,23 @@ TEST(FleetMachineTest, LeadershipEndsAtTheLeaseDeadlineExactly) {
     Lines actions;
   };
   const Row rows[] = {
-      {"long before", kStart + absl::Seconds(1), true, {"keep alive 7", "publish 7 at 12"}},
+      {"long before",
+       kStart + absl::Seconds(1),
+       true,
+       {"keep alive 7", "publish 7 at 12", "publish regions 7 at 12"}},
       {"a nanosecond before",
        deadline - absl::Nanoseconds(1),
        true,
-       {"keep alive 7", "publish 7 at 12"}},
-      {"at the deadline", deadline, false, {"steps down", "keep alive 7", "publish 7 at 12"}},
+       {"keep alive 7", "publish 7 at 12", "publish regions 7 at 12"}},
+      // It drops the views with the lead, and publishes no sums.
+      {"at the deadline",
+       deadline,
+       false,
+       {"cancel views", "steps down", "keep alive 7", "publish 7 at 12"}},
       {"after it",
        deadline + absl::Seconds(1),
        false,
-       {"steps down", "keep alive 7", "publish 7 at 12"}},
+       {"cancel views", "steps down", "keep alive 7", "publish 7 at 12"}},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.what);
@@ -164,7 +195,7 @@ TEST(FleetMachineTest, AKeepAliveExtendsTheLeaseFromWhenItWasSent) {
   a.m.PublishAnswered(kStart, kLease, 11);
   const absl::Time sent = kStart + absl::Seconds(2);
   a.m.Tick(sent);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 11"}));
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 11", "publish regions 7 at 11"}));
   // Answered a second and a half later: the TTL still counts from `sent`.
   a.m.KeepAliveAnswered(sent + absl::Milliseconds(1500), sent, kLease,
                         FleetLease{kLease, absl::ToInt64Seconds(kTtl)});
@@ -173,9 +204,9 @@ TEST(FleetMachineTest, AKeepAliveExtendsTheLeaseFromWhenItWasSent) {
   EXPECT_FALSE(a.m.Leads(sent + kTtl - FleetMachine::kLeaseMargin));
   // A keep-alive that etcd answers with TTL 0: the lease is gone, and the leadership with it.
   a.m.Tick(sent + kInterval);
-  EXPECT_EQ(a.rec.Take(), Lines{"keep alive 7"});  // the publish is still in flight
+  EXPECT_EQ(a.rec.Take(), Lines{"keep alive 7"});  // both publishes are still in flight
   a.m.KeepAliveAnswered(sent + kInterval, sent + kInterval, kLease, FleetLease{kLease, 0});
-  EXPECT_EQ(a.rec.Take(), Lines{"steps down"});
+  EXPECT_EQ(a.rec.Take(), (Lines{"cancel views", "steps down"}));
   EXPECT_EQ(a.m.lease(), 0);
   a.m.Tick(sent + 2 * kInterval);
   EXPECT_EQ(a.rec.Take(), Lines{"grant"});
@@ -244,8 +275,11 @@ TEST(FleetMachineTest, TwoNodesRaceAndExactlyOneLeads) {
   a.m.CampaignAnswered(kStart, kLease, "us-east-1", "a:9901", FleetCampaign{12, true, {}});
   b.m.CampaignAnswered(kStart, kLease, "us-west-2", "b:9901",
                        FleetCampaign{12, false, Leader("node-a", kLease, 12)});
-  EXPECT_EQ(a.rec.Take(), Lines{"leads"});
+  EXPECT_EQ(a.rec.Take(), Lines{"load views"});
   EXPECT_EQ(b.rec.Take(), Lines{});
+  a.m.ViewsAnswered(kStart, FleetViews{12, {}});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 13", "leads", "publish regions 7 at 12"}));
+  a.m.PublishRegionsAnswered(kStart, kLease, 12);
   EXPECT_TRUE(a.m.Leads(kStart));
   EXPECT_FALSE(b.m.Leads(kStart));
   ASSERT_TRUE(b.m.leader());
@@ -257,7 +291,7 @@ TEST(FleetMachineTest, TwoNodesRaceAndExactlyOneLeads) {
   EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "publish 7 at 13"}));
   // A leader whose key another node holds (written by hand, or after its own expired) stops.
   a.m.WatchMessage(kStart + kInterval, Events(20, {{false, Leader("node-b", 9, 20)}}));
-  EXPECT_EQ(a.rec.Take(), Lines{"steps down"});
+  EXPECT_EQ(a.rec.Take(), (Lines{"cancel views", "steps down"}));
 }
 
 TEST(FleetMachineTest, AnEtcdOutageAndRecovery) {
@@ -267,13 +301,16 @@ TEST(FleetMachineTest, AnEtcdOutageAndRecovery) {
   // etcd stops answering: the keep-alive fails, the watch goes.
   absl::Time t = kStart + kInterval;
   a.m.Tick(t);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12"}));
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12", "publish regions 7 at 12"}));
   a.m.KeepAliveAnswered(t + absl::Seconds(1), t, kLease,
                         absl::UnavailableError("connection refused"));
-  EXPECT_EQ(a.rec.Take(), Lines{"cancel watch"});
+  EXPECT_EQ(a.rec.Take(), (Lines{"cancel watch", "cancel views"}));
   EXPECT_FALSE(a.m.connected());
   EXPECT_EQ(a.m.last_error(), "connection refused");
   a.m.PublishAnswered(t + absl::Seconds(1), kLease, absl::UnavailableError("connection refused"));
+  a.m.PublishRegionsAnswered(t + absl::Seconds(1), kLease,
+                             absl::UnavailableError("connection refused"));
+  EXPECT_EQ(a.rec.Take(), Lines{});
   // Writes are refused and counted; the lease it has still makes it the leader until the
   // deadline, but it cannot write.
   absl::StatusOr<FleetWriteCompare> write = a.m.StartWrite(t + absl::Seconds(1), true);
@@ -300,8 +337,12 @@ TEST(FleetMachineTest, AnEtcdOutageAndRecovery) {
   a.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
   EXPECT_EQ(a.rec.Take(), Lines{});  // not connected yet
   a.m.ResyncAnswered(t, FleetResync{30, false, {State(5), Leader("node-a", kLease, 11)}});
-  EXPECT_EQ(a.rec.Take(), (Lines{"leads", "watch from 31", "publish 7 at 30"}));
+  EXPECT_EQ(a.rec.Take(), (Lines{"load views", "watch from 31", "publish 7 at 30"}));
   EXPECT_TRUE(a.m.connected());
+  EXPECT_FALSE(a.m.Leads(t));  // not before it has every view again
+  a.m.ViewsAnswered(t, FleetViews{30, {}});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 31", "leads", "publish regions 7 at 30"}));
+  a.m.PublishRegionsAnswered(kStart, kLease, 30);
   EXPECT_TRUE(a.m.Leads(t));
   EXPECT_EQ(a.m.last_error(), "");
   absl::StatusOr<FleetWriteCompare> again = a.m.StartWrite(t, true);
@@ -321,40 +362,52 @@ TEST(FleetMachineTest, WhoLeadsAgainAfterAnOutage) {
     bool eligible;
     absl::Time keep_alive_sent;
     Lines actions;
+    bool leads;  // once the views it loads are in
   };
   const Row rows[] = {
       {"its key under its lease",
        Leader("node-a", kLease, 11),
        true,
        back,
-       {"leads", "watch from 31", "publish 7 at 30"}},
+       {"load views", "watch from 31", "publish 7 at 30"},
+       true},
       {"its key under an older lease",
        Leader("node-a", 6, 11),
        true,
        back,
-       {"watch from 31", "publish 7 at 30"}},
+       {"watch from 31", "publish 7 at 30"},
+       false},
       {"another node's key",
        Leader("node-b", 9, 20),
        true,
        back,
-       {"watch from 31", "publish 7 at 30"}},
-      {"no key", std::nullopt, true, back, {"watch from 31", "publish 7 at 30", "campaign 7"}},
+       {"watch from 31", "publish 7 at 30"},
+       false},
+      {"no key",
+       std::nullopt,
+       true,
+       back,
+       {"watch from 31", "publish 7 at 30", "campaign 7"},
+       false},
       // It does not lead, and its key, bound to the lease it keeps alive, goes.
       {"not eligible",
        Leader("node-a", kLease, 11),
        false,
        back,
-       {"resign 11", "watch from 31", "publish 7 at 30"}},
+       {"resign 11", "watch from 31", "publish 7 at 30"},
+       false},
       {"its lease in the last margin",
        Leader("node-a", kLease, 11),
        true,
        too_late,
-       {"watch from 31", "publish 7 at 30"}},
+       {"watch from 31", "publish 7 at 30"},
+       false},
       {"its lease a nanosecond short of it",
        Leader("node-a", kLease, 11),
        true,
        too_late + absl::Nanoseconds(1),
-       {"leads", "watch from 31", "publish 7 at 30"}},
+       {"load views", "watch from 31", "publish 7 at 30"},
+       true},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.what);
@@ -363,13 +416,21 @@ TEST(FleetMachineTest, WhoLeadsAgainAfterAnOutage) {
     a.m.PublishAnswered(kStart, kLease, 12);
     a.m.WatchEnded(absl::UnavailableError("connection reset"));
     a.m.Tick(kStart + kTtl - FleetMachine::kLeaseMargin);
-    EXPECT_EQ(a.rec.Take(), (Lines{"cancel watch", "steps down", "keep alive 7", "resync"}));
+    EXPECT_EQ(a.rec.Take(),
+              (Lines{"cancel watch", "cancel views", "steps down", "keep alive 7", "resync"}));
     a.m.SetEligible(row.eligible, back);
     a.m.KeepAliveAnswered(back, row.keep_alive_sent, kLease, FleetLease{kLease, 3});
     FleetResync answer{30, false, {State(5)}};
     if (row.leader) answer.records.push_back(*row.leader);
     a.m.ResyncAnswered(back, answer);
     EXPECT_EQ(a.rec.Take(), row.actions);
+    EXPECT_FALSE(a.m.Leads(back));
+    // The views' answer (ignored by a node that loads none).
+    a.m.ViewsAnswered(back, FleetViews{30, {}});
+    EXPECT_EQ(
+        a.rec.Take(),
+        (row.leads ? Lines{"watch views from 31", "leads", "publish regions 7 at 30"} : Lines{}));
+    EXPECT_EQ(a.m.Leads(back), row.leads);
   }
 }
 
@@ -385,7 +446,7 @@ TEST(FleetMachineTest, ALeaseThatExpiredDuringTheOutageIsReplaced) {
   Node a("node-a");
   a.JoinAndLead(kStart);
   a.m.WatchEnded(absl::UnavailableError("connection reset"));
-  EXPECT_EQ(a.rec.Take(), Lines{"cancel watch"});
+  EXPECT_EQ(a.rec.Take(), (Lines{"cancel watch", "cancel views"}));
   // etcd answers again, but expired the lease meanwhile: the publish says so.
   absl::Time t = kStart + absl::Seconds(10);
   a.m.PublishAnswered(t, kLease, absl::NotFoundError("etcdserver: requested lease not found"));
@@ -441,7 +502,7 @@ TEST(FleetMachineTest, AMisfitNodeNeverCampaignsAndAMisfitLeaderResigns) {
   b.JoinAndLead(kStart, 11);
   b.rec.on_adopt = [&](const ControllerState&, int64_t) { b.m.SetEligible(false, kStart); };
   b.m.WatchMessage(kStart, Events(14, {{false, State(14)}}));
-  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 14", "steps down", "resign 11"}));
+  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 14", "cancel views", "steps down", "resign 11"}));
   EXPECT_FALSE(b.m.Leads(kStart));
   EXPECT_TRUE(absl::IsFailedPrecondition(b.m.StartWrite(kStart, true).status()));
   // Its key's deletion comes back through the watch: still no campaign.
@@ -470,7 +531,7 @@ TEST(FleetMachineTest, ALeaderThatTurnsMisfitDuringAResyncResigns) {
   b.m.PublishAnswered(kStart, kLease, 12);
   b.m.WatchEnded(absl::UnavailableError("connection reset"));
   b.m.Tick(kStart + kInterval);
-  EXPECT_EQ(b.rec.Take(), (Lines{"cancel watch", "keep alive 7", "resync"}));
+  EXPECT_EQ(b.rec.Take(), (Lines{"cancel watch", "cancel views", "keep alive 7", "resync"}));
   b.rec.on_adopt = [&](const ControllerState&, int64_t) { b.m.SetEligible(false, kStart); };
   b.m.ResyncAnswered(kStart + kInterval,
                      FleetResync{30, false, {State(20), Leader("node-b", kLease, 11)}});
@@ -487,7 +548,7 @@ TEST(FleetMachineTest, ALeaderThatTurnsMisfitWhileDisconnectedResignsOnceBack) {
   b.m.PublishAnswered(kStart, kLease, 12);
   b.m.WatchEnded(absl::UnavailableError("connection reset"));
   b.m.SetEligible(false, kStart);
-  EXPECT_EQ(b.rec.Take(), (Lines{"cancel watch", "steps down"}));
+  EXPECT_EQ(b.rec.Take(), (Lines{"cancel watch", "cancel views", "steps down"}));
   b.m.Tick(kStart + kInterval);
   EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "resync"}));
   b.m.KeepAliveAnswered(kStart + kInterval, kStart + kInterval, kLease, FleetLease{kLease, 3});
@@ -508,7 +569,7 @@ TEST(FleetMachineTest, AFailedResignIsRetriedOneAtATime) {
   b.JoinAndLead(kStart, 11);
   b.m.PublishAnswered(kStart, kLease, 12);
   b.m.SetEligible(false, kStart);
-  EXPECT_EQ(b.rec.Take(), (Lines{"steps down", "resign 11"}));
+  EXPECT_EQ(b.rec.Take(), (Lines{"cancel views", "steps down", "resign 11"}));
   absl::Time t = kStart + kInterval;
   b.m.Tick(t);  // the resign is still in flight
   EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12"}));
@@ -533,19 +594,31 @@ TEST(FleetMachineTest, AFailedResignIsRetriedOneAtATime) {
   EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "publish 7 at 31"}));
 }
 
-// The watch can bring this node's new leader key before the campaign's answer: it leads once.
+// The watch can bring this node's new leader key before the campaign's answer: it loads the
+// views once and leads once, whether the campaign is answered before the views or after.
 TEST(FleetMachineTest, LeadershipIsTakenOnceWhenTheWatchBringsTheKeyFirst) {
-  Node a("node-a");
-  a.Join(kStart, {});
-  EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
-  a.m.WatchMessage(kStart, Events(11, {{false, Leader("node-a", kLease, 11)}}));
-  EXPECT_EQ(a.rec.Take(), Lines{"leads"});
-  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901", FleetCampaign{11, true, {}});
-  EXPECT_EQ(a.rec.Take(), Lines{});
-  EXPECT_TRUE(a.m.Leads(kStart));
-  absl::StatusOr<FleetWriteCompare> write = a.m.StartWrite(kStart, true);
-  ASSERT_TRUE(write.ok()) << write.status();
-  EXPECT_EQ(write->leader_revision, 11);
+  for (bool views_first : {false, true}) {
+    SCOPED_TRACE(views_first ? "the views answered first" : "the campaign answered first");
+    Node a("node-a");
+    a.Join(kStart, {});
+    EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
+    a.m.WatchMessage(kStart, Events(11, {{false, Leader("node-a", kLease, 11)}}));
+    EXPECT_EQ(a.rec.Take(), Lines{"load views"});
+    auto campaign = [&] {
+      a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901",
+                           FleetCampaign{11, true, {}});
+      EXPECT_EQ(a.rec.Take(), Lines{});
+    };
+    if (!views_first) campaign();
+    a.m.ViewsAnswered(kStart, FleetViews{11, {}});
+    EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 12", "leads", "publish regions 7 at 11"}));
+    a.m.PublishRegionsAnswered(kStart, kLease, 11);
+    if (views_first) campaign();
+    EXPECT_TRUE(a.m.Leads(kStart));
+    absl::StatusOr<FleetWriteCompare> write = a.m.StartWrite(kStart, true);
+    ASSERT_TRUE(write.ok()) << write.status();
+    EXPECT_EQ(write->leader_revision, 11);
+  }
 }
 
 // The leader dies in the middle of a ramp: its lease expires in etcd, which deletes its key;
@@ -554,7 +627,7 @@ TEST(FleetMachineTest, ALeaderKilledMidRampIsReplacedFromItsLastStep) {
   Node b("node-b");
   b.Join(kStart, {State(5), Leader("node-a", 9, 6), View("node-a", 6)}, 10);
   EXPECT_EQ(b.rec.Take(), (Lines{"adopt 5", "watch from 11", "publish 7 at 10"}));
-  EXPECT_EQ(b.m.views().size(), 1u);
+  EXPECT_TRUE(b.m.views().empty());  // the leader's
   // The leader's ramp steps arrive as states.
   b.m.WatchMessage(kStart + absl::Seconds(1), Events(12, {{false, State(12, 3)}}));
   b.m.WatchMessage(kStart + absl::Seconds(2), Events(13, {{false, State(13, 4)}}));
@@ -573,7 +646,10 @@ TEST(FleetMachineTest, ALeaderKilledMidRampIsReplacedFromItsLastStep) {
   EXPECT_EQ(b.rec.Take(), Lines{"campaign 7"});
   EXPECT_TRUE(b.m.views().empty());
   b.m.CampaignAnswered(t, kLease, "us-west-2", "b:9901", FleetCampaign{15, true, {}});
-  EXPECT_EQ(b.rec.Take(), Lines{"leads"});
+  EXPECT_EQ(b.rec.Take(), Lines{"load views"});
+  b.m.ViewsAnswered(t, FleetViews{15, {}});
+  EXPECT_EQ(b.rec.Take(), (Lines{"watch views from 16", "leads", "publish regions 7 at 15"}));
+  b.m.PublishRegionsAnswered(kStart, kLease, 15);
   // Its first step is written over the dead leader's last one, under its own key.
   absl::StatusOr<FleetWriteCompare> write = b.m.StartWrite(t, true);
   ASSERT_TRUE(write.ok()) << write.status();
@@ -624,14 +700,14 @@ TEST(FleetMachineTest, WritesCompareTheStateAndTheLeaderKey) {
        true,
        conflict({}),
        absl::StatusCode::kFailedPrecondition,
-       {"adopt 19", "steps down"},
+       {"adopt 19", "cancel views", "steps down"},
        FleetMachine::kConflict,
        true},
       {"the leader key is another's",
        true,
        conflict({Leader("node-b", 9, 18)}),
        absl::StatusCode::kFailedPrecondition,
-       {"adopt 19", "steps down"},
+       {"adopt 19", "cancel views", "steps down"},
        FleetMachine::kConflict,
        true},
       {"a change by hand ignores the leader key",
@@ -645,7 +721,7 @@ TEST(FleetMachineTest, WritesCompareTheStateAndTheLeaderKey) {
        true,
        absl::UnavailableError("timed out"),
        absl::StatusCode::kUnavailable,
-       {"cancel watch"},
+       {"cancel watch", "cancel views"},
        FleetMachine::kUnavailable,
        false},
   };
@@ -691,22 +767,213 @@ TEST(FleetMachineTest, ViewsAndStatesFromTheStoreAreCheckedNotTrusted) {
   a.Join(kStart, {damaged, View("node-b", 6), misnamed, FleetRecord{"/sluice/leader", "?", 9, 9}});
   // A damaged state is not adopted; a leader key with a value it cannot read is still a leader.
   EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10"}));
-  EXPECT_EQ(a.m.views().size(), 1u);
-  EXPECT_EQ(a.m.views().count("node-b"), 1u);
+  EXPECT_TRUE(a.m.views().empty());  // a follower keeps none
   ASSERT_TRUE(a.m.leader());
   EXPECT_EQ(a.m.leader()->node, "");
   EXPECT_EQ(a.m.state_revision(), 0);
+  // Once it leads, the views it reads are checked: the misnamed one is left out.
+  a.m.WatchMessage(kStart, Events(12, {{true, Deleted("/sluice/leader", 12)}}));
+  EXPECT_EQ(a.rec.Take(), Lines{"campaign 7"});
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901", FleetCampaign{13, true, {}});
+  EXPECT_EQ(a.rec.Take(), Lines{"load views"});
+  a.m.ViewsAnswered(kStart, FleetViews{13, {View("node-b", 6), misnamed}});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 14", "leads", "publish regions 7 at 13"}));
+  a.m.PublishRegionsAnswered(kStart, kLease, 13);
+  EXPECT_EQ(a.m.views().size(), 1u);
+  EXPECT_EQ(a.m.views().count("node-b"), 1u);
 }
 
 TEST(FleetMachineTest, LeavingStepsDownRevokesAndStops) {
   Node a("node-a");
   a.JoinAndLead(kStart);
   a.m.Leave();
-  EXPECT_EQ(a.rec.Take(), (Lines{"steps down", "revoke 7"}));
+  EXPECT_EQ(a.rec.Take(), (Lines{"cancel views", "steps down", "revoke 7"}));
   a.m.Tick(kStart + kInterval);
   a.m.PublishAnswered(kStart + kInterval, kLease, 12);
   EXPECT_EQ(a.rec.Take(), Lines{});
   EXPECT_FALSE(a.m.Leads(kStart + kInterval));
+}
+
+// At fleet scale a follower receives neither the views nor their changes: the leader's sums
+// per region say enough. A view that reaches it anyway (a runtime that ranges everything) is
+// not kept.
+TEST(FleetMachineTest, AFollowerKeepsNoViewsButTheLeadersSums) {
+  Node b("node-b");
+  b.Join(kStart, {State(5), Leader("node-a", 9, 6), View("node-a", 6)}, 10);
+  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 5", "watch from 11", "publish 7 at 10"}));
+  EXPECT_TRUE(b.m.views().empty());
+  EXPECT_FALSE(b.m.has_views());
+  b.m.WatchMessage(kStart, Events(12, {{false, View("node-c", 12)}}));
+  EXPECT_TRUE(b.m.views().empty());
+  EXPECT_FALSE(b.m.regions().has_value());
+
+  // What the leader sums of two views of us-west-2 (DecodeFleetRegions checks the counts agree).
+  NodeView view;
+  view.node = "node-a";
+  view.region = "us-west-2";
+  view.updated = kStart;
+  NodeView other = view;
+  other.node = "node-c";
+  FleetRegions sums;
+  sums.leader = "node-a";
+  sums.updated = kStart;
+  sums.revision = 12;
+  sums.regions = SumRegions({view, other});
+  b.m.WatchMessage(kStart,
+                   Events(13, {{false, {"/sluice/regions", EncodeFleetRegions(sums), 8, 13}}}));
+  ASSERT_TRUE(b.m.regions().has_value());
+  EXPECT_EQ(b.m.regions()->leader, "node-a");
+  EXPECT_EQ(b.m.regions()->regions.at("us-west-2").nodes, 2u);
+
+  // A damaged document keeps the last good sums, with one warning a minute however often it
+  // comes.
+  size_t logs = b.rec.logs.size();
+  for (int i = 0; i < 5; ++i) {
+    b.m.WatchMessage(kStart + absl::Seconds(i),
+                     Events(14 + i, {{false, {"/sluice/regions", "{\"format\": 1}", 8, 14 + i}}}));
+  }
+  ASSERT_EQ(b.rec.logs.size(), logs + 1);
+  EXPECT_NE(b.rec.logs.back().find("/sluice/regions"), std::string::npos) << b.rec.logs.back();
+  EXPECT_EQ(b.m.regions()->regions.at("us-west-2").nodes, 2u);
+  b.m.WatchMessage(kStart + absl::Seconds(61),
+                   Events(20, {{false, {"/sluice/regions", "[]", 8, 20}}}));
+  EXPECT_EQ(b.rec.logs.size(), logs + 2);
+
+  // The sums die with the leader's lease.
+  b.m.WatchMessage(kStart + absl::Seconds(62),
+                   Events(21, {{true, Deleted("/sluice/regions", 21)}}));
+  EXPECT_FALSE(b.m.regions().has_value());
+  // A resync without them forgets them too.
+  b.m.WatchMessage(kStart,
+                   Events(22, {{false, {"/sluice/regions", EncodeFleetRegions(sums), 8, 22}}}));
+  ASSERT_TRUE(b.m.regions().has_value());
+  b.m.WatchEnded(absl::UnavailableError("etcd ended the watch"));
+  b.m.Tick(kStart + absl::Seconds(63));
+  b.rec.Take();
+  b.m.ResyncAnswered(kStart + absl::Seconds(63), FleetResync{30, false, {State(5)}});
+  EXPECT_FALSE(b.m.regions().has_value());
+}
+
+// A node that wins the leader key reads every view first, then leads: its first gates and its
+// dead-edge watch see the whole fleet. It publishes the sums every tick while it leads.
+TEST(FleetMachineTest, ANewLeaderReadsTheViewsBeforeItLeads) {
+  Node a("node-a");
+  a.Join(kStart, {});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901", FleetCampaign{11, true, {}});
+  EXPECT_EQ(a.rec.Take(), Lines{"load views"});
+  EXPECT_FALSE(a.m.Leads(kStart));
+  EXPECT_TRUE(absl::IsFailedPrecondition(a.m.StartWrite(kStart, true).status()));
+  // Not yet: a tick neither loads them twice nor publishes sums it does not have.
+  a.m.PublishAnswered(kStart, kLease, 12);
+  a.m.Tick(kStart + kInterval);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12"}));
+  a.m.ViewsAnswered(kStart + kInterval, FleetViews{14, {View("node-b", 12), View("node-c", 13)}});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 15", "leads", "publish regions 7 at 14"}));
+  a.m.PublishRegionsAnswered(kStart, kLease, 14);
+  EXPECT_TRUE(a.m.Leads(kStart + kInterval));
+  EXPECT_TRUE(a.m.has_views());
+  EXPECT_EQ(a.m.views().size(), 2u);
+  // The views' changes come through their watch.
+  a.m.WatchMessage(kStart + kInterval, Events(15, {{true, Deleted("/sluice/nodes/node-b", 15)},
+                                                   {false, View("node-d", 15)}}));
+  EXPECT_EQ(a.m.views().size(), 2u);
+  EXPECT_EQ(a.m.views().count("node-d"), 1u);
+  a.m.KeepAliveAnswered(kStart + kInterval, kStart + kInterval, kLease, FleetLease{kLease, 3});
+  a.m.PublishAnswered(kStart + kInterval, kLease, 15);
+  a.m.Tick(kStart + 2 * kInterval);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 15", "publish regions 7 at 15"}));
+  // One at a time: not again while in flight; again once answered.
+  a.m.KeepAliveAnswered(kStart + 2 * kInterval, kStart + 2 * kInterval, kLease,
+                        FleetLease{kLease, 3});
+  a.m.PublishAnswered(kStart + 2 * kInterval, kLease, 16);
+  a.m.Tick(kStart + 3 * kInterval);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 16"}));
+  a.m.PublishRegionsAnswered(kStart + 3 * kInterval, kLease, 17);
+  a.m.KeepAliveAnswered(kStart + 3 * kInterval, kStart + 3 * kInterval, kLease,
+                        FleetLease{kLease, 3});
+  a.m.PublishAnswered(kStart + 3 * kInterval, kLease, 17);
+  // Nothing changed: the runtime sends neither, and nothing stays in flight.
+  a.rec.publish_sends = false;
+  a.m.Tick(kStart + 4 * kInterval);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7"}));
+  a.rec.publish_sends = true;
+  a.m.KeepAliveAnswered(kStart + 4 * kInterval, kStart + 4 * kInterval, kLease,
+                        FleetLease{kLease, 3});
+  a.m.Tick(kStart + 5 * kInterval);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 17", "publish regions 7 at 17"}));
+}
+
+// The views' watch ending does not end the lead: they are read again at the next tick.
+// Losing the lead drops them.
+TEST(FleetMachineTest, TheLeaderRereadsItsViewsAndDropsThemWhenItStepsDown) {
+  Node a("node-a");
+  a.JoinAndLead(kStart);
+  a.m.ViewsWatchEnded(absl::UnavailableError("etcd ended the watch"));
+  EXPECT_EQ(a.rec.Take(), Lines{});
+  EXPECT_TRUE(a.m.Leads(kStart));
+  a.m.PublishAnswered(kStart, kLease, 12);
+  a.m.Tick(kStart + kInterval);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12", "load views"}));
+  a.m.ViewsAnswered(kStart + kInterval, FleetViews{20, {View("node-b", 19)}});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 21"}));  // it led all along
+  EXPECT_EQ(a.m.views().size(), 1u);
+  // Another node's key replaces its own (its lease lapsed in etcd): it steps down.
+  a.m.WatchMessage(kStart + kInterval, Events(22, {{false, Leader("node-b", 9, 22)}}));
+  EXPECT_EQ(a.rec.Take(), (Lines{"cancel views", "steps down"}));
+  EXPECT_TRUE(a.m.views().empty());
+  EXPECT_FALSE(a.m.has_views());
+  // A load it cancelled is not applied when its answer comes anyway.
+  a.m.ViewsAnswered(kStart + kInterval, FleetViews{23, {View("node-c", 23)}});
+  EXPECT_TRUE(a.m.views().empty());
+  EXPECT_EQ(a.rec.Take(), Lines{});
+}
+
+// A load of the views that fails is a store failure: no lead is announced, the node resyncs,
+// and reads them again once it is in sync (still holding its key under its live lease).
+TEST(FleetMachineTest, AViewsLoadThatFailsLeadsAfterTheResync) {
+  Node a("node-a");
+  a.Join(kStart, {});
+  a.rec.Take();
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901", FleetCampaign{11, true, {}});
+  EXPECT_EQ(a.rec.Take(), Lines{"load views"});
+  a.m.ViewsAnswered(kStart, absl::UnavailableError("timed out"));
+  EXPECT_EQ(a.rec.Take(), Lines{"cancel watch"});
+  EXPECT_FALSE(a.m.connected());
+  EXPECT_FALSE(a.m.Leads(kStart));
+  a.m.PublishAnswered(kStart, kLease, 12);
+  a.m.Tick(kStart + kInterval);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "resync"}));
+  // It created the state at 10; another node wrote a newer one meanwhile.
+  a.m.ResyncAnswered(kStart + kInterval,
+                     FleetResync{20, false, {State(15), Leader("node-a", kLease, 11)}});
+  EXPECT_EQ(a.rec.Take(), (Lines{"adopt 15", "load views", "watch from 21", "publish 7 at 20"}));
+  a.m.ViewsAnswered(kStart + kInterval, FleetViews{20, {}});
+  EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 21", "leads", "publish regions 7 at 20"}));
+  a.m.PublishRegionsAnswered(kStart, kLease, 20);
+  EXPECT_TRUE(a.m.Leads(kStart + kInterval));
+}
+
+// A bad view is left out of every sum with one warning a minute naming its key, never a crash.
+TEST(FleetMachineTest, BadViewsAreWarnedAboutAtMostOnceAMinute) {
+  Node a("node-a");
+  a.JoinAndLead(kStart);
+  FleetRecord bad = View("node-b", 12);
+  bad.value = "{\"format\": \"sluice-node-view/1\", \"node\": 7}";
+  size_t logs = a.rec.logs.size();
+  for (int i = 0; i < 30; ++i) {
+    bad.mod_revision = 12 + i;
+    a.m.WatchMessage(kStart + absl::Seconds(i), Events(12 + i, {{false, bad}}));
+  }
+  ASSERT_EQ(a.rec.logs.size(), logs + 1);
+  EXPECT_NE(a.rec.logs.back().find("/sluice/nodes/node-b"), std::string::npos) << a.rec.logs.back();
+  EXPECT_TRUE(a.m.views().empty());
+  // A good one replaces it, and a bad one after that is warned about at once.
+  a.m.WatchMessage(kStart + absl::Seconds(31), Events(50, {{false, View("node-b", 50)}}));
+  EXPECT_EQ(a.m.views().size(), 1u);
+  a.m.WatchMessage(kStart + absl::Seconds(32), Events(51, {{false, bad}}));
+  EXPECT_EQ(a.rec.logs.size(), logs + 2);
+  EXPECT_TRUE(a.m.views().empty());
 }
 
 }  // namespace
