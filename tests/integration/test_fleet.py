@@ -6,7 +6,10 @@ etcd on loopback, started and stopped by the test.
   on from its step, none skipped or repeated (checked in etcd's own history of the state key);
 - etcd is stopped under traffic: requests keep flowing on the last table, changes get 503, the
   ramp pauses, and everything resumes once etcd is back;
-- two writers race with the same table version: exactly one wins.
+- two writers race with the same table version: exactly one wins;
+- on a three-member etcd, the member that is raft's leader dies (and, in the worst case, it is
+  the member every node talks to): the nodes go on, a change reaches all three within seconds,
+  one node leads, and the member rejoins once started again.
 """
 
 import json
@@ -24,7 +27,7 @@ import urllib.request
 
 from harness import SANITIZED, ProxyTestCase
 from sluicetest import admin
-from sluicetest.etcd import Etcd
+from sluicetest.etcd import Etcd, EtcdCluster
 from sluicetest.process import SLUICE_BIN, SLUICECTL_BIN, Sluice, free_port
 from sluicetest.secret_files import write_secrets
 
@@ -42,8 +45,7 @@ class FleetTestCase(ProxyTestCase):
         self.dir = tempfile.mkdtemp(prefix="sluice-fleet-")
         self.addCleanup(shutil.rmtree, self.dir, True)
         write_secrets(self.dir, (("admin.token", ADMIN_TOKEN), ("tunnel.key", KEY)))
-        self.etcd = Etcd(tls=self.ETCD_TLS).start()
-        self.addCleanup(self.etcd.cleanup)
+        self.etcd = self.start_etcd()
         self.origin = self.start_origin(name="origin")
         self.ports = {r: free_port() for r in REGIONS}
         self.admin_ports = {r: free_port() for r in REGIONS}
@@ -54,6 +56,20 @@ class FleetTestCase(ProxyTestCase):
         # eu-west-1 names etcd by host name (localhost, resolved by sluice).
         self.dead_endpoint = "%s://127.0.0.1:%d" % ("https" if self.ETCD_TLS else "http",
                                                     free_port())
+
+    def start_etcd(self):
+        """The store the nodes share (stopped and removed after the test)."""
+        etcd = Etcd(tls=self.ETCD_TLS)
+        self.addCleanup(etcd.cleanup)
+        return etcd.start()
+
+    def etcd_endpoints(self, local):
+        """fleet.etcd.endpoints of the node of region `local`, without the brackets."""
+        if local == "us-east-1":
+            return self.dead_endpoint + ", " + self.etcd.url
+        if local == "eu-west-1":
+            return self.etcd.url.replace("127.0.0.1", "localhost")
+        return self.etcd.url
 
     def config(self, local, regions=REGIONS):
         regions = "".join("    %s:\n      tunnel: [127.0.0.1:%d]\n" % (r, self.ports[r])
@@ -93,9 +109,7 @@ fleet:
 """ % {"port": self.ports[local], "origin": self.origin_ports.get(local, self.origin.port),
        "local": local, "dir": self.dir,
        "regions": regions, "ttl": LEASE_TTL,
-       "etcd": (self.dead_endpoint + ", " + self.etcd.url) if local == "us-east-1"
-       else self.etcd.url.replace("127.0.0.1", "localhost") if local == "eu-west-1"
-       else self.etcd.url,
+       "etcd": self.etcd_endpoints(local),
        "etcd_extra": self.etcd_extra}
 
     def start_node(self, local, regions=REGIONS):
@@ -122,6 +136,14 @@ fleet:
         self.wait_for(lambda: self.leader() is not None, what="a leader")
         self.wait_for(lambda: all(len(self.fleet(r)["nodes"]) == 3 for r in REGIONS),
                       what="every node's view published")
+        # The leader summed the three views, and every node has its sums (what a node's gates,
+        # capacity and detection read of the fleet).
+        self.wait_for(lambda: all(self.fleet_sums_complete(r) for r in REGIONS),
+                      what="the leader's sums on every node")
+
+    def fleet_sums_complete(self, region):
+        sums = self.fleet(region).get("regions", {})
+        return all(sums.get(r, {}).get("nodes") == 1 for r in REGIONS)
 
     def api(self, region, method, path, body=None):
         return admin.call(self.admin_ports[region], method, path, ADMIN_TOKEN, body)
@@ -481,6 +503,14 @@ class Security(FleetTestCase):
                                   for r in REGIONS), what="the change everywhere")
         history = self.etcd.history("/sluice/test/state")
         self.assertEqual(json.loads(history[-1][1])["regions"]["us-east-1"]["evacuated_bp"], 3000)
+        # The calls go over kept-alive connections, and a node's later connections (its two
+        # watches, a second call at once) resume its first TLS session instead of a full
+        # handshake.
+        for region in REGIONS:
+            wire = self.fleet(region)["etcd_wire"]
+            self.assertGreater(wire["requests"], wire["connections"], (region, wire))
+            self.assertGreaterEqual(wire["tls_resumed"], 1, (region, wire))
+            self.assertGreaterEqual(wire["tls_handshakes"], 1, (region, wire))
 
     def test_refusals_are_clear(self):
         # A wrong password: etcd's answer in the fleet status, and the node serves on.
@@ -548,6 +578,118 @@ class Misfit(FleetTestCase):
         self.assertFalse(self.fleet("us-east-1")["this_node_leads"])
         history = self.etcd.history("/sluice/test/state")
         self.assertIn("eu-west-1", json.loads(history[-1][1])["regions"])
+
+
+class FleetOnAThreeMemberEtcdTest(FleetTestCase):
+    """Issue 27: one etcd member of three is lost. Every node lists the three members in the
+    same order, so all talk to member 0 until a call to it fails. The member lost is made raft's
+    leader first (etcd's MoveLeader) and killed (SIGKILL: no hand-over of its leadership), so
+    the other two elect a new one; in the worst case it is also the member the nodes talk to,
+    so they fail over at the same time. Raft's election timeout is 500 ms here; the fleet's
+    etcd timeout 1 s."""
+
+    RECOVERY = 15.0  # seconds from the loss until a change is on every node
+
+    def start_etcd(self):
+        self.cluster = EtcdCluster(size=3)
+        self.addCleanup(self.cluster.cleanup)
+        self.cluster.start()
+        return self.cluster.members[0]  # self.etcd: the member the nodes talk to first
+
+    def etcd_endpoints(self, local):
+        return ", ".join(self.cluster.urls)
+
+    def look(self, lost):
+        """One look at every node's fleet status: the regions that said the store was lost
+        are added to `lost`; two nodes leading at once fails the test (leader())."""
+        for region in REGIONS:
+            if not self.fleet(region)["connected"]:
+                lost.add(region)
+        return self.leader()
+
+    def change_everywhere(self, writer, fraction, timeout, lost):
+        """Sets us-east-1's fraction through `writer`, asking again while the node refuses
+        (503 without the store), and waits until every node serves it. Returns the seconds
+        it took and the refusals [(status, error)]."""
+        started = time.monotonic()
+        refused = []
+
+        def put():
+            self.look(lost)
+            status, body = self.api(writer, "PUT", "/v1/steering/regions/us-east-1",
+                                    {"fraction": fraction, "saviors": {"eu-west-1": 100}})
+            if status == 200:
+                return body
+            refused.append((status, body.get("error") if isinstance(body, dict) else body))
+            return None
+
+        body = self.wait_for(put, timeout=timeout, what="a change taken by %s" % writer)
+        expected = "%d%%" % fraction
+
+        def everywhere():
+            self.look(lost)
+            return all(self.steering(r)["version"] >= body["version"] and
+                       self.steering(r)["regions"]["us-east-1"]["fraction"] == expected
+                       for r in REGIONS)
+
+        self.wait_for(everywhere, timeout=max(1.0, started + timeout - time.monotonic()),
+                      what="%s on every node" % expected)
+        return time.monotonic() - started, refused
+
+    def lose_raft_leader(self, index, what):
+        """Makes member `index` raft's leader, kills it with the fleet running, and checks the
+        fleet goes on and the member rejoins."""
+        self.start_fleet()
+        self.assertEqual({self.fleet(r)["etcd"] for r in REGIONS}, {self.cluster.urls[0]})
+        lost = set()
+        self.change_everywhere("us-west-2", 10, 5, lost)
+        self.assertEqual(lost, set(), "a node lost the store with every member up")
+        self.cluster.move_leader(index)
+        leader_before = self.leader()
+
+        self.cluster.stop_member(index)
+        took, refused = self.change_everywhere("us-east-1", 20, self.RECOVERY, lost)
+        self.wait_for(self.cluster.healthy, timeout=5, what="the two members agreeing on a leader")
+        new_raft_leader = self.cluster.leader_index()
+        endpoints = {r: self.fleet(r)["etcd"] for r in REGIONS}
+        print("\netcd member %d of 3 lost (%s, raft leader): a change through us-east-1 was "
+              "on all 3 nodes after %.2f s; raft leader now member %s; the change refused %d "
+              "time(s)%s; nodes that reported the store lost: %s; fleet leader %s -> %s; "
+              "members the nodes talk to: %s"
+              % (index, what, took, new_raft_leader, len(refused),
+                 " (%s)" % refused[-1][1] if refused else "", sorted(lost) or "none",
+                 leader_before, self.leader(),
+                 ", ".join("%s %d" % (r, self.cluster.urls.index(url))
+                           for r, url in sorted(endpoints.items()))))
+        # Every node is in sync with the store, through a member that is up.
+        self.wait_for(lambda: all(self.fleet(r)["connected"] for r in REGIONS),
+                      timeout=self.RECOVERY, what="every node connected")
+        for region, url in endpoints.items():
+            self.assertNotEqual(url, self.cluster.urls[index], region)
+        self.assertIsNotNone(self.wait_for(self.leader, timeout=LEASE_TTL + 5,
+                                           what="one fleet leader"))
+        # A change through each of the others too.
+        for i, writer in enumerate(("eu-west-1", "us-west-2")):
+            self.change_everywhere(writer, 30 + i, 5, lost)
+
+        # The member comes back on its data and catches up.
+        self.cluster.start_member(index)
+        self.wait_for(self.cluster.healthy, timeout=10, what="the cluster healthy")
+        state = "/sluice/test/state"
+        survivor = self.cluster.members[(index + 1) % 3]
+        self.wait_for(lambda: self.cluster.members[index].get(state) == survivor.get(state),
+                      timeout=10, what="the state on the rejoined member")
+        self.change_everywhere("us-west-2", 40, 5, lost)
+        self.assertEqual(self.cluster.members[index].get(state), survivor.get(state))
+        self.assertIsNotNone(self.leader())
+        if not SANITIZED:
+            self.assertLess(took, self.RECOVERY)
+
+    def test_raft_leader_lost_while_the_nodes_talk_to_a_follower(self):
+        self.lose_raft_leader(1, "not the nodes' endpoint")
+
+    def test_raft_leader_lost_that_every_node_talks_to(self):
+        self.lose_raft_leader(0, "every node's endpoint")
 
 
 class Bench(ProxyTestCase):
