@@ -1,6 +1,7 @@
 #include "steering/fleet_machine.h"
 
 #include <algorithm>
+#include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
@@ -33,7 +34,18 @@ FleetMachine::FleetMachine(const std::string& prefix, std::string node, Actions*
       leader_key_(prefix + "leader"),
       nodes_prefix_(prefix + "nodes/"),
       regions_key_(prefix + "regions"),
-      actions_(actions) {}
+      actions_(actions),
+      jitter_state_(std::hash<std::string>()(node_)) {}
+
+double FleetMachine::Jitter() {
+  // splitmix64: spread without a clock or a global generator (the machine stays pure).
+  jitter_state_ += 0x9e3779b97f4a7c15ULL;
+  uint64_t z = jitter_state_;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) / static_cast<double>(uint64_t{1} << 53);
+}
 
 bool FleetMachine::Send(Call call) {
   if (InFlight(call)) return false;
@@ -49,6 +61,11 @@ void FleetMachine::Tick(absl::Time now) {
   if (leaving_) return;
   if (leading_revision_ != 0 && !LeaseAlive(now)) {
     StepDown("its lease may have expired (no keep-alive answered in time)");
+  }
+  if (!connected() && now < next_resync_) {
+    // Backing off after failed resyncs: only the lease it has is kept alive meanwhile.
+    if (lease_ != 0) KeepAlive(now);
+    return;
   }
   if (lease_ == 0) {
     Grant(now);
@@ -284,8 +301,17 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
   link_ = Link::kOffline;
   if (!answer.ok()) {
     Disconnected(answer.status());
+    // A fleet that lost its store together must not come back all at once: each failure
+    // doubles the wait before the next resync (and grant), up to kMaxResyncBackoff, each
+    // node at its own fraction of it.
+    ++resync_failures_;
+    absl::Duration wait = kFirstResyncBackoff * (int64_t{1} << std::min(resync_failures_ - 1, 10));
+    wait = std::min(wait, kMaxResyncBackoff);
+    next_resync_ = now + wait * (0.5 + 0.5 * Jitter());
     return;
   }
+  resync_failures_ = 0;
+  next_resync_ = absl::InfinitePast();
   SawRevision(answer->revision, now);
   if (answer->created) {
     Log(FleetLogLevel::kInfo,

@@ -117,6 +117,10 @@ class FleetMachine {
   // A leader stops acting this long before its lease could expire, for the time a keep-alive
   // spends in flight and clocks that tick at slightly different rates.
   static constexpr absl::Duration kLeaseMargin = absl::Milliseconds(500);
+  // After a failed resync the next one waits this long, doubled per failure up to the most,
+  // each node at a fraction of it between one half and all of it (spread by its name).
+  static constexpr absl::Duration kFirstResyncBackoff = absl::Milliseconds(250);
+  static constexpr absl::Duration kMaxResyncBackoff = absl::Seconds(8);
 
   // The outcomes of writes counted in metrics (sluice_fleet_writes_total{outcome}).
   enum WriteOutcome : int { kWritten, kConflict, kUnavailable, kWriteOutcomes };
@@ -292,6 +296,8 @@ class FleetMachine {
   void SawRevision(int64_t revision, absl::Time now);
   bool IsNodeKey(const std::string& key) const;
   void Log(FleetLogLevel level, const std::string& line) { actions_->Log(level, line); }
+  // In [0, 1), from this node's own sequence.
+  double Jitter();
 
   std::string node_;
   std::string state_key_;
@@ -301,6 +307,9 @@ class FleetMachine {
   Actions* actions_;
 
   Link link_ = Link::kOffline;
+  int resync_failures_ = 0;  // in a row
+  absl::Time next_resync_ = absl::InfinitePast();
+  uint64_t jitter_state_;
   uint8_t in_flight_ = 0;  // Calls
   std::string last_error_ = "not connected yet";
   absl::Time last_sync_ = absl::InfinitePast();

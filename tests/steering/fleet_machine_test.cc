@@ -976,5 +976,59 @@ TEST(FleetMachineTest, BadViewsAreWarnedAboutAtMostOnceAMinute) {
   EXPECT_TRUE(a.m.views().empty());
 }
 
+// A fleet that lost its store together does not come back all at once: after each failed
+// resync the next one (and a grant) waits twice as long, up to a bound, each node at its own
+// fraction of it; the lease it has is still kept alive meanwhile. One success starts over.
+TEST(FleetMachineTest, FailedResyncsBackOffWithJitter) {
+  std::vector<absl::Duration> first_waits;
+  for (const char* name : {"node-a", "node-b", "node-c", "node-d"}) {
+    SCOPED_TRACE(name);
+    Node a(name);
+    a.Join(kStart, {});
+    a.rec.Take();
+    a.m.WatchEnded(absl::UnavailableError("etcd ended the watch"));
+    a.rec.Take();
+    absl::Time t = kStart;
+    absl::Duration previous;
+    for (int failure = 1; failure <= 8; ++failure) {
+      SCOPED_TRACE(failure);
+      // A resync at the first tick it is due.
+      absl::Time due = t;
+      a.m.Tick(t);
+      Lines sent = a.rec.Take();
+      while (std::find(sent.begin(), sent.end(), "resync") == sent.end()) {
+        EXPECT_EQ(sent, (Lines{"keep alive 7"}));  // only the lease, while it waits
+        a.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
+        t += absl::Milliseconds(10);
+        ASSERT_LT(t - due, absl::Seconds(9));
+        a.m.Tick(t);
+        sent = a.rec.Take();
+      }
+      absl::Duration waited = t - due;
+      if (failure > 1) {
+        // Between half and all of 250 ms x 2^(n-2), up to 8 s (within the 10 ms steps).
+        absl::Duration full =
+            std::min(absl::Milliseconds(250) * (1 << (failure - 2)), absl::Seconds(8));
+        EXPECT_GE(waited, full / 2 - absl::Milliseconds(10));
+        EXPECT_LE(waited, full + absl::Milliseconds(10));
+      }
+      if (failure == 2) first_waits.push_back(waited);
+      previous = waited;
+      a.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
+      a.m.ResyncAnswered(t, absl::UnavailableError("connection refused"));
+      a.rec.Take();
+    }
+    EXPECT_GE(previous, absl::Seconds(4) - absl::Milliseconds(10));
+    // Back: one success, and the next failure waits the shortest time again.
+    t += absl::Seconds(9);
+    a.m.Tick(t);
+    a.m.ResyncAnswered(t, FleetResync{40, false, {State(5)}});
+    EXPECT_TRUE(a.m.connected());
+  }
+  // The nodes do not all wait the same.
+  std::sort(first_waits.begin(), first_waits.end());
+  EXPECT_LT(first_waits.front(), first_waits.back());
+}
+
 }  // namespace
 }  // namespace sluice
