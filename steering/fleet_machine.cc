@@ -553,18 +553,17 @@ void FleetMachine::PublishRegions(absl::Time now) {
 void FleetMachine::PublishRegionsAnswered(absl::Time now, int64_t lease,
                                           const absl::StatusOr<int64_t>& revision) {
   Answered(kRegionsCall);
-  if (revision.ok()) {
-    SawRevision(*revision, now);
-  } else if (absl::IsNotFound(revision.status())) {
-    if (lease == lease_) LoseLease(std::string(revision.status().message()));
-  } else {
-    Disconnected(revision.status());
-  }
+  PutAnswered(now, lease, revision);
 }
 
 void FleetMachine::PublishAnswered(absl::Time now, int64_t lease,
                                    const absl::StatusOr<int64_t>& revision) {
   Answered(kPublishCall);
+  PutAnswered(now, lease, revision);
+}
+
+void FleetMachine::PutAnswered(absl::Time now, int64_t lease,
+                               const absl::StatusOr<int64_t>& revision) {
   if (revision.ok()) {
     SawRevision(*revision, now);
   } else if (absl::IsNotFound(revision.status())) {

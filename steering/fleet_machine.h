@@ -270,6 +270,8 @@ class FleetMachine {
   void Campaign(absl::Time now);
   void Publish(absl::Time now);
   void PublishRegions(absl::Time now);
+  // The answer to a put bound to `lease` (a view, the sums).
+  void PutAnswered(absl::Time now, int64_t lease, const absl::StatusOr<int64_t>& revision);
   void StepDown(const std::string& why);
   // Won or reclaimed the leader key: leads once it has every view.
   void StartLeading();
