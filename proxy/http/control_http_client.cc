@@ -165,12 +165,11 @@ class ControlHttpRequest final : private TcpStream::Handler,
       }
       if (plaintext.empty()) return;
       received_ = true;
-      Outcome(parser_.Execute(plaintext.data(), plaintext.size()));
+      Outcome(parser_.Execute(plaintext.data(), plaintext.size()), plaintext.size());
       return;
     }
     received_ = true;
-    Http1Parser::Result r = parser_.Execute(data, len);
-    Outcome(r);
+    Outcome(parser_.Execute(data, len), len);
   }
   void OnStreamEof() override {
     if (idle_) {
@@ -178,7 +177,7 @@ class ControlHttpRequest final : private TcpStream::Handler,
       return;
     }
     if (finished_) return;
-    Outcome(parser_.Finish());
+    Outcome(parser_.Finish(), 0);
     if (!finished_) Finish(false, "the connection closed before the reply ended");
   }
   void OnStreamError(int error) override {
@@ -225,7 +224,11 @@ class ControlHttpRequest final : private TcpStream::Handler,
   }
   void OnMessageComplete() override { Finish(true, ""); }
 
-  void Outcome(const Http1Parser::Result& r) {
+  void Outcome(const Http1Parser::Result& r, size_t len) {
+    // Bytes after the reply that nobody asked for: the connection is not used again.
+    if (r.outcome == Http1Parser::Outcome::kMessageComplete && r.consumed < len) {
+      trailing_bytes_ = true;
+    }
     if (r.outcome == Http1Parser::Outcome::kError) {
       Finish(false, r.reason && *r.reason ? r.reason : "not an HTTP reply");
     } else if (r.outcome == Http1Parser::Outcome::kUpgrade) {
@@ -246,28 +249,30 @@ class ControlHttpRequest final : private TcpStream::Handler,
   }
 
   void RunDeferred() override {
-    bool reusable = result_.ok && keep_alive_ && pool_ && !streamed() && !no_handle_;
+    bool reusable =
+        result_.ok && keep_alive_ && !trailing_bytes_ && pool_ && !streamed() && !no_handle_;
     options_.on_body = nullptr;
-    if (callback_) {
-      ControlHttpCallback callback = std::move(callback_);
-      callback_ = nullptr;
-      callback(result_);
-    }
+    // Taken out first: the connection is parked (or closed) before the callback runs, so that
+    // a request the callback starts can reuse it, and may reset this object's reply meanwhile.
+    ControlHttpCallback callback = std::move(callback_);
+    callback_ = nullptr;
+    ControlHttpReply result = std::move(result_);
     if (no_handle_) {
+      if (callback) callback(result);
       delete this;
       return;
     }
-    // The callback may have closed the pool (pool_ is cleared then).
-    if (reusable && pool_ && !stream_.closing() && pool_->Park(key_, this)) {
+    if (reusable && !stream_.closing() && pool_->Park(key_, this)) {
       idle_ = true;
       options_.counters = nullptr;
-      callback_ = nullptr;
       timeout_.Arm(context_->Timeouts(pool_->idle_timeout_));
-      return;
+    } else {
+      if (pool_) pool_->Forget(this);
+      pool_ = nullptr;
+      if (!stream_.closing()) stream_.Close();  // frees this from the close callback, later
     }
-    if (pool_) pool_->Forget(this);
-    pool_ = nullptr;
-    if (!stream_.closing()) stream_.Close();  // frees this from the close callback
+    // Nothing of this object is touched from here on.
+    if (callback) callback(result);
   }
 
   LoopContext* context_;
@@ -289,6 +294,7 @@ class ControlHttpRequest final : private TcpStream::Handler,
   bool reused_ = false;      // served a request before this one
   bool received_ = false;    // a byte of this reply arrived
   bool handshake_counted_ = false;
+  bool trailing_bytes_ = false;  // after the reply, in the same read
 };
 
 ControlHttpPool::~ControlHttpPool() {
