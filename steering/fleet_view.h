@@ -2,10 +2,11 @@
 // and store revision it serves with, and its traffic over the gate window, per region it
 // knows: its own region's origins, and its tunnels to each savior. Every node publishes its
 // view under a key bound to its lease, so a dead node's view disappears with the lease; the
-// leader's gates sum the views instead of trusting one node's sample.
+// leader's gates sum the views instead of trusting one node's sample, and the leader publishes
+// the sums per region (FleetRegions) for the other nodes, which do not read the views.
 //
-// Pure logic: encoding, strict decoding (a view comes from another process through the
-// store), and the sum. Not thread-safe.
+// Pure logic: encoding, strict decoding (a view or the sums come from another process
+// through the store), and the sums. Not thread-safe.
 #ifndef SLUICE_STEERING_FLEET_VIEW_H_
 #define SLUICE_STEERING_FLEET_VIEW_H_
 

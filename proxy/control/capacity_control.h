@@ -1,6 +1,7 @@
 // Savior capacity as this node runs it (DESIGN.md, "Failing a region over", step 2), on the
-// control loop: the inputs of steering/capacity.h gathered from the fleet's views (or this
-// node and its peer regions' /v1/health without a fleet) and the history, and what they are
+// control loop: the inputs of steering/capacity.h gathered from the fleet's sums per region
+// (the leader's from the live views, the others' from the leader's published sums; this node
+// and its peer regions' /v1/health without a fleet) and the history, and what they are
 // used for:
 //  - POST /v1/plans:preview and `sluicectl evacuate ... --dry-run`: each savior's load now,
 //    its predicted extra at each step and its utilization, the standbys a plan would inject;
@@ -94,7 +95,7 @@ class CapacityControl final : public PlanAdvisor {
   std::optional<std::map<std::string, uint32_t>> Rebalance(const RampPlan& plan) override;
 
  private:
-  // The capacity of every region: the fleet's live views, or this node and its peers.
+  // The capacity of every region: the fleet's sums, or this node and its peers.
   std::map<std::string, RegionCapacity> Regions();
   // What an evacuation of `region` to `weights` (and `cohorts`) would do, as of now.
   absl::StatusOr<EvacuationInput> Inputs(

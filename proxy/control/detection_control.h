@@ -3,9 +3,10 @@
 // regions' signal comes from, the history on disk, and the controller it asks to evacuate.
 //
 // Every second:
-//  1. The fleet-wide signal of each region: with a fleet, the sum of the nodes' published
-//     views (this node's own from its fresh sample); without one, this node's sample plus
-//     each peer region's last /v1/health report (steering/fleet_view.h, SumSignals).
+//  1. The fleet-wide signal of each region: with a fleet, the leader sums the nodes' published
+//     views (its own from its fresh sample) and the other nodes read the leader's sums
+//     (steering/fleet_view.h, SignalsFromSums); without one, this node's sample plus each
+//     peer region's last /v1/health report (SumSignals).
 //  2. The history records it (every node keeps the fleet's series, so whichever node leads
 //     has it); closed 10 s slots and their minutes go to the store.
 //  3. The detector judges; verdict changes are logged and audited (actor "detector").
