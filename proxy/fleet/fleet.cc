@@ -30,6 +30,18 @@ absl::StatusOr<FleetLease> Lease(const absl::StatusOr<EtcdLease>& lease) {
   return FleetLease{lease->id, lease->ttl_seconds};
 }
 
+FleetWatchMessage FromEtcd(const EtcdWatchMessage& m) {
+  FleetWatchMessage message;
+  message.revision = m.revision;
+  message.canceled = m.canceled;
+  message.compact_revision = m.compact_revision;
+  message.cancel_reason = m.cancel_reason;
+  for (const EtcdWatchEvent& e : m.events) {
+    message.events.push_back(FleetWatchEvent{e.deleted, Record(e.kv)});
+  }
+  return message;
+}
+
 EtcdOp RangeOp(std::string key, std::string end) {
   EtcdOp range;
   range.kind = EtcdOp::Kind::kRange;
@@ -181,22 +193,6 @@ void Fleet::Resync() {
     machine_.ResyncAnswered(absl::Now(), answer);
   });
 }
-
-namespace {
-
-FleetWatchMessage FromEtcd(const EtcdWatchMessage& m) {
-  FleetWatchMessage message;
-  message.revision = m.revision;
-  message.canceled = m.canceled;
-  message.compact_revision = m.compact_revision;
-  message.cancel_reason = m.cancel_reason;
-  for (const EtcdWatchEvent& e : m.events) {
-    message.events.push_back(FleetWatchEvent{e.deleted, Record(e.kv)});
-  }
-  return message;
-}
-
-}  // namespace
 
 void Fleet::Watch(int64_t from) {
   const std::string& views = machine_.nodes_prefix();

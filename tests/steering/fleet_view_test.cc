@@ -189,20 +189,26 @@ TEST(FleetViewTest, SignalsSumByEntryAndByServingRegion) {
   EXPECT_EQ(reported, (std::map<std::string, size_t>{{"eu-west-1", 1}}));
 }
 
+// A node with a configured capacity of 1,000 rps that serves with its one standby (1,500 rps
+// with it), at table version 9.
+void ServeWithItsStandby(NodeView* v) {
+  v->capacity.known = true;
+  v->capacity.capacity_rps = 1000;
+  v->capacity.standby_capacity_rps = 1500;
+  v->capacity.source = "configured";
+  v->capacity.load_rps = 400;
+  v->capacity.cohort_rps = {{"south-america", 20}};
+  v->capacity.standbys = {"*"};
+  v->capacity.standby_version = 9;
+  v->capacity.standby_endpoints = 0;
+  v->capacity.injected_endpoints = 1;
+}
+
 TEST(FleetViewTest, CapacityRoundTripsIsCheckedAndSumsByRegion) {
   NodeView a;
   a.node = "a";
   a.region = "eu-west-1";
-  a.capacity.known = true;
-  a.capacity.capacity_rps = 1000;
-  a.capacity.standby_capacity_rps = 1500;
-  a.capacity.source = "configured";
-  a.capacity.load_rps = 400;
-  a.capacity.cohort_rps = {{"south-america", 20}};
-  a.capacity.standbys = {"*"};
-  a.capacity.standby_version = 9;
-  a.capacity.standby_endpoints = 0;
-  a.capacity.injected_endpoints = 1;
+  ServeWithItsStandby(&a);
   absl::StatusOr<NodeView> back = DecodeNodeView(EncodeNodeView(a));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(EncodeNodeView(*back), EncodeNodeView(a));
@@ -538,15 +544,7 @@ TEST(RegionSumTest, TunnelsIntoARegionWithAndWithoutNodes) {
 
 TEST(RegionSumTest, CapacitySumsPerRegionAndCountsVersions) {
   NodeView a = Node("a", "eu-west-1");
-  a.capacity.known = true;
-  a.capacity.capacity_rps = 1000;
-  a.capacity.standby_capacity_rps = 1500;
-  a.capacity.source = "configured";
-  a.capacity.load_rps = 400;
-  a.capacity.cohort_rps = {{"south-america", 20}};
-  a.capacity.standbys = {"*"};
-  a.capacity.standby_version = 9;
-  a.capacity.injected_endpoints = 1;
+  ServeWithItsStandby(&a);
   NodeView b = a;
   b.node = "b";
   b.version = 8;
