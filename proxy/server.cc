@@ -192,6 +192,8 @@ absl::Status Server::StartSteering() {
   dns_ = std::make_unique<DnsControl>(control_.get(), steering_.get());
   dns_->Configure(*config_);
   capacity_->SetDns(dns_.get());
+  tickets_ = std::make_unique<TicketKeyControl>(control_.get());
+  tickets_->Configure(*config_);
   return absl::OkStatus();
 }
 
@@ -294,6 +296,7 @@ void Server::Stop() {
   detection_->Stop();
   capacity_->Stop();
   dns_->Stop();
+  tickets_->Stop();
   steering_->SetAdvisor(nullptr);
   region_health_->Stop();
   if (fleet_) fleet_->Stop();
@@ -312,6 +315,7 @@ void Server::Stop() {
   capacity_.reset();
   dns_.reset();
   fleet_.reset();
+  tickets_.reset();
   region_health_.reset();
   health_.reset();
   resolver_.reset();
@@ -382,7 +386,11 @@ void Server::Reload() {
   if (config->fleet.enabled != config_->fleet.enabled ||
       config->fleet.etcd_endpoints != config_->fleet.etcd_endpoints ||
       config->fleet.prefix != config_->fleet.prefix || config->fleet.node != config_->fleet.node ||
-      config->fleet.lease_ttl != config_->fleet.lease_ttl) {
+      config->fleet.lease_ttl != config_->fleet.lease_ttl ||
+      config->fleet.ticket_keys.enabled != config_->fleet.ticket_keys.enabled ||
+      config->fleet.ticket_keys.seal != config_->fleet.ticket_keys.seal ||
+      config->fleet.ticket_keys.rotation != config_->fleet.ticket_keys.rotation ||
+      config->fleet.ticket_keys.fleet_wide != config_->fleet.ticket_keys.fleet_wide) {
     LOG_WARN("reload: a change of the fleet section takes effect only after a restart");
   }
   config_ = config;
@@ -392,6 +400,7 @@ void Server::Reload() {
   detection_->Configure(*config_);
   capacity_->Configure(*config_);
   dns_->Configure(*config_);
+  tickets_->Configure(*config_);
   if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) {
     LOG_ERROR("reload: %s; the access log stays as it was", std::string(s.message()));
   }
@@ -681,7 +690,9 @@ nlohmann::json Server::Health() {
 
 nlohmann::json Server::FleetStatus() {
   if (!fleet_) return nlohmann::json{{"enabled", false}};
-  return fleet_->Status();
+  nlohmann::json status = fleet_->Status();
+  status["ticket_keys"] = tickets_->Status();
+  return status;
 }
 
 void Server::FleetStatusWithNodes(std::function<void(nlohmann::json)> done) {
@@ -689,7 +700,10 @@ void Server::FleetStatusWithNodes(std::function<void(nlohmann::json)> done) {
     done(nlohmann::json{{"enabled", false}});
     return;
   }
-  fleet_->StatusWithNodes(std::move(done));
+  fleet_->StatusWithNodes([this, done = std::move(done)](nlohmann::json status) {
+    status["ticket_keys"] = tickets_->Status();
+    done(std::move(status));
+  });
 }
 
 void Server::StartFleet() {
@@ -713,6 +727,11 @@ void Server::StartFleet() {
     view.version = c ? c->state().version : 0;
     return view;
   };
+  if (tickets_->enabled()) {
+    hooks.on_ticket_keys = [this](const FleetRecord& record, bool deleted) {
+      tickets_->OnRecord(record, deleted);
+    };
+  }
   hooks.initial_state = [this] {
     const Controller* c = steering_->controller();
     return c ? EncodeControllerState(c->state()) : std::string();
@@ -722,6 +741,7 @@ void Server::StartFleet() {
   detection_->SetFleet(fleet_.get());
   capacity_->SetFleet(fleet_.get());
   dns_->SetFleet(fleet_.get());
+  tickets_->SetFleet(fleet_.get());
   fleet_->Start();
 }
 

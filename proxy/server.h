@@ -28,6 +28,7 @@
 #include "proxy/control/region_health.h"
 #include "proxy/control/resolver.h"
 #include "proxy/control/steering_control.h"
+#include "proxy/control/ticket_key_control.h"
 #include "proxy/event/file_watch.h"
 #include "proxy/event/loop_context.h"
 #include "proxy/event/loop_timer.h"
@@ -131,6 +132,7 @@ class Server final : private AdminBackend {
   std::unique_ptr<DetectionControl> detection_;
   std::unique_ptr<CapacityControl> capacity_;
   std::unique_ptr<DnsControl> dns_;
+  std::unique_ptr<TicketKeyControl> tickets_;
   std::unique_ptr<AdminApi> admin_api_;
   // Standbys injected on this node by hand (POST /v1/clusters/{c}/standby:inject), and those
   // the steering state injects in this region, with the table version that said so.

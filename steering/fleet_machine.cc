@@ -34,6 +34,7 @@ FleetMachine::FleetMachine(const std::string& prefix, std::string node, Actions*
       leader_key_(prefix + "leader"),
       nodes_prefix_(prefix + "nodes/"),
       regions_key_(prefix + "regions"),
+      tickets_key_(prefix + "tickets"),
       actions_(actions),
       jitter_state_(std::hash<std::string>()(node_)) {}
 
@@ -375,6 +376,12 @@ bool FleetMachine::IsNodeKey(const std::string& key) const {
   return key.compare(0, nodes_prefix_.size(), nodes_prefix_) == 0;
 }
 
+bool FleetMachine::IsTicketsKey(const std::string& key) const {
+  return key == tickets_key_ || (key.size() > tickets_key_.size() + 1 &&
+                                 key.compare(0, tickets_key_.size(), tickets_key_) == 0 &&
+                                 key[tickets_key_.size()] == '/');
+}
+
 void FleetMachine::Apply(const FleetRecord& record, absl::Time now) {
   if (record.key == state_key_) {
     state_missing_ = false;
@@ -427,6 +434,10 @@ void FleetMachine::Apply(const FleetRecord& record, absl::Time now) {
     regions_ = *std::move(regions);
     return;
   }
+  if (IsTicketsKey(record.key)) {
+    actions_->TicketKeys(record, /*deleted=*/false);
+    return;
+  }
   if (IsNodeKey(record.key)) {
     if (views_link_ == ViewsLink::kOff) return;  // a follower: the leader's sums say enough
     absl::StatusOr<NodeView> view = DecodeNodeView(record.value);
@@ -474,6 +485,10 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
   }
   if (record.key == regions_key_) {
     regions_.reset();
+    return;
+  }
+  if (IsTicketsKey(record.key)) {
+    actions_->TicketKeys(record, /*deleted=*/true);
     return;
   }
   if (IsNodeKey(record.key)) {

@@ -167,9 +167,13 @@ class FleetMachine {
     // This node became the leader (true) or stopped being it (false).
     virtual void Leadership(bool leader) = 0;
     virtual void Log(FleetLogLevel level, const std::string& line) = 0;
+    // A key under the tickets key (the sealed session ticket keys) as the store holds it now,
+    // or its deletion. The machine does not read them; whoever shares the keys does.
+    virtual void TicketKeys(const FleetRecord& /*record*/, bool /*deleted*/) {}
   };
 
-  // Keys: "{prefix}state", "{prefix}leader", "{prefix}nodes/{node}", "{prefix}regions".
+  // Keys: "{prefix}state", "{prefix}leader", "{prefix}nodes/{node}", "{prefix}regions",
+  // "{prefix}tickets" and "{prefix}tickets/{region}".
   // `actions` outlives the machine.
   FleetMachine(const std::string& prefix, std::string node, Actions* actions);
 
@@ -226,6 +230,10 @@ class FleetMachine {
   const std::string& leader_key() const { return leader_key_; }
   const std::string& nodes_prefix() const { return nodes_prefix_; }
   const std::string& regions_key() const { return regions_key_; }
+  const std::string& tickets_key() const { return tickets_key_; }
+  // The create revision of the leader key this node holds (what a leader's write compares);
+  // 0 when it does not lead.
+  int64_t leading_revision() const { return leading_revision_; }
   int64_t lease() const { return lease_; }
   absl::Time lease_expiry() const { return lease_expiry_; }
   int64_t revision() const { return revision_; }              // the newest store revision seen
@@ -297,6 +305,7 @@ class FleetMachine {
   void ApplyDeleted(const FleetRecord& record, absl::Time now);
   void SawRevision(int64_t revision, absl::Time now);
   bool IsNodeKey(const std::string& key) const;
+  bool IsTicketsKey(const std::string& key) const;
   void Log(FleetLogLevel level, const std::string& line) { actions_->Log(level, line); }
   // In [0, 1), from this node's own sequence.
   double Jitter();
@@ -306,6 +315,7 @@ class FleetMachine {
   std::string leader_key_;
   std::string nodes_prefix_;
   std::string regions_key_;
+  std::string tickets_key_;
   Actions* actions_;
 
   Link link_ = Link::kOffline;

@@ -305,7 +305,8 @@ absl::Status ParseController(const Field& f, const std::string& base_dir, Contro
 
 absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Config& config,
                         FleetConfig* out) {
-  RETURN_IF_ERROR(f.ExpectMap({"etcd", "prefix", "node", "lease_ttl", "publish_interval"}));
+  RETURN_IF_ERROR(
+      f.ExpectMap({"etcd", "prefix", "node", "lease_ttl", "publish_interval", "ticket_keys"}));
   if (!config.steering.enabled) {
     return f.Error("needs a steering: section (the fleet shares its steering table)");
   }
@@ -391,6 +392,38 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
   if (out->publish_interval * 2 > out->lease_ttl) {
     return publish.Error(
         "must be at most half of lease_ttl, or the lease expires between renewals");
+  }
+  if (Field tickets = f.Child("ticket_keys"); tickets.present()) {
+    RETURN_IF_ERROR(tickets.ExpectMap({"seal_key_file", "rotation", "share"}));
+    FleetConfig::TicketKeys& keys = out->ticket_keys;
+    Field seal = tickets.Child("seal_key_file");
+    if (!seal.present()) {
+      return seal.Error(
+          "required: the key that seals the ticket keys in etcd (64 hex digits: "
+          "openssl rand -hex 32)");
+    }
+    ASSIGN_OR_RETURN(Field::Secret secret, seal.ReadSecretFile(base_dir));
+    absl::StatusOr<TicketSealKey> parsed = ParseTicketSealKey(secret.value);
+    if (!parsed.ok()) {
+      return seal.Error(absl::StrFormat("%s %s", secret.path, parsed.status().message()));
+    }
+    keys.seal = *parsed;
+    keys.seal_key_file = secret.path;
+    Field rotation = tickets.Child("rotation");
+    RETURN_IF_ERROR(rotation.ReadDuration(&keys.rotation, absl::Seconds(1)));
+    if (keys.rotation < out->publish_interval * 2) {
+      return rotation.Error(
+          "must be at least twice publish_interval: the next key must reach every node first");
+    }
+    std::string share = "region";
+    RETURN_IF_ERROR(tickets.Child("share").Read(&share));
+    if (share != "region" && share != "fleet") {
+      return tickets.Child("share").Error(
+          "must be region (the region's nodes) or fleet (every region's: clients moved to a "
+          "savior resume there)");
+    }
+    keys.fleet_wide = share == "fleet";
+    keys.enabled = true;
   }
   out->enabled = true;
   return absl::OkStatus();

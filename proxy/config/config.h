@@ -280,6 +280,15 @@ struct FleetConfig {
   std::string node;                                    // this node's name; unique in the fleet
   absl::Duration lease_ttl = absl::Seconds(5);         // a dead node's view and leadership expire
   absl::Duration publish_interval = absl::Seconds(1);  // this node's view, and keep-alives
+  // Session ticket keys shared through etcd (proxy/control/ticket_key_control.h), for every
+  // TLS listener without ticket_key_files.
+  struct TicketKeys {
+    bool enabled = false;
+    TicketSealKey seal{};  // from seal_key_file; seals the keys in etcd
+    std::string seal_key_file;
+    absl::Duration rotation = absl::Hours(1);
+    bool fleet_wide = false;  // share: fleet (else region): clients resume on a savior too
+  } ticket_keys;
 };
 
 // The sick-region detector (steering/detector.h) as this node runs it.

@@ -26,9 +26,9 @@ absl::Status ParseCertificate(const Field& f, const std::string& base_dir,
 absl::Status ParseServerTls(const Field& f, const std::string& base_dir, const std::string& name,
                             bool http2, std::optional<ListenerTlsConfig>* out,
                             std::shared_ptr<const ServerTlsContext>* context_out) {
-  RETURN_IF_ERROR(
-      f.ExpectMap({"certificates", "cert_file", "key_file", "ocsp_file", "min_version", "ciphers",
-                   "ciphersuites", "session_tickets", "ticket_key_rotation", "client_ca_file"}));
+  RETURN_IF_ERROR(f.ExpectMap({"certificates", "cert_file", "key_file", "ocsp_file", "min_version",
+                               "ciphers", "ciphersuites", "session_tickets", "ticket_key_rotation",
+                               "ticket_key_files", "client_ca_file"}));
   ListenerTlsConfig& tls = out->emplace();
   Field list = f.Child("certificates");
   const bool single = f.Child("cert_file").present() || f.Child("key_file").present();
@@ -58,6 +58,15 @@ absl::Status ParseServerTls(const Field& f, const std::string& base_dir, const s
   RETURN_IF_ERROR(f.Child("session_tickets").Read(&tls.session_tickets));
   RETURN_IF_ERROR(
       f.Child("ticket_key_rotation").ReadDuration(&tls.ticket_key_rotation, absl::Seconds(1)));
+  if (Field files = f.Child("ticket_key_files"); files.present()) {
+    if (!tls.session_tickets) return files.Error("goes with session_tickets: true");
+    ASSIGN_OR_RETURN(std::vector<Field> items, files.Sequence());
+    if (items.empty() || items.size() > 8) return files.Error("must list 1..8 files");
+    for (const Field& item : items) {
+      ASSIGN_OR_RETURN(std::string path, item.Scalar());
+      tls.ticket_key_files.push_back(ResolveConfigPath(path, base_dir));
+    }
+  }
   RETURN_IF_ERROR(f.Child("client_ca_file").Read(&tls.client_ca_file));
   tls.client_ca_file = ResolveConfigPath(tls.client_ca_file, base_dir);
   absl::StatusOr<std::shared_ptr<const ServerTlsContext>> context =

@@ -366,6 +366,46 @@ void Fleet::Log(FleetLogLevel level, const std::string& line) {
   }
 }
 
+void Fleet::TicketKeys(const FleetRecord& record, bool deleted) {
+  if (hooks_.on_ticket_keys) hooks_.on_ticket_keys(record, deleted);
+}
+
+void Fleet::PutAsLeader(const std::string& key, const std::string& value, int64_t mod_revision,
+                        std::function<void(const absl::Status&)> done) {
+  if (!machine_.connected()) {
+    done(absl::UnavailableError("the fleet's etcd is unreachable"));
+    return;
+  }
+  if (!leader()) {
+    done(absl::FailedPreconditionError("this node is not the fleet's leader"));
+    return;
+  }
+  EtcdTxn txn;
+  EtcdCompare mine;
+  mine.key = machine_.leader_key();
+  mine.target = EtcdCompare::Target::kCreateRevision;
+  mine.revision = machine_.leading_revision();
+  txn.compare.push_back(mine);
+  EtcdCompare same;
+  same.key = key;
+  same.target = EtcdCompare::Target::kModRevision;
+  same.revision = mod_revision;
+  txn.compare.push_back(same);
+  EtcdOp put;
+  put.key = key;
+  put.value = value;
+  txn.success.push_back(put);
+  etcd_->Txn(txn, [done = std::move(done)](absl::StatusOr<EtcdTxnResult> result) {
+    if (!result.ok()) {
+      done(result.status());
+    } else if (!result->succeeded) {
+      done(absl::AbortedError("the key or the leader changed first"));
+    } else {
+      done(absl::OkStatus());
+    }
+  });
+}
+
 void Fleet::Write(const ControllerState& next, bool as_leader, WriteDone done) {
   absl::StatusOr<FleetWriteCompare> compare = machine_.StartWrite(absl::Now(), as_leader);
   if (!compare.ok()) {

@@ -8,6 +8,8 @@
 //   {prefix}nodes/{node}   each node's view (steering/fleet_view.h), bound to its lease.
 //   {prefix}regions        the leader's sums of the views per region (FleetRegions), bound to
 //                          its lease.
+//   {prefix}tickets[/{region}]  session ticket keys shared by the fleet or by a region, sealed
+//                          (proxy/control/ticket_key_control.h); written by the leader.
 //
 // Each node holds a lease that it keeps alive every publish interval, watches the prefix but
 // the views (two ranges: before and after "nodes/") and hands every newer state to
@@ -72,6 +74,9 @@ class Fleet : private FleetMachine::Actions {
     std::function<NodeView()> view;
     // The state to store when the store has none yet (the first node of a new fleet).
     std::function<std::string()> initial_state;
+    // A key under {prefix}tickets (sealed session ticket keys) as the store holds it now, or
+    // its deletion (proxy/control/ticket_key_control.h).
+    std::function<void(const FleetRecord& record, bool deleted)> on_ticket_keys;
   };
   // The outcomes counted in metrics (sluice_fleet_writes_total{outcome}).
   using WriteOutcome = FleetMachine::WriteOutcome;
@@ -96,6 +101,14 @@ class Fleet : private FleetMachine::Actions {
   void Stop();
 
   void Write(const ControllerState& next, bool as_leader, WriteDone done);
+
+  // The leader: puts `value` under `key` (not bound to a lease) if the key's mod revision is
+  // still `mod_revision` (0: it must not exist) and this node still holds the leader key.
+  // `done`: OK when written, Aborted when either compare failed (the watch brings what is
+  // there), FailedPrecondition when this node does not lead, Unavailable without the store.
+  void PutAsLeader(const std::string& key, const std::string& value, int64_t mod_revision,
+                   std::function<void(const absl::Status&)> done);
+  const std::string& tickets_key() const { return machine_.tickets_key(); }
 
   // A node that cannot use the fleet's state (it does not fit its configuration) must not
   // lead: it resigns (deleting its leader key, so another node takes over at once) and stops
@@ -147,6 +160,7 @@ class Fleet : private FleetMachine::Actions {
   void AdoptState(ControllerState state, int64_t revision) override;
   void Leadership(bool leader) override;
   void Log(FleetLogLevel level, const std::string& line) override;
+  void TicketKeys(const FleetRecord& record, bool deleted) override;
 
   // The views not older than the lease (a node etcd has not expired yet is left out).
   std::vector<NodeView> LiveViews(absl::Time now) const;

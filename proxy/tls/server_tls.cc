@@ -14,6 +14,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "common/secret_file.h"
 #include "common/status_macros.h"
 #include "proxy/tls/client_tls.h"
 
@@ -83,34 +84,98 @@ uint64_t TicketKeyRing::rotations() const {
   return rotations_;
 }
 
+TicketKeyRing::Source TicketKeyRing::source() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return source_;
+}
+
 void TicketKeyRing::RotateLocked(absl::Time now) {
-  Key key;
-  if (RAND_bytes(key.name, sizeof(key.name)) != 1 || RAND_bytes(key.aes, sizeof(key.aes)) != 1 ||
-      RAND_bytes(key.hmac, sizeof(key.hmac)) != 1) {
-    return;  // keep the current key: a ticket under an old key beats no ticket
-  }
-  key.created = now;
-  keys_.insert(keys_.begin(), key);
+  absl::StatusOr<TicketKey> key = RandomTicketKey(now);
+  if (!key.ok()) return;  // keep the current key: a ticket under an old key beats no ticket
+  keys_.insert(keys_.begin(), Entry{*key});
   if (keys_.size() > 3) keys_.resize(3);
   ++rotations_;
 }
 
-TicketKeyRing::Key TicketKeyRing::Current(absl::Time now) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (keys_.empty() || now - keys_.front().created >= rotation_) RotateLocked(now);
-  return keys_.front();
+const TicketKeyRing::Entry* TicketKeyRing::CurrentLocked(absl::Time now) {
+  if (source_ == Source::kOwn) {
+    if (keys_.empty() || now - keys_.front().key.not_before >= rotation_) RotateLocked(now);
+    return keys_.empty() ? nullptr : &keys_.front();
+  }
+  // The newest installed key whose time has come; before any has (a clock behind the
+  // leader's), a kept key that still decrypts, else the oldest installed one.
+  const Entry* oldest = nullptr;
+  for (const Entry& entry : keys_) {
+    if (entry.installed) {
+      if (entry.key.not_before <= now) return &entry;
+      oldest = &entry;
+    }
+  }
+  for (const Entry& entry : keys_) {
+    if (!entry.installed && now < entry.until) return &entry;
+  }
+  return oldest;
 }
 
-bool TicketKeyRing::Find(const unsigned char name[16], Key* key, bool* old) {
+TicketKey TicketKeyRing::Current(absl::Time now) {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (size_t i = 0; i < keys_.size(); ++i) {
-    if (std::memcmp(keys_[i].name, name, 16) == 0) {
-      *key = keys_[i];
-      *old = i > 0;
+  const Entry* entry = CurrentLocked(now);
+  return entry ? entry->key : TicketKey{};  // all zeros only when the generator never worked
+}
+
+bool TicketKeyRing::Find(const unsigned char name[16], absl::Time now, TicketKey* key,
+                         bool* renew) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const Entry& entry : keys_) {
+    if (now < entry.until && std::memcmp(entry.key.name.data(), name, 16) == 0) {
+      *key = entry.key;
+      const Entry* current = CurrentLocked(now);
+      *renew = !current || current->key.name != entry.key.name;
       return true;
     }
   }
   return false;
+}
+
+std::vector<TicketKeyRing::Entry> TicketKeyRing::KeptLocked(absl::Time now, absl::Duration keep) {
+  std::vector<Entry> kept;
+  if (const Entry* current = CurrentLocked(now)) {
+    Entry entry = *current;
+    entry.installed = false;
+    entry.until = std::min(entry.until, now + keep);
+    kept.push_back(entry);
+  }
+  for (const Entry& entry : keys_) {
+    if (!entry.installed && entry.until != absl::InfiniteFuture() && now < entry.until &&
+        (kept.empty() || entry.key.name != kept.front().key.name)) {
+      kept.push_back(entry);
+    }
+  }
+  return kept;
+}
+
+void TicketKeyRing::Install(std::vector<TicketKey> keys, Source source, absl::Time now,
+                            absl::Duration keep) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Entry> next;
+  for (const TicketKey& key : keys) next.push_back(Entry{key, /*installed=*/true});
+  for (Entry& entry : KeptLocked(now, keep)) {
+    bool listed = false;
+    for (const TicketKey& key : keys) listed = listed || key.name == entry.key.name;
+    if (!listed && next.size() < 16) next.push_back(entry);
+  }
+  keys_ = std::move(next);
+  source_ = source;
+}
+
+void TicketKeyRing::MakeOwn(absl::Time now, absl::Duration keep) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (source_ == Source::kOwn) return;
+  std::vector<Entry> kept = KeptLocked(now, keep);
+  source_ = Source::kOwn;
+  keys_.clear();
+  RotateLocked(now);
+  for (Entry& entry : kept) keys_.push_back(entry);
 }
 
 // --- The context -----------------------------------------------------------------------------
@@ -146,32 +211,41 @@ namespace {
 
 ServerTlsContext::Certificate* CertificateOf(SSL* ssl);
 
+// Fetched once: OpenSSL 3 looks a cipher or digest up by name (under a lock) each time a
+// legacy EVP_aes_256_cbc() or a digest name is used, on every ticket.
+const EVP_CIPHER* TicketCipher() {
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  return cipher;
+}
+
 // RFC 5077 tickets under the ring's keys (AES-256-CBC, HMAC-SHA256).
 int OnTicketKey(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
                 EVP_MAC_CTX* mac, int encrypt) {
   ServerTlsContext::Certificate* cert = CertificateOf(ssl);
-  if (!cert || !cert->tickets) return 0;
-  TicketKeyRing::Key key;
+  if (!cert || !cert->tickets || !TicketCipher()) return 0;
+  TicketKey key;
   int result = 1;
+  absl::Time now = absl::Now();
   if (encrypt) {
-    key = cert->tickets->Current(absl::Now());
-    std::memcpy(key_name, key.name, 16);
+    key = cert->tickets->Current(now);
+    std::memcpy(key_name, key.name.data(), 16);
     if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1) return -1;
-    if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes, iv) != 1) return -1;
+    if (EVP_EncryptInit_ex(cipher, TicketCipher(), nullptr, key.aes.data(), iv) != 1) return -1;
   } else {
-    bool old = false;
-    if (!cert->tickets->Find(key_name, &key, &old)) return 0;  // unknown: a full handshake
-    if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes, iv) != 1) return -1;
-    result = old ? 2 : 1;  // 2: accepted, but issue a ticket under the current key
+    bool renew = false;
+    if (!cert->tickets->Find(key_name, now, &key, &renew)) return 0;  // unknown: full handshake
+    if (EVP_DecryptInit_ex(cipher, TicketCipher(), nullptr, key.aes.data(), iv) != 1) return -1;
+    result = renew ? 2 : 1;  // 2: accepted, but issue a ticket under the current key
   }
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.hmac, sizeof(key.hmac)),
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.hmac.data(), key.hmac.size()),
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
       OSSL_PARAM_construct_end(),
   };
-  if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-  return result;
+  int set = EVP_MAC_CTX_set_params(mac, params);
+  OPENSSL_cleanse(&key, sizeof(key));
+  return set == 1 ? result : -1;
 }
 
 int OnAlpn(SSL* ssl, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
@@ -254,6 +328,7 @@ std::vector<std::string> ServerTlsContext::Files(const ListenerTlsConfig& config
     if (!cert.ocsp_file.empty()) files.push_back(cert.ocsp_file);
   }
   if (!config.client_ca_file.empty()) files.push_back(config.client_ca_file);
+  for (const std::string& path : config.ticket_key_files) files.push_back(path);
   return files;
 }
 
@@ -263,6 +338,20 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::Create
     return absl::InvalidArgumentError("needs at least one certificate");
   }
   std::shared_ptr<ServerTlsContext> context(new ServerTlsContext());
+  std::vector<TicketKey> file_keys;
+  for (const std::string& path : config.ticket_key_files) {
+    ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+    WarnIfOthersMayRead(path);
+    ASSIGN_OR_RETURN(TicketKey key, ParseTicketKeyFile(bytes, path));
+    OPENSSL_cleanse(bytes.data(), bytes.size());
+    for (const TicketKey& other : file_keys) {
+      if (other.name == key.name) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: the same key name as an earlier ticket key file", path));
+      }
+    }
+    file_keys.push_back(key);
+  }
   std::shared_ptr<TicketKeyRing> tickets;
   if (config.session_tickets) {
     tickets = TicketKeyRing::ForListener(listener, config.ticket_key_rotation);
@@ -336,6 +425,15 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::Create
       sni->others.push_back(ctx);
     }
     context->names_.push_back(std::move(names));
+  }
+  // Last, once nothing can fail: a bad configuration leaves the ring as it was.
+  if (tickets) {
+    if (!file_keys.empty()) {
+      tickets->Install(std::move(file_keys), TicketKeyRing::Source::kFiles, absl::Now(),
+                       config.ticket_key_rotation);
+    } else if (tickets->source() == TicketKeyRing::Source::kFiles) {
+      tickets->MakeOwn(absl::Now(), config.ticket_key_rotation);
+    }
   }
   SSL_CTX* primary = context->contexts_[0];
   if (config.certificates.size() > 1) {

@@ -24,6 +24,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "proxy/tls/ticket_keys.h"
 
 namespace sluice {
 
@@ -44,39 +45,62 @@ struct ListenerTlsConfig {
   std::string ciphers = kDefaultTls12Ciphers;      // TLS 1.2 cipher list
   std::string ciphersuites;                        // TLS 1.3 suites; empty: OpenSSL's default
   bool session_tickets = true;
+  // Own keys: how often they rotate. Installed keys (files, the fleet's): how long a replaced
+  // key still decrypts.
   absl::Duration ticket_key_rotation = absl::Hours(1);
+  // nginx's ssl_session_ticket_key: 80-byte files; the first encrypts, the others decrypt.
+  std::vector<std::string> ticket_key_files;
   std::string client_ca_file;  // non-empty: clients must present a certificate it signed
 };
 
-// Session ticket keys: the newest encrypts, the two before it still decrypt (a ticket then
-// lives up to three rotation periods), and keys rotate lazily when a ticket is issued.
-// Thread-safe (handshakes on every worker use it).
+// A listener's session ticket keys. By default the ring makes its own: the newest encrypts,
+// the two before it still decrypt (a ticket then lives up to three rotation periods), and keys
+// rotate lazily when a ticket is issued. Keys installed from outside (the listener's
+// ticket_key_files, or the fleet's shared keys: proxy/tls/ticket_keys.h) replace them: then the
+// newest installed key whose time has come encrypts, every installed key decrypts, and the key
+// that encrypted before an install still decrypts for a while. Thread-safe (handshakes on every
+// worker use it).
 class TicketKeyRing {
  public:
+  enum class Source : uint8_t { kOwn, kFiles, kFleet };
+
   explicit TicketKeyRing(absl::Duration rotation) : rotation_(rotation) {}
   // The ring of the named listener, created on first use; kept for the process's life.
   static std::shared_ptr<TicketKeyRing> ForListener(const std::string& name,
                                                     absl::Duration rotation);
 
-  struct Key {
-    unsigned char name[16];
-    unsigned char aes[32];
-    unsigned char hmac[32];
-    absl::Time created;
-  };
-  // The key to encrypt a new ticket with (rotating first if due).
-  Key Current(absl::Time now);
-  // The key named `name`, and whether it is an older one (the ticket should be renewed).
-  bool Find(const unsigned char name[16], Key* key, bool* old);
+  // The key to encrypt a new ticket with (rotating first if due, when the keys are the ring's
+  // own).
+  TicketKey Current(absl::Time now);
+  // The key named `name`, and whether it is not the one that encrypts now (the ticket should be
+  // renewed).
+  bool Find(const unsigned char name[16], absl::Time now, TicketKey* key, bool* renew);
+  // From now on the ring holds `keys` (newest first, as AdvanceTicketKeys leaves them) and makes
+  // none of its own. The key that encrypted until now, if it is not among them, still decrypts
+  // for `keep` (as do keys kept so by an earlier install).
+  void Install(std::vector<TicketKey> keys, Source source, absl::Time now, absl::Duration keep);
+  // Back to keys of its own (a fresh one at the next ticket); the installed key that encrypted
+  // until now still decrypts for `keep`.
+  void MakeOwn(absl::Time now, absl::Duration keep);
+  Source source() const;
   void SetRotation(absl::Duration rotation);
-  uint64_t rotations() const;
+  uint64_t rotations() const;  // of its own keys
 
  private:
-  void RotateLocked(absl::Time now);  // mutex_ held
+  struct Entry {
+    TicketKey key;
+    bool installed = false;                     // installed (else its own, or kept)
+    absl::Time until = absl::InfiniteFuture();  // kept after an install: decrypts until then
+  };
+  void RotateLocked(absl::Time now);           // mutex_ held
+  const Entry* CurrentLocked(absl::Time now);  // mutex_ held
+  // The key that encrypts now and those kept before, for `keep` from `now`.
+  std::vector<Entry> KeptLocked(absl::Time now, absl::Duration keep);
 
   mutable std::mutex mutex_;  // guards the rest
   absl::Duration rotation_;
-  std::vector<Key> keys_;  // newest first
+  Source source_ = Source::kOwn;
+  std::vector<Entry> keys_;  // installed first (newest first), then kept ones; or its own
   uint64_t rotations_ = 0;
 };
 

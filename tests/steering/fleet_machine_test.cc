@@ -68,6 +68,10 @@ struct Recorder : FleetMachine::Actions {
   }
   void Leadership(bool leader) override { actions.push_back(leader ? "leads" : "steps down"); }
   void Log(FleetLogLevel, const std::string& line) override { logs.push_back(line); }
+  void TicketKeys(const FleetRecord& record, bool deleted) override {
+    actions.push_back((deleted ? "tickets deleted " : "tickets ") + record.key + " at " +
+                      std::to_string(record.mod_revision));
+  }
 
   Lines Take() { return std::exchange(actions, {}); }
 };
@@ -852,6 +856,25 @@ TEST(FleetMachineTest, AFollowerKeepsNoViewsButTheLeadersSums) {
   b.rec.Take();
   b.m.ResyncAnswered(kStart + absl::Seconds(63), FleetResync{30, false, {State(5)}});
   EXPECT_FALSE(b.m.regions().has_value());
+}
+
+// The sealed ticket keys are not the machine's to read: every node hands them on as they come,
+// from the resync and the watch, and their deletion too; a key that merely starts the same is
+// not one of them.
+TEST(FleetMachineTest, TicketKeysGoToTheRuntimeAsTheyCome) {
+  Node b("node-b");
+  b.Join(kStart,
+         {State(5), Leader("node-a", 9, 6), FleetRecord{"/sluice/tickets/us-east-1", "x", 7, 7}},
+         10);
+  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 5", "tickets /sluice/tickets/us-east-1 at 7",
+                                 "watch from 11", "publish 7 at 10"}));
+  b.m.WatchMessage(kStart, Events(12, {{false, {"/sluice/tickets", "y", 12, 12}},
+                                       {false, {"/sluice/ticketsx", "z", 12, 12}},
+                                       {true, Deleted("/sluice/tickets/us-east-1", 12)}}));
+  EXPECT_EQ(b.rec.Take(), (Lines{"tickets /sluice/tickets at 12",
+                                 "tickets deleted /sluice/tickets/us-east-1 at 12"}));
+  EXPECT_EQ(b.m.tickets_key(), "/sluice/tickets");
+  EXPECT_EQ(b.m.leading_revision(), 0);
 }
 
 // A node that wins the leader key reads every view first, then leads: its first gates and its

@@ -152,6 +152,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"listeners:\n  - address: 127.0.0.1:1\n    tls: {cert_file: a, key_file: b, "
                   "certificates: []}\n",
                   "either certificates (a list) or cert_file and key_file"},
+        BadConfig{"listeners:\n  - address: 127.0.0.1:1\n    tls: {cert_file: a, key_file: b, "
+                  "session_tickets: false, ticket_key_files: [k]}\n",
+                  "listeners[0].tls.ticket_key_files: goes with session_tickets: true"},
+        BadConfig{"listeners:\n  - address: 127.0.0.1:1\n    tls: {cert_file: a, key_file: b, "
+                  "ticket_key_files: []}\n",
+                  "listeners[0].tls.ticket_key_files: must list 1..8 files"},
         BadConfig{"listeners: [{address: 127.0.0.1:1}]\nclusters:\n  - name: a\n    endpoints: "
                   "[127.0.0.1:2]\n    tls: {ca_file: /no/ca.pem}\n",
                   "x.yaml:5: clusters[0].tls: ca_file /no/ca.pem"},

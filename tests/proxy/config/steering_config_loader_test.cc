@@ -1,6 +1,7 @@
 #include "proxy/config/steering_config_loader.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -355,7 +356,50 @@ fleet:
   EXPECT_EQ(f.node, "use1-a");
   EXPECT_EQ(f.lease_ttl, absl::Seconds(4));
   EXPECT_EQ(f.publish_interval, absl::Seconds(2));
+  EXPECT_FALSE(f.ticket_keys.enabled);
   EXPECT_FALSE((*Parse(Yaml()))->fleet.enabled);
+}
+
+TEST_F(SteeringConfigLoaderTest, ParsesTheFleetsTicketKeys) {
+  std::ofstream(dir_ + "/seal.key") << std::string(62, '0') << "ff\n";
+  chmod((dir_ + "/seal.key").c_str(), 0600);
+  auto config = Parse(Yaml() + R"(
+fleet:
+  etcd: {endpoints: [http://127.0.0.1:2379]}
+  ticket_keys: {seal_key_file: seal.key, rotation: 30m, share: fleet}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const FleetConfig::TicketKeys& t = (*config)->fleet.ticket_keys;
+  EXPECT_TRUE(t.enabled);
+  EXPECT_EQ(t.seal[31], 0xff);
+  EXPECT_EQ(t.seal[0], 0);
+  EXPECT_EQ(t.seal_key_file, dir_ + "/seal.key");
+  EXPECT_EQ(t.rotation, absl::Minutes(30));
+  EXPECT_TRUE(t.fleet_wide);
+  config = Parse(Yaml() + R"(
+fleet:
+  etcd: {endpoints: [http://127.0.0.1:2379]}
+  ticket_keys: {seal_key_file: seal.key}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE((*config)->fleet.ticket_keys.fleet_wide);  // the region's nodes by default
+  EXPECT_EQ((*config)->fleet.ticket_keys.rotation, absl::Hours(1));
+
+  auto error = [&](const std::string& tickets) {
+    auto bad = Parse(Yaml() + "fleet:\n  etcd: {endpoints: [http://127.0.0.1:2379]}\n" +
+                     "  ticket_keys: " + tickets + "\n");
+    return bad.ok() ? std::string("accepted") : std::string(bad.status().message());
+  };
+  EXPECT_NE(error("{rotation: 1h}").find("openssl rand -hex 32"), std::string::npos);
+  EXPECT_NE(error("{seal_key_file: /nonexistent/seal}").find("cannot read /nonexistent/seal"),
+            std::string::npos);
+  std::ofstream(dir_ + "/short.key") << "abcd\n";
+  std::string short_key = error("{seal_key_file: short.key}");
+  EXPECT_NE(short_key.find("short.key must hold 64 hex digits"), std::string::npos) << short_key;
+  EXPECT_NE(error("{seal_key_file: seal.key, rotation: 1s}").find("twice publish_interval"),
+            std::string::npos);
+  EXPECT_NE(error("{seal_key_file: seal.key, share: world}").find("region"), std::string::npos);
+  EXPECT_NE(error("{seal_key_file: seal.key, key: x}").find("unknown"), std::string::npos);
 }
 
 TEST_F(SteeringConfigLoaderTest, FleetErrors) {
