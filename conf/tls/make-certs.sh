@@ -30,4 +30,6 @@ quiet openssl ocsp -issuer ca.pem -cert server.pem -reqout server.oreq -no_nonce
 quiet openssl ocsp -index ca.index -rsigner ca.pem -rkey ca.key -CA ca.pem -reqin server.oreq \
   -respout server.ocsp -ndays 7
 rm -f server.oreq
+# A session ticket key (80 random bytes, as nginx's): shared by every process given the file.
+(umask 077 && openssl rand 80 > ticket.key)
 echo "certificates in $DIR"

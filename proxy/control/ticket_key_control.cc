@@ -103,6 +103,7 @@ void TicketKeyControl::Install(const std::vector<TicketKey>& keys) {
 
 void TicketKeyControl::Tick() {
   if (!fleet_ || !fleet_->leader()) return;
+  ++leader_checks_;
   absl::Time now = absl::Now();
   for (auto& [key, share] : shares_) {
     if (share.writing || !share.readable || share.mod_revision < 0) continue;
@@ -144,6 +145,7 @@ nlohmann::json TicketKeyControl::Status() const {
       {"encrypting", current ? TicketKeyId(*current) : ""},
       {"installs", installs_},
       {"rejected", rejected_},
+      {"leader_checks", leader_checks_},
   };
   if (installed_at_ != absl::InfinitePast()) {
     doc["installed"] = absl::FormatTime(absl::RFC3339_sec, installed_at_, absl::UTCTimeZone());

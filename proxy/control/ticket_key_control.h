@@ -85,7 +85,8 @@ class TicketKeyControl {
   absl::Time installed_at_ = absl::InfinitePast();
   std::vector<TicketKey> installed_;
   uint64_t installs_ = 0;
-  uint64_t rejected_ = 0;  // documents that did not open or parse
+  uint64_t rejected_ = 0;       // documents that did not open or parse
+  uint64_t leader_checks_ = 0;  // schedule checks as the leader
 };
 
 }  // namespace sluice
