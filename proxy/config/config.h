@@ -166,6 +166,10 @@ struct LimitsConfig {
   // the path (pool.http2_max_window): the memory the node may hold for them is bounded by this
   // plus each connection's first window (4 MiB, or twice pool.http2_window if larger).
   uint64_t upstream_window_memory = 256u << 20;
+  // Per worker loop iteration: at most this long on server TLS handshakes, the others wait for
+  // the next iterations (LoopContext::SetHandshakeBudget). A reconnect storm then delays new
+  // handshakes, not the established connections. 0: no budget.
+  absl::Duration tls_handshake_budget = absl::Milliseconds(2);
 };
 
 // The node's downstream connection cap: limits.max_connections if set, else half of what the

@@ -19,6 +19,7 @@ LoopContext::LoopContext(uv_loop_t* loop) : loop_(loop), read_buffer_(new char[k
   uv_prepare_start(&prepare_, [](uv_prepare_t* h) {
     auto* self = static_cast<LoopContext*>(h->data);
     self->Drain(true);
+    self->ResumeWaitingHandshakes();
     self->clock_.Invalidate();
   });
   uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
@@ -30,6 +31,8 @@ LoopContext::LoopContext(uv_loop_t* loop) : loop_(loop), read_buffer_(new char[k
     self->Drain(true);
   });
   uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+  uv_idle_init(loop_, &idle_);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&idle_));
 
   if (getrandom(rng_, sizeof(rng_), 0) != static_cast<ssize_t>(sizeof(rng_))) {
     uint64_t seed = static_cast<uint64_t>(time(nullptr)) ^ reinterpret_cast<uintptr_t>(this);
@@ -42,6 +45,8 @@ LoopContext::LoopContext(uv_loop_t* loop) : loop_(loop), read_buffer_(new char[k
 LoopContext::~LoopContext() {
   // Tasks still scheduled belong to objects that are gone or never ran; drop the links.
   while (tasks_.PopFront() != nullptr) {
+  }
+  while (handshake_waiters_.PopFront() != nullptr) {
   }
   while (late_.PopFront() != nullptr) {
   }
@@ -134,9 +139,35 @@ uint64_t LoopContext::Random() {
   return result;
 }
 
+void LoopContext::WaitForHandshakeBudget(HandshakeWaiter* waiter) {
+  if (waiter->waiting_for_budget() || closed_) return;
+  handshake_waiters_.PushBack(waiter);
+  ++handshakes_waited_;
+  // An idle handle keeps the next poll from sleeping: the waiters go on at once.
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&idle_))) {
+    uv_idle_start(&idle_, [](uv_idle_t*) {});
+  }
+}
+
+void LoopContext::ResumeWaitingHandshakes() {
+  handshake_spent_ns_ = 0;
+  if (handshake_waiters_.empty()) return;
+  while (HandshakeBudgetLeft()) {
+    HandshakeWaiter* waiter = handshake_waiters_.PopFront();
+    if (!waiter) break;
+    waiter->ResumeHandshake();
+    Drain(true);  // its output (the server's flight) goes out now, as after an I/O callback
+  }
+  if (handshake_waiters_.empty()) uv_idle_stop(&idle_);
+}
+
 void LoopContext::Close() {
   if (closed_) return;
   closed_ = true;
+  while (handshake_waiters_.PopFront() != nullptr) {
+  }
+  uv_idle_stop(&idle_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
   Drain(true);
   recent_queues_ = {};
   for (auto& [ms, queue] : timeouts_) queue->CloseAndDelete();

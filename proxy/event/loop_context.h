@@ -39,6 +39,24 @@ class DeferredTask {
   ListNode node_;
 };
 
+// A server-side TLS handshake waiting for the loop's handshake budget (LoopContext::
+// WaitForHandshakeBudget). Destroying a waiter takes it out of the queue.
+class HandshakeWaiter {
+ public:
+  // The budget has room: go on with the handshake.
+  virtual void ResumeHandshake() = 0;
+  bool waiting_for_budget() const { return handshake_node_.linked(); }
+
+ protected:
+  HandshakeWaiter() = default;
+  virtual ~HandshakeWaiter() = default;
+  void StopWaitingForBudget() { handshake_node_.Unlink(); }
+
+ private:
+  friend class LoopContext;
+  ListNode handshake_node_;
+};
+
 // Time as a loop's callbacks see it: the monotonic clock is read once per batch of callbacks
 // (the I/O callbacks after one poll, the tasks before it) instead of at every use, which on the
 // request path was a dozen reads per request. A value is never older than the batch it is read
@@ -121,6 +139,24 @@ class LoopContext {
   // write a line per request): 10 a second.
   LogRateLimit& request_warnings() { return request_warnings_; }
 
+  // Handshakes pay by the loop iteration: in a storm of new TLS connections a worker spends at
+  // most `budget` of each iteration on server-side handshakes (the first flight, an ECDHE key
+  // and a signature, is most of a handshake's CPU); the others wait in arrival order for the
+  // next iterations, which poll without sleeping while any wait. So the established
+  // connections' events run between every few handshakes instead of behind thousands.
+  // Zero: no budget.
+  void SetHandshakeBudget(absl::Duration budget) {
+    handshake_budget_ns_ = ToInt64Nanoseconds(budget);
+  }
+  bool handshake_budget_enabled() const { return handshake_budget_ns_ > 0; }
+  // Whether this iteration's budget has room (always, without a budget).
+  bool HandshakeBudgetLeft() const { return handshake_spent_ns_ < handshake_budget_ns_; }
+  void ChargeHandshake(int64_t nanos) { handshake_spent_ns_ += nanos; }
+  // Queues `waiter` (once) until an iteration's budget has room for it.
+  void WaitForHandshakeBudget(HandshakeWaiter* waiter);
+  // Handshakes that waited for a later iteration, since the loop started.
+  uint64_t handshakes_waited() const { return handshakes_waited_; }
+
   // Runs pending deferred work now, late tasks included. For tests and for shutdown.
   void RunDeferredNow();
   // What an I/O callback runs before returning: pending work except the late tasks.
@@ -136,10 +172,13 @@ class LoopContext {
 
   void Drain(bool late);
   TimeoutQueue* FindTimeouts(absl::Duration duration);
+  // Before each poll: a fresh budget, spent first on the handshakes that waited.
+  void ResumeWaitingHandshakes();
 
   uv_loop_t* loop_;
   uv_prepare_t prepare_;
   uv_check_t check_;
+  uv_idle_t idle_;  // active while handshakes wait: the poll does not sleep
   LoopClock clock_;
   IntrusiveList<DeferredTask, &DeferredTask::node_> tasks_;
   IntrusiveList<DeferredTask, &DeferredTask::node_> late_;
@@ -154,6 +193,10 @@ class LoopContext {
   std::vector<std::string> buffers_;
   uint64_t rng_[4];
   LogRateLimit request_warnings_{10};
+  IntrusiveList<HandshakeWaiter, &HandshakeWaiter::handshake_node_> handshake_waiters_;
+  int64_t handshake_budget_ns_ = 0;
+  int64_t handshake_spent_ns_ = 0;
+  uint64_t handshakes_waited_ = 0;
   bool closed_ = false;
 };
 

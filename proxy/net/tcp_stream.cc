@@ -22,6 +22,8 @@ struct TcpStream::Tls {
   const char* in = nullptr;  // ciphertext of the current read not yet taken by OpenSSL
   size_t in_len = 0;
   std::string plain_out;  // plaintext waiting for the handshake or for the next flush
+  std::string held;       // a server handshake's bytes waiting for the loop's budget
+  bool waited = false;    // the handshake waited for the budget at least once
   std::string error;
   bool established = false;
   bool notify_sent = false;  // our close_notify is queued
@@ -91,6 +93,8 @@ void TcpStream::StartTls(SSL* ssl) {
 
 SSL* TcpStream::ssl() const { return tls_ ? tls_->ssl : nullptr; }
 
+bool TcpStream::handshake_waited() const { return tls_ && tls_->waited; }
+
 const std::string& TcpStream::tls_error() const {
   static const std::string kNone;
   return tls_ ? tls_->error : kNone;
@@ -137,10 +141,26 @@ bool TcpStream::AdvanceHandshake() {
 
 void TcpStream::OnTlsRead(const char* data, size_t len) {
   Tls& tls = *tls_;
+  int64_t handshake_start = 0;  // set: this read's handshake work is charged to the budget
+  if (!tls.established && context_->handshake_budget_enabled() && SSL_is_server(tls.ssl)) {
+    if (!context_->HandshakeBudgetLeft() || waiting_for_budget()) {
+      // This iteration's handshakes are paid for: wait (not reading) for a later one.
+      tls.held.append(data, len);
+      tls.waited = true;
+      StopReading();
+      context_->WaitForHandshakeBudget(this);
+      return;
+    }
+    handshake_start = SystemClock().MonotonicNanos();
+  }
   tls.in = data;
   tls.in_len = len;
   if (!tls.established) {
-    if (!AdvanceHandshake()) return;
+    bool done = AdvanceHandshake();
+    if (handshake_start != 0) {
+      context_->ChargeHandshake(SystemClock().MonotonicNanos() - handshake_start);
+    }
+    if (!done) return;
     if (SSL_is_server(tls.ssl)) {
       handler_->OnTlsEstablished();
     } else {
@@ -185,6 +205,17 @@ void TcpStream::OnTlsRead(const char* data, size_t len) {
     StopReading();
     handler_->OnStreamEof();
   }
+}
+
+void TcpStream::ResumeHandshake() {
+  if (closing_ || failed_ || !tls_) return;
+  std::string held = std::move(tls_->held);
+  tls_->held.clear();
+  if (StartReading() != 0) {
+    ReportError(UV_EIO);
+    return;
+  }
+  OnTlsRead(held.data(), held.size());
 }
 
 void TcpStream::EncryptPending() {
@@ -461,6 +492,7 @@ void TcpStream::Close() {
   if (closing_) return;
   closing_ = true;
   CancelDeferred();
+  StopWaitingForBudget();
   if (!initialized_) return;  // nothing for libuv to close; the owner frees itself
   reading_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&handle_), [](uv_handle_t* h) {

@@ -33,7 +33,7 @@
 
 namespace sluice {
 
-class TcpStream final : private DeferredTask {
+class TcpStream final : private DeferredTask, private HandshakeWaiter {
  public:
   class Handler {
    public:
@@ -93,6 +93,8 @@ class TcpStream final : private DeferredTask {
   // before Connect() (client) or before the first read (server).
   void StartTls(SSL* ssl);
   SSL* ssl() const;
+  // The server handshake waited for the loop's handshake budget (LoopContext).
+  bool handshake_waited() const;
   // Why the TLS session failed (after OnStreamError), or empty.
   const std::string& tls_error() const;
   // The protocol the peers agreed on by ALPN ("h2", "http/1.1"), or empty.
@@ -109,6 +111,7 @@ class TcpStream final : private DeferredTask {
   friend struct TlsBio;
 
   void RunDeferred() override;  // flush
+  void ResumeHandshake() override;
   void PrepareOut();
   void ReleaseOut();
   void ScheduleFlush();

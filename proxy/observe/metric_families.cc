@@ -241,6 +241,12 @@ std::vector<MetricFamily> BuildFamilies() {
            }
          }
        }},
+      {"sluice_tls_handshakes_waited_total",
+       "Downstream TLS handshakes that waited for a later loop iteration "
+       "(limits.tls_handshake_budget).",
+       T::kCounter,
+       {},
+       SLUICE_WORKER_SUM(tls_handshakes_waited)},
       {"sluice_tls_handshake_failures_total",
        "Downstream TLS handshakes that failed.",
        T::kCounter,

@@ -144,8 +144,9 @@ class WorkerMetrics {
   MetricCounter connections_total;
   MetricCounter tls_handshakes[2][2];  // [ALPN h2: 0 or 1][resumed: 0 or 1]
   MetricCounter tls_handshake_failures;
-  MetricCounter http2_connections;  // h2 and h2c
-  MetricCounter http2_shed;         // closed for abuse or protocol errors
+  MetricCounter tls_handshakes_waited;  // for a later loop iteration (the handshake budget)
+  MetricCounter http2_connections;      // h2 and h2c
+  MetricCounter http2_shed;             // closed for abuse or protocol errors
   // Requests that entered the region here (from a client, not through a tunnel): the request
   // rate of the detector (steering/detector.h), whatever their answer.
   MetricCounter requests_entered;

@@ -235,7 +235,10 @@ int OnTicketKey(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIP
     bool renew = false;
     if (!cert->tickets->Find(key_name, now, &key, &renew)) return 0;  // unknown: full handshake
     if (EVP_DecryptInit_ex(cipher, TicketCipher(), nullptr, key.aes.data(), iv) != 1) return -1;
-    result = renew ? 2 : 1;  // 2: accepted, but issue a ticket under the current key
+    // 2: accepted, and a new ticket goes out: under the current key when this one is older,
+    // and always in TLS 1.3, whose tickets are for one use (RFC 8446, C.4): a client that
+    // resumed holds a ticket for its next connection too.
+    result = renew || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
   }
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {
@@ -378,10 +381,11 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::Create
       return absl::InvalidArgumentError(
           absl::StrFormat("ciphers \"%s\": %s", config.ciphers, OpenSslErrors()));
     }
-    if (!config.ciphersuites.empty() &&
-        SSL_CTX_set_ciphersuites(ctx, config.ciphersuites.c_str()) != 1) {
+    const std::string& suites =
+        config.ciphersuites.empty() ? std::string(kDefaultTls13Suites) : config.ciphersuites;
+    if (SSL_CTX_set_ciphersuites(ctx, suites.c_str()) != 1) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("ciphersuites \"%s\": %s", config.ciphersuites, OpenSslErrors()));
+          absl::StrFormat("ciphersuites \"%s\": %s", suites, OpenSslErrors()));
     }
     RETURN_IF_ERROR(UseCertificate(ctx, files.cert_file, files.key_file));
     std::vector<std::string> names = CertificateNames(SSL_CTX_get0_certificate(ctx));

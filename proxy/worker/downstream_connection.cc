@@ -143,6 +143,7 @@ void DownstreamConnection::OnTlsEstablished() {
   timeout_.Disarm();
   const bool h2 = http2_ && stream_.alpn() == "h2";
   worker_->mutable_metrics().tls_handshakes[h2][SSL_session_reused(stream_.ssl()) ? 1 : 0].Add();
+  if (stream_.handshake_waited()) worker_->mutable_metrics().tls_handshakes_waited.Add();
   StartHttp(h2, nullptr, 0);
 }
 

@@ -232,6 +232,30 @@ routes:
         self.assertEqual(r.stdout, b"200 1.1")
         self.assertIsNone(self.origin.received()[-1].header("upgrade"))
 
+    def test_a_burst_of_handshakes_waits_for_the_budget_and_every_one_completes(self):
+        # A budget of 1 us: each loop iteration takes one handshake's first flight, the others
+        # wait their turn (in arrival order) for the next iterations.
+        proxy = self.start(extra="limits: {tls_handshake_budget: 1us}\n")
+        kept = H2Client(self.plain_port)  # established (h2c) on the same workers
+        stream = kept.request("/before")
+        self.assertEqual(kept.response(stream)[0], 200)
+        burst = subprocess.Popen(["h2load", "-n", "100", "-c", "100", "-m", "1",
+                                  "https://127.0.0.1:%d/" % self.tls_port],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            # The established connection is served while the burst is on.
+            stream = kept.request("/during")
+            self.assertEqual(kept.response(stream, timeout=30)[0], 200)
+            out, _ = burst.communicate(timeout=120)
+        finally:
+            if burst.poll() is None:
+                burst.kill()
+                burst.wait()
+        out = out.decode()
+        self.assertIn("100 succeeded, 0 failed, 0 errored", out, out)
+        kept.close()
+        self.assertGreater(metric(proxy.admin_port, "sluice_tls_handshakes_waited_total"), 0)
+
     def test_h2load_many_streams_and_large_bodies(self):
         self.start()
         for url in ("https://127.0.0.1:%d/" % self.tls_port,

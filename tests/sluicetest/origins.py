@@ -218,6 +218,7 @@ class Handler(socketserver.BaseRequestHandler):
 class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # a burst of connections from the proxy queues instead of retrying
 
 
 class Origin:

@@ -1,5 +1,6 @@
 #include "proxy/event/loop_context.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,55 @@ struct Tracked : Deletable {
   explicit Tracked(bool* g) : gone(g) {}
   ~Tracked() override { *gone = true; }
 };
+
+// A handshake that costs `cost` of the budget when it goes on.
+struct Handshake : HandshakeWaiter {
+  std::vector<std::string>* log;
+  std::string name;
+  LoopContext* context;
+  absl::Duration cost;
+  Handshake(std::vector<std::string>* l, std::string n, LoopContext* c, absl::Duration d)
+      : log(l), name(std::move(n)), context(c), cost(d) {}
+  void ResumeHandshake() override {
+    log->push_back(name);
+    context->ChargeHandshake(absl::ToInt64Nanoseconds(cost));
+  }
+};
+
+TEST(LoopContextTest, HandshakesWaitForTheBudgetInArrivalOrder) {
+  TestLoop loop;
+  LoopContext* context = loop.context();
+  EXPECT_FALSE(context->handshake_budget_enabled());
+  context->SetHandshakeBudget(absl::Milliseconds(1));
+  ASSERT_TRUE(context->handshake_budget_enabled());
+  std::vector<std::string> log;
+  std::vector<std::unique_ptr<Handshake>> waiting;
+  for (const char* name : {"a", "b", "c", "d", "e", "f"}) {
+    waiting.push_back(std::make_unique<Handshake>(&log, name, context, absl::Microseconds(600)));
+  }
+  // A storm's worth of handshakes spend this iteration's budget and more.
+  context->ChargeHandshake(absl::ToInt64Nanoseconds(absl::Milliseconds(5)));
+  EXPECT_FALSE(context->HandshakeBudgetLeft());
+  for (auto& h : waiting) context->WaitForHandshakeBudget(h.get());
+  context->WaitForHandshakeBudget(waiting[0].get());  // queued once
+  EXPECT_EQ(context->handshakes_waited(), 6u);
+  waiting[4].reset();  // a connection closed while it waited: out of the queue
+  // Each iteration starts with a fresh budget: two at 0.6 ms each fit in 1 ms (the second
+  // starts with room left), in the order they came; the loop does not sleep between them.
+  uv_run(loop.loop(), UV_RUN_ONCE);
+  EXPECT_EQ(log, (std::vector<std::string>{"a", "b"}));
+  uv_run(loop.loop(), UV_RUN_ONCE);
+  EXPECT_EQ(log, (std::vector<std::string>{"a", "b", "c", "d"}));
+  uv_run(loop.loop(), UV_RUN_ONCE);
+  EXPECT_EQ(log, (std::vector<std::string>{"a", "b", "c", "d", "f"}));
+  EXPECT_FALSE(waiting[5]->waiting_for_budget());
+  EXPECT_TRUE(context->HandshakeBudgetLeft());
+  // One that waits later is woken as promptly.
+  context->ChargeHandshake(absl::ToInt64Nanoseconds(absl::Milliseconds(5)));
+  context->WaitForHandshakeBudget(waiting[0].get());
+  uv_run(loop.loop(), UV_RUN_ONCE);
+  EXPECT_EQ(log.back(), "a");
+}
 
 TEST(LoopContextTest, DeferredTasksRunOnceInOrder) {
   TestLoop loop;

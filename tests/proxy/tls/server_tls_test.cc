@@ -239,6 +239,17 @@ TEST_F(ServerTlsTest, ResumesOnlyWhereTheTicketKeysAre) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_TRUE(ResumesOn(**a, **a));
   EXPECT_FALSE(ResumesOn(**a, **b));  // each listener's own keys
+  // TLS 1.3 tickets are for one use: every resumption brings a new one, so a client resumes
+  // connection after connection.
+  SSL_SESSION* ticket = TicketFrom(**a);
+  for (int i = 0; i < 3; ++i) {
+    auto [next, resumed] = Connect(**a, ticket);
+    EXPECT_TRUE(resumed) << i;
+    EXPECT_NE(next, ticket) << i;
+    SSL_SESSION_free(ticket);
+    ticket = next;
+  }
+  SSL_SESSION_free(ticket);
   ListenerTlsConfig off = Config();
   off.session_tickets = false;
   auto c = ServerTlsContext::Create(off, "resume-c", true);
