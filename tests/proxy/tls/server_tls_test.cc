@@ -65,6 +65,24 @@ class ServerTlsTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ignored);
   }
 
+  // Runs `client` against a new session of `server` over a pair of memory BIOs until both are
+  // done (the client reading takes in a TLS 1.3 ticket); returns the server side.
+  static SSL* HandshakeInMemory(const ServerTlsContext& server, SSL* client) {
+    SSL_set_connect_state(client);
+    SSL* srv = server.NewSession();
+    BIO *a, *b;
+    BIO_new_bio_pair(&a, 0, &b, 0);
+    SSL_set_bio(client, a, a);
+    SSL_set_bio(srv, b, b);
+    char byte;
+    for (int i = 0; i < 20; ++i) {
+      SSL_do_handshake(client);
+      SSL_do_handshake(srv);
+      SSL_read(client, &byte, 1);
+    }
+    return srv;
+  }
+
   // A full handshake in memory: which certificate (CN) the client got and the ALPN result.
   std::pair<std::string, std::string> Handshake(const ServerTlsContext& server, const char* sni,
                                                 const char* alpn) {
@@ -80,16 +98,7 @@ class ServerTlsTest : public ::testing::Test {
       SSL_set_alpn_protos(client, reinterpret_cast<const unsigned char*>(wire.data()),
                           static_cast<unsigned>(wire.size()));
     }
-    SSL_set_connect_state(client);
-    SSL* srv = server.NewSession();
-    BIO *a, *b;
-    BIO_new_bio_pair(&a, 0, &b, 0);
-    SSL_set_bio(client, a, a);
-    SSL_set_bio(srv, b, b);
-    for (int i = 0; i < 20; ++i) {
-      SSL_do_handshake(client);
-      SSL_do_handshake(srv);
-    }
+    SSL* srv = HandshakeInMemory(server, client);
     std::string cn;
     if (X509* peer = SSL_get1_peer_certificate(client)) {
       char buf[256];
@@ -114,18 +123,7 @@ class ServerTlsTest : public ::testing::Test {
     SSL* client = SSL_new(client_ctx);
     SSL_set_tlsext_host_name(client, "localhost");
     if (session) SSL_set_session(client, session);
-    SSL_set_connect_state(client);
-    SSL* srv = server.NewSession();
-    BIO *a, *b;
-    BIO_new_bio_pair(&a, 0, &b, 0);
-    SSL_set_bio(client, a, a);
-    SSL_set_bio(srv, b, b);
-    char byte;
-    for (int i = 0; i < 20; ++i) {
-      SSL_do_handshake(client);
-      SSL_do_handshake(srv);
-      SSL_read(client, &byte, 1);  // takes in the session ticket
-    }
+    SSL* srv = HandshakeInMemory(server, client);
     std::pair<SSL_SESSION*, bool> out{SSL_get1_session(client), SSL_session_reused(client) == 1};
     // As after a close_notify: freeing a connection that did not shut down would mark its
     // session not resumable.
