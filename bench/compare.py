@@ -25,7 +25,9 @@ Table:
     connections, which then wait in its pool); bench/http1_compare.py idle_memory. The count is
     capped by the descriptor limits (this process's hard limit, the proxy's), and a line says
     so when fewer connections were measured than asked for;
-  - HTTP/2 over TLS, h2load 50 connections x 10 streams: requests/s, mean, vs nginx.
+  - HTTP/2 over TLS, h2load 50 connections x 10 streams: requests/s, mean, vs nginx;
+  - proxy CPU time per full TLS 1.3 handshake (ECDHE X25519 + ECDSA P-256), each on a new
+    connection carrying one HTTP/2 request, 500 at a time (bench/h2_compare.py handshakes).
 
 With --baseline BINARY, an older sluice (the build before a change) runs side by side as two
 more rows, "baseline" and "baseline-full", on the same configurations, and a compare_baseline:
@@ -36,7 +38,7 @@ The last line is for machines: "compare:" and key=value pairs, per row (nginx, h
 nghttpx, sluice, full = sluice-full, baseline, baseline_full): <row>_instr (instructions per
 request), <row>_allocs (calls to malloc, calloc and realloc per request in the same callgrind
 runs, every thread of the workers counted), <row>_idle_kib (KiB per idle downstream connection), <row>_upstream_idle_kib (KiB per
-idle pooled upstream connection); then idle_connections and upstream_idle_connections (what
+idle pooled upstream connection), <row>_handshake_us (CPU per full TLS handshake); then idle_connections and upstream_idle_connections (what
 sluice's figures were measured over: clients, and origin connections it opened). A figure not
 measured is "nan".
 
@@ -63,7 +65,7 @@ import sys
 import tempfile
 import time
 
-from h2_compare import h2load, proxy_process
+from h2_compare import h2load, handshakes, proxy_process
 from http1_compare import LOAD_CPU, PROXY_CPU, idle_memory, syscalls_per_request, wrk
 from instructions import allocation_calls, instructions_per_request
 from sluicetest import admin, debian, metrics
@@ -267,6 +269,8 @@ def main():
     parser.add_argument("--upstream-idle", type=int, default=1000,
                         help="clients that make the proxy open origin connections at once")
     parser.add_argument("--syscall-requests", type=int, default=50000)
+    parser.add_argument("--handshake-batches", type=int, default=4,
+                        help="per round and proxy: batches of 500 full TLS handshakes")
     parser.add_argument("--instr-requests", default="2000,12000",
                         help="the two request counts whose callgrind totals are subtracted")
     parser.add_argument("--install", action="store_true", help="apt-get install what is missing")
@@ -320,7 +324,7 @@ def main():
         headers = {name: auth for name in rows}
         ports = dict(plain, origin=origin_port)
         results = {name: {"rps": [], "p50": [], "p99": [], "cpu": [], "rate": [], "h2": [],
-                          "h2_mean": []} for name in rows}
+                          "h2_mean": [], "hs": []} for name in rows}
         for name in proxies:  # warm pools and caches; a refusal shows here, not in a table
             w = wrk(plain[name], 1, 50, extra=headers[name])
             if w["errors"]:
@@ -344,8 +348,13 @@ def main():
                            ["https://127.0.0.1:%d/" % tls[name]], args.duration + 60)
                 results[name]["h2"].append(h["rps"])
                 results[name]["h2_mean"].append(h["mean_ms"])
-                print("round %d %-12s %.2f us CPU/req at %.0f req/s; h2 over TLS %.0f req/s%s" % (
-                    r + 1, name, cpu, w["rps"], h["rps"],
+                # Full TLS 1.3 handshakes, one request each, 500 at a time: CPU per handshake.
+                _, hs = handshakes(tls[name], pids, 1 if args.quick else args.handshake_batches,
+                                   extra=headers[name])
+                results[name]["hs"].append(hs)
+                print("round %d %-12s %.2f us CPU/req at %.0f req/s; h2 over TLS %.0f req/s; "
+                      "%.0f us CPU/handshake%s" % (
+                    r + 1, name, cpu, w["rps"], h["rps"], hs,
                     "" if h["succeeded"] == h["total"] else "  FAILED %d (4xx %d, 5xx %d)" %
                     (h["total"] - h["succeeded"], h["4xx"], h["5xx"])), flush=True)
         # What sluice-full counted under load, before the idle burst (which its shedding may
@@ -408,14 +417,15 @@ def main():
     nginx_cpu, nginx_h2 = med(results["nginx"]["cpu"]), med(results["nginx"]["h2"])
     print("\n| | h1 req/s | vs nginx | vs origin | p50 ms | p99 ms | CPU us/req | vs nginx | "
           "instr/req | syscalls/req | idle B/conn | upstream idle B/conn | h2+TLS req/s | "
-          "vs nginx | h2 mean ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "vs nginx | h2 mean ms | CPU us/handshake | vs nginx |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    nginx_hs = med(results["nginx"]["hs"])
     for name in rows:
         r = results[name]
         proxy = name != "origin"
         cell = lambda fmt, v: (fmt % v) if proxy else "-"  # noqa: E731
         print("| %s | %.0f | %.2f | %.2f | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s | %s "
-              "| %s |" % (
+              "| %s | %s | %s |" % (
                   name, med(r["rps"]), med(r["rps"]) / nginx_rps, med(r["rps"]) / origin_rps,
                   med(r["p50"]), med(r["p99"]), cell("%.2f", med(r["cpu"])),
                   cell("%.2f", med(r["cpu"]) / nginx_cpu),
@@ -424,7 +434,8 @@ def main():
                   cell("%.0f", idle[name]["down"] if name in idle else nan),
                   cell("%.0f", idle[name]["up"] if name in idle else nan),
                   cell("%.0f", med(r["h2"])), cell("%.2f", med(r["h2"]) / nginx_h2),
-                  cell("%.3f", med(r["h2_mean"]))))
+                  cell("%.3f", med(r["h2_mean"])), cell("%.0f", med(r["hs"])),
+                  cell("%.2f", med(r["hs"]) / nginx_hs)))
     print("\n(%d rounds of %d s; CPU per request at about %.0f req/s offered; instructions from "
           "callgrind over %d - %d requests; system calls over %d requests; idle memory over %d "
           "downstream connections and the origin connections %d clients made the proxy open)"
@@ -452,7 +463,8 @@ def main():
                   "%s_allocs=%.3f" % (key, allocs.get(name, nan)),
                   "%s_idle_kib=%.2f" % (key, idle[name]["down"] / 1024 if name in idle else nan),
                   "%s_upstream_idle_kib=%.2f" % (key, idle[name]["up"] / 1024 if name in idle
-                                                 else nan)]
+                                                 else nan),
+                  "%s_handshake_us=%.0f" % (key, med(results[name]["hs"]))]
     pairs += ["idle_connections=%d" % idle.get("sluice", {}).get("count", 0),
               "upstream_idle_connections=%d" % idle.get("sluice", {}).get("pooled", 0)]
     print("compare: " + " ".join(pairs))

@@ -21,7 +21,7 @@ class CompareSmoke(unittest.TestCase):
         rows = {}
         for line in result.stdout.splitlines():
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) == 15 and cells[0] in PROXIES + ("origin",):
+            if len(cells) == 17 and cells[0] in PROXIES + ("origin",):
                 rows[cells[0]] = cells
         self.assertEqual(set(rows), set(PROXIES) | {"origin"}, result.stdout)
         for name in PROXIES:
@@ -43,6 +43,8 @@ class CompareSmoke(unittest.TestCase):
             self.assertIn(key + "_idle_kib", fields)
             self.assertIn(key + "_upstream_idle_kib", fields)
             self.assertIn(key + "_allocs", fields)
+            # Full TLS handshakes cost hundreds of microseconds of CPU, never nothing.
+            self.assertGreater(float(fields[key + "_handshake_us"]), 10, line.group(0))
         # The plain path allocates nothing per request: what the runs' difference holds is the
         # control thread's periodic work (one allocation per request would show as 1.0).
         self.assertLess(float(fields["sluice_allocs"]), 0.1, line.group(0))
