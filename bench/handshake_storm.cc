@@ -6,7 +6,7 @@
 //
 //   sluice_handshake_storm --ca CA.pem --clients N --storm HOST:PORT [--prime HOST:PORT]
 //                          [--server-name NAME] [--spread-ms 1000] [--prime-concurrency 200]
-//                          [--timeout 20] [--gap-ms 0] [--path /] [--no-session-copy]
+//                          [--timeout 20] [--gap-ms 0] [--path /]
 //
 //   1. with --prime (the region being evacuated): every client makes one GET (Connection: close)
 //      there, --prime-concurrency at a time, and keeps the session ticket it was given;
@@ -16,8 +16,8 @@
 //      a full handshake.
 // Each phase's requests time out after --timeout seconds; a request the server answered with a
 // status other than 2xx counts as an error. The latency of a storm request runs from its start
-// (the connect) to the end of its reply. Each slot keeps a copy of the session the server gave
-// (see DepositCopy); --no-session-copy keeps the session itself, as sluice's own clients do.
+// (the connect) to the end of its reply. Each slot keeps the session the server gave, as
+// sluice's own clients do (etcd, peers, origins).
 //
 // Progress goes to stderr as "handshake_storm: PHASE mono=SECONDS unix=SECONDS cpu_s=SECONDS"
 // (CLOCK_MONOTONIC, the wall clock, and this process's CPU time), so a harness can sample the
@@ -76,15 +76,13 @@ struct Options {
   double timeout_s = 20;
   int gap_ms = 0;
   std::string path = "/";
-  bool session_copy = true;
 };
 
 [[noreturn]] void Usage(const std::string& why) {
   std::fprintf(stderr,
                "sluice_handshake_storm: %s\nusage: sluice_handshake_storm --ca CA.pem --clients N "
                "--storm HOST:PORT [--prime HOST:PORT] [--server-name NAME] [--spread-ms MS] "
-               "[--prime-concurrency N] [--timeout SECONDS] [--gap-ms MS] [--path /PATH] "
-               "[--no-session-copy]\n",
+               "[--prime-concurrency N] [--timeout SECONDS] [--gap-ms MS] [--path /PATH]\n",
                why.c_str());
   std::exit(2);
 }
@@ -110,10 +108,6 @@ Options Parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--no-session-copy") {
-      o.session_copy = false;
-      continue;
-    }
     if (i + 1 >= argc) Usage(flag + ": needs a value");
     const char* value = argv[++i];
     if (flag == "--ca") {
@@ -186,20 +180,6 @@ double Percentile(const std::vector<double>& sorted, double p) {
 }
 
 void OnHeartbeat(uv_timer_t*) {}
-
-// The new-session callback TlsSessionSlot::EnableOn installed; DepositCopy hands it copies.
-int (*slot_new_session)(SSL*, SSL_SESSION*) = nullptr;
-
-// The slot gets a copy of each session, not the SSL's own. A TLS 1.3 ticket becomes the SSL's
-// current session, and the control client frees its SSL without SSL_shutdown; SSL_free then
-// takes the connection for a failed one (ssl_clear_bad_session) and marks that session not
-// resumable, under the slot's feet: after a one-shot request none of the slots' sessions
-// resumes (--no-session-copy shows it). The copy is not touched.
-int DepositCopy(SSL* ssl, SSL_SESSION* session) {
-  SSL_SESSION* copy = SSL_SESSION_dup(session);
-  if (copy && slot_new_session(ssl, copy) == 0) SSL_SESSION_free(copy);
-  return 0;  // OpenSSL keeps (and frees) the original
-}
 
 // One phase's outcome.
 struct PhaseResult {
@@ -438,10 +418,6 @@ int Main(int argc, char** argv) {
     return 1;
   }
   TlsSessionSlot::EnableOn(tls->get());
-  if (options.session_copy) {
-    slot_new_session = SSL_CTX_sess_get_new_cb(tls->get());
-    SSL_CTX_sess_set_new_cb(tls->get(), DepositCopy);
-  }
 
   uv_loop_t loop;
   uv_loop_init(&loop);

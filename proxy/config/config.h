@@ -38,7 +38,7 @@ struct ListenerConfig {
   std::string name;
   SocketAddress address;
   bool proxy_protocol = false;  // expect a PROXY v1/v2 header before HTTP
-  int backlog = 1024;
+  int backlog = 4096;           // the kernel caps it at net.core.somaxconn
   // HTTP/2: offered by ALPN over TLS; over cleartext, accepted with prior knowledge (h2c).
   bool http2 = true;
   std::optional<ListenerTlsConfig> tls;                 // TLS termination
@@ -169,7 +169,7 @@ struct LimitsConfig {
   // Per worker loop iteration: at most this long on server TLS handshakes, the others wait for
   // the next iterations (LoopContext::SetHandshakeBudget). A reconnect storm then delays new
   // handshakes, not the established connections. 0: no budget.
-  absl::Duration tls_handshake_budget = absl::Milliseconds(2);
+  absl::Duration tls_handshake_budget = absl::Microseconds(500);
 };
 
 // The node's downstream connection cap: limits.max_connections if set, else half of what the

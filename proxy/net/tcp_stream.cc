@@ -28,7 +28,15 @@ struct TcpStream::Tls {
   bool established = false;
   bool notify_sent = false;  // our close_notify is queued
   ~Tls() {
-    if (ssl) SSL_free(ssl);
+    if (!ssl) return;
+    // A client connection that got past its handshake without a TLS error ends quietly: freed
+    // without a shutdown, OpenSSL would mark its session (a TLS 1.3 ticket kept for the next
+    // connection to the endpoint) not resumable.
+    if (established && error.empty() && !SSL_is_server(ssl)) {
+      SSL_set_quiet_shutdown(ssl, 1);
+      SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
   }
 };
 

@@ -107,7 +107,15 @@ ClientTlsSession::ClientTlsSession(ClientTlsContext context, const std::string& 
 }
 
 ClientTlsSession::~ClientTlsSession() {
-  if (ssl_) SSL_free(ssl_);  // frees both BIOs
+  if (!ssl_) return;
+  // Freed without a shutdown, OpenSSL takes the connection for a failed one and marks its
+  // session not resumable: a TLS 1.3 ticket kept in a TlsSessionSlot would then be useless
+  // after every closed connection. A connection that got past its handshake ends quietly.
+  if (established_) {
+    SSL_set_quiet_shutdown(ssl_, 1);
+    SSL_shutdown(ssl_);
+  }
+  SSL_free(ssl_);  // frees both BIOs
 }
 
 bool ClientTlsSession::Fail(int ret, const char* what) {

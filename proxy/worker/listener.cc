@@ -46,10 +46,33 @@ void Listener::OnConnection(int status) {
     LOG_WARN("listener %s: accept failed: %s", key_, uv_strerror(status));
     return;
   }
+  LoopContext* context = worker_->context();
+  if (options_.tls && context->handshake_budget_enabled() && !context->HandshakeBudgetLeft()) {
+    context->WaitForHandshakeBudget(this);  // not accepted: libuv waits for ResumeHandshake
+    return;
+  }
+  AcceptOne();
+}
+
+void Listener::AcceptOne() {
+  LoopContext* context = worker_->context();
+  if (!options_.tls || !context->handshake_budget_enabled()) {
+    DownstreamConnection::Accept(worker_, reinterpret_cast<uv_stream_t*>(&handle_), options_);
+    return;
+  }
+  int64_t start = SystemClock().MonotonicNanos();
   DownstreamConnection::Accept(worker_, reinterpret_cast<uv_stream_t*>(&handle_), options_);
+  context->ChargeHandshake(SystemClock().MonotonicNanos() - start);
+}
+
+void Listener::ResumeHandshake() {
+  if (closing_) return;
+  AcceptOne();
 }
 
 void Listener::CloseAndDelete() {
+  closing_ = true;
+  StopWaitingForBudget();
   if (!opened_) {
     if (fd_ >= 0) ::close(fd_);
     delete this;

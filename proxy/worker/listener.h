@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/socket_address.h"
+#include "proxy/event/loop_context.h"
 #include "proxy/tls/server_tls.h"
 
 namespace sluice {
@@ -28,11 +29,15 @@ struct ListenerOptions {
 struct ListenerSocket {
   std::string key;  // the address, "127.0.0.1:8080"
   int fd = -1;      // adopted by the worker (closed with its handle)
-  int backlog = 1024;
+  int backlog = 4096;
   ListenerOptions options;
 };
 
-class Listener {
+// A TLS listener accepts within the loop's handshake budget (LoopContext::SetHandshakeBudget):
+// once an iteration's budget is spent, the next connection stays in the kernel's accept queue
+// (libuv stops watching the socket until it is taken) and is accepted, first, at the next
+// iteration. A storm then waits in the queue instead of in the loop.
+class Listener final : private HandshakeWaiter {
  public:
   Listener(Worker* worker, const ListenerSocket& socket);
   Listener(const Listener&) = delete;
@@ -45,8 +50,10 @@ class Listener {
   void CloseAndDelete();
 
  private:
-  ~Listener() = default;
+  ~Listener() override = default;
   void OnConnection(int status);
+  void ResumeHandshake() override;  // accepts the connection that waited
+  void AcceptOne();
 
   uv_tcp_t handle_;
   Worker* worker_;
@@ -55,6 +62,7 @@ class Listener {
   int backlog_;
   ListenerOptions options_;
   bool opened_ = false;
+  bool closing_ = false;
 };
 
 }  // namespace sluice
