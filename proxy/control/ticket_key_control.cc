@@ -115,16 +115,19 @@ void TicketKeyControl::Tick() {
       continue;
     }
     share.writing = true;
-    fleet_->PutAsLeader(key, *sealed, share.mod_revision,
-                        [this, key = key, keys](const absl::Status& status) {
+    const int64_t sent = share.mod_revision;
+    fleet_->PutAsLeader(key, *sealed, sent,
+                        [this, key = key, keys, sent](const absl::Status& status) {
                           auto it = shares_.find(key);
                           if (it == shares_.end()) return;  // reconfigured meanwhile
                           Share& written = it->second;
                           written.writing = false;
-                          if (status.ok()) {
+                          // The watch may have brought the write back before its answer came
+                          // (another connection): then the share is up to date already.
+                          if (status.ok() && written.mod_revision == sent) {
                             written.keys = keys;
                             written.mod_revision = -1;  // until the watch brings it back
-                          } else if (!absl::IsAborted(status)) {
+                          } else if (!status.ok() && !absl::IsAborted(status)) {
                             LOG_WARN("ticket keys: cannot write %s: %s", key, status.message());
                           }
                         });
