@@ -192,6 +192,7 @@ absl::Status Server::StartSteering() {
   dns_ = std::make_unique<DnsControl>(control_.get(), steering_.get());
   dns_->Configure(*config_);
   capacity_->SetDns(dns_.get());
+  ApplyTicketKeys(*config_);
   tickets_ = std::make_unique<TicketKeyControl>(control_.get());
   tickets_->Configure(*config_);
   return absl::OkStatus();
@@ -400,6 +401,7 @@ void Server::Reload() {
   detection_->Configure(*config_);
   capacity_->Configure(*config_);
   dns_->Configure(*config_);
+  ApplyTicketKeys(*config_);
   tickets_->Configure(*config_);
   if (absl::Status s = ConfigureAccessLog(*config_); !s.ok()) {
     LOG_ERROR("reload: %s; the access log stays as it was", std::string(s.message()));
@@ -451,6 +453,8 @@ void Server::ReloadCertificates(const std::string& changed) {
     return;
   }
   config_ = config;
+  ApplyTicketKeys(*config_);
+  tickets_->Configure(*config_);  // a listener whose files went follows the fleet's keys again
   if (admin_server_) admin_server_->SetTls(config_->admin.tls_context);
   std::map<std::string, ListenerOptions> keep = ListenerSet::Options(*config_);
   SteeringTablePtr table = steering_->table();

@@ -4,6 +4,7 @@
 #include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "absl/strings/str_format.h"
 #include "steering/state_file.h"
@@ -324,7 +325,10 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
   bool leader_seen = false;
   bool state_seen = false;
   bool regions_seen = false;
+  std::set<std::string> tickets_before = std::move(tickets_seen_);
+  tickets_seen_.clear();
   for (const FleetRecord& record : answer->records) {
+    tickets_before.erase(record.key);
     leader_seen = leader_seen || record.key == leader_key_;
     state_seen = state_seen || record.key == state_key_;
     regions_seen = regions_seen || record.key == regions_key_;
@@ -336,6 +340,12 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
     ApplyDeleted(gone, now);
   }
   if (!regions_seen) regions_.reset();
+  // Ticket keys deleted while the watch was away: their deletion is news too.
+  for (const std::string& key : tickets_before) {
+    FleetRecord gone;
+    gone.key = key;
+    actions_->TicketKeys(gone, /*deleted=*/true);
+  }
   state_missing_ = !state_seen && !answer->created;
   Log(FleetLogLevel::kInfo,
       absl::StrFormat("in sync with etcd at revision %d (leader %s)", revision_,
@@ -435,6 +445,7 @@ void FleetMachine::Apply(const FleetRecord& record, absl::Time now) {
     return;
   }
   if (IsTicketsKey(record.key)) {
+    tickets_seen_.insert(record.key);
     actions_->TicketKeys(record, /*deleted=*/false);
     return;
   }
@@ -488,6 +499,7 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
     return;
   }
   if (IsTicketsKey(record.key)) {
+    tickets_seen_.erase(record.key);
     actions_->TicketKeys(record, /*deleted=*/true);
     return;
   }

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -344,6 +345,7 @@ class FleetMachine {
   std::map<std::string, NodeView> views_;  // by node
   std::optional<FleetRegions> regions_;
   std::map<std::string, absl::Time> warned_;  // bad records' keys: when last warned about
+  std::set<std::string> tickets_seen_;        // ticket keys in the store, as last read
   uint64_t writes_[kWriteOutcomes] = {};
 };
 

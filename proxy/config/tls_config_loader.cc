@@ -154,6 +154,13 @@ absl::Status RebuildTlsContexts(Config* config) {
   return absl::OkStatus();
 }
 
+void ApplyTicketKeys(const Config& config) {
+  for (const ListenerConfig& listener : config.listeners) {
+    if (listener.tls_context) listener.tls_context->ApplyTicketKeys();
+  }
+  if (config.admin.tls_context) config.admin.tls_context->ApplyTicketKeys();
+}
+
 std::vector<std::string> TlsFiles(const Config& config) {
   std::vector<std::string> files;
   for (const ListenerConfig& listener : config.listeners) {

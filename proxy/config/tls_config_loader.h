@@ -25,6 +25,9 @@ absl::Status ParseHttp2(const Field& f, Http2Settings* out);
 // Rebuilds every listener's TLS context, and the admin listener's, from their files (a
 // certificate file changed).
 absl::Status RebuildTlsContexts(Config* config);
+// Once `config` is the one in force: each TLS listener's ticket keys as it says
+// (ServerTlsContext::ApplyTicketKeys).
+void ApplyTicketKeys(const Config& config);
 // Every certificate, key, OCSP and CA file the listeners (and the admin listener) read.
 std::vector<std::string> TlsFiles(const Config& config);
 

@@ -55,9 +55,11 @@ void TicketKeyControl::OnRecord(const FleetRecord& record, bool deleted) {
   auto it = shares_.find(record.key);
   if (it == shares_.end()) return;  // another share's, or an older configuration's
   Share& share = it->second;
+  const uint64_t seen = share.seen + 1;  // a write's answer older than this changes nothing
   if (deleted) {
     // The nodes keep what they installed; the leader makes new keys at its next tick.
     share = Share{};
+    share.seen = seen;
     LOG_INFO("ticket keys: %s was deleted; the leader makes new ones", record.key);
     return;
   }
@@ -71,11 +73,13 @@ void TicketKeyControl::OnRecord(const FleetRecord& record, bool deleted) {
           record.key, record.mod_revision, keys.status().message());
       ++rejected_;
     }
+    share.seen = seen;
     share.readable = false;
     share.error = std::string(keys.status().message());
     share.mod_revision = record.mod_revision;
     return;
   }
+  share.seen = seen;
   share.keys = *keys;
   share.mod_revision = record.mod_revision;
   share.readable = true;
@@ -115,16 +119,16 @@ void TicketKeyControl::Tick() {
       continue;
     }
     share.writing = true;
-    const int64_t sent = share.mod_revision;
-    fleet_->PutAsLeader(key, *sealed, sent,
-                        [this, key = key, keys, sent](const absl::Status& status) {
+    const uint64_t seen = share.seen;
+    fleet_->PutAsLeader(key, *sealed, share.mod_revision,
+                        [this, key = key, keys, seen](const absl::Status& status) {
                           auto it = shares_.find(key);
                           if (it == shares_.end()) return;  // reconfigured meanwhile
                           Share& written = it->second;
                           written.writing = false;
                           // The watch may have brought the write back before its answer came
                           // (another connection): then the share is up to date already.
-                          if (status.ok() && written.mod_revision == sent) {
+                          if (status.ok() && written.seen == seen) {
                             written.keys = keys;
                             written.mod_revision = -1;  // until the watch brings it back
                           } else if (!status.ok() && !absl::IsAborted(status)) {

@@ -64,6 +64,7 @@ class TicketKeyControl {
     bool readable = true;         // false: the store's document does not open; left alone
     std::string error;
     bool writing = false;
+    uint64_t seen = 0;  // records of the key seen (watch or resync), deletions included
   };
 
   // The leader: each share brought forward and written when it changed.

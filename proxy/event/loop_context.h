@@ -150,7 +150,9 @@ class LoopContext {
   }
   bool handshake_budget_enabled() const { return handshake_budget_ns_ > 0; }
   // Whether this iteration's budget has room (always, without a budget).
-  bool HandshakeBudgetLeft() const { return handshake_spent_ns_ < handshake_budget_ns_; }
+  bool HandshakeBudgetLeft() const {
+    return handshake_budget_ns_ == 0 || handshake_spent_ns_ < handshake_budget_ns_;
+  }
   void ChargeHandshake(int64_t nanos) { handshake_spent_ns_ += nanos; }
   // Queues `waiter` (once) until an iteration's budget has room for it.
   void WaitForHandshakeBudget(HandshakeWaiter* waiter);

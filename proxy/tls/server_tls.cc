@@ -126,10 +126,11 @@ TicketKey TicketKeyRing::Current(absl::Time now) {
 bool TicketKeyRing::Find(const unsigned char name[16], absl::Time now, TicketKey* key,
                          bool* renew) {
   std::lock_guard<std::mutex> lock(mutex_);
+  // First: it may rotate (and move the entries).
+  const Entry* current = CurrentLocked(now);
   for (const Entry& entry : keys_) {
     if (now < entry.until && std::memcmp(entry.key.name.data(), name, 16) == 0) {
       *key = entry.key;
-      const Entry* current = CurrentLocked(now);
       *renew = !current || current->key.name != entry.key.name;
       return true;
     }
@@ -430,15 +431,11 @@ absl::StatusOr<std::shared_ptr<const ServerTlsContext>> ServerTlsContext::Create
     }
     context->names_.push_back(std::move(names));
   }
-  // Last, once nothing can fail: a bad configuration leaves the ring as it was.
-  if (tickets) {
-    if (!file_keys.empty()) {
-      tickets->Install(std::move(file_keys), TicketKeyRing::Source::kFiles, absl::Now(),
-                       config.ticket_key_rotation);
-    } else if (tickets->source() == TicketKeyRing::Source::kFiles) {
-      tickets->MakeOwn(absl::Now(), config.ticket_key_rotation);
-    }
-  }
+  // The ring changes when the configuration is committed (ApplyTicketKeys), not here: a reload
+  // refused after this context was built leaves the ring as it was.
+  context->tickets_ = tickets;
+  context->file_keys_ = std::move(file_keys);
+  context->keep_ = config.ticket_key_rotation;
   SSL_CTX* primary = context->contexts_[0];
   if (config.certificates.size() > 1) {
     SSL_CTX_set_tlsext_servername_callback(primary, OnServerName);
@@ -454,6 +451,15 @@ int ServerTlsContext::OnServerName(SSL* ssl, int*, void*) {
   SSL_CTX* ctx = primary->sni->Pick(name);
   if (ctx && ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
   return SSL_TLSEXT_ERR_OK;
+}
+
+void ServerTlsContext::ApplyTicketKeys() const {
+  if (!tickets_) return;
+  if (!file_keys_.empty()) {
+    tickets_->Install(file_keys_, TicketKeyRing::Source::kFiles, absl::Now(), keep_);
+  } else if (tickets_->source() == TicketKeyRing::Source::kFiles) {
+    tickets_->MakeOwn(absl::Now(), keep_);
+  }
 }
 
 SSL* ServerTlsContext::NewSession() const {

@@ -119,6 +119,10 @@ class ServerTlsContext {
   ServerTlsContext(const ServerTlsContext&) = delete;
   ServerTlsContext& operator=(const ServerTlsContext&) = delete;
 
+  // Makes the listener's ticket ring what this context's configuration says: its
+  // ticket_key_files installed, or (none listed, after files) back to keys of its own. Call when
+  // the configuration is committed; a context built for a refused reload changes nothing.
+  void ApplyTicketKeys() const;
   // A new server-side session (accept state) for one connection; null when out of memory.
   SSL* NewSession() const;
   // The names each certificate answers for, in order (for logs and tests).
@@ -137,7 +141,10 @@ class ServerTlsContext {
 
   static int OnServerName(SSL* ssl, int* alert, void* arg);
 
-  std::vector<SSL_CTX*> contexts_;  // one reference each; [0] is the default certificate's
+  std::vector<SSL_CTX*> contexts_;          // one reference each; [0] is the default certificate's
+  std::shared_ptr<TicketKeyRing> tickets_;  // null: no tickets
+  std::vector<TicketKey> file_keys_;
+  absl::Duration keep_;
   std::vector<std::vector<std::string>> names_;
 };
 

@@ -96,7 +96,9 @@ bool AdvanceTicketKeys(std::vector<TicketKey>* keys, absl::Time now, absl::Durat
   }
   absl::Time current_since = current->not_before;
   if (next.front().not_before <= now) {  // nothing waits to encrypt next
-    absl::StatusOr<TicketKey> made = fresh(std::max(current_since + rotation, now + rotation));
+    // A rotation from now (the current key started at most a tick ago, or long ago when the
+    // leader was away): every node has it well before it encrypts.
+    absl::StatusOr<TicketKey> made = fresh(now + rotation);
     if (made.ok()) next.insert(next.begin(), *made);
   }
   // Each key older than the current one stopped encrypting when its successor started; it goes
@@ -166,7 +168,8 @@ absl::StatusOr<std::vector<TicketKey>> OpenTicketKeys(std::string_view document,
                                                       const TicketSealKey& seal,
                                                       std::string_view where) {
   nlohmann::json doc = nlohmann::json::parse(document, nullptr, false);
-  if (!doc.is_object() || doc.value("format", "") != kFormat) {
+  auto format = doc.is_object() ? doc.find("format") : doc.end();
+  if (format == doc.end() || !format->is_string() || format->get<std::string>() != kFormat) {
     return absl::InvalidArgumentError(absl::StrFormat("not a %s document", kFormat));
   }
   std::array<unsigned char, kNonceSize> nonce;

@@ -50,9 +50,8 @@ absl::StatusOr<TicketKey> ParseTicketKeyFile(std::string_view bytes, const std::
 const TicketKey* EncryptingTicketKey(const std::vector<TicketKey>& keys, absl::Time now);
 
 // Brings `keys` to what they should be at `now`: one key encrypting (made now when there is
-// none), the next made as soon as one starts encrypting (it encrypts `rotation` after the
-// current one did, or `rotation` from now when the current one is older than that), and each
-// older key kept one `rotation` after its successor started encrypting. `fresh` makes a key
+// none), the next made as soon as one starts encrypting (it encrypts `rotation` from then), and
+// each older key kept one `rotation` after its successor started encrypting. `fresh` makes a key
 // that encrypts from the given time. Sorted newest first. False when nothing changed.
 bool AdvanceTicketKeys(std::vector<TicketKey>* keys, absl::Time now, absl::Duration rotation,
                        const std::function<absl::StatusOr<TicketKey>(absl::Time)>& fresh);

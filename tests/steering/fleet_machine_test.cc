@@ -875,6 +875,14 @@ TEST(FleetMachineTest, TicketKeysGoToTheRuntimeAsTheyCome) {
                                  "tickets deleted /sluice/tickets/us-east-1 at 12"}));
   EXPECT_EQ(b.m.tickets_key(), "/sluice/tickets");
   EXPECT_EQ(b.m.leading_revision(), 0);
+  // Deleted while the watch was away: the resync that no longer finds it says so.
+  b.m.WatchEnded(absl::UnavailableError("etcd ended the watch"));
+  b.m.Tick(kStart + absl::Seconds(1));
+  b.rec.Take();
+  b.m.ResyncAnswered(kStart + absl::Seconds(1), FleetResync{30, false, {State(5)}});
+  Lines after = b.rec.Take();
+  EXPECT_NE(std::find(after.begin(), after.end(), "tickets deleted /sluice/tickets at 0"),
+            after.end());
 }
 
 // A node that wins the leader key reads every view first, then leads: its first gates and its

@@ -77,6 +77,25 @@ TEST(LoopContextTest, HandshakesWaitForTheBudgetInArrivalOrder) {
   EXPECT_EQ(log.back(), "a");
 }
 
+TEST(LoopContextTest, TurningTheBudgetOffLetsEveryWaitingHandshakeGoOn) {
+  // A reload that sets the budget to 0 while handshakes wait: they all go on at the next
+  // iteration, and nothing waits again.
+  TestLoop loop;
+  LoopContext* context = loop.context();
+  context->SetHandshakeBudget(absl::Milliseconds(1));
+  context->ChargeHandshake(absl::ToInt64Nanoseconds(absl::Milliseconds(5)));
+  std::vector<std::string> log;
+  std::vector<std::unique_ptr<Handshake>> waiting;
+  for (const char* name : {"a", "b", "c"}) {
+    waiting.push_back(std::make_unique<Handshake>(&log, name, context, absl::Milliseconds(2)));
+    context->WaitForHandshakeBudget(waiting.back().get());
+  }
+  context->SetHandshakeBudget(absl::ZeroDuration());
+  EXPECT_TRUE(context->HandshakeBudgetLeft());
+  uv_run(loop.loop(), UV_RUN_ONCE);
+  EXPECT_EQ(log, (std::vector<std::string>{"a", "b", "c"}));
+}
+
 TEST(LoopContextTest, DeferredTasksRunOnceInOrder) {
   TestLoop loop;
   std::vector<std::string> log;

@@ -265,6 +265,11 @@ TEST_F(ServerTlsTest, TicketKeyFilesLetAnotherProcessResume) {
   other.ticket_key_files = {KeyFile("other")};
   auto c = ServerTlsContext::Create(other, "files-c", true);
   ASSERT_TRUE(a.ok() && b.ok() && c.ok()) << a.status() << b.status() << c.status();
+  // Built, nothing changes yet: the keys are installed when the configuration is committed.
+  EXPECT_EQ(TicketKeyRing::ForListener("files-a", absl::Hours(1))->source(),
+            TicketKeyRing::Source::kOwn);
+  EXPECT_FALSE(ResumesOn(**a, **b));
+  for (auto* context : {&a, &b, &c}) (**context)->ApplyTicketKeys();
   EXPECT_TRUE(ResumesOn(**a, **b));
   EXPECT_TRUE(ResumesOn(**b, **a));
   EXPECT_FALSE(ResumesOn(**a, **c));
@@ -277,12 +282,14 @@ TEST_F(ServerTlsTest, AReplacedTicketKeyFileStillDecryptsAfterTheReload) {
   config.ticket_key_files = {KeyFile("first")};
   auto before = ServerTlsContext::Create(config, "reloaded", true);
   ASSERT_TRUE(before.ok());
+  (*before)->ApplyTicketKeys();
   SSL_SESSION* old_ticket = TicketFrom(**before);
   // The reload: a new file; the old key is listed nowhere but still opens tickets.
   ListenerTlsConfig rotated = Config();
   rotated.ticket_key_files = {KeyFile("second")};
   auto after = ServerTlsContext::Create(rotated, "reloaded", true);
   ASSERT_TRUE(after.ok());
+  (*after)->ApplyTicketKeys();
   EXPECT_TRUE(Resumes(**after, old_ticket));
   EXPECT_TRUE(Resumes(**before, old_ticket));  // connections under the old context too
   SSL_SESSION_free(old_ticket);
@@ -290,10 +297,12 @@ TEST_F(ServerTlsTest, AReplacedTicketKeyFileStillDecryptsAfterTheReload) {
   peer.ticket_key_files = rotated.ticket_key_files;
   auto other = ServerTlsContext::Create(peer, "reloaded-peer", true);
   ASSERT_TRUE(other.ok());
+  (*other)->ApplyTicketKeys();
   EXPECT_TRUE(ResumesOn(**after, **other));  // new tickets are under the new key
   // Back to its own keys when the files go: the files' key still decrypts for a rotation.
   auto own = ServerTlsContext::Create(Config(), "reloaded", true);
   ASSERT_TRUE(own.ok());
+  (*own)->ApplyTicketKeys();
   EXPECT_EQ(TicketKeyRing::ForListener("reloaded", absl::Hours(1))->source(),
             TicketKeyRing::Source::kOwn);
   EXPECT_FALSE(ResumesOn(**own, **other));
@@ -304,6 +313,7 @@ TEST_F(ServerTlsTest, ABadTicketKeyFileIsAnErrorAndTheKeysStay) {
   config.ticket_key_files = {KeyFile("good")};
   auto good = ServerTlsContext::Create(config, "bad-keys", true);
   ASSERT_TRUE(good.ok());
+  (*good)->ApplyTicketKeys();
   ListenerTlsConfig bad = Config();
   bad.ticket_key_files = {KeyFile("short", 48)};
   auto result = ServerTlsContext::Create(bad, "bad-keys", true);
@@ -314,9 +324,14 @@ TEST_F(ServerTlsTest, ABadTicketKeyFileIsAnErrorAndTheKeysStay) {
   EXPECT_FALSE(ServerTlsContext::Create(bad, "bad-keys", true).ok());
   bad.ticket_key_files = {config.ticket_key_files[0], config.ticket_key_files[0]};
   EXPECT_FALSE(ServerTlsContext::Create(bad, "bad-keys", true).ok());
+  // Built for a reload refused later (another part of the file was wrong): never applied.
+  ListenerTlsConfig refused = Config();
+  refused.ticket_key_files = {KeyFile("refused")};
+  EXPECT_TRUE(ServerTlsContext::Create(refused, "bad-keys", true).ok());
   // Nothing changed: a peer with the good file still opens this listener's tickets.
   auto peer = ServerTlsContext::Create(config, "bad-keys-peer", true);
   ASSERT_TRUE(peer.ok());
+  (*peer)->ApplyTicketKeys();
   EXPECT_TRUE(ResumesOn(**good, **peer));
 }
 
@@ -354,6 +369,14 @@ TEST(TicketKeyRingTest, RotatesAndKeepsTwoOldKeysForDecryption) {
   EXPECT_FALSE(ring.Find(first.name.data(), t + absl::Hours(3), &found, &renew));  // gone
   EXPECT_EQ(ring.rotations(), 4u);
   EXPECT_EQ(ring.source(), TicketKeyRing::Source::kOwn);
+  // A resumption is the first use after a rotation was due: the lookup rotates, and the ticket
+  // it found is under the key before, so it is renewed.
+  TicketKeyRing lone(absl::Hours(1));
+  TicketKey only = lone.Current(t);
+  ASSERT_TRUE(lone.Find(only.name.data(), t + absl::Hours(1), &found, &renew));
+  EXPECT_EQ(found.name, only.name);
+  EXPECT_TRUE(renew);
+  EXPECT_EQ(lone.rotations(), 2u);
 }
 
 TicketKey KeyAt(absl::Time not_before) {

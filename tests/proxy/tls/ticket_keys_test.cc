@@ -175,7 +175,8 @@ TEST_F(TicketSealTestKeys, AlteredOrForeignDocumentsAreRefused) {
     altered["sealed"] = absl::Base64Escape(flipped);
     EXPECT_FALSE(OpenTicketKeys(altered.dump(), seal_, where).ok()) << at;
   }
-  for (const char* bad : {"", "{", "[]", "{\"format\":\"sluice-ticket-keys/2\"}",
+  for (const char* bad : {"", "{", "[]", "{\"format\":\"sluice-ticket-keys/2\"}", "{\"format\":1}",
+                          "{\"format\":null}", "{\"format\":[]}",
                           "{\"format\":\"sluice-ticket-keys/1\",\"nonce\":\"!!\",\"sealed\":\"\"}",
                           "{\"format\":\"sluice-ticket-keys/1\",\"nonce\":\"AAAAAAAAAAAAAAAA\"}"}) {
     absl::StatusOr<std::vector<TicketKey>> opened = OpenTicketKeys(bad, seal_, where);
