@@ -2,7 +2,8 @@
 //
 // Each simulated node is a real sluice::Fleet (proxy/fleet/fleet.h) on one libuv loop, against
 // a real etcd: its own etcd client, lease, watch and published view. What a node serves is
-// left out; its view carries plausible traffic figures of the size a real node publishes.
+// left out; its view carries plausible traffic figures of the size a real node publishes,
+// which change every second as a real node's do.
 //
 //   sluice_fleet_sim --etcd http://127.0.0.1:PORT --nodes N [--changes 20]
 //                    [--prefix /sluice/sim/] [--lease-ttl-s 5] [--publish-ms 1000]
@@ -10,8 +11,10 @@
 //                    [--change-timeout-s 10] [--gate-repeat 100] [--verbose]
 //
 // Node i is "sim-<region>-<i>", the regions us-east-1, us-west-2 and eu-west-1 in turn. The run:
-//   1. start the nodes, --batch every --batch-ms, and wait until every node is connected, has
-//      the fleet's state and exactly one leads (start_s);
+//   1. start the nodes, up to --batch every --batch-ms with at most --batch joining at a time
+//      (started, not connected yet: a real fleet comes up over minutes, and one that lost etcd
+//      together comes back through the resync back-off), and wait until every node is
+//      connected, has the fleet's state and exactly one leads (start_s);
 //   2. settle for --settle-s: the etcd clients' wire counters over that window, per node and
 //      per second;
 //   3. --changes steering changes one at a time, each written by the leader (one region's
@@ -324,7 +327,9 @@ NodeView Simulation::View(int i) const {
   view.admin = absl::StrFormat("10.%d.%d.%d:9901", node.region, (i / 256) % 256, i % 256);
   view.version = node.version;
   view.window = absl::Seconds(30);
-  const uint64_t requests = 1000 + static_cast<uint64_t>(i);
+  // Like a real node's counts over the window, they move every second.
+  const auto second = static_cast<uint64_t>(Mono(Clock::now()));
+  const uint64_t requests = 1000 + static_cast<uint64_t>(i) + second % 600;
   view.local.requests = requests;
   view.local.errors = static_cast<uint64_t>(i % 3);
   view.local.starts = requests / 5;
@@ -405,7 +410,11 @@ absl::Status Simulation::StartNodes(json* out) {
   // In batches, so that etcd is not asked for every lease at once.
   LoopTimer batches;
   batches.Start(context_->loop(), 0, static_cast<uint64_t>(options_.batch_ms), [&] {
-    for (int n = 0; n < options_.batch && next < nodes_.size(); ++n) nodes_[next++].fleet->Start();
+    int joining = 0;
+    for (size_t i = 0; i < next; ++i) joining += nodes_[i].fleet->connected() ? 0 : 1;
+    for (int n = joining; n < options_.batch && next < nodes_.size(); ++n) {
+      nodes_[next++].fleet->Start();
+    }
     if (next == nodes_.size()) batches.Stop();
   });
   auto ready = [&] {

@@ -145,7 +145,8 @@ void FleetMachine::GrantAnswered(absl::Time now, absl::Time sent,
   }
   lease_ = lease->id;
   // Counted from the request: etcd started the TTL somewhere between then and now.
-  lease_expiry_ = sent + absl::Seconds(lease->ttl_seconds);
+  lease_ttl_ = absl::Seconds(lease->ttl_seconds);
+  lease_expiry_ = sent + lease_ttl_;
   Log(FleetLogLevel::kInfo,
       absl::StrFormat("lease %x granted for %ds", lease_, lease->ttl_seconds));
   if (connected()) {
@@ -155,6 +156,13 @@ void FleetMachine::GrantAnswered(absl::Time now, absl::Time sent,
 }
 
 void FleetMachine::KeepAlive(absl::Time now) {
+  // The leader keeps its lease alive every tick: it stops acting the moment the lease could
+  // have expired. Any other node only needs its lease (and the view bound to it) to outlive it:
+  // one keep-alive per third of the TTL, as etcd's own clients send them, is what the fleet's
+  // size costs etcd most (each is a stream through its JSON gateway).
+  if (leading_revision_ == 0 && !HoldsLeaderKey() && now < lease_expiry_ - lease_ttl_ * 2 / 3) {
+    return;
+  }
   if (!Send(kKeepAliveCall)) return;
   actions_->KeepAlive(lease_, now);
 }
@@ -171,7 +179,8 @@ void FleetMachine::KeepAliveAnswered(absl::Time now, absl::Time sent, int64_t id
     LoseLease("etcd says the lease expired");
     return;
   }
-  lease_expiry_ = sent + absl::Seconds(lease->ttl_seconds);
+  lease_ttl_ = absl::Seconds(lease->ttl_seconds);
+  lease_expiry_ = sent + lease_ttl_;
   MaybeReclaim(now);
 }
 
@@ -197,16 +206,21 @@ void FleetMachine::MaybeReclaim(absl::Time now) {
   Log(FleetLogLevel::kInfo,
       absl::StrFormat("node %s holds the leader key (revision %d) under its live lease", node_,
                       leading_revision_));
-  StartLeading();
+  StartLeading(now, std::nullopt);
 }
 
-void FleetMachine::StartLeading() {
+void FleetMachine::StartLeading(absl::Time now, const std::optional<FleetViews>& views) {
   regions_.reset();  // it sums the views itself now
   if (views_link_ == ViewsLink::kFollowing) {
     actions_->Leadership(true);
     return;
   }
   announce_pending_ = true;
+  if (views && views_link_ == ViewsLink::kOff && connected()) {
+    views_link_ = ViewsLink::kLoading;
+    ViewsAnswered(now, *views);
+    return;
+  }
   FollowViews();
 }
 
@@ -442,6 +456,8 @@ void FleetMachine::Apply(const FleetRecord& record, absl::Time now) {
     }
     warned_.erase(record.key);
     regions_ = *std::move(regions);
+    fleet_size_ = 0;
+    for (const auto& [name, sum] : regions_->regions) fleet_size_ += sum.nodes;
     return;
   }
   if (IsTicketsKey(record.key)) {
@@ -490,8 +506,22 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
     bool had = leader_.has_value();
     leader_.reset();
     StepDown("the leader key is gone");
-    if (had) Log(FleetLogLevel::kInfo, "no leader; campaigning");
-    if (connected()) Campaign(now);
+    // Every node sees the key go at once: each waits a random part of the spread, so that the
+    // first campaign wins and nearly every other node sees its key before sending its own.
+    const absl::Duration spread = CampaignSpread();
+    campaign_at_ = now + spread * Jitter();
+    if (had) {
+      Log(FleetLogLevel::kInfo,
+          spread == absl::ZeroDuration()
+              ? std::string("no leader; campaigning")
+              : absl::StrFormat("no leader; campaigning in %s (one of about %d nodes)",
+                                absl::FormatDuration(campaign_at_ - now), fleet_size_));
+    }
+    if (campaign_at_ > now) {
+      actions_->WakeAt(campaign_at_);
+    } else if (connected()) {
+      Campaign(now);
+    }
     return;
   }
   if (record.key == regions_key_) {
@@ -509,9 +539,17 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
   }
 }
 
+absl::Duration FleetMachine::CampaignSpread() const {
+  return std::min(kMaxCampaignSpread, kCampaignSpreadPerNode * fleet_size_);
+}
+
+void FleetMachine::Wake(absl::Time now) {
+  if (!leader_) Campaign(now);
+}
+
 void FleetMachine::Campaign(absl::Time now) {
   if (InFlight(kCampaignCall) || lease_ == 0 || leaving_ || !connected() || !eligible_ ||
-      now >= lease_expiry_ - kLeaseMargin) {
+      now < campaign_at_ || now >= lease_expiry_ - kLeaseMargin) {
     return;
   }
   Send(kCampaignCall);
@@ -536,8 +574,15 @@ void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::st
     return;
   }
   if (lease != lease_ || leaving_) return;  // the key dies with the old lease
-  // The watch may have brought this very key first (MaybeReclaim took the lead with it).
-  if (leading_revision_ == answer->revision) return;
+  // The watch may have brought this very key first (MaybeReclaim took the lead with it, and
+  // reads the views): the views this answer carries are the same read, there already.
+  if (leading_revision_ == answer->revision) {
+    if (answer->views && views_link_ == ViewsLink::kLoading) {
+      actions_->CancelViews();
+      ViewsAnswered(now, *answer->views);
+    }
+    return;
+  }
   FleetLeader mine;
   mine.node = node_;
   mine.region = region;
@@ -559,7 +604,7 @@ void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::st
   Log(FleetLogLevel::kInfo,
       absl::StrFormat("node %s now advances the fleet's ramps (leader key at revision %d)", node_,
                       answer->revision));
-  StartLeading();
+  StartLeading(now, answer->views);
 }
 
 void FleetMachine::Publish(absl::Time now) {

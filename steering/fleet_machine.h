@@ -82,6 +82,7 @@ struct FleetCampaign {
   int64_t revision = 0;
   bool won = false;
   std::optional<FleetRecord> holder;  // lost: the leader key that was there
+  std::optional<FleetViews> views;    // won: the views, when the transaction read them too
 };
 
 // What a write of the state compares: the state key's mod revision (0: it must not exist) and,
@@ -122,6 +123,13 @@ class FleetMachine {
   // each node at a fraction of it between one half and all of it (spread by its name).
   static constexpr absl::Duration kFirstResyncBackoff = absl::Milliseconds(250);
   static constexpr absl::Duration kMaxResyncBackoff = absl::Seconds(8);
+  // When the leader key goes, each node campaigns after a random part of this per node of the
+  // fleet (as the leader's sums last counted them), up to the most: the fleet sends about 20
+  // campaigns a second whatever its size, the first within about 50 ms, until the winner's
+  // key reaches the others (3,000 campaigns at once time out in etcd, and so do the fleet's
+  // other calls with them).
+  static constexpr absl::Duration kCampaignSpreadPerNode = absl::Milliseconds(50);
+  static constexpr absl::Duration kMaxCampaignSpread = absl::Minutes(5);
 
   // The outcomes of writes counted in metrics (sluice_fleet_writes_total{outcome}).
   enum WriteOutcome : int { kWritten, kConflict, kUnavailable, kWriteOutcomes };
@@ -151,8 +159,8 @@ class FleetMachine {
     virtual void WatchViews(int64_t from) = 0;
     // End the views' load or watch, if any; nothing of them is answered afterwards.
     virtual void CancelViews() = 0;
-    // Create the leader key (this node's LeaderValue, bound to `lease`) if no leader key
-    // exists; otherwise read it. -> CampaignAnswered
+    // Create the leader key (this node's LeaderValue, bound to `lease`) and read the views if
+    // no leader key exists; otherwise read it. -> CampaignAnswered
     virtual void Campaign(int64_t lease, absl::Time now) = 0;
     // Delete the leader key if its create revision is `leader_revision`. -> ResignAnswered
     virtual void Resign(int64_t leader_revision) = 0;
@@ -171,6 +179,8 @@ class FleetMachine {
     // A key under the tickets key (the sealed session ticket keys) as the store holds it now,
     // or its deletion. The machine does not read them; whoever shares the keys does.
     virtual void TicketKeys(const FleetRecord& /*record*/, bool /*deleted*/) {}
+    // Call Wake at `at` (or soon after): a campaign waits until then.
+    virtual void WakeAt(absl::Time at) = 0;
   };
 
   // Keys: "{prefix}state", "{prefix}leader", "{prefix}nodes/{node}", "{prefix}regions",
@@ -181,6 +191,8 @@ class FleetMachine {
   // Every publish interval: keeps the lease (or asks for one), resyncs without the store,
   // publishes the view and campaigns when there is no leader.
   void Tick(absl::Time now);
+  // At the time WakeAt asked for: campaigns when there is still no leader.
+  void Wake(absl::Time now);
   // A graceful exit: stops leading and revokes the lease; nothing is sent afterwards but the
   // answers to calls in flight.
   void Leave();
@@ -277,13 +289,14 @@ class FleetMachine {
   void KeepAlive(absl::Time now);
   void Resync();
   void Campaign(absl::Time now);
+  absl::Duration CampaignSpread() const;
   void Publish(absl::Time now);
   void PublishRegions(absl::Time now);
   // The answer to a put bound to `lease` (a view, the sums).
   void PutAnswered(absl::Time now, int64_t lease, const absl::StatusOr<int64_t>& revision);
   void StepDown(const std::string& why);
-  // Won or reclaimed the leader key: leads once it has every view.
-  void StartLeading();
+  // Won or reclaimed the leader key: leads once it has every view (`views`: read with the win).
+  void StartLeading(absl::Time now, const std::optional<FleetViews>& views);
   void FollowViews();
   void StopViews();
   bool LeaseAlive(absl::Time now) const {
@@ -332,6 +345,7 @@ class FleetMachine {
 
   int64_t lease_ = 0;  // 0: none
   absl::Time lease_expiry_ = absl::InfinitePast();
+  absl::Duration lease_ttl_ = absl::ZeroDuration();  // as etcd last granted or renewed it
   bool leaving_ = false;
   bool eligible_ = true;
 
@@ -339,7 +353,9 @@ class FleetMachine {
   int64_t resigning_revision_ = 0;  // what the resign in flight compares
   int64_t resigned_revision_ = 0;   // what the last resign etcd answered compared
   std::optional<FleetLeader> leader_;
-  bool announce_pending_ = false;  // leads once the views are in
+  bool announce_pending_ = false;                  // leads once the views are in
+  absl::Time campaign_at_ = absl::InfinitePast();  // no campaign before
+  uint32_t fleet_size_ = 0;                        // nodes, as the leader's sums last counted
 
   ViewsLink views_link_ = ViewsLink::kOff;
   std::map<std::string, NodeView> views_;  // by node

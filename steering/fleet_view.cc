@@ -718,4 +718,9 @@ absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text) {
   return out;
 }
 
+absl::Duration FleetViewInterval(absl::Duration publish_interval, size_t nodes) {
+  return std::max(publish_interval,
+                  absl::Seconds(static_cast<double>(nodes) / kFleetViewsPerSecond));
+}
+
 }  // namespace sluice

@@ -32,6 +32,13 @@ inline constexpr char kNodeViewFormat[] = "sluice-node-view/1";
 // nothing (a single failure out of three is not a 33% error rate).
 inline constexpr uint64_t kMinTunnelRequests = 20;
 
+// How often a node's changed view (and the leader's sums of them) goes out in a fleet of
+// `nodes`: every publish interval, or every nodes / kFleetViewsPerSecond seconds when that is
+// longer. So etcd takes about that many views a second and sends each node the sums no more
+// often than that, whatever the fleet's size (500 nodes at 1 s: every second; 3,000: every 6 s).
+inline constexpr double kFleetViewsPerSecond = 500;
+absl::Duration FleetViewInterval(absl::Duration publish_interval, size_t nodes);
+
 // What a node can serve and serves now (DESIGN.md, step 2; steering/capacity.h), and the
 // hot standbys it serves with. Absent from older nodes' views.
 struct NodeCapacity {

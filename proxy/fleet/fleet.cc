@@ -127,6 +127,7 @@ void Fleet::Leave() { machine_.Leave(); }
 void Fleet::Stop() {
   timer_.Close();
   first_tick_.Close();
+  wake_.Close();
   etcd_->CancelAll();
   watches_[0] = watches_[1] = 0;
   views_watch_ = 0;
@@ -264,6 +265,13 @@ void Fleet::Campaign(int64_t lease, absl::Time now) {
   put.value = FleetMachine::LeaderValue(machine_.node(), self.region, self.admin, lease, now);
   put.lease = lease;
   txn.success.push_back(put);
+  // The winner reads the views in the same transaction: it leads once it has them, and a
+  // separate read of a large fleet's views would be another round trip after the win.
+  EtcdOp views;
+  views.kind = EtcdOp::Kind::kRange;
+  views.key = machine_.nodes_prefix();
+  views.range_end = EtcdPrefixEnd(views.key);
+  txn.success.push_back(views);
   EtcdOp range;
   range.kind = EtcdOp::Kind::kRange;
   range.key = machine_.leader_key();
@@ -276,7 +284,13 @@ void Fleet::Campaign(int64_t lease, absl::Time now) {
       answer.emplace();
       answer->revision = result->revision;
       answer->won = result->succeeded;
-      if (!result->ranges.empty() && !result->ranges.front().kvs.empty()) {
+      if (answer->won && !result->ranges.empty()) {
+        answer->views.emplace();
+        answer->views->revision = result->revision;
+        for (const EtcdKeyValue& kv : result->ranges.front().kvs) {
+          answer->views->records.push_back(Record(kv));
+        }
+      } else if (!result->ranges.empty() && !result->ranges.front().kvs.empty()) {
         answer->holder = Record(result->ranges.front().kvs.front());
       }
     }
@@ -300,12 +314,25 @@ void Fleet::Resign(int64_t leader_revision) {
   });
 }
 
+absl::Duration Fleet::ViewInterval() const {
+  size_t nodes = 0;
+  if (machine_.has_views()) {
+    nodes = machine_.views().size();
+  } else if (machine_.regions()) {
+    for (const auto& [region, sum] : machine_.regions()->regions) nodes += sum.nodes;
+  }
+  return FleetViewInterval(config_.publish_interval, nodes);
+}
+
 bool Fleet::Due(const Published& last, int64_t lease, const std::string& text,
                 absl::Time now) const {
+  if (lease != last.lease) return true;
+  // Ticks come every publish interval: half of one is the slack of "every interval".
+  const absl::Duration interval = ViewInterval() - config_.publish_interval / 2;
+  if (text != last.text) return now - last.at >= interval;
   // Unchanged, it still goes out often enough that a reader never takes it for a dead node's
-  // (LiveViews keeps views younger than the lease).
-  absl::Duration refresh = std::max(config_.publish_interval, config_.lease_ttl / 2);
-  return lease != last.lease || text != last.text || now - last.at >= refresh;
+  // (LiveViews keeps views younger than the lease, or two intervals).
+  return now - last.at >= std::max(interval, config_.lease_ttl / 2);
 }
 
 bool Fleet::Publish(int64_t lease, int64_t revision, absl::Time now) {
@@ -368,6 +395,13 @@ void Fleet::Log(FleetLogLevel level, const std::string& line) {
 
 void Fleet::TicketKeys(const FleetRecord& record, bool deleted) {
   if (hooks_.on_ticket_keys) hooks_.on_ticket_keys(record, deleted);
+}
+
+void Fleet::WakeAt(absl::Time at) {
+  // Rounded up: a wake a little early would find the campaign not due yet.
+  int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(at - absl::Now(), absl::Milliseconds(1)));
+  wake_.Start(context_->loop(), static_cast<uint64_t>(std::max<int64_t>(ms, 0)), 0,
+              [this] { machine_.Wake(absl::Now()); });
 }
 
 void Fleet::PutAsLeader(const std::string& key, const std::string& value, int64_t mod_revision,
@@ -458,8 +492,9 @@ void Fleet::Write(const ControllerState& next, bool as_leader, WriteDone done) {
 
 std::vector<NodeView> Fleet::LiveViews(absl::Time now) const {
   std::vector<NodeView> live;
-  // A view older than the lease is from a node etcd has not expired yet: leave it out.
-  absl::Time oldest = now - config_.lease_ttl;
+  // A view older than the lease (or two view intervals, in a large fleet) is from a node etcd
+  // has not expired yet: leave it out.
+  absl::Time oldest = now - std::max(config_.lease_ttl, 2 * ViewInterval());
   for (const auto& [name, view] : machine_.views()) {
     if (view.updated >= oldest) live.push_back(view);
   }

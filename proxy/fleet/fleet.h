@@ -11,18 +11,21 @@
 //   {prefix}tickets[/{region}]  session ticket keys shared by the fleet or by a region, sealed
 //                          (proxy/control/ticket_key_control.h); written by the leader.
 //
-// Each node holds a lease that it keeps alive every publish interval, watches the prefix but
-// the views (two ranges: before and after "nodes/") and hands every newer state to
-// SteeringControl (which saves it as the last-known-good copy and publishes it to the
-// workers). Its view goes out when it changed, at most every publish interval and at least
-// every half lease TTL (its tick starts at a random phase, so a fleet's puts spread over the
-// interval). Only the leader reads and watches the views; it publishes their sums per region,
-// which the other nodes' capacity, detection and status read. So each node receives what
-// changes in the state, the leader key and the sums: the same at 3 nodes and at 3,000. A node
-// campaigns when no leader key exists; the leader's writes also compare the leader key's create
-// revision with its own, so a node that lost its lease cannot write even if it still thinks it
-// leads, and it stops acting by itself as soon as its lease could have expired (counted from when
-// its last keep-alive was sent).
+// Each node holds a lease (the leader keeps it alive every publish interval, the others every
+// third of its TTL), watches the prefix but the views (two ranges: before and after "nodes/")
+// and hands every newer state to SteeringControl (which saves it as the last-known-good copy
+// and publishes it to the workers). Its view goes out when it changed, at most every publish
+// interval, or in a fleet of N nodes every N / 500 seconds when that is longer (so etcd takes
+// about 500 views a second at any size), and at least every half lease TTL; its tick starts
+// at a random phase, so a fleet's puts spread over the interval. Only the leader reads and
+// watches the views; it publishes their sums per region (as often as a view goes out), which
+// the other nodes' capacity, detection and status read. So each node receives what changes in
+// the state, the leader key and the sums: the same at 3 nodes and at 3,000. A node campaigns
+// when no leader key exists (in a large fleet after a random wait: FleetMachine's campaign
+// spread); the leader's writes also compare the leader key's create revision with its own, so
+// a node that lost its lease cannot write even if it still thinks it leads, and it stops
+// acting by itself as soon as its lease could have expired (counted from when its last
+// keep-alive was sent).
 //
 // Without the store (etcd unreachable, the watch broken), the node keeps serving with the
 // table it has, reports connected 0, refuses changes with 503 and, as leader or not, advances
@@ -161,6 +164,7 @@ class Fleet : private FleetMachine::Actions {
   void Leadership(bool leader) override;
   void Log(FleetLogLevel level, const std::string& line) override;
   void TicketKeys(const FleetRecord& record, bool deleted) override;
+  void WakeAt(absl::Time at) override;
 
   // The views not older than the lease (a node etcd has not expired yet is left out).
   std::vector<NodeView> LiveViews(absl::Time now) const;
@@ -172,6 +176,9 @@ class Fleet : private FleetMachine::Actions {
     absl::Time at = absl::InfinitePast();
   };
   bool Due(const Published& last, int64_t lease, const std::string& text, absl::Time now) const;
+  // FleetViewInterval for the fleet's size as this node knows it (the views it leads with, or
+  // the leader's sums).
+  absl::Duration ViewInterval() const;
 
   LoopContext* context_;
   FleetConfig config_;
@@ -180,6 +187,7 @@ class Fleet : private FleetMachine::Actions {
   std::string tls_error_;
   LoopTimer timer_;
   LoopTimer first_tick_;          // at a random phase of the interval
+  LoopTimer wake_;                // a campaign that waits (FleetMachine::WakeAt)
   uint64_t watches_[2] = {0, 0};  // before and after the views; 0: none
   uint64_t views_watch_ = 0;      // the leader's
   uint64_t views_load_ = 0;       // the range in flight is answered while this matches

@@ -9,146 +9,12 @@
 #include "gtest/gtest.h"
 #include "steering/fleet_view.h"
 #include "steering/state_file.h"
+#include "tests/steering/fleet_machine_testing.h"
 
 namespace sluice {
 namespace {
 
-using Lines = std::vector<std::string>;
-
-const absl::Time kStart = absl::FromUnixSeconds(1800000000);
-constexpr absl::Duration kTtl = absl::Seconds(3);
-constexpr absl::Duration kInterval = absl::Milliseconds(500);  // the publish interval
-constexpr int64_t kLease = 7;
-constexpr char kPrefix[] = "/sluice/";
-
-// Every action as one line, in order, as the store and the runtime would see them.
-struct Recorder : FleetMachine::Actions {
-  Lines actions;
-  std::vector<std::string> logs;
-  std::vector<ControllerState> adopted;
-  // What the runtime does with a state (SteeringControl decides there whether it fits).
-  std::function<void(const ControllerState&, int64_t)> on_adopt;
-
-  void Grant(absl::Time) override { actions.push_back("grant"); }
-  void KeepAlive(int64_t lease, absl::Time) override {
-    actions.push_back("keep alive " + std::to_string(lease));
-  }
-  void Revoke(int64_t lease) override { actions.push_back("revoke " + std::to_string(lease)); }
-  void Resync() override { actions.push_back("resync"); }
-  void Watch(int64_t from) override { actions.push_back("watch from " + std::to_string(from)); }
-  void CancelWatch() override { actions.push_back("cancel watch"); }
-  void LoadViews() override { actions.push_back("load views"); }
-  void WatchViews(int64_t from) override {
-    actions.push_back("watch views from " + std::to_string(from));
-  }
-  void CancelViews() override { actions.push_back("cancel views"); }
-  void Campaign(int64_t lease, absl::Time) override {
-    actions.push_back("campaign " + std::to_string(lease));
-  }
-  void Resign(int64_t revision) override {
-    actions.push_back("resign " + std::to_string(revision));
-  }
-  // What the runtime's Publish and PublishRegions answer (false: unchanged, nothing sent).
-  bool publish_sends = true;
-  bool Publish(int64_t lease, int64_t revision, absl::Time) override {
-    if (!publish_sends) return false;
-    actions.push_back("publish " + std::to_string(lease) + " at " + std::to_string(revision));
-    return true;
-  }
-  bool PublishRegions(int64_t lease, int64_t revision, absl::Time) override {
-    if (!publish_sends) return false;
-    actions.push_back("publish regions " + std::to_string(lease) + " at " +
-                      std::to_string(revision));
-    return true;
-  }
-  void AdoptState(ControllerState state, int64_t revision) override {
-    actions.push_back("adopt " + std::to_string(revision));
-    adopted.push_back(state);
-    if (on_adopt) on_adopt(adopted.back(), revision);
-  }
-  void Leadership(bool leader) override { actions.push_back(leader ? "leads" : "steps down"); }
-  void Log(FleetLogLevel, const std::string& line) override { logs.push_back(line); }
-  void TicketKeys(const FleetRecord& record, bool deleted) override {
-    actions.push_back((deleted ? "tickets deleted " : "tickets ") + record.key + " at " +
-                      std::to_string(record.mod_revision));
-  }
-
-  Lines Take() { return std::exchange(actions, {}); }
-};
-
-FleetRecord State(int64_t mod_revision, uint64_t version = 2) {
-  ControllerState state;
-  state.version = version;
-  return FleetRecord{"/sluice/state", EncodeControllerState(state), 2, mod_revision};
-}
-
-FleetRecord Leader(const std::string& node, int64_t lease, int64_t create_revision) {
-  return FleetRecord{"/sluice/leader",
-                     FleetMachine::LeaderValue(node, "us-east-1", "127.0.0.1:9901", lease, kStart),
-                     create_revision, create_revision};
-}
-
-FleetRecord View(const std::string& node, int64_t revision) {
-  NodeView view;
-  view.node = node;
-  view.region = "us-west-2";
-  view.updated = kStart;
-  return FleetRecord{"/sluice/nodes/" + node, EncodeNodeView(view), revision, revision};
-}
-
-FleetRecord Deleted(const std::string& key, int64_t revision) {
-  return FleetRecord{key, "", 0, revision};
-}
-
-FleetWatchMessage Events(int64_t revision, std::vector<FleetWatchEvent> events) {
-  FleetWatchMessage m;
-  m.revision = revision;
-  m.events = std::move(events);
-  return m;
-}
-
-// One node of the fleet, driven by hand: the test plays etcd and the clock.
-struct Node {
-  Recorder rec;
-  FleetMachine m;
-  explicit Node(const std::string& name) : m(kPrefix, name, &rec) {}
-
-  // The first tick at `now`: a lease granted for kTtl, and a resync that finds `records` at
-  // `revision` (the state created when none is among them). Connected afterwards; the actions
-  // after the resync are left to the test.
-  void Join(absl::Time now, std::vector<FleetRecord> records, int64_t revision = 10) {
-    m.Tick(now);
-    EXPECT_EQ(rec.Take(), (Lines{"grant", "resync"}));
-    m.GrantAnswered(now, now, FleetLease{kLease, absl::ToInt64Seconds(kTtl)});
-    EXPECT_EQ(rec.Take(), Lines{});  // not connected yet: neither publishes nor campaigns
-    bool has_state = false;
-    for (const FleetRecord& r : records) has_state = has_state || r.key == "/sluice/state";
-    FleetResync answer;
-    answer.revision = revision;
-    answer.created = !has_state;
-    answer.records = std::move(records);
-    m.ResyncAnswered(now, answer);
-    EXPECT_TRUE(m.connected());
-  }
-  // Joins an empty fleet and wins the campaign with a leader key at `revision`.
-  void JoinAndLead(absl::Time now, int64_t revision = 11) {
-    Join(now, {});
-    EXPECT_EQ(rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
-    FleetCampaign won;
-    won.revision = revision;
-    won.won = true;
-    m.CampaignAnswered(now, kLease, "us-east-1", "127.0.0.1:9901", won);
-    // It leads once it has every view.
-    EXPECT_EQ(rec.Take(), Lines{"load views"});
-    EXPECT_FALSE(m.Leads(now));
-    m.ViewsAnswered(now, FleetViews{revision, {}});
-    // And its sums go out at once, for the others' figures.
-    EXPECT_EQ(rec.Take(), (Lines{"watch views from " + std::to_string(revision + 1), "leads",
-                                 "publish regions 7 at " + std::to_string(revision)}));
-    m.PublishRegionsAnswered(now, kLease, revision);
-    EXPECT_TRUE(m.Leads(now));
-  }
-};
+using namespace fleet_testing;  // NOLINT(build/namespaces): the shared helpers
 
 // The lease counts from when its request was sent, less the margin: a leader stops acting at
 // that instant exactly, on its own, whatever etcd says.
@@ -257,7 +123,7 @@ TEST(FleetMachineTest, WhoCampaigns) {
     a.Join(kStart, {State(5)});
     a.m.PublishAnswered(kStart, kLease, 11);
     // The campaign after the resync is lost to a key that is deleted at once.
-    a.m.CampaignAnswered(kStart, kLease, "", "", FleetCampaign{11, false, std::nullopt});
+    a.m.CampaignAnswered(kStart, kLease, "", "", FleetCampaign{11, false, std::nullopt, {}});
     a.rec.Take();
     row.setup(a);
     a.rec.Take();
@@ -276,9 +142,9 @@ TEST(FleetMachineTest, TwoNodesRaceAndExactlyOneLeads) {
   EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
   EXPECT_EQ(b.rec.Take(), (Lines{"adopt 10", "watch from 11", "publish 7 at 10", "campaign 7"}));
   // etcd takes a's transaction first; b's compare (no leader key) fails and reads a's key.
-  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "a:9901", FleetCampaign{12, true, {}});
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "a:9901", FleetCampaign{12, true, {}, {}});
   b.m.CampaignAnswered(kStart, kLease, "us-west-2", "b:9901",
-                       FleetCampaign{12, false, Leader("node-a", kLease, 12)});
+                       FleetCampaign{12, false, Leader("node-a", kLease, 12), {}});
   EXPECT_EQ(a.rec.Take(), Lines{"load views"});
   EXPECT_EQ(b.rec.Take(), Lines{});
   a.m.ViewsAnswered(kStart, FleetViews{12, {}});
@@ -292,7 +158,7 @@ TEST(FleetMachineTest, TwoNodesRaceAndExactlyOneLeads) {
   // The loser does not campaign again while the key stands.
   b.m.PublishAnswered(kStart, kLease, 13);
   b.m.Tick(kStart + kInterval);
-  EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "publish 7 at 13"}));
+  EXPECT_EQ(b.rec.Take(), (Lines{"publish 7 at 13"}));
   // A leader whose key another node holds (written by hand, or after its own expired) stops.
   a.m.WatchMessage(kStart + kInterval, Events(20, {{false, Leader("node-b", 9, 20)}}));
   EXPECT_EQ(a.rec.Take(), (Lines{"cancel views", "steps down"}));
@@ -522,7 +388,7 @@ TEST(FleetMachineTest, ACampaignWonAfterTurningMisfitResigns) {
   EXPECT_EQ(a.rec.Take(), (Lines{"adopt 5", "watch from 11", "publish 7 at 10", "campaign 7"}));
   a.m.SetEligible(false, kStart);
   EXPECT_EQ(a.rec.Take(), Lines{});
-  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "a:9901", FleetCampaign{11, true, {}});
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "a:9901", FleetCampaign{11, true, {}, {}});
   EXPECT_EQ(a.rec.Take(), Lines{"resign 11"});
   EXPECT_FALSE(a.m.Leads(kStart));
 }
@@ -598,33 +464,6 @@ TEST(FleetMachineTest, AFailedResignIsRetriedOneAtATime) {
   EXPECT_EQ(b.rec.Take(), (Lines{"keep alive 7", "publish 7 at 31"}));
 }
 
-// The watch can bring this node's new leader key before the campaign's answer: it loads the
-// views once and leads once, whether the campaign is answered before the views or after.
-TEST(FleetMachineTest, LeadershipIsTakenOnceWhenTheWatchBringsTheKeyFirst) {
-  for (bool views_first : {false, true}) {
-    SCOPED_TRACE(views_first ? "the views answered first" : "the campaign answered first");
-    Node a("node-a");
-    a.Join(kStart, {});
-    EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
-    a.m.WatchMessage(kStart, Events(11, {{false, Leader("node-a", kLease, 11)}}));
-    EXPECT_EQ(a.rec.Take(), Lines{"load views"});
-    auto campaign = [&] {
-      a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901",
-                           FleetCampaign{11, true, {}});
-      EXPECT_EQ(a.rec.Take(), Lines{});
-    };
-    if (!views_first) campaign();
-    a.m.ViewsAnswered(kStart, FleetViews{11, {}});
-    EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 12", "leads", "publish regions 7 at 11"}));
-    a.m.PublishRegionsAnswered(kStart, kLease, 11);
-    if (views_first) campaign();
-    EXPECT_TRUE(a.m.Leads(kStart));
-    absl::StatusOr<FleetWriteCompare> write = a.m.StartWrite(kStart, true);
-    ASSERT_TRUE(write.ok()) << write.status();
-    EXPECT_EQ(write->leader_revision, 11);
-  }
-}
-
 // The leader dies in the middle of a ramp: its lease expires in etcd, which deletes its key;
 // a follower takes over from the state the dead leader last wrote, and writes compared with it.
 TEST(FleetMachineTest, ALeaderKilledMidRampIsReplacedFromItsLastStep) {
@@ -649,7 +488,7 @@ TEST(FleetMachineTest, ALeaderKilledMidRampIsReplacedFromItsLastStep) {
                                   {true, Deleted("/sluice/nodes/node-a", 14)}}));
   EXPECT_EQ(b.rec.Take(), Lines{"campaign 7"});
   EXPECT_TRUE(b.m.views().empty());
-  b.m.CampaignAnswered(t, kLease, "us-west-2", "b:9901", FleetCampaign{15, true, {}});
+  b.m.CampaignAnswered(t, kLease, "us-west-2", "b:9901", FleetCampaign{15, true, {}, {}});
   EXPECT_EQ(b.rec.Take(), Lines{"load views"});
   b.m.ViewsAnswered(t, FleetViews{15, {}});
   EXPECT_EQ(b.rec.Take(), (Lines{"watch views from 16", "leads", "publish regions 7 at 15"}));
@@ -778,7 +617,8 @@ TEST(FleetMachineTest, ViewsAndStatesFromTheStoreAreCheckedNotTrusted) {
   // Once it leads, the views it reads are checked: the misnamed one is left out.
   a.m.WatchMessage(kStart, Events(12, {{true, Deleted("/sluice/leader", 12)}}));
   EXPECT_EQ(a.rec.Take(), Lines{"campaign 7"});
-  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901", FleetCampaign{13, true, {}});
+  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901",
+                       FleetCampaign{13, true, {}, {}});
   EXPECT_EQ(a.rec.Take(), Lines{"load views"});
   a.m.ViewsAnswered(kStart, FleetViews{13, {View("node-b", 6), misnamed}});
   EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 14", "leads", "publish regions 7 at 13"}));
@@ -796,269 +636,6 @@ TEST(FleetMachineTest, LeavingStepsDownRevokesAndStops) {
   a.m.PublishAnswered(kStart + kInterval, kLease, 12);
   EXPECT_EQ(a.rec.Take(), Lines{});
   EXPECT_FALSE(a.m.Leads(kStart + kInterval));
-}
-
-// At fleet scale a follower receives neither the views nor their changes: the leader's sums
-// per region say enough. A view that reaches it anyway (a runtime that ranges everything) is
-// not kept.
-TEST(FleetMachineTest, AFollowerKeepsNoViewsButTheLeadersSums) {
-  Node b("node-b");
-  b.Join(kStart, {State(5), Leader("node-a", 9, 6), View("node-a", 6)}, 10);
-  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 5", "watch from 11", "publish 7 at 10"}));
-  EXPECT_TRUE(b.m.views().empty());
-  EXPECT_FALSE(b.m.has_views());
-  b.m.WatchMessage(kStart, Events(12, {{false, View("node-c", 12)}}));
-  EXPECT_TRUE(b.m.views().empty());
-  EXPECT_FALSE(b.m.regions().has_value());
-
-  // What the leader sums of two views of us-west-2 (DecodeFleetRegions checks the counts agree).
-  NodeView view;
-  view.node = "node-a";
-  view.region = "us-west-2";
-  view.updated = kStart;
-  NodeView other = view;
-  other.node = "node-c";
-  FleetRegions sums;
-  sums.leader = "node-a";
-  sums.updated = kStart;
-  sums.revision = 12;
-  sums.regions = SumRegions({view, other});
-  b.m.WatchMessage(kStart,
-                   Events(13, {{false, {"/sluice/regions", EncodeFleetRegions(sums), 8, 13}}}));
-  ASSERT_TRUE(b.m.regions().has_value());
-  EXPECT_EQ(b.m.regions()->leader, "node-a");
-  EXPECT_EQ(b.m.regions()->regions.at("us-west-2").nodes, 2u);
-
-  // A damaged document keeps the last good sums, with one warning a minute however often it
-  // comes.
-  size_t logs = b.rec.logs.size();
-  for (int i = 0; i < 5; ++i) {
-    b.m.WatchMessage(kStart + absl::Seconds(i),
-                     Events(14 + i, {{false, {"/sluice/regions", "{\"format\": 1}", 8, 14 + i}}}));
-  }
-  ASSERT_EQ(b.rec.logs.size(), logs + 1);
-  EXPECT_NE(b.rec.logs.back().find("/sluice/regions"), std::string::npos) << b.rec.logs.back();
-  EXPECT_EQ(b.m.regions()->regions.at("us-west-2").nodes, 2u);
-  b.m.WatchMessage(kStart + absl::Seconds(61),
-                   Events(20, {{false, {"/sluice/regions", "[]", 8, 20}}}));
-  EXPECT_EQ(b.rec.logs.size(), logs + 2);
-
-  // The sums die with the leader's lease.
-  b.m.WatchMessage(kStart + absl::Seconds(62),
-                   Events(21, {{true, Deleted("/sluice/regions", 21)}}));
-  EXPECT_FALSE(b.m.regions().has_value());
-  // A resync without them forgets them too.
-  b.m.WatchMessage(kStart,
-                   Events(22, {{false, {"/sluice/regions", EncodeFleetRegions(sums), 8, 22}}}));
-  ASSERT_TRUE(b.m.regions().has_value());
-  b.m.WatchEnded(absl::UnavailableError("etcd ended the watch"));
-  b.m.Tick(kStart + absl::Seconds(63));
-  b.rec.Take();
-  b.m.ResyncAnswered(kStart + absl::Seconds(63), FleetResync{30, false, {State(5)}});
-  EXPECT_FALSE(b.m.regions().has_value());
-}
-
-// The sealed ticket keys are not the machine's to read: every node hands them on as they come,
-// from the resync and the watch, and their deletion too; a key that merely starts the same is
-// not one of them.
-TEST(FleetMachineTest, TicketKeysGoToTheRuntimeAsTheyCome) {
-  Node b("node-b");
-  b.Join(kStart,
-         {State(5), Leader("node-a", 9, 6), FleetRecord{"/sluice/tickets/us-east-1", "x", 7, 7}},
-         10);
-  EXPECT_EQ(b.rec.Take(), (Lines{"adopt 5", "tickets /sluice/tickets/us-east-1 at 7",
-                                 "watch from 11", "publish 7 at 10"}));
-  b.m.WatchMessage(kStart, Events(12, {{false, {"/sluice/tickets", "y", 12, 12}},
-                                       {false, {"/sluice/ticketsx", "z", 12, 12}},
-                                       {true, Deleted("/sluice/tickets/us-east-1", 12)}}));
-  EXPECT_EQ(b.rec.Take(), (Lines{"tickets /sluice/tickets at 12",
-                                 "tickets deleted /sluice/tickets/us-east-1 at 12"}));
-  EXPECT_EQ(b.m.tickets_key(), "/sluice/tickets");
-  EXPECT_EQ(b.m.leading_revision(), 0);
-  // Deleted while the watch was away: the resync that no longer finds it says so.
-  b.m.WatchEnded(absl::UnavailableError("etcd ended the watch"));
-  b.m.Tick(kStart + absl::Seconds(1));
-  b.rec.Take();
-  b.m.ResyncAnswered(kStart + absl::Seconds(1), FleetResync{30, false, {State(5)}});
-  Lines after = b.rec.Take();
-  EXPECT_NE(std::find(after.begin(), after.end(), "tickets deleted /sluice/tickets at 0"),
-            after.end());
-}
-
-// A node that wins the leader key reads every view first, then leads: its first gates and its
-// dead-edge watch see the whole fleet. It publishes the sums every tick while it leads.
-TEST(FleetMachineTest, ANewLeaderReadsTheViewsBeforeItLeads) {
-  Node a("node-a");
-  a.Join(kStart, {});
-  EXPECT_EQ(a.rec.Take(), (Lines{"watch from 11", "publish 7 at 10", "campaign 7"}));
-  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901", FleetCampaign{11, true, {}});
-  EXPECT_EQ(a.rec.Take(), Lines{"load views"});
-  EXPECT_FALSE(a.m.Leads(kStart));
-  EXPECT_TRUE(absl::IsFailedPrecondition(a.m.StartWrite(kStart, true).status()));
-  // Not yet: a tick neither loads them twice nor publishes sums it does not have.
-  a.m.PublishAnswered(kStart, kLease, 12);
-  a.m.Tick(kStart + kInterval);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12"}));
-  a.m.ViewsAnswered(kStart + kInterval, FleetViews{14, {View("node-b", 12), View("node-c", 13)}});
-  EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 15", "leads", "publish regions 7 at 14"}));
-  a.m.PublishRegionsAnswered(kStart, kLease, 14);
-  EXPECT_TRUE(a.m.Leads(kStart + kInterval));
-  EXPECT_TRUE(a.m.has_views());
-  EXPECT_EQ(a.m.views().size(), 2u);
-  // The views' changes come through their watch.
-  a.m.WatchMessage(kStart + kInterval, Events(15, {{true, Deleted("/sluice/nodes/node-b", 15)},
-                                                   {false, View("node-d", 15)}}));
-  EXPECT_EQ(a.m.views().size(), 2u);
-  EXPECT_EQ(a.m.views().count("node-d"), 1u);
-  a.m.KeepAliveAnswered(kStart + kInterval, kStart + kInterval, kLease, FleetLease{kLease, 3});
-  a.m.PublishAnswered(kStart + kInterval, kLease, 15);
-  a.m.Tick(kStart + 2 * kInterval);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 15", "publish regions 7 at 15"}));
-  // One at a time: not again while in flight; again once answered.
-  a.m.KeepAliveAnswered(kStart + 2 * kInterval, kStart + 2 * kInterval, kLease,
-                        FleetLease{kLease, 3});
-  a.m.PublishAnswered(kStart + 2 * kInterval, kLease, 16);
-  a.m.Tick(kStart + 3 * kInterval);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 16"}));
-  a.m.PublishRegionsAnswered(kStart + 3 * kInterval, kLease, 17);
-  a.m.KeepAliveAnswered(kStart + 3 * kInterval, kStart + 3 * kInterval, kLease,
-                        FleetLease{kLease, 3});
-  a.m.PublishAnswered(kStart + 3 * kInterval, kLease, 17);
-  // Nothing changed: the runtime sends neither, and nothing stays in flight.
-  a.rec.publish_sends = false;
-  a.m.Tick(kStart + 4 * kInterval);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7"}));
-  a.rec.publish_sends = true;
-  a.m.KeepAliveAnswered(kStart + 4 * kInterval, kStart + 4 * kInterval, kLease,
-                        FleetLease{kLease, 3});
-  a.m.Tick(kStart + 5 * kInterval);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 17", "publish regions 7 at 17"}));
-}
-
-// The views' watch ending does not end the lead: they are read again at the next tick.
-// Losing the lead drops them.
-TEST(FleetMachineTest, TheLeaderRereadsItsViewsAndDropsThemWhenItStepsDown) {
-  Node a("node-a");
-  a.JoinAndLead(kStart);
-  a.m.ViewsWatchEnded(absl::UnavailableError("etcd ended the watch"));
-  EXPECT_EQ(a.rec.Take(), Lines{});
-  EXPECT_TRUE(a.m.Leads(kStart));
-  a.m.PublishAnswered(kStart, kLease, 12);
-  a.m.Tick(kStart + kInterval);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12", "load views"}));
-  a.m.ViewsAnswered(kStart + kInterval, FleetViews{20, {View("node-b", 19)}});
-  EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 21"}));  // it led all along
-  EXPECT_EQ(a.m.views().size(), 1u);
-  // Another node's key replaces its own (its lease lapsed in etcd): it steps down.
-  a.m.WatchMessage(kStart + kInterval, Events(22, {{false, Leader("node-b", 9, 22)}}));
-  EXPECT_EQ(a.rec.Take(), (Lines{"cancel views", "steps down"}));
-  EXPECT_TRUE(a.m.views().empty());
-  EXPECT_FALSE(a.m.has_views());
-  // A load it cancelled is not applied when its answer comes anyway.
-  a.m.ViewsAnswered(kStart + kInterval, FleetViews{23, {View("node-c", 23)}});
-  EXPECT_TRUE(a.m.views().empty());
-  EXPECT_EQ(a.rec.Take(), Lines{});
-}
-
-// A load of the views that fails is a store failure: no lead is announced, the node resyncs,
-// and reads them again once it is in sync (still holding its key under its live lease).
-TEST(FleetMachineTest, AViewsLoadThatFailsLeadsAfterTheResync) {
-  Node a("node-a");
-  a.Join(kStart, {});
-  a.rec.Take();
-  a.m.CampaignAnswered(kStart, kLease, "us-east-1", "127.0.0.1:9901", FleetCampaign{11, true, {}});
-  EXPECT_EQ(a.rec.Take(), Lines{"load views"});
-  a.m.ViewsAnswered(kStart, absl::UnavailableError("timed out"));
-  EXPECT_EQ(a.rec.Take(), Lines{"cancel watch"});
-  EXPECT_FALSE(a.m.connected());
-  EXPECT_FALSE(a.m.Leads(kStart));
-  a.m.PublishAnswered(kStart, kLease, 12);
-  a.m.Tick(kStart + kInterval);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "resync"}));
-  // It created the state at 10; another node wrote a newer one meanwhile.
-  a.m.ResyncAnswered(kStart + kInterval,
-                     FleetResync{20, false, {State(15), Leader("node-a", kLease, 11)}});
-  EXPECT_EQ(a.rec.Take(), (Lines{"adopt 15", "load views", "watch from 21", "publish 7 at 20"}));
-  a.m.ViewsAnswered(kStart + kInterval, FleetViews{20, {}});
-  EXPECT_EQ(a.rec.Take(), (Lines{"watch views from 21", "leads", "publish regions 7 at 20"}));
-  a.m.PublishRegionsAnswered(kStart, kLease, 20);
-  EXPECT_TRUE(a.m.Leads(kStart + kInterval));
-}
-
-// A bad view is left out of every sum with one warning a minute naming its key, never a crash.
-TEST(FleetMachineTest, BadViewsAreWarnedAboutAtMostOnceAMinute) {
-  Node a("node-a");
-  a.JoinAndLead(kStart);
-  FleetRecord bad = View("node-b", 12);
-  bad.value = "{\"format\": \"sluice-node-view/1\", \"node\": 7}";
-  size_t logs = a.rec.logs.size();
-  for (int i = 0; i < 30; ++i) {
-    bad.mod_revision = 12 + i;
-    a.m.WatchMessage(kStart + absl::Seconds(i), Events(12 + i, {{false, bad}}));
-  }
-  ASSERT_EQ(a.rec.logs.size(), logs + 1);
-  EXPECT_NE(a.rec.logs.back().find("/sluice/nodes/node-b"), std::string::npos) << a.rec.logs.back();
-  EXPECT_TRUE(a.m.views().empty());
-  // A good one replaces it, and a bad one after that is warned about at once.
-  a.m.WatchMessage(kStart + absl::Seconds(31), Events(50, {{false, View("node-b", 50)}}));
-  EXPECT_EQ(a.m.views().size(), 1u);
-  a.m.WatchMessage(kStart + absl::Seconds(32), Events(51, {{false, bad}}));
-  EXPECT_EQ(a.rec.logs.size(), logs + 2);
-  EXPECT_TRUE(a.m.views().empty());
-}
-
-// A fleet that lost its store together does not come back all at once: after each failed
-// resync the next one (and a grant) waits twice as long, up to a bound, each node at its own
-// fraction of it; the lease it has is still kept alive meanwhile. One success starts over.
-TEST(FleetMachineTest, FailedResyncsBackOffWithJitter) {
-  std::vector<absl::Duration> first_waits;
-  for (const char* name : {"node-a", "node-b", "node-c", "node-d"}) {
-    SCOPED_TRACE(name);
-    Node a(name);
-    a.Join(kStart, {});
-    a.rec.Take();
-    a.m.WatchEnded(absl::UnavailableError("etcd ended the watch"));
-    a.rec.Take();
-    absl::Time t = kStart;
-    absl::Duration previous;
-    for (int failure = 1; failure <= 8; ++failure) {
-      SCOPED_TRACE(failure);
-      // A resync at the first tick it is due.
-      absl::Time due = t;
-      a.m.Tick(t);
-      Lines sent = a.rec.Take();
-      while (std::find(sent.begin(), sent.end(), "resync") == sent.end()) {
-        EXPECT_EQ(sent, (Lines{"keep alive 7"}));  // only the lease, while it waits
-        a.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
-        t += absl::Milliseconds(10);
-        ASSERT_LT(t - due, absl::Seconds(9));
-        a.m.Tick(t);
-        sent = a.rec.Take();
-      }
-      absl::Duration waited = t - due;
-      if (failure > 1) {
-        // Between half and all of 250 ms x 2^(n-2), up to 8 s (within the 10 ms steps).
-        absl::Duration full =
-            std::min(absl::Milliseconds(250) * (1 << (failure - 2)), absl::Seconds(8));
-        EXPECT_GE(waited, full / 2 - absl::Milliseconds(10));
-        EXPECT_LE(waited, full + absl::Milliseconds(10));
-      }
-      if (failure == 2) first_waits.push_back(waited);
-      previous = waited;
-      a.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
-      a.m.ResyncAnswered(t, absl::UnavailableError("connection refused"));
-      a.rec.Take();
-    }
-    EXPECT_GE(previous, absl::Seconds(4) - absl::Milliseconds(10));
-    // Back: one success, and the next failure waits the shortest time again.
-    t += absl::Seconds(9);
-    a.m.Tick(t);
-    a.m.ResyncAnswered(t, FleetResync{40, false, {State(5)}});
-    EXPECT_TRUE(a.m.connected());
-  }
-  // The nodes do not all wait the same.
-  std::sort(first_waits.begin(), first_waits.end());
-  EXPECT_LT(first_waits.front(), first_waits.back());
 }
 
 }  // namespace

@@ -779,5 +779,22 @@ TEST(RegionSumTest, DecodeRefusesDamagedDocumentsNamingTheField) {
   EXPECT_EQ(error(many), "regions: must be an object of at most 10000 regions");
 }
 
+// A fleet's views go out every publish interval up to 500 nodes a second; beyond that each node
+// waits its share, so etcd takes about 500 a second at any size.
+TEST(FleetViewIntervalTest, GrowsWithTheFleetBeyondItsRate) {
+  const absl::Duration second = absl::Seconds(1);
+  EXPECT_EQ(FleetViewInterval(second, 0), second);
+  EXPECT_EQ(FleetViewInterval(second, 3), second);
+  EXPECT_EQ(FleetViewInterval(second, 500), second);
+  EXPECT_EQ(FleetViewInterval(second, 1000), absl::Seconds(2));
+  EXPECT_EQ(FleetViewInterval(second, 3000), absl::Seconds(6));
+  EXPECT_EQ(FleetViewInterval(absl::Seconds(10), 3000), absl::Seconds(10));
+  for (size_t nodes : {600, 1000, 3000, 30000}) {
+    const double per_second =
+        static_cast<double>(nodes) / absl::ToDoubleSeconds(FleetViewInterval(second, nodes));
+    EXPECT_NEAR(per_second, kFleetViewsPerSecond, 1e-6) << nodes;
+  }
+}
+
 }  // namespace
 }  // namespace sluice
