@@ -370,7 +370,7 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
   if (leading_revision_ != 0) FollowViews();
   actions_->Watch(answer->revision + 1);
   Publish(now);
-  if (!leader_) Campaign(now);
+  if (!leader_) CampaignAfterSpread(now);
 }
 
 void FleetMachine::WatchMessage(absl::Time now, const FleetWatchMessage& message) {
@@ -440,6 +440,7 @@ void FleetMachine::Apply(const FleetRecord& record, absl::Time now) {
       }
     }
     leader_ = std::move(leader);
+    campaign_at_ = absl::InfinitePast();  // a wait to campaign is over: there is a leader
     if (leading_revision_ != 0 && record.create_revision != leading_revision_) {
       StepDown("another node holds the leader key");
     }
@@ -506,21 +507,13 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
     bool had = leader_.has_value();
     leader_.reset();
     StepDown("the leader key is gone");
-    // Every node sees the key go at once: each waits a random part of the spread, so that the
-    // first campaign wins and nearly every other node sees its key before sending its own.
-    const absl::Duration spread = CampaignSpread();
-    campaign_at_ = now + spread * Jitter();
+    CampaignAfterSpread(now);
     if (had) {
       Log(FleetLogLevel::kInfo,
-          spread == absl::ZeroDuration()
+          campaign_at_ <= now
               ? std::string("no leader; campaigning")
               : absl::StrFormat("no leader; campaigning in %s (one of about %d nodes)",
                                 absl::FormatDuration(campaign_at_ - now), fleet_size_));
-    }
-    if (campaign_at_ > now) {
-      actions_->WakeAt(campaign_at_);
-    } else if (connected()) {
-      Campaign(now);
     }
     return;
   }
@@ -541,6 +534,18 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
 
 absl::Duration FleetMachine::CampaignSpread() const {
   return std::min(kMaxCampaignSpread, kCampaignSpreadPerNode * fleet_size_);
+}
+
+void FleetMachine::CampaignAfterSpread(absl::Time now) {
+  // Every node sees the key go (or finds none after a resync) at once: each waits a random
+  // part of the spread, so that the first campaign wins and nearly every other node sees its
+  // key before sending its own. A wait already under way stays as it was.
+  if (campaign_at_ <= now) campaign_at_ = now + CampaignSpread() * Jitter();
+  if (campaign_at_ > now) {
+    actions_->WakeAt(campaign_at_);
+  } else if (connected()) {
+    Campaign(now);
+  }
 }
 
 void FleetMachine::Wake(absl::Time now) {

@@ -290,6 +290,9 @@ class FleetMachine {
   void Resync();
   void Campaign(absl::Time now);
   absl::Duration CampaignSpread() const;
+  // No leader key: campaigns now in a small fleet, after a random part of the spread in a
+  // large one (WakeAt), unless a wait is under way already.
+  void CampaignAfterSpread(absl::Time now);
   void Publish(absl::Time now);
   void PublishRegions(absl::Time now);
   // The answer to a put bound to `lease` (a view, the sums).

@@ -160,6 +160,20 @@ TEST(FleetMachineTest, ALargeFleetSpreadsItsCampaigns) {
   c.m.Tick(kStart + absl::Seconds(2));
   for (const std::string& line : c.rec.Take()) EXPECT_NE(line, "campaign 7");
 
+  // A resync that finds no leader key (it went while the watch was away) waits the same way;
+  // the wait for the key that went before was over once a leader came.
+  c.m.WatchEnded(absl::UnavailableError("etcd ended the watch"));
+  c.rec.Take();
+  const absl::Time back = kStart + absl::Seconds(3);
+  c.m.Tick(back);
+  c.m.KeepAliveAnswered(back, back, kLease, FleetLease{kLease, 3});
+  c.rec.Take();
+  c.m.ResyncAnswered(back, FleetResync{30, false, {State(5)}});
+  Lines resynced = c.rec.Take();
+  ASSERT_FALSE(resynced.empty());
+  EXPECT_EQ(resynced.back().rfind("wake at ", 0), 0u) << resynced.back();
+  for (const std::string& line : resynced) EXPECT_NE(line, "campaign 7");
+
   // Without sums (a small fleet, or none read yet): at once.
   Node d("node-d");
   d.Join(kStart, {Leader("node-a", 9, 11)}, 11);
