@@ -2,6 +2,7 @@
 // as etcd hands it over, and summing a fleet's views per region (a gate, the sums it
 // publishes). A new leader of 3,000 nodes decodes 3,000 views before it leads.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 

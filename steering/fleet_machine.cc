@@ -64,6 +64,7 @@ void FleetMachine::Tick(absl::Time now) {
   if (leading_revision_ != 0 && !LeaseAlive(now)) {
     StepDown("its lease may have expired (no keep-alive answered in time)");
   }
+  MaybeAnnounce(now);
   if (!connected() && now < next_resync_) {
     // Backing off after failed resyncs: only the lease it has is kept alive meanwhile.
     if (lease_ != 0) KeepAlive(now);
@@ -182,6 +183,7 @@ void FleetMachine::KeepAliveAnswered(absl::Time now, absl::Time sent, int64_t id
   lease_ttl_ = absl::Seconds(lease->ttl_seconds);
   lease_expiry_ = sent + lease_ttl_;
   MaybeReclaim(now);
+  MaybeAnnounce(now);
 }
 
 bool FleetMachine::HoldsLeaderKey() const {
@@ -250,15 +252,22 @@ void FleetMachine::ViewsAnswered(absl::Time now, const absl::StatusOr<FleetViews
   }
   views_link_ = ViewsLink::kFollowing;
   actions_->WatchViews(answer->revision + 1);
-  // (A lease that lapsed meanwhile is the next tick's to step down from.)
-  if (announce_pending_ && leading_revision_ != 0 && LeaseAlive(now)) {
-    announce_pending_ = false;
-    Log(FleetLogLevel::kInfo,
-        absl::StrFormat("node %s has the views of %d nodes; it leads", node_, views_.size()));
-    actions_->Leadership(true);
-    // The others' figures come from its sums: they go out now, not a tick later.
-    PublishRegions(now);
+  MaybeAnnounce(now);
+}
+
+void FleetMachine::MaybeAnnounce(absl::Time now) {
+  // A lease too near its end when the views came in: announced once a keep-alive renewed it
+  // (or the tick steps down if none does).
+  if (!announce_pending_ || leading_revision_ == 0 || views_link_ != ViewsLink::kFollowing ||
+      !LeaseAlive(now)) {
+    return;
   }
+  announce_pending_ = false;
+  Log(FleetLogLevel::kInfo,
+      absl::StrFormat("node %s has the views of %d nodes; it leads", node_, views_.size()));
+  actions_->Leadership(true);
+  // The others' figures come from its sums: they go out now, not a tick later.
+  PublishRegions(now);
 }
 
 void FleetMachine::ViewsWatchEnded(const absl::Status& status) {
@@ -282,6 +291,7 @@ void FleetMachine::StepDown(const std::string& why) {
   leading_revision_ = 0;
   announce_pending_ = false;
   // A follower has no use for the views: they go, and the leader's sums replace them.
+  if (views_link_ == ViewsLink::kFollowing) fleet_size_ = static_cast<uint32_t>(views_.size());
   StopViews();
   views_.clear();
   if (!announced) return;
@@ -513,7 +523,7 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
           campaign_at_ <= now
               ? std::string("no leader; campaigning")
               : absl::StrFormat("no leader; campaigning in %s (one of about %d nodes)",
-                                absl::FormatDuration(campaign_at_ - now), fleet_size_));
+                                absl::FormatDuration(campaign_at_ - now), fleet_size()));
     }
     return;
   }
@@ -533,7 +543,11 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
 }
 
 absl::Duration FleetMachine::CampaignSpread() const {
-  return std::min(kMaxCampaignSpread, kCampaignSpreadPerNode * fleet_size_);
+  return std::min(kMaxCampaignSpread, kCampaignSpreadPerNode * static_cast<int64_t>(fleet_size()));
+}
+
+size_t FleetMachine::fleet_size() const {
+  return views_link_ == ViewsLink::kFollowing ? views_.size() : fleet_size_;
 }
 
 void FleetMachine::CampaignAfterSpread(absl::Time now) {
@@ -549,7 +563,13 @@ void FleetMachine::CampaignAfterSpread(absl::Time now) {
 }
 
 void FleetMachine::Wake(absl::Time now) {
-  if (!leader_) Campaign(now);
+  if (leader_) return;
+  // A timer may fire a little before its time (libuv counts from the loop's cached clock).
+  if (now < campaign_at_) {
+    actions_->WakeAt(campaign_at_);
+    return;
+  }
+  Campaign(now);
 }
 
 void FleetMachine::Campaign(absl::Time now) {

@@ -124,7 +124,7 @@ class FleetMachine {
   static constexpr absl::Duration kFirstResyncBackoff = absl::Milliseconds(250);
   static constexpr absl::Duration kMaxResyncBackoff = absl::Seconds(8);
   // When the leader key goes, each node campaigns after a random part of this per node of the
-  // fleet (as the leader's sums last counted them), up to the most: the fleet sends about 20
+  // fleet (fleet_size()), up to the most: the fleet sends about 20
   // campaigns a second whatever its size, the first within about 50 ms, until the winner's
   // key reaches the others (3,000 campaigns at once time out in etcd, and so do the fleet's
   // other calls with them).
@@ -260,6 +260,10 @@ class FleetMachine {
   const std::map<std::string, NodeView>& views() const { return views_; }
   // Following the views (the leader, once they are read).
   bool has_views() const { return views_link_ == ViewsLink::kFollowing; }
+  // The fleet's nodes as this node last knew them: the views it follows, or the leader's last
+  // sums (kept after they go with the leader's lease), or the views it last led with; 0 when
+  // it never knew.
+  size_t fleet_size() const;
   // The leader's sums per region, as a follower last read them (none while this node leads).
   const std::optional<FleetRegions>& regions() const { return regions_; }
   uint64_t writes(WriteOutcome outcome) const { return writes_[outcome]; }
@@ -298,6 +302,8 @@ class FleetMachine {
   // The answer to a put bound to `lease` (a view, the sums).
   void PutAnswered(absl::Time now, int64_t lease, const absl::StatusOr<int64_t>& revision);
   void StepDown(const std::string& why);
+  // Leading with every view under a live lease, not announced yet: announces it.
+  void MaybeAnnounce(absl::Time now);
   // Won or reclaimed the leader key: leads once it has every view (`views`: read with the win).
   void StartLeading(absl::Time now, const std::optional<FleetViews>& views);
   void FollowViews();
@@ -358,7 +364,7 @@ class FleetMachine {
   std::optional<FleetLeader> leader_;
   bool announce_pending_ = false;                  // leads once the views are in
   absl::Time campaign_at_ = absl::InfinitePast();  // no campaign before
-  uint32_t fleet_size_ = 0;                        // nodes, as the leader's sums last counted
+  uint32_t fleet_size_ = 0;  // nodes, as the leader's sums (or this node's views) last counted
 
   ViewsLink views_link_ = ViewsLink::kOff;
   std::map<std::string, NodeView> views_;  // by node

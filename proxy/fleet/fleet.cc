@@ -315,13 +315,9 @@ void Fleet::Resign(int64_t leader_revision) {
 }
 
 absl::Duration Fleet::ViewInterval() const {
-  size_t nodes = 0;
-  if (machine_.has_views()) {
-    nodes = machine_.views().size();
-  } else if (machine_.regions()) {
-    for (const auto& [region, sum] : machine_.regions()->regions) nodes += sum.nodes;
-  }
-  return FleetViewInterval(config_.publish_interval, nodes);
+  // The size last known (not 0 while the sums are gone with a dead leader: a fleet of 3,000
+  // putting a view a second each while a new leader reads them would swamp etcd).
+  return FleetViewInterval(config_.publish_interval, machine_.fleet_size());
 }
 
 bool Fleet::Due(const Published& last, int64_t lease, const std::string& text,
@@ -492,9 +488,10 @@ void Fleet::Write(const ControllerState& next, bool as_leader, WriteDone done) {
 
 std::vector<NodeView> Fleet::LiveViews(absl::Time now) const {
   std::vector<NodeView> live;
-  // A view older than the lease (or two view intervals, in a large fleet) is from a node etcd
-  // has not expired yet: leave it out.
-  absl::Time oldest = now - std::max(config_.lease_ttl, 2 * ViewInterval());
+  // A view older than the lease (or two view intervals, in a large fleet, and a tick for a node
+  // that counts the fleet a little larger) is from a node etcd has not expired yet: leave it out.
+  absl::Time oldest =
+      now - std::max(config_.lease_ttl, 2 * ViewInterval() + config_.publish_interval);
   for (const auto& [name, view] : machine_.views()) {
     if (view.updated >= oldest) live.push_back(view);
   }

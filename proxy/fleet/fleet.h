@@ -21,11 +21,11 @@
 // watches the views; it publishes their sums per region (as often as a view goes out), which
 // the other nodes' capacity, detection and status read. So each node receives what changes in
 // the state, the leader key and the sums: the same at 3 nodes and at 3,000. A node campaigns
-// when no leader key exists (in a large fleet after a random wait: FleetMachine's campaign
-// spread); the leader's writes also compare the leader key's create revision with its own, so
-// a node that lost its lease cannot write even if it still thinks it leads, and it stops
-// acting by itself as soon as its lease could have expired (counted from when its last
-// keep-alive was sent).
+// when no leader key exists (after a random wait of up to 50 ms per node of the fleet:
+// FleetMachine's campaign spread); the leader's writes also compare the leader key's create
+// revision with its own, so a node that lost its lease cannot write even if it still thinks it
+// leads, and it stops acting by itself as soon as its lease could have expired (counted from when
+// its last keep-alive was sent).
 //
 // Without the store (etcd unreachable, the watch broken), the node keeps serving with the
 // table it has, reports connected 0, refuses changes with 503 and, as leader or not, advances

@@ -78,8 +78,9 @@ TEST(FleetMachineTest, FollowersKeepTheirLeaseAliveEachThirdOfItsTtl) {
 }
 
 // When a fleet's leader goes, its nodes do not all campaign at once: each waits a random part
-// of 50 ms per node (as the leader's sums counted them), about 20 campaigns a second, and one
-// that sees a new leader key meanwhile does not campaign at all. Without sums: at once.
+// of 50 ms per node (as the leader's sums counted them, kept after they go with the leader's
+// lease), about 20 campaigns a second, and one that sees a new leader key meanwhile does not
+// campaign at all. A node that never knew the fleet's size: at once.
 TEST(FleetMachineTest, ALargeFleetSpreadsItsCampaigns) {
   std::vector<NodeView> views;
   for (int i = 0; i < 3000; ++i) {
@@ -108,6 +109,7 @@ TEST(FleetMachineTest, ALargeFleetSpreadsItsCampaigns) {
     Lines sent = b.rec.Take();
     ASSERT_EQ(sent.size(), 1u);
     ASSERT_EQ(sent[0].rfind("wake at ", 0), 0u) << sent[0];
+    EXPECT_EQ(b.m.fleet_size(), 3000u);  // the sums went with the leader's lease
     absl::Time at;
     std::string error;
     ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, sent[0].substr(8), &at, &error)) << error;
@@ -120,8 +122,9 @@ TEST(FleetMachineTest, ALargeFleetSpreadsItsCampaigns) {
     // (The lease kept alive meanwhile.)
     b.m.KeepAliveAnswered(at, at, kLease, FleetLease{kLease, 3});
     if (at > gone) {
+      // A timer that fires early asks again for the same time.
       b.m.Wake(at - absl::Microseconds(1));
-      EXPECT_EQ(b.rec.Take(), Lines{});
+      EXPECT_EQ(b.rec.Take(), Lines{sent[0]});
     }
     b.m.Wake(at);
     EXPECT_EQ(b.rec.Take(), Lines{"campaign 7"});
@@ -174,13 +177,51 @@ TEST(FleetMachineTest, ALargeFleetSpreadsItsCampaigns) {
   EXPECT_EQ(resynced.back().rfind("wake at ", 0), 0u) << resynced.back();
   for (const std::string& line : resynced) EXPECT_NE(line, "campaign 7");
 
-  // Without sums (a small fleet, or none read yet): at once.
+  // Never read any sums (a fleet that starts, or a node that joined just now): at once.
   Node d("node-d");
   d.Join(kStart, {Leader("node-a", 9, 11)}, 11);
   d.rec.Take();
   d.m.WatchMessage(kStart, Events(14, {{true, Deleted("/sluice/leader", 14)}}));
   EXPECT_EQ(d.rec.Take(), Lines{"campaign 7"});
 }
+// A leader that steps down remembers how many views it had: its next wait to campaign is as
+// long as the others'.
+TEST(FleetMachineTest, AFormerLeaderKnowsTheFleetsSize) {
+  Node a("node-a");
+  a.JoinAndLead(kStart);
+  std::vector<FleetWatchEvent> views;
+  for (int i = 0; i < 1000; ++i) views.push_back({false, View("node-" + std::to_string(i), 20)});
+  a.m.WatchMessage(kStart, Events(20, views));
+  EXPECT_EQ(a.m.fleet_size(), 1000u);
+  a.m.WatchMessage(kStart, Events(21, {{false, Leader("node-b", 9, 21)}}));
+  EXPECT_FALSE(a.m.has_views());
+  EXPECT_EQ(a.m.fleet_size(), 1000u);
+  a.rec.Take();
+  a.m.WatchMessage(kStart, Events(22, {{true, Deleted("/sluice/leader", 22)}}));
+  Lines sent = a.rec.Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].rfind("wake at ", 0), 0u) << sent[0];
+}
+
+// A campaign answered when the lease is too near its end to act on: the node holds the key
+// with every view but does not lead until a keep-alive renews the lease; then it does, at once.
+TEST(FleetMachineTest, AWinnerWithAnExpiringLeaseLeadsOnceItIsRenewed) {
+  Node a("node-a");
+  a.Join(kStart, {});
+  a.rec.Take();
+  FleetCampaign won;
+  won.revision = 12;
+  won.won = true;
+  won.views = FleetViews{12, {View("node-b", 9)}};
+  const absl::Time late = kStart + kTtl - FleetMachine::kLeaseMargin;  // the lease: from kStart
+  a.m.CampaignAnswered(late, kLease, "us-east-1", "a:9901", won);
+  EXPECT_EQ(a.rec.Take(), Lines{"watch views from 13"});
+  EXPECT_FALSE(a.m.Leads(late));
+  a.m.KeepAliveAnswered(late, late, kLease, FleetLease{kLease, 3});
+  EXPECT_EQ(a.rec.Take(), (Lines{"leads", "publish regions 7 at 12"}));
+  EXPECT_TRUE(a.m.Leads(late));
+}
+
 // The watch can bring this node's new leader key before the campaign's answer: it loads the
 // views once and leads once, whether the campaign is answered before the views or after.
 TEST(FleetMachineTest, LeadershipIsTakenOnceWhenTheWatchBringsTheKeyFirst) {
