@@ -8,7 +8,7 @@
 //   sluice_fleet_sim --etcd http://127.0.0.1:PORT --nodes N [--changes 20]
 //                    [--prefix /sluice/sim/] [--lease-ttl-s 5] [--publish-ms 1000]
 //                    [--settle-s 10] [--failover 1] [--batch 100] [--batch-ms 50]
-//                    [--change-timeout-s 10] [--gate-repeat 100] [--verbose]
+//                    [--change-timeout-s 10] [--gate-repeat 100] [--standbys 1] [--verbose]
 //
 // Node i is "sim-<region>-<i>", the regions us-east-1, us-west-2 and eu-west-1 in turn. The run:
 //   1. start the nodes, up to --batch every --batch-ms with at most --batch joining at a time
@@ -84,6 +84,7 @@ struct Options {
   int batch_ms = 50;
   double change_timeout_s = 10;
   int gate_repeat = 100;
+  int standbys = 1;  // fleet.standbys
   bool verbose = false;
 };
 
@@ -92,7 +93,7 @@ struct Options {
                "sluice_fleet_sim: %s\nusage: sluice_fleet_sim --etcd http://HOST:PORT --nodes N "
                "[--changes K] [--prefix P] [--lease-ttl-s S] [--publish-ms MS] [--settle-s S] "
                "[--failover 0|1] [--batch N] [--batch-ms MS] [--change-timeout-s S] "
-               "[--gate-repeat N] [--verbose]\n",
+               "[--gate-repeat N] [--standbys N] [--verbose]\n",
                why.c_str());
   std::exit(2);
 }
@@ -134,6 +135,8 @@ Options Parse(int argc, char** argv) {
       o.prefix = value;
     } else if (flag == "--lease-ttl-s") {
       o.lease_ttl_s = IntArg(flag, value, 2, 3600);
+    } else if (flag == "--standbys") {
+      o.standbys = IntArg(flag, value, 0, static_cast<int>(kMaxFleetStandbys));
     } else if (flag == "--publish-ms") {
       o.publish_ms = IntArg(flag, value, 10, 600000);
     } else if (flag == "--settle-s") {
@@ -302,6 +305,7 @@ void Simulation::MakeNodes() {
   config.etcd_endpoints = {options_.etcd};
   config.prefix = options_.prefix;
   config.lease_ttl = absl::Seconds(options_.lease_ttl_s);
+  config.standbys = static_cast<uint32_t>(options_.standbys);
   config.publish_interval = absl::Milliseconds(options_.publish_ms);
   nodes_.resize(static_cast<size_t>(options_.nodes));
   for (int i = 0; i < options_.nodes; ++i) {
@@ -615,7 +619,8 @@ int Main(int argc, char** argv) {
   json out{{"nodes", options.nodes},
            {"regions", kRegionCount},
            {"lease_ttl_s", options.lease_ttl_s},
-           {"publish_ms", options.publish_ms}};
+           {"publish_ms", options.publish_ms},
+           {"standbys", options.standbys}};
   auto simulation = std::make_unique<Simulation>(options, context.get());
   const absl::Status status = simulation->Run(&out);
   if (status.ok()) {

@@ -18,7 +18,7 @@ this script adds etcd's side:
 
 Usage: bench/fleet_sim.py [--sim build/bench/sluice_fleet_sim] [--sizes 30,300,3000]
                           [--changes 20] [--settle 10] [--publish-ms 1000] [--lease-ttl 5]
-                          [--max-rss-mib 8192]
+                          [--standbys 1] [--max-rss-mib 8192]
 Prints a table, then one line per size for machines, the largest size last:
   fleet: nodes=N p99_ms=.. full_ms=.. missing=.. etcd_events_per_s=.. node_rx_bytes_per_s=..
          failover_s=..
@@ -143,7 +143,8 @@ class Run:
         self.etcd.start()
         cmd = [a.sim, "--etcd", self.etcd.url, "--nodes", str(self.nodes), "--changes",
                str(a.changes), "--prefix", PREFIX, "--lease-ttl-s", str(a.lease_ttl),
-               "--publish-ms", str(a.publish_ms), "--settle-s", str(a.settle), "--failover", "1"]
+               "--publish-ms", str(a.publish_ms), "--settle-s", str(a.settle), "--failover", "1",
+               "--standbys", str(a.standbys)]
         self.log = open(os.path.join(self.work, "sim-%d.log" % self.nodes), "w")
         started = time.monotonic()
         first = (started, cpu_seconds([self.etcd.process.pid]))
@@ -259,6 +260,8 @@ def main():
     parser.add_argument("--settle", type=float, default=10, help="seconds (10)")
     parser.add_argument("--publish-ms", type=int, default=1000)
     parser.add_argument("--lease-ttl", type=int, default=5, help="seconds (5)")
+    parser.add_argument("--standbys", type=int, default=1, choices=range(0, 9),
+                        help="fleet.standbys (1)")
     parser.add_argument("--max-rss-mib", type=int, default=8192,
                         help="the simulator is killed past this (8192)")
     parser.add_argument("--json", help="write every row's figures here")

@@ -82,10 +82,9 @@ void FleetMachine::Tick(absl::Time now) {
   Publish(now);
   if (!leader_) Campaign(now);
   MaybeResign();  // one that failed, or could not be sent, is tried again
-  if (leading_revision_ != 0) {
-    FollowViews();  // after a load or a watch of them failed
-    PublishRegions(now);
-  }
+  // After a load or a watch of the views failed.
+  if (WantsViews()) FollowViews();
+  if (leading_revision_ != 0) PublishRegions(now);
 }
 
 void FleetMachine::Leave() {
@@ -103,10 +102,12 @@ void FleetMachine::SetEligible(bool eligible, absl::Time now) {
   if (eligible_ == eligible) return;
   eligible_ = eligible;
   if (eligible) {
+    if (WantsViews()) FollowViews();  // a standby
     if (connected() && !leader_) Campaign(now);
     return;
   }
   StepDown("it cannot use the fleet's steering state");
+  if (!WantsViews()) DropViews();  // a standby that cannot lead has no use for them
   // Without the store (or while a resync's answer is applied), it resigns once it is back.
   MaybeResign();
 }
@@ -213,11 +214,12 @@ void FleetMachine::MaybeReclaim(absl::Time now) {
 
 void FleetMachine::StartLeading(absl::Time now, const std::optional<FleetViews>& views) {
   regions_.reset();  // it sums the views itself now
+  announce_pending_ = true;
   if (views_link_ == ViewsLink::kFollowing) {
-    actions_->Leadership(true);
+    // A standby: it has every view already.
+    MaybeAnnounce(now);
     return;
   }
-  announce_pending_ = true;
   if (views && views_link_ == ViewsLink::kOff && connected()) {
     views_link_ = ViewsLink::kLoading;
     ViewsAnswered(now, *views);
@@ -290,13 +292,68 @@ void FleetMachine::StepDown(const std::string& why) {
   bool announced = !announce_pending_;
   leading_revision_ = 0;
   announce_pending_ = false;
-  // A follower has no use for the views: they go, and the leader's sums replace them.
-  if (views_link_ == ViewsLink::kFollowing) fleet_size_ = static_cast<uint32_t>(views_.size());
-  StopViews();
-  views_.clear();
+  // A follower has no use for the views (a leader never names itself a standby): they go, and
+  // the leader's sums replace them.
+  if (!WantsViews()) DropViews();
   if (!announced) return;
   Log(FleetLogLevel::kWarning, absl::StrFormat("node %s no longer advances ramps: %s", node_, why));
   actions_->Leadership(false);
+}
+
+void FleetMachine::DropViews() {
+  if (views_link_ == ViewsLink::kFollowing) fleet_size_ = static_cast<uint32_t>(views_.size());
+  StopViews();
+  views_.clear();
+}
+
+size_t FleetMachine::standby_rank() const {
+  auto it = std::find(standbys_.begin(), standbys_.end(), node_);
+  return it == standbys_.end() ? 0 : static_cast<size_t>(it - standbys_.begin()) + 1;
+}
+
+void FleetMachine::SetStandbys(std::vector<std::string> standbys) {
+  if (standbys == standbys_) return;
+  const bool was = standby_rank() > 0;
+  standbys_ = std::move(standbys);
+  const bool is = standby_rank() > 0;
+  if (was != is) {
+    Log(FleetLogLevel::kInfo,
+        is ? absl::StrFormat("node %s is standby %d: it follows the views", node_, standby_rank())
+           : absl::StrFormat("node %s is no longer a standby", node_));
+  }
+  if (WantsViews()) {
+    FollowViews();
+  } else if (leading_revision_ == 0) {
+    DropViews();
+  }
+}
+
+void FleetMachine::ChooseStandbys() {
+  const std::string own = leader_ ? leader_->region : std::string();
+  std::vector<std::string> chosen;
+  std::set<std::string> regions;
+  auto take = [&](const std::string& name, bool any_region) {
+    if (chosen.size() >= standby_count_ || name == node_ ||
+        std::find(chosen.begin(), chosen.end(), name) != chosen.end()) {
+      return;
+    }
+    auto view = views_.find(name);
+    if (view == views_.end()) return;  // gone with its lease
+    const std::string& region = view->second.region;
+    if (!any_region && (region == own || regions.count(region) > 0)) return;
+    chosen.push_back(name);
+    regions.insert(region);
+  };
+  // The standbys it named stay while they live (each new one reads every view once); new ones
+  // from other regions first (one per region), so that losing its region leaves one.
+  for (bool any_region : {false, true}) {
+    for (const std::string& name : standbys_) take(name, any_region);
+    for (const auto& [name, view] : views_) {
+      if (chosen.size() >= standby_count_) break;
+      take(name, any_region);
+    }
+  }
+  standbys_ = std::move(chosen);
 }
 
 void FleetMachine::Disconnected(const absl::Status& status) {
@@ -377,7 +434,7 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
   link_ = Link::kInSync;
   last_error_.clear();
   MaybeReclaim(now);
-  if (leading_revision_ != 0) FollowViews();
+  if (WantsViews()) FollowViews();
   actions_->Watch(answer->revision + 1);
   Publish(now);
   if (!leader_) CampaignAfterSpread(now);
@@ -467,6 +524,7 @@ void FleetMachine::Apply(const FleetRecord& record, absl::Time now) {
     }
     warned_.erase(record.key);
     regions_ = *std::move(regions);
+    SetStandbys(regions_->standbys);
     fleet_size_ = 0;
     for (const auto& [name, sum] : regions_->regions) fleet_size_ += sum.nodes;
     return;
@@ -546,6 +604,12 @@ absl::Duration FleetMachine::CampaignSpread() const {
   return std::min(kMaxCampaignSpread, kCampaignSpreadPerNode * static_cast<int64_t>(fleet_size()));
 }
 
+absl::Duration FleetMachine::CampaignWait() {
+  const size_t rank = standby_rank();
+  if (rank > 0 && eligible_) return kStandbyHeadStart * static_cast<int64_t>(rank - 1);
+  return kStandbyHeadStart * static_cast<int64_t>(standbys_.size()) + CampaignSpread() * Jitter();
+}
+
 size_t FleetMachine::fleet_size() const {
   return views_link_ == ViewsLink::kFollowing ? views_.size() : fleet_size_;
 }
@@ -554,7 +618,7 @@ void FleetMachine::CampaignAfterSpread(absl::Time now) {
   // Every node sees the key go (or finds none after a resync) at once: each waits a random
   // part of the spread, so that the first campaign wins and nearly every other node sees its
   // key before sending its own. A wait already under way stays as it was.
-  if (campaign_at_ <= now) campaign_at_ = now + CampaignSpread() * Jitter();
+  if (campaign_at_ <= now) campaign_at_ = now + CampaignWait();
   if (campaign_at_ > now) {
     actions_->WakeAt(campaign_at_);
   } else if (connected()) {
@@ -578,7 +642,7 @@ void FleetMachine::Campaign(absl::Time now) {
     return;
   }
   Send(kCampaignCall);
-  actions_->Campaign(lease_, now);
+  actions_->Campaign(lease_, views_link_ != ViewsLink::kFollowing, now);
 }
 
 void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::string& region,
@@ -643,6 +707,7 @@ void FleetMachine::PublishRegions(absl::Time now) {
       !connected()) {
     return;
   }
+  ChooseStandbys();
   Send(kRegionsCall);
   if (!actions_->PublishRegions(lease_, revision_, now)) Answered(kRegionsCall);
 }

@@ -9,6 +9,13 @@
 // for the others. A node that wins the leader key takes its first step as leader once it has
 // every view (one range), so its first gates and its dead-edge watch see the whole fleet.
 //
+// Failover: the leader names standbys in its sums (kStandbys unless the configuration says
+// otherwise; nodes of other regions than its own where it can). A standby follows the views
+// too, and campaigns the moment the leader key goes, without reading them: it leads as soon as
+// etcd answers. Every other node waits kStandbyHeadStart per standby, then a random part of
+// a spread that grows with the fleet, so a fleet whose standbys died with the leader (a region
+// lost) still elects one.
+//
 // Pure logic: no I/O, and time is an argument. The machine tells its Actions what to send and
 // what to hand to the runtime; the caller (proxy/fleet/fleet.cc) carries each action out
 // through the etcd client and feeds every answer back with the time it arrived (and, for a
@@ -22,6 +29,7 @@
 #ifndef SLUICE_STEERING_FLEET_MACHINE_H_
 #define SLUICE_STEERING_FLEET_MACHINE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -130,6 +138,11 @@ class FleetMachine {
   // other calls with them).
   static constexpr absl::Duration kCampaignSpreadPerNode = absl::Milliseconds(50);
   static constexpr absl::Duration kMaxCampaignSpread = absl::Minutes(5);
+  // The standbys the leader names, and how long each one waits for the one before it (the
+  // first campaigns at once; a node that is no standby waits for all of them). A head start
+  // covers a campaign's round trip and its key's way to the others under load.
+  static constexpr size_t kStandbys = 1;  // unless set_standby_count says otherwise
+  static constexpr absl::Duration kStandbyHeadStart = absl::Milliseconds(500);
 
   // The outcomes of writes counted in metrics (sluice_fleet_writes_total{outcome}).
   enum WriteOutcome : int { kWritten, kConflict, kUnavailable, kWriteOutcomes };
@@ -159,17 +172,18 @@ class FleetMachine {
     virtual void WatchViews(int64_t from) = 0;
     // End the views' load or watch, if any; nothing of them is answered afterwards.
     virtual void CancelViews() = 0;
-    // Create the leader key (this node's LeaderValue, bound to `lease`) and read the views if
-    // no leader key exists; otherwise read it. -> CampaignAnswered
-    virtual void Campaign(int64_t lease, absl::Time now) = 0;
+    // Create the leader key (this node's LeaderValue, bound to `lease`) and, with
+    // `read_views`, read the views (a standby follows them already) if no leader key exists;
+    // otherwise read it. -> CampaignAnswered
+    virtual void Campaign(int64_t lease, bool read_views, absl::Time now) = 0;
     // Delete the leader key if its create revision is `leader_revision`. -> ResignAnswered
     virtual void Resign(int64_t leader_revision) = 0;
     // Put this node's view (at store revision `revision`, as of `now`), bound to `lease`.
     // -> PublishAnswered. False when nothing was sent (the view has not changed since the last
     // one under this lease, and that one is recent): nothing is answered then.
     virtual bool Publish(int64_t lease, int64_t revision, absl::Time now) = 0;
-    // The leader: put the sums of `views` per region (FleetRegions) under the regions key,
-    // bound to `lease`. -> PublishRegionsAnswered; false as for Publish.
+    // The leader: put the sums of `views` per region (FleetRegions) and standbys() under the
+    // regions key, bound to `lease`. -> PublishRegionsAnswered; false as for Publish.
     virtual bool PublishRegions(int64_t lease, int64_t revision, absl::Time now) = 0;
     // A state newer than any this node had, at its store revision.
     virtual void AdoptState(ControllerState state, int64_t revision) = 0;
@@ -258,8 +272,15 @@ class FleetMachine {
   const std::optional<FleetLeader>& leader() const { return leader_; }
   // Every live node's last published view, by node: the leader's only (others have none).
   const std::map<std::string, NodeView>& views() const { return views_; }
-  // Following the views (the leader, once they are read).
+  // Following the views (the leader and its standbys, once they are read).
   bool has_views() const { return views_link_ == ViewsLink::kFollowing; }
+  // The leader: the standbys it names in its sums, in the order they campaign. Any other
+  // node: as the leader's last sums named them (kept after the sums go with its lease).
+  const std::vector<std::string>& standbys() const { return standbys_; }
+  // 1 for the first standby, 2 for the second...; 0 for a node that is none.
+  size_t standby_rank() const;
+  // How many the leader names (at most kMaxFleetStandbys; 0: none).
+  void set_standby_count(size_t count) { standby_count_ = std::min(count, kMaxFleetStandbys); }
   // The fleet's nodes as this node last knew them: the views it follows, or the leader's last
   // sums (kept after they go with the leader's lease), or the views it last led with; 0 when
   // it never knew.
@@ -302,6 +323,17 @@ class FleetMachine {
   // The answer to a put bound to `lease` (a view, the sums).
   void PutAnswered(absl::Time now, int64_t lease, const absl::StatusOr<int64_t>& revision);
   void StepDown(const std::string& why);
+  // The leader, and an eligible standby, follow the views.
+  bool WantsViews() const { return leading_revision_ != 0 || (eligible_ && standby_rank() > 0); }
+  // Stops following the views, keeping their count as the fleet's size.
+  void DropViews();
+  // A follower: the standbys the leader's sums name; it follows the views when it is one.
+  void SetStandbys(std::vector<std::string> standbys);
+  // The leader, before it publishes its sums: keeps the standbys that still publish views and
+  // fills up from other regions than its own (then from any).
+  void ChooseStandbys();
+  // How long after the leader key went this node campaigns.
+  absl::Duration CampaignWait();
   // Leading with every view under a live lease, not announced yet: announces it.
   void MaybeAnnounce(absl::Time now);
   // Won or reclaimed the leader key: leads once it has every view (`views`: read with the win).
@@ -365,6 +397,8 @@ class FleetMachine {
   bool announce_pending_ = false;                  // leads once the views are in
   absl::Time campaign_at_ = absl::InfinitePast();  // no campaign before
   uint32_t fleet_size_ = 0;  // nodes, as the leader's sums (or this node's views) last counted
+  std::vector<std::string> standbys_;
+  size_t standby_count_ = kStandbys;
 
   ViewsLink views_link_ = ViewsLink::kOff;
   std::map<std::string, NodeView> views_;  // by node

@@ -669,7 +669,8 @@ std::string EncodeFleetRegions(const FleetRegions& regions) {
          {"leader", regions.leader},
          {"updated_ms", absl::ToUnixMillis(regions.updated)},
          {"revision", regions.revision},
-         {"regions", sums}};
+         {"regions", sums},
+         {"standbys", regions.standbys}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -714,6 +715,24 @@ absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text) {
     absl::StatusOr<RegionSum> sum = RegionSumFromJson(value, "regions." + name);
     if (!sum.ok()) return sum.status();
     out.regions[name] = *std::move(sum);
+  }
+  if (auto standbys = j.find("standbys"); standbys != j.end()) {
+    if (!standbys->is_array() || standbys->size() > kMaxFleetStandbys) {
+      return Invalid(
+          "document.standbys",
+          absl::StrFormat("must be an array of at most %d node names", kMaxFleetStandbys));
+    }
+    for (const json& name : *standbys) {
+      if (!name.is_string() || name.get_ref<const std::string&>().empty() ||
+          name.get_ref<const std::string&>().size() > 256) {
+        return Invalid("document.standbys", "a node name must be a string of 1 to 256 bytes");
+      }
+      const std::string& node = name.get_ref<const std::string&>();
+      if (std::find(out.standbys.begin(), out.standbys.end(), node) != out.standbys.end()) {
+        return Invalid("document.standbys", "names a node twice");
+      }
+      out.standbys.push_back(node);
+    }
   }
   return out;
 }

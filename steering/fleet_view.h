@@ -168,6 +168,7 @@ std::map<std::string, RegionCapacity> CapacityFromSums(
 inline constexpr char kFleetRegionsFormat[] = "sluice-fleet-regions/1";
 inline constexpr size_t kMaxFleetRegions = 10000;  // regions in one document
 inline constexpr size_t kMaxOriginsDetail = 4096;  // bytes of a region's origins_detail
+inline constexpr size_t kMaxFleetStandbys = 8;     // standbys named in one document
 
 // The document the leader publishes under `{prefix}regions`.
 struct FleetRegions {
@@ -175,6 +176,9 @@ struct FleetRegions {
   absl::Time updated = absl::UnixEpoch();
   int64_t revision = 0;  // the store revision the leader had seen
   std::map<std::string, RegionSum> regions;
+  // The nodes that follow the views beside the leader and campaign first when its key goes,
+  // in the order they campaign (FleetMachine). Absent from an older leader's document: none.
+  std::vector<std::string> standbys;
 };
 
 // Times are whole milliseconds; an origins_detail longer than kMaxOriginsDetail bytes is cut
@@ -183,7 +187,8 @@ struct FleetRegions {
 std::string EncodeFleetRegions(const FleetRegions& regions);
 // Strict (the document comes from another process through the store): a document with a
 // wrong format, a missing or mistyped field, a negative or inconsistent count, or more than
-// kMaxFleetRegions regions is an error naming the field.
+// kMaxFleetRegions regions is an error naming the field; so is a standbys member that is not
+// an array of at most kMaxFleetStandbys distinct node names.
 absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text);
 
 }  // namespace sluice

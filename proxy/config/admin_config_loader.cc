@@ -17,6 +17,7 @@
 #include "common/strings.h"
 #include "proxy/config/tls_config_loader.h"
 #include "proxy/http/url.h"
+#include "steering/fleet_view.h"
 #include "steering/steering_table.h"
 
 namespace sluice {
@@ -305,8 +306,8 @@ absl::Status ParseController(const Field& f, const std::string& base_dir, Contro
 
 absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Config& config,
                         FleetConfig* out) {
-  RETURN_IF_ERROR(
-      f.ExpectMap({"etcd", "prefix", "node", "lease_ttl", "publish_interval", "ticket_keys"}));
+  RETURN_IF_ERROR(f.ExpectMap(
+      {"etcd", "prefix", "node", "lease_ttl", "publish_interval", "standbys", "ticket_keys"}));
   if (!config.steering.enabled) {
     return f.Error("needs a steering: section (the fleet shares its steering table)");
   }
@@ -393,6 +394,7 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
     return publish.Error(
         "must be at most half of lease_ttl, or the lease expires between renewals");
   }
+  RETURN_IF_ERROR(f.Child("standbys").ReadInt(&out->standbys, 0, kMaxFleetStandbys));
   if (Field tickets = f.Child("ticket_keys"); tickets.present()) {
     RETURN_IF_ERROR(tickets.ExpectMap({"seal_key_file", "rotation", "share"}));
     FleetConfig::TicketKeys& keys = out->ticket_keys;

@@ -284,6 +284,9 @@ struct FleetConfig {
   std::string node;                                    // this node's name; unique in the fleet
   absl::Duration lease_ttl = absl::Seconds(5);         // a dead node's view and leadership expire
   absl::Duration publish_interval = absl::Seconds(1);  // this node's view, and keep-alives
+  // Nodes the leader names to follow the views beside it and take over first (0..8): each
+  // costs etcd a watch of every view; without one a new leader reads them all after it wins.
+  uint32_t standbys = 1;
   // Session ticket keys shared through etcd (proxy/control/ticket_key_control.h), for every
   // TLS listener without ticket_key_files.
   struct TicketKeys {

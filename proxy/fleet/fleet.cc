@@ -80,6 +80,7 @@ Fleet::Fleet(LoopContext* context, FleetConfig config, std::string node, Hooks h
       config_(std::move(config)),
       hooks_(std::move(hooks)),
       machine_(config_.prefix, std::move(node), this) {
+  machine_.set_standby_count(config_.standbys);
   EtcdClientOptions options;
   for (const std::string& url : config_.etcd_endpoints) {
     absl::StatusOr<HttpOrigin> endpoint = ParseHttpOrigin(url);
@@ -252,7 +253,7 @@ void Fleet::CancelViews() {
   sums_at_ = absl::InfinitePast();
 }
 
-void Fleet::Campaign(int64_t lease, absl::Time now) {
+void Fleet::Campaign(int64_t lease, bool read_views, absl::Time now) {
   NodeView self = hooks_.view ? hooks_.view() : NodeView();
   EtcdTxn txn;
   EtcdCompare free;
@@ -265,13 +266,16 @@ void Fleet::Campaign(int64_t lease, absl::Time now) {
   put.value = FleetMachine::LeaderValue(machine_.node(), self.region, self.admin, lease, now);
   put.lease = lease;
   txn.success.push_back(put);
-  // The winner reads the views in the same transaction: it leads once it has them, and a
-  // separate read of a large fleet's views would be another round trip after the win.
-  EtcdOp views;
-  views.kind = EtcdOp::Kind::kRange;
-  views.key = machine_.nodes_prefix();
-  views.range_end = EtcdPrefixEnd(views.key);
-  txn.success.push_back(views);
+  // The winner reads the views in the same transaction (unless it is a standby, which follows
+  // them): it leads once it has them, and a separate read of a large fleet's views would be
+  // another round trip after the win.
+  if (read_views) {
+    EtcdOp views;
+    views.kind = EtcdOp::Kind::kRange;
+    views.key = machine_.nodes_prefix();
+    views.range_end = EtcdPrefixEnd(views.key);
+    txn.success.push_back(views);
+  }
   EtcdOp range;
   range.kind = EtcdOp::Kind::kRange;
   range.key = machine_.leader_key();
@@ -354,6 +358,7 @@ bool Fleet::PublishRegions(int64_t lease, int64_t revision, absl::Time now) {
   FleetRegions doc;
   doc.leader = machine_.node();
   doc.regions = SumRegions(LiveViews(now));
+  doc.standbys = machine_.standbys();
   std::string text = EncodeFleetRegions(doc);
   if (!Due(regions_, lease, text, now)) return false;
   regions_ = Published{lease, std::move(text), now};
@@ -602,6 +607,8 @@ json Fleet::Status() const {
                                     ? json(nullptr)
                                     : json(absl::ToDoubleSeconds(now - last_sync))},
          {"node_count", node_count()},
+         {"standbys", machine_.standbys()},
+         {"this_node_standby", machine_.standby_rank()},
          {"regions", regions},
          {"sums_from", machine_.has_views() ? "views"
                        : machine_.regions() ? "leader"

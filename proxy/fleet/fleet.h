@@ -156,7 +156,7 @@ class Fleet : private FleetMachine::Actions {
   void LoadViews() override;
   void WatchViews(int64_t from) override;
   void CancelViews() override;
-  void Campaign(int64_t lease, absl::Time now) override;
+  void Campaign(int64_t lease, bool read_views, absl::Time now) override;
   void Resign(int64_t leader_revision) override;
   bool Publish(int64_t lease, int64_t revision, absl::Time now) override;
   bool PublishRegions(int64_t lease, int64_t revision, absl::Time now) override;

@@ -45,8 +45,8 @@ struct Recorder : FleetMachine::Actions {
     actions.push_back("watch views from " + std::to_string(from));
   }
   void CancelViews() override { actions.push_back("cancel views"); }
-  void Campaign(int64_t lease, absl::Time) override {
-    actions.push_back("campaign " + std::to_string(lease));
+  void Campaign(int64_t lease, bool read_views, absl::Time) override {
+    actions.push_back("campaign " + std::to_string(lease) + (read_views ? "" : " (has the views)"));
   }
   void Resign(int64_t revision) override {
     actions.push_back("resign " + std::to_string(revision));

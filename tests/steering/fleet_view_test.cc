@@ -576,6 +576,21 @@ TEST(RegionSumTest, EmptyFleet) {
   EXPECT_TRUE(back->regions.empty());
 }
 
+// The standbys round-trip in their order; an older leader's document, without them, names none.
+TEST(RegionSumTest, TheDocumentNamesTheStandbysInOrder) {
+  FleetRegions doc;
+  doc.leader = "a";
+  doc.standbys = {"node-z", "node-b"};
+  absl::StatusOr<FleetRegions> back = DecodeFleetRegions(EncodeFleetRegions(doc));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->standbys, (std::vector<std::string>{"node-z", "node-b"}));
+  nlohmann::json older = nlohmann::json::parse(EncodeFleetRegions(doc));
+  older.erase("standbys");
+  back = DecodeFleetRegions(older.dump());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->standbys.empty());
+}
+
 TEST(RegionSumTest, TheDocumentCutsALongDetailAndRoundTripsTheRest) {
   NodeView a = Node("a", "us-east-1");
   a.origins_down = true;
@@ -678,6 +693,28 @@ TEST(RegionSumTest, DecodeRefusesDamagedDocumentsNamingTheField) {
       {"document.revision", [](nlohmann::json& j) { j["revision"] = uint64_t{1} << 63; }},
       {"document.revision", [](nlohmann::json& j) { j["revision"] = "5"; }},
       {"regions", [](nlohmann::json& j) { j["regions"] = nlohmann::json::array(); }},
+      {"document.standbys", [](nlohmann::json& j) { j["standbys"] = "b"; }},
+      {"document.standbys",
+       [](nlohmann::json& j) {
+         j["standbys"] = {"b", 7};
+       }},
+      {"document.standbys",
+       [](nlohmann::json& j) {
+         j["standbys"] = {"b", ""};
+       }},
+      {"document.standbys",
+       [](nlohmann::json& j) {
+         j["standbys"] = {"b", "b"};
+       }},
+      {"document.standbys",
+       [](nlohmann::json& j) {
+         j["standbys"] = {"b", std::string(300, 'b')};
+       }},
+      {"document.standbys",
+       [](nlohmann::json& j) {
+         j["standbys"] = nlohmann::json::array();
+         for (size_t i = 0; i <= kMaxFleetStandbys; ++i) j["standbys"].push_back(std::to_string(i));
+       }},
       {"regions", [](nlohmann::json& j) { j.erase("regions"); }},
       {"regions: a region name must not be empty",
        [](nlohmann::json& j) { j["regions"][""] = j["regions"]["us-east-1"]; }},

@@ -343,6 +343,7 @@ fleet:
   node: use1-a
   lease_ttl: 4s
   publish_interval: 2s
+  standbys: 0
 )");
   ASSERT_TRUE(config.ok()) << config.status();
   const FleetConfig& f = (*config)->fleet;
@@ -356,8 +357,10 @@ fleet:
   EXPECT_EQ(f.node, "use1-a");
   EXPECT_EQ(f.lease_ttl, absl::Seconds(4));
   EXPECT_EQ(f.publish_interval, absl::Seconds(2));
+  EXPECT_EQ(f.standbys, 0u);
   EXPECT_FALSE(f.ticket_keys.enabled);
   EXPECT_FALSE((*Parse(Yaml()))->fleet.enabled);
+  EXPECT_EQ(FleetConfig().standbys, 1u);
 }
 
 TEST_F(SteeringConfigLoaderTest, ParsesTheFleetsTicketKeys) {
@@ -432,6 +435,8 @@ TEST_F(SteeringConfigLoaderTest, FleetErrors) {
   EXPECT_NE(error(etcd + "  lease_ttl: 2s\n  publish_interval: 1500ms\n").find("half"),
             std::string::npos);
   EXPECT_NE(error(etcd + "  node: a b\n").find("fleet.node"), std::string::npos);
+  EXPECT_NE(error(etcd + "  standbys: 9\n").find("fleet.standbys"), std::string::npos);
+  EXPECT_NE(error(etcd + "  standbys: -1\n").find("fleet.standbys"), std::string::npos);
   EXPECT_NE(
       error("  etcd: {endpoints: [http://127.0.0.1:2379], username: u}\n").find("go together"),
       std::string::npos);
