@@ -50,7 +50,7 @@ FilterStatus AuthFilter::VerifyBearer(FilterRequest& request, std::string_view t
   }
   const int64_t now = clock_.UnixSeconds();
   std::shared_ptr<const VerifiedToken> verified;
-  auto it = cache_.find(absl::string_view(token.data(), token.size()));
+  auto it = cache_.find(token);
   if (it != cache_.end()) {
     if (it->second->valid_until >= now) {
       verified = it->second;

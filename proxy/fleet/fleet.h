@@ -17,12 +17,13 @@
 // and publishes it to the workers). Its view goes out when it changed, at most every publish
 // interval, or in a fleet of N nodes every N / 500 seconds when that is longer (so etcd takes
 // about 500 views a second at any size), and at least every half lease TTL; its tick starts
-// at a random phase, so a fleet's puts spread over the interval. Only the leader reads and
-// watches the views; it publishes their sums per region (as often as a view goes out), which
-// the other nodes' capacity, detection and status read. So each node receives what changes in
-// the state, the leader key and the sums: the same at 3 nodes and at 3,000. A node campaigns
-// when no leader key exists (after a random wait of up to 50 ms per node of the fleet:
-// FleetMachine's campaign spread); the leader's writes also compare the leader key's create
+// at a random phase, so a fleet's puts spread over the interval. Only the leader (and the
+// standbys it names, fleet.standbys) reads and watches the views; it publishes their sums per
+// region (as often as a view goes out), which the other nodes' capacity, detection and status
+// read. So each node receives what changes in the state, the leader key and the sums: the same
+// at 3 nodes and at 3,000. When no leader key exists a standby campaigns at once; any other
+// node after 0.5 s per standby and a random wait of up to 50 ms per node of the fleet
+// (FleetMachine's campaign spread); the leader's writes also compare the leader key's create
 // revision with its own, so a node that lost its lease cannot write even if it still thinks it
 // leads, and it stops acting by itself as soon as its lease could have expired (counted from when
 // its last keep-alive was sent).
