@@ -65,8 +65,16 @@ void FleetMachine::Tick(absl::Time now) {
     StepDown("its lease may have expired (no keep-alive answered in time)");
   }
   MaybeAnnounce(now);
+  if (connected() && resync_failures_ > 0 && now - in_sync_since_ >= kStableLink) {
+    resync_failures_ = 0;
+  }
+  if (backoff_due_) {
+    backoff_due_ = false;
+    if (!connected()) next_resync_ = now + ResyncBackoff();
+  }
   if (!connected() && now < next_resync_) {
-    // Backing off after failed resyncs: only the lease it has is kept alive meanwhile.
+    // Backing off after failed resyncs (or a link lost too soon): only the lease it has is kept
+    // alive meanwhile.
     if (lease_ != 0) KeepAlive(now);
     return;
   }
@@ -360,12 +368,27 @@ void FleetMachine::Disconnected(const absl::Status& status) {
   last_error_ = std::string(status.message());
   if (link_ != Link::kInSync) return;
   link_ = Link::kOffline;
+  // Lost again before the link was stable (as of the last answer it had): the next resync
+  // backs off. (The first loss resyncs at once, as after a long stable time.)
+  short_links_ = last_sync_ - in_sync_since_ < kStableLink ? short_links_ + 1 : 1;
+  if (short_links_ >= 2) {
+    ++resync_failures_;
+    backoff_due_ = true;
+  }
   Log(FleetLogLevel::kWarning,
       absl::StrFormat(
           "lost the steering store (%s); serving with table revision %d until it is back",
           last_error_, state_revision_));
   actions_->CancelWatch();
   StopViews();  // the views it has age out; read again once in sync
+}
+
+absl::Duration FleetMachine::ResyncBackoff() {
+  // A fleet that lost its store together must not come back all at once: each failure
+  // doubles the wait, up to kMaxResyncBackoff, each node at its own fraction of it.
+  absl::Duration wait =
+      kFirstResyncBackoff * (int64_t{1} << std::min(std::max(resync_failures_, 1) - 1, 10));
+  return std::min(wait, kMaxResyncBackoff) * (0.5 + 0.5 * Jitter());
 }
 
 void FleetMachine::SawRevision(int64_t revision, absl::Time now) {
@@ -384,16 +407,14 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
   link_ = Link::kOffline;
   if (!answer.ok()) {
     Disconnected(answer.status());
-    // A fleet that lost its store together must not come back all at once: each failure
-    // doubles the wait before the next resync (and grant), up to kMaxResyncBackoff, each
-    // node at its own fraction of it.
+    // The next resync (and grant) waits.
     ++resync_failures_;
-    absl::Duration wait = kFirstResyncBackoff * (int64_t{1} << std::min(resync_failures_ - 1, 10));
-    wait = std::min(wait, kMaxResyncBackoff);
-    next_resync_ = now + wait * (0.5 + 0.5 * Jitter());
+    backoff_due_ = false;
+    next_resync_ = now + ResyncBackoff();
     return;
   }
-  resync_failures_ = 0;
+  // The count of failures goes back to 0 once the link has been stable (Tick).
+  in_sync_since_ = now;
   next_resync_ = absl::InfinitePast();
   SawRevision(answer->revision, now);
   if (answer->created) {

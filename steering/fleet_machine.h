@@ -131,6 +131,10 @@ class FleetMachine {
   // each node at a fraction of it between one half and all of it (spread by its name).
   static constexpr absl::Duration kFirstResyncBackoff = absl::Milliseconds(250);
   static constexpr absl::Duration kMaxResyncBackoff = absl::Seconds(8);
+  // A link lost again before it stayed in sync this long counts as a failure too (the next
+  // resync backs off): under an overloaded etcd a resync that succeeds and a call that times out right
+  // after made every node resync in a loop, which kept etcd overloaded.
+  static constexpr absl::Duration kStableLink = absl::Seconds(30);
   // When the leader key goes, each node campaigns after a random part of this per node of the
   // fleet (fleet_size()), up to the most: the fleet sends about 20
   // campaigns a second whatever its size, the first within about 50 ms, until the winner's
@@ -313,6 +317,8 @@ class FleetMachine {
   void Grant(absl::Time now);
   void KeepAlive(absl::Time now);
   void Resync();
+  // The wait after the resync_failures_-th failure in a row.
+  absl::Duration ResyncBackoff();
   void Campaign(absl::Time now);
   absl::Duration CampaignSpread() const;
   // No leader key: campaigns now in a small fleet, after a random part of the spread in a
@@ -374,8 +380,12 @@ class FleetMachine {
   Actions* actions_;
 
   Link link_ = Link::kOffline;
-  int resync_failures_ = 0;  // in a row
+  // In a row: failed resyncs, and links lost before they were stable (reset once stable).
+  int resync_failures_ = 0;
   absl::Time next_resync_ = absl::InfinitePast();
+  absl::Time in_sync_since_ = absl::InfinitePast();  // the last successful resync
+  bool backoff_due_ = false;  // a link lost too soon: the next tick sets next_resync_
+  int short_links_ = 0;       // links lost in a row before they were stable
   uint64_t jitter_state_;
   uint8_t in_flight_ = 0;  // Calls
   std::string last_error_ = "not connected yet";

@@ -534,5 +534,53 @@ TEST(FleetMachineTest, FailedResyncsBackOffWithJitter) {
   std::sort(first_waits.begin(), first_waits.end());
   EXPECT_LT(first_waits.front(), first_waits.back());
 }
+
+// A link lost again soon after a resync that succeeded backs off as a failed resync does (an
+// overloaded etcd answered the resyncs and timed the next call out, and the whole fleet resynced
+// in a loop); a loss after 30 s in sync resyncs at once, and the count starts again.
+TEST(FleetMachineTest, LinksLostAgainSoonBackOff) {
+  Node a("node-a");
+  a.Join(kStart, {});
+  a.rec.Take();
+  absl::Time t = kStart;
+  // Ticks every 10 ms from the loss until the resync goes out: how long that took.
+  auto lose_and_wait = [&]() {
+    a.m.WatchEnded(absl::DeadlineExceededError("etcd timed out"));
+    const absl::Time lost = t;
+    for (;;) {
+      a.m.Tick(t);
+      Lines sent = a.rec.Take();
+      if (std::find(sent.begin(), sent.end(), "resync") != sent.end()) break;
+      a.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
+      t += absl::Milliseconds(10);
+      if (t - lost > absl::Seconds(10)) break;
+    }
+    absl::Duration waited = t - lost;
+    a.m.ResyncAnswered(t, FleetResync{50, false, {State(5)}});
+    EXPECT_TRUE(a.m.connected());
+    a.rec.Take();
+    t += absl::Milliseconds(100);
+    a.m.WatchMessage(t, Events(51, {}));
+    return waited;
+  };
+  EXPECT_EQ(lose_and_wait(), absl::ZeroDuration());  // the first loss: at once
+  absl::Duration second = lose_and_wait();
+  EXPECT_GE(second, absl::Milliseconds(125));
+  EXPECT_LE(second, absl::Milliseconds(260));
+  absl::Duration third = lose_and_wait();
+  EXPECT_GE(third, absl::Milliseconds(250));
+  EXPECT_LE(third, absl::Milliseconds(510));
+  // Stable for 30 s (a tick sees it): the next loss resyncs at once again.
+  t += FleetMachine::kStableLink;
+  a.m.WatchMessage(t, Events(52, {}));
+  a.m.Tick(t);
+  a.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
+  a.rec.Take();
+  EXPECT_EQ(lose_and_wait(), absl::ZeroDuration());
+  // And the count started again: the next loss soon after waits the shortest time.
+  second = lose_and_wait();
+  EXPECT_GE(second, absl::Milliseconds(125));
+  EXPECT_LE(second, absl::Milliseconds(260));
+}
 }  // namespace
 }  // namespace sluice
