@@ -132,8 +132,8 @@ class FleetMachine {
   static constexpr absl::Duration kFirstResyncBackoff = absl::Milliseconds(250);
   static constexpr absl::Duration kMaxResyncBackoff = absl::Seconds(8);
   // A link lost again before it stayed in sync this long counts as a failure too (the next
-  // resync backs off): under an overloaded etcd a resync that succeeds and a call that times out right
-  // after made every node resync in a loop, which kept etcd overloaded.
+  // resync backs off): under an overloaded etcd, a resync that succeeded and a call that timed
+  // out right after made every node resync in a loop, which kept etcd overloaded.
   static constexpr absl::Duration kStableLink = absl::Seconds(30);
   // When the leader key goes, each node campaigns after a random part of this per node of the
   // fleet (fleet_size()), up to the most: the fleet sends about 20
