@@ -388,6 +388,7 @@ void Server::Reload() {
       config->fleet.etcd_endpoints != config_->fleet.etcd_endpoints ||
       config->fleet.prefix != config_->fleet.prefix || config->fleet.node != config_->fleet.node ||
       config->fleet.lease_ttl != config_->fleet.lease_ttl ||
+      config->fleet.standbys != config_->fleet.standbys ||
       config->fleet.ticket_keys.enabled != config_->fleet.ticket_keys.enabled ||
       config->fleet.ticket_keys.seal != config_->fleet.ticket_keys.seal ||
       config->fleet.ticket_keys.rotation != config_->fleet.ticket_keys.rotation ||

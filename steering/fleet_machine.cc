@@ -99,6 +99,7 @@ void FleetMachine::Leave() {
   if (leaving_) return;
   leaving_ = true;
   StepDown("this node is stopping");
+  DropViews();  // a standby's
   if (lease_ != 0) {
     // Deletes the leader key and this node's view at once instead of at the lease's expiry.
     actions_->Revoke(lease_);
@@ -222,13 +223,18 @@ void FleetMachine::MaybeReclaim(absl::Time now) {
 
 void FleetMachine::StartLeading(absl::Time now, const std::optional<FleetViews>& views) {
   regions_.reset();  // it sums the views itself now
+  // It names its own standbys from now on (a standby that leads is none).
+  standbys_.erase(std::remove(standbys_.begin(), standbys_.end(), node_), standbys_.end());
   announce_pending_ = true;
   if (views_link_ == ViewsLink::kFollowing) {
     // A standby: it has every view already.
     MaybeAnnounce(now);
     return;
   }
-  if (views && views_link_ == ViewsLink::kOff && connected()) {
+  if (views && connected()) {
+    // The campaign read them: a load under way (a standby's, begun just before) is not waited
+    // for.
+    if (views_link_ == ViewsLink::kLoading) actions_->CancelViews();
     views_link_ = ViewsLink::kLoading;
     ViewsAnswered(now, *views);
     return;

@@ -330,7 +330,9 @@ class FleetMachine {
   void PutAnswered(absl::Time now, int64_t lease, const absl::StatusOr<int64_t>& revision);
   void StepDown(const std::string& why);
   // The leader, and an eligible standby, follow the views.
-  bool WantsViews() const { return leading_revision_ != 0 || (eligible_ && standby_rank() > 0); }
+  bool WantsViews() const {
+    return leading_revision_ != 0 || (eligible_ && !leaving_ && standby_rank() > 0);
+  }
   // Stops following the views, keeping their count as the fleet's size.
   void DropViews();
   // A follower: the standbys the leader's sums name; it follows the views when it is one.

@@ -717,12 +717,11 @@ absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text) {
     out.regions[name] = *std::move(sum);
   }
   if (auto standbys = j.find("standbys"); standbys != j.end()) {
-    if (!standbys->is_array() || standbys->size() > kMaxFleetStandbys) {
-      return Invalid(
-          "document.standbys",
-          absl::StrFormat("must be an array of at most %d node names", kMaxFleetStandbys));
-    }
+    if (!standbys->is_array())
+      return Invalid("document.standbys", "must be an array of node names");
     for (const json& name : *standbys) {
+      // More than this release takes (a later one's): the first ones, in order.
+      if (out.standbys.size() == kMaxFleetStandbys) break;
       if (!name.is_string() || name.get_ref<const std::string&>().empty() ||
           name.get_ref<const std::string&>().size() > 256) {
         return Invalid("document.standbys", "a node name must be a string of 1 to 256 bytes");

@@ -188,7 +188,7 @@ std::string EncodeFleetRegions(const FleetRegions& regions);
 // Strict (the document comes from another process through the store): a document with a
 // wrong format, a missing or mistyped field, a negative or inconsistent count, or more than
 // kMaxFleetRegions regions is an error naming the field; so is a standbys member that is not
-// an array of at most kMaxFleetStandbys distinct node names.
+// an array of distinct node names (past kMaxFleetStandbys of them, the rest is left out).
 absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text);
 
 }  // namespace sluice

@@ -115,8 +115,9 @@ void DetectionControl::OnTick() {
   if (!c) return;
   const absl::Time now = absl::Now();
 
-  // 1. Each region's fleet-wide signal: the leader sums the views (its own signal fresh); the
-  // other nodes read the leader's sums (their own signal as they last published it).
+  // 1. Each region's fleet-wide signal: the leader (and a standby) sums the views (its own
+  // signal fresh); the other nodes read the leader's sums (their own signal as they last
+  // published it).
   std::map<std::string, size_t> reported;
   std::map<std::string, SignalPoint> sums;
   if (fleet_ && !fleet_->has_views() && !fleet_->RegionSums().empty()) {

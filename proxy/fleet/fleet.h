@@ -126,12 +126,12 @@ class Fleet : private FleetMachine::Actions {
   const std::string& node() const { return machine_.node(); }
   absl::Time last_sync() const { return machine_.last_sync(); }
   uint64_t writes(WriteOutcome outcome) const { return machine_.writes(outcome); }
-  // Live nodes, from the views (the leader) or the leader's sums.
+  // Live nodes, from the views (the leader, a standby) or the leader's sums.
   size_t node_count() const;
-  // The leader's: every live node's last published view (its own too once the store echoed
-  // it), by node. Empty on the other nodes: they read RegionSums.
+  // The leader's and its standbys': every live node's last published view (its own too once
+  // the store echoed it), by node. Empty on the other nodes: they read RegionSums.
   const std::map<std::string, NodeView>& views() const { return machine_.views(); }
-  // This node follows the views (it leads, and has read them).
+  // This node follows the views (it leads or is a standby, and has read them).
   bool has_views() const { return machine_.has_views(); }
   // Each region's nodes summed: from the views on the leader (at most 100 ms old), from the
   // leader's published sums elsewhere; empty when neither is there.

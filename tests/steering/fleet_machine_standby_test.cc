@@ -200,5 +200,56 @@ TEST(FleetMachineStandbyTest, AStandbyLetsTheViewsGoWhenItIsNoLongerOneOrCannotL
   EXPECT_EQ(c.rec.Take(), (Lines{"load views", "campaign 7"}));
 }
 
+// A standby back from an outage that took the leader's lease too: its resync starts reading
+// the views and it campaigns at once, reading them with the campaign too; the win's views end
+// the wait (not a second read of every view), and it no longer names itself.
+TEST(FleetMachineStandbyTest, AStandbyBackFromAnOutageLeadsWithTheViewsItsCampaignRead) {
+  const std::vector<NodeView> views = {ViewOf("node-a", "us-east-1"),
+                                       ViewOf("node-c", "us-west-2")};
+  std::vector<FleetRecord> records;
+  for (const NodeView& view : views) records.push_back(ViewRecord(view, 12));
+  Node c("node-c");
+  c.Join(kStart, {Leader("node-a", 9, 11)}, 11);
+  c.m.WatchMessage(kStart, Events(13, {{false, Sums(views, {"node-c"}, 13)}}));
+  c.m.ViewsAnswered(kStart, FleetViews{13, records});
+  c.rec.Take();
+  const absl::Time back = kStart + absl::Seconds(1);
+  c.m.WatchEnded(absl::UnavailableError("etcd went away"));
+  c.m.Tick(back);
+  c.m.KeepAliveAnswered(back, back, kLease, FleetLease{kLease, 3});
+  c.rec.Take();
+  c.m.ResyncAnswered(back, FleetResync{30, false, {State(5)}});  // no leader key, no sums
+  Lines sent = c.rec.Take();
+  ASSERT_FALSE(sent.empty());
+  EXPECT_EQ(sent.front(), "load views");
+  EXPECT_EQ(sent.back(), "campaign 7");  // it reads them with the campaign too
+  FleetCampaign won;
+  won.revision = 31;
+  won.won = true;
+  won.views = FleetViews{31, records};
+  c.m.CampaignAnswered(back, kLease, "us-west-2", "c:9901", won);
+  EXPECT_EQ(c.rec.Take(),
+            (Lines{"cancel views", "watch views from 32", "leads", "publish regions 7 at 31"}));
+  EXPECT_TRUE(c.m.Leads(back));
+  EXPECT_EQ(c.m.standby_rank(), 0u);
+  EXPECT_EQ(c.m.standbys(), std::vector<std::string>{"node-a"});
+}
+
+// A standby that stops lets the views go, and sums that still name it start nothing.
+TEST(FleetMachineStandbyTest, AStandbyThatLeavesFollowsNothing) {
+  const std::vector<NodeView> views = {ViewOf("node-a", "us-east-1"),
+                                       ViewOf("node-c", "us-west-2")};
+  Node c("node-c");
+  c.Join(kStart, {Leader("node-a", 9, 11)}, 11);
+  c.m.WatchMessage(kStart, Events(13, {{false, Sums(views, {"node-c"}, 13)}}));
+  c.m.ViewsAnswered(kStart, FleetViews{13, {ViewRecord(views[0], 12)}});
+  c.rec.Take();
+  c.m.Leave();
+  EXPECT_EQ(c.rec.Take(), (Lines{"cancel views", "revoke 7"}));
+  EXPECT_FALSE(c.m.has_views());
+  c.m.WatchMessage(kStart, Events(14, {{false, Sums(views, {"x", "node-c"}, 14)}}));
+  EXPECT_EQ(c.rec.Take(), Lines{});
+}
+
 }  // namespace
 }  // namespace sluice

@@ -584,6 +584,13 @@ TEST(RegionSumTest, TheDocumentNamesTheStandbysInOrder) {
   absl::StatusOr<FleetRegions> back = DecodeFleetRegions(EncodeFleetRegions(doc));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->standbys, (std::vector<std::string>{"node-z", "node-b"}));
+  // A later release's longer list: the first ones this one takes.
+  doc.standbys.clear();
+  for (size_t i = 0; i <= kMaxFleetStandbys; ++i) doc.standbys.push_back(std::to_string(i));
+  back = DecodeFleetRegions(EncodeFleetRegions(doc));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->standbys.size(), kMaxFleetStandbys);
+  EXPECT_EQ(back->standbys.front(), "0");
   nlohmann::json older = nlohmann::json::parse(EncodeFleetRegions(doc));
   older.erase("standbys");
   back = DecodeFleetRegions(older.dump());
@@ -710,11 +717,7 @@ TEST(RegionSumTest, DecodeRefusesDamagedDocumentsNamingTheField) {
        [](nlohmann::json& j) {
          j["standbys"] = {"b", std::string(300, 'b')};
        }},
-      {"document.standbys",
-       [](nlohmann::json& j) {
-         j["standbys"] = nlohmann::json::array();
-         for (size_t i = 0; i <= kMaxFleetStandbys; ++i) j["standbys"].push_back(std::to_string(i));
-       }},
+
       {"regions", [](nlohmann::json& j) { j.erase("regions"); }},
       {"regions: a region name must not be empty",
        [](nlohmann::json& j) { j["regions"][""] = j["regions"]["us-east-1"]; }},
