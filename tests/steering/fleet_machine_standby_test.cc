@@ -39,6 +39,24 @@ FleetRecord Sums(const std::vector<NodeView>& views, const std::vector<std::stri
   return FleetRecord{"/sluice/regions", EncodeFleetRegions(doc), 8, revision};
 }
 
+std::vector<NodeView> TwoNodes() {
+  return {ViewOf("node-a", "us-east-1"), ViewOf("node-c", "us-west-2")};
+}
+
+std::vector<FleetRecord> Records(const std::vector<NodeView>& views) {
+  std::vector<FleetRecord> records;
+  for (const NodeView& view : views) records.push_back(ViewRecord(view, 12));
+  return records;
+}
+
+// node-c joins a fleet led by node-a whose sums name it the standby, and reads `views`.
+void JoinAsStandby(Node* c, const std::vector<NodeView>& views) {
+  c->Join(kStart, {Leader("node-a", 9, 11)}, 11);
+  c->m.WatchMessage(kStart, Events(13, {{false, Sums(views, {"node-c"}, 13)}}));
+  c->m.ViewsAnswered(kStart, FleetViews{13, Records(views)});
+  c->rec.Take();
+}
+
 absl::Time WakeTime(const std::string& line) {
   absl::Time at = absl::InfinitePast();
   EXPECT_EQ(line.rfind("wake at ", 0), 0u) << line;
@@ -115,8 +133,7 @@ TEST(FleetMachineStandbyTest, TheFirstStandbyLeadsAsSoonAsItsCampaignIsAnswered)
   EXPECT_EQ(c.rec.Take(), Lines{"load views"});
   EXPECT_EQ(c.m.standby_rank(), 1u);
   EXPECT_FALSE(c.m.has_views());
-  std::vector<FleetRecord> records;
-  for (const NodeView& view : views) records.push_back(ViewRecord(view, 12));
+  const std::vector<FleetRecord> records = Records(views);
   c.m.ViewsAnswered(kStart, FleetViews{13, records});
   EXPECT_EQ(c.rec.Take(), Lines{"watch views from 14"});
   EXPECT_TRUE(c.m.has_views());
@@ -168,15 +185,9 @@ TEST(FleetMachineStandbyTest, TheFirstStandbyLeadsAsSoonAsItsCampaignIsAnswered)
 // Sums that no longer name it end a standby's views (their count stays the fleet's size); one
 // that cannot use the fleet's state neither follows them nor campaigns first.
 TEST(FleetMachineStandbyTest, AStandbyLetsTheViewsGoWhenItIsNoLongerOneOrCannotLead) {
-  const std::vector<NodeView> views = {ViewOf("node-a", "us-east-1"),
-                                       ViewOf("node-c", "us-west-2")};
-  std::vector<FleetRecord> records;
-  for (const NodeView& view : views) records.push_back(ViewRecord(view, 12));
+  const std::vector<NodeView> views = TwoNodes();
   Node c("node-c");
-  c.Join(kStart, {Leader("node-a", 9, 11)}, 11);
-  c.m.WatchMessage(kStart, Events(13, {{false, Sums(views, {"node-c"}, 13)}}));
-  c.m.ViewsAnswered(kStart, FleetViews{13, records});
-  c.rec.Take();
+  JoinAsStandby(&c, views);
   ASSERT_TRUE(c.m.has_views());
   c.m.WatchMessage(kStart, Events(14, {{false, Sums(views, {"node-x"}, 14)}}));
   EXPECT_EQ(c.rec.Take(), Lines{"cancel views"});
@@ -204,15 +215,10 @@ TEST(FleetMachineStandbyTest, AStandbyLetsTheViewsGoWhenItIsNoLongerOneOrCannotL
 // the views and it campaigns at once, reading them with the campaign too; the win's views end
 // the wait (not a second read of every view), and it no longer names itself.
 TEST(FleetMachineStandbyTest, AStandbyBackFromAnOutageLeadsWithTheViewsItsCampaignRead) {
-  const std::vector<NodeView> views = {ViewOf("node-a", "us-east-1"),
-                                       ViewOf("node-c", "us-west-2")};
-  std::vector<FleetRecord> records;
-  for (const NodeView& view : views) records.push_back(ViewRecord(view, 12));
+  const std::vector<NodeView> views = TwoNodes();
+  const std::vector<FleetRecord> records = Records(views);
   Node c("node-c");
-  c.Join(kStart, {Leader("node-a", 9, 11)}, 11);
-  c.m.WatchMessage(kStart, Events(13, {{false, Sums(views, {"node-c"}, 13)}}));
-  c.m.ViewsAnswered(kStart, FleetViews{13, records});
-  c.rec.Take();
+  JoinAsStandby(&c, views);
   const absl::Time back = kStart + absl::Seconds(1);
   c.m.WatchEnded(absl::UnavailableError("etcd went away"));
   c.m.Tick(back);
