@@ -315,7 +315,10 @@ void FleetMachine::StepDown(const std::string& why) {
 }
 
 void FleetMachine::DropViews() {
-  if (views_link_ == ViewsLink::kFollowing) fleet_size_ = static_cast<uint32_t>(views_.size());
+  if (views_link_ == ViewsLink::kFollowing) {
+    fleet_size_ = static_cast<uint32_t>(views_.size());
+    candidates_ = static_cast<uint32_t>(candidates());
+  }
   StopViews();
   views_.clear();
 }
@@ -352,7 +355,8 @@ void FleetMachine::ChooseStandbys() {
       return;
     }
     auto view = views_.find(name);
-    if (view == views_.end()) return;  // gone with its lease
+    // Gone with its lease, or it cannot lead (or is of a release that does not say).
+    if (view == views_.end() || !view->second.can_lead.value_or(false)) return;
     const std::string& region = view->second.region;
     if (!any_region && (region == own || regions.count(region) > 0)) return;
     chosen.push_back(name);
@@ -554,6 +558,7 @@ void FleetMachine::Apply(const FleetRecord& record, absl::Time now) {
     SetStandbys(regions_->standbys);
     fleet_size_ = 0;
     for (const auto& [name, sum] : regions_->regions) fleet_size_ += sum.nodes;
+    candidates_ = regions_->candidates.value_or(fleet_size_);
     return;
   }
   if (IsTicketsKey(record.key)) {
@@ -608,7 +613,7 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
           campaign_at_ <= now
               ? std::string("no leader; campaigning")
               : absl::StrFormat("no leader; campaigning in %s (one of about %d nodes)",
-                                absl::FormatDuration(campaign_at_ - now), fleet_size()));
+                                absl::FormatDuration(campaign_at_ - now), candidates()));
     }
     return;
   }
@@ -628,7 +633,7 @@ void FleetMachine::ApplyDeleted(const FleetRecord& record, absl::Time now) {
 }
 
 absl::Duration FleetMachine::CampaignSpread() const {
-  return std::min(kMaxCampaignSpread, kCampaignSpreadPerNode * static_cast<int64_t>(fleet_size()));
+  return std::min(kMaxCampaignSpread, kCampaignSpreadPerNode * static_cast<int64_t>(candidates()));
 }
 
 absl::Duration FleetMachine::CampaignWait() {
@@ -639,6 +644,16 @@ absl::Duration FleetMachine::CampaignWait() {
 
 size_t FleetMachine::fleet_size() const {
   return views_link_ == ViewsLink::kFollowing ? views_.size() : fleet_size_;
+}
+
+size_t FleetMachine::candidates() const {
+  if (views_link_ != ViewsLink::kFollowing) return candidates_;
+  // As CountCandidates of the views (the leader publishes that in its sums).
+  size_t candidates = 0;
+  for (const auto& [name, view] : views_) {
+    candidates += !view.region.empty() && view.can_lead.value_or(true) ? 1 : 0;
+  }
+  return candidates;
 }
 
 void FleetMachine::CampaignAfterSpread(absl::Time now) {

@@ -136,7 +136,7 @@ class FleetMachine {
   // out right after made every node resync in a loop, which kept etcd overloaded.
   static constexpr absl::Duration kStableLink = absl::Seconds(30);
   // When the leader key goes, each node campaigns after a random part of this per node of the
-  // fleet (fleet_size()), up to the most: the fleet sends about 20
+  // fleet that could campaign (candidates()), up to the most: the fleet sends about 20
   // campaigns a second whatever its size, the first within about 50 ms, until the winner's
   // key reaches the others (3,000 campaigns at once time out in etcd, and so do the fleet's
   // other calls with them).
@@ -289,6 +289,11 @@ class FleetMachine {
   // sums (kept after they go with the leader's lease), or the views it last led with; 0 when
   // it never knew.
   size_t fleet_size() const;
+  // Of those, the nodes that could campaign (their views do not say they cannot lead): what
+  // spreads the campaigns. The same as fleet_size() with an older leader's sums.
+  size_t candidates() const;
+  // It could lead now: it fits the fleet's state and is not stopping (its view says so).
+  bool can_lead() const { return eligible_ && !leaving_; }
   // The leader's sums per region, as a follower last read them (none while this node leads).
   const std::optional<FleetRegions>& regions() const { return regions_; }
   uint64_t writes(WriteOutcome outcome) const { return writes_[outcome]; }
@@ -409,6 +414,7 @@ class FleetMachine {
   bool announce_pending_ = false;                  // leads once the views are in
   absl::Time campaign_at_ = absl::InfinitePast();  // no campaign before
   uint32_t fleet_size_ = 0;  // nodes, as the leader's sums (or this node's views) last counted
+  uint32_t candidates_ = 0;  // of which could campaign
   std::vector<std::string> standbys_;
   size_t standby_count_ = kStandbys;
 

@@ -95,6 +95,7 @@ std::string EncodeNodeView(const NodeView& view) {
          {"origins_detail", view.origins_detail}};
   if (view.has_signal) j["signal"] = SignalToJson(view);
   if (view.capacity.known) j["capacity"] = CapacityToJson(view.capacity);
+  if (view.can_lead) j["can_lead"] = *view.can_lead;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -154,6 +155,10 @@ absl::StatusOr<NodeView> DecodeNodeView(std::string_view text) {
   }
   if (auto detail = j.find("origins_detail"); detail != j.end() && detail->is_string()) {
     view.origins_detail = detail->get<std::string>().substr(0, 500);
+  }
+  if (auto can_lead = j.find("can_lead"); can_lead != j.end()) {
+    if (!can_lead->is_boolean()) return absl::InvalidArgumentError("can_lead: must be a boolean");
+    view.can_lead = can_lead->get<bool>();
   }
   auto starts = j.find("starts_per_second");
   if (starts == j.end() || !starts->is_object() ||
@@ -671,6 +676,7 @@ std::string EncodeFleetRegions(const FleetRegions& regions) {
          {"revision", regions.revision},
          {"regions", sums},
          {"standbys", regions.standbys}};
+  if (regions.candidates) j["candidates"] = *regions.candidates;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -733,7 +739,24 @@ absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text) {
       out.standbys.push_back(node);
     }
   }
+  if (j.contains("candidates")) {
+    uint32_t candidates = 0;
+    if (s = Count32(j, "candidates", "document", &candidates); !s.ok()) return s;
+    uint64_t nodes = 0;
+    for (const auto& [name, sum] : out.regions) nodes += sum.nodes;
+    if (candidates > nodes) return Invalid("document.candidates", "must be at most the nodes");
+    out.candidates = candidates;
+  }
   return out;
+}
+
+uint32_t CountCandidates(const std::vector<NodeView>& views) {
+  uint32_t candidates = 0;
+  for (const NodeView& view : views) {
+    // As SumRegions, which sums no view without a region (the document's check compares).
+    candidates += !view.region.empty() && view.can_lead.value_or(true) ? 1 : 0;
+  }
+  return candidates;
 }
 
 absl::Duration FleetViewInterval(absl::Duration publish_interval, size_t nodes) {

@@ -101,6 +101,9 @@ struct NodeView {
   double requests_per_second = 0;
   std::map<std::string, double> serving_sps;
   NodeCapacity capacity;
+  // It could lead now: it fits the fleet's steering state and is not stopping (FleetMachine).
+  // The leader names standbys only among nodes that say so. Absent from older nodes' views.
+  std::optional<bool> can_lead;
 };
 
 // The "signal" member of a view and of GET /v1/health. Strict: a bad one is an error.
@@ -179,7 +182,14 @@ struct FleetRegions {
   // The nodes that follow the views beside the leader and campaign first when its key goes,
   // in the order they campaign (FleetMachine). Absent from an older leader's document: none.
   std::vector<std::string> standbys;
+  // The nodes that could campaign (views that say they can lead, or do not say), what spreads
+  // the campaigns when the leader goes. Absent from an older leader's document.
+  std::optional<uint32_t> candidates;
 };
+
+// The views that could campaign: those with a region (as SumRegions counts them) whose
+// can_lead is not false.
+uint32_t CountCandidates(const std::vector<NodeView>& views);
 
 // Times are whole milliseconds; an origins_detail longer than kMaxOriginsDetail bytes is cut
 // there (and bytes that are not UTF-8 become U+FFFD). Everything else round-trips exactly,
@@ -188,7 +198,8 @@ std::string EncodeFleetRegions(const FleetRegions& regions);
 // Strict (the document comes from another process through the store): a document with a
 // wrong format, a missing or mistyped field, a negative or inconsistent count, or more than
 // kMaxFleetRegions regions is an error naming the field; so is a standbys member that is not
-// an array of distinct node names (past kMaxFleetStandbys of them, the rest is left out).
+// an array of distinct node names (past kMaxFleetStandbys of them, the rest is left out), and
+// candidates that are not a count of at most the nodes summed.
 absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text);
 
 }  // namespace sluice

@@ -338,6 +338,7 @@ bool Fleet::Due(const Published& last, int64_t lease, const std::string& text,
 bool Fleet::Publish(int64_t lease, int64_t revision, absl::Time now) {
   NodeView view = hooks_.view ? hooks_.view() : NodeView();
   view.node = machine_.node();
+  view.can_lead = machine_.can_lead();
   // What changes, without the revision (every put in the fleet moves it) and the time.
   view.revision = 0;
   view.updated = absl::UnixEpoch();
@@ -357,7 +358,9 @@ bool Fleet::Publish(int64_t lease, int64_t revision, absl::Time now) {
 bool Fleet::PublishRegions(int64_t lease, int64_t revision, absl::Time now) {
   FleetRegions doc;
   doc.leader = machine_.node();
-  doc.regions = SumRegions(LiveViews(now));
+  const std::vector<NodeView> views = LiveViews(now);
+  doc.regions = SumRegions(views);
+  doc.candidates = CountCandidates(views);
   doc.standbys = machine_.standbys();
   std::string text = EncodeFleetRegions(doc);
   if (!Due(regions_, lease, text, now)) return false;
@@ -609,6 +612,8 @@ json Fleet::Status() const {
          {"node_count", node_count()},
          {"standbys", machine_.standbys()},
          {"this_node_standby", machine_.standby_rank()},
+         {"this_node_can_lead", machine_.can_lead()},
+         {"candidates", machine_.candidates()},
          {"regions", regions},
          {"sums_from", machine_.has_views() ? "views"
                        : machine_.regions() ? "leader"

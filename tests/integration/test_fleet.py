@@ -560,6 +560,21 @@ class Misfit(FleetTestCase):
         self.wait_for(lambda: "lacks (eu-west-1)" in
                       self.steering("us-east-1")["fleet"].get("error", ""),
                       what="the misfit reported")
+        # It says it cannot lead: the leader counts it out and never names it its standby
+        # (the other node, of a third region, is).
+        misfit = self.fleet("us-east-1")
+        self.assertFalse(misfit["this_node_can_lead"])
+        leader = self.leader()
+        other = ({"us-west-2", "eu-west-1"} - {leader}).pop()
+        other_node = self.fleet(other)["node"]
+
+        def leader_sees_the_misfit():
+            status, body = self.api(leader, "GET", "/v1/fleet")
+            return (status == 200 and body.get("node_count") == 3
+                    and body.get("candidates") == 2 and body.get("standbys") == [other_node])
+        self.wait_for(leader_sees_the_misfit, what="the leader counting the misfit out")
+        self.assertNotIn(misfit["node"], self.fleet(leader)["standbys"])
+        self.assertTrue(self.fleet(other)["this_node_can_lead"])
         status, body = self.api("us-east-1", "PUT", "/v1/steering/regions/us-west-2",
                                 {"fraction": 5, "saviors": {"us-east-1": 100}})
         self.assertEqual(status, 409, body)

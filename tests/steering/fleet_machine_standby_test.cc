@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "steering/fleet_machine.h"
 #include "steering/fleet_view.h"
@@ -20,6 +21,7 @@ NodeView ViewOf(const std::string& node, const std::string& region) {
   view.node = node;
   view.region = region;
   view.updated = kStart;
+  view.can_lead = true;
   return view;
 }
 
@@ -109,6 +111,76 @@ TEST(FleetMachineStandbyTest, TheLeaderNamesStandbysFromOtherRegionsAndKeepsThem
   a.m.KeepAliveAnswered(now, now, kLease, FleetLease{kLease, 3});
   a.m.Tick(now);
   EXPECT_TRUE(a.m.standbys().empty());
+}
+
+// Only a node whose view says it can lead is named; a standby whose view stops saying so is
+// replaced; the leader counts the views that could campaign (an older release's may).
+TEST(FleetMachineStandbyTest, TheLeaderNamesOnlyNodesThatCanLead) {
+  Node a("node-a");
+  a.JoinAndLead(kStart);
+  NodeView c = ViewOf("node-c", "us-west-2");
+  NodeView d = ViewOf("node-d", "us-west-2");
+  NodeView e = ViewOf("node-e", "eu-west-1");
+  c.can_lead = false;  // does not fit the state
+  e.can_lead.reset();  // an older release
+  a.m.WatchMessage(kStart, Events(20, {{false, ViewRecord(ViewOf("node-a", "us-east-1"), 20)},
+                                       {false, ViewRecord(c, 20)},
+                                       {false, ViewRecord(d, 20)},
+                                       {false, ViewRecord(e, 20)}}));
+  absl::Time now = kStart + absl::Seconds(1);
+  a.m.KeepAliveAnswered(now, now, kLease, FleetLease{kLease, 3});
+  a.m.Tick(now);
+  EXPECT_EQ(a.m.standbys(), (std::vector<std::string>{"node-d"}));
+  EXPECT_EQ(a.m.candidates(), 3u);  // node-a, node-d, node-e
+  EXPECT_EQ(a.m.fleet_size(), 4u);
+
+  // node-d stops (its last view says so): node-c, able again, takes its place.
+  a.m.PublishRegionsAnswered(now, kLease, 21);
+  d.can_lead = false;
+  c.can_lead = true;
+  a.m.WatchMessage(now, Events(21, {{false, ViewRecord(d, 21)}, {false, ViewRecord(c, 21)}}));
+  now += absl::Seconds(1);
+  a.m.KeepAliveAnswered(now, now, kLease, FleetLease{kLease, 3});
+  a.m.Tick(now);
+  EXPECT_EQ(a.m.standbys(), (std::vector<std::string>{"node-c"}));
+  EXPECT_EQ(a.m.candidates(), 3u);  // node-a, node-c, node-e
+}
+
+// A follower spreads its campaign over the nodes that could campaign, as the leader's sums
+// count them (over every node with an older leader's sums), and keeps the count once the sums
+// go with the leader's lease.
+TEST(FleetMachineStandbyTest, CampaignsSpreadOverTheCandidates) {
+  std::vector<NodeView> views;
+  for (int i = 0; i < 400; ++i) {
+    views.push_back(ViewOf(absl::StrFormat("node-%03d", i), "us-west-2"));
+    views.back().can_lead = i < 20;
+  }
+  for (bool older : {false, true}) {
+    Node b("node-b");
+    b.Join(kStart, {Leader("node-a", 9, 11)}, 11);
+    FleetRegions doc;
+    doc.leader = "node-a";
+    doc.updated = kStart;
+    doc.revision = 13;
+    doc.regions = SumRegions(views);
+    if (!older) doc.candidates = CountCandidates(views);
+    b.m.WatchMessage(
+        kStart,
+        Events(13, {{false, FleetRecord{"/sluice/regions", EncodeFleetRegions(doc), 8, 13}}}));
+    EXPECT_EQ(b.m.fleet_size(), 400u);
+    EXPECT_EQ(b.m.candidates(), older ? 400u : 20u);
+    b.rec.Take();
+    b.m.WatchMessage(kStart, Events(14, {{true, Deleted("/sluice/regions", 14)},
+                                         {true, Deleted("/sluice/leader", 14)}}));
+    EXPECT_EQ(b.m.candidates(), older ? 400u : 20u);
+    // No standby named: a random part of 50 ms per candidate.
+    absl::Time at = absl::InfinitePast();
+    for (const std::string& line : b.rec.Take()) {
+      if (line.rfind("wake at ", 0) == 0) at = WakeTime(line);
+    }
+    ASSERT_NE(at, absl::InfinitePast()) << "no campaign wait (older: " << older << ")";
+    EXPECT_LE(at - kStart, absl::Milliseconds(50) * (older ? 400 : 20));
+  }
 }
 
 // The first standby follows the views, campaigns the moment the key goes without reading them,

@@ -97,6 +97,7 @@ inline FleetRecord View(const std::string& node, int64_t revision) {
   view.node = node;
   view.region = "us-west-2";
   view.updated = kStart;
+  view.can_lead = true;
   return FleetRecord{"/sluice/nodes/" + node, EncodeNodeView(view), revision, revision};
 }
 

@@ -1,10 +1,13 @@
 #include "steering/fleet_view.h"
 
 #include <functional>
+#include <optional>
 #include <random>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 
@@ -72,6 +75,36 @@ TEST(FleetViewTest, RejectsDamagedViewsNamingTheField) {
   std::string bad_region = good;
   bad_region.replace(bad_region.find("us-east-1"), 9, "US EAST!!");
   EXPECT_NE(error(bad_region).find("region"), std::string::npos);
+}
+
+// Whether a node can lead: absent from an older node's view (unknown), strict when present.
+TEST(FleetViewTest, CanLeadIsOptionalAndStrict) {
+  NodeView v = View("n", "us-east-1", 10, 1, 10, 0);
+  absl::StatusOr<NodeView> back = DecodeNodeView(EncodeNodeView(v));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(back->can_lead.has_value());
+  for (bool can : {true, false}) {
+    v.can_lead = can;
+    back = DecodeNodeView(EncodeNodeView(v));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->can_lead, std::optional<bool>(can));
+  }
+  nlohmann::json j = nlohmann::json::parse(EncodeNodeView(v));
+  j["can_lead"] = "yes";
+  back = DecodeNodeView(j.dump());
+  ASSERT_FALSE(back.ok());
+  EXPECT_EQ(back.status().message(), "can_lead: must be a boolean");
+}
+
+// Nodes that could campaign: every view with a region but those that say they cannot lead.
+TEST(FleetViewTest, CountsTheCandidates) {
+  std::vector<NodeView> views;
+  for (int i = 0; i < 5; ++i) views.push_back(View(absl::StrCat("n", i), "us-east-1", 1, 0, 1, 0));
+  views[0].can_lead = true;
+  views[1].can_lead = false;              // does not fit the state, or stops
+  views[3].region = "";                   // summed nowhere, counted nowhere
+  EXPECT_EQ(CountCandidates(views), 3u);  // n0, n2 (an older release: may), n4
+  EXPECT_EQ(CountCandidates({}), 0u);
 }
 
 TEST(FleetViewTest, SumsTheNodesOfARegion) {
@@ -596,6 +629,32 @@ TEST(RegionSumTest, TheDocumentNamesTheStandbysInOrder) {
   back = DecodeFleetRegions(older.dump());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_TRUE(back->standbys.empty());
+}
+
+// The count of nodes that could campaign round-trips; an older leader's document has none; a
+// count above the nodes summed is refused.
+TEST(RegionSumTest, TheDocumentCountsTheCandidates) {
+  std::vector<NodeView> views;
+  for (int i = 0; i < 4; ++i) views.push_back(View(absl::StrCat("n", i), "us-east-1", 1, 0, 1, 0));
+  views[2].can_lead = false;
+  FleetRegions doc;
+  doc.leader = "n0";
+  doc.regions = SumRegions(views);
+  doc.candidates = CountCandidates(views);
+  absl::StatusOr<FleetRegions> back = DecodeFleetRegions(EncodeFleetRegions(doc));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->candidates, std::optional<uint32_t>(3));
+  doc.candidates.reset();
+  back = DecodeFleetRegions(EncodeFleetRegions(doc));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(back->candidates.has_value());
+  for (const char* bad : {"5", "-1", "\"3\"", "1.5"}) {
+    nlohmann::json j = nlohmann::json::parse(EncodeFleetRegions(doc));
+    j["candidates"] = nlohmann::json::parse(bad);
+    back = DecodeFleetRegions(j.dump());
+    ASSERT_FALSE(back.ok()) << bad;
+    EXPECT_NE(back.status().message().find("candidates"), std::string_view::npos) << back.status();
+  }
 }
 
 TEST(RegionSumTest, TheDocumentCutsALongDetailAndRoundTripsTheRest) {
