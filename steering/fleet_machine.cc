@@ -437,6 +437,13 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
   bool leader_seen = false;
   bool state_seen = false;
   bool regions_seen = false;
+  // A node that never knew the fleet's size (it just started) takes the count of views until a
+  // leader's sums (below, or later) say more: a fleet that starts together does not campaign
+  // all at once.
+  if (fleet_size() == 0 && answer->views > 0) {
+    fleet_size_ = static_cast<uint32_t>(std::min<int64_t>(answer->views, UINT32_MAX));
+    candidates_ = fleet_size_;
+  }
   std::set<std::string> tickets_before = std::move(tickets_seen_);
   tickets_seen_.clear();
   for (const FleetRecord& record : answer->records) {

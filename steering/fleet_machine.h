@@ -64,6 +64,7 @@ struct FleetResync {
   int64_t revision = 0;
   bool created = false;
   std::vector<FleetRecord> records;
+  int64_t views = -1;  // how many node views the store holds (-1: not counted)
 };
 
 // The answer to a range of the views (the leader's).
@@ -286,8 +287,8 @@ class FleetMachine {
   // How many the leader names (at most kMaxFleetStandbys; 0: none).
   void set_standby_count(size_t count) { standby_count_ = std::min(count, kMaxFleetStandbys); }
   // The fleet's nodes as this node last knew them: the views it follows, or the leader's last
-  // sums (kept after they go with the leader's lease), or the views it last led with; 0 when
-  // it never knew.
+  // sums (kept after they go with the leader's lease), or the views it last led with, or the
+  // views its first resync counted; 0 when it never knew.
   size_t fleet_size() const;
   // Of those, the nodes that could campaign (their views do not say they cannot lead): what
   // spreads the campaigns. The same as fleet_size() with an older leader's sums.

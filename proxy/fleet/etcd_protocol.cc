@@ -88,6 +88,8 @@ absl::StatusOr<EtcdKeyValue> KeyValue(const json& j) {
 
 // The body of a range reply (top level, or a txn's response_range).
 absl::Status RangeFrom(const json& j, EtcdRangeResult* out) {
+  if (absl::Status s = Int64Field(j, "count", &out->count); !s.ok()) return s;
+  if (out->count < 0) return absl::InternalError("etcd reply: \"count\" is negative");
   auto kvs = j.find("kvs");
   if (kvs == j.end() || kvs->is_null()) return absl::OkStatus();
   if (!kvs->is_array()) return absl::InternalError("etcd reply: \"kvs\" is not a list");
@@ -114,6 +116,7 @@ json OpJson(const EtcdOp& op) {
     case EtcdOp::Kind::kRange: {
       json range{{"key", Base64Encode(op.key)}};
       if (!op.range_end.empty()) range["range_end"] = Base64Encode(op.range_end);
+      if (op.count_only) range["count_only"] = true;
       return json{{"request_range", range}};
     }
   }

@@ -33,6 +33,7 @@ struct EtcdKeyValue {
 struct EtcdRangeResult {
   int64_t revision = 0;  // the store's revision when it answered
   std::vector<EtcdKeyValue> kvs;
+  int64_t count = 0;  // the keys in the range (all of them: a count_only range sends no kvs)
 };
 
 struct EtcdCompare {
@@ -49,9 +50,10 @@ struct EtcdOp {
   enum class Kind : uint8_t { kPut, kDelete, kRange };
   Kind kind = Kind::kPut;
   std::string key;
-  std::string value;      // kPut
-  int64_t lease = 0;      // kPut: 0 for none
-  std::string range_end;  // kDelete, kRange: empty for the one key
+  std::string value;        // kPut
+  int64_t lease = 0;        // kPut: 0 for none
+  std::string range_end;    // kDelete, kRange: empty for the one key
+  bool count_only = false;  // kRange: the count of keys, without them
 };
 
 struct EtcdTxn {

@@ -171,10 +171,13 @@ void Fleet::Resync() {
   put.key = machine_.state_key();
   put.value = hooks_.initial_state ? hooks_.initial_state() : "";
   txn.success.push_back(put);
-  // The prefix but the views: what comes before "nodes/" and what comes after it.
+  // The prefix but the views: what comes before "nodes/" and what comes after it; and the
+  // count of the views (a node that never knew the fleet's size spreads its campaign by it).
   const std::string& views = machine_.nodes_prefix();
+  EtcdOp count = RangeOp(views, EtcdPrefixEnd(views));
+  count.count_only = true;
   for (EtcdOp range : {RangeOp(config_.prefix, views),
-                       RangeOp(EtcdPrefixEnd(views), EtcdPrefixEnd(config_.prefix))}) {
+                       RangeOp(EtcdPrefixEnd(views), EtcdPrefixEnd(config_.prefix)), count}) {
     txn.success.push_back(range);
     txn.failure.push_back(range);
   }
@@ -182,15 +185,16 @@ void Fleet::Resync() {
     absl::StatusOr<FleetResync> answer;
     if (!result.ok()) {
       answer = result.status();
-    } else if (result->ranges.size() != 2) {
-      answer = absl::InternalError("etcd answered a resync without its two ranges");
+    } else if (result->ranges.size() != 3) {
+      answer = absl::InternalError("etcd answered a resync without its three ranges");
     } else {
       answer.emplace();
       answer->revision = result->revision;
       answer->created = result->succeeded;
-      for (const EtcdRangeResult& range : result->ranges) {
-        for (const EtcdKeyValue& kv : range.kvs) answer->records.push_back(Record(kv));
+      for (size_t i = 0; i < 2; ++i) {
+        for (const EtcdKeyValue& kv : result->ranges[i].kvs) answer->records.push_back(Record(kv));
       }
+      answer->views = result->ranges[2].count;
     }
     machine_.ResyncAnswered(absl::Now(), answer);
   });

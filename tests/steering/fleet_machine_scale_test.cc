@@ -351,6 +351,30 @@ TEST(FleetMachineTest, TicketKeysGoToTheRuntimeAsTheyCome) {
             after.end());
 }
 
+// A node that just started and finds no leader spreads its campaign by the views its resync
+// counted (a fleet that starts together); with none counted (or an empty count) it campaigns at
+// once.
+TEST(FleetMachineTest, ANodeThatJustStartedSpreadsByTheViewsCounted) {
+  for (int64_t views : {int64_t{0}, int64_t{-1}, int64_t{400}}) {
+    Node b("node-b");
+    b.m.Tick(kStart);
+    EXPECT_EQ(b.rec.Take(), (Lines{"grant", "resync"}));
+    b.m.GrantAnswered(kStart, kStart, FleetLease{kLease, absl::ToInt64Seconds(kTtl)});
+    FleetResync answer{10, false, {State(5)}};
+    answer.views = views;
+    b.m.ResyncAnswered(kStart, answer);
+    Lines lines = b.rec.Take();
+    const bool waits = std::any_of(lines.begin(), lines.end(), [](const std::string& line) {
+      return line.rfind("wake at ", 0) == 0;
+    });
+    const bool campaigns = std::find(lines.begin(), lines.end(), "campaign 7") != lines.end();
+    EXPECT_EQ(b.m.fleet_size(), views > 0 ? 400u : 0u) << views;
+    EXPECT_EQ(b.m.candidates(), views > 0 ? 400u : 0u) << views;
+    EXPECT_EQ(waits, views > 0) << views;
+    EXPECT_EQ(campaigns, views <= 0) << views;
+  }
+}
+
 // A node that wins the leader key reads every view first, then leads: its first gates and its
 // dead-edge watch see the whole fleet. It publishes the sums every tick while it leads.
 TEST(FleetMachineTest, ANewLeaderReadsTheViewsBeforeItLeads) {

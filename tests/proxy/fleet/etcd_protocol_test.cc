@@ -68,6 +68,10 @@ TEST(EtcdProtocolTest, RequestBodiesCarryBase64KeysAndStringNumbers) {
   EXPECT_EQ(body["compare"][1]["create_revision"], "0");
   EXPECT_EQ(body["success"][0]["request_put"]["value"], Base64Encode("{}"));
   EXPECT_TRUE(body["failure"][0].contains("request_range"));
+  EXPECT_FALSE(body["failure"][0]["request_range"].contains("count_only"));
+  txn.failure[0].count_only = true;
+  body = json::parse(EtcdTxnBody(txn));
+  EXPECT_EQ(body["failure"][0]["request_range"]["count_only"], true);
 
   json watch = json::parse(EtcdWatchBody("/s/", "/s0", 42));
   EXPECT_EQ(watch["create_request"]["start_revision"], "42");
@@ -89,6 +93,19 @@ TEST(EtcdProtocolTest, ParsesReplies) {
   EXPECT_FALSE(txn->succeeded);  // proto3 leaves false out
   ASSERT_EQ(txn->ranges.size(), 1u);
   EXPECT_EQ(txn->ranges[0].kvs[0].value, "hello");
+
+  EXPECT_EQ(txn->ranges[0].count, 1);
+
+  // Count-only ranges as etcd 3.4 answers them: no kvs; a count of 0 left out.
+  txn = ParseEtcdTxnReply(
+      R"({"header":{"revision":"3"},"succeeded":true,"responses":[{"response_range":)"
+      R"({"header":{"revision":"3"},"count":"2"}},{"response_range":{"header":)"
+      R"({"revision":"3"}}}]})");
+  ASSERT_TRUE(txn.ok()) << txn.status();
+  ASSERT_EQ(txn->ranges.size(), 2u);
+  EXPECT_EQ(txn->ranges[0].count, 2);
+  EXPECT_TRUE(txn->ranges[0].kvs.empty());
+  EXPECT_EQ(txn->ranges[1].count, 0);
 
   absl::StatusOr<EtcdLease> lease = ParseEtcdKeepAliveReply(kKeepAliveReply);
   ASSERT_TRUE(lease.ok()) << lease.status();
@@ -112,6 +129,8 @@ TEST(EtcdProtocolTest, RefusesWhatEtcdDoesNotSend) {
   EXPECT_FALSE(ParseEtcdRangeReply(R"({"header":{"revision":"x"}})").ok());
   EXPECT_FALSE(ParseEtcdRangeReply(R"({"header":{"revision":"1"},"kvs":[{"key":"%%%"}]})").ok());
   EXPECT_FALSE(ParseEtcdRangeReply(R"({"header":{"revision":"1"},"kvs":{}})").ok());
+  EXPECT_FALSE(ParseEtcdRangeReply(R"({"header":{"revision":"1"},"count":"-2"})").ok());
+  EXPECT_FALSE(ParseEtcdRangeReply(R"({"header":{"revision":"1"},"count":"two"})").ok());
   EXPECT_FALSE(ParseEtcdTxnReply(R"({"header":{"revision":"1"},"succeeded":"yes"})").ok());
   EXPECT_FALSE(ParseEtcdKeepAliveReply(R"({"header":{"revision":"1"}})").ok());
 }
