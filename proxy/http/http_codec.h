@@ -10,6 +10,8 @@
 #ifndef SLUICE_PROXY_HTTP_HTTP_CODEC_H_
 #define SLUICE_PROXY_HTTP_HTTP_CODEC_H_
 
+#include <netinet/in.h>
+
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -32,6 +34,13 @@ const char* StreamResetReasonText(StreamResetReason reason);
 struct DownstreamInfo {
   SocketAddress client;  // the real client: the socket peer, or the PROXY protocol source
   bool proxied = false;  // `client` came from a PROXY protocol header
+
+ private:
+  // Here, in the address's padding, so that an idle connection carries no hole (issue 24).
+  mutable uint8_t ip_len_ = 0;
+  mutable char ip_[INET6_ADDRSTRLEN] = {};
+
+ public:
   uint64_t connection_id = 0;
   const char* scheme = "http";
 
@@ -42,11 +51,8 @@ struct DownstreamInfo {
     return std::string_view(ip_, ip_len_);
   }
   void InvalidateClientIp() { ip_len_ = 0; }
-
- private:
-  mutable char ip_[48] = {};
-  mutable uint8_t ip_len_ = 0;
 };
+static_assert(sizeof(DownstreamInfo) <= 96, "DownstreamInfo is in every idle connection");
 
 // Events of one stream, delivered by the codec. Implemented by the forwarder. The codec owns
 // the handler and destroys it (via LoopContext::DeleteLater) once the exchange is over: after

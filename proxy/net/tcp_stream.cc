@@ -17,7 +17,13 @@ struct TcpStream::InFlight {
   std::string data;
 };
 
-struct TcpStream::Tls {
+// A TLS connection's state. It is the one that waits for the loop's handshake budget, so that
+// a cleartext stream does not carry the waiter's list node (issue 24: idle memory).
+struct TcpStream::Tls final : HandshakeWaiter {
+  explicit Tls(TcpStream* s) : stream(s) {}
+  void ResumeHandshake() override { stream->ResumeHandshake(); }
+  void StopWaiting() { StopWaitingForBudget(); }
+  TcpStream* stream;
   SSL* ssl = nullptr;
   const char* in = nullptr;  // ciphertext of the current read not yet taken by OpenSSL
   size_t in_len = 0;
@@ -27,7 +33,8 @@ struct TcpStream::Tls {
   std::string error;
   bool established = false;
   bool notify_sent = false;  // our close_notify is queued
-  ~Tls() {
+  ~Tls() override {
+    StopWaiting();
     if (!ssl) return;
     // A client connection that got past its handshake without a TLS error ends quietly: freed
     // without a shutdown, OpenSSL would mark its session (a TLS 1.3 ticket kept for the next
@@ -92,7 +99,7 @@ TcpStream::~TcpStream() {
 }
 
 void TcpStream::StartTls(SSL* ssl) {
-  tls_ = std::make_unique<Tls>();
+  tls_ = std::make_unique<Tls>(this);
   tls_->ssl = ssl;
   BIO* bio = BIO_new(TlsBio::Method());
   BIO_set_data(bio, this);
@@ -151,12 +158,12 @@ void TcpStream::OnTlsRead(const char* data, size_t len) {
   Tls& tls = *tls_;
   int64_t handshake_start = 0;  // set: this read's handshake work is charged to the budget
   if (!tls.established && context_->handshake_budget_enabled() && SSL_is_server(tls.ssl)) {
-    if (!context_->HandshakeBudgetLeft() || waiting_for_budget()) {
+    if (!context_->HandshakeBudgetLeft() || tls.waiting_for_budget()) {
       // This iteration's handshakes are paid for: wait (not reading) for a later one.
       tls.held.append(data, len);
       tls.waited = true;
       StopReading();
-      context_->WaitForHandshakeBudget(this);
+      context_->WaitForHandshakeBudget(&tls);
       return;
     }
     handshake_start = SystemClock().MonotonicNanos();
@@ -500,7 +507,7 @@ void TcpStream::Close() {
   if (closing_) return;
   closing_ = true;
   CancelDeferred();
-  StopWaitingForBudget();
+  if (tls_) tls_->StopWaiting();
   if (!initialized_) return;  // nothing for libuv to close; the owner frees itself
   reading_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&handle_), [](uv_handle_t* h) {

@@ -33,7 +33,7 @@
 
 namespace sluice {
 
-class TcpStream final : private DeferredTask, private HandshakeWaiter {
+class TcpStream final : private DeferredTask {
  public:
   class Handler {
    public:
@@ -111,7 +111,7 @@ class TcpStream final : private DeferredTask, private HandshakeWaiter {
   friend struct TlsBio;
 
   void RunDeferred() override;  // flush
-  void ResumeHandshake() override;
+  void ResumeHandshake();       // the loop's handshake budget has room (Tls, a HandshakeWaiter)
   void PrepareOut();
   void ReleaseOut();
   void ScheduleFlush();

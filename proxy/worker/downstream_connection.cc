@@ -159,7 +159,7 @@ void DownstreamConnection::StartHttp(bool http2, const char* data, size_t len) {
     auto codec = std::make_unique<Http2ServerCodec>(
         context_, static_cast<CodecTransport*>(this), static_cast<StreamFactory*>(this),
         static_cast<CodecObserver*>(this), options, &info_);
-    http2_codec_ = codec.get();
+    codec_h2_ = true;
     codec_ = std::move(codec);
   } else {
     codec();
@@ -167,6 +167,10 @@ void DownstreamConnection::StartHttp(bool http2, const char* data, size_t len) {
   OnCodecStateChanged();
   if (len > 0 && phase_ == Phase::kHttp) codec().OnData(data, len);
   DrainIfRequestBegan();
+}
+
+Http2ServerCodec* DownstreamConnection::http2_codec() const {
+  return codec_h2_ ? static_cast<Http2ServerCodec*>(codec_.get()) : nullptr;
 }
 
 ServerCodec& DownstreamConnection::codec() {
@@ -184,7 +188,7 @@ ServerCodec& DownstreamConnection::codec() {
 }
 
 void DownstreamConnection::ParkIfIdle() {
-  if (http2_codec_ || !codec_) return;
+  if (codec_h2_ || !codec_) return;
   auto* http1 = static_cast<Http1ServerCodec*>(codec_.get());
   if (!http1->parkable()) return;
   requests_ = http1->requests();
@@ -276,7 +280,7 @@ void DownstreamConnection::OnStreamDrained() {
 }
 
 void DownstreamConnection::OnStreamClosed() {
-  if (http2_codec_ && !http2_codec_->close_reason().empty()) {
+  if (Http2ServerCodec* h2 = http2_codec(); h2 && !h2->close_reason().empty()) {
     worker_->mutable_metrics().http2_shed.Add();  // abuse or a protocol error ended it
   }
   worker_node_.Unlink();
@@ -348,7 +352,7 @@ void DownstreamConnection::Drain() {
       // HTTP/2 has its own graceful way (GOAWAY: a request that crossed it is refused, safe to
       // send again elsewhere), and an idle HTTP/2 connection is often a peer region's warm
       // tunnel that sent nothing yet: no grace, or every drain would wait it out.
-      if (!had_request_ && !http2_codec_ && (!codec_ || codec_->state() == CodecState::kIdle)) {
+      if (!had_request_ && !codec_h2_ && (!codec_ || codec_->state() == CodecState::kIdle)) {
         BeginDrainGrace();
         return;
       }

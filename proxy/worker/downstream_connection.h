@@ -90,13 +90,13 @@ class DownstreamConnection final : private TcpStream::Handler,
   // The connection's codec: an HTTP/1 connection's is parked (destroyed) while it is idle and
   // made again here when it is needed.
   ServerCodec& codec();
+  Http2ServerCodec* http2_codec() const;  // codec_, when it is HTTP/2
   void ParkIfIdle();
 
   Worker* worker_;
   LoopContext* context_;
   TcpStream stream_;
   std::unique_ptr<ServerCodec> codec_;
-  Http2ServerCodec* http2_codec_ = nullptr;    // codec_, when it is HTTP/2
   std::unique_ptr<std::string> proxy_header_;  // a PROXY header (or h2c preface) not complete yet
   DownstreamInfo info_;
   Timeout timeout_;
@@ -110,8 +110,9 @@ class DownstreamConnection final : private TcpStream::Handler,
   bool client_admitted_ = false;   // counted under client_key_ (limits.max_connections_per_client)
   bool had_request_ = false;       // a request head began on this connection
   bool drain_pending_ = false;     // draining, waiting for the first request (BeginDrainGrace)
-  int64_t drain_deadline_ns_ = 0;  // when the grace ends (monotonic)
+  bool codec_h2_ = false;          // codec_ is an Http2ServerCodec
   uint32_t requests_ = 0;          // served by the HTTP/1 codecs parked so far
+  int64_t drain_deadline_ns_ = 0;  // when the grace ends (monotonic)
   uint64_t client_key_ = 0;
 };
 
