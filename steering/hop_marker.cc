@@ -3,6 +3,10 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -21,31 +25,8 @@ constexpr size_t kMacHexLength = 64;
 constexpr size_t kNonceHexLength = 16;
 constexpr size_t kMaxRequestId = 128;
 
-bool ConsumePrefix(std::string_view* text, std::string_view prefix) {
-  if (text->substr(0, prefix.size()) != prefix) return false;
-  text->remove_prefix(prefix.size());
-  return true;
-}
-
-// The field up to the next ';' (or the end when `last`).
-bool TakeField(std::string_view* text, bool last, std::string_view* field) {
-  size_t end = text->find(';');
-  if (last) {
-    if (end != std::string_view::npos) return false;
-    *field = *text;
-    text->remove_prefix(text->size());
-    return true;
-  }
-  if (end == std::string_view::npos) return false;
-  *field = text->substr(0, end);
-  text->remove_prefix(end + 1);
-  return true;
-}
-
-bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
-
-// What a marker's fields may hold, a bit per kind of character: a field is checked whole with
-// no branch per character (most of the time parsing a marker took was those branches).
+// What a marker's fields may hold, a bit per kind of character (the portable check, and the
+// tail of a field shorter than one SSE2 block).
 constexpr uint8_t kLowerHexChar = 1;
 constexpr uint8_t kRequestIdChar = 2;  // visible ASCII other than ';' and ','
 constexpr std::array<uint8_t, 256> kMarkerCharKinds = [] {
@@ -57,10 +38,88 @@ constexpr std::array<uint8_t, 256> kMarkerCharKinds = [] {
   return kinds;
 }();
 
-bool AllOfKind(std::string_view field, uint8_t kind) {
+bool AllOfKindScalar(const char* p, size_t n, uint8_t kind) {
   uint8_t all = kind;
-  for (char c : field) all &= kMarkerCharKinds[static_cast<unsigned char>(c)];
+  for (size_t i = 0; i < n; ++i) all &= kMarkerCharKinds[static_cast<unsigned char>(p[i])];
   return all != 0;
+}
+
+#ifdef __SSE2__
+// 0xffff when all 16 bytes at p are of `kind`.
+inline int BlockOfKind(const char* p, uint8_t kind) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  __m128i ok;
+  if (kind == kLowerHexChar) {
+    // x - '0' <= 9 or x - 'a' <= 5, unsigned: min(d, 9) == d.
+    const __m128i d = _mm_sub_epi8(x, _mm_set1_epi8('0'));
+    const __m128i l = _mm_sub_epi8(x, _mm_set1_epi8('a'));
+    ok = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d),
+                      _mm_cmpeq_epi8(_mm_min_epu8(l, _mm_set1_epi8(5)), l));
+  } else {
+    // 0x20 < x < 0x7f, signed (bytes from 0x80 are negative), and neither ';' nor ','.
+    const __m128i visible = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(0x20)),
+                                          _mm_cmplt_epi8(x, _mm_set1_epi8(0x7f)));
+    const __m128i separator =
+        _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(';')), _mm_cmpeq_epi8(x, _mm_set1_epi8(',')));
+    ok = _mm_andnot_si128(separator, visible);
+  }
+  return _mm_movemask_epi8(ok);
+}
+#endif
+
+// Every byte of `field` is of `kind`: 16 at a time with SSE2 (the last block overlapping the
+// one before), byte by byte without it or below 16 bytes.
+bool AllOfKind(std::string_view field, uint8_t kind) {
+#ifdef __SSE2__
+  const size_t n = field.size();
+  if (n >= 16) {
+    const char* p = field.data();
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+      if (BlockOfKind(p + i, kind) != 0xffff) return false;
+    }
+    return n % 16 == 0 || BlockOfKind(p + n - 16, kind) == 0xffff;
+  }
+#endif
+  return AllOfKindScalar(field.data(), field.size(), kind);
+}
+
+// The text up to the first `c` at or after `from`, and `from` moved past it. False without one.
+bool TakeUntil(std::string_view text, size_t* from, char c, std::string_view* field) {
+  const size_t end = text.find(c, *from);
+  if (end == std::string_view::npos) return false;
+  *field = text.substr(*from, end - *from);
+  *from = end + 1;
+  return true;
+}
+
+// `literal` (a string constant) at `at` in `text`: a compare of a size known when compiling.
+template <size_t N>
+bool HasAt(std::string_view text, size_t at, const char (&literal)[N]) {
+  return text.size() >= at + (N - 1) && std::memcmp(text.data() + at, literal, N - 1) == 0;
+}
+
+// memcpy for the marker's pieces, most of them a few bytes ("\n", a region, the timestamp):
+// copies of fixed sizes the compiler inlines (two that may overlap), not a call each.
+inline void CopyShort(unsigned char* to, const char* from, size_t n) {
+  if (n >= 16) {
+    std::memcpy(to, from, n);
+  } else if (n >= 8) {
+    uint64_t a, b;
+    std::memcpy(&a, from, 8);
+    std::memcpy(&b, from + n - 8, 8);
+    std::memcpy(to, &a, 8);
+    std::memcpy(to + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, from, 4);
+    std::memcpy(&b, from + n - 4, 4);
+    std::memcpy(to, &a, 4);
+    std::memcpy(to + n - 4, &b, 4);
+  } else if (n > 0) {
+    to[0] = static_cast<unsigned char>(from[0]);
+    to[n / 2] = static_cast<unsigned char>(from[n / 2]);
+    to[n - 1] = static_cast<unsigned char>(from[n - 1]);
+  }
 }
 
 void Hex(const unsigned char* bytes, size_t n, char* out) {
@@ -69,6 +128,36 @@ void Hex(const unsigned char* bytes, size_t n, char* out) {
     out[2 * i] = kHex[bytes[i] >> 4];
     out[2 * i + 1] = kHex[bytes[i] & 15];
   }
+}
+
+// Whether `hex` (64 bytes) is the lowercase hex of `mac`, in constant time: every byte is
+// compared whatever the first difference (as CRYPTO_memcmp). With SSE2, 16 digits a step.
+bool MacHexEquals(const unsigned char mac[32], const char* hex) {
+#ifdef __SSE2__
+  const __m128i low_nibble = _mm_set1_epi8(0x0f);
+  __m128i differ = _mm_setzero_si128();
+  for (int half = 0; half < 2; ++half) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(mac + 16 * half));
+    const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), low_nibble);
+    const __m128i low = _mm_and_si128(bytes, low_nibble);
+    for (int part = 0; part < 2; ++part) {
+      // Each byte's two digits in order, then '0' + n, or 'a' + n - 10 past 9.
+      const __m128i nibbles =
+          part == 0 ? _mm_unpacklo_epi8(high, low) : _mm_unpackhi_epi8(high, low);
+      const __m128i letter = _mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9));
+      const __m128i digits = _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')),
+                                          _mm_and_si128(letter, _mm_set1_epi8('a' - '0' - 10)));
+      const __m128i given =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(hex + 32 * half + 16 * part));
+      differ = _mm_or_si128(differ, _mm_xor_si128(digits, given));
+    }
+  }
+  return _mm_movemask_epi8(_mm_cmpeq_epi8(differ, _mm_setzero_si128())) == 0xffff;
+#else
+  char expected[kMacHexLength];
+  Hex(mac, 32, expected);
+  return CRYPTO_memcmp(expected, hex, kMacHexLength) == 0;
+#endif
 }
 
 }  // namespace
@@ -131,7 +220,7 @@ void HopSigner::MacPieces(size_t key, const std::string_view* pieces, size_t cou
     if (piece.size() > sizeof(gathered)) {
       SHA256_Update(&ctx, piece.data(), piece.size());
     } else {
-      std::memcpy(gathered + used, piece.data(), piece.size());
+      CopyShort(gathered + used, piece.data(), piece.size());
       used += piece.size();
     }
   }
@@ -189,9 +278,7 @@ bool HopSigner::VerifyMacHex(std::string_view message, std::string_view mac_hex)
   for (size_t key = 0; key < keys_.size(); ++key) {
     unsigned char mac[32];
     MacPieces(key, &message, 1, mac);
-    char hex[kMacHexLength];
-    Hex(mac, sizeof(mac), hex);
-    match |= CRYPTO_memcmp(hex, mac_hex.data(), kMacHexLength) == 0;
+    match |= MacHexEquals(mac, mac_hex.data());
   }
   return match;
 }
@@ -217,15 +304,31 @@ const char* HopVerdictName(HopVerdict verdict) {
 }
 
 bool ParseHopMarker(std::string_view value, HopMarker* out) {
-  std::string_view rest = value;
-  std::string_view from, ts, nonce, id, mac;
-  if (!ConsumePrefix(&rest, "v2;from=") || !TakeField(&rest, false, &from) ||
-      !ConsumePrefix(&rest, "ts=") || !TakeField(&rest, false, &ts) ||
-      !ConsumePrefix(&rest, "nonce=") || !TakeField(&rest, false, &nonce) ||
-      !ConsumePrefix(&rest, "id=") || !TakeField(&rest, false, &id) ||
-      !ConsumePrefix(&rest, "mac=") || !TakeField(&rest, true, &mac)) {
+  // v2;from=F;ts=T;nonce=<16 hex>;id=I;mac=<64 hex>. The MAC ends the value and the nonce has
+  // a fixed length, so only the region's and the timestamp's ends are searched for; the id and
+  // the MAC are checked whole, 16 bytes at a time (neither may hold a ';').
+  static constexpr char kHead[] = "v2;from=";
+  static constexpr char kMacTag[] = ";mac=";
+  constexpr size_t kHeadLength = sizeof(kHead) - 1;
+  constexpr size_t kMacTagLength = sizeof(kMacTag) - 1;
+  if (value.size() < kHeadLength + kMacTagLength + kMacHexLength || !HasAt(value, 0, kHead)) {
     return false;
   }
+  const size_t mac_at = value.size() - kMacHexLength;
+  if (!HasAt(value, mac_at - kMacTagLength, kMacTag)) return false;
+  const std::string_view mac = value.substr(mac_at);
+  const std::string_view head = value.substr(0, mac_at - kMacTagLength);  // up to the id's end
+  size_t at = kHeadLength;
+  std::string_view from, ts;
+  if (!TakeUntil(head, &at, ';', &from) || !HasAt(head, at, "ts=")) return false;
+  at += 3;
+  if (!TakeUntil(head, &at, ';', &ts) || !HasAt(head, at, "nonce=")) return false;
+  at += 6;
+  if (head.size() < at + kNonceHexLength + 1 || head[at + kNonceHexLength] != ';') return false;
+  const std::string_view nonce = head.substr(at, kNonceHexLength);
+  at += kNonceHexLength + 1;
+  if (!HasAt(head, at, "id=")) return false;
+  const std::string_view id = head.substr(at + 3);
   if (!ValidRegionName(from)) return false;
   if (ts.empty() || ts.size() > 12 || (ts.size() > 1 && ts[0] == '0')) return false;
   int64_t timestamp = 0;
@@ -233,14 +336,13 @@ bool ParseHopMarker(std::string_view value, HopMarker* out) {
     if (c < '0' || c > '9') return false;
     timestamp = timestamp * 10 + (c - '0');
   }
-  if (nonce.size() != kNonceHexLength) return false;
+  if (!AllOfKind(nonce, kLowerHexChar)) return false;
   uint64_t nonce_value = 0;
   for (char c : nonce) {
-    if (!IsLowerHex(c)) return false;
     nonce_value = nonce_value << 4 | static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
   }
   if (id.empty() || id.size() > kMaxRequestId || !AllOfKind(id, kRequestIdChar)) return false;
-  if (mac.size() != kMacHexLength || !AllOfKind(mac, kLowerHexChar)) return false;
+  if (!AllOfKind(mac, kLowerHexChar)) return false;
   out->from = from;
   out->timestamp = timestamp;
   out->timestamp_text = ts;
@@ -286,9 +388,7 @@ HopVerdict HopSigner::Verify(std::string_view value, std::string_view to, int64_
   for (size_t key = 0; key < keys_.size(); ++key) {
     unsigned char mac[32];
     Mac(key, marker, to, request, mac);
-    char hex[kMacHexLength];
-    Hex(mac, sizeof(mac), hex);
-    if (CRYPTO_memcmp(hex, marker.mac_hex.data(), kMacHexLength) == 0) {
+    if (MacHexEquals(mac, marker.mac_hex.data())) {
       *out = marker;
       return HopVerdict::kValid;
     }
