@@ -6,6 +6,12 @@
 namespace sluice {
 namespace {
 
+// u in (0, 1) from the top 53 bits: never 0 (log would be -inf) and never 1 (log would be 0).
+double RendezvousScore(uint64_t hash, uint32_t weight) {
+  double u = (static_cast<double>(hash >> 11) + 0.5) * 0x1.0p-53;
+  return static_cast<double>(weight) / -std::log(u);
+}
+
 // Enough room for the hashes of every lane of any plan: the bucket and up to kMaxRegions - 1
 // candidates, in groups of four.
 constexpr size_t kMaxLanes = (kMaxRegions + SipLanes::kLanes) / SipLanes::kLanes * SipLanes::kLanes;
@@ -35,85 +41,21 @@ int HighestScore(const SaviorPlan& plan, std::string_view member, uint64_t skip,
   for (size_t g = hashed_groups; g < plan.lanes.size(); ++g) {
     SipHash24x4(plan.lanes[g], member, lanes + g * SipLanes::kLanes);
   }
-  const int best =
-      rendezvous::Highest(plan.candidates.data(), lanes + 1, plan.candidates.size(), skip);
-  return best < 0 ? -1 : plan.candidates[static_cast<size_t>(best)].region;
-}
-
-}  // namespace
-
-namespace rendezvous {
-
-double ExactScore(uint64_t hash, uint32_t weight) {
-  // u in (0, 1) from the top 53 bits: never 0 (log would be -inf) and never 1 (log would be 0).
-  const double u = (static_cast<double>(hash >> 11) + 0.5) * 0x1.0p-53;
-  return static_cast<double>(weight) / -std::log(u);
-}
-
-double ApproxNegLog(uint64_t hash) {
-  // u = 2^e f with f in [sqrt(1/2), sqrt(2)); ln f = 2 atanh(s), s = (f - 1) / (f + 1),
-  // |s| <= 0.1716, summed to s^11 (what is left is below 1e-11 of it). Near u = 1 the
-  // exponent is 0 and ln f keeps its relative accuracy; elsewhere e ln 2 and ln f can cancel
-  // at most to a third of the larger. u is never subnormal (at least 2^-54).
-  const double u = (static_cast<double>(hash >> 11) + 0.5) * 0x1.0p-53;
-  const auto bits = std::bit_cast<uint64_t>(u);
-  int e = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
-  double f = std::bit_cast<double>((bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
-  if (f > 1.4142135623730951) {
-    f *= 0.5;
-    ++e;
-  }
-  const double s = (f - 1) / (f + 1);
-  const double s2 = s * s;
-  const double atanh =
-      s * (1 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 / 11)))));
-  return -(e * 0.6931471805599453 + 2 * atanh);
-}
-
-int Highest(const SaviorWeight* candidates, const uint64_t* hashes, size_t count, uint64_t skip,
-            bool* exact) {
-  if (exact) *exact = false;
-  // Ranked by cross products (weight_a / L_a > weight_b / L_b, L = -ln u > 0) of the
-  // approximations: no log call and no division.
-  double logs[kMaxRegions];
   int best = -1;
-  double best_weight = 0;
-  double best_log = 1;
-  for (size_t i = 0; i < count; ++i) {
-    if ((skip & RegionBit(candidates[i].region)) != 0) continue;
-    const double weight = candidates[i].weight;
-    logs[i] = ApproxNegLog(hashes[i]);
-    if (best < 0 || weight * best_log > best_weight * logs[i]) {
-      best = static_cast<int>(i);
-      best_weight = weight;
-      best_log = logs[i];
-    }
-  }
-  if (best < 0) return -1;
-  // Certain when every other score is below the best by more than both computations' errors
-  // (1e-10 here, a few units in the last place with std::log): then std::log's scores rank
-  // them the same. Otherwise (about once in a billion), those scores decide.
-  bool certain = true;
-  for (size_t i = 0; i < count && certain; ++i) {
-    if ((skip & RegionBit(candidates[i].region)) != 0 || static_cast<int>(i) == best) continue;
-    certain = best_weight * logs[i] > candidates[i].weight * best_log * (1 + kScoreMargin);
-  }
-  if (certain) return best;
-  if (exact) *exact = true;
-  best = -1;
   double best_score = 0;
-  for (size_t i = 0; i < count; ++i) {
-    if ((skip & RegionBit(candidates[i].region)) != 0) continue;
-    const double score = ExactScore(hashes[i], candidates[i].weight);
+  for (size_t i = 0; i < plan.candidates.size(); ++i) {
+    const SaviorWeight& c = plan.candidates[i];
+    if ((skip & RegionBit(c.region)) != 0) continue;
+    const double score = RendezvousScore(lanes[1 + i], c.weight);
     if (best < 0 || score > best_score) {
-      best = static_cast<int>(i);
+      best = c.region;
       best_score = score;
     }
   }
   return best;
 }
 
-}  // namespace rendezvous
+}  // namespace
 
 const char* SteeringReasonName(SteeringReason reason) {
   switch (reason) {

@@ -19,7 +19,6 @@
 #ifndef SLUICE_STEERING_DECISION_H_
 #define SLUICE_STEERING_DECISION_H_
 
-#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -72,21 +71,6 @@ int PickFailoverRegion(const SteeringTable& table, std::string_view member, int 
                        uint64_t skip);
 
 inline uint64_t RegionBit(int region) { return uint64_t{1} << region; }
-
-// The rendezvous choice among candidates, exposed for its tests: the index (into
-// `candidates` and their `hashes`, those whose region `skip` leaves usable) with the highest
-// score weight / -ln(u), u = ((hash >> 11) + 0.5) / 2^53, the first of equal ones; -1 when
-// none is usable. Scores are ranked with ApproxNegLog (no libm call); only when the best is within
-// kScoreMargin of another are they computed with std::log, so the answer is always the one
-// std::log's scores give. `exact` (optional): set when that was needed.
-namespace rendezvous {
-inline constexpr double kScoreMargin = 1e-9;
-// -ln(u) for the hash's u, to a relative error below 1e-10.
-double ApproxNegLog(uint64_t hash);
-double ExactScore(uint64_t hash, uint32_t weight);
-int Highest(const SaviorWeight* candidates, const uint64_t* hashes, size_t count, uint64_t skip,
-            bool* exact = nullptr);
-}  // namespace rendezvous
 
 }  // namespace sluice
 

@@ -744,8 +744,9 @@ absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text) {
     if (s = Count32(j, "candidates", "document", &candidates); !s.ok()) return s;
     uint64_t nodes = 0;
     for (const auto& [name, sum] : out.regions) nodes += sum.nodes;
-    if (candidates > nodes) return Invalid("document.candidates", "must be at most the nodes");
-    out.candidates = candidates;
+    // Advisory (it only spreads campaigns): past the nodes summed (a later release that
+    // counts differently), the nodes.
+    out.candidates = static_cast<uint32_t>(std::min<uint64_t>(candidates, nodes));
   }
   return out;
 }

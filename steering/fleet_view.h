@@ -199,7 +199,7 @@ std::string EncodeFleetRegions(const FleetRegions& regions);
 // wrong format, a missing or mistyped field, a negative or inconsistent count, or more than
 // kMaxFleetRegions regions is an error naming the field; so is a standbys member that is not
 // an array of distinct node names (past kMaxFleetStandbys of them, the rest is left out), and
-// candidates that are not a count of at most the nodes summed.
+// candidates that are not a count (more than the nodes summed count as the nodes).
 absl::StatusOr<FleetRegions> DecodeFleetRegions(std::string_view text);
 
 }  // namespace sluice

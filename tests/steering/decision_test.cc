@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <map>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -485,77 +484,6 @@ TEST(DecisionTest, TheSameDecisionsAsTheStraightforwardComputation) {
   }
   EXPECT_GT(compared, 400000);
   EXPECT_GT(evacuated, compared / 10);  // the savior picks are well covered
-}
-
-// The approximation the ranking uses: within 1e-10 of std::log everywhere, u near 0 and 1
-// and at the ends of the mantissa's range included.
-TEST(RendezvousTest, TheApproximateLogIsWithinItsBound) {
-  std::mt19937_64 random(7);
-  std::vector<uint64_t> hashes = {0,
-                                  ~uint64_t{0},
-                                  uint64_t{1} << 11,
-                                  ~uint64_t{0} << 11,
-                                  uint64_t{1} << 63,
-                                  (uint64_t{1} << 63) - (uint64_t{1} << 11),
-                                  0xb504f333f9de6484ULL /* u near 1/sqrt(2) */};
-  for (int shift = 11; shift < 64; ++shift) hashes.push_back(uint64_t{1} << shift);
-  for (int i = 0; i < 1000000; ++i) hashes.push_back(random());
-  double worst = 0;
-  for (uint64_t hash : hashes) {
-    const double u = (static_cast<double>(hash >> 11) + 0.5) * 0x1.0p-53;
-    const double exact = -std::log(u);
-    worst = std::max(worst, std::fabs(rendezvous::ApproxNegLog(hash) / exact - 1));
-  }
-  EXPECT_LT(worst, 1e-10);
-}
-
-// The ranking picks what std::log's scores pick: random weights, hashes and skips; then near
-// ties (equal weights, hashes a step of u apart; zero weights), where it must fall back to them.
-TEST(RendezvousTest, TheRankingIsTheOneOfTheExactScores) {
-  auto exact = [](const std::vector<SaviorWeight>& c, const std::vector<uint64_t>& h,
-                  uint64_t skip) {
-    int best = -1;
-    double best_score = 0;
-    for (size_t i = 0; i < c.size(); ++i) {
-      if ((skip & RegionBit(c[i].region)) != 0) continue;
-      const double score = rendezvous::ExactScore(h[i], c[i].weight);
-      if (best < 0 || score > best_score) {
-        best = static_cast<int>(i);
-        best_score = score;
-      }
-    }
-    return best;
-  };
-  std::mt19937_64 random(11);
-  int fell_back = 0;
-  for (int round = 0; round < 300000; ++round) {
-    const size_t n = 1 + random() % 7;
-    std::vector<SaviorWeight> candidates(n);
-    std::vector<uint64_t> hashes(n);
-    for (size_t i = 0; i < n; ++i) {
-      candidates[i].region = static_cast<uint8_t>(i + 1);
-      candidates[i].weight = static_cast<uint32_t>(random() % 4 == 0 ? 1 + random() % 100 : 50);
-      hashes[i] = random();
-    }
-    if (round % 3 == 0 && n >= 2) {
-      // A near tie: the second's u one step above the first's, the same weight.
-      candidates[1].weight = candidates[0].weight;
-      hashes[1] = hashes[0] + (uint64_t{1} << 11);
-      if (hashes[1] < hashes[0]) hashes[1] = hashes[0];
-    }
-    if (round % 101 == 0) {
-      for (SaviorWeight& c : candidates) c.weight = 0;  // every score 0: the first usable
-    }
-    const uint64_t skip = random() % 4 == 0 ? RegionBit(static_cast<int>(1 + random() % n)) : 0;
-    bool fallback = false;
-    ASSERT_EQ(rendezvous::Highest(candidates.data(), hashes.data(), n, skip, &fallback),
-              exact(candidates, hashes, skip))
-        << round;
-    fell_back += fallback;
-  }
-  // Near ties between the best two went to the exact scores (those the first two lost to a
-  // third did not need them).
-  EXPECT_GT(fell_back, 20000);
 }
 
 }  // namespace

@@ -632,7 +632,7 @@ TEST(RegionSumTest, TheDocumentNamesTheStandbysInOrder) {
 }
 
 // The count of nodes that could campaign round-trips; an older leader's document has none; a
-// count above the nodes summed is refused.
+// count above the nodes summed counts as the nodes; one that is not a count is refused.
 TEST(RegionSumTest, TheDocumentCountsTheCandidates) {
   std::vector<NodeView> views;
   for (int i = 0; i < 4; ++i) views.push_back(View(absl::StrCat("n", i), "us-east-1", 1, 0, 1, 0));
@@ -648,7 +648,12 @@ TEST(RegionSumTest, TheDocumentCountsTheCandidates) {
   back = DecodeFleetRegions(EncodeFleetRegions(doc));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_FALSE(back->candidates.has_value());
-  for (const char* bad : {"5", "-1", "\"3\"", "1.5"}) {
+  nlohmann::json more = nlohmann::json::parse(EncodeFleetRegions(doc));
+  more["candidates"] = 9;
+  back = DecodeFleetRegions(more.dump());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->candidates, std::optional<uint32_t>(4));
+  for (const char* bad : {"-1", "\"3\"", "1.5"}) {
     nlohmann::json j = nlohmann::json::parse(EncodeFleetRegions(doc));
     j["candidates"] = nlohmann::json::parse(bad);
     back = DecodeFleetRegions(j.dump());
