@@ -26,6 +26,9 @@
 // on. AdoptState and Leadership may call back into the machine (SetEligible, StartWrite) before
 // the call that caused them returns: the runtime decides there whether the new state fits this
 // node, and a new leader takes its first ramp step at once. Not thread-safe.
+//
+// fleet_machine.cc: the link, the lease, the campaign and the records; fleet_machine_views.cc:
+// the views, the announcement and the standbys.
 #ifndef SLUICE_STEERING_FLEET_MACHINE_H_
 #define SLUICE_STEERING_FLEET_MACHINE_H_
 
