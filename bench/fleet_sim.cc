@@ -21,14 +21,18 @@
 //      evacuated fraction); the delay from the write until each node has the new version (the
 //      leader: until its write is answered or echoed back, whichever comes first), over at
 //      most --change-timeout-s per change (missing: the nodes that had not got it by then);
+//      a write that fails is written again, up to 3 times (write_errors: what the failed
+//      attempts met);
 //   4. the leader's gate (Fleet::RegionGate) for each region, --gate-repeat times;
 //   5. with --failover 1: the leader dies (Stop: no resignation, its lease must expire) and
-//      the time until another node leads.
+//      the time until another node leads, with where it went: the lease's life left when it
+//      died, when the first node and each standby saw the leader key go, and whether a
+//      standby took over.
 // Prints one JSON object on stdout, then stops every node and closes the loop. Progress goes to
 // stderr as "fleet_sim: PHASE mono=SECONDS" (CLOCK_MONOTONIC, the clock of Python's
 // time.monotonic()), so a harness can sample etcd at the settle window's edges.
 // Exit status: 0 once every phase ran (its figures say how well), 1 when the fleet never got
-// ready or a write failed, 2 on bad arguments.
+// ready or a change failed three times, 2 on bad arguments.
 #include <sys/resource.h>
 #include <uv.h>
 
@@ -265,11 +269,21 @@ class Simulation {
   std::vector<Node> nodes_;
   ControllerState state_;  // the newest the simulation knows of
 
-  // The change in flight: its version, when it was written, and the delays so far.
+  // The change in flight: its version, when it was written, and its delays so far; the
+  // delays and write times of the changes that took effect.
+  struct ChangeWrite {
+    bool current = true;
+    bool answered = false;
+    absl::Status status;
+    std::optional<double> ms;
+  };
+  static constexpr int kChangeAttempts = 3;
   uint64_t change_version_ = 0;
   Clock::time_point change_started_;
   int change_arrived_ = 0;
+  std::vector<double> delays_this_change_;
   std::vector<double> delays_ms_;
+  std::vector<double> writes_ms_;
 
   // The failover: the node that died, when, and the first other node to lead after.
   int dead_leader_ = -1;
@@ -371,7 +385,7 @@ void Simulation::Arrived(Node* node, uint64_t version) {
   // The leader may be handed its own write (when the watch echoes it before etcd answers the
   // write): each node counts once per change.
   if (change_version_ != 0 && version == change_version_ && node->version < version) {
-    delays_ms_.push_back(SecondsBetween(change_started_, Clock::now()) * 1000);
+    delays_this_change_.push_back(SecondsBetween(change_started_, Clock::now()) * 1000);
     ++change_arrived_;
   }
   node->version = std::max(node->version, version);
@@ -498,58 +512,80 @@ void Simulation::Settle(json* out) {
 absl::Status Simulation::Changes(json* out) {
   Phase("changes_begin");
   int missing = 0;
-  std::vector<double> writes_ms;
+  json write_errors = json::array();
   for (int k = 0; k < options_.changes; ++k) {
-    int leader = -1;
-    const double leader_bound = options_.lease_ttl_s + 10;
-    if (!RunUntil([&] { return (leader = Leader()) >= 0; }, leader_bound)) {
-      return absl::DeadlineExceededError(
-          absl::StrFormat("change %d: no single leader for %.0f s", k + 1, leader_bound));
+    // A write that fails (etcd timed out, the leader lost its lease meanwhile) is written again,
+    // as an operator would, at most kChangeAttempts times; the figures count from the attempt
+    // that took effect, and write_errors says what the others met.
+    bool applied = false;
+    for (int attempt = 1; !applied; ++attempt) {
+      int leader = -1;
+      const double leader_bound = options_.lease_ttl_s + 10;
+      if (!RunUntil([&] { return (leader = Leader()) >= 0; }, leader_bound)) {
+        return absl::DeadlineExceededError(
+            absl::StrFormat("change %d: no single leader for %.0f s", k + 1, leader_bound));
+      }
+      ControllerState next = state_;
+      next.version = state_.version + 1;
+      RegionSpec& region = next.regions[static_cast<size_t>(k % kRegionCount)];
+      region.evacuated_bp = (region.evacuated_bp + 500) % 10500;
+      change_version_ = next.version;
+      change_arrived_ = 0;
+      delays_this_change_.clear();
+      // Outlives this attempt: a late answer finds it no longer current and is dropped.
+      auto write = std::make_shared<ChangeWrite>();
+      change_started_ = Clock::now();
+      nodes_[static_cast<size_t>(leader)].fleet->Write(
+          next, /*as_leader=*/true,
+          [this, write, leader, next](const absl::Status& status, int64_t) {
+            if (!write->current) return;
+            write->answered = true;
+            write->status = status;
+            if (!status.ok()) return;
+            // A node is not handed its own write: the leader has it once etcd answered.
+            write->ms = SecondsBetween(change_started_, Clock::now()) * 1000;
+            Arrived(&nodes_[static_cast<size_t>(leader)], next.version);
+            if (next.version > state_.version) state_ = next;
+          });
+      const int live = options_.nodes - (dead_leader_ >= 0 ? 1 : 0);
+      RunUntil([&] { return write->answered && change_arrived_ >= live; },
+               options_.change_timeout_s);
+      write->current = false;
+      // Written even when the answer was lost: a node has the version from its watch.
+      applied = (write->answered && write->status.ok()) || state_.version >= next.version;
+      if (applied) {
+        if (write->ms) writes_ms_.push_back(*write->ms);
+        delays_ms_.insert(delays_ms_.end(), delays_this_change_.begin(), delays_this_change_.end());
+        missing += live - change_arrived_;
+        break;
+      }
+      const std::string why =
+          write->answered
+              ? absl::StrFormat("change %d: the leader's write: %s", k + 1, write->status.message())
+              : absl::StrFormat("change %d: the leader's write was not answered in %g s", k + 1,
+                                options_.change_timeout_s);
+      write_errors.push_back(why);
+      std::fprintf(stderr, "fleet_sim: %s (attempt %d of %d)\n", why.c_str(), attempt,
+                   kChangeAttempts);
+      if (attempt == kChangeAttempts) {
+        change_version_ = 0;
+        return absl::UnavailableError(why);
+      }
     }
-    ControllerState next = state_;
-    next.version = state_.version + 1;
-    RegionSpec& region = next.regions[static_cast<size_t>(k % kRegionCount)];
-    region.evacuated_bp = (region.evacuated_bp + 500) % 10500;
-    change_version_ = next.version;
-    change_arrived_ = 0;
-    bool answered = false;
-    absl::Status written;
-    change_started_ = Clock::now();
-    nodes_[static_cast<size_t>(leader)].fleet->Write(
-        next, /*as_leader=*/true, [&, leader](const absl::Status& status, int64_t) {
-          answered = true;
-          written = status;
-          if (!status.ok()) return;
-          // A node is not handed its own write: the leader has it once etcd answered.
-          writes_ms.push_back(SecondsBetween(change_started_, Clock::now()) * 1000);
-          Arrived(&nodes_[static_cast<size_t>(leader)], next.version);
-          if (next.version > state_.version) state_ = next;
-        });
-    const int live = options_.nodes - (dead_leader_ >= 0 ? 1 : 0);
-    RunUntil([&] { return answered && change_arrived_ >= live; }, options_.change_timeout_s);
-    if (!answered) {
-      return absl::DeadlineExceededError(
-          absl::StrFormat("change %d: the leader's write was not answered in %g s", k + 1,
-                          options_.change_timeout_s));
-    }
-    if (!written.ok()) {
-      return absl::Status(written.code(), absl::StrFormat("change %d: the leader's write: %s",
-                                                          k + 1, written.message()));
-    }
-    missing += live - change_arrived_;
     change_version_ = 0;
   }
   Phase("changes_end");
   json& j = *out;
   j["changes"] = options_.changes;
   j["missing"] = missing;
+  j["write_errors"] = write_errors;
   std::sort(delays_ms_.begin(), delays_ms_.end());
-  std::sort(writes_ms.begin(), writes_ms.end());
+  std::sort(writes_ms_.begin(), writes_ms_.end());
   j["delays"] = delays_ms_.size();
   j["p50_ms"] = delays_ms_.empty() ? json(nullptr) : json(Percentile(delays_ms_, 50));
   j["p99_ms"] = delays_ms_.empty() ? json(nullptr) : json(Percentile(delays_ms_, 99));
   j["full_ms"] = delays_ms_.empty() ? json(nullptr) : json(delays_ms_.back());
-  j["write_p50_ms"] = writes_ms.empty() ? json(nullptr) : json(Percentile(writes_ms, 50));
+  j["write_p50_ms"] = writes_ms_.empty() ? json(nullptr) : json(Percentile(writes_ms_, 50));
   return absl::OkStatus();
 }
 
@@ -585,18 +621,77 @@ void Simulation::Failover(json* out) {
     return;
   }
   Phase("failover_begin");
+  Fleet& dying = *nodes_[static_cast<size_t>(leader)].fleet;
+  const std::string dead_name = dying.node();
+  // Where the time goes: the lease's life left (the most of it), the moment its end reached
+  // the first node and the standbys, and whether a standby took over.
+  j["failover_lease_left_s"] = absl::ToDoubleSeconds(dying.lease_expiry() - absl::Now());
+  struct Standby {
+    int index = -1;
+    std::optional<Clock::time_point> saw;
+  };
+  std::vector<Standby> standbys;
+  json standby_docs = json::array();
+  for (const std::string& name : dying.standbys()) {
+    Standby standby;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i].fleet->node() == name) standby.index = static_cast<int>(i);
+    }
+    json doc{{"node", name}};
+    if (standby.index >= 0) {
+      const Fleet& fleet = *nodes_[static_cast<size_t>(standby.index)].fleet;
+      doc["rank"] = fleet.standby_rank();
+      doc["has_views"] = fleet.has_views();
+    }
+    standby_docs.push_back(doc);
+    standbys.push_back(standby);
+  }
   died_ = Clock::now();
   dead_leader_ = leader;
-  nodes_[static_cast<size_t>(leader)].fleet->Stop();  // dies: no resignation, no revoke
+  dying.Stop();  // dies: no resignation, no revoke
   nodes_[static_cast<size_t>(leader)].stopped = true;
+  auto gone = [&](const Fleet& fleet) {
+    return !fleet.known_leader() || fleet.known_leader()->node != dead_name;
+  };
+  std::optional<Clock::time_point> first_saw;
+  Clock::time_point polled;
+  auto poll = [&] {
+    // Every 2 ms at most: the poll is not to cost the nodes their loop.
+    const Clock::time_point now = Clock::now();
+    if (now - polled < std::chrono::milliseconds(2)) return;
+    polled = now;
+    for (Standby& standby : standbys) {
+      if (standby.index < 0 || standby.saw) continue;
+      if (gone(*nodes_[static_cast<size_t>(standby.index)].fleet)) standby.saw = now;
+    }
+    if (first_saw) return;
+    for (const Node& node : nodes_) {
+      if (!node.stopped && gone(*node.fleet)) {
+        first_saw = now;
+        break;
+      }
+    }
+  };
   const double bound = options_.lease_ttl_s + 10;
-  if (RunUntil([&] { return new_leader_at_.has_value(); }, bound)) {
+  if (RunUntil(
+          [&] {
+            poll();
+            return new_leader_at_.has_value();
+          },
+          bound)) {
     j["failover_s"] = SecondsBetween(died_, *new_leader_at_);
-    j["failover_from"] = nodes_[static_cast<size_t>(leader)].fleet->node();
+    j["failover_from"] = dead_name;
     j["failover_to"] = nodes_[static_cast<size_t>(new_leader_)].fleet->node();
+    j["failover_to_standby"] = std::any_of(
+        standbys.begin(), standbys.end(), [&](const Standby& s) { return s.index == new_leader_; });
   } else {
     j["failover_error"] = absl::StrFormat("no node led within %.0f s", bound);
   }
+  if (first_saw) j["failover_seen_s"] = SecondsBetween(died_, *first_saw);
+  for (size_t k = 0; k < standbys.size(); ++k) {
+    if (standbys[k].saw) standby_docs[k]["seen_s"] = SecondsBetween(died_, *standbys[k].saw);
+  }
+  j["failover_standbys"] = standby_docs;
   Phase("failover_end");
 }
 

@@ -181,6 +181,7 @@ class Run:
             why = said[-1] if said else " | ".join(lines[-3:])
             row["error"] = self.error or "the simulator exited with %s: %s" % (code, why)
             return row
+        row["write_retries"] = len(row.get("write_errors", []))
         row["etcd_cpu_overall_pct"] = (last[1] - first[1]) / (last[0] - first[0]) * 100
         begin, end = self.marks.get("settle_begin"), self.marks.get("settle_end")
         if begin and end and end[0] > begin[0]:
@@ -222,7 +223,8 @@ def fmt(value, spec):
 
 COLUMNS = (("nodes", "nodes", "d"), ("start s", "start_s", ".1f"), ("p50 ms", "p50_ms", ".1f"),
            ("p99 ms", "p99_ms", ".1f"), ("full ms", "full_ms", ".1f"),
-           ("missing", "missing", "d"), ("failover s", "failover_s", ".2f"),
+           ("missing", "missing", "d"), ("retries", "write_retries", "d"),
+           ("failover s", "failover_s", ".2f"), ("lease left s", "failover_lease_left_s", ".2f"),
            ("etcd cpu %", "etcd_cpu_pct", ".0f"), ("cpu max %", "etcd_cpu_max_pct", ".0f"),
            ("etcd MiB", "etcd_rss_mib", ".0f"), ("events/s", "etcd_events_per_s", ".0f"),
            ("requests/s", "etcd_requests_per_s", ".0f"),
@@ -245,10 +247,11 @@ def table(rows):
 def machine_line(row):
     if "error" in row:
         return "fleet: nodes=%d error=%s" % (row["nodes"], json.dumps(row["error"][:200]))
-    return ("fleet: nodes=%d p99_ms=%s full_ms=%s missing=%d etcd_events_per_s=%s "
+    return ("fleet: nodes=%d p99_ms=%s full_ms=%s missing=%d retries=%d etcd_events_per_s=%s "
             "node_rx_bytes_per_s=%s failover_s=%s" % (
                 row["nodes"], fmt(row.get("p99_ms"), ".1f"), fmt(row.get("full_ms"), ".1f"),
-                row.get("missing", 0), fmt(row.get("etcd_events_per_s"), ".0f"),
+                row.get("missing", 0), row.get("write_retries", 0),
+                fmt(row.get("etcd_events_per_s"), ".0f"),
                 fmt(row.get("node_rx_bytes_per_s"), ".0f"), fmt(row.get("failover_s"), ".2f")))
 
 

@@ -133,6 +133,13 @@ class Fleet : private FleetMachine::Actions {
   const std::map<std::string, NodeView>& views() const { return machine_.views(); }
   // This node follows the views (it leads or is a standby, and has read them).
   bool has_views() const { return machine_.has_views(); }
+  // The leader this node knows of (none while the leader key is absent), the standbys the
+  // leader's sums named, this node's rank among them (0: none), and when its lease could
+  // expire at the earliest (from the last keep-alive sent and answered).
+  const std::optional<FleetLeader>& known_leader() const { return machine_.leader(); }
+  const std::vector<std::string>& standbys() const { return machine_.standbys(); }
+  size_t standby_rank() const { return machine_.standby_rank(); }
+  absl::Time lease_expiry() const { return machine_.lease_expiry(); }
   // Each region's nodes summed: from the views on the leader (at most 100 ms old), from the
   // leader's published sums elsewhere; empty when neither is there.
   const std::map<std::string, RegionSum>& RegionSums() const;
