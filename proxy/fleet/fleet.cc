@@ -156,8 +156,43 @@ void Fleet::Revoke(int64_t lease) {
   etcd_->LeaseRevoke(lease, [](absl::StatusOr<bool>) {});
 }
 
+std::vector<EtcdOp> Fleet::ResyncRanges() const {
+  // The prefix but the views: what comes before "nodes/" and what comes after it; and the
+  // count of the views (a node that never knew the fleet's size spreads its campaign by it).
+  const std::string& views = machine_.nodes_prefix();
+  EtcdOp count = RangeOp(views, EtcdPrefixEnd(views));
+  count.count_only = true;
+  return {RangeOp(config_.prefix, views),
+          RangeOp(EtcdPrefixEnd(views), EtcdPrefixEnd(config_.prefix)), count};
+}
+
 void Fleet::Resync() {
   CancelWatch();
+  // Reads first: a transaction of ranges only is read-only for etcd (no raft entry, and its
+  // ranges run beside the apply loop, not inside it), which is what a fleet that resyncs
+  // together (a start, etcd back) must cost. Only when the state is missing does a second
+  // transaction create it from this node's, if it is still absent then.
+  EtcdTxn read;
+  read.success = ResyncRanges();
+  etcd_->Txn(read, [this](absl::StatusOr<EtcdTxnResult> result) {
+    if (result.ok() && result->ranges.size() == 3) {
+      bool has_state = false;
+      for (size_t i = 0; i < 2; ++i) {
+        for (const EtcdKeyValue& kv : result->ranges[i].kvs) {
+          has_state = has_state || kv.key == machine_.state_key();
+        }
+      }
+      if (!has_state) {
+        CreateState();
+        return;
+      }
+      result->succeeded = false;  // nothing created
+    }
+    ResyncRead(result);
+  });
+}
+
+void Fleet::CreateState() {
   // One transaction: create the state from this node's if the fleet has none, and read the
   // whole prefix either way.
   EtcdTxn txn;
@@ -171,33 +206,29 @@ void Fleet::Resync() {
   put.key = machine_.state_key();
   put.value = hooks_.initial_state ? hooks_.initial_state() : "";
   txn.success.push_back(put);
-  // The prefix but the views: what comes before "nodes/" and what comes after it; and the
-  // count of the views (a node that never knew the fleet's size spreads its campaign by it).
-  const std::string& views = machine_.nodes_prefix();
-  EtcdOp count = RangeOp(views, EtcdPrefixEnd(views));
-  count.count_only = true;
-  for (EtcdOp range : {RangeOp(config_.prefix, views),
-                       RangeOp(EtcdPrefixEnd(views), EtcdPrefixEnd(config_.prefix)), count}) {
+  for (const EtcdOp& range : ResyncRanges()) {
     txn.success.push_back(range);
     txn.failure.push_back(range);
   }
-  etcd_->Txn(txn, [this](absl::StatusOr<EtcdTxnResult> result) {
-    absl::StatusOr<FleetResync> answer;
-    if (!result.ok()) {
-      answer = result.status();
-    } else if (result->ranges.size() != 3) {
-      answer = absl::InternalError("etcd answered a resync without its three ranges");
-    } else {
-      answer.emplace();
-      answer->revision = result->revision;
-      answer->created = result->succeeded;
-      for (size_t i = 0; i < 2; ++i) {
-        for (const EtcdKeyValue& kv : result->ranges[i].kvs) answer->records.push_back(Record(kv));
-      }
-      answer->views = result->ranges[2].count;
+  etcd_->Txn(txn, [this](absl::StatusOr<EtcdTxnResult> result) { ResyncRead(result); });
+}
+
+void Fleet::ResyncRead(const absl::StatusOr<EtcdTxnResult>& result) {
+  absl::StatusOr<FleetResync> answer;
+  if (!result.ok()) {
+    answer = result.status();
+  } else if (result->ranges.size() != 3) {
+    answer = absl::InternalError("etcd answered a resync without its three ranges");
+  } else {
+    answer.emplace();
+    answer->revision = result->revision;
+    answer->created = result->succeeded;
+    for (size_t i = 0; i < 2; ++i) {
+      for (const EtcdKeyValue& kv : result->ranges[i].kvs) answer->records.push_back(Record(kv));
     }
-    machine_.ResyncAnswered(absl::Now(), answer);
-  });
+    answer->views = result->ranges[2].count;
+  }
+  machine_.ResyncAnswered(absl::Now(), answer);
 }
 
 void Fleet::Watch(int64_t from) {

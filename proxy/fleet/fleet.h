@@ -176,6 +176,11 @@ class Fleet : private FleetMachine::Actions {
 
   // The views not older than the lease (a node etcd has not expired yet is left out).
   std::vector<NodeView> LiveViews(absl::Time now) const;
+  // The resync: its three ranges (read-only, or with the state's creation when it is missing)
+  // and its answer handed to the machine.
+  std::vector<EtcdOp> ResyncRanges() const;
+  void CreateState();
+  void ResyncRead(const absl::StatusOr<EtcdTxnResult>& result);
   void AnswerStatus();
   // Whether a put of `text` (what changes, without revision and time) under `lease` is due.
   struct Published {
