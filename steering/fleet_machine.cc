@@ -155,6 +155,7 @@ void FleetMachine::GrantAnswered(absl::Time now, absl::Time sent,
     return;
   }
   lease_ = lease->id;
+  timeouts_ = 0;
   // Counted from the request: etcd started the TTL somewhere between then and now.
   lease_ttl_ = absl::Seconds(lease->ttl_seconds);
   lease_expiry_ = sent + lease_ttl_;
@@ -190,6 +191,7 @@ void FleetMachine::KeepAliveAnswered(absl::Time now, absl::Time sent, int64_t id
     LoseLease("etcd says the lease expired");
     return;
   }
+  timeouts_ = 0;
   lease_ttl_ = absl::Seconds(lease->ttl_seconds);
   lease_expiry_ = sent + lease_ttl_;
   MaybeReclaim(now);
@@ -262,7 +264,22 @@ void FleetMachine::StepDown(const std::string& why) {
 }
 
 void FleetMachine::Disconnected(const absl::Status& status) {
+  if (link_ == Link::kInSync && absl::IsDeadlineExceeded(status) &&
+      ++timeouts_ < kTimeoutsBeforeLost) {
+    // Each call goes again at its next tick (a view, a keep-alive, a campaign, the views' read);
+    // a write's caller is told. The watches still bring what changes.
+    last_error_ = std::string(status.message());
+    Log(FleetLogLevel::kWarning,
+        absl::StrFormat("etcd is slow (%s); keeping the link (%d of %d time-outs in a row)",
+                        last_error_, timeouts_, kTimeoutsBeforeLost));
+    return;
+  }
+  LoseLink(status);
+}
+
+void FleetMachine::LoseLink(const absl::Status& status) {
   last_error_ = std::string(status.message());
+  timeouts_ = 0;
   if (link_ != Link::kInSync) return;
   link_ = Link::kOffline;
   // Lost again before the link was stable (as of the last answer it had): the next resync
@@ -291,6 +308,7 @@ absl::Duration FleetMachine::ResyncBackoff() {
 void FleetMachine::SawRevision(int64_t revision, absl::Time now) {
   if (revision > revision_) revision_ = revision;
   last_sync_ = now;
+  timeouts_ = 0;
 }
 
 void FleetMachine::Resync() {
@@ -386,7 +404,10 @@ void FleetMachine::WatchMessage(absl::Time now, const FleetWatchMessage& message
   }
 }
 
-void FleetMachine::WatchEnded(const absl::Status& status) { Disconnected(status); }
+void FleetMachine::WatchEnded(const absl::Status& status) {
+  // Without its watch a node learns nothing more: lost, whatever the reason.
+  LoseLink(status);
+}
 
 bool FleetMachine::IsNodeKey(const std::string& key) const {
   return key.compare(0, nodes_prefix_.size(), nodes_prefix_) == 0;
@@ -697,6 +718,13 @@ absl::StatusOr<int64_t> FleetMachine::WriteAnswered(absl::Time now, bool as_lead
   if (!answer.ok()) {
     ++writes_[kUnavailable];
     Disconnected(answer.status());
+    if (absl::IsDeadlineExceeded(answer.status())) {
+      // etcd may have taken it after all: the watch brings it if so.
+      return absl::UnavailableError(
+          absl::StrFormat("the steering store (etcd) did not answer in time (%s); the change "
+                          "may still be taken, the fleet's table will show it if so",
+                          answer.status().message()));
+    }
     return absl::UnavailableError(
         absl::StrFormat("the steering store (etcd) did not take the change (%s); nothing was "
                         "changed",

@@ -139,6 +139,12 @@ class FleetMachine {
   // resync backs off): under an overloaded etcd, a resync that succeeded and a call that timed
   // out right after made every node resync in a loop, which kept etcd overloaded.
   static constexpr absl::Duration kStableLink = absl::Seconds(30);
+  // A call that timed out (DeadlineExceeded: etcd too slow, not gone) keeps the link: it goes
+  // again at its next tick. This many in a row with no answer between them lose it. An etcd
+  // that runs late under a fleet's load (a start, every node back together) answered the
+  // next calls, but every node that met one time-out resynced, and the resyncs kept it late:
+  // 3,000 simulated nodes often never got in sync.
+  static constexpr int kTimeoutsBeforeLost = 3;
   // When the leader key goes, each node campaigns after a random part of this per node of the
   // fleet that could campaign (candidates()), up to the most: the fleet sends about 20
   // campaigns a second whatever its size, the first within about 50 ms, until the winner's
@@ -221,7 +227,8 @@ class FleetMachine {
   // A node that cannot use the fleet's state must not lead: it resigns (deleting its leader
   // key, so another node takes over at once) and does not campaign until it can again.
   void SetEligible(bool eligible, absl::Time now);
-  // A call failed for want of the store: not connected until a resync succeeds.
+  // A call failed for want of the store: not connected until a resync succeeds. A time-out
+  // (DeadlineExceeded) while in sync keeps the link up to kTimeoutsBeforeLost in a row.
   void Disconnected(const absl::Status& status);
 
   // The answers. `sent`: when the request went out.
@@ -371,6 +378,8 @@ class FleetMachine {
   // Deletes the leader key when it is this node's and this node is not eligible: connected,
   // one resign at a time, and not again for a key whose resign etcd has answered.
   void MaybeResign();
+  // The store lost, whatever the error: watches cancelled, a resync at the next tick.
+  void LoseLink(const absl::Status& status);
   void LoseLease(const std::string& why);
   // Any key of the prefix, from a range or a watch event.
   void Apply(const FleetRecord& record, absl::Time now);
@@ -397,6 +406,7 @@ class FleetMachine {
   absl::Time in_sync_since_ = absl::InfinitePast();  // the last successful resync
   bool backoff_due_ = false;  // a link lost too soon: the next tick sets next_resync_
   int short_links_ = 0;       // links lost in a row before they were stable
+  int timeouts_ = 0;          // calls timed out in a row while in sync (kTimeoutsBeforeLost)
   uint64_t jitter_state_;
   uint8_t in_flight_ = 0;  // Calls
   std::string last_error_ = "not connected yet";

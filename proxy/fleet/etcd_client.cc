@@ -1,5 +1,6 @@
 #include "proxy/fleet/etcd_client.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/strings.h"
@@ -291,9 +292,17 @@ void EtcdClient::OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& r
   }
   call.errors += absl::StrFormat("%s%s: %s", call.errors.empty() ? "" : "; ",
                                  options_.endpoints[endpoint].url, error.message());
+  // Too slow is not gone: etcd (or this side's timer) gave up on an answer still coming, as
+  // under load ("etcdserver: request timed out"). The fleet keeps its link over a few of them.
+  call.timed_out =
+      call.timed_out && (reply.timed_out || absl::StrContains(error.message(), "timed out"));
   NextEndpoint(endpoint);
   if (call.attempts < options_.endpoints.size()) {
     Send(id);
+    return;
+  }
+  if (call.timed_out) {
+    Fail(id, absl::DeadlineExceededError("etcd did not answer in time: " + call.errors));
     return;
   }
   Fail(id, absl::UnavailableError("etcd unreachable: " + call.errors));

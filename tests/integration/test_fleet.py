@@ -441,6 +441,38 @@ class StoreLost(FleetTestCase):
             self.assertEqual(self.steering(region)["regions"]["eu-west-1"]["fraction"], "60%")
 
 
+class SlowEtcd(FleetTestCase):
+    def test_a_slow_etcd_keeps_the_link_until_time_outs_come_in_a_row(self):
+        # One node, etcd frozen (SIGSTOP: the connections stay, nothing answers). Its first
+        # calls that time out keep the link (etcd may be only slow); the third in a row loses
+        # it; thawed, it is back in sync.
+        region = "us-west-2"
+        node = self.start_node(region)
+        self.wait_for(lambda: self.fleet(region).get("connected"), what="the node in sync")
+        self.wait_for(lambda: self.fleet(region)["this_node_leads"], what="the node leading")
+        self.etcd.process.signal(signal.SIGSTOP)
+        thawed = [False]
+
+        def thaw():
+            if not thawed[0]:
+                thawed[0] = True
+                self.etcd.process.signal(signal.SIGCONT)
+
+        self.addCleanup(thaw)
+        self.wait_for(lambda: "etcd is slow (etcd did not answer in time" in node.log_text(),
+                      timeout=15, what="a time-out that keeps the link")
+        self.wait_for(lambda: "lost the steering store (etcd did not answer in time"
+                      in node.log_text(), timeout=15, what="the link lost after three")
+        log = node.log_text()
+        slow = log.index("etcd is slow (")
+        self.assertLess(slow, log.index("lost the steering store ("), log[-3000:])
+        self.assertIn("keeping the link (2 of 3 time-outs in a row)", log)
+        self.assertFalse(self.fleet(region)["connected"])
+        thaw()
+        self.wait_for(lambda: self.fleet(region).get("connected"), timeout=20,
+                      what="the node back in sync")
+
+
 class OriginsDown(FleetTestCase):
     def test_a_node_whose_origins_are_dead_keeps_publishing_a_valid_view(self):
         self.origin_ports["us-east-1"] = free_port()  # nothing listens there

@@ -164,6 +164,50 @@ TEST(FleetMachineTest, TwoNodesRaceAndExactlyOneLeads) {
   EXPECT_EQ(a.rec.Take(), (Lines{"cancel views", "steps down"}));
 }
 
+TEST(FleetMachineTest, ASlowEtcdKeepsTheLinkUntilTimeOutsComeInARow) {
+  Node a("node-a");
+  a.JoinAndLead(kStart);
+  a.m.PublishAnswered(kStart, kLease, 12);
+  absl::Time t = kStart + kInterval;
+  a.m.Tick(t);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12", "publish regions 7 at 12"}));
+  // etcd answers late: the keep-alive and the view time out. The watches stay, nothing resyncs,
+  // and each call goes again at the next tick.
+  const absl::Status late = absl::DeadlineExceededError("etcd did not answer in time");
+  a.m.KeepAliveAnswered(t + absl::Seconds(1), t, kLease, late);
+  a.m.PublishAnswered(t + absl::Seconds(1), kLease, late);
+  EXPECT_EQ(a.rec.Take(), Lines{});
+  EXPECT_TRUE(a.m.connected());
+  EXPECT_EQ(a.m.last_error(), "etcd did not answer in time");
+  t += kInterval;
+  a.m.Tick(t);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12"}));
+  // An answer between them starts the count again.
+  a.m.KeepAliveAnswered(t, t, kLease, FleetLease{kLease, 3});
+  a.m.PublishAnswered(t, kLease, late);
+  a.m.PublishRegionsAnswered(t, kLease, late);
+  EXPECT_TRUE(a.m.connected());
+  EXPECT_TRUE(a.m.Leads(t));
+  // The third in a row loses it, as a refused connection would at once.
+  t += kInterval;
+  a.m.Tick(t);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12", "publish regions 7 at 12"}));
+  a.m.KeepAliveAnswered(t, t, kLease, late);
+  EXPECT_EQ(a.rec.Take(), (Lines{"cancel watch", "cancel views"}));
+  EXPECT_FALSE(a.m.connected());
+  // Once lost, it resyncs as after any loss.
+  a.m.Tick(t + kInterval);
+  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "resync"}));
+
+  // A watch that ends is the link lost, whatever the error: the node would learn nothing more.
+  Node b("node-b");
+  b.Join(kStart, {State(5)});
+  b.rec.Take();
+  b.m.WatchEnded(absl::DeadlineExceededError("etcd timed out"));
+  EXPECT_EQ(b.rec.Take(), Lines{"cancel watch"});
+  EXPECT_FALSE(b.m.connected());
+}
+
 TEST(FleetMachineTest, AnEtcdOutageAndRecovery) {
   Node a("node-a");
   a.JoinAndLead(kStart);
@@ -560,13 +604,20 @@ TEST(FleetMachineTest, WritesCompareTheStateAndTheLeaderKey) {
        {"adopt 19"},
        FleetMachine::kConflict,
        true},
-      {"etcd did not answer",
+      {"etcd could not be reached",
        true,
-       absl::UnavailableError("timed out"),
+       absl::UnavailableError("connection refused"),
        absl::StatusCode::kUnavailable,
        {"cancel watch", "cancel views"},
        FleetMachine::kUnavailable,
        false},
+      {"etcd did not answer in time (the watch tells whether it took it)",
+       true,
+       absl::DeadlineExceededError("timed out"),
+       absl::StatusCode::kUnavailable,
+       {},
+       FleetMachine::kUnavailable,
+       true},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.what);
