@@ -132,12 +132,13 @@ void FleetMachine::MaybeResign() {
   actions_->Resign(resigning_revision_);
 }
 
-void FleetMachine::ResignAnswered(const absl::Status& status) {
+void FleetMachine::ResignAnswered(absl::Time now, const absl::Status& status) {
   Answered(kResignCall);
   if (!status.ok()) {
-    Disconnected(status);  // the resync's answer tries again
+    Disconnected(status, now);  // MaybeResign tries again (the tick, or the resync's answer)
     return;
   }
+  HeardFromStore();
   // The key with that create revision is gone (by this delete or before it); the watch says so.
   resigned_revision_ = resigning_revision_;
 }
@@ -151,11 +152,11 @@ void FleetMachine::GrantAnswered(absl::Time now, absl::Time sent,
                                  const absl::StatusOr<FleetLease>& lease) {
   Answered(kGrantCall);
   if (!lease.ok()) {
-    Disconnected(lease.status());
+    Disconnected(lease.status(), now);
     return;
   }
   lease_ = lease->id;
-  timeouts_ = 0;
+  HeardFromStore();
   // Counted from the request: etcd started the TTL somewhere between then and now.
   lease_ttl_ = absl::Seconds(lease->ttl_seconds);
   lease_expiry_ = sent + lease_ttl_;
@@ -184,14 +185,14 @@ void FleetMachine::KeepAliveAnswered(absl::Time now, absl::Time sent, int64_t id
   Answered(kKeepAliveCall);
   if (id != lease_) return;  // lost or revoked meanwhile
   if (!lease.ok()) {
-    Disconnected(lease.status());
+    Disconnected(lease.status(), now);
     return;
   }
+  HeardFromStore();
   if (lease->ttl_seconds <= 0) {
     LoseLease("etcd says the lease expired");
     return;
   }
-  timeouts_ = 0;
   lease_ttl_ = absl::Seconds(lease->ttl_seconds);
   lease_expiry_ = sent + lease_ttl_;
   MaybeReclaim(now);
@@ -263,23 +264,30 @@ void FleetMachine::StepDown(const std::string& why) {
   actions_->Leadership(false);
 }
 
-void FleetMachine::Disconnected(const absl::Status& status) {
-  if (link_ == Link::kInSync && absl::IsDeadlineExceeded(status) &&
-      ++timeouts_ < kTimeoutsBeforeLost) {
-    // Each call goes again at its next tick (a view, a keep-alive, a campaign, the views' read);
-    // a write's caller is told. The watches still bring what changes.
-    last_error_ = std::string(status.message());
-    Log(FleetLogLevel::kWarning,
-        absl::StrFormat("etcd is slow (%s); keeping the link (%d of %d time-outs in a row)",
-                        last_error_, timeouts_, kTimeoutsBeforeLost));
-    return;
+void FleetMachine::Disconnected(const absl::Status& status, absl::Time now) {
+  if (link_ == Link::kInSync && absl::IsDeadlineExceeded(status)) {
+    // Counted from the first time-out with no answer since, however many calls were in
+    // flight (a leader has three at every tick).
+    if (!slow_since_) slow_since_ = now;
+    if (now - *slow_since_ < kSlowLinkGrace) {
+      // Each call goes again at its next tick (a view, a keep-alive, a campaign, the views'
+      // read, a resignation); a write's caller is told. The watches still bring what changes.
+      last_error_ = std::string(status.message());
+      Log(FleetLogLevel::kWarning,
+          absl::StrFormat("etcd is slow (%s); keeping the link (no answer for %s of %s)",
+                          last_error_, absl::FormatDuration(now - *slow_since_),
+                          absl::FormatDuration(kSlowLinkGrace)));
+      return;
+    }
   }
   LoseLink(status);
 }
 
+void FleetMachine::HeardFromStore() { slow_since_.reset(); }
+
 void FleetMachine::LoseLink(const absl::Status& status) {
   last_error_ = std::string(status.message());
-  timeouts_ = 0;
+  slow_since_.reset();
   if (link_ != Link::kInSync) return;
   link_ = Link::kOffline;
   // Lost again before the link was stable (as of the last answer it had): the next resync
@@ -308,7 +316,7 @@ absl::Duration FleetMachine::ResyncBackoff() {
 void FleetMachine::SawRevision(int64_t revision, absl::Time now) {
   if (revision > revision_) revision_ = revision;
   last_sync_ = now;
-  timeouts_ = 0;
+  HeardFromStore();
 }
 
 void FleetMachine::Resync() {
@@ -321,7 +329,7 @@ void FleetMachine::ResyncAnswered(absl::Time now, const absl::StatusOr<FleetResy
   // Not connected while the answer is applied: nothing campaigns before the whole prefix is in.
   link_ = Link::kOffline;
   if (!answer.ok()) {
-    Disconnected(answer.status());
+    Disconnected(answer.status(), now);
     // The next resync (and grant) waits.
     ++resync_failures_;
     backoff_due_ = false;
@@ -387,7 +395,7 @@ void FleetMachine::WatchMessage(absl::Time now, const FleetWatchMessage& message
   SawRevision(message.revision, now);
   if (message.canceled || message.compact_revision > 0) {
     // Compacted past the revision it started from, or ended by etcd: read everything again.
-    Disconnected(absl::UnavailableError(
+    LoseLink(absl::UnavailableError(
         message.compact_revision > 0 ? absl::StrFormat("the watch's revision was compacted (at %d)",
                                                        message.compact_revision)
                                      : "etcd cancelled the watch: " + message.cancel_reason));
@@ -607,10 +615,11 @@ void FleetMachine::CampaignAnswered(absl::Time now, int64_t lease, const std::st
                                     const absl::StatusOr<FleetCampaign>& answer) {
   Answered(kCampaignCall);
   if (!answer.ok()) {
-    if (absl::IsNotFound(answer.status()) && lease == lease_) {
-      LoseLease(std::string(answer.status().message()));
+    if (absl::IsNotFound(answer.status())) {
+      HeardFromStore();  // an answer: the lease is gone
+      if (lease == lease_) LoseLease(std::string(answer.status().message()));
     } else {
-      Disconnected(answer.status());
+      Disconnected(answer.status(), now);
     }
     return;
   }
@@ -687,9 +696,10 @@ void FleetMachine::PutAnswered(absl::Time now, int64_t lease,
     SawRevision(*revision, now);
   } else if (absl::IsNotFound(revision.status())) {
     // "requested lease not found": it expired while etcd could not be reached.
+    HeardFromStore();
     if (lease == lease_) LoseLease(std::string(revision.status().message()));
   } else {
-    Disconnected(revision.status());
+    Disconnected(revision.status(), now);
   }
 }
 
@@ -717,7 +727,7 @@ absl::StatusOr<int64_t> FleetMachine::WriteAnswered(absl::Time now, bool as_lead
                                                     const absl::StatusOr<FleetWrite>& answer) {
   if (!answer.ok()) {
     ++writes_[kUnavailable];
-    Disconnected(answer.status());
+    Disconnected(answer.status(), now);
     if (absl::IsDeadlineExceeded(answer.status())) {
       // etcd may have taken it after all: the watch brings it if so.
       return absl::UnavailableError(

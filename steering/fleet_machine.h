@@ -140,11 +140,11 @@ class FleetMachine {
   // out right after made every node resync in a loop, which kept etcd overloaded.
   static constexpr absl::Duration kStableLink = absl::Seconds(30);
   // A call that timed out (DeadlineExceeded: etcd too slow, not gone) keeps the link: it goes
-  // again at its next tick. This many in a row with no answer between them lose it. An etcd
-  // that runs late under a fleet's load (a start, every node back together) answered the
-  // next calls, but every node that met one time-out resynced, and the resyncs kept it late:
-  // 3,000 simulated nodes often never got in sync.
-  static constexpr int kTimeoutsBeforeLost = 3;
+  // again at its next tick. A time-out this long after the first with no answer between them
+  // loses it. An etcd that runs late under a fleet's load (a start, every node back together)
+  // answered the next calls, but every node that met one time-out resynced, and the resyncs
+  // kept it late: 3,000 simulated nodes often never got in sync.
+  static constexpr absl::Duration kSlowLinkGrace = absl::Seconds(4);
   // When the leader key goes, each node campaigns after a random part of this per node of the
   // fleet that could campaign (candidates()), up to the most: the fleet sends about 20
   // campaigns a second whatever its size, the first within about 50 ms, until the winner's
@@ -173,8 +173,9 @@ class FleetMachine {
     virtual void KeepAlive(int64_t lease, absl::Time now) = 0;
     // Revoke the lease, deleting every key bound to it; nobody waits for the answer.
     virtual void Revoke(int64_t lease) = 0;
-    // One transaction: put the runtime's state under the state key if it does not exist, and
-    // range the prefix without the views either way. -> ResyncAnswered
+    // Range the prefix without the views (and count the views); where the state key does not
+    // exist, put the runtime's state under it first if it still does not (created: true).
+    // -> ResyncAnswered
     virtual void Resync() = 0;
     // Watch the prefix without the views from `from` on. -> WatchMessage, WatchEnded
     virtual void Watch(int64_t from) = 0;
@@ -227,9 +228,10 @@ class FleetMachine {
   // A node that cannot use the fleet's state must not lead: it resigns (deleting its leader
   // key, so another node takes over at once) and does not campaign until it can again.
   void SetEligible(bool eligible, absl::Time now);
-  // A call failed for want of the store: not connected until a resync succeeds. A time-out
-  // (DeadlineExceeded) while in sync keeps the link up to kTimeoutsBeforeLost in a row.
-  void Disconnected(const absl::Status& status);
+  // A call failed for want of the store (at `now`): not connected until a resync succeeds.
+  // A time-out (DeadlineExceeded) while in sync keeps the link, for kSlowLinkGrace from the
+  // first with no answer since.
+  void Disconnected(const absl::Status& status, absl::Time now);
 
   // The answers. `sent`: when the request went out.
   void GrantAnswered(absl::Time now, absl::Time sent, const absl::StatusOr<FleetLease>& lease);
@@ -244,7 +246,7 @@ class FleetMachine {
   // `region` and `admin`: what the leader value it sent says of this node.
   void CampaignAnswered(absl::Time now, int64_t lease, const std::string& region,
                         const std::string& admin, const absl::StatusOr<FleetCampaign>& answer);
-  void ResignAnswered(const absl::Status& status);
+  void ResignAnswered(absl::Time now, const absl::Status& status);
   void PublishAnswered(absl::Time now, int64_t lease, const absl::StatusOr<int64_t>& revision);
   void PublishRegionsAnswered(absl::Time now, int64_t lease,
                               const absl::StatusOr<int64_t>& revision);
@@ -380,6 +382,8 @@ class FleetMachine {
   void MaybeResign();
   // The store lost, whatever the error: watches cancelled, a resync at the next tick.
   void LoseLink(const absl::Status& status);
+  // Any answer from etcd, even a refusal: the link works (ends a run of time-outs).
+  void HeardFromStore();
   void LoseLease(const std::string& why);
   // Any key of the prefix, from a range or a watch event.
   void Apply(const FleetRecord& record, absl::Time now);
@@ -406,7 +410,8 @@ class FleetMachine {
   absl::Time in_sync_since_ = absl::InfinitePast();  // the last successful resync
   bool backoff_due_ = false;  // a link lost too soon: the next tick sets next_resync_
   int short_links_ = 0;       // links lost in a row before they were stable
-  int timeouts_ = 0;          // calls timed out in a row while in sync (kTimeoutsBeforeLost)
+  // The first time-out since etcd last answered (kSlowLinkGrace); none after an answer.
+  std::optional<absl::Time> slow_since_;
   uint64_t jitter_state_;
   uint8_t in_flight_ = 0;  // Calls
   std::string last_error_ = "not connected yet";

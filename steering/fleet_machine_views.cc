@@ -26,7 +26,7 @@ void FleetMachine::ViewsAnswered(absl::Time now, const absl::StatusOr<FleetViews
   if (views_link_ != ViewsLink::kLoading) return;
   if (!answer.ok()) {
     views_link_ = ViewsLink::kOff;
-    Disconnected(answer.status());
+    Disconnected(answer.status(), now);
     return;
   }
   SawRevision(answer->revision, now);

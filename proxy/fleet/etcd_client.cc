@@ -262,6 +262,8 @@ void EtcdClient::OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& r
   }
   if (!reply.ok) {
     error = absl::UnavailableError(reply.error);
+    // Too slow is not gone: this side's timer gave up on an answer that may still come.
+    call.timed_out = call.timed_out || reply.timed_out;
     AddressFailed(endpoint);
     const Resolved& r = resolved_[endpoint];
     if (options_.endpoints[endpoint].named && r.next < r.addresses.size() && endpoint == current_) {
@@ -292,10 +294,10 @@ void EtcdClient::OnReply(uint64_t id, size_t endpoint, const ControlHttpReply& r
   }
   call.errors += absl::StrFormat("%s%s: %s", call.errors.empty() ? "" : "; ",
                                  options_.endpoints[endpoint].url, error.message());
-  // Too slow is not gone: etcd (or this side's timer) gave up on an answer still coming, as
-  // under load ("etcdserver: request timed out"). The fleet keeps its link over a few of them.
-  call.timed_out =
-      call.timed_out && (reply.timed_out || absl::StrContains(error.message(), "timed out"));
+  // So is etcd's own "request timed out" (or "too many requests") under load: it may still
+  // carry the call out. The fleet keeps its link over such failures for a while.
+  call.timed_out = call.timed_out || absl::StrContains(error.message(), "timed out") ||
+                   absl::StrContains(error.message(), "too many requests");
   NextEndpoint(endpoint);
   if (call.attempts < options_.endpoints.size()) {
     Send(id);

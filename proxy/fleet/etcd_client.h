@@ -4,9 +4,9 @@
 // endpoint, so a node's steady calls open none), and fail over to the next endpoint when it
 // cannot be reached, times out or answers 5xx; a call whose reused connection the server had
 // closed is sent again on another. A call that failed on every endpoint fails Unavailable, or
-// DeadlineExceeded when every attempt timed out (here, or in etcd: "request timed out"): etcd
-// may still have carried it out. A watch is one long-lived streamed reply on its own
-// connection.
+// DeadlineExceeded when an attempt timed out (here, or in etcd: "request timed out", "too many
+// requests"): etcd may still carry it out. A watch is one long-lived streamed reply on its
+// own connection.
 // With a username, the client authenticates first and sends etcd's token with every call,
 // authenticating again once when etcd says the token expired.
 //
@@ -98,8 +98,8 @@ class EtcdClient {
     std::function<void(absl::StatusOr<std::string>)> done;
     size_t attempts = 0;
     bool reauthenticated = false;
-    std::string errors;     // one per failed endpoint, for the final message
-    bool timed_out = true;  // every failed attempt timed out (here or in etcd)
+    std::string errors;      // one per failed endpoint, for the final message
+    bool timed_out = false;  // an attempt timed out (here or in etcd): it may have been done
     ControlHttpRequest* request = nullptr;
   };
   struct WatchState {

@@ -107,7 +107,7 @@ Fleet::~Fleet() { Stop(); }
 void Fleet::Start() {
   if (!tls_error_.empty()) {
     // The files were readable when the configuration was loaded; not any more.
-    machine_.Disconnected(absl::UnavailableError(tls_error_));
+    machine_.Disconnected(absl::UnavailableError(tls_error_), absl::Now());
     LOG_ERROR("fleet: %s; this node stays out of the fleet and serves with its own table",
               tls_error_);
     return;
@@ -349,7 +349,7 @@ void Fleet::Resign(int64_t leader_revision) {
   del.key = machine_.leader_key();
   txn.success.push_back(del);
   etcd_->Txn(txn, [this](absl::StatusOr<EtcdTxnResult> result) {
-    machine_.ResignAnswered(result.status());
+    machine_.ResignAnswered(absl::Now(), result.status());
   });
 }
 
