@@ -169,11 +169,7 @@ TEST(FleetMachineTest, ASlowEtcdKeepsTheLinkForAWhile) {
   // A leader's three calls of a tick all time out at once: one stall, the link stays, and
   // each goes again at the next tick.
   Node a("node-a");
-  a.JoinAndLead(kStart);
-  a.m.PublishAnswered(kStart, kLease, 12);
-  absl::Time t = kStart + kInterval;
-  a.m.Tick(t);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12", "publish regions 7 at 12"}));
+  const absl::Time t = a.LeadAndTick(kStart);
   a.m.KeepAliveAnswered(t + absl::Seconds(1), t, kLease, late);
   a.m.PublishAnswered(t + absl::Seconds(1), kLease, late);
   a.m.PublishRegionsAnswered(t + absl::Seconds(1), kLease, late);
@@ -214,12 +210,8 @@ TEST(FleetMachineTest, ASlowEtcdKeepsTheLinkForAWhile) {
 
 TEST(FleetMachineTest, AnEtcdOutageAndRecovery) {
   Node a("node-a");
-  a.JoinAndLead(kStart);
-  a.m.PublishAnswered(kStart, kLease, 12);
   // etcd stops answering: the keep-alive fails, the watch goes.
-  absl::Time t = kStart + kInterval;
-  a.m.Tick(t);
-  EXPECT_EQ(a.rec.Take(), (Lines{"keep alive 7", "publish 7 at 12", "publish regions 7 at 12"}));
+  absl::Time t = a.LeadAndTick(kStart);
   a.m.KeepAliveAnswered(t + absl::Seconds(1), t, kLease,
                         absl::UnavailableError("connection refused"));
   EXPECT_EQ(a.rec.Take(), (Lines{"cancel watch", "cancel views"}));

@@ -153,6 +153,16 @@ struct Node {
     m.PublishRegionsAnswered(now, kLease, revision);
     EXPECT_TRUE(m.Leads(now));
   }
+  // Leads, its view put at revision 12, then its first tick after `now`: the keep-alive, the
+  // view and the sums in flight. Returns the tick's time.
+  absl::Time LeadAndTick(absl::Time now) {
+    JoinAndLead(now);
+    m.PublishAnswered(now, kLease, 12);
+    const absl::Time t = now + kInterval;
+    m.Tick(t);
+    EXPECT_EQ(rec.Take(), (Lines{"keep alive 7", "publish 7 at 12", "publish regions 7 at 12"}));
+    return t;
+  }
 };
 
 }  // namespace fleet_testing
