@@ -128,13 +128,10 @@ class AdminConnection final : private TcpStream::Handler,
                               private Http1ServerCodec::Observer,
                               private TimeoutTarget {
  public:
-  static void Accept(AdminServer* server, uv_stream_t* listener) {
+  static void Accept(AdminServer* server, int fd, const sockaddr* peer) {
     auto* conn = new AdminConnection(server);
-    if (conn->stream_.Init() != 0) {
-      delete conn;
-      return;
-    }
-    if (uv_accept(listener, conn->stream_.stream()) != 0) {
+    conn->stream_.Init();
+    if (conn->stream_.Adopt(fd) != 0) {
       conn->closed_ = true;
       conn->stream_.Close();
       return;
@@ -158,11 +155,7 @@ class AdminConnection final : private TcpStream::Handler,
       conn->info_.scheme = "https";
     }
     server->Opened(conn);
-    sockaddr_storage peer;
-    int len = sizeof(peer);
-    if (uv_tcp_getpeername(conn->stream_.handle(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
-      conn->info_.client = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer));
-    }
+    conn->info_.client = SocketAddress::FromSockaddr(peer);
     Http1ServerCodec::Options options;
     options.limits.max_body_bytes = kMaxHistoryBody;  // each exchange checks its own limit
     conn->codec_ = std::make_unique<Http1ServerCodec>(
@@ -289,34 +282,23 @@ absl::Status AdminServer::Start(const SocketAddress& address, int inherited) {
         fd.status().code(),
         absl::StrFormat("admin listener %s: %s", address.ToString(), fd.status().message()));
   }
-  listener_ = new uv_tcp_t;
-  uv_tcp_init(context_->loop(), listener_);
-  listener_->data = this;
-  int rc = uv_tcp_open(listener_, *fd);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, [](uv_stream_t* s, int status) {
-      if (status == 0) static_cast<AdminServer*>(s->data)->OnConnection();
-    });
-  }
+  acceptor_ = new SocketAcceptor(context_, this, "admin " + address.ToString());
+  int rc = acceptor_->Start(*fd, 128);
   if (rc != 0) {
     Stop();
     return absl::InternalError(
         absl::StrFormat("admin listener %s: %s", address.ToString(), uv_strerror(rc)));
   }
   sockaddr_storage bound;
-  int len = sizeof(bound);
   address_ = address;
-  if (uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
+  socklen_t len = sizeof(bound);
+  if (getsockname(acceptor_->fd(), reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
     address_ = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&bound));
   }
   return absl::OkStatus();
 }
 
-int AdminServer::fd() const {
-  uv_os_fd_t fd = -1;
-  if (!listener_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(listener_), &fd) != 0) return -1;
-  return fd;
-}
+int AdminServer::fd() const { return acceptor_ ? acceptor_->fd() : -1; }
 
 bool AdminServer::CloseAnIdleConnection() {
   // Idle ones hold a place for nothing: a load balancer's probe or an operator comes first.
@@ -329,15 +311,14 @@ bool AdminServer::CloseAnIdleConnection() {
   return false;
 }
 
-void AdminServer::OnConnection() {
-  AdminConnection::Accept(this, reinterpret_cast<uv_stream_t*>(listener_));
+void AdminServer::OnAccepted(int fd, const sockaddr* peer) {
+  AdminConnection::Accept(this, fd, peer);
 }
 
 void AdminServer::StopListening() {
-  if (listener_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(listener_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
-    listener_ = nullptr;
+  if (acceptor_) {
+    acceptor_->CloseAndDelete();
+    acceptor_ = nullptr;
   }
 }
 

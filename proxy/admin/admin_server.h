@@ -16,6 +16,7 @@
 #include "common/socket_address.h"
 #include "proxy/admin/admin_api.h"
 #include "proxy/event/loop_context.h"
+#include "proxy/net/socket_acceptor.h"
 #include "proxy/tls/server_tls.h"
 
 namespace sluice {
@@ -26,12 +27,12 @@ inline constexpr size_t kMaxHistoryBody = 64 * 1024 * 1024;
 
 class AdminConnection;
 
-class AdminServer {
+class AdminServer final : private SocketAcceptor::Handler {
  public:
   AdminServer(LoopContext* context, AdminApi* api);
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
-  ~AdminServer();
+  ~AdminServer() override;
 
   // Binds and listens, or adopts `inherited` (a listening socket a binary upgrade handed
   // over, bound to `address`). The address actually bound (port 0 picks one) is in address().
@@ -59,11 +60,11 @@ class AdminServer {
   void Closed(AdminConnection* c) { connections_.erase(c); }
 
  private:
-  void OnConnection();
+  void OnAccepted(int fd, const sockaddr* peer) override;  // SocketAcceptor::Handler
 
   LoopContext* context_;
   AdminApi* api_;
-  uv_tcp_t* listener_ = nullptr;  // freed by its close callback
+  SocketAcceptor* acceptor_ = nullptr;  // frees itself (CloseAndDelete)
   SocketAddress address_;
   std::shared_ptr<const ServerTlsContext> tls_;
   std::set<AdminConnection*> connections_;  // open ones; each frees itself when closed

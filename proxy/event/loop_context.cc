@@ -102,10 +102,20 @@ char* LoopContext::tls_buffer() {
   return tls_buffer_.get();
 }
 
+namespace {
+
+// Enough for the connections active within one loop iteration; a buffer that grew for a
+// large body is not worth keeping.
+constexpr size_t kMaxPooledBuffers = 256;
+constexpr size_t kMaxPooledCapacity = 64 * 1024;
+constexpr size_t kNewBufferCapacity = 4096;
+
+}  // namespace
+
 std::string LoopContext::TakeBuffer() {
   if (buffers_.empty()) {
     std::string buffer;
-    buffer.reserve(4096);
+    buffer.reserve(kNewBufferCapacity);
     return buffer;
   }
   std::string buffer = std::move(buffers_.back());
@@ -114,16 +124,32 @@ std::string LoopContext::TakeBuffer() {
 }
 
 void LoopContext::GiveBuffer(std::string&& buffer) {
-  // Enough for the connections active within one loop iteration; a buffer that grew for a
-  // large body is not worth keeping.
-  constexpr size_t kMaxBuffers = 256;
-  constexpr size_t kMaxCapacity = 64 * 1024;
-  if (buffers_.size() >= kMaxBuffers || buffer.capacity() > kMaxCapacity) {
+  if (buffers_.size() >= kMaxPooledBuffers || buffer.capacity() > kMaxPooledCapacity) {
     std::string().swap(buffer);
     return;
   }
   buffer.clear();
   buffers_.push_back(std::move(buffer));
+}
+
+std::unique_ptr<std::string> LoopContext::TakeBoxedBuffer() {
+  if (boxed_buffers_.empty()) {
+    auto buffer = std::make_unique<std::string>();
+    buffer->reserve(kNewBufferCapacity);
+    return buffer;
+  }
+  std::unique_ptr<std::string> buffer = std::move(boxed_buffers_.back());
+  boxed_buffers_.pop_back();
+  return buffer;
+}
+
+void LoopContext::GiveBoxedBuffer(std::unique_ptr<std::string> buffer) {
+  if (!buffer || boxed_buffers_.size() >= kMaxPooledBuffers ||
+      buffer->capacity() > kMaxPooledCapacity) {
+    return;  // freed
+  }
+  buffer->clear();
+  boxed_buffers_.push_back(std::move(buffer));
 }
 
 uint64_t LoopContext::Random() {

@@ -1,5 +1,5 @@
-// Listening sockets, made by the control thread before privileges are dropped and adopted by a
-// loop with uv_tcp_open (libuv 1.44 cannot set SO_REUSEPORT itself).
+// Listening sockets, made by the control thread before privileges are dropped and accepted from
+// by a loop's SocketAcceptor (libuv 1.44 cannot set SO_REUSEPORT itself).
 #ifndef SLUICE_PROXY_NET_LISTEN_SOCKET_H_
 #define SLUICE_PROXY_NET_LISTEN_SOCKET_H_
 

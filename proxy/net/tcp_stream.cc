@@ -1,9 +1,11 @@
 #include "proxy/net/tcp_stream.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cassert>
 #include <cstring>
@@ -12,10 +14,19 @@
 
 namespace sluice {
 
-struct TcpStream::InFlight {
-  uv_write_t request;
-  std::string data;
-};
+namespace {
+
+// libuv's error codes are the negated errno on Linux.
+int ErrnoToUv(int error) { return -error; }
+
+// Reads per readable event at most (libuv's streams read 32 times): a fast sender cannot keep
+// the loop from the other connections.
+constexpr int kReadsPerEvent = 32;
+
+// Sent bytes kept at the front of the output queue at most (its offset is 32 bits).
+constexpr uint32_t kMaxSentAtFront = 1 << 20;
+
+}  // namespace
 
 // A TLS connection's state. It is the one that waits for the loop's handshake budget, so that
 // a cleartext stream does not carry the waiter's list node (issue 24: idle memory).
@@ -68,7 +79,7 @@ struct TlsBio {
     auto* stream = static_cast<TcpStream*>(BIO_get_data(b));
     BIO_clear_retry_flags(b);
     stream->PrepareOut();
-    stream->out_.append(data, static_cast<size_t>(len));
+    stream->out_->append(data, static_cast<size_t>(len));
     return len;
   }
   static int Read(BIO* b, char* data, int len) {
@@ -88,9 +99,10 @@ struct TlsBio {
   static long Ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
 };
 
-TcpStream::TcpStream(LoopContext* context, Handler* handler)
-    : context_(context), handler_(handler) {
-  handle_.data = this;
+TcpStream::TcpStream(LoopContext* context, Handler* handler) : handler_(handler) {
+  std::memset(&poll_, 0, sizeof(poll_));
+  poll_.loop = context->loop();  // uv_poll_init sets the same; context() reads it before
+  poll_.data = this;
 }
 
 TcpStream::~TcpStream() {
@@ -157,13 +169,13 @@ bool TcpStream::AdvanceHandshake() {
 void TcpStream::OnTlsRead(const char* data, size_t len) {
   Tls& tls = *tls_;
   int64_t handshake_start = 0;  // set: this read's handshake work is charged to the budget
-  if (!tls.established && context_->handshake_budget_enabled() && SSL_is_server(tls.ssl)) {
-    if (!context_->HandshakeBudgetLeft() || tls.waiting_for_budget()) {
+  if (!tls.established && context()->handshake_budget_enabled() && SSL_is_server(tls.ssl)) {
+    if (!context()->HandshakeBudgetLeft() || tls.waiting_for_budget()) {
       // This iteration's handshakes are paid for: wait (not reading) for a later one.
       tls.held.append(data, len);
       tls.waited = true;
       StopReading();
-      context_->WaitForHandshakeBudget(&tls);
+      context()->WaitForHandshakeBudget(&tls);
       return;
     }
     handshake_start = SystemClock().MonotonicNanos();
@@ -173,7 +185,7 @@ void TcpStream::OnTlsRead(const char* data, size_t len) {
   if (!tls.established) {
     bool done = AdvanceHandshake();
     if (handshake_start != 0) {
-      context_->ChargeHandshake(SystemClock().MonotonicNanos() - handshake_start);
+      context()->ChargeHandshake(SystemClock().MonotonicNanos() - handshake_start);
     }
     if (!done) return;
     if (SSL_is_server(tls.ssl)) {
@@ -185,7 +197,7 @@ void TcpStream::OnTlsRead(const char* data, size_t len) {
     ScheduleFlush();  // plaintext written before the handshake finished
   }
   // Everything this read decrypts to reaches the handler in one call, like a plain read.
-  char* plain = context_->tls_buffer();
+  char* plain = context()->tls_buffer();
   size_t have = 0;
   bool peer_closed = false;
   for (;;) {
@@ -245,7 +257,7 @@ void TcpStream::EncryptPending() {
       return;
     }
     // SSL_MODE_ENABLE_PARTIAL_WRITE is off: everything was taken.
-    context_->GiveBuffer(std::move(tls.plain_out));
+    context()->GiveBuffer(std::move(tls.plain_out));
     tls.plain_out.clear();
   }
   if (shutdown_requested_ && !tls.notify_sent) {
@@ -256,111 +268,231 @@ void TcpStream::EncryptPending() {
   }
 }
 
-bool TcpStream::HasOutput() const { return !out_.empty(); }
+bool TcpStream::HasOutput() const { return out_size() > 0; }
 
 int TcpStream::Init() {
-  int rc = uv_tcp_init(context_->loop(), &handle_);
-  if (rc == 0) initialized_ = true;
-  handle_.data = this;
-  return rc;
+  initialized_ = true;
+  return 0;
+}
+
+int TcpStream::Adopt(int fd) {
+  int rc = WatchSocket(fd);
+  if (rc != 0) return rc;
+  UpdatePoll();                                // reading asked for before
+  if (HasOutput()) context()->Schedule(this);  // written before
+  return 0;
+}
+
+int TcpStream::WatchSocket(int fd) {
+  assert(initialized_ && !polling_);
+  if (closing_) {
+    ::close(fd);
+    return UV_ECANCELED;
+  }
+  int rc = uv_poll_init_socket(context()->loop(), &poll_, fd);
+  if (rc != 0) {
+    ::close(fd);
+    return rc;
+  }
+  poll_.data = this;
+  polling_ = true;
+  return 0;
+}
+
+int TcpStream::fd() const {
+  uv_os_fd_t fd = -1;
+  if (!polling_ || closing_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(&poll_), &fd) != 0) {
+    return -1;
+  }
+  return fd;
 }
 
 int TcpStream::Connect(const sockaddr* address) {
-  auto* request = new uv_connect_t;
-  request->data = this;
-  int rc = uv_tcp_connect(request, &handle_, address, [](uv_connect_t* req, int status) {
-    auto* self = static_cast<TcpStream*>(req->data);
-    delete req;
-    if (status == UV_ECANCELED || self->closing_) return;
-    if (status < 0) {
-      self->ReportError(status);
-    } else if (self->tls_) {
-      // The handshake first; OnStreamConnected when it is done.
-      if (self->StartReading() != 0) {
-        self->ReportError(UV_EIO);
-      } else {
-        self->AdvanceHandshake();
-      }
-    } else {
-      self->handler_->OnStreamConnected();
-    }
-    self->context_->RunAfterCallback();
-  });
-  if (rc != 0) delete request;
-  return rc;
+  if (!initialized_ || polling_ || closing_) return UV_EINVAL;
+  socklen_t len = address->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  int fd = ::socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoToUv(errno);
+  int rc = WatchSocket(fd);
+  if (rc != 0) return rc;
+  do {
+    rc = ::connect(fd, address, len);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0 && errno != EINPROGRESS) {
+    // Refused at once (loopback can): reported like a refusal that takes a round trip, from
+    // after this call, as libuv does.
+    if (errno != ECONNREFUSED) return ErrnoToUv(errno);
+    refused_ = true;
+    context()->Schedule(this);
+    return 0;
+  }
+  connecting_ = true;
+  UpdatePoll();
+  return 0;
+}
+
+void TcpStream::OnConnectDone(int error) {
+  connecting_ = false;
+  if (error != 0) {
+    UpdatePoll();
+    ReportError(error);
+    return;
+  }
+  if (tls_) {
+    // The handshake first; OnStreamConnected when it is done.
+    reading_ = true;
+    UpdatePoll();
+    AdvanceHandshake();
+    return;
+  }
+  // The owner starts reading from here, usually: the poll changes once, not twice.
+  handler_->OnStreamConnected();
+  UpdatePoll();
+  if (HasOutput() || shutdown_requested_) ScheduleFlush();  // written while connecting
+}
+
+int TcpStream::SocketError() const {
+  int error = 0;
+  socklen_t len = sizeof(error);
+  if (getsockopt(fd(), SOL_SOCKET, SO_ERROR, &error, &len) != 0) return ErrnoToUv(errno);
+  return ErrnoToUv(error);
 }
 
 void TcpStream::TuneSocket(int not_sent_low_water) {
-  uv_tcp_nodelay(&handle_, 1);
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&handle_), &fd) == 0) {
-    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &not_sent_low_water, sizeof(not_sent_low_water));
+  int socket = fd();
+  if (socket < 0) return;
+  int one = 1;
+  setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(socket, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &not_sent_low_water,
+             sizeof(not_sent_low_water));
+}
+
+void TcpStream::UpdatePoll() {
+  if (!polling_ || closing_) return;
+  int want = 0;
+  if (!failed_) {  // a failed stream waits for nothing: the owner closes it
+    if (reading_) want |= UV_READABLE;
+    if (writing_ || connecting_) want |= UV_WRITABLE;
   }
+  if (want == events_) return;
+  events_ = static_cast<uint8_t>(want);
+  // Every change costs the loop an epoll_ctl or two: it happens when a connection starts or
+  // stops waiting for the kernel's room or for its peer's bytes, not per request.
+  if (want == 0) {
+    uv_poll_stop(&poll_);
+    return;
+  }
+  int rc = uv_poll_start(&poll_, want, [](uv_poll_t* handle, int status, int events) {
+    auto* self = static_cast<TcpStream*>(handle->data);
+    self->OnPoll(status, events);
+    // Flush what this event produced now, not after every other event of this poll: the
+    // response to one read goes out in one write without waiting behind the others.
+    LoopContext::From(handle->loop)->RunAfterCallback();
+  });
+  if (rc != 0) {
+    events_ = 0;
+    ReportError(rc);
+  }
+}
+
+void TcpStream::OnPoll(int status, int events) {
+  if (closing_) return;
+  if (status < 0) {
+    // A socket error (libuv's poll handle says EBADF for POLLERR and stops watching). As
+    // libuv's own streams did: what the peer sent before it is read, and what waits is
+    // written, and either meets the error; a stream that read the peer's end and has nothing
+    // to write reports nothing (its owner has the end).
+    events_ = 0;
+    if (connecting_) {
+      int error = SocketError();
+      OnConnectDone(error != 0 ? error : status);
+      return;
+    }
+    if (reading_) OnReadable(/*to_the_end=*/true);
+    if (closing_ || failed_) return;
+    if (writing_) OnWritable();
+    if (closing_ || failed_) return;
+    if (!reading_ && !writing_) {
+      UpdatePoll();
+      return;
+    }
+    int error = SocketError();
+    ReportError(error != 0 ? error : status);
+    return;
+  }
+  if (connecting_) {
+    if (events & UV_WRITABLE) OnConnectDone(SocketError());
+    return;
+  }
+  if ((events & UV_READABLE) && reading_) OnReadable();
+  if (closing_ || failed_) return;
+  if ((events & UV_WRITABLE) && writing_) OnWritable();
 }
 
 int TcpStream::StartReading() {
   if (reading_ || closing_) return 0;
-  int rc = uv_read_start(
-      stream(),
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        LoopContext* context = LoopContext::From(h->loop);
-        *buf = uv_buf_init(context->read_buffer(), LoopContext::kReadBufferSize);
-      },
-      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-        static_cast<TcpStream*>(s->data)->OnRead(nread, buf);
-        // Flush what this event produced now, not after every other event of this poll: the
-        // response to one read goes out in one write without waiting behind the others.
-        LoopContext::From(s->loop)->RunAfterCallback();
-      });
-  if (rc == 0) reading_ = true;
-  return rc;
+  reading_ = true;
+  if (!connecting_) UpdatePoll();
+  return 0;
 }
 
 void TcpStream::StopReading() {
   if (!reading_) return;
-  uv_read_stop(stream());
   reading_ = false;
+  UpdatePoll();
 }
 
-void TcpStream::OnRead(ssize_t nread, const uv_buf_t* buf) {
-  if (closing_) return;
-  if (nread > 0) {
-    if (tls_) {
-      OnTlsRead(buf->base, static_cast<size_t>(nread));
+void TcpStream::OnReadable(bool to_the_end) {
+  char* buffer = context()->read_buffer();
+  const int socket = fd();
+  for (int i = 0; i < kReadsPerEvent && reading_ && !closing_ && !failed_; ++i) {
+    ssize_t n = ::read(socket, buffer, LoopContext::kReadBufferSize);
+    if (n > 0) {
+      if (tls_) {
+        OnTlsRead(buffer, static_cast<size_t>(n));
+      } else {
+        handler_->OnStreamRead(buffer, static_cast<size_t>(n));
+      }
+      // The buffer was not filled: there is nothing more to read now (after a socket error,
+      // the next read says how the stream ended).
+      if (static_cast<size_t>(n) < LoopContext::kReadBufferSize && !to_the_end) return;
+      context()->RunAfterCallback();  // this read's output before the next read
+      continue;
+    }
+    if (n == 0) {
+      StopReading();
+      handler_->OnStreamEof();
       return;
     }
-    handler_->OnStreamRead(buf->base, static_cast<size_t>(nread));
-  } else if (nread == UV_EOF) {
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    int error = ErrnoToUv(errno);
     StopReading();
-    handler_->OnStreamEof();
-  } else if (nread < 0) {
-    StopReading();
-    ReportError(static_cast<int>(nread));
+    ReportError(error);
+    return;
   }
 }
 
 void TcpStream::PrepareOut() {
-  // The first byte to wait in the queue gets a pooled buffer (std::string's inline capacity
-  // means it has none of its own).
-  if (out_.empty()) out_ = context_->TakeBuffer();
+  // The first byte to wait in the queue gets a pooled buffer.
+  if (!out_) out_ = context()->TakeBoxedBuffer();
 }
 
 void TcpStream::ReleaseOut() {
-  context_->GiveBuffer(std::move(out_));
-  out_.clear();
+  out_sent_ = 0;
+  context()->GiveBoxedBuffer(std::move(out_));
 }
 
 void TcpStream::Write(std::string_view data) {
   if (closing_ || failed_ || shutdown_requested_ || data.empty()) return;
   if (tls_) {
     std::string& plain = tls_->plain_out;
-    if (plain.empty()) plain = context_->TakeBuffer();
+    if (plain.empty()) plain = context()->TakeBuffer();
     plain.append(data);
     ScheduleFlush();
     return;
   }
   PrepareOut();
-  out_.append(data);
+  out_->append(data);
   ScheduleFlush();
 }
 
@@ -372,9 +504,9 @@ void TcpStream::Write(std::string_view a, std::string_view b) {
     return;
   }
   PrepareOut();
-  out_.reserve(out_.size() + a.size() + b.size());
-  out_.append(a);
-  out_.append(b);
+  out_->reserve(out_->size() + a.size() + b.size());
+  out_->append(a);
+  out_->append(b);
   ScheduleFlush();
 }
 
@@ -387,24 +519,34 @@ void TcpStream::Write(std::string_view a, std::string_view b, std::string_view c
     return;
   }
   PrepareOut();
-  out_.reserve(out_.size() + a.size() + b.size() + c.size());
-  out_.append(a);
-  out_.append(b);
-  out_.append(c);
+  out_->reserve(out_->size() + a.size() + b.size() + c.size());
+  out_->append(a);
+  out_->append(b);
+  out_->append(c);
   ScheduleFlush();
 }
 
-size_t TcpStream::queued_bytes() const {
-  return out_.size() + (writing_ ? in_flight_->data.size() : 0) +
-         (tls_ ? tls_->plain_out.size() : 0);
-}
+size_t TcpStream::queued_bytes() const { return out_size() + (tls_ ? tls_->plain_out.size() : 0); }
 
 void TcpStream::ScheduleFlush() {
-  // TLS: plaintext is encrypted at flush time even while a write is in flight.
-  if (!writing_ || tls_) context_->Schedule(this);
+  // TLS: plaintext is encrypted at flush time even while the queue waits for the kernel.
+  if (!writing_ || tls_) context()->Schedule(this);
 }
 
-void TcpStream::RunDeferred() { Flush(); }
+void TcpStream::RunDeferred() {
+  if (closing_) {
+    // Closed without a socket (Close): nothing for libuv to call back, so the owner hears of
+    // it from here, after the call that closed it.
+    if (initialized_ && !polling_) handler_->OnStreamClosed();
+    return;
+  }
+  if (refused_) {
+    refused_ = false;
+    ReportError(UV_ECONNREFUSED);
+    return;
+  }
+  Flush();
+}
 
 void TcpStream::Flush() {
   if (closing_ || failed_) return;
@@ -412,59 +554,53 @@ void TcpStream::Flush() {
     EncryptPending();
     if (failed_) return;
   }
-  if (writing_) return;
-  if (out_.empty()) {
+  if (writing_ || connecting_ || !polling_) return;  // the poll callback goes on
+  if (!HasOutput()) {
     MaybeShutdown();
     return;
   }
-  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned int>(out_.size()));
-  int n = uv_try_write(stream(), &buf, 1);
-  if (n == static_cast<int>(out_.size())) {
-    ReleaseOut();
-    handler_->OnStreamDrained();
-    MaybeShutdown();
+  if (!Send()) return;
+  if (HasOutput()) {
+    writing_ = true;
+    UpdatePoll();
     return;
   }
-  if (n < 0 && n != UV_EAGAIN) {
-    ReportError(n);
-    return;
-  }
-  if (n > 0) out_.erase(0, static_cast<size_t>(n));
-  StartUvWrite();
+  ReleaseOut();
+  handler_->OnStreamDrained();
+  MaybeShutdown();
 }
 
-void TcpStream::StartUvWrite() {
-  if (!in_flight_) in_flight_ = std::make_unique<InFlight>();
-  in_flight_->data.swap(out_);
-  in_flight_->request.data = this;
-  uv_buf_t buf =
-      uv_buf_init(in_flight_->data.data(), static_cast<unsigned int>(in_flight_->data.size()));
-  writing_ = true;
-  int rc = uv_write(&in_flight_->request, stream(), &buf, 1, [](uv_write_t* req, int status) {
-    LoopContext* context = LoopContext::From(req->handle->loop);
-    static_cast<TcpStream*>(req->data)->OnWriteDone(status);
-    if (status != UV_ECANCELED) context->RunAfterCallback();
-  });
-  if (rc != 0) {
-    writing_ = false;
-    ReportError(rc);
+bool TcpStream::Send() {
+  const int socket = fd();
+  while (HasOutput()) {
+    ssize_t n = ::send(socket, out_->data() + out_sent_, out_size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      ReportError(ErrnoToUv(errno));
+      return false;
+    }
+    out_sent_ += static_cast<uint32_t>(n);
   }
+  if (HasOutput() && (out_sent_ >= out_->size() / 2 || out_sent_ >= kMaxSentAtFront)) {
+    // Keep what waits at the front: the queue does not creep through memory while a slow
+    // reader takes a little at a time and more is appended behind.
+    out_->erase(0, out_sent_);
+    out_sent_ = 0;
+  }
+  return true;
 }
 
-void TcpStream::OnWriteDone(int status) {
+void TcpStream::OnWritable() {
+  if (tls_) {
+    EncryptPending();  // plaintext written since: in the same send
+    if (failed_) return;
+  }
+  if (!Send()) return;
+  if (HasOutput()) return;  // still waiting for room
   writing_ = false;
-  if (closing_ || status == UV_ECANCELED) return;
-  if (status < 0) {
-    ReportError(status);
-    return;
-  }
-  context_->GiveBuffer(std::move(in_flight_->data));
-  in_flight_->data.clear();
-  if (!out_.empty() || (tls_ && !tls_->plain_out.empty())) {
-    Flush();
-    return;
-  }
-  in_flight_.reset();  // idle connections keep no write request around
+  UpdatePoll();
+  ReleaseOut();
   handler_->OnStreamDrained();
   MaybeShutdown();
 }
@@ -476,44 +612,43 @@ void TcpStream::ShutdownWrite() {
 }
 
 void TcpStream::MaybeShutdown() {
-  if (!shutdown_requested_ || shutdown_started_ || writing_ || !out_.empty() || closing_) return;
+  if (!shutdown_requested_ || shutdown_started_ || writing_ || HasOutput() || closing_) return;
   if (tls_ && tls_->established && !tls_->notify_sent) {
     ScheduleFlush();  // close_notify first
     return;
   }
+  if (!polling_ || connecting_) return;  // a connect in progress shuts down once done
   shutdown_started_ = true;
-  auto* request = new uv_shutdown_t;
-  request->data = this;
-  int rc = uv_shutdown(request, stream(), [](uv_shutdown_t* req, int status) {
-    auto* self = static_cast<TcpStream*>(req->data);
-    delete req;
-    if (status < 0 && status != UV_ECANCELED && status != UV_ENOTCONN && !self->closing_) {
-      self->ReportError(status);
-    }
-  });
-  if (rc != 0) {
-    delete request;
-    if (rc != UV_ENOTCONN) ReportError(rc);
-  }
+  if (::shutdown(fd(), SHUT_WR) != 0 && errno != ENOTCONN) ReportError(ErrnoToUv(errno));
 }
 
 void TcpStream::ReportError(int error) {
   if (failed_ || closing_) return;
   failed_ = true;
+  UpdatePoll();  // a socket in error would wake the loop until the owner closes it
   handler_->OnStreamError(error);
 }
 
 void TcpStream::Close() {
   if (closing_) return;
+  int socket = fd();
   closing_ = true;
   CancelDeferred();
   if (tls_) tls_->StopWaiting();
   if (!initialized_) return;  // nothing for libuv to close; the owner frees itself
   reading_ = false;
-  uv_close(reinterpret_cast<uv_handle_t*>(&handle_), [](uv_handle_t* h) {
+  if (!polling_) {
+    context()->Schedule(this);  // OnStreamClosed from RunDeferred
+    return;
+  }
+  // Once the handle is closed the loop no longer watches the socket (uv_close takes it out of
+  // epoll at once), so the descriptor can go now; the handle itself is libuv's until the close
+  // callback.
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll_), [](uv_handle_t* h) {
     auto* self = static_cast<TcpStream*>(h->data);
     self->handler_->OnStreamClosed();
   });
+  ::close(socket);
 }
 
 }  // namespace sluice

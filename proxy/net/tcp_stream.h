@@ -1,13 +1,19 @@
 // A TCP socket on a worker loop with an output queue: the one place where sluice reads, writes
 // and closes sockets, for downstream and upstream connections alike.
 //
+// The socket is watched with a uv_poll_t and read, written, connected and shut down here with
+// the system calls themselves: a poll handle is 160 bytes where libuv's uv_tcp_t is 248, and
+// every idle connection carries one (issue 24: idle memory). The loop is still libuv's.
+//
 // Writes are coalesced: Write() appends to the queue and the queue is flushed once, when the
 // libuv callback that produced the writes returns (LoopContext deferred task), with a single
-// write(2) when the kernel takes it all. That turns "response head, body, end" into one system
+// send(2) when the kernel takes it all. That turns "response head, body, end" into one system
 // call without holding a response back behind other connections' events. What the kernel
-// does not take is handed to uv_write and reported drained when done.
+// does not take waits for the socket to be writable and is reported drained when it is out.
 //
-// Reads use the loop's shared read buffer: nothing is allocated per idle connection.
+// Reads use the loop's shared read buffer, and the output queue is a pooled buffer taken for
+// the first byte that waits and given back once the queue is empty: nothing is allocated per
+// idle connection.
 //
 // TLS (StartTls): the same stream carries an OpenSSL session whose network side is a custom
 // BIO: ciphertext goes straight into the output queue and is read straight from the loop's read
@@ -15,6 +21,9 @@
 // flush time, so a response head and its body travel in one record. The handler sees only
 // plaintext; a client stream reports OnStreamConnected once the handshake is done, a server
 // stream OnTlsEstablished.
+//
+// Errors are libuv error codes (on Linux the negated errno) so that owners and logs read the
+// same as before the poll handle.
 //
 // Lifetime: embedded in its owner (a connection), whose OnStreamClosed() runs from the libuv
 // close callback; that is where the owner frees itself (STYLE.md rule 8). Loop thread only.
@@ -61,13 +70,18 @@ class TcpStream final : private DeferredTask {
   TcpStream& operator=(const TcpStream&) = delete;
   ~TcpStream() override;
 
-  // uv_tcp_init; must succeed before anything else. Returns a libuv error code.
+  // Readies the stream; call before anything else. From here on Close() always ends in
+  // OnStreamClosed, whether or not a socket was ever adopted or connected. Returns 0 (a libuv
+  // error code, kept so that owners treat every stream alike).
   int Init();
-  uv_tcp_t* handle() { return &handle_; }
-  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&handle_); }
 
-  // Non-blocking connect; OnStreamConnected or OnStreamError follows.
+  // Takes an accepted, non-blocking socket (the stream closes it, on failure too). Returns a
+  // libuv error code.
+  int Adopt(int fd);
+  // Non-blocking connect on a new socket; OnStreamConnected or OnStreamError follows.
   int Connect(const sockaddr* address);
+  // The socket, or -1 before Adopt/Connect and once closing.
+  int fd() const;
 
   // Socket options for a connected socket: TCP_NODELAY, and TCP_NOTSENT_LOWAT so the kernel
   // keeps at most this much unsent data. Without the latter a slow reader can sit behind
@@ -106,20 +120,26 @@ class TcpStream final : private DeferredTask {
   bool closing() const { return closing_; }
 
  private:
-  struct InFlight;
   struct Tls;
   friend struct TlsBio;
 
-  void RunDeferred() override;  // flush
+  void RunDeferred() override;  // flush (or, closed without a socket, OnStreamClosed)
   void ResumeHandshake();       // the loop's handshake budget has room (Tls, a HandshakeWaiter)
+  LoopContext* context() const { return LoopContext::From(poll_.loop); }
   void PrepareOut();
   void ReleaseOut();
+  size_t out_size() const { return out_ ? out_->size() - out_sent_ : 0; }
   void ScheduleFlush();
   void Flush();
-  void StartUvWrite();
+  bool Send();  // as much of the queue as the kernel takes; false after an error
   void MaybeShutdown();
-  void OnRead(ssize_t nread, const uv_buf_t* buf);
-  void OnWriteDone(int status);
+  int WatchSocket(int fd);  // the poll handle on `fd` (closed on failure)
+  void UpdatePoll();        // watches for what the stream waits for now
+  void OnPoll(int status, int events);
+  void OnReadable(bool to_the_end = false);
+  void OnWritable();
+  void OnConnectDone(int error);
+  int SocketError() const;  // SO_ERROR as a libuv error code (0: none)
   void ReportError(int error);
   void OnTlsRead(const char* data, size_t len);
   bool AdvanceHandshake();
@@ -127,19 +147,24 @@ class TcpStream final : private DeferredTask {
   void FailTls(int ret, const char* what);
   bool HasOutput() const;
 
-  uv_tcp_t handle_;
-  LoopContext* context_;
+  // The loop is found through the handle (poll_.loop, set before the handle is initialized):
+  // a connection does not carry the context twice.
+  uv_poll_t poll_;
   Handler* handler_;
-  std::string out_;                      // bytes not yet given to the kernel or to uv_write
-  std::unique_ptr<InFlight> in_flight_;  // one uv_write at a time, allocated on first need
-  std::unique_ptr<Tls> tls_;             // only on TLS connections
-  bool initialized_ = false;
-  bool reading_ = false;
-  bool writing_ = false;  // a uv_write is in flight
-  bool shutdown_requested_ = false;
-  bool shutdown_started_ = false;
-  bool closing_ = false;
-  bool failed_ = false;
+  std::unique_ptr<std::string> out_;  // pooled (LoopContext); bytes not yet taken by the kernel
+  std::unique_ptr<Tls> tls_;          // only on TLS connections
+  uint32_t out_sent_ = 0;             // bytes at the front of *out_ the kernel has taken
+  uint8_t events_ = 0;                // what poll_ watches (UV_READABLE | UV_WRITABLE)
+  bool initialized_ : 1 = false;
+  bool polling_ : 1 = false;  // poll_ holds the socket (uv_poll_init succeeded)
+  bool reading_ : 1 = false;
+  bool writing_ : 1 = false;     // the kernel did not take the queue: waiting for writable
+  bool connecting_ : 1 = false;  // a connect is in progress
+  bool refused_ : 1 = false;     // connect(2) refused at once: reported from the deferred task
+  bool shutdown_requested_ : 1 = false;
+  bool shutdown_started_ : 1 = false;
+  bool closing_ : 1 = false;
+  bool failed_ : 1 = false;
 };
 
 }  // namespace sluice

@@ -17,14 +17,11 @@ constexpr absl::Duration kDrainGrace = absl::Seconds(2);
 
 }  // namespace
 
-void DownstreamConnection::Accept(Worker* worker, uv_stream_t* server,
+void DownstreamConnection::Accept(Worker* worker, int fd, const sockaddr* peer,
                                   const ListenerOptions& options) {
   auto* conn = new DownstreamConnection(worker, options);
-  if (conn->stream_.Init() != 0) {
-    delete conn;
-    return;
-  }
-  if (uv_accept(server, conn->stream_.stream()) != 0) {
+  conn->stream_.Init();
+  if (conn->stream_.Adopt(fd) != 0) {
     conn->phase_ = Phase::kClosed;
     conn->stream_.Close();  // frees conn from the close callback
     return;
@@ -48,6 +45,7 @@ void DownstreamConnection::Accept(Worker* worker, uv_stream_t* server,
     conn->tls_ = true;
     conn->info_.scheme = "https";
   }
+  conn->info_.client = SocketAddress::FromSockaddr(peer);
   conn->Start();
 }
 
@@ -69,11 +67,6 @@ void DownstreamConnection::Start() {
   counted_ = true;
   worker_->OnConnectionOpened();
   stream_.TuneSocket(static_cast<int>(kOutputHighWater));
-  sockaddr_storage peer;
-  int len = sizeof(peer);
-  if (uv_tcp_getpeername(stream_.handle(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
-    info_.client = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer));
-  }
   info_.connection_id = worker_->NextConnectionId();
   if (stream_.StartReading() != 0) {
     Abort();

@@ -30,8 +30,9 @@ class DownstreamConnection final : private TcpStream::Handler,
                                    private CodecObserver,
                                    private TimeoutTarget {
  public:
-  // Accepts one pending connection from `server`. On failure the connection is dropped.
-  static void Accept(Worker* worker, uv_stream_t* server, const ListenerOptions& options);
+  // Takes an accepted socket (`peer` is the client's address). On failure the connection is
+  // dropped.
+  static void Accept(Worker* worker, int fd, const sockaddr* peer, const ListenerOptions& options);
 
   // Shutdown: finish the exchange in progress, then close. Idle connections close at once.
   void Drain();

@@ -1,14 +1,8 @@
 #include "proxy/worker/listener.h"
 
-#include <errno.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstring>
-
-#include "absl/strings/str_format.h"
-#include "common/log.h"
+#include "common/clock.h"
 #include "proxy/worker/downstream_connection.h"
 #include "proxy/worker/worker.h"
 
@@ -19,67 +13,47 @@ Listener::Listener(Worker* worker, const ListenerSocket& socket)
       key_(socket.key),
       fd_(socket.fd),
       backlog_(socket.backlog),
-      options_(socket.options) {
-  handle_.data = this;
-}
+      options_(socket.options) {}
 
 int Listener::Start() {
-  int rc = uv_tcp_init(worker_->context()->loop(), &handle_);
-  if (rc != 0) return rc;
-  handle_.data = this;
-  opened_ = true;
-  rc = uv_tcp_open(&handle_, fd_);
-  if (rc != 0) {
-    ::close(fd_);  // not adopted by the handle
-    fd_ = -1;
-    return rc;
-  }
-  return uv_listen(reinterpret_cast<uv_stream_t*>(&handle_), backlog_,
-                   [](uv_stream_t* server, int status) {
-                     static_cast<Listener*>(server->data)->OnConnection(status);
-                   });
+  acceptor_ = new SocketAcceptor(worker_->context(), this, key_);
+  int fd = fd_;
+  fd_ = -1;  // the acceptor's now
+  return acceptor_->Start(fd, backlog_);
 }
 
-void Listener::OnConnection(int status) {
-  if (status < 0) {
-    // EMFILE and friends: the connection waits in the backlog; try again on the next event.
-    LOG_WARN("listener %s: accept failed: %s", key_, uv_strerror(status));
-    return;
-  }
+bool Listener::MayAccept() {
   LoopContext* context = worker_->context();
   if (options_.tls && context->handshake_budget_enabled() && !context->HandshakeBudgetLeft()) {
-    context->WaitForHandshakeBudget(this);  // not accepted: libuv waits for ResumeHandshake
-    return;
+    context->WaitForHandshakeBudget(this);  // not accepted: ResumeHandshake goes on
+    return false;
   }
-  AcceptOne();
+  return true;
 }
 
-void Listener::AcceptOne() {
+void Listener::OnAccepted(int fd, const sockaddr* peer) {
   LoopContext* context = worker_->context();
   if (!options_.tls || !context->handshake_budget_enabled()) {
-    DownstreamConnection::Accept(worker_, reinterpret_cast<uv_stream_t*>(&handle_), options_);
+    DownstreamConnection::Accept(worker_, fd, peer, options_);
     return;
   }
   int64_t start = SystemClock().MonotonicNanos();
-  DownstreamConnection::Accept(worker_, reinterpret_cast<uv_stream_t*>(&handle_), options_);
+  DownstreamConnection::Accept(worker_, fd, peer, options_);
   context->ChargeHandshake(SystemClock().MonotonicNanos() - start);
 }
 
 void Listener::ResumeHandshake() {
-  if (closing_) return;
-  AcceptOne();
+  if (acceptor_) acceptor_->Resume();
 }
 
 void Listener::CloseAndDelete() {
-  closing_ = true;
   StopWaitingForBudget();
-  if (!opened_) {
-    if (fd_ >= 0) ::close(fd_);
-    delete this;
-    return;
+  if (acceptor_) {
+    acceptor_->CloseAndDelete();
+  } else if (fd_ >= 0) {
+    ::close(fd_);
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&handle_),
-           [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
+  delete this;
 }
 
 }  // namespace sluice

@@ -1,7 +1,7 @@
 // A listening socket on one worker. With N workers, every configured address is bound N times
 // with SO_REUSEPORT (proxy/net/listen_socket.h) and the kernel spreads new connections across
-// the workers' sockets (libuv 1.44 has no flag for it: the control thread creates and binds
-// the socket, the worker adopts it with uv_tcp_open).
+// the workers' sockets (the control thread creates and binds the socket, the worker accepts
+// from it with a SocketAcceptor).
 #ifndef SLUICE_PROXY_WORKER_LISTENER_H_
 #define SLUICE_PROXY_WORKER_LISTENER_H_
 
@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "common/socket_address.h"
 #include "proxy/event/loop_context.h"
+#include "proxy/net/socket_acceptor.h"
 #include "proxy/tls/server_tls.h"
 
 namespace sluice {
@@ -35,9 +36,9 @@ struct ListenerSocket {
 
 // A TLS listener accepts within the loop's handshake budget (LoopContext::SetHandshakeBudget):
 // once an iteration's budget is spent, the next connection stays in the kernel's accept queue
-// (libuv stops watching the socket until it is taken) and is accepted, first, at the next
-// iteration. A storm then waits in the queue instead of in the loop.
-class Listener final : private HandshakeWaiter {
+// (the acceptor stops watching the socket) and is accepted, first, at the next iteration. A
+// storm then waits in the queue instead of in the loop.
+class Listener final : private HandshakeWaiter, private SocketAcceptor::Handler {
  public:
   Listener(Worker* worker, const ListenerSocket& socket);
   Listener(const Listener&) = delete;
@@ -46,23 +47,22 @@ class Listener final : private HandshakeWaiter {
   // Adopts the descriptor and starts accepting. Returns a libuv error code.
   int Start();
   void set_options(ListenerOptions options) { options_ = std::move(options); }
-  // Stops accepting and closes the socket; the listener deletes itself in the close callback.
+  // Stops accepting, closes the socket and deletes the listener.
   void CloseAndDelete();
 
  private:
   ~Listener() override = default;
-  void OnConnection(int status);
-  void ResumeHandshake() override;  // accepts the connection that waited
-  void AcceptOne();
+  // SocketAcceptor::Handler
+  bool MayAccept() override;
+  void OnAccepted(int fd, const sockaddr* peer) override;
+  void ResumeHandshake() override;  // the budget has room: accept what waited
 
-  uv_tcp_t handle_;
   Worker* worker_;
   std::string key_;
   int fd_;
   int backlog_;
   ListenerOptions options_;
-  bool opened_ = false;
-  bool closing_ = false;
+  SocketAcceptor* acceptor_ = nullptr;  // frees itself (CloseAndDelete)
 };
 
 }  // namespace sluice

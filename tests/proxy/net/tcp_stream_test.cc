@@ -1,5 +1,6 @@
 #include "proxy/net/tcp_stream.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -126,6 +127,138 @@ TEST_F(TcpStreamTest, ShutdownWriteSendsFinAfterQueuedBytes) {
   stream_->Write("dropped");  // nothing may follow a shutdown
   loop_.RunUntil([] { return false; }, 50);
   EXPECT_EQ(PeerRead(100), "last words");  // PeerRead stops at the FIN
+}
+
+// Waits (bounded) until the kernel has the peer's reset for `fd`.
+bool ResetArrived(int fd) {
+  pollfd p{fd, 0, 0};  // POLLERR is reported whatever is asked for
+  return ::poll(&p, 1, 5000) == 1 && (p.revents & POLLERR);
+}
+
+TEST_F(TcpStreamTest, BytesThatCameBeforeAResetAreReadFirst) {
+  ASSERT_EQ(::send(peer_, "last", 4, 0), 4);
+  linger hard{1, 0};
+  setsockopt(peer_, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+  stream_->StopReading();  // both arrive before the stream looks
+  ::close(peer_);          // RST
+  peer_ = -1;
+  ASSERT_TRUE(ResetArrived(stream_->fd()));
+  ASSERT_EQ(stream_->StartReading(), 0);
+  EXPECT_TRUE(loop_.RunUntil([&] { return events_.error != 0 || events_.eof; }));
+  EXPECT_EQ(events_.read, "last");
+  EXPECT_EQ(events_.error, UV_ECONNRESET);
+}
+
+TEST_F(TcpStreamTest, AResetAfterTheEndIsNotAnError) {
+  // The peer's FIN, then its RST: the stream reads the end, as libuv's streams did, and has
+  // nothing to write, so there is no error to report.
+  ASSERT_EQ(::send(peer_, "bye", 3, 0), 3);
+  ::shutdown(peer_, SHUT_WR);
+  linger hard{1, 0};
+  setsockopt(peer_, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+  stream_->StopReading();
+  ::close(peer_);
+  peer_ = -1;
+  ASSERT_TRUE(ResetArrived(stream_->fd()));
+  ASSERT_EQ(stream_->StartReading(), 0);
+  EXPECT_TRUE(loop_.RunUntil([&] { return events_.eof; }));
+  loop_.RunUntil([&] { return events_.error != 0; }, 50);
+  EXPECT_EQ(events_.read, "bye");
+  EXPECT_EQ(events_.error, 0);
+  // Writing now meets the reset.
+  stream_->Write("too late");
+  EXPECT_TRUE(loop_.RunUntil([&] { return events_.error != 0; }));
+}
+
+TEST_F(TcpStreamTest, TheOutputQueueIsPooledAndGivenBack) {
+  LoopContext* context = loop_.context();
+  std::unique_ptr<std::string> marked = context->TakeBoxedBuffer();
+  const std::string* pooled = marked.get();
+  context->GiveBoxedBuffer(std::move(marked));
+  stream_->Write("one");  // takes the pooled buffer
+  std::unique_ptr<std::string> other = context->TakeBoxedBuffer();
+  EXPECT_NE(other.get(), pooled);  // the stream holds it while bytes wait
+  context->GiveBoxedBuffer(std::move(other));
+  ASSERT_TRUE(loop_.RunUntil([&] { return events_.drained == 1; }));
+  std::unique_ptr<std::string> back = context->TakeBoxedBuffer();
+  EXPECT_EQ(back.get(), pooled);  // drained: an idle stream holds no buffer
+  context->GiveBoxedBuffer(std::move(back));
+  EXPECT_EQ(PeerRead(3), "one");
+}
+
+TEST(TcpStreamAdoptTest, AnAcceptedSocketIsAdopted) {
+  TestLoop loop;
+  Events events;
+  absl::StatusOr<int> listen_fd = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 4);
+  ASSERT_TRUE(listen_fd.ok());
+  sockaddr_storage addr;
+  socklen_t len = sizeof(addr);
+  getsockname(*listen_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  timeval bound{5, 0};  // a stream that does not answer or close fails the test, not hangs it
+  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
+  pollfd ready{*listen_fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&ready, 1, 5000), 1);
+  int accepted = ::accept4(*listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  ASSERT_GE(accepted, 0);
+  TcpStream stream(loop.context(), &events);
+  ASSERT_EQ(stream.Init(), 0);
+  ASSERT_EQ(stream.Adopt(accepted), 0);
+  EXPECT_EQ(stream.fd(), accepted);
+  ASSERT_EQ(stream.StartReading(), 0);
+  ASSERT_EQ(::send(client, "hi", 2, 0), 2);
+  EXPECT_TRUE(loop.RunUntil([&] { return events.read == "hi"; }));
+  stream.Write("yo");
+  EXPECT_TRUE(loop.RunUntil([&] { return events.drained == 1; }));
+  char buf[2];
+  EXPECT_EQ(::recv(client, buf, 2, MSG_WAITALL), 2);
+  EXPECT_EQ(std::string(buf, 2), "yo");
+  stream.Close();
+  EXPECT_EQ(stream.fd(), -1);
+  EXPECT_TRUE(loop.RunUntil([&] { return events.closed; }));
+  // The stream closed the descriptor: the client sees the end.
+  EXPECT_EQ(::recv(client, buf, 1, 0), 0);
+  ::close(client);
+  ::close(*listen_fd);
+}
+
+TEST(TcpStreamAdoptTest, ClosedWithoutASocketTheOwnerStillHearsOfIt) {
+  TestLoop loop;
+  Events events;
+  TcpStream stream(loop.context(), &events);
+  ASSERT_EQ(stream.Init(), 0);
+  stream.Close();
+  EXPECT_FALSE(events.closed);  // after the call that closed it, as from libuv's callback
+  EXPECT_TRUE(loop.RunUntil([&] { return events.closed; }));
+}
+
+TEST(TcpStreamConnectTest, ShutdownWhileConnectingSendsFinOnceConnected) {
+  TestLoop loop;
+  Events events;
+  absl::StatusOr<int> listen_fd = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 4);
+  ASSERT_TRUE(listen_fd.ok());
+  sockaddr_storage addr;
+  socklen_t len = sizeof(addr);
+  getsockname(*listen_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  TcpStream stream(loop.context(), &events);
+  ASSERT_EQ(stream.Init(), 0);
+  ASSERT_EQ(stream.Connect(reinterpret_cast<sockaddr*>(&addr)), 0);
+  stream.Write("early");
+  stream.ShutdownWrite();
+  EXPECT_TRUE(loop.RunUntil([&] { return events.connected && events.drained == 1; }));
+  int peer = ::accept(*listen_fd, nullptr, nullptr);
+  ASSERT_GE(peer, 0);
+  timeval bound{5, 0};  // a missing FIN fails the test instead of hanging it
+  setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
+  std::string got;
+  char buf[64];
+  for (ssize_t n; (n = ::recv(peer, buf, sizeof(buf), 0)) > 0;) got.append(buf, n);
+  EXPECT_EQ(got, "early");  // then the FIN ended the loop
+  stream.Close();
+  EXPECT_TRUE(loop.RunUntil([&] { return events.closed; }));
+  ::close(peer);
+  ::close(*listen_fd);
 }
 
 TEST(TcpStreamConnectTest, RefusedConnectIsReportedAndClosable) {
