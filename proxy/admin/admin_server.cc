@@ -152,7 +152,7 @@ class AdminConnection final : private TcpStream::Handler,
       // The handshake comes first; the codec sees only its plaintext. A failed handshake is a
       // stream error (OnStreamError), and a stalled one meets the head timeout.
       conn->stream_.StartTls(ssl);
-      conn->info_.scheme = "https";
+      conn->info_.https = true;
     }
     server->Opened(conn);
     conn->info_.client = SocketAddress::FromSockaddr(peer);
@@ -178,9 +178,7 @@ class AdminConnection final : private TcpStream::Handler,
 
  private:
   explicit AdminConnection(AdminServer* server)
-      : server_(server), stream_(server->context(), this), timeout_(this) {
-    info_.scheme = "http";
-  }
+      : server_(server), stream_(server->context(), this), timeout_(this) {}
   ~AdminConnection() override { codec_.reset(); }
 
   // TcpStream::Handler

@@ -138,7 +138,7 @@ void PrepareUpstreamRequest(RequestHead& head, const ProxyOptions& options,
     }
   });
 
-  if (!has_proto) headers.Add("X-Forwarded-Proto", downstream.scheme);
+  if (!has_proto) headers.Add("X-Forwarded-Proto", downstream.scheme());
   if (!options.via.empty()) AddVia(headers, head.version, options.via);
   if (!has_request_id && !options.request_id_header.empty()) {
     char id[kRequestIdLength];  // formatted in place: no string to allocate per request

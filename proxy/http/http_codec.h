@@ -34,6 +34,7 @@ const char* StreamResetReasonText(StreamResetReason reason);
 struct DownstreamInfo {
   SocketAddress client;  // the real client: the socket peer, or the PROXY protocol source
   bool proxied = false;  // `client` came from a PROXY protocol header
+  bool https = false;    // the client came by TLS
 
  private:
   // Here, in the address's padding, so that an idle connection carries no hole (issue 24).
@@ -42,7 +43,8 @@ struct DownstreamInfo {
 
  public:
   uint64_t connection_id = 0;
-  const char* scheme = "http";
+
+  const char* scheme() const { return https ? "https" : "http"; }
 
   // The client's address as text ("192.0.2.1", "2001:db8::1"), formatted once per
   // connection rather than once per request. Call InvalidateClientIp() after changing client.
@@ -52,7 +54,7 @@ struct DownstreamInfo {
   }
   void InvalidateClientIp() { ip_len_ = 0; }
 };
-static_assert(sizeof(DownstreamInfo) <= 96, "DownstreamInfo is in every idle connection");
+static_assert(sizeof(DownstreamInfo) <= 88, "DownstreamInfo is in every idle connection");
 
 // Events of one stream, delivered by the codec. Implemented by the forwarder. The codec owns
 // the handler and destroys it (via LoopContext::DeleteLater) once the exchange is over: after

@@ -43,7 +43,7 @@ void DownstreamConnection::Accept(Worker* worker, int fd, const sockaddr* peer,
     }
     conn->stream_.StartTls(ssl);
     conn->tls_ = true;
-    conn->info_.scheme = "https";
+    conn->info_.https = true;
   }
   conn->info_.client = SocketAddress::FromSockaddr(peer);
   conn->Start();
@@ -51,8 +51,7 @@ void DownstreamConnection::Accept(Worker* worker, int fd, const sockaddr* peer,
 
 DownstreamConnection::DownstreamConnection(Worker* worker, const ListenerOptions& options)
     : worker_(worker),
-      context_(worker->context()),
-      stream_(context_, this),
+      stream_(worker->context(), this),
       timeout_(this),
       phase_(options.proxy_protocol ? Phase::kProxyHeader : Phase::kHttp),
       http2_(options.http2) {}
@@ -61,6 +60,8 @@ DownstreamConnection::~DownstreamConnection() {
   // A stream still open is reset here; its forwarder releases what it holds upstream.
   codec_.reset();
 }
+
+LoopContext* DownstreamConnection::context() const { return worker_->context(); }
 
 void DownstreamConnection::Start() {
   worker_->connections().PushBack(this);
@@ -74,7 +75,7 @@ void DownstreamConnection::Start() {
   }
   const TimeoutsConfig& timeouts = worker_->snapshot()->config->timeouts;
   if (phase_ == Phase::kProxyHeader) {
-    timeout_.Arm(context_->Timeouts(timeouts.head_read));
+    timeout_.Arm(context()->Timeouts(timeouts.head_read));
   } else {
     StartSession(nullptr, 0);
   }
@@ -90,21 +91,20 @@ void DownstreamConnection::StartSession(const char* data, size_t len) {
       Abort();
       return;
     }
-    client_key_ = key;
     client_admitted_ = true;
   }
   if (tls_) {
     // The handshake is bounded like a request head. Bytes that came with the PROXY header
     // cannot be fed back into TLS here; a client sends nothing before our handshake reply.
     phase_ = Phase::kHandshake;
-    timeout_.Arm(context_->Timeouts(worker_->snapshot()->config->timeouts.head_read));
+    timeout_.Arm(context()->Timeouts(worker_->snapshot()->config->timeouts.head_read));
     if (drain_pending_) ArmDrainGrace();
     if (len > 0) Abort();
     return;
   }
   if (http2_) {
     phase_ = Phase::kSniff;
-    timeout_.Arm(context_->Timeouts(worker_->snapshot()->config->timeouts.downstream_idle));
+    timeout_.Arm(context()->Timeouts(worker_->snapshot()->config->timeouts.downstream_idle));
     if (drain_pending_) ArmDrainGrace();
     if (len > 0) OnSniffBytes(data, len);
     return;
@@ -150,7 +150,7 @@ void DownstreamConnection::StartHttp(bool http2, const char* data, size_t len) {
     options.http2 = config.http2;
     options.limits = snapshot.request_limits;
     auto codec = std::make_unique<Http2ServerCodec>(
-        context_, static_cast<CodecTransport*>(this), static_cast<StreamFactory*>(this),
+        context(), static_cast<CodecTransport*>(this), static_cast<StreamFactory*>(this),
         static_cast<CodecObserver*>(this), options, &info_);
     codec_h2_ = true;
     codec_ = std::move(codec);
@@ -173,7 +173,7 @@ ServerCodec& DownstreamConnection::codec() {
     options.limits = snapshot.request_limits;
     options.max_requests = snapshot.config->limits.max_requests_per_connection;
     options.requests_served = requests_;
-    codec_ = std::make_unique<Http1ServerCodec>(context_, static_cast<CodecTransport*>(this),
+    codec_ = std::make_unique<Http1ServerCodec>(context(), static_cast<CodecTransport*>(this),
                                                 static_cast<StreamFactory*>(this),
                                                 static_cast<CodecObserver*>(this), options, &info_);
   }
@@ -187,7 +187,7 @@ void DownstreamConnection::ParkIfIdle() {
   requests_ = http1->requests();
   // The codec may still be on the stack (this runs from its notification): destroyed once the
   // current callbacks unwind.
-  context_->DeleteLater(std::move(codec_));
+  context()->DeleteLater(std::move(codec_));
 }
 
 void DownstreamConnection::OnProxyHeaderBytes(const char* data, size_t len) {
@@ -268,7 +268,7 @@ void DownstreamConnection::OnStreamDrained() {
       Abort();  // everything is out and the client has finished too
       return;
     }
-    timeout_.Arm(context_->Timeouts(kLinger));
+    timeout_.Arm(context()->Timeouts(kLinger));
   }
 }
 
@@ -279,7 +279,7 @@ void DownstreamConnection::OnStreamClosed() {
   worker_node_.Unlink();
   Worker* worker = worker_;
   bool counted = counted_;
-  if (client_admitted_) worker->ReleaseClient(client_key_);
+  if (client_admitted_) worker->ReleaseClient(info_.client.ClientKey());  // as admitted
   delete this;
   worker->OnConnectionClosed(counted);
 }
@@ -322,7 +322,7 @@ void DownstreamConnection::CloseAfterWrites() {
   // reset that destroys the response in flight.
   if (read_paused_) stream_.StartReading();
   // Bounded while the last bytes drain; then kLinger once they are out (OnStreamDrained).
-  timeout_.Arm(context_->Timeouts(
+  timeout_.Arm(context()->Timeouts(
       stream_.queued_bytes() == 0 ? kLinger : worker_->snapshot()->config->timeouts.body_idle));
 }
 
@@ -361,16 +361,17 @@ void DownstreamConnection::BeginDrainGrace() {
   drain_pending_ = true;
   const absl::Duration grace =
       std::min(worker_->snapshot()->config->timeouts.head_read, kDrainGrace);
-  drain_deadline_ns_ = context_->clock().MonotonicNanos() + absl::ToInt64Nanoseconds(grace);
+  drain_deadline_ms_ = static_cast<uint32_t>(context()->clock().MonotonicNanos() / 1'000'000 +
+                                             absl::ToInt64Milliseconds(grace));
   ArmDrainGrace();
 }
 
 void DownstreamConnection::ArmDrainGrace() {
   // What is left of the grace, whatever the phase armed the timer for since.
   head_timer_ = false;
-  const int64_t left =
-      std::max<int64_t>(0, drain_deadline_ns_ - context_->clock().MonotonicNanos());
-  timeout_.Arm(context_->Timeouts(absl::Nanoseconds(left)));
+  const uint32_t now_ms = static_cast<uint32_t>(context()->clock().MonotonicNanos() / 1'000'000);
+  const int32_t left = static_cast<int32_t>(drain_deadline_ms_ - now_ms);
+  timeout_.Arm(context()->Timeouts(absl::Milliseconds(std::max<int32_t>(0, left))));
 }
 
 void DownstreamConnection::DrainIfRequestBegan() {
@@ -385,7 +386,7 @@ void DownstreamConnection::DrainIfRequestBegan() {
 
 std::unique_ptr<ServerStreamHandler> DownstreamConnection::NewStream(ServerStream* stream) {
   // New requests use the newest configuration, even on an old connection.
-  return std::make_unique<Forwarder>(context_, worker_->snapshot(), stream);
+  return std::make_unique<Forwarder>(context(), worker_->snapshot(), stream);
 }
 
 void DownstreamConnection::OnCodecStateChanged() {
@@ -401,14 +402,14 @@ void DownstreamConnection::OnCodecStateChanged() {
         ArmDrainGrace();  // the grace runs on (a TLS handshake or the sniff may have ended)
         return;
       }
-      timeout_.Arm(context_->Timeouts(timeouts.downstream_idle));
+      timeout_.Arm(context()->Timeouts(timeouts.downstream_idle));
       ParkIfIdle();
       return;
     case CodecState::kReadingHead:
       // From the first byte of a head to its end, however slowly the bytes come.
       if (!head_timer_) {
         head_timer_ = true;
-        timeout_.Arm(context_->Timeouts(timeouts.head_read));
+        timeout_.Arm(context()->Timeouts(timeouts.head_read));
       }
       return;
     case CodecState::kActive:

@@ -94,8 +94,8 @@ class DownstreamConnection final : private TcpStream::Handler,
   Http2ServerCodec* http2_codec() const;  // codec_, when it is HTTP/2
   void ParkIfIdle();
 
+  LoopContext* context() const;  // the worker's
   Worker* worker_;
-  LoopContext* context_;
   TcpStream stream_;
   std::unique_ptr<ServerCodec> codec_;
   std::unique_ptr<std::string> proxy_header_;  // a PROXY header (or h2c preface) not complete yet
@@ -106,15 +106,17 @@ class DownstreamConnection final : private TcpStream::Handler,
   bool http2_ = true;        // the listener speaks HTTP/2
   bool head_timer_ = false;  // timeout_ is the head timeout (not the idle one)
   bool read_paused_ = false;
-  bool peer_eof_ = false;          // the client half-closed
-  bool counted_ = false;           // in the worker's connection count
-  bool client_admitted_ = false;   // counted under client_key_ (limits.max_connections_per_client)
-  bool had_request_ = false;       // a request head began on this connection
-  bool drain_pending_ = false;     // draining, waiting for the first request (BeginDrainGrace)
-  bool codec_h2_ = false;          // codec_ is an Http2ServerCodec
-  uint32_t requests_ = 0;          // served by the HTTP/1 codecs parked so far
-  int64_t drain_deadline_ns_ = 0;  // when the grace ends (monotonic)
-  uint64_t client_key_ = 0;
+  bool peer_eof_ = false;         // the client half-closed
+  bool counted_ = false;          // in the worker's connection count
+  bool client_admitted_ = false;  // counted under info_.client's key (max_connections_per_client)
+  bool had_request_ = false;      // a request head began on this connection
+  bool drain_pending_ = false;    // draining, waiting for the first request (BeginDrainGrace)
+  bool codec_h2_ = false;         // codec_ is an Http2ServerCodec
+  uint32_t requests_ = 0;         // served by the HTTP/1 codecs parked so far
+  // When the drain grace ends: the low 32 bits of the loop's monotonic clock in milliseconds
+  // (a grace is seconds, so the difference is right across a wrap): 4 bytes in every
+  // connection instead of 8.
+  uint32_t drain_deadline_ms_ = 0;
 };
 
 }  // namespace sluice
