@@ -186,21 +186,35 @@ TEST_F(TcpStreamTest, TheOutputQueueIsPooledAndGivenBack) {
   EXPECT_EQ(PeerRead(3), "one");
 }
 
+// A listening socket on a free loopback port, and its address.
+struct LoopbackListener {
+  LoopbackListener() {
+    absl::StatusOr<int> bound = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 4);
+    if (!bound.ok()) return;
+    fd = *bound;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  }
+  ~LoopbackListener() {
+    if (fd >= 0) ::close(fd);
+  }
+  const sockaddr* address() const { return reinterpret_cast<const sockaddr*>(&addr); }
+  int fd = -1;
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+};
+
 TEST(TcpStreamAdoptTest, AnAcceptedSocketIsAdopted) {
   TestLoop loop;
   Events events;
-  absl::StatusOr<int> listen_fd = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 4);
-  ASSERT_TRUE(listen_fd.ok());
-  sockaddr_storage addr;
-  socklen_t len = sizeof(addr);
-  getsockname(*listen_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  LoopbackListener listener;
+  ASSERT_GE(listener.fd, 0);
   int client = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::connect(client, listener.address(), listener.len), 0);
   timeval bound{5, 0};  // a stream that does not answer or close fails the test, not hangs it
   setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
-  pollfd ready{*listen_fd, POLLIN, 0};
+  pollfd ready{listener.fd, POLLIN, 0};
   ASSERT_EQ(::poll(&ready, 1, 5000), 1);
-  int accepted = ::accept4(*listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int accepted = ::accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   ASSERT_GE(accepted, 0);
   TcpStream stream(loop.context(), &events);
   ASSERT_EQ(stream.Init(), 0);
@@ -220,7 +234,6 @@ TEST(TcpStreamAdoptTest, AnAcceptedSocketIsAdopted) {
   // The stream closed the descriptor: the client sees the end.
   EXPECT_EQ(::recv(client, buf, 1, 0), 0);
   ::close(client);
-  ::close(*listen_fd);
 }
 
 TEST(TcpStreamAdoptTest, ClosedWithoutASocketTheOwnerStillHearsOfIt) {
@@ -236,18 +249,15 @@ TEST(TcpStreamAdoptTest, ClosedWithoutASocketTheOwnerStillHearsOfIt) {
 TEST(TcpStreamConnectTest, ShutdownWhileConnectingSendsFinOnceConnected) {
   TestLoop loop;
   Events events;
-  absl::StatusOr<int> listen_fd = BindListenSocket(*SocketAddress::Parse("127.0.0.1:0"), 4);
-  ASSERT_TRUE(listen_fd.ok());
-  sockaddr_storage addr;
-  socklen_t len = sizeof(addr);
-  getsockname(*listen_fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  LoopbackListener listener;
+  ASSERT_GE(listener.fd, 0);
   TcpStream stream(loop.context(), &events);
   ASSERT_EQ(stream.Init(), 0);
-  ASSERT_EQ(stream.Connect(reinterpret_cast<sockaddr*>(&addr)), 0);
+  ASSERT_EQ(stream.Connect(listener.address()), 0);
   stream.Write("early");
   stream.ShutdownWrite();
   EXPECT_TRUE(loop.RunUntil([&] { return events.connected && events.drained == 1; }));
-  int peer = ::accept(*listen_fd, nullptr, nullptr);
+  int peer = ::accept(listener.fd, nullptr, nullptr);
   ASSERT_GE(peer, 0);
   timeval bound{5, 0};  // a missing FIN fails the test instead of hanging it
   setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
@@ -258,7 +268,6 @@ TEST(TcpStreamConnectTest, ShutdownWhileConnectingSendsFinOnceConnected) {
   stream.Close();
   EXPECT_TRUE(loop.RunUntil([&] { return events.closed; }));
   ::close(peer);
-  ::close(*listen_fd);
 }
 
 TEST(TcpStreamConnectTest, RefusedConnectIsReportedAndClosable) {
