@@ -72,7 +72,7 @@ bool SocketAcceptor::AcceptSome() {
     }
     sockaddr_storage peer;
     socklen_t len = sizeof(peer);
-    int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept_(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       handler_->OnAccepted(fd, reinterpret_cast<const sockaddr*>(&peer));
       continue;

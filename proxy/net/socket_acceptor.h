@@ -60,6 +60,9 @@ class SocketAcceptor final : private TimeoutTarget {
   void CloseAndDelete();
 
   int fd() const { return fd_; }
+  // Tests make accept4 fail on purpose (EMFILE) without starving the process of descriptors.
+  using AcceptFunction = int (*)(int fd, sockaddr* peer, socklen_t* len, int flags);
+  void set_accept_for_testing(AcceptFunction accept) { accept_ = accept; }
   // Times the acceptor paused for want of descriptors.
   uint64_t out_of_files() const { return out_of_files_; }
 
@@ -72,6 +75,7 @@ class SocketAcceptor final : private TimeoutTarget {
   void OnTimeout(Timeout* which) override;  // the out-of-files pause is over
 
   uv_poll_t poll_;
+  AcceptFunction accept_ = &::accept4;
   LoopContext* context_;
   Handler* handler_;
   std::string name_;
