@@ -170,6 +170,11 @@ struct LimitsConfig {
   // the next iterations (LoopContext::SetHandshakeBudget). A reconnect storm then delays new
   // handshakes, not the established connections. 0: no budget.
   absl::Duration tls_handshake_budget = absl::Microseconds(500);
+  // For this long after its handshake a TLS connection's reads (its first requests, its end)
+  // are paid from the same budget (LoopContext::SetYoungConnectionAge): a storm's short
+  // connections wait behind the established ones. 0 (the default): only the accepts and the
+  // handshakes.
+  absl::Duration tls_young_connection_age = absl::ZeroDuration();
 };
 
 // The node's downstream connection cap: limits.max_connections if set, else half of what the

@@ -285,7 +285,7 @@ absl::Status ParseLimits(const Field& f, LimitsConfig* out) {
   RETURN_IF_ERROR(
       f.ExpectMap({"max_head_bytes", "max_headers", "max_target_bytes", "max_request_body_bytes",
                    "max_requests_per_connection", "max_connections", "max_connections_per_client",
-                   "upstream_window_memory", "tls_handshake_budget"}));
+                   "upstream_window_memory", "tls_handshake_budget", "tls_young_connection_age"}));
   RETURN_IF_ERROR(f.Child("max_head_bytes").ReadSize(&out->max_head_bytes, 1024, 1 << 20));
   RETURN_IF_ERROR(f.Child("max_headers").ReadInt(&out->max_headers, 1, 10000));
   RETURN_IF_ERROR(f.Child("max_target_bytes").ReadSize(&out->max_target_bytes, 64, 1 << 20));
@@ -305,6 +305,11 @@ absl::Status ParseLimits(const Field& f, LimitsConfig* out) {
   Field budget = f.Child("tls_handshake_budget");
   RETURN_IF_ERROR(budget.ReadDuration(&out->tls_handshake_budget, absl::ZeroDuration()));
   if (out->tls_handshake_budget > absl::Seconds(1)) return budget.Error("must be at most 1s");
+  Field young = f.Child("tls_young_connection_age");
+  RETURN_IF_ERROR(young.ReadDuration(&out->tls_young_connection_age, absl::ZeroDuration()));
+  if (out->tls_young_connection_age > absl::Minutes(10)) {
+    return young.Error("must be at most 10m");
+  }
   if (out->max_target_bytes > out->max_head_bytes) {
     return f.Child("max_target_bytes").Error("must not exceed max_head_bytes");
   }

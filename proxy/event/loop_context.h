@@ -158,6 +158,13 @@ class LoopContext {
     return handshake_budget_ns_ == 0 || handshake_spent_ns_ < handshake_budget_ns_;
   }
   void ChargeHandshake(int64_t nanos) { handshake_spent_ns_ += nanos; }
+  // A server TLS connection pays for its reads from the same budget until this long after its
+  // handshake (TcpStream::OnReadable): the rest of its handshake, its first requests and its
+  // end are new connections' work too. A storm's clients live shorter than a second, the
+  // established connections a savior serves much longer. Zero (the default): only the
+  // handshakes and the accepts.
+  void SetYoungConnectionAge(absl::Duration age) { young_age_ns_ = ToInt64Nanoseconds(age); }
+  int64_t young_age_ns() const { return young_age_ns_; }
   // Queues `waiter` (once) until an iteration's budget has room for it.
   void WaitForHandshakeBudget(HandshakeWaiter* waiter);
   // Handshakes that waited for a later iteration, since the loop started.
@@ -203,6 +210,7 @@ class LoopContext {
   IntrusiveList<HandshakeWaiter, &HandshakeWaiter::handshake_node_> handshake_waiters_;
   int64_t handshake_budget_ns_ = 0;
   int64_t handshake_spent_ns_ = 0;
+  int64_t young_age_ns_ = 0;
   uint64_t handshakes_waited_ = 0;
   bool closed_ = false;
 };

@@ -38,9 +38,12 @@ struct TcpStream::Tls final : HandshakeWaiter {
   SSL* ssl = nullptr;
   const char* in = nullptr;  // ciphertext of the current read not yet taken by OpenSSL
   size_t in_len = 0;
-  std::string plain_out;  // plaintext waiting for the handshake or for the next flush
-  std::string held;       // a server handshake's bytes waiting for the loop's budget
-  bool waited = false;    // the handshake waited for the budget at least once
+  std::string plain_out;       // plaintext waiting for the handshake or for the next flush
+  std::string held;            // a server handshake's bytes waiting for the loop's budget
+  int64_t established_ns = 0;  // when the handshake finished (the loop's clock): a young
+                               // server stream's reads are paid from the handshake budget
+  bool waited = false;         // the handshake waited for the budget at least once
+  bool charging = false;       // OnReadable charges this read's work: OnTlsRead does not again
   std::string error;
   bool established = false;
   bool notify_sent = false;  // our close_notify is queued
@@ -159,6 +162,7 @@ bool TcpStream::AdvanceHandshake() {
   if (HasOutput()) ScheduleFlush();
   if (ret == 1) {
     tls_->established = true;
+    tls_->established_ns = context()->clock().MonotonicNanos();
     return true;
   }
   int code = SSL_get_error(tls_->ssl, ret);
@@ -178,7 +182,7 @@ void TcpStream::OnTlsRead(const char* data, size_t len) {
       context()->WaitForHandshakeBudget(&tls);
       return;
     }
-    handshake_start = SystemClock().MonotonicNanos();
+    if (!tls.charging) handshake_start = SystemClock().MonotonicNanos();
   }
   tls.in = data;
   tls.in_len = len;
@@ -236,6 +240,14 @@ void TcpStream::OnTlsRead(const char* data, size_t len) {
 
 void TcpStream::ResumeHandshake() {
   if (closing_ || failed_ || !tls_) return;
+  if (budget_paused_) {  // a young stream's read that waited: nothing of it was read yet
+    budget_paused_ = false;
+    UpdatePoll();
+    if (tls_->held.empty()) {
+      if (reading_) OnReadable();
+      return;
+    }
+  }
   std::string held = std::move(tls_->held);
   tls_->held.clear();
   if (StartReading() != 0) {
@@ -370,7 +382,7 @@ void TcpStream::UpdatePoll() {
   if (!polling_ || closing_) return;
   int want = 0;
   if (!failed_) {  // a failed stream waits for nothing: the owner closes it
-    if (reading_) want |= UV_READABLE;
+    if (reading_ && !budget_paused_) want |= UV_READABLE;
     if (writing_ || connecting_) want |= UV_WRITABLE;
   }
   if (want == events_) return;
@@ -441,7 +453,46 @@ void TcpStream::StopReading() {
   UpdatePoll();
 }
 
+bool TcpStream::young_server() const {
+  if (!tls_) return false;
+  const LoopContext* loop = context();
+  if (!loop->handshake_budget_enabled() || loop->young_age_ns() == 0 || !SSL_is_server(tls_->ssl)) {
+    return false;
+  }
+  // Counted from the handshake's end: a storm's connection may wait for the budget longer
+  // than its life after it.
+  return !tls_->established ||
+         loop->clock().MonotonicNanos() - tls_->established_ns < loop->young_age_ns();
+}
+
 void TcpStream::OnReadable(bool to_the_end) {
+  // A young server connection's reads (the rest of its handshake, its first requests, its end)
+  // are new connections' work, paid from the loop's handshake budget: in a storm of
+  // reconnecting clients the established connections' events go first, and a burst of young
+  // ones (a storm's requests, or its clients closing all at once) spreads over iterations
+  // instead of making one long one. A read after a socket error (to_the_end) does not wait.
+  if (to_the_end || !young_server()) {
+    ReadSocket(to_the_end);
+    return;
+  }
+  LoopContext* loop = context();
+  if (!loop->HandshakeBudgetLeft() || tls_->waiting_for_budget()) {
+    // Not read, not watched: ResumeHandshake reads when an iteration has room. Whether the
+    // owner wants to read (reading_) is left as it is, and it may change it meanwhile.
+    budget_paused_ = true;
+    UpdatePoll();
+    if (!tls_->established) tls_->waited = true;  // sluice_tls_handshakes_waited_total
+    loop->WaitForHandshakeBudget(tls_.get());
+    return;
+  }
+  int64_t start = SystemClock().MonotonicNanos();
+  tls_->charging = true;
+  ReadSocket(false);  // tls_ outlives a Close inside: it goes with the stream
+  tls_->charging = false;
+  loop->ChargeHandshake(SystemClock().MonotonicNanos() - start);
+}
+
+void TcpStream::ReadSocket(bool to_the_end) {
   char* buffer = context()->read_buffer();
   const int socket = fd();
   for (int i = 0; i < kReadsPerEvent && reading_ && !closing_ && !failed_; ++i) {

@@ -137,6 +137,9 @@ class TcpStream final : private DeferredTask {
   void UpdatePoll();        // watches for what the stream waits for now
   void OnPoll(int status, int events);
   void OnReadable(bool to_the_end = false);
+  void ReadSocket(bool to_the_end);  // up to kReadsPerEvent reads, each to the handler
+  // A server TLS stream on a loop with a handshake budget, younger than the loop's young age.
+  bool young_server() const;
   void OnWritable();
   void OnConnectDone(int error);
   int SocketError() const;  // SO_ERROR as a libuv error code (0: none)
@@ -165,6 +168,7 @@ class TcpStream final : private DeferredTask {
   bool shutdown_started_ : 1 = false;
   bool closing_ : 1 = false;
   bool failed_ : 1 = false;
+  bool budget_paused_ : 1 = false;  // a young stream's read waits for the handshake budget
 };
 
 }  // namespace sluice

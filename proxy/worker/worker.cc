@@ -141,6 +141,7 @@ void Worker::BuildSnapshot(ConfigPtr config) {
   snapshot->max_connections = share(MaxConnectionsFor(config->limits, files.rlim_cur));
   snapshot->max_connections_per_client = share(config->limits.max_connections_per_client);
   context_->SetHandshakeBudget(config->limits.tls_handshake_budget);
+  context_->SetYoungConnectionAge(config->limits.tls_young_connection_age);
   if (config->steering.enabled) {
     snapshot->steering = steering_table_ ? steering_table_ : config->steering.table;
   }

@@ -234,8 +234,10 @@ routes:
 
     def test_a_burst_of_handshakes_waits_for_the_budget_and_every_one_completes(self):
         # A budget of 1 us: each loop iteration takes one handshake's first flight, the others
-        # wait their turn (in arrival order) for the next iterations.
-        proxy = self.start(extra="limits: {tls_handshake_budget: 1us}\n")
+        # wait their turn (in arrival order) for the next iterations; the young connections'
+        # requests and ends wait for it too.
+        proxy = self.start(
+            extra="limits: {tls_handshake_budget: 1us, tls_young_connection_age: 10s}\n")
         kept = H2Client(self.plain_port)  # established (h2c) on the same workers
         stream = kept.request("/before")
         self.assertEqual(kept.response(stream)[0], 200)

@@ -237,6 +237,27 @@ TEST(ConfigLoaderTest, ConnectionCapsHaveADefault) {
   EXPECT_EQ(MaxConnectionsFor((*config)->limits, 20000), 500u);
 }
 
+TEST(ConfigLoaderTest, TheHandshakeBudgetAndTheYoungConnectionAge) {
+  auto config = ParseConfig(kBase, "b.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->limits.tls_handshake_budget, absl::Microseconds(500));
+  EXPECT_EQ((*config)->limits.tls_young_connection_age, absl::ZeroDuration());
+  config = ParseConfig(
+      std::string(kBase) + "limits: {tls_handshake_budget: 2ms, tls_young_connection_age: 1s}\n",
+      "b.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->limits.tls_handshake_budget, absl::Milliseconds(2));
+  EXPECT_EQ((*config)->limits.tls_young_connection_age, absl::Seconds(1));
+  for (const char* bad :
+       {"limits: {tls_young_connection_age: 11m}\n", "limits: {tls_young_connection_age: -1s}\n",
+        "limits: {tls_young_connection_age: soon}\n"}) {
+    config = ParseConfig(std::string(kBase) + bad, "b.yaml");
+    ASSERT_FALSE(config.ok()) << bad;
+    EXPECT_NE(config.status().message().find("tls_young_connection_age"), std::string::npos)
+        << config.status();
+  }
+}
+
 TEST(ConfigLoaderTest, MissingFile) {
   auto config = LoadConfigFile("/nonexistent/sluice.yaml");
   ASSERT_FALSE(config.ok());

@@ -1,14 +1,18 @@
 #include "proxy/net/tcp_stream.h"
 
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "proxy/net/listen_socket.h"
 #include "tests/proxy/loop_test_util.h"
+#include "tests/proxy/tls_test_util.h"
 
 namespace sluice {
 namespace {
@@ -19,12 +23,14 @@ struct Events : TcpStream::Handler {
   int error = 0;
   int drained = 0;
   bool connected = false;
+  bool established = false;  // a server's TLS handshake
   bool closed = false;
   void OnStreamRead(const char* data, size_t len) override { read.append(data, len); }
   void OnStreamEof() override { eof = true; }
   void OnStreamError(int e) override { error = e; }
   void OnStreamDrained() override { ++drained; }
   void OnStreamConnected() override { connected = true; }
+  void OnTlsEstablished() override { established = true; }
   void OnStreamClosed() override { closed = true; }
 };
 
@@ -288,6 +294,141 @@ TEST(TcpStreamConnectTest, RefusedConnectIsReportedAndClosable) {
   EXPECT_FALSE(events.connected);
   stream.Close();
   EXPECT_TRUE(loop.RunUntil([&] { return events.closed; }));
+}
+
+// TLS on both ends of loopback connections: a self-signed P-256 certificate made in memory, a
+// client that verifies nothing (what is tested is the server stream's reading).
+struct TlsContexts {
+  SSL_CTX* server = SSL_CTX_new(TLS_server_method());
+  SSL_CTX* client = SSL_CTX_new(TLS_client_method());
+  TlsContexts() {
+    EVP_PKEY* key = EVP_EC_gen("P-256");
+    X509* cert = SelfSignedCert(key, "localhost", {});
+    SSL_CTX_use_certificate(server, cert);
+    SSL_CTX_use_PrivateKey(server, key);
+    SSL_CTX_set_verify(client, SSL_VERIFY_NONE, nullptr);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+  }
+  ~TlsContexts() {
+    SSL_CTX_free(server);
+    SSL_CTX_free(client);
+  }
+};
+
+// One TLS connection with both streams on the test loop.
+struct TlsConnection {
+  Events client_events, server_events;
+  TcpStream client, server;
+  TlsConnection(TestLoop* loop, const TlsContexts& tls, const LoopbackListener& listener)
+      : client(loop->context(), &client_events), server(loop->context(), &server_events) {
+    EXPECT_EQ(client.Init(), 0);
+    SSL* ssl = SSL_new(tls.client);
+    SSL_set_connect_state(ssl);
+    client.StartTls(ssl);
+    EXPECT_EQ(client.Connect(listener.address()), 0);
+    pollfd ready{listener.fd, POLLIN, 0};
+    EXPECT_EQ(::poll(&ready, 1, 5000), 1);
+    int fd = ::accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(server.Init(), 0);
+    ssl = SSL_new(tls.server);
+    SSL_set_accept_state(ssl);
+    server.StartTls(ssl);
+    EXPECT_EQ(server.Adopt(fd), 0);
+    EXPECT_EQ(server.StartReading(), 0);
+  }
+  bool up() const { return client_events.connected && server_events.established; }
+  void Close(TestLoop* loop) {
+    client.Close();
+    server.Close();
+    EXPECT_TRUE(loop->RunUntil([&] { return client_events.closed && server_events.closed; }));
+  }
+};
+
+class TcpStreamTlsBudgetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(listener_.fd, 0);
+    // Every read of a young server stream spends the whole budget: the second in an iteration
+    // waits for the next one. Young for a minute: a slow run does not age the streams.
+    loop_.context()->SetHandshakeBudget(absl::Nanoseconds(1));
+    loop_.context()->SetYoungConnectionAge(absl::Minutes(1));
+    a_ = std::make_unique<TlsConnection>(&loop_, tls_, listener_);
+    b_ = std::make_unique<TlsConnection>(&loop_, tls_, listener_);
+    ASSERT_TRUE(loop_.RunUntil([&] { return a_->up() && b_->up(); }));
+  }
+  void TearDown() override {
+    a_->Close(&loop_);
+    b_->Close(&loop_);
+  }
+  uint64_t waited() { return loop_.context()->handshakes_waited(); }
+  // Sends what the clients wrote and waits (outside the loop) until both servers' sockets are
+  // readable: the next poll reports both at once.
+  // Both clients write; true once both servers read it.
+  bool BothClientsWrite() {
+    a_->client.Write("a");
+    b_->client.Write("b");
+    SendAndWaitForBothServers();
+    return loop_.RunUntil(
+        [&] { return a_->server_events.read == "a" && b_->server_events.read == "b"; });
+  }
+  void SendAndWaitForBothServers() {
+    loop_.context()->RunDeferredNow();
+    pollfd both[2] = {{a_->server.fd(), POLLIN, 0}, {b_->server.fd(), POLLIN, 0}};
+    for (int i = 0; i < 500 && !(both[0].revents & POLLIN && both[1].revents & POLLIN); ++i) {
+      ::poll(both, 2, 10);
+    }
+    ASSERT_TRUE(both[0].revents & POLLIN && both[1].revents & POLLIN);
+  }
+
+  TestLoop loop_;
+  TlsContexts tls_;
+  LoopbackListener listener_;
+  std::unique_ptr<TlsConnection> a_, b_;
+};
+
+TEST_F(TcpStreamTlsBudgetTest, AYoungServerStreamsReadWaitsForTheBudget) {
+  uint64_t before = waited();
+  EXPECT_TRUE(BothClientsWrite());
+  EXPECT_EQ(waited(), before + 1);  // one of them read in the iteration after
+}
+
+TEST_F(TcpStreamTlsBudgetTest, AnOwnerThatStopsReadingWhileTheReadWaitsIsObeyed) {
+  uint64_t before = waited();
+  a_->client.Write("a");
+  b_->client.Write("b");
+  SendAndWaitForBothServers();
+  ASSERT_TRUE(loop_.RunUntil([&] { return waited() == before + 1; }));
+  TlsConnection* waiting = a_->server_events.read.empty() ? a_.get() : b_.get();
+  TlsConnection* other = waiting == a_.get() ? b_.get() : a_.get();
+  ASSERT_TRUE(waiting->server_events.read.empty());
+  waiting->server.StopReading();  // say, the connection's origin pushes back
+  // Iterations go on (the other connection is served) and the budget has room again, but the
+  // stream that waited does not read against its owner's word.
+  std::string more = other->server_events.read + "c";
+  other->client.Write("c");
+  ASSERT_TRUE(loop_.RunUntil([&] { return other->server_events.read == more; }));
+  EXPECT_TRUE(waiting->server_events.read.empty());
+  ASSERT_EQ(waiting->server.StartReading(), 0);
+  EXPECT_TRUE(loop_.RunUntil([&] { return !waiting->server_events.read.empty(); }));
+  EXPECT_EQ(waiting->server_events.read, waiting == a_.get() ? "a" : "b");
+}
+
+TEST_F(TcpStreamTlsBudgetTest, AnOlderServerStreamReadsAtOnce) {
+  loop_.context()->SetYoungConnectionAge(absl::ZeroDuration());
+  uint64_t before = waited();
+  EXPECT_TRUE(BothClientsWrite());
+  EXPECT_EQ(waited(), before);
+}
+
+TEST_F(TcpStreamTlsBudgetTest, TheEndOfAYoungStreamWaitsItsTurnToo) {
+  uint64_t before = waited();
+  ASSERT_EQ(::shutdown(a_->client.fd(), SHUT_WR), 0);
+  ASSERT_EQ(::shutdown(b_->client.fd(), SHUT_WR), 0);
+  SendAndWaitForBothServers();
+  EXPECT_TRUE(loop_.RunUntil([&] { return a_->server_events.eof && b_->server_events.eof; }));
+  EXPECT_EQ(waited(), before + 1);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/proxy/tls_test_util.h"
 
 namespace sluice {
 namespace {
@@ -25,21 +26,7 @@ struct TestCert {
 TestCert MakeCert(const std::string& dir, const std::string& stem,
                   const std::vector<std::string>& names) {
   EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), 0);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, key);
-  X509_NAME* subject = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(stem.c_str()), -1, -1, 0);
-  X509_set_issuer_name(x, subject);
-  std::string san;
-  for (const std::string& name : names) san += (san.empty() ? "DNS:" : ",DNS:") + name;
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
-  X509_add_ext(x, ext, -1);
-  X509_EXTENSION_free(ext);
-  X509_sign(x, key, EVP_sha256());
+  X509* x = SelfSignedCert(key, stem, names);
   TestCert out{dir + "/" + stem + ".crt", dir + "/" + stem + ".key"};
   FILE* f = fopen(out.cert_file.c_str(), "w");
   PEM_write_X509(f, x);
