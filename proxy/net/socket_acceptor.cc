@@ -88,6 +88,7 @@ bool SocketAcceptor::AcceptSome() {
     }
     StopWatching();
     pause_.Arm(context_->Timeouts(kOutOfFilesPause));
+    handler_->OnAcceptPaused(error);
     uint64_t held_back = 0;
     if (warnings_.Allow(context_->clock().MonotonicNanos(), &held_back)) {
       LOG_WARN("listener %s: accept failed: %s; accepting again in %s%s", name_, strerror(error),

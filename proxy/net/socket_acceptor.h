@@ -41,6 +41,8 @@ class SocketAcceptor final : private TimeoutTarget {
     virtual bool MayAccept() { return true; }
     // A new connection; `fd` is the handler's from now on. `peer` is its address.
     virtual void OnAccepted(int fd, const sockaddr* peer) = 0;
+    // accept4 failed with `error` (an errno): the acceptor pauses for kOutOfFilesPause.
+    virtual void OnAcceptPaused(int error) { (void)error; }
 
    protected:
     virtual ~Handler() = default;

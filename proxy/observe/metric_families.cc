@@ -247,6 +247,12 @@ std::vector<MetricFamily> BuildFamilies() {
        T::kCounter,
        {},
        SLUICE_WORKER_SUM(tls_handshakes_waited)},
+      {"sluice_accept_pauses_total",
+       "Times a worker stopped accepting on a listener for 100 ms because accept(2) failed "
+       "(out of file descriptors or memory); the connections waited in the kernel's queue.",
+       T::kCounter,
+       {},
+       SLUICE_WORKER_SUM(accept_pauses)},
       {"sluice_tls_handshake_failures_total",
        "Downstream TLS handshakes that failed.",
        T::kCounter,

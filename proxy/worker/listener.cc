@@ -42,6 +42,8 @@ void Listener::OnAccepted(int fd, const sockaddr* peer) {
   context->ChargeHandshake(SystemClock().MonotonicNanos() - start);
 }
 
+void Listener::OnAcceptPaused(int /*error*/) { worker_->mutable_metrics().accept_pauses.Add(); }
+
 void Listener::ResumeHandshake() {
   if (acceptor_) acceptor_->Resume();
 }

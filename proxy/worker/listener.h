@@ -55,7 +55,8 @@ class Listener final : private HandshakeWaiter, private SocketAcceptor::Handler 
   // SocketAcceptor::Handler
   bool MayAccept() override;
   void OnAccepted(int fd, const sockaddr* peer) override;
-  void ResumeHandshake() override;  // the budget has room: accept what waited
+  void OnAcceptPaused(int error) override;  // sluice_accept_pauses_total
+  void ResumeHandshake() override;          // the budget has room: accept what waited
 
   Worker* worker_;
   std::string key_;

@@ -34,6 +34,8 @@ struct Accepted : SocketAcceptor::Handler {
     fds.push_back(fd);
     peers.push_back(SocketAddress::FromSockaddr(peer));
   }
+  std::vector<int> pauses;  // the errors accept4 paused for
+  void OnAcceptPaused(int error) override { pauses.push_back(error); }
   ~Accepted() override {
     for (int fd : fds) ::close(fd);
   }
@@ -140,6 +142,7 @@ TEST_F(SocketAcceptorTest, OutOfDescriptorsPausesAndGoesOn) {
   ASSERT_TRUE(loop_.RunUntil([&] { return acceptor_->out_of_files() > 0; }));
   EXPECT_EQ(failing_accepts, 0);
   EXPECT_TRUE(accepted_.fds.empty());
+  EXPECT_EQ(accepted_.pauses, std::vector<int>{EMFILE});  // the listener counts it
   // The connections waited in the kernel's queue; after the pause (100 ms) they are taken.
   EXPECT_TRUE(loop_.RunUntil([&] { return accepted_.fds.size() == 3; }));
   EXPECT_EQ(acceptor_->out_of_files(), 1u);
