@@ -4,17 +4,19 @@ what a storm of reconnecting clients does to a savior's own traffic, with and wi
 session ticket keys.
 
 Every proxy runs one worker pinned to CPU 0 (PROXY_CPU); the origin (nginx, "hello world"), the
-load generators, the storm tool and this script itself run on CPU 1. In the storms the steady
-client and the origin run under SCHED_FIFO (--rt-priority, where allowed): they stand for
-machines of their own, and the storm tool (as busy as one core) no longer sets their latency.
-Without it the calm p99 and the storm's were the client machine's: the steady client waited
-behind the storm tool for its CPU (calm p99 1.5-2.2 ms here, 0.6-0.9 ms with it). Every proxy terminates TLS with the same
-ECDSA P-256 certificate (signed by a test CA) and OpenSSL's default groups (X25519 first).
+load generators, the storm tool and this script itself run on CPU 1. The origin (all run long)
+and the storms' steady client run under SCHED_FIFO (--rt-priority, where allowed): they stand
+for machines of their own, and the storm tool (as busy as one core) no longer sets their
+latency. Without it the calm p99 and the storm's were the client machine's: the steady client
+waited behind the storm tool for its CPU (calm p99 1.5-2.2 ms here, 0.6-2.5 ms with it). Every
+proxy terminates TLS with the same ECDSA P-256 certificate (signed by a test CA) and OpenSSL's
+default groups (X25519 first).
 
 Figures:
   full_us        proxy CPU per full TLS 1.3 handshake with one HTTP/1.1 request: h2load --h1
                  -n B -c B -m 1 (every connection new; --handshakes in batches of --batch),
-                 sluice against nginx in interleaved rounds. Both issue one TLS 1.3 ticket per handshake (nginx: ssl_conf_command
+                 sluice against nginx in interleaved rounds. Both issue one TLS 1.3 ticket per
+                 handshake (nginx: ssl_conf_command
                  NumTickets 1; OpenSSL's default is two, sluice's one), checked with openssl
                  s_client before the rounds.
   resume_us      sluice CPU per resumed handshake with one request: sluice_handshake_storm
@@ -32,7 +34,12 @@ Figures:
                  run. The storm tool is one thread on CPU 1 (beside the origin and h2load), and
                  a client's handshake
                  costs it about what it costs the proxy: "tool busy %" near 100 says the client
-                 set the storm's pace (it lasted longer than --spread-ms), not the savior.
+                 set the storm's pace (it lasted longer than --spread-ms), not the savior. With
+                 the origin and the steady client at real-time priority the tool gets what they
+                 leave of CPU 1, so it may set the pace at well under 100 % too: compare "storm
+                 ms" with "savior CPU s". A tool that slow can take longer than the savior's
+                 timeouts.head_read (10 s from accept to the handshake's end): such clients are
+                 reset, and counted as the storm's errors.
 
 CPU is CPU 0's busy time from /proc/stat (user + system + irq + softirq), per BENCHMARKING.md:
 a handshake's TCP work on loopback lands in softirq, which the process's own utime + stime
@@ -42,7 +49,7 @@ proxy, something else ran there (another build on the machine) and that round is
 Usage: bench/handshakes.py [--sluice build/proxy/sluice]
                            [--storm-tool build/bench/sluice_handshake_storm] [--rounds 3]
                            [--handshakes 2000] [--clients 10000] [--spread-ms 1000]
-       bench/handshakes.py --storm-only [--keep]   (the storms alone; --keep leaves the logs)
+       bench/handshakes.py --storm-only [--keep]   (the storms alone; --keep keeps the logs)
        bench/handshakes.py --quick        (a short smoke run)
 Ends with one line for machines:
   handshakes: full_us=F nginx_full_us=N resume_us=R storm_clients=C storm_p99_ratio=P
@@ -536,6 +543,37 @@ def storm_table(runs):
                   if r["steady_cut"] else "", r["prime_ok"], r["in_flight_max"]))
 
 
+def cost_rounds(args, work, origin_port, cert, key, ca, procs, results):
+    """The handshake cost rounds: nginx and sluice full handshakes by h2load, then sluice's full
+    and resumed ones by the storm tool; each round's (cost, busy, process) us into results."""
+    nginx = start_nginx(work, origin_port, cert, key)
+    procs.append(nginx)
+    sluice = start_sluice(args, work, "sluice", origin_port, cert, key)
+    procs.append(sluice)
+    tickets = {"nginx": tickets_issued(nginx.port, ca), "sluice": tickets_issued(sluice.port, ca)}
+    print("TLS 1.3 tickets per full handshake: nginx %(nginx)d, sluice %(sluice)d" % tickets,
+          flush=True)
+    if tickets["nginx"] != tickets["sluice"]:
+        print("warning: the proxies issue different numbers of tickets", file=sys.stderr)
+    nginx_meter, sluice_meter = Meter(nginx.worker_pids()), Meter(sluice.worker_pids())
+    for r in range(args.rounds):
+        for kind, proxy, meter in (("nginx_full", nginx, nginx_meter),
+                                   ("sluice_full", sluice, sluice_meter)):
+            us = full_handshakes(proxy.port, meter, args.handshakes, args.batch)
+            results[kind].append(us)
+            print("round %d %-40s %s" % (r + 1, LABELS[kind], format_us(us)), flush=True)
+        for kind, prime in (("tool_full", False), ("resume", True)):
+            us, storm = storm_tool_handshakes(
+                args.storm_tool, ca, sluice.port, sluice_meter, args.handshakes,
+                os.path.join(work, "%s-%d.log" % (kind, r)), prime)
+            results[kind].append(us)
+            print("round %d %-40s %s  (%d resumed, %d full, %d errors)" % (
+                r + 1, LABELS[kind], format_us(us), storm["resumed"], storm["full"],
+                storm["errors"]), flush=True)
+    for proc in (nginx, sluice):
+        proc.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sluice", default=os.path.join(ROOT, "build/proxy/sluice"))
@@ -567,10 +605,6 @@ def main():
                         "the storm tool's marks) and print its path")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args()
-    # This script's own work (its threads, the processes it starts before they pin themselves:
-    # taskset, ss) stays off the proxies' CPU: sampling the accept queue every 100 ms otherwise
-    # spent tens of ms of CPU 0 per storm in taskset's start-up, in the savior's way.
-    os.sched_setaffinity(0, {int(LOAD_CPU)})
     if args.quick:
         args.rounds, args.handshakes, args.batch = 1, 300, 300
         args.clients, args.spread_ms, args.gap_ms, args.tail = 300, 300, 2500, 4
@@ -583,10 +617,20 @@ def main():
             sys.exit("no executable %s: build it first (make %s)" % (binary, target))
     if os.cpu_count() < 2:
         sys.exit("needs two CPUs: the proxies on one, clients and origin on the other")
-    for tool in ("h2load", "nginx", "openssl", "taskset", "ss"):
+    highest = os.sched_get_priority_max(os.SCHED_FIFO)
+    if not 0 <= args.rt_priority <= highest:
+        sys.exit("--rt-priority: 0 (none) or 1..%d" % highest)
+    tools = ("h2load", "nginx", "openssl", "taskset", "ss")
+    if args.rt_priority:
+        tools += ("chrt",)
+    for tool in tools:
         if not shutil.which(tool):
             sys.exit("missing %s (apt-get install nghttp2-client nginx-light openssl util-linux "
                      "iproute2)" % tool)
+    # This script's own work (its threads, the processes it starts before they pin themselves:
+    # taskset, ss) stays off the proxies' CPU: sampling the accept queue every 100 ms otherwise
+    # spent tens of ms of CPU 0 per storm in taskset's start-up, in the savior's way.
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
     limit = raise_descriptor_limit()
     if limit < args.clients + 1024:
         print("warning: the descriptor limit is %d; %d storm clients may want as many" % (
@@ -604,36 +648,12 @@ def main():
     runs = []
     try:
         wait_for_port(origin_port)
-        if args.rt_priority and not make_realtime([origin.proc.pid] + origin.worker_pids(),
-                                                  args.rt_priority):
+        # The master first: a worker it forks after that is real-time too.
+        if args.rt_priority and not (make_realtime([origin.proc.pid], args.rt_priority) and
+                                     make_realtime(origin.worker_pids(), args.rt_priority)):
             args.rt_priority = 0
-        nginx = start_nginx(work, origin_port, cert, key)
-        procs.append(nginx)
-        sluice = start_sluice(args, work, "sluice", origin_port, cert, key)
-        procs.append(sluice)
-        tickets = {"nginx": tickets_issued(nginx.port, ca),
-                   "sluice": tickets_issued(sluice.port, ca)}
-        print("TLS 1.3 tickets per full handshake: nginx %(nginx)d, sluice %(sluice)d" % tickets,
-              flush=True)
-        if tickets["nginx"] != tickets["sluice"]:
-            print("warning: the proxies issue different numbers of tickets", file=sys.stderr)
-        nginx_meter, sluice_meter = Meter(nginx.worker_pids()), Meter(sluice.worker_pids())
-        for r in range(0 if args.storm_only else args.rounds):
-            for kind, proxy, meter in (("nginx_full", nginx, nginx_meter),
-                                       ("sluice_full", sluice, sluice_meter)):
-                us = full_handshakes(proxy.port, meter, args.handshakes, args.batch)
-                results[kind].append(us)
-                print("round %d %-40s %s" % (r + 1, LABELS[kind], format_us(us)), flush=True)
-            for kind, prime in (("tool_full", False), ("resume", True)):
-                us, storm = storm_tool_handshakes(
-                    args.storm_tool, ca, sluice.port, sluice_meter, args.handshakes,
-                    os.path.join(work, "%s-%d.log" % (kind, r)), prime)
-                results[kind].append(us)
-                print("round %d %-40s %s  (%d resumed, %d full, %d errors)" % (
-                    r + 1, LABELS[kind], format_us(us), storm["resumed"], storm["full"],
-                    storm["errors"]), flush=True)
-        for proc in (nginx, sluice):
-            proc.stop()
+        if not args.storm_only:
+            cost_rounds(args, work, origin_port, cert, key, ca, procs, results)
         for shared in (True, False):
             run = StormRun(args, work, "shared" if shared else "own", origin_port, cert, key, ca,
                            shared)
@@ -680,6 +700,7 @@ def main():
     else:
         print("handshakes: full_us=%.0f nginx_full_us=%.0f resume_us=%.0f %s" % (
             cost["sluice_full"], cost["nginx_full"], cost["resume"], storm))
+
 
 if __name__ == "__main__":
     main()

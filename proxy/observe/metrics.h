@@ -142,10 +142,10 @@ class WorkerMetrics {
 
   MetricCounter connections_open;  // gauge
   MetricCounter connections_total;
+  MetricCounter accept_pauses;         // accept(2) failed: the listener waited 100 ms
   MetricCounter tls_handshakes[2][2];  // [ALPN h2: 0 or 1][resumed: 0 or 1]
   MetricCounter tls_handshake_failures;
   MetricCounter tls_handshakes_waited;  // for a later loop iteration (the handshake budget)
-  MetricCounter accept_pauses;          // accept(2) failed: the listener waited 100 ms
   MetricCounter http2_connections;      // h2 and h2c
   MetricCounter http2_shed;             // closed for abuse or protocol errors
   // Requests that entered the region here (from a client, not through a tunnel): the request

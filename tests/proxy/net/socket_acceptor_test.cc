@@ -146,6 +146,7 @@ TEST_F(SocketAcceptorTest, OutOfDescriptorsPausesAndGoesOn) {
   // The connections waited in the kernel's queue; after the pause (100 ms) they are taken.
   EXPECT_TRUE(loop_.RunUntil([&] { return accepted_.fds.size() == 3; }));
   EXPECT_EQ(acceptor_->out_of_files(), 1u);
+  EXPECT_EQ(accepted_.pauses.size(), 1u);
 }
 
 }  // namespace
