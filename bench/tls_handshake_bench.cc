@@ -17,7 +17,6 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -32,6 +31,7 @@
 #include "bench/allocation_counter.h"
 #include "benchmark/benchmark.h"
 #include "proxy/tls/server_tls.h"
+#include "tests/proxy/tls_test_util.h"
 
 namespace sluice {
 namespace {
@@ -59,20 +59,7 @@ struct Listener {
     const std::string cert_file = std::string(dir) + "/server.crt";
     const std::string key_file = std::string(dir) + "/server.key";
     EVP_PKEY* key = EVP_EC_gen("P-256");
-    X509* x = X509_new();
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, key);
-    X509_NAME* subject = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-    X509_set_issuer_name(x, subject);
-    X509_EXTENSION* san =
-        X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, "DNS:localhost");
-    X509_add_ext(x, san, -1);
-    X509_EXTENSION_free(san);
-    X509_sign(x, key, EVP_sha256());
+    X509* x = SelfSignedCert(key, "localhost", {"localhost"}, /*valid_seconds=*/86400);
     FILE* f = fopen(cert_file.c_str(), "w");
     PEM_write_X509(f, x);
     fclose(f);

@@ -11,14 +11,14 @@
 
 namespace sluice {
 
-// A certificate for `key`, self-signed, valid for an hour, with common name `cn` and `names` as
-// DNS subject alternative names (none if empty). The caller frees it.
+// A certificate for `key`, self-signed, valid from now for `valid_seconds`, with common name `cn`
+// and `names` as DNS subject alternative names (none if empty). The caller frees it.
 inline X509* SelfSignedCert(EVP_PKEY* key, const std::string& cn,
-                            const std::vector<std::string>& names) {
+                            const std::vector<std::string>& names, long valid_seconds = 3600) {
   X509* x = X509_new();
   ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
   X509_gmtime_adj(X509_getm_notBefore(x), 0);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), valid_seconds);
   X509_set_pubkey(x, key);
   X509_NAME* subject = X509_get_subject_name(x);
   X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
