@@ -8,7 +8,8 @@
 //   sluice_fleet_sim --etcd http://127.0.0.1:PORT --nodes N [--changes 20]
 //                    [--prefix /sluice/sim/] [--lease-ttl-s 5] [--publish-ms 1000]
 //                    [--settle-s 10] [--failover 1] [--batch 100] [--batch-ms 50]
-//                    [--change-timeout-s 10] [--gate-repeat 100] [--standbys 1] [--verbose]
+//                    [--change-timeout-s 10] [--gate-repeat 100] [--standbys 1] [--api grpc]
+//                    [--verbose]
 //
 // Node i is "sim-<region>-<i>", the regions us-east-1, us-west-2 and eu-west-1 in turn. The run:
 //   1. start the nodes, up to --batch every --batch-ms with at most --batch joining at a time
@@ -90,6 +91,7 @@ struct Options {
   int gate_repeat = 100;
   int standbys = 1;  // fleet.standbys
   bool verbose = false;
+  bool grpc = true;  // --api: the etcd clients' keep-alives and watches over gRPC, or JSON
 };
 
 [[noreturn]] void Usage(const std::string& why) {
@@ -97,7 +99,7 @@ struct Options {
                "sluice_fleet_sim: %s\nusage: sluice_fleet_sim --etcd http://HOST:PORT --nodes N "
                "[--changes K] [--prefix P] [--lease-ttl-s S] [--publish-ms MS] [--settle-s S] "
                "[--failover 0|1] [--batch N] [--batch-ms MS] [--change-timeout-s S] "
-               "[--gate-repeat N] [--standbys N] [--verbose]\n",
+               "[--gate-repeat N] [--standbys N] [--api grpc|json] [--verbose]\n",
                why.c_str());
   std::exit(2);
 }
@@ -155,6 +157,11 @@ Options Parse(int argc, char** argv) {
       o.change_timeout_s = SecondsArg(flag, value, 0.1, 3600);
     } else if (flag == "--gate-repeat") {
       o.gate_repeat = IntArg(flag, value, 1, 1000000);
+    } else if (flag == "--api") {
+      if (std::string(value) != "grpc" && std::string(value) != "json") {
+        Usage("--api: grpc or json");
+      }
+      o.grpc = std::string(value) == "grpc";
     } else {
       Usage("unknown flag " + flag);
     }
@@ -321,6 +328,7 @@ void Simulation::MakeNodes() {
   config.lease_ttl = absl::Seconds(options_.lease_ttl_s);
   config.standbys = static_cast<uint32_t>(options_.standbys);
   config.publish_interval = absl::Milliseconds(options_.publish_ms);
+  config.etcd_grpc = options_.grpc;
   nodes_.resize(static_cast<size_t>(options_.nodes));
   for (int i = 0; i < options_.nodes; ++i) {
     Node& node = nodes_[static_cast<size_t>(i)];

@@ -14,14 +14,17 @@ this script adds etcd's side:
   etcd RSS MiB   resident memory (smaps_rollup) at the end of the settle window
   events/s       etcd_debugging_mvcc_events_total (watch events etcd sent), over the window
   requests/s     grpc_server_started_total (etcd's JSON gateway turns each call into a gRPC
-                 call or stream), over the window
+                 call or stream; over gRPC a keep-alive is a message on a stream that lasts),
+                 over the window
+  messages/s     grpc_server_msg_received_total (every call and every keep-alive, either
+                 way), over the window
 
 Usage: bench/fleet_sim.py [--sim build/bench/sluice_fleet_sim] [--sizes 30,300,3000]
                           [--changes 20] [--settle 10] [--publish-ms 1000] [--lease-ttl 5]
-                          [--standbys 1] [--max-rss-mib 8192]
+                          [--standbys 1] [--max-rss-mib 8192] [--api grpc|json]
 Prints a table, then one line per size for machines, the largest size last:
   fleet: nodes=N p99_ms=.. full_ms=.. missing=.. etcd_events_per_s=.. node_rx_bytes_per_s=..
-         failover_s=..
+         failover_s=.. api=grpc|json
 Needs: etcd (apt-get install etcd-server). Every process it starts is stopped by its PID; the
 temporary directories are removed; every wait is bounded (a simulator that grows past
 --max-rss-mib is killed, its size reported as failed).
@@ -46,6 +49,7 @@ from sluicetest.process import ROOT, cpu_seconds, rss_kib
 PREFIX = "/sluice/sim/"
 METRICS = ("etcd_debugging_mvcc_events_total", "etcd_server_proposals_committed_total",
            "grpc_server_started_total", "grpc_server_handled_total",
+           "grpc_server_msg_received_total",
            "etcd_mvcc_db_total_size_in_bytes")
 
 
@@ -144,7 +148,7 @@ class Run:
         cmd = [a.sim, "--etcd", self.etcd.url, "--nodes", str(self.nodes), "--changes",
                str(a.changes), "--prefix", PREFIX, "--lease-ttl-s", str(a.lease_ttl),
                "--publish-ms", str(a.publish_ms), "--settle-s", str(a.settle), "--failover", "1",
-               "--standbys", str(a.standbys)]
+               "--standbys", str(a.standbys), "--api", a.api]
         self.log = open(os.path.join(self.work, "sim-%d.log" % self.nodes), "w")
         started = time.monotonic()
         first = (started, cpu_seconds([self.etcd.process.pid]))
@@ -168,7 +172,7 @@ class Run:
         return self.result(code, first, last)
 
     def result(self, code, first, last):
-        row = {"nodes": self.nodes}
+        row = {"nodes": self.nodes, "api": self.args.api}
         try:
             row.update(json.loads(self.stdout[-1]) if self.stdout else {})
         except ValueError:
@@ -201,6 +205,7 @@ class Run:
             row["etcd_proposals_per_s"] = rate("etcd_server_proposals_committed_total")
             row["etcd_requests_per_s"] = (rate("grpc_server_started_total") or
                                           rate("grpc_server_handled_total"))
+            row["etcd_messages_per_s"] = rate("grpc_server_msg_received_total")
             db = end[2].get("etcd_mvcc_db_total_size_in_bytes")
             row["etcd_db_mib"] = db / (1 << 20) if db is not None else None
         row["etcd_rss_peak_mib"] = max((s[2] for s in self.samples), default=0) / 1024
@@ -228,6 +233,7 @@ COLUMNS = (("nodes", "nodes", "d"), ("start s", "start_s", ".1f"), ("p50 ms", "p
            ("etcd cpu %", "etcd_cpu_pct", ".0f"), ("cpu max %", "etcd_cpu_max_pct", ".0f"),
            ("etcd MiB", "etcd_rss_mib", ".0f"), ("events/s", "etcd_events_per_s", ".0f"),
            ("requests/s", "etcd_requests_per_s", ".0f"),
+           ("messages/s", "etcd_messages_per_s", ".0f"),
            ("node rx B/s", "node_rx_bytes_per_s", ".0f"),
            ("node tx B/s", "node_tx_bytes_per_s", ".0f"),
            ("conn/node/s max", "conn_per_node_per_s_max", ".3f"),
@@ -248,11 +254,12 @@ def machine_line(row):
     if "error" in row:
         return "fleet: nodes=%d error=%s" % (row["nodes"], json.dumps(row["error"][:200]))
     return ("fleet: nodes=%d p99_ms=%s full_ms=%s missing=%d retries=%d etcd_events_per_s=%s "
-            "node_rx_bytes_per_s=%s failover_s=%s" % (
+            "node_rx_bytes_per_s=%s failover_s=%s api=%s" % (
                 row["nodes"], fmt(row.get("p99_ms"), ".1f"), fmt(row.get("full_ms"), ".1f"),
                 row.get("missing", 0), row.get("write_retries", 0),
                 fmt(row.get("etcd_events_per_s"), ".0f"),
-                fmt(row.get("node_rx_bytes_per_s"), ".0f"), fmt(row.get("failover_s"), ".2f")))
+                fmt(row.get("node_rx_bytes_per_s"), ".0f"), fmt(row.get("failover_s"), ".2f"),
+                row["api"]))
 
 
 def main():
@@ -268,6 +275,8 @@ def main():
     parser.add_argument("--max-rss-mib", type=int, default=8192,
                         help="the simulator is killed past this (8192)")
     parser.add_argument("--json", help="write every row's figures here")
+    parser.add_argument("--api", default="grpc", choices=("grpc", "json"),
+                        help="how the nodes' etcd clients keep leases alive and watch (grpc)")
     args = parser.parse_args()
     args.sim = os.path.abspath(args.sim)
     if not os.access(args.sim, os.X_OK):
@@ -297,9 +306,9 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
-    print("fleet simulator: %d changes, settle %g s, publish every %d ms, lease %d s; delays "
-          "from the leader's write until each node has the version" % (
-              args.changes, args.settle, args.publish_ms, args.lease_ttl))
+    print("fleet simulator: %d changes, settle %g s, publish every %d ms, lease %d s, etcd's %s "
+          "API; delays from the leader's write until each node has the version" % (
+              args.changes, args.settle, args.publish_ms, args.lease_ttl, args.api))
     table(rows)
     for row in rows:
         print(machine_line(row))

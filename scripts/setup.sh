@@ -104,7 +104,7 @@ run_fuzzers() {
   for pair in http1_request:http1_request http1_response:http1_response \
               http1_server_codec:http1_request proxy_protocol:proxy_protocol path_normalizer:path \
               jwt:jwt hop_marker:hop_marker state_file:state_file admin_body:admin_body \
-              etcd_reply:etcd_reply http2_server_codec:http2_frames \
+              etcd_reply:etcd_reply etcd_grpc:etcd_grpc http2_server_codec:http2_frames \
               detection_input:detection_input cohort_cidr:cohort_cidr dns_reply:dns_reply \
               tsig_key:tsig_key http1_differential:http1_differential; do
     local target=${pair%%:*} corpus=${pair##*:}

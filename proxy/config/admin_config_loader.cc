@@ -313,8 +313,8 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
   }
   Field etcd = f.Child("etcd");
   if (!etcd.present()) return etcd.Error("required: where the fleet's etcd is");
-  RETURN_IF_ERROR(etcd.ExpectMap(
-      {"endpoints", "username", "password_file", "timeout", "ca_file", "cert_file", "key_file"}));
+  RETURN_IF_ERROR(etcd.ExpectMap({"endpoints", "username", "password_file", "timeout", "ca_file",
+                                  "cert_file", "key_file", "api"}));
   Field endpoints = etcd.Child("endpoints");
   if (!endpoints.present()) return endpoints.Error("required: a list of http://ADDRESS:PORT");
   ASSIGN_OR_RETURN(std::vector<Field> items, endpoints.Sequence());
@@ -338,6 +338,13 @@ absl::Status ParseFleet(const Field& f, const std::string& base_dir, const Confi
     if (out->etcd_password.empty()) return password.Error(secret.path + " is empty");
   }
   RETURN_IF_ERROR(etcd.Child("timeout").ReadDuration(&out->etcd_timeout, absl::Milliseconds(100)));
+  if (Field api = etcd.Child("api"); api.present()) {
+    ASSIGN_OR_RETURN(std::string value, api.Scalar());
+    if (value != "grpc" && value != "json") {
+      return api.Error("must be grpc (etcd's gRPC API) or json (its JSON gateway)");
+    }
+    out->etcd_grpc = value == "grpc";
+  }
   bool https = false;
   for (const std::string& url : out->etcd_endpoints)
     https = https || StartsWithIgnoreCase(url, "https://");

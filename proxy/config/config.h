@@ -285,6 +285,8 @@ struct FleetConfig {
   std::string etcd_password;                // read from etcd.password_file
   absl::Duration etcd_timeout = absl::Seconds(2);      // per call and endpoint
   ClientTlsFiles etcd_tls;                             // for https:// endpoints
+  // etcd.api: keep-alives and watches over etcd's gRPC API (grpc) or its JSON gateway (json).
+  bool etcd_grpc = true;
   std::string prefix = "/sluice/";                     // every key the fleet uses starts with it
   std::string node;                                    // this node's name; unique in the fleet
   absl::Duration lease_ttl = absl::Seconds(5);         // a dead node's view and leadership expire

@@ -1,10 +1,13 @@
 #include "proxy/fleet/etcd_client.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "proxy/event/loop_context.h"
+#include "proxy/fleet/etcd_grpc_protocol.h"
 #include "proxy/net/name_lookup.h"
 
 namespace sluice {
@@ -15,6 +18,9 @@ constexpr absl::Duration kResolveEvery = absl::Seconds(30);
 
 // Unary replies are small: a range of the whole prefix is the largest.
 constexpr size_t kMaxReply = 64 * 1024 * 1024;
+
+// An endpoint that does not speak gRPC is used through its JSON gateway this long.
+constexpr absl::Duration kJsonFor = absl::Minutes(1);
 
 template <typename T, typename Parse>
 std::function<void(absl::StatusOr<std::string>)> Parsed(EtcdClient::Done<T> done, Parse parse) {
@@ -30,7 +36,10 @@ std::function<void(absl::StatusOr<std::string>)> Parsed(EtcdClient::Done<T> done
 }  // namespace
 
 EtcdClient::EtcdClient(LoopContext* context, EtcdClientOptions options)
-    : context_(context), options_(std::move(options)), resolved_(options_.endpoints.size()) {
+    : context_(context),
+      options_(std::move(options)),
+      resolved_(options_.endpoints.size()),
+      json_until_(options_.endpoints.size(), absl::InfinitePast()) {
   // New connections (a watch, a call beyond the kept-alive ones, after an outage) resume the
   // endpoint's last TLS session instead of a full handshake.
   if (options_.tls) TlsSessionSlot::EnableOn(options_.tls.get());
@@ -100,6 +109,10 @@ void EtcdClient::AddressFailed(size_t endpoint) {
 }
 
 void EtcdClient::CancelAll() {
+  if (channel_) channel_->Abandon();
+  channel_ = nullptr;
+  keepalive_stream_ = nullptr;
+  keepalives_.clear();
   std::map<uint64_t, Call> calls;
   calls.swap(calls_);
   for (auto& [id, call] : calls) {
@@ -123,6 +136,8 @@ EtcdClientStats EtcdClient::stats() const {
   s.watch_events = watch_events_;
   s.tls_handshakes = wire_.tls_handshakes;
   s.tls_resumed = wire_.tls_resumed;
+  s.keepalives_grpc = keepalives_grpc_;
+  s.keepalives_json = keepalives_json_;
   return s;
 }
 
@@ -340,7 +355,22 @@ void EtcdClient::LeaseGrant(absl::Duration ttl, Done<EtcdLease> done) {
 }
 
 void EtcdClient::LeaseKeepAlive(int64_t id, Done<EtcdLease> done) {
-  Unary("/v3/lease/keepalive", EtcdLeaseIdBody(id),
+  if (!UseGrpc()) {
+    KeepAliveJson(id, std::move(done));
+    return;
+  }
+  uint64_t call_id = next_id_++;
+  auto call = std::make_unique<KeepAliveCall>(this, call_id);
+  call->lease = id;
+  call->done = std::move(done);
+  KeepAliveCall* sent = call.get();
+  keepalives_.emplace(call_id, std::move(call));
+  SendKeepAlive(sent);
+}
+
+void EtcdClient::KeepAliveJson(int64_t lease, Done<EtcdLease> done) {
+  ++keepalives_json_;
+  Unary("/v3/lease/keepalive", EtcdLeaseIdBody(lease),
         Parsed<EtcdLease>(std::move(done), ParseEtcdKeepAliveReply));
 }
 
@@ -355,10 +385,36 @@ void EtcdClient::LeaseRevoke(int64_t id, Done<bool> done) {
 
 uint64_t EtcdClient::Watch(const std::string& key, const std::string& range_end,
                            int64_t start_revision, OnWatchMessage on_message, OnWatchEnd on_end) {
+  if (!UseGrpc()) {
+    return WatchJson(key, range_end, start_revision, std::move(on_message), std::move(on_end));
+  }
   uint64_t id = next_id_++;
   WatchState& watch = watches_[id];
   watch.on_message = std::move(on_message);
   watch.on_end = std::move(on_end);
+  watch.key = key;
+  watch.range_end = range_end;
+  watch.start_revision = start_revision;
+  GrpcChannel* channel = Channel();
+  watch.endpoint = channel_endpoint_;
+  watch.grpc = channel->OpenStream(kEtcdWatchPath, Metadata(/*watch=*/true), this);
+  channel->Send(watch.grpc, EtcdGrpcWatchCreateRequest(key, range_end, start_revision));
+  return id;
+}
+
+uint64_t EtcdClient::WatchJson(const std::string& key, const std::string& range_end,
+                               int64_t start_revision, OnWatchMessage on_message,
+                               OnWatchEnd on_end) {
+  uint64_t id = next_id_++;
+  WatchState& watch = watches_[id];
+  watch.on_message = std::move(on_message);
+  watch.on_end = std::move(on_end);
+  StartWatchJson(id, key, range_end, start_revision);
+  return id;
+}
+
+void EtcdClient::StartWatchJson(uint64_t id, const std::string& key, const std::string& range_end,
+                                int64_t start_revision) {
   size_t endpoint = current_;
   ControlHttpOptions options = Options(endpoint, false);
   options.on_body = [this, id](int, std::string_view data) {
@@ -404,13 +460,13 @@ uint64_t EtcdClient::Watch(const std::string& key, const std::string& range_end,
                                   EndWatch(id, status);
                                 });
   });
-  return id;
 }
 
 void EtcdClient::EndWatch(uint64_t id, absl::Status status) {
   auto it = watches_.find(id);
   if (it == watches_.end()) return;
   if (it->second.request) CancelControlHttpRequest(it->second.request);
+  if (it->second.grpc) it->second.grpc->channel->CloseStream(it->second.grpc);
   OnWatchEnd on_end = std::move(it->second.on_end);
   watches_.erase(it);
   on_end(status);
@@ -420,7 +476,202 @@ void EtcdClient::CancelWatch(uint64_t id) {
   auto it = watches_.find(id);
   if (it == watches_.end()) return;
   if (it->second.request) CancelControlHttpRequest(it->second.request);
+  if (it->second.grpc) it->second.grpc->channel->CloseStream(it->second.grpc);
   watches_.erase(it);
+}
+
+// --- gRPC ------------------------------------------------------------------------------------
+
+bool EtcdClient::UseGrpc() const {
+  if (!options_.grpc) return false;
+  // Authentication goes through the gateway: until there is a token, so do the calls.
+  if (!options_.username.empty() && token_.empty()) return false;
+  size_t endpoint = channel_ ? channel_endpoint_ : current_;
+  return absl::Now() >= json_until_[endpoint];
+}
+
+GrpcChannel::Metadata EtcdClient::Metadata(bool watch) const {
+  GrpcChannel::Metadata metadata;
+  if (!token_.empty()) metadata.emplace_back("token", token_);
+  // A member without a leader ends the watch rather than keep it quiet (etcd's clientv3 asks
+  // the same with WithRequireLeader).
+  if (watch) metadata.emplace_back("hasleader", "true");
+  return metadata;
+}
+
+GrpcChannel* EtcdClient::Channel() {
+  if (channel_) return channel_;
+  size_t endpoint = current_;
+  const HttpOrigin& e = options_.endpoints[endpoint];
+  GrpcChannelOptions options;
+  options.name = e.url;
+  options.authority = e.named ? absl::StrFormat("%s:%d", e.host, e.port) : e.address.ToString();
+  if (e.tls) {
+    options.tls = options_.tls;
+    options.server_name = e.host;
+    options.tls_session = tls_sessions_[endpoint].get();
+  }
+  options.connect_timeout = options_.timeout;
+  // A host gone is found out well within a lease's life, a slow etcd is not taken for one.
+  options.user_timeout = std::max(absl::Seconds(5), 3 * options_.timeout);
+  options.counters = &wire_;
+  GrpcChannel* channel = GrpcChannel::Create(context_, std::move(options), this);
+  channel_ = channel;
+  channel_endpoint_ = endpoint;
+  Address(endpoint, [this, channel](absl::StatusOr<SocketAddress> address) {
+    if (channel_ != channel) return;  // it went down (or the client was cancelled) meanwhile
+    if (!address.ok()) {
+      channel->Fail(address.status());
+      return;
+    }
+    channel->Connect(*address);
+  });
+  return channel;
+}
+
+void EtcdClient::OnGrpcChannelDown(GrpcChannel* channel, const absl::Status& status, bool refused) {
+  if (channel != channel_) return;
+  channel_ = nullptr;
+  keepalive_stream_ = nullptr;  // its end follows
+  size_t endpoint = channel_endpoint_;
+  if (refused) {
+    json_until_[endpoint] = absl::Now() + kJsonFor;
+    LOG_WARN("etcd: %s; its JSON gateway for the next %s", status.message(),
+             absl::FormatDuration(kJsonFor));
+    return;
+  }
+  LOG_INFO("etcd: %s", status.message());
+  AddressFailed(endpoint);
+  NextEndpoint(endpoint);
+}
+
+void EtcdClient::SendKeepAlive(KeepAliveCall* call) {
+  ++call->attempts;
+  call->timeout.Arm(context_->Timeouts(options_.timeout));  // per attempt, as for the gateway
+  if (!keepalive_stream_) {
+    keepalive_stream_ = Channel()->OpenStream(kEtcdLeaseKeepAlivePath, Metadata(false), this);
+  }
+  call->stream = keepalive_stream_;
+  ++keepalives_grpc_;
+  keepalive_stream_->channel->Send(keepalive_stream_, EtcdGrpcKeepAliveRequest(call->lease));
+}
+
+void EtcdClient::KeepAliveTimedOut(uint64_t id) {
+  FailKeepAlive(
+      id, absl::DeadlineExceededError(absl::StrFormat(
+              "etcd did not answer in time: %s: a keep-alive (gRPC), %s",
+              options_.endpoints[channel_endpoint_].url, absl::FormatDuration(options_.timeout))));
+}
+
+void EtcdClient::FailKeepAlive(uint64_t id, absl::Status status) {
+  auto it = keepalives_.find(id);
+  if (it == keepalives_.end()) return;
+  Done<EtcdLease> done = std::move(it->second->done);
+  keepalives_.erase(it);
+  done(std::move(status));
+}
+
+uint64_t EtcdClient::WatchOf(const GrpcStream* stream) const {
+  for (const auto& [id, watch] : watches_) {
+    if (watch.grpc == stream) return id;
+  }
+  return 0;
+}
+
+void EtcdClient::OnGrpcMessage(GrpcStream* stream, std::string_view message) {
+  if (stream == keepalive_stream_) {
+    absl::StatusOr<EtcdLease> lease = ParseEtcdGrpcKeepAliveResponse(message);
+    if (!lease.ok()) {
+      LOG_WARN("etcd: %s; the keep-alive stream starts again", lease.status().message());
+      keepalive_stream_ = nullptr;
+      stream->channel->CloseStream(stream);
+      std::vector<uint64_t> waiting;
+      for (const auto& [id, call] : keepalives_) {
+        if (call->stream == stream) waiting.push_back(id);
+      }
+      for (uint64_t id : waiting) FailKeepAlive(id, lease.status());
+      return;
+    }
+    // The oldest call for this lease: etcd answers a stream's keep-alives in order. An answer
+    // to a call that timed out finds none and is dropped.
+    for (auto& [id, call] : keepalives_) {
+      if (call->lease != lease->id || call->stream != stream) continue;
+      Done<EtcdLease> done = std::move(call->done);
+      keepalives_.erase(id);
+      done(*lease);
+      return;
+    }
+    return;
+  }
+  uint64_t id = WatchOf(stream);
+  if (id == 0) return;
+  absl::StatusOr<EtcdWatchMessage> m = ParseEtcdGrpcWatchResponse(message);
+  if (!m.ok()) {
+    EndWatch(id, m.status());
+    return;
+  }
+  ++watch_messages_;
+  watch_events_ += m->events.size();
+  WatchState& watch = watches_.at(id);
+  watch.heard = true;
+  watch.on_message(*m);
+}
+
+void EtcdClient::OnGrpcEnd(GrpcStream* stream, const absl::Status& status) {
+  if (stream == keepalive_stream_) keepalive_stream_ = nullptr;
+  if (uint64_t id = WatchOf(stream); id != 0) {
+    WatchState& watch = watches_.at(id);
+    watch.grpc = nullptr;
+    if (absl::IsUnavailable(status) && !watch.heard && absl::Now() < json_until_[watch.endpoint]) {
+      // The endpoint does not speak gRPC: nothing reached etcd, so the same watch through its
+      // gateway, unseen by the caller.
+      StartWatchJson(id, watch.key, watch.range_end, watch.start_revision);
+      return;
+    }
+    absl::Status ended = status.ok() ? absl::UnavailableError("etcd ended the watch") : status;
+    if (absl::IsUnauthenticated(ended)) token_.clear();
+    EndWatch(id, ended);
+    return;
+  }
+  // A keep-alive stream: the calls that wait for an answer on it go again on a new stream (the
+  // next endpoint's, when the connection went), or through the gateway to authenticate, or
+  // fail.
+  std::vector<uint64_t> waiting;
+  for (const auto& [id, call] : keepalives_) {
+    if (call->stream == stream) waiting.push_back(id);
+  }
+  for (uint64_t id : waiting) {
+    auto it = keepalives_.find(id);
+    if (it == keepalives_.end()) continue;
+    KeepAliveCall* call = it->second.get();
+    call->stream = nullptr;
+    // Through the gateway (an endpoint without gRPC: nothing reached etcd) with the gateway's
+    // own attempts.
+    bool again = (status.ok() || absl::IsUnavailable(status)) &&
+                 (call->attempts < options_.endpoints.size() || !UseGrpc());
+    if (absl::IsUnauthenticated(status) && !options_.username.empty()) {
+      token_.clear();  // expired: the gateway authenticates again
+      again = true;
+    }
+    if (again && UseGrpc()) {
+      SendKeepAlive(call);
+      continue;
+    }
+    if (again) {
+      Done<EtcdLease> done = std::move(call->done);
+      int64_t lease = call->lease;
+      keepalives_.erase(it);
+      KeepAliveJson(lease, std::move(done));
+      continue;
+    }
+    absl::Status failed =
+        status.ok() ? absl::UnavailableError("etcd ended the keep-alive stream") : status;
+    if (absl::StrContains(failed.message(), "timed out") ||
+        absl::StrContains(failed.message(), "too many requests")) {
+      failed = absl::DeadlineExceededError(failed.message());
+    }
+    FailKeepAlive(id, failed);
+  }
 }
 
 }  // namespace sluice

@@ -1,12 +1,26 @@
-// An etcd v3 client on the control loop, over etcd's JSON gateway and sluice's own HTTP client
-// (proxy/http/control_http_client.h): no gRPC. Unary calls (range, txn, put, lease grant,
-// keep-alive and revoke) go to the current endpoint over kept-alive connections (a few per
-// endpoint, so a node's steady calls open none), and fail over to the next endpoint when it
-// cannot be reached, times out or answers 5xx; a call whose reused connection the server had
-// closed is sent again on another. A call that failed on every endpoint fails Unavailable, or
+// An etcd v3 client on the control loop. What a node does all the time, keeping its lease
+// alive and watching, goes over etcd's native gRPC API (proxy/fleet/etcd_grpc_protocol.h): one
+// HTTP/2 connection (proxy/fleet/grpc_channel.h) carrying one keep-alive stream and a stream
+// per watch. The rest (range, txn, put, lease grant and revoke, authentication, and everything
+// when options.grpc is off) goes over etcd's JSON gateway and sluice's own HTTP client
+// (proxy/http/control_http_client.h).
+//
+// JSON calls go to the current endpoint over kept-alive connections (a few per endpoint, so a
+// node's steady calls open none), and fail over to the next endpoint when it cannot be
+// reached, times out or answers 5xx; a call whose reused connection the server had closed is
+// sent again on another. A call that failed on every endpoint fails Unavailable, or
 // DeadlineExceeded when an attempt timed out (here, or in etcd: "request timed out", "too many
-// requests"): etcd may still carry it out. A watch is one long-lived streamed reply on its
+// requests"): etcd may still carry it out. A JSON watch is one long-lived streamed reply on its
 // own connection.
+//
+// gRPC: the connection goes to the current endpoint; when it is lost the next endpoint is
+// current, the keep-alives waiting for an answer are sent again there (each at most once per
+// endpoint) and the watches end (the fleet watches again). A keep-alive not answered within the
+// timeout fails DeadlineExceeded while the connection stays: a slow etcd is not a lost one; a
+// vanished host is found by TCP_USER_TIMEOUT. An endpoint that does not speak gRPC (an HTTP/1.1
+// proxy in front of the gateway) is used through its JSON gateway for a minute, then tried again.
+// Watches ask for a member with a leader (gRPC metadata hasleader): a member cut off from the
+// rest of etcd ends them instead of going quiet.
 // With a username, the client authenticates first and sends etcd's token with every call,
 // authenticating again once when etcd says the token expired.
 //
@@ -32,7 +46,9 @@
 #include "absl/time/time.h"
 #include "common/socket_address.h"
 #include "proxy/event/loop_context.h"
+#include "proxy/event/timeout_queue.h"
 #include "proxy/fleet/etcd_protocol.h"
+#include "proxy/fleet/grpc_channel.h"
 #include "proxy/http/control_http_client.h"
 #include "proxy/http/url.h"
 #include "proxy/tls/client_tls.h"
@@ -45,11 +61,13 @@ struct EtcdClientOptions {
   std::string password;
   absl::Duration timeout = absl::Seconds(2);  // per attempt
   ClientTlsContext tls;                       // for https:// endpoints
+  bool grpc = true;                           // keep-alives and watches over gRPC
 };
 
 // What the client cost on the wire since it started.
 struct EtcdClientStats {
-  uint64_t requests = 0;     // unary calls and watches sent (a retry counts again)
+  uint64_t requests = 0;     // unary calls and watches sent (a retry counts again); gRPC
+                             // streams opened (the keep-alives on one are not counted)
   uint64_t connections = 0;  // opened
   uint64_t rx_bytes = 0;
   uint64_t tx_bytes = 0;
@@ -57,9 +75,11 @@ struct EtcdClientStats {
   uint64_t watch_events = 0;
   uint64_t tls_handshakes = 0;  // full
   uint64_t tls_resumed = 0;
+  uint64_t keepalives_grpc = 0;  // keep-alives sent on the gRPC stream (again after a loss too)
+  uint64_t keepalives_json = 0;  // through the gateway
 };
 
-class EtcdClient {
+class EtcdClient final : private GrpcChannel::Owner, private GrpcChannel::StreamHandler {
  public:
   template <typename T>
   using Done = std::function<void(absl::StatusOr<T>)>;
@@ -69,7 +89,7 @@ class EtcdClient {
   EtcdClient(LoopContext* context, EtcdClientOptions options);
   EtcdClient(const EtcdClient&) = delete;
   EtcdClient& operator=(const EtcdClient&) = delete;
-  ~EtcdClient();
+  ~EtcdClient() override;
 
   void Range(const std::string& key, const std::string& range_end, Done<EtcdRangeResult> done);
   void Put(const std::string& key, const std::string& value, int64_t lease, Done<int64_t> done);
@@ -89,6 +109,8 @@ class EtcdClient {
 
   // The endpoint the next call goes to.
   const std::string& endpoint() const { return options_.endpoints[current_].url; }
+  // Whether the next keep-alive or watch goes over gRPC (else the JSON gateway).
+  bool grpc() const { return UseGrpc(); }
   EtcdClientStats stats() const;
 
  private:
@@ -104,10 +126,32 @@ class EtcdClient {
   };
   struct WatchState {
     ControlHttpRequest* request = nullptr;
+    GrpcStream* grpc = nullptr;  // over gRPC instead
+    // gRPC: what was asked (to ask the gateway instead when the endpoint turns out to have no
+    // gRPC), of which endpoint, and whether any message came.
+    std::string key;
+    std::string range_end;
+    int64_t start_revision = 0;
+    size_t endpoint = 0;
+    bool heard = false;
     // Shared, so that a message handler may cancel the watch while the decoder is feeding it.
     std::shared_ptr<EtcdWatchDecoder> decoder = std::make_shared<EtcdWatchDecoder>();
     OnWatchMessage on_message;
     OnWatchEnd on_end;
+  };
+
+  // A keep-alive over gRPC, waiting for its answer.
+  struct KeepAliveCall final : TimeoutTarget {
+    KeepAliveCall(EtcdClient* owner, uint64_t call_id)
+        : client(owner), id(call_id), timeout(this) {}
+    void OnTimeout(Timeout*) override { client->KeepAliveTimedOut(id); }
+    EtcdClient* client;
+    uint64_t id;
+    int64_t lease = 0;
+    Done<EtcdLease> done;
+    Timeout timeout;
+    size_t attempts = 0;
+    GrpcStream* stream = nullptr;  // the one it was last sent on, until that ends
   };
 
   // POSTs `body` to `path`; `done` gets the body of a 200 reply or the error.
@@ -123,6 +167,25 @@ class EtcdClient {
                       bool pooled) const;
   void NextEndpoint(size_t failed);
   void EndWatch(uint64_t id, absl::Status status);
+  // gRPC: whether it is the way now (on, the endpoint speaks it, a token if one is needed).
+  bool UseGrpc() const;
+  // The connection, opened to the current endpoint if there is none.
+  GrpcChannel* Channel();
+  GrpcChannel::Metadata Metadata(bool watch) const;
+  void SendKeepAlive(KeepAliveCall* call);
+  void KeepAliveTimedOut(uint64_t id);
+  void KeepAliveJson(int64_t lease, Done<EtcdLease> done);
+  void FailKeepAlive(uint64_t id, absl::Status status);
+  uint64_t WatchJson(const std::string& key, const std::string& range_end, int64_t start_revision,
+                     OnWatchMessage on_message, OnWatchEnd on_end);
+  void StartWatchJson(uint64_t id, const std::string& key, const std::string& range_end,
+                      int64_t start_revision);
+  uint64_t WatchOf(const GrpcStream* stream) const;
+  // GrpcChannel::Owner, ::StreamHandler
+  void OnGrpcChannelDown(GrpcChannel* channel, const absl::Status& status, bool refused) override;
+  void OnGrpcMessage(GrpcStream* stream, std::string_view message) override;
+  void OnGrpcEnd(GrpcStream* stream, const absl::Status& status) override;
+
   // The address to connect to for `endpoint`: at once for an IP address or a fresh name,
   // after resolving otherwise. `done` does not run once the client is gone.
   void Address(size_t endpoint, std::function<void(absl::StatusOr<SocketAddress>)> done);
@@ -147,7 +210,14 @@ class EtcdClient {
   ControlHttpCounters wire_;
   uint64_t watch_messages_ = 0;
   uint64_t watch_events_ = 0;
+  uint64_t keepalives_grpc_ = 0;
+  uint64_t keepalives_json_ = 0;
   ControlHttpPool pool_;
+  GrpcChannel* channel_ = nullptr;  // null until needed and once it went down
+  size_t channel_endpoint_ = 0;
+  GrpcStream* keepalive_stream_ = nullptr;
+  std::map<uint64_t, std::unique_ptr<KeepAliveCall>> keepalives_;  // by id: in sending order
+  std::vector<absl::Time> json_until_;  // by endpoint: no gRPC there before then
   // Outlives the client in resolutions still running in libuv's thread pool.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

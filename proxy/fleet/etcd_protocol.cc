@@ -304,7 +304,13 @@ absl::Status EtcdErrorStatus(int http_status, std::string_view body) {
     }
   }
   if (message.empty()) message = absl::StrFormat("HTTP %d", http_status);
-  message = "etcd: " + message;
+  return EtcdCodeStatus(code, "etcd: " + message,
+                        http_status == 401 || http_status == 403
+                            ? absl::StatusCode::kUnauthenticated
+                            : absl::StatusCode::kUnavailable);
+}
+
+absl::Status EtcdCodeStatus(int64_t code, std::string message, absl::StatusCode otherwise) {
   switch (code) {
     case 3:   // INVALID_ARGUMENT
     case 11:  // OUT_OF_RANGE (a compacted revision)
@@ -317,10 +323,8 @@ absl::Status EtcdErrorStatus(int http_status, std::string_view body) {
     case 9:  // FAILED_PRECONDITION
       return absl::FailedPreconditionError(message);
     default:
-      break;
+      return absl::Status(otherwise, message);
   }
-  if (http_status == 401 || http_status == 403) return absl::UnauthenticatedError(message);
-  return absl::UnavailableError(message);
 }
 
 absl::StatusOr<EtcdWatchMessage> ParseEtcdWatchMessage(std::string_view line) {

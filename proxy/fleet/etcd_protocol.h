@@ -108,6 +108,9 @@ absl::StatusOr<std::string> ParseEtcdAuthReply(std::string_view body);  // the t
 // (code 5), Unavailable (no leader, timeouts, a 5xx without a gRPC code), InvalidArgument,
 // FailedPrecondition; the message is etcd's own.
 absl::Status EtcdErrorStatus(int http_status, std::string_view body);
+// The error for a gRPC status code other than 0 as etcd sets it (either API): the errors
+// above, and `otherwise` for the other codes.
+absl::Status EtcdCodeStatus(int64_t code, std::string message, absl::StatusCode otherwise);
 
 // A watch reply is a stream of JSON objects, one per line: {"result": {...}} or
 // {"error": {...}}. Feed() takes body bytes as they come and calls `on_message` for each

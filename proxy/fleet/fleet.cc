@@ -89,6 +89,7 @@ Fleet::Fleet(LoopContext* context, FleetConfig config, std::string node, Hooks h
   options.username = config_.etcd_username;
   options.password = config_.etcd_password;
   options.timeout = config_.etcd_timeout;
+  options.grpc = config_.etcd_grpc;
   bool https = false;
   for (const HttpOrigin& e : options.endpoints) https = https || e.tls;
   if (https) {
@@ -635,6 +636,7 @@ json Fleet::Status() const {
   json j{{"enabled", true},
          {"node", machine_.node()},
          {"etcd", etcd_->endpoint()},
+         {"etcd_api", etcd_->grpc() ? "grpc" : "json"},
          {"prefix", config_.prefix},
          {"connected", machine_.connected()},
          {"leader", leader_doc},
@@ -654,11 +656,15 @@ json Fleet::Status() const {
                        : machine_.regions() ? "leader"
                                             : "none"}};
   EtcdClientStats wire = etcd_->stats();
-  j["etcd_wire"] =
-      json{{"requests", wire.requests},         {"connections", wire.connections},
-           {"rx_bytes", wire.rx_bytes},         {"tx_bytes", wire.tx_bytes},
-           {"watch_events", wire.watch_events}, {"tls_handshakes", wire.tls_handshakes},
-           {"tls_resumed", wire.tls_resumed}};
+  j["etcd_wire"] = json{{"requests", wire.requests},
+                        {"connections", wire.connections},
+                        {"rx_bytes", wire.rx_bytes},
+                        {"tx_bytes", wire.tx_bytes},
+                        {"watch_events", wire.watch_events},
+                        {"tls_handshakes", wire.tls_handshakes},
+                        {"tls_resumed", wire.tls_resumed},
+                        {"keepalives_grpc", wire.keepalives_grpc},
+                        {"keepalives_json", wire.keepalives_json}};
   if (machine_.regions()) {
     j["sums_age_seconds"] = absl::ToDoubleSeconds(now - machine_.regions()->updated);
   }

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -471,6 +472,121 @@ class SlowEtcd(FleetTestCase):
         thaw()
         self.wait_for(lambda: self.fleet(region).get("connected"), timeout=20,
                       what="the node back in sync")
+
+
+class Http1OnlyRelay:
+    """A TCP relay to etcd that answers HTTP/2's preface with HTTP/1.1 (a proxy in front of the
+    JSON gateway that knows no HTTP/2): everything else goes through both ways."""
+
+    PREFACE = b"PRI * HTTP/2.0"
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.refused = 0
+        self.relayed = 0
+        self.closing = False
+        self.sockets = []
+        self.threads = [threading.Thread(target=self.accept, daemon=True)]
+        self.threads[0].start()
+
+    def accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.sockets.append(client)
+            thread = threading.Thread(target=self.serve, args=(client,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def serve(self, client):
+        try:
+            first = client.recv(65536)
+            if first.startswith(self.PREFACE[:len(first)]) and first:
+                self.refused += 1
+                client.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                               b"Connection: close\r\n\r\n")
+                client.close()
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            upstream.settimeout(None)
+            self.sockets.append(upstream)
+            self.relayed += 1
+            upstream.sendall(first)
+            back = threading.Thread(target=self.pump, args=(upstream, client), daemon=True)
+            self.threads.append(back)
+            back.start()
+            self.pump(client, upstream)
+        except OSError:
+            pass
+
+    @staticmethod
+    def pump(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    sink.shutdown(socket.SHUT_WR)
+                    return
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def close(self):
+        self.closing = True
+        self.listener.close()
+        for s in list(self.sockets):
+            try:
+                s.close()
+            except OSError:
+                pass
+        for thread in self.threads:
+            thread.join(5)
+
+
+class EtcdApi(FleetTestCase):
+    def test_keep_alives_and_watches_over_grpc_with_a_gateway_only_endpoint_beside(self):
+        # us-west-2 reaches etcd through a relay that knows no HTTP/2: it finds out at its
+        # first gRPC connection and uses the JSON gateway; the two others use gRPC. A change
+        # reaches all three, and each keeps its lease alive the one way (it would lose its view
+        # and leadership otherwise).
+        relay = Http1OnlyRelay(self.etcd.client_port)
+        self.addCleanup(relay.close)
+        relayed = "http://127.0.0.1:%d" % relay.port
+        plain = self.etcd_endpoints
+        self.etcd_endpoints = lambda local: relayed if local == "us-west-2" else plain(local)
+        self.start_fleet()
+        self.wait_for(lambda: relay.refused >= 1, what="the relay refusing HTTP/2")
+        self.assertIn("its JSON gateway for the next 1m", self.nodes["us-west-2"].log_text())
+        self.assertEqual(self.fleet("us-west-2")["etcd_api"], "json")
+        for region in ("us-east-1", "eu-west-1"):
+            self.assertEqual(self.fleet(region)["etcd_api"], "grpc")
+        before = {r: self.fleet(r)["etcd_wire"] for r in REGIONS}
+        for fraction in (10, 20):
+            status, body = self.api("us-east-1", "PUT", "/v1/steering/regions/us-east-1",
+                                    {"fraction": fraction, "saviors": {"eu-west-1": 100}})
+            self.assertEqual(status, 200, body)
+            self.wait_for(lambda: all(self.steering(r)["regions"]["us-east-1"]["fraction"]
+                                      == "%d%%" % fraction for r in REGIONS),
+                          what="%d%% on every node" % fraction)
+        # Three lease TTLs: every node's keep-alives went through, whichever the API.
+        time.sleep(3 * LEASE_TTL)
+        for region in REGIONS:
+            fleet = self.fleet(region)
+            self.assertTrue(fleet["connected"], (region, fleet))
+            self.assertEqual(len(fleet["nodes"]), 3, (region, fleet))
+            wire, was = fleet["etcd_wire"], before[region]
+            used, unused = (("keepalives_json", "keepalives_grpc") if region == "us-west-2"
+                            else ("keepalives_grpc", "keepalives_json"))
+            self.assertGreaterEqual(wire[used] - was[used], 3, (region, was, wire))
+            self.assertEqual(wire[unused], was[unused], (region, was, wire))
+        log = self.nodes["us-west-2"].log_text()
+        self.assertNotIn("lost the steering store", log, log[-3000:])
 
 
 class OriginsDown(FleetTestCase):

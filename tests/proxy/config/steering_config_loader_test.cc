@@ -339,6 +339,7 @@ fleet:
     username: sluice
     password_file: etcd.password
     timeout: 500ms
+    api: json
   prefix: /edge/prod/
   node: use1-a
   lease_ttl: 4s
@@ -353,6 +354,8 @@ fleet:
   EXPECT_EQ(f.etcd_username, "sluice");
   EXPECT_EQ(f.etcd_password, "s3cret");
   EXPECT_EQ(f.etcd_timeout, absl::Milliseconds(500));
+  EXPECT_FALSE(f.etcd_grpc);
+  EXPECT_TRUE(FleetConfig().etcd_grpc);  // gRPC unless told otherwise
   EXPECT_EQ(f.prefix, "/edge/prod/");
   EXPECT_EQ(f.node, "use1-a");
   EXPECT_EQ(f.lease_ttl, absl::Seconds(4));
@@ -426,6 +429,9 @@ TEST_F(SteeringConfigLoaderTest, FleetErrors) {
   EXPECT_NE(error("  etcd: {endpoints: [etcd.internal:2379]}\n").find("https://HOST:PORT"),
             std::string::npos);
   EXPECT_NE(error("  etcd: {endpoints: []}\n").find("1..16"), std::string::npos);
+  EXPECT_NE(error("  etcd: {endpoints: [http://127.0.0.1:2379], api: rest}\n")
+                .find("fleet.etcd.api: must be grpc (etcd's gRPC API) or json"),
+            std::string::npos);
   EXPECT_NE(error("  etcd: {endpoints: [\"http://etcd one:2379\"]}\n").find("HOST:PORT"),
             std::string::npos);
   EXPECT_NE(error("  etcd: {endpoints: [http://etcd:0]}\n").find("HOST:PORT"), std::string::npos);

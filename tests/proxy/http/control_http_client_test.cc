@@ -18,6 +18,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/proxy/loop_test_util.h"
+#include "tests/proxy/socket_test_util.h"
 
 namespace sluice {
 namespace {
@@ -42,15 +43,7 @@ enum class Action {
 class ScriptedServer {
  public:
   ScriptedServer() {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in sin{};
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
-    EXPECT_EQ(::listen(listen_fd_, 64), 0);
-    socklen_t len = sizeof(sin);
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sin), &len);
-    address_ = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&sin));
+    listen_fd_ = BindLoopback(&address_, 64);
     accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
   ~ScriptedServer() { Stop(); }
@@ -765,19 +758,11 @@ TEST_F(ControlHttpClientTest, PoolDestroyedFromTheReplyCallback) {
 TEST_F(ControlHttpClientTest, RefusedConnectionIsNotParked) {
   pool_ = std::make_unique<ControlHttpPool>();
   // A loopback port nobody listens on: bound, then closed.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)), 0);
-  socklen_t len = sizeof(sin);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len);
-  ::close(fd);
+  SocketAddress closed = ClosedLoopbackPort();
   ControlHttpReply refused;
   bool done = false;
-  StartControlHttpRequest(loop_.context(),
-                          SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&sin)), Get(),
-                          Options(), [&](const ControlHttpReply& reply) {
+  StartControlHttpRequest(loop_.context(), closed, Get(), Options(),
+                          [&](const ControlHttpReply& reply) {
                             refused = reply;
                             done = true;
                           });
