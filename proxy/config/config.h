@@ -283,8 +283,8 @@ struct FleetConfig {
   std::vector<std::string> etcd_endpoints;  // "http://127.0.0.1:2379"; tried in turn
   std::string etcd_username;                // empty: etcd without authentication
   std::string etcd_password;                // read from etcd.password_file
-  absl::Duration etcd_timeout = absl::Seconds(2);      // per call and endpoint
-  ClientTlsFiles etcd_tls;                             // for https:// endpoints
+  absl::Duration etcd_timeout = absl::Seconds(2);  // per call and endpoint
+  ClientTlsFiles etcd_tls;                         // for https:// endpoints
   // etcd.api: keep-alives and watches over etcd's gRPC API (grpc) or its JSON gateway (json).
   bool etcd_grpc = true;
   std::string prefix = "/sluice/";                     // every key the fleet uses starts with it

@@ -36,6 +36,7 @@ class FleetSimSmoke(unittest.TestCase):
         self.assertRegex(last, r"^fleet: ", output)
         fields = dict(kv.split("=", 1) for kv in last[len("fleet: "):].split())
         self.assertEqual(fields["nodes"], "12", last)
+        self.assertEqual(fields["api"], "grpc", last)
         self.assertGreater(float(fields["full_ms"]), 0, last)
         self.assertGreaterEqual(float(fields["full_ms"]), float(fields["p99_ms"]), last)
         self.assertEqual(fields["missing"], "0", last)

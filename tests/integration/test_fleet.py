@@ -311,6 +311,20 @@ class Propagation(FleetTestCase):
                       what="both changes stored")
 
 
+class PropagationThroughTheGateway(Propagation):
+    """The same with `fleet.etcd.api: json`: keep-alives and watches through etcd's JSON
+    gateway, as every call was before etcd's gRPC API (and as a node falls back to)."""
+
+    def setUp(self):
+        super().setUp()
+        self.etcd_extra = "    api: json\n"
+
+    def start_fleet(self):
+        super().start_fleet()
+        for region in REGIONS:
+            self.assertEqual(self.fleet(region)["etcd_api"], "json")
+
+
 class Leadership(FleetTestCase):
     def test_leader_killed_mid_ramp_another_continues_from_its_step(self):
         self.start_fleet()
