@@ -112,6 +112,7 @@ void EtcdClient::CancelAll() {
   if (channel_) channel_->Abandon();
   channel_ = nullptr;
   keepalive_stream_ = nullptr;
+  keepalive_sent_.clear();
   keepalives_.clear();
   std::map<uint64_t, Call> calls;
   calls.swap(calls_);
@@ -500,6 +501,16 @@ GrpcChannel::Metadata EtcdClient::Metadata(bool watch) const {
 }
 
 GrpcChannel* EtcdClient::Channel() {
+  if (channel_ && channel_endpoint_ != current_) {
+    // The gateway's calls moved on from the channel's endpoint (it failed them): so do the
+    // streams. The old channel's streams end once it is given up, from the loop.
+    LOG_INFO("etcd: keep-alives and watches leave %s for %s",
+             options_.endpoints[channel_endpoint_].url, endpoint());
+    GrpcChannel* old = channel_;
+    channel_ = nullptr;
+    if (keepalive_stream_ && keepalive_stream_->channel == old) keepalive_stream_ = nullptr;
+    old->Retire(absl::UnavailableError("left for " + endpoint()));
+  }
   if (channel_) return channel_;
   size_t endpoint = current_;
   const HttpOrigin& e = options_.endpoints[endpoint];
@@ -512,14 +523,17 @@ GrpcChannel* EtcdClient::Channel() {
     options.tls_session = tls_sessions_[endpoint].get();
   }
   options.connect_timeout = options_.timeout;
-  // A host gone is found out well within a lease's life, a slow etcd is not taken for one.
-  options.user_timeout = std::max(absl::Seconds(5), 3 * options_.timeout);
+  // A host gone (unacknowledged bytes) is found out within two time-outs, before a lease of
+  // the default 5 s expires; a slow etcd, whose kernel still acknowledges, is not taken for one.
+  options.user_timeout = std::max(absl::Seconds(1), 2 * options_.timeout);
   options.counters = &wire_;
   GrpcChannel* channel = GrpcChannel::Create(context_, std::move(options), this);
   channel_ = channel;
   channel_endpoint_ = endpoint;
-  Address(endpoint, [this, channel](absl::StatusOr<SocketAddress> address) {
-    if (channel_ != channel) return;  // it went down (or the client was cancelled) meanwhile
+  uint64_t generation = ++channel_generation_;
+  Address(endpoint, [this, channel, generation](absl::StatusOr<SocketAddress> address) {
+    // It went down, was left, or the client was cancelled meanwhile.
+    if (generation != channel_generation_ || channel_ != channel) return;
     if (!address.ok()) {
       channel->Fail(address.status());
       return;
@@ -548,19 +562,36 @@ void EtcdClient::OnGrpcChannelDown(GrpcChannel* channel, const absl::Status& sta
 void EtcdClient::SendKeepAlive(KeepAliveCall* call) {
   ++call->attempts;
   call->timeout.Arm(context_->Timeouts(options_.timeout));  // per attempt, as for the gateway
+  GrpcChannel* channel = Channel();
+  if (keepalive_stream_ && keepalive_stream_->channel != channel) keepalive_stream_ = nullptr;
   if (!keepalive_stream_) {
-    keepalive_stream_ = Channel()->OpenStream(kEtcdLeaseKeepAlivePath, Metadata(false), this);
+    keepalive_stream_ = channel->OpenStream(kEtcdLeaseKeepAlivePath, Metadata(false), this);
+    keepalive_sent_[keepalive_stream_];
   }
   call->stream = keepalive_stream_;
+  call->sent = absl::Now();
+  keepalive_sent_[keepalive_stream_].push_back(call->id);
   ++keepalives_grpc_;
-  keepalive_stream_->channel->Send(keepalive_stream_, EtcdGrpcKeepAliveRequest(call->lease));
+  channel->Send(keepalive_stream_, EtcdGrpcKeepAliveRequest(call->lease));
 }
 
 void EtcdClient::KeepAliveTimedOut(uint64_t id) {
-  FailKeepAlive(
-      id, absl::DeadlineExceededError(absl::StrFormat(
-              "etcd did not answer in time: %s: a keep-alive (gRPC), %s",
-              options_.endpoints[channel_endpoint_].url, absl::FormatDuration(options_.timeout))));
+  auto it = keepalives_.find(id);
+  if (it == keepalives_.end()) return;
+  KeepAliveCall* call = it->second.get();
+  const std::string& url = options_.endpoints[channel_endpoint_].url;
+  if (channel_ && call->stream && call->stream->channel == channel_ &&
+      channel_->last_read() <= call->sent && call->attempts < options_.endpoints.size()) {
+    // Not a byte from this member since the call went out: the next endpoint, as the gateway's
+    // calls go (the call goes again there when its stream ends).
+    channel_->Fail(absl::UnavailableError(
+        absl::StrFormat("etcd sent nothing for %s", absl::FormatDuration(options_.timeout))));
+    return;
+  }
+  // A slow etcd is not a lost one: the connection stays. Its answer, if it comes, is dropped.
+  FailKeepAlive(id, absl::DeadlineExceededError(
+                        absl::StrFormat("etcd did not answer in time: %s: a keep-alive (gRPC), %s",
+                                        url, absl::FormatDuration(options_.timeout))));
 }
 
 void EtcdClient::FailKeepAlive(uint64_t id, absl::Status status) {
@@ -579,28 +610,42 @@ uint64_t EtcdClient::WatchOf(const GrpcStream* stream) const {
 }
 
 void EtcdClient::OnGrpcMessage(GrpcStream* stream, std::string_view message) {
-  if (stream == keepalive_stream_) {
+  if (auto fifo = keepalive_sent_.find(stream); fifo != keepalive_sent_.end()) {
     absl::StatusOr<EtcdLease> lease = ParseEtcdGrpcKeepAliveResponse(message);
+    // etcd answers a stream's keep-alives one for one, in order: this answer is the oldest
+    // request's, even if that call timed out meanwhile (then the answer is dropped; crediting
+    // it to a newer call would date the lease's renewal later than it was).
+    uint64_t id = 0;
+    if (lease.ok() && !fifo->second.empty()) {
+      id = fifo->second.front();
+      fifo->second.pop_front();
+    }
+    auto it = keepalives_.find(id);
+    if (lease.ok() && id == 0)
+      lease = absl::InternalError("etcd gRPC: a keep-alive answer unasked");
+    if (lease.ok() && it != keepalives_.end() && it->second->lease != lease->id) {
+      lease = absl::InternalError(
+          absl::StrFormat("etcd gRPC: a keep-alive answer for lease %x where %x was asked",
+                          lease->id, it->second->lease));
+    }
     if (!lease.ok()) {
+      // The stream cannot be trusted to pair answers with calls any more: its calls fail (the
+      // fleet keeps its lease alive at its next tick) and the next goes on a new stream.
       LOG_WARN("etcd: %s; the keep-alive stream starts again", lease.status().message());
-      keepalive_stream_ = nullptr;
+      if (keepalive_stream_ == stream) keepalive_stream_ = nullptr;
+      keepalive_sent_.erase(fifo);
       stream->channel->CloseStream(stream);
       std::vector<uint64_t> waiting;
-      for (const auto& [id, call] : keepalives_) {
-        if (call->stream == stream) waiting.push_back(id);
+      for (const auto& [call_id, call] : keepalives_) {
+        if (call->stream == stream) waiting.push_back(call_id);
       }
-      for (uint64_t id : waiting) FailKeepAlive(id, lease.status());
+      for (uint64_t call_id : waiting) FailKeepAlive(call_id, lease.status());
       return;
     }
-    // The oldest call for this lease: etcd answers a stream's keep-alives in order. An answer
-    // to a call that timed out finds none and is dropped.
-    for (auto& [id, call] : keepalives_) {
-      if (call->lease != lease->id || call->stream != stream) continue;
-      Done<EtcdLease> done = std::move(call->done);
-      keepalives_.erase(id);
-      done(*lease);
-      return;
-    }
+    if (it == keepalives_.end()) return;  // it timed out
+    Done<EtcdLease> done = std::move(it->second->done);
+    keepalives_.erase(it);
+    done(*lease);
     return;
   }
   uint64_t id = WatchOf(stream);
@@ -619,6 +664,7 @@ void EtcdClient::OnGrpcMessage(GrpcStream* stream, std::string_view message) {
 
 void EtcdClient::OnGrpcEnd(GrpcStream* stream, const absl::Status& status) {
   if (stream == keepalive_stream_) keepalive_stream_ = nullptr;
+  keepalive_sent_.erase(stream);
   if (uint64_t id = WatchOf(stream); id != 0) {
     WatchState& watch = watches_.at(id);
     watch.grpc = nullptr;

@@ -13,16 +13,22 @@
 // requests"): etcd may still carry it out. A JSON watch is one long-lived streamed reply on its
 // own connection.
 //
-// gRPC: the connection goes to the current endpoint; when it is lost the next endpoint is
-// current, the keep-alives waiting for an answer are sent again there (each at most once per
-// endpoint) and the watches end (the fleet watches again). A keep-alive not answered within the
-// timeout fails DeadlineExceeded while the connection stays: a slow etcd is not a lost one; a
-// vanished host is found by TCP_USER_TIMEOUT. An endpoint that does not speak gRPC (an HTTP/1.1
-// proxy in front of the gateway) is used through its JSON gateway for a minute, then tried again.
-// Watches ask for a member with a leader (gRPC metadata hasleader): a member cut off from the
-// rest of etcd ends them instead of going quiet.
-// With a username, the client authenticates first and sends etcd's token with every call,
-// authenticating again once when etcd says the token expired.
+// gRPC: the connection goes to the current endpoint. When it is lost (closed, reset, GOAWAY,
+// unacknowledged bytes past TCP_USER_TIMEOUT) the next endpoint is current, the keep-alives
+// waiting for an answer are sent again there (each at most once per endpoint) and the watches
+// end (the fleet watches again); the same when the JSON calls moved on from its endpoint. A
+// keep-alive not answered within the timeout moves on the same way when nothing at all came
+// from the endpoint since it was sent and another endpoint is left to try; otherwise it fails
+// DeadlineExceeded while the connection stays: a slow etcd is not a lost one. etcd answers a
+// stream's keep-alives one for one and in order, so an answer goes to the call it answers or,
+// if that one timed out, nowhere. An endpoint that does not speak gRPC (an HTTP/1.1 proxy in
+// front of the gateway) is used through its JSON gateway for a minute, then tried again; a
+// watch that got nothing yet moves there unseen. Watches ask for a member with a leader (gRPC
+// metadata hasleader): a member cut off from the rest of etcd ends them instead of going
+// quiet.
+//
+// With a username, the client authenticates first (through the gateway) and sends etcd's
+// token with every call and stream, authenticating again once when etcd says it expired.
 //
 // Endpoints are "http://HOST:PORT" or "https://HOST:PORT" with an IP address or a host name;
 // a name is resolved when the client first connects to it, again after a connection to its
@@ -36,6 +42,7 @@
 #define SLUICE_PROXY_FLEET_ETCD_CLIENT_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -152,6 +159,7 @@ class EtcdClient final : private GrpcChannel::Owner, private GrpcChannel::Stream
     Timeout timeout;
     size_t attempts = 0;
     GrpcStream* stream = nullptr;  // the one it was last sent on, until that ends
+    absl::Time sent;
   };
 
   // POSTs `body` to `path`; `done` gets the body of a 200 reply or the error.
@@ -215,7 +223,11 @@ class EtcdClient final : private GrpcChannel::Owner, private GrpcChannel::Stream
   ControlHttpPool pool_;
   GrpcChannel* channel_ = nullptr;  // null until needed and once it went down
   size_t channel_endpoint_ = 0;
-  GrpcStream* keepalive_stream_ = nullptr;
+  GrpcStream* keepalive_stream_ = nullptr;  // where new keep-alives go
+  uint64_t channel_generation_ = 0;
+  // Each keep-alive stream (the current one, and older ones until they end) and the calls sent
+  // on it in order, answered or not: etcd answers them one for one, in order.
+  std::map<const GrpcStream*, std::deque<uint64_t>> keepalive_sent_;
   std::map<uint64_t, std::unique_ptr<KeepAliveCall>> keepalives_;  // by id: in sending order
   std::vector<absl::Time> json_until_;  // by endpoint: no gRPC there before then
   // Outlives the client in resolutions still running in libuv's thread pool.

@@ -66,12 +66,27 @@ struct GrpcChannelCallbacks {
       channel->ready_ = true;
       channel->connect_timeout_.Disarm();
     }
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      // etcd is stopping (or this connection served its time): new streams would be refused
+      // while the old ones finish. Given up once this read is done, so that the owner moves
+      // on now.
+      channel->goaway_ = true;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+      GrpcStream* stream = StreamOf(session, frame->hd.stream_id);
+      if (stream && (stream->http_status != 200 || !stream->grpc_content)) {
+        // An HTTP/2 server but no gRPC behind it (a proxy without the route).
+        channel->not_grpc_ = true;
+      }
+    }
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
       // The server's side ended (its trailers): so does the stream, though this side never
       // half-closes. The reset closes it in nghttp2 too (as gRPC servers do).
       GrpcStream* stream = StreamOf(session, frame->hd.stream_id);
-      if (stream && stream->handler) {
+      // Not when the answer is not gRPC: the owner hears of the refusal first (once the read
+      // is done), then the streams end.
+      if (stream && stream->handler && !channel->not_grpc_) {
         channel->EndStream(stream, channel->EndStatus(stream, NGHTTP2_NO_ERROR));
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_NO_ERROR);
@@ -154,6 +169,8 @@ GrpcChannel::GrpcChannel(LoopContext* context, GrpcChannelOptions options, Owner
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  // From now: a name's resolution counts too.
+  connect_timeout_.Arm(context_->Timeouts(options_.connect_timeout));
 }
 
 GrpcChannel::~GrpcChannel() {
@@ -164,7 +181,6 @@ GrpcChannel::~GrpcChannel() {
 void GrpcChannel::Connect(const SocketAddress& address) {
   if (down_) return;
   Count(&ControlHttpCounters::connections, 1);
-  connect_timeout_.Arm(context_->Timeouts(options_.connect_timeout));
   if (options_.tls) {
     SSL* ssl = NewClientSsl(options_.tls.get(), options_.server_name);
     if (!ssl) {
@@ -236,13 +252,14 @@ void GrpcChannel::Send(GrpcStream* stream, std::string_view message) {
 void GrpcChannel::CloseStream(GrpcStream* stream) {
   stream->handler = nullptr;
   if (down_) return;  // the session goes with the connection
-  if (stream->id >= 0 && nghttp2_session_get_stream_user_data(session_, stream->id) == stream) {
+  if (stream->id >= 0) {
+    // Open in nghttp2, or still queued there (its HEADERS not sent: nghttp2 then drops it):
+    // either way nghttp2 closes it and holds the pointer until then.
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream->id, NGHTTP2_CANCEL);
     ScheduleSend();  // freed when nghttp2 closes it
     return;
   }
-  // Never opened in nghttp2, or closed there already.
-  StreamClosed(stream, NGHTTP2_CANCEL);
+  StreamClosed(stream, NGHTTP2_CANCEL);  // never given to nghttp2
 }
 
 void GrpcChannel::EndStream(GrpcStream* stream, const absl::Status& status) {
@@ -349,6 +366,15 @@ void GrpcChannel::OnStreamRead(const char* data, size_t len) {
   }
   ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), len);
   if (down_) return;
+  if (not_grpc_) {
+    Down(absl::UnavailableError("etcd answered a gRPC call with something else (no gRPC there)"),
+         /*refused=*/true);
+    return;
+  }
+  if (goaway_) {
+    Fail(absl::UnavailableError("etcd is closing the connection (GOAWAY)"));
+    return;
+  }
   if (rv < 0) {
     Down(absl::UnavailableError(
              absl::StrFormat("etcd: HTTP/2: %s", nghttp2_strerror(static_cast<int>(rv)))),
@@ -362,6 +388,11 @@ void GrpcChannel::OnStreamEof() { Fail(absl::UnavailableError("etcd closed the c
 
 void GrpcChannel::OnStreamError(int error) {
   std::string why = stream_.tls_error().empty() ? uv_strerror(error) : stream_.tls_error();
+  if (why.find("no application protocol") != std::string::npos) {
+    // A TLS server that refused h2 by ALPN with an alert (Go's does).
+    Down(absl::UnavailableError("etcd did not agree to HTTP/2 (ALPN): " + why), /*refused=*/true);
+    return;
+  }
   Fail(absl::UnavailableError(
       absl::StrFormat("%s: %s", connected_ ? "connection to etcd" : "cannot connect", why)));
 }
@@ -375,6 +406,8 @@ void GrpcChannel::OnTimeout(Timeout*) {
 }
 
 void GrpcChannel::Fail(const absl::Status& status) { Down(status, /*refused=*/false); }
+
+void GrpcChannel::Retire(absl::Status status) { FailLater(std::move(status)); }
 
 void GrpcChannel::Down(const absl::Status& why, bool refused) {
   if (down_) return;

@@ -10,9 +10,10 @@
 // connection is up: they go out once the server's SETTINGS arrived.
 //
 // The connection is given up (Unavailable, every stream ending with it) when it fails, closes,
-// or is not up within the connect timeout. "Refused" says the server was reached but does not
-// speak gRPC over HTTP/2 (an HTTP/1.1 answer to the preface, no h2 by ALPN): the owner may then
-// use etcd's JSON gateway instead.
+// the server sends GOAWAY, or it is not up within the connect timeout (counted from Create, so
+// a slow name lookup counts). "Refused" says the server was reached but does not speak gRPC
+// over HTTP/2 (an HTTP/1.1 answer to the preface, no h2 by ALPN, an HTTP/2 answer that is not
+// gRPC): the owner may then use etcd's JSON gateway instead.
 //
 // Lifetime: Create() allocates; the channel frees itself once its socket is closed, after it
 // went down or was abandoned. The owner is told it went down (OnGrpcChannelDown, before the
@@ -91,6 +92,9 @@ class GrpcChannel final : private TcpStream::Handler, private DeferredTask, priv
   // Gives the connection up as if it failed with `status`: the owner hears of it and every
   // stream ends.
   void Fail(const absl::Status& status);
+  // Fail(), from a deferred task: the owner, which stopped using the channel, hears of it
+  // later (or not at all, if it ignores channels it no longer holds).
+  void Retire(absl::Status status);
   // The owner is going: no callback runs again (streams included); the channel closes.
   void Abandon();
 
@@ -155,6 +159,8 @@ class GrpcChannel final : private TcpStream::Handler, private DeferredTask, priv
   bool abandoned_ = false;
   bool first_read_ = true;
   bool handshake_counted_ = false;
+  bool goaway_ = false;    // the server sent GOAWAY: given up after the read
+  bool not_grpc_ = false;  // a response that is not gRPC: refused after the read
 };
 
 // One stream; the channel owns it.

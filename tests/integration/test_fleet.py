@@ -500,8 +500,6 @@ class Http1OnlyRelay:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(64)
         self.port = self.listener.getsockname()[1]
-        self.refused = 0
-        self.relayed = 0
         self.closing = False
         self.sockets = []
         self.threads = [threading.Thread(target=self.accept, daemon=True)]
@@ -522,7 +520,6 @@ class Http1OnlyRelay:
         try:
             first = client.recv(65536)
             if first.startswith(self.PREFACE[:len(first)]) and first:
-                self.refused += 1
                 client.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
                                b"Connection: close\r\n\r\n")
                 client.close()
@@ -530,7 +527,6 @@ class Http1OnlyRelay:
             upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
             upstream.settimeout(None)
             self.sockets.append(upstream)
-            self.relayed += 1
             upstream.sendall(first)
             back = threading.Thread(target=self.pump, args=(upstream, client), daemon=True)
             self.threads.append(back)
@@ -575,9 +571,11 @@ class EtcdApi(FleetTestCase):
         plain = self.etcd_endpoints
         self.etcd_endpoints = lambda local: relayed if local == "us-west-2" else plain(local)
         self.start_fleet()
-        self.wait_for(lambda: relay.refused >= 1, what="the relay refusing HTTP/2")
-        self.assertIn("its JSON gateway for the next 1m", self.nodes["us-west-2"].log_text())
-        self.assertEqual(self.fleet("us-west-2")["etcd_api"], "json")
+        self.wait_for(lambda: "its JSON gateway for the next 1m" in
+                      self.nodes["us-west-2"].log_text(), what="the node told HTTP/2 is refused")
+        refused_at = time.monotonic()
+        self.wait_for(lambda: self.fleet("us-west-2")["etcd_api"] == "json",
+                      what="the refused node on the gateway")
         for region in ("us-east-1", "eu-west-1"):
             self.assertEqual(self.fleet(region)["etcd_api"], "grpc")
         before = {r: self.fleet(r)["etcd_wire"] for r in REGIONS}
@@ -598,7 +596,10 @@ class EtcdApi(FleetTestCase):
             used, unused = (("keepalives_json", "keepalives_grpc") if region == "us-west-2"
                             else ("keepalives_grpc", "keepalives_json"))
             self.assertGreaterEqual(wire[used] - was[used], 3, (region, was, wire))
-            self.assertEqual(wire[unused], was[unused], (region, was, wire))
+            # (The refused node tries gRPC again a minute after the refusal: not within this
+            # test unless its waits took most of their bounds.)
+            if region != "us-west-2" or time.monotonic() - refused_at < 55:
+                self.assertEqual(wire[unused], was[unused], (region, was, wire))
         log = self.nodes["us-west-2"].log_text()
         self.assertNotIn("lost the steering store", log, log[-3000:])
 

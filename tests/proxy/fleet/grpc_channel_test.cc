@@ -30,6 +30,8 @@ namespace {
 //   "reset"           resets the stream (RST_STREAM INTERNAL_ERROR)
 //   "compressed"      answers with a message flagged compressed
 //   "close"           closes the connection
+//   "goaway"          sends GOAWAY (and keeps the connection)
+//   "404"             answers with HTTP status 404, not gRPC
 // Or, for a whole connection: answers HTTP/1.1 to the preface (kHttp1), or never answers
 // (kSilent).
 class FakeGrpcServer {
@@ -42,6 +44,7 @@ class FakeGrpcServer {
     std::string out;                             // response DATA not yet sent
     bool headers_sent = false;
     bool end = false;  // trailers once `out` is sent
+    bool not_found = false;
     std::string status;
     std::string message;
   };
@@ -123,7 +126,11 @@ class FakeGrpcServer {
   void Flush(Connection* c) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [id, s] : streams_) {
-      if (!s.headers_sent && s.closed_with == ~0u && (!s.out.empty() || s.end)) {
+      if (!s.headers_sent && s.not_found) {
+        s.headers_sent = true;
+        nghttp2_nv h[] = {Nv(":status", "404"), Nv("content-type", "text/plain")};
+        nghttp2_submit_response(c->session, id, h, 2, nullptr);
+      } else if (!s.headers_sent && s.closed_with == ~0u && (!s.out.empty() || s.end)) {
         s.headers_sent = true;
         nghttp2_nv h[] = {Nv(":status", "200"), Nv("content-type", "application/grpc")};
         nghttp2_data_provider provider;
@@ -198,6 +205,10 @@ class FakeGrpcServer {
         s.out += std::string("\x01\0\0\0\x01x", 6);
       } else if (m == "close") {
         c->close = true;
+      } else if (m == "goaway") {
+        nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR, nullptr, 0);
+      } else if (m == "404") {
+        s.not_found = true;
       }
     }
     return 0;
@@ -410,6 +421,45 @@ TEST_F(GrpcChannelTest, AClosedStreamIsCancelledAndHeardOfNoMore) {
   loop_.RunUntil([] { return false; }, 50);
   EXPECT_EQ(recorder_.downs, 0);
   EXPECT_EQ(recorder_.ends.count(b), 0u);
+}
+
+TEST_F(GrpcChannelTest, AStreamClosedBeforeItWentOutIsDroppedSafely) {
+  FakeGrpcServer server;
+  GrpcChannel* channel = Open(server.address());
+  // Still queued in nghttp2 (nothing is sent before the loop runs): closing it must not free
+  // what nghttp2 still points to (ASan would say).
+  GrpcStream* a = channel->OpenStream("/a", {}, &recorder_);
+  channel->Send(a, "echo:never");
+  channel->CloseStream(a);
+  GrpcStream* b = channel->OpenStream("/b", {}, &recorder_);
+  channel->Send(b, "echo:z");
+  ASSERT_TRUE(loop_.RunUntil([&] { return recorder_.messages[b].size() == 1; }));
+  ASSERT_TRUE(loop_.RunUntil([&] { return channel->streams() == 1; }));
+  EXPECT_EQ(recorder_.ends.size(), 0u);
+  for (const auto& [id, s] : server.streams()) EXPECT_EQ(s.headers.at(":path"), "/b") << id;
+  channel->Abandon();
+}
+
+TEST_F(GrpcChannelTest, GoawayGivesTheConnectionUp) {
+  FakeGrpcServer server;
+  GrpcChannel* channel = Open(server.address());
+  GrpcStream* s = channel->OpenStream("/a", {}, &recorder_);
+  channel->Send(s, "goaway");
+  ASSERT_TRUE(loop_.RunUntil([&] { return recorder_.downs == 1; }));
+  EXPECT_FALSE(recorder_.refused);
+  EXPECT_NE(recorder_.down.message().find("GOAWAY"), std::string::npos) << recorder_.down;
+  ASSERT_TRUE(loop_.RunUntil([&] { return recorder_.ends.count(s) == 1; }));
+}
+
+TEST_F(GrpcChannelTest, AnHttp2AnswerThatIsNotGrpcIsRefused) {
+  FakeGrpcServer server;
+  GrpcChannel* channel = Open(server.address());
+  GrpcStream* s = channel->OpenStream("/a", {}, &recorder_);
+  channel->Send(s, "404");
+  ASSERT_TRUE(loop_.RunUntil([&] { return recorder_.ends.count(s) == 1; }));
+  EXPECT_EQ(recorder_.events, (std::vector<std::string>{"down", "end"}));
+  EXPECT_TRUE(recorder_.refused);
+  EXPECT_TRUE(absl::IsUnavailable(recorder_.ends[s])) << recorder_.ends[s];
 }
 
 }  // namespace
