@@ -487,8 +487,8 @@ bool EtcdClient::UseGrpc() const {
   if (!options_.grpc) return false;
   // Authentication goes through the gateway: until there is a token, so do the calls.
   if (!options_.username.empty() && token_.empty()) return false;
-  size_t endpoint = channel_ ? channel_endpoint_ : current_;
-  return absl::Now() >= json_until_[endpoint];
+  // The current endpoint's: a connection to another is left at the next use (Channel).
+  return absl::Now() >= json_until_[current_];
 }
 
 GrpcChannel::Metadata EtcdClient::Metadata(bool watch) const {
