@@ -1,6 +1,5 @@
 #include "proxy/fleet/etcd_grpc_protocol.h"
 
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -29,6 +28,17 @@ const std::string kWatchDelete =
     Hex("000000002a0a1a08b298eaf1948386fccd0110cdd2918bd2b881cf8e01180320025a0c080112080a042f6b2f61"
         "1803");
 constexpr int64_t kLease = 7587899359589422855;
+
+// Whether `text` contains one of the '|'-separated `needles` (no std::regex: g++ 12 warns
+// about its innards under the sanitizers).
+bool MentionsAny(std::string_view text, std::string_view needles) {
+  while (true) {
+    size_t bar = needles.find('|');
+    if (text.find(needles.substr(0, bar)) != std::string_view::npos) return true;
+    if (bar == std::string_view::npos) return false;
+    needles.remove_prefix(bar + 1);
+  }
+}
 
 // The messages of a framed stream, fed in pieces of `chunk` bytes.
 std::vector<std::string> Messages(const std::string& stream, size_t chunk) {
@@ -137,7 +147,7 @@ TEST(EtcdGrpcProtocolTest, MalformedMessagesAreRefusedWithAReason) {
     absl::StatusOr<EtcdWatchMessage> m = ParseEtcdGrpcWatchResponse(c.message);
     ASSERT_FALSE(m.ok()) << absl::BytesToHexString(c.message);
     EXPECT_FALSE(m.status().message().empty());
-    EXPECT_TRUE(std::regex_search(std::string(m.status().message()), std::regex(c.why)))
+    EXPECT_TRUE(MentionsAny(std::string(m.status().message()), c.why))
         << m.status() << " for " << absl::BytesToHexString(c.message);
   }
   // A keep-alive answer must name its lease.
