@@ -1,16 +1,11 @@
 #include "steering/decision.h"
 
 #include <bit>
-#include <cmath>
+
+#include "steering/rendezvous.h"
 
 namespace sluice {
 namespace {
-
-// u in (0, 1) from the top 53 bits: never 0 (log would be -inf) and never 1 (log would be 0).
-double RendezvousScore(uint64_t hash, uint32_t weight) {
-  double u = (static_cast<double>(hash >> 11) + 0.5) * 0x1.0p-53;
-  return static_cast<double>(weight) / -std::log(u);
-}
 
 // Enough room for the hashes of every lane of any plan: the bucket and up to kMaxRegions - 1
 // candidates, in groups of four.
@@ -41,18 +36,7 @@ int HighestScore(const SaviorPlan& plan, std::string_view member, uint64_t skip,
   for (size_t g = hashed_groups; g < plan.lanes.size(); ++g) {
     SipHash24x4(plan.lanes[g], member, lanes + g * SipLanes::kLanes);
   }
-  int best = -1;
-  double best_score = 0;
-  for (size_t i = 0; i < plan.candidates.size(); ++i) {
-    const SaviorWeight& c = plan.candidates[i];
-    if ((skip & RegionBit(c.region)) != 0) continue;
-    const double score = RendezvousScore(lanes[1 + i], c.weight);
-    if (best < 0 || score > best_score) {
-      best = c.region;
-      best_score = score;
-    }
-  }
-  return best;
+  return HighestRendezvous(plan.candidates, lanes + 1, skip);
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // it to a peer region's sluice. A pure function of the member id, its home region and cohort,
 // the table, and which regions this node cannot reach right now: a member gets the same answer
 // on every node that has the same table. It allocates nothing, and hashes a member once per
-// group of four keys (SaviorPlan in steering_table.h, SipHash24x4).
+// group of four keys (SaviorPlan in steering_table.h, SipHash24x4); rendezvous.h picks
+// the savior.
 //
 //   bucket(member, R)  = SipHash-2-4(R.bucket_key, member) mod 10000
 //   R moves a member   when bucket(member, R) < R.evacuated_bp (so raising the fraction only
@@ -69,8 +70,6 @@ int PickSavior(const SteeringTable& table, int region, std::string_view member, 
 // row when it has one, otherwise every other region with equal weight; same skips. -1: none.
 int PickFailoverRegion(const SteeringTable& table, std::string_view member, int cohort,
                        uint64_t skip);
-
-inline uint64_t RegionBit(int region) { return uint64_t{1} << region; }
 
 }  // namespace sluice
 

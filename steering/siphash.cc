@@ -206,9 +206,23 @@ SLUICE_SIPHASH_AVX2 void VectorHash(const SipLanes& lanes, std::string_view data
   s.v2 ^= ff;
   for (int i = 0; i < 4; ++i) s.Round();
   const SipVector result = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-  uint64_t all[SipLanes::kLanes];
-  std::memcpy(all, &result, sizeof all);
-  for (size_t lane = 0; lane < static_cast<size_t>(lanes.count); ++lane) out[lane] = all[lane];
+  // Fixed-size copies (a copy of `count` words would be a call to memcpy).
+  switch (lanes.count) {
+    case 4:
+      std::memcpy(out, &result, 4 * sizeof(uint64_t));
+      break;
+    case 3:
+      std::memcpy(out, &result, 3 * sizeof(uint64_t));
+      break;
+    case 2:
+      std::memcpy(out, &result, 2 * sizeof(uint64_t));
+      break;
+    case 1:
+      std::memcpy(out, &result, sizeof(uint64_t));
+      break;
+    default:
+      break;
+  }
 }
 
 __attribute__((target("avx2"))) void SipHash24x4Avx2(const SipLanes& lanes, std::string_view data,

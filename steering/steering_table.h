@@ -22,6 +22,9 @@
 namespace sluice {
 
 inline constexpr int kMaxRegions = 64;  // regions are bits of a uint64_t mask
+
+inline uint64_t RegionBit(int region) { return uint64_t{1} << region; }
+
 inline constexpr uint32_t kBasisPoints = 10000;
 inline constexpr uint32_t kMaxSaviorWeight = 100;
 
