@@ -23,7 +23,7 @@ inline double RendezvousUnit(uint64_t hash) {
   return (static_cast<double>(hash >> 11) + 0.5) * 0x1.0p-53;
 }
 
-// The exact score, as DESIGN.md defines it.
+// The exact score, as decision.h and the README ("Steering between regions") define it.
 inline double RendezvousScore(uint64_t hash, uint32_t weight) {
   return static_cast<double>(weight) / -std::log(RendezvousUnit(hash));
 }
@@ -40,7 +40,9 @@ inline constexpr double kNegLogError = 2e-6;
 // ln u = k ln 2 + f P(f) with f = m - 1, P the degree-6 polynomial through ln(1 + f) / f at the
 // 7 Chebyshev nodes of [sqrt(1/2) - 1, sqrt(2) - 1] (largest relative error 1.3e-6 there). With
 // k <= -1 the sum adds at least ln 2 to at most ln(2) / 2 of the other sign: no cancellation.
-inline double ApproxNegLog(uint64_t hash) {
+// Always inlined, so that each of HighestRendezvous's variants compiles it for its own
+// instructions (with FMA, the polynomial's steps are fused).
+[[gnu::always_inline]] inline double ApproxNegLog(uint64_t hash) {
   constexpr uint64_t kSqrtHalfBits = 0x3fe6a09e00000000;  // just under sqrt(1/2)
   constexpr uint64_t kOneBits = 0x3ff0000000000000;
   const double h = static_cast<double>(static_cast<int64_t>((hash >> 10) | 1));
@@ -60,8 +62,19 @@ inline double ApproxNegLog(uint64_t hash) {
 
 // The region of the candidate with the highest exact score, hashes[i] being candidate i's (the
 // first of equal ones), among those whose region `skip` does not name; -1 when there is none.
+// Ranks with fused multiply-adds where the CPU has them (checked at the first call).
 int HighestRendezvous(std::span<const SaviorWeight> candidates, const uint64_t* hashes,
                       uint64_t skip);
+
+// The arithmetic the approximation is compiled for: plain (any x86-64 or other CPU) or with FMA
+// instructions (x86-64 CPUs that have them). Both are held to kNegLogError and to the exact
+// scores by the tests; HighestRendezvous takes the best the CPU has.
+enum class RendezvousArithmetic : uint8_t { kPlain, kFma };
+bool RendezvousArithmeticAvailable(RendezvousArithmetic arithmetic);
+// HighestRendezvous and ApproxNegLog as compiled for `arithmetic` (which must be available).
+int HighestRendezvousWith(RendezvousArithmetic arithmetic, std::span<const SaviorWeight> candidates,
+                          const uint64_t* hashes, uint64_t skip);
+double ApproxNegLogWith(RendezvousArithmetic arithmetic, uint64_t hash);
 
 // The same from the exact scores alone: what HighestRendezvous falls back to.
 int HighestRendezvousExact(std::span<const SaviorWeight> candidates, const uint64_t* hashes,
