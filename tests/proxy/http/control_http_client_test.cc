@@ -142,13 +142,18 @@ class ScriptedServer {
     return a;
   }
 
+  // Counts the bytes before they go: counted after, a client could read a whole reply (and the
+  // test read bytes_sent()) before this thread counted it.
   bool SendAll(int fd, const std::string& bytes) {
+    bytes_sent_ += bytes.size();
     size_t done = 0;
     while (done < bytes.size()) {
       ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return false;
+      if (n <= 0) {
+        bytes_sent_ -= bytes.size() - done;  // what never went
+        return false;
+      }
       done += static_cast<size_t>(n);
-      bytes_sent_ += static_cast<uint64_t>(n);
     }
     return true;
   }
