@@ -12,9 +12,17 @@ namespace {
 constexpr size_t kMaxLanes = (kMaxRegions + SipLanes::kLanes) / SipLanes::kLanes * SipLanes::kLanes;
 
 // From this evacuated fraction on, Decide hashes a member's bucket and its first scores in one
-// four-lane pass. Below it most members stay: the bucket alone (one scalar hash, about 3/4 of
-// the pass) costs less on average, and the pass follows only for those who move.
+// four-lane pass, and ranks the saviors whether the member moves or not. Below it most members
+// stay: the bucket alone (one scalar hash, about 3/4 of the pass) costs less on average, and the
+// pass and the ranking follow only for those who move.
 constexpr uint32_t kOnePassFrom = kBasisPoints / 4;
+
+// `yes` if `condition`, else `no`, by masks: the compiler may turn a ?: (or an if) into a branch
+// where it judges one cheaper, and a branch on a coin toss is mispredicted half of the time.
+inline int SelectWithoutBranch(bool condition, int yes, int no) {
+  const int all_if = -static_cast<int>(condition);  // every bit set when `condition`
+  return no ^ ((yes ^ no) & all_if);
+}
 
 // The one candidate of `plan` that `skip` leaves usable; -1: none; -2: several (they need
 // their scores). A lone candidate needs no hash: it has the highest score whatever it is.
@@ -94,6 +102,8 @@ SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request
     target = request.home;
     reason = SteeringReason::kHome;
   }
+  // The target is one this node cannot reach (only a member's home can be another region).
+  const bool target_unreachable = target != local && (request.unreachable & RegionBit(target)) != 0;
   const uint32_t evacuated_bp = table.region(target).evacuated_bp;
   if (evacuated_bp > 0) {
     const SaviorPlan& plan = table.SaviorPlanFor(target, request.cohort);
@@ -108,6 +118,18 @@ SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request
       SipHash24x4(plan.lanes[0], request.member, lanes);
       hashed_groups = 1;
       moves = lanes[0] % kBasisPoints < evacuated_bp;
+      // From a quarter to nearly all members moving, whether this one does is close to a coin
+      // toss for the branch predictor: a branch on it would be mispredicted for up to every
+      // other request, after the whole hash. So the savior is ranked either way, and the answer
+      // taken without a branch. A member with no savior, or a target this node cannot reach, is
+      // rare and decided below (the ranking done again).
+      const int savior = HighestScore(plan, request.member, request.unreachable, 1, lanes);
+      if (savior >= 0 && !target_unreachable) {
+        const int region = SelectWithoutBranch(moves, savior, target);
+        const auto why = static_cast<SteeringReason>(SelectWithoutBranch(
+            moves, static_cast<int>(SteeringReason::kEvacuated), static_cast<int>(reason)));
+        return {region, region != local, why};
+      }
     }
     if (moves) {
       int savior = HighestScore(plan, request.member, request.unreachable, hashed_groups, lanes);
@@ -121,9 +143,7 @@ SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request
       reason = SteeringReason::kStayed;
     }
   }
-  if (target != local && (request.unreachable & RegionBit(target)) != 0) {
-    return {local, false, SteeringReason::kUnreachable};
-  }
+  if (target_unreachable) return {local, false, SteeringReason::kUnreachable};
   return {target, target != local, reason};
 }
 
