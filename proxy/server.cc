@@ -25,6 +25,7 @@
 #include "proxy/config/filter_config_loader.h"
 #include "proxy/config/steering_config_loader.h"
 #include "proxy/config/tls_config_loader.h"
+#include "proxy/observe/heap_memory.h"
 #include "proxy/observe/metric_families.h"
 #include "proxy/upstream/window_sizer.h"
 #include "steering/state_file.h"
@@ -641,6 +642,11 @@ std::string Server::RenderMetrics() {
   std::string why;
   node.ready = Ready(&why);
   node.start_time_seconds = absl::ToDoubleSeconds(start_time_ - absl::UnixEpoch());
+  if (std::optional<HeapMemory> heap = ReadHeapMemory()) {
+    node.has_heap = true;
+    node.heap_allocated_bytes = heap->allocated;
+    node.heap_bytes = heap->heap;
+  }
   node.hop_replay_evictions = hop_replay_->live_evictions();
   node.upstream_window_bytes = WindowBudget::Upstream().reserved();
   node.upstream_window_limit = WindowBudget::Upstream().limit();

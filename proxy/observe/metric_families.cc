@@ -376,6 +376,22 @@ std::vector<MetricFamily> BuildFamilies() {
        T::kGauge,
        {},
        [](const MetricSources& s, MetricSink& sink) { sink.Add({}, s.node.start_time_seconds); }},
+      {"sluice_heap_allocated_bytes",
+       "Bytes in live heap allocations, as malloc counts them: what connections, requests and "
+       "the workers' caches hold now.",
+       T::kGauge,
+       {},
+       [](const MetricSources& s, MetricSink& sink) {
+         if (s.node.has_heap) sink.Add({}, D(s.node.heap_allocated_bytes));
+       }},
+      {"sluice_heap_bytes",
+       "Bytes malloc holds from the system for the heap; beyond sluice_heap_allocated_bytes, "
+       "free memory it keeps for reuse (after a burst, say), which the resident size counts too.",
+       T::kGauge,
+       {},
+       [](const MetricSources& s, MetricSink& sink) {
+         if (s.node.has_heap) sink.Add({}, D(s.node.heap_bytes));
+       }},
       {"sluice_fleet_connected",
        "1 while the steering store (etcd) answers.",
        T::kGauge,

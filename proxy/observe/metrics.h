@@ -210,6 +210,10 @@ struct NodeGauges {
   std::vector<ActivePlan> plans;
   bool ready = false;
   double start_time_seconds = 0;
+  // The heap as malloc counts it (proxy/observe/heap_memory.h); has_heap: the counts exist.
+  bool has_heap = false;
+  uint64_t heap_allocated_bytes = 0;
+  uint64_t heap_bytes = 0;
   uint64_t hop_replay_evictions = 0;  // HopReplayCache::live_evictions
   // Upstream HTTP/2 window growth held from limits.upstream_window_memory (WindowBudget).
   uint64_t upstream_window_bytes = 0;

@@ -115,9 +115,14 @@ TEST(MetricFamiliesTest, EveryFamilyRendersWithItsDeclaredLabels) {
   node.active_plans = 1;
   node.plans = {{7, "us-east-1", "evacuate", 42.5}};
   node.edges = {{"us-west-2", "dead"}};
+  node.has_heap = true;
+  node.heap_allocated_bytes = 5'000'000;
+  node.heap_bytes = 7'000'000;
   const std::string text = RenderMetrics({&w}, node, {"us-east-1"});
   EXPECT_TRUE(Has(text, "sluice_capacity_requests_per_second 2000")) << text;
   EXPECT_TRUE(Has(text, "sluice_standby_endpoints{state=\"waiting\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "sluice_heap_allocated_bytes 5000000")) << text;
+  EXPECT_TRUE(Has(text, "sluice_heap_bytes 7000000")) << text;
   EXPECT_TRUE(Has(text,
                   "sluice_steering_plan_held_seconds{plan=\"7\",region=\"us-east-1\","
                   "kind=\"evacuate\"} 42.5"))
