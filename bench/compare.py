@@ -22,7 +22,11 @@ Table:
     request each, from 127.0.0.x source addresses in turn, so more than one address's ephemeral
     ports allow), and per idle pooled upstream connection (1,000 more clients send a request
     at once to the origin's rate-limited /slow, so the proxy opens up to 1,000 origin
-    connections, which then wait in its pool); bench/http1_compare.py idle_memory. The count is
+    connections, which then wait in its pool; 1,100 clients did the same before, so that
+    caches of request state are full; sluice and nginx keep up to 4,096 idle origin
+    connections here, so both bursts' stay pooled); bench/http1_compare.py idle_memory. For sluice also in
+    live heap allocations (sluice_heap_allocated_bytes), which the allocator's free memory after
+    the burst is not. The count is
     capped by the descriptor limits (this process's hard limit, the proxy's), and a line says
     so when fewer connections were measured than asked for;
   - HTTP/2 over TLS, h2load 50 connections x 10 streams: requests/s, mean, vs nginx;
@@ -38,7 +42,8 @@ The last line is for machines: "compare:" and key=value pairs, per row (nginx, h
 nghttpx, sluice, full = sluice-full, baseline, baseline_full): <row>_instr (instructions per
 request), <row>_allocs (calls to malloc, calloc and realloc per request in the same callgrind
 runs, every thread of the workers counted), <row>_idle_kib (KiB per idle downstream connection), <row>_upstream_idle_kib (KiB per
-idle pooled upstream connection), <row>_handshake_us (CPU per full TLS handshake); then idle_connections and upstream_idle_connections (what
+idle pooled upstream connection), <row>_idle_heap_kib and <row>_upstream_idle_heap_kib (the same
+in sluice's live heap allocations, nan for the other proxies), <row>_handshake_us (CPU per full TLS handshake); then idle_connections and upstream_idle_connections (what
 sluice's figures were measured over: clients, and origin connections it opened). A figure not
 measured is "nan".
 
@@ -146,7 +151,7 @@ listeners:
 clusters:
   - name: origin
     endpoints: [127.0.0.1:%d]
-    pool: {max_idle: 1024, max_requests: 0}%s
+    pool: {max_idle: 4096, max_requests: 0}%s
 routes:
   - cluster: origin%s
 %s""" % (admin_port, port, tls_port, cert, key, origin_port, clusters, filters, steering)
@@ -164,6 +169,14 @@ def sluice_counters(admin_port):
                               metrics.format_labels(labels))
             counts[key] = counts.get(key, 0) + value
     return counts
+
+
+def heap_bytes(admin_port):
+    """sluice's bytes in live heap allocations (sluice_heap_allocated_bytes); nan where it has
+    no such count (an older build, or a sanitizer's allocator)."""
+    values = [value for name, _, value in metrics.samples(admin.scrape(admin_port))
+              if name == "sluice_heap_allocated_bytes"]
+    return values[0] if values else float("nan")
 
 
 def fd_limit(wrapper=()):
@@ -234,7 +247,7 @@ def start_proxy(name, work, port, tls_port, origin_port, cert, key, binary, tag=
                      "location / { proxy_pass http://origin; "
                      "proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
                      % (port, tls_port, cert, key), PROXY_CPU,
-                     upstream="upstream origin { server 127.0.0.1:%d; keepalive 1024; }"
+                     upstream="upstream origin { server 127.0.0.1:%d; keepalive 4096; }"
                      % origin_port)
         proc.wrapper = list(wrapper)
         return proc.start(), None
@@ -268,6 +281,10 @@ def main():
     parser.add_argument("--idle-connections", type=int, default=10000)
     parser.add_argument("--upstream-idle", type=int, default=1000,
                         help="clients that make the proxy open origin connections at once")
+    parser.add_argument("--upstream-warm", type=int, default=1100,
+                        help="clients sending a request at once before that, so that the "
+                        "proxies' caches of request state are full (sluice: 1,024 request "
+                        "heads per worker)")
     parser.add_argument("--syscall-requests", type=int, default=50000)
     parser.add_argument("--handshake-batches", type=int, default=4,
                         help="per round and proxy: batches of 500 full TLS handshakes")
@@ -278,7 +295,7 @@ def main():
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds, args.idle_connections, args.syscall_requests = 1, 1, 200, 2000
-        args.upstream_idle, args.instr_requests = 50, "200,1200"
+        args.upstream_idle, args.upstream_warm, args.instr_requests = 50, 20, "200,1200"
     instr_counts = tuple(int(n) for n in args.instr_requests.split(","))
     if len(instr_counts) != 2 or not 0 < instr_counts[0] < instr_counts[1]:
         sys.exit("--instr-requests: two counts, the smaller first (e.g. 2000,12000)")
@@ -373,17 +390,23 @@ def main():
                 print("system calls of %s not counted: %s" % (name, e), flush=True)
         for name in proxies:
             try:
+                heap = (lambda port=admin_ports[name]: heap_bytes(port)) if admin_ports.get(
+                    name) else None
                 idle[name] = idle_memory(plain[name], procs[name].worker_pids(),
                                          args.idle_connections, args.upstream_idle, origin_port,
                                          extra=headers[name],
-                                         cap=haproxy_maxconn() if name == "haproxy" else None)
+                                         cap=haproxy_maxconn() if name == "haproxy" else None,
+                                         warm=args.upstream_warm, heap=heap)
             except (OSError, RuntimeError) as e:
                 print("idle memory of %s not measured: %s" % (name, e), flush=True)
                 continue
             print("idle %-12s %.0f B per downstream connection (%d), %.0f B per pooled upstream "
-                  "connection (%d opened for %d clients)%s" % (
+                  "connection (%d opened for %d clients)%s%s" % (
                       name, idle[name]["down"], idle[name]["count"], idle[name]["up"],
                       idle[name]["pooled"], idle[name]["up_count"],
+                      "; live heap %.0f B and %.0f B" % (idle[name]["down_heap"],
+                                                         idle[name]["up_heap"])
+                      if idle[name]["down_heap"] == idle[name]["down_heap"] else "",
                       "; " + idle[name]["note"] if idle[name]["note"] else ""), flush=True)
             time.sleep(0 if args.quick else 2)  # let the closes settle before the next proxy
         # Fresh instances under callgrind, one at a time; the running ones stay idle.
@@ -464,6 +487,10 @@ def main():
                   "%s_idle_kib=%.2f" % (key, idle[name]["down"] / 1024 if name in idle else nan),
                   "%s_upstream_idle_kib=%.2f" % (key, idle[name]["up"] / 1024 if name in idle
                                                  else nan),
+                  "%s_idle_heap_kib=%.2f" % (key, idle[name]["down_heap"] / 1024
+                                             if name in idle else nan),
+                  "%s_upstream_idle_heap_kib=%.2f" % (key, idle[name]["up_heap"] / 1024
+                                                      if name in idle else nan),
                   "%s_handshake_us=%.0f" % (key, med(results[name]["hs"]))]
     pairs += ["idle_connections=%d" % idle.get("sluice", {}).get("count", 0),
               "upstream_idle_connections=%d" % idle.get("sluice", {}).get("pooled", 0)]

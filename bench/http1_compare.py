@@ -187,19 +187,29 @@ def upstream_connections(pids, origin_port):
     return count
 
 
-def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=None):
+def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=None, warm=0,
+                heap=None):
     """Resident memory of idle connections, in bytes per connection.
 
     Downstream: `count` keep-alive connections each make one request, one at a time (so the
     proxy reuses one origin connection: the figure is what an idle client connection keeps),
     then all wait while the proxy's resident memory is read. Upstream (upstream > 0, with the
-    origin's /slow, which answers about one request per millisecond): `upstream` more
+    origin's /slow, which answers about one request per millisecond): first `warm` more
+    connections send a request each at once and stay open, so that the proxy's caches of
+    request state fill (sluice keeps up to 1,024 request heads, 256 parsers and 256 buffers per
+    worker) and the origin connections they open go idle into its pool; then `upstream` more
     connections (plus as many as the proxy already pools), still holding the first ones, send
     a request each at once, so the proxy opens up to `upstream` new origin connections, which
     go idle into its pool with the answers. The growth is that burst's idle downstream
     connections (at the figure above) plus the new pooled ones; their share divided by the new
     origin connections counted (/proc/PID/net/tcp) is the upstream figure. Memory is only ever
-    added, so allocator caches cannot hide any of it.
+    added, so allocator caches cannot hide any of it; the resident growth of a burst also holds
+    the allocator's free memory (what the burst's requests used and gave back, on pages shared
+    with the new connections).
+
+    heap: a function returning the proxy's bytes in live heap allocations (sluice's
+    sluice_heap_allocated_bytes), or None; with it the result also has down_heap and up_heap:
+    the same figures counted in live allocations, which the allocator's free memory is not.
 
     Descriptors: the client's limit is raised to the hard limit (or beyond, when allowed); the
     count is capped by it, by the proxy's own limit and by `cap` (the proxy's connection cap),
@@ -207,22 +217,24 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
     asked for. Returns a dict: down (bytes per idle downstream connection), count (connections
     measured), note, and with upstream: up (bytes per idle pooled upstream connection), pooled
     (origin connections opened), up_count (downstream connections of that phase)."""
-    # Connections already idle in the proxy's pool (from earlier loads) would serve the first
-    # requests of the burst: it is made that much bigger, so `upstream` new ones open.
+    # Connections already idle in the proxy's pool (from earlier loads, and from the warm-up)
+    # would serve the first requests of the burst: it is made that much bigger, so `upstream`
+    # new ones open.
     if not origin_port:
-        upstream = 0
-    burst_size = upstream + (upstream_connections(pids, origin_port) if upstream else 0)
-    wanted = count + burst_size + FD_MARGIN
+        upstream = warm = 0
+    burst_size = (upstream + warm + upstream_connections(pids, origin_port)) if upstream else 0
+    later = warm + burst_size  # connections after the measured idle ones
+    wanted = count + later + FD_MARGIN
     client_limit = raise_fd_limit(wanted)
     proxy_limit = min(open_files_limit(p) for p in pids)
     limits = {"this client's descriptor limit (hard %d%s)" % (
                   resource.getrlimit(resource.RLIMIT_NOFILE)[1],
                   ", not raisable here" if client_limit < wanted else ""):
-              client_limit - burst_size - FD_MARGIN,
+              client_limit - later - FD_MARGIN,
               "the proxy's descriptor limit (%d)" % proxy_limit:
-              proxy_limit - 2 * burst_size - FD_MARGIN}
+              proxy_limit - 2 * later - FD_MARGIN}
     if cap:
-        limits["the proxy's connection cap (%d)" % cap] = cap - burst_size - 100
+        limits["the proxy's connection cap (%d)" % cap] = cap - later - 100
     measured, note = count, ""
     for reason, allowed in sorted(limits.items(), key=lambda kv: kv[1]):
         if allowed < measured:
@@ -232,44 +244,62 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
     request = ("GET / HTTP/1.1\r\nHost: bench\r\n%s\r\n" % fields).encode()
     slow = ("GET /slow HTTP/1.1\r\nHost: bench\r\n%s\r\n" % fields).encode()
     sockets = []
+    heap = heap or (lambda: float("nan"))
     try:
-        before = rss_kib(pids)
+        before, heap_before = rss_kib(pids), heap()
         for i in range(measured):
             s = connect_from(port, i)
             sockets.append(s)
             s.sendall(request)
             read_response(s)
         time.sleep(1.0)
-        after = rss_kib(pids)
-        result = {"down": (after - before) * 1024 / measured, "count": measured, "note": note}
+        after, heap_after = rss_kib(pids), heap()
+        result = {"down": (after - before) * 1024 / measured, "count": measured, "note": note,
+                  "down_heap": (heap_after - heap_before) / measured}
         if upstream:
-            pooled_before = upstream_connections(pids, origin_port)
-            burst = [connect_from(port, measured + i) for i in range(burst_size)]
-            sockets.extend(burst)
-            time.sleep(0.5)  # every connection accepted before the first request
-            for s in burst:
-                s.sendall(slow)
             refused = 0
-            for s in burst:
-                s.settimeout(60)
-                try:  # a proxy may refuse part of the burst (sluice-full's shedding): counted
-                    refused += not read_response(s, b"\r\n\r\n").startswith(b"HTTP/1.1 200")
-                except (OSError, RuntimeError):
-                    refused += 1
+            if warm:
+                refused += slow_burst(port, sockets, measured, warm, slow)
+                time.sleep(1.0)
+            after, heap_after = rss_kib(pids), heap()
+            pooled_before = upstream_connections(pids, origin_port)
+            burst_size = upstream + pooled_before
+            refused += slow_burst(port, sockets, measured + warm, burst_size, slow)
             if refused:
                 result["note"] = "; ".join(filter(None, [
-                    note, "%d of the %d burst requests refused or failed" % (refused,
-                                                                             burst_size)]))
+                    note, "%d of the %d burst requests refused or failed" % (
+                        refused, warm + burst_size)]))
             time.sleep(1.0)
-            grown = (rss_kib(pids) - after) * 1024
+            grown, heap_grown = (rss_kib(pids) - after) * 1024, heap() - heap_after
             pooled = upstream_connections(pids, origin_port) - pooled_before
+            per_pooled = lambda growth, down: ((growth - burst_size * down) / pooled  # noqa: E731
+                                               if pooled else float("nan"))
             result.update(pooled=pooled, up_count=burst_size,
-                          up=(grown - burst_size * result["down"]) / pooled if pooled else
-                          float("nan"))
+                          up=per_pooled(grown, result["down"]),
+                          up_heap=per_pooled(heap_grown, result["down_heap"]))
         return result
     finally:
         for s in sockets:
             s.close()
+
+
+def slow_burst(port, sockets, first, size, request):
+    """`size` new connections (source indexes from `first`, appended to `sockets`) send
+    `request` at once, once all are accepted; returns how many were refused or failed (a proxy
+    may refuse part of a burst: sluice-full's shedding)."""
+    burst = [connect_from(port, first + i) for i in range(size)]
+    sockets.extend(burst)
+    time.sleep(0.5)  # every connection accepted before the first request
+    for s in burst:
+        s.sendall(request)
+    refused = 0
+    for s in burst:
+        s.settimeout(60)
+        try:
+            refused += not read_response(s, b"\r\n\r\n").startswith(b"HTTP/1.1 200")
+        except (OSError, RuntimeError):
+            refused += 1
+    return refused
 
 
 def idle_rss_per_connection(port, pids, count, extra=()):

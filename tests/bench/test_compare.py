@@ -45,6 +45,11 @@ class CompareSmoke(unittest.TestCase):
             self.assertIn(key + "_allocs", fields)
             # Full TLS handshakes cost hundreds of microseconds of CPU, never nothing.
             self.assertGreater(float(fields[key + "_handshake_us"]), 10, line.group(0))
+        # sluice's idle connections also in live heap bytes (never there under a sanitizer,
+        # which these runs are not): a connection holds hundreds of bytes, never nothing.
+        for key in ("sluice", "full"):
+            self.assertGreater(float(fields[key + "_idle_heap_kib"]), 0.1, line.group(0))
+            self.assertIn(key + "_upstream_idle_heap_kib", fields)
         # The plain path allocates nothing per request: what the runs' difference holds is the
         # control thread's periodic work (one allocation per request would show as 1.0).
         self.assertLess(float(fields["sluice_allocs"]), 0.1, line.group(0))
