@@ -12,13 +12,14 @@ namespace {
 constexpr size_t kMaxLanes = (kMaxRegions + SipLanes::kLanes) / SipLanes::kLanes * SipLanes::kLanes;
 
 // From this evacuated fraction on, Decide hashes a member's bucket and its first scores in one
-// four-lane pass, and ranks the saviors whether the member moves or not. Below it most members
-// stay: the bucket alone (one scalar hash, about 3/4 of the pass) costs less on average, and the
-// pass and the ranking follow only for those who move.
+// four-lane pass (and with at most three candidates ranks them whether the member moves or not).
+// Below it most members stay: the bucket alone (one scalar hash, about 3/4 of the pass) costs
+// less on average, and the pass and the ranking follow only for those who move.
 constexpr uint32_t kOnePassFrom = kBasisPoints / 4;
 
 // `yes` if `condition`, else `no`, by masks: the compiler may turn a ?: (or an if) into a branch
-// where it judges one cheaper, and a branch on a coin toss is mispredicted half of the time.
+// where it judges one cheaper (GCC did, in one version of Decide), and a branch on a coin toss
+// is mispredicted half of the time.
 inline int SelectWithoutBranch(bool condition, int yes, int no) {
   const int all_if = -static_cast<int>(condition);  // every bit set when `condition`
   return no ^ ((yes ^ no) & all_if);
@@ -118,17 +119,21 @@ SteeringDecision Decide(const SteeringTable& table, const MemberRequest& request
       SipHash24x4(plan.lanes[0], request.member, lanes);
       hashed_groups = 1;
       moves = lanes[0] % kBasisPoints < evacuated_bp;
-      // From a quarter to nearly all members moving, whether this one does is close to a coin
-      // toss for the branch predictor: a branch on it would be mispredicted for up to every
-      // other request, after the whole hash. So the savior is ranked either way, and the answer
-      // taken without a branch. A member with no savior, or a target this node cannot reach, is
-      // rare and decided below (the ranking done again).
-      const int savior = HighestScore(plan, request.member, request.unreachable, 1, lanes);
-      if (savior >= 0 && !target_unreachable) {
-        const int region = SelectWithoutBranch(moves, savior, target);
-        const auto why = static_cast<SteeringReason>(SelectWithoutBranch(
-            moves, static_cast<int>(SteeringReason::kEvacuated), static_cast<int>(reason)));
-        return {region, region != local, why};
+      // From a quarter to nearly all members moving, whether this one does is hard to predict:
+      // a branch on it would be mispredicted for up to every other request (at 50 %), after the
+      // whole hash. So when that one pass holds every candidate's hash (at most three), the
+      // savior is ranked either way and the answer taken without a branch. With more
+      // candidates, ranking those who stay would cost another pass: the branch is cheaper. A
+      // member with no savior, or a target this node cannot reach, is rare and decided below
+      // (the ranking done again).
+      if (plan.lanes.size() == 1) {
+        const int savior = HighestScore(plan, request.member, request.unreachable, 1, lanes);
+        if (savior >= 0 && !target_unreachable) {
+          const int region = SelectWithoutBranch(moves, savior, target);
+          const auto why = static_cast<SteeringReason>(SelectWithoutBranch(
+              moves, static_cast<int>(SteeringReason::kEvacuated), static_cast<int>(reason)));
+          return {region, region != local, why};
+        }
       }
     }
     if (moves) {
