@@ -6,11 +6,13 @@
 
 namespace sluice {
 
-// AddressSanitizer replaces malloc: glibc's counts would describe a heap nobody uses.
-#if defined(__SANITIZE_ADDRESS__)
+// The sanitizers that replace malloc (address, thread, memory, hwaddress): glibc's counts would
+// describe a heap nobody uses. UndefinedBehaviorSanitizer alone keeps glibc's malloc.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SLUICE_HEAP_COUNTS 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer) || __has_feature(hwaddress_sanitizer)
 #define SLUICE_HEAP_COUNTS 0
 #endif
 #endif

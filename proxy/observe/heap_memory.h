@@ -1,8 +1,9 @@
 // What the process's heap holds, as glibc's malloc counts it: the bytes in live allocations
 // and the bytes it got from the system for them. Their difference is free memory malloc keeps
-// for later (after a burst of concurrent requests, say), which the resident size counts too;
-// so the live bytes are what connections and caches actually hold, whatever the allocator's
-// history.
+// for later (after a burst of concurrent requests, say), much of which stays resident; so the
+// live bytes are what connections and caches actually hold, whatever the allocator's history.
+// "Live" as malloc sees it: chunk headers, and the few freed chunks each thread keeps in its
+// own small cache (tcache: at most 7 per size, up to about 1 KiB), count as in use.
 #ifndef SLUICE_PROXY_OBSERVE_HEAP_MEMORY_H_
 #define SLUICE_PROXY_OBSERVE_HEAP_MEMORY_H_
 
