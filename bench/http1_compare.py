@@ -202,28 +202,34 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
     a request each at once, so the proxy opens up to `upstream` new origin connections, which
     go idle into its pool with the answers. The growth is that burst's idle downstream
     connections (at the figure above) plus the new pooled ones; their share divided by the new
-    origin connections counted (/proc/PID/net/tcp) is the upstream figure. Memory is only ever
-    added, so allocator caches cannot hide any of it; the resident growth of a burst also holds
-    the allocator's free memory (what the burst's requests used and gave back, on pages shared
-    with the new connections).
+    origin connections counted (/proc/PID/net/tcp) is the upstream figure. Resident memory is
+    only ever added, so allocator caches cannot hide any of it; the resident growth of a burst
+    also holds the allocator's free memory (what the burst's requests used and gave back, on
+    pages shared with the new connections).
 
     heap: a function returning the proxy's bytes in live heap allocations (sluice's
     sluice_heap_allocated_bytes), or None; with it the result also has down_heap and up_heap:
-    the same figures counted in live allocations, which the allocator's free memory is not.
+    the same figures counted in live allocations, which the allocator's free memory is not
+    (nan without it). Live bytes also fall when the proxy frees something meanwhile (pooled
+    connections timing out), so over a few hundred connections they are rough. Each reading
+    scrapes the heap count before the resident size, so the scrape's own memory is in both
+    readings of a pair.
 
     Descriptors: the client's limit is raised to the hard limit (or beyond, when allowed); the
     count is capped by it, by the proxy's own limit and by `cap` (the proxy's connection cap),
     leaving FD_MARGIN spare, and `note` says why when the count measured is below the one
     asked for. Returns a dict: down (bytes per idle downstream connection), count (connections
-    measured), note, and with upstream: up (bytes per idle pooled upstream connection), pooled
-    (origin connections opened), up_count (downstream connections of that phase)."""
+    measured), note, down_heap, and with upstream: up (bytes per idle pooled upstream
+    connection), up_heap, pooled (origin connections opened), up_count (downstream connections
+    of that phase); without it up and up_heap are nan, pooled and up_count 0."""
     # Connections already idle in the proxy's pool (from earlier loads, and from the warm-up)
     # would serve the first requests of the burst: it is made that much bigger, so `upstream`
     # new ones open.
-    if not origin_port:
+    if not origin_port or not upstream:
         upstream = warm = 0
+    # At most: the warm-up's origin connections all pooled, and in the burst.
     burst_size = (upstream + warm + upstream_connections(pids, origin_port)) if upstream else 0
-    later = warm + burst_size  # connections after the measured idle ones
+    later = warm + burst_size  # client connections after the measured idle ones
     wanted = count + later + FD_MARGIN
     client_limit = raise_fd_limit(wanted)
     proxy_limit = min(open_files_limit(p) for p in pids)
@@ -232,7 +238,7 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
                   ", not raisable here" if client_limit < wanted else ""):
               client_limit - later - FD_MARGIN,
               "the proxy's descriptor limit (%d)" % proxy_limit:
-              proxy_limit - 2 * later - FD_MARGIN}
+              proxy_limit - warm - 2 * burst_size - FD_MARGIN}  # + an origin one per burst one
     if cap:
         limits["the proxy's connection cap (%d)" % cap] = cap - later - 100
     measured, note = count, ""
@@ -245,23 +251,30 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
     slow = ("GET /slow HTTP/1.1\r\nHost: bench\r\n%s\r\n" % fields).encode()
     sockets = []
     heap = heap or (lambda: float("nan"))
+
+    def reading():  # (resident KiB, live heap bytes): the heap scraped first
+        live = heap()
+        return rss_kib(pids), live
+
     try:
-        before, heap_before = rss_kib(pids), heap()
+        before, heap_before = reading()
         for i in range(measured):
             s = connect_from(port, i)
             sockets.append(s)
             s.sendall(request)
             read_response(s)
         time.sleep(1.0)
-        after, heap_after = rss_kib(pids), heap()
+        after, heap_after = reading()
+        nan = float("nan")
         result = {"down": (after - before) * 1024 / measured, "count": measured, "note": note,
-                  "down_heap": (heap_after - heap_before) / measured}
+                  "down_heap": (heap_after - heap_before) / measured,
+                  "up": nan, "up_heap": nan, "pooled": 0, "up_count": 0}
         if upstream:
             refused = 0
             if warm:
                 refused += slow_burst(port, sockets, measured, warm, slow)
                 time.sleep(1.0)
-            after, heap_after = rss_kib(pids), heap()
+            after, heap_after = reading()
             pooled_before = upstream_connections(pids, origin_port)
             burst_size = upstream + pooled_before
             refused += slow_burst(port, sockets, measured + warm, burst_size, slow)
@@ -270,10 +283,11 @@ def idle_memory(port, pids, count, upstream=0, origin_port=None, extra=(), cap=N
                     note, "%d of the %d burst requests refused or failed" % (
                         refused, warm + burst_size)]))
             time.sleep(1.0)
-            grown, heap_grown = (rss_kib(pids) - after) * 1024, heap() - heap_after
+            rss_end, heap_end = reading()
+            grown, heap_grown = (rss_end - after) * 1024, heap_end - heap_after
             pooled = upstream_connections(pids, origin_port) - pooled_before
             per_pooled = lambda growth, down: ((growth - burst_size * down) / pooled  # noqa: E731
-                                               if pooled else float("nan"))
+                                               if pooled else nan)
             result.update(pooled=pooled, up_count=burst_size,
                           up=per_pooled(grown, result["down"]),
                           up_heap=per_pooled(heap_grown, result["down_heap"]))

@@ -1,5 +1,6 @@
 """bench/compare.py starts every proxy, drives each, and prints a table that parses: a tiny run
 (--quick), so the suite knows the harness works; the figures themselves come from full runs."""
+import math
 import os
 import re
 import subprocess
@@ -45,11 +46,12 @@ class CompareSmoke(unittest.TestCase):
             self.assertIn(key + "_allocs", fields)
             # Full TLS handshakes cost hundreds of microseconds of CPU, never nothing.
             self.assertGreater(float(fields[key + "_handshake_us"]), 10, line.group(0))
-        # sluice's idle connections also in live heap bytes (never there under a sanitizer,
-        # which these runs are not): a connection holds hundreds of bytes, never nothing.
+        # sluice's idle figures also in live heap bytes, read from its /metrics (nan when the
+        # count is missing; the quick run's few hundred connections make the value itself
+        # rough, see idle_memory).
         for key in ("sluice", "full"):
-            self.assertGreater(float(fields[key + "_idle_heap_kib"]), 0.1, line.group(0))
-            self.assertIn(key + "_upstream_idle_heap_kib", fields)
+            for field in ("_idle_heap_kib", "_upstream_idle_heap_kib"):
+                self.assertFalse(math.isnan(float(fields[key + field])), line.group(0))
         # The plain path allocates nothing per request: what the runs' difference holds is the
         # control thread's periodic work (one allocation per request would show as 1.0).
         self.assertLess(float(fields["sluice_allocs"]), 0.1, line.group(0))
