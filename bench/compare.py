@@ -24,11 +24,11 @@ Table:
     at once to the origin's rate-limited /slow, so the proxy opens up to 1,000 origin
     connections, which then wait in its pool; 1,100 clients did the same before, so that
     caches of request state are full; sluice and nginx keep up to 4,096 idle origin
-    connections here, so both bursts' stay pooled); bench/http1_compare.py idle_memory. For sluice also in
-    live heap allocations (sluice_heap_allocated_bytes), which the allocator's free memory after
-    the burst is not. The count is
-    capped by the descriptor limits (this process's hard limit, the proxy's), and a line says
-    so when fewer connections were measured than asked for;
+    connections here, so both bursts' stay pooled); bench/http1_compare.py idle_memory. For
+    sluice also in live heap allocations (sluice_heap_allocated_bytes), which the allocator's
+    free memory after the burst is not. The count is capped by the descriptor limits (this
+    process's hard limit, the proxy's), and a line says so when fewer connections were
+    measured than asked for;
   - HTTP/2 over TLS, h2load 50 connections x 10 streams: requests/s, mean, vs nginx;
   - proxy CPU time per full TLS 1.3 handshake (ECDHE X25519 + ECDSA P-256), each on a new
     connection carrying one HTTP/2 request, 500 at a time (bench/h2_compare.py handshakes).
@@ -41,11 +41,12 @@ refactor shows there that nothing got slower.
 The last line is for machines: "compare:" and key=value pairs, per row (nginx, haproxy,
 nghttpx, sluice, full = sluice-full, baseline, baseline_full): <row>_instr (instructions per
 request), <row>_allocs (calls to malloc, calloc and realloc per request in the same callgrind
-runs, every thread of the workers counted), <row>_idle_kib (KiB per idle downstream connection), <row>_upstream_idle_kib (KiB per
-idle pooled upstream connection), <row>_idle_heap_kib and <row>_upstream_idle_heap_kib (the same
-in sluice's live heap allocations, nan for the other proxies), <row>_handshake_us (CPU per full TLS handshake); then idle_connections and upstream_idle_connections (what
-sluice's figures were measured over: clients, and origin connections it opened). A figure not
-measured is "nan".
+runs, every thread of the workers counted), <row>_idle_kib (KiB per idle downstream
+connection), <row>_upstream_idle_kib (KiB per idle pooled upstream connection),
+<row>_idle_heap_kib and <row>_upstream_idle_heap_kib (the same in sluice's live heap
+allocations, nan for the other proxies), <row>_handshake_us (CPU per full TLS handshake); then
+idle_connections and upstream_idle_connections (what sluice's figures were measured over:
+clients, and origin connections it opened). A figure not measured is "nan".
 
 Usage: bench/compare.py [--sluice build/proxy/sluice] [--duration 10] [--rounds 3]
                         [--baseline OLD_BINARY] [--instr-requests 2000,12000]

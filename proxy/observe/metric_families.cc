@@ -386,7 +386,7 @@ std::vector<MetricFamily> BuildFamilies() {
        }},
       {"sluice_heap_bytes",
        "Bytes malloc holds from the system for the heap; beyond sluice_heap_allocated_bytes, "
-       "free memory it keeps for reuse (after a burst, say), which the resident size counts too.",
+       "free memory it keeps for reuse (after a burst, say), much of it still resident.",
        T::kGauge,
        {},
        [](const MetricSources& s, MetricSink& sink) {
